@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * Build: compile strict TypeScript to CommonJS in dist/, then lay out each node the way
+ * Node-RED's loader wants it: dist/nodes/<name>/<name>.js beside <name>.html, locales/ and icons/.
+ */
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const root = path.resolve(__dirname, '..');
+const dist = path.join(root, 'dist');
+
+function copyDir(from, to) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const src = path.join(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) copyDir(src, dst);
+    else fs.copyFileSync(src, dst);
+  }
+}
+
+function build() {
+  const tsc = require.resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
+  const nodesDir = path.join(root, 'nodes');
+  const icons = path.join(root, 'icons');
+  for (const name of fs.readdirSync(nodesDir)) {
+    const dir = path.join(nodesDir, name);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    const out = path.join(dist, 'nodes', name);
+    fs.mkdirSync(out, { recursive: true });
+    for (const f of fs.readdirSync(dir)) {
+      if (f.endsWith('.html')) fs.copyFileSync(path.join(dir, f), path.join(out, f));
+    }
+    if (fs.existsSync(path.join(dir, 'locales'))) copyDir(path.join(dir, 'locales'), path.join(out, 'locales'));
+    if (fs.existsSync(icons)) copyDir(icons, path.join(out, 'icons'));
+  }
+  fs.writeFileSync(path.join(dist, '.build-stamp'), new Date().toISOString() + '\n');
+}
+
+/** Newest modification time of the sources the build reads. */
+function newestSource() {
+  let newest = 0;
+  const walk = (p) => {
+    if (!fs.existsSync(p)) return;
+    const st = fs.statSync(p);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    else newest = Math.max(newest, st.mtimeMs);
+  };
+  for (const d of ['src', 'nodes', 'bench', 'icons', 'tsconfig.json', 'tsconfig.build.json']) walk(path.join(root, d));
+  return newest;
+}
+
+/** True when dist/ is missing or older than a source file. */
+function needsBuild() {
+  const stamp = path.join(dist, '.build-stamp');
+  if (!fs.existsSync(stamp)) return true;
+  return newestSource() > fs.statSync(stamp).mtimeMs;
+}
+
+module.exports = { build, needsBuild };
+
+if (require.main === module) {
+  try {
+    build();
+  } catch (err) {
+    console.error('build failed');
+    process.exit(1);
+  }
+}

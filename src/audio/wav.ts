@@ -1,0 +1,163 @@
+/**
+ * WAV (RIFF) reading and writing for what Asterisk plays and records: PCM 16-bit little endian.
+ * Also carries the simulator's `simu` chunk (UTF-8 text of a simulated utterance).
+ */
+
+export interface PcmAudio {
+  sampleRate: number;
+  channels: number;
+  /** Interleaved 16-bit samples. */
+  samples: Int16Array;
+}
+
+export interface ParsedWav extends PcmAudio {
+  bitsPerSample: number;
+  durationMs: number;
+  /** Text of the `simu` chunk when present (simulated utterance). */
+  simText?: string;
+}
+
+export class WavError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WavError';
+  }
+}
+
+/** Parse a RIFF/WAVE buffer with 16-bit PCM data. Throws WavError on anything else. */
+export function parseWav(buf: Buffer): ParsedWav {
+  if (buf.length < 12 || buf.toString('ascii', 0, 4) !== 'RIFF' || buf.toString('ascii', 8, 12) !== 'WAVE') {
+    throw new WavError('not a RIFF/WAVE file');
+  }
+  let off = 12;
+  let fmt: { format: number; channels: number; sampleRate: number; bits: number } | undefined;
+  let data: Buffer | undefined;
+  let simText: string | undefined;
+  while (off + 8 <= buf.length) {
+    const id = buf.toString('ascii', off, off + 4);
+    let size = buf.readUInt32LE(off + 4);
+    const start = off + 8;
+    // Streams written before their length was known (e.g. by a pipe) carry 0 or 0xFFFFFFFF.
+    if (id === 'data' && (size === 0 || size === 0xffffffff || start + size > buf.length)) size = buf.length - start;
+    const body = buf.subarray(start, Math.min(buf.length, start + size));
+    if (id === 'fmt ') {
+      if (body.length < 16) throw new WavError('fmt chunk too short');
+      fmt = { format: body.readUInt16LE(0), channels: body.readUInt16LE(2), sampleRate: body.readUInt32LE(4), bits: body.readUInt16LE(14) };
+    } else if (id === 'data') {
+      data = body;
+    } else if (id === 'simu') {
+      simText = body.toString('utf8');
+    }
+    off = start + size + (size % 2);
+  }
+  if (!fmt) throw new WavError('missing fmt chunk');
+  if (!data) throw new WavError('missing data chunk');
+  // 1 = PCM, 0xFFFE = WAVE_FORMAT_EXTENSIBLE (espeak-ng and sox may write it for PCM too)
+  if ((fmt.format !== 1 && fmt.format !== 0xfffe) || fmt.bits !== 16) {
+    throw new WavError(`unsupported WAV encoding (format ${fmt.format}, ${fmt.bits} bits); 16-bit PCM expected`);
+  }
+  const count = Math.floor(data.length / 2);
+  const samples = new Int16Array(count);
+  for (let i = 0; i < count; i++) samples[i] = data.readInt16LE(i * 2);
+  const frames = count / fmt.channels;
+  return {
+    sampleRate: fmt.sampleRate,
+    channels: fmt.channels,
+    bitsPerSample: 16,
+    samples,
+    durationMs: fmt.sampleRate > 0 ? Math.round((frames * 1000) / fmt.sampleRate) : 0,
+    simText,
+  };
+}
+
+/** Encode PCM as a 16-bit WAV; `simText` adds a `simu` chunk after the data. */
+export function encodeWav(audio: PcmAudio, simText?: string): Buffer {
+  const dataLen = audio.samples.length * 2;
+  const simBuf = simText !== undefined ? Buffer.from(simText, 'utf8') : undefined;
+  const simLen = simBuf ? 8 + simBuf.length + (simBuf.length % 2) : 0;
+  const buf = Buffer.alloc(44 + dataLen + simLen);
+  buf.write('RIFF', 0, 'ascii');
+  buf.writeUInt32LE(36 + dataLen + simLen, 4);
+  buf.write('WAVE', 8, 'ascii');
+  buf.write('fmt ', 12, 'ascii');
+  buf.writeUInt32LE(16, 16);
+  buf.writeUInt16LE(1, 20);
+  buf.writeUInt16LE(audio.channels, 22);
+  buf.writeUInt32LE(audio.sampleRate, 24);
+  buf.writeUInt32LE(audio.sampleRate * audio.channels * 2, 28);
+  buf.writeUInt16LE(audio.channels * 2, 32);
+  buf.writeUInt16LE(16, 34);
+  buf.write('data', 36, 'ascii');
+  buf.writeUInt32LE(dataLen, 40);
+  for (let i = 0; i < audio.samples.length; i++) buf.writeInt16LE(audio.samples[i], 44 + i * 2);
+  if (simBuf) {
+    const o = 44 + dataLen;
+    buf.write('simu', o, 'ascii');
+    buf.writeUInt32LE(simBuf.length, o + 4);
+    simBuf.copy(buf, o + 8);
+  }
+  return buf;
+}
+
+/** Duration in ms of a WAV buffer (0 when it cannot be parsed). */
+export function wavDurationMs(buf: Buffer): number {
+  try {
+    return parseWav(buf).durationMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** Mix interleaved channels down to mono. */
+export function toMono(audio: PcmAudio): PcmAudio {
+  if (audio.channels === 1) return audio;
+  const frames = Math.floor(audio.samples.length / audio.channels);
+  const out = new Int16Array(frames);
+  for (let f = 0; f < frames; f++) {
+    let sum = 0;
+    for (let c = 0; c < audio.channels; c++) sum += audio.samples[f * audio.channels + c];
+    out[f] = Math.round(sum / audio.channels);
+  }
+  return { sampleRate: audio.sampleRate, channels: 1, samples: out };
+}
+
+/**
+ * Resample mono PCM with a windowed-sinc low-pass filter (band-limited, so downsampling to 8 kHz
+ * does not alias). Not sample dropping.
+ */
+export function resample(audio: PcmAudio, targetRate: number): PcmAudio {
+  const mono = toMono(audio);
+  const src = mono.samples;
+  const from = mono.sampleRate;
+  if (from === targetRate) return mono;
+  const ratio = targetRate / from;
+  const outLen = Math.floor(src.length * ratio);
+  const out = new Int16Array(outLen);
+  const cutoff = Math.min(1, ratio) * 0.95; // normalised to the source Nyquist
+  const half = 16; // taps on each side, in source samples scaled by 1/cutoff
+  const width = Math.ceil(half / cutoff);
+  for (let i = 0; i < outLen; i++) {
+    const center = i / ratio;
+    const lo = Math.max(0, Math.floor(center) - width + 1);
+    const hi = Math.min(src.length - 1, Math.floor(center) + width);
+    let acc = 0;
+    let norm = 0;
+    for (let j = lo; j <= hi; j++) {
+      const x = (j - center) * cutoff;
+      const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
+      const w = 0.5 + 0.5 * Math.cos((Math.PI * (j - center)) / (width + 1)); // Hann window
+      const k = sinc * w;
+      acc += src[j] * k;
+      norm += k;
+    }
+    const v = norm !== 0 ? acc / norm : 0;
+    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v);
+  }
+  return { sampleRate: targetRate, channels: 1, samples: out };
+}
+
+/** Convert any 16-bit PCM WAV to what Asterisk plays: 8 kHz, 16-bit, mono. */
+export function toAsteriskWav(buf: Buffer): Buffer {
+  const parsed = parseWav(buf);
+  return encodeWav(resample(parsed, 8000), parsed.simText);
+}

@@ -1,0 +1,190 @@
+/**
+ * One small interface over PostgreSQL (`pg`) and PGlite (embedded Postgres in WASM).
+ * Both run the same SQL; migrations run on open.
+ */
+import fs from 'fs';
+import path from 'path';
+import { Pool, types as pgTypes } from 'pg';
+import type { PGlite as PGliteType } from '@electric-sql/pglite';
+import { DialerError } from '../util/errors';
+import { runMigrations } from './migrate';
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pg' | 'pglite';
+  /** Human description without secrets (e.g. `postgresql://host:5432/db` or `pglite:/data/db`). */
+  readonly description: string;
+  /** Run `fn` inside one transaction on one connection; commits on success, rolls back on throw. */
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** postgres:// URL; absent: embedded PGlite in `dataDir`. */
+  url?: string;
+  /** Directory of the embedded database (PGlite); `memory://` for a throwaway in-memory one. */
+  dataDir?: string;
+  /** Pool size for PostgreSQL (default 10). */
+  poolSize?: number;
+  /** Skip migrations (tests of the migrator itself). */
+  migrate?: boolean;
+}
+
+// int8 (count(*), sums) as JS numbers: our ids are int4 and counts stay far below 2^53.
+pgTypes.setTypeParser(20, (v: string) => Number(v));
+// numeric as number (rates, percentages)
+pgTypes.setTypeParser(1700, (v: string) => Number(v));
+
+/** Remove credentials from a database URL for logs and status lines. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+class PgDb implements Db {
+  readonly kind = 'pg' as const;
+  readonly description: string;
+  constructor(private readonly pool: Pool, url: string) {
+    this.description = redactUrl(url);
+  }
+  async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+    const r = await this.pool.query(sql, params as unknown[]);
+    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  }
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const q: Queryable = {
+        query: async <R>(sql: string, params?: unknown[]) => {
+          const r = await client.query(sql, params as unknown[]);
+          return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+        },
+      };
+      const out = await fn(q);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+class PgliteDb implements Db {
+  readonly kind = 'pglite' as const;
+  readonly description: string;
+  constructor(private readonly lite: PGliteType, dataDir: string) {
+    this.description = `pglite:${dataDir}`;
+  }
+  async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+    const r = await this.lite.query<T>(sql, params as unknown[]);
+    return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+  }
+  async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.lite.transaction(async (t) => {
+      const q: Queryable = {
+        query: async <R>(sql: string, params?: unknown[]) => {
+          const r = await t.query<R>(sql, params as unknown[]);
+          return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+        },
+      };
+      return fn(q);
+    }) as Promise<T>;
+  }
+  async close(): Promise<void> {
+    if (!this.lite.closed) await this.lite.close();
+  }
+}
+
+/** Open the store and run pending migrations. Throws a DialerError with one clear line on failure. */
+export async function openDb(opts: StoreOptions): Promise<Db> {
+  let db: Db;
+  if (opts.url) {
+    if (!/^postgres(ql)?:\/\//.test(opts.url)) {
+      throw new DialerError('store_bad_url', `DATABASE_URL must start with postgres:// or postgresql:// (got ${redactUrl(opts.url)})`);
+    }
+    const pool = new Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, connectionTimeoutMillis: 5000 });
+    pool.on('error', () => undefined); // idle client errors surface on the next query
+    db = new PgDb(pool, opts.url);
+    try {
+      await db.query('select 1');
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw new DialerError('store_unreachable', `cannot reach PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}`, { cause: err });
+    }
+  } else {
+    const dataDir = opts.dataDir ?? path.resolve('data', 'db');
+    if (dataDir !== 'memory://') fs.mkdirSync(dataDir, { recursive: true });
+    const { PGlite } = await import('@electric-sql/pglite');
+    let lite: PGliteType;
+    try {
+      lite = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
+    } catch (err) {
+      throw new DialerError('store_open_failed', `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`, { cause: err });
+    }
+    db = new PgliteDb(lite, dataDir);
+  }
+  if (opts.migrate !== false) {
+    try {
+      await runMigrations(db);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  return db;
+}
+
+/**
+ * Process-wide sharing: config nodes, the runtime and the HTTP API share one Db per URL/data dir
+ * (a PGlite directory can be opened only once per process). Reference counted.
+ */
+const shared = new Map<string, { db: Promise<Db>; refs: number }>();
+
+function keyOf(opts: StoreOptions): string {
+  return opts.url ? `url:${opts.url}` : `dir:${path.resolve(opts.dataDir ?? path.join('data', 'db'))}`;
+}
+
+export function acquireDb(opts: StoreOptions): Promise<Db> {
+  const key = keyOf(opts);
+  let entry = shared.get(key);
+  if (!entry) {
+    const p = openDb(opts);
+    entry = { db: p, refs: 0 };
+    shared.set(key, entry);
+    p.catch(() => shared.delete(key));
+  }
+  entry.refs++;
+  return entry.db;
+}
+
+export async function releaseDb(opts: StoreOptions): Promise<void> {
+  const key = keyOf(opts);
+  const entry = shared.get(key);
+  if (!entry) return;
+  entry.refs--;
+  if (entry.refs <= 0) {
+    shared.delete(key);
+    const db = await entry.db.catch(() => undefined);
+    await db?.close();
+  }
+}

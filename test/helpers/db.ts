@@ -1,0 +1,71 @@
+/**
+ * Databases the store suites run on: PGlite always, and the PostgreSQL server when DATABASE_URL is set.
+ * Each PostgreSQL run gets its own schema-isolated database so suites can run in parallel.
+ */
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { Client } from 'pg';
+import { openDb, type Db, type StoreOptions } from '../../src/store/db';
+
+export interface DbTarget {
+  name: string;
+  open(opts?: Partial<StoreOptions>): Promise<Db>;
+  /** Options that open the same database again (a second runtime / worker). */
+  options(): StoreOptions;
+  cleanup(): Promise<void>;
+}
+
+let counter = 0;
+
+export function pgliteTarget(): DbTarget {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-pglite-'));
+  return {
+    name: 'pglite',
+    options: () => ({ dataDir: dir }),
+    open: (opts) => openDb({ dataDir: dir, ...opts }),
+    cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A fresh database on the server named in DATABASE_URL, dropped on cleanup. */
+export function postgresTarget(baseUrl: string): DbTarget {
+  const name = `aid_test_${process.pid}_${Date.now().toString(36)}_${counter++}`;
+  const url = new URL(baseUrl);
+  const adminUrl = baseUrl;
+  url.pathname = `/${name}`;
+  let created = false;
+  const ensure = async () => {
+    if (created) return;
+    const c = new Client({ connectionString: adminUrl });
+    await c.connect();
+    await c.query(`create database ${name}`);
+    await c.end();
+    created = true;
+  };
+  return {
+    name: 'postgres',
+    options: () => ({ url: url.toString() }),
+    open: async (opts) => {
+      await ensure();
+      return openDb({ url: url.toString(), ...opts });
+    },
+    cleanup: async () => {
+      if (!created) return;
+      const c = new Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+/** The targets to run a store suite on: [pglite] plus [postgres] when DATABASE_URL is set. */
+export function dbTargets(): Array<() => DbTarget> {
+  const list: Array<() => DbTarget> = [pgliteTarget];
+  const url = process.env.DATABASE_URL;
+  if (url) list.push(() => postgresTarget(url));
+  return list;
+}
+
+export const targetNames = (): string[] => (process.env.DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']);
