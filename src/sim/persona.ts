@@ -1,0 +1,67 @@
+/**
+ * A simulated callee: how the phone answers (ARI side) and what the person says and does once the
+ * conversation runs (AGI side). Both halves of the simulator read the same persona.
+ */
+
+export type DialBehaviour = 'answer' | 'busy' | 'no_answer' | 'congestion' | 'unreachable';
+
+export interface Utterance {
+  /** What the callee says (written into the recording's WAV, with the text in a `simu` chunk). */
+  text?: string;
+  /** A real WAV file to return instead of synthesising. */
+  wav?: string;
+  /** DTMF digit pressed during the recording (ends it with `(dtmf)`). */
+  dtmf?: string;
+  /** Silence before speaking, ms. */
+  pauseMs?: number;
+  /** Hang up in the middle of this recording (`(hangup)` reply, then `HANGUP`). */
+  hangup?: boolean;
+}
+
+export interface Persona {
+  name?: string;
+  dial?: {
+    behaviour: DialBehaviour;
+    /** Ring time before answering (or before busy/congestion is signalled), ms. */
+    ringMs?: number;
+  };
+  /** What Asterisk's AMD() would decide for this callee. */
+  amd?: 'HUMAN' | 'MACHINE' | 'NOTSURE';
+  /** Said in order, one per RECORD FILE; after the last one the callee stays silent. */
+  utterances?: Array<string | Utterance>;
+  /** Hang up during the Nth STREAM FILE (1-based), after N ms of it. */
+  hangupDuringPlayback?: { index: number; afterMs?: number };
+  /** Hang up after the call has been up this long, ms. */
+  hangupAfterMs?: number;
+}
+
+/** Normalise an utterance entry. */
+export function utteranceAt(p: Persona, index: number): Utterance | undefined {
+  const u = p.utterances?.[index];
+  if (u === undefined) return undefined;
+  return typeof u === 'string' ? { text: u } : u;
+}
+
+/**
+ * The demo's callees: the last digit of the number picks a behaviour, so a demo campaign of
+ * simulated numbers shows every path. Tests set personas explicitly instead.
+ */
+export function demoPersona(phone: string): Persona {
+  const d = Number(phone.replace(/\D/g, '').slice(-1) || '0');
+  switch (d) {
+    case 1:
+      return { name: 'busy', dial: { behaviour: 'busy', ringMs: 800 } };
+    case 2:
+      return { name: 'no answer', dial: { behaviour: 'no_answer' } };
+    case 3:
+      return { name: 'hangs up mid-call', dial: { behaviour: 'answer', ringMs: 1500 }, utterances: ['Who is this?', { text: 'I am busy', hangup: true }] };
+    case 4:
+      return { name: 'do not call', dial: { behaviour: 'answer', ringMs: 1200 }, utterances: ['Please do not call me again.'] };
+    default:
+      return {
+        name: 'talker',
+        dial: { behaviour: 'answer', ringMs: 1000 + d * 200 },
+        utterances: ['Yes, this is me.', 'Tuesday at ten works for me.', 'No, that is all, thank you.'],
+      };
+  }
+}

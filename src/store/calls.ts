@@ -1,0 +1,206 @@
+/**
+ * Call records and their turns: the journal every part of the lifecycle writes to.
+ * Status moves forward only: a final status is never overwritten by a late event.
+ */
+import type { Queryable } from './db';
+
+export type CallStatus =
+  | 'initiated'
+  | 'ringing'
+  | 'in_progress'
+  | 'completed'
+  | 'failed'
+  | 'no_answer'
+  | 'busy'
+  | 'congestion'
+  | 'cancelled';
+
+export const FINAL_STATUSES: readonly CallStatus[] = ['completed', 'failed', 'no_answer', 'busy', 'congestion', 'cancelled'];
+export const OPEN_STATUSES: readonly CallStatus[] = ['initiated', 'ringing', 'in_progress'];
+
+export interface CallRow {
+  id: number;
+  campaign_id: number | null;
+  contact_id: number | null;
+  direction: 'outbound' | 'inbound';
+  phone: string | null;
+  caller_id: string | null;
+  status: CallStatus;
+  outcome: string | null;
+  reason: string | null;
+  attempt: number;
+  hangup_cause: number | null;
+  dial_status: string | null;
+  amd_status: string | null;
+  amd_cause: string | null;
+  channel_id: string | null;
+  agi_uniqueid: string | null;
+  worker: string | null;
+  transcript: string | null;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  answered_at: Date | null;
+  ended_at: Date | null;
+  duration_ms: number | null;
+  talk_ms: number | null;
+}
+
+export interface TurnRow {
+  id: number;
+  call_id: number;
+  seq: number;
+  user_text: string | null;
+  bot_text: string | null;
+  confidence: number | null;
+  action: string | null;
+  record_ms: number | null;
+  stt_ms: number | null;
+  llm_ms: number | null;
+  tts_ms: number | null;
+  playback_ms: number | null;
+  total_ms: number | null;
+  engines: Record<string, unknown>;
+  error: string | null;
+  created_at: Date;
+}
+
+export interface TurnInput {
+  seq: number;
+  userText?: string | null;
+  botText?: string | null;
+  confidence?: number | null;
+  action?: string | null;
+  timing?: { recordMs?: number; sttMs?: number; llmMs?: number; ttsMs?: number; playbackMs?: number };
+  engines?: Record<string, unknown>;
+  error?: string | null;
+}
+
+const finalList = FINAL_STATUSES.map((s) => `'${s}'`).join(',');
+
+/** Create an inbound call record (outbound records are created by the campaign claim). */
+export async function createInboundCall(
+  q: Queryable,
+  c: { phone?: string | null; callerId?: string | null; channel?: string | null; uniqueid?: string | null; campaignId?: number | null },
+): Promise<CallRow> {
+  const r = await q.query<CallRow>(
+    `insert into calls (direction, phone, caller_id, status, channel_id, agi_uniqueid, campaign_id, answered_at)
+     values ('inbound', $1, $2, 'in_progress', $3, $4, $5, now()) returning *`,
+    [c.phone ?? null, c.callerId ?? null, c.channel ?? null, c.uniqueid ?? null, c.campaignId ?? null],
+  );
+  return r.rows[0];
+}
+
+/** The conversation started (AGI session arrived): status in_progress unless already final. */
+export async function markInProgress(q: Queryable, callId: number, c: { channel?: string | null; uniqueid?: string | null; amdStatus?: string | null; amdCause?: string | null } = {}): Promise<boolean> {
+  const r = await q.query(
+    `update calls set status = 'in_progress', answered_at = coalesce(answered_at, now()),
+        channel_id = coalesce($2, channel_id), agi_uniqueid = coalesce($3, agi_uniqueid),
+        amd_status = coalesce($4, amd_status), amd_cause = coalesce($5, amd_cause)
+      where id = $1 and status not in (${finalList})`,
+    [callId, c.channel ?? null, c.uniqueid ?? null, c.amdStatus ?? null, c.amdCause ?? null],
+  );
+  return r.rowCount > 0;
+}
+
+/** Record that the far end answered (from ARI). */
+export async function markAnswered(q: Queryable, callId: number, channelId?: string | null): Promise<boolean> {
+  const r = await q.query(
+    `update calls set answered_at = coalesce(answered_at, now()), channel_id = coalesce($2, channel_id),
+        status = case when status in ('initiated','ringing') then 'in_progress' else status end
+      where id = $1 and status not in (${finalList})`,
+    [callId, channelId ?? null],
+  );
+  return r.rowCount > 0;
+}
+
+/** Append (or replace, by seq) one conversation turn with its per-stage timing. */
+export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Promise<TurnRow> {
+  const timing = t.timing ?? {};
+  const parts = [timing.recordMs, timing.sttMs, timing.llmMs, timing.ttsMs, timing.playbackMs].filter((v): v is number => typeof v === 'number');
+  const total = parts.length ? parts.reduce((a, b) => a + b, 0) : null;
+  const r = await q.query<TurnRow>(
+    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error)
+     values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+     on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
+       confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
+       llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
+       engines = excluded.engines, error = excluded.error
+     returning *`,
+    [
+      callId,
+      t.seq,
+      t.userText ?? null,
+      t.botText ?? null,
+      t.confidence ?? null,
+      t.action ?? null,
+      round(timing.recordMs),
+      round(timing.sttMs),
+      round(timing.llmMs),
+      round(timing.ttsMs),
+      round(timing.playbackMs),
+      round(total ?? undefined),
+      JSON.stringify(t.engines ?? {}),
+      t.error ?? null,
+    ],
+  );
+  return r.rows[0];
+}
+
+function round(v: number | undefined): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : null;
+}
+
+/** The transcript of a call, built from its turns in order ("Agent: ...\nCaller: ..."). */
+export async function buildTranscript(q: Queryable, callId: number): Promise<string> {
+  const r = await q.query<{ user_text: string | null; bot_text: string | null }>(
+    'select user_text, bot_text from call_turns where call_id = $1 order by seq',
+    [callId],
+  );
+  const lines: string[] = [];
+  for (const t of r.rows) {
+    if (t.user_text) lines.push(`Caller: ${t.user_text}`);
+    if (t.bot_text) lines.push(`Agent: ${t.bot_text}`);
+  }
+  return lines.join('\n');
+}
+
+/** Store the aggregated transcript (idempotent; the conversation ended). */
+export async function finaliseTranscript(q: Queryable, callId: number): Promise<string> {
+  const transcript = await buildTranscript(q, callId);
+  await q.query('update calls set transcript = $2 where id = $1', [callId, transcript]);
+  return transcript;
+}
+
+export interface OutcomeInput {
+  status: Exclude<CallStatus, 'initiated' | 'ringing' | 'in_progress'>;
+  outcome?: string;
+  reason?: string | null;
+  hangupCause?: number | null;
+  dialStatus?: string | null;
+  durationMs?: number | null;
+  talkMs?: number | null;
+}
+
+/**
+ * Close a call with its final status. Applied once: returns false when the call was already final
+ * (a late or duplicate outcome changes nothing).
+ */
+export async function closeCall(q: Queryable, callId: number, o: OutcomeInput): Promise<boolean> {
+  const r = await q.query(
+    `update calls set status = $2, outcome = coalesce($3, $2), reason = coalesce($4, reason), hangup_cause = coalesce($5, hangup_cause),
+        dial_status = coalesce($6, dial_status), ended_at = now(),
+        duration_ms = coalesce($7, (extract(epoch from (now() - created_at)) * 1000)::integer),
+        talk_ms = coalesce($8, case when answered_at is not null then (extract(epoch from (now() - answered_at)) * 1000)::integer end)
+      where id = $1 and status not in (${finalList})`,
+    [callId, o.status, o.outcome ?? null, o.reason ?? null, o.hangupCause ?? null, o.dialStatus ?? null, o.durationMs ?? null, o.talkMs ?? null],
+  );
+  return r.rowCount > 0;
+}
+
+/** A call with its turns, for the HTTP API and tests. */
+export async function getCall(q: Queryable, callId: number): Promise<(CallRow & { turns: TurnRow[] }) | undefined> {
+  const c = await q.query<CallRow>('select * from calls where id = $1', [callId]);
+  if (!c.rows.length) return undefined;
+  const t = await q.query<TurnRow>('select * from call_turns where call_id = $1 order by seq', [callId]);
+  return { ...c.rows[0], turns: t.rows };
+}
