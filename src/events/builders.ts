@@ -1,0 +1,232 @@
+/**
+ * Build v1 event payloads from the msg contract of docs/DESIGN.md (msg.call, msg.turn, msg.event, ...).
+ * Every builder validates what it produced against the schema and throws a DialerError naming the
+ * problem, so a malformed msg is reported at the node that received it and never reaches the broker.
+ */
+import { DialerError } from '../util/errors';
+import { CALL_OUTCOMES, CALL_STATUSES, EventType, SCHEMA_VERSION, isEventType, validateEvent } from './schema';
+import { Topics, topics as defaultTopics } from './topics';
+
+export type Id = string | number;
+
+interface Base {
+  v: number;
+  type: EventType;
+  ts: string;
+}
+interface CallIds {
+  callId: Id;
+  campaignId: Id | null;
+  contactId?: Id | null;
+  phone?: string;
+}
+export interface CallStartedEvent extends Base, CallIds { type: 'call_started'; phone: string; callerId?: string | null; contactName?: string | null }
+export interface CallAnsweredEvent extends Base, CallIds { type: 'call_answered'; channel?: string | null; amd?: string | null }
+export interface StatusEvent extends Base, CallIds { type: 'status'; status: (typeof CALL_STATUSES)[number]; detail?: string | null }
+export interface Timing { recordMs?: number; sttMs?: number; llmMs?: number; ttsMs?: number; playbackMs?: number; totalMs?: number }
+export interface ConversationTurnEvent extends Base, CallIds {
+  type: 'conversation_turn';
+  seq: number;
+  userText?: string | null;
+  botText?: string | null;
+  confidence?: number | null;
+  action?: string | null;
+  timing: Timing;
+}
+export interface TranscriptLine { seq: number; userText?: string | null; botText?: string | null }
+export interface CallEndedEvent extends Base, CallIds {
+  type: 'call_ended';
+  outcome: (typeof CALL_OUTCOMES)[number];
+  durationMs: number;
+  hangupCause?: number | null;
+  transcript: TranscriptLine[];
+}
+export interface CampaignProgressEvent extends Base {
+  type: 'campaign_progress';
+  campaignId: Id;
+  state?: string | null;
+  total?: number;
+  queued: number;
+  dialing: number;
+  active: number;
+  completed: number;
+  failed: number;
+  no_answer: number;
+  busy: number;
+  dnc_skipped: number;
+  percent: number;
+}
+export type DialerEvent = CallStartedEvent | CallAnsweredEvent | StatusEvent | ConversationTurnEvent | CallEndedEvent | CampaignProgressEvent;
+
+/** Where an event goes: topic, QoS, retain. */
+export interface Routed {
+  topic: string;
+  event: DialerEvent;
+  qos: 0 | 1;
+  retain: boolean;
+}
+
+type Msg = Record<string, any>;
+
+function bad(message: string): DialerError {
+  return new DialerError('event_invalid', message);
+}
+
+function nowIso(now?: number): string {
+  return new Date(now ?? Date.now()).toISOString();
+}
+
+function strip<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+function checked<T extends DialerEvent>(e: T): T {
+  strip(e);
+  const errs = validateEvent(e);
+  if (errs.length) throw bad(`${e.type} event is invalid: ${errs.slice(0, 5).join('; ')}`);
+  return e;
+}
+
+function callOf(msg: Msg): Msg {
+  const call = msg.call;
+  if (!call || typeof call !== 'object') throw bad('msg.call is missing: a call event needs msg.call.id');
+  if (call.id === undefined || call.id === null || call.id === '') throw bad('msg.call.id is missing');
+  return call;
+}
+
+function callIds(call: Msg): CallIds {
+  return strip({
+    callId: call.id,
+    campaignId: call.campaignId ?? null,
+    contactId: call.contactId ?? call.contact?.id ?? undefined,
+    phone: call.phone ?? call.contact?.phone ?? undefined,
+  });
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+export function callStarted(msg: Msg, now?: number): CallStartedEvent {
+  const call = callOf(msg);
+  return checked({
+    v: SCHEMA_VERSION, type: 'call_started', ts: nowIso(now), ...callIds(call),
+    phone: call.phone ?? call.contact?.phone,
+    callerId: call.callerId ?? undefined,
+    contactName: call.contact?.name ?? undefined,
+  } as CallStartedEvent);
+}
+
+export function callAnswered(msg: Msg, now?: number): CallAnsweredEvent {
+  const call = callOf(msg);
+  return checked({
+    v: SCHEMA_VERSION, type: 'call_answered', ts: nowIso(now), ...callIds(call),
+    channel: call.channel ?? undefined,
+    amd: call.amd?.status ?? undefined,
+  } as CallAnsweredEvent);
+}
+
+/** Status from msg.status (string or {status, detail}), else msg.call.status, else msg.payload (string). */
+export function status(msg: Msg, now?: number): StatusEvent {
+  const call = callOf(msg);
+  const s = msg.status ?? call.status ?? (typeof msg.payload === 'string' ? msg.payload : undefined);
+  const st = typeof s === 'object' && s !== null ? s.status : s;
+  const detail = typeof s === 'object' && s !== null ? s.detail : undefined;
+  if (typeof st !== 'string') throw bad(`status event needs msg.status (one of ${CALL_STATUSES.join(', ')})`);
+  return checked({ v: SCHEMA_VERSION, type: 'status', ts: nowIso(now), ...callIds(call), status: st, detail } as StatusEvent);
+}
+
+export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent {
+  const call = callOf(msg);
+  const turn = msg.turn;
+  if (!turn || typeof turn !== 'object') throw bad('conversation_turn needs msg.turn (seq, userText, botText, timing)');
+  const t = turn.timing ?? {};
+  const timing: Timing = strip({
+    recordMs: num(t.recordMs), sttMs: num(t.sttMs), llmMs: num(t.llmMs), ttsMs: num(t.ttsMs), playbackMs: num(t.playbackMs), totalMs: num(t.totalMs),
+  });
+  return checked({
+    v: SCHEMA_VERSION, type: 'conversation_turn', ts: nowIso(now), ...callIds(call),
+    seq: turn.seq,
+    userText: turn.userText ?? msg.transcript?.text ?? undefined,
+    botText: turn.botText ?? msg.reply?.text ?? undefined,
+    confidence: turn.confidence ?? msg.transcript?.confidence ?? undefined,
+    action: turn.action ?? msg.reply?.action?.type ?? undefined,
+    timing,
+  } as ConversationTurnEvent);
+}
+
+/** Transcript from msg.call.transcript / msg.callTranscript / msg.history: [{seq,userText,botText}] or chat-style [{role,content}]. */
+function transcriptOf(msg: Msg, call: Msg): TranscriptLine[] {
+  const src = call.transcript ?? msg.callTranscript ?? msg.history ?? [];
+  if (!Array.isArray(src)) throw bad('call_ended: the transcript (msg.call.transcript) must be an array of turns');
+  const out: TranscriptLine[] = [];
+  let seq = 0;
+  for (const line of src) {
+    if (!line || typeof line !== 'object') throw bad('call_ended: every transcript line must be an object');
+    if ('role' in line && 'content' in line) {
+      // chat history: system lines are not part of the transcript
+      if (line.role === 'assistant') out.push({ seq: seq++, botText: String(line.content) });
+      else if (line.role === 'user') out.push({ seq: seq++, userText: String(line.content) });
+      continue;
+    }
+    out.push(strip({ seq: line.seq, userText: line.userText ?? undefined, botText: line.botText ?? undefined }));
+  }
+  return out;
+}
+
+export function callEnded(msg: Msg, now?: number): CallEndedEvent {
+  const call = callOf(msg);
+  const outcome = call.outcome ?? msg.outcome;
+  if (typeof outcome !== 'string') throw bad(`call_ended needs msg.call.outcome (one of ${CALL_OUTCOMES.join(', ')})`);
+  let durationMs = num(call.durationMs) ?? num(msg.durationMs);
+  if (durationMs === undefined && call.startedAt) {
+    const started = Date.parse(String(call.startedAt));
+    if (Number.isFinite(started)) durationMs = Math.max(0, (now ?? Date.now()) - started);
+  }
+  if (durationMs === undefined) throw bad('call_ended needs msg.call.durationMs (or msg.call.startedAt)');
+  return checked({
+    v: SCHEMA_VERSION, type: 'call_ended', ts: nowIso(now), ...callIds(call),
+    outcome, durationMs: Math.round(durationMs),
+    hangupCause: call.hangupCause ?? undefined,
+    transcript: transcriptOf(msg, call),
+  } as CallEndedEvent);
+}
+
+const COUNTERS = ['queued', 'dialing', 'active', 'completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'] as const;
+
+/** Progress from msg.progress (else msg.payload): {campaignId, queued, dialing, ...}; percent computed when absent. */
+export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent {
+  const p = msg.progress ?? msg.payload;
+  if (!p || typeof p !== 'object') throw bad('campaign_progress needs msg.progress {campaignId, queued, dialing, active, completed, failed, no_answer, busy, dnc_skipped}');
+  const campaignId = p.campaignId ?? msg.campaignId ?? msg.call?.campaignId;
+  const e: Record<string, unknown> = { v: SCHEMA_VERSION, type: 'campaign_progress', ts: nowIso(now), campaignId, state: p.state ?? undefined };
+  for (const c of COUNTERS) e[c] = p[c] ?? 0;
+  const done = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'].reduce((a, k) => a + (Number(e[k]) || 0), 0);
+  const total = p.total ?? COUNTERS.reduce((a, k) => a + (Number(e[k]) || 0), 0);
+  e.total = total;
+  e.percent = p.percent ?? (total > 0 ? Math.min(100, Math.round((done / total) * 1000) / 10) : 0);
+  return checked(e as unknown as CampaignProgressEvent);
+}
+
+const BUILDERS: Record<EventType, (msg: Msg, now?: number) => DialerEvent> = {
+  call_started: callStarted,
+  call_answered: callAnswered,
+  status,
+  conversation_turn: conversationTurn,
+  call_ended: callEnded,
+  campaign_progress: campaignProgress,
+};
+
+/** Build the event of `type` (default msg.event) from a msg. */
+export function buildEvent(msg: Msg, type?: string, now?: number): DialerEvent {
+  const t = type || msg.event;
+  if (!isEventType(t)) throw bad(`unknown event type ${JSON.stringify(t)}: set msg.event to one of ${Object.keys(BUILDERS).join(', ')}`);
+  return BUILDERS[t](msg, now);
+}
+
+/** Topic, QoS and retain flag of an event: lifecycle QoS 1; campaign progress QoS 1 retained. */
+export function route(event: DialerEvent, t: Topics = defaultTopics): Routed {
+  if (event.type === 'campaign_progress') return { topic: t.campaignStatus(event.campaignId), event, qos: 1, retain: true };
+  return { topic: t.callEvents(event.callId), event, qos: 1, retain: false };
+}
