@@ -1,0 +1,290 @@
+/**
+ * The embedded MQTT broker: aedes over TCP (MQTT_PORT, default 1883) and MQTT over WebSocket at `/mqtt`
+ * on an existing HTTP server (the Node-RED runtime's), with accounts:
+ *
+ *  - writer accounts: publish and subscribe anywhere (except `$SYS/`); the only ones that may publish
+ *    under the topic root, so the only ones that can send supervisor controls;
+ *  - reader accounts (dashboards): subscribe under `<root>/#` only, never publish;
+ *  - an internal writer with a random password, used by this process's own publisher;
+ *  - anonymous clients only when no writer/reader account is configured; they may subscribe to anything
+ *    and publish outside the topic root (so never events nor controls).
+ *
+ * Several users in one process share one broker per port (`acquireBroker`/`releaseBroker`, ref counted).
+ */
+import * as net from 'net';
+import type * as http from 'http';
+import { randomBytes, timingSafeEqual, createHash } from 'crypto';
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
+import { DialerError, errorMessage } from '../util/errors';
+import { DEFAULT_ROOT, checkRoot } from './topics';
+
+// aedes 1.x ships types; require keeps CommonJS interop simple.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const { Aedes } = require('aedes') as typeof import('aedes');
+type AedesBroker = import('aedes').Aedes;
+type AedesClient = import('aedes').Client;
+
+export type Role = 'writer' | 'reader';
+export interface Account {
+  username: string;
+  password: string;
+  role: Role;
+}
+
+export interface BrokerOptions {
+  /** TCP port; 0 picks a free one. Default 1883. */
+  port?: number;
+  /** Bind address. Default 127.0.0.1. */
+  host?: string;
+  accounts?: Account[];
+  /** Topic root the ACL protects. Default ai-dialer/v1. */
+  root?: string;
+  /** Logger for one-line notices (client refused, ...). */
+  log?: (line: string) => void;
+}
+
+type ClientRole = Role | 'internal' | 'anonymous';
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export function portInUseMessage(port: number): string {
+  return `MQTT port ${port} is already in use (is Mosquitto running?). Set MQTT_PORT to another port, or MQTT_URL=mqtt://127.0.0.1:${port} to use the running broker.`;
+}
+
+export class EmbeddedBroker {
+  readonly aedes: AedesBroker;
+  readonly root: string;
+  readonly host: string;
+  /** In-process writer credentials (random per broker). */
+  readonly internal: { username: string; password: string };
+  private readonly accounts = new Map<string, { hash: Buffer; role: Role }>();
+  private readonly roles = new WeakMap<AedesClient, ClientRole>();
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly wsAttachments = new Map<http.Server, { detach: () => void; refs: number }>();
+  private readonly wss: WebSocketServer;
+  private readonly log: (line: string) => void;
+  private _port = 0;
+  private closed = false;
+
+  private constructor(aedes: AedesBroker, opts: BrokerOptions) {
+    this.aedes = aedes;
+    this.root = checkRoot(opts.root ?? DEFAULT_ROOT);
+    this.host = opts.host ?? '127.0.0.1';
+    this.log = opts.log ?? (() => undefined);
+    this.internal = { username: `ai-dialer-internal-${randomBytes(6).toString('hex')}`, password: randomBytes(24).toString('base64url') };
+    this.addAccounts(opts.accounts ?? []);
+    this.server = net.createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => undefined);
+      aedes.handle(socket);
+    });
+    this.wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false) });
+    aedes.authenticate = (client, username, password, done) => this.authenticate(client, username, password, done);
+    aedes.authorizePublish = (client, packet, done) => done(this.canPublish(client, packet.topic) ? null : new Error(`not allowed to publish to ${packet.topic}`));
+    aedes.authorizeSubscribe = (client, sub, done) => {
+      if (this.canSubscribe(client, sub.topic)) return done(null, sub);
+      this.log(`MQTT: ${this.roleOf(client)} client ${client?.id} may not subscribe to ${sub.topic}`);
+      done(null, null); // SUBACK 0x80 (failure) for this filter
+    };
+    aedes.on('clientError', () => undefined);
+    aedes.on('connectionError', () => undefined);
+  }
+
+  /** Start a broker listening on TCP. Port taken -> DialerError 'mqtt_port_in_use' with one clear line. */
+  static async start(opts: BrokerOptions = {}): Promise<EmbeddedBroker> {
+    const aedes = await Aedes.createBroker({ heartbeatInterval: 60000 });
+    const b = new EmbeddedBroker(aedes, opts);
+    const port = opts.port ?? 1883;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException) => reject(err);
+        b.server.once('error', onError);
+        b.server.listen(port, b.host, () => {
+          b.server.off('error', onError);
+          resolve();
+        });
+      });
+    } catch (err) {
+      await new Promise<void>((r) => aedes.close(() => r()));
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') throw new DialerError('mqtt_port_in_use', portInUseMessage(port), { cause: err });
+      if (e.code === 'EACCES') throw new DialerError('mqtt_port_denied', `MQTT port ${port} needs privileges. Set MQTT_PORT to a port above 1023.`, { cause: err });
+      throw new DialerError('mqtt_listen_failed', `MQTT broker cannot listen on ${b.host}:${port}: ${errorMessage(err)}`, { cause: err });
+    }
+    b.server.on('error', (err) => b.log(`MQTT broker socket error: ${errorMessage(err)}`));
+    b._port = (b.server.address() as net.AddressInfo).port;
+    return b;
+  }
+
+  get port(): number {
+    return this._port;
+  }
+  /** mqtt:// URL for in-process clients. */
+  get url(): string {
+    return `mqtt://${this.host === '0.0.0.0' || this.host === '::' ? '127.0.0.1' : this.host}:${this._port}`;
+  }
+  /** True when at least one writer or reader account is configured (anonymous is then refused). */
+  get hasAccounts(): boolean {
+    return this.accounts.size > 0;
+  }
+
+  addAccounts(accounts: Account[]): void {
+    for (const a of accounts) {
+      if (!a || !a.username) continue;
+      if (!a.password) throw new DialerError('mqtt_bad_account', `MQTT account ${a.username} has no password`);
+      if (a.role !== 'writer' && a.role !== 'reader') throw new DialerError('mqtt_bad_account', `MQTT account ${a.username}: role must be writer or reader`);
+      this.accounts.set(a.username, { hash: digest(a.password), role: a.role });
+    }
+  }
+
+  private roleOf(client: AedesClient | null): ClientRole | undefined {
+    return client ? this.roles.get(client) : undefined;
+  }
+
+  private authenticate(client: AedesClient, username: string | undefined, password: Buffer | undefined, done: (err: any, ok: boolean | null) => void): void {
+    const pw = password ? password.toString('utf8') : '';
+    if (username === this.internal.username) {
+      if (timingSafeEqual(digest(pw), digest(this.internal.password))) {
+        this.roles.set(client, 'internal');
+        return done(null, true);
+      }
+    } else if (username) {
+      const acc = this.accounts.get(username);
+      if (acc && timingSafeEqual(digest(pw), acc.hash)) {
+        this.roles.set(client, acc.role);
+        return done(null, true);
+      }
+    } else if (!this.hasAccounts) {
+      this.roles.set(client, 'anonymous');
+      return done(null, true);
+    }
+    const err = Object.assign(new Error(username ? 'bad username or password' : 'anonymous access is off'), { returnCode: username ? 4 : 5 });
+    this.log(`MQTT: refused ${username ? `user ${username}` : 'anonymous client'} (${err.message})`);
+    done(err, null);
+  }
+
+  private underRoot(topic: string): boolean {
+    return topic === this.root || topic.startsWith(this.root + '/');
+  }
+
+  canPublish(client: AedesClient | null, topic: string): boolean {
+    if (topic.startsWith('$SYS')) return false;
+    if (!client) return true; // broker-internal (will messages of gone clients)
+    const role = this.roleOf(client);
+    if (role === 'internal' || role === 'writer') return true;
+    if (role === 'anonymous') return !this.underRoot(topic);
+    return false; // reader, or unknown
+  }
+
+  canSubscribe(client: AedesClient | null, filter: string): boolean {
+    const role = this.roleOf(client);
+    if (role === 'internal' || role === 'writer' || role === 'anonymous') return true;
+    if (role === 'reader') return filter.startsWith(this.root + '/');
+    return false;
+  }
+
+  /**
+   * Serve MQTT over WebSocket at `path` on an HTTP server (its 'upgrade' event). Other upgrade paths are
+   * left to the server's other listeners (Node-RED's own /comms). Returns a function that detaches.
+   */
+  attachWebSocket(server: http.Server, path = '/mqtt'): () => void {
+    const existing = this.wsAttachments.get(server);
+    if (existing) {
+      existing.refs++;
+      return () => this.detach(server);
+    }
+    const onUpgrade = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      let pathname: string;
+      try {
+        pathname = new URL(req.url ?? '/', 'http://x').pathname;
+      } catch {
+        return;
+      }
+      if (pathname !== path || this.closed) return; // not ours: another listener handles it
+      this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        const stream = createWebSocketStream(ws);
+        stream.on('error', () => stream.destroy());
+        ws.on('error', () => undefined);
+        this.aedes.handle(stream as any, req);
+      });
+    };
+    server.on('upgrade', onUpgrade);
+    this.wsAttachments.set(server, { refs: 1, detach: () => server.off('upgrade', onUpgrade) });
+    return () => this.detach(server);
+  }
+
+  private detach(server: http.Server): void {
+    const a = this.wsAttachments.get(server);
+    if (!a) return;
+    if (--a.refs > 0) return;
+    a.detach();
+    this.wsAttachments.delete(server);
+  }
+
+  /** Close: disconnect every client (TCP and WebSocket), stop listening, remove upgrade listeners. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const a of this.wsAttachments.values()) a.detach();
+    this.wsAttachments.clear();
+    const serverClosed = new Promise<void>((r) => this.server.close(() => r()));
+    await new Promise<void>((r) => this.aedes.close(() => r()));
+    for (const ws of this.wss.clients) ws.terminate();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+    await serverClosed;
+  }
+}
+
+/** Brokers shared in this process, by port. */
+const shared = new Map<number, { broker: Promise<EmbeddedBroker>; refs: number }>();
+
+/**
+ * Get the process's broker on `opts.port` (starting it on first use) and count a reference. Accounts of
+ * later callers are added to the running broker. Port 0 always starts a new, unshared broker.
+ */
+export async function acquireBroker(opts: BrokerOptions = {}): Promise<EmbeddedBroker> {
+  const port = opts.port ?? 1883;
+  if (port === 0) {
+    const b = await EmbeddedBroker.start(opts);
+    shared.set(-b.port, { broker: Promise.resolve(b), refs: 1 });
+    return b;
+  }
+  const entry = shared.get(port);
+  if (entry) {
+    entry.refs++;
+    try {
+      const b = await entry.broker;
+      b.addAccounts(opts.accounts ?? []);
+      return b;
+    } catch (err) {
+      entry.refs--;
+      throw err;
+    }
+  }
+  const created = { broker: EmbeddedBroker.start(opts), refs: 1 };
+  shared.set(port, created);
+  try {
+    return await created.broker;
+  } catch (err) {
+    if (shared.get(port) === created) shared.delete(port);
+    throw err;
+  }
+}
+
+/** Drop a reference; the last one closes the broker. */
+export async function releaseBroker(b: EmbeddedBroker): Promise<void> {
+  for (const [key, entry] of shared) {
+    const eb = await entry.broker.catch(() => undefined);
+    if (eb !== b) continue;
+    if (--entry.refs > 0) return;
+    shared.delete(key);
+    await b.close();
+    return;
+  }
+  await b.close();
+}

@@ -1,0 +1,168 @@
+/**
+ * The event bus of a deployment: a publisher connected to the embedded broker or an external one, plus
+ * the control-topic subscription. Shared in the process by configuration (ref counted), so several
+ * `ai-dialer-bus` config nodes never start two brokers on one port or dispatch a control twice.
+ */
+import type * as http from 'http';
+import { DialerError, errorMessage } from '../util/errors';
+import { Account, EmbeddedBroker, acquireBroker, releaseBroker } from './broker';
+import { dispatchControl } from './controls';
+import { Publisher } from './publisher';
+import { DEFAULT_ROOT } from './topics';
+
+export type BusMode = 'env' | 'embedded' | 'external';
+
+export interface BusConfig {
+  mode?: BusMode;
+  /** external broker URL (mqtt://, mqtts://, ws://, wss://) */
+  url?: string;
+  username?: string;
+  password?: string;
+  /** embedded broker TCP port (default MQTT_PORT or 1883) and bind address (MQTT_HOST or 127.0.0.1) */
+  port?: number;
+  host?: string;
+  accounts?: Account[];
+  root?: string;
+  /** HTTP server to serve MQTT over WebSocket on (embedded mode) */
+  httpServer?: http.Server;
+  wsPath?: string;
+  /** subscribe to the control topics and emit on controlBus (default true) */
+  controls?: boolean;
+  bufferSize?: number;
+  progressIntervalMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface ResolvedBus {
+  mode: 'embedded' | 'external';
+  url?: string;
+  username?: string;
+  password?: string;
+  port: number;
+  host: string;
+  accounts: Account[];
+  root: string;
+}
+
+/** Apply the environment fallbacks: MQTT_URL (absent -> embedded), MQTT_PORT, MQTT_HOST, MQTT_USERNAME/PASSWORD, accounts. */
+export function resolveBusConfig(cfg: BusConfig, env: NodeJS.ProcessEnv = process.env): ResolvedBus {
+  const mode = !cfg.mode || cfg.mode === 'env' ? (env.MQTT_URL ? 'external' : 'embedded') : cfg.mode;
+  const portRaw = cfg.port ?? (env.MQTT_PORT ? Number(env.MQTT_PORT) : 1883);
+  if (!Number.isInteger(portRaw) || portRaw < 0 || portRaw > 65535) throw new DialerError('mqtt_bad_port', `MQTT_PORT ${JSON.stringify(env.MQTT_PORT ?? cfg.port)} is not a port number (0-65535)`);
+  const accounts: Account[] = [...(cfg.accounts ?? []).filter((a) => a && a.username)];
+  if (!accounts.some((a) => a.role === 'writer') && env.MQTT_WRITER_USER) {
+    accounts.push({ username: env.MQTT_WRITER_USER, password: env.MQTT_WRITER_PASSWORD ?? '', role: 'writer' });
+  }
+  if (!accounts.some((a) => a.role === 'reader') && env.MQTT_READER_USER) {
+    accounts.push({ username: env.MQTT_READER_USER, password: env.MQTT_READER_PASSWORD ?? '', role: 'reader' });
+  }
+  let url = cfg.url || undefined;
+  if (mode === 'external') {
+    url = url || (!cfg.mode || cfg.mode === 'env' ? env.MQTT_URL : undefined);
+    if (!url) throw new DialerError('mqtt_not_configured', 'external MQTT broker selected but no URL given (set the URL in the event bus node or MQTT_URL)');
+    try {
+      const u = new URL(url);
+      if (!['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:'].includes(u.protocol)) throw new Error('scheme');
+    } catch {
+      throw new DialerError('mqtt_bad_url', `MQTT URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))} is not valid (expected mqtt://host:port)`);
+    }
+  }
+  return {
+    mode,
+    url,
+    username: cfg.username || (mode === 'external' ? env.MQTT_USERNAME : undefined) || undefined,
+    password: cfg.password || (mode === 'external' ? env.MQTT_PASSWORD : undefined) || undefined,
+    port: portRaw,
+    host: cfg.host || env.MQTT_HOST || '127.0.0.1',
+    accounts,
+    root: cfg.root || DEFAULT_ROOT,
+  };
+}
+
+export interface BusHandle {
+  readonly mode: 'embedded' | 'external';
+  readonly publisher: Publisher;
+  readonly broker?: EmbeddedBroker;
+  /** one-line description for logs: where events go */
+  readonly describe: string;
+  release(): Promise<void>;
+}
+
+interface Shared {
+  refs: number;
+  ready: Promise<{ publisher: Publisher; broker?: EmbeddedBroker; describe: string }>;
+}
+const buses = new Map<string, Shared>();
+
+function keyOf(r: ResolvedBus): string {
+  return r.mode === 'embedded' ? `embedded|${r.host}|${r.port}|${r.root}` : `external|${r.url}|${r.username ?? ''}|${r.root}`;
+}
+
+async function open(r: ResolvedBus, cfg: BusConfig): Promise<{ publisher: Publisher; broker?: EmbeddedBroker; describe: string }> {
+  const log = cfg.log ?? (() => undefined);
+  let broker: EmbeddedBroker | undefined;
+  let publisher: Publisher;
+  let describe: string;
+  if (r.mode === 'embedded') {
+    broker = await acquireBroker({ port: r.port, host: r.host, accounts: r.accounts, root: r.root, log });
+    publisher = new Publisher({ url: broker.url, username: broker.internal.username, password: broker.internal.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
+    describe = `embedded MQTT broker on ${r.host}:${broker.port}${broker.hasAccounts ? '' : ' (anonymous read access: no accounts configured)'}`;
+  } else {
+    publisher = new Publisher({ url: r.url!, username: r.username, password: r.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
+    describe = `MQTT broker ${r.url!.replace(/\/\/[^@/]*@/, '//')}`;
+  }
+  if (cfg.controls !== false) {
+    const onControl = (topic: string, payload: Buffer) => {
+      const err = dispatchControl(publisher.topics, topic, payload);
+      if (err) log(`MQTT control refused on ${topic}: ${errorMessage(err)}`);
+    };
+    void publisher.subscribe(publisher.topics.allCampaignControls, onControl);
+    void publisher.subscribe(publisher.topics.allCallControls, onControl);
+  }
+  return { publisher, broker, describe };
+}
+
+/** Get (or start) the bus for a configuration. Release it with handle.release(). */
+export async function acquireBus(cfg: BusConfig, env: NodeJS.ProcessEnv = process.env): Promise<BusHandle> {
+  const r = resolveBusConfig(cfg, env);
+  const key = keyOf(r);
+  let entry = buses.get(key);
+  if (!entry) {
+    entry = { refs: 0, ready: open(r, cfg) };
+    buses.set(key, entry);
+    const e = entry;
+    entry.ready.catch(() => {
+      if (buses.get(key) === e) buses.delete(key);
+    });
+  } else if (r.mode === 'embedded') {
+    const b = (await entry.ready).broker;
+    b?.addAccounts(r.accounts);
+  }
+  entry.refs++;
+  const e = entry;
+  let got;
+  try {
+    got = await e.ready;
+  } catch (err) {
+    e.refs--;
+    throw err;
+  }
+  let detachWs: (() => void) | undefined;
+  if (got.broker && cfg.httpServer) detachWs = got.broker.attachWebSocket(cfg.httpServer, cfg.wsPath ?? '/mqtt');
+  let released = false;
+  return {
+    mode: r.mode,
+    publisher: got.publisher,
+    broker: got.broker,
+    describe: got.describe + (detachWs ? ` and WebSocket ${cfg.wsPath ?? '/mqtt'}` : ''),
+    async release() {
+      if (released) return;
+      released = true;
+      detachWs?.();
+      if (--e.refs > 0) return;
+      if (buses.get(key) === e) buses.delete(key);
+      await got.publisher.close();
+      if (got.broker) await releaseBroker(got.broker);
+    },
+  };
+}
