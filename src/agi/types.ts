@@ -58,6 +58,8 @@ export interface AgiSession extends EventEmitter {
   readonly env: AgiEnvironment;
   /** True once Asterisk sent `HANGUP` or the socket closed. */
   readonly hungUp: boolean;
+  /** The call this session belongs to, once known (set by fastagi-in; indexed by the registry). */
+  callId?: string;
   answer(): Promise<AgiReply>;
   /** STREAM FILE of a full path WITHOUT extension; the timeout is derived from `durationMs` plus a margin. */
   streamFile(pathWithoutExt: string, opts?: { escapeDigits?: string; durationMs?: number }): Promise<PlaybackResult>;

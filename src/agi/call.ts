@@ -1,0 +1,103 @@
+/**
+ * What a FastAGI session tells us about its call: msg.call per docs/DESIGN.md, from AGI arguments
+ * (`key=value` or a bare first argument = call id) and channel variables (CALL_ID, CONTACT_PHONE,
+ * CAMPAIGN_ID, CONTACT_ID, AMDSTATUS, AMDCAUSE) read with GET VARIABLE.
+ */
+import { envArgs, parseNetworkScript } from './protocol';
+import type { AgiSession } from './types';
+
+export type AmdStatus = 'HUMAN' | 'MACHINE' | 'NOTSURE' | 'HANGUP' | 'NOTRUN';
+
+export interface AgiCall {
+  id?: number | string;
+  sessionId: string;
+  channel?: string;
+  uniqueid?: string;
+  phone: string;
+  callerId?: string;
+  campaignId: number | null;
+  contactId: number | null;
+  direction: 'outbound' | 'inbound';
+  amd?: { status: AmdStatus; cause?: string };
+}
+
+const AMD = new Set(['HUMAN', 'MACHINE', 'NOTSURE', 'HANGUP', 'NOTRUN']);
+
+/** Argument names accepted as `key=value` (case-insensitive) and the variable each stands for. */
+const ARG_KEYS: Record<string, string> = {
+  call_id: 'CALL_ID',
+  callid: 'CALL_ID',
+  phone: 'CONTACT_PHONE',
+  contact_phone: 'CONTACT_PHONE',
+  campaign_id: 'CAMPAIGN_ID',
+  campaign: 'CAMPAIGN_ID',
+  contact_id: 'CONTACT_ID',
+};
+
+function intOrNull(v: string | undefined): number | null {
+  if (v === undefined || !/^\d{1,15}$/.test(v.trim())) return null;
+  return Number(v.trim());
+}
+
+/** Number when it is all digits (calls.id), else the string as given, else undefined. */
+function callIdValue(v: string | undefined): number | string | undefined {
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  if (t === '') return undefined;
+  return /^\d{1,15}$/.test(t) ? Number(t) : t;
+}
+
+/** `"Name" <+12125550101>` or a bare number -> the number; `unknown` -> undefined. */
+export function callerNumber(callerid: string | undefined): string | undefined {
+  if (!callerid || callerid === 'unknown') return undefined;
+  const m = /<([^>]*)>/.exec(callerid);
+  const n = (m ? m[1] : callerid).trim();
+  return n === '' || n === 'unknown' ? undefined : n;
+}
+
+/** Values given as AGI arguments / URL parameters, keyed by variable name. */
+export function valuesFromArgs(env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const args = envArgs(env);
+  args.forEach((a, i) => {
+    const eq = a.indexOf('=');
+    if (eq > 0) {
+      const key = ARG_KEYS[a.slice(0, eq).toLowerCase()];
+      if (key) out[key] = a.slice(eq + 1);
+    } else if (i === 0 && a.trim() !== '') out.CALL_ID = a;
+  });
+  for (const [k, v] of parseNetworkScript(env.network_script).params) {
+    const key = ARG_KEYS[k.toLowerCase()];
+    if (key && out[key] === undefined) out[key] = v;
+  }
+  return out;
+}
+
+/** Read the call's identity from the session: arguments first, then channel variables. */
+export async function readCall(s: AgiSession): Promise<AgiCall> {
+  const vals = valuesFromArgs(s.env);
+  for (const name of ['CALL_ID', 'CONTACT_PHONE', 'CAMPAIGN_ID', 'CONTACT_ID', 'AMDSTATUS', 'AMDCAUSE']) {
+    if (vals[name] === undefined) {
+      const v = await s.getVariable(name);
+      if (v !== undefined && v !== '') vals[name] = v;
+    }
+  }
+  const id = callIdValue(vals.CALL_ID);
+  const callerId = callerNumber(s.env.callerid);
+  const direction = id === undefined ? 'inbound' : 'outbound';
+  const phone = vals.CONTACT_PHONE || (direction === 'inbound' ? callerId : s.env.extension) || '';
+  const call: AgiCall = {
+    id,
+    sessionId: s.id,
+    channel: s.env.channel,
+    uniqueid: s.env.uniqueid,
+    phone,
+    callerId,
+    campaignId: intOrNull(vals.CAMPAIGN_ID),
+    contactId: intOrNull(vals.CONTACT_ID),
+    direction,
+  };
+  const amd = vals.AMDSTATUS?.toUpperCase();
+  if (amd && AMD.has(amd)) call.amd = { status: amd as AmdStatus, ...(vals.AMDCAUSE ? { cause: vals.AMDCAUSE } : {}) };
+  return call;
+}

@@ -1,0 +1,199 @@
+/**
+ * The FastAGI server: accepts Asterisk's connections, vets them (allow-list, session cap,
+ * environment deadline, shared secret), and hands each accepted session out as a `session` event.
+ * Refused connections are logged with the reason and closed.
+ */
+import net from 'net';
+import { EventEmitter } from 'events';
+import { timingSafeEqual, createHash } from 'crypto';
+import { DialerError } from '../util/errors';
+import { AllowList } from './cidr';
+import { envArgs, parseNetworkScript } from './protocol';
+import { registerSession, unregisterSession } from './registry';
+import { FastAgiSession, type SessionOptions } from './session';
+
+export interface AgiLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export interface AgiServerOptions extends SessionOptions {
+  /** Bind address (default AGI_HOST or 127.0.0.1; 0.0.0.0 inside Docker). */
+  host?: string;
+  /** Port (default AGI_PORT or 4573; 0 picks a free one). */
+  port?: number;
+  /** Time allowed to send the whole environment block, ms (default 5000). */
+  envTimeoutMs?: number;
+  /** Most concurrent connections, sessions and handshakes together (default 5000). */
+  maxSessions?: number;
+  /** Source addresses allowed, CIDR blocks (empty: any). */
+  allow?: string | string[];
+  /** Shared secret: `?secret=` in the AGI URL (agi_network_script) or an argument `secret=...`. */
+  secret?: string;
+  /** Put accepted sessions in the process-wide registry (default true). */
+  register?: boolean;
+  log?: AgiLogger;
+}
+
+export type RefusalReason = 'not_allowed' | 'too_many_sessions' | 'env_timeout' | 'bad_env' | 'protocol' | 'closed' | 'bad_secret' | 'shutting_down';
+
+export interface Refusal {
+  remoteAddress: string;
+  reason: RefusalReason;
+  message: string;
+}
+
+const silentLog: AgiLogger = { info: () => undefined, warn: () => undefined };
+
+/** Server options from a node/config object, falling back to the environment variables. */
+export function resolveServerOptions(
+  cfg: { host?: string; port?: number | string; allow?: string; secret?: string; maxSessions?: number | string } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): { host: string; port: number; allow: string; secret?: string; maxSessions: number } {
+  const host = (cfg.host || env.AGI_HOST || '127.0.0.1').trim();
+  const portRaw = cfg.port !== undefined && cfg.port !== '' ? cfg.port : env.AGI_PORT || 4573;
+  const port = Number(portRaw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new DialerError('agi_bad_config', `FastAGI port must be 0-65535, got ${JSON.stringify(portRaw)}`);
+  const maxRaw = cfg.maxSessions !== undefined && cfg.maxSessions !== '' ? cfg.maxSessions : env.AGI_MAX_SESSIONS || 5000;
+  const maxSessions = Number(maxRaw);
+  if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new DialerError('agi_bad_config', `FastAGI session cap must be a positive integer, got ${JSON.stringify(maxRaw)}`);
+  const secret = cfg.secret || env.AGI_SECRET || undefined;
+  return { host, port, allow: cfg.allow || env.AGI_ALLOW || '', secret, maxSessions };
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time comparison of two secrets. */
+function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+export class AgiServer extends EventEmitter {
+  private readonly server: net.Server;
+  private readonly allow: AllowList;
+  private readonly sessions = new Set<FastAgiSession>();
+  private readonly log: AgiLogger;
+  private closing = false;
+  private readonly o: AgiServerOptions & { envTimeoutMs: number; maxSessions: number };
+
+  constructor(opts: AgiServerOptions = {}) {
+    super();
+    this.o = { envTimeoutMs: 5000, maxSessions: 5000, ...opts };
+    this.allow = new AllowList(opts.allow ?? []);
+    this.log = opts.log ?? silentLog;
+    this.server = net.createServer((socket) => this.onConnection(socket));
+    this.server.maxConnections = this.o.maxSessions + 64; // hard stop; the soft cap below logs a reason
+  }
+
+  /** Start listening. Rejects with one clear line when the port is taken or not allowed. */
+  listen(): Promise<{ host: string; port: number }> {
+    const host = this.o.host ?? '127.0.0.1';
+    const port = this.o.port ?? 4573;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        this.server.off('listening', onListening);
+        reject(listenError(err, host, port));
+      };
+      const onListening = () => {
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.emit('error', err));
+        resolve(this.address());
+      };
+      this.server.once('error', onError);
+      this.server.once('listening', onListening);
+      this.server.listen({ host, port, backlog: 4096 });
+    });
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.server.address();
+    if (a && typeof a === 'object') return { host: a.address, port: a.port };
+    return { host: this.o.host ?? '127.0.0.1', port: this.o.port ?? 4573 };
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Stop accepting, close every session, resolve when the listener is closed. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const s of [...this.sessions]) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private refuse(socket: net.Socket, reason: RefusalReason, message: string, session?: FastAgiSession): void {
+    const r: Refusal = { remoteAddress: socket.remoteAddress ?? '?', reason, message };
+    this.log.warn(`FastAGI refused ${r.remoteAddress}: ${reason} (${message})`);
+    this.emit('refused', r);
+    if (session) session.destroy();
+    else socket.destroy();
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.closing) return this.refuse(socket, 'shutting_down', 'server is closing');
+    if (!this.allow.empty && !this.allow.allows(socket.remoteAddress)) {
+      return this.refuse(socket, 'not_allowed', `address not in allow-list (${this.allow})`);
+    }
+    if (this.sessions.size >= this.o.maxSessions) {
+      return this.refuse(socket, 'too_many_sessions', `${this.o.maxSessions} sessions already open`);
+    }
+    const s = new FastAgiSession(socket, this.o);
+    this.sessions.add(s);
+    let settled = false;
+    const refuseOnce = (reason: RefusalReason, message: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(envTimer);
+      this.refuse(socket, reason, message, s);
+    };
+    const envTimer = setTimeout(() => refuseOnce('env_timeout', `environment block not finished within ${this.o.envTimeoutMs} ms`), this.o.envTimeoutMs);
+    s.once('envError', (err: Error, reason: RefusalReason) =>
+      refuseOnce(reason, reason === 'closed' ? 'connection closed before the environment block ended' : err.message),
+    );
+    s.once('close', () => {
+      clearTimeout(envTimer);
+      this.sessions.delete(s);
+      if (this.o.register !== false) unregisterSession(s.id);
+    });
+    s.once('env', () => {
+      if (settled) return;
+      clearTimeout(envTimer);
+      if (this.o.secret && !this.secretMatches(s)) return refuseOnce('bad_secret', 'missing or wrong shared secret');
+      settled = true;
+      if (this.o.secret) redactSecret(s, this.o.secret);
+      if (this.o.register !== false) registerSession(s);
+      this.emit('session', s);
+    });
+  }
+
+  private secretMatches(s: FastAgiSession): boolean {
+    const want = this.o.secret as string;
+    const fromUrl = parseNetworkScript(s.env.network_script).params.get('secret');
+    if (fromUrl !== null && sameSecret(fromUrl, want)) return true;
+    for (const a of envArgs(s.env)) {
+      if (a.startsWith('secret=') && sameSecret(a.slice(7), want)) return true;
+    }
+    return false;
+  }
+}
+
+/** Keep the secret out of msgs and logs: replace it wherever the environment carries it. */
+function redactSecret(s: FastAgiSession, secret: string): void {
+  for (const k of Object.keys(s.env)) {
+    const v = s.env[k];
+    if (v.includes(secret)) s.env[k] = v.split(secret).join('***');
+    if (v.includes(encodeURIComponent(secret))) s.env[k] = s.env[k].split(encodeURIComponent(secret)).join('***');
+  }
+}
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): DialerError {
+  if (err.code === 'EADDRINUSE') {
+    return new DialerError('agi_port_in_use', `FastAGI cannot listen on ${host}:${port}: the port is already in use (stop the other server or set AGI_PORT)`, { cause: err });
+  }
+  if (err.code === 'EACCES') return new DialerError('agi_port_denied', `FastAGI cannot listen on ${host}:${port}: permission denied`, { cause: err });
+  if (err.code === 'EADDRNOTAVAIL') return new DialerError('agi_bad_host', `FastAGI cannot listen on ${host}:${port}: no such local address (check AGI_HOST)`, { cause: err });
+  return new DialerError('agi_listen_failed', `FastAGI cannot listen on ${host}:${port}: ${err.message}`, { cause: err });
+}

@@ -1,0 +1,457 @@
+/**
+ * One FastAGI connection: reads the environment block, then runs commands one at a time in FIFO
+ * order, each with its own timeout, and surfaces Asterisk's asynchronous `HANGUP` line.
+ *
+ * Failure semantics (all typed StageErrors with stage 'agi'):
+ * - `invalid_input`: an argument held CR/LF/NUL (refused before anything is written).
+ * - `hangup`: the caller hung up (`HANGUP` line seen, or a `511` reply); queued and later commands
+ *   fail fast without being written. `hangup()` itself is tolerant and resolves.
+ * - `timeout`: no reply in time. The session stays usable: the late reply, when it comes, is
+ *   recognised as the timed-out command's and dropped, so later commands never get a shifted reply.
+ * - `network`: the socket closed or failed with a command pending.
+ * - `bad_response`: `510` (unknown command), `520` (usage), or a line that does not parse.
+ */
+import { EventEmitter } from 'events';
+import { randomUUID } from 'crypto';
+import { promises as fsp } from 'fs';
+import type { Socket } from 'net';
+import { StageError } from '../util/errors';
+import { AgiParseError, assertSafe, invalidInput, parseEnvLine, parseReply, quoteArg } from './protocol';
+import type { AgiEnvironment, AgiReply, AgiSession, PlaybackResult, RecordOptions, RecordResult } from './types';
+
+export interface SessionOptions {
+  /** Timeout of ordinary commands, ms (default 5000). */
+  commandTimeoutMs?: number;
+  /** Added to a playback's known length, ms (default 3000; plus 10% of the length). */
+  playbackMarginMs?: number;
+  /** STREAM FILE timeout when the file's length cannot be known locally, ms (default 120000). */
+  playbackUnknownTimeoutMs?: number;
+  /** Added to RECORD FILE's maximum length, ms (default 5000). */
+  recordMarginMs?: number;
+  /** RECORD FILE timeout when no maximum length is given, ms (default 600000). */
+  recordNoMaxTimeoutMs?: number;
+  /** Longest line accepted from Asterisk, bytes (default 16384). */
+  maxLineLength?: number;
+  /** Most environment lines accepted (default 512). */
+  maxEnvLines?: number;
+  /** Session id (default: a random UUID). */
+  id?: string;
+}
+
+const DEFAULTS = {
+  commandTimeoutMs: 5000,
+  playbackMarginMs: 3000,
+  playbackUnknownTimeoutMs: 120000,
+  recordMarginMs: 5000,
+  recordNoMaxTimeoutMs: 600000,
+  maxLineLength: 16384,
+  maxEnvLines: 512,
+};
+
+interface Pending {
+  line: string;
+  verb: string;
+  timeoutMs: number;
+  resolve: (r: AgiReply) => void;
+  reject: (e: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export type SessionPhase = 'env' | 'ready' | 'closed';
+
+/** Sample rate Asterisk reports endpos in for the formats we use. */
+const RATE = 8000;
+
+export function hangupError(what: string): StageError {
+  return new StageError('agi', 'hangup', `${what}: the caller hung up`);
+}
+
+export class FastAgiSession extends EventEmitter implements AgiSession {
+  readonly id: string;
+  readonly env: AgiEnvironment = {};
+  /** Call id once known (fastagi-in sets it; the registry indexes it). */
+  callId?: string;
+  readonly remoteAddress: string;
+  private _hungUp = false;
+  private phase: SessionPhase = 'env';
+  private buf = '';
+  private envLines = 0;
+  private multi: string[] | undefined;
+  private inflight: Pending | undefined;
+  private queue: Pending[] = [];
+  /** Replies still owed to commands that timed out; dropped when they arrive. */
+  private owed = 0;
+  private readonly o: typeof DEFAULTS;
+  /** Every command line written and reply line read, for diagnostics (bounded). */
+  private closeTimer?: NodeJS.Timeout;
+
+  constructor(private readonly socket: Socket, opts: SessionOptions = {}) {
+    super();
+    this.o = { ...DEFAULTS, ...stripUndefined(opts) };
+    this.id = opts.id ?? randomUUID();
+    this.remoteAddress = socket.remoteAddress ?? '';
+    socket.setEncoding('utf8');
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (err) => this.onSocketGone(err));
+    socket.on('close', () => this.onSocketGone());
+    // Asterisk closes its side when the AGI ends; finish ours.
+    socket.on('end', () => socket.end());
+  }
+
+  get hungUp(): boolean {
+    return this._hungUp || this.phase === 'closed';
+  }
+
+  get closed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  /** True once the environment block has been read. */
+  get ready(): boolean {
+    return this.phase === 'ready';
+  }
+
+  /** Commands waiting (in flight + queued). */
+  get pendingCount(): number {
+    return (this.inflight ? 1 : 0) + this.queue.length;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  private onData(chunk: string): void {
+    const buf = this.buf.length ? this.buf + chunk : chunk;
+    let start = 0;
+    let nl = buf.indexOf('\n');
+    while (nl !== -1) {
+      let end = nl;
+      if (end > start && buf.charCodeAt(end - 1) === 13) end--;
+      if (end - start > this.o.maxLineLength) return this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
+      this.onLine(buf.slice(start, end));
+      if (this.phase === 'closed') return;
+      start = nl + 1;
+      nl = buf.indexOf('\n', start);
+    }
+    this.buf = start === 0 ? buf : start === buf.length ? '' : buf.slice(start);
+    if (this.buf.length > this.o.maxLineLength) this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
+  }
+
+  private onLine(line: string): void {
+    if (this.phase === 'env') return this.onEnvLine(line);
+    if (this.multi) {
+      this.multi.push(line);
+      if (line.startsWith('520 ')) {
+        const raw = this.multi.join('\n');
+        this.multi = undefined;
+        this.onReply(raw);
+      }
+      return;
+    }
+    if (line === 'HANGUP') return this.markHungUp();
+    if (line === '') return;
+    if (line.startsWith('520-')) {
+      this.multi = [line];
+      return;
+    }
+    this.onReply(line);
+  }
+
+  private onEnvLine(line: string): void {
+    if (line === '') {
+      if (this.envLines === 0) return this.fail('bad_env', 'empty environment block');
+      this.phase = 'ready';
+      this.emit('env', this.env);
+      return;
+    }
+    const kv = parseEnvLine(line);
+    if (!kv) return this.fail('bad_env', `not an AGI environment line: ${JSON.stringify(line.slice(0, 80))}`);
+    if (++this.envLines > this.o.maxEnvLines) return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
+    this.env[kv[0]] = kv[1];
+  }
+
+  /** A protocol violation by the peer: report it and drop the connection. */
+  private fail(reason: string, message: string): void {
+    const err = new StageError('agi', 'bad_response', message);
+    (err as StageError & { reason?: string }).reason = reason;
+    if (this.phase === 'env') this.emit('envError', err, reason);
+    else this.emit('protocolError', err);
+    this.rejectAll(err);
+    this.destroy();
+  }
+
+  private onReply(raw: string): void {
+    if (this.owed > 0) {
+      this.owed--;
+      this.emit('lateReply', raw);
+      return;
+    }
+    const p = this.inflight;
+    if (!p) {
+      this.emit('unexpected', raw);
+      return;
+    }
+    this.inflight = undefined;
+    if (p.timer) clearTimeout(p.timer);
+    let reply: AgiReply;
+    try {
+      reply = parseReply(raw);
+    } catch (err) {
+      p.reject(err as AgiParseError);
+      this.next();
+      return;
+    }
+    if (reply.code === 200) p.resolve(reply);
+    else if (reply.code === 511) {
+      this.markHungUp();
+      p.reject(hangupError(p.verb));
+    } else if (reply.code === 510) {
+      p.reject(new StageError('agi', 'bad_response', `${p.verb}: 510 Invalid or unknown command`));
+    } else if (reply.code === 520) {
+      p.reject(new StageError('agi', 'bad_response', `${p.verb}: 520 invalid command syntax (${reply.raw.split('\n').length > 1 ? 'usage returned' : reply.data})`));
+    } else {
+      p.reject(new StageError('agi', 'bad_response', `${p.verb}: unexpected reply ${JSON.stringify(raw.slice(0, 200))}`));
+    }
+    this.next();
+  }
+
+  private markHungUp(): void {
+    if (this._hungUp) return;
+    this._hungUp = true;
+    // Commands not yet written fail fast; the one in flight still gets Asterisk's reply.
+    const q = this.queue;
+    this.queue = [];
+    for (const p of q) p.reject(hangupError(p.verb));
+    this.emit('hangup');
+  }
+
+  private onSocketGone(err?: Error): void {
+    if (this.phase === 'closed') return;
+    const wasEnv = this.phase === 'env';
+    this.phase = 'closed';
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    const e = new StageError('agi', 'network', err ? `connection failed: ${err.message}` : 'connection closed', { cause: err });
+    this.rejectAll(e);
+    if (wasEnv) this.emit('envError', e, 'closed');
+    this.emit('close');
+  }
+
+  private rejectAll(err: Error): void {
+    const p = this.inflight;
+    this.inflight = undefined;
+    if (p) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+    const q = this.queue;
+    this.queue = [];
+    for (const x of q) x.reject(err);
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** Queue a complete command line (ending in \n). */
+  private send(line: string, verb: string, timeoutMs: number): Promise<AgiReply> {
+    if (this.phase === 'closed') return Promise.reject(new StageError('agi', 'network', `${verb}: connection closed`));
+    if (this._hungUp) return Promise.reject(hangupError(verb));
+    if (this.phase === 'env') return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
+    return new Promise<AgiReply>((resolve, reject) => {
+      const p: Pending = { line, verb, timeoutMs, resolve, reject };
+      if (this.inflight) this.queue.push(p);
+      else this.dispatch(p);
+    });
+  }
+
+  private dispatch(p: Pending): void {
+    this.inflight = p;
+    if (p.timeoutMs > 0) p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
+    this.socket.write(p.line);
+  }
+
+  private next(): void {
+    const p = this.queue.shift();
+    if (p) this.dispatch(p);
+  }
+
+  private onTimeout(p: Pending): void {
+    if (this.inflight !== p) return;
+    this.inflight = undefined;
+    this.owed++;
+    p.reject(new StageError('agi', 'timeout', `${p.verb}: no reply within ${p.timeoutMs} ms`));
+    this.emit('timeout', p.verb);
+    this.next();
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  /** Raw escape hatch: `line` is sent as is (no quoting), but CR/LF/NUL are refused. */
+  command(line: string, timeoutMs = this.o.commandTimeoutMs): Promise<AgiReply> {
+    try {
+      assertSafe(line, 'command');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const verb = line.split(' ', 1)[0] || line;
+    return this.send(line + '\n', verb, timeoutMs);
+  }
+
+  /** Send `VERB "arg" "arg"...` with every argument quoted. */
+  run(verb: string, args: Array<string | number> = [], timeoutMs = this.o.commandTimeoutMs): Promise<AgiReply> {
+    let line = verb;
+    try {
+      for (let i = 0; i < args.length; i++) line += ' ' + quoteArg(args[i]);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.send(line + '\n', verb, timeoutMs);
+  }
+
+  answer(): Promise<AgiReply> {
+    return this.run('ANSWER').then((r) => {
+      if (r.result === -1) throw new StageError('agi', 'bad_response', 'ANSWER failed (result=-1)');
+      return r;
+    });
+  }
+
+  async streamFile(pathWithoutExt: string, opts: { escapeDigits?: string; durationMs?: number } = {}): Promise<PlaybackResult> {
+    if (typeof pathWithoutExt !== 'string' || pathWithoutExt === '') throw invalidInput('STREAM FILE needs a file path');
+    assertSafe(pathWithoutExt, 'file path');
+    const digits = opts.escapeDigits ?? '';
+    if (!/^[0-9*#A-D]*$/.test(digits)) throw invalidInput(`escape digits must be 0-9 * # A-D, got ${JSON.stringify(digits)}`);
+    let ms = opts.durationMs;
+    if (ms === undefined) ms = await localWavDurationMs(pathWithoutExt);
+    const timeout = ms !== undefined && ms >= 0 ? ms + Math.round(ms * 0.1) + this.o.playbackMarginMs : this.o.playbackUnknownTimeoutMs;
+    const r = await this.run('STREAM FILE', [pathWithoutExt, digits], timeout);
+    const endpos = r.endpos ?? 0;
+    if (r.result > 0) return { endpos, failed: false, digit: String.fromCharCode(r.result), hungUp: false };
+    if (r.result === 0) return { endpos, failed: false, hungUp: false };
+    // result=-1: endpos=0 means the file could not be played (or the caller was already gone);
+    // endpos>0 means the caller hung up part way through.
+    return { endpos, failed: endpos === 0, hungUp: endpos > 0 || this._hungUp };
+  }
+
+  async recordFile(opts: RecordOptions): Promise<RecordResult> {
+    const format = opts.format ?? 'wav';
+    if (typeof opts.path !== 'string' || opts.path === '') throw invalidInput('RECORD FILE needs a path');
+    assertSafe(opts.path, 'record path');
+    if (/\.(wav|gsm|sln)$/i.test(opts.path)) throw invalidInput('RECORD FILE path must not carry an extension: Asterisk appends it');
+    const digits = opts.escapeDigits ?? '#';
+    if (!/^[0-9*#A-D]*$/.test(digits)) throw invalidInput(`escape digits must be 0-9 * # A-D, got ${JSON.stringify(digits)}`);
+    const maxMs = Math.round(opts.maxMs);
+    if (!Number.isFinite(maxMs) || (maxMs < 1 && maxMs !== -1)) throw invalidInput('maxMs must be a positive number of ms or -1');
+    const args: Array<string | number> = [opts.path, format, digits, maxMs, 0];
+    if (opts.beep) args.push('BEEP');
+    const silence = opts.silenceSeconds ?? 0;
+    if (!Number.isFinite(silence) || silence < 0) throw invalidInput('silenceSeconds must be >= 0');
+    if (silence > 0) args.push(`s=${Math.round(silence)}`);
+    const timeout = maxMs > 0 ? maxMs + this.o.recordMarginMs : this.o.recordNoMaxTimeoutMs;
+    const r = await this.run('RECORD FILE', args, timeout);
+    const endpos = r.endpos ?? 0;
+    const base = { file: `${opts.path}.${format}`, endpos, durationMs: Math.round((endpos * 1000) / RATE) };
+    switch (r.data) {
+      case 'dtmf':
+        return { ...base, endedBy: 'dtmf', digit: String.fromCharCode(r.result), hungUp: false };
+      case 'hangup':
+        return { ...base, endedBy: 'hangup', hungUp: true };
+      case 'timeout':
+        return { ...base, endedBy: 'silence_or_max', hungUp: false };
+      case 'writefile':
+        throw new StageError('record', 'internal', `Asterisk could not write ${base.file}`);
+      default:
+        if (r.result === -1) throw new StageError('record', 'bad_response', `RECORD FILE failed: ${r.raw}`);
+        // Any other ending (e.g. `randomerror`) without a hangup: report what we have.
+        return { ...base, endedBy: 'silence_or_max', hungUp: false };
+    }
+  }
+
+  async getVariable(name: string): Promise<string | undefined> {
+    const r = await this.run('GET VARIABLE', [name]);
+    return r.result === 1 ? (r.data ?? '') : undefined;
+  }
+
+  async getFullVariable(expr: string): Promise<string | undefined> {
+    const r = await this.run('GET FULL VARIABLE', [expr]);
+    return r.result === 1 ? (r.data ?? '') : undefined;
+  }
+
+  setVariable(name: string, value: string): Promise<AgiReply> {
+    return this.run('SET VARIABLE', [name, value]);
+  }
+
+  exec(app: string, args?: string): Promise<AgiReply> {
+    return this.run('EXEC', args === undefined ? [app] : [app, args], this.o.commandTimeoutMs);
+  }
+
+  async waitForDigit(timeoutMs: number): Promise<string | undefined> {
+    const ms = Math.round(timeoutMs);
+    const r = await this.run('WAIT FOR DIGIT', [ms], ms > 0 ? ms + this.o.commandTimeoutMs : this.o.recordNoMaxTimeoutMs);
+    if (r.result === -1) throw new StageError('agi', 'bad_response', 'WAIT FOR DIGIT failed (result=-1)');
+    return r.result > 0 ? String.fromCharCode(r.result) : undefined;
+  }
+
+  verbose(message: string, level = 1): Promise<AgiReply> {
+    return this.run('VERBOSE', [message, level]);
+  }
+
+  /** HANGUP; resolves undefined instead of failing when the caller is already gone. */
+  async hangup(): Promise<AgiReply | undefined> {
+    if (this._hungUp || this.phase !== 'ready') return undefined;
+    try {
+      return await this.run('HANGUP');
+    } catch (err) {
+      if (err instanceof StageError && (err.kind === 'hangup' || err.kind === 'network')) return undefined;
+      throw err;
+    }
+  }
+
+  /** End the AGI: half-close, then destroy if Asterisk does not close within `graceMs`. */
+  close(graceMs = 2000): void {
+    if (this.phase === 'closed') return;
+    this.socket.end();
+    if (!this.closeTimer) {
+      this.closeTimer = setTimeout(() => this.destroy(), graceMs);
+      this.closeTimer.unref();
+    }
+  }
+
+  /** Drop the connection now. */
+  destroy(): void {
+    this.socket.destroy();
+    this.onSocketGone();
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** Length of `<path>.wav` when it is a local PCM WAV (from its header), else undefined. */
+async function localWavDurationMs(pathWithoutExt: string): Promise<number | undefined> {
+  let fh: import('fs').promises.FileHandle | undefined;
+  try {
+    fh = await fsp.open(`${pathWithoutExt}.wav`, 'r');
+    const head = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const st = await fh.stat();
+    if (bytesRead < 12 || head.toString('ascii', 0, 4) !== 'RIFF') return undefined;
+    let off = 12;
+    let byteRate = 0;
+    while (off + 8 <= bytesRead) {
+      const id = head.toString('ascii', off, off + 4);
+      const size = head.readUInt32LE(off + 4);
+      if (id === 'fmt ' && off + 20 <= bytesRead) byteRate = head.readUInt32LE(off + 16);
+      if (id === 'data') {
+        if (!byteRate) return undefined;
+        const len = Math.min(size, st.size - off - 8);
+        return Math.round((len * 1000) / byteRate);
+      }
+      off += 8 + size + (size % 2);
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
