@@ -1,0 +1,329 @@
+/**
+ * The embedded runtime behind `npm start`: Node-RED with this package and the shipped default flow,
+ * the embedded database (PGlite) unless DATABASE_URL is set, the embedded MQTT broker unless MQTT_URL
+ * is set, and the built-in Asterisk simulator unless ARI_URL is set.
+ */
+import fs from 'fs';
+import http from 'http';
+import path from 'path';
+import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
+import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
+import { checkPortFree, freePort } from './ports';
+import { ensureDemoCampaign } from './demo';
+
+/** A start-up problem the user can fix: printed as one line, exit code 1. */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface RuntimeOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Where lines for the user go (default console.log). */
+  log?: (line: string) => void;
+  /** Node-RED's own log level (default: info; tests use warn). */
+  logLevel?: string;
+}
+
+export interface RuntimeInfo {
+  port: number;
+  host: string;
+  editorUrl: string;
+  dashboardUrl: string;
+  mqtt: { tcp?: string; ws: string; external?: string; note?: string };
+  ari: { url: string; simulated: boolean };
+  agi: { host: string; port: number };
+  database: string;
+  flowFile: string;
+  dataDir: string;
+}
+
+export interface Runtime {
+  info: RuntimeInfo;
+  /** Stop flows (nodes close their sockets and timers), then the HTTP server, simulator and database. */
+  stop(): Promise<void>;
+}
+
+interface Simulator {
+  url: string;
+  username: string;
+  password: string;
+  app: string;
+  close(): Promise<void>;
+}
+
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
+const PACKAGE_NAME = 'node-red-contrib-ai-dialer';
+
+function checkUrl(name: string, value: string | undefined, protocols: string[]): void {
+  if (!value) return;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new StartupError(`${name} is not a valid URL: "${redactUrl(value)}"`);
+  }
+  if (!protocols.includes(u.protocol)) {
+    throw new StartupError(`${name} must start with ${protocols.map((p) => p + '//').join(' or ')} (got ${u.protocol}//)`);
+  }
+}
+
+function portTakenMessage(name: string, port: number, hint: string): string {
+  return `${name} port ${port} is already in use. ${hint}`;
+}
+
+/** Make this package visible to Node-RED as an installed module in userDir/node_modules. */
+function linkPackage(userDir: string): void {
+  const modDir = path.join(userDir, 'node_modules');
+  fs.mkdirSync(modDir, { recursive: true });
+  const link = path.join(modDir, PACKAGE_NAME);
+  try {
+    const cur = fs.readlinkSync(link);
+    if (path.resolve(modDir, cur) === PACKAGE_ROOT) return;
+    fs.unlinkSync(link);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return; // a real install is there: use it
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  fs.symlinkSync(PACKAGE_ROOT, link, 'dir');
+  const pkg = path.join(userDir, 'package.json');
+  if (!fs.existsSync(pkg)) {
+    fs.writeFileSync(pkg, JSON.stringify({ name: 'ai-dialer-runtime', private: true, dependencies: { [PACKAGE_NAME]: 'file:' + PACKAGE_ROOT } }, null, 2) + '\n');
+  }
+}
+
+/** The flow file: DATA_DIR/flows.json, seeded from the shipped flow on first start. */
+function prepareFlowFile(env: NodeJS.ProcessEnv, dir: string): { file: string; seeded: boolean } {
+  if (env.FLOW_FILE) return { file: path.resolve(env.FLOW_FILE), seeded: false };
+  const file = path.join(dir, 'flows.json');
+  if (fs.existsSync(file)) return { file, seeded: false };
+  const shipped = path.join(PACKAGE_ROOT, 'flows', 'ai-dialer.json');
+  fs.copyFileSync(shipped, file);
+  return { file, seeded: true };
+}
+
+export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? ((line: string) => console.log(line));
+
+  // Validate settings before touching anything.
+  const port = portFrom(env, 'PORT', 1880);
+  const host = env.HOST || '127.0.0.1';
+  const mqttPort = portFrom(env, 'MQTT_PORT', 1883);
+  const agiPort = portFrom(env, 'AGI_PORT', 4573);
+  const agiHost = env.AGI_HOST || '127.0.0.1';
+  checkUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']);
+  checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
+  checkUrl('ARI_URL', env.ARI_URL, ['http:', 'https:']);
+
+  const dir = dataDirFrom(env);
+  fs.mkdirSync(dir, { recursive: true });
+
+  await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
+    throw new StartupError(
+      err.code === 'EADDRINUSE'
+        ? portTakenMessage('HTTP', port, 'Is another Node-RED running? Set PORT to a free port, e.g. PORT=1881 npm start.')
+        : `cannot listen on ${host}:${port}: ${err.message}`,
+    );
+  });
+  await checkPortFree(agiPort, agiHost).catch((err: NodeJS.ErrnoException) => {
+    throw new StartupError(
+      err.code === 'EADDRINUSE'
+        ? portTakenMessage('FastAGI', agiPort, 'Set AGI_PORT to a free port.')
+        : `cannot listen for FastAGI on ${agiHost}:${agiPort}: ${err.message}`,
+    );
+  });
+
+  const mqtt: RuntimeInfo['mqtt'] = { ws: `ws://${displayHost(host)}:${port}/mqtt` };
+  const childEnv = env; // config nodes in "from environment" mode read process.env
+  if (env.MQTT_URL) {
+    mqtt.external = redactUrl(env.MQTT_URL);
+  } else {
+    const free = await checkPortFree(mqttPort, '0.0.0.0').then(
+      () => true,
+      () => false,
+    );
+    if (free) {
+      mqtt.tcp = `mqtt://${displayHost(host)}:${mqttPort}`;
+    } else {
+      mqtt.note =
+        `MQTT port ${mqttPort} is already in use (another broker, e.g. Mosquitto?): the embedded broker serves MQTT over WebSocket only. ` +
+        `Set MQTT_PORT to a free port for MQTT over TCP, or MQTT_URL=mqtt://127.0.0.1:${mqttPort} to use the running broker.`;
+      childEnv.MQTT_TCP_DISABLED = '1';
+    }
+  }
+
+  // Database: open (and migrate) now, so an unreachable server is one clear line at start-up.
+  const storeOpts = storeOptionsFromEnv(env);
+  let db: Db;
+  try {
+    db = await acquireDb(storeOpts);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+
+  let sim: Simulator | undefined;
+  let server: http.Server | undefined;
+  let RED: typeof import('node-red') | undefined;
+  const cleanup = async () => {
+    if (RED) await RED.stop().catch(() => undefined);
+    if (server) await new Promise<void>((r) => server!.close(() => r()));
+    if (sim) await sim.close().catch(() => undefined);
+    await releaseDb(storeOpts).catch(() => undefined);
+  };
+
+  try {
+    // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
+    if (!env.ARI_URL) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const { startSimulator } = require('../sim/index') as {
+        startSimulator(o: Record<string, unknown>): Promise<Simulator>;
+      };
+      const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
+      sim = await startSimulator({
+        port: simPort,
+        host: '127.0.0.1',
+        agiHost: agiHost === '0.0.0.0' ? '127.0.0.1' : agiHost,
+        agiPort,
+        app: env.ARI_APP || 'ai-dialer',
+        agiSecret: env.AGI_SECRET,
+        recordingsRoot: path.join(dir, 'recordings'),
+      });
+      childEnv.ARI_URL = sim.url;
+      childEnv.ARI_USERNAME = sim.username;
+      childEnv.ARI_PASSWORD = sim.password;
+      childEnv.ARI_APP = sim.app;
+      childEnv.AI_DIALER_SIMULATED = '1';
+      await ensureDemoCampaign(db);
+    }
+
+    const userDir = path.join(dir, 'node-red');
+    fs.mkdirSync(userDir, { recursive: true });
+    linkPackage(userDir);
+    const flow = prepareFlowFile(env, dir);
+
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const express = require('express') as typeof import('express');
+    RED = require('node-red') as typeof import('node-red');
+    const app = express();
+    server = http.createServer(app);
+    const settings = {
+      userDir,
+      flowFile: flow.file,
+      flowFilePretty: true,
+      uiPort: port,
+      uiHost: host,
+      httpAdminRoot: '/',
+      httpNodeRoot: '/',
+      credentialSecret: env.NODE_RED_CREDENTIAL_SECRET || credentialSecretFile(dir),
+      logging: { console: { level: opts.logLevel ?? env.LOG_LEVEL ?? 'info', metrics: false, audit: false } },
+      editorTheme: { projects: { enabled: false }, tours: false, header: { title: 'AI dialer' } },
+      externalModules: { autoInstall: false, palette: { allowInstall: false } },
+    };
+    RED.init(server, settings as never);
+    app.use(settings.httpAdminRoot, RED.httpAdmin);
+    app.use(settings.httpNodeRoot, RED.httpNode);
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new StartupError(err.code === 'EADDRINUSE' ? portTakenMessage('HTTP', port, 'Set PORT to a free port.') : err.message)),
+      );
+      server!.listen(port, host, () => resolve());
+    });
+    await RED.start();
+
+    const base = `http://${displayHost(host)}:${port}`;
+    const info: RuntimeInfo = {
+      port,
+      host,
+      editorUrl: `${base}/`,
+      dashboardUrl: `${base}/dialer`,
+      mqtt,
+      ari: { url: sim ? sim.url : redactUrl(env.ARI_URL as string), simulated: !!sim },
+      agi: { host: agiHost, port: agiPort },
+      database: db.description,
+      flowFile: flow.file + (flow.seeded ? ' (copied from flows/ai-dialer.json)' : ''),
+      dataDir: dir,
+    };
+    void log; // the banner is printed by main(); tests read `info`
+    return {
+      info,
+      stop: async () => {
+        await cleanup();
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err instanceof StartupError ? err : new StartupError((err as Error).message);
+  }
+}
+
+/** A per-installation key for Node-RED's credential encryption, kept in DATA_DIR (mode 600). */
+function credentialSecretFile(dir: string): string {
+  const file = path.join(dir, '.credential-secret');
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const secret = require('crypto').randomBytes(24).toString('hex') as string;
+  fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
+  return secret;
+}
+
+function displayHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+}
+
+export function banner(info: RuntimeInfo): string[] {
+  const lines = [
+    '',
+    'AI dialer is running',
+    `  Editor (Node-RED):  ${info.editorUrl}`,
+    `  Dashboard:          ${info.dashboardUrl}`,
+  ];
+  if (info.mqtt.external) lines.push(`  MQTT (external):    ${info.mqtt.external}`);
+  else {
+    if (info.mqtt.tcp) lines.push(`  MQTT (TCP):         ${info.mqtt.tcp}`);
+    lines.push(`  MQTT (WebSocket):   ${info.mqtt.ws}`);
+  }
+  lines.push(`  FastAGI:            agi://${info.agi.host}:${info.agi.port}`);
+  lines.push(`  Asterisk ARI:       ${info.ari.url}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`);
+  lines.push(`  Database:           ${info.database}`);
+  lines.push(`  Flow file:          ${info.flowFile}`);
+  if (info.mqtt.note) lines.push('', `Note: ${info.mqtt.note}`);
+  lines.push('', 'Press Ctrl-C to stop.');
+  return lines;
+}
+
+/** CLI entry: start, print where everything is, stop cleanly on SIGINT/SIGTERM. */
+export async function main(): Promise<void> {
+  let rt: Runtime;
+  try {
+    rt = await startRuntime();
+  } catch (err) {
+    console.error(`ai-dialer: ${err instanceof StartupError ? err.message : (err as Error).stack}`);
+    process.exit(1);
+  }
+  for (const l of banner(rt.info)) console.log(l);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping (finishing writes, closing calls and connections)...`);
+    const force = setTimeout(() => {
+      console.error('ai-dialer: shutdown took longer than 15 s; exiting');
+      process.exit(1);
+    }, 15000);
+    force.unref();
+    rt.stop().then(
+      () => {
+        console.log('stopped');
+        process.exit(0);
+      },
+      (err: Error) => {
+        console.error(`ai-dialer: error while stopping: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

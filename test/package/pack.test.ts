@@ -1,0 +1,100 @@
+/**
+ * The package is real: `npm pack`, install the tarball into the userDir of a stock Node-RED 4.1,
+ * start it, and the admin API lists every node of the module with no load error; icons are served.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { freePort } from '../../src/runtime/ports';
+
+const root = path.resolve(__dirname, '..', '..');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+describe('packed tarball in a stock Node-RED', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-pack-'));
+  const userDir = path.join(work, 'userdir');
+  let red: ChildProcess | undefined;
+  let output = '';
+  let port = 0;
+
+  afterAll(async () => {
+    if (red && red.exitCode === null) {
+      const exited = new Promise((r) => red!.once('exit', r));
+      red.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  test('npm pack contains the build output, examples, flows and asterisk-config, and no sources or secrets', () => {
+    const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error' } });
+    const info = JSON.parse(out.slice(out.indexOf('[')))[0] as { filename: string; files: Array<{ path: string }> };
+    const files = info.files.map((f) => f.path);
+    for (const type of Object.keys(pkg['node-red'].nodes)) {
+      const js = pkg['node-red'].nodes[type] as string;
+      expect(files).toContain(js);
+      expect(files).toContain(js.replace(/\.js$/, '.html'));
+    }
+    expect(files).toContain('flows/ai-dialer.json');
+    expect(files.some((f) => f.startsWith('asterisk-config/'))).toBe(true);
+    expect(files.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toBe(false);
+    expect(files.some((f) => f.startsWith('test/') || f === '.env')).toBe(false);
+    fs.renameSync(path.join(work, info.filename), path.join(work, 'package.tgz'));
+  });
+
+  test('installs into a userDir, loads every node without error, and serves the icons', async () => {
+    fs.mkdirSync(userDir, { recursive: true });
+    fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'userdir', private: true }));
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev', '--prefer-offline', path.join(work, 'package.tgz')], {
+      cwd: userDir,
+      stdio: 'pipe',
+      env: { ...process.env, npm_config_loglevel: 'error' },
+    });
+    port = await freePort();
+    const redMain = require.resolve('node-red/red.js');
+    red = spawn(process.execPath, [redMain, '-u', userDir, '-p', String(port), '--safe'], {
+      cwd: userDir,
+      env: { ...process.env, NODE_OPTIONS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    red.stdout!.on('data', (d) => (output += d));
+    red.stderr!.on('data', (d) => (output += d));
+    const nodes = await waitFor(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: 'application/json' } });
+        return r.ok ? ((await r.json()) as Array<{ id: string; module: string; types: string[]; err?: string }>) : undefined;
+      },
+      60000,
+      'Node-RED admin API',
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
+    const ours = nodes.filter((n) => n.module === pkg.name);
+    const types = ours.flatMap((n) => n.types).sort();
+    expect(types).toEqual(Object.keys(pkg['node-red'].nodes).sort());
+    expect(ours.filter((n) => n.err)).toEqual([]);
+
+    const icon = await fetch(`http://127.0.0.1:${port}/icons/${pkg.name}/ai-dialer.svg`);
+    expect(icon.status).toBe(200);
+    expect(await icon.text()).toContain('<svg');
+    // The examples are offered in the editor's Import > Examples menu.
+    const ex = await fetch(`http://127.0.0.1:${port}/nodes/messages?lng=en-US`, { headers: { Accept: 'application/json' } });
+    expect(ex.status).toBe(200);
+  });
+});
