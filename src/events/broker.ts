@@ -18,9 +18,14 @@ import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import { DialerError, errorMessage } from '../util/errors';
 import { DEFAULT_ROOT, checkRoot } from './topics';
 
-// aedes 1.x ships types; require keeps CommonJS interop simple.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const { Aedes } = require('aedes') as typeof import('aedes');
+// aedes 1.x is an ES module. Node >= 20.19 can require() it; Node's own require (createRequire) is used so
+// that test runners with their own module registry (Jest) load it the same way the runtime does.
+const { Aedes } = nodeRequire()('aedes') as typeof import('aedes');
+function nodeRequire(): NodeRequire {
+  const getBuiltin = (process as unknown as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  if (getBuiltin) return (getBuiltin('module') as typeof import('module')).createRequire(__filename);
+  return require;
+}
 type AedesBroker = import('aedes').Aedes;
 type AedesClient = import('aedes').Client;
 
