@@ -1,0 +1,138 @@
+/**
+ * A small, strict-enough CSV reader (RFC 4180 plus what real exports do):
+ * quoted fields, "" escapes, CRLF / LF / CR line ends, a UTF-8 BOM, newlines inside quoted fields,
+ * comma / semicolon / tab delimiters (detected from the header line). Every record carries the
+ * line number it starts on (1-based, as an editor shows it) so import errors can point at it.
+ *
+ * A malformed record (text after a closing quote, an unterminated quote) is reported with its line
+ * and the reader carries on with the next line: one broken row never loses the others.
+ */
+
+export interface CsvRecord {
+  /** Line (1-based) the record starts on. */
+  line: number;
+  fields: string[];
+  /** Set when the record is malformed; `fields` then holds what could be read. */
+  error?: string;
+}
+
+export interface CsvOptions {
+  /** Field delimiter; default: detected from the first line (',' ';' or '\t'). */
+  delimiter?: string;
+}
+
+/** Pick the delimiter that occurs most often, outside quotes, on the first line. */
+export function detectDelimiter(text: string): string {
+  const counts: Record<string, number> = { ',': 0, ';': 0, '\t': 0 };
+  let inQuotes = false;
+  for (let i = 0; i < text.length && i < 65536; i++) {
+    const ch = text[i];
+    if (ch === '"') inQuotes = !inQuotes;
+    else if (!inQuotes && (ch === '\n' || ch === '\r')) break;
+    else if (!inQuotes && ch in counts) counts[ch]++;
+  }
+  let best = ',';
+  for (const d of [';', '\t']) if (counts[d] > counts[best]) best = d;
+  return best;
+}
+
+/** Decode a buffer as UTF-8 and drop a BOM. */
+export function decodeText(input: string | Buffer | Uint8Array): string {
+  const text = typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Parse CSV text into records. Empty lines are skipped. */
+export function parseCsv(input: string | Buffer | Uint8Array, opts: CsvOptions = {}): CsvRecord[] {
+  const text = decodeText(input);
+  const delim = opts.delimiter ?? detectDelimiter(text);
+  if (delim.length !== 1 || delim === '"' || delim === '\n' || delim === '\r') throw new Error('CSV delimiter must be one character other than a quote or a line end');
+  const d = delim.charCodeAt(0);
+  const QUOTE = 34;
+  const LF = 10;
+  const CR = 13;
+  const out: CsvRecord[] = [];
+  const n = text.length;
+  let i = 0;
+  let line = 1;
+
+  while (i < n) {
+    const startLine = line;
+    const fields: string[] = [];
+    let error: string | undefined;
+    // one record
+    for (;;) {
+      let value: string;
+      if (text.charCodeAt(i) === QUOTE) {
+        // quoted field
+        i++;
+        let buf = '';
+        let segStart = i;
+        let closed = false;
+        while (i < n) {
+          const c = text.charCodeAt(i);
+          if (c === QUOTE) {
+            if (text.charCodeAt(i + 1) === QUOTE) {
+              buf += text.slice(segStart, i + 1);
+              i += 2;
+              segStart = i;
+              continue;
+            }
+            buf += text.slice(segStart, i);
+            i++;
+            closed = true;
+            break;
+          }
+          if (c === LF) line++;
+          else if (c === CR && text.charCodeAt(i + 1) !== LF) line++;
+          i++;
+        }
+        if (!closed) {
+          buf += text.slice(segStart, i);
+          error = `unterminated quoted field (opened on line ${startLine})`;
+          fields.push(buf);
+          break;
+        }
+        value = buf;
+        // after the closing quote: delimiter, line end or end of text
+        const c = text.charCodeAt(i);
+        if (i < n && c !== d && c !== LF && c !== CR) {
+          error = `unexpected text after a closing quote in field ${fields.length + 1}`;
+          // skip to the end of this physical line
+          let j = i;
+          while (j < n && text.charCodeAt(j) !== LF && text.charCodeAt(j) !== CR) j++;
+          value += text.slice(i, j);
+          i = j;
+        }
+      } else {
+        const start = i;
+        while (i < n) {
+          const c = text.charCodeAt(i);
+          if (c === d || c === LF || c === CR) break;
+          i++;
+        }
+        value = text.slice(start, i);
+      }
+      fields.push(value);
+      if (i >= n) break;
+      const c = text.charCodeAt(i);
+      if (c === d) {
+        i++;
+        if (i >= n) {
+          fields.push('');
+          break;
+        }
+        continue;
+      }
+      // line end
+      if (c === CR && text.charCodeAt(i + 1) === LF) i += 2;
+      else i++;
+      line++;
+      break;
+    }
+    // skip blank lines (a record of one empty field)
+    if (!error && fields.length === 1 && fields[0] === '') continue;
+    out.push(error ? { line: startLine, fields, error } : { line: startLine, fields });
+  }
+  return out;
+}

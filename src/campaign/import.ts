@@ -1,0 +1,491 @@
+/**
+ * Import contacts and do-not-call numbers from CSV text or JSON arrays.
+ *
+ *  - numbers normalised to E.164 by libphonenumber-js with the campaign's default country;
+ *  - every bad row reported with its line number (CSV) or item number (JSON) and the reason; good rows kept;
+ *  - duplicates merged: within the file (later non-empty values win) and with rows already stored
+ *    (name / fields / time zone updated, status and attempts untouched);
+ *  - atomic per file: every row of one file is written in one transaction, or none is;
+ *  - contacts.timezone: the row's own column when it is a valid IANA zone ('contact'), else derived
+ *    from the number ('number'), else null (the campaign's zone applies at claim time);
+ *  - efficient: rows are written in multi-row `unnest` upserts of a few thousand rows each.
+ */
+import type { Db, Queryable } from '../store/db';
+import { DialerError } from '../util/errors';
+import { parseCsv, type CsvRecord } from './import-csv';
+import { isCountryCode, isValidTimeZone, normalizePhone, zoneForNumber } from './phone';
+
+export interface ImportIssue {
+  /** CSV: the line the row starts on (1 = header). JSON: the item's position (1-based). */
+  line: number;
+  reason: string;
+}
+
+export interface ImportResult {
+  kind: 'contacts' | 'dnc';
+  campaignId: number | null;
+  /** Data rows read (header and blank lines excluded). */
+  rows: number;
+  /** New rows stored. */
+  inserted: number;
+  /** Rows that were already stored and were merged (updated). */
+  updated: number;
+  /** Rows merged into an earlier row of the same file (same E.164 number). */
+  duplicates: number;
+  /** Rows rejected (see errors). */
+  invalid: number;
+  errors: ImportIssue[];
+  /** True when there were more errors than `maxErrors` (the counts stay exact). */
+  errorsTruncated: boolean;
+  /** Kept rows with a note (e.g. an unknown time zone that was replaced by one derived from the number). */
+  warnings: ImportIssue[];
+}
+
+export interface ImportOptions {
+  /** Country for national-format numbers; contacts default to the campaign's default_country. */
+  defaultCountry?: string;
+  /** Errors/warnings listed in the result (default 1000); counts stay exact. */
+  maxErrors?: number;
+  /** Rows per upsert statement (default 5000). */
+  chunkSize?: number;
+  /** CSV delimiter (default: detected). */
+  delimiter?: string;
+  /** DNC only: `source` column value (default 'import'). */
+  source?: string;
+}
+
+/** One contact as JSON: `phone` required; `name`, `timezone`; `fields` and any other keys become custom fields. */
+export interface ContactInput {
+  phone?: unknown;
+  name?: unknown;
+  timezone?: unknown;
+  fields?: unknown;
+  [key: string]: unknown;
+}
+
+export interface DncInput {
+  phone?: unknown;
+  reason?: unknown;
+}
+
+/** Input that cannot be imported at all (no phone column, unknown campaign, not a list...). */
+export class ImportError extends DialerError {
+  constructor(code: 'import_invalid' | 'campaign_not_found', message: string) {
+    super(code, message);
+    this.name = 'ImportError';
+  }
+}
+
+const PHONE_KEYS = ['phone', 'phonenumber', 'phoneno', 'number', 'telephone', 'tel', 'mobile', 'cell', 'msisdn', 'e164'];
+const NAME_KEYS = ['name', 'fullname', 'contactname'];
+const TZ_KEYS = ['timezone', 'tz', 'zone', 'ianatimezone'];
+const REASON_KEYS = ['reason', 'note', 'comment'];
+const MAX_FIELDS = 200;
+const MAX_KEY = 100;
+const MAX_VALUE = 10000;
+const MAX_NAME = 200;
+const MAX_REASON = 500;
+
+const keyOf = (h: string): string => h.trim().toLowerCase().replace(/[^a-z0-9]/g, '');
+
+interface Row {
+  line: number;
+  phone: unknown;
+  name?: string;
+  timezone?: string;
+  reason?: string;
+  fields: Record<string, string>;
+}
+
+class Collector {
+  readonly errors: ImportIssue[] = [];
+  readonly warnings: ImportIssue[] = [];
+  invalid = 0;
+  truncated = false;
+  constructor(private readonly max: number) {}
+  error(line: number, reason: string): void {
+    this.invalid++;
+    if (this.errors.length < this.max) this.errors.push({ line, reason });
+    else this.truncated = true;
+  }
+  warn(line: number, reason: string): void {
+    if (this.warnings.length < this.max) this.warnings.push({ line, reason });
+    else this.truncated = true;
+  }
+}
+
+/** Turn CSV records into rows (header mapped), reporting malformed records. */
+function csvRows(records: CsvRecord[], kind: 'contacts' | 'dnc', defaultCountry: string, c: Collector): Row[] {
+  if (!records.length) return [];
+  const header = records[0];
+  const keys = header.fields.map(keyOf);
+  let phoneIdx = keys.findIndex((k) => PHONE_KEYS.includes(k));
+  let data = records.slice(1);
+  let columns: string[];
+  if (phoneIdx < 0) {
+    // No header we recognise: a header-less list whose first column is the number?
+    if (!header.error && normalizePhone(header.fields[0], defaultCountry).ok) {
+      phoneIdx = 0;
+      data = records;
+      const width = Math.min(MAX_FIELDS + 1, records.reduce((m, r) => Math.max(m, r.fields.length), 0));
+      columns = Array.from({ length: width }, (_, i) => (i === 0 ? 'phone' : i === 1 ? (kind === 'dnc' ? 'reason' : 'name') : `column${i + 1}`));
+    } else {
+      throw new ImportError(
+        'import_invalid',
+        `line ${header.line}: no phone column in the header (expected one of: phone, phone_number, number, telephone, mobile, msisdn); found: ${header.fields.slice(0, 10).map((h) => JSON.stringify(h)).join(', ') || '(nothing)'}`,
+      );
+    }
+  } else {
+    if (header.error) throw new ImportError('import_invalid', `line ${header.line}: malformed header: ${header.error}`);
+    columns = header.fields.map((h, i) => h.trim() || `column${i + 1}`);
+  }
+  if (columns.length > MAX_FIELDS) throw new ImportError('import_invalid', `line ${header.line}: too many columns (${columns.length}, at most ${MAX_FIELDS})`);
+  const ckeys = columns.map(keyOf);
+  const nameIdx = phoneIdx === 0 && data === records ? (kind === 'contacts' ? 1 : -1) : ckeys.findIndex((k) => NAME_KEYS.includes(k));
+  const tzIdx = ckeys.findIndex((k) => TZ_KEYS.includes(k));
+  const reasonIdx = phoneIdx === 0 && data === records ? (kind === 'dnc' ? 1 : -1) : ckeys.findIndex((k) => REASON_KEYS.includes(k));
+  const firstIdx = ckeys.indexOf('firstname');
+  const lastIdx = ckeys.indexOf('lastname');
+  const rows: Row[] = [];
+  for (const rec of data) {
+    if (rec.error) {
+      c.error(rec.line, rec.error);
+      continue;
+    }
+    if (rec.fields.length > columns.length) {
+      c.error(rec.line, `${rec.fields.length} fields but the header has ${columns.length}`);
+      continue;
+    }
+    const f = rec.fields;
+    const row: Row = { line: rec.line, phone: f[phoneIdx] ?? '', fields: {} };
+    if (kind === 'contacts') {
+      let tooLong: string | undefined;
+      for (let i = 0; i < f.length; i++) {
+        if (i === phoneIdx || i === nameIdx || i === tzIdx) continue;
+        const v = f[i].trim();
+        if (!v) continue;
+        if (v.length > MAX_VALUE) {
+          tooLong = columns[i];
+          break;
+        }
+        row.fields[columns[i].slice(0, MAX_KEY)] = v;
+      }
+      if (tooLong) {
+        c.error(rec.line, `column "${tooLong}" is longer than ${MAX_VALUE} characters`);
+        continue;
+      }
+      let name = nameIdx >= 0 ? (f[nameIdx] ?? '').trim() : '';
+      if (!name && (firstIdx >= 0 || lastIdx >= 0)) name = [f[firstIdx] ?? '', f[lastIdx] ?? ''].map((s) => s.trim()).filter(Boolean).join(' ');
+      if (name) row.name = name;
+      const tz = tzIdx >= 0 ? (f[tzIdx] ?? '').trim() : '';
+      if (tz) row.timezone = tz;
+    } else {
+      const reason = reasonIdx >= 0 ? (f[reasonIdx] ?? '').trim() : '';
+      if (reason) row.reason = reason;
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+function str(v: unknown): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'string') return v.trim() || undefined;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+/** Turn a JSON array into rows; items are numbered from 1. */
+function jsonRows(items: unknown[], kind: 'contacts' | 'dnc', c: Collector): Row[] {
+  const rows: Row[] = [];
+  items.forEach((item, idx) => {
+    const line = idx + 1;
+    if (typeof item === 'string' || typeof item === 'number') {
+      rows.push({ line, phone: item, fields: {} });
+      return;
+    }
+    if (!item || typeof item !== 'object' || Array.isArray(item)) {
+      c.error(line, 'item must be an object with a "phone" (or a phone number string)');
+      return;
+    }
+    const o = item as Record<string, unknown>;
+    const row: Row = { line, phone: o.phone ?? o.number ?? o.phoneNumber ?? o.phone_number, fields: {} };
+    if (kind === 'dnc') {
+      const reason = str(o.reason);
+      if (reason) row.reason = reason;
+      rows.push(row);
+      return;
+    }
+    const name = o.name === undefined || o.name === null ? undefined : str(o.name);
+    if (o.name !== undefined && o.name !== null && name === undefined && o.name !== '') {
+      c.error(line, '"name" must be text');
+      return;
+    }
+    if (name) row.name = name;
+    if (o.timezone !== undefined && o.timezone !== null) {
+      if (typeof o.timezone !== 'string') {
+        c.error(line, '"timezone" must be text');
+        return;
+      }
+      if (o.timezone.trim()) row.timezone = o.timezone.trim();
+    }
+    const extra: Record<string, unknown> = {};
+    if (o.fields !== undefined && o.fields !== null) {
+      if (typeof o.fields !== 'object' || Array.isArray(o.fields)) {
+        c.error(line, '"fields" must be an object');
+        return;
+      }
+      Object.assign(extra, o.fields);
+    }
+    for (const [k, v] of Object.entries(o)) {
+      if (['phone', 'number', 'phoneNumber', 'phone_number', 'name', 'timezone', 'fields'].includes(k)) continue;
+      extra[k] = v;
+    }
+    let bad: string | undefined;
+    for (const [k, v] of Object.entries(extra)) {
+      if (v === null || v === undefined || v === '') continue;
+      const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+      if (s.length > MAX_VALUE || k.length > MAX_KEY) {
+        bad = k;
+        break;
+      }
+      row.fields[k] = typeof v === 'object' ? s : String(v).trim();
+    }
+    if (bad !== undefined) {
+      c.error(line, `field "${bad.slice(0, 50)}" is too long`);
+      return;
+    }
+    if (Object.keys(row.fields).length > MAX_FIELDS) {
+      c.error(line, `too many fields (at most ${MAX_FIELDS})`);
+      return;
+    }
+    rows.push(row);
+  });
+  return rows;
+}
+
+interface Prepared {
+  phone: string;
+  line: number;
+  name: string | null;
+  timezone: string | null;
+  tzSource: 'contact' | 'number' | null;
+  /** Zone given by the row but not recognised (replaced later). */
+  badZone?: string;
+  country?: string;
+  reason: string | null;
+  fields: Record<string, string>;
+}
+
+/** Normalise, validate and merge duplicates (first occurrence keeps its place; later non-empty values win). */
+function prepare(rows: Row[], kind: 'contacts' | 'dnc', country: string, c: Collector): { list: Prepared[]; duplicates: number } {
+  const byPhone = new Map<string, Prepared>();
+  let duplicates = 0;
+  for (const r of rows) {
+    const p = normalizePhone(r.phone, country);
+    if (!p.ok) {
+      c.error(r.line, p.reason);
+      continue;
+    }
+    if (r.name && r.name.length > MAX_NAME) {
+      c.error(r.line, `name is longer than ${MAX_NAME} characters`);
+      continue;
+    }
+    if (r.reason && r.reason.length > MAX_REASON) {
+      c.error(r.line, `reason is longer than ${MAX_REASON} characters`);
+      continue;
+    }
+    let timezone: string | null = null;
+    let tzSource: Prepared['tzSource'] = null;
+    let badZone: string | undefined;
+    if (kind === 'contacts') {
+      if (r.timezone && isValidTimeZone(r.timezone)) {
+        timezone = r.timezone;
+        tzSource = 'contact';
+      } else {
+        if (r.timezone) badZone = r.timezone;
+        const z = zoneForNumber(p.e164, p.country);
+        if (z) {
+          timezone = z;
+          tzSource = 'number';
+        }
+      }
+    }
+    const prev = byPhone.get(p.e164);
+    if (!prev) {
+      byPhone.set(p.e164, { phone: p.e164, line: r.line, name: r.name ?? null, timezone, tzSource, badZone, country: p.country, reason: r.reason ?? null, fields: r.fields });
+      if (badZone) c.warn(r.line, `unknown time zone "${badZone.slice(0, 64)}": ${timezone ? `using ${timezone} (from the number)` : "the campaign's zone applies"}`);
+      continue;
+    }
+    duplicates++;
+    if (r.name) prev.name = r.name;
+    if (r.reason) prev.reason = r.reason;
+    if (tzSource === 'contact' || (prev.tzSource !== 'contact' && timezone)) {
+      prev.timezone = timezone;
+      prev.tzSource = tzSource;
+    }
+    Object.assign(prev.fields, r.fields);
+  }
+  return { list: [...byPhone.values()], duplicates };
+}
+
+/** Cache of zone names the database knows, per database object (lower-case name -> spelling). */
+const dbZones = new WeakMap<object, Map<string, string>>();
+
+async function zonesKnownToDb(db: object, q: Queryable, wanted: string[]): Promise<Map<string, string>> {
+  let known = dbZones.get(db);
+  if (!known) {
+    known = new Map();
+    dbZones.set(db, known);
+  }
+  const missing = wanted.filter((z) => !known!.has(z.toLowerCase()));
+  if (missing.length) {
+    const r = await q.query<{ name: string }>('select name from pg_timezone_names where lower(name) = any($1::text[])', [missing.map((z) => z.toLowerCase())]);
+    for (const row of r.rows) known.set(row.name.toLowerCase(), row.name);
+  }
+  return known;
+}
+
+function emptyResult(kind: 'contacts' | 'dnc', campaignId: number | null): ImportResult {
+  return { kind, campaignId, rows: 0, inserted: 0, updated: 0, duplicates: 0, invalid: 0, errors: [], errorsTruncated: false, warnings: [] };
+}
+
+/** Read CSV text / a buffer, or take a JSON array, into rows. */
+function readInput(input: string | Buffer | Uint8Array | unknown[], kind: 'contacts' | 'dnc', country: string, c: Collector, delimiter?: string): Row[] {
+  if (Array.isArray(input)) return jsonRows(input, kind, c);
+  if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new ImportError('import_invalid', 'import input must be CSV text or a JSON array');
+  return csvRows(parseCsv(input, { delimiter }), kind, country, c);
+}
+
+async function lockCampaign(q: Queryable, campaignId: number): Promise<{ id: number; default_country: string }> {
+  const r = await q.query<{ id: number; default_country: string }>('select id, default_country from campaigns where id = $1 for share', [campaignId]);
+  if (!r.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
+  return r.rows[0];
+}
+
+function checkId(id: unknown, what: string): number {
+  if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0 || id > 2147483647) throw new ImportError('import_invalid', `${what} must be a positive integer`);
+  return id;
+}
+
+/** Import contacts into a campaign. Throws ImportError for input that cannot be imported at all. */
+export async function importContacts(db: Db, campaignId: number, input: string | Buffer | Uint8Array | unknown[], opts: ImportOptions = {}): Promise<ImportResult> {
+  checkId(campaignId, 'campaign id');
+  const chunk = Math.max(1, opts.chunkSize ?? 5000);
+  const c = new Collector(opts.maxErrors ?? 1000);
+  const result = emptyResult('contacts', campaignId);
+  // Read the campaign's default country first (outside the write transaction: parsing can take a while).
+  const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [campaignId]);
+  if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
+  const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
+  if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
+  const rows = readInput(input, 'contacts', country, c, opts.delimiter);
+  result.rows = rows.length + c.invalid;
+  const { list, duplicates } = prepare(rows, 'contacts', country, c);
+  result.duplicates = duplicates;
+
+  await db.tx(async (q) => {
+    await lockCampaign(q, campaignId);
+    // Zones must also be known to the database (its tz data may be older than the JS runtime's).
+    const zones = [...new Set(list.map((p) => p.timezone).filter((z): z is string => !!z))];
+    const known = zones.length ? await zonesKnownToDb(db, q, zones) : new Map<string, string>();
+    for (const p of list) {
+      if (!p.timezone) continue;
+      const spelled = known.get(p.timezone.toLowerCase());
+      if (spelled) {
+        p.timezone = spelled;
+        continue;
+      }
+      if (p.tzSource === 'contact') {
+        const z = zoneForNumber(p.phone, p.country);
+        const zs = z ? (await zonesKnownToDb(db, q, [z])).get(z.toLowerCase()) : undefined;
+        c.warn(p.line, `time zone "${p.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`);
+        p.timezone = zs ?? null;
+        p.tzSource = zs ? 'number' : null;
+      } else {
+        p.timezone = null;
+        p.tzSource = null;
+      }
+    }
+    for (let i = 0; i < list.length; i += chunk) {
+      const part = list.slice(i, i + chunk);
+      const r = await q.query<{ inserted: boolean }>(
+        `insert into contacts (campaign_id, phone, name, timezone, timezone_source, fields)
+         select $1, t.phone, t.name, t.tz, t.tzs, t.f::jsonb
+           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as t(phone, name, tz, tzs, f)
+         on conflict (campaign_id, phone) do update set
+           name = coalesce(excluded.name, contacts.name),
+           timezone = case when excluded.timezone_source = 'contact' then excluded.timezone
+                           when contacts.timezone_source = 'contact' then contacts.timezone
+                           else coalesce(excluded.timezone, contacts.timezone) end,
+           timezone_source = case when excluded.timezone_source = 'contact' then excluded.timezone_source
+                           when contacts.timezone_source = 'contact' then contacts.timezone_source
+                           when excluded.timezone is not null then excluded.timezone_source
+                           else contacts.timezone_source end,
+           fields = contacts.fields || excluded.fields,
+           updated_at = now()
+         returning (xmax = 0) as inserted`,
+        [
+          campaignId,
+          part.map((p) => p.phone),
+          part.map((p) => p.name),
+          part.map((p) => p.timezone),
+          part.map((p) => p.tzSource),
+          part.map((p) => JSON.stringify(p.fields)),
+        ],
+      );
+      for (const row of r.rows) {
+        if (row.inserted) result.inserted++;
+        else result.updated++;
+      }
+    }
+  });
+  return finish(result, c);
+}
+
+/** Import do-not-call numbers: the global list (campaignId null) or one campaign's list. */
+export async function importDnc(db: Db, input: string | Buffer | Uint8Array | unknown[], opts: ImportOptions & { campaignId?: number | null } = {}): Promise<ImportResult> {
+  const campaignId = opts.campaignId ?? null;
+  if (campaignId !== null) checkId(campaignId, 'campaign id');
+  const chunk = Math.max(1, opts.chunkSize ?? 5000);
+  const c = new Collector(opts.maxErrors ?? 1000);
+  const result = emptyResult('dnc', campaignId);
+  let country = opts.defaultCountry?.toUpperCase();
+  if (!country && campaignId !== null) {
+    const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [campaignId]);
+    if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
+    country = camp.rows[0].default_country;
+  }
+  country = (country ?? 'US').toUpperCase();
+  if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
+  const rows = readInput(input, 'dnc', country, c, opts.delimiter);
+  result.rows = rows.length + c.invalid;
+  const { list, duplicates } = prepare(rows, 'dnc', country, c);
+  result.duplicates = duplicates;
+  await db.tx(async (q) => {
+    if (campaignId !== null) await lockCampaign(q, campaignId);
+    for (let i = 0; i < list.length; i += chunk) {
+      const part = list.slice(i, i + chunk);
+      const r = await q.query<{ inserted: boolean }>(
+        `insert into dnc (phone, campaign_id, reason, source)
+         select t.phone, $1::integer, t.reason, $2 from unnest($3::text[], $4::text[]) as t(phone, reason)
+         on conflict (phone, (coalesce(campaign_id, 0))) do update set reason = coalesce(excluded.reason, dnc.reason)
+         returning (xmax = 0) as inserted`,
+        [campaignId, opts.source ?? 'import', part.map((p) => p.phone), part.map((p) => p.reason)],
+      );
+      for (const row of r.rows) {
+        if (row.inserted) result.inserted++;
+        else result.updated++;
+      }
+    }
+  });
+  return finish(result, c);
+}
+
+function finish(result: ImportResult, c: Collector): ImportResult {
+  result.invalid = c.invalid;
+  result.errors = c.errors.sort((a, b) => a.line - b.line);
+  result.warnings = c.warnings.sort((a, b) => a.line - b.line);
+  result.errorsTruncated = c.truncated;
+  return result;
+}
