@@ -1,0 +1,149 @@
+/**
+ * Speech to text: one interface, several engines. `transcribe` reads the recording (a WAV as
+ * Asterisk writes it), answers empty audio and digital silence with an empty transcript without
+ * asking the engine (so a silent caller is never an error and a Whisper model cannot hallucinate
+ * words into silence), and times the engine.
+ */
+import fs from 'fs';
+import { performance } from 'perf_hooks';
+import { StageError, errorMessage } from '../util/errors';
+import { parseWav, toMono, type ParsedWav } from '../audio/wav';
+import { VoskEngine, type VoskOptions } from './stt-vosk';
+import { OpenAiSttEngine, type OpenAiSttOptions } from './stt-openai';
+import { SimSttEngine } from './stt-sim';
+
+export interface Transcript {
+  text: string;
+  /** 0..1 where the engine says (Vosk word confidences, Whisper segment log-probabilities). */
+  confidence?: number;
+  engine: string;
+  /** Length of the audio, ms. */
+  audioMs: number;
+  /** Time taken, ms. */
+  elapsedMs: number;
+  /** True when the text was read back from a simulated recording (demo only), not recognised. */
+  simulated?: boolean;
+}
+
+export interface SttRequest {
+  /** Parsed audio (mono). */
+  audio: ParsedWav;
+  /** The WAV bytes as read (engines that upload a file send these). */
+  wav: Buffer;
+  timeoutMs: number;
+  language?: string;
+  signal?: AbortSignal;
+  /** Partial hypotheses as they arrive (Vosk). */
+  onPartial?: (text: string) => void;
+}
+
+export interface SttEngine {
+  readonly name: string;
+  recognize(req: SttRequest): Promise<{ text: string; confidence?: number; simulated?: boolean }>;
+}
+
+/** Peak level (absolute 16-bit sample) at or below which a recording counts as digital silence (about -54 dBFS). */
+export const SILENCE_PEAK = 64;
+
+function peak(samples: Int16Array): number {
+  let p = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const v = samples[i] < 0 ? -samples[i] : samples[i];
+    if (v > p) p = v;
+  }
+  return p;
+}
+
+/** Transcribe a WAV file or buffer with `engine`. */
+export async function transcribe(
+  engine: SttEngine,
+  input: string | Buffer,
+  opts: { timeoutMs?: number; language?: string; signal?: AbortSignal; onPartial?: (t: string) => void } = {},
+): Promise<Transcript> {
+  const t0 = performance.now();
+  let wav: Buffer;
+  if (typeof input === 'string') {
+    try {
+      wav = await fs.promises.readFile(input);
+    } catch (err) {
+      throw new StageError('stt', 'invalid_input', `cannot read recording ${input}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, { engine: engine.name });
+    }
+  } else wav = input;
+  let parsed: ParsedWav;
+  if (wav.length <= 44 && wav.subarray(0, 4).toString('ascii') === 'RIFF') {
+    // a header and nothing else: the caller hung up as the recording started
+    return { text: '', engine: engine.name, audioMs: 0, elapsedMs: performance.now() - t0 };
+  }
+  try {
+    parsed = parseWav(wav);
+  } catch (err) {
+    if (wav.length === 0) return { text: '', engine: engine.name, audioMs: 0, elapsedMs: performance.now() - t0 };
+    throw new StageError('stt', 'invalid_input', `recording is not a 16-bit PCM WAV: ${errorMessage(err)}`, { engine: engine.name, cause: err });
+  }
+  if (parsed.channels !== 1) parsed = { ...parsed, ...toMono(parsed) };
+  const audioMs = parsed.durationMs;
+  const sim = engine instanceof SimSttEngine;
+  if (!sim && (parsed.samples.length === 0 || peak(parsed.samples) <= SILENCE_PEAK)) {
+    return { text: '', engine: engine.name, audioMs, elapsedMs: performance.now() - t0 };
+  }
+  const r = await engine.recognize({ audio: parsed, wav, timeoutMs: opts.timeoutMs ?? 15000, language: opts.language, signal: opts.signal, onPartial: opts.onPartial });
+  const out: Transcript = { text: normaliseTranscript(r.text), engine: engine.name, audioMs, elapsedMs: performance.now() - t0 };
+  if (r.confidence !== undefined && Number.isFinite(r.confidence)) out.confidence = Math.max(0, Math.min(1, r.confidence));
+  if (r.simulated) out.simulated = true;
+  return out;
+}
+
+/** One line, no control characters, capped (transcripts flow into prompts, logs and events). */
+export function normaliseTranscript(text: unknown): string {
+  if (typeof text !== 'string') return '';
+  return text
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
+    .replace(/\s{2,}/g, ' ')
+    .trim()
+    .slice(0, 4000);
+}
+
+export type SttEngineName = 'vosk' | 'openai' | 'sim';
+
+/**
+ * Engine name from the node's setting, else STT_ENGINE. With neither: `sim` only in the embedded demo
+ * (no ARI_URL: the simulator is the telephony); with a real Asterisk configured it is a not_configured
+ * error, never a silent fallback to simulated text.
+ */
+export function resolveSttEngineName(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): SttEngineName {
+  const raw = (configured && configured.trim()) || (env.STT_ENGINE && env.STT_ENGINE.trim()) || '';
+  const n = raw.toLowerCase();
+  if (n === 'vosk') return 'vosk';
+  if (n === 'openai' || n === 'openai-compatible' || n === 'whisper') return 'openai';
+  if (n === 'sim') return 'sim';
+  if (n === '') {
+    if (env.ARI_URL && env.ARI_URL.trim()) {
+      throw new StageError('stt', 'not_configured', 'no STT engine set (STT_ENGINE=vosk or openai, or the node setting)', { engine: 'none' });
+    }
+    return 'sim';
+  }
+  throw new StageError('stt', 'not_configured', `unknown STT engine "${raw}" (vosk, openai or sim)`, { engine: raw });
+}
+
+export interface SttConfig {
+  engine?: string;
+  vosk?: Partial<VoskOptions>;
+  openai?: Partial<OpenAiSttOptions>;
+}
+
+export function createSttEngine(cfg: SttConfig, env: NodeJS.ProcessEnv = process.env): SttEngine {
+  switch (resolveSttEngineName(cfg.engine, env)) {
+    case 'vosk':
+      return new VoskEngine({ url: cfg.vosk?.url || env.VOSK_URL || 'ws://127.0.0.1:2700', chunkBytes: cfg.vosk?.chunkBytes });
+    case 'openai':
+      return new OpenAiSttEngine({
+        baseUrl: cfg.openai?.baseUrl || env.STT_BASE_URL || '',
+        model: cfg.openai?.model || env.STT_MODEL || 'whisper-1',
+        apiKey: cfg.openai?.apiKey || env.STT_API_KEY || undefined,
+        language: cfg.openai?.language || env.STT_LANGUAGE || undefined,
+        responseFormat: cfg.openai?.responseFormat || (env.STT_RESPONSE_FORMAT as 'json' | 'verbose_json' | undefined) || 'json',
+      });
+    default:
+      return new SimSttEngine();
+  }
+}
