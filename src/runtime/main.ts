@@ -70,6 +70,14 @@ function checkUrl(name: string, value: string | undefined, protocols: string[]):
   }
 }
 
+function startupCheck<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+}
+
 function portTakenMessage(name: string, port: number, hint: string): string {
   return `${name} port ${port} is already in use. ${hint}`;
 }
@@ -109,10 +117,10 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   const log = opts.log ?? ((line: string) => console.log(line));
 
   // Validate settings before touching anything.
-  const port = portFrom(env, 'PORT', 1880);
+  const port = startupCheck(() => portFrom(env, 'PORT', 1880));
   const host = env.HOST || '127.0.0.1';
-  const mqttPort = portFrom(env, 'MQTT_PORT', 1883);
-  const agiPort = portFrom(env, 'AGI_PORT', 4573);
+  const mqttPort = startupCheck(() => portFrom(env, 'MQTT_PORT', 1883));
+  const agiPort = startupCheck(() => portFrom(env, 'AGI_PORT', 4573));
   const agiHost = env.AGI_HOST || '127.0.0.1';
   checkUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']);
   checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
@@ -299,7 +307,8 @@ export async function main(): Promise<void> {
   try {
     rt = await startRuntime();
   } catch (err) {
-    console.error(`ai-dialer: ${err instanceof StartupError ? err.message : (err as Error).stack}`);
+    const e = err as Error;
+    console.error(`ai-dialer: ${e instanceof StartupError || !process.env.DEBUG ? e.message : e.stack}`);
     process.exit(1);
   }
   for (const l of banner(rt.info)) console.log(l);

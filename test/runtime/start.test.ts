@@ -1,0 +1,122 @@
+/**
+ * `npm start` as a user runs it: a child process with a fresh DATA_DIR. It prints where everything is,
+ * serves the editor with the package's nodes, and stops cleanly on SIGTERM; start-up problems are one
+ * clear line and a non-zero exit.
+ */
+import { spawn, type ChildProcess } from 'child_process';
+import fs from 'fs';
+import net from 'net';
+import os from 'os';
+import path from 'path';
+import { freePort } from '../../src/runtime/ports';
+import { waitFor } from '../helpers/wait';
+
+const root = path.resolve(__dirname, '..', '..');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+interface Started {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(env: Record<string, string>): Started {
+  const clean = { ...process.env };
+  for (const k of ['DATABASE_URL', 'MQTT_URL', 'ARI_URL', 'NODE_OPTIONS']) delete clean[k];
+  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
+    cwd: root,
+    env: { ...clean, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, out: () => out, exited };
+}
+
+async function ports() {
+  return { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };
+}
+
+describe('npm start (embedded runtime)', () => {
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-start-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+  test('starts the editor with every node of the package, prints the URLs, and stops cleanly on SIGTERM', async () => {
+    const p = await ports();
+    const rt = start({ ...p, DATA_DIR: tmp() });
+    try {
+      await waitFor(() => rt.out().includes('Press Ctrl-C to stop.') || (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))), 60000, 'the banner');
+      const out = rt.out();
+      expect(out).toContain(`Editor (Node-RED):  http://127.0.0.1:${p.PORT}/`);
+      expect(out).toContain(`Dashboard:          http://127.0.0.1:${p.PORT}/dialer`);
+      expect(out).toContain(`MQTT (TCP):         mqtt://127.0.0.1:${p.MQTT_PORT}`);
+      expect(out).toContain(`MQTT (WebSocket):   ws://127.0.0.1:${p.PORT}/mqtt`);
+      expect(out).toContain(`FastAGI:            agi://127.0.0.1:${p.AGI_PORT}`);
+      const res = await fetch(`http://127.0.0.1:${p.PORT}/nodes`, { headers: { Accept: 'application/json' } });
+      const nodes = (await res.json()) as Array<{ module: string; types: string[]; err?: string }>;
+      const ours = nodes.filter((n) => n.module === pkg.name);
+      expect(ours.flatMap((n) => n.types).sort()).toEqual(Object.keys(pkg['node-red'].nodes).sort());
+      expect(ours.filter((n) => n.err)).toEqual([]);
+    } finally {
+      rt.child.kill('SIGTERM');
+    }
+    expect(await rt.exited).toBe(0);
+    expect(rt.out()).toContain('stopped');
+  });
+
+  test('a taken HTTP port is one clear line and exit code 1', async () => {
+    const p = await ports();
+    const blocker = net.createServer().listen(Number(p.PORT), '127.0.0.1');
+    await new Promise((r) => blocker.once('listening', r));
+    try {
+      const rt = start({ ...p, DATA_DIR: tmp() });
+      expect(await rt.exited).toBe(1);
+      expect(rt.out().trim().split('\n').filter((l) => l.startsWith('ai-dialer:'))).toEqual([
+        `ai-dialer: HTTP port ${p.PORT} is already in use. Is another Node-RED running? Set PORT to a free port, e.g. PORT=1881 npm start.`,
+      ]);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a taken MQTT port is reported in one line with the way out, and the runtime still comes up', async () => {
+    const p = await ports();
+    const blocker = net.createServer().listen(Number(p.MQTT_PORT), '0.0.0.0');
+    await new Promise((r) => blocker.once('listening', r));
+    const rt = start({ ...p, DATA_DIR: tmp() });
+    try {
+      await waitFor(() => rt.out().includes('Press Ctrl-C to stop.') || (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))), 60000, 'the banner');
+      const note = rt.out().split('\n').filter((l) => l.includes(`MQTT port ${p.MQTT_PORT} is already in use`));
+      expect(note).toHaveLength(1);
+      expect(note[0]).toContain('Set MQTT_PORT');
+      expect(note[0]).toContain(`MQTT_URL=mqtt://127.0.0.1:${p.MQTT_PORT}`);
+    } finally {
+      rt.child.kill('SIGTERM');
+      blocker.close();
+    }
+    expect(await rt.exited).toBe(0);
+  });
+
+  test.each([
+    ['DATABASE_URL', 'mysql://x@127.0.0.1/db', 'ai-dialer: DATABASE_URL must start with postgres:// or postgresql:// (got mysql://)'],
+    ['DATABASE_URL', 'postgresql://nobody:secretpw@127.0.0.1:1/none', 'ai-dialer: cannot reach PostgreSQL at postgresql://nobody:***@127.0.0.1:1/none'],
+    ['MQTT_URL', 'not a url', 'ai-dialer: MQTT_URL is not a valid URL'],
+    ['ARI_URL', 'ftp://asterisk', 'ai-dialer: ARI_URL must start with http:// or https:// (got ftp://)'],
+    ['PORT', 'http', 'ai-dialer: PORT must be a port number between 0 and 65535 (got "http")'],
+  ])('%s=%s is one clear line and exit code 1', async (name, value, expected) => {
+    const p = await ports();
+    const rt = start({ ...p, DATA_DIR: tmp(), [name]: value });
+    expect(await rt.exited).toBe(1);
+    const lines = rt.out().trim().split('\n').filter((l) => l.startsWith('ai-dialer:'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0].startsWith(expected)).toBe(true);
+    expect(rt.out()).not.toContain('secretpw');
+  });
+});
