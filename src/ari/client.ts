@@ -1,0 +1,568 @@
+/**
+ * Our small typed interface to Asterisk ARI.
+ *
+ * REST: `ari-client` loads the swagger documents and builds the operations from them; we call those
+ * operations through its swagger layer so that HTTP status codes survive (ari-client's own wrappers
+ * turn every error into a bare message). Three defects of ari-client 2.2 are contained here:
+ *  - swagger-client keeps the basic-auth credentials in ONE process-wide slot; we set ours
+ *    synchronously right before each request (requests are built synchronously) and serialise
+ *    connects, so several connections with different credentials do not mix them up;
+ *  - a failed document load (401, 5xx) is *thrown* from a socket callback (an uncaught exception);
+ *    we check the documents ourselves first and only hand a verified server to ari-client;
+ *  - its events WebSocket gives up after 10 retries and can reconnect after stop(); we run our own
+ *    events WebSocket with capped exponential backoff, ping/pong liveness and a clean close.
+ */
+import { EventEmitter } from 'events';
+import path from 'path';
+import http from 'http';
+import https from 'https';
+import WebSocket from 'ws';
+import { StageError, errorMessage, type FailureKind } from '../util/errors';
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'unauthorized' | 'unreachable' | 'error' | 'closed';
+
+export interface AriOptions {
+  /** Base URL of Asterisk's HTTP server, e.g. http://127.0.0.1:8088 (a trailing /ari is accepted). */
+  url: string;
+  username: string;
+  password: string;
+  /** Stasis application to register (the events WebSocket subscribes to it). */
+  app: string;
+  /** Backoff for reconnects: first delay and cap, ms. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Delay after a 401 before trying again (a wrong password is reported once, then retried slowly). */
+  unauthorizedRetryMs?: number;
+  /** WebSocket ping interval, ms (0 disables). */
+  pingMs?: number;
+  /** REST request timeout, ms. */
+  requestTimeoutMs?: number;
+}
+
+export interface AriCallerId {
+  name: string;
+  number: string;
+}
+
+export interface AriChannel {
+  id: string;
+  name: string;
+  state: string;
+  caller?: AriCallerId;
+  connected?: AriCallerId;
+  dialplan?: { context: string; exten: string; priority: number; app_name?: string; app_data?: string };
+  creationtime?: string;
+}
+
+export interface AriEvent {
+  type: string;
+  application?: string;
+  timestamp?: string;
+  channel?: AriChannel;
+  peer?: AriChannel;
+  caller?: AriChannel;
+  dialstatus?: string;
+  dialstring?: string;
+  cause?: number;
+  cause_txt?: string;
+  variable?: string;
+  value?: string;
+  args?: string[];
+  [k: string]: unknown;
+}
+
+export interface OriginateParams {
+  endpoint: string;
+  app: string;
+  appArgs?: string;
+  callerId?: string;
+  /** Seconds before giving up dialling (-1: none). */
+  timeout?: number;
+  channelId?: string;
+  variables?: Record<string, string>;
+  formats?: string;
+}
+
+/** An ARI failure: stage `ari`, a kind, and the HTTP status when there was one. */
+export class AriError extends StageError {
+  readonly status?: number;
+  constructor(kind: FailureKind, message: string, opts: { status?: number; cause?: unknown } = {}) {
+    super('ari', kind, message, { cause: opts.cause });
+    this.name = 'AriError';
+    this.status = opts.status;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), status: this.status };
+  }
+}
+
+/** Map an HTTP status to our failure kinds. */
+export function errorForStatus(status: number, what: string, body?: string): AriError {
+  let text = body ?? '';
+  try {
+    const j = JSON.parse(text) as { message?: string; error?: string };
+    text = j.message ?? j.error ?? text;
+  } catch {
+    /* not JSON */
+  }
+  const msg = `${what}: HTTP ${status}${text ? ` ${text}` : ''}`;
+  if (status === 401 || status === 403) return new AriError('unauthorized', `${msg} (check the ARI username and password)`, { status });
+  if (status === 404) return new AriError('not_found', msg, { status });
+  if (status === 400 || status === 422) return new AriError('invalid_input', msg, { status });
+  if (status === 409 || status === 412) return new AriError('refused', msg, { status });
+  if (status >= 500) return new AriError('bad_response', msg, { status });
+  return new AriError('bad_response', msg, { status });
+}
+
+/** Map a socket-level error (ECONNREFUSED, ENOTFOUND, timeouts) to an AriError. */
+export function errorForNetwork(err: unknown, what: string): AriError {
+  if (err instanceof AriError) return err;
+  const code = (err as { code?: string })?.code;
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'ECONNRESET' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new AriError('timeout', `${what}: ${code}`, { cause: err });
+  }
+  return new AriError('network', `${what}: ${code ?? errorMessage(err)} (is Asterisk's HTTP server reachable?)`, { cause: err });
+}
+
+interface SwaggerOp {
+  (args: Record<string, unknown>, ok: (r: SwaggerResponse) => void, fail: (r: SwaggerResponse | Error) => void): void;
+}
+interface SwaggerResponse {
+  status: number;
+  data?: Buffer | string;
+}
+interface AriClientLike {
+  _swagger: { apis: Record<string, Record<string, SwaggerOp>> };
+}
+
+// ari-client and its swagger-client, resolved from ari-client's own folder (swagger-client is its dependency).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ariClient = require('ari-client') as { connect(url: string, user: string, pass: string): Promise<AriClientLike> };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const swagger = require(require.resolve('swagger-client', { paths: [path.dirname(require.resolve('ari-client/package.json'))] })) as {
+  authorizations: { add(name: string, auth: unknown): void };
+  PasswordAuthorization: new (name: string, user: string, pass: string) => unknown;
+};
+
+let connectQueue: Promise<unknown> = Promise.resolve();
+
+/** Normalise a base URL: keep scheme://host:port, drop a trailing /ari or slash. */
+export function normaliseBaseUrl(url: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    throw new AriError('not_configured', `ARI URL is not a valid URL: ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new AriError('not_configured', `ARI URL must be http(s): ${url}`);
+  return new URL(`${u.protocol}//${u.host}`);
+}
+
+/** One GET with basic auth, our own (used for the pre-flight document check). */
+function httpGet(url: URL, user: string, pass: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const mod = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      url,
+      { method: 'GET', headers: { Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`, Accept: 'application/json' }, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * A connection to one Asterisk: REST operations plus the events WebSocket of one Stasis app.
+ * Events: 'event' (AriEvent), 'state' (state, error?), 'connected' (first time and after every
+ * reconnect, with `{ reconnect: boolean }`), 'warning' (message).
+ */
+export class AriConnection extends EventEmitter {
+  readonly app: string;
+  private readonly base: URL;
+  private readonly opts: AriOptions;
+  private client?: AriClientLike;
+  private ws?: WebSocket;
+  private _state: ConnectionState = 'idle';
+  private _lastError?: AriError;
+  private closed = false;
+  private retryTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
+  private attempt = 0;
+  private everConnected = false;
+  private reportedKey = '';
+  private starting?: Promise<void>;
+
+  constructor(opts: AriOptions) {
+    super();
+    this.setMaxListeners(0);
+    if (!opts.app || !/^[A-Za-z0-9_.-]+$/.test(opts.app)) throw new AriError('not_configured', `Stasis app name must be letters, digits, _ . - (got ${JSON.stringify(opts.app)})`);
+    if (!opts.username) throw new AriError('not_configured', 'ARI username is empty');
+    this.opts = opts;
+    this.app = opts.app;
+    this.base = normaliseBaseUrl(opts.url);
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+  get lastError(): AriError | undefined {
+    return this._lastError;
+  }
+  get url(): string {
+    return this.base.toString().replace(/\/$/, '');
+  }
+
+  private setState(s: ConnectionState, err?: AriError): void {
+    this._state = s;
+    if (err) this._lastError = err;
+    this.emit('state', s, err);
+  }
+
+  /**
+   * Connect (REST documents + events WebSocket). Resolves once connected; on failure it rejects with
+   * an AriError AND keeps retrying in the background with backoff (state tells the story) until close().
+   */
+  start(): Promise<void> {
+    if (this.starting) return this.starting;
+    this.starting = new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const onConnected = (): void => {
+        if (!settled) {
+          settled = true;
+          this.off('state', onState);
+          resolve();
+        }
+      };
+      const onState = (s: ConnectionState, err?: AriError): void => {
+        if (!settled && err && (s === 'unauthorized' || s === 'unreachable' || s === 'error')) {
+          settled = true;
+          this.off('connected', onConnected);
+          this.off('state', onState);
+          reject(err);
+        }
+      };
+      this.once('connected', onConnected);
+      this.on('state', onState);
+      void this.attemptConnect();
+    });
+    // A rejected start is also reported through 'state'; avoid an unhandled rejection for callers that only listen.
+    this.starting.catch(() => undefined);
+    return this.starting;
+  }
+
+  private async attemptConnect(): Promise<void> {
+    if (this.closed) return;
+    this.setState(this.everConnected ? 'reconnecting' : 'connecting');
+    try {
+      if (!this.client) this.client = await this.loadApi();
+      if (this.closed) return;
+      await this.openEvents();
+    } catch (err) {
+      if (this.closed) return;
+      const e = err instanceof AriError ? err : errorForNetwork(err, 'connect');
+      this.fail(e);
+    }
+  }
+
+  /** Report a connection failure once per distinct cause, then retry with backoff. */
+  private fail(e: AriError): void {
+    const key = `${e.kind}:${e.status ?? ''}`;
+    const state: ConnectionState = e.kind === 'unauthorized' ? 'unauthorized' : e.kind === 'network' || e.kind === 'timeout' ? 'unreachable' : 'error';
+    const delay = this.nextDelay(e.kind === 'unauthorized');
+    if (key !== this.reportedKey) {
+      this.reportedKey = key;
+      this.emit('warning', `${e.message}; retrying in ${Math.round(delay / 1000)} s`);
+    }
+    this._lastError = e;
+    this.setState(state, e);
+    this.schedule(delay);
+  }
+
+  private nextDelay(unauthorized: boolean): number {
+    if (unauthorized) return this.opts.unauthorizedRetryMs ?? 30_000;
+    const initial = this.opts.backoff?.initialMs ?? 250;
+    const max = this.opts.backoff?.maxMs ?? 30_000;
+    const d = Math.min(max, initial * 2 ** Math.min(this.attempt, 20));
+    this.attempt++;
+    return Math.round(d * (0.8 + Math.random() * 0.4));
+  }
+
+  /** When the next retry is due (ms from now), for status lines. */
+  retryInMs?: number;
+
+  private schedule(delay: number): void {
+    if (this.closed) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryInMs = delay;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryInMs = undefined;
+      void this.attemptConnect();
+    }, delay);
+  }
+
+  /** Check the documents ourselves (typed errors, no uncaught throw), then let ari-client build the API. */
+  private async loadApi(): Promise<AriClientLike> {
+    const timeout = this.opts.requestTimeoutMs ?? 10_000;
+    const listing = new URL('/ari/api-docs/resources.json', this.base);
+    let r: { status: number; body: string };
+    try {
+      r = await httpGet(listing, this.opts.username, this.opts.password, timeout);
+    } catch (err) {
+      throw errorForNetwork(err, `GET ${listing.pathname}`);
+    }
+    if (r.status !== 200) throw errorForStatus(r.status, `GET ${listing.pathname}`, r.body);
+    let apis: Array<{ path: string }>;
+    try {
+      apis = (JSON.parse(r.body) as { apis: Array<{ path: string }> }).apis;
+      if (!Array.isArray(apis)) throw new Error('no apis');
+    } catch {
+      throw new AriError('bad_response', `GET ${listing.pathname}: not an ARI resource listing`);
+    }
+    for (const name of ['asterisk', 'channels', 'applications', 'events']) {
+      if (!apis.some((a) => a.path.includes(`/${name}.`))) throw new AriError('bad_response', `ARI does not offer the ${name} resource`);
+      const u = new URL(`/ari/api-docs/${name}.json`, this.base);
+      let d: { status: number; body: string };
+      try {
+        d = await httpGet(u, this.opts.username, this.opts.password, timeout);
+      } catch (err) {
+        throw errorForNetwork(err, `GET ${u.pathname}`);
+      }
+      if (d.status !== 200) throw errorForStatus(d.status, `GET ${u.pathname}`, d.body);
+    }
+    // Serialise ari-client connects: swagger-client's credentials slot is process-wide.
+    const run = async (): Promise<AriClientLike> => {
+      this.applyAuth();
+      // swagger-client logs a "deprecated version of Swagger" line for ARI's 1.1 documents; keep logs clean.
+      const log = console.log;
+      console.log = (...a: unknown[]): void => {
+        if (!/deprecated version of Swagger/.test(String(a[0]))) log(...a);
+      };
+      try {
+        return await ariClient.connect(this.url, this.opts.username, this.opts.password);
+      } catch (err) {
+        throw new AriError('bad_response', `ari-client could not load the API: ${errorMessage(err)}`, { cause: err });
+      } finally {
+        console.log = log;
+      }
+    };
+    const p = connectQueue.then(run, run);
+    connectQueue = p.catch(() => undefined);
+    return p;
+  }
+
+  private applyAuth(): void {
+    swagger.authorizations.add('basic-auth', new swagger.PasswordAuthorization(this.base.hostname, this.opts.username, this.opts.password));
+  }
+
+  private openEvents(): Promise<void> {
+    const proto = this.base.protocol === 'https:' ? 'wss:' : 'ws:';
+    const u = `${proto}//${this.base.host}/ari/events?app=${encodeURIComponent(this.app)}&api_key=${encodeURIComponent(this.opts.username)}:${encodeURIComponent(this.opts.password)}`;
+    return new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(u, { handshakeTimeout: this.opts.requestTimeoutMs ?? 10_000 });
+      let opened = false;
+      ws.on('unexpected-response', (_req, res) => {
+        res.resume();
+        ws.terminate();
+        reject(errorForStatus(res.statusCode ?? 0, 'events WebSocket'));
+      });
+      ws.on('open', () => {
+        opened = true;
+        this.ws = ws;
+        const reconnect = this.everConnected;
+        this.everConnected = true;
+        this.attempt = 0;
+        this.reportedKey = '';
+        this._lastError = undefined;
+        this.startPing(ws);
+        this.setState('connected');
+        this.emit('connected', { reconnect });
+        resolve();
+      });
+      ws.on('message', (data) => {
+        let ev: AriEvent;
+        try {
+          ev = JSON.parse(data.toString()) as AriEvent;
+          if (!ev || typeof ev.type !== 'string') throw new Error('no type');
+        } catch {
+          this.emit('warning', 'ignored a malformed ARI event');
+          return;
+        }
+        this.emit('event', ev);
+      });
+      ws.on('error', (err) => {
+        if (!opened) reject(errorForNetwork(err, 'events WebSocket'));
+      });
+      ws.on('close', () => {
+        if (this.ws === ws) this.ws = undefined;
+        this.stopPing();
+        if (!opened || this.closed) return;
+        // Lost the events stream: Asterisk restarted or the network dropped.
+        const e = new AriError('network', 'events WebSocket closed');
+        this._lastError = e;
+        this.setState('reconnecting', e);
+        this.schedule(this.nextDelay(false));
+      });
+    });
+  }
+
+  private startPing(ws: WebSocket): void {
+    this.stopPing();
+    const every = this.opts.pingMs ?? 20_000;
+    if (!every) return;
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    this.pingTimer = setInterval(() => {
+      if (!alive) {
+        ws.terminate();
+        return;
+      }
+      alive = false;
+      try {
+        ws.ping();
+      } catch {
+        /* closing */
+      }
+    }, every);
+    this.pingTimer.unref?.();
+  }
+
+  private stopPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+  }
+
+  /** Drop the events connection as if the network failed (tests). */
+  dropEvents(): void {
+    this.ws?.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.stopPing();
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 1000);
+        ws.once('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        ws.close();
+      });
+    }
+    this.setState('closed');
+    this.removeAllListeners('event');
+  }
+
+  // ------------------------------------------------------------------ REST
+
+  private call<T>(resource: string, operation: string, args: Record<string, unknown>, what: string, parse: 'json' | 'none' = 'json'): Promise<T> {
+    const client = this.client;
+    if (!client) return Promise.reject(new AriError('network', `${what}: not connected to ARI yet`));
+    const op = client._swagger.apis[resource]?.[operation];
+    if (typeof op !== 'function') return Promise.reject(new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`));
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        reject(new AriError('timeout', `${what}: no answer in ${this.opts.requestTimeoutMs ?? 10_000} ms`));
+      }, this.opts.requestTimeoutMs ?? 10_000);
+      const finish = (fn: () => void): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        fn();
+      };
+      const ok = (r: SwaggerResponse): void =>
+        finish(() => {
+          if (r.status >= 400) return reject(errorForStatus(r.status, what, r.data?.toString()));
+          if (parse === 'none') return resolve(undefined as T);
+          const text = r.data?.toString() ?? '';
+          try {
+            resolve((text ? JSON.parse(text) : undefined) as T);
+          } catch {
+            reject(new AriError('bad_response', `${what}: response is not JSON`));
+          }
+        });
+      const fail = (r: SwaggerResponse | Error): void =>
+        finish(() => {
+          if (r instanceof Error) return reject(errorForNetwork(r, what));
+          if (!r || !r.status) return reject(errorForNetwork((r as unknown as { error?: unknown })?.error ?? r, what));
+          reject(errorForStatus(r.status, what, r.data?.toString()));
+        });
+      try {
+        // swagger-client builds (and authorises) the request synchronously: our credentials go out with it.
+        this.applyAuth();
+        op(args, ok, fail);
+      } catch (err) {
+        finish(() => reject(errorForNetwork(err, what)));
+      }
+    });
+  }
+
+  info(): Promise<Record<string, unknown>> {
+    return this.call('asterisk', 'getInfo', {}, 'GET /asterisk/info');
+  }
+
+  originate(p: OriginateParams): Promise<AriChannel> {
+    const args: Record<string, unknown> = { endpoint: p.endpoint, app: p.app };
+    if (p.appArgs !== undefined) args.appArgs = p.appArgs;
+    if (p.callerId) args.callerId = p.callerId;
+    if (p.timeout !== undefined) args.timeout = p.timeout;
+    if (p.channelId) args.channelId = p.channelId;
+    if (p.formats) args.formats = p.formats;
+    // The `variables` body parameter: {"variables": {...}} (what Asterisk reads into the channel).
+    if (p.variables && Object.keys(p.variables).length) args.body = JSON.stringify({ variables: p.variables });
+    return this.call('channels', 'originate', args, 'POST /channels (originate)');
+  }
+
+  getChannel(channelId: string): Promise<AriChannel> {
+    return this.call('channels', 'get', { channelId }, `GET /channels/${channelId}`);
+  }
+
+  listChannels(): Promise<AriChannel[]> {
+    return this.call('channels', 'list', {}, 'GET /channels');
+  }
+
+  hangup(channelId: string, reason = 'normal'): Promise<void> {
+    return this.call('channels', 'hangup', { channelId, reason }, `DELETE /channels/${channelId}`, 'none');
+  }
+
+  continueInDialplan(channelId: string, where: { context?: string; extension?: string; priority?: number }): Promise<void> {
+    const args: Record<string, unknown> = { channelId };
+    if (where.context) args.context = where.context;
+    if (where.extension) args.extension = where.extension;
+    if (where.priority !== undefined) args.priority = where.priority;
+    return this.call('channels', 'continueInDialplan', args, `POST /channels/${channelId}/continue`, 'none');
+  }
+
+  async getChannelVar(channelId: string, variable: string): Promise<string | undefined> {
+    try {
+      const r = await this.call<{ value: string }>('channels', 'getChannelVar', { channelId, variable }, `GET /channels/${channelId}/variable`);
+      return r?.value;
+    } catch (err) {
+      if (err instanceof AriError && err.kind === 'not_found' && /variable/i.test(err.message)) return undefined;
+      throw err;
+    }
+  }
+
+  setChannelVar(channelId: string, variable: string, value: string): Promise<void> {
+    return this.call('channels', 'setChannelVar', { channelId, variable, value }, `POST /channels/${channelId}/variable`, 'none');
+  }
+
+  listApplications(): Promise<Array<{ name: string; channel_ids: string[] }>> {
+    return this.call('applications', 'list', {}, 'GET /applications');
+  }
+}
