@@ -1,0 +1,58 @@
+/** The LLM turn contract shared by the engines, the conversation layer and the llm-turn node. */
+
+export type LlmActionType = 'end_call' | 'transfer' | 'schedule_callback' | 'add_to_dnc';
+export const ACTION_TYPES: readonly LlmActionType[] = ['end_call', 'transfer', 'schedule_callback', 'add_to_dnc'];
+
+export type LlmAction =
+  | { type: 'end_call'; reason?: string }
+  | { type: 'transfer'; destination: string }
+  /** `time` as the model or caller said it; `at` when it parses as a date-time (ISO 8601). */
+  | { type: 'schedule_callback'; time: string; at?: string }
+  | { type: 'add_to_dnc' };
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface LlmRequest {
+  callId: string;
+  /** What the caller said ('' never reaches an engine: silence is handled before). */
+  userText: string;
+  /** True for the opening line of the call (no user text yet). */
+  greeting: boolean;
+  /** Template context: contact, campaign, call. */
+  context: Record<string, unknown>;
+  /** Earlier turns of this call, oldest first, trimmed to the budget. */
+  history: ChatMessage[];
+  /** Per-call scratch state an engine may keep (e.g. the scripted engine's fallback count). */
+  state: Record<string, unknown>;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface LlmDecision {
+  text: string;
+  action?: LlmAction;
+}
+
+export interface LlmEngine {
+  /** `openai` or `scripted`. */
+  readonly name: string;
+  /** Engine and model for the turn record, e.g. `openai:llama3.2`. */
+  readonly label: string;
+  decide(req: LlmRequest): Promise<LlmDecision>;
+}
+
+/** Where a reply came from. */
+export type ReplySource = 'engine' | 'greeting' | 'supervisor' | 'dnc' | 'silence';
+
+export interface LlmReply {
+  text: string;
+  /** True when the AI part of the call is over (any action ends it). */
+  done: boolean;
+  action?: LlmAction;
+  engine: string;
+  source: ReplySource;
+  elapsedMs: number;
+}
