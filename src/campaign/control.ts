@@ -1,0 +1,75 @@
+/**
+ * Process-wide registry of campaign queues, so the HTTP API and the MQTT supervisor controls reach
+ * the running queue without knowing about Node-RED. Every campaign-queue node registers its manager
+ * while deployed.
+ *
+ *   campaignControl.start(id) / stop(id) / pause(id) / resume(id) / status(id)
+ *
+ * A command for a campaign goes to the queue that already runs it, else to the first deployed queue.
+ * With no campaign-queue deployed they throw DialerError `campaign_no_queue`.
+ */
+import type { CampaignManager, RunnerStatus } from './manager';
+import { DialerError } from '../util/errors';
+import { parseCampaignId } from '../store/campaigns';
+
+const managers: CampaignManager[] = [];
+
+export function registerCampaignManager(m: CampaignManager): void {
+  if (!managers.includes(m)) managers.push(m);
+}
+
+export function unregisterCampaignManager(m: CampaignManager): void {
+  const i = managers.indexOf(m);
+  if (i >= 0) managers.splice(i, 1);
+}
+
+export function registeredCampaignManagers(): readonly CampaignManager[] {
+  return managers;
+}
+
+function pick(idIn: unknown): { m: CampaignManager; id: number } {
+  const id = parseCampaignId(idIn);
+  if (!managers.length) throw new DialerError('campaign_no_queue', 'no campaign-queue node is deployed');
+  const owner = managers.find((m) => m.runnerOf(id));
+  return { m: owner ?? managers[0], id };
+}
+
+export const campaignControl = {
+  start(id: unknown): Promise<RunnerStatus> {
+    const p = pick(id);
+    return p.m.start(p.id);
+  },
+  stop(id: unknown): Promise<RunnerStatus> {
+    const p = pick(id);
+    return p.m.stop(p.id);
+  },
+  pause(id: unknown): Promise<RunnerStatus> {
+    const p = pick(id);
+    return p.m.pause(p.id);
+  },
+  resume(id: unknown): Promise<RunnerStatus> {
+    const p = pick(id);
+    return p.m.resume(p.id);
+  },
+  status(id: unknown): Promise<RunnerStatus> {
+    const p = pick(id);
+    return p.m.status(p.id);
+  },
+  /** Dispatch by action name (MQTT control, msg.topic). */
+  run(action: string, id: unknown): Promise<RunnerStatus> {
+    switch (action) {
+      case 'start':
+        return campaignControl.start(id);
+      case 'stop':
+        return campaignControl.stop(id);
+      case 'pause':
+        return campaignControl.pause(id);
+      case 'resume':
+        return campaignControl.resume(id);
+      case 'status':
+        return campaignControl.status(id);
+      default:
+        return Promise.reject(new DialerError('campaign_bad_action', `unknown campaign action ${JSON.stringify(action).slice(0, 40)} (start, stop, pause, resume, status)`));
+    }
+  },
+};

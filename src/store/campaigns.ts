@@ -1,0 +1,280 @@
+/**
+ * Campaign repository: validation before start, status, outcomes and retries, the do-not-call list,
+ * release of unsent claims, crash reconciliation and progress counters. The claim itself is in
+ * `claim.ts`; pacing buckets in `pacing.ts`.
+ */
+import type { Db, Queryable } from './db';
+import { closeCall, markAnswered, type CallStatus } from './calls';
+import { DialerError } from '../util/errors';
+
+export type CampaignStatus = 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
+export type CallerIdStrategy = 'round_robin' | 'least_recently_used' | 'local_presence';
+
+export interface CampaignRow {
+  id: number;
+  name: string;
+  status: CampaignStatus;
+  default_country: string;
+  timezone: string;
+  window_start: string;
+  window_end: string;
+  max_concurrent: number;
+  calls_per_second: number;
+  max_attempts: number;
+  retry_policy: Record<string, number>;
+  caller_id_strategy: CallerIdStrategy;
+  amd_enabled: boolean;
+  settings: Record<string, unknown>;
+}
+
+/** Outcomes a call can end with (msg.call.outcome), and 'answered' which is not final. */
+export type Outcome = 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled';
+const FINAL_OUTCOMES = new Set(['completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled']);
+
+/** Retry delays (seconds) used when the campaign's policy lacks an outcome. */
+export const DEFAULT_RETRY_POLICY: Record<string, number> = { busy: 600, no_answer: 3600, failed: 1800, congestion: 600, cancelled: 0 };
+
+export function parseCampaignId(id: unknown): number {
+  const n = typeof id === 'number' ? id : typeof id === 'string' && /^\s*\d{1,10}\s*$/.test(id) ? Number(id) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0 || n > 2147483647) {
+    throw new DialerError('campaign_bad_id', `campaign id must be a positive integer (got ${JSON.stringify(id)})`);
+  }
+  return n;
+}
+
+export async function getCampaign(q: Queryable, id: number): Promise<CampaignRow | undefined> {
+  const r = await q.query<CampaignRow>(
+    `select id, name, status, default_country, timezone, window_start::text, window_end::text, max_concurrent, calls_per_second,
+            max_attempts, retry_policy, caller_id_strategy, amd_enabled, settings from campaigns where id = $1`,
+    [id],
+  );
+  return r.rows[0];
+}
+
+/** Check that a campaign can start; throws a DialerError with one clear sentence when not. */
+export async function validateCampaignForStart(q: Queryable, id: number): Promise<CampaignRow> {
+  const c = await getCampaign(q, id);
+  if (!c) throw new DialerError('campaign_not_found', `campaign ${id} does not exist`);
+  const r = await q.query<{ numbers: number; contacts: boolean }>(
+    `select (select count(*) from phone_numbers where campaign_id = $1 and active)::int as numbers,
+            exists (select 1 from contacts where campaign_id = $1) as contacts`,
+    [id],
+  );
+  if (!r.rows[0].numbers) throw new DialerError('campaign_no_caller_id', `campaign ${id} (${c.name}) has no active caller-ID numbers: add one before starting`);
+  if (!r.rows[0].contacts) throw new DialerError('campaign_no_contacts', `campaign ${id} (${c.name}) has no contacts: import some before starting`);
+  return c;
+}
+
+export async function setCampaignStatus(q: Queryable, id: number, status: CampaignStatus): Promise<void> {
+  await q.query('update campaigns set status = $2, updated_at = now() where id = $1', [id, status]);
+}
+
+export interface OutcomeUpdate {
+  callId: number;
+  outcome: string;
+  reason?: string | null;
+  hangupCause?: number | null;
+  dialStatus?: string | null;
+  /** Clock for the retry schedule (tests); default the database's now(). */
+  now?: Date;
+}
+
+export interface OutcomeResult {
+  /** The call was closed by this outcome (false: already final, or 'answered'). */
+  closed: boolean;
+  status: CallStatus | 'answered';
+  call?: { id: number; campaignId: number | null; contactId: number | null; phone: string | null; callerId: string | null; attempt: number };
+  contact?: { id: number; status: string; attempts: number; nextAttemptAt: Date | null };
+}
+
+/** Map an outcome name to the call's final status; unknown names are failures. */
+export function outcomeStatus(outcome: string): Exclude<CallStatus, 'initiated' | 'ringing' | 'in_progress'> {
+  return (FINAL_OUTCOMES.has(outcome) ? outcome : 'failed') as Exclude<CallStatus, 'initiated' | 'ringing' | 'in_progress'>;
+}
+
+/**
+ * Apply one call outcome: close the call once (`closeCall`), then close or reschedule its contact:
+ * completed -> done; busy / no_answer / failed / congestion / cancelled -> pending again at
+ * now + retry_policy[outcome] seconds while attempts < max_attempts, else failed. A duplicate or late
+ * outcome changes nothing. 'answered' only marks the call answered.
+ */
+export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeResult> {
+  if (o.outcome === 'answered') {
+    await markAnswered(db, o.callId);
+    return { closed: false, status: 'answered' };
+  }
+  const status = outcomeStatus(o.outcome);
+  const reason = o.reason ?? (FINAL_OUTCOMES.has(o.outcome) ? null : `unknown outcome ${JSON.stringify(o.outcome).slice(0, 60)}`);
+  return db.tx(async (q) => {
+    const closed = await closeCall(q, o.callId, { status, outcome: FINAL_OUTCOMES.has(o.outcome) ? o.outcome : 'failed', reason, hangupCause: o.hangupCause ?? null, dialStatus: o.dialStatus ?? null });
+    const cr = await q.query<{ id: number; campaign_id: number | null; contact_id: number | null; phone: string | null; caller_id: string | null; attempt: number }>(
+      'select id, campaign_id, contact_id, phone, caller_id, attempt from calls where id = $1',
+      [o.callId],
+    );
+    const row = cr.rows[0];
+    const call = row ? { id: row.id, campaignId: row.campaign_id, contactId: row.contact_id, phone: row.phone, callerId: row.caller_id, attempt: row.attempt } : undefined;
+    if (!closed || !row || row.contact_id === null) return { closed, status, call };
+    const u = await q.query<{ id: number; status: string; attempts: number; next_attempt_at: Date | null }>(
+      `update contacts c set
+         status = case when $2 = 'completed' then 'done' when c.attempts < k.max_attempts then 'pending' else 'failed' end,
+         next_attempt_at = case when $2 <> 'completed' and c.attempts < k.max_attempts
+           then coalesce($4::timestamptz, now()) + make_interval(secs => coalesce((k.retry_policy ->> $2)::double precision, $5::double precision))
+           else c.next_attempt_at end,
+         last_outcome = $2, updated_at = now()
+       from campaigns k
+       where c.id = $1 and k.id = c.campaign_id and c.status = 'in_call' and c.last_call_id = $3
+       returning c.id, c.status, c.attempts, c.next_attempt_at`,
+      [row.contact_id, status, o.callId, o.now ?? null, DEFAULT_RETRY_POLICY[status] ?? 1800],
+    );
+    const c = u.rows[0];
+    return { closed, status, call, contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined };
+  });
+}
+
+/**
+ * Add a number to the do-not-call list at once (global when campaignId is null) and close every
+ * pending contact with that number in scope. Returns the number of contacts closed.
+ */
+export async function addToDnc(db: Db, phone: string, o: { campaignId?: number | null; reason?: string; source?: string } = {}): Promise<number> {
+  const p = String(phone ?? '').trim();
+  if (!/^\+?\d{3,20}$/.test(p)) throw new DialerError('dnc_bad_phone', `cannot add ${JSON.stringify(p).slice(0, 40)} to the do-not-call list: not a phone number`);
+  const cid = o.campaignId ?? null;
+  return db.tx(async (q) => {
+    await q.query(
+      `insert into dnc (phone, campaign_id, reason, source) values ($1, $2, $3, $4) on conflict (phone, coalesce(campaign_id, 0)) do nothing`,
+      [p, cid, o.reason ?? null, o.source ?? null],
+    );
+    const r = await q.query(
+      `update contacts set status = 'dnc', last_outcome = coalesce(last_outcome, 'dnc'), updated_at = now()
+        where phone = $1 and ($2::int is null or campaign_id = $2) and status = 'pending'`,
+      [p, cid],
+    );
+    return r.rowCount;
+  });
+}
+
+/** Give back contacts that were claimed but never dialed: the call is cancelled, the attempt undone. */
+export async function releaseClaims(db: Db, callIds: number[], reason = 'released before dialing'): Promise<number> {
+  if (!callIds.length) return 0;
+  return db.tx(async (q) => {
+    const r = await q.query(
+      `with c as (
+         update calls set status = 'cancelled', outcome = 'cancelled', reason = $2, ended_at = now()
+          where id = any($1::int[]) and status = 'initiated' returning id, contact_id)
+       update contacts k set status = 'pending', attempts = greatest(0, k.attempts - 1), updated_at = now()
+         from c where k.id = c.contact_id and k.status = 'in_call' and k.last_call_id = c.id`,
+      [callIds, reason],
+    );
+    return r.rowCount;
+  });
+}
+
+export interface ReconcileOptions {
+  campaignId?: number;
+  /** Open calls older than this are closed as failed (default 15 minutes). */
+  staleAfterMs?: number;
+  /** This worker's name: its calls created before `ownBefore` are orphans of a previous process. */
+  worker?: string;
+  ownBefore?: Date;
+  /** When given: open calls older than `graceMs` that this says are not live are closed too. */
+  isLive?: (call: { id: number; channelId: string | null; status: string }) => Promise<boolean>;
+  graceMs?: number;
+}
+
+export interface ReconcileResult {
+  closed: number[];
+  rescheduled: number;
+}
+
+/**
+ * Crash safety: close calls left `initiated` / `ringing` / `in_progress` by a crash or restart as
+ * failed (with the reason) and reschedule or close their contacts by the retry policy. Nothing is
+ * left stuck `in_call`, and a call that is still live is never touched.
+ */
+export async function reconcileOpenCalls(db: Db, o: ReconcileOptions = {}): Promise<ReconcileResult> {
+  const stale = o.staleAfterMs ?? 15 * 60_000;
+  const grace = o.graceMs ?? 60_000;
+  const r = await db.query<{ id: number; channel_id: string | null; status: string; stale: boolean; own: boolean; aged: boolean }>(
+    `select id, channel_id, status,
+            created_at < now() - make_interval(secs => $2::double precision / 1000) as stale,
+            ($3::text is not null and worker = $3 and created_at < $4::timestamptz) as own,
+            created_at < now() - make_interval(secs => $5::double precision / 1000) as aged
+       from calls
+      where status in ('initiated','ringing','in_progress') and ($1::int is null or campaign_id = $1)
+      order by id`,
+    [o.campaignId ?? null, stale, o.worker ?? null, o.ownBefore ?? null, grace],
+  );
+  const out: ReconcileResult = { closed: [], rescheduled: 0 };
+  for (const c of r.rows) {
+    let why: string | undefined;
+    if (c.own) why = 'reconciled: left open by a previous run of this worker';
+    else if (c.stale) why = `reconciled: still ${c.status} after ${Math.round(stale / 1000)} s`;
+    else if (o.isLive && c.aged) {
+      let live = true;
+      try {
+        live = await o.isLive({ id: c.id, channelId: c.channel_id, status: c.status });
+      } catch {
+        live = true; // cannot tell: leave it
+      }
+      if (!live) why = 'reconciled: no live channel in Asterisk';
+    }
+    if (!why) continue;
+    const res = await recordOutcome(db, { callId: c.id, outcome: 'failed', reason: why });
+    if (res.closed) {
+      out.closed.push(c.id);
+      if (res.contact?.status === 'pending') out.rescheduled++;
+    }
+  }
+  return out;
+}
+
+export interface CampaignProgress {
+  campaignId: number;
+  status: CampaignStatus | 'unknown';
+  total: number;
+  queued: number;
+  dialing: number;
+  active: number;
+  completed: number;
+  failed: number;
+  no_answer: number;
+  busy: number;
+  dnc_skipped: number;
+  percent: number;
+}
+
+/** Counters for campaign_progress events and the status API. */
+export async function campaignProgress(q: Queryable, id: number): Promise<CampaignProgress> {
+  const r = await q.query<Omit<CampaignProgress, 'percent' | 'campaignId'> & { closed: number }>(
+    `select coalesce((select status from campaigns where id = $1), 'unknown') as status,
+            k.total, k.queued, k.completed, k.failed, k.dnc_skipped, k.closed,
+            c.dialing, c.active, c.no_answer, c.busy
+       from (select count(*)::int as total,
+                    count(*) filter (where status = 'pending')::int as queued,
+                    count(*) filter (where status = 'done')::int as completed,
+                    count(*) filter (where status = 'failed')::int as failed,
+                    count(*) filter (where status = 'dnc')::int as dnc_skipped,
+                    count(*) filter (where status in ('done','failed','dnc'))::int as closed
+               from contacts where campaign_id = $1) k,
+            (select count(*) filter (where status in ('initiated','ringing'))::int as dialing,
+                    count(*) filter (where status = 'in_progress')::int as active,
+                    count(*) filter (where status = 'no_answer')::int as no_answer,
+                    count(*) filter (where status = 'busy')::int as busy
+               from calls where campaign_id = $1) c`,
+    [id],
+  );
+  const x = r.rows[0];
+  const percent = x.total ? Math.round((x.closed / x.total) * 1000) / 10 : 0;
+  const { closed: _closed, ...rest } = x;
+  return { campaignId: id, ...rest, percent };
+}
+
+/** True while the campaign has contacts that may still be dialed or are in a call. */
+export async function campaignHasWork(q: Queryable, id: number): Promise<boolean> {
+  const r = await q.query<{ w: boolean }>(
+    `select exists (select 1 from contacts c join campaigns k on k.id = c.campaign_id
+                     where c.campaign_id = $1 and (c.status = 'in_call' or (c.status = 'pending' and c.attempts < k.max_attempts))) as w`,
+    [id],
+  );
+  return !!r.rows[0]?.w;
+}
