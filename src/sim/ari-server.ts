@@ -49,6 +49,8 @@ export interface AgiTarget {
   contexts: string[];
   /** Path after host:port/ in the agi:// URL (agi_network_script). */
   script?: string;
+  /** fastagi-in's shared secret (AGI_SECRET), sent as `?secret=` in the script, as extensions-agi.conf does. */
+  secret?: string;
 }
 
 export interface AriSimOptions {
@@ -64,6 +66,10 @@ export interface AriSimOptions {
   /** Persona for numbers without one; default demoPersona. */
   defaultPersona?: (phone: string) => Persona;
   agi?: Partial<AgiTarget>;
+  /** Flat aliases of agi.host / agi.port / agi.secret. */
+  agiHost?: string;
+  agiPort?: number;
+  agiSecret?: string;
   recordingsRoot?: string;
   /** Asterisk's entity id (MAC-like) reported in events and info. */
   asteriskId?: string;
@@ -120,7 +126,9 @@ function loadAgiRunner(): AgiRunner | null {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require('./agi-client') as { runAgiCall?: AgiRunner };
     agiRunner = typeof mod.runAgiCall === 'function' ? mod.runAgiCall : null;
-  } catch {
+  } catch (err) {
+    // Only a missing module means "no AGI side"; a broken one is a bug to surface.
+    if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND' || !/agi-client/.test(errorMessage(err))) throw err;
     agiRunner = null;
   }
   return agiRunner;
@@ -158,10 +166,11 @@ export class AriSimulator extends EventEmitter {
     this.asteriskId = opts.asteriskId ?? '02:42:ac:11:00:02';
     for (const [k, v] of Object.entries(opts.personas ?? {})) this.personas.set(k, v);
     this.agi = {
-      host: opts.agi?.host ?? process.env.AGI_HOST ?? '127.0.0.1',
-      port: opts.agi?.port ?? Number(process.env.AGI_PORT || 4573),
+      host: opts.agi?.host ?? opts.agiHost ?? (process.env.AGI_HOST && process.env.AGI_HOST !== '0.0.0.0' ? process.env.AGI_HOST : '127.0.0.1'),
+      port: opts.agi?.port ?? opts.agiPort ?? Number(process.env.AGI_PORT || 4573),
       contexts: opts.agi?.contexts ?? ['ai-dialer-agi'],
       script: opts.agi?.script ?? 'ai-dialer',
+      secret: opts.agi?.secret ?? opts.agiSecret ?? process.env.AGI_SECRET ?? undefined,
     };
     this.setMaxListeners(0);
   }
@@ -613,6 +622,7 @@ export class AriSimulator extends EventEmitter {
       this.setVar(ch, 'AMDCAUSE', cause);
       this.setVar(ch, 'AMD_PATH', status === 'MACHINE' ? 'machine' : status === 'NOTSURE' ? notSureAs : 'human');
     }
+    const script = `${this.agi.script ?? ''}${this.agi.secret ? `?secret=${encodeURIComponent(this.agi.secret)}` : ''}`;
     ch.dialplan = { ...ch.dialplan, app_name: 'AGI', app_data: `agi://${this.agi.host}:${this.agi.port}/${this.agi.script ?? ''}` };
     const run = loadAgiRunner();
     if (!run) {
@@ -627,7 +637,7 @@ export class AriSimulator extends EventEmitter {
     run({
       host: this.agi.host,
       port: this.agi.port,
-      script: this.agi.script,
+      script,
       args: [],
       channel: ch.name,
       uniqueid,

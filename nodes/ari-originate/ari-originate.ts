@@ -1,0 +1,204 @@
+import type { NodeAPI, Node, NodeDef, NodeMessageInFlow, NodeMessage } from 'node-red';
+import { CallTracker, type CallOutcome, type CallRequest } from '../../src/ari/calls';
+import { dialEndpoint } from '../../src/ari/service';
+import type { AriService } from '../../src/ari/service';
+import type { AriConnection, ConnectionState } from '../../src/ari/client';
+import { errorMessage } from '../../src/util/errors';
+
+interface OriginateDef extends NodeDef {
+  asterisk: string;
+  endpoint: string;
+  agiContext: string;
+  timeout: string;
+  callerId: string;
+  amd: 'msg' | 'always' | 'never';
+  amdNotSure: 'human' | 'machine';
+}
+
+interface AsteriskConfig extends Node {
+  service: AriService;
+  connect(): Promise<AriConnection>;
+}
+
+type CallMsg = NodeMessageInFlow & { call?: Record<string, unknown> & { id?: string | number; phone?: string } };
+
+export = function (RED: NodeAPI): void {
+  function AriOriginate(this: Node, config: OriginateDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const asterisk = RED.nodes.getNode(config.asterisk) as AsteriskConfig | null;
+    if (!asterisk || !asterisk.service) {
+      node.status({ fill: 'red', shape: 'ring', text: RED._('ari-originate.status.noConfig') });
+      node.on('input', (_msg, _send, done) => done(new Error(RED._('ari-originate.status.noConfig'))));
+      return;
+    }
+    const service = asterisk.service;
+    const timeout = Number(config.timeout);
+    const template = dialEndpoint(config.endpoint);
+    const pendingMsgs = new Map<string, CallMsg>();
+    let tracker: CallTracker | undefined;
+    let trackerError: Error | undefined;
+    let closing = false;
+
+    const status = (): void => {
+      if (closing) return;
+      const live = tracker?.live ?? 0;
+      const s = service.state as ConnectionState | 'error';
+      const n = RED._('ari-originate.status.live', { n: live });
+      switch (s) {
+        case 'connected':
+          node.status({ fill: 'green', shape: 'dot', text: `${RED._('ari-originate.status.connected')} · ${n}` });
+          break;
+        case 'connecting':
+        case 'reconnecting':
+        case 'idle':
+          node.status({ fill: 'yellow', shape: 'ring', text: `${RED._(`ari-originate.status.${s === 'idle' ? 'connecting' : s}`)} · ${n}` });
+          break;
+        case 'unauthorized': {
+          const secs = Math.round((service.retryInMs ?? 30_000) / 1000);
+          node.status({ fill: 'red', shape: 'ring', text: RED._('ari-originate.status.unauthorized', { s: secs }) });
+          break;
+        }
+        case 'unreachable':
+          node.status({ fill: 'red', shape: 'ring', text: `${RED._('ari-originate.status.unreachable')} · ${n}` });
+          break;
+        case 'closed':
+          node.status({});
+          break;
+        default:
+          node.status({ fill: 'red', shape: 'dot', text: service.lastError?.message ?? trackerError?.message ?? 'error' });
+      }
+    };
+    const onState = (): void => status();
+    service.on('state', onState);
+    status();
+
+    const ready: Promise<CallTracker> = service.connect().then((conn) => {
+      tracker = new CallTracker(conn, {
+        endpointTemplate: template,
+        agiContext: config.agiContext || 'ai-dialer-agi',
+        defaultTimeoutSec: Number.isFinite(timeout) && timeout > 0 ? timeout : 30,
+        defaultCallerId: config.callerId || undefined,
+      });
+      tracker.on('count', status);
+      tracker.on('warning', (w: string) => node.warn(w));
+      tracker.on('outcome', (o: CallOutcome) => deliver(o));
+      status();
+      return tracker;
+    });
+    ready.catch((err: Error) => {
+      trackerError = err;
+      node.error(err.message);
+      status();
+    });
+
+    function deliver(o: CallOutcome): void {
+      const key = String(o.callId);
+      const orig = pendingMsgs.get(key);
+      const final = o.outcome !== 'answered';
+      if (final) pendingMsgs.delete(key);
+      const msg = (orig ? RED.util.cloneMessage(orig) : {}) as CallMsg;
+      msg.call = {
+        ...(msg.call ?? { id: o.callId, phone: o.phone }),
+        outcome: o.outcome,
+        channelId: o.channelId,
+        ringMs: o.ringMs,
+        talkMs: o.talkMs,
+      };
+      if (o.channel) msg.call.channel = o.channel;
+      if (o.dialStatus) msg.call.dialStatus = o.dialStatus;
+      if (o.hangupCause !== undefined) {
+        msg.call.hangupCause = o.hangupCause;
+        msg.call.hangupCauseText = o.hangupCauseText;
+      }
+      if (o.reason) msg.call.reason = o.reason;
+      if (o.error) msg.error = { message: o.error.message, source: { id: node.id, type: 'ari-originate', name: node.name } , code: o.error.code, kind: o.error.kind, status: o.error.status } as unknown as NodeMessage['error'];
+      msg.topic = final ? 'outcome' : 'answered';
+      (msg as Record<string, unknown>).event = final ? 'call_ended' : 'call_answered';
+      if (final) node.send([null, msg]);
+      else node.send([msg, null]);
+    }
+
+    node.on('input', (msg: CallMsg, _send, done) => {
+      if (msg.topic === 'cancel') {
+        const id = msg.call?.id;
+        ready.then(
+          (t) => {
+            const n = t.cancel(id === undefined || id === null || id === '' ? undefined : id);
+            if (id !== undefined && n === 0) node.debug?.(`cancel: call ${String(id)} is not live`);
+            done();
+          },
+          (err: Error) => done(err),
+        );
+        return;
+      }
+      const call = msg.call;
+      if (!call || typeof call !== 'object' || call.id === undefined || call.id === null || call.id === '') {
+        done(new Error(RED._('ari-originate.error.noCall')));
+        return;
+      }
+      const c = call as Record<string, unknown>;
+      const contact = (c.contact ?? {}) as { fields?: Record<string, unknown>; id?: number };
+      const amdWanted = config.amd === 'always' ? true : config.amd === 'never' ? false : c.amd === true || c.amdEnabled === true || (typeof c.amd === 'object' && c.amd !== null && (c.amd as { requested?: boolean }).requested === true);
+      const req: CallRequest = {
+        id: call.id,
+        phone: String(call.phone ?? ''),
+        callerId: typeof c.callerId === 'string' ? c.callerId : undefined,
+        campaignId: (c.campaignId as number | string | null | undefined) ?? undefined,
+        contactId: (c.contactId as number | string | null | undefined) ?? contact.id ?? undefined,
+        fields: contact.fields,
+        amd: amdWanted,
+        amdNotSure: config.amdNotSure === 'machine' ? 'machine' : 'human',
+        timeoutSec: typeof c.ringTimeout === 'number' && c.ringTimeout > 0 ? c.ringTimeout : undefined,
+      };
+      ready.then(
+        (t) => {
+          const key = String(call.id);
+          if (t.isLive(key)) {
+            done(new Error(RED._('ari-originate.error.duplicate', { id: key })));
+            return;
+          }
+          pendingMsgs.set(key, msg);
+          let failure: Error | undefined;
+          const onOutcome = (o: CallOutcome): void => {
+            if (String(o.callId) === key && o.outcome === 'failed' && o.error) failure = o.error;
+          };
+          t.on('outcome', onOutcome);
+          t.originate(req).then(
+            (r) => {
+              t.off('outcome', onOutcome);
+              done(r.accepted ? undefined : failure);
+            },
+            (err: Error) => {
+              t.off('outcome', onOutcome);
+              pendingMsgs.delete(key);
+              done(err);
+            },
+          );
+        },
+        (err: Error) => {
+          // The connection can never be made (not configured): the call still ends, as failed.
+          const m = RED.util.cloneMessage(msg) as CallMsg;
+          m.call = { ...call, outcome: 'failed', reason: errorMessage(err), ringMs: 0, talkMs: 0 };
+          m.topic = 'outcome';
+          (m as Record<string, unknown>).event = 'call_ended';
+          node.send([null, m]);
+          done(err);
+        },
+      );
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closing = true;
+      service.off('state', onState);
+      const t = tracker;
+      pendingMsgs.clear();
+      node.status({});
+      if (!t) return done();
+      t.close({ hangup: true })
+        .catch(() => undefined)
+        .finally(done);
+    });
+  }
+  RED.nodes.registerType('ari-originate', AriOriginate as unknown as Parameters<NodeAPI['nodes']['registerType']>[1]);
+};
