@@ -71,6 +71,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   readonly env: AgiEnvironment = {};
   /** Call id once known (fastagi-in sets it; the registry indexes it). */
   callId?: string;
+  /** True once our side asked for HANGUP (so a later `HANGUP` line is not the caller's doing). */
+  hangupRequested = false;
+  /** True when the caller hung up first (the `HANGUP` line or a 511 came before our HANGUP). */
+  callerHungUp = false;
   readonly remoteAddress: string;
   private _hungUp = false;
   private phase: SessionPhase = 'env';
@@ -217,6 +221,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private markHungUp(): void {
     if (this._hungUp) return;
     this._hungUp = true;
+    if (!this.hangupRequested) this.callerHungUp = true;
     // Commands not yet written fail fast; the one in flight still gets Asterisk's reply.
     const q = this.queue;
     this.queue = [];
@@ -395,6 +400,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   /** HANGUP; resolves undefined instead of failing when the caller is already gone. */
   async hangup(): Promise<AgiReply | undefined> {
     if (this._hungUp || this.phase !== 'ready') return undefined;
+    this.hangupRequested = true;
     try {
       return await this.run('HANGUP');
     } catch (err) {
