@@ -256,6 +256,7 @@ export class AriSimulator extends EventEmitter {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    this.emit('request', req.method, url.pathname);
     const send = (status: number, body?: unknown): void => {
       if (res.headersSent) return;
       const text = body === undefined ? '' : JSON.stringify(body);
