@@ -1,0 +1,90 @@
+/**
+ * Serve the dashboard (static files in the package's `dashboard/` folder) at `/dialer`, the MQTT
+ * browser client from the installed `mqtt` package, and `/dialer/config.json` telling the page where
+ * the live data is. The writer password is never sent; a read-only username may be.
+ */
+import fs from 'fs';
+import path from 'path';
+import express from 'express';
+import { DEFAULT_ROOT, checkRoot } from '../events/topics';
+
+export interface DashboardOptions {
+  /** Where the dashboard is served (default '/dialer'). */
+  basePath?: string;
+  /** WebSocket path of the MQTT broker on the same HTTP server (default '/mqtt'). */
+  mqttPath?: string;
+  /** Full ws:// or wss:// URL of an external broker's WebSocket listener (instead of mqttPath). */
+  mqttUrl?: string;
+  /** Topic root (default ai-dialer/v1). */
+  topicRoot?: string;
+  /** The broker asks for a login (the page then asks for the read-only account). */
+  mqttAuth?: boolean;
+  /** Read-only account name to pre-fill (never the writer's). */
+  mqttUsername?: string;
+  /** The API's write routes need a token (the page then asks for it). */
+  apiTokenRequired?: boolean;
+  /** Where the API is, relative to the dashboard page (default '../api/v1'). */
+  apiBase?: string;
+  /** Page title. */
+  title?: string;
+  /** Folder of the static files (default: the package's dashboard/). */
+  dir?: string;
+}
+
+/** The package's dashboard/ folder, found from this file both in src/ (tests) and dist/src/ (build). */
+export function dashboardDir(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 5; i++) {
+    const cand = path.join(dir, 'dashboard');
+    if (fs.existsSync(path.join(cand, 'index.html'))) return cand;
+    dir = path.dirname(dir);
+  }
+  throw new Error(`dashboard/ folder not found above ${__dirname}`);
+}
+
+export interface DashboardConfig {
+  title: string;
+  apiBase: string;
+  apiTokenRequired: boolean;
+  mqtt: { path: string | null; url: string | null; topicRoot: string; auth: boolean; username: string | null };
+}
+
+export function dashboardConfig(opts: DashboardOptions = {}): DashboardConfig {
+  return {
+    title: opts.title ?? 'AI Dialer',
+    apiBase: opts.apiBase ?? '../api/v1',
+    apiTokenRequired: opts.apiTokenRequired ?? !!process.env.API_TOKEN,
+    mqtt: {
+      path: opts.mqttUrl ? null : opts.mqttPath ?? '/mqtt',
+      url: opts.mqttUrl ?? null,
+      topicRoot: checkRoot(opts.topicRoot ?? DEFAULT_ROOT),
+      auth: !!opts.mqttAuth,
+      username: opts.mqttUsername ?? null,
+    },
+  };
+}
+
+/** Mount the dashboard on an express app or router (e.g. Node-RED's RED.httpNode). */
+export function mountDashboard(app: { use: express.Router['use'] } & Pick<express.Router, 'get'>, opts: DashboardOptions = {}): void {
+  const base = (opts.basePath ?? '/dialer').replace(/\/+$/, '') || '/dialer';
+  const dir = opts.dir ?? dashboardDir();
+  const mqttBundle = require.resolve('mqtt/dist/mqtt.min.js');
+  const router = express.Router();
+  router.get('/config.json', (_req, res) => {
+    res.set('Cache-Control', 'no-store').json(dashboardConfig(opts));
+  });
+  router.get('/vendor/mqtt.min.js', (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=3600').type('application/javascript').sendFile(mqttBundle);
+  });
+  router.use(express.static(dir, { index: 'index.html', redirect: true, fallthrough: true, maxAge: 0 }));
+  // `/dialer` -> `/dialer/` so the page's relative URLs resolve under it.
+  app.get(base, (req, res, next) => {
+    if (req.originalUrl.split('?')[0].endsWith('/')) return next();
+    res.redirect(301, req.originalUrl.replace(/^([^?]*)/, '$1/'));
+  });
+  app.use(base, (_req, res, next) => {
+    res.set('X-Content-Type-Options', 'nosniff');
+    res.set('Referrer-Policy', 'same-origin');
+    next();
+  }, router);
+}
