@@ -85,6 +85,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private queue: Pending[] = [];
   /** Replies still owed to commands that timed out; dropped when they arrive. */
   private owed = 0;
+  private wantNext = false;
   private readonly o: typeof DEFAULTS;
   /** Every command line written and reply line read, for diagnostics (bounded). */
   private closeTimer?: NodeJS.Timeout;
@@ -135,6 +136,12 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       if (this.phase === 'closed') return;
       start = nl + 1;
       nl = buf.indexOf('\n', start);
+    }
+    // Dispatch the next queued command only after the whole chunk is read: a `HANGUP` line that
+    // arrived right behind a reply must fail the queue instead of letting one more command out.
+    if (this.wantNext) {
+      this.wantNext = false;
+      this.next();
     }
     this.buf = start === 0 ? buf : start === buf.length ? '' : buf.slice(start);
     if (this.buf.length > this.o.maxLineLength) this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
@@ -201,7 +208,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       reply = parseReply(raw);
     } catch (err) {
       p.reject(err as AgiParseError);
-      this.next();
+      this.wantNext = true;
       return;
     }
     if (reply.code === 200) p.resolve(reply);
@@ -215,7 +222,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     } else {
       p.reject(new StageError('agi', 'bad_response', `${p.verb}: unexpected reply ${JSON.stringify(raw.slice(0, 200))}`));
     }
-    this.next();
+    this.wantNext = true;
   }
 
   private markHungUp(): void {
