@@ -12,7 +12,7 @@ export const MAX_REPLY_CHARS = 600;
 export function cleanReplyText(raw: unknown): string {
   if (typeof raw !== 'string') return '';
   let s = raw.replace(/<think>[\s\S]*?(<\/think>|$)/gi, ' ');
-  s = s.replace(/```[a-z]*\n?|```/gi, ' ').replace(/[*_#`>]+/g, ' ');
+  s = s.replace(/```[a-z]*\n?|```/gi, ' ').replace(/[*`]+/g, '').replace(/(^|\n)\s*(#+|>+|[-•]\s)/g, '$1 ');
   s = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').replace(/\s{2,}/g, ' ').trim();
   if (s.length > MAX_REPLY_CHARS) {
     const cut = s.slice(0, MAX_REPLY_CHARS);
