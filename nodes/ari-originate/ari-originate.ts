@@ -22,14 +22,26 @@ interface AsteriskConfig extends Node {
 
 type CallMsg = NodeMessageInFlow & { call?: Record<string, unknown> & { id?: string | number; phone?: string } };
 
+// English messages, used when the runtime has no catalogue for this node (e.g. loaded directly in tests).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const EN = (require('./locales/en-US/ari-originate.json') as { 'ari-originate': Record<string, Record<string, string>> })['ari-originate'];
+
 export = function (RED: NodeAPI): void {
+  /** RED._ with the English text as fallback. */
+  const t = (key: string, vars: Record<string, string | number> = {}): string => {
+    const full = `ari-originate.${key}`;
+    const s = RED._(full, vars);
+    if (s && s !== full) return s;
+    const [group, name] = key.split('.');
+    return (EN[group]?.[name] ?? key).replace(/__(\w+)__/g, (_m, v: string) => String(vars[v] ?? ''));
+  };
   function AriOriginate(this: Node, config: OriginateDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     const asterisk = RED.nodes.getNode(config.asterisk) as AsteriskConfig | null;
     if (!asterisk || !asterisk.service) {
-      node.status({ fill: 'red', shape: 'ring', text: RED._('ari-originate.status.noConfig') });
-      node.on('input', (_msg, _send, done) => done(new Error(RED._('ari-originate.status.noConfig'))));
+      node.status({ fill: 'red', shape: 'ring', text: t('status.noConfig') });
+      node.on('input', (_msg, _send, done) => done(new Error(t('status.noConfig'))));
       return;
     }
     const service = asterisk.service;
@@ -44,23 +56,23 @@ export = function (RED: NodeAPI): void {
       if (closing) return;
       const live = tracker?.live ?? 0;
       const s = service.state as ConnectionState | 'error';
-      const n = RED._('ari-originate.status.live', { n: live });
+      const n = t('status.live', { n: live });
       switch (s) {
         case 'connected':
-          node.status({ fill: 'green', shape: 'dot', text: `${RED._('ari-originate.status.connected')} · ${n}` });
+          node.status({ fill: 'green', shape: 'dot', text: `${t('status.connected')} · ${n}` });
           break;
         case 'connecting':
         case 'reconnecting':
         case 'idle':
-          node.status({ fill: 'yellow', shape: 'ring', text: `${RED._(`ari-originate.status.${s === 'idle' ? 'connecting' : s}`)} · ${n}` });
+          node.status({ fill: 'yellow', shape: 'ring', text: `${t(`status.${s === 'idle' ? 'connecting' : s}`)} · ${n}` });
           break;
         case 'unauthorized': {
           const secs = Math.round((service.retryInMs ?? 30_000) / 1000);
-          node.status({ fill: 'red', shape: 'ring', text: RED._('ari-originate.status.unauthorized', { s: secs }) });
+          node.status({ fill: 'red', shape: 'ring', text: t('status.unauthorized', { s: secs }) });
           break;
         }
         case 'unreachable':
-          node.status({ fill: 'red', shape: 'ring', text: `${RED._('ari-originate.status.unreachable')} · ${n}` });
+          node.status({ fill: 'red', shape: 'ring', text: `${t('status.unreachable')} · ${n}` });
           break;
         case 'closed':
           node.status({});
@@ -134,7 +146,7 @@ export = function (RED: NodeAPI): void {
       }
       const call = msg.call;
       if (!call || typeof call !== 'object' || call.id === undefined || call.id === null || call.id === '') {
-        done(new Error(RED._('ari-originate.error.noCall')));
+        done(new Error(t('error.noCall')));
         return;
       }
       const c = call as Record<string, unknown>;
@@ -155,7 +167,7 @@ export = function (RED: NodeAPI): void {
         (t) => {
           const key = String(call.id);
           if (t.isLive(key)) {
-            done(new Error(RED._('ari-originate.error.duplicate', { id: key })));
+            done(new Error(t('error.duplicate', { id: key })));
             return;
           }
           pendingMsgs.set(key, msg);

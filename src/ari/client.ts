@@ -468,11 +468,45 @@ export class AriConnection extends EventEmitter {
 
   // ------------------------------------------------------------------ REST
 
-  private call<T>(resource: string, operation: string, args: Record<string, unknown>, what: string, parse: 'json' | 'none' = 'json'): Promise<T> {
-    const client = this.client;
-    if (!client) return Promise.reject(new AriError('network', `${what}: not connected to ARI yet`));
+  /**
+   * The REST client; while the first connection attempt is still running, wait for it (up to the
+   * request timeout) instead of failing calls that arrive right after deploy. A known failure
+   * (wrong password, unreachable) is returned at once.
+   */
+  private ready(what: string): Promise<AriClientLike> {
+    if (this.client) return Promise.resolve(this.client);
+    if (this.closed) return Promise.reject(new AriError('network', `${what}: ARI connection is closed`));
+    if (this._state !== 'connecting' && this._state !== 'idle') {
+      const e = this._lastError;
+      return Promise.reject(e ? new AriError(e.kind, `${what}: ${e.message}`, { status: e.status, cause: e }) : new AriError('network', `${what}: not connected to ARI`));
+    }
+    const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
+    return new Promise<AriClientLike>((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.off('state', onState);
+      };
+      const onState = (): void => {
+        if (this.client) {
+          cleanup();
+          resolve(this.client);
+        } else if (this._state !== 'connecting' && this._state !== 'idle') {
+          cleanup();
+          this.ready(what).then(resolve, reject);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new AriError('timeout', `${what}: not connected to ARI after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on('state', onState);
+    });
+  }
+
+  private async call<T>(resource: string, operation: string, args: Record<string, unknown>, what: string, parse: 'json' | 'none' = 'json'): Promise<T> {
+    const client = await this.ready(what);
     const op = client._swagger.apis[resource]?.[operation];
-    if (typeof op !== 'function') return Promise.reject(new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`));
+    if (typeof op !== 'function') throw new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`);
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const timer = setTimeout(() => {
