@@ -1,0 +1,147 @@
+import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
+import { StageError } from '../../src/util/errors';
+import { templateContext } from '../../src/util/template';
+import { createLlmEngine, dropConversation, runTurn, type ActionMode, type LlmEngine, type ScriptIntent, type TurnSettings } from '../../src/llm';
+import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
+
+interface LlmTurnDef extends NodeDef {
+  engine: string;
+  baseUrl: string;
+  model: string;
+  temperature: string;
+  maxTokens: string;
+  systemPrompt: string;
+  mode: string;
+  transferTargets: string;
+  defaultTransfer: string;
+  greeting: string;
+  fallback: string;
+  noInput: string;
+  goodbye: string;
+  maxFallbacks: string;
+  maxSilences: string;
+  dncDetection: boolean;
+  historyChars: string;
+  timeout: string;
+  intents: ScriptIntent[];
+}
+interface Creds {
+  apiKey?: string;
+}
+type Msg = NodeMessageInFlow & {
+  topic?: string;
+  event?: string;
+  call?: { id?: number | string; sessionId?: string; contact?: Record<string, unknown> } & Record<string, unknown>;
+  campaign?: Record<string, unknown>;
+  transcript?: { text?: string };
+  turn?: { seq?: number; botText?: string; action?: string; timing?: Record<string, number>; engines?: Record<string, unknown> };
+  reply?: unknown;
+  error?: unknown;
+};
+
+const num = (v: unknown): number | undefined => {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : NaN;
+};
+
+export = function (RED: NodeAPI): void {
+  function LlmTurn(this: Node<Creds>, config: LlmTurnDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    let engine: LlmEngine | undefined;
+    let configError: StageError | undefined;
+    const timeoutS = num(config.timeout);
+    const settings: TurnSettings = {
+      greeting: config.greeting || undefined,
+      noInput: config.noInput || undefined,
+      goodbye: config.goodbye || undefined,
+      maxSilences: num(config.maxSilences),
+      dncDetection: config.dncDetection !== false,
+      historyChars: num(config.historyChars),
+      timeoutMs: timeoutS && timeoutS > 0 ? timeoutS * 1000 : undefined,
+    };
+    try {
+      engine = createLlmEngine({
+        engine: config.engine || '',
+        openai: {
+          baseUrl: config.baseUrl || undefined,
+          model: config.model || undefined,
+          apiKey: node.credentials?.apiKey || undefined,
+          temperature: num(config.temperature),
+          maxTokens: num(config.maxTokens),
+          systemPrompt: config.systemPrompt || undefined,
+          mode: (config.mode as ActionMode) || undefined,
+          transferTargets: config.transferTargets ? config.transferTargets.split(',').map((s) => s.trim()).filter((s) => s) : undefined,
+          defaultTransfer: config.defaultTransfer || undefined,
+        },
+        script: {
+          greeting: config.greeting || undefined,
+          fallback: config.fallback || undefined,
+          goodbye: config.goodbye || undefined,
+          maxFallbacks: num(config.maxFallbacks),
+          intents: Array.isArray(config.intents) && config.intents.length ? config.intents : undefined,
+        },
+      });
+      node.status({ fill: 'grey', shape: 'ring', text: engine.label });
+    } catch (err) {
+      configError = asStageError(err, 'llm');
+      node.status({ fill: 'red', shape: 'ring', text: RED._('llm-turn.status.config') });
+      node.error(configError.message);
+    }
+    const aborts = new Set<AbortController>();
+
+    node.on('input', (raw, send, done) => {
+      const msg = raw as Msg;
+      const callKey = String(msg.call?.id ?? msg.call?.sessionId ?? msg._msgid);
+      // The call is over (fastagi-in's second output, or a call_ended event): forget its history.
+      if (msg.topic === 'agi_ended' || msg.event === 'call_ended') {
+        dropConversation(callKey);
+        done();
+        return;
+      }
+      const fail = (err: StageError) => {
+        node.status({ fill: 'red', shape: 'ring', text: `${err.stage} ${err.kind}` });
+        msg.error = failureInfo(err);
+        if (outputWired(node, 1)) {
+          send([null, msg]);
+          done();
+        } else done(err);
+      };
+      if (configError || !engine) return fail(configError ?? new StageError('llm', 'not_configured', 'not configured'));
+      const eng = engine;
+      const payloadText = typeof msg.payload === 'string' ? msg.payload : undefined;
+      const greeting = msg.transcript === undefined && (msg.turn === undefined || msg.turn.seq === 0) && !(payloadText && payloadText.trim());
+      const userText = typeof msg.transcript?.text === 'string' ? msg.transcript.text : (payloadText ?? '');
+      const ac = new AbortController();
+      aborts.add(ac);
+      node.status({ fill: 'blue', shape: 'dot', text: RED._('llm-turn.status.thinking') });
+      runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, settings)
+        .then((r) => {
+          msg.reply = r.action ? { text: r.text, done: r.done, action: r.action, source: r.source } : { text: r.text, done: r.done, source: r.source };
+          msg.payload = r.text;
+          const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : (msg.turn = { seq: 0, timing: {} });
+          turn.botText = r.text;
+          if (r.action) turn.action = r.action.type;
+          else delete turn.action;
+          turn.timing = { ...(turn.timing ?? {}), llmMs: Math.round(r.elapsedMs) };
+          turn.engines = { ...(turn.engines ?? {}), llm: r.engine };
+          node.status({ fill: 'green', shape: 'dot', text: r.action ? r.action.type : `"${r.text.slice(0, 40)}"` });
+          send([msg, null]);
+          done();
+        })
+        .catch((err: unknown) => fail(asStageError(err, 'llm', eng.name)))
+        .finally(() => aborts.delete(ac));
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      for (const ac of aborts) ac.abort();
+      aborts.clear();
+      node.status({});
+      done();
+    });
+  }
+  RED.nodes.registerType('llm-turn', LlmTurn as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
+    credentials: { apiKey: { type: 'password' } },
+  });
+};
