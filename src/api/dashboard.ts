@@ -68,7 +68,7 @@ export function dashboardConfig(opts: DashboardOptions = {}): DashboardConfig {
 export function mountDashboard(app: { use: express.Router['use'] } & Pick<express.Router, 'get'>, opts: DashboardOptions = {}): void {
   const base = (opts.basePath ?? '/dialer').replace(/\/+$/, '') || '/dialer';
   const dir = opts.dir ?? dashboardDir();
-  const mqttBundle = require.resolve('mqtt/dist/mqtt.min.js');
+  const mqttBundle = path.join(path.dirname(require.resolve('mqtt/package.json')), 'dist', 'mqtt.min.js');
   const router = express.Router();
   router.get('/config.json', (_req, res) => {
     res.set('Cache-Control', 'no-store').json(dashboardConfig(opts));
