@@ -8,7 +8,9 @@
  *  - the local time in the contact's zone (`coalesce(contact.timezone, campaign.timezone)`) is inside
  *    the campaign's calling window [window_start, window_end) (a window may wrap midnight). The open
  *    zones are computed once per statement over the campaign's distinct zones (`campaign_zones`,
- *    kept by a trigger on contacts), not per row, with `now at time zone tz` (DST correct);
+ *    kept by a trigger on contacts), not per row, with `now at time zone tz` (DST correct). Only the
+ *    open zones' slices of the due index are read (`contacts_due_zone`), so contacts waiting in
+ *    closed zones cost nothing;
  *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own).
  *    Candidates found on a list are marked `dnc` in the same statement and counted (dnc_skipped);
  *  - the campaign has at least one active caller-ID number.
@@ -27,6 +29,12 @@ export interface ClaimOptions {
   worker?: string;
   /** The clock used for eligibility (tests); default the database's now(). */
   now?: Date;
+  /**
+   * How many workers may claim this campaign at the same time (default 4). The statement reads
+   * limit x (concurrency + 1) due candidates so that rows other workers hold locked right now do not
+   * leave it short.
+   */
+  concurrency?: number;
 }
 
 export interface ClaimedContact {
@@ -81,15 +89,33 @@ nums as (
   from phone_numbers p, camp
   where p.active and p.campaign_id = camp.id
 ),
+open_keys as (
+  select open_zones.tz as k from open_zones
+  union all
+  select '' from open_zones, camp where open_zones.tz = camp.timezone
+),
+pre as (
+  select x.id, x.next_attempt_at
+  from open_keys ok cross join camp cross join clock cross join lateral (
+    select c2.id, c2.next_attempt_at from contacts c2
+    where c2.campaign_id = camp.id and c2.status = 'pending' and coalesce(c2.timezone, '') = ok.k
+      and c2.next_attempt_at <= clock.now
+    order by c2.next_attempt_at, c2.id
+    limit $2::int * $5::int
+  ) x
+  order by x.next_attempt_at, x.id
+  limit $2::int * $5::int
+),
 cand as (
   select c.id, c.phone, c.next_attempt_at,
     exists (select 1 from dnc d where d.phone = c.phone and (d.campaign_id is null or d.campaign_id = c.campaign_id)) as is_dnc
   from contacts c, camp, clock
-  where c.campaign_id = $1 and c.status = 'pending' and c.next_attempt_at <= clock.now and c.attempts < camp.max_attempts
+  where c.id in (select pre.id from pre)
+    and c.campaign_id = $1 and c.status = 'pending' and c.next_attempt_at <= clock.now and c.attempts < camp.max_attempts
     and coalesce(c.timezone, camp.timezone) in (select tz from open_zones)
     and exists (select 1 from nums)
   order by c.next_attempt_at, c.id
-  limit $2
+  limit $2::int
   for update of c skip locked
 ),
 picked as (
@@ -147,6 +173,7 @@ export async function claimContacts(q: Queryable, o: ClaimOptions): Promise<Clai
     limit,
     o.now ?? null,
     o.worker ?? null,
+    Math.max(2, Math.min(64, Math.floor(o.concurrency ?? 4) + 1)),
   ]);
   const row = r.rows[0];
   if (!row) return { claimed: [], dncSkipped: 0 };
@@ -165,10 +192,10 @@ export async function claimContacts(q: Queryable, o: ClaimOptions): Promise<Clai
 export const NAIVE_CLAIM_SQL = `
 with cand as (
   select c.id from contacts c join campaigns k on k.id = c.campaign_id
-  where c.campaign_id = $1 and k.status = 'running' and c.status = 'pending' and c.next_attempt_at <= now()
+  where c.campaign_id = $1 and k.status = 'running' and c.status = 'pending' and c.next_attempt_at <= coalesce($3::timestamptz, now())
     and c.attempts < k.max_attempts
-    and (now() at time zone coalesce(c.timezone, k.timezone))::time >= k.window_start
-    and (now() at time zone coalesce(c.timezone, k.timezone))::time < k.window_end
+    and (coalesce($3::timestamptz, now()) at time zone coalesce(c.timezone, k.timezone))::time >= k.window_start
+    and (coalesce($3::timestamptz, now()) at time zone coalesce(c.timezone, k.timezone))::time < k.window_end
     and not exists (select 1 from dnc d where d.phone = c.phone and (d.campaign_id is null or d.campaign_id = c.campaign_id))
   order by c.next_attempt_at, c.id
   limit 1

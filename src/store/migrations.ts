@@ -160,4 +160,11 @@ create sequence caller_id_rr;
 create index calls_worker_open on calls (worker, created_at) where status in ('initiated','ringing','in_progress');
 `,
   },
+  {
+    version: 3,
+    name: 'campaign queue: due contacts by time zone (claim scans only open zones)',
+    sql: `
+create index contacts_due_zone on contacts (campaign_id, (coalesce(timezone, '')), next_attempt_at, id) where status = 'pending';
+`,
+  },
 ];
