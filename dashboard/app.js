@@ -601,7 +601,12 @@
       b.disabled = true;
       api('POST', '/calls/automated/' + action, { campaignId: id }).then(function (r) {
         b.disabled = false;
-        if (r.ok) toast(campaignName(id) + ': ' + action + ' ✓', 'ok');
+        if (r.ok) {
+          toast(campaignName(id) + ': ' + action + ' ✓', 'ok');
+          // The engine's next progress message will confirm; until then show what the API answered.
+          var p = state.progress.get(id);
+          if (p && r.data.status) { p.state = r.data.status; renderProgress(); }
+        }
         else toast(action + ' refused: ' + (r.data.error || r.status), 'error');
         loadCampaigns().then(function () { if (state.selectedCampaign === id) selectCampaign(id); });
       });

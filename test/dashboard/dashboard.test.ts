@@ -83,7 +83,9 @@ run('dashboard in headless Chromium', () => {
     await page.waitForFunction((id) => document.querySelector(`.progress-card[data-campaign-id="${id}"] [data-counter="completed"] b`)?.textContent === '5', campaignId);
     expect(await page.textContent(`.progress-card[data-campaign-id="${campaignId}"] .pct`)).toBe('20%');
     expect(await page.textContent(`.progress-card[data-campaign-id="${campaignId}"] .badge`)).toBe('running');
+    await page.emulateMedia({ colorScheme: 'dark' });
     await screenshot(page, 'dashboard-monitor-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
 
     await hx.publish('call_ended', { call: { ...call, outcome: 'completed', durationMs: 65000, transcript: [] } });
     await page.waitForSelector('tr[data-call-id="9001"].ended');
@@ -146,7 +148,12 @@ run('dashboard in headless Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'paused' || document.querySelector('#cd-status')?.textContent === 'running');
     await page.waitForFunction(() => Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('pause ✓')));
     expect(controlCalls).toContain(`pause ${campaignId}`);
+    expect(await page.textContent('#cd-status')).toBe('paused');
+    expect(await page.textContent(`#campaign-list li[data-campaign-id="${campaignId}"] .badge`)).toBe('paused');
     await screenshot(page, 'dashboard-campaign');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(page, 'dashboard-campaign-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
 
     // create: a bad time zone is refused with the API's message, then a good one is created
     await page.click('#new-campaign-btn');
