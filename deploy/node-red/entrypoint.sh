@@ -40,7 +40,9 @@ home="${AI_DIALER_HOME:-/opt/ai-dialer/node_modules/node-red-contrib-ai-dialer}"
 if [ "$#" -gt 0 ]; then
   exec "$@"
 fi
-if [ -f "$home/scripts/start.js" ]; then
-  exec node "$home/scripts/start.js"
+# The image carries the built package: run the runtime directly (scripts/start.js would first check
+# whether a rebuild is needed, which needs the TypeScript sources an installed package does not have).
+if [ -f "$home/dist/src/runtime/main.js" ]; then
+  exec node -e 'require(process.argv[1]).main()' "$home/dist/src/runtime/main.js"
 fi
-exec node -e 'require(process.argv[1]).main()' "$home/dist/src/runtime/main.js"
+exec node "$home/scripts/start.js"

@@ -669,6 +669,84 @@ describe('container entrypoints refuse placeholders and bad settings', () => {
   });
 });
 
+const BUILT_RUNTIME = path.join(ROOT, 'dist', 'src', 'runtime', 'main.js');
+const withBuild = fs.existsSync(BUILT_RUNTIME) ? describe : describe.skip;
+if (!fs.existsSync(BUILT_RUNTIME)) skipNote('Node-RED entrypoint start', 'dist/ not built (npm run build)');
+
+withBuild('deploy/node-red: the entrypoint starts the runtime the way the container does; the healthcheck sees it', () => {
+  let proc: ChildProcess | undefined;
+  let dataDir: string;
+  let out = '';
+
+  afterAll(async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise<void>((r) => proc!.once('exit', () => r()));
+      proc.kill('SIGKILL');
+      await exited;
+    }
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  function healthcheck(port: number) {
+    return spawnSync(process.execPath, [path.join(ROOT, 'deploy', 'node-red', 'healthcheck.js')], { env: { PATH: process.env.PATH as string, PORT: String(port) }, encoding: 'utf8', timeout: 15_000 });
+  }
+
+  test('starts with AGI_HOST=0.0.0.0, answers the healthcheck, stops cleanly on SIGTERM', async () => {
+    dataDir = tmpDir('ai-dialer-image-data-');
+    const port = await freePort();
+    const agiPort = await freePort();
+    const mqttPort = await freePort();
+    expect(healthcheck(port).status).toBe(1); // nothing listens yet
+    proc = spawn('bash', [path.join(ROOT, 'deploy', 'node-red', 'entrypoint.sh')], {
+      env: {
+        PATH: process.env.PATH as string,
+        HOME: dataDir,
+        AI_DIALER_HOME: ROOT,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        AGI_HOST: '0.0.0.0',
+        AGI_PORT: String(agiPort),
+        MQTT_PORT: String(mqttPort),
+        AUDIO_DIR: path.join(dataDir, 'audio'),
+        RECORDINGS_DIR: path.join(dataDir, 'recordings'),
+        API_TOKEN: 'token-for-the-test-1',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => proc!.once('exit', (code) => r(code)));
+    proc.stdout!.on('data', (d) => (out += d));
+    proc.stderr!.on('data', (d) => (out += d));
+    await until('the runtime to print where it runs', () => (out.includes(`:${port}/`) ? true : proc!.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 90_000);
+    const hc = healthcheck(port);
+    expect([hc.status, hc.stderr]).toEqual([0, '']);
+    // FastAGI listens on every interface (what Asterisk in another container needs)
+    expect(out).toContain(`agi://0.0.0.0:${agiPort}`);
+    // (the FastAGI server belongs to the default flow's fastagi-in node: checked once the flow has one)
+    const flow = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'ai-dialer.json'), 'utf8')) as Array<{ type: string }>;
+    if (flow.some((n) => n.type === 'fastagi-in')) {
+      await until('FastAGI to accept a connection', () =>
+        new Promise<true>((resolve, reject) => {
+          const s = net.connect({ host: '127.0.0.1', port: agiPort }, () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.once('error', reject);
+        }),
+      );
+    } else {
+      skipNote('FastAGI connect check', 'flows/ai-dialer.json has no fastagi-in node yet');
+    }
+    // the shared audio directories were made
+    expect(fs.statSync(path.join(dataDir, 'audio')).isDirectory()).toBe(true);
+    expect(fs.statSync(path.join(dataDir, 'recordings')).isDirectory()).toBe(true);
+    proc.kill('SIGTERM'); // tini forwards docker stop's SIGTERM; the exec'd runtime gets it directly
+    expect(await exited).toBe(0);
+    expect(healthcheck(port).status).toBe(1);
+  });
+});
+
 const withEnvsubst = ENVSUBST_BIN ? describe : describe.skip;
 if (!ENVSUBST_BIN) skipNote('Asterisk entrypoint rendering', 'envsubst (gettext-base) not installed');
 
