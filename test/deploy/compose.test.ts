@@ -288,6 +288,12 @@ describe('deployment documentation', () => {
     expect({ missingInExample, undocumented }).toEqual({ missingInExample: [], undocumented: [] });
   });
 
+  test('every variable any README table names is in the deployment table (so compose carries it or says why not)', () => {
+    const readme = path.join(ROOT, 'README.md');
+    const all = fs.existsSync(readme) ? documentedVariables(fs.readFileSync(readme, 'utf8')) : new Map<string, string[]>();
+    expect([...all.keys()].filter((v) => !documented.has(v))).toEqual([]);
+  });
+
   test('every ${VAR} docker-compose.yml reads is documented and in .env.example', () => {
     const { mentioned } = envExampleEntries();
     const used = [...interpolatedNames(rawCompose)];
@@ -314,6 +320,16 @@ describe('deployment documentation', () => {
     const internal = new Set(['NODE_OPTIONS', 'NODE_ENV', 'DEBUG', 'PATH', 'HOME', 'MQTT_TCP_DISABLED', 'AI_DIALER_SIMULATED', 'JEST_WORKER_ID']);
     const missing = [...names].filter((n) => !internal.has(n) && !documented.has(n)).sort();
     expect(missing).toEqual([]);
+  });
+
+  test('the deployment docs show no secret: every password / secret / token value is a placeholder or a variable', () => {
+    const leaks: string[] = [];
+    for (const m of doc.text.matchAll(/\b([A-Za-z_]*(?:PASSWORD|SECRET|TOKEN|API_KEY|password|secret))\s*[=:]\s*([^\s`'"|,)]+)/g)) {
+      const value = m[2];
+      if (!/^(change-me|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|<[^>]+>|\.\.\.)$/.test(value)) leaks.push(m[0]);
+    }
+    for (const m of doc.text.matchAll(/:\/\/[^:/\s]+:([^@\s]+)@/g)) if (!/^(change-me|\$\{?[A-Z_]+\}?)$/.test(m[1])) leaks.push(m[0]);
+    expect(leaks).toEqual([]);
   });
 
   test('.env.example holds placeholders only for secrets', () => {
