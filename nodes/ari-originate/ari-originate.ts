@@ -135,8 +135,8 @@ export = function (RED: NodeAPI): void {
       if (msg.topic === 'cancel') {
         const id = msg.call?.id;
         ready.then(
-          (t) => {
-            const n = t.cancel(id === undefined || id === null || id === '' ? undefined : id);
+          (tr) => {
+            const n = tr.cancel(id === undefined || id === null || id === '' ? undefined : id);
             if (id !== undefined && n === 0) node.debug?.(`cancel: call ${String(id)} is not live`);
             done();
           },
@@ -164,9 +164,9 @@ export = function (RED: NodeAPI): void {
         timeoutSec: typeof c.ringTimeout === 'number' && c.ringTimeout > 0 ? c.ringTimeout : undefined,
       };
       ready.then(
-        (t) => {
+        (tr) => {
           const key = String(call.id);
-          if (t.isLive(key)) {
+          if (tr.isLive(key)) {
             done(new Error(t('error.duplicate', { id: key })));
             return;
           }
@@ -175,14 +175,14 @@ export = function (RED: NodeAPI): void {
           const onOutcome = (o: CallOutcome): void => {
             if (String(o.callId) === key && o.outcome === 'failed' && o.error) failure = o.error;
           };
-          t.on('outcome', onOutcome);
-          t.originate(req).then(
+          tr.on('outcome', onOutcome);
+          tr.originate(req).then(
             (r) => {
-              t.off('outcome', onOutcome);
+              tr.off('outcome', onOutcome);
               done(r.accepted ? undefined : failure);
             },
             (err: Error) => {
-              t.off('outcome', onOutcome);
+              tr.off('outcome', onOutcome);
               pendingMsgs.delete(key);
               done(err);
             },

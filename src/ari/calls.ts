@@ -248,8 +248,9 @@ export class CallTracker extends EventEmitter {
     } catch (err) {
       t.pending = false;
       const e = err instanceof AriError ? err : new AriError('internal', errorMessage(err), { cause: err });
-      // A timeout may hide an originate Asterisk did accept: check before calling it failed.
-      if (e.kind === 'timeout' || e.kind === 'network') {
+      // A timeout (or a 409 for our own channel id after a resend) may hide an originate Asterisk
+      // did accept: check before calling it failed.
+      if (e.kind === 'timeout' || e.kind === 'network' || e.status === 409) {
         const there = await this.conn.getChannel(channelId).then(
           () => true,
           () => false,

@@ -1,16 +1,18 @@
 /**
  * Our small typed interface to Asterisk ARI.
  *
- * REST: `ari-client` loads the swagger documents and builds the operations from them; we call those
- * operations through its swagger layer so that HTTP status codes survive (ari-client's own wrappers
- * turn every error into a bare message). Three defects of ari-client 2.2 are contained here:
- *  - swagger-client keeps the basic-auth credentials in ONE process-wide slot; we set ours
- *    synchronously right before each request (requests are built synchronously) and serialise
- *    connects, so several connections with different credentials do not mix them up;
- *  - a failed document load (401, 5xx) is *thrown* from a socket callback (an uncaught exception);
- *    we check the documents ourselves first and only hand a verified server to ari-client;
- *  - its events WebSocket gives up after 10 retries and can reconnect after stop(); we run our own
- *    events WebSocket with capped exponential backoff, ping/pong liveness and a clean close.
+ * `ari-client` connects: it loads the swagger documents (resources.json and each resource) and
+ * builds the operations from them. We then run those operations (path, method and parameters as
+ * the documents define them) with our own HTTP requests, and the events WebSocket ourselves,
+ * because ari-client 2.2 / swagger-client 2.0 fail in ways a dialer cannot live with:
+ *  - a socket error (ECONNREFUSED, a reset keep-alive socket) is silently dropped and the request
+ *    never completes; HTTP status codes are lost (every error becomes a bare message);
+ *  - basic-auth credentials live in ONE process-wide slot shared by every connection;
+ *  - a failed document load (401, 5xx) is *thrown* from a socket callback (an uncaught exception):
+ *    we check the documents ourselves first and only hand a verified server to ari-client, and
+ *    serialise connects so the credentials slot holds ours while it loads;
+ *  - its events WebSocket gives up after 10 retries and can reconnect after stop(); ours retries
+ *    with capped exponential backoff for as long as the node lives, with ping/pong liveness.
  */
 import { EventEmitter } from 'events';
 import path from 'path';
@@ -123,15 +125,14 @@ export function errorForNetwork(err: unknown, what: string): AriError {
   return new AriError('network', `${what}: ${code ?? errorMessage(err)} (is Asterisk's HTTP server reachable?)`, { cause: err });
 }
 
-interface SwaggerOp {
-  (args: Record<string, unknown>, ok: (r: SwaggerResponse) => void, fail: (r: SwaggerResponse | Error) => void): void;
-}
-interface SwaggerResponse {
-  status: number;
-  data?: Buffer | string;
+/** An operation as swagger-client built it from the ARI documents. */
+interface SwaggerOperation {
+  path: string;
+  method: string;
+  parameters?: Array<{ name: string; paramType: 'path' | 'query' | 'body' | 'header'; required?: boolean }>;
 }
 interface AriClientLike {
-  _swagger: { apis: Record<string, Record<string, SwaggerOp>> };
+  _swagger: { apis: Record<string, { operations?: Record<string, SwaggerOperation> }> };
 }
 
 // ari-client and its swagger-client, resolved from ari-client's own folder (swagger-client is its dependency).
@@ -462,6 +463,8 @@ export class AriConnection extends EventEmitter {
         ws.close();
       });
     }
+    this.agent?.destroy();
+    this.agent = undefined;
     this.setState('closed');
     this.removeAllListeners('event');
   }
@@ -503,46 +506,84 @@ export class AriConnection extends EventEmitter {
     });
   }
 
+  /**
+   * One REST operation. The operation (path, method, parameters) comes from the documents
+   * ari-client loaded; the request is ours: per-connection credentials, a keep-alive agent, a
+   * timeout, and every failure typed (swagger-client's transport drops socket errors silently
+   * and leaves the request hanging, and keeps credentials in one process-wide slot).
+   */
   private async call<T>(resource: string, operation: string, args: Record<string, unknown>, what: string, parse: 'json' | 'none' = 'json'): Promise<T> {
     const client = await this.ready(what);
-    const op = client._swagger.apis[resource]?.[operation];
-    if (typeof op !== 'function') throw new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`);
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const timer = setTimeout(() => {
-        done = true;
-        reject(new AriError('timeout', `${what}: no answer in ${this.opts.requestTimeoutMs ?? 10_000} ms`));
-      }, this.opts.requestTimeoutMs ?? 10_000);
-      const finish = (fn: () => void): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        fn();
-      };
-      const ok = (r: SwaggerResponse): void =>
-        finish(() => {
-          if (r.status >= 400) return reject(errorForStatus(r.status, what, r.data?.toString()));
-          if (parse === 'none') return resolve(undefined as T);
-          const text = r.data?.toString() ?? '';
-          try {
-            resolve((text ? JSON.parse(text) : undefined) as T);
-          } catch {
-            reject(new AriError('bad_response', `${what}: response is not JSON`));
-          }
-        });
-      const fail = (r: SwaggerResponse | Error): void =>
-        finish(() => {
-          if (r instanceof Error) return reject(errorForNetwork(r, what));
-          if (!r || !r.status) return reject(errorForNetwork((r as unknown as { error?: unknown })?.error ?? r, what));
-          reject(errorForStatus(r.status, what, r.data?.toString()));
-        });
-      try {
-        // swagger-client builds (and authorises) the request synchronously: our credentials go out with it.
-        this.applyAuth();
-        op(args, ok, fail);
-      } catch (err) {
-        finish(() => reject(errorForNetwork(err, what)));
+    const op = client._swagger.apis[resource]?.operations?.[operation];
+    if (!op) throw new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`);
+    let p = op.path;
+    const query = new URLSearchParams();
+    let body: string | undefined;
+    for (const prm of op.parameters ?? []) {
+      const v = args[prm.name];
+      if (prm.paramType === 'path') {
+        if (v === undefined || v === null || v === '') throw new AriError('invalid_input', `${what}: ${prm.name} is required`);
+        p = p.replace(`{${prm.name}}`, encodeURIComponent(String(v)));
+      } else if (prm.paramType === 'query') {
+        if (v !== undefined && v !== null) query.set(prm.name, String(v));
+        else if (prm.required) throw new AriError('invalid_input', `${what}: ${prm.name} is required`);
+      } else if (prm.paramType === 'body' && v !== undefined) {
+        body = JSON.stringify({ [prm.name]: v });
       }
+    }
+    const qs = query.toString();
+    const url = new URL(`/ari${p}${qs ? `?${qs}` : ''}`, this.base);
+    const r = await this.request(String(op.method).toUpperCase(), url, body, what);
+    if (r.status >= 400) throw errorForStatus(r.status, what, r.body);
+    if (parse === 'none' || !r.body) return undefined as T;
+    try {
+      return JSON.parse(r.body) as T;
+    } catch {
+      throw new AriError('bad_response', `${what}: response is not JSON`);
+    }
+  }
+
+  private agent?: http.Agent;
+
+  private request(method: string, url: URL, body: string | undefined, what: string, retried = false): Promise<{ status: number; body: string }> {
+    const mod = url.protocol === 'https:' ? https : http;
+    this.agent ??= new mod.Agent({ keepAlive: true, maxSockets: 64 });
+    const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = {
+        Authorization: `Basic ${Buffer.from(`${this.opts.username}:${this.opts.password}`).toString('base64')}`,
+        Accept: 'application/json',
+      };
+      if (body !== undefined) {
+        headers['Content-Type'] = 'application/json';
+        headers['Content-Length'] = Buffer.byteLength(body);
+      }
+      const req = mod.request(url, { method, headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(errorForNetwork(err, what));
+        });
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        reject(new AriError('timeout', `${what}: no answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        // A kept-alive socket the server closed just as we reused it: send once more on a fresh one.
+        if (req.reusedSocket && err.code === 'ECONNRESET' && !retried) {
+          this.request(method, url, body, what, true).then(resolve, reject);
+          return;
+        }
+        reject(errorForNetwork(err, what));
+      });
+      req.end(body);
     });
   }
 
@@ -557,8 +598,8 @@ export class AriConnection extends EventEmitter {
     if (p.timeout !== undefined) args.timeout = p.timeout;
     if (p.channelId) args.channelId = p.channelId;
     if (p.formats) args.formats = p.formats;
-    // The `variables` body parameter: {"variables": {...}} (what Asterisk reads into the channel).
-    if (p.variables && Object.keys(p.variables).length) args.body = JSON.stringify({ variables: p.variables });
+    // The `variables` body parameter: sent as {"variables": {...}}, which Asterisk sets on the new channel.
+    if (p.variables && Object.keys(p.variables).length) args.variables = p.variables;
     return this.call('channels', 'originate', args, 'POST /channels (originate)');
   }
 
