@@ -7,7 +7,7 @@ import type * as http from 'http';
 import { DialerError, errorMessage } from '../util/errors';
 import { Account, EmbeddedBroker, acquireBroker, releaseBroker } from './broker';
 import { dispatchControl } from './controls';
-import { Publisher } from './publisher';
+import { Publisher, redact } from './publisher';
 import { DEFAULT_ROOT } from './topics';
 
 export type BusMode = 'env' | 'embedded' | 'external';
@@ -109,7 +109,7 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<{ publisher: Publis
     describe = `embedded MQTT broker on ${r.host}:${broker.port}${broker.hasAccounts ? '' : ' (anonymous read access: no accounts configured)'}`;
   } else {
     publisher = new Publisher({ url: r.url!, username: r.username, password: r.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
-    describe = `MQTT broker ${r.url!.replace(/\/\/[^@/]*@/, '//')}`;
+    describe = `MQTT broker ${redact(r.url!)}`;
   }
   if (cfg.controls !== false) {
     const onControl = (topic: string, payload: Buffer) => {

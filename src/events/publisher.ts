@@ -91,6 +91,11 @@ class Ring<T> {
   }
 }
 
+/** A URL without its user:password part, for logs. */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
+}
+
 /** MQTT topic filter match (+ and # wildcards). */
 export function topicMatches(filter: string, topic: string): boolean {
   const f = filter.split('/');
@@ -136,16 +141,25 @@ export class Publisher extends EventEmitter {
       queueQoSZero: false,
     });
     this.client.on('connect', () => {
-      if (this.lastError) this.log(`MQTT: connected to ${this.url}; sending ${this.buffer.length} buffered event(s)`);
+      if (this.lastError) this.log(`MQTT: connected to ${redact(this.url)}; sending ${this.buffer.length} buffered event(s)`);
       this.lastError = '';
       this.flush();
       this.emit('state', this.stats());
     });
-    this.client.on('close', () => this.emit('state', this.stats()));
+    let wasConnected = false;
+    this.client.on('connect', () => (wasConnected = true));
+    this.client.on('close', () => {
+      if (wasConnected && !this.closed) {
+        wasConnected = false;
+        this.lastError = 'connection lost';
+        this.log(`MQTT: connection to ${redact(this.url)} lost; events are buffered until it is back`);
+      }
+      this.emit('state', this.stats());
+    });
     this.client.on('offline', () => this.emit('state', this.stats()));
     this.client.on('error', (err) => {
       const line = errorMessage(err);
-      if (line !== this.lastError) this.log(`MQTT: ${this.url}: ${line}; events are buffered until it is back`);
+      if (line !== this.lastError) this.log(`MQTT: ${redact(this.url)}: ${line}; events are buffered until it is back`);
       this.lastError = line;
       this.emit('state', this.stats());
     });
