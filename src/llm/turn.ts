@@ -62,7 +62,7 @@ export async function runTurn(engine: LlmEngine, input: TurnInput, settings: Tur
     if (conv.history.length > 2) conv.history = trimHistory(conv.history, budget);
     const done = action !== undefined;
     if (done) store.drop(input.callId);
-    const reply: LlmReply = { text, done, engine: source === 'engine' || source === 'greeting' ? engine.label : source, source, elapsedMs: performance.now() - t0 };
+    const reply: LlmReply = { text, done, engine: source === 'engine' || source === 'greeting' ? engine.label : source === 'supervisor' ? 'supervisor' : `rule:${source}`, source, elapsedMs: performance.now() - t0 };
     if (action) reply.action = action;
     return reply;
   };
