@@ -85,12 +85,15 @@ export interface BusHandle {
   readonly broker?: EmbeddedBroker;
   /** one-line description for logs: where events go */
   readonly describe: string;
+  /** resolves once the control topics are subscribed (after the first connection) */
+  readonly controlsReady: Promise<void>;
   release(): Promise<void>;
 }
 
+type Opened = { publisher: Publisher; broker?: EmbeddedBroker; describe: string; controlsReady: Promise<void> };
 interface Shared {
   refs: number;
-  ready: Promise<{ publisher: Publisher; broker?: EmbeddedBroker; describe: string }>;
+  ready: Promise<Opened>;
 }
 const buses = new Map<string, Shared>();
 
@@ -98,7 +101,7 @@ function keyOf(r: ResolvedBus): string {
   return r.mode === 'embedded' ? `embedded|${r.host}|${r.port}|${r.root}` : `external|${r.url}|${r.username ?? ''}|${r.root}`;
 }
 
-async function open(r: ResolvedBus, cfg: BusConfig): Promise<{ publisher: Publisher; broker?: EmbeddedBroker; describe: string }> {
+async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
   const log = cfg.log ?? (() => undefined);
   let broker: EmbeddedBroker | undefined;
   let publisher: Publisher;
@@ -111,15 +114,18 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<{ publisher: Publis
     publisher = new Publisher({ url: r.url!, username: r.username, password: r.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
     describe = `MQTT broker ${redact(r.url!)}`;
   }
+  let controlsReady = Promise.resolve();
   if (cfg.controls !== false) {
     const onControl = (topic: string, payload: Buffer) => {
       const err = dispatchControl(publisher.topics, topic, payload);
       if (err) log(`MQTT control refused on ${topic}: ${errorMessage(err)}`);
     };
-    void publisher.subscribe(publisher.topics.allCampaignControls, onControl);
-    void publisher.subscribe(publisher.topics.allCallControls, onControl);
+    controlsReady = Promise.all([
+      publisher.subscribe(publisher.topics.allCampaignControls, onControl),
+      publisher.subscribe(publisher.topics.allCallControls, onControl),
+    ]).then(() => undefined);
   }
-  return { publisher, broker, describe };
+  return { publisher, broker, describe, controlsReady };
 }
 
 /** Get (or start) the bus for a configuration. Release it with handle.release(). */
@@ -154,6 +160,7 @@ export async function acquireBus(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
     mode: r.mode,
     publisher: got.publisher,
     broker: got.broker,
+    controlsReady: got.controlsReady,
     describe: got.describe + (detachWs ? ` and WebSocket ${cfg.wsPath ?? '/mqtt'}` : ''),
     async release() {
       if (released) return;

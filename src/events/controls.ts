@@ -22,7 +22,7 @@ function bad(message: string): DialerError {
 function body(payload: Buffer | string): { action?: unknown; text?: unknown } {
   const s = payload.toString().trim();
   if (s.length > 8192) throw bad('control payload larger than 8 KiB');
-  if (s.startsWith('{')) {
+  if (s.startsWith('{') || s.startsWith('[')) {
     try {
       const o = JSON.parse(s);
       if (o && typeof o === 'object' && !Array.isArray(o)) return o;
