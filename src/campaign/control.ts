@@ -35,23 +35,23 @@ function pick(idIn: unknown): { m: CampaignManager; id: number } {
 }
 
 export const campaignControl = {
-  start(id: unknown): Promise<RunnerStatus> {
+  async start(id: unknown): Promise<RunnerStatus> {
     const p = pick(id);
     return p.m.start(p.id);
   },
-  stop(id: unknown): Promise<RunnerStatus> {
+  async stop(id: unknown): Promise<RunnerStatus> {
     const p = pick(id);
     return p.m.stop(p.id);
   },
-  pause(id: unknown): Promise<RunnerStatus> {
+  async pause(id: unknown): Promise<RunnerStatus> {
     const p = pick(id);
     return p.m.pause(p.id);
   },
-  resume(id: unknown): Promise<RunnerStatus> {
+  async resume(id: unknown): Promise<RunnerStatus> {
     const p = pick(id);
     return p.m.resume(p.id);
   },
-  status(id: unknown): Promise<RunnerStatus> {
+  async status(id: unknown): Promise<RunnerStatus> {
     const p = pick(id);
     return p.m.status(p.id);
   },
