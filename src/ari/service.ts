@@ -44,12 +44,7 @@ export function dialEndpoint(nodeValue: string | undefined, env: NodeJS.ProcessE
   return nodeValue?.trim() || env.DIAL_ENDPOINT?.trim() || 'PJSIP/{phone}@trunk';
 }
 
-interface SimHandle {
-  url: string;
-  username: string;
-  password: string;
-  close(): Promise<void>;
-}
+type SimHandle = import('../sim/index').SimulatorHandle;
 
 /**
  * One Asterisk (or simulator) shared by every node that uses the config node.
@@ -76,6 +71,10 @@ export class AriService extends EventEmitter {
   }
   get connection(): AriConnection | undefined {
     return this.conn;
+  }
+  /** The in-process simulator (simulator mode, once started): setPersona, channels, restart. */
+  get simulator(): SimHandle | undefined {
+    return this.sim;
   }
   /** Seconds until the next connection attempt, when waiting. */
   get retryInMs(): number | undefined {

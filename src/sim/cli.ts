@@ -56,12 +56,20 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     return;
   }
   const generated = !process.env.ARI_PASSWORD;
-  const sim = await startSimulator({
-    port: args.port,
-    host: args.host,
-    speed: args.speed,
-    agi: { host: args.agiHost, port: args.agiPort },
-  });
+  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  try {
+    sim = await startSimulator({
+      port: args.port,
+      host: args.host,
+      speed: args.speed,
+      agi: { host: args.agiHost, port: args.agiPort },
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`ai-dialer-sim: cannot listen on ${args.host}:${args.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use (choose another with --port)' : e.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
   process.stdout.write(
     `Asterisk simulator (ARI) listening on ${sim.url}/ari\n` +
       `  username: ${sim.username}\n` +

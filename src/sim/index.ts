@@ -36,8 +36,8 @@ export function generatePassword(): string {
 }
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<SimulatorHandle> {
-  const username = opts.username ?? process.env.ARI_USERNAME ?? 'ai-dialer';
-  const password = opts.password ?? process.env.ARI_PASSWORD ?? generatePassword();
+  const username = opts.username || process.env.ARI_USERNAME || 'ai-dialer';
+  const password = opts.password || process.env.ARI_PASSWORD || generatePassword();
   const sim = new AriSimulator({ ...opts, username, password });
   await sim.start();
   return {
@@ -46,7 +46,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     username,
     password,
-    app: opts.app ?? process.env.ARI_APP ?? 'ai-dialer',
+    app: opts.app || process.env.ARI_APP || 'ai-dialer',
     get port() {
       return sim.port;
     },
