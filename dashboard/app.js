@@ -429,6 +429,12 @@
 
   /** Progress from the API's status summary (before any live message). */
   function progressFromStatus(s) {
+    if (s.progress && typeof s.progress.total === 'number') {
+      var p = {};
+      Object.keys(s.progress).forEach(function (k) { p[k] = s.progress[k]; });
+      p.state = s.progress.status || s.status;
+      return p;
+    }
     var b = s.calls.byStatus || {};
     var o = s.calls.byOutcome || {};
     return {

@@ -4,6 +4,7 @@
  */
 import type { Queryable } from '../store/db';
 import { isCountryCode, isValidTimeZone } from '../campaign/phone';
+import { campaignProgress, type CampaignProgress } from '../store/campaigns';
 
 /** A 4xx answer: HTTP status + one clear message (+ optional details such as per-item errors). */
 export class ApiError extends Error {
@@ -194,6 +195,8 @@ export interface CampaignStatus {
   calls: { total: number; byStatus: Record<string, number>; byOutcome: Record<string, number> };
   activeCalls: number;
   progressPercent: number;
+  /** The same counters the campaign_progress events carry (src/store/campaigns.ts campaignProgress). */
+  progress: CampaignProgress;
 }
 
 /** Counts for one campaign: contacts by status, calls by status and outcome, active calls, progress. */
@@ -225,5 +228,6 @@ export async function campaignStatus(q: Queryable, c: CampaignRow): Promise<Camp
   }
   const finished = contacts.done + contacts.dnc + contacts.failed;
   const progressPercent = contacts.total ? Math.round((finished / contacts.total) * 1000) / 10 : 0;
-  return { campaignId: c.id, name: c.name, status: c.status, contacts, calls, activeCalls: active, progressPercent };
+  const progress = await campaignProgress(q, c.id);
+  return { campaignId: c.id, name: c.name, status: c.status, contacts, calls, activeCalls: active, progressPercent, progress };
 }

@@ -63,6 +63,14 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
+/** HTTP status for a campaign-engine refusal, by DialerError code. */
+function engineErrorStatus(code: string): number {
+  if (code === 'campaign_no_queue') return 503; // no campaign-queue node deployed: the control is unavailable
+  if (code === 'campaign_not_found') return 404;
+  if (code === 'campaign_bad_id') return 400;
+  return 409;
+}
+
 export function parseId(v: unknown, name: string): number {
   const s = typeof v === 'number' ? String(v) : v;
   if (typeof s !== 'string' || !/^\d{1,10}$/.test(s) || Number(s) < 1 || Number(s) > 2147483647) {
@@ -356,7 +364,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
         result = await c[action](id);
       } catch (err) {
         if (err instanceof ApiError) throw err;
-        if (err instanceof DialerError) throw new ApiError(409, err.message, { code: err.code });
+        if (err instanceof DialerError) throw new ApiError(engineErrorStatus(err.code), err.message, { code: err.code });
         throw err;
       }
       const after = await getCampaign(d, id);
@@ -370,14 +378,20 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     const summary = await campaignStatus(d, await mustCampaign(d, id));
     let engine: unknown = null;
     let engineAvailable = true;
+    let engineError: string | undefined;
     try {
       const c = control();
       engine = c.status ? await c.status(id) : null;
     } catch (err) {
-      if (!(err instanceof ApiError && err.status === 503)) throw err;
-      engineAvailable = false;
+      if (err instanceof ApiError && err.status === 503) {
+        engineAvailable = false;
+        engineError = err.message;
+      } else if (err instanceof DialerError) {
+        engineAvailable = engineErrorStatus(err.code) !== 503;
+        engineError = err.message;
+      } else throw err;
     }
-    res.json({ ...summary, engineAvailable, engine: engine ?? null });
+    res.json({ ...summary, engineAvailable, engine: engine ?? null, ...(engineError ? { engineError } : {}) });
   }));
 
   // --- calls ---

@@ -200,6 +200,7 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     const st = await call('GET', `/api/v1/campaigns/${id}/status`);
     expect(st.status).toBe(200);
     expect(st.body).toMatchObject({ campaignId: id, status: 'draft', contacts: { total: 5, pending: 5 }, activeCalls: 0, progressPercent: 0 });
+    expect(st.body.progress).toEqual({ campaignId: id, status: 'draft', total: 5, queued: 5, dialing: 0, active: 0, completed: 0, failed: 0, no_answer: 0, busy: 0, dnc_skipped: 0, percent: 0 });
   });
 
   test('phone numbers: add, update, validation', async () => {
@@ -310,6 +311,22 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
       expect(st.body).toMatchObject({ engineAvailable: false, engine: null });
     } finally {
       await s2.close();
+    }
+    // The default control is the campaign engine's registry (src/campaign/control.ts); with no
+    // campaign-queue deployed it is unavailable -> 503, and status says so.
+    const app3 = express();
+    app3.use(createApiRouter({ getDb: async () => db, token: '' }));
+    const s3 = await serve(app3);
+    try {
+      const id = (await req(s3.url, 'POST', '/api/v1/campaigns', { name: 'no queue' })).body.id;
+      const r = await req(s3.url, 'POST', '/api/v1/calls/automated/start', { campaignId: id });
+      expect(r.status).toBe(503);
+      expect(r.body).toEqual({ error: 'no campaign-queue node is deployed', code: 'campaign_no_queue' });
+      const st = await req(s3.url, 'GET', `/api/v1/calls/automated/status?campaignId=${id}`);
+      expect(st.status).toBe(200);
+      expect(st.body).toMatchObject({ engineAvailable: false, engine: null, engineError: 'no campaign-queue node is deployed' });
+    } finally {
+      await s3.close();
     }
   });
 
