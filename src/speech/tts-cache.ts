@@ -1,8 +1,9 @@
 /**
  * Where synthesized audio lives, and the cache that keeps it.
  *
- * Audio directory: the configured one, else `$DATA_DIR/audio`, else `<os tmp>/ai-dialer-audio`; the
- * first that can be created and written wins (a read-only or missing mount falls through).
+ * Audio directory: the configured one, else `$AUDIO_DIR`, else `$DATA_DIR/audio`, else
+ * `<os tmp>/ai-dialer-audio`; the first that can be created and written wins (a read-only or missing
+ * mount falls through).
  *
  * Cache: one WAV per (engine, voice/settings, text), named ONLY from a SHA-256 of those (so no text
  * ever reaches a file name or an AGI command). Files are written to a temporary name and renamed, so
@@ -15,10 +16,11 @@ import os from 'os';
 import path from 'path';
 import { createHash, randomBytes } from 'crypto';
 
-/** Pick the first usable audio directory: configured, then DATA_DIR/audio, then the OS temp dir. */
+/** Pick the first usable audio directory: configured, then AUDIO_DIR, then DATA_DIR/audio, then the OS temp dir. */
 export function resolveAudioDir(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
   const candidates: string[] = [];
   if (configured && configured.trim()) candidates.push(path.resolve(configured.trim()));
+  if (env.AUDIO_DIR && env.AUDIO_DIR.trim()) candidates.push(path.resolve(env.AUDIO_DIR.trim()));
   if (env.DATA_DIR && env.DATA_DIR.trim()) candidates.push(path.resolve(env.DATA_DIR.trim(), 'audio'));
   candidates.push(path.join(os.tmpdir(), 'ai-dialer-audio'));
   for (const dir of candidates) {

@@ -156,13 +156,15 @@ describe('cache', () => {
     expect(ok.hit).toBe(false);
   });
 
-  test('audio directory falls back: configured, then DATA_DIR/audio, then the OS temp dir', () => {
+  test('audio directory falls back: configured, then AUDIO_DIR, then DATA_DIR/audio, then the OS temp dir', () => {
     const file = path.join(tmp, 'not-a-dir');
     fs.writeFileSync(file, 'x');
     expect(resolveAudioDir(path.join(tmp, 'conf'), {})).toBe(path.join(tmp, 'conf'));
     expect(resolveAudioDir(path.join(file, 'sub'), { DATA_DIR: path.join(tmp, 'data') })).toBe(path.join(tmp, 'data', 'audio'));
     expect(resolveAudioDir(path.join(file, 'sub'), { DATA_DIR: path.join(file, 'x') })).toBe(path.join(os.tmpdir(), 'ai-dialer-audio'));
     expect(resolveAudioDir(undefined, {})).toBe(path.join(os.tmpdir(), 'ai-dialer-audio'));
+    expect(resolveAudioDir('', { AUDIO_DIR: path.join(tmp, 'env-audio'), DATA_DIR: path.join(tmp, 'data') })).toBe(path.join(tmp, 'env-audio'));
+    expect(resolveAudioDir('', { AUDIO_DIR: path.join(file, 'ro'), DATA_DIR: path.join(tmp, 'data') })).toBe(path.join(tmp, 'data', 'audio'));
   });
 });
 
