@@ -4,6 +4,7 @@
  * wrong credentials, 100 concurrent originates.
  */
 import net from 'net';
+import http from 'http';
 import { startSimulator, type SimulatorHandle } from '../../src/sim/index';
 import { AriConnection, AriError } from '../../src/ari/client';
 import { CallTracker, type CallOutcome } from '../../src/ari/calls';
@@ -233,6 +234,30 @@ describe('ARI connection errors', () => {
     expect(conn.state).toBe('unreachable');
     await expect(conn.listChannels()).rejects.toMatchObject({ kind: 'network' });
     await conn.close();
+  });
+
+  test('a 5xx or a server that is not ARI is a typed bad_response, never an uncaught exception', async () => {
+    let mode: 'error' | 'html' = 'error';
+    const server = http.createServer((_req, res) => {
+      if (mode === 'error') {
+        res.writeHead(503, { 'Content-Type': 'application/json' });
+        res.end('{"message":"Service Unavailable"}');
+      } else {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        res.end('<html>not ARI</html>');
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/ari`;
+    const c1 = new AriConnection({ url, username: 'u', password: 'p', app: 'x', backoff: { initialMs: 60_000 } });
+    await expect(c1.start()).rejects.toMatchObject({ kind: 'bad_response', status: 503 });
+    expect(c1.state).toBe('error');
+    await c1.close();
+    mode = 'html';
+    const c2 = new AriConnection({ url, username: 'u', password: 'p', app: 'x', backoff: { initialMs: 60_000 } });
+    await expect(c2.start()).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringMatching(/not an ARI resource listing/) });
+    await c2.close();
+    await new Promise((r) => server.close(r));
   });
 
   test('bad settings are not_configured errors', () => {
