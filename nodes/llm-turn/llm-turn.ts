@@ -18,6 +18,7 @@ interface LlmTurnDef extends NodeDef {
   fallback: string;
   noInput: string;
   goodbye: string;
+  dncReply: string;
   maxFallbacks: string;
   maxSilences: string;
   dncDetection: boolean;
@@ -56,6 +57,7 @@ export = function (RED: NodeAPI): void {
       greeting: config.greeting || undefined,
       noInput: config.noInput || undefined,
       goodbye: config.goodbye || undefined,
+      dncReply: config.dncReply || undefined,
       maxSilences: num(config.maxSilences),
       dncDetection: config.dncDetection !== false,
       historyChars: num(config.historyChars),
