@@ -10,7 +10,7 @@ import { DialerError } from '../util/errors';
 import { AllowList } from './cidr';
 import { envArgs, parseNetworkScript } from './protocol';
 import { registerSession, unregisterSession } from './registry';
-import { FastAgiSession, type SessionOptions } from './session';
+import { FastAgiSession, resolveSessionOptions, type SessionHooks, type SessionOptions } from './session';
 
 export interface AgiLogger {
   info(msg: string): void;
@@ -74,17 +74,38 @@ export class AgiServer extends EventEmitter {
   private readonly server: net.Server;
   private readonly allow: AllowList;
   private readonly sessions = new Set<FastAgiSession>();
+  /** Connections still sending their environment block, with their deadline. */
+  private readonly handshakes = new Map<FastAgiSession, number>();
+  private readonly refused = new WeakSet<FastAgiSession>();
+  private handshakeSweep?: NodeJS.Timeout;
   private readonly log: AgiLogger;
   private closing = false;
   private readonly o: AgiServerOptions & { envTimeoutMs: number; maxSessions: number };
+  private readonly sessionOpts: SessionOptions;
+  private readonly hooks: SessionHooks;
 
   constructor(opts: AgiServerOptions = {}) {
     super();
     this.o = { envTimeoutMs: 5000, maxSessions: 5000, ...opts };
     this.allow = new AllowList(opts.allow ?? []);
     this.log = opts.log ?? silentLog;
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    // Resolved once; TCP_NODELAY is set at accept time by the server.
+    this.sessionOpts = resolveSessionOptions({ ...opts, setNoDelay: false });
+    this.server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server.maxConnections = this.o.maxSessions + 64; // hard stop; the soft cap below logs a reason
+    this.hooks = {
+      onEnv: (s) => this.onEnv(s),
+      onEnvError: (s, err, reason) => {
+        this.handshakes.delete(s);
+        if (this.refused.has(s)) return; // already refused for another reason
+        this.refuse(s.remoteAddress, reason as RefusalReason, reason === 'closed' ? 'connection closed before the environment block ended' : err.message, s);
+      },
+      onClose: (s) => {
+        this.handshakes.delete(s);
+        this.sessions.delete(s);
+        if (this.o.register !== false) unregisterSession(s.id);
+      },
+    };
   }
 
   /** Start listening. Rejects with one clear line when the port is taken or not allowed. */
@@ -99,6 +120,10 @@ export class AgiServer extends EventEmitter {
       const onListening = () => {
         this.server.off('error', onError);
         this.server.on('error', (err) => this.emit('error', err));
+        // One sweep for every handshake deadline instead of a timer per connection.
+        const every = Math.max(10, Math.min(250, Math.floor(this.o.envTimeoutMs / 4)));
+        this.handshakeSweep = setInterval(() => this.sweepHandshakes(), every);
+        this.handshakeSweep.unref();
         resolve(this.address());
       };
       this.server.once('error', onError);
@@ -120,53 +145,51 @@ export class AgiServer extends EventEmitter {
   /** Stop accepting, close every session, resolve when the listener is closed. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.handshakeSweep) clearInterval(this.handshakeSweep);
     for (const s of [...this.sessions]) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private refuse(socket: net.Socket, reason: RefusalReason, message: string, session?: FastAgiSession): void {
-    const r: Refusal = { remoteAddress: socket.remoteAddress ?? '?', reason, message };
+  private sweepHandshakes(): void {
+    if (this.handshakes.size === 0) return;
+    const now = Date.now();
+    for (const [s, deadline] of this.handshakes) {
+      if (deadline <= now) {
+        this.handshakes.delete(s);
+        this.refuse(s.remoteAddress, 'env_timeout', `environment block not finished within ${this.o.envTimeoutMs} ms`, s);
+      }
+    }
+  }
+
+  private refuse(remoteAddress: string | undefined, reason: RefusalReason, message: string, target: FastAgiSession | net.Socket): void {
+    const r: Refusal = { remoteAddress: remoteAddress || '?', reason, message };
     this.log.warn(`FastAGI refused ${r.remoteAddress}: ${reason} (${message})`);
     this.emit('refused', r);
-    if (session) session.destroy();
-    else socket.destroy();
+    if (target instanceof FastAgiSession) this.refused.add(target);
+    target.destroy();
   }
 
   private onConnection(socket: net.Socket): void {
-    if (this.closing) return this.refuse(socket, 'shutting_down', 'server is closing');
+    if (this.closing) return this.refuse(socket.remoteAddress, 'shutting_down', 'server is closing', socket);
     if (!this.allow.empty && !this.allow.allows(socket.remoteAddress)) {
-      return this.refuse(socket, 'not_allowed', `address not in allow-list (${this.allow})`);
+      return this.refuse(socket.remoteAddress, 'not_allowed', `address not in allow-list (${this.allow})`, socket);
     }
     if (this.sessions.size >= this.o.maxSessions) {
-      return this.refuse(socket, 'too_many_sessions', `${this.o.maxSessions} sessions already open`);
+      return this.refuse(socket.remoteAddress, 'too_many_sessions', `${this.o.maxSessions} sessions already open`, socket);
     }
-    const s = new FastAgiSession(socket, this.o);
+    const s = new FastAgiSession(socket, this.sessionOpts, this.hooks);
     this.sessions.add(s);
-    let settled = false;
-    const refuseOnce = (reason: RefusalReason, message: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(envTimer);
-      this.refuse(socket, reason, message, s);
-    };
-    const envTimer = setTimeout(() => refuseOnce('env_timeout', `environment block not finished within ${this.o.envTimeoutMs} ms`), this.o.envTimeoutMs);
-    s.once('envError', (err: Error, reason: RefusalReason) =>
-      refuseOnce(reason, reason === 'closed' ? 'connection closed before the environment block ended' : err.message),
-    );
-    s.once('close', () => {
-      clearTimeout(envTimer);
-      this.sessions.delete(s);
-      if (this.o.register !== false) unregisterSession(s.id);
-    });
-    s.once('env', () => {
-      if (settled) return;
-      clearTimeout(envTimer);
-      if (this.o.secret && !this.secretMatches(s)) return refuseOnce('bad_secret', 'missing or wrong shared secret');
-      settled = true;
-      if (this.o.secret) redactSecret(s, this.o.secret);
-      if (this.o.register !== false) registerSession(s);
-      this.emit('session', s);
-    });
+    this.handshakes.set(s, Date.now() + this.o.envTimeoutMs);
+  }
+
+  private onEnv(s: FastAgiSession): void {
+    this.handshakes.delete(s);
+    if (this.o.secret) {
+      if (!this.secretMatches(s)) return this.refuse(s.remoteAddress, 'bad_secret', 'missing or wrong shared secret', s);
+      redactSecret(s, this.o.secret);
+    }
+    if (this.o.register !== false) registerSession(s);
+    this.emit('session', s);
   }
 
   private secretMatches(s: FastAgiSession): boolean {

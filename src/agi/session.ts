@@ -12,7 +12,7 @@
  * - `bad_response`: `510` (unknown command), `520` (usage), or a line that does not parse.
  */
 import { EventEmitter } from 'events';
-import { randomUUID } from 'crypto';
+import { randomBytes } from 'crypto';
 import { promises as fsp } from 'fs';
 import type { Socket } from 'net';
 import { StageError } from '../util/errors';
@@ -34,8 +34,55 @@ export interface SessionOptions {
   maxLineLength?: number;
   /** Most environment lines accepted (default 512). */
   maxEnvLines?: number;
-  /** Session id (default: a random UUID). */
+  /** Session id (default: a process-unique id). */
   id?: string;
+  /** Set TCP_NODELAY on the socket (default true; the server sets it at accept time instead). */
+  setNoDelay?: boolean;
+}
+
+/** What the server needs to hear from a session, without event-listener overhead per connection. */
+export interface SessionHooks {
+  onEnv(s: FastAgiSession): void;
+  onEnvError(s: FastAgiSession, err: StageError, reason: string): void;
+  onClose(s: FastAgiSession): void;
+}
+
+const RESOLVED = Symbol('resolvedSessionOptions');
+type Resolved = typeof DEFAULTS & { [RESOLVED]: true; setNoDelay: boolean };
+
+/** Resolve options once (the server does this at start, not per connection). */
+export function resolveSessionOptions(opts: SessionOptions = {}): Resolved {
+  if ((opts as Partial<Resolved>)[RESOLVED]) return opts as Resolved;
+  const o = { ...DEFAULTS, setNoDelay: true } as Resolved;
+  for (const k of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) if (opts[k] !== undefined) o[k] = opts[k] as number;
+  if (opts.setNoDelay !== undefined) o.setNoDelay = opts.setNoDelay;
+  o[RESOLVED] = true;
+  return o;
+}
+
+// Session ids: a random per-process prefix and a counter (unique in the process, cheap to make).
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
+function nextSessionId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
+
+// Sessions closed by us wait for Asterisk to close its side; one sweeper destroys the stragglers.
+const lingering = new Map<FastAgiSession, number>();
+let sweeper: NodeJS.Timeout | undefined;
+function linger(s: FastAgiSession, graceMs: number): void {
+  lingering.set(s, Date.now() + graceMs);
+  if (!sweeper) {
+    sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const [sess, deadline] of lingering) if (deadline <= now) sess.destroy();
+      if (lingering.size === 0 && sweeper) {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      }
+    }, Math.min(500, Math.max(50, graceMs)));
+    sweeper.unref();
+  }
 }
 
 const DEFAULTS = {
@@ -75,7 +122,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   hangupRequested = false;
   /** True when the caller hung up first (the `HANGUP` line or a 511 came before our HANGUP). */
   callerHungUp = false;
-  readonly remoteAddress: string;
+  private _remote?: string;
   private _hungUp = false;
   private phase: SessionPhase = 'env';
   private buf = '';
@@ -86,22 +133,28 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   /** Replies still owed to commands that timed out; dropped when they arrive. */
   private owed = 0;
   private wantNext = false;
-  private readonly o: typeof DEFAULTS;
-  /** Every command line written and reply line read, for diagnostics (bounded). */
-  private closeTimer?: NodeJS.Timeout;
+  private readonly o: Resolved;
 
-  constructor(private readonly socket: Socket, opts: SessionOptions = {}) {
+  constructor(
+    private readonly socket: Socket,
+    opts: SessionOptions = {},
+    private readonly hooks?: SessionHooks,
+  ) {
     super();
-    this.o = { ...DEFAULTS, ...stripUndefined(opts) };
-    this.id = opts.id ?? randomUUID();
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.o = resolveSessionOptions(opts);
+    this.id = opts.id ?? nextSessionId();
     socket.setEncoding('utf8');
-    socket.setNoDelay(true);
+    if (this.o.setNoDelay) socket.setNoDelay(true);
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (err) => this.onSocketGone(err));
     socket.on('close', () => this.onSocketGone());
-    // Asterisk closes its side when the AGI ends; finish ours.
-    socket.on('end', () => socket.end());
+
+  }
+
+  /** The peer's address (for logs). */
+  get remoteAddress(): string {
+    if (this._remote === undefined) this._remote = this.socket.remoteAddress ?? '';
+    return this._remote;
   }
 
   get hungUp(): boolean {
@@ -171,6 +224,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (line === '') {
       if (this.envLines === 0) return this.fail('bad_env', 'empty environment block');
       this.phase = 'ready';
+      this.hooks?.onEnv(this);
       this.emit('env', this.env);
       return;
     }
@@ -184,7 +238,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private fail(reason: string, message: string): void {
     const err = new StageError('agi', 'bad_response', message);
     (err as StageError & { reason?: string }).reason = reason;
-    if (this.phase === 'env') this.emit('envError', err, reason);
+    if (this.phase === 'env') {
+      this.hooks?.onEnvError(this, err, reason);
+      this.emit('envError', err, reason);
+    }
     else this.emit('protocolError', err);
     this.rejectAll(err);
     this.destroy();
@@ -240,10 +297,17 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (this.phase === 'closed') return;
     const wasEnv = this.phase === 'env';
     this.phase = 'closed';
-    if (this.closeTimer) clearTimeout(this.closeTimer);
-    const e = new StageError('agi', 'network', err ? `connection failed: ${err.message}` : 'connection closed', { cause: err });
-    this.rejectAll(e);
-    if (wasEnv) this.emit('envError', e, 'closed');
+    lingering.delete(this);
+    // Build the error only when someone will see it: most sessions end with nothing pending.
+    if (this.inflight || this.queue.length > 0 || wasEnv) {
+      const e = new StageError('agi', 'network', err ? `connection failed: ${err.message}` : 'connection closed', { cause: err });
+      this.rejectAll(e);
+      if (wasEnv) {
+        this.hooks?.onEnvError(this, e, 'closed');
+        this.emit('envError', e, 'closed');
+      }
+    }
+    this.hooks?.onClose(this);
     this.emit('close');
   }
 
@@ -419,11 +483,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   /** End the AGI: half-close, then destroy if Asterisk does not close within `graceMs`. */
   close(graceMs = 2000): void {
     if (this.phase === 'closed') return;
-    this.socket.end();
-    if (!this.closeTimer) {
-      this.closeTimer = setTimeout(() => this.destroy(), graceMs);
-      this.closeTimer.unref();
-    }
+    if (!this.socket.writableEnded) this.socket.end();
+    linger(this, graceMs);
   }
 
   /** Drop the connection now. */
@@ -431,12 +492,6 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     this.socket.destroy();
     this.onSocketGone();
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
 }
 
 /** Length of `<path>.wav` when it is a local PCM WAV (from its header), else undefined. */
