@@ -82,7 +82,7 @@ export interface RunnerStatus {
   callsPerSecond: number;
   placed: number;
   dncSkipped: number;
-  progress?: CampaignProgress;
+  progress?: CampaignProgress & { state?: string };
   lastError?: string;
 }
 
@@ -276,7 +276,7 @@ export class CampaignRunner {
     this.progressDirty = false;
     this.progressAt = Date.now();
     try {
-      const p = await campaignProgress(this.m.db, this.id);
+      const p = { ...(await campaignProgress(this.m.db, this.id)), state: this.state };
       this.progress = p;
       if (!this.closed) this.m.emit('event', { type: 'campaign_progress', campaignId: this.id, progress: p } satisfies CampaignEvent);
       return p;
@@ -456,7 +456,19 @@ export class CampaignManager extends EventEmitter {
       this.emit('event', {
         type: 'call_ended',
         campaignId: cid ?? 0,
-        call: { id: callId, campaignId: cid, contactId: res.call.contactId, phone: res.call.phone, callerId: res.call.callerId, attempt: res.call.attempt, outcome: res.status, contactStatus: res.contact?.status, nextAttemptAt: res.contact?.nextAttemptAt },
+        call: {
+          id: callId,
+          campaignId: cid,
+          contactId: res.call.contactId,
+          phone: res.call.phone,
+          callerId: res.call.callerId,
+          attempt: res.call.attempt,
+          outcome: res.status,
+          durationMs: res.call.durationMs ?? 0,
+          hangupCause: res.call.hangupCause ?? undefined,
+          contactStatus: res.contact?.status,
+          nextAttemptAt: res.contact?.nextAttemptAt ? new Date(res.contact.nextAttemptAt).toISOString() : undefined,
+        },
       } satisfies CampaignEvent);
     }
     return res;

@@ -83,7 +83,7 @@ export interface OutcomeResult {
   /** The call was closed by this outcome (false: already final, or 'answered'). */
   closed: boolean;
   status: CallStatus | 'answered';
-  call?: { id: number; campaignId: number | null; contactId: number | null; phone: string | null; callerId: string | null; attempt: number };
+  call?: { id: number; campaignId: number | null; contactId: number | null; phone: string | null; callerId: string | null; attempt: number; durationMs: number | null; hangupCause: number | null };
   contact?: { id: number; status: string; attempts: number; nextAttemptAt: Date | null };
 }
 
@@ -107,13 +107,16 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
   const reason = o.reason ?? (FINAL_OUTCOMES.has(o.outcome) ? null : `unknown outcome ${JSON.stringify(o.outcome).slice(0, 60)}`);
   return db.tx(async (q) => {
     const closed = await closeCall(q, o.callId, { status, outcome: FINAL_OUTCOMES.has(o.outcome) ? o.outcome : 'failed', reason, hangupCause: o.hangupCause ?? null, dialStatus: o.dialStatus ?? null });
-    const cr = await q.query<{ id: number; campaign_id: number | null; contact_id: number | null; phone: string | null; caller_id: string | null; attempt: number }>(
-      'select id, campaign_id, contact_id, phone, caller_id, attempt from calls where id = $1',
+    const cr = await q.query<{ id: number; campaign_id: number | null; contact_id: number | null; phone: string | null; caller_id: string | null; attempt: number; status: CallStatus; duration_ms: number | null; hangup_cause: number | null }>(
+      'select id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause from calls where id = $1',
       [o.callId],
     );
     const row = cr.rows[0];
-    const call = row ? { id: row.id, campaignId: row.campaign_id, contactId: row.contact_id, phone: row.phone, callerId: row.caller_id, attempt: row.attempt } : undefined;
-    if (!closed || !row || row.contact_id === null) return { closed, status, call };
+    if (!row) return { closed, status };
+    // the call's final status decides (it may have been closed first by the conversation)
+    const final = row.status;
+    const call = { id: row.id, campaignId: row.campaign_id, contactId: row.contact_id, phone: row.phone, callerId: row.caller_id, attempt: row.attempt, durationMs: row.duration_ms, hangupCause: row.hangup_cause };
+    if (row.contact_id === null || !(FINAL_OUTCOMES as Set<string>).has(final)) return { closed, status: final, call };
     const u = await q.query<{ id: number; status: string; attempts: number; next_attempt_at: Date | null }>(
       `update contacts c set
          status = case when $2 = 'completed' then 'done' when c.attempts < k.max_attempts then 'pending' else 'failed' end,
@@ -124,10 +127,10 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
        from campaigns k
        where c.id = $1 and k.id = c.campaign_id and c.status = 'in_call' and c.last_call_id = $3
        returning c.id, c.status, c.attempts, c.next_attempt_at`,
-      [row.contact_id, status, o.callId, o.now ?? null, DEFAULT_RETRY_POLICY[status] ?? 1800],
+      [row.contact_id, final, o.callId, o.now ?? null, DEFAULT_RETRY_POLICY[final] ?? 1800],
     );
     const c = u.rows[0];
-    return { closed, status, call, contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined };
+    return { closed, status: final, call, contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined };
   });
 }
 
