@@ -20,6 +20,8 @@ export type ChannelState = 'Down' | 'Ring' | 'Ringing' | 'Up';
 
 export interface SimChannel {
   id: string;
+  /** Asterisk's uniqueid (`<epoch>.<n>`); the id too unless the originate gave a channelId. */
+  uniqueid: string;
   name: string;
   state: ChannelState;
   tech: string;
@@ -473,7 +475,9 @@ export class AriSimulator extends EventEmitter {
     if (!app && !q('extension') && !q('context')) throw new HttpError(400, 'Application or extension must be specified');
     const vars = body.variables;
     if (vars !== undefined && (typeof vars !== 'object' || vars === null || Array.isArray(vars))) throw new HttpError(400, 'Variables must be an object');
-    const id = q('channelId') ?? `${Math.floor(Date.now() / 1000)}.${this.seq + 1}`;
+    const uniqueid = `${Math.floor(Date.now() / 1000)}.${this.seq + 1}`;
+    const id = q('channelId') || uniqueid;
+    if (id.length > 128 || /[\s/]/.test(id)) throw new HttpError(400, 'Invalid channel id');
     if (this.chans.has(id)) throw new HttpError(409, 'Channel with given unique ID already exists');
     const timeoutS = q('timeout') === undefined ? 30 : Number(q('timeout'));
     if (!Number.isFinite(timeoutS)) throw new HttpError(400, 'Invalid timeout');
@@ -486,6 +490,7 @@ export class AriSimulator extends EventEmitter {
     const now = Date.now();
     const ch: SimChannel = {
       id,
+      uniqueid,
       name,
       state: 'Down',
       tech,
@@ -634,14 +639,13 @@ export class AriSimulator extends EventEmitter {
     }
     const abort = new AbortController();
     ch.agiAbort = abort;
-    const uniqueid = /^\d+\.\d+$/.test(ch.id) ? ch.id : `${Math.floor(ch.createdAt / 1000)}.${this.seq}`;
     run({
       host: this.agi.host,
       port: this.agi.port,
       script,
       args: [],
       channel: ch.name,
-      uniqueid,
+      uniqueid: ch.uniqueid,
       callerId: ch.caller.number,
       context: ch.dialplan.context,
       extension: ch.dialplan.exten,
