@@ -345,11 +345,18 @@ export class AriConnection extends EventEmitter {
       console.log = (...a: unknown[]): void => {
         if (!/deprecated version of Swagger/.test(String(a[0]))) log(...a);
       };
+      // swagger-client drops socket errors silently (the load would never finish): bound it.
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new AriError('timeout', `ari-client did not finish loading the API documents in ${timeout * 2} ms`)), timeout * 2);
+      });
       try {
-        return await ariClient.connect(this.url, this.opts.username, this.opts.password);
+        return await Promise.race([ariClient.connect(this.url, this.opts.username, this.opts.password), limit]);
       } catch (err) {
+        if (err instanceof AriError) throw err;
         throw new AriError('bad_response', `ari-client could not load the API: ${errorMessage(err)}`, { cause: err });
       } finally {
+        clearTimeout(timer);
         console.log = log;
       }
     };
