@@ -140,6 +140,36 @@ test('a talker: two answers through the loop, history kept between turns', async
   expect(r.transcript.filter((t) => t.line.startsWith('STREAM FILE'))).toHaveLength(3);
 }, 60000);
 
+test('a contact name with quotes and newlines cannot reach an AGI command: the only command is STREAM FILE of a hashed path', async () => {
+  await helper.load(
+    [fastagiIn, ttsSpeak],
+    onTab([
+      { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['h1'], []] },
+      { id: 'tts', type: 'tts-speak', engine: 'espeak-ng', audioDir, text: 'Hello {{contact.name}}, goodbye.', wires: [['spoken'], ['fail']] },
+      { id: 'h1', type: 'helper' },
+      { id: 'spoken', type: 'helper' },
+      { id: 'fail', type: 'helper' },
+    ]),
+  );
+  const [h1, spoken, fail] = [collect('h1'), collect('spoken'), collect('fail')];
+  const call = simCall(await portOf(), 31337, {});
+  const m1 = await waitFor(() => h1[0], 5000, 'session msg');
+  const evil = 'Eve" ""\nHANGUP\r\nEXEC Dial PJSIP/900@trunk\n\n';
+  helper.getNode('tts').receive({ ...m1, call: { ...m1.call, contact: { name: evil } } } as never);
+  const m = await waitFor(() => spoken[0] ?? (fail[0] && Promise.reject(new Error(JSON.stringify(fail[0].error)))), 15000, 'spoken');
+  expect(m.turn).toBeUndefined();
+  expect(m.playback).toMatchObject({ failed: false, hungUp: false });
+  const { getSession } = await import('../../src/agi/registry');
+  await getSession(m1.call.sessionId)!.hangup();
+  const r = await call;
+  const all = r.transcript.filter((t) => t.dir === 'cmd').map((t) => t.line);
+  // fastagi-in's own GET VARIABLEs come first; from the playback on, everything is ours
+  const cmds = all.slice(all.findIndex((l) => l.startsWith('STREAM FILE')));
+  expect(all.slice(0, all.length - cmds.length).every((l) => l.startsWith('GET VARIABLE'))).toBe(true);
+  expect(cmds[0]).toMatch(new RegExp(`^STREAM FILE "?${audioDir}/tts/tts-[0-9a-f]{40}"? ""$`));
+  expect(cmds.slice(1)).toEqual(['HANGUP']); // ours, after the test; nothing else was ever sent
+}, 30000);
+
 describe('failures', () => {
   test('no session: to output 2 when it is wired, to a Catch node when it is not (never both)', async () => {
     await helper.load(
