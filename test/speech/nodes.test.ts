@@ -16,6 +16,7 @@ import { conversations } from '../../src/llm/history';
 import type { Persona } from '../../src/sim/persona';
 import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
+import { postgresTarget, type DbTarget } from '../helpers/db';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const fastagiIn = require('../../nodes/fastagi-in/fastagi-in');
@@ -71,8 +72,8 @@ function simCall(port: number, id: number, persona: Persona, phone = '+121255501
 }
 
 /** fastagi-in -> llm-turn -> tts-speak -> done? hangup : record -> transcribe -> llm-turn ... */
-const conversation = (extra: object[] = []) => [
-  { id: 'st', type: 'ai-dialer-store', mode: 'embedded', dataDir: dbDir },
+const conversation = (extra: object[] = [], storeMode: 'embedded' | 'postgres' = 'embedded') => [
+  { id: 'st', type: 'ai-dialer-store', mode: storeMode, dataDir: dbDir },
   { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', store: 'st', wires: [['llm'], ['llm']] },
   { id: 'llm', type: 'llm-turn', engine: 'scripted', greeting: 'Hello {{contact.name|there}}, this is the clinic.', intents: [], wires: [['tts'], ['fail']] },
   { id: 'tts', type: 'tts-speak', engine: 'espeak-ng', voice: 'en-us', audioDir, play: true, store: 'st', wires: [['sw', 'turns'], ['fail']] },
@@ -86,8 +87,17 @@ const conversation = (extra: object[] = []) => [
   ...extra,
 ];
 
-test('a whole call: greeting, "do not call me", goodbye and hang-up; turns with timing in the store', async () => {
-  await helper.load([storeNode, fastagiIn, llmTurn, ttsSpeak, switchNode, agiRecord, sttTranscribe, agiHangup], onTab(conversation()));
+const stores: Array<[string, () => DbTarget | undefined]> = [['pglite', () => undefined]];
+if (process.env.DATABASE_URL) stores.push(['postgres', () => postgresTarget(process.env.DATABASE_URL as string)]);
+
+test.each(stores)('a whole call on %s: greeting, "do not call me", goodbye and hang-up; turns with timing in the store', async (_name, target) => {
+  const pg = target();
+  if (pg) await (await pg.open()).close(); // create the isolated database
+  await helper.load(
+    [storeNode, fastagiIn, llmTurn, ttsSpeak, switchNode, agiRecord, sttTranscribe, agiHangup],
+    onTab(conversation([], pg ? 'postgres' : 'embedded')),
+    pg ? { st: { url: pg.options().url } } : undefined,
+  );
   const db = await (helper.getNode('st') as unknown as { getDb(): Promise<Db> }).getDb();
   const row = await db.query<{ id: number }>(`insert into calls (direction, phone, status) values ('outbound', '+12125550104', 'initiated') returning id`);
   const callId = row.rows[0].id;
@@ -123,6 +133,10 @@ test('a whole call: greeting, "do not call me", goodbye and hang-up; turns with 
   expect(t.rows[1].engines).toMatchObject({ stt: 'sim (simulated)', llm: 'rule:dnc', tts: 'espeak-ng:en-us' }); // answered by the DNC rule, not the engine
   // the session-ended msg (fastagi-in output 2 -> llm-turn) dropped the history
   await waitFor(() => !conversations.has(String(callId)) || undefined, 5000, 'history dropped');
+  if (pg) {
+    await helper.unload();
+    await pg.cleanup();
+  }
 }, 60000);
 
 test('a talker: two answers through the loop, history kept between turns', async () => {
