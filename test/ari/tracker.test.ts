@@ -260,6 +260,23 @@ describe('ARI connection errors', () => {
     await new Promise((r) => server.close(r));
   });
 
+  test('connections with different credentials in one process do not mix them up', async () => {
+    const a = await startSimulator({ password: 'alpha-pass' });
+    const b = await startSimulator({ password: 'bravo-pass' });
+    const ca = new AriConnection({ url: a.url, username: a.username, password: 'alpha-pass', app: 'a' });
+    const cb = new AriConnection({ url: b.url, username: b.username, password: 'bravo-pass', app: 'b' });
+    const bad = new AriConnection({ url: b.url, username: b.username, password: 'alpha-pass', app: 'c', unauthorizedRetryMs: 60_000 });
+    const results = await Promise.allSettled([ca.start(), cb.start(), bad.start()]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    // After the bad one tried, both good ones still authenticate with their own password.
+    await expect(ca.listChannels()).resolves.toEqual([]);
+    await expect(cb.listChannels()).resolves.toEqual([]);
+    await expect(bad.listChannels()).rejects.toMatchObject({ kind: 'unauthorized' });
+    await Promise.all([ca.close(), cb.close(), bad.close()]);
+    await a.close();
+    await b.close();
+  });
+
   test('bad settings are not_configured errors', () => {
     expect(() => new AriConnection({ url: 'ftp://x', username: 'u', password: 'p', app: 'a' })).toThrow(/http/);
     expect(() => new AriConnection({ url: 'http://x', username: 'u', password: 'p', app: 'a b' })).toThrow(/Stasis app/);
