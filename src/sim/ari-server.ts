@@ -688,6 +688,16 @@ export class AriSimulator extends EventEmitter {
     ch.agiAbort?.abort();
   }
 
+  /** Make a channel disappear without any event, as if its events were lost (tests of reconciliation). */
+  loseChannel(id: string): boolean {
+    const ch = this.chans.get(id);
+    if (!ch) return false;
+    this.vanish(ch);
+    this.chans.delete(id);
+    if (ch.app) this.apps.get(ch.app)?.channelIds.delete(id);
+    return true;
+  }
+
   /** Hang up a live channel as if the callee put the phone down (tests, CLI). */
   hangupFromCallee(id: string): boolean {
     const ch = this.chans.get(id);

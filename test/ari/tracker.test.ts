@@ -173,6 +173,25 @@ describe('ARI call tracker through the simulator', () => {
     await t3.close();
   });
 
+  test('an end whose events were lost is settled by the periodic check, once', async () => {
+    sim.setPersona('+15550112', { dial: { behaviour: 'answer', ringMs: 100 } });
+    sim.setPersona('+15550113', { dial: { behaviour: 'no_answer' } });
+    const t5 = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', agiContext: 'hold-here', graceMs: 50, sweepMs: 200 });
+    const got: CallOutcome[] = [];
+    t5.on('outcome', (o: CallOutcome) => got.push(o));
+    const a = await t5.originate({ id: 'l1', phone: '+15550112' });
+    const b = await t5.originate({ id: 'l2', phone: '+15550113', timeoutSec: 600 });
+    await waitFor(() => got.find((o) => o.callId === 'l1' && o.outcome === 'answered'), 5000, 'answered');
+    expect(sim.sim.loseChannel(a.channelId)).toBe(true);
+    expect(sim.sim.loseChannel(b.channelId)).toBe(true);
+    await waitFor(() => got.filter((o) => o.outcome !== 'answered').length === 2 || undefined, 5000, 'settled by the sweep');
+    expect(got.filter((o) => o.callId === 'l1').map((o) => o.outcome)).toEqual(['answered', 'completed']);
+    expect(got.filter((o) => o.callId === 'l2').map((o) => o.outcome)).toEqual(['failed']);
+    await t5.reconcile('again');
+    expect(got).toHaveLength(3);
+    await t5.close();
+  });
+
   test('100 concurrent originates each get exactly one final outcome', async () => {
     const t4 = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', graceMs: 100, sweepMs: 0 });
     const got: CallOutcome[] = [];
