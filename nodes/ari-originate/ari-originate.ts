@@ -81,6 +81,15 @@ export = function (RED: NodeAPI): void {
           node.status({ fill: 'red', shape: 'dot', text: service.lastError?.message ?? trackerError?.message ?? 'error' });
       }
     };
+    // Live-count changes come per call: refresh the status at most every 250 ms.
+    let statusTimer: NodeJS.Timeout | undefined;
+    const statusSoon = (): void => {
+      if (statusTimer || closing) return;
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        status();
+      }, 250);
+    };
     const onState = (): void => status();
     service.on('state', onState);
     status();
@@ -92,7 +101,7 @@ export = function (RED: NodeAPI): void {
         defaultTimeoutSec: Number.isFinite(timeout) && timeout > 0 ? timeout : 30,
         defaultCallerId: config.callerId || undefined,
       });
-      tracker.on('count', status);
+      tracker.on('count', statusSoon);
       tracker.on('warning', (w: string) => node.warn(w));
       tracker.on('outcome', (o: CallOutcome) => deliver(o));
       status();
@@ -202,6 +211,7 @@ export = function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      if (statusTimer) clearTimeout(statusTimer);
       service.off('state', onState);
       const t = tracker;
       pendingMsgs.clear();
