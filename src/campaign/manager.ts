@@ -109,6 +109,7 @@ export class CampaignRunner {
   private progressAt = 0;
   private progressDirty = true;
   private progressBusy = false;
+  private progressCostMs = 0;
   private closed = false;
 
   constructor(private readonly m: CampaignManager, campaign: CampaignRow) {
@@ -263,7 +264,8 @@ export class CampaignRunner {
 
   scheduleProgress(force = false): void {
     if (this.closed || this.progressTimer || (!this.progressDirty && !force)) return;
-    const wait = Math.max(0, this.progressAt + this.m.progressIntervalMs - Date.now());
+    // at most every progressIntervalMs, and never more than ~10% of the time spent counting (big campaigns)
+    const wait = Math.max(0, this.progressAt + Math.max(this.m.progressIntervalMs, this.progressCostMs * 10) - Date.now());
     this.progressTimer = setTimeout(() => {
       this.progressTimer = undefined;
       void this.emitProgress();
@@ -276,7 +278,9 @@ export class CampaignRunner {
     this.progressDirty = false;
     this.progressAt = Date.now();
     try {
+      const t0 = Date.now();
       const p = { ...(await campaignProgress(this.m.db, this.id)), state: this.state };
+      this.progressCostMs = Date.now() - t0;
       this.progress = p;
       if (!this.closed) this.m.emit('event', { type: 'campaign_progress', campaignId: this.id, progress: p } satisfies CampaignEvent);
       return p;

@@ -126,11 +126,21 @@ picked as (
 assigned as (
   select pk.id, pk.call_id, pk.rn, n.id as number_id, n.number as caller_id
   from picked pk cross join camp cross join lateral (
-    select n.id, n.number from nums n
-    order by (case when camp.caller_id_strategy = 'local_presence' then ${PREFIX_SCORE} else 0 end) desc,
-      (case when camp.caller_id_strategy = 'least_recently_used' then ((n.ord - (pk.rn - 1)) % n.cnt + n.cnt) % n.cnt
-            else ((n.ord - pk.rr) % n.cnt + n.cnt) % n.cnt end)
-    limit 1
+    -- the best-scoring numbers (local presence: longest shared prefix; otherwise all tie), then
+    -- rotate among them: by the shared sequence (round robin, local presence) or by position in the
+    -- batch over the least-recently-used order
+    select s.id, s.number from (
+      select sc.id, sc.number, rank() over (order by sc.score desc) as best,
+        row_number() over (partition by sc.score order by sc.ord) - 1 as i,
+        count(*) over (partition by sc.score) as k
+      from (
+        select n.id, n.number, n.ord,
+          (case when camp.caller_id_strategy = 'local_presence' then ${PREFIX_SCORE} else 0 end) as score
+        from nums n
+      ) sc
+    ) s
+    where s.best = 1
+      and s.i = (case when camp.caller_id_strategy = 'least_recently_used' then pk.rn - 1 else pk.rr end) % s.k
   ) n
 ),
 dnc_marked as (

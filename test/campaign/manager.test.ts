@@ -152,6 +152,14 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(last.contact).toMatchObject({ status: 'failed', attempts: 2 });
     const call = await db.query('select status, outcome, attempt from calls where id = $1', [second.claimed[0].callId]);
     expect(call.rows[0]).toEqual({ status: 'busy', outcome: 'busy', attempt: 2 });
+    // the conversation closed the call first (agi-hangup): the later outcome still settles the contact
+    const fourth = await claimContacts(db, { campaignId: cid, limit: 5, now: new Date('2027-06-15T17:00:00Z') });
+    expect(fourth.claimed.map((c) => c.contactId)).toEqual([c2.contactId]);
+    await db.query(`update calls set status = 'completed', outcome = 'completed', ended_at = now() where id = $1`, [fourth.claimed[0].callId]);
+    const late = await recordOutcome(db, { callId: fourth.claimed[0].callId, outcome: 'completed' });
+    expect(late.closed).toBe(false);
+    expect(late.contact).toMatchObject({ id: c2.contactId, status: 'done' });
+    await makeContacts(db, cid, 1, { prefix: '+1714' });
     // an unknown outcome is a failure with a reason
     const third = await claimContacts(db, { campaignId: cid, limit: 5, now: new Date('2027-06-15T17:00:00Z') });
     const u = await recordOutcome(db, { callId: third.claimed[0].callId, outcome: 'exploded' });
