@@ -239,6 +239,9 @@ export class CallTracker extends EventEmitter {
         callerId: variableValue(req.callerId ?? this.opts.defaultCallerId),
         timeout,
         channelId,
+        // A Local channel originated without formats runs at slin192 (every frame resampled, about
+        // -6 dB, seen on Asterisk 22); "slin" keeps it at 8 kHz like the trunk and our prompts.
+        formats: endpoint.startsWith('Local/') ? 'slin' : undefined,
         variables: channelVariables(req, phone, this.opts.maxFields),
       });
       t.pending = false;

@@ -34,6 +34,8 @@ export interface SimChannel {
   inStasis: boolean;
   dialplan: { context: string; exten: string; priority: number; app_name: string; app_data: string };
   variables: Record<string, string>;
+  /** The originate's `formats` (e.g. slin), if any. */
+  formats?: string;
   creationtime: string;
   createdAt: number;
   answeredAt?: number;
@@ -194,8 +196,8 @@ export class AriSimulator extends EventEmitter {
   }
 
   /** Live channels (snapshots with their variables), for tests and the CLI. */
-  channels(): Array<ReturnType<AriSimulator['snapshot']> & { variables: Record<string, string> }> {
-    return [...this.chans.values()].map((c) => ({ ...this.snapshot(c), variables: { ...c.variables } }));
+  channels(): Array<ReturnType<AriSimulator['snapshot']> & { variables: Record<string, string>; formats?: string }> {
+    return [...this.chans.values()].map((c) => ({ ...this.snapshot(c), variables: { ...c.variables }, formats: c.formats }));
   }
 
   async start(): Promise<void> {
@@ -502,6 +504,7 @@ export class AriSimulator extends EventEmitter {
       inStasis: false,
       dialplan: { context: q('context') ?? 'default', exten: q('extension') ?? 's', priority: Number(q('priority') ?? 1), app_name: '', app_data: '' },
       variables: {},
+      formats: q('formats') || undefined,
       creationtime: asteriskTime(new Date(now)),
       createdAt: now,
       persona: this.personaFor(phone),

@@ -44,8 +44,10 @@ describe('ARI call tracker through the simulator', () => {
   });
 
   test('busy behind a Local channel: cause 0 but dialstatus BUSY still gives busy', async () => {
-    sim.setPersona('+15550102', { dial: { behaviour: 'busy', ringMs: 200 } });
-    await tracker.originate({ id: 'b2', phone: '+15550102', endpoint: 'Local/{phone}@from-internal' });
+    sim.setPersona('+15550102', { dial: { behaviour: 'busy', ringMs: 4000 } });
+    const { channelId } = await tracker.originate({ id: 'b2', phone: '+15550102', endpoint: 'Local/{phone}@from-internal' });
+    // Local channels are originated with formats=slin (8 kHz, not slin192).
+    expect(sim.channels().find((c) => c.id === channelId)?.formats).toBe('slin');
     const o = await finalOf('b2');
     expect(o).toMatchObject({ outcome: 'busy', dialStatus: 'BUSY', hangupCause: 0 });
     expect(o.channel).toMatch(/^Local\/\+15550102@from-internal-[0-9a-f]{8};1$/);
