@@ -309,6 +309,7 @@
       var tr = rows.get(c.id);
       if (!tr) {
         tr = h('tr', { dataset: { callId: c.id }, class: c.fresh ? 'new' : '', onclick: function () { selectCall(c.id); } });
+        tr.addEventListener('animationend', function () { tr.classList.remove('new'); });
         c.fresh = false;
       }
       rows.delete(c.id);

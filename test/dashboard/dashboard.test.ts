@@ -170,6 +170,11 @@ run('dashboard in headless Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#cd-name')?.textContent === 'Autumn check-ins');
     const made = await hx.db.query<any>("select timezone, default_country, settings, retry_policy from campaigns where name = 'Autumn check-ins'");
     expect(made.rows[0]).toMatchObject({ timezone: 'Europe/London', default_country: 'GB', settings: { greeting: 'Hello {{name}}!' }, retry_policy: { busy: 600, no_answer: 3600, failed: 1800 } });
+    // narrow window: panels stack
+    await page.setViewportSize({ width: 420, height: 900 });
+    await page.click('a[data-tab="monitor"]');
+    await page.waitForSelector('#tab-monitor:not([hidden])');
+    await screenshot(page, 'dashboard-narrow');
     expect(pageErrors).toEqual([]);
   });
 });
