@@ -259,6 +259,8 @@ export class CallTracker extends EventEmitter {
           () => false,
         );
         if (there) return { channelId, accepted: true };
+        // Not there (yet): make sure a late originate cannot ring on unfollowed.
+        void this.conn.hangup(channelId).catch(() => undefined);
       }
       this.finish(t, { outcome: 'failed', reason: `originate refused: ${e.message}`, error: e });
       return { channelId, accepted: false };
