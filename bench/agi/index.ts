@@ -142,11 +142,22 @@ class LoadProcess {
   }
 }
 
-async function measure(load: LoadProcess, kind: Kind, perSession: number, concurrency: number, durationMs: number): Promise<LoadResult> {
+interface Measured extends LoadResult {
+  /** CPU time the server process used inside the window, µs (user + system). */
+  cpuUs: number;
+}
+
+async function measure(load: LoadProcess, kind: Kind, perSession: number, concurrency: number, durationMs: number): Promise<Measured> {
   const srv = await makers[kind](perSession);
+  const warmupMs = Math.min(500, durationMs / 3);
+  let c0: NodeJS.CpuUsage | undefined;
+  const t = setTimeout(() => (c0 = process.cpuUsage()), warmupMs);
   try {
-    return await load.run({ port: srv.port, concurrency, warmupMs: Math.min(500, durationMs / 3), durationMs });
+    const r = await load.run({ port: srv.port, concurrency, warmupMs, durationMs });
+    const d = process.cpuUsage(c0);
+    return { ...r, cpuUs: c0 ? d.user + d.system : NaN };
   } finally {
+    clearTimeout(t);
     await srv.close();
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -155,14 +166,17 @@ async function measure(load: LoadProcess, kind: Kind, perSession: number, concur
 export async function run(opts: { rounds?: number; durationMs?: number } = {}): Promise<Array<Record<string, string | number>>> {
   const rounds = opts.rounds ?? Number(process.env.BENCH_AGI_ROUNDS ?? 2);
   const durationMs = opts.durationMs ?? Number(process.env.BENCH_AGI_MS ?? 2000);
-  const kinds: Kind[] = ['floor', 'ours', 'ding-dong'];
+  const kinds = (process.env.BENCH_AGI_KINDS ?? 'floor,ours,ding-dong').split(',') as Kind[];
   const levels = process.env.BENCH_AGI_LEVELS ? process.env.BENCH_AGI_LEVELS.split(',').map(Number) : [1, 100, 1000];
   const modes = (process.env.BENCH_AGI_MODES ?? 'cmd,ses').split(',');
   const load = new LoadProcess();
-  const best = new Map<string, LoadResult>();
-  const keep = (key: string, r: LoadResult, by: 'commands' | 'sessions') => {
+  const best = new Map<string, Measured>();
+  const leanest = new Map<string, number>();
+  const keep = (key: string, r: Measured, by: 'commands' | 'sessions') => {
     const prev = best.get(key);
     if (!prev || r[by] / r.elapsedMs > prev[by] / prev.elapsedMs) best.set(key, r);
+    const cpu = r.cpuUs / Math.max(1, r[by]);
+    if (!(leanest.get(key) as number <= cpu)) leanest.set(key, cpu);
   };
   try {
     for (let round = 0; round < rounds; round++) {
@@ -178,6 +192,7 @@ export async function run(opts: { rounds?: number; durationMs?: number } = {}): 
     const r = best.get(key);
     return r ? (r[by] * 1000) / r.elapsedMs : NaN;
   };
+  const cpu = (key: string) => leanest.get(key) ?? NaN;
   const rows: Array<Record<string, string | number>> = [];
   for (const c of levels) {
     const f = rate(`cmd:floor:${c}`, 'commands');
@@ -197,6 +212,12 @@ export async function run(opts: { rounds?: number; durationMs?: number } = {}): 
       'ours sess/s': Math.round(os),
       'ding-dong sess/s': Math.round(ds),
       'ours/floor sess': Number((os / fs).toFixed(2)),
+      'floor µs/cmd': Number(cpu(`cmd:floor:${c}`).toFixed(1)),
+      'ours µs/cmd': Number(cpu(`cmd:ours:${c}`).toFixed(1)),
+      'ding-dong µs/cmd': Number(cpu(`cmd:ding-dong:${c}`).toFixed(1)),
+      'floor µs/sess': Number(cpu(`ses:floor:${c}`).toFixed(0)),
+      'ours µs/sess': Number(cpu(`ses:ours:${c}`).toFixed(0)),
+      'ding-dong µs/sess': Number(cpu(`ses:ding-dong:${c}`).toFixed(0)),
     });
   }
   return rows;

@@ -99,9 +99,14 @@ interface Pending {
   line: string;
   verb: string;
   timeoutMs: number;
-  resolve: (r: AgiReply) => void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  resolve: (v: any) => void;
   reject: (e: Error) => void;
+  /** Turns the reply into the method's result (saves a promise per command). */
+  map?: (r: AgiReply) => unknown;
+  /** Own timer (non-default timeouts); default-timeout commands share the session's timer. */
   timer?: NodeJS.Timeout;
+  shared?: boolean;
 }
 
 export type SessionPhase = 'env' | 'ready' | 'closed';
@@ -133,6 +138,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   /** Replies still owed to commands that timed out; dropped when they arrive. */
   private owed = 0;
   private wantNext = false;
+  private cmdTimer?: NodeJS.Timeout;
   private readonly o: Resolved;
 
   constructor(
@@ -268,7 +274,19 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       this.wantNext = true;
       return;
     }
-    if (reply.code === 200) p.resolve(reply);
+    if (reply.code === 200) {
+      if (p.map) {
+        let v: unknown;
+        try {
+          v = p.map(reply);
+        } catch (err) {
+          p.reject(err as Error);
+          this.wantNext = true;
+          return;
+        }
+        p.resolve(v);
+      } else p.resolve(reply);
+    }
     else if (reply.code === 511) {
       this.markHungUp();
       p.reject(hangupError(p.verb));
@@ -298,6 +316,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     const wasEnv = this.phase === 'env';
     this.phase = 'closed';
     lingering.delete(this);
+    if (this.cmdTimer) clearTimeout(this.cmdTimer);
     // Build the error only when someone will see it: most sessions end with nothing pending.
     if (this.inflight || this.queue.length > 0 || wasEnv) {
       const e = new StageError('agi', 'network', err ? `connection failed: ${err.message}` : 'connection closed', { cause: err });
@@ -326,12 +345,12 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   // ---------------------------------------------------------------- writing
 
   /** Queue a complete command line (ending in \n). */
-  private send(line: string, verb: string, timeoutMs: number): Promise<AgiReply> {
+  private send<T = AgiReply>(line: string, verb: string, timeoutMs: number, map?: (r: AgiReply) => T): Promise<T> {
     if (this.phase === 'closed') return Promise.reject(new StageError('agi', 'network', `${verb}: connection closed`));
     if (this._hungUp) return Promise.reject(hangupError(verb));
     if (this.phase === 'env') return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
-    return new Promise<AgiReply>((resolve, reject) => {
-      const p: Pending = { line, verb, timeoutMs, resolve, reject };
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { line, verb, timeoutMs, resolve, reject, map };
       if (this.inflight) this.queue.push(p);
       else this.dispatch(p);
     });
@@ -339,9 +358,20 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   private dispatch(p: Pending): void {
     this.inflight = p;
-    if (p.timeoutMs > 0) p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
+    if (p.timeoutMs === this.o.commandTimeoutMs && p.timeoutMs > 0) {
+      // The common case: one timer per session, re-armed per command (no allocation, no clear).
+      p.shared = true;
+      if (this.cmdTimer) this.cmdTimer.refresh();
+      else this.cmdTimer = setTimeout(this.onSharedTimer, p.timeoutMs);
+    } else if (p.timeoutMs > 0) p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
     this.socket.write(p.line);
   }
+
+  /** The shared timer fired: it was last armed by the command in flight if that one shares it. */
+  private readonly onSharedTimer = (): void => {
+    const p = this.inflight;
+    if (p && p.shared) this.onTimeout(p);
+  };
 
   private next(): void {
     const p = this.queue.shift();
@@ -372,13 +402,17 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   /** Send `VERB "arg" "arg"...` with every argument quoted. */
   run(verb: string, args: Array<string | number> = [], timeoutMs = this.o.commandTimeoutMs): Promise<AgiReply> {
+    return this.runMapped(verb, args, timeoutMs);
+  }
+
+  private runMapped<T = AgiReply>(verb: string, args: Array<string | number>, timeoutMs: number, map?: (r: AgiReply) => T): Promise<T> {
     let line = verb;
     try {
       for (let i = 0; i < args.length; i++) line += ' ' + quoteArg(args[i]);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.send(line + '\n', verb, timeoutMs);
+    return this.send(line + '\n', verb, timeoutMs, map);
   }
 
   answer(): Promise<AgiReply> {
@@ -439,14 +473,12 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     }
   }
 
-  async getVariable(name: string): Promise<string | undefined> {
-    const r = await this.run('GET VARIABLE', [name]);
-    return r.result === 1 ? (r.data ?? '') : undefined;
+  getVariable(name: string): Promise<string | undefined> {
+    return this.runMapped('GET VARIABLE', [name], this.o.commandTimeoutMs, variableValue);
   }
 
-  async getFullVariable(expr: string): Promise<string | undefined> {
-    const r = await this.run('GET FULL VARIABLE', [expr]);
-    return r.result === 1 ? (r.data ?? '') : undefined;
+  getFullVariable(expr: string): Promise<string | undefined> {
+    return this.runMapped('GET FULL VARIABLE', [expr], this.o.commandTimeoutMs, variableValue);
   }
 
   setVariable(name: string, value: string): Promise<AgiReply> {
@@ -492,6 +524,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     this.socket.destroy();
     this.onSocketGone();
   }
+}
+
+/** GET (FULL) VARIABLE: `result=1 (value)` when set, `result=0` when not. */
+function variableValue(r: AgiReply): string | undefined {
+  return r.result === 1 ? (r.data ?? '') : undefined;
 }
 
 /** Length of `<path>.wav` when it is a local PCM WAV (from its header), else undefined. */
