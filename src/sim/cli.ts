@@ -42,18 +42,18 @@ export function parseArgs(argv: string[]): CliArgs {
   return out;
 }
 
-export async function main(argv = process.argv.slice(2)): Promise<void> {
+export async function main(argv = process.argv.slice(2)): Promise<import('./index').SimulatorHandle | undefined> {
   let args: CliArgs;
   try {
     args = parseArgs(argv);
   } catch (err) {
     process.stderr.write(`ai-dialer-sim: ${(err as Error).message}\n`);
     process.exitCode = 2;
-    return;
+    return undefined;
   }
   if (args.help) {
     process.stdout.write('usage: ai-dialer-sim [--port 8088] [--host 127.0.0.1] [--speed 1] [--agi-host 127.0.0.1] [--agi-port 4573]\n');
-    return;
+    return undefined;
   }
   const generated = !process.env.ARI_PASSWORD;
   let sim: Awaited<ReturnType<typeof startSimulator>>;
@@ -68,7 +68,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`ai-dialer-sim: cannot listen on ${args.host}:${args.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use (choose another with --port)' : e.message}\n`);
     process.exitCode = 1;
-    return;
+    return undefined;
   }
   process.stdout.write(
     `Asterisk simulator (ARI) listening on ${sim.url}/ari\n` +
@@ -81,6 +81,15 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const close = sim.close;
+  return {
+    ...sim,
+    close: async () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await close();
+    },
+  };
 }
 
 if (require.main === module) void main();

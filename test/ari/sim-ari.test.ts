@@ -7,7 +7,7 @@ import net from 'net';
 import http from 'http';
 import WebSocket from 'ws';
 import { startSimulator, type SimulatorHandle } from '../../src/sim/index';
-import { parseArgs } from '../../src/sim/cli';
+import { parseArgs, main } from '../../src/sim/cli';
 import { waitFor } from '../helpers/wait';
 
 function request(sim: SimulatorHandle, method: string, path: string, opts: { auth?: string | null; body?: unknown } = {}): Promise<{ status: number; json: any; headers: http.IncomingHttpHeaders }> {
@@ -138,6 +138,36 @@ describe('simulator ARI over HTTP and WebSocket', () => {
     expect((await request(sim, 'POST', '/ari/channels?endpoint=Nope/1&app=shape')).status).toBe(400);
     expect((await request(sim, 'POST', '/ari/channels?endpoint=PJSIP/1@t&app=shape', { body: { variables: 'x' } })).status).toBe(400);
     ws.close();
+  });
+
+  test('ai-dialer-sim prints its URL and a generated password; a taken port is one clear message', async () => {
+    const saved = process.env.ARI_PASSWORD;
+    delete process.env.ARI_PASSWORD;
+    const out: string[] = [];
+    const err: string[] = [];
+    const so = jest.spyOn(process.stdout, 'write').mockImplementation((c: any) => (out.push(String(c)), true));
+    const se = jest.spyOn(process.stderr, 'write').mockImplementation((c: any) => (err.push(String(c)), true));
+    try {
+      const h = await main(['--port', '0', '--speed', '5']);
+      expect(h).toBeDefined();
+      const text = out.join('');
+      expect(text).toContain(`listening on ${h!.url}/ari`);
+      expect(text).toContain(`password: ${h!.password}   (generated`);
+      const again = await main(['--port', String(h!.port)]);
+      expect(again).toBeUndefined();
+      expect(err.join('')).toMatch(/port is in use/);
+      expect(process.exitCode).toBe(1);
+      so.mockRestore();
+      se.mockRestore();
+      const ok = await request(h as unknown as SimulatorHandle, 'GET', '/ari/asterisk/info');
+      expect(ok.status).toBe(200);
+      await h!.close();
+    } finally {
+      so.mockRestore();
+      se.mockRestore();
+      process.exitCode = 0;
+      if (saved !== undefined) process.env.ARI_PASSWORD = saved;
+    }
   });
 
   test('CLI arguments are parsed and checked', () => {
