@@ -47,14 +47,15 @@ interface Compiled {
   test: (normalised: string, raw: string) => boolean;
 }
 
-/** Lower case, straight apostrophes, punctuation to spaces, single spaces, padded for whole-word tests. */
+/** Lower case, straight apostrophes, clause punctuation to ` | `, other punctuation to spaces, single spaces, padded for whole-word tests. */
 export function normaliseForMatch(s: string): string {
   return (
     ' ' +
     s
       .toLowerCase()
       .replace(/[\u2018\u2019\u02bc`]/g, "'")
-      .replace(/[^\p{L}\p{N}' ]+/gu, ' ')
+      .replace(/[.,;:!?]+/g, ' | ') // clause boundaries: phrases never match across them
+      .replace(/[^\p{L}\p{N}'| ]+/gu, ' ')
       .replace(/\s+/g, ' ')
       .trim() +
     ' '
@@ -85,7 +86,10 @@ export function compileMatch(match: string, label: string): Compiled['test'] {
 
 /** Phrases that always mean "do not call me again" (checked before any engine: compliance is code). */
 const DNC_PATTERNS: RegExp[] = [
-  /\b(do not|don't|dont|never|stop|quit|no more) (ever )?(call|calling|ring|ringing|phone|phoning|contact|contacting)( me| us| this number| here)?\b/,
+  // "do not call me", "stop calling this number", "never phone us again"
+  /\b(do not|don't|dont|never|stop|quit) (ever )?(call|calling|ring|ringing|phone|phoning|contact|contacting) (me|us|this number|my number|here)\b/,
+  // "stop calling", "please don't call again" (the request is the whole end of the sentence)
+  /\b(do not|don't|dont|never|stop|quit|no more) (ever )?(call|calling|ring|ringing|phone|phoning|contact|contacting)(( \|)?( again| anymore| any more| please| thanks| thank you))*( \|)* $/,
   /\b(take|remove|delete|put) (me|my number|this number|us) (off|from|on) (your|the|this) (list|do not call list|calling list|database)\b/,
   /\bdo not call list\b/,
   /\bunsubscribe\b/,

@@ -51,12 +51,14 @@ describe('scripted engine', () => {
 
   test('"do not call me" puts the number on the do-not-call list and says goodbye (any engine, before the engine)', async () => {
     const store = new ConversationStore();
-    for (const said of ['Please do not call me again.', "Don't call this number!", 'stop calling me', 'Take me off your list', 'unsubscribe', 'I want to be on the do not call list']) {
+    for (const said of ['Please do not call me again.', "Don't call this number!", 'stop calling me', 'Stop calling!', "please don't call again, thanks", 'Never phone us again', 'Take me off your list', 'unsubscribe', 'I want to be on the do not call list']) {
       const r = await run(`dnc-${said}`, said, store);
       expect(r).toMatchObject({ done: true, action: { type: 'add_to_dnc' }, source: 'dnc' });
       expect(r.text).toMatch(/not call you again.*Goodbye/);
     }
-    for (const said of ['Yes, call me on Friday', 'I do not know', 'please call me back later', 'You can stop by anytime']) expect(isDoNotCallRequest(said)).toBe(false);
+    for (const said of ['Yes, call me on Friday', 'I do not know', 'please call me back later', 'You can stop by anytime', 'I never call anyone on Sundays', "I don't call people back", 'Stop, call me tomorrow instead']) {
+      expect([said, isDoNotCallRequest(said)]).toEqual([said, false]);
+    }
   });
 
   test('the default script works without any configuration (the demo)', async () => {
