@@ -91,11 +91,11 @@ export = function (RED: NodeAPI): void {
               call.id = row.id;
             } else if (typeof call.id === 'number') {
               const ok = await markInProgress(db, call.id, { channel: call.channel ?? null, uniqueid: call.uniqueid ?? null, amdStatus: call.amd?.status ?? null, amdCause: call.amd?.cause ?? null });
-              if (!ok) node.warn(RED._('fastagi-in.warn.noOpenCall', { id: call.id }));
+              if (!ok) node.warn(`call ${call.id} has no open record (already ended, or not from this store)`);
             }
           } catch (err) {
             // The conversation goes on without bookkeeping rather than dropping a live caller.
-            node.warn(RED._('fastagi-in.warn.store', { error: errorMessage(err) }));
+            node.warn(`could not update the call record: ${errorMessage(err)}`);
           }
         }
         if (call.id !== undefined) {
@@ -112,7 +112,8 @@ export = function (RED: NodeAPI): void {
         };
         node.send([msg as unknown as NodeMessageInFlow, null]);
       } catch (err) {
-        node.error(RED._('fastagi-in.error.start', { error: errorMessage(err) }), { call: call ?? { sessionId: s.id }, error: err } as unknown as NodeMessageInFlow);
+        // Plain English, like every error message in the package: Catch nodes and logs get the cause.
+        node.error(`AGI session could not start: ${errorMessage(err)}`, { call: call ?? { sessionId: s.id } } as unknown as NodeMessageInFlow);
         s.close();
       }
     };

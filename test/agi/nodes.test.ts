@@ -13,6 +13,7 @@ import { encodeWav, parseWav } from '../../src/audio/wav';
 import type { Persona } from '../../src/sim/persona';
 import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
+import { postgresTarget, type DbTarget } from '../helpers/db';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const fastagiIn = require('../../nodes/fastagi-in/fastagi-in');
@@ -186,6 +187,17 @@ test('closing the node closes its sessions and frees the port', async () => {
   });
 });
 
+test('a caller gone before the call identity is read: fastagi-in reports it to a Catch node and emits no session', async () => {
+  await helper.load([fastagiIn, agiRecord, agiHangup, catchNode], onTab(conversationFlow()));
+  const [s1, caught] = [collect('h1'), collect('hc')];
+  const port = await portOf();
+  const r = await simCall(port, 11, { hangupAfterMs: 0 });
+  expect(r.hungUpBy).toBe('caller');
+  const c = await waitFor(() => caught[0], 5000, 'catch of the failed start');
+  expect(c.error.message).toMatch(/AGI session could not start: .*hung up/);
+  expect(s1).toEqual([]);
+});
+
 test('port in use: red status and one clear error line', async () => {
   const blocker = net.createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
@@ -202,16 +214,35 @@ test('port in use: red status and one clear error line', async () => {
   }
 });
 
-describe('with a store', () => {
-  const dataDir = path.join(root, 'db');
-  const flow = () => [
-    { id: 'store', type: 'ai-dialer-store', mode: 'embedded', dataDir },
-    { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', store: 'store', wires: [['h1'], []] },
-    { id: 'h1', type: 'helper' },
-  ];
+const storeTargets: Array<{ name: string; url?: string }> = [{ name: 'embedded PGlite' }];
+if (process.env.DATABASE_URL) storeTargets.push({ name: 'PostgreSQL', url: process.env.DATABASE_URL });
+
+describe.each(storeTargets)('with a store ($name)', ({ url }) => {
+  let target: DbTarget | undefined;
+  const dataDir = path.join(root, `db-${Math.random().toString(36).slice(2)}`);
+  beforeAll(() => {
+    if (url) target = postgresTarget(url);
+  });
+  afterAll(async () => {
+    await target?.cleanup();
+  });
+  const load = async () => {
+    let creds: Record<string, object> = {};
+    let storeDef: object = { id: 'store', type: 'ai-dialer-store', mode: 'embedded', dataDir };
+    if (target) {
+      await (await target.open()).close(); // create the database
+      storeDef = { id: 'store', type: 'ai-dialer-store', mode: 'postgres' };
+      creds = { store: { url: target.options().url } };
+    }
+    await helper.load(
+      [storeNode, fastagiIn],
+      [storeDef, { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', store: 'store', wires: [['h1'], []] }, { id: 'h1', type: 'helper' }],
+      creds,
+    );
+  };
 
   test('an outbound call becomes in_progress; a call without CALL_ID gets an inbound record', async () => {
-    await helper.load([storeNode, fastagiIn], flow());
+    await load();
     const s1 = collect('h1');
     const db = await (helper.getNode('store') as unknown as { getDb(): Promise<Db> }).getDb();
     const row = await db.query<{ id: number }>(`insert into calls (phone, status) values ('+12125550101', 'initiated') returning id`);
