@@ -48,10 +48,18 @@ describe('simulator ARI over HTTP and WebSocket', () => {
   });
 
   test('a generated password, never a fixed one', async () => {
-    const other = await startSimulator({});
-    expect(other.password).not.toBe(sim.password);
-    expect(other.password.length).toBeGreaterThanOrEqual(12);
-    await other.close();
+    const saved = process.env.ARI_PASSWORD;
+    delete process.env.ARI_PASSWORD;
+    try {
+      const one = await startSimulator({});
+      const two = await startSimulator({});
+      expect(one.password).not.toBe(two.password);
+      expect(one.password.length).toBeGreaterThanOrEqual(12);
+      await one.close();
+      await two.close();
+    } finally {
+      if (saved !== undefined) process.env.ARI_PASSWORD = saved;
+    }
   });
 
   test('basic auth and ?api_key work; a wrong password is 401 with a Basic challenge', async () => {
