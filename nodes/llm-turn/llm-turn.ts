@@ -1,11 +1,12 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { StageError } from '../../src/util/errors';
 import { templateContext } from '../../src/util/template';
-import { createLlmEngine, dropConversation, runTurn, type ActionMode, type LlmEngine, type ScriptIntent, type TurnSettings } from '../../src/llm';
+import { createLlmEngine, dropConversation, runTurn, type ActionMode, type LlmEngine, type ScriptIntent, type TurnSettings, type LlmServerSettings } from '../../src/llm';
 import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
 
 interface LlmTurnDef extends NodeDef {
   engine: string;
+  server: string;
   baseUrl: string;
   model: string;
   temperature: string;
@@ -63,17 +64,21 @@ export = function (RED: NodeAPI): void {
       historyChars: num(config.historyChars),
       timeoutMs: timeoutS && timeoutS > 0 ? timeoutS * 1000 : undefined,
     };
+    // An ai-dialer-llm config node, when chosen, supplies the endpoint (and implies the openai engine).
+    const server = config.server ? (RED.nodes.getNode(config.server) as unknown as { settings?: () => LlmServerSettings } | null) : null;
+    const shared = server && typeof server.settings === 'function' ? server.settings() : undefined;
     try {
+      if (config.server && !shared) throw new StageError('llm', 'not_configured', 'the LLM server config node is missing', { engine: 'openai' });
       engine = createLlmEngine({
-        engine: config.engine || '',
+        engine: config.engine || (shared ? 'openai' : ''),
         openai: {
-          baseUrl: config.baseUrl || undefined,
-          model: config.model || undefined,
-          apiKey: node.credentials?.apiKey || undefined,
-          temperature: num(config.temperature),
-          maxTokens: num(config.maxTokens),
+          baseUrl: shared ? shared.baseUrl : config.baseUrl || undefined,
+          model: shared ? shared.model : config.model || undefined,
+          apiKey: shared ? shared.apiKey : node.credentials?.apiKey || undefined,
+          temperature: shared ? shared.temperature : num(config.temperature),
+          maxTokens: shared ? shared.maxTokens : num(config.maxTokens),
           systemPrompt: config.systemPrompt || undefined,
-          mode: (config.mode as ActionMode) || undefined,
+          mode: shared ? shared.mode : (config.mode as ActionMode) || undefined,
           transferTargets: config.transferTargets ? config.transferTargets.split(',').map((s) => s.trim()).filter((s) => s) : undefined,
           defaultTransfer: config.defaultTransfer || undefined,
         },

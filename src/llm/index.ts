@@ -10,6 +10,16 @@ export { ScriptedEngine, DEFAULT_SCRIPT, isDoNotCallRequest, type Script, type S
 export { runTurn, TURN_DEFAULTS, type TurnSettings, type TurnInput } from './turn';
 export { conversations, dropConversation, trimHistory, ConversationStore } from './history';
 
+/** What an `ai-dialer-llm` config node supplies to llm-turn nodes. */
+export interface LlmServerSettings {
+  baseUrl?: string;
+  model?: string;
+  apiKey?: string;
+  temperature?: number;
+  maxTokens?: number;
+  mode?: ActionMode;
+}
+
 export interface LlmConfig {
   /** `openai` or `scripted`; empty: LLM_ENGINE, else scripted. */
   engine?: string;

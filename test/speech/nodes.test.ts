@@ -26,6 +26,7 @@ const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
 const ttsSpeak = require('../../nodes/tts-speak/tts-speak');
 const sttTranscribe = require('../../nodes/stt-transcribe/stt-transcribe');
 const llmTurn = require('../../nodes/llm-turn/llm-turn');
+const llmServer = require('../../nodes/ai-dialer-llm/ai-dialer-llm');
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 const switchNode = require('@node-red/nodes/core/function/10-switch.js');
 /* eslint-enable @typescript-eslint/no-var-requires */
@@ -290,6 +291,34 @@ describe('llm-turn', () => {
     helper.getNode('l').receive({ topic: 'agi_ended', call } as never);
     await waitFor(() => !conversations.has('777') || undefined, 5000, 'history dropped at call end');
     expect(ok).toHaveLength(2);
+  });
+
+  test('an ai-dialer-llm config node supplies the endpoint and key to several llm-turn nodes', async () => {
+    await helper.load(
+      [llmServer, llmTurn],
+      onTab([
+        { id: 'srv', type: 'ai-dialer-llm', baseUrl: base, model: 'qwen2.5', temperature: '0.1', maxTokens: '64', mode: 'json' },
+        { id: 'a', type: 'llm-turn', server: 'srv', baseUrl: 'http://ignored.invalid/v1', model: 'ignored', wires: [['ok'], ['bad']] },
+        { id: 'b', type: 'llm-turn', engine: 'openai', server: 'srv', wires: [['ok'], ['bad']] },
+        { id: 'ok', type: 'helper' },
+        { id: 'bad', type: 'helper' },
+      ]),
+      { srv: { apiKey: 'sk-shared' } },
+    );
+    const [ok, bad] = [collect('ok'), collect('bad')];
+    const before = seen.length;
+    helper.getNode('a').receive({ call: { id: 'x1' }, transcript: { text: 'hi' }, turn: { seq: 1, timing: {} } } as never);
+    helper.getNode('b').receive({ call: { id: 'x2' }, transcript: { text: 'hello' }, turn: { seq: 1, timing: {} } } as never);
+    await waitFor(() => ok.length + bad.length === 2 || undefined, 5000, 'two replies');
+    expect(bad).toEqual([]);
+    const reqs = seen.slice(before);
+    expect(reqs).toHaveLength(2);
+    for (const r of reqs) {
+      expect(r.headers.authorization).toBe('Bearer sk-shared');
+      expect(r.body).toMatchObject({ model: 'qwen2.5', temperature: 0.1, max_tokens: 64, response_format: { type: 'json_object' } });
+      expect(r.body.tools).toBeUndefined();
+    }
+    expect(ok.map((m) => m.reply.text)).toEqual(['Happy to help.', 'Happy to help.']); // prose in JSON mode: a safe reply
   });
 
   test('an invalid intent is a configuration error reported on every msg', async () => {
