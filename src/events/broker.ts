@@ -46,6 +46,8 @@ export interface BrokerOptions {
   root?: string;
   /** Logger for one-line notices (client refused, ...). */
   log?: (line: string) => void;
+  /** Share key for acquireBroker (default: the port; port 0 is never shared unless a key is given). */
+  shareKey?: string;
 }
 
 type ClientRole = Role | 'internal' | 'anonymous';
@@ -245,21 +247,19 @@ export class EmbeddedBroker {
   }
 }
 
-/** Brokers shared in this process, by port. */
-const shared = new Map<number, { broker: Promise<EmbeddedBroker>; refs: number }>();
+/** Brokers shared in this process, by share key (the port unless given). */
+const shared = new Map<string, { broker: Promise<EmbeddedBroker>; refs: number }>();
+let unsharedSeq = 0;
 
 /**
- * Get the process's broker on `opts.port` (starting it on first use) and count a reference. Accounts of
- * later callers are added to the running broker. Port 0 always starts a new, unshared broker.
+ * Get the process's broker for `opts.port` (starting it on first use) and count a reference. Accounts of
+ * later callers are added to the running broker. Port 0 starts a new, unshared broker unless a shareKey
+ * is given.
  */
 export async function acquireBroker(opts: BrokerOptions = {}): Promise<EmbeddedBroker> {
   const port = opts.port ?? 1883;
-  if (port === 0) {
-    const b = await EmbeddedBroker.start(opts);
-    shared.set(-b.port, { broker: Promise.resolve(b), refs: 1 });
-    return b;
-  }
-  const entry = shared.get(port);
+  const key = opts.shareKey ?? (port === 0 ? `unshared-${++unsharedSeq}` : String(port));
+  const entry = shared.get(key);
   if (entry) {
     entry.refs++;
     try {
@@ -272,11 +272,11 @@ export async function acquireBroker(opts: BrokerOptions = {}): Promise<EmbeddedB
     }
   }
   const created = { broker: EmbeddedBroker.start(opts), refs: 1 };
-  shared.set(port, created);
+  shared.set(key, created);
   try {
     return await created.broker;
   } catch (err) {
-    if (shared.get(port) === created) shared.delete(port);
+    if (shared.get(key) === created) shared.delete(key);
     throw err;
   }
 }

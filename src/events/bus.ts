@@ -21,6 +21,8 @@ export interface BusConfig {
   /** embedded broker TCP port (default MQTT_PORT or 1883) and bind address (MQTT_HOST or 127.0.0.1) */
   port?: number;
   host?: string;
+  /** serve MQTT over TCP on the port (default true unless MQTT_TCP_DISABLED=1) */
+  tcp?: boolean;
   accounts?: Account[];
   root?: string;
   /** HTTP server to serve MQTT over WebSocket on (embedded mode) */
@@ -40,6 +42,8 @@ export interface ResolvedBus {
   password?: string;
   port: number;
   host: string;
+  /** false: no public MQTT over TCP (MQTT_TCP_DISABLED=1, the port is taken); WebSocket only */
+  tcp: boolean;
   accounts: Account[];
   root: string;
 }
@@ -74,6 +78,7 @@ export function resolveBusConfig(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
     password: cfg.password || (mode === 'external' ? env.MQTT_PASSWORD : undefined) || undefined,
     port: portRaw,
     host: cfg.host || env.MQTT_HOST || '127.0.0.1',
+    tcp: cfg.tcp ?? !(env.MQTT_TCP_DISABLED === '1' || env.MQTT_TCP_DISABLED === 'true'),
     accounts,
     root: cfg.root || DEFAULT_ROOT,
   };
@@ -98,7 +103,7 @@ interface Shared {
 const buses = new Map<string, Shared>();
 
 function keyOf(r: ResolvedBus): string {
-  return r.mode === 'embedded' ? `embedded|${r.host}|${r.port}|${r.root}` : `external|${r.url}|${r.username ?? ''}|${r.root}`;
+  return r.mode === 'embedded' ? `embedded|${r.tcp ? `${r.host}|${r.port}` : 'ws-only'}|${r.root}` : `external|${r.url}|${r.username ?? ''}|${r.root}`;
 }
 
 async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
@@ -107,9 +112,12 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
   let publisher: Publisher;
   let describe: string;
   if (r.mode === 'embedded') {
-    broker = await acquireBroker({ port: r.port, host: r.host, accounts: r.accounts, root: r.root, log });
+    // WebSocket only: the broker still listens on a private loopback port for this process's publisher.
+    broker = await acquireBroker(
+      r.tcp ? { port: r.port, host: r.host, accounts: r.accounts, root: r.root, log } : { port: 0, host: '127.0.0.1', shareKey: 'ws-only', accounts: r.accounts, root: r.root, log },
+    );
     publisher = new Publisher({ url: broker.url, username: broker.internal.username, password: broker.internal.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
-    describe = `embedded MQTT broker on ${r.host}:${broker.port}${broker.hasAccounts ? '' : ' (anonymous read access: no accounts configured)'}`;
+    describe = `embedded MQTT broker ${r.tcp ? `on ${r.host}:${broker.port}` : '(TCP off: WebSocket only)'}${broker.hasAccounts ? '' : ' (anonymous read access: no accounts configured)'}`;
   } else {
     publisher = new Publisher({ url: r.url!, username: r.username, password: r.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
     describe = `MQTT broker ${redact(r.url!)}`;
