@@ -1,8 +1,10 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
-import { StageError } from '../../src/util/errors';
+import { StageError, errorMessage } from '../../src/util/errors';
 import { templateContext } from '../../src/util/template';
 import { createLlmEngine, dropConversation, runTurn, type ActionMode, type LlmEngine, type ScriptIntent, type TurnSettings, type LlmServerSettings } from '../../src/llm';
 import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
+import { loadCallContext } from '../../src/llm/context';
+import type { Db } from '../../src/store/db';
 
 interface LlmTurnDef extends NodeDef {
   engine: string;
@@ -26,6 +28,7 @@ interface LlmTurnDef extends NodeDef {
   historyChars: string;
   timeout: string;
   intents: ScriptIntent[];
+  store: string;
 }
 interface Creds {
   apiKey?: string;
@@ -33,7 +36,7 @@ interface Creds {
 type Msg = NodeMessageInFlow & {
   topic?: string;
   event?: string;
-  call?: { id?: number | string; sessionId?: string; contact?: Record<string, unknown> } & Record<string, unknown>;
+  call?: { id?: number | string; sessionId?: string; contact?: Record<string, unknown>; contactId?: number | null; campaignId?: number | null } & Record<string, unknown>;
   campaign?: Record<string, unknown>;
   transcript?: { text?: string };
   turn?: { seq?: number; botText?: string; action?: string; timing?: Record<string, number>; engines?: Record<string, unknown> };
@@ -97,6 +100,32 @@ export = function (RED: NodeAPI): void {
       node.error(configError.message);
     }
     const aborts = new Set<AbortController>();
+    const store = config.store ? (RED.nodes.getNode(config.store) as unknown as { getDb(): Promise<Db> } | null) : null;
+    /** Contact and campaign per call, loaded once (bounded: the oldest entries go first). */
+    const contexts = new Map<string, Promise<{ contact?: Record<string, unknown>; campaign?: Record<string, unknown> }>>();
+
+    /** Fill msg.call.contact and msg.campaign from the store when the msg carries only their ids. */
+    const withContext = async (msg: Msg, callKey: string): Promise<void> => {
+      if (!store || !msg.call) return;
+      const needContact = !msg.call.contact && msg.call.contactId;
+      const needCampaign = !msg.campaign && msg.call.campaignId;
+      if (!needContact && !needCampaign) return;
+      let p = contexts.get(callKey);
+      if (!p) {
+        const ids = { contactId: msg.call.contactId, campaignId: msg.call.campaignId };
+        p = store.getDb().then((db) => loadCallContext(db, ids) as Promise<{ contact?: Record<string, unknown>; campaign?: Record<string, unknown> }>);
+        contexts.set(callKey, p);
+        if (contexts.size > 10000) contexts.delete(contexts.keys().next().value as string);
+        p.catch(() => contexts.delete(callKey));
+      }
+      try {
+        const c = await p;
+        if (needContact && c.contact) msg.call.contact = c.contact;
+        if (needCampaign && c.campaign) msg.campaign = c.campaign;
+      } catch (err) {
+        node.warn(RED._('llm-turn.warn.context', { error: errorMessage(err) }));
+      }
+    };
 
     node.on('input', (raw, send, done) => {
       const msg = raw as Msg;
@@ -104,6 +133,7 @@ export = function (RED: NodeAPI): void {
       // The call is over (fastagi-in's second output, or a call_ended event): forget its history.
       if (msg.topic === 'agi_ended' || msg.event === 'call_ended') {
         dropConversation(callKey);
+        contexts.delete(callKey);
         done();
         return;
       }
@@ -123,8 +153,10 @@ export = function (RED: NodeAPI): void {
       const ac = new AbortController();
       aborts.add(ac);
       node.status({ fill: 'blue', shape: 'dot', text: RED._('llm-turn.status.thinking') });
-      runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, settings)
+      withContext(msg, callKey)
+        .then(() => runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, settings))
         .then((r) => {
+          if (r.done) contexts.delete(callKey);
           msg.reply = r.action ? { text: r.text, done: r.done, action: r.action, source: r.source } : { text: r.text, done: r.done, source: r.source };
           msg.payload = r.text;
           const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : (msg.turn = { seq: 0, timing: {} });

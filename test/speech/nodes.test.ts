@@ -59,14 +59,14 @@ function collect(id: string): Msg[] {
 }
 const portOf = (id = 'in') => waitFor(() => (helper.getNode(id) as unknown as { port?: number }).port, 5000, 'fastagi-in to listen');
 
-function simCall(port: number, id: number, persona: Persona, phone = '+12125550100'): Promise<AgiCallResult> {
+function simCall(port: number, id: number, persona: Persona, phone = '+12125550100', vars: Record<string, string> = {}): Promise<AgiCallResult> {
   return runAgiCall({
     host: '127.0.0.1',
     port,
     script: 'dialer',
     channel: `Local/${phone}@callees-00000001;1`,
     uniqueid: `1732486000.${id}`,
-    variables: { CALL_ID: String(id), CONTACT_PHONE: phone },
+    variables: { CALL_ID: String(id), CONTACT_PHONE: phone, ...vars },
     persona,
     speed: 50,
   });
@@ -76,7 +76,7 @@ function simCall(port: number, id: number, persona: Persona, phone = '+121255501
 const conversation = (extra: object[] = [], storeMode: 'embedded' | 'postgres' = 'embedded') => [
   { id: 'st', type: 'ai-dialer-store', mode: storeMode, dataDir: dbDir },
   { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', store: 'st', wires: [['llm'], ['llm']] },
-  { id: 'llm', type: 'llm-turn', engine: 'scripted', greeting: 'Hello {{contact.name|there}}, this is the clinic.', intents: [], wires: [['tts'], ['fail']] },
+  { id: 'llm', type: 'llm-turn', engine: 'scripted', store: 'st', greeting: 'Hello {{contact.name|there}}, this is {{campaign.name|the clinic}}.', intents: [], wires: [['tts'], ['fail']] },
   { id: 'tts', type: 'tts-speak', engine: 'espeak-ng', voice: 'en-us', audioDir, play: true, store: 'st', wires: [['sw', 'turns'], ['fail']] },
   { id: 'sw', type: 'switch', property: 'reply.done', propertyType: 'msg', rules: [{ t: 'true' }, { t: 'else' }], checkall: 'false', outputs: 2, wires: [['hang'], ['rec']] },
   { id: 'rec', type: 'agi-record', silence: '1', maxSeconds: '20', escapeDigits: '#', dir: recDir, wires: [['stt']] },
@@ -100,10 +100,12 @@ test.each(stores)('a whole call on %s: greeting, "do not call me", goodbye and h
     pg ? { st: { url: pg.options().url } } : undefined,
   );
   const db = await (helper.getNode('st') as unknown as { getDb(): Promise<Db> }).getDb();
-  const row = await db.query<{ id: number }>(`insert into calls (direction, phone, status) values ('outbound', '+12125550104', 'initiated') returning id`);
+  const camp = await db.query<{ id: number }>(`insert into campaigns (name, settings) values ('City Clinic', '{"purpose": "reminder"}') returning id`);
+  const contact = await db.query<{ id: number }>(`insert into contacts (campaign_id, phone, name, fields) values ($1, '+12125550104', 'Maria', '{"plan": "Gold"}') returning id`, [camp.rows[0].id]);
+  const row = await db.query<{ id: number }>(`insert into calls (direction, phone, status, campaign_id, contact_id) values ('outbound', '+12125550104', 'initiated', $1, $2) returning id`, [camp.rows[0].id, contact.rows[0].id]);
   const callId = row.rows[0].id;
   const [end, turns, fail] = [collect('end'), collect('turns'), collect('fail')];
-  const result = await simCall(await portOf(), callId, { utterances: ['Please do not call me again.'] }, '+12125550104');
+  const result = await simCall(await portOf(), callId, { utterances: ['Please do not call me again.'] }, '+12125550104', { CAMPAIGN_ID: String(camp.rows[0].id), CONTACT_ID: String(contact.rows[0].id) });
   const last = await waitFor(() => end[0], 20000, 'the hang-up');
   expect(fail).toEqual([]);
   expect(result).toMatchObject({ endedBy: 'server_closed', hungUp: true, hungUpBy: 'agi' });
@@ -126,7 +128,10 @@ test.each(stores)('a whole call on %s: greeting, "do not call me", goodbye and h
 
   const t = await db.query<any>('select * from call_turns where call_id = $1 order by seq', [callId]);
   expect(t.rows).toHaveLength(2);
-  expect(t.rows[0]).toMatchObject({ seq: 0, user_text: null, bot_text: 'Hello there, this is the clinic.', action: null });
+  // the greeting template was filled from the store (contact and campaign loaded by id)
+  expect(t.rows[0]).toMatchObject({ seq: 0, user_text: null, bot_text: 'Hello Maria, this is City Clinic.', action: null });
+  expect(turns[0].call.contact).toMatchObject({ name: 'Maria', fields: { plan: 'Gold' } });
+  expect(turns[0].campaign).toMatchObject({ name: 'City Clinic', purpose: 'reminder' });
   expect(t.rows[0].tts_ms).not.toBeNull();
   expect(t.rows[0].playback_ms).not.toBeNull();
   expect(t.rows[1]).toMatchObject({ seq: 1, user_text: 'Please do not call me again.', action: 'add_to_dnc', bot_text: 'I understand. We will not call you again. Goodbye.' });
@@ -175,7 +180,9 @@ test('a contact name with quotes and newlines cannot reach an AGI command: the o
   expect(m.turn).toBeUndefined();
   expect(m.playback).toMatchObject({ failed: false, hungUp: false });
   const { getSession } = await import('../../src/agi/registry');
-  await getSession(m1.call.sessionId)!.hangup();
+  const session = getSession(m1.call.sessionId)!;
+  await session.hangup();
+  session.close();
   const r = await call;
   const all = r.transcript.filter((t) => t.dir === 'cmd').map((t) => t.line);
   // fastagi-in's own GET VARIABLEs come first; from the playback on, everything is ours
