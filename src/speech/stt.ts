@@ -86,7 +86,9 @@ export async function transcribe(
   if (!sim && (parsed.samples.length === 0 || peak(parsed.samples) <= SILENCE_PEAK)) {
     return { text: '', engine: engine.name, audioMs, elapsedMs: performance.now() - t0 };
   }
-  const r = await engine.recognize({ audio: parsed, wav, timeoutMs: opts.timeoutMs ?? 15000, language: opts.language, signal: opts.signal, onPartial: opts.onPartial });
+  // Recognition time grows with the audio: the deadline is the configured timeout plus the recording's length.
+  const timeoutMs = (opts.timeoutMs ?? 15000) + audioMs;
+  const r = await engine.recognize({ audio: parsed, wav, timeoutMs, language: opts.language, signal: opts.signal, onPartial: opts.onPartial });
   const out: Transcript = { text: normaliseTranscript(r.text), engine: engine.name, audioMs, elapsedMs: performance.now() - t0 };
   if (r.confidence !== undefined && Number.isFinite(r.confidence)) out.confidence = Math.max(0, Math.min(1, r.confidence));
   if (r.simulated) out.simulated = true;
