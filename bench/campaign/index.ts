@@ -19,7 +19,7 @@ type Row = Record<string, string | number>;
 
 const BASE = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const QUICK = process.env.BENCH_QUICK === '1';
-const CLAIM_SECONDS = Number(process.env.BENCH_CLAIM_SECONDS || (QUICK ? 4 : 8));
+const CLAIM_SECONDS = Number(process.env.BENCH_CLAIM_SECONDS || (QUICK ? 3 : 4));
 const PACE_SECONDS = QUICK ? 10 : 60;
 /** The bench's clock for eligibility: 2026-06-15 18:00Z (14:00 New York, 11:00 Los Angeles, 03:00 Tokyo: closed). */
 export const NOW = new Date('2026-06-15T18:00:00Z');
@@ -100,7 +100,8 @@ async function claimRun(db: Db, cid: number, workers: number, batch: number, nai
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   lat.sort((a, b) => a - b);
   return {
-    test: naive ? 'claim: naive one-row FOR UPDATE SKIP LOCKED' : `claim: batched, all rules in SQL (batch ${batch})`,
+    test: naive ? 'claim: naive one-row FOR UPDATE SKIP LOCKED (no call record)' : `claim: claim_contacts, all rules in SQL + call record (batch ${batch})`,
+    'p99 ms / contact': naive ? +pct(lat, 99).toFixed(2) : +(pct(lat, 99) / batch).toFixed(2),
     workers,
     'claims/s': Math.round(claims / secs),
     'statements/s': Math.round(lat.length / secs),
@@ -188,18 +189,21 @@ export async function run(): Promise<Row[]> {
   const url = new URL(BASE);
   url.pathname = `/${name}`;
   const rows: Row[] = [];
+  process.stderr.write(`load average before: ${require('os').loadavg().map((x: number) => x.toFixed(2)).join(' ')} (2 cores shared)\n`);
   const db = await openDb({ url: url.toString(), poolSize: 8 });
   try {
     const t = Date.now();
     const cid = await seed(db, 1_000_000);
     process.stderr.write(`seeded 1,000,000 contacts + 100,000 DNC in ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
-    const batch = Number(process.env.BENCH_BATCH || 16);
     for (const [workers, b, naive] of [
       [1, 1, true],
       [4, 1, true],
       [1, 1, false],
-      [1, batch, false],
-      [4, batch, false],
+      [1, 8, false],
+      [1, 16, false],
+      [4, 4, false],
+      [4, 8, false],
+      [4, 16, false],
     ] as Array<[number, number, boolean]>) {
       const r = await claimRun(db, cid, workers, b, naive);
       rows.push(r);
@@ -207,10 +211,12 @@ export async function run(): Promise<Row[]> {
     }
     rows.push(await audit(db, cid));
     process.stderr.write(JSON.stringify(rows[rows.length - 1]) + '\n');
-    for (const p of [
-      await pacing(db, 20, { label: 'pacing: one campaign, per-campaign rate' }),
-      await pacing(db, 50, { managers: 2, globalCps: 30, label: 'pacing: two workers, global cap below campaign rate' }),
-    ]) {
+    // both pacing runs at once (separate buckets), so the bench stays near two minutes
+    const pace = process.env.BENCH_PACING === '0' ? [] : [
+      pacing(db, 20, { label: 'pacing: one campaign, per-campaign rate' }),
+      pacing(db, 50, { managers: 2, globalCps: 30, label: 'pacing: two workers, global cap below campaign rate' }),
+    ];
+    for (const p of await Promise.all(pace)) {
       rows.push(p);
       process.stderr.write(JSON.stringify(p) + '\n');
     }

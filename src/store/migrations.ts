@@ -292,4 +292,11 @@ select (select count(*) from dnc_marked)::int as dnc_skipped,
 $fn$;
 `,
   },
+  {
+    version: 5,
+    name: 'campaign queue: drop calls_worker_open (reconciliation uses calls_open; one index less per claimed call)',
+    sql: `
+drop index if exists calls_worker_open;
+`,
+  },
 ];
