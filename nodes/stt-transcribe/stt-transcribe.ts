@@ -18,7 +18,7 @@ interface Creds {
 type Msg = NodeMessageInFlow & {
   recording?: { path?: string };
   transcript?: unknown;
-  turn?: { seq?: number; userText?: string; confidence?: number; timing?: Record<string, number>; engines?: Record<string, unknown> };
+  turn?: { seq?: number; userText?: string; confidence?: number; simulated?: boolean; timing?: Record<string, number>; engines?: Record<string, unknown> };
   error?: unknown;
 };
 
@@ -76,6 +76,9 @@ export = function (RED: NodeAPI): void {
           const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : (msg.turn = { timing: {} });
           turn.userText = t.text;
           if (t.confidence !== undefined) turn.confidence = t.confidence;
+          else delete turn.confidence;
+          if (t.simulated) turn.simulated = true; // shown as simulated wherever the text appears
+          else delete turn.simulated;
           turn.timing = { ...(turn.timing ?? {}), sttMs: rounded.elapsedMs };
           turn.engines = { ...(turn.engines ?? {}), stt: t.simulated ? 'sim (simulated)' : t.engine };
           const shown = t.text ? `"${t.text.slice(0, 40)}"` : RED._('stt-transcribe.status.silence');

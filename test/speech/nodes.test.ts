@@ -125,6 +125,7 @@ test.each(stores)('a whole call on %s: greeting, "do not call me", goodbye and h
   expect(last.event).toBe('conversation_turn');
   expect(turns.map((m) => m.turn.seq)).toEqual([0, 1]);
   expect(turns[1].transcript).toMatchObject({ text: 'Please do not call me again.', engine: 'sim', simulated: true });
+  expect(turns[1].turn.simulated).toBe(true);
 
   const t = await db.query<any>('select * from call_turns where call_id = $1 order by seq', [callId]);
   expect(t.rows).toHaveLength(2);
