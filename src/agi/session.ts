@@ -120,7 +120,9 @@ export function hangupError(what: string): StageError {
 
 export class FastAgiSession extends EventEmitter implements AgiSession {
   readonly id: string;
-  readonly env: AgiEnvironment = {};
+  // A dictionary from the start: adding ~25 keys one by one to a plain object walks V8's map
+  // transitions through a megamorphic store per key, which costs more than the rest of the handshake.
+  readonly env: AgiEnvironment = Object.create(null) as AgiEnvironment;
   /** Call id once known (fastagi-in sets it; the registry indexes it). */
   callId?: string;
   /** True once our side asked for HANGUP (so a later `HANGUP` line is not the caller's doing). */
@@ -191,7 +193,9 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       let end = nl;
       if (end > start && buf.charCodeAt(end - 1) === 13) end--;
       if (end - start > this.o.maxLineLength) return this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
-      this.onLine(buf.slice(start, end));
+      // Environment lines are parsed in place (no per-line string); everything else line by line.
+      if (this.phase === 'env') this.onEnvRange(buf, start, end);
+      else this.onLine(buf.slice(start, end));
       if (this.phase === 'closed') return;
       start = nl + 1;
       nl = buf.indexOf('\n', start);
@@ -224,6 +228,16 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       return;
     }
     this.onReply(line);
+  }
+
+  /** One environment line `agi_<key>: <value>` at buf[start, end). */
+  private onEnvRange(buf: string, start: number, end: number): void {
+    if (end === start) return this.onEnvLine('');
+    const colon = buf.indexOf(':', start);
+    if (!buf.startsWith('agi_', start) || colon < start + 5 || colon >= end) return this.onEnvLine(buf.slice(start, end));
+    if (++this.envLines > this.o.maxEnvLines) return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
+    const v = buf.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
+    this.env[buf.slice(start + 4, colon)] = v >= end ? '' : buf.slice(v, end);
   }
 
   private onEnvLine(line: string): void {
