@@ -5,9 +5,11 @@ import { CampaignManager, type CampaignEvent, type PlaceCall, type RunnerStatus 
 import { registerCampaignManager, unregisterCampaignManager } from '../../src/campaign/control';
 import { controlBus, type CampaignControl } from '../../src/events/control-bus';
 import { errorMessage } from '../../src/util/errors';
+import { ariLivenessChecker } from '../../src/campaign/liveness';
 
 interface QueueDef extends NodeDef {
   store: string;
+  asterisk: string;
   worker: string;
   tickMs: string;
   globalCps: string;
@@ -18,6 +20,10 @@ interface QueueDef extends NodeDef {
 
 interface StoreConfig extends Node {
   getDb(): Promise<Db>;
+}
+
+interface AsteriskConfig extends Node {
+  connect(): Promise<{ listChannels(): Promise<Array<{ id: string }>> }>;
 }
 
 type Msg = NodeMessageInFlow & {
@@ -54,6 +60,9 @@ export = function (RED: NodeAPI): void {
       const n = Number(v);
       return v !== undefined && v !== '' && Number.isFinite(n) && n > 0 ? n : undefined;
     };
+    // optional: reconcile open calls against Asterisk's live channels after a crash
+    const asterisk = config.asterisk ? (RED.nodes.getNode(config.asterisk) as AsteriskConfig | null) : null;
+    const isLive = asterisk && typeof asterisk.connect === 'function' ? ariLivenessChecker(async () => (await asterisk.connect()).listChannels()) : undefined;
     let closing = false;
     let manager: CampaignManager | undefined;
     let lastProgress: (RunnerStatus['progress'] & { state?: string }) | undefined;
@@ -80,7 +89,7 @@ export = function (RED: NodeAPI): void {
         tickMs: num(config.tickMs),
         globalCps: num(config.globalCps),
         dncScope: config.dncScope === 'campaign' ? 'campaign' : 'global',
-        reconcile: { staleAfterMs: (num(config.staleAfter) ?? 900) * 1000 },
+        reconcile: { staleAfterMs: (num(config.staleAfter) ?? 900) * 1000, isLive },
       });
       m.on('call', (call: PlaceCall) => {
         if (closing) return;

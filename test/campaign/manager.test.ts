@@ -323,3 +323,22 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     }
   });
 });
+
+describe('ARI liveness checker', () => {
+  const { ariLivenessChecker } = require('../../src/campaign/liveness') as typeof import('../../src/campaign/liveness');
+  test('a call is live when a channel named for it (or its stored channel id) exists; the list is fetched once per burst', async () => {
+    let fetches = 0;
+    const check = ariLivenessChecker(async () => {
+      fetches++;
+      return [{ id: 'aid-12-abcd1234' }, { id: 'PJSIP/trunk-0001' }];
+    });
+    expect(await check({ id: 12, channelId: null })).toBe(true);
+    expect(await check({ id: 1, channelId: null })).toBe(false); // aid-1- is not a prefix of aid-12-
+    expect(await check({ id: 99, channelId: 'PJSIP/trunk-0001' })).toBe(true);
+    expect(fetches).toBe(1);
+    const down = ariLivenessChecker(async () => {
+      throw new Error('ECONNREFUSED');
+    });
+    await expect(down({ id: 1, channelId: null })).rejects.toThrow('ECONNREFUSED');
+  });
+});
