@@ -6,8 +6,12 @@
  *   (b) ours: src/agi/server.ts + session (argument quoting, reply parsing, per-command timeout,
  *       HANGUP handling, registry);
  *   (c) ding-dong: the npm FastAGI library, same workload.
- * The fake-Asterisk load runs in a separate process (bench/agi/load.ts). Runs are interleaved and
- * repeated; each figure is the best of the rounds (the machine is shared, so noise only lowers it).
+ * The fake-Asterisk load runs in a separate process (bench/agi/load.ts). Runs are interleaved (order
+ * rotated each round) and repeated; each rate is the best of the rounds, and so is each CPU figure
+ * (server process user+system µs per command / per session inside the window): on a shared machine
+ * noise only lowers a rate or raises a cost, and the CPU cost is the steadier of the two.
+ * Env: BENCH_AGI_ROUNDS (3), BENCH_AGI_MS (1500 per run), BENCH_AGI_LEVELS (1,100,1000),
+ * BENCH_AGI_MODES (cmd,ses), BENCH_AGI_KINDS (floor,ours,ding-dong).
  */
 import net from 'net';
 import path from 'path';
@@ -164,8 +168,8 @@ async function measure(load: LoadProcess, kind: Kind, perSession: number, concur
 }
 
 export async function run(opts: { rounds?: number; durationMs?: number } = {}): Promise<Array<Record<string, string | number>>> {
-  const rounds = opts.rounds ?? Number(process.env.BENCH_AGI_ROUNDS ?? 2);
-  const durationMs = opts.durationMs ?? Number(process.env.BENCH_AGI_MS ?? 2000);
+  const rounds = opts.rounds ?? Number(process.env.BENCH_AGI_ROUNDS ?? 3);
+  const durationMs = opts.durationMs ?? Number(process.env.BENCH_AGI_MS ?? 1500);
   const kinds = (process.env.BENCH_AGI_KINDS ?? 'floor,ours,ding-dong').split(',') as Kind[];
   const levels = process.env.BENCH_AGI_LEVELS ? process.env.BENCH_AGI_LEVELS.split(',').map(Number) : [1, 100, 1000];
   const modes = (process.env.BENCH_AGI_MODES ?? 'cmd,ses').split(',');
@@ -180,6 +184,8 @@ export async function run(opts: { rounds?: number; durationMs?: number } = {}): 
   };
   try {
     for (let round = 0; round < rounds; round++) {
+      // Rotate the order each round so no server always runs right after another one.
+      kinds.push(kinds.shift() as Kind);
       for (const c of levels) {
         if (modes.includes('cmd')) for (const k of kinds) keep(`cmd:${k}:${c}`, await measure(load, k, 100, c, durationMs), 'commands');
         if (modes.includes('ses')) for (const k of kinds) keep(`ses:${k}:${c}`, await measure(load, k, 1, c, durationMs), 'sessions');
@@ -193,32 +199,35 @@ export async function run(opts: { rounds?: number; durationMs?: number } = {}): 
     return r ? (r[by] * 1000) / r.elapsedMs : NaN;
   };
   const cpu = (key: string) => leanest.get(key) ?? NaN;
+  const r2 = (v: number) => (Number.isFinite(v) ? Number(v.toFixed(2)) : 'n/a');
   const rows: Array<Record<string, string | number>> = [];
-  for (const c of levels) {
-    const f = rate(`cmd:floor:${c}`, 'commands');
-    const o = rate(`cmd:ours:${c}`, 'commands');
-    const d = rate(`cmd:ding-dong:${c}`, 'commands');
-    const fs = rate(`ses:floor:${c}`, 'sessions');
-    const os = rate(`ses:ours:${c}`, 'sessions');
-    const ds = rate(`ses:ding-dong:${c}`, 'sessions');
-    rows.push({
-      concurrent: c,
-      'floor cmd/s': Math.round(f),
-      'ours cmd/s': Math.round(o),
-      'ding-dong cmd/s': Math.round(d),
-      'ours/floor': Number((o / f).toFixed(2)),
-      'ding-dong/floor': Number((d / f).toFixed(2)),
-      'floor sess/s': Math.round(fs),
-      'ours sess/s': Math.round(os),
-      'ding-dong sess/s': Math.round(ds),
-      'ours/floor sess': Number((os / fs).toFixed(2)),
-      'floor µs/cmd': Number(cpu(`cmd:floor:${c}`).toFixed(1)),
-      'ours µs/cmd': Number(cpu(`cmd:ours:${c}`).toFixed(1)),
-      'ding-dong µs/cmd': Number(cpu(`cmd:ding-dong:${c}`).toFixed(1)),
-      'floor µs/sess': Number(cpu(`ses:floor:${c}`).toFixed(0)),
-      'ours µs/sess': Number(cpu(`ses:ours:${c}`).toFixed(0)),
-      'ding-dong µs/sess': Number(cpu(`ses:ding-dong:${c}`).toFixed(0)),
-    });
+  for (const [mode, by, label] of [
+    ['cmd', 'commands', 'GET VARIABLE round trips (100/session)'],
+    ['ses', 'sessions', 'sessions (env + 1 command + close)'],
+  ] as const) {
+    if (!modes.includes(mode)) continue;
+    for (const c of levels) {
+      const f = rate(`${mode}:floor:${c}`, by);
+      const o = rate(`${mode}:ours:${c}`, by);
+      const d = rate(`${mode}:ding-dong:${c}`, by);
+      const fc = cpu(`${mode}:floor:${c}`);
+      const oc = cpu(`${mode}:ours:${c}`);
+      const dc = cpu(`${mode}:ding-dong:${c}`);
+      rows.push({
+        workload: label,
+        concurrent: c,
+        'floor /s': Math.round(f),
+        'ours /s': Math.round(o),
+        'ding-dong /s': Math.round(d),
+        'ours/floor': r2(o / f),
+        'ding-dong/floor': r2(d / f),
+        'floor cpu µs': r2(fc),
+        'ours cpu µs': r2(oc),
+        'ding-dong cpu µs': r2(dc),
+        'ours/floor (cpu)': r2(fc / oc),
+        'ding-dong/floor (cpu)': r2(fc / dc),
+      });
+    }
   }
   return rows;
 }
