@@ -92,6 +92,15 @@ interface Tracked {
 
 const PHONE_RE = /^\+?[0-9*#]{2,32}$/;
 
+/** Channel ids every tracker on a connection follows, so an unowned `aid-` channel is recognised as an orphan. */
+const owned = new WeakMap<AriConnection, Set<string>>();
+const orphansSeen = new WeakMap<AriConnection, Set<string>>();
+function ownedBy(conn: AriConnection): Set<string> {
+  let s = owned.get(conn);
+  if (!s) owned.set(conn, (s = new Set()));
+  return s;
+}
+
 /** Strip formatting from a phone number; undefined when it is not a dialable number. */
 export function cleanPhone(phone: unknown): string | undefined {
   if (typeof phone !== 'string' && typeof phone !== 'number') return undefined;
@@ -217,6 +226,7 @@ export class CallTracker extends EventEmitter {
     };
     this.byCall.set(key, t);
     this.byChannel.set(channelId, t);
+    ownedBy(this.conn).add(channelId);
     this.emit('count', this.live);
     const phone = cleanPhone(req.phone);
     if (!phone) {
@@ -295,7 +305,11 @@ export class CallTracker extends EventEmitter {
     const ch = ev.type === 'Dial' ? ev.peer : ev.channel;
     if (!ch) return;
     const t = this.byChannel.get(ch.id);
-    if (!t || t.finished) return;
+    if (!t) {
+      if (ev.type === 'StasisStart') this.orphan(ch.id);
+      return;
+    }
+    if (t.finished) return;
     if (ch.name) t.channelName = ch.name;
     switch (ev.type) {
       case 'Dial': {
@@ -324,6 +338,21 @@ export class CallTracker extends EventEmitter {
       default:
         break;
     }
+  }
+
+  /**
+   * An answered channel of ours (`aid-` id) that no tracker follows, e.g. dialled before Node-RED
+   * restarted: nobody would ever continue it, so the callee would hear silence. Hang it up, once.
+   */
+  private orphan(channelId: string): void {
+    if (!channelId.startsWith('aid-') || ownedBy(this.conn).has(channelId)) return;
+    let seen = orphansSeen.get(this.conn);
+    if (!seen) orphansSeen.set(this.conn, (seen = new Set()));
+    if (seen.has(channelId)) return;
+    seen.add(channelId);
+    if (seen.size > 10_000) seen.clear();
+    this.emit('warning', `hanging up ${channelId}: answered in our Stasis app but no call follows it (dialled before a restart?)`);
+    this.conn.hangup(channelId).catch(() => undefined);
   }
 
   private answered(t: Tracked): void {
@@ -373,6 +402,7 @@ export class CallTracker extends EventEmitter {
     if (t.finished) return;
     t.finished = true;
     this.byChannel.delete(t.channelId);
+    ownedBy(this.conn).delete(t.channelId);
     this.byCall.delete(String(t.req.id));
     let outcome = extra.outcome;
     let reason = extra.reason;
@@ -443,6 +473,7 @@ export class CallTracker extends EventEmitter {
         [...this.byCall.values()].filter((t) => !t.pending && !t.finished).map((t) => this.conn.hangup(t.channelId).catch(() => undefined)),
       );
     }
+    for (const id of this.byChannel.keys()) ownedBy(this.conn).delete(id);
     this.byCall.clear();
     this.byChannel.clear();
   }

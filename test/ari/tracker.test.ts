@@ -194,6 +194,29 @@ describe('ARI call tracker through the simulator', () => {
     await t5.close();
   });
 
+  test('an answered channel of ours that nobody follows (dialled before a restart) is hung up', async () => {
+    sim.setPersona('+15550114', { dial: { behaviour: 'answer', ringMs: 600 } });
+    const old = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', sweepMs: 0 });
+    const { channelId } = await old.originate({ id: 'o1', phone: '+15550114' });
+    await old.close({ hangup: false }); // the flow that dialled it is gone
+    const warnings: string[] = [];
+    const onWarn = (w: string) => warnings.push(w);
+    tracker.on('warning', onWarn);
+    const destroyed = await new Promise<{ id: string; answered: boolean }>((resolve) => {
+      const on = (d: { id: string; answered: boolean }) => {
+        if (d.id === channelId) {
+          sim.sim.off('channel-destroyed', on);
+          resolve(d);
+        }
+      };
+      sim.sim.on('channel-destroyed', on);
+    });
+    tracker.off('warning', onWarn);
+    expect(destroyed.answered).toBe(true);
+    expect(warnings.some((w) => w.includes(channelId) && /no call follows it/.test(w))).toBe(true);
+    expect(of('o1')).toHaveLength(0);
+  });
+
   test('100 concurrent originates each get exactly one final outcome', async () => {
     const t4 = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', graceMs: 100, sweepMs: 0 });
     const got: CallOutcome[] = [];
