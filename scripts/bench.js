@@ -2,7 +2,7 @@
 'use strict';
 /**
  * `npm run bench [area...]`: build if needed, then run each benchmark in dist/bench/<area>/index.js
- * and print its rows as a table. Areas: agi, campaign, events, speech, calls (all when none given).
+ * and print its rows as a table. Areas: agi, ari, campaign, events, speech, api, calls (all when none given).
  */
 const fs = require('fs');
 const path = require('path');
@@ -22,7 +22,7 @@ async function main() {
   const root = path.resolve(__dirname, '..', 'dist', 'bench');
   const wanted = process.argv.slice(2);
   const areas = fs.existsSync(root) ? fs.readdirSync(root).filter((a) => fs.existsSync(path.join(root, a, 'index.js'))) : [];
-  const run = wanted.length ? wanted : ['agi', 'campaign', 'events', 'speech', 'calls'].filter((a) => areas.includes(a));
+  const run = wanted.length ? wanted : ['agi', 'ari', 'campaign', 'events', 'speech', 'api', 'calls'].filter((a) => areas.includes(a));
   let failed = false;
   for (const area of run) {
     const file = path.join(root, area, 'index.js');
