@@ -60,7 +60,8 @@ export function buildAction(name: unknown, args: unknown, policy: ActionPolicy, 
     case 'schedule_callback': {
       const time = typeof a.time === 'string' ? a.time.replace(/[\u0000-\u001f]+/g, ' ').trim().slice(0, 100) : '';
       if (!time) throw new StageError('llm', 'bad_response', 'model asked to schedule a callback without a time', { engine });
-      const ms = Date.parse(time);
+      // Only an ISO 8601 date(-time) becomes `at`: Date.parse reads "10" as the year 2001.
+      const ms = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(time) ? Date.parse(time) : NaN;
       return Number.isFinite(ms) ? { type, time, at: new Date(ms).toISOString() } : { type, time };
     }
   }

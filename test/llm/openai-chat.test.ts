@@ -124,6 +124,10 @@ describe('tool calls', () => {
     await expect(decide()).resolves.toEqual({ text: 'Sure.', action: { type: 'schedule_callback', time: '2026-12-01T15:00:00Z', at: '2026-12-01T15:00:00.000Z' } });
     next.push({ body: completion({ content: 'Okay.', tool_calls: [toolCall('schedule_callback', { time: 'next Tuesday afternoon' })] }) });
     await expect(decide()).resolves.toEqual({ text: 'Okay.', action: { type: 'schedule_callback', time: 'next Tuesday afternoon' } });
+    next.push({ body: completion({ content: 'At ten then.', tool_calls: [toolCall('schedule_callback', { time: '10' })] }) });
+    await expect(decide()).resolves.toEqual({ text: 'At ten then.', action: { type: 'schedule_callback', time: '10' } }); // not "2001-10-01"
+    next.push({ body: completion({ content: 'Sure.', tool_calls: [toolCall('schedule_callback', { time: '2026-12-01 09:30+01:00' })] }) });
+    await expect(decide()).resolves.toMatchObject({ action: { at: '2026-12-01T08:30:00.000Z' } });
     // Ollama may give arguments as an object
     next.push({ body: completion({ content: '', tool_calls: [{ function: { name: 'add_to_dnc', arguments: {} } }] }) });
     await expect(decide()).resolves.toEqual({ text: 'I understand. We will not call you again. Goodbye.', action: { type: 'add_to_dnc' } });
