@@ -110,6 +110,8 @@ export class CampaignRunner {
   private progressDirty = true;
   private progressBusy = false;
   private progressCostMs = 0;
+  private watchTimer?: NodeJS.Timeout;
+  private watching = false;
   private closed = false;
 
   constructor(private readonly m: CampaignManager, campaign: CampaignRow) {
@@ -238,12 +240,12 @@ export class CampaignRunner {
     this.campaign = c;
     if (rateChanged) await this.prepare();
     // another runtime (or the API) changed the status in the database
-    if (c.status === 'paused' || c.status === 'stopped' || c.status === 'completed') this.state = c.status;
+    if (c.status === 'paused' || c.status === 'stopped' || c.status === 'completed') this.setState(c.status);
   }
 
   private async complete(): Promise<void> {
-    this.state = 'completed';
     await setCampaignStatus(this.m.db, this.id, 'completed');
+    this.setState('completed');
     this.progressDirty = true;
     this.m.emit('completed', this.id);
   }
@@ -295,17 +297,40 @@ export class CampaignRunner {
 
   setState(s: RunnerStatus['state']): void {
     this.state = s;
-    if (s === 'running') this.kick();
-    else if (this.timer) {
-      clearTimeout(this.timer);
+    if (s === 'running') {
+      if (this.watchTimer) clearInterval(this.watchTimer);
+      this.watchTimer = undefined;
+      this.kick();
+    } else {
+      if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
+      this.watch();
     }
     this.markDirty();
+  }
+
+  /** While not running here, follow the database: another runtime (or the API) may start it again. */
+  private watch(): void {
+    if (this.closed || this.watchTimer) return;
+    this.watchTimer = setInterval(() => {
+      if (this.closed || this.state === 'running' || this.watching) return;
+      this.watching = true;
+      getCampaign(this.m.db, this.id)
+        .then(async (c) => {
+          if (!c || c.status !== 'running' || this.closed || this.state === 'running') return;
+          this.campaign = c;
+          await this.prepare();
+          this.setState('running');
+        })
+        .catch(() => undefined)
+        .finally(() => (this.watching = false));
+    }, this.m.settingsRefreshMs);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     if (this.progressTimer) clearTimeout(this.progressTimer);
     this.timer = this.progressTimer = undefined;
     await this.busy?.catch(() => undefined);

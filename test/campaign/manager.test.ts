@@ -128,6 +128,27 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await waitFor(async () => (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status === 'completed', 10000, 'completed');
   });
 
+  test('pause and resume in one runtime are followed by the other', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 20, { prefix: '+1712' });
+    const a = manager({ worker: 'ra' });
+    const b = manager({ worker: 'rb', db: db2 });
+    const got: Record<string, PlaceCall[]> = { a: [], b: [] };
+    a.on('call', (c: PlaceCall) => got.a.push(c));
+    b.on('call', (c: PlaceCall) => got.b.push(c));
+    await a.start(cid);
+    await b.start(cid);
+    await waitFor(() => got.a.length === 1 && got.b.length === 1, 5000, 'one call each');
+    await a.pause(cid);
+    // b's slot frees; it notices the pause (the claim itself also refuses a paused campaign)
+    for (const [m, list] of [[a, got.a], [b, got.b]] as const) await m.handleOutcome({ id: list[0].id, outcome: 'completed' });
+    await waitFor(() => b.runnerOf(cid)?.state === 'paused', 5000, 'b follows the pause');
+    expect(got.a.length + got.b.length).toBe(2);
+    await a.resume(cid);
+    await waitFor(() => b.runnerOf(cid)?.state === 'running', 5000, 'b follows the resume');
+    await waitFor(() => got.b.length === 2, 5000, 'b dials again');
+  });
+
   test('retry schedule: busy +10 min, no_answer +1 h, completed closes, max attempts closes as failed', async () => {
     const cid = await makeCampaign(db, { maxAttempts: 2, retryPolicy: { busy: 600, no_answer: 3600, failed: 1800 } });
     await makeContacts(db, cid, 3, { prefix: '+1704' });
