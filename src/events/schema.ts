@@ -157,6 +157,16 @@ function typeMatches(actual: JsonType, want: JsonType): boolean {
   return actual === want || (want === 'number' && actual === 'integer');
 }
 
+const regexCache = new Map<string, RegExp>();
+function regex(pattern: string): RegExp {
+  let r = regexCache.get(pattern);
+  if (!r) {
+    r = new RegExp(pattern);
+    regexCache.set(pattern, r);
+  }
+  return r;
+}
+
 /** Validate a value against a schema; returns the list of problems (empty = valid). */
 export function validate(schema: JsonSchema, value: unknown, path = '$'): string[] {
   const errs: string[] = [];
@@ -178,7 +188,7 @@ export function validate(schema: JsonSchema, value: unknown, path = '$'): string
       if (schema.minLength !== undefined && s.length < schema.minLength) errs.push(`${path}: shorter than ${schema.minLength}`);
       if (schema.maxLength !== undefined && s.length > schema.maxLength) errs.push(`${path}: longer than ${schema.maxLength}`);
     }
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(s)) errs.push(`${path}: does not match ${schema.pattern}`);
+    if (schema.pattern !== undefined && !regex(schema.pattern).test(s)) errs.push(`${path}: does not match ${schema.pattern}`);
   }
   if (t === 'object' && (schema.properties || schema.required)) {
     const obj = value as Record<string, unknown>;
