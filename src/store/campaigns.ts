@@ -136,7 +136,8 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
 
 /**
  * Add a number to the do-not-call list at once (global when campaignId is null) and close every
- * pending contact with that number in scope. Returns the number of contacts closed.
+ * pending or in-call contact with that number in scope (the call's outcome then leaves it closed).
+ * Returns the number of contacts closed.
  */
 export async function addToDnc(db: Db, phone: string, o: { campaignId?: number | null; reason?: string; source?: string } = {}): Promise<number> {
   const p = String(phone ?? '').trim();
@@ -149,7 +150,7 @@ export async function addToDnc(db: Db, phone: string, o: { campaignId?: number |
     );
     const r = await q.query(
       `update contacts set status = 'dnc', last_outcome = coalesce(last_outcome, 'dnc'), updated_at = now()
-        where phone = $1 and ($2::int is null or campaign_id = $2) and status = 'pending'`,
+        where phone = $1 and ($2::int is null or campaign_id = $2) and status in ('pending', 'in_call')`,
       [p, cid],
     );
     return r.rowCount;

@@ -291,8 +291,10 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await db.query(`insert into contacts (campaign_id, phone) values ($1, '+17095550000'), ($2, '+17095550000')`, [a, b]);
     const m = manager();
     const got = (await claimContacts(db, { campaignId: a, limit: 1 })).claimed[0];
-    expect(await m.addToDnc(got.phone, { campaignId: a })).toBe(1); // b's pending contact closed
-    await m.handleOutcome({ id: got.callId, outcome: 'completed' });
+    expect(await m.addToDnc(got.phone, { campaignId: a })).toBe(2); // the one in the call and b's pending one
+    await m.handleOutcome({ id: got.callId, outcome: 'busy' }); // would be a retry: stays closed
+    const st = await db.query<{ status: string }>('select status from contacts where phone = $1 order by id', [got.phone]);
+    expect(st.rows.map((r) => r.status)).toEqual(['dnc', 'dnc']);
     const dnc = await db.query('select phone, campaign_id, reason from dnc where phone = $1', [got.phone]);
     expect(dnc.rows).toEqual([{ phone: '+17095550000', campaign_id: null, reason: 'caller asked not to be called' }]);
     expect((await claimContacts(db, { campaignId: b, limit: 5 })).claimed).toHaveLength(0);
