@@ -1,8 +1,11 @@
+import * as http from 'http';
+import * as net from 'net';
 import { acquireBus, resolveBusConfig } from '../../src/events/bus';
+import { buildEvent } from '../../src/events/builders';
 import { CallControl, CampaignControl, controlBus, takeSupervisorLine, queueSupervisorLine } from '../../src/events/control-bus';
 import { parseControl } from '../../src/events/controls';
 import { Topics } from '../../src/events/topics';
-import { connect, end, freePort, runId, waitFor } from './mqtt-helpers';
+import { connect, end, freePort, runId, subscribe, waitFor } from './mqtt-helpers';
 
 const writer = { username: 'sup', password: 'sup-secret', role: 'writer' as const };
 const reader = { username: 'dash', password: 'dash-secret', role: 'reader' as const };
@@ -102,5 +105,33 @@ describe('supervisor controls', () => {
       await bus2.release();
     }
     await expect(connect(url, { ...writer, connectTimeout: 1000 })).rejects.toBeTruthy();
+  });
+});
+
+describe('WebSocket-only embedded broker (MQTT_TCP_DISABLED=1, the MQTT port is taken)', () => {
+  test('no public TCP listener on MQTT_PORT; events flow over WebSocket; the internal publisher still works', async () => {
+    const port = await freePort();
+    const server = http.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const httpPort = (server.address() as net.AddressInfo).port;
+    const bus = await acquireBus({ mode: 'env', httpServer: server, accounts: [reader] }, { MQTT_PORT: String(port), MQTT_TCP_DISABLED: '1' });
+    try {
+      expect(bus.describe).toMatch(/TCP off: WebSocket only/);
+      expect(bus.broker!.port).not.toBe(port);
+      await expect(connect(`mqtt://127.0.0.1:${port}`, { ...reader, connectTimeout: 1000 })).rejects.toBeTruthy();
+      const ws = await connect(`ws://127.0.0.1:${httpPort}/mqtt`, reader);
+      const got: string[] = [];
+      ws.on('message', (_t, p) => got.push(JSON.parse(p.toString()).type));
+      await subscribe(ws, 'ai-dialer/v1/#');
+      await bus.publisher.whenConnected();
+      bus.publisher.publish(buildEvent({ event: 'call_started', call: { id: `${runId}-ws`, campaignId: null, phone: '+15550000001' } }));
+      await waitFor(() => got.length === 1, 'event over WebSocket');
+      expect(got).toEqual(['call_started']);
+      await end(ws);
+    } finally {
+      await bus.release();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    expect(server.listeners('upgrade')).toHaveLength(0);
   });
 });
