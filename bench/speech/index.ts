@@ -9,7 +9,7 @@ import os from 'os';
 import path from 'path';
 import http from 'http';
 import type { AddressInfo } from 'net';
-import { performance } from 'perf_hooks';
+import { performance, monitorEventLoopDelay } from 'perf_hooks';
 import { WebSocketServer } from 'ws';
 import { encodeWav, toAsteriskWav } from '../../src/audio/wav';
 import { AudioCache } from '../../src/speech/tts-cache';
@@ -69,6 +69,12 @@ export async function run(): Promise<Row[]> {
     const shortRuns = await time(15, async (i) => (await svc.speak(`${SHORT} Number ${i}.`)).release());
     rows.push(stats('tts espeak-ng, short sentence, cache miss', shortRuns, 'synthesize + resample to 8 kHz + cache write'));
     rows.push(stats('tts espeak-ng, long sentence, cache miss', await time(8, async (i) => (await svc.speak(`${LONG} ${i}`)).release()), '37 words, about 12 s of audio'));
+    // What a cache miss costs the other calls: the event loop is blocked while the audio is converted.
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    for (let i = 0; i < 8; i++) (await svc.speak(`${LONG} Blocking ${i}.`)).release();
+    h.disable();
+    rows.push({ what: 'event loop delay during 37-word cache misses', n: 8, 'p50 ms': Number((h.percentile(50) / 1e6).toFixed(1)), 'p95 ms': Number((h.percentile(95) / 1e6).toFixed(1)), 'mean ms': Number((h.mean / 1e6).toFixed(1)), note: `max ${(h.max / 1e6).toFixed(1)} ms: the in-process 8 kHz conversion` });
     rows.push(stats('tts cache hit', await time(200, async () => (await svc.speak(`${SHORT} Number 3.`)).release())));
     const raw22k = speech(3000, 22050);
     rows.push(stats('toAsteriskWav 3 s of 22.05 kHz to 8 kHz', await time(20, async () => toAsteriskWav(raw22k)), 'windowed-sinc resampler'));
