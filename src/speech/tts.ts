@@ -14,6 +14,7 @@ import { AudioCache, cacheKey, resolveAudioDir } from './tts-cache';
 import { EspeakEngine, type EspeakOptions } from './tts-espeak';
 import { PiperEngine, type PiperOptions } from './tts-piper';
 import { OpenAiTtsEngine, type OpenAiTtsOptions } from './tts-openai';
+import { SimTtsEngine } from './tts-sim';
 
 export interface SynthOptions {
   timeoutMs: number;
@@ -93,9 +94,17 @@ export class TtsService {
       return out;
     });
     try {
-      // Files in the cache are written by encodeWav: a 44-byte header, then 8 kHz 16-bit mono samples.
-      const st = await fs.promises.stat(got.file);
-      durationMs = Math.round(Math.max(0, st.size - 44) / 16);
+      // Files in the cache are written by encodeWav: a 44-byte header whose data size (offset 40) counts
+      // 8 kHz 16-bit mono samples (16 bytes per ms); a `simu` chunk may follow the data.
+      const fh = await fs.promises.open(got.file, 'r');
+      try {
+        const head = Buffer.alloc(44);
+        await fh.read(head, 0, 44, 0);
+        if (head.toString('ascii', 36, 40) !== 'data') throw new Error('unexpected WAV layout');
+        durationMs = Math.round(head.readUInt32LE(40) / 16);
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       got.release();
       throw new StageError('tts', 'bad_response', `cached audio unreadable: ${errorMessage(err)}`, { engine: engine.name, cause: err });
@@ -113,7 +122,7 @@ export class TtsService {
   }
 }
 
-export type TtsEngineName = 'espeak-ng' | 'piper' | 'openai';
+export type TtsEngineName = 'espeak-ng' | 'piper' | 'openai' | 'sim';
 
 export interface TtsConfig {
   /** Engine; empty: TTS_ENGINE, else espeak-ng. `espeak` is accepted for espeak-ng. */
@@ -130,13 +139,16 @@ export function resolveTtsEngineName(configured: string | undefined, env: NodeJS
   if (n === 'espeak' || n === 'espeak-ng') return 'espeak-ng';
   if (n === 'piper') return 'piper';
   if (n === 'openai' || n === 'openai-compatible') return 'openai';
-  throw new StageError('tts', 'not_configured', `unknown TTS engine "${raw}" (espeak-ng, piper or openai)`, { engine: raw });
+  if (n === 'sim') return 'sim';
+  throw new StageError('tts', 'not_configured', `unknown TTS engine "${raw}" (espeak-ng, piper, openai or sim)`, { engine: raw });
 }
 
 /** Build an engine from settings; empty settings fall back to environment variables (see docs/readme/speech.md). */
 export function createTtsEngine(cfg: TtsConfig, env: NodeJS.ProcessEnv = process.env): TtsEngine {
   const name = resolveTtsEngineName(cfg.engine, env);
   switch (name) {
+    case 'sim':
+      return new SimTtsEngine();
     case 'piper':
       return new PiperEngine({
         bin: cfg.piper?.bin || env.PIPER_BIN || 'piper',

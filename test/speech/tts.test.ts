@@ -303,6 +303,20 @@ describe('OpenAI-compatible /v1/audio/speech (local server)', () => {
   });
 });
 
+describe('sim engine (load tests and the simulator)', () => {
+  test('instant speech-like 8 kHz audio of plausible length, carrying the text', async () => {
+    const { speechDurationMs } = await import('../../src/sim/audio-utterance');
+    const s = new TtsService(createTtsEngine({ engine: 'sim' }, {}), new AudioCache(path.join(tmp, 'sim')));
+    const text = 'Hello Maria, this is City Clinic.';
+    const r = await s.speak(text);
+    const wav = parseWav(fs.readFileSync(r.file));
+    expect(wav).toMatchObject({ sampleRate: 8000, channels: 1, simText: text });
+    expect(r.durationMs).toBe(speechDurationMs(text));
+    expect(r).toMatchObject({ engine: 'sim', voice: 'synthetic', cached: false });
+    expect(Math.max(...Array.from(wav.samples).map(Math.abs))).toBeGreaterThan(1000);
+  });
+});
+
 describe('engine selection', () => {
   test('node setting, then TTS_ENGINE, then espeak-ng', () => {
     expect(resolveTtsEngineName('', {})).toBe('espeak-ng');
