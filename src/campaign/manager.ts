@@ -72,6 +72,10 @@ export interface ManagerOptions {
   dncScope?: 'global' | 'campaign';
   /** Override the campaign's max_concurrent for this worker. */
   maxConcurrent?: number;
+  /** Reconcile open calls of running campaigns this often (default 5 min; 0: only on start). */
+  reconcileEveryMs?: number;
+  /** Retry interval for outcomes the store could not take (default 2000 ms). */
+  retryMs?: number;
 }
 
 export interface RunnerStatus {
@@ -394,6 +398,7 @@ export class CampaignManager extends EventEmitter {
     }
     await r.prepare();
     r.setState('running');
+    this.startReconcileLoop();
     return r.status();
   }
 
@@ -466,19 +471,76 @@ export class CampaignManager extends EventEmitter {
     const callId = Number(call.id);
     if (!Number.isSafeInteger(callId) || callId <= 0) throw new DialerError('campaign_bad_outcome', `outcome for an invalid call id ${JSON.stringify(call.id)}`);
     const outcome = typeof call.outcome === 'string' && call.outcome ? call.outcome : 'failed';
+    const update = {
+      callId,
+      outcome,
+      reason: typeof call.reason === 'string' ? call.reason : null,
+      hangupCause: Number.isFinite(Number(call.hangupCause)) && call.hangupCause !== null && call.hangupCause !== undefined ? Number(call.hangupCause) : null,
+      dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
+    };
     let res: OutcomeResult;
     try {
-      res = await recordOutcome(this.db, {
-        callId,
-        outcome,
-        reason: typeof call.reason === 'string' ? call.reason : null,
-        hangupCause: Number.isFinite(Number(call.hangupCause)) && call.hangupCause !== null && call.hangupCause !== undefined ? Number(call.hangupCause) : null,
-        dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
-      });
+      res = await recordOutcome(this.db, update);
+    } catch (err) {
+      // the store is down: keep the outcome and retry, so no contact stays stuck in a call
+      if (outcome !== 'answered') this.queueRetry(update);
+      throw new DialerError('campaign_outcome_store', `outcome ${outcome} of call ${callId} not stored yet (will retry): ${errorMessage(err)}`, { cause: err });
     } finally {
       // the slot is freed even when the store failed: a stuck slot would stall the campaign
       if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
     }
+    this.announce(res);
+    return res;
+  }
+
+  private reconcileTimer?: NodeJS.Timeout;
+
+  /** While campaigns run here, close calls a crashed runtime left open (by age / ARI) every few minutes. */
+  private startReconcileLoop(): void {
+    const every = this.opts.reconcileEveryMs ?? 5 * 60_000;
+    if (this.reconcileTimer || every <= 0) return;
+    this.reconcileTimer = setInterval(() => {
+      for (const [id, r] of this.runners) {
+        if (r.state !== 'running') continue;
+        reconcileOpenCalls(this.db, { ...this.opts.reconcile, campaignId: id })
+          .then((x) => x.closed.length && r.markDirty())
+          .catch((err) => this.emit('warn', new DialerError('campaign_reconcile', `campaign ${id}: reconcile: ${errorMessage(err)}`, { cause: err })));
+      }
+    }, every);
+  }
+
+  private readonly retries = new Map<number, Parameters<typeof recordOutcome>[1]>();
+  private retryTimer?: NodeJS.Timeout;
+
+  /** Outcomes waiting for the store (bounded: the oldest is dropped past 10,000; reconciliation covers it). */
+  get pendingOutcomes(): number {
+    return this.retries.size;
+  }
+
+  private queueRetry(u: Parameters<typeof recordOutcome>[1]): void {
+    this.retries.set(u.callId, u);
+    if (this.retries.size > 10000) this.retries.delete(this.retries.keys().next().value as number);
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
+  }
+
+  private async flushRetries(): Promise<void> {
+    this.retryTimer = undefined;
+    for (const [id, u] of [...this.retries]) {
+      if (this.closed) return;
+      try {
+        const res = await recordOutcome(this.db, u);
+        this.retries.delete(id);
+        this.announce(res);
+      } catch {
+        break; // still down
+      }
+    }
+    if (this.retries.size && !this.closed) this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
+  }
+
+  private announce(res: OutcomeResult): void {
+    const callId = res.call?.id;
     if (res.closed && res.call) {
       const cid = res.call.campaignId;
       if (cid !== null) this.runners.get(cid)?.markDirty();
@@ -500,7 +562,6 @@ export class CampaignManager extends EventEmitter {
         },
       } satisfies CampaignEvent);
     }
-    return res;
   }
 
   /** The caller asked not to be called again: add the number to the do-not-call list at once. */
@@ -514,6 +575,8 @@ export class CampaignManager extends EventEmitter {
   /** Stop timers; claims in flight that were never sent are released. Calls in progress are left to finish. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     await Promise.all([...this.runners.values()].map((r) => r.close()));
     this.runners.clear();
   }

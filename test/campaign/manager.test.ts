@@ -149,6 +149,34 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await waitFor(() => got.b.length === 2, 5000, 'b dials again');
   });
 
+  test('an outcome the store cannot take now is kept and retried; nothing stays in a call', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 1, { prefix: '+1713' });
+    let down = false;
+    const flaky: Db = {
+      kind: db.kind,
+      description: db.description,
+      query: (sql, params) => (down ? Promise.reject(new Error('connection refused')) : db.query(sql, params)),
+      tx: (fn) => (down ? Promise.reject(new Error('connection refused')) : db.tx(fn)),
+      close: async () => undefined,
+    } as Db;
+    const m = manager({ db: flaky, retryMs: 20 });
+    const calls: PlaceCall[] = [];
+    const ended: CampaignEvent[] = [];
+    m.on('call', (c: PlaceCall) => calls.push(c));
+    m.on('event', (e: CampaignEvent) => e.type === 'call_ended' && ended.push(e));
+    await m.start(cid);
+    await waitFor(() => calls.length === 1, 5000, 'the call');
+    down = true;
+    await expect(m.handleOutcome({ id: calls[0].id, outcome: 'completed' })).rejects.toMatchObject({ code: 'campaign_outcome_store' });
+    expect(m.runnerOf(cid)!.inFlight.size).toBe(0); // the slot is free anyway
+    expect(m.pendingOutcomes).toBe(1);
+    down = false;
+    await waitFor(() => m.pendingOutcomes === 0 && ended.length === 1, 5000, 'the retried outcome');
+    const c = await db.query<{ status: string }>('select status from contacts where id = $1', [calls[0].contactId]);
+    expect(c.rows[0].status).toBe('done');
+  });
+
   test('retry schedule: busy +10 min, no_answer +1 h, completed closes, max attempts closes as failed', async () => {
     const cid = await makeCampaign(db, { maxAttempts: 2, retryPolicy: { busy: 600, no_answer: 3600, failed: 1800 } });
     await makeContacts(db, cid, 3, { prefix: '+1704' });
