@@ -11,6 +11,7 @@
  * Run alone: `node dist/bench/events/index.js` (EVENTS_BENCH_SECONDS, EVENTS_BENCH_RATE to change).
  */
 import * as net from 'net';
+import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { performance } from 'perf_hooks';
@@ -204,7 +205,7 @@ async function runCase(c: Case, seconds = SECONDS): Promise<Raw> {
       lat.push(r[i] - sent[i]);
     }
   }
-  return { lat, sent: total, delivered, bytes: Math.round(bytes / total), elapsed };
+  return { lat, sent: total, delivered, bytes: Math.round(bytes / total), elapsed, load: os.loadavg()[0] };
 }
 
 interface Raw {
@@ -213,6 +214,8 @@ interface Raw {
   delivered: number;
   bytes: number;
   elapsed: number;
+  /** 1-minute load average when the round ended (the machine is shared: read the numbers with it) */
+  load: number;
 }
 
 /** Pool the samples of several rounds of one case. */
@@ -279,6 +282,7 @@ export async function run(): Promise<Row[]> {
       'p99 vs bare': bare ? `${(r.p99 / bare).toFixed(2)}x` : '',
       delivered: `${r.delivered}/${r.sent * SUBSCRIBERS}`,
       lost: r.lost,
+      'load avg': parts.map((p) => p.load.toFixed(1)).join('/'),
     });
   }
   return rows;
