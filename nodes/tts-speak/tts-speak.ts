@@ -108,7 +108,14 @@ export = function (RED: NodeAPI): void {
           playbackMs = performance.now() - t0;
           msg.playback = { ...r, durationMs: Math.round(playbackMs) };
           if (r.failed && !r.hungUp) {
-            throw new StageError('playback', 'not_found', `Asterisk could not play ${tts.file} (is the audio directory shared with Asterisk and readable by it?)`, { engine: 'agi' });
+            // endpos=0: nothing was played. Either Asterisk cannot read the file, or the caller hung up
+            // at that very moment (its HANGUP line not here yet); session.hungUp tells once it is.
+            throw new StageError(
+              'playback',
+              session.hungUp ? 'hangup' : 'not_found',
+              session.hungUp ? 'the caller hung up before playback started' : `Asterisk could not play ${tts.file} (is the audio directory shared with Asterisk and readable by it? or the caller just hung up)`,
+              { engine: 'agi' },
+            );
           }
         }
         if (msg.turn && typeof msg.turn === 'object') {
