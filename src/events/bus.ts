@@ -176,7 +176,9 @@ export async function acquireBus(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
       detachWs?.();
       if (--e.refs > 0) return;
       if (buses.get(key) === e) buses.delete(key);
-      await got.publisher.close();
+      const left = await got.publisher.close();
+      const lost = left.buffered + left.inflight;
+      if (lost > 0) (cfg.log ?? (() => undefined))(`MQTT: ${lost} event(s) not delivered at shutdown (broker unreachable)`);
       if (got.broker) await releaseBroker(got.broker);
     },
   };
