@@ -155,6 +155,33 @@ describe('event bus + broadcast nodes in Node-RED', () => {
     }
   });
 
+  test('two bus nodes on one port share one embedded broker; it closes with the last of them', async () => {
+    const port = await freePort();
+    await helper.load(
+      [busNode, broadcastNode],
+      [
+        { id: 'bus1', type: 'ai-dialer-bus', mode: 'embedded', port: String(port), readerUser: 'dash' },
+        { id: 'bus2', type: 'ai-dialer-bus', mode: 'embedded', port: String(port), writerUser: 'sup' },
+        { id: 'b1', type: 'call-broadcast', bus: 'bus1', eventType: 'call_started', wires: [] },
+        { id: 'b2', type: 'call-broadcast', bus: 'bus2', eventType: 'call_started', wires: [] },
+      ],
+      { bus1: { readerPassword: 'dash-pw' }, bus2: { writerPassword: 'sup-pw' } },
+    );
+    const [h1, h2] = await Promise.all([(helper.getNode('bus1') as any).getBus(), (helper.getNode('bus2') as any).getBus()]);
+    expect(h1.broker).toBe(h2.broker);
+    const sub = await open(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw' });
+    const got = collect(sub);
+    await subscribe(sub, 'ai-dialer/v1/calls/+/events');
+    helper.getNode('b1').receive({ call: { ...call, id: `${runId}-s1` } });
+    helper.getNode('b2').receive({ call: { ...call, id: `${runId}-s2` } });
+    await waitFor(() => got.events.length === 2, 'both events');
+    expect(got.events.map((e) => e.callId).sort()).toEqual([`${runId}-s1`, `${runId}-s2`]);
+    await end(sub);
+    clients.length = 0;
+    await helper.unload();
+    await expect(connect(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw', connectTimeout: 1000 })).rejects.toBeTruthy();
+  });
+
   test('port taken: the bus reports one clear line and broadcast fails the msg with it', async () => {
     const blocker = await EmbeddedBroker.start({ port: 0 });
     try {
