@@ -62,6 +62,8 @@ export async function validateCampaignForStart(q: Queryable, id: number): Promis
   );
   if (!r.rows[0].numbers) throw new DialerError('campaign_no_caller_id', `campaign ${id} (${c.name}) has no active caller-ID numbers: add one before starting`);
   if (!r.rows[0].contacts) throw new DialerError('campaign_no_contacts', `campaign ${id} (${c.name}) has no contacts: import some before starting`);
+  const tz = await q.query<{ ok: boolean }>('select exists (select 1 from pg_timezone_names where name = $1) as ok', [c.timezone]);
+  if (!tz.rows[0]?.ok) throw new DialerError('campaign_bad_timezone', `campaign ${id} (${c.name}) has an unknown time zone ${JSON.stringify(c.timezone)}: use an IANA name such as America/New_York`);
   return c;
 }
 

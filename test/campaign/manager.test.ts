@@ -41,6 +41,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await expect(m.start(noNumbers)).rejects.toMatchObject({ code: 'campaign_no_caller_id' });
     const noContacts = await makeCampaign(db, { status: 'draft' });
     await expect(m.start(noContacts)).rejects.toMatchObject({ code: 'campaign_no_contacts', message: expect.stringContaining('has no contacts') });
+    const badZone = await makeCampaign(db, { status: 'draft', timezone: 'Mars/Olympus' });
+    await makeContacts(db, badZone, 1, { prefix: '+1715' });
+    await expect(m.start(badZone)).rejects.toMatchObject({ code: 'campaign_bad_timezone' });
   });
 
   test('the concurrency cap holds under a storm of outcomes (duplicates, unknown ids); every contact is dialed once; nothing stays in a call', async () => {
