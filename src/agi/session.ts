@@ -280,6 +280,20 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     }
     this.inflight = undefined;
     if (p.timer) clearTimeout(p.timer);
+    if (p.map === variableValue) {
+      // Fast path for GET (FULL) VARIABLE, exactly what parseReply + variableValue would give:
+      // `200 result=1 (<value>)` (the value runs to the final ')') or `200 result=0`.
+      if (raw.length > 14 && raw.startsWith('200 result=1 (') && raw.charCodeAt(raw.length - 1) === 41) {
+        p.resolve(raw.slice(14, -1));
+        this.wantNext = true;
+        return;
+      }
+      if (raw === '200 result=0') {
+        p.resolve(undefined);
+        this.wantNext = true;
+        return;
+      }
+    }
     let reply: AgiReply;
     try {
       reply = parseReply(raw);
@@ -488,7 +502,17 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   }
 
   getVariable(name: string): Promise<string | undefined> {
-    return this.runMapped('GET VARIABLE', [name], this.o.commandTimeoutMs, variableValue);
+    // The quoted line is cached per name: a call reads the same few variables over and over.
+    let line = getVarLines.get(name);
+    if (line === undefined) {
+      try {
+        line = `GET VARIABLE ${quoteArg(name)}\n`;
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (getVarLines.size < 256) getVarLines.set(name, line);
+    }
+    return this.send(line, 'GET VARIABLE', this.o.commandTimeoutMs, variableValue);
   }
 
   getFullVariable(expr: string): Promise<string | undefined> {
@@ -539,6 +563,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     this.onSocketGone();
   }
 }
+
+const getVarLines = new Map<string, string>();
 
 /** GET (FULL) VARIABLE: `result=1 (value)` when set, `result=0` when not. */
 function variableValue(r: AgiReply): string | undefined {
