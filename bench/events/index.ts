@@ -1,6 +1,6 @@
 /**
  * Events bench: publish-to-subscriber latency at 1,000 events/s of ~300 B JSON, QoS 1, 20 subscribers,
- * 10 s per case (two rounds of 5 s in alternating order, samples pooled), side by side:
+ * 10 s per case (4 rounds of 2.5 s in alternating order, samples pooled), side by side:
  *   - bare aedes (no auth hooks, raw mqtt.js publisher, pre-serialised payloads)
  *   - aedes through our path (EmbeddedBroker with accounts + ACL, builder + schema check + Publisher)
  *   - bare Mosquitto at 127.0.0.1:1883 (raw mqtt.js publisher)
@@ -18,7 +18,7 @@ import { performance } from 'perf_hooks';
 import { randomBytes } from 'crypto';
 import * as mqtt from 'mqtt';
 import { EmbeddedBroker } from '../../src/events/broker';
-import { buildEvent } from '../../src/events/builders';
+import { buildEvent, route } from '../../src/events/builders';
 import { Publisher } from '../../src/events/publisher';
 import { Topics } from '../../src/events/topics';
 
@@ -250,13 +250,15 @@ export async function run(): Promise<Row[]> {
   // warm-up (JIT, sockets, worker start-up), not reported
   await runCase({ name: 'warm-up', broker: 'aedes', path: 'ours' }, 2);
   await runCase({ name: 'warm-up', broker: 'aedes', path: 'bare' }, 2);
-  // Each case runs 10 s in two rounds of 5 s, the second round in reverse order, so that no case
-  // always runs first (or right after another) on a shared machine; samples are pooled.
+  // Each case runs 10 s in EVENTS_BENCH_ROUNDS (4) rounds, every other round in reverse order, so that
+  // no case always runs first (or right after another) on a shared machine; samples are pooled.
   const runnable = cases.filter((c) => c.broker === 'aedes' || haveMosquitto);
   const raw = new Map<string, Raw[]>();
-  for (const order of [runnable, [...runnable].reverse()]) {
+  const rounds = Math.max(1, Number(process.env.EVENTS_BENCH_ROUNDS || 4));
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? runnable : [...runnable].reverse();
     for (const c of order) {
-      const r = await runCase(c, SECONDS / 2);
+      const r = await runCase(c, SECONDS / rounds);
       raw.set(c.name, [...(raw.get(c.name) ?? []), r]);
     }
   }
@@ -285,6 +287,12 @@ export async function run(): Promise<Row[]> {
       'load avg': parts.map((p) => p.load.toFixed(1)).join('/'),
     });
   }
+  // What our path adds per event in CPU: build from the msg + schema check + topic + JSON (no I/O).
+  const N = 50000;
+  for (let i = 0; i < 5000; i++) JSON.stringify(route(buildEvent(msgFor(i, 'x'))).event);
+  const t0 = performance.now();
+  for (let i = 0; i < N; i++) JSON.stringify(route(buildEvent(msgFor(i, 'x'))).event);
+  rows.push({ case: 'our path CPU per event (build + schema check + route + JSON)', 'p50 ms': Number(((performance.now() - t0) / N).toFixed(4)), note: 'mean, no I/O' });
   return rows;
 }
 
