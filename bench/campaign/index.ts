@@ -42,8 +42,8 @@ async function withAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
 
 export async function seed(db: Db, n: number): Promise<number> {
   const r = await db.query<{ id: number }>(
-    `insert into campaigns (name, status, timezone, window_start, window_end, max_attempts, caller_id_strategy, calls_per_second, max_concurrent)
-     values ('bench', 'running', 'America/New_York', '09:00', '20:00', 3, 'round_robin', 1000, 100000) returning id`,
+    `insert into campaigns (name, status, timezone, window_start, window_end, max_attempts, caller_id_strategy, calls_per_second, max_concurrent, settings)
+     values ('bench', 'running', 'America/New_York', '09:00', '20:00', 3, 'round_robin', 1000, 100000, '{"concurrency_scope":"worker"}') returning id`,
   );
   const cid = r.rows[0].id;
   await db.query(

@@ -14,23 +14,25 @@ export interface CampaignInput {
   strategy?: 'round_robin' | 'least_recently_used' | 'local_presence';
   numbers?: string[];
   inactiveNumbers?: string[];
+  settings?: Record<string, unknown>;
 }
 
 export async function makeCampaign(q: Queryable, c: CampaignInput = {}): Promise<number> {
   const r = await q.query<{ id: number }>(
-    `insert into campaigns (name, status, timezone, window_start, window_end, max_concurrent, calls_per_second, max_attempts, caller_id_strategy, retry_policy)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::jsonb, '{"busy":600,"no_answer":3600,"failed":1800,"congestion":600,"cancelled":0}'::jsonb)) returning id`,
+    `insert into campaigns (name, status, timezone, window_start, window_end, max_concurrent, calls_per_second, max_attempts, caller_id_strategy, retry_policy, settings)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10::jsonb, '{"busy":600,"no_answer":3600,"failed":1800,"congestion":600,"cancelled":0}'::jsonb), $11::jsonb) returning id`,
     [
       c.name ?? 'test',
       c.status ?? 'running',
       c.timezone ?? 'America/New_York',
       c.windowStart ?? '00:00',
       c.windowEnd ?? '23:59:59.999999',
-      c.maxConcurrent ?? 5,
+      c.maxConcurrent ?? 100000,
       c.callsPerSecond ?? 100,
       c.maxAttempts ?? 3,
       c.strategy ?? 'round_robin',
       c.retryPolicy ? JSON.stringify(c.retryPolicy) : null,
+      JSON.stringify(c.settings ?? {}),
     ],
   );
   const id = r.rows[0].id;

@@ -131,8 +131,45 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await waitFor(async () => (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status === 'completed', 10000, 'completed');
   });
 
+  test('max_concurrent holds across runtimes (scope campaign, the default); scope worker caps each worker', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 3, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 40, { prefix: '+1716' });
+    const a = manager({ worker: 'ca' });
+    const b = manager({ worker: 'cb', db: db2 });
+    const live = new Set<number>();
+    let maxLive = 0;
+    let total = 0;
+    for (const m of [a, b]) {
+      m.on('call', (c: PlaceCall) => {
+        live.add(c.id);
+        total++;
+        maxLive = Math.max(maxLive, live.size);
+        setTimeout(() => {
+          live.delete(c.id);
+          void m.handleOutcome({ id: c.id, outcome: 'completed' });
+        }, 3);
+      });
+    }
+    await Promise.all([a.start(cid), b.start(cid)]);
+    await waitFor(() => total === 40 && live.size === 0, 30000, 'all 40 calls');
+    expect(maxLive).toBeLessThanOrEqual(3);
+
+    const wid = await makeCampaign(db, { status: 'draft', maxConcurrent: 2, callsPerSecond: 1000 });
+    await db.query(`update campaigns set settings = '{"concurrency_scope":"worker"}' where id = $1`, [wid]);
+    await makeContacts(db, wid, 10, { prefix: '+1717' });
+    const c = manager({ worker: 'wa' });
+    const d = manager({ worker: 'wb', db: db2 });
+    let n = 0;
+    c.on('call', () => n++);
+    d.on('call', () => n++);
+    await Promise.all([c.start(wid), d.start(wid)]);
+    await waitFor(() => n === 4, 5000, 'two calls per worker');
+    expect(c.runnerOf(wid)!.inFlight.size).toBe(2);
+    expect(d.runnerOf(wid)!.inFlight.size).toBe(2);
+  });
+
   test('pause and resume in one runtime are followed by the other', async () => {
-    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000 });
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000, settings: { concurrency_scope: 'worker' } });
     await makeContacts(db, cid, 20, { prefix: '+1712' });
     const a = manager({ worker: 'ra' });
     const b = manager({ worker: 'rb', db: db2 });
@@ -333,7 +370,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
   });
 
   test('pause stops claiming in every runtime; resume continues; unsent claims are released', async () => {
-    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 2, callsPerSecond: 1000 });
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 2, callsPerSecond: 1000, settings: { concurrency_scope: 'worker' } });
     await makeContacts(db, cid, 10, { prefix: '+1710' });
     const m = manager();
     const calls: PlaceCall[] = [];
