@@ -1,8 +1,8 @@
 /**
  * The campaign queue engine (no Node-RED here). One `CampaignManager` per worker (a campaign-queue
  * node); it runs any number of campaigns, each through a `CampaignRunner` that:
- *  - keeps at most `max_concurrent` calls of this worker in flight (slots released on every outcome,
- *    including originate failures and duplicates),
+ *  - keeps at most `max_concurrent` calls in flight: per worker here, and per campaign across every
+ *    runtime inside claim_contacts (slots released on every outcome, including originate failures),
  *  - paces with database token buckets: the campaign's calls per second and a global cap shared by
  *    every worker on the database (env GLOBAL_CPS),
  *  - claims eligible contacts in batches through `claimContacts` (all compliance in SQL),

@@ -13,7 +13,10 @@
  *    closed zones cost nothing;
  *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own).
  *    Candidates found on a list are marked `dnc` in the same statement and counted (dnc_skipped);
- *  - the campaign has at least one active caller-ID number.
+ *  - the campaign has at least one active caller-ID number;
+ *  - fewer than `max_concurrent` calls of the campaign are open, across every runtime (migration 6:
+ *    a per-campaign advisory lock, then a count of open calls; `settings.concurrency_scope = 'worker'`
+ *    leaves the cap to each worker).
  * The rows are taken with `FOR UPDATE SKIP LOCKED`, so concurrent workers (in one process or many)
  * never get the same contact; the same statement creates the call record (status `initiated`,
  * attempt number, caller ID, worker) and marks the contact `in_call`. Up to `limit` contacts are
