@@ -123,7 +123,9 @@ export function toMono(audio: PcmAudio): PcmAudio {
 
 /**
  * Resample mono PCM with a windowed-sinc low-pass filter (band-limited, so downsampling to 8 kHz
- * does not alias). Not sample dropping.
+ * does not alias). Not sample dropping. For a rational ratio L/M the filter phase repeats every L
+ * outputs, so each phase's kernel is computed once (polyphase); the edges, where the window is
+ * clipped, use the direct formula.
  */
 export function resample(audio: PcmAudio, targetRate: number): PcmAudio {
   const mono = toMono(audio);
@@ -134,26 +136,61 @@ export function resample(audio: PcmAudio, targetRate: number): PcmAudio {
   const outLen = Math.floor(src.length * ratio);
   const out = new Int16Array(outLen);
   const cutoff = Math.min(1, ratio) * 0.95; // normalised to the source Nyquist
-  const half = 16; // taps on each side, in source samples scaled by 1/cutoff
-  const width = Math.ceil(half / cutoff);
-  for (let i = 0; i < outLen; i++) {
+  const width = Math.ceil(16 / cutoff); // taps on each side, in source samples
+  const taps = 2 * width;
+  const kernel = (d: number): number => {
+    const x = d * cutoff;
+    const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
+    return sinc * (0.5 + 0.5 * Math.cos((Math.PI * d) / (width + 1))); // Hann window
+  };
+  const clip = (v: number) => (v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v));
+  const direct = (i: number): number => {
     const center = i / ratio;
     const lo = Math.max(0, Math.floor(center) - width + 1);
     const hi = Math.min(src.length - 1, Math.floor(center) + width);
     let acc = 0;
     let norm = 0;
     for (let j = lo; j <= hi; j++) {
-      const x = (j - center) * cutoff;
-      const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
-      const w = 0.5 + 0.5 * Math.cos((Math.PI * (j - center)) / (width + 1)); // Hann window
-      const k = sinc * w;
+      const k = kernel(j - center);
       acc += src[j] * k;
       norm += k;
     }
-    const v = norm !== 0 ? acc / norm : 0;
-    out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : Math.round(v);
+    return norm !== 0 ? acc / norm : 0;
+  };
+  const g = gcd(from, targetRate);
+  const L = targetRate / g; // outputs per period
+  const M = from / g; // inputs per period
+  if (L > 4000) {
+    for (let i = 0; i < outLen; i++) out[i] = clip(direct(i));
+    return { sampleRate: targetRate, channels: 1, samples: out };
+  }
+  const kernels = new Float64Array(L * taps);
+  for (let p = 0; p < L; p++) {
+    const center = (p * M) / L;
+    const frac = center - Math.floor(center);
+    let norm = 0;
+    for (let t = 0; t < taps; t++) norm += kernels[p * taps + t] = kernel(t - width + 1 - frac);
+    for (let t = 0; t < taps; t++) kernels[p * taps + t] /= norm;
+  }
+  for (let i = 0; i < outLen; i++) {
+    const p = i % L;
+    const base = ((i - p) / L) * M + Math.floor((p * M) / L); // floor(i / ratio), exact in integers
+    const lo = base - width + 1;
+    if (lo >= 0 && base + width <= src.length - 1) {
+      let acc = 0;
+      const k = p * taps;
+      for (let t = 0; t < taps; t++) acc += src[lo + t] * kernels[k + t];
+      out[i] = clip(acc);
+    } else {
+      out[i] = clip(direct(i));
+    }
   }
   return { sampleRate: targetRate, channels: 1, samples: out };
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }
 
 /** Convert any 16-bit PCM WAV to what Asterisk plays: 8 kHz, 16-bit, mono. */

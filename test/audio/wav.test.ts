@@ -1,0 +1,53 @@
+import { encodeWav, parseWav, resample, toAsteriskWav, WavError } from '../../src/audio/wav';
+
+function tone(rate: number, hz: number, seconds: number, amp = 8000): Int16Array {
+  const s = new Int16Array(Math.round(rate * seconds));
+  for (let i = 0; i < s.length; i++) s[i] = Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate));
+  return s;
+}
+
+function rms(s: Int16Array, from = 0, to = s.length): number {
+  let acc = 0;
+  for (let i = from; i < to; i++) acc += s[i] * s[i];
+  return Math.sqrt(acc / Math.max(1, to - from));
+}
+
+describe('wav', () => {
+  test('encode then parse keeps rate, channels, samples and the simulated text', () => {
+    const samples = tone(8000, 440, 0.5);
+    const buf = encodeWav({ sampleRate: 8000, channels: 1, samples }, 'héllo "there"');
+    const w = parseWav(buf);
+    expect(w.sampleRate).toBe(8000);
+    expect(w.channels).toBe(1);
+    expect(w.durationMs).toBe(500);
+    expect(Array.from(w.samples.slice(0, 50))).toEqual(Array.from(samples.slice(0, 50)));
+    expect(w.simText).toBe('héllo "there"');
+  });
+
+  test('refuses what is not 16-bit PCM WAV with a clear error', () => {
+    expect(() => parseWav(Buffer.from('not a wav at all'))).toThrow(WavError);
+    const b = encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(10) });
+    b.writeUInt16LE(8, 34); // 8 bits per sample
+    expect(() => parseWav(b)).toThrow(/16-bit PCM expected/);
+  });
+
+  test.each([22050, 16000, 44100, 48000, 24000])('resampling %i Hz to 8 kHz keeps speech band, removes what would alias', (rate) => {
+    const pass = resample({ sampleRate: rate, channels: 1, samples: tone(rate, 1000, 1) }, 8000);
+    expect(pass.sampleRate).toBe(8000);
+    expect(Math.abs(pass.samples.length - 8000)).toBeLessThanOrEqual(1);
+    // a 1 kHz tone passes at (almost) full level: 8000/sqrt(2) = 5657
+    expect(rms(pass.samples, 200, 7800)).toBeGreaterThan(5000);
+    // a 6 kHz tone is above the new Nyquist (4 kHz): dropping samples would fold it to 2 kHz; filtering removes it
+    const stop = resample({ sampleRate: rate, channels: 1, samples: tone(rate, 6000, 1) }, 8000);
+    expect(rms(stop.samples, 200, 7800)).toBeLessThan(150);
+  });
+
+  test('toAsteriskWav gives 8 kHz mono 16-bit from a stereo 22.05 kHz file', () => {
+    const mono = tone(22050, 500, 0.3);
+    const stereo = new Int16Array(mono.length * 2);
+    for (let i = 0; i < mono.length; i++) stereo[2 * i] = stereo[2 * i + 1] = mono[i];
+    const out = parseWav(toAsteriskWav(encodeWav({ sampleRate: 22050, channels: 2, samples: stereo })));
+    expect([out.sampleRate, out.channels, out.bitsPerSample]).toEqual([8000, 1, 16]);
+    expect(out.durationMs).toBe(300);
+  });
+});
