@@ -423,4 +423,11 @@ select (select count(*) from dnc_marked)::int as dnc_skipped,
 $fn$;
 `,
   },
+  {
+    version: 7,
+    name: 'campaign queue: drop contacts_due (the claim reads contacts_due_zone; one index less to keep on import and retry)',
+    sql: `
+drop index if exists contacts_due;
+`,
+  },
 ];
