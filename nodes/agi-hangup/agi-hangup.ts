@@ -1,42 +1,65 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { getSession } from '../../src/agi/registry';
+import { closeCall, finaliseTranscript } from '../../src/store/calls';
+import type { Db } from '../../src/store/db';
 import { errorMessage } from '../../src/util/errors';
 
+interface HangupDef extends NodeDef {
+  store?: string;
+}
 interface HangupMsg extends NodeMessageInFlow {
-  call?: { sessionId?: string; [k: string]: unknown };
+  call?: { id?: number | string; sessionId?: string; direction?: string; [k: string]: unknown };
+}
+interface StoreNode extends Node {
+  getDb?: () => Promise<Db>;
 }
 
 export = function (RED: NodeAPI): void {
-  function AgiHangup(this: Node, config: NodeDef) {
+  function AgiHangup(this: Node, config: HangupDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    const store = config.store ? (RED.nodes.getNode(config.store) as StoreNode | null) : null;
+
+    /** With a store: the transcript is aggregated; an inbound call (no ARI side to close it) is completed. */
+    const finalise = async (msg: HangupMsg): Promise<void> => {
+      const id = msg.call?.id;
+      if (!store || typeof store.getDb !== 'function' || typeof id !== 'number') return;
+      try {
+        const db = await store.getDb();
+        msg.call!.transcript = await finaliseTranscript(db, id);
+        if (msg.call!.direction === 'inbound') await closeCall(db, id, { status: 'completed', outcome: 'completed' });
+      } catch (err) {
+        // The call is over either way; the record can be fixed later, the msg must go on.
+        node.warn(`could not finalise call ${id}: ${errorMessage(err)}`);
+      }
+    };
+
     node.on('input', (raw, send, done) => {
       const msg = raw as HangupMsg;
       const id = msg.call?.sessionId;
       const session = id ? getSession(id) : undefined;
-      if (!session) {
-        // Already gone (the caller hung up, or a second hangup): nothing to do, the msg goes on.
-        node.status({ fill: 'grey', shape: 'ring', text: RED._('agi-hangup.status.gone') });
-        if (msg.call) msg.call.hungUp = true;
-        send(msg);
-        done();
-        return;
-      }
-      const wasUp = !session.hungUp;
-      session
-        .hangup()
-        .then(() => {
-          session.close();
+      const wasUp = !!session && !session.hungUp;
+      const ended = session
+        ? session.hangup().then(
+            () => session.close(),
+            (err: unknown) => {
+              session.close();
+              throw err;
+            },
+          )
+        : Promise.resolve(); // already gone (the caller hung up, or a second hangup): not an error
+      ended
+        .then(async () => {
           if (msg.call) {
             msg.call.hungUp = true;
-            msg.call.hungUpBy = wasUp ? 'agi' : 'caller';
+            if (session) msg.call.hungUpBy = wasUp ? 'agi' : 'caller';
           }
-          node.status({ fill: 'green', shape: 'dot', text: RED._(wasUp ? 'agi-hangup.status.done' : 'agi-hangup.status.gone') });
+          await finalise(msg);
+          node.status({ fill: wasUp ? 'green' : 'grey', shape: wasUp ? 'dot' : 'ring', text: RED._(wasUp ? 'agi-hangup.status.done' : 'agi-hangup.status.gone') });
           send(msg);
           done();
         })
         .catch((err: unknown) => {
-          session.close();
           node.status({ fill: 'red', shape: 'ring', text: errorMessage(err).slice(0, 60) });
           done(err as Error);
         });

@@ -191,10 +191,17 @@ test('a caller gone before the call identity is read: fastagi-in reports it to a
   await helper.load([fastagiIn, agiRecord, agiHangup, catchNode], onTab(conversationFlow()));
   const [s1, caught] = [collect('h1'), collect('hc')];
   const port = await portOf();
-  const r = await simCall(port, 11, { hangupAfterMs: 0 });
-  expect(r.hungUpBy).toBe('caller');
+  // A raw Asterisk whose channel is already gone: environment and HANGUP in one packet, 511 to everything.
+  const sock = net.connect(port, '127.0.0.1');
+  sock.setEncoding('utf8');
+  sock.on('data', (d: string) => {
+    for (const line of d.split('\n')) if (line) sock.write('511 Command Not Permitted on a dead channel or intercept routine\n');
+  });
+  const closed = new Promise((r) => sock.on('close', r));
+  sock.write('agi_network: yes\nagi_network_script: dialer\nagi_channel: PJSIP/trunk-00000011\nagi_uniqueid: 1732486000.11\n\nHANGUP\n');
   const c = await waitFor(() => caught[0], 5000, 'catch of the failed start');
-  expect(c.error.message).toMatch(/AGI session could not start: .*hung up/);
+  expect(c.error.message).toMatch(/^AGI session could not start: agi: .*hung up/);
+  await closed; // and the server closed the connection
   expect(s1).toEqual([]);
 });
 
@@ -235,8 +242,14 @@ describe.each(storeTargets)('with a store ($name)', ({ url }) => {
       creds = { store: { url: target.options().url } };
     }
     await helper.load(
-      [storeNode, fastagiIn],
-      [storeDef, { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', store: 'store', wires: [['h1'], []] }, { id: 'h1', type: 'helper' }],
+      [storeNode, fastagiIn, agiHangup],
+      [
+        storeDef,
+        { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', store: 'store', wires: [['h1'], []] },
+        { id: 'hang', type: 'agi-hangup', store: 'store', wires: [['h4']] },
+        { id: 'h1', type: 'helper' },
+        { id: 'h4', type: 'helper' },
+      ],
       creds,
     );
   };
@@ -263,7 +276,15 @@ describe.each(storeTargets)('with a store ($name)', ({ url }) => {
     expect(typeof m2.call.id).toBe('number');
     const r2 = await db.query<{ direction: string; status: string; phone: string }>('select direction, status, phone from calls where id = $1', [m2.call.id]);
     expect(r2.rows[0]).toEqual({ direction: 'inbound', status: 'in_progress', phone: '+13105550199' });
-    getSession(m2.call.sessionId)!.close();
-    await inbound;
+    // hangup with a store: transcript aggregated from the turns; the inbound call is completed.
+    await db.query(`insert into call_turns (call_id, seq, user_text, bot_text) values ($1, 0, null, 'Hello'), ($1, 1, 'Hi there', 'How can I help?')`, [m2.call.id]);
+    const s4 = collect('h4');
+    helper.getNode('hang').receive(m2 as never);
+    const m4 = await waitFor(() => s4[0], 10000, 'hangup msg');
+    expect(m4.call).toMatchObject({ hungUp: true, hungUpBy: 'agi', transcript: 'Agent: Hello\nCaller: Hi there\nAgent: How can I help?' });
+    const r3 = await db.query<{ status: string; transcript: string; ended_at: Date | null }>('select status, transcript, ended_at from calls where id = $1', [m2.call.id]);
+    expect(r3.rows[0]).toMatchObject({ status: 'completed', transcript: 'Agent: Hello\nCaller: Hi there\nAgent: How can I help?' });
+    expect(r3.rows[0].ended_at).not.toBeNull();
+    expect(await inbound).toMatchObject({ hungUpBy: 'agi', endedBy: 'server_closed' });
   }, 60000);
 });
