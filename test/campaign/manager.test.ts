@@ -217,6 +217,42 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(c.rows[0].status).toBe('done');
   });
 
+  test('closing while a claim is in flight releases what it claimed (never sent, attempt undone)', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', callsPerSecond: 1000 });
+    await makeContacts(db, cid, 5, { prefix: '+1718' });
+    let gate: (() => void) | undefined;
+    let gated = false;
+    const slow: Db = {
+      kind: db.kind,
+      description: db.description,
+      query: async (sql: string, params?: unknown[]) => {
+        const r = await db.query(sql, params);
+        if (sql.includes('claim_contacts(') && !gated) {
+          gated = true;
+          await new Promise<void>((res) => (gate = res)); // the claim committed; its answer is late
+        }
+        return r;
+      },
+      tx: (fn) => db.tx(fn),
+      close: async () => undefined,
+    } as Db;
+    const m = manager({ db: slow });
+    let sent = 0;
+    m.on('call', () => sent++);
+    await m.start(cid);
+    await waitFor(() => gate, 5000, 'a claim in flight');
+    const inCall = await db.query<{ n: number }>(`select count(*)::int as n from contacts where campaign_id = $1 and status = 'in_call'`, [cid]);
+    expect(inCall.rows[0].n).toBeGreaterThan(0);
+    const closing = m.close();
+    gate!();
+    await closing;
+    expect(sent).toBe(0);
+    const st = await db.query<{ status: string; attempts: number; n: number }>(`select status, attempts, count(*)::int as n from contacts where campaign_id = $1 group by 1, 2`, [cid]);
+    expect(st.rows).toEqual([{ status: 'pending', attempts: 0, n: 5 }]);
+    const calls = await db.query<{ status: string; reason: string }>(`select distinct status, reason from calls where campaign_id = $1`, [cid]);
+    expect(calls.rows).toEqual([{ status: 'cancelled', reason: 'released before dialing' }]);
+  });
+
   test('retry schedule: busy +10 min, no_answer +1 h, completed closes, max attempts closes as failed', async () => {
     const cid = await makeCampaign(db, { maxAttempts: 2, retryPolicy: { busy: 600, no_answer: 3600, failed: 1800 } });
     await makeContacts(db, cid, 3, { prefix: '+1704' });
