@@ -253,7 +253,7 @@ class SimAgiCall {
       ['threadid', String(140000000000000 + (Number(o.uniqueid.replace(/\D/g, '').slice(-9)) || 1))],
     ];
     (o.args ?? []).forEach((a, i) => pairs.push([`arg_${i + 1}`, a]));
-    return formatEnv(pairs);
+    return formatEnv(pairs.map(([k, v]) => [k, oneLine(String(v))] as [string, string]));
   }
 
   private write(line: string, dir: AgiTranscriptEntry['dir'] = 'reply'): void {
@@ -369,7 +369,7 @@ class SimAgiCall {
         return this.write(`200 result=1 (${v})`);
       }
       case 'SET VARIABLE':
-        this.vars[args[0]] = args[1];
+        this.vars[args[0]] = oneLine(args[1]);
         return this.write('200 result=1');
       case 'EXEC':
         return this.exec(args[0], args.slice(1).join(','));
@@ -591,6 +591,11 @@ class SimAgiCall {
   }
 }
 
+/** Values on an AGI line cannot hold line breaks (Asterisk's own values never do). */
+function oneLine(v: string): string {
+  return v.replace(/[\r\n\0]/g, ' ');
+}
+
 async function isDir(p: string): Promise<boolean> {
   try {
     return (await fs.promises.stat(p)).isDirectory();
@@ -604,5 +609,9 @@ async function isDir(p: string): Promise<boolean> {
  * `AGI(agi://host:port/script,args)`. Resolves when the AGI ends (never rejects).
  */
 export function runAgiCall(opts: AgiCallOptions): Promise<AgiCallResult> {
-  return new SimAgiCall(opts).start();
+  // Tolerate callers that have no persona or variables for this channel: a silent callee.
+  const variables: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.variables ?? {})) variables[k] = oneLine(String(v));
+  const o: AgiCallOptions = { ...opts, persona: opts.persona ?? {}, variables, uniqueid: String(opts.uniqueid ?? `${Date.now() / 1000}`) };
+  return new SimAgiCall(o).start();
 }

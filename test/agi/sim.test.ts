@@ -292,3 +292,25 @@ const hasEspeak = (() => {
   const peak = wav.samples.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   expect(peak).toBeGreaterThan(1000);
 });
+
+test('tolerates a missing persona and values with line breaks (they never reach the wire as breaks)', async () => {
+  let env: Record<string, string> = {};
+  let v: string | undefined;
+  script = async (s) => {
+    env = { ...s.env };
+    v = await s.getVariable('ODD');
+    s.close();
+  };
+  const r = await runAgiCall({
+    host: '127.0.0.1',
+    port,
+    channel: 'PJSIP/trunk-1',
+    uniqueid: '1.2',
+    callerId: '+1212\nHANGUP',
+    variables: { ODD: 'a\r\nb' },
+    persona: undefined as unknown as Persona,
+  });
+  expect(r.endedBy).toBe('server_closed');
+  expect(env.callerid).toBe('+1212 HANGUP');
+  expect(v).toBe('a  b');
+});
