@@ -261,8 +261,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (this.phase === 'env') {
       this.hooks?.onEnvError(this, err, reason);
       this.emit('envError', err, reason);
-    }
-    else this.emit('protocolError', err);
+    } else this.emit('protocolError', err);
     this.rejectAll(err);
     this.destroy();
   }
@@ -314,8 +313,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
         }
         p.resolve(v);
       } else p.resolve(reply);
-    }
-    else if (reply.code === 511) {
+    } else if (reply.code === 511) {
       this.markHungUp();
       p.reject(hangupError(p.verb));
     } else if (reply.code === 510) {
