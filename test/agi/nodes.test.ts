@@ -205,6 +205,26 @@ test('a caller gone before the call identity is read: fastagi-in reports it to a
   expect(s1).toEqual([]);
 });
 
+test('the secret is a credential: callers without it are refused, callers with it get a session', async () => {
+  const secret = 'k' + Math.random().toString(36).slice(2);
+  await helper.load([fastagiIn], [{ id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['h1'], []] }, { id: 'h1', type: 'helper' }], { in: { secret } });
+  const s1 = collect('h1');
+  const warnings: string[] = [];
+  helper.getNode('in').on('call:warn', (c: { args: unknown[] }) => warnings.push(String(c.args[0])));
+  const port = await portOf();
+  const base = { host: '127.0.0.1', port, channel: 'PJSIP/trunk-1', variables: { CALL_ID: '5' }, persona: {}, speed: 50 };
+  const refused = await runAgiCall({ ...base, uniqueid: '1.1', script: 'dialer?secret=wrong' });
+  expect(refused).toMatchObject({ endedBy: 'server_closed', commands: 0 });
+  await waitFor(() => warnings.find((w) => w.includes('bad_secret')), 5000, 'the refusal to be logged');
+  expect(warnings.join('\n')).not.toContain(secret);
+  const ok = runAgiCall({ ...base, uniqueid: '1.2', script: `dialer?secret=${secret}` });
+  const m = await waitFor(() => s1[0], 5000, 'session msg');
+  expect(m.call.id).toBe(5);
+  expect(JSON.stringify(m)).not.toContain(secret);
+  getSession(m.call.sessionId)!.close();
+  await ok;
+});
+
 test('port in use: red status and one clear error line', async () => {
   const blocker = net.createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));

@@ -314,3 +314,24 @@ test('tolerates a missing persona and values with line breaks (they never reach 
   expect(env.callerid).toBe('+1212 HANGUP');
   expect(v).toBe('a  b');
 });
+
+test('the server drops the connection mid RECORD FILE: the simulator keeps the partial file and ends cleanly', async () => {
+  const rec = path.join(dir, 'dropped');
+  let err: unknown;
+  script = async (s) => {
+    setTimeout(() => s.destroy(), 100);
+    err = await s.recordFile({ path: rec, maxMs: 20000, silenceSeconds: 5 }).catch((e) => e);
+  };
+  const r = await call({ utterances: ['This is a long answer that will be cut off by the server.'] }, { speed: 1 });
+  expect(r.endedBy).toBe('server_closed');
+  expect(err).toMatchObject({ stage: 'agi', kind: 'network' });
+  await waitForFile(rec + '.wav');
+  const wav = parseWav(fs.readFileSync(rec + '.wav'));
+  expect(wav.durationMs).toBeGreaterThan(0);
+  expect(wav.durationMs).toBeLessThan(1000);
+});
+
+async function waitForFile(p: string): Promise<void> {
+  const { waitFor } = await import('../helpers/wait');
+  await waitFor(() => fs.existsSync(p) && fs.statSync(p).size > 44, 5000, `${p} to be written`);
+}
