@@ -6,6 +6,7 @@ import { registerCampaignManager, unregisterCampaignManager } from '../../src/ca
 import { controlBus, type CampaignControl } from '../../src/events/control-bus';
 import { errorMessage } from '../../src/util/errors';
 import { ariLivenessChecker } from '../../src/campaign/liveness';
+import { mountWeb, unmountWeb, webOwner } from '../../src/api/mount';
 
 interface QueueDef extends NodeDef {
   store: string;
@@ -16,6 +17,7 @@ interface QueueDef extends NodeDef {
   staleAfter: string;
   dncScope: 'global' | 'campaign';
   autoStart: string;
+  api?: boolean;
 }
 
 interface StoreConfig extends Node {
@@ -154,6 +156,12 @@ export = function (RED: NodeAPI): void {
     };
     controlBus.on('campaign', onBus);
 
+    // the HTTP API (/api/v1) and the dashboard (/dialer), served once per runtime
+    const serveApi = config.api !== false && !!RED.httpNode;
+    if (serveApi && !mountWeb(RED.httpNode, node.id, { getDb: () => store.getDb(), log: (l) => node.error(l) })) {
+      node.log(t('log.apiElsewhere', { owner: webOwner(RED.httpNode) ?? '?' }));
+    }
+
     if (config.autoStart && String(config.autoStart).trim()) {
       for (const id of String(config.autoStart).split(/[\s,]+/).filter(Boolean)) {
         control('start', id)
@@ -212,6 +220,7 @@ export = function (RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
       controlBus.off('campaign', onBus);
+      if (serveApi) unmountWeb(RED.httpNode, node.id);
       const m = manager;
       if (!m) return done();
       unregisterCampaignManager(m);

@@ -11,6 +11,7 @@ import type { AgiSession, RecordOptions, RecordResult } from './types';
 /** Recordings directory: the configured one, else DATA_DIR/recordings, else <tmp>/ai-dialer-recordings. */
 export function recordingsDir(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
   if (configured && configured.trim()) return path.resolve(configured.trim());
+  if (env.RECORDINGS_DIR && env.RECORDINGS_DIR.trim()) return path.resolve(env.RECORDINGS_DIR.trim());
   if (env.DATA_DIR && env.DATA_DIR.trim()) return path.resolve(env.DATA_DIR.trim(), 'recordings');
   return path.join(os.tmpdir(), 'ai-dialer-recordings');
 }

@@ -128,6 +128,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
+  env.DATA_DIR = dir; // nodes in "from environment" mode put recordings and audio under it
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
