@@ -1,14 +1,17 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { getSession } from '../../src/agi/registry';
+import { DEFAULT_TRANSFER_CONTEXT, parseTransferTarget, transferCall } from '../../src/agi/transfer';
 import { closeCall, finaliseTranscript } from '../../src/store/calls';
 import type { Db } from '../../src/store/db';
 import { errorMessage } from '../../src/util/errors';
 
 interface HangupDef extends NodeDef {
   store?: string;
+  transferContext?: string;
 }
 interface HangupMsg extends NodeMessageInFlow {
   call?: { id?: number | string; sessionId?: string; direction?: string; [k: string]: unknown };
+  reply?: { action?: { type?: string; destination?: unknown } };
 }
 interface StoreNode extends Node {
   getDb?: () => Promise<Db>;
@@ -39,6 +42,31 @@ export = function (RED: NodeAPI): void {
       const id = msg.call?.sessionId;
       const session = id ? getSession(id) : undefined;
       const wasUp = !!session && !session.hungUp;
+      const action = msg.reply?.action;
+      if (action?.type === 'transfer' && session && wasUp) {
+        // the call leaves the AI for a human: the dialplan continues at the destination
+        let target;
+        try {
+          target = parseTransferTarget(action.destination, config.transferContext || process.env.TRANSFER_CONTEXT || DEFAULT_TRANSFER_CONTEXT);
+        } catch (err) {
+          done(err as Error);
+          return;
+        }
+        transferCall(session, target)
+          .then(async () => {
+            msg.call = { ...(msg.call ?? {}), transferredTo: `${target.extension}@${target.context}` };
+            await finalise(msg);
+            node.status({ fill: 'blue', shape: 'dot', text: `transferred to ${target.extension}@${target.context}` });
+            send(msg);
+            done();
+          })
+          .catch((err: unknown) => {
+            session.close();
+            node.status({ fill: 'red', shape: 'ring', text: errorMessage(err).slice(0, 60) });
+            done(err as Error);
+          });
+        return;
+      }
       const ended = session
         ? session.hangup().then(
             () => session.close(),

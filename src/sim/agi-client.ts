@@ -72,6 +72,8 @@ export interface AgiCallResult {
   recordings: string[];
   /** Channel variables at the end (after SET VARIABLE). */
   variables: Record<string, string>;
+  /** Where the dialplan continues after the AGI, when the server changed it (SET CONTEXT / EXTENSION / PRIORITY). */
+  continueAt?: { context?: string; extension?: string; priority?: string };
   durationMs: number;
 }
 
@@ -103,6 +105,9 @@ const COMMANDS: CommandSpec[] = [
   { words: ['EXEC'], min: 1, max: 99, usage: 'Usage: EXEC <application> <options>' },
   { words: ['WAIT', 'FOR', 'DIGIT'], min: 1, max: 1, usage: 'Usage: WAIT FOR DIGIT <timeout>' },
   { words: ['VERBOSE'], min: 1, max: 2, usage: 'Usage: VERBOSE <message> <level>' },
+  { words: ['SET', 'CONTEXT'], min: 1, max: 1, usage: 'Usage: SET CONTEXT <desired context>' },
+  { words: ['SET', 'EXTENSION'], min: 1, max: 1, usage: 'Usage: SET EXTENSION <new extension>' },
+  { words: ['SET', 'PRIORITY'], min: 1, max: 1, usage: 'Usage: SET PRIORITY <priority>' },
 ];
 
 function usageReply(spec: CommandSpec): string {
@@ -141,6 +146,7 @@ class SimAgiCall {
   private readonly t0 = Date.now();
   private readonly speed: number;
   private readonly vars: Record<string, string>;
+  private continueAt?: { context?: string; extension?: string; priority?: string };
   private readonly transcript: AgiTranscriptEntry[] = [];
   private readonly recordings: string[] = [];
   private up = true;
@@ -337,6 +343,7 @@ class SimAgiCall {
       transcript: this.transcript,
       recordings: this.recordings,
       variables: this.vars,
+      continueAt: this.continueAt,
       durationMs: Date.now() - this.t0,
     });
   }
@@ -371,6 +378,15 @@ class SimAgiCall {
       case 'SET VARIABLE':
         this.vars[args[0]] = oneLine(args[1]);
         return this.write('200 result=1');
+      case 'SET CONTEXT':
+        this.continueAt = { ...this.continueAt, context: args[0] };
+        return this.write('200 result=0');
+      case 'SET EXTENSION':
+        this.continueAt = { ...this.continueAt, extension: args[0] };
+        return this.write('200 result=0');
+      case 'SET PRIORITY':
+        this.continueAt = { ...this.continueAt, priority: args[0] };
+        return this.write('200 result=0');
       case 'EXEC':
         return this.exec(args[0], args.slice(1).join(','));
       case 'WAIT FOR DIGIT':

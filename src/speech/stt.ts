@@ -109,7 +109,7 @@ export type SttEngineName = 'vosk' | 'openai' | 'sim';
 
 /**
  * Engine name from the node's setting, else STT_ENGINE. With neither: `sim` only in the embedded demo
- * (no ARI_URL: the simulator is the telephony); with a real Asterisk configured it is a not_configured
+ * (no ARI_URL, or AI_DIALER_SIMULATED=1 which `npm start` sets when it runs the built-in simulator); with a real Asterisk configured it is a not_configured
  * error, never a silent fallback to simulated text.
  */
 export function resolveSttEngineName(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): SttEngineName {
@@ -119,7 +119,7 @@ export function resolveSttEngineName(configured: string | undefined, env: NodeJS
   if (n === 'openai' || n === 'openai-compatible' || n === 'whisper') return 'openai';
   if (n === 'sim') return 'sim';
   if (n === '') {
-    if (env.ARI_URL && env.ARI_URL.trim()) {
+    if (env.ARI_URL && env.ARI_URL.trim() && env.AI_DIALER_SIMULATED !== '1') {
       throw new StageError('stt', 'not_configured', 'no STT engine set (STT_ENGINE=vosk or openai, or the node setting)', { engine: 'none' });
     }
     return 'sim';
