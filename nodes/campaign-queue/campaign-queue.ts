@@ -6,6 +6,7 @@ import { registerCampaignManager, unregisterCampaignManager } from '../../src/ca
 import { controlBus, type CampaignControl } from '../../src/events/control-bus';
 import { errorMessage } from '../../src/util/errors';
 import { ariLivenessChecker } from '../../src/campaign/liveness';
+import { requestCallback } from '../../src/store/campaigns';
 import { mountWeb, unmountWeb, webOwner } from '../../src/api/mount';
 
 interface QueueDef extends NodeDef {
@@ -189,6 +190,14 @@ export = function (RED: NodeAPI): void {
         const m = await ready;
         const action = msg.reply?.action;
         const actionType = typeof action === 'string' ? action : action?.type;
+        if (actionType === 'schedule_callback') {
+          const id = Number(msg.call?.id);
+          if (!Number.isSafeInteger(id) || id <= 0) throw new Error(t('error.callbackNoCall'));
+          const a = action as { at?: string; time?: string };
+          const when = await requestCallback(m.db, id, a.at ?? null, a.time ?? null);
+          (msg.call as Record<string, unknown>).callbackAt = when.toISOString();
+          if (!msg.call?.outcome) return; // the contact is rescheduled when the call completes
+        }
         if (actionType === 'add_to_dnc') {
           const phone = msg.call?.phone;
           if (typeof phone !== 'string' || !phone) throw new Error(t('error.dncNoPhone'));

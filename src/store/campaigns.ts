@@ -119,14 +119,19 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
     const final = row.status;
     const call = { id: row.id, campaignId: row.campaign_id, contactId: row.contact_id, phone: row.phone, callerId: row.caller_id, attempt: row.attempt, durationMs: row.duration_ms, hangupCause: row.hangup_cause };
     if (row.contact_id === null || !(FINAL_OUTCOMES as Set<string>).has(final)) return { closed, status: final, call };
+    // A callback the callee asked for (requestCallback) reschedules a completed call at that time and does
+    // not count as an attempt.
     const u = await q.query<{ id: number; status: string; attempts: number; next_attempt_at: Date | null }>(
       `update contacts c set
-         status = case when $2 = 'completed' then 'done' when c.attempts < k.max_attempts then 'pending' else 'failed' end,
-         next_attempt_at = case when $2 <> 'completed' and c.attempts < k.max_attempts
+         status = case when $2 = 'completed' and cb.at is not null then 'pending'
+                       when $2 = 'completed' then 'done' when c.attempts < k.max_attempts then 'pending' else 'failed' end,
+         attempts = case when $2 = 'completed' and cb.at is not null then greatest(0, c.attempts - 1) else c.attempts end,
+         next_attempt_at = case when $2 = 'completed' and cb.at is not null then cb.at
+           when $2 <> 'completed' and c.attempts < k.max_attempts
            then coalesce($4::timestamptz, now()) + make_interval(secs => coalesce((k.retry_policy ->> $2)::double precision, $5::double precision))
            else c.next_attempt_at end,
-         last_outcome = $2, updated_at = now()
-       from campaigns k
+         last_outcome = case when $2 = 'completed' and cb.at is not null then 'callback' else $2 end, updated_at = now()
+       from campaigns k, (select (metadata ->> 'callback_at')::timestamptz as at from calls where id = $3) cb
        where c.id = $1 and k.id = c.campaign_id and c.status = 'in_call' and c.last_call_id = $3
        returning c.id, c.status, c.attempts, c.next_attempt_at`,
       [row.contact_id, final, o.callId, o.now ?? null, DEFAULT_RETRY_POLICY[final] ?? 1800],
@@ -134,6 +139,21 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
     const c = u.rows[0];
     return { closed, status: final, call, contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined };
   });
+}
+
+/**
+ * The callee asked to be called back (llm-turn's schedule_callback): remember it on the call, so that
+ * when the call completes its contact is scheduled at `at` (default: in 24 hours) instead of closed.
+ */
+export async function requestCallback(q: Queryable, callId: number, at?: Date | string | null, note?: string | null): Promise<Date> {
+  let when = at ? new Date(at) : new Date(Date.now() + 24 * 3600_000);
+  if (Number.isNaN(when.getTime()) || when.getTime() < Date.now()) when = new Date(Date.now() + 24 * 3600_000);
+  const r = await q.query(
+    `update calls set metadata = metadata || jsonb_build_object('callback_at', $2::text, 'callback_note', $3::text) where id = $1`,
+    [callId, when.toISOString(), note ?? null],
+  );
+  if (!r.rowCount) throw new DialerError('campaign_bad_callback', `no call ${callId} to schedule a callback for`);
+  return when;
 }
 
 /**

@@ -1,0 +1,46 @@
+/** schedule_callback: a completed call whose callee asked for a callback reschedules the contact instead of closing it. */
+import type { Db } from '../../src/store/db';
+import { claimContacts } from '../../src/store/claim';
+import { recordOutcome, requestCallback } from '../../src/store/campaigns';
+import { dbTargets } from '../helpers/db';
+import { makeCampaign, makeContacts } from './fixtures';
+
+describe.each(dbTargets().map((t) => [t().name, t] as const))('callbacks on %s', (_name, make) => {
+  const target = make();
+  let db: Db;
+  beforeAll(async () => {
+    db = await target.open();
+  });
+  afterAll(async () => {
+    await db.close();
+    await target.cleanup();
+  });
+
+  test('completed + callback -> pending at the asked time, the attempt not counted; completed alone -> done', async () => {
+    const campaignId = await makeCampaign(db, { maxAttempts: 1 });
+    await makeContacts(db, campaignId, 2);
+    const { claimed } = await claimContacts(db, { campaignId, limit: 2, worker: 'w' });
+    expect(claimed).toHaveLength(2);
+    const at = new Date(Date.now() + 3 * 3600_000);
+    const when = await requestCallback(db, claimed[0].callId, at.toISOString(), 'tomorrow afternoon');
+    expect(when.toISOString()).toBe(at.toISOString());
+    const a = await recordOutcome(db, { callId: claimed[0].callId, outcome: 'completed' });
+    const b = await recordOutcome(db, { callId: claimed[1].callId, outcome: 'completed' });
+    expect(a.contact).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(new Date(a.contact!.nextAttemptAt!).toISOString()).toBe(at.toISOString());
+    expect(b.contact).toMatchObject({ status: 'done', attempts: 1 });
+    const row = await db.query<{ last_outcome: string }>('select last_outcome from contacts where id = $1', [claimed[0].contactId]);
+    expect(row.rows[0].last_outcome).toBe('callback');
+    // not due yet: nothing to claim now
+    expect((await claimContacts(db, { campaignId, limit: 2, worker: 'w' })).claimed).toHaveLength(0);
+  });
+
+  test('a time in the past or unreadable falls back to 24 hours; an unknown call is an error', async () => {
+    const campaignId = await makeCampaign(db);
+    await makeContacts(db, campaignId, 1, { start: 100 });
+    const { claimed } = await claimContacts(db, { campaignId, limit: 1, worker: 'w' });
+    const when = await requestCallback(db, claimed[0].callId, 'not a date');
+    expect(Math.abs(when.getTime() - (Date.now() + 24 * 3600_000))).toBeLessThan(60_000);
+    await expect(requestCallback(db, 99999999, null)).rejects.toThrow('no call 99999999');
+  });
+});
