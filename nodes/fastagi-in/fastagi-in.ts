@@ -2,7 +2,8 @@ import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { AgiServer, resolveServerOptions } from '../../src/agi/server';
 import { readCall, type AgiCall } from '../../src/agi/call';
 import { envArgs, parseNetworkScript } from '../../src/agi/protocol';
-import { registerSession } from '../../src/agi/registry';
+import { registerSession, sessionsByCallId } from '../../src/agi/registry';
+import { controlBus, type CallControl } from '../../src/events/control-bus';
 import type { FastAgiSession } from '../../src/agi/session';
 import { createInboundCall, markInProgress } from '../../src/store/calls';
 import type { Db } from '../../src/store/db';
@@ -119,6 +120,20 @@ export = function (RED: NodeAPI): void {
     };
 
     server.on('session', (s: FastAgiSession) => void onSession(s));
+
+    // A supervisor's "hangup" for a call (MQTT ai-dialer/v1/calls/<id>/control, checked by the bus node).
+    const onControl = (c: CallControl): void => {
+      if (c.action !== 'hangup') return;
+      for (const sess of sessionsByCallId(String(c.callId))) {
+        if (sess.hungUp) continue;
+        node.log(`supervisor hangup of call ${c.callId}`);
+        sess.hangup().then(
+          () => sess.close(),
+          () => sess.close(),
+        );
+      }
+    };
+    controlBus.on('call', onControl);
     server
       .listen()
       .then((a) => {
@@ -134,6 +149,7 @@ export = function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       if (statusTimer) clearTimeout(statusTimer);
+      controlBus.off('call', onControl);
       const s = server;
       server = undefined;
       if (!s) return done();

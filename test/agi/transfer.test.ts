@@ -2,6 +2,7 @@
 import helper from 'node-red-node-test-helper';
 import { runAgiCall } from '../../src/sim/agi-client';
 import { parseTransferTarget } from '../../src/agi/transfer';
+import { controlBus } from '../../src/events/control-bus';
 import { waitFor } from '../helpers/wait';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
@@ -64,4 +65,33 @@ test('agi-hangup with a transfer action sets context, extension and priority and
   expect(result.continueAt).toEqual({ context: 'agents', extension: 'sales', priority: '1' });
   await waitFor(() => out.length === 1, 5000, 'the msg after the transfer');
   expect(out[0].call.transferredTo).toBe('sales@agents');
+});
+
+test('a supervisor hangup on the control bus hangs up that call only', async () => {
+  await helper.load(
+    [fastagiIn],
+    [
+      { id: 'f', type: 'tab' },
+      { id: 'in', z: 'f', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['out'], []] },
+      { id: 'out', z: 'f', type: 'helper' },
+    ],
+  );
+  const port = await waitFor(() => (helper.getNode('in') as unknown as { port?: number }).port, 5000, 'fastagi-in to listen');
+  const arrived: string[] = [];
+  helper.getNode('out').on('input', (m: { call: { id: string } }) => arrived.push(String(m.call.id)));
+  const call = (id: string) =>
+    runAgiCall({ host: '127.0.0.1', port, script: 'dialer', channel: `PJSIP/trunk-0000000${id}`, uniqueid: `1700000000.${id}`, variables: { CALL_ID: id }, persona: {} });
+  const a = call('5');
+  const b = call('6');
+  await waitFor(() => arrived.length === 2, 5000, 'both sessions');
+  controlBus.emit('call', { callId: '5', action: 'hangup' });
+  const ra = await a;
+  expect(ra.hungUp).toBe(true);
+  expect(ra.hungUpBy).toBe('agi');
+  // call 6 is still up: end it the ordinary way and check it was not the supervisor's hangup
+  controlBus.emit('call', { callId: '6', action: 'say', text: 'hello' });
+  controlBus.emit('call', { callId: '6', action: 'hangup' });
+  const rb = await b;
+  expect(rb.hungUpBy).toBe('agi');
+  expect(rb.transcript.filter((t) => t.dir === 'cmd' && t.line === 'HANGUP')).toHaveLength(1);
 });
