@@ -1,0 +1,293 @@
+/**
+ * The shipped examples (examples/*.json, listed by Node-RED under Import > Examples): each is a flat
+ * array of nodes that only uses core node types and this package's nodes, wires point at real ids,
+ * no secret is in it; and each one loads and deploys in the real Node-RED runtime with every config
+ * node in "from environment" mode (temporary embedded database, embedded MQTT broker on a free port,
+ * the Asterisk simulator), with no node in an error state. The inbound example then answers one
+ * simulated call end to end.
+ */
+import fs from 'fs';
+import os from 'os';
+import net from 'net';
+import path from 'path';
+import http from 'http';
+import type { AddressInfo } from 'net';
+import helper from 'node-red-node-test-helper';
+import { runAgiCall } from '../../src/sim/agi-client';
+import { acquireDb, releaseDb, type Db } from '../../src/store/db';
+import { waitFor } from '../helpers/wait';
+
+/* eslint-disable @typescript-eslint/no-var-requires */
+const ROOT = path.join(__dirname, '..', '..');
+const pkg = require('../../package.json') as { 'node-red': { nodes: Record<string, string> } };
+/** Our node types -> their TypeScript module (the package registers the compiled dist/ twin). */
+const OURS: Record<string, unknown> = {};
+for (const type of Object.keys(pkg['node-red'].nodes)) OURS[type] = require(path.join(ROOT, 'nodes', type, type));
+const core = (p: string) => require(`@node-red/nodes/core/${p}`);
+/** Core node types the examples may use, and the module that registers each. */
+const CORE: Record<string, unknown> = {
+  comment: core('common/90-comment.js'),
+  inject: core('common/20-inject.js'),
+  debug: core('common/21-debug.js'),
+  catch: core('common/25-catch.js'),
+  status: core('common/25-status.js'),
+  complete: core('common/24-complete.js'),
+  'link in': core('common/60-link.js'),
+  'link out': core('common/60-link.js'),
+  junction: core('common/05-junction.js'),
+  switch: core('function/10-switch.js'),
+  change: core('function/15-change.js'),
+  delay: core('function/89-delay.js'),
+};
+const NodeProto = require('@node-red/runtime/lib/nodes/Node.js').prototype as { status: (s: unknown) => unknown; id: string };
+/* eslint-enable @typescript-eslint/no-var-requires */
+
+helper.init(require.resolve('node-red'));
+
+type N = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const EXAMPLES = ['appointment-reminder', 'lead-qualification', 'inbound-answering'];
+const CONFIG_TYPES = new Set(['ai-dialer-store', 'ai-dialer-bus', 'ai-dialer-asterisk', 'ai-dialer-llm']);
+const CONFIG_REFS: Record<string, string> = { store: 'ai-dialer-store', bus: 'ai-dialer-bus', asterisk: 'ai-dialer-asterisk', server: 'ai-dialer-llm' };
+const load = (name: string): N[] => JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', `${name}.json`), 'utf8'));
+
+describe.each(EXAMPLES)('examples/%s.json', (name) => {
+  const flow = load(name);
+  const byId = new Map(flow.map((n) => [n.id, n]));
+
+  test('is a flat array of nodes with unique ids, of core or registered types only', () => {
+    expect(Array.isArray(flow)).toBe(true);
+    expect(flow.length).toBeGreaterThan(5);
+    for (const n of flow) {
+      expect(n && typeof n === 'object' && !Array.isArray(n)).toBe(true);
+      expect(typeof n.id).toBe('string');
+      expect(typeof n.type).toBe('string');
+      expect(n.type === 'tab' || n.type in CORE || n.type in OURS).toBe(true);
+    }
+    expect(byId.size).toBe(flow.length);
+    expect(flow.filter((n) => n.type === 'tab').length).toBeLessThanOrEqual(1);
+  });
+
+  test('every wire, tab, config reference and catch scope points at an existing node', () => {
+    for (const n of flow) {
+      if (n.type === 'tab' || CONFIG_TYPES.has(n.type)) {
+        expect(n.z).toBeUndefined();
+        continue;
+      }
+      if (n.z !== undefined) expect(byId.get(n.z)?.type).toBe('tab');
+      expect(typeof n.x).toBe('number');
+      expect(typeof n.y).toBe('number');
+      expect(Array.isArray(n.wires)).toBe(true);
+      for (const port of n.wires) for (const target of port) expect({ from: n.id, to: target, exists: byId.has(target) }).toMatchObject({ exists: true });
+      for (const [prop, type] of Object.entries(CONFIG_REFS)) {
+        if (n[prop]) expect({ node: n.id, prop, type: byId.get(n[prop])?.type }).toEqual({ node: n.id, prop, type });
+      }
+      if (n.type === 'catch' && Array.isArray(n.scope)) for (const s of n.scope) expect(byId.has(s)).toBe(true);
+      if (n.type === 'switch') expect(n.wires).toHaveLength(n.rules.length);
+    }
+    // the number of outputs of our nodes matches their editor definition
+    const outputs: Record<string, number> = { 'campaign-queue': 2, 'ari-originate': 2, 'fastagi-in': 2, 'tts-speak': 2, 'stt-transcribe': 2, 'llm-turn': 2, 'agi-record': 1, 'agi-hangup': 1, 'call-broadcast': 1 };
+    for (const n of flow) if (n.type in outputs) expect({ id: n.id, outputs: n.wires.length }).toEqual({ id: n.id, outputs: outputs[n.type] });
+  });
+
+  test('holds no secret: no credentials, config nodes from the environment, no key or password literal', () => {
+    const text = JSON.stringify(flow);
+    for (const n of flow) {
+      expect(n.credentials).toBeUndefined();
+      for (const [k, v] of Object.entries(n)) {
+        if (/pass(word)?|secret|api_?key|token/i.test(k)) expect({ node: n.id, key: k, value: v }).toEqual({ node: n.id, key: k, value: '' });
+      }
+      if (n.type === 'ai-dialer-store' || n.type === 'ai-dialer-bus' || n.type === 'ai-dialer-asterisk') expect(n.mode).toBe('env');
+      if (n.type === 'ai-dialer-llm') expect([n.baseUrl, n.model]).toEqual(['', '']);
+      if (n.type === 'llm-turn' || n.type === 'tts-speak' || n.type === 'stt-transcribe') expect(n.baseUrl).toBe('');
+    }
+    expect(text).not.toMatch(/\b(sk|pk|rk)-[A-Za-z0-9]{10,}/); // API-key shapes
+    expect(text).not.toMatch(/[a-z]+:\/\/[^/\s"@]+:[^/\s"@]+@/i); // user:password@ in a URL
+    expect(text).not.toMatch(/Bearer\s+[A-Za-z0-9]/);
+  });
+
+  test('explains itself: a comment node with what it does and what to tweak', () => {
+    const comments = flow.filter((n) => n.type === 'comment');
+    expect(comments.length).toBeGreaterThanOrEqual(1);
+    const all = comments.map((c) => `${c.name}\n${c.info}`).join('\n');
+    expect(all).toMatch(/What it does/);
+    expect(all).toMatch(/Tweak/i);
+  });
+});
+
+describe('what each example demonstrates', () => {
+  test('appointment reminder: campaign -> originate -> outcomes back; scripted intents with the four actions; templated greeting', () => {
+    const flow = load('appointment-reminder');
+    const one = (type: string) => flow.filter((n) => n.type === type);
+    const [queue] = one('campaign-queue');
+    const [orig] = one('ari-originate');
+    expect(queue.wires[0]).toContain(orig.id);
+    expect(orig.wires[1]).toContain(queue.id); // outcomes back to the queue
+    const [script] = one('llm-turn');
+    expect(script.engine).toBe('scripted');
+    expect(script.greeting).toMatch(/\{\{contact\.name[|}]/);
+    expect(script.greeting).toMatch(/\{\{contact\.fields\.appointment[|}]/);
+    const actions = Object.fromEntries(script.intents.map((i: N) => [i.name, i.action]));
+    expect(actions).toMatchObject({ confirm: 'end_call', reschedule: 'schedule_callback', cancel: 'end_call', 'do-not-call': 'add_to_dnc' });
+    for (const i of script.intents) expect(typeof i.match === 'string' && i.match.length > 0 && typeof i.reply === 'string').toBe(true);
+    // add_to_dnc replies reach the queue (the number goes on the do-not-call list)
+    const dncSwitch = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type');
+    const idx = dncSwitch.rules.findIndex((r: N) => r.v === 'add_to_dnc');
+    expect(dncSwitch.wires[idx]).toContain(queue.id);
+    expect(one('call-broadcast').length).toBeGreaterThanOrEqual(1);
+    expect(one('fastagi-in')).toHaveLength(1);
+    for (const t of ['tts-speak', 'agi-record', 'stt-transcribe', 'agi-hangup']) expect(one(t).length).toBeGreaterThanOrEqual(1);
+  });
+
+  test('lead qualification: OpenAI-compatible engine through the LLM config node (env), a system prompt, transfer routed', () => {
+    const flow = load('lead-qualification');
+    const [llm] = flow.filter((n) => n.type === 'llm-turn');
+    const server = flow.find((n) => n.id === llm.server);
+    expect(server.type).toBe('ai-dialer-llm');
+    expect(llm.engine).toBe('openai');
+    expect(llm.systemPrompt.length).toBeGreaterThan(100);
+    expect(llm.transferTargets).toBe('sales');
+    const sw = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type');
+    const idx = sw.rules.findIndex((r: N) => r.v === 'transfer');
+    expect(idx).toBeGreaterThanOrEqual(0);
+    expect(sw.wires[idx].length).toBe(1);
+  });
+
+  test('inbound answering: fastagi in and the conversation nodes only, no campaign', () => {
+    const flow = load('inbound-answering');
+    const ours = new Set(flow.filter((n) => n.type in OURS).map((n) => n.type));
+    expect([...ours].sort()).toEqual(['agi-hangup', 'agi-record', 'ai-dialer-store', 'fastagi-in', 'llm-turn', 'stt-transcribe', 'tts-speak']);
+  });
+});
+
+/* ------------------------------------------------------------------ the real runtime */
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-examples-'));
+const ENV_KEYS = ['DATABASE_URL', 'DATA_DIR', 'MQTT_URL', 'MQTT_PORT', 'MQTT_HOST', 'ARI_URL', 'AGI_PORT', 'AGI_HOST', 'LLM_BASE_URL', 'LLM_MODEL', 'LLM_API_KEY', 'TTS_ENGINE', 'STT_ENGINE'];
+const savedEnv: Record<string, string | undefined> = {};
+const dbOpts = { dataDir: path.join(root, 'db') };
+let db: Db;
+let fakeLlm: http.Server;
+/** The last status each node showed (by node id). */
+const statuses = new Map<string, { fill?: string; text?: string }>();
+const origStatus = NodeProto.status;
+
+beforeAll(async () => {
+  for (const k of ENV_KEYS) savedEnv[k] = process.env[k];
+  for (const k of ENV_KEYS) delete process.env[k];
+  process.env.DATA_DIR = root; // the store from environment opens $DATA_DIR/db
+  process.env.MQTT_PORT = String(await freePort()); // the embedded broker
+  process.env.MQTT_HOST = '127.0.0.1';
+  // an OpenAI-compatible endpoint for the lead example (deploy only: never asked in these tests)
+  fakeLlm = http.createServer((_req, res) => res.writeHead(503).end());
+  await new Promise<void>((r) => fakeLlm.listen(0, '127.0.0.1', () => r()));
+  process.env.LLM_BASE_URL = `http://127.0.0.1:${(fakeLlm.address() as AddressInfo).port}/v1`;
+  process.env.LLM_MODEL = 'test-model';
+  db = await acquireDb(dbOpts); // held open across examples (PGlite opens in seconds)
+  NodeProto.status = function (this: { id: string }, s: unknown) {
+    statuses.set(this.id, (typeof s === 'string' ? { text: s } : (s as object)) ?? {});
+    return origStatus.call(this, s);
+  };
+  await new Promise<void>((r) => helper.startServer(() => r()));
+}, 60000);
+
+afterEach(async () => {
+  await helper.unload();
+  statuses.clear();
+});
+
+afterAll(async () => {
+  NodeProto.status = origStatus;
+  await new Promise<void>((r) => helper.stopServer(() => r()));
+  await new Promise<void>((r) => fakeLlm.close(() => r()));
+  await releaseDb(dbOpts);
+  for (const k of ENV_KEYS) {
+    if (savedEnv[k] === undefined) delete process.env[k];
+    else process.env[k] = savedEnv[k];
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** The example as shipped, with only what a test machine needs changed: free ports and the Asterisk simulator. */
+async function deployable(name: string): Promise<{ flow: N[]; agiPort: number }> {
+  const flow = load(name);
+  const agiPort = await freePort();
+  for (const n of flow) {
+    if (n.type === 'fastagi-in') n.port = String(agiPort);
+    if (n.type === 'ai-dialer-asterisk') Object.assign(n, { mode: 'simulator', agiHost: '127.0.0.1', agiPort: String(agiPort), simSpeed: '50' });
+  }
+  return { flow, agiPort };
+}
+
+async function deploy(name: string): Promise<{ flow: N[]; agiPort: number }> {
+  const { flow, agiPort } = await deployable(name);
+  const modules = [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => (n.type in CORE ? CORE[n.type] : OURS[n.type])))];
+  await helper.load(modules as never, flow as never);
+  // deployed and settled: the AGI server listens, the database is open, an originate is connected
+  const agi = flow.find((n) => n.type === 'fastagi-in');
+  await waitFor(() => (helper.getNode(agi!.id) as unknown as { port?: number }).port, 10000, 'fastagi-in to listen');
+  await db.query('select 1');
+  for (const o of flow.filter((n) => n.type === 'ari-originate')) {
+    await waitFor(() => statuses.get(o.id)?.fill === 'green' || undefined, 15000, `${o.id} to connect to the simulator`);
+  }
+  for (const n of flow) if (n.type !== 'tab' && !CONFIG_TYPES.has(n.type)) expect(helper.getNode(n.id)).toBeTruthy();
+  return { flow, agiPort };
+}
+
+function problems(): string[] {
+  const out: string[] = [];
+  for (const [id, s] of statuses) if (s.fill === 'red') out.push(`${id}: status ${s.text}`);
+  const spy = helper.log() as unknown as { args: Array<[{ level: number; msg: unknown; id?: string; type?: string }]> };
+  for (const [entry] of spy.args) if (entry && entry.level <= 20) out.push(`${entry.type ?? ''} ${entry.id ?? ''}: ${String(entry.msg)}`);
+  return out;
+}
+
+test.each(EXAMPLES)('%s loads and deploys in the Node-RED runtime with no node in an error state', async (name) => {
+  await deploy(name);
+  expect(problems()).toEqual([]);
+}, 60000);
+
+test('inbound answering answers a simulated call: greeting, FAQ answer, goodbye, hang-up; the call record is completed', async () => {
+  const { agiPort } = await deploy('inbound-answering');
+  const caller = '+12125550177';
+  const result = await runAgiCall({
+    host: '127.0.0.1',
+    port: agiPort,
+    script: 'ai-dialer',
+    channel: 'PJSIP/trunk-00000001',
+    uniqueid: `1732490000.${Date.now() % 100000}`,
+    callerId: caller,
+    context: 'ai-dialer-inbound',
+    variables: { CALL_DIRECTION: 'inbound' },
+    persona: { utterances: ['When are you open on Saturday?', 'No, that is all, thank you.'] },
+    speed: 50,
+  });
+  expect(result).toMatchObject({ endedBy: 'server_closed', hungUp: true, hungUpBy: 'agi' });
+  const plays = result.transcript.filter((t) => t.dir === 'cmd' && t.line.startsWith('STREAM FILE'));
+  expect(plays).toHaveLength(3); // greeting, the hours, goodbye
+  expect(result.recordings).toHaveLength(2);
+
+  const call = await waitFor(
+    async () => (await db.query<N>(`select * from calls where direction = 'inbound' and phone = $1 and status = 'completed'`, [caller])).rows[0],
+    10000,
+    'the inbound call record to be completed',
+  );
+  const turns = (await db.query<N>('select seq, user_text, bot_text, action from call_turns where call_id = $1 order by seq', [call.id])).rows;
+  expect(turns.map((t) => t.seq)).toEqual([0, 1, 2]);
+  expect(turns[0].bot_text).toMatch(/^Thank you for calling Sunrise Dental/);
+  expect(turns[1]).toMatchObject({ user_text: 'When are you open on Saturday?' });
+  expect(turns[1].bot_text).toMatch(/Saturday until noon/);
+  expect(turns[2]).toMatchObject({ user_text: 'No, that is all, thank you.', action: 'end_call', bot_text: 'Thank you for calling Sunrise Dental. Goodbye.' });
+  expect(call.transcript).toMatch(/When are you open on Saturday\?/);
+  expect(problems()).toEqual([]);
+}, 60000);
