@@ -291,3 +291,65 @@ test('inbound answering answers a simulated call: greeting, FAQ answer, goodbye,
   expect(call.transcript).toMatch(/When are you open on Saturday\?/);
   expect(problems()).toEqual([]);
 }, 60000);
+
+test('the error-state check catches a misconfigured node (lead qualification without LLM_MODEL)', async () => {
+  const model = process.env.LLM_MODEL;
+  delete process.env.LLM_MODEL;
+  try {
+    const { flow } = await deploy('lead-qualification');
+    const llm = flow.find((n) => n.type === 'llm-turn')!;
+    expect(problems().some((p) => p.includes(llm.id))).toBe(true);
+  } finally {
+    process.env.LLM_MODEL = model;
+  }
+}, 60000);
+
+test('appointment reminder places a campaign through the simulator: a confirmation and a do-not-call request end to end', async () => {
+  const { flow } = await deploy('appointment-reminder');
+  const camp = (
+    await db.query<{ id: number }>(
+      `insert into campaigns (name, status, timezone, window_start, window_end, max_concurrent, calls_per_second)
+       values ('City Clinic', 'draft', 'America/New_York', '00:00', '23:59:59', 2, 50) returning id`,
+    )
+  ).rows[0].id;
+  await db.query(`insert into phone_numbers (campaign_id, number) values ($1, '+12125550100')`, [camp]);
+  // the simulator's demo callees: a number ending in 6 says "Yes, this is me." (confirms); ending in 4 asks not to be called
+  const yes = '+12125550186';
+  const dnc = '+12125550184';
+  await db.query(
+    `insert into contacts (campaign_id, phone, name, timezone, fields) values
+       ($1, $2, 'Maria', 'America/New_York', '{"appointment": "Tuesday at 3 pm"}'),
+       ($1, $3, 'Sam', 'America/New_York', '{"appointment": "Friday at 9 am"}')`,
+    [camp, yes, dnc],
+  );
+  const queue = flow.find((n) => n.type === 'campaign-queue')!;
+  helper.getNode(queue.id).receive({ topic: 'start', payload: { campaignId: camp } } as never);
+
+  const calls = await waitFor(
+    async () => {
+      const r = await db.query<N>(`select id, phone, status, outcome, transcript from calls where campaign_id = $1 order by phone`, [camp]);
+      return r.rows.length === 2 && r.rows.every((c) => c.status === 'completed' && c.transcript) ? r.rows : undefined;
+    },
+    30000,
+    'both calls to complete',
+  );
+  const turnsOf = async (phone: string) =>
+    (await db.query<N>('select seq, user_text, bot_text, action from call_turns where call_id = $1 order by seq', [calls.find((c) => c.phone === phone)!.id])).rows;
+  const maria = await turnsOf(yes);
+  expect(maria[0].bot_text).toBe('Hello Maria, this is City Clinic calling to remind you of your appointment on Tuesday at 3 pm. Can you make it? You can also say reschedule or cancel.');
+  expect(maria[1]).toMatchObject({ user_text: 'Yes, this is me.', action: 'end_call', bot_text: 'Wonderful, we will see you on Tuesday at 3 pm. Goodbye.' });
+  expect(maria).toHaveLength(2);
+  const sam = await turnsOf(dnc);
+  expect(sam[1]).toMatchObject({ user_text: 'Please do not call me again.', action: 'add_to_dnc' });
+  await waitFor(async () => (await db.query(`select 1 from dnc where phone = $1`, [dnc])).rows[0], 10000, 'the number on the do-not-call list');
+  const contacts = await waitFor(
+    async () => {
+      const r = await db.query<N>(`select phone, status from contacts where campaign_id = $1 order by phone`, [camp]);
+      return r.rows.every((c) => c.status !== 'pending' && c.status !== 'in_call') ? r.rows : undefined;
+    },
+    10000,
+    'both contacts closed',
+  );
+  expect(Object.fromEntries(contacts.map((c) => [c.phone, c.status]))).toEqual({ [yes]: 'done', [dnc]: 'dnc' });
+  expect(problems()).toEqual([]);
+}, 90000);
