@@ -138,7 +138,7 @@ describe('what each example demonstrates', () => {
     for (const t of ['tts-speak', 'agi-record', 'stt-transcribe', 'agi-hangup']) expect(one(t).length).toBeGreaterThanOrEqual(1);
   });
 
-  test('lead qualification: OpenAI-compatible engine through the LLM config node (env), a system prompt, transfer routed', () => {
+  test('lead qualification: OpenAI-compatible engine through the LLM config node (env), a system prompt, transfer routed to agi-hangup', () => {
     const flow = load('lead-qualification');
     const [llm] = flow.filter((n) => n.type === 'llm-turn');
     const server = flow.find((n) => n.id === llm.server);
@@ -149,7 +149,7 @@ describe('what each example demonstrates', () => {
     const sw = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type');
     const idx = sw.rules.findIndex((r: N) => r.v === 'transfer');
     expect(idx).toBeGreaterThanOrEqual(0);
-    expect(sw.wires[idx].length).toBe(1);
+    expect(sw.wires[idx].map((id: string) => flow.find((n) => n.id === id)?.type)).toEqual(['agi-hangup']); // agi-hangup transfers instead of hanging up
   });
 
   test('inbound answering: fastagi in and the conversation nodes only, no campaign', () => {
@@ -178,6 +178,9 @@ const savedEnv: Record<string, string | undefined> = {};
 const dbOpts = { dataDir: path.join(root, 'db') };
 let db: Db;
 let fakeLlm: http.Server;
+/** What the fake OpenAI-compatible endpoint answers (default 503), and the request bodies it got. */
+let llmAnswer: ((body: N) => N) | undefined;
+const llmRequests: N[] = [];
 /** The last status each node showed (by node id). */
 const statuses = new Map<string, { fill?: string; text?: string }>();
 const origStatus = NodeProto.status;
@@ -188,8 +191,17 @@ beforeAll(async () => {
   process.env.DATA_DIR = root; // the store from environment opens $DATA_DIR/db
   process.env.MQTT_PORT = String(await freePort()); // the embedded broker
   process.env.MQTT_HOST = '127.0.0.1';
-  // an OpenAI-compatible endpoint for the lead example (deploy only: never asked in these tests)
-  fakeLlm = http.createServer((_req, res) => res.writeHead(503).end());
+  // an OpenAI-compatible chat endpoint for the lead example
+  fakeLlm = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      const body = JSON.parse(raw || '{}');
+      llmRequests.push({ url: req.url, body });
+      if (!llmAnswer) return void res.writeHead(503).end();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(llmAnswer(body)));
+    });
+  });
   await new Promise<void>((r) => fakeLlm.listen(0, '127.0.0.1', () => r()));
   process.env.LLM_BASE_URL = `http://127.0.0.1:${(fakeLlm.address() as AddressInfo).port}/v1`;
   process.env.LLM_MODEL = 'test-model';
@@ -352,4 +364,59 @@ test('appointment reminder places a campaign through the simulator: a confirmati
   );
   expect(Object.fromEntries(contacts.map((c) => [c.phone, c.status]))).toEqual({ [yes]: 'done', [dnc]: 'dnc' });
   expect(problems()).toEqual([]);
+}, 90000);
+
+test('lead qualification transfers a qualified lead to sales (dialplan, not hang-up) when the model calls transfer', async () => {
+  llmAnswer = (body) => ({
+    id: 'x',
+    object: 'chat.completion',
+    model: body.model,
+    choices: [
+      {
+        index: 0,
+        finish_reason: 'tool_calls',
+        message: { role: 'assistant', content: 'Great, let me connect you with our sales team.', tool_calls: [{ id: 't1', type: 'function', function: { name: 'transfer', arguments: '{"destination":"sales"}' } }] },
+      },
+    ],
+  });
+  llmRequests.length = 0;
+  try {
+    const { flow } = await deploy('lead-qualification');
+    const qualified: N[] = [];
+    helper.getNode(flow.find((n) => n.name === 'qualified lead')!.id).on('input', (m: N) => qualified.push(m));
+    const camp = (
+      await db.query<{ id: number }>(
+        `insert into campaigns (name, status, timezone, window_start, window_end, max_concurrent, calls_per_second)
+         values ('Acme Solar', 'draft', 'America/New_York', '00:00', '23:59:59', 2, 50) returning id`,
+      )
+    ).rows[0].id;
+    await db.query(`insert into phone_numbers (campaign_id, number) values ($1, '+12125550100')`, [camp]);
+    const lead = '+12125550197'; // a simulator talker: "Yes, this is me." first
+    await db.query(`insert into contacts (campaign_id, phone, name, timezone, fields) values ($1, $2, 'Dana', 'America/New_York', '{"interest": "a home battery"}')`, [camp, lead]);
+    helper.getNode(flow.find((n) => n.type === 'campaign-queue')!.id).receive({ topic: 'start', payload: { campaignId: camp } } as never);
+
+    const msg = await waitFor(() => qualified[0], 30000, 'the qualified lead');
+    expect(msg.reply).toMatchObject({ done: true, action: { type: 'transfer', destination: 'sales' } });
+    // not hung up: handed to the dialplan at extension "sales" of the transfer context
+    expect(msg.call).toMatchObject({ phone: lead, transferredTo: 'sales@ai-dialer-transfer' });
+    expect(msg.call.hungUp).toBeUndefined();
+    expect(msg.call.transcript).toMatch(/Caller: Yes, this is me\.\nAgent: Great, let me connect you with our sales team\./);
+    // the model saw the rendered system prompt and could only transfer to the listed destination
+    const chat = llmRequests.find((r) => r.url === '/v1/chat/completions')!.body;
+    expect(chat.model).toBe('test-model');
+    expect(chat.messages[0].content).toMatch(/calling Dana on behalf of Acme Solar\.\nThey asked for information about a home battery\./);
+    const transfer = chat.tools.find((t: N) => t.function.name === 'transfer');
+    expect(transfer.function.parameters.properties.destination.enum).toEqual(['sales']);
+    const call = await waitFor(
+      async () => (await db.query<N>(`select id, status from calls where campaign_id = $1 and status = 'completed'`, [camp])).rows[0],
+      10000,
+      'the call record to be completed',
+    );
+    const turns = (await db.query<N>('select seq, user_text, bot_text, action from call_turns where call_id = $1 order by seq', [call.id])).rows;
+    expect(turns[0].bot_text).toBe('Hi Dana, this is Alex from Acme Solar. You asked us about a home battery. Do you have two minutes?');
+    expect(turns[1]).toMatchObject({ user_text: 'Yes, this is me.', action: 'transfer', bot_text: 'Great, let me connect you with our sales team.' });
+    expect(problems()).toEqual([]);
+  } finally {
+    llmAnswer = undefined;
+  }
 }, 90000);
