@@ -129,10 +129,12 @@ describe('what each example demonstrates', () => {
     const actions = Object.fromEntries(script.intents.map((i: N) => [i.name, i.action]));
     expect(actions).toMatchObject({ confirm: 'end_call', reschedule: 'schedule_callback', cancel: 'end_call', 'do-not-call': 'add_to_dnc' });
     for (const i of script.intents) expect(typeof i.match === 'string' && i.match.length > 0 && typeof i.reply === 'string').toBe(true);
-    // add_to_dnc replies reach the queue (the number goes on the do-not-call list)
-    const dncSwitch = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type');
-    const idx = dncSwitch.rules.findIndex((r: N) => r.v === 'add_to_dnc');
-    expect(dncSwitch.wires[idx]).toContain(queue.id);
+    // add_to_dnc and schedule_callback replies reach the queue (do-not-call list; contact called again later)
+    const actionSwitch = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type')!;
+    for (const a of ['add_to_dnc', 'schedule_callback']) {
+      const idx = actionSwitch.rules.findIndex((r: N) => r.v === a);
+      expect(actionSwitch.wires[idx]).toContain(queue.id);
+    }
     expect(one('call-broadcast').length).toBeGreaterThanOrEqual(1);
     expect(one('fastagi-in')).toHaveLength(1);
     for (const t of ['tts-speak', 'agi-record', 'stt-transcribe', 'agi-hangup']) expect(one(t).length).toBeGreaterThanOrEqual(1);
@@ -141,12 +143,12 @@ describe('what each example demonstrates', () => {
   test('lead qualification: OpenAI-compatible engine through the LLM config node (env), a system prompt, transfer routed to agi-hangup', () => {
     const flow = load('lead-qualification');
     const [llm] = flow.filter((n) => n.type === 'llm-turn');
-    const server = flow.find((n) => n.id === llm.server);
+    const server = flow.find((n) => n.id === llm.server)!;
     expect(server.type).toBe('ai-dialer-llm');
     expect(llm.engine).toBe('openai');
     expect(llm.systemPrompt.length).toBeGreaterThan(100);
     expect(llm.transferTargets).toBe('sales');
-    const sw = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type');
+    const sw = flow.find((n) => n.type === 'switch' && n.property === 'reply.action.type')!;
     const idx = sw.rules.findIndex((r: N) => r.v === 'transfer');
     expect(idx).toBeGreaterThanOrEqual(0);
     expect(sw.wires[idx].map((id: string) => flow.find((n) => n.id === id)?.type)).toEqual(['agi-hangup']); // agi-hangup transfers instead of hanging up
