@@ -422,3 +422,19 @@ test('lead qualification transfers a qualified lead to sales (dialplan, not hang
     llmAnswer = undefined;
   }
 }, 90000);
+
+test("Node-RED's example library lists the three flows under the package (Import > Examples)", async () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const library = require('@node-red/registry/lib/library.js') as {
+    init(): void;
+    addExamplesDir(module: string, dir: string): Promise<void>;
+    getExampleFlows(): Record<string, { f?: string[] }> | null;
+    getExampleFlowPath(module: string, p: string): string | null;
+  };
+  const pkgJson = require('../../package.json') as { name: string; files: string[] }; // eslint-disable-line @typescript-eslint/no-var-requires
+  expect(pkgJson.files).toContain('examples/'); // shipped in the npm package
+  library.init();
+  await library.addExamplesDir(pkgJson.name, path.join(ROOT, 'examples'));
+  expect(library.getExampleFlows()?.[pkgJson.name]?.f?.sort()).toEqual([...EXAMPLES].sort());
+  for (const e of EXAMPLES) expect(fs.existsSync(library.getExampleFlowPath(pkgJson.name, e) as string)).toBe(true);
+});
