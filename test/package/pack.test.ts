@@ -7,6 +7,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { freePort } from '../../src/runtime/ports';
+import { startSimulator } from '../../src/sim/index';
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -32,6 +33,7 @@ describe('packed tarball in a stock Node-RED', () => {
   let red: ChildProcess | undefined;
   let output = '';
   let port = 0;
+  let sim: Awaited<ReturnType<typeof startSimulator>> | undefined;
 
   afterAll(async () => {
     if (red && red.exitCode === null) {
@@ -39,6 +41,7 @@ describe('packed tarball in a stock Node-RED', () => {
       red.kill('SIGTERM');
       await exited;
     }
+    await sim?.close();
     fs.rmSync(work, { recursive: true, force: true });
   });
 
@@ -68,9 +71,15 @@ describe('packed tarball in a stock Node-RED', () => {
     });
     port = await freePort();
     const redMain = require.resolve('node-red/red.js');
+    const agiPort = await freePort();
+    // Asterisk: the simulator, reached through the same environment variables a real one would be
+    sim = await startSimulator({ port: 0, host: '127.0.0.1', agiHost: '127.0.0.1', agiPort } as Parameters<typeof startSimulator>[0]);
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', DATA_DIR: path.join(work, 'data'), MQTT_PORT: String(await freePort()), AGI_PORT: String(agiPort) };
+    for (const k of ['DATABASE_URL', 'MQTT_URL']) delete env[k];
+    Object.assign(env, { ARI_URL: sim.url, ARI_USERNAME: sim.username, ARI_PASSWORD: sim.password, ARI_APP: sim.app, STT_ENGINE: 'sim' });
     red = spawn(process.execPath, [redMain, '-u', userDir, '-p', String(port), '--safe'], {
       cwd: userDir,
-      env: { ...process.env, NODE_OPTIONS: '' },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     red.stdout!.on('data', (d) => (output += d));
@@ -96,5 +105,34 @@ describe('packed tarball in a stock Node-RED', () => {
     // The examples are offered in the editor's Import > Examples menu.
     const ex = await fetch(`http://127.0.0.1:${port}/nodes/messages?lng=en-US`, { headers: { Accept: 'application/json' } });
     expect(ex.status).toBe(200);
+  });
+
+  test('the shipped default flow imports and deploys cleanly, and serves the API and the dashboard', async () => {
+    const flow = JSON.parse(fs.readFileSync(path.join(root, 'flows', 'ai-dialer.json'), 'utf8'));
+    const before = output.length;
+    const res = await fetch(`http://127.0.0.1:${port}/flows`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
+      body: JSON.stringify(flow),
+    });
+    expect(res.status).toBe(204);
+    const deployed = (await (await fetch(`http://127.0.0.1:${port}/flows`)).json()) as Array<{ id: string }>;
+    expect(deployed.map((n) => n.id).sort()).toEqual(flow.map((n: { id: string }) => n.id).sort());
+    // the campaign queue serves the HTTP API and the dashboard once its database is open
+    const campaigns = await waitFor(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/api/v1/campaigns`);
+        return r.status === 200 ? ((await r.json()) as { campaigns: unknown[] }) : undefined;
+      },
+      60000,
+      'the HTTP API',
+    );
+    expect(Array.isArray(campaigns.campaigns)).toBe(true);
+    const page = await fetch(`http://127.0.0.1:${port}/dialer/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<html');
+    const log = output.slice(before);
+    expect(log.split('\n').filter((l) => /\[error\]/.test(l))).toEqual([]);
+    expect(log).not.toMatch(/unknown type|missing type/i);
   });
 });
