@@ -438,3 +438,34 @@ test("Node-RED's example library lists the three flows under the package (Import
   expect(library.getExampleFlows()?.[pkgJson.name]?.f?.sort()).toEqual([...EXAMPLES].sort());
   for (const e of EXAMPLES) expect(fs.existsSync(library.getExampleFlowPath(pkgJson.name, e) as string)).toBe(true);
 });
+
+test('appointment reminder: "reschedule" says the callback line, hangs up and asks the queue for a callback in 24 hours', async () => {
+  const { agiPort } = await deploy('appointment-reminder');
+  const camp = (await db.query<{ id: number }>(`insert into campaigns (name, status) values ('Dental Care', 'draft') returning id`)).rows[0].id;
+  const phone = '+12125550133';
+  const contact = (
+    await db.query<{ id: number }>(`insert into contacts (campaign_id, phone, name, fields) values ($1, $2, 'Lee', '{"appointment": "Monday at 11"}') returning id`, [camp, phone])
+  ).rows[0].id;
+  const callId = (
+    await db.query<{ id: number }>(`insert into calls (direction, phone, status, campaign_id, contact_id) values ('outbound', $1, 'initiated', $2, $3) returning id`, [phone, camp, contact])
+  ).rows[0].id;
+  const result = await runAgiCall({
+    host: '127.0.0.1',
+    port: agiPort,
+    script: 'ai-dialer',
+    channel: `PJSIP/trunk-0000000${callId % 10}`,
+    uniqueid: `1732491000.${callId}`,
+    variables: { CALL_ID: String(callId), CONTACT_PHONE: phone, CAMPAIGN_ID: String(camp), CONTACT_ID: String(contact) },
+    persona: { utterances: ['Sorry, I need to reschedule.'] },
+    speed: 50,
+  });
+  expect(result).toMatchObject({ endedBy: 'server_closed', hungUp: true, hungUpBy: 'agi' });
+  const turns = (await db.query<N>('select seq, user_text, bot_text, action from call_turns where call_id = $1 order by seq', [callId])).rows;
+  expect(turns[0].bot_text).toMatch(/^Hello Lee, this is Dental Care calling to remind you of your appointment on Monday at 11\./);
+  expect(turns[1]).toMatchObject({ user_text: 'Sorry, I need to reschedule.', action: 'schedule_callback', bot_text: 'No problem. We will call you back tomorrow to find a new time. Goodbye.' });
+  const meta = await waitFor(async () => (await db.query<N>('select metadata from calls where id = $1', [callId])).rows[0].metadata?.callback_at, 10000, 'the callback request');
+  const inHours = (new Date(meta).getTime() - Date.now()) / 3600_000;
+  expect(inHours).toBeGreaterThan(23);
+  expect(inHours).toBeLessThanOrEqual(24);
+  expect(problems()).toEqual([]);
+}, 60000);
