@@ -16,6 +16,8 @@ import { buildTranscript, getCall, OPEN_STATUSES } from '../store/calls';
 import { DialerError, errorMessage } from '../util/errors';
 import { importContacts, importDnc, ImportError, type ImportResult } from '../campaign/import';
 import { isCountryCode, normalizePhone } from '../campaign/phone';
+import { activeSessionCount } from '../agi/registry';
+import { readHealthProbes } from '../runtime/health';
 import { ApiError, campaignStatus, createCampaign, getCampaign, listCampaigns, updateCampaign, validateCampaignInput, type CampaignRow } from './campaigns';
 
 export { ApiError } from './campaigns';
@@ -437,6 +439,30 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     const { turns, ...call } = c;
     const transcript = call.transcript ?? (await buildTranscript(d, id));
     res.json({ call, turns, transcript });
+  }));
+
+  // --- health: live resources of this process (sessions, slots, simulated channels) ---
+  router.get('/api/v1/health', h(async (_req, res) => {
+    let campaigns: Array<{ campaignId: number; state: string; inFlight: number }> = [];
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const mod = require('../campaign/control') as typeof import('../campaign/control');
+      campaigns = mod.registeredCampaignManagers().flatMap((m) =>
+        m.campaigns().map((id) => {
+          const st = m.runnerOf(id)!.status();
+          return { campaignId: id, state: st.state, inFlight: st.inFlight };
+        }),
+      );
+    } catch {
+      /* no campaign engine in this runtime */
+    }
+    res.set('Cache-Control', 'no-store').json({
+      ok: true,
+      agiSessions: activeSessionCount(),
+      inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
+      campaigns,
+      ...readHealthProbes(),
+    });
   }));
 
   // --- unknown routes under the API, and errors ---

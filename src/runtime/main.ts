@@ -10,6 +10,7 @@ import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
+import { registerHealthProbe } from './health';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -174,12 +175,14 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   }
 
   let sim: Simulator | undefined;
+  let unprobe: (() => void) | undefined;
   let server: http.Server | undefined;
   let RED: typeof import('node-red') | undefined;
   const cleanup = async () => {
     if (RED) await RED.stop().catch(() => undefined);
     if (server) await new Promise<void>((r) => server!.close(() => r()));
     if (sim) await sim.close().catch(() => undefined);
+    unprobe?.();
     await releaseDb(storeOpts).catch(() => undefined);
   };
 
@@ -188,10 +191,12 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     if (!env.ARI_URL) {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
       const { startSimulator } = require('../sim/index') as {
-        startSimulator(o: Record<string, unknown>): Promise<Simulator>;
+        startSimulator(o: Record<string, unknown>): Promise<Simulator & { channels(): unknown[] }>;
       };
       const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
-      sim = await startSimulator({
+      const simSettings = simulatorSettingsFromEnv(env);
+      const started = await startSimulator({
+        ...simSettings,
         port: simPort,
         host: '127.0.0.1',
         agiHost: agiHost === '0.0.0.0' ? '127.0.0.1' : agiHost,
@@ -200,6 +205,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
         agiSecret: env.AGI_SECRET,
         recordingsRoot: path.join(dir, 'recordings'),
       });
+      sim = started;
+      unprobe = registerHealthProbe('simulatedChannels', () => started.channels().length);
       childEnv.ARI_URL = sim.url;
       childEnv.ARI_USERNAME = sim.username;
       childEnv.ARI_PASSWORD = sim.password;
@@ -266,6 +273,33 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     await cleanup();
     throw err instanceof StartupError ? err : new StartupError((err as Error).message);
   }
+}
+
+/**
+ * The simulator's optional settings: SIM_SPEED (time factor, e.g. 10 makes rings and speech ten times
+ * shorter) and SIM_PERSONAS (a JSON file mapping phone numbers to personas, see src/sim/persona.ts;
+ * numbers without one follow the demo personas).
+ */
+export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): { speed?: number; personas?: Record<string, unknown> } {
+  const out: { speed?: number; personas?: Record<string, unknown> } = {};
+  if (env.SIM_SPEED !== undefined && env.SIM_SPEED !== '') {
+    const v = Number(env.SIM_SPEED);
+    if (!Number.isFinite(v) || v <= 0 || v > 1000) throw new StartupError(`SIM_SPEED must be a number above 0 and at most 1000 (got "${env.SIM_SPEED}")`);
+    out.speed = v;
+  }
+  if (env.SIM_PERSONAS) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(path.resolve(env.SIM_PERSONAS), 'utf8'));
+    } catch (err) {
+      throw new StartupError(`SIM_PERSONAS: cannot read ${env.SIM_PERSONAS}: ${(err as Error).message}`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new StartupError(`SIM_PERSONAS: ${env.SIM_PERSONAS} must hold a JSON object of phone number -> persona`);
+    }
+    out.personas = parsed as Record<string, unknown>;
+  }
+  return out;
 }
 
 /** A per-installation key for Node-RED's credential encryption, kept in DATA_DIR (mode 600). */
