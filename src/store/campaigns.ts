@@ -153,6 +153,13 @@ export async function requestCallback(q: Queryable, callId: number, at?: Date | 
     [callId, when.toISOString(), note ?? null],
   );
   if (!r.rowCount) throw new DialerError('campaign_bad_callback', `no call ${callId} to schedule a callback for`);
+  // The call may already have completed (its outcome can overtake this request): reschedule its contact now.
+  await q.query(
+    `update contacts c set status = 'pending', attempts = greatest(0, c.attempts - 1), next_attempt_at = $2::timestamptz,
+        last_outcome = 'callback', updated_at = now()
+       from calls k where k.id = $1 and c.id = k.contact_id and c.last_call_id = k.id and k.status = 'completed' and c.status = 'done'`,
+    [callId, when.toISOString()],
+  );
   return when;
 }
 

@@ -43,4 +43,17 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('callbacks on %s',
     expect(Math.abs(when.getTime() - (Date.now() + 24 * 3600_000))).toBeLessThan(60_000);
     await expect(requestCallback(db, 99999999, null)).rejects.toThrow('no call 99999999');
   });
+
+  test('a callback request that arrives after the completed outcome still reschedules the contact', async () => {
+    const campaignId = await makeCampaign(db);
+    await makeContacts(db, campaignId, 1, { start: 200 });
+    const { claimed } = await claimContacts(db, { campaignId, limit: 1, worker: 'w' });
+    const done = await recordOutcome(db, { callId: claimed[0].callId, outcome: 'completed' });
+    expect(done.contact).toMatchObject({ status: 'done' });
+    const at = new Date(Date.now() + 2 * 3600_000);
+    await requestCallback(db, claimed[0].callId, at);
+    const c = await db.query<{ status: string; attempts: number; next_attempt_at: Date }>('select status, attempts, next_attempt_at from contacts where id = $1', [claimed[0].contactId]);
+    expect(c.rows[0]).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(new Date(c.rows[0].next_attempt_at).toISOString()).toBe(at.toISOString());
+  });
 });
