@@ -139,6 +139,9 @@ export class Publisher extends EventEmitter {
       connectTimeout: opts.connectTimeoutMs ?? 5000,
       resubscribe: true,
       queueQoSZero: false,
+      // mqtt.js stops for good after a refused CONNACK (bad credentials, not authorised) unless told
+      // otherwise; a broker that restarts before its accounts are loaded must not end event delivery
+      reconnectOnConnackError: true,
     });
     this.client.on('connect', () => {
       if (this.lastError) this.log(`MQTT: connected to ${redact(this.url)}; sending ${this.buffer.length} buffered event(s)`);
