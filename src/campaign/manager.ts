@@ -436,7 +436,9 @@ export class CampaignManager extends EventEmitter {
     const id = parseCampaignId(idIn);
     const r = this.runners.get(id);
     if (r) {
-      const progress = await r.emitProgress();
+      // emitProgress returns the last value when a computation is already running, and that is
+      // undefined before the first one has finished: then count here
+      const progress = (await r.emitProgress()) ?? { ...(await campaignProgress(this.db, id)), state: r.status().state };
       return { ...r.status(), progress };
     }
     const c = await getCampaign(this.db, id);
