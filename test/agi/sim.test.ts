@@ -8,6 +8,7 @@ import type { FastAgiSession } from '../../src/agi/session';
 import { runAgiCall, type AgiCallOptions, type AgiCallResult } from '../../src/sim/agi-client';
 import { encodeWav, parseWav } from '../../src/audio/wav';
 import type { Persona } from '../../src/sim/persona';
+import { waitFor } from '../helpers/wait';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-agi-sim-'));
 const hello = path.join(dir, 'hello'); // 1 s of tone, 8 kHz
@@ -148,7 +149,8 @@ test('caller hangs up mid recording: (hangup), then HANGUP, then 511 for everyth
   const out: Record<string, unknown> = {};
   script = async (s) => {
     out.rec = await s.recordFile({ path: path.join(dir, 'h1'), maxMs: 10000, silenceSeconds: 2 });
-    await new Promise((r) => setTimeout(r, 20));
+    // the (hangup) result comes first, the HANGUP line right after it: wait for that line, not a fixed time
+    await waitFor(() => s.hungUp, 5000, 'the HANGUP line after (hangup)').catch(() => undefined);
     out.hungUp = s.hungUp;
     // Our session refuses to send after HANGUP; check the simulator's 511 with a raw line too.
     out.after = await s.answer().catch((e: Error & { kind?: string }) => e.kind);
