@@ -543,7 +543,16 @@
     });
   }
 
+  /** Another campaign's upload results and half-typed inputs must not show under this one. */
+  function resetCampaignForms() {
+    clear($('#contacts-result'));
+    clear($('#dnc-result'));
+    $('#cid-error').hidden = true;
+    ['#contacts-form', '#dnc-form', '#cid-form'].forEach(function (sel) { $(sel).reset(); });
+  }
+
   function selectCampaign(id) {
+    if (state.selectedCampaign !== id) resetCampaignForms();
     state.selectedCampaign = id;
     $('#create-form').hidden = true;
     renderCampaignList();

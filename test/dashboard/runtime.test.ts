@@ -137,6 +137,8 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.click('#campaign-list li[data-campaign-id="1"]');
     await page.waitForFunction((name) => document.querySelector('#cd-name')?.textContent === name, DEMO_CAMPAIGN_NAME);
     expect(await text(page, '#cd-status')).toBe('draft');
+    // the other campaign's upload result is not shown under this one
+    expect(await page.locator('#contacts-result').textContent()).toBe('');
     await page.click('.controls button[data-action="start"]');
     await page.waitForFunction(() => Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('start ✓')));
     await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'running');
