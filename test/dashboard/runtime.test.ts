@@ -81,7 +81,10 @@ run('dashboard against the embedded runtime (npm start)', () => {
     if (rt && rt.child.exitCode === null) {
       rt.child.kill('SIGTERM');
       const code = await Promise.race([rt.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 20000).unref())]);
-      if (code === 'timeout') rt.child.kill('SIGKILL');
+      if (code === 'timeout') {
+        rt.child.kill('SIGKILL');
+        await rt.exited; // the database files are closed before they are removed
+      }
     }
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   }, 40000);
