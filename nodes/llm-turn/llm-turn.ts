@@ -50,6 +50,13 @@ const num = (v: unknown): number | undefined => {
   return Number.isFinite(n) ? n : NaN;
 };
 
+/** A campaign's own greeting (campaigns.settings.greeting, set in the dashboard or API) wins over the node's. */
+function withCampaignSettings(settings: TurnSettings, msg: Msg): TurnSettings {
+  const cs = (msg as { campaign?: { settings?: Record<string, unknown> } }).campaign?.settings;
+  const greeting = cs && typeof cs.greeting === 'string' && cs.greeting.trim() ? cs.greeting : undefined;
+  return greeting ? { ...settings, greeting } : settings;
+}
+
 export = function (RED: NodeAPI): void {
   function LlmTurn(this: Node<Creds>, config: LlmTurnDef) {
     RED.nodes.createNode(this, config);
@@ -154,7 +161,7 @@ export = function (RED: NodeAPI): void {
       aborts.add(ac);
       node.status({ fill: 'blue', shape: 'dot', text: RED._('llm-turn.status.thinking') });
       withContext(msg, callKey)
-        .then(() => runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, settings))
+        .then(() => runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, withCampaignSettings(settings, msg)))
         .then((r) => {
           if (r.done) contexts.delete(callKey);
           msg.reply = r.action ? { text: r.text, done: r.done, action: r.action, source: r.source } : { text: r.text, done: r.done, source: r.source };

@@ -492,6 +492,11 @@ export class CampaignManager extends EventEmitter {
       if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
     }
     this.announce(res);
+    if (outcome === 'answered') {
+      // dialing -> active: recount the campaign's progress
+      const cid = Number(call.campaignId);
+      if (Number.isSafeInteger(cid) && cid > 0) this.runners.get(cid)?.markDirty();
+    }
     return res;
   }
 

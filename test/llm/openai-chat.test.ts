@@ -206,3 +206,10 @@ test('a slow server times out; a dead one is a network error; no base URL is not
   expect(fromEnv.label).toBe('openai:qwen2.5');
   expect((fromEnv.tools()[1] as any).function.parameters.properties.destination.enum).toEqual(['sales', 'support']);
 });
+
+test("a campaign's own prompt (settings.prompt) replaces the node's, templated the same way", () => {
+  const e = engine();
+  const withCampaign = templateContext({ ...msg, campaign: { name: 'Renewals', settings: { prompt: 'You renew {{contact.name}}\'s plan for {{campaign.name}}.' } } } as never);
+  expect(e.systemMessage(withCampaign)).toMatch(/^You renew .*'s plan for Renewals\./);
+  expect(e.systemMessage(ctx)).toMatch(/^You call /);
+});
