@@ -162,7 +162,8 @@ run('dashboard against the embedded runtime (npm start)', () => {
     const talking = page.locator('#calls-body tr[data-status="in_progress"]').first();
     await talking.waitFor({ timeout: 45000 });
     const callId = (await talking.getAttribute('data-call-id'))!;
-    await talking.click();
+    // click that call's row: `talking` is re-resolved on every use and points at another call once this one ends
+    await page.locator(`#calls-body tr[data-call-id="${callId}"]`).click();
     await page.waitForSelector(`#calls-body tr[data-call-id="${callId}"].selected`);
     expect(await text(page, '#convo-title')).toContain(`Call #${callId}`);
     const listedCalls = await api<{ calls: Array<{ id: number; campaign_id: number; contact_name: string }> }>('/calls?campaignId=1&limit=100');
