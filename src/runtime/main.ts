@@ -57,6 +57,8 @@ interface Simulator {
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 const PACKAGE_NAME = 'node-red-contrib-ai-dialer';
+/** Longest wait for the flows to start before the banner is printed anyway. */
+const FLOWS_START_WAIT_MS = 30000;
 
 function checkUrl(name: string, value: string | undefined, protocols: string[]): void {
   if (!value) return;
@@ -126,6 +128,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   checkUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']);
   checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
   checkUrl('ARI_URL', env.ARI_URL, ['http:', 'https:']);
+  const simSettings = env.ARI_URL ? {} : simulatorSettingsFromEnv(env);
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
@@ -194,7 +197,6 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
         startSimulator(o: Record<string, unknown>): Promise<Simulator & { channels(): unknown[] }>;
       };
       const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
-      const simSettings = simulatorSettingsFromEnv(env);
       const started = await startSimulator({
         ...simSettings,
         port: simPort,
@@ -247,7 +249,19 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       );
       server!.listen(port, host, () => resolve());
     });
+    // RED.start() resolves before the flows run (Node-RED loads and starts them afterwards): wait for
+    // them, so the HTTP API and FastAGI are up when the banner says so. Flows that cannot start
+    // (e.g. missing node types) never report started: go on after a while, Node-RED logs why.
+    const flowsStarted = new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, FLOWS_START_WAIT_MS);
+      t.unref();
+      RED!.events.once('flows:started', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
     await RED.start();
+    await flowsStarted;
 
     const base = `http://${displayHost(host)}:${port}`;
     const info: RuntimeInfo = {
@@ -288,11 +302,18 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): { speed?: numb
     out.speed = v;
   }
   if (env.SIM_PERSONAS) {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.resolve(env.SIM_PERSONAS), 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new StartupError(`SIM_PERSONAS: cannot read ${env.SIM_PERSONAS} (${e.code === 'ENOENT' ? 'no such file' : e.code ?? e.message})`);
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(fs.readFileSync(path.resolve(env.SIM_PERSONAS), 'utf8'));
+      parsed = JSON.parse(text);
     } catch (err) {
-      throw new StartupError(`SIM_PERSONAS: cannot read ${env.SIM_PERSONAS}: ${(err as Error).message}`);
+      throw new StartupError(`SIM_PERSONAS: ${env.SIM_PERSONAS} is not valid JSON: ${(err as Error).message}`);
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new StartupError(`SIM_PERSONAS: ${env.SIM_PERSONAS} must hold a JSON object of phone number -> persona`);

@@ -23,7 +23,7 @@ import { freePort } from '../../src/runtime/ports';
 import { openDb, type Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { startFakeLlm, type FakeLlm } from './fake-llm';
-import { startDialer, stopDialer, type Dialer } from './runtime';
+import { startDialer, stopDialer, StartFailed, type Dialer } from './runtime';
 import {
   buildContacts, callingWindow, contactsCsv, personaFor, DNC_WORDS, FLAKY_NAME, FLAKY_WORDS, HANGUP_WORDS, TALKER_WORDS,
   type Contact, type Kind,
@@ -132,6 +132,17 @@ async function runScenario(t: Target): Promise<void> {
     expect(started.body).toMatchObject({ ok: true, status: 'running' });
     mark('campaign started');
 
+    // While it runs, the health route sees the live sessions, slots and channels (so its zeros later mean something).
+    const peak = { agiSessions: 0, inFlight: 0, simulatedChannels: 0 };
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const h = await dialer!.get<N>('/api/v1/health').catch(() => undefined);
+        if (h) for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], Number(h[k]) || 0);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+
     // --- wait for every eligible contact's call to end, and its call_ended event ---
     const dialled = contacts.filter((c) => DIALLED.includes(c.kind));
     const calls = await waitFor(
@@ -146,6 +157,12 @@ async function runScenario(t: Target): Promise<void> {
       250,
     );
     mark('calls ended');
+    watching = false;
+    await watcher;
+    expect(peak.agiSessions).toBeGreaterThan(0);
+    expect(peak.inFlight).toBeGreaterThan(0);
+    expect(peak.inFlight).toBeLessThanOrEqual(6); // max_concurrent
+    expect(peak.simulatedChannels).toBeGreaterThan(0);
 
     // --- nothing left behind ---
     const health = await waitFor(
@@ -370,6 +387,32 @@ async function checkDatabase(db: Db, campaignId: number, contacts: Contact[]): P
 }
 
 describe('the default flow end to end (npm start, simulator)', () => {
+  test('bad simulator settings are one clear line and exit code 1', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-e2e-bad-'));
+    try {
+      const ports = { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };
+      const missing = path.join(dir, 'nope.json');
+      const bad = path.join(dir, 'list.json');
+      fs.writeFileSync(bad, '[1, 2]');
+      for (const [env, line] of [
+        [{ SIM_SPEED: 'fast' }, 'SIM_SPEED must be a number above 0 and at most 1000 (got "fast")'],
+        [{ SIM_PERSONAS: missing }, `SIM_PERSONAS: cannot read ${missing} (no such file)`],
+        [{ SIM_PERSONAS: bad }, `SIM_PERSONAS: ${bad} must hold a JSON object of phone number -> persona`],
+      ] as Array<[Record<string, string>, string]>) {
+        const err = await startDialer({ ...ports, DATA_DIR: path.join(dir, 'data'), ...env }).then(
+          (d) => stopDialer(d).then(() => Promise.reject(new Error('started with a bad setting'))),
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(StartFailed);
+        expect((err as StartFailed).code).toBe(1);
+        // The last line (a first start may print "building..." before it).
+        expect((err as StartFailed).output.trim().split('\n').pop()).toBe(`ai-dialer: ${line}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('PGlite + embedded MQTT broker: a 21-contact campaign covering every path', async () => {
     await runScenario({ label: 'pglite', prefix: '+121255501' });
   });

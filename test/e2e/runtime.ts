@@ -25,6 +25,12 @@ export interface Dialer {
   post<T = any>(p: string, body: unknown, type?: string): Promise<{ status: number; body: T }>;
 }
 
+export class StartFailed extends Error {
+  constructor(readonly code: number | null, readonly output: string) {
+    super(`the runtime exited with code ${code}: ${output.trim()}`);
+  }
+}
+
 export async function startDialer(env: Record<string, string>, startMs = 120000): Promise<Dialer> {
   const clean: NodeJS.ProcessEnv = { ...process.env };
   for (const k of INHERITED) delete clean[k];
@@ -38,12 +44,11 @@ export async function startDialer(env: Record<string, string>, startMs = 120000)
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const base = `http://127.0.0.1:${env.PORT}`;
-  await waitFor(
-    () => out.includes('Press Ctrl-C to stop.') || (child.exitCode !== null && Promise.reject(new Error(`the runtime exited: ${out}`))),
-    startMs,
-    'the runtime banner',
-    100,
-  );
+  // Up when the banner is printed; a start-up failure is the exit code and what it printed.
+  let exitCode: number | null | undefined;
+  void exited.then((code) => (exitCode = code));
+  await waitFor(() => out.includes('Press Ctrl-C to stop.') || exitCode !== undefined, startMs, 'the runtime banner', 100);
+  if (exitCode !== undefined) throw new StartFailed(exitCode, out);
   const get = async (p: string) => {
     const res = await fetch(base + p, { headers: { Accept: 'application/json' } });
     const text = await res.text();
