@@ -172,6 +172,9 @@ export class CallTracker extends EventEmitter {
 
   constructor(conn: AriConnection, opts: TrackerOptions) {
     super();
+    // ari-originate listens for 'outcome' once per originate in flight (removed when it settles): as many
+    // listeners as calls being placed at once, which is a campaign's concurrency, not a leak
+    this.setMaxListeners(0);
     this.conn = conn;
     endpointFor(opts.endpointTemplate, '0'); // validate now
     this.opts = {
