@@ -3,6 +3,7 @@ import type * as http from 'http';
 import { acquireBus, type BusHandle, type BusMode } from '../../src/events/bus';
 import type { Account } from '../../src/events/broker';
 import type { Publisher } from '../../src/events/publisher';
+import { registerHealthProbe } from '../../src/runtime/health';
 import { errorMessage } from '../../src/util/errors';
 
 interface BusDef extends NodeDef {
@@ -38,6 +39,7 @@ export = function (RED: NodeAPI): void {
     const port = config.port !== undefined && String(config.port).trim() !== '' ? Number(config.port) : undefined;
     const server = (RED as unknown as { server?: http.Server }).server;
     let bus: Promise<BusHandle> | undefined;
+    let unprobe: (() => void) | undefined;
     let closing = false;
 
     node.getBus = () => {
@@ -56,7 +58,11 @@ export = function (RED: NodeAPI): void {
           log: (line) => node.log(line),
         });
         bus.then(
-          (b) => node.log(`events go to the ${b.describe}`),
+          (b) => {
+            node.log(`events go to the ${b.describe}`);
+            const st = () => b.publisher.stats();
+            unprobe = registerHealthProbe(`events:${node.id}`, () => ({ buffered: st().buffered, dropped: st().dropped, inflight: st().inflight }));
+          },
           (err) => {
             node.error(errorMessage(err));
             bus = undefined; // a later use retries (e.g. the port was freed)
@@ -71,6 +77,7 @@ export = function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      unprobe?.();
       const b = bus;
       bus = undefined;
       if (!b) return done();

@@ -1,6 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow, NodeMessage } from 'node-red';
 import { CallTracker, type CallOutcome, type CallRequest } from '../../src/ari/calls';
 import { dialEndpoint } from '../../src/ari/service';
+import { registerHealthProbe } from '../../src/runtime/health';
 import type { AriService } from '../../src/ari/service';
 import type { AriConnection, ConnectionState } from '../../src/ari/client';
 import { errorMessage } from '../../src/util/errors';
@@ -51,6 +52,7 @@ export = function (RED: NodeAPI): void {
     let tracker: CallTracker | undefined;
     let trackerError: Error | undefined;
     let closing = false;
+    const unprobe = registerHealthProbe(`ariCalls:${node.id}`, () => tracker?.live ?? 0);
 
     const status = (): void => {
       if (closing) return;
@@ -211,6 +213,7 @@ export = function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
+      unprobe();
       if (statusTimer) clearTimeout(statusTimer);
       service.off('state', onState);
       const t = tracker;
