@@ -3,7 +3,7 @@
  * (flows/ai-dialer.json) in the embedded runtime (startRuntime: Node-RED + store + embedded broker),
  * with instant engines (STT `sim`, scripted LLM, TTS `sim`) and the Asterisk simulator as the far end.
  *
- * For each N (50, 250, 1,000, 2,000; BENCH_QUICK=1: 50 and 250; BENCH_CALLS_N=a,b,c), in a fresh child process so CPU
+ * For each N (50, 250, 500, 1,000, 2,000; BENCH_QUICK=1: 50 and 250; BENCH_CALLS_N=a,b,c), in a fresh child process so CPU
  * and memory are this N's alone:
  *   - one campaign of N contacts, max_concurrent N, 400 calls/s, calling window all day;
  *   - every callee answers after 50 ms and talks for 3 turns (a miss, a yes, a no-thanks) with
@@ -35,7 +35,7 @@ import { Client } from 'pg';
 type Row = Record<string, string | number>;
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const SIZES = (process.env.BENCH_CALLS_N || (QUICK ? '50,250' : '50,250,1000,2000')).split(',').map(Number);
+const SIZES = (process.env.BENCH_CALLS_N || (QUICK ? '50,250' : '50,250,500,1000,2000')).split(',').map(Number);
 /** Silence before each of the callee's 3 answers (simulated ms at speed 1): keeps calls up together. */
 const HOLD_PAUSE_MS = Number(process.env.BENCH_CALLS_PAUSE_MS || (QUICK ? 500 : 2000));
 const CPS = Number(process.env.BENCH_CALLS_CPS || 400);
@@ -190,7 +190,9 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
   const hops = new Map<string, number[]>();
   if (process.env.BENCH_CALLS_HOPS) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const RED = require('node-red') as { hooks: { add(name: string, fn: (e: Record<string, any>) => void): void } };
+    type NodeRef = { node?: { name?: string; type?: string } };
+    type HookEvent = { msg?: { _msgid?: string }; destination?: NodeRef; node?: NodeRef };
+    const RED = require('node-red') as { hooks: { add(name: string, fn: (e: HookEvent) => void): void } };
     const last = new Map<string, { at: number; what: string }>();
     const note = (id: string, what: string) => {
       const now = performance.now();
@@ -209,6 +211,10 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
   const storeOpts = storeOptionsFromEnv(env);
   const db = await acquireDb(storeOpts);
   const base = `http://127.0.0.1:${port}`;
+  /** The PostgreSQL pool (pg-pool) behind the shared store, to sample how many queries wait for a connection. */
+  const pool = (db as unknown as { pool?: { waitingCount: number; options: { max: number } } }).pool;
+  // BENCH_CALLS_POOL: try another pool size (pg-pool reads options.max on every checkout).
+  if (pool && process.env.BENCH_CALLS_POOL) pool.options.max = Number(process.env.BENCH_CALLS_POOL);
   try {
     const c = await db.query<{ id: number }>(
       `insert into campaigns (name, timezone, window_start, window_end, max_concurrent, calls_per_second, max_attempts, settings)
@@ -241,6 +247,7 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
     let peakRss = mem0.rss;
     let peakHeap = mem0.heapUsed;
     let peakAt = 0;
+    let peakDbWaiting = 0;
     const sampler = setInterval(() => {
       const live = activeSessionCount();
       const m = process.memoryUsage();
@@ -249,6 +256,7 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
         peakAt = Date.now() - t0;
       }
       if (m.rss > peakRss) peakRss = m.rss;
+      if (pool && pool.waitingCount > peakDbWaiting) peakDbWaiting = pool.waitingCount;
       if (m.heapUsed > peakHeap) peakHeap = m.heapUsed;
     }, 100);
     const started = await fetch(`${base}/api/v1/calls/automated/start`, {
@@ -325,7 +333,7 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
     const cpuS = (cpu.user + cpu.system) / 1e6;
     return {
       calls: n,
-      db: dbUrl ? 'postgres' : 'pglite',
+      db: dbUrl ? `postgres, pool ${pool?.options.max ?? '?'}` : 'pglite',
       peak_concurrent: peak,
       peak_at_s: Math.round(peakAt / 100) / 10,
       all_done_s: Math.round(doneS * 10) / 10,
@@ -339,6 +347,7 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
       loop_lag_p99_ms: Math.round(lag.percentile(99) / 1e6),
       greeting_p50_ms: pct(setupMs, 50),
       greeting_p99_ms: pct(setupMs, 99),
+      db_waiting_peak: pool ? peakDbWaiting : '-',
       cpu_ms_per_call: Math.round((cpuS * 1000) / n),
       cpu_util: Math.round((cpuS / doneS) * 100) / 100,
       rss_peak_mb: Math.round(peakRss / 1048576),
