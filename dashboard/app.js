@@ -271,7 +271,7 @@
       case 'conversation_turn':
         c = ensureCall(id, e);
         if (c.status === 'initiated' || c.status === 'ringing') c.status = 'in_progress';
-        c.turns.set(Number(e.seq), { seq: Number(e.seq), userText: e.userText, botText: e.botText, confidence: e.confidence, action: e.action, timing: e.timing || {}, at: isFinite(ts) ? ts : Date.now() });
+        c.turns.set(Number(e.seq), { seq: Number(e.seq), userText: e.userText, botText: e.botText, confidence: e.confidence, action: e.action, simulated: e.simulated === true, timing: e.timing || {}, at: isFinite(ts) ? ts : Date.now() });
         break;
       case 'call_ended':
         c = state.calls.get(id) || state.gone.get(id);
@@ -358,7 +358,7 @@
         if (!r.ok || !r.data.turns) return;
         r.data.turns.forEach(function (t) {
           if (!c.turns.has(t.seq)) {
-            c.turns.set(t.seq, { seq: t.seq, userText: t.user_text, botText: t.bot_text, confidence: t.confidence, action: t.action,
+            c.turns.set(t.seq, { seq: t.seq, userText: t.user_text, botText: t.bot_text, confidence: t.confidence, action: t.action, simulated: !!(t.engines && /simulated/.test(String(t.engines.stt || ''))),
               timing: { recordMs: t.record_ms, sttMs: t.stt_ms, llmMs: t.llm_ms, ttsMs: t.tts_ms, playbackMs: t.playback_ms, totalMs: t.total_ms }, at: Date.parse(t.created_at) });
           }
         });
@@ -388,7 +388,7 @@
     if (!turns.length) append(box, h('div', { class: 'empty' }, c.ended ? 'No conversation (the call was not answered).' : 'Waiting for the first turn…'));
     turns.forEach(function (t) {
       var el = h('div', { class: 'turn', dataset: { seq: String(t.seq) } });
-      if (t.userText) el.appendChild(h('div', { class: 'bubble user' }, h('span', { class: 'who' }, 'Caller' + (typeof t.confidence === 'number' ? ' · ' + Math.round(t.confidence * 100) + '%' : '')), t.userText));
+      if (t.userText) el.appendChild(h('div', { class: 'bubble user' }, h('span', { class: 'who' }, 'Caller' + (t.simulated ? ' · simulated' : '') + (typeof t.confidence === 'number' ? ' · ' + Math.round(t.confidence * 100) + '%' : '')), t.userText));
       if (t.botText) el.appendChild(h('div', { class: 'bubble bot' }, h('span', { class: 'who' }, t.seq === 0 ? 'Agent · greeting' : 'Agent'), t.botText));
       var tm = t.timing || {};
       var chips = [['record', tm.recordMs], ['stt', tm.sttMs], ['llm', tm.llmMs], ['tts', tm.ttsMs], ['play', tm.playbackMs]]

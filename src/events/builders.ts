@@ -31,6 +31,8 @@ export interface ConversationTurnEvent extends Base, CallIds {
   botText?: string | null;
   confidence?: number | null;
   action?: string | null;
+  /** The caller's words were read back from the simulator, not recognised from speech (demo only). */
+  simulated?: boolean;
   timing: Timing;
 }
 export interface TranscriptLine { seq: number; userText?: string | null; botText?: string | null }
@@ -152,6 +154,7 @@ export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent 
     botText: turn.botText ?? msg.reply?.text ?? undefined,
     confidence: turn.confidence ?? msg.transcript?.confidence ?? undefined,
     action: turn.action ?? msg.reply?.action?.type ?? undefined,
+    simulated: turn.simulated || msg.transcript?.simulated ? true : undefined,
     timing,
   } as ConversationTurnEvent);
 }

@@ -94,6 +94,7 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       botText: { type: ['string', 'null'], maxLength: 10000 },
       confidence: { type: ['number', 'null'], minimum: 0, maximum: 1 },
       action: { type: ['string', 'null'], maxLength: 64 },
+      simulated: { type: 'boolean', description: "true when userText was read back from the simulator's recording (the demo's sim STT), not recognised from speech" },
       timing: {
         type: 'object',
         additionalProperties: false,

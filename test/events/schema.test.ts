@@ -125,3 +125,13 @@ describe('topic tree', () => {
     expect(t.isControl('test/run1/campaigns/x/control')).toBe(true);
   });
 });
+
+test('conversation_turn says when the caller text was simulated (demo STT), and only then', () => {
+  const base = { call: { id: 7, campaignId: 1 }, turn: { seq: 1, userText: 'Yes, this is me.', botText: 'Great.', timing: { sttMs: 1 } } };
+  const sim = buildEvent({ ...base, turn: { ...base.turn, simulated: true } }, 'conversation_turn') as unknown as Record<string, unknown>;
+  expect(sim.simulated).toBe(true);
+  expect(validateEvent(JSON.parse(JSON.stringify(sim)))).toEqual([]);
+  const real = JSON.parse(JSON.stringify(buildEvent(base, 'conversation_turn'))) as Record<string, unknown>;
+  expect('simulated' in real).toBe(false);
+  expect(validateEvent({ ...real, simulated: 'yes' })).not.toEqual([]);
+});
