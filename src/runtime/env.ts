@@ -9,9 +9,12 @@ export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Store options from DATABASE_URL (PostgreSQL) or, when absent, PGlite under DATA_DIR/db. */
-export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): { url?: string; dataDir?: string } {
+export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): { url?: string; dataDir?: string; poolSize?: number } {
   const url = env.DATABASE_URL?.trim();
-  if (url) return { url };
+  if (url) {
+    const pool = Number(env.DATABASE_POOL_SIZE);
+    return Number.isInteger(pool) && pool > 0 ? { url, poolSize: pool } : { url };
+  }
   return { dataDir: path.join(dataDir(env), 'db') };
 }
 
