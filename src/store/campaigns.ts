@@ -165,7 +165,7 @@ export async function requestCallback(q: Queryable, callId: number, at?: Date | 
 
 /**
  * Add a number to the do-not-call list at once (global when campaignId is null) and close every
- * pending or in-call contact with that number in scope (the call's outcome then leaves it closed).
+ * contact with that number in scope as `dnc` (a later call outcome leaves it closed).
  * Returns the number of contacts closed.
  */
 export async function addToDnc(db: Db, phone: string, o: { campaignId?: number | null; reason?: string; source?: string } = {}): Promise<number> {
@@ -178,8 +178,10 @@ export async function addToDnc(db: Db, phone: string, o: { campaignId?: number |
       [p, cid, o.reason ?? null, o.source ?? null],
     );
     const r = await q.query(
+      // every contact with the number is closed as dnc, also one whose call completed an instant before
+      // (the call's outcome and the caller's request race; the request wins)
       `update contacts set status = 'dnc', last_outcome = coalesce(last_outcome, 'dnc'), updated_at = now()
-        where phone = $1 and ($2::int is null or campaign_id = $2) and status in ('pending', 'in_call')`,
+        where phone = $1 and ($2::int is null or campaign_id = $2) and status <> 'dnc'`,
       [p, cid],
     );
     return r.rowCount;

@@ -1,7 +1,7 @@
 /** schedule_callback: a completed call whose callee asked for a callback reschedules the contact instead of closing it. */
 import type { Db } from '../../src/store/db';
 import { claimContacts } from '../../src/store/claim';
-import { recordOutcome, requestCallback } from '../../src/store/campaigns';
+import { addToDnc, recordOutcome, requestCallback } from '../../src/store/campaigns';
 import { dbTargets } from '../helpers/db';
 import { makeCampaign, makeContacts } from './fixtures';
 
@@ -55,5 +55,15 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('callbacks on %s',
     const c = await db.query<{ status: string; attempts: number; next_attempt_at: Date }>('select status, attempts, next_attempt_at from contacts where id = $1', [claimed[0].contactId]);
     expect(c.rows[0]).toMatchObject({ status: 'pending', attempts: 0 });
     expect(new Date(c.rows[0].next_attempt_at).toISOString()).toBe(at.toISOString());
+  });
+
+  test('a do-not-call request that arrives after the completed outcome still closes the contact as dnc', async () => {
+    const campaignId = await makeCampaign(db);
+    await makeContacts(db, campaignId, 1, { start: 300 });
+    const { claimed } = await claimContacts(db, { campaignId, limit: 1, worker: 'w' });
+    await recordOutcome(db, { callId: claimed[0].callId, outcome: 'completed' });
+    expect(await addToDnc(db, claimed[0].phone, { campaignId: null })).toBe(1);
+    const c = await db.query<{ status: string }>('select status from contacts where id = $1', [claimed[0].contactId]);
+    expect(c.rows[0].status).toBe('dnc');
   });
 });
