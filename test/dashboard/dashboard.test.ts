@@ -148,8 +148,13 @@ run('dashboard in headless Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'paused' || document.querySelector('#cd-status')?.textContent === 'running');
     await page.waitForFunction(() => Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('pause ✓')));
     expect(controlCalls).toContain(`pause ${campaignId}`);
-    expect(await page.textContent('#cd-status')).toBe('paused');
-    expect(await page.textContent(`#campaign-list li[data-campaign-id="${campaignId}"] .badge`)).toBe('paused');
+    // the details and the list are refreshed from the API after the control's answer: wait for them
+    await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'paused', null, { timeout: 15000 });
+    await page.waitForFunction(
+      (id) => document.querySelector(`#campaign-list li[data-campaign-id="${id}"] .badge`)?.textContent === 'paused',
+      campaignId,
+      { timeout: 15000 },
+    );
     await screenshot(page, 'dashboard-campaign');
     await page.emulateMedia({ colorScheme: 'dark' });
     await screenshot(page, 'dashboard-campaign-dark');
