@@ -239,6 +239,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       logging: { console: { level: opts.logLevel ?? env.LOG_LEVEL ?? 'info', metrics: false, audit: false } },
       editorTheme: { projects: { enabled: false }, tours: false, header: { title: 'AI dialer' } },
       externalModules: { autoInstall: false, palette: { allowInstall: false } },
+      // no update-check prompt and nothing sent anywhere: the runtime must work offline
+      telemetry: { enabled: false },
     };
     RED.init(server, settings as never);
     app.use(settings.httpAdminRoot, RED.httpAdmin);
