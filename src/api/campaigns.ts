@@ -4,7 +4,9 @@
  */
 import type { Queryable } from '../store/db';
 import { isCountryCode, isValidTimeZone } from '../campaign/phone';
-import { campaignProgress, type CampaignProgress } from '../store/campaigns';
+import { campaignProgress, getCampaign, normaliseCampaignRow, type CampaignProgress, type CampaignRow } from '../store/campaigns';
+
+export { getCampaign, type CampaignRow };
 
 /** A 4xx answer: HTTP status + one clear message (+ optional details such as per-item errors). */
 export class ApiError extends Error {
@@ -19,24 +21,6 @@ export const CALLER_ID_STRATEGIES = ['round_robin', 'least_recently_used', 'loca
 const MAX_SETTINGS_BYTES = 64 * 1024;
 const MAX_RETRY_SECONDS = 30 * 24 * 3600;
 
-export interface CampaignRow {
-  id: number;
-  name: string;
-  status: 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
-  default_country: string;
-  timezone: string;
-  window_start: string;
-  window_end: string;
-  max_concurrent: number;
-  calls_per_second: number;
-  max_attempts: number;
-  retry_policy: Record<string, number>;
-  caller_id_strategy: string;
-  amd_enabled: boolean;
-  settings: Record<string, unknown>;
-  created_at: Date;
-  updated_at: Date;
-}
 
 /** Column values ready for SQL. */
 export type CampaignValues = Partial<Omit<CampaignRow, 'id' | 'status' | 'created_at' | 'updated_at'>>;
@@ -116,7 +100,7 @@ export function validateCampaignInput(body: unknown, opts: { partial: boolean; c
     if (typeof input.caller_id_strategy !== 'string' || !(CALLER_ID_STRATEGIES as readonly string[]).includes(input.caller_id_strategy)) {
       throw bad(`caller_id_strategy must be one of ${CALLER_ID_STRATEGIES.join(', ')}`);
     }
-    out.caller_id_strategy = input.caller_id_strategy;
+    out.caller_id_strategy = input.caller_id_strategy as CampaignRow['caller_id_strategy'];
   }
   if (input.default_country !== undefined) {
     if (!isCountryCode(input.default_country)) throw bad('default_country must be a two-letter ISO country code such as "US"');
@@ -152,7 +136,7 @@ export async function createCampaign(q: Queryable, v: CampaignValues): Promise<C
     `insert into campaigns (${cols.join(', ')}) values (${cols.map((c, i) => `$${i + 1}${JSON_COLS.has(c) ? '::jsonb' : ''}`).join(', ')}) returning *`,
     vals,
   );
-  return normaliseRow(r.rows[0]);
+  return normaliseCampaignRow(r.rows[0]);
 }
 
 export async function updateCampaign(q: Queryable, id: number, v: CampaignValues): Promise<CampaignRow | undefined> {
@@ -163,17 +147,7 @@ export async function updateCampaign(q: Queryable, id: number, v: CampaignValues
     `update campaigns set ${cols.map((c, i) => `${c} = $${i + 2}${JSON_COLS.has(c) ? '::jsonb' : ''}`).join(', ')}, updated_at = now() where id = $1 returning *`,
     [id, ...vals],
   );
-  return r.rows[0] ? normaliseRow(r.rows[0]) : undefined;
-}
-
-export async function getCampaign(q: Queryable, id: number): Promise<CampaignRow | undefined> {
-  const r = await q.query<CampaignRow>('select * from campaigns where id = $1', [id]);
-  return r.rows[0] ? normaliseRow(r.rows[0]) : undefined;
-}
-
-/** `time` columns come back as 'HH:MM:SS' on both drivers; keep them as text. */
-function normaliseRow(r: CampaignRow): CampaignRow {
-  return { ...r, window_start: String(r.window_start), window_end: String(r.window_end), calls_per_second: Number(r.calls_per_second) };
+  return r.rows[0] ? normaliseCampaignRow(r.rows[0]) : undefined;
 }
 
 export async function listCampaigns(q: Queryable, limit = 200): Promise<Array<CampaignRow & { contacts_total: number; caller_ids: number }>> {
@@ -184,7 +158,7 @@ export async function listCampaigns(q: Queryable, limit = 200): Promise<Array<Ca
      from campaigns c order by c.id desc limit $1`,
     [limit],
   );
-  return r.rows.map((x) => ({ ...normaliseRow(x), contacts_total: Number(x.contacts_total), caller_ids: Number(x.caller_ids) }));
+  return r.rows.map((x) => ({ ...normaliseCampaignRow(x), contacts_total: Number(x.contacts_total), caller_ids: Number(x.caller_ids) }));
 }
 
 export interface CampaignStatus {

@@ -25,6 +25,8 @@ export interface CampaignRow {
   caller_id_strategy: CallerIdStrategy;
   amd_enabled: boolean;
   settings: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
 }
 
 /** Outcomes a call can end with (msg.call.outcome), and 'answered' which is not final. */
@@ -43,12 +45,13 @@ export function parseCampaignId(id: unknown): number {
 }
 
 export async function getCampaign(q: Queryable, id: number): Promise<CampaignRow | undefined> {
-  const r = await q.query<CampaignRow>(
-    `select id, name, status, default_country, timezone, window_start::text, window_end::text, max_concurrent, calls_per_second,
-            max_attempts, retry_policy, caller_id_strategy, amd_enabled, settings from campaigns where id = $1`,
-    [id],
-  );
-  return r.rows[0];
+  const r = await q.query<CampaignRow>('select * from campaigns where id = $1', [id]);
+  return r.rows[0] ? normaliseCampaignRow(r.rows[0]) : undefined;
+}
+
+/** `time` columns as 'HH:MM:SS' text and the rate as a number, the same on both drivers. */
+export function normaliseCampaignRow<T extends CampaignRow>(r: T): T {
+  return { ...r, window_start: String(r.window_start), window_end: String(r.window_end), calls_per_second: Number(r.calls_per_second) };
 }
 
 /** Check that a campaign can start; throws a DialerError with one clear sentence when not. */
