@@ -185,7 +185,7 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
   const { acquireDb, releaseDb } = await import('../../src/store/db');
   const { storeOptionsFromEnv } = await import('../../src/runtime/env');
   const { activeSessionCount } = await import('../../src/agi/registry');
-  const rt = await startRuntime({ env, log: () => undefined, logLevel: 'warn' });
+  const rt = await startRuntime({ env, logLevel: 'warn' });
   // BENCH_CALLS_HOPS=1: where a message's time goes inside the flow (Node-RED message hooks).
   const hops = new Map<string, number[]>();
   if (process.env.BENCH_CALLS_HOPS) {

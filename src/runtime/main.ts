@@ -22,8 +22,6 @@ export class StartupError extends Error {
 
 export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
-  /** Where lines for the user go (default console.log). */
-  log?: (line: string) => void;
   /** Node-RED's own log level (default: info; tests use warn). */
   logLevel?: string;
 }
@@ -117,7 +115,6 @@ function prepareFlowFile(env: NodeJS.ProcessEnv, dir: string): { file: string; s
 
 export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
   const env = opts.env ?? process.env;
-  const log = opts.log ?? ((line: string) => console.log(line));
 
   // Validate settings before touching anything.
   const port = startupCheck(() => portFrom(env, 'PORT', 1880));
@@ -278,7 +275,6 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       flowFile: flow.file + (flow.seeded ? ' (copied from flows/ai-dialer.json)' : ''),
       dataDir: dir,
     };
-    void log; // the banner is printed by main(); tests read `info`
     return {
       info,
       stop: async () => {
