@@ -1,5 +1,6 @@
 /** Test fixtures for the campaign queue: campaigns, caller-ID numbers, contacts, DNC rows. */
 import type { Queryable } from '../../src/store/db';
+import { waitFor as pollUntil } from '../helpers/wait';
 
 export interface CampaignInput {
   name?: string;
@@ -59,13 +60,7 @@ export async function addDnc(q: Queryable, phone: string, campaignId: number | n
   await q.query(`insert into dnc (phone, campaign_id) values ($1, $2) on conflict do nothing`, [phone, campaignId]);
 }
 
-/** Poll `cond` until it is truthy or the deadline passes (no sleeping on a hunch). */
-export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 15000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Poll `cond` until it is truthy or the deadline passes (test/helpers/wait.ts, with this suite's defaults). */
+export function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 15000, what = 'condition'): Promise<T> {
+  return pollUntil(async () => (await cond()) || undefined, timeoutMs, what, 10) as Promise<T>;
 }

@@ -2,16 +2,13 @@
 import * as net from 'net';
 import * as mqtt from 'mqtt';
 import { randomBytes } from 'crypto';
+import { waitFor as pollUntil } from '../helpers/wait';
 
 export const runId = `t${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 
 /** Poll `cond` until true; throws with `what` after `ms`. */
 export async function waitFor(cond: () => boolean, what: string, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil(() => cond() || undefined, ms, what, 10);
 }
 
 /** Connect a client; resolves on CONNACK success, rejects with the broker's refusal. */

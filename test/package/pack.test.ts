@@ -8,24 +8,11 @@ import os from 'os';
 import path from 'path';
 import { freePort } from '../../src/runtime/ports';
 import { startSimulator } from '../../src/sim/index';
+import { waitFor } from '../helpers/wait';
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 describe('packed tarball in a stock Node-RED', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-pack-'));
