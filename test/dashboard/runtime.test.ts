@@ -11,7 +11,7 @@
  * Screenshots go to test-artifacts/runtime-*.png. With DOCS_SCREENSHOT=1 the live-monitor screenshot is
  * also written to docs/images/dashboard.png (the README's picture).
  */
-import { spawn, type ChildProcess } from 'child_process';
+import type { ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -20,6 +20,7 @@ import { chromiumAvailable, launchChromium, screenshot } from './harness';
 import { freePort } from '../../src/runtime/ports';
 import { DEMO_CAMPAIGN_NAME } from '../../src/runtime/demo';
 import { waitFor } from '../helpers/wait';
+import { spawnStart, waitForBanner } from '../helpers/start';
 
 const root = path.resolve(__dirname, '..', '..');
 const run = chromiumAvailable() ? describe : describe.skip;
@@ -33,17 +34,11 @@ interface Runtime {
 
 async function startRuntime(dataDir: string): Promise<Runtime> {
   const PORT = String(await freePort());
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT, MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
   // the user's defaults: embedded database, broker and simulator; no API token, no broker accounts
-  for (const k of ['DATABASE_URL', 'MQTT_URL', 'MQTT_WS_URL', 'MQTT_READER_USER', 'ARI_URL', 'API_TOKEN', 'FLOW_FILE', 'NODE_OPTIONS']) delete env[k];
-  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const rt = { child, out: () => out, exited, base: `http://127.0.0.1:${PORT}` };
+  const started = spawnStart({ PORT, MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()), DATA_DIR: dataDir });
+  const rt = { ...started, base: `http://127.0.0.1:${PORT}` };
   // a build (when the sources changed) runs first: allow for it on a loaded machine
-  await waitFor(() => out.includes('Press Ctrl-C to stop.') || (child.exitCode !== null && Promise.reject(new Error(`npm start exited: ${out}`))), 150000, 'the runtime banner', 100);
+  await waitForBanner(started, 150000);
   return rt;
 }
 

@@ -2,18 +2,10 @@
  * The dialer as a user runs it (`node scripts/start.js`), as a child process with its own DATA_DIR and
  * free ports, plus the small HTTP client the end-to-end tests talk to it with.
  */
-import { spawn, type ChildProcess } from 'child_process';
-import path from 'path';
-import { waitFor } from '../helpers/wait';
+import type { ChildProcess } from 'child_process';
+import { spawnStart, waitForBanner, StartFailed } from '../helpers/start';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-
-/** Settings that would change what the runtime does if inherited from the test's environment. */
-const INHERITED = [
-  'DATABASE_URL', 'MQTT_URL', 'ARI_URL', 'ARI_USERNAME', 'ARI_PASSWORD', 'ARI_APP', 'NODE_OPTIONS', 'API_TOKEN', 'AGI_SECRET',
-  'LLM_ENGINE', 'LLM_BASE_URL', 'LLM_MODEL', 'LLM_API_KEY', 'STT_ENGINE', 'TTS_ENGINE', 'TTS_VOICE', 'DIAL_ENDPOINT',
-  'SIM_SPEED', 'SIM_PERSONAS', 'SIM_PORT', 'FLOW_FILE', 'MQTT_WRITER_USER', 'MQTT_READER_USER', 'MQTT_TCP_DISABLED', 'GLOBAL_CPS',
-];
+export { StartFailed };
 
 export interface Dialer {
   child: ChildProcess;
@@ -25,30 +17,11 @@ export interface Dialer {
   post<T = any>(p: string, body: unknown, type?: string): Promise<{ status: number; body: T }>;
 }
 
-export class StartFailed extends Error {
-  constructor(readonly code: number | null, readonly output: string) {
-    super(`the runtime exited with code ${code}: ${output.trim()}`);
-  }
-}
-
 export async function startDialer(env: Record<string, string>, startMs = 120000): Promise<Dialer> {
-  const clean: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of INHERITED) delete clean[k];
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
-    cwd: ROOT,
-    env: { ...clean, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const started = spawnStart(env);
+  const { child, out, exited } = started;
   const base = `http://127.0.0.1:${env.PORT}`;
-  // Up when the banner is printed; a start-up failure is the exit code and what it printed.
-  let exitCode: number | null | undefined;
-  void exited.then((code) => (exitCode = code));
-  await waitFor(() => out.includes('Press Ctrl-C to stop.') || exitCode !== undefined, startMs, 'the runtime banner', 100);
-  if (exitCode !== undefined) throw new StartFailed(exitCode, out);
+  await waitForBanner(started, startMs);
   const get = async (p: string) => {
     const res = await fetch(base + p, { headers: { Accept: 'application/json' } });
     const text = await res.text();
@@ -64,7 +37,7 @@ export async function startDialer(env: Record<string, string>, startMs = 120000)
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  return { child, base, out: () => out, exited, get, post };
+  return { child, base, out, exited, get, post };
 }
 
 /** SIGTERM, then the exit code (null if it did not exit within `ms`; then it is killed). */

@@ -3,37 +3,18 @@
  * serves the editor with the package's nodes, and stops cleanly on SIGTERM; start-up problems are one
  * clear line and a non-zero exit.
  */
-import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
 import { freePort } from '../../src/runtime/ports';
 import { waitFor } from '../helpers/wait';
+import { spawnStart } from '../helpers/start';
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-interface Started {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(env: Record<string, string>): Started {
-  const clean = { ...process.env };
-  for (const k of ['DATABASE_URL', 'MQTT_URL', 'ARI_URL', 'NODE_OPTIONS']) delete clean[k];
-  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-    cwd: root,
-    env: { ...clean, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, out: () => out, exited };
-}
+const start = spawnStart;
 
 async function ports() {
   return { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };

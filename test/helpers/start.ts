@@ -1,0 +1,52 @@
+/**
+ * `node scripts/start.js` as a child process, the way a user starts the dialer: settings that would
+ * change what it does are not inherited from the test's environment, only `env` is given.
+ */
+import { spawn, type ChildProcess } from 'child_process';
+import path from 'path';
+import { waitFor } from './wait';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** Settings that would change what the runtime does if inherited from the test's environment. */
+const INHERITED = [
+  'DATABASE_URL', 'MQTT_URL', 'MQTT_WS_URL', 'ARI_URL', 'ARI_USERNAME', 'ARI_PASSWORD', 'ARI_APP', 'NODE_OPTIONS', 'API_TOKEN', 'AGI_SECRET',
+  'LLM_ENGINE', 'LLM_BASE_URL', 'LLM_MODEL', 'LLM_API_KEY', 'STT_ENGINE', 'TTS_ENGINE', 'TTS_VOICE', 'DIAL_ENDPOINT',
+  'SIM_SPEED', 'SIM_PERSONAS', 'SIM_PORT', 'FLOW_FILE', 'MQTT_WRITER_USER', 'MQTT_READER_USER', 'MQTT_TCP_DISABLED', 'GLOBAL_CPS',
+];
+
+export interface Started {
+  child: ChildProcess;
+  /** Everything the process printed so far (stdout and stderr). */
+  out(): string;
+  exited: Promise<number | null>;
+}
+
+export function spawnStart(env: Record<string, string>): Started {
+  const clean: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of INHERITED) delete clean[k];
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
+    cwd: ROOT,
+    env: { ...clean, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, out: () => out, exited };
+}
+
+/** Resolve once the banner is printed; reject with what it printed if it exits first. */
+export async function waitForBanner(s: Started, ms: number): Promise<void> {
+  let exitCode: number | null | undefined;
+  void s.exited.then((code) => (exitCode = code));
+  await waitFor(() => s.out().includes('Press Ctrl-C to stop.') || exitCode !== undefined, ms, 'the runtime banner', 100);
+  if (exitCode !== undefined) throw new StartFailed(exitCode, s.out());
+}
+
+export class StartFailed extends Error {
+  constructor(readonly code: number | null, readonly output: string) {
+    super(`the runtime exited with code ${code}: ${output.trim()}`);
+  }
+}
