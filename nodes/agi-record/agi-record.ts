@@ -2,6 +2,7 @@ import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { getSession } from '../../src/agi/registry';
 import { recordTurn, recordingsDir } from '../../src/agi/recording';
 import { StageError, errorMessage } from '../../src/util/errors';
+import { memoTranslate } from '../../src/util/i18n';
 
 interface AgiRecordDef extends NodeDef {
   silence: string;
@@ -24,6 +25,7 @@ function numberOr(v: unknown, fallback: number): number {
 }
 
 export = function (RED: NodeAPI): void {
+  const _ = memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
   function AgiRecord(this: Node, config: AgiRecordDef) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -34,7 +36,7 @@ export = function (RED: NodeAPI): void {
       const sessionId = msg.call?.sessionId;
       const session = sessionId ? getSession(sessionId) : undefined;
       if (!session) {
-        node.status({ fill: 'red', shape: 'ring', text: RED._('agi-record.status.noSession') });
+        node.status({ fill: 'red', shape: 'ring', text: _('agi-record.status.noSession') });
         done(new StageError('record', 'not_found', sessionId ? `AGI session ${sessionId} has ended` : 'msg.call.sessionId is missing (wire this node after fastagi-in)'));
         return;
       }
@@ -45,7 +47,7 @@ export = function (RED: NodeAPI): void {
       const beep = typeof o.beep === 'boolean' ? o.beep : !!config.beep;
       const seq = (typeof msg.turn?.seq === 'number' && Number.isInteger(msg.turn.seq) ? msg.turn.seq : 0) + 1;
       active++;
-      node.status({ fill: 'blue', shape: 'dot', text: RED._('agi-record.status.recording', { active }) });
+      node.status({ fill: 'blue', shape: 'dot', text: _('agi-record.status.recording', { active }) });
       recordTurn(session, {
         dir,
         callId: msg.call?.id ?? session.callId ?? session.id.slice(0, 8),
@@ -61,8 +63,8 @@ export = function (RED: NodeAPI): void {
           msg.turn = { seq, timing: { recordMs: r.elapsedMs } };
           node.status(
             r.recording.hungUp
-              ? { fill: 'yellow', shape: 'ring', text: RED._('agi-record.status.hungUp') }
-              : { fill: 'green', shape: 'dot', text: RED._('agi-record.status.done', { seconds: (r.recording.durationMs / 1000).toFixed(1), digit: r.recording.digit ?? '' }) },
+              ? { fill: 'yellow', shape: 'ring', text: _('agi-record.status.hungUp') }
+              : { fill: 'green', shape: 'dot', text: _('agi-record.status.done', { seconds: (r.recording.durationMs / 1000).toFixed(1), digit: r.recording.digit ?? '' }) },
           );
           send(msg);
           done();

@@ -5,6 +5,7 @@ import { createLlmEngine, dropConversation, runTurn, type ActionMode, type LlmEn
 import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
 import { loadCallContext } from '../../src/llm/context';
 import type { Db } from '../../src/store/db';
+import { memoTranslate } from '../../src/util/i18n';
 
 interface LlmTurnDef extends NodeDef {
   engine: string;
@@ -58,6 +59,7 @@ function withCampaignSettings(settings: TurnSettings, msg: Msg): TurnSettings {
 }
 
 export = function (RED: NodeAPI): void {
+  const _ = memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
   function LlmTurn(this: Node<Creds>, config: LlmTurnDef) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -103,7 +105,7 @@ export = function (RED: NodeAPI): void {
       node.status({ fill: 'grey', shape: 'ring', text: engine.label });
     } catch (err) {
       configError = asStageError(err, 'llm');
-      node.status({ fill: 'red', shape: 'ring', text: RED._('llm-turn.status.config') });
+      node.status({ fill: 'red', shape: 'ring', text: _('llm-turn.status.config') });
       node.error(configError.message);
     }
     const aborts = new Set<AbortController>();
@@ -130,7 +132,7 @@ export = function (RED: NodeAPI): void {
         if (needContact && c.contact) msg.call.contact = c.contact;
         if (needCampaign && c.campaign) msg.campaign = c.campaign;
       } catch (err) {
-        node.warn(RED._('llm-turn.warn.context', { error: errorMessage(err) }));
+        node.warn(_('llm-turn.warn.context', { error: errorMessage(err) }));
       }
     };
 
@@ -159,7 +161,7 @@ export = function (RED: NodeAPI): void {
       const userText = typeof msg.transcript?.text === 'string' ? msg.transcript.text : (payloadText ?? '');
       const ac = new AbortController();
       aborts.add(ac);
-      node.status({ fill: 'blue', shape: 'dot', text: RED._('llm-turn.status.thinking') });
+      node.status({ fill: 'blue', shape: 'dot', text: _('llm-turn.status.thinking') });
       withContext(msg, callKey)
         .then(() => runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, withCampaignSettings(settings, msg)))
         .then((r) => {

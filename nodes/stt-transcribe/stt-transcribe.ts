@@ -2,6 +2,7 @@ import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { StageError } from '../../src/util/errors';
 import { createSttEngine, transcribe, type SttEngine } from '../../src/speech/stt';
 import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
+import { memoTranslate } from '../../src/util/i18n';
 
 interface SttDef extends NodeDef {
   engine: string;
@@ -23,6 +24,7 @@ type Msg = NodeMessageInFlow & {
 };
 
 export = function (RED: NodeAPI): void {
+  const _ = memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
   function SttTranscribe(this: Node<Creds>, config: SttDef) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -42,10 +44,10 @@ export = function (RED: NodeAPI): void {
           responseFormat: (config.responseFormat as 'json' | 'verbose_json') || undefined,
         },
       });
-      node.status({ fill: 'grey', shape: 'ring', text: engine.name === 'sim' ? RED._('stt-transcribe.status.sim') : engine.name });
+      node.status({ fill: 'grey', shape: 'ring', text: engine.name === 'sim' ? _('stt-transcribe.status.sim') : engine.name });
     } catch (err) {
       configError = asStageError(err, 'stt');
-      node.status({ fill: 'red', shape: 'ring', text: RED._('stt-transcribe.status.config') });
+      node.status({ fill: 'red', shape: 'ring', text: _('stt-transcribe.status.config') });
       node.error(configError.message);
     }
     const aborts = new Set<AbortController>();
@@ -67,7 +69,7 @@ export = function (RED: NodeAPI): void {
       if (input === undefined) return fail(new StageError('stt', 'invalid_input', 'no recording: set msg.recording.path (agi-record does) or msg.payload to WAV bytes', { engine: eng.name }));
       const ac = new AbortController();
       aborts.add(ac);
-      node.status({ fill: 'blue', shape: 'dot', text: RED._('stt-transcribe.status.listening') });
+      node.status({ fill: 'blue', shape: 'dot', text: _('stt-transcribe.status.listening') });
       transcribe(eng, input, { timeoutMs, signal: ac.signal })
         .then((t) => {
           const rounded = { ...t, elapsedMs: Math.round(t.elapsedMs) };
@@ -81,8 +83,8 @@ export = function (RED: NodeAPI): void {
           else delete turn.simulated;
           turn.timing = { ...(turn.timing ?? {}), sttMs: rounded.elapsedMs };
           turn.engines = { ...(turn.engines ?? {}), stt: t.simulated ? 'sim (simulated)' : t.engine };
-          const shown = t.text ? `"${t.text.slice(0, 40)}"` : RED._('stt-transcribe.status.silence');
-          node.status({ fill: 'green', shape: 'dot', text: t.simulated ? `${RED._('stt-transcribe.status.simulated')} ${shown}` : shown });
+          const shown = t.text ? `"${t.text.slice(0, 40)}"` : _('stt-transcribe.status.silence');
+          node.status({ fill: 'green', shape: 'dot', text: t.simulated ? `${_('stt-transcribe.status.simulated')} ${shown}` : shown });
           send([msg, null]);
           done();
         })

@@ -7,6 +7,7 @@ import { StageError, errorMessage } from '../../src/util/errors';
 import { renderTemplate, templateContext } from '../../src/util/template';
 import { TtsService, createTtsEngine, sharedCache, type TtsResult } from '../../src/speech/tts';
 import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
+import { memoTranslate } from '../../src/util/i18n';
 
 interface TtsSpeakDef extends NodeDef {
   engine: string;
@@ -47,6 +48,7 @@ const num = (v: unknown): number | undefined => {
 };
 
 export = function (RED: NodeAPI): void {
+  const _ = memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
   function TtsSpeak(this: Node<Creds>, config: TtsSpeakDef) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -66,7 +68,7 @@ export = function (RED: NodeAPI): void {
       node.status({ fill: 'grey', shape: 'ring', text: `${engine.name}${engine.voice ? ` (${engine.voice})` : ''}` });
     } catch (err) {
       configError = asStageError(err, 'tts');
-      node.status({ fill: 'red', shape: 'ring', text: RED._('tts-speak.status.config') });
+      node.status({ fill: 'red', shape: 'ring', text: _('tts-speak.status.config') });
       node.error(configError.message);
     }
     const store = config.store ? (RED.nodes.getNode(config.store) as unknown as { getDb(): Promise<Db> } | null) : null;
@@ -91,7 +93,7 @@ export = function (RED: NodeAPI): void {
       const ac = new AbortController();
       aborts.add(ac);
       active++;
-      node.status({ fill: 'blue', shape: 'dot', text: RED._('tts-speak.status.speaking', { active }) });
+      node.status({ fill: 'blue', shape: 'dot', text: _('tts-speak.status.speaking', { active }) });
       let tts: TtsResult | undefined;
       (async () => {
         tts = await svc.speak(text, { signal: ac.signal });
@@ -139,13 +141,13 @@ export = function (RED: NodeAPI): void {
                 engines: turn.engines,
               });
             } catch (err) {
-              node.warn(RED._('tts-speak.warn.store', { error: errorMessage(err) }));
+              node.warn(_('tts-speak.warn.store', { error: errorMessage(err) }));
             }
           }
         }
       })()
         .then(() => {
-          node.status({ fill: 'green', shape: 'dot', text: `${tts?.cached ? RED._('tts-speak.status.cached') : RED._('tts-speak.status.synthesized')} ${((tts?.durationMs ?? 0) / 1000).toFixed(1)} s` });
+          node.status({ fill: 'green', shape: 'dot', text: `${tts?.cached ? _('tts-speak.status.cached') : _('tts-speak.status.synthesized')} ${((tts?.durationMs ?? 0) / 1000).toFixed(1)} s` });
           send([msg, null]);
           done();
         })
