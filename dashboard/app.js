@@ -10,8 +10,12 @@
   'use strict';
 
   // ------------------------------------------------------------------ helpers
-  var $ = function (sel, el) { return (el || document).querySelector(sel); };
-  var $$ = function (sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); };
+  var $ = function (sel, el) {
+    return (el || document).querySelector(sel);
+  };
+  var $$ = function (sel, el) {
+    return Array.prototype.slice.call((el || document).querySelectorAll(sel));
+  };
 
   /** h('div', {class: 'x', onclick: fn}, child, 'text', ...) -> element (text children are text nodes). */
   function h(tag, attrs) {
@@ -24,7 +28,10 @@
         else if (k === 'text') el.textContent = v;
         else if (k.slice(0, 2) === 'on') el.addEventListener(k.slice(2), v);
         else if (k === 'style') el.setAttribute('style', v);
-        else if (k === 'dataset') Object.keys(v).forEach(function (d) { el.dataset[d] = v[d]; });
+        else if (k === 'dataset')
+          Object.keys(v).forEach(function (d) {
+            el.dataset[d] = v[d];
+          });
         else el.setAttribute(k, v === true ? '' : String(v));
       });
     }
@@ -33,10 +40,18 @@
   }
   function append(el, c) {
     if (c === undefined || c === null || c === false) return;
-    if (Array.isArray(c)) { c.forEach(function (x) { append(el, x); }); return; }
+    if (Array.isArray(c)) {
+      c.forEach(function (x) {
+        append(el, x);
+      });
+      return;
+    }
     el.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
   }
-  function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+    return el;
+  }
 
   function fmtDuration(ms) {
     if (!(ms >= 0)) return '–';
@@ -44,33 +59,50 @@
     var hh = Math.floor(s / 3600);
     var mm = Math.floor((s % 3600) / 60);
     var ss = s % 60;
-    var two = function (n) { return (n < 10 ? '0' : '') + n; };
+    var two = function (n) {
+      return (n < 10 ? '0' : '') + n;
+    };
     return hh ? hh + ':' + two(mm) + ':' + two(ss) : mm + ':' + two(ss);
   }
   function fmtMs(ms) {
     if (typeof ms !== 'number' || !isFinite(ms)) return null;
     return ms >= 1000 ? (ms / 1000).toFixed(ms >= 10000 ? 0 : 1) + ' s' : Math.round(ms) + ' ms';
   }
-  function num(n) { return typeof n === 'number' && isFinite(n) ? n : 0; }
+  function num(n) {
+    return typeof n === 'number' && isFinite(n) ? n : 0;
+  }
 
   function toast(message, kind) {
     var t = h('div', { class: 'toast ' + (kind || ''), role: 'status' }, message);
     $('#toasts').appendChild(t);
-    setTimeout(function () { t.remove(); }, kind === 'error' ? 7000 : 3500);
+    setTimeout(
+      function () {
+        t.remove();
+      },
+      kind === 'error' ? 7000 : 3500,
+    );
   }
 
   var STATUS_LABEL = {
-    initiated: 'dialing', ringing: 'ringing', answered: 'talking', in_progress: 'talking',
-    completed: 'completed', failed: 'failed', no_answer: 'no answer', busy: 'busy', congestion: 'congestion', cancelled: 'cancelled',
+    initiated: 'dialing',
+    ringing: 'ringing',
+    answered: 'talking',
+    in_progress: 'talking',
+    completed: 'completed',
+    failed: 'failed',
+    no_answer: 'no answer',
+    busy: 'busy',
+    congestion: 'congestion',
+    cancelled: 'cancelled',
   };
 
   // ------------------------------------------------------------------ state
   var state = {
     config: null,
-    calls: new Map(),        // callId -> call (active, or ended and about to leave)
-    gone: new Map(),         // ended calls that left the table but may still be shown in the panel
-    campaigns: new Map(),    // id -> campaign row (API)
-    progress: new Map(),     // id -> progress {queued, dialing, ..., percent, state, live}
+    calls: new Map(), // callId -> call (active, or ended and about to leave)
+    gone: new Map(), // ended calls that left the table but may still be shown in the panel
+    campaigns: new Map(), // id -> campaign row (API)
+    progress: new Map(), // id -> progress {queued, dialing, ..., percent, state, live}
     selectedCall: null,
     selectedCampaign: null,
     detail: null,
@@ -96,7 +128,8 @@
     var saved = localStorage.getItem('aiDialerTheme');
     if (saved) document.documentElement.dataset.theme = saved;
     $('#theme-btn').addEventListener('click', function () {
-      var cur = document.documentElement.dataset.theme ||
+      var cur =
+        document.documentElement.dataset.theme ||
         (window.matchMedia && window.matchMedia('(prefers-color-scheme: light)').matches ? 'light' : 'dark');
       var next = cur === 'light' ? 'dark' : 'light';
       document.documentElement.dataset.theme = next;
@@ -107,14 +140,18 @@
   function showTab() {
     var name = (location.hash || '#monitor').slice(1).split('/')[0];
     if (name !== 'campaigns') name = 'monitor';
-    $$('.tab').forEach(function (t) { t.classList.toggle('active', t.dataset.tab === name); });
+    $$('.tab').forEach(function (t) {
+      t.classList.toggle('active', t.dataset.tab === name);
+    });
     $('#tab-monitor').hidden = name !== 'monitor';
     $('#tab-campaigns').hidden = name !== 'campaigns';
   }
   window.addEventListener('hashchange', showTab);
 
   // ------------------------------------------------------------------ HTTP API
-  function apiUrl(path) { return state.config.apiBase.replace(/\/+$/, '') + path; }
+  function apiUrl(path) {
+    return state.config.apiBase.replace(/\/+$/, '') + path;
+  }
 
   /** Call the API. Resolves {ok, status, data}; never throws for HTTP errors. */
   function api(method, path, body) {
@@ -123,17 +160,27 @@
     if (token && method !== 'GET') headers.Authorization = 'Bearer ' + token;
     var init = { method: method, headers: headers };
     if (body instanceof FormData) init.body = body;
-    else if (body !== undefined) { headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
-    return fetch(apiUrl(path), init).then(function (r) {
-      return r.text().then(function (text) {
-        var data;
-        try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: text || r.statusText }; }
-        if ((r.status === 401 || r.status === 403) && method !== 'GET') askToken();
-        return { ok: r.ok, status: r.status, data: data || {} };
-      });
-    }, function (err) {
-      return { ok: false, status: 0, data: { error: 'cannot reach the server: ' + err.message } };
-    });
+    else if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(apiUrl(path), init).then(
+      function (r) {
+        return r.text().then(function (text) {
+          var data;
+          try {
+            data = text ? JSON.parse(text) : null;
+          } catch (e) {
+            data = { error: text || r.statusText };
+          }
+          if ((r.status === 401 || r.status === 403) && method !== 'GET') askToken();
+          return { ok: r.ok, status: r.status, data: data || {} };
+        });
+      },
+      function (err) {
+        return { ok: false, status: 0, data: { error: 'cannot reach the server: ' + err.message } };
+      },
+    );
   }
 
   function askToken() {
@@ -144,7 +191,8 @@
   }
   $('#token-form').addEventListener('submit', function () {
     var v = $('#token-form').token.value.trim();
-    if (v) localStorage.setItem('aiDialerToken', v); else localStorage.removeItem('aiDialerToken');
+    if (v) localStorage.setItem('aiDialerToken', v);
+    else localStorage.removeItem('aiDialerToken');
     toast(v ? 'API token saved in this browser' : 'API token removed', 'ok');
   });
   $('#token-btn').addEventListener('click', askToken);
@@ -160,7 +208,13 @@
     var m = state.config.mqtt;
     if (!m.auth) return Promise.resolve({});
     var saved = sessionStorage.getItem('aiDialerMqtt');
-    if (saved) { try { return Promise.resolve(JSON.parse(saved)); } catch (e) { /* ask again */ } }
+    if (saved) {
+      try {
+        return Promise.resolve(JSON.parse(saved));
+      } catch (e) {
+        /* ask again */
+      }
+    }
     return new Promise(function (resolve) {
       var d = $('#login-dialog');
       var f = $('#login-form');
@@ -176,8 +230,11 @@
 
   function connectMqtt() {
     var m = state.config.mqtt;
-    if (typeof window.mqtt === 'undefined') { setConn('error', 'MQTT client missing'); return; }
-    var url = m.url || ((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + m.path);
+    if (typeof window.mqtt === 'undefined') {
+      setConn('error', 'MQTT client missing');
+      return;
+    }
+    var url = m.url || (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + m.path;
     mqttCreds().then(function (creds) {
       setConn('connecting', 'connecting…');
       var opts = {
@@ -187,7 +244,10 @@
         clean: true,
         resubscribe: true,
       };
-      if (creds.username) { opts.username = creds.username; opts.password = creds.password; }
+      if (creds.username) {
+        opts.username = creds.username;
+        opts.password = creds.password;
+      }
       var client = window.mqtt.connect(url, opts);
       state.client = client;
       var root = m.topicRoot;
@@ -197,9 +257,15 @@
           if (err) setConn('error', 'subscribe refused');
         });
       });
-      client.on('reconnect', function () { setConn('reconnecting', 'reconnecting…'); });
-      client.on('offline', function () { setConn('offline', 'offline – retrying'); });
-      client.on('close', function () { if ($('#conn').dataset.state === 'connected') setConn('reconnecting', 'reconnecting…'); });
+      client.on('reconnect', function () {
+        setConn('reconnecting', 'reconnecting…');
+      });
+      client.on('offline', function () {
+        setConn('offline', 'offline – retrying');
+      });
+      client.on('close', function () {
+        if ($('#conn').dataset.state === 'connected') setConn('reconnecting', 'reconnecting…');
+      });
       client.on('error', function (err) {
         var msg = String((err && err.message) || err);
         if (/not authori[sz]ed|bad user ?name or password/i.test(msg)) {
@@ -209,7 +275,9 @@
           setTimeout(connectMqtt, 500);
         }
       });
-      client.on('message', function (topic, payload) { onMessage(root, topic, payload); });
+      client.on('message', function (topic, payload) {
+        onMessage(root, topic, payload);
+      });
     });
   }
 
@@ -219,16 +287,28 @@
     if (parts.length !== 3) return;
     var text = typeof payload === 'string' ? payload : new TextDecoder().decode(payload);
     if (parts[0] === 'campaigns' && parts[2] === 'status') {
-      if (!text) { state.progress.delete(Number(parts[1])); renderProgress(); return; }
+      if (!text) {
+        state.progress.delete(Number(parts[1]));
+        renderProgress();
+        return;
+      }
       var p;
-      try { p = JSON.parse(text); } catch (e) { return; }
+      try {
+        p = JSON.parse(text);
+      } catch (e) {
+        return;
+      }
       if (!p || typeof p !== 'object') return;
       onProgress(Number(p.campaignId != null ? p.campaignId : parts[1]), p, true);
       return;
     }
     if (parts[0] === 'calls' && parts[2] === 'events') {
       var e;
-      try { e = JSON.parse(text); } catch (err) { return; }
+      try {
+        e = JSON.parse(text);
+      } catch (err) {
+        return;
+      }
       if (!e || typeof e !== 'object') return;
       onCallEvent(String(e.callId != null ? e.callId : parts[1]), e);
     }
@@ -238,7 +318,17 @@
   function ensureCall(id, e) {
     var c = state.calls.get(id);
     if (!c) {
-      c = { id: id, campaignId: null, phone: null, name: null, status: 'initiated', startedAt: Date.now(), turns: new Map(), ended: false, fresh: true };
+      c = {
+        id: id,
+        campaignId: null,
+        phone: null,
+        name: null,
+        status: 'initiated',
+        startedAt: Date.now(),
+        turns: new Map(),
+        ended: false,
+        fresh: true,
+      };
       state.calls.set(id, c);
       state.gone.delete(id);
     }
@@ -271,7 +361,16 @@
       case 'conversation_turn':
         c = ensureCall(id, e);
         if (c.status === 'initiated' || c.status === 'ringing') c.status = 'in_progress';
-        c.turns.set(Number(e.seq), { seq: Number(e.seq), userText: e.userText, botText: e.botText, confidence: e.confidence, action: e.action, simulated: e.simulated === true, timing: e.timing || {}, at: isFinite(ts) ? ts : Date.now() });
+        c.turns.set(Number(e.seq), {
+          seq: Number(e.seq),
+          userText: e.userText,
+          botText: e.botText,
+          confidence: e.confidence,
+          action: e.action,
+          simulated: e.simulated === true,
+          timing: e.timing || {},
+          at: isFinite(ts) ? ts : Date.now(),
+        });
         break;
       case 'call_ended':
         c = state.calls.get(id) || state.gone.get(id);
@@ -281,7 +380,8 @@
         c.durationMs = typeof e.durationMs === 'number' ? e.durationMs : Date.now() - c.startedAt;
         if (Array.isArray(e.transcript)) {
           e.transcript.forEach(function (t) {
-            if (!c.turns.has(Number(t.seq))) c.turns.set(Number(t.seq), { seq: Number(t.seq), userText: t.userText, botText: t.botText, timing: {} });
+            if (!c.turns.has(Number(t.seq)))
+              c.turns.set(Number(t.seq), { seq: Number(t.seq), userText: t.userText, botText: t.botText, timing: {} });
           });
         }
         setTimeout(function () {
@@ -302,23 +402,42 @@
 
   function renderCalls() {
     var body = $('#calls-body');
-    var list = Array.from(state.calls.values()).sort(function (a, b) { return b.startedAt - a.startedAt; });
-    var rows = new Map($$('tr', body).map(function (tr) { return [tr.dataset.callId, tr]; }));
+    var list = Array.from(state.calls.values()).sort(function (a, b) {
+      return b.startedAt - a.startedAt;
+    });
+    var rows = new Map(
+      $$('tr', body).map(function (tr) {
+        return [tr.dataset.callId, tr];
+      }),
+    );
     var prev = null;
     list.forEach(function (c) {
       var tr = rows.get(c.id);
       if (!tr) {
-        tr = h('tr', { dataset: { callId: c.id }, class: c.fresh ? 'new' : '', onclick: function () { selectCall(c.id); } });
-        tr.addEventListener('animationend', function () { tr.classList.remove('new'); });
+        tr = h('tr', {
+          dataset: { callId: c.id },
+          class: c.fresh ? 'new' : '',
+          onclick: function () {
+            selectCall(c.id);
+          },
+        });
+        tr.addEventListener('animationend', function () {
+          tr.classList.remove('new');
+        });
         c.fresh = false;
       }
       rows.delete(c.id);
       fillCallRow(tr, c);
-      if (prev ? prev.nextSibling !== tr : body.firstChild !== tr) body.insertBefore(tr, prev ? prev.nextSibling : body.firstChild);
+      if (prev ? prev.nextSibling !== tr : body.firstChild !== tr)
+        body.insertBefore(tr, prev ? prev.nextSibling : body.firstChild);
       prev = tr;
     });
-    rows.forEach(function (tr) { tr.remove(); });
-    var active = list.filter(function (c) { return !c.ended; }).length;
+    rows.forEach(function (tr) {
+      tr.remove();
+    });
+    var active = list.filter(function (c) {
+      return !c.ended;
+    }).length;
     $('#active-count').textContent = String(active);
     $('#calls-empty').hidden = list.length > 0;
   }
@@ -331,8 +450,21 @@
     append(tr, [
       h('td', null, '#' + c.id),
       h('td', { title: campaignName(c.campaignId) }, campaignName(c.campaignId)),
-      h('td', null, h('span', { class: 'phone' }, maskPhone(c.phone)), c.name ? h('span', { class: 'sub' }, c.name) : null),
-      h('td', null, h('span', { class: 'badge ' + c.status }, c.ended ? 'ended · ' + (STATUS_LABEL[c.status] || c.status) : STATUS_LABEL[c.status] || c.status)),
+      h(
+        'td',
+        null,
+        h('span', { class: 'phone' }, maskPhone(c.phone)),
+        c.name ? h('span', { class: 'sub' }, c.name) : null,
+      ),
+      h(
+        'td',
+        null,
+        h(
+          'span',
+          { class: 'badge ' + c.status },
+          c.ended ? 'ended · ' + (STATUS_LABEL[c.status] || c.status) : STATUS_LABEL[c.status] || c.status,
+        ),
+      ),
       h('td', { class: 'num duration' }, fmtDuration(c.ended ? c.durationMs : Date.now() - c.startedAt)),
       h('td', { class: 'num' }, String(c.turns.size)),
     ]);
@@ -349,7 +481,9 @@
 
   function selectCall(id) {
     state.selectedCall = id;
-    $$('#calls-body tr').forEach(function (tr) { tr.classList.toggle('selected', tr.dataset.callId === id); });
+    $$('#calls-body tr').forEach(function (tr) {
+      tr.classList.toggle('selected', tr.dataset.callId === id);
+    });
     var c = state.calls.get(id) || state.gone.get(id);
     renderConvo();
     // Calls that were already running when the page opened: fetch the turns so far.
@@ -358,8 +492,23 @@
         if (!r.ok || !r.data.turns) return;
         r.data.turns.forEach(function (t) {
           if (!c.turns.has(t.seq)) {
-            c.turns.set(t.seq, { seq: t.seq, userText: t.user_text, botText: t.bot_text, confidence: t.confidence, action: t.action, simulated: !!(t.engines && /simulated/.test(String(t.engines.stt || ''))),
-              timing: { recordMs: t.record_ms, sttMs: t.stt_ms, llmMs: t.llm_ms, ttsMs: t.tts_ms, playbackMs: t.playback_ms, totalMs: t.total_ms }, at: Date.parse(t.created_at) });
+            c.turns.set(t.seq, {
+              seq: t.seq,
+              userText: t.user_text,
+              botText: t.bot_text,
+              confidence: t.confidence,
+              action: t.action,
+              simulated: !!(t.engines && /simulated/.test(String(t.engines.stt || ''))),
+              timing: {
+                recordMs: t.record_ms,
+                sttMs: t.stt_ms,
+                llmMs: t.llm_ms,
+                ttsMs: t.tts_ms,
+                playbackMs: t.playback_ms,
+                totalMs: t.total_ms,
+              },
+              at: Date.parse(t.created_at),
+            });
           }
         });
         if (state.selectedCall === id) renderConvo();
@@ -369,7 +518,13 @@
   }
 
   function metaLine(c) {
-    return campaignName(c.campaignId) + ' · ' + maskPhone(c.phone) + ' · ' + fmtDuration(c.ended ? c.durationMs : Date.now() - c.startedAt);
+    return (
+      campaignName(c.campaignId) +
+      ' · ' +
+      maskPhone(c.phone) +
+      ' · ' +
+      fmtDuration(c.ended ? c.durationMs : Date.now() - c.startedAt)
+    );
   }
 
   function renderConvo() {
@@ -384,21 +539,79 @@
     }
     $('#convo-title').textContent = 'Call #' + c.id + (c.name ? ' · ' + c.name : '');
     $('#convo-meta').textContent = metaLine(c);
-    var turns = Array.from(c.turns.values()).sort(function (a, b) { return a.seq - b.seq; });
-    if (!turns.length) append(box, h('div', { class: 'empty' }, c.ended ? 'No conversation (the call was not answered).' : 'Waiting for the first turn…'));
+    var turns = Array.from(c.turns.values()).sort(function (a, b) {
+      return a.seq - b.seq;
+    });
+    if (!turns.length)
+      append(
+        box,
+        h(
+          'div',
+          { class: 'empty' },
+          c.ended ? 'No conversation (the call was not answered).' : 'Waiting for the first turn…',
+        ),
+      );
     turns.forEach(function (t) {
       var el = h('div', { class: 'turn', dataset: { seq: String(t.seq) } });
-      if (t.userText) el.appendChild(h('div', { class: 'bubble user' }, h('span', { class: 'who' }, 'Caller' + (t.simulated ? ' · simulated' : '') + (typeof t.confidence === 'number' ? ' · ' + Math.round(t.confidence * 100) + '%' : '')), t.userText));
-      if (t.botText) el.appendChild(h('div', { class: 'bubble bot' }, h('span', { class: 'who' }, t.seq === 0 ? 'Agent · greeting' : 'Agent'), t.botText));
+      if (t.userText)
+        el.appendChild(
+          h(
+            'div',
+            { class: 'bubble user' },
+            h(
+              'span',
+              { class: 'who' },
+              'Caller' +
+                (t.simulated ? ' · simulated' : '') +
+                (typeof t.confidence === 'number' ? ' · ' + Math.round(t.confidence * 100) + '%' : ''),
+            ),
+            t.userText,
+          ),
+        );
+      if (t.botText)
+        el.appendChild(
+          h(
+            'div',
+            { class: 'bubble bot' },
+            h('span', { class: 'who' }, t.seq === 0 ? 'Agent · greeting' : 'Agent'),
+            t.botText,
+          ),
+        );
       var tm = t.timing || {};
-      var chips = [['record', tm.recordMs], ['stt', tm.sttMs], ['llm', tm.llmMs], ['tts', tm.ttsMs], ['play', tm.playbackMs]]
-        .filter(function (x) { return fmtMs(x[1]); })
-        .map(function (x) { return h('span', null, x[0] + ' ' + fmtMs(x[1])); });
+      var chips = [
+        ['record', tm.recordMs],
+        ['stt', tm.sttMs],
+        ['llm', tm.llmMs],
+        ['tts', tm.ttsMs],
+        ['play', tm.playbackMs],
+      ]
+        .filter(function (x) {
+          return fmtMs(x[1]);
+        })
+        .map(function (x) {
+          return h('span', null, x[0] + ' ' + fmtMs(x[1]));
+        });
       var total = typeof tm.totalMs === 'number' ? tm.totalMs : null;
-      if (chips.length) el.appendChild(h('div', { class: 'timing' }, chips, total !== null ? h('span', { class: 'total' }, 'turn ' + fmtMs(total)) : null, t.action ? h('span', null, '→ ' + t.action) : null));
+      if (chips.length)
+        el.appendChild(
+          h(
+            'div',
+            { class: 'timing' },
+            chips,
+            total !== null ? h('span', { class: 'total' }, 'turn ' + fmtMs(total)) : null,
+            t.action ? h('span', null, '→ ' + t.action) : null,
+          ),
+        );
       box.appendChild(el);
     });
-    if (c.ended) box.appendChild(h('div', { class: 'convo-end' }, 'Call ended · ' + (STATUS_LABEL[c.status] || c.status) + ' · ' + fmtDuration(c.durationMs)));
+    if (c.ended)
+      box.appendChild(
+        h(
+          'div',
+          { class: 'convo-end' },
+          'Call ended · ' + (STATUS_LABEL[c.status] || c.status) + ' · ' + fmtDuration(c.durationMs),
+        ),
+      );
     box.scrollTop = box.scrollHeight;
   }
 
@@ -410,16 +623,40 @@
 
   // ------------------------------------------------------------------ progress
   var COUNTERS = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing', 'queued'];
-  var COUNTER_LABEL = { completed: 'completed', failed: 'failed', no_answer: 'no answer', busy: 'busy', dnc_skipped: 'do-not-call', active: 'active', dialing: 'dialing', queued: 'queued' };
-  var COLORS = { completed: 'var(--ok)', failed: 'var(--bad)', no_answer: 'var(--warn)', busy: 'var(--orange)', dnc_skipped: 'var(--violet)', active: 'var(--accent-strong)', dialing: 'var(--cyan)' };
+  var COUNTER_LABEL = {
+    completed: 'completed',
+    failed: 'failed',
+    no_answer: 'no answer',
+    busy: 'busy',
+    dnc_skipped: 'do-not-call',
+    active: 'active',
+    dialing: 'dialing',
+    queued: 'queued',
+  };
+  var COLORS = {
+    completed: 'var(--ok)',
+    failed: 'var(--bad)',
+    no_answer: 'var(--warn)',
+    busy: 'var(--orange)',
+    dnc_skipped: 'var(--violet)',
+    active: 'var(--accent-strong)',
+    dialing: 'var(--cyan)',
+  };
 
   function onProgress(id, p, live) {
     if (!isFinite(id)) return;
     var prev = state.progress.get(id);
     if (!live && prev && prev.live) return; // live data wins over the API snapshot
     var q = { live: !!live, state: p.state || null };
-    COUNTERS.forEach(function (k) { q[k] = num(p[k]); });
-    q.total = typeof p.total === 'number' ? p.total : COUNTERS.reduce(function (a, k) { return a + q[k]; }, 0);
+    COUNTERS.forEach(function (k) {
+      q[k] = num(p[k]);
+    });
+    q.total =
+      typeof p.total === 'number'
+        ? p.total
+        : COUNTERS.reduce(function (a, k) {
+            return a + q[k];
+          }, 0);
     q.percent = typeof p.percent === 'number' ? p.percent : 0;
     state.progress.set(id, q);
     if (q.state && state.campaigns.has(id)) state.campaigns.get(id).status = q.state;
@@ -432,7 +669,9 @@
   function progressFromStatus(s) {
     if (s.progress && typeof s.progress.total === 'number') {
       var p = {};
-      Object.keys(s.progress).forEach(function (k) { p[k] = s.progress[k]; });
+      Object.keys(s.progress).forEach(function (k) {
+        p[k] = s.progress[k];
+      });
       p.state = s.progress.status || s.status;
       return p;
     }
@@ -457,46 +696,119 @@
     var total = Math.max(1, p.total || 0);
     var segs = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing'].map(function (k) {
       var w = Math.min(100, (p[k] / total) * 100);
-      return w > 0 ? h('span', { class: 'seg-' + k, style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k], title: COUNTER_LABEL[k] + ': ' + p[k] }) : null;
+      return w > 0
+        ? h('span', {
+            class: 'seg-' + k,
+            style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k],
+            title: COUNTER_LABEL[k] + ': ' + p[k],
+          })
+        : null;
     });
-    return h('div', { class: 'bar', role: 'progressbar', 'aria-valuenow': String(p.percent), 'aria-valuemin': '0', 'aria-valuemax': '100' }, segs);
+    return h(
+      'div',
+      {
+        class: 'bar',
+        role: 'progressbar',
+        'aria-valuenow': String(p.percent),
+        'aria-valuemin': '0',
+        'aria-valuemax': '100',
+      },
+      segs,
+    );
   }
 
   function progressCounters(p) {
-    return h('div', { class: 'counters' }, COUNTERS.map(function (k) {
-      return h('div', { class: 'counter c-' + k, dataset: { counter: k } }, h('b', null, String(p[k])), COUNTER_LABEL[k]);
-    }));
+    return h(
+      'div',
+      { class: 'counters' },
+      COUNTERS.map(function (k) {
+        return h(
+          'div',
+          { class: 'counter c-' + k, dataset: { counter: k } },
+          h('b', null, String(p[k])),
+          COUNTER_LABEL[k],
+        );
+      }),
+    );
   }
 
   function renderProgress() {
     var box = clear($('#progress-list'));
     var ids = new Set(Array.from(state.campaigns.keys()).concat(Array.from(state.progress.keys())));
-    var list = Array.from(ids).sort(function (a, b) {
-      var ra = state.campaigns.get(a), rb = state.campaigns.get(b);
-      var run = function (c, id) { var s = (state.progress.get(id) || {}).state || (c && c.status); return s === 'running' ? 0 : s === 'paused' ? 1 : 2; };
-      return run(ra, a) - run(rb, b) || b - a;
-    }).slice(0, 12);
+    var list = Array.from(ids)
+      .sort(function (a, b) {
+        var ra = state.campaigns.get(a),
+          rb = state.campaigns.get(b);
+        var run = function (c, id) {
+          var s = (state.progress.get(id) || {}).state || (c && c.status);
+          return s === 'running' ? 0 : s === 'paused' ? 1 : 2;
+        };
+        return run(ra, a) - run(rb, b) || b - a;
+      })
+      .slice(0, 12);
     if (!list.length) {
-      append(box, h('div', { class: 'empty' }, 'No campaigns yet. Create one in ', h('a', { href: '#campaigns' }, 'Campaigns'), '.'));
+      append(
+        box,
+        h(
+          'div',
+          { class: 'empty' },
+          'No campaigns yet. Create one in ',
+          h('a', { href: '#campaigns' }, 'Campaigns'),
+          '.',
+        ),
+      );
       return;
     }
     list.forEach(function (id) {
-      var p = state.progress.get(id) || { total: 0, percent: 0, state: null, completed: 0, failed: 0, no_answer: 0, busy: 0, dnc_skipped: 0, active: 0, dialing: 0, queued: 0 };
+      var p = state.progress.get(id) || {
+        total: 0,
+        percent: 0,
+        state: null,
+        completed: 0,
+        failed: 0,
+        no_answer: 0,
+        busy: 0,
+        dnc_skipped: 0,
+        active: 0,
+        dialing: 0,
+        queued: 0,
+      };
       var c = state.campaigns.get(id);
       var st = p.state || (c && c.status) || 'unknown';
-      box.appendChild(h('div', { class: 'progress-card', dataset: { campaignId: String(id) } },
-        h('div', { class: 'pc-head' },
-          h('div', { style: 'min-width:0' }, h('div', { class: 'pc-name' }, campaignName(id)), h('span', { class: 'muted small' }, (p.total || 0) + ' contacts' + (p.live ? '' : ' · snapshot'))),
-          h('div', { style: 'display:flex;align-items:center;gap:10px' }, h('span', { class: 'badge ' + st }, st), h('span', { class: 'pct' }, (p.percent || 0) + '%'))),
-        progressBar(p),
-        progressCounters(p)));
+      box.appendChild(
+        h(
+          'div',
+          { class: 'progress-card', dataset: { campaignId: String(id) } },
+          h(
+            'div',
+            { class: 'pc-head' },
+            h(
+              'div',
+              { style: 'min-width:0' },
+              h('div', { class: 'pc-name' }, campaignName(id)),
+              h('span', { class: 'muted small' }, (p.total || 0) + ' contacts' + (p.live ? '' : ' · snapshot')),
+            ),
+            h(
+              'div',
+              { style: 'display:flex;align-items:center;gap:10px' },
+              h('span', { class: 'badge ' + st }, st),
+              h('span', { class: 'pct' }, (p.percent || 0) + '%'),
+            ),
+          ),
+          progressBar(p),
+          progressCounters(p),
+        ),
+      );
     });
   }
 
   // ------------------------------------------------------------------ campaigns
   function loadCampaigns() {
     return api('GET', '/campaigns').then(function (r) {
-      if (!r.ok) { toast('Campaigns: ' + (r.data.error || r.status), 'error'); return; }
+      if (!r.ok) {
+        toast('Campaigns: ' + (r.data.error || r.status), 'error');
+        return;
+      }
       var seen = new Set();
       r.data.campaigns.forEach(function (c) {
         seen.add(c.id);
@@ -504,7 +816,9 @@
         if (live && live.live && live.state) c.status = live.state;
         state.campaigns.set(c.id, c);
       });
-      Array.from(state.campaigns.keys()).forEach(function (id) { if (!seen.has(id)) state.campaigns.delete(id); });
+      Array.from(state.campaigns.keys()).forEach(function (id) {
+        if (!seen.has(id)) state.campaigns.delete(id);
+      });
       renderCampaignList();
       renderProgress();
       renderCalls();
@@ -512,7 +826,9 @@
       r.data.campaigns.slice(0, 12).forEach(function (c) {
         var p = state.progress.get(c.id);
         if (p && p.live) return;
-        api('GET', '/campaigns/' + c.id + '/status').then(function (s) { if (s.ok) onProgress(c.id, progressFromStatus(s.data), false); });
+        api('GET', '/campaigns/' + c.id + '/status').then(function (s) {
+          if (s.ok) onProgress(c.id, progressFromStatus(s.data), false);
+        });
       });
     });
   }
@@ -534,12 +850,30 @@
 
   function renderCampaignList() {
     var ul = clear($('#campaign-list'));
-    var list = Array.from(state.campaigns.values()).sort(function (a, b) { return b.id - a.id; });
+    var list = Array.from(state.campaigns.values()).sort(function (a, b) {
+      return b.id - a.id;
+    });
     if (!list.length) ul.appendChild(h('li', { class: 'muted' }, 'No campaigns yet.'));
     list.forEach(function (c) {
-      ul.appendChild(h('li', { class: state.selectedCampaign === c.id ? 'selected' : '', dataset: { campaignId: String(c.id) }, onclick: function () { selectCampaign(c.id); } },
-        h('div', { style: 'min-width:0' }, h('div', { class: 'cl-name' }, c.name), h('span', { class: 'muted small' }, '#' + c.id + ' · ' + (c.contacts_total || 0) + ' contacts')),
-        h('span', { class: 'badge ' + c.status }, c.status)));
+      ul.appendChild(
+        h(
+          'li',
+          {
+            class: state.selectedCampaign === c.id ? 'selected' : '',
+            dataset: { campaignId: String(c.id) },
+            onclick: function () {
+              selectCampaign(c.id);
+            },
+          },
+          h(
+            'div',
+            { style: 'min-width:0' },
+            h('div', { class: 'cl-name' }, c.name),
+            h('span', { class: 'muted small' }, '#' + c.id + ' · ' + (c.contacts_total || 0) + ' contacts'),
+          ),
+          h('span', { class: 'badge ' + c.status }, c.status),
+        ),
+      );
     });
   }
 
@@ -548,7 +882,9 @@
     clear($('#contacts-result'));
     clear($('#dnc-result'));
     $('#cid-error').hidden = true;
-    ['#contacts-form', '#dnc-form', '#cid-form'].forEach(function (sel) { $(sel).reset(); });
+    ['#contacts-form', '#dnc-form', '#cid-form'].forEach(function (sel) {
+      $(sel).reset();
+    });
   }
 
   function selectCampaign(id) {
@@ -557,10 +893,15 @@
     $('#create-form').hidden = true;
     renderCampaignList();
     return api('GET', '/campaigns/' + id).then(function (r) {
-      if (!r.ok) { toast(r.data.error || 'cannot load campaign', 'error'); return; }
+      if (!r.ok) {
+        toast(r.data.error || 'cannot load campaign', 'error');
+        return;
+      }
       state.detail = r.data;
       renderDetail();
-      api('GET', '/campaigns/' + id + '/status').then(function (s) { if (s.ok) onProgress(id, progressFromStatus(s.data), false); });
+      api('GET', '/campaigns/' + id + '/status').then(function (s) {
+        if (s.ok) onProgress(id, progressFromStatus(s.data), false);
+      });
     });
   }
 
@@ -570,30 +911,62 @@
     $('#campaign-detail').hidden = !d;
     if (!d) return;
     $('#cd-name').textContent = d.name;
-    $('#cd-sub').textContent = '#' + d.id + ' · ' + d.timezone + ' · calls ' + String(d.window_start).slice(0, 5) + '–' + String(d.window_end).slice(0, 5) +
-      ' · ' + d.max_concurrent + ' at once · ' + d.calls_per_second + '/s · ' + d.contacts_total + ' contacts';
-    var st = ((state.progress.get(d.id) || {}).state) || d.status;
+    $('#cd-sub').textContent =
+      '#' +
+      d.id +
+      ' · ' +
+      d.timezone +
+      ' · calls ' +
+      String(d.window_start).slice(0, 5) +
+      '–' +
+      String(d.window_end).slice(0, 5) +
+      ' · ' +
+      d.max_concurrent +
+      ' at once · ' +
+      d.calls_per_second +
+      '/s · ' +
+      d.contacts_total +
+      ' contacts';
+    var st = (state.progress.get(d.id) || {}).state || d.status;
     var badge = $('#cd-status');
     badge.className = 'badge ' + st;
     badge.textContent = st;
     renderDetailProgress();
     var ul = clear($('#cid-list'));
-    if (!d.phone_numbers.length) ul.appendChild(h('li', { class: 'muted' }, 'No caller-ID numbers yet: add at least one before starting.'));
+    if (!d.phone_numbers.length)
+      ul.appendChild(h('li', { class: 'muted' }, 'No caller-ID numbers yet: add at least one before starting.'));
     d.phone_numbers.forEach(function (p) {
-      ul.appendChild(h('li', { class: p.active ? '' : 'inactive' }, h('span', { class: 'phone' }, p.number), h('span', { class: 'muted' }, (p.label || '') + (p.active ? '' : ' (inactive)'))));
+      ul.appendChild(
+        h(
+          'li',
+          { class: p.active ? '' : 'inactive' },
+          h('span', { class: 'phone' }, p.number),
+          h('span', { class: 'muted' }, (p.label || '') + (p.active ? '' : ' (inactive)')),
+        ),
+      );
     });
     var dl = clear($('#cd-settings'));
     var rp = d.retry_policy || {};
     var rows = [
       ['Country', d.default_country],
       ['Attempts', 'up to ' + d.max_attempts],
-      ['Retry', ['busy', 'no_answer', 'failed'].map(function (k) { return k.replace('_', ' ') + ' ' + Math.round((rp[k] || 0) / 60) + ' min'; }).join(', ')],
+      [
+        'Retry',
+        ['busy', 'no_answer', 'failed']
+          .map(function (k) {
+            return k.replace('_', ' ') + ' ' + Math.round((rp[k] || 0) / 60) + ' min';
+          })
+          .join(', '),
+      ],
       ['Caller ID', String(d.caller_id_strategy).replace(/_/g, ' ')],
       ['AMD', d.amd_enabled ? 'on' : 'off'],
     ];
     if (d.settings && d.settings.greeting) rows.push(['Greeting', d.settings.greeting]);
     if (d.settings && d.settings.prompt) rows.push(['Prompt', d.settings.prompt]);
-    rows.forEach(function (r) { dl.appendChild(h('dt', null, r[0])); dl.appendChild(h('dd', null, r[1])); });
+    rows.forEach(function (r) {
+      dl.appendChild(h('dt', null, r[0]));
+      dl.appendChild(h('dd', null, r[1]));
+    });
   }
 
   function renderDetailProgress() {
@@ -602,11 +975,21 @@
     if (!d) return;
     var p = state.progress.get(d.id);
     if (!p) return;
-    box.appendChild(h('div', { style: 'display:flex;justify-content:space-between;align-items:baseline;margin-bottom:6px' },
-      h('span', { class: 'muted small' }, (p.total || 0) + ' contacts' + (p.live ? ' · live' : '')), h('span', { class: 'pct' }, (p.percent || 0) + '%')));
+    box.appendChild(
+      h(
+        'div',
+        { style: 'display:flex;justify-content:space-between;align-items:baseline;margin-bottom:6px' },
+        h('span', { class: 'muted small' }, (p.total || 0) + ' contacts' + (p.live ? ' · live' : '')),
+        h('span', { class: 'pct' }, (p.percent || 0) + '%'),
+      ),
+    );
     box.appendChild(progressBar(p));
     box.appendChild(progressCounters(p));
-    if (p.state) { var b = $('#cd-status'); b.className = 'badge ' + p.state; b.textContent = p.state; }
+    if (p.state) {
+      var b = $('#cd-status');
+      b.className = 'badge ' + p.state;
+      b.textContent = p.state;
+    }
   }
 
   $$('.controls button').forEach(function (b) {
@@ -621,10 +1004,14 @@
           toast(campaignName(id) + ': ' + action + ' ✓', 'ok');
           // The engine's next progress message will confirm; until then show what the API answered.
           var p = state.progress.get(id);
-          if (p && r.data.status) { p.state = r.data.status; renderProgress(); }
-        }
-        else toast(action + ' refused: ' + (r.data.error || r.status), 'error');
-        loadCampaigns().then(function () { if (state.selectedCampaign === id) selectCampaign(id); });
+          if (p && r.data.status) {
+            p.state = r.data.status;
+            renderProgress();
+          }
+        } else toast(action + ' refused: ' + (r.data.error || r.status), 'error');
+        loadCampaigns().then(function () {
+          if (state.selectedCampaign === id) selectCampaign(id);
+        });
       });
     });
   });
@@ -636,22 +1023,49 @@
       el.appendChild(h('div', { class: 'form-error' }, d.error || 'upload failed (' + r.status + ')'));
       return;
     }
-    el.appendChild(h('div', { class: 'summary' },
-      h('span', { class: 'good' }, (d.inserted || 0) + ' added'),
-      h('span', null, (d.updated || 0) + ' updated'),
-      d.duplicates ? h('span', null, d.duplicates + ' duplicates merged') : null,
-      h('span', { class: d.invalid ? 'bad' : '' }, (d.invalid || 0) + ' rejected')));
+    el.appendChild(
+      h(
+        'div',
+        { class: 'summary' },
+        h('span', { class: 'good' }, (d.inserted || 0) + ' added'),
+        h('span', null, (d.updated || 0) + ' updated'),
+        d.duplicates ? h('span', null, d.duplicates + ' duplicates merged') : null,
+        h('span', { class: d.invalid ? 'bad' : '' }, (d.invalid || 0) + ' rejected'),
+      ),
+    );
     if (d.error) el.appendChild(h('div', { class: 'form-error' }, d.error));
-    var issues = (d.errors || []).map(function (e) { return { line: e.line, reason: e.reason, kind: 'error' }; })
-      .concat((d.warnings || []).map(function (e) { return { line: e.line, reason: e.reason, kind: 'warning' }; }));
+    var issues = (d.errors || [])
+      .map(function (e) {
+        return { line: e.line, reason: e.reason, kind: 'error' };
+      })
+      .concat(
+        (d.warnings || []).map(function (e) {
+          return { line: e.line, reason: e.reason, kind: 'warning' };
+        }),
+      );
     if (issues.length) {
       var shown = issues.slice(0, 200);
-      el.appendChild(h('table', { class: 'row-errors' },
-        h('thead', null, h('tr', null, h('th', null, 'Line'), h('th', null, 'Problem'))),
-        h('tbody', null, shown.map(function (e) {
-          return h('tr', { class: e.kind }, h('td', null, String(e.line)), h('td', null, (e.kind === 'warning' ? 'note: ' : '') + e.reason));
-        }))));
-      if (issues.length > shown.length || d.errorsTruncated) el.appendChild(h('div', { class: 'muted small' }, 'More problems than shown; fix these and upload again.'));
+      el.appendChild(
+        h(
+          'table',
+          { class: 'row-errors' },
+          h('thead', null, h('tr', null, h('th', null, 'Line'), h('th', null, 'Problem'))),
+          h(
+            'tbody',
+            null,
+            shown.map(function (e) {
+              return h(
+                'tr',
+                { class: e.kind },
+                h('td', null, String(e.line)),
+                h('td', null, (e.kind === 'warning' ? 'note: ' : '') + e.reason),
+              );
+            }),
+          ),
+        ),
+      );
+      if (issues.length > shown.length || d.errorsTruncated)
+        el.appendChild(h('div', { class: 'muted small' }, 'More problems than shown; fix these and upload again.'));
     }
   }
 
@@ -670,11 +1084,17 @@
       api('POST', target, fd).then(function (r) {
         btn.disabled = false;
         renderImportResult($(resultSel), r);
-        if (r.ok) { f.reset(); loadCampaigns(); selectCampaign(state.selectedCampaign); }
+        if (r.ok) {
+          f.reset();
+          loadCampaigns();
+          selectCampaign(state.selectedCampaign);
+        }
       });
     });
   }
-  uploadForm('#contacts-form', '#contacts-result', function () { return '/campaigns/' + state.selectedCampaign + '/contacts'; });
+  uploadForm('#contacts-form', '#contacts-result', function () {
+    return '/campaigns/' + state.selectedCampaign + '/contacts';
+  });
   uploadForm('#dnc-form', '#dnc-result', function (f, fd) {
     if (!f.global.checked) fd.append('campaignId', String(state.selectedCampaign));
     return '/dnc';
@@ -731,32 +1151,51 @@
       max_attempts: Number(f.max_attempts.value),
       caller_id_strategy: f.caller_id_strategy.value,
       amd_enabled: f.amd_enabled.checked,
-      retry_policy: { busy: Math.round(Number(f.retry_busy.value) * 60), no_answer: Math.round(Number(f.retry_no_answer.value) * 60), failed: Math.round(Number(f.retry_failed.value) * 60) },
+      retry_policy: {
+        busy: Math.round(Number(f.retry_busy.value) * 60),
+        no_answer: Math.round(Number(f.retry_no_answer.value) * 60),
+        failed: Math.round(Number(f.retry_failed.value) * 60),
+      },
       settings: settings,
     };
     api('POST', '/campaigns', body).then(function (r) {
-      if (!r.ok) { err.textContent = r.data.error || 'could not create the campaign (' + r.status + ')'; err.hidden = false; return; }
+      if (!r.ok) {
+        err.textContent = r.data.error || 'could not create the campaign (' + r.status + ')';
+        err.hidden = false;
+        return;
+      }
       toast('Campaign "' + r.data.name + '" created', 'ok');
       f.reset();
       $('#create-form').hidden = true;
-      loadCampaigns().then(function () { selectCampaign(r.data.id); });
+      loadCampaigns().then(function () {
+        selectCampaign(r.data.id);
+      });
     });
   });
 
   // ------------------------------------------------------------------ start
-  fetch('config.json').then(function (r) { return r.json(); }).then(function (cfg) {
-    state.config = cfg;
-    document.title = cfg.title;
-    $('#title').textContent = cfg.title;
-    $('#token-btn').hidden = !cfg.apiTokenRequired;
-    showTab();
-    connectMqtt();
-    loadCampaigns().then(loadActiveCalls);
-    setInterval(tickDurations, 1000);
-    setInterval(function () { loadCampaigns(); }, 30000);
-  }, function (err) {
-    setConn('error', 'no config');
-    toast('Cannot load the dashboard configuration: ' + err.message, 'error');
-  });
+  fetch('config.json')
+    .then(function (r) {
+      return r.json();
+    })
+    .then(
+      function (cfg) {
+        state.config = cfg;
+        document.title = cfg.title;
+        $('#title').textContent = cfg.title;
+        $('#token-btn').hidden = !cfg.apiTokenRequired;
+        showTab();
+        connectMqtt();
+        loadCampaigns().then(loadActiveCalls);
+        setInterval(tickDurations, 1000);
+        setInterval(function () {
+          loadCampaigns();
+        }, 30000);
+      },
+      function (err) {
+        setConn('error', 'no config');
+        toast('Cannot load the dashboard configuration: ' + err.message, 'error');
+      },
+    );
   window.aiDialerDashboard = state; // for debugging from the console
 })();

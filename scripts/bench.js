@@ -11,18 +11,33 @@ const { build, needsBuild } = require('./build');
 function table(rows) {
   if (!rows.length) return '(no rows)';
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cell = (v) => (v === undefined || v === null ? '' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v));
+  const cell = (v) =>
+    v === undefined || v === null
+      ? ''
+      : typeof v === 'number'
+        ? Number.isInteger(v)
+          ? String(v)
+          : v.toFixed(2)
+        : String(v);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals) => '| ' + vals.map((v, i) => v.padEnd(widths[i])).join(' | ') + ' |';
-  return [line(cols), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+  return [
+    line(cols),
+    '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
+    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+  ].join('\n');
 }
 
 async function main() {
   if (needsBuild()) build();
   const root = path.resolve(__dirname, '..', 'dist', 'bench');
   const wanted = process.argv.slice(2);
-  const areas = fs.existsSync(root) ? fs.readdirSync(root).filter((a) => fs.existsSync(path.join(root, a, 'index.js'))) : [];
-  const run = wanted.length ? wanted : ['agi', 'ari', 'campaign', 'events', 'speech', 'api', 'calls'].filter((a) => areas.includes(a));
+  const areas = fs.existsSync(root)
+    ? fs.readdirSync(root).filter((a) => fs.existsSync(path.join(root, a, 'index.js')))
+    : [];
+  const run = wanted.length
+    ? wanted
+    : ['agi', 'ari', 'campaign', 'events', 'speech', 'api', 'calls'].filter((a) => areas.includes(a));
   let failed = false;
   for (const area of run) {
     const file = path.join(root, area, 'index.js');

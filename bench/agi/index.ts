@@ -80,7 +80,9 @@ async function ourServer(perSession: number): Promise<Running> {
 /** (c) ding-dong. */
 function dingDongServer(perSession: number): Promise<Running> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const agi = require('ding-dong') as (h: (ctx: DingDongContext) => void) => { start(port: number, host?: string): net.Server };
+  const agi = require('ding-dong') as (h: (ctx: DingDongContext) => void) => {
+    start(port: number, host?: string): net.Server;
+  };
   const handler = (ctx: DingDongContext) => {
     ctx.on('error', () => undefined);
     ctx.onEvent('variables').then(async () => {
@@ -100,7 +102,8 @@ function dingDongServer(perSession: number): Promise<Running> {
     s.on('close', () => sockets.delete(s));
   });
   return new Promise((resolve) => {
-    const ready = () => resolve({ port: (server.address() as net.AddressInfo).port, close: () => closeAll(server, sockets) });
+    const ready = () =>
+      resolve({ port: (server.address() as net.AddressInfo).port, close: () => closeAll(server, sockets) });
     if (server.listening) ready();
     else server.once('listening', ready);
   });
@@ -114,7 +117,9 @@ interface DingDongContext {
 
 function listen(server: net.Server, sockets: Set<net.Socket>): Promise<Running> {
   return new Promise((resolve) => {
-    server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => resolve({ port: (server.address() as net.AddressInfo).port, close: () => closeAll(server, sockets) }));
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () =>
+      resolve({ port: (server.address() as net.AddressInfo).port, close: () => closeAll(server, sockets) }),
+    );
   });
 }
 
@@ -123,7 +128,11 @@ function closeAll(server: net.Server, sockets: Set<net.Socket>): Promise<void> {
   return new Promise((r) => server.close(() => r()));
 }
 
-const makers: Record<Kind, (perSession: number) => Promise<Running>> = { floor: floorServer, ours: ourServer, 'ding-dong': dingDongServer };
+const makers: Record<Kind, (perSession: number) => Promise<Running>> = {
+  floor: floorServer,
+  ours: ourServer,
+  'ding-dong': dingDongServer,
+};
 
 class LoadProcess {
   private child: ChildProcess;
@@ -151,7 +160,13 @@ interface Measured extends LoadResult {
   cpuUs: number;
 }
 
-async function measure(load: LoadProcess, kind: Kind, perSession: number, concurrency: number, durationMs: number): Promise<Measured> {
+async function measure(
+  load: LoadProcess,
+  kind: Kind,
+  perSession: number,
+  concurrency: number,
+  durationMs: number,
+): Promise<Measured> {
   const srv = await makers[kind](perSession);
   const warmupMs = Math.min(500, durationMs / 3);
   let c0: NodeJS.CpuUsage | undefined;
@@ -167,7 +182,9 @@ async function measure(load: LoadProcess, kind: Kind, perSession: number, concur
   }
 }
 
-export async function run(opts: { rounds?: number; durationMs?: number } = {}): Promise<Array<Record<string, string | number>>> {
+export async function run(
+  opts: { rounds?: number; durationMs?: number } = {},
+): Promise<Array<Record<string, string | number>>> {
   const rounds = opts.rounds ?? Number(process.env.BENCH_AGI_ROUNDS ?? 3);
   const durationMs = opts.durationMs ?? Number(process.env.BENCH_AGI_MS ?? 1500);
   const kinds = (process.env.BENCH_AGI_KINDS ?? 'floor,ours,ding-dong').split(',') as Kind[];
@@ -180,15 +197,17 @@ export async function run(opts: { rounds?: number; durationMs?: number } = {}): 
     const prev = best.get(key);
     if (!prev || r[by] / r.elapsedMs > prev[by] / prev.elapsedMs) best.set(key, r);
     const cpu = r.cpuUs / Math.max(1, r[by]);
-    if (!(leanest.get(key) as number <= cpu)) leanest.set(key, cpu);
+    if (!((leanest.get(key) as number) <= cpu)) leanest.set(key, cpu);
   };
   try {
     for (let round = 0; round < rounds; round++) {
       // Rotate the order each round so no server always runs right after another one.
       kinds.push(kinds.shift() as Kind);
       for (const c of levels) {
-        if (modes.includes('cmd')) for (const k of kinds) keep(`cmd:${k}:${c}`, await measure(load, k, 100, c, durationMs), 'commands');
-        if (modes.includes('ses')) for (const k of kinds) keep(`ses:${k}:${c}`, await measure(load, k, 1, c, durationMs), 'sessions');
+        if (modes.includes('cmd'))
+          for (const k of kinds) keep(`cmd:${k}:${c}`, await measure(load, k, 100, c, durationMs), 'commands');
+        if (modes.includes('ses'))
+          for (const k of kinds) keep(`ses:${k}:${c}`, await measure(load, k, 1, c, durationMs), 'sessions');
       }
     }
   } finally {

@@ -24,7 +24,9 @@ function contactsCsv(n: number): string {
     else {
       const k = i % 50 === 49 ? i - 1 : i; // ~2% duplicates of the previous row
       const sub = String(2000000 + Math.floor(k / AREAS.length));
-      lines.push(`(${AREAS[k % AREAS.length]}) ${sub.slice(0, 3)}-${sub.slice(3)},"Name ${k}",${k % 3 === 0 ? 'America/Denver' : ''},p${k % 5},"note, with comma"`);
+      lines.push(
+        `(${AREAS[k % AREAS.length]}) ${sub.slice(0, 3)}-${sub.slice(3)},"Name ${k}",${k % 3 === 0 ? 'America/Denver' : ''},p${k % 5},"note, with comma"`,
+      );
     }
   }
   return lines.join('\r\n') + '\r\n';
@@ -38,14 +40,39 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; out: T }> {
 
 async function onDb(name: string, db: Db, csv: string): Promise<Row[]> {
   const rows: Row[] = [];
-  const mk = async () => (await db.query<{ id: number }>("insert into campaigns (name) values ('bench') returning id")).rows[0].id;
+  const mk = async () =>
+    (await db.query<{ id: number }>("insert into campaigns (name) values ('bench') returning id")).rows[0].id;
   const c1 = await mk();
   const a = await timed(() => importContacts(db, c1, csv));
-  rows.push({ db: name, what: `contacts import (${N} rows)`, ms: Math.round(a.ms), 'rows/s': Math.round(N / (a.ms / 1000)), inserted: a.out.inserted, invalid: a.out.invalid, duplicates: a.out.duplicates });
+  rows.push({
+    db: name,
+    what: `contacts import (${N} rows)`,
+    ms: Math.round(a.ms),
+    'rows/s': Math.round(N / (a.ms / 1000)),
+    inserted: a.out.inserted,
+    invalid: a.out.invalid,
+    duplicates: a.out.duplicates,
+  });
   const again = await timed(() => importContacts(db, c1, csv));
-  rows.push({ db: name, what: 'same file again (all merged)', ms: Math.round(again.ms), 'rows/s': Math.round(N / (again.ms / 1000)), inserted: again.out.inserted, invalid: again.out.invalid, duplicates: again.out.duplicates });
+  rows.push({
+    db: name,
+    what: 'same file again (all merged)',
+    ms: Math.round(again.ms),
+    'rows/s': Math.round(N / (again.ms / 1000)),
+    inserted: again.out.inserted,
+    invalid: again.out.invalid,
+    duplicates: again.out.duplicates,
+  });
   const d = await timed(() => importDnc(db, csv));
-  rows.push({ db: name, what: `global DNC import (${N} rows)`, ms: Math.round(d.ms), 'rows/s': Math.round(N / (d.ms / 1000)), inserted: d.out.inserted, invalid: d.out.invalid, duplicates: d.out.duplicates });
+  rows.push({
+    db: name,
+    what: `global DNC import (${N} rows)`,
+    ms: Math.round(d.ms),
+    'rows/s': Math.round(N / (d.ms / 1000)),
+    inserted: d.out.inserted,
+    invalid: d.out.invalid,
+    duplicates: d.out.duplicates,
+  });
 
   const c2 = await mk();
   const app = express();
@@ -54,12 +81,24 @@ async function onDb(name: string, db: Db, csv: string): Promise<Row[]> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
   const h = await timed(async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/api/v1/campaigns/${c2}/contacts`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: csv });
+    const r = await fetch(`http://127.0.0.1:${port}/api/v1/campaigns/${c2}/contacts`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/csv' },
+      body: csv,
+    });
     return (await r.json()) as { inserted: number; invalid: number; duplicates: number };
   });
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
-  rows.push({ db: name, what: `HTTP upload text/csv (${(csv.length / 1e6).toFixed(1)} MB)`, ms: Math.round(h.ms), 'rows/s': Math.round(N / (h.ms / 1000)), inserted: h.out.inserted, invalid: h.out.invalid, duplicates: h.out.duplicates });
+  rows.push({
+    db: name,
+    what: `HTTP upload text/csv (${(csv.length / 1e6).toFixed(1)} MB)`,
+    ms: Math.round(h.ms),
+    'rows/s': Math.round(N / (h.ms / 1000)),
+    inserted: h.out.inserted,
+    invalid: h.out.invalid,
+    duplicates: h.out.duplicates,
+  });
   return rows;
 }
 
@@ -67,7 +106,12 @@ export async function run(): Promise<Row[]> {
   const csv = contactsCsv(N);
   const rows: Row[] = [];
   const p = await timed(async () => parseCsv(csv));
-  rows.push({ db: '-', what: `CSV parse only (${N} rows)`, ms: Math.round(p.ms), 'rows/s': Math.round(N / (p.ms / 1000)) });
+  rows.push({
+    db: '-',
+    what: `CSV parse only (${N} rows)`,
+    ms: Math.round(p.ms),
+    'rows/s': Math.round(N / (p.ms / 1000)),
+  });
   const lite = await openDb({ dataDir: 'memory://' });
   try {
     rows.push(...(await onDb('pglite', lite, csv)));
@@ -95,5 +139,11 @@ export async function run(): Promise<Row[]> {
 }
 
 if (require.main === module) {
-  run().then((r) => console.table(r), (e) => { console.error(e); process.exit(1); });
+  run().then(
+    (r) => console.table(r),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }

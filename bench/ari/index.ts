@@ -30,7 +30,13 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 
 async function scenario(n: number): Promise<Row> {
   const sim = await startSimulator({});
-  const conn = new AriConnection({ url: sim.url, username: sim.username, password: sim.password, app: 'bench', requestTimeoutMs: 30_000 });
+  const conn = new AriConnection({
+    url: sim.url,
+    username: sim.username,
+    password: sim.password,
+    app: 'bench',
+    requestTimeoutMs: 30_000,
+  });
   await conn.start();
   const tracker = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', agiContext: 'hold', sweepMs: 0 });
   let events = 0;
@@ -41,7 +47,10 @@ async function scenario(n: number): Promise<Row> {
     if (o.outcome === 'answered') answered.add(String(o.callId));
     else finals.set(String(o.callId), (finals.get(String(o.callId)) ?? 0) + 1);
   });
-  for (let i = 0; i < n; i++) sim.setPersona(`+1888${String(i).padStart(7, '0')}`, { dial: { behaviour: 'answer', ringMs: 200 + (i % 50) * 10 } });
+  for (let i = 0; i < n; i++)
+    sim.setPersona(`+1888${String(i).padStart(7, '0')}`, {
+      dial: { behaviour: 'answer', ringMs: 200 + (i % 50) * 10 },
+    });
   (global as { gc?: () => void }).gc?.();
   const heap0 = process.memoryUsage().heapUsed;
   const lat: number[] = [];

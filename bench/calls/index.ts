@@ -122,7 +122,9 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
 
   // The far end: our own simulator (so the bench sets the personas and sees every AGI transcript).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const agiClient = require('../../src/sim/agi-client') as { runAgiCall: (o: Record<string, unknown>) => Promise<{ transcript: AgiEntry[] }> };
+  const agiClient = require('../../src/sim/agi-client') as {
+    runAgiCall: (o: Record<string, unknown>) => Promise<{ transcript: AgiEntry[] }>;
+  };
   const turnGaps: number[] = [];
   const hopGaps: number[] = [];
   const setupMs: number[] = [];
@@ -130,7 +132,8 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
   agiClient.runAgiCall = (o) =>
     origRun(o).then((r) => {
       gaps(r.transcript, turnGaps, hopGaps, setupMs);
-      if (process.env.BENCH_CALLS_DEBUG && turnGaps.length <= 3) console.error(r.transcript.map((e) => `${e.atMs} ${e.dir} ${e.line}`).join('\n'));
+      if (process.env.BENCH_CALLS_DEBUG && turnGaps.length <= 3)
+        console.error(r.transcript.map((e) => `${e.atMs} ${e.dir} ${e.line}`).join('\n'));
       return r;
     });
   const { startSimulator } = await import('../../src/sim/index');
@@ -205,8 +208,12 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
       }
       last.set(id, { at: now, what });
     };
-    RED.hooks.add('onReceive.bench', (e) => note(String(e.msg?._msgid), `in:${e.destination?.node?.name || e.destination?.node?.type}`));
-    RED.hooks.add('onComplete.bench', (e) => note(String(e.msg?._msgid), `done:${e.node?.node?.name || e.node?.node?.type}`));
+    RED.hooks.add('onReceive.bench', (e) =>
+      note(String(e.msg?._msgid), `in:${e.destination?.node?.name || e.destination?.node?.type}`),
+    );
+    RED.hooks.add('onComplete.bench', (e) =>
+      note(String(e.msg?._msgid), `done:${e.node?.node?.name || e.node?.node?.type}`),
+    );
   }
   const storeOpts = storeOptionsFromEnv(env);
   const db = await acquireDb(storeOpts);
@@ -222,7 +229,9 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
       [n, CPS],
     );
     const cid = c.rows[0].id;
-    await db.query(`insert into phone_numbers (campaign_id, number, label) values ($1, '+12125559000', 'bench line')`, [cid]);
+    await db.query(`insert into phone_numbers (campaign_id, number, label) values ($1, '+12125559000', 'bench line')`, [
+      cid,
+    ]);
     await db.query(
       `insert into contacts (campaign_id, phone, name, timezone, timezone_source)
        select $1, '+1212' || (2000000 + g)::text, 'Contact ' || g, 'America/New_York', 'number' from generate_series(1, $2::int) g`,
@@ -230,12 +239,16 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
     );
 
     // Wait until the flow's queue answers the API (deployed), then start the campaign.
-    await until(async () => {
-      const r = await fetch(`${base}/api/v1/calls/automated/status?campaignId=${cid}`).catch(() => undefined);
-      if (!r) return false;
-      const j = (await r.json().catch(() => ({}))) as { engineAvailable?: boolean };
-      return r.ok && j.engineAvailable === true;
-    }, 30_000, 'the flow to be deployed');
+    await until(
+      async () => {
+        const r = await fetch(`${base}/api/v1/calls/automated/status?campaignId=${cid}`).catch(() => undefined);
+        if (!r) return false;
+        const j = (await r.json().catch(() => ({}))) as { engineAvailable?: boolean };
+        return r.ok && j.engineAvailable === true;
+      },
+      30_000,
+      'the flow to be deployed',
+    );
 
     (global as { gc?: () => void }).gc?.();
     const mem0 = process.memoryUsage();
@@ -269,7 +282,10 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
     const holdS = (4 * HOLD_PAUSE_MS) / 1000;
     await until(
       async () => {
-        const r = await db.query<{ open: number }>(`select count(*)::int as open from contacts where campaign_id = $1 and status in ('pending','in_call')`, [cid]);
+        const r = await db.query<{ open: number }>(
+          `select count(*)::int as open from contacts where campaign_id = $1 and status in ('pending','in_call')`,
+          [cid],
+        );
         return r.rows[0].open === 0;
       },
       Math.max(120_000, (n / CPS + holdS * 4) * 1000),
@@ -278,7 +294,12 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
     );
     const doneS = (Date.now() - t0) / 1000;
     // Everything after the last call: sessions and channels released.
-    await until(() => activeSessionCount() === 0 && sim.channels().length === 0, 20_000, 'sessions and channels to be released', 100).catch(() => undefined);
+    await until(
+      () => activeSessionCount() === 0 && sim.channels().length === 0,
+      20_000,
+      'sessions and channels to be released',
+      100,
+    ).catch(() => undefined);
     clearInterval(sampler);
     const cpu = process.cpuUsage(cpu0);
     lag.disable();
@@ -322,12 +343,21 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
     hopGaps.sort((a, b) => a - b);
     setupMs.sort((a, b) => a - b);
     if (hops.size) {
-      for (const [k, a] of [...hops].sort((x, y) => y[1].reduce((p, q) => p + q, 0) - x[1].reduce((p, q) => p + q, 0)).slice(0, 25)) {
+      for (const [k, a] of [...hops]
+        .sort((x, y) => y[1].reduce((p, q) => p + q, 0) - x[1].reduce((p, q) => p + q, 0))
+        .slice(0, 25)) {
         a.sort((x, y) => x - y);
-        console.error(String(a.length).padStart(6), `p50 ${pct(a, 50).toFixed(1)}`.padStart(10), `p99 ${pct(a, 99).toFixed(1)}`.padStart(11), k);
+        console.error(
+          String(a.length).padStart(6),
+          `p50 ${pct(a, 50).toFixed(1)}`.padStart(10),
+          `p99 ${pct(a, 99).toFixed(1)}`.padStart(11),
+          k,
+        );
       }
     }
-    if (sqlStats.size) for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 30)) console.error(String(e.n).padStart(7), (e.ms / e.n).toFixed(1).padStart(7), k);
+    if (sqlStats.size)
+      for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 30))
+        console.error(String(e.n).padStart(7), (e.ms / e.n).toFixed(1).padStart(7), k);
     const leftSessions = activeSessionCount();
     const leftChannels = sim.channels().length;
     const cpuS = (cpu.user + cpu.system) / 1e6;
@@ -390,7 +420,11 @@ async function withDatabase<T>(fn: (url: string | undefined) => Promise<T>): Pro
 function runChild(n: number): Promise<Row> {
   return new Promise((resolve, reject) => {
     const args = ['--scenario', String(n)];
-    const execArgv = ['--expose-gc', '--max-old-space-size=4096', ...(process.env.BENCH_CALLS_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLS_PROF}`] : [])];
+    const execArgv = [
+      '--expose-gc',
+      '--max-old-space-size=4096',
+      ...(process.env.BENCH_CALLS_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLS_PROF}`] : []),
+    ];
     const child = fork(__filename, args, { execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -410,7 +444,11 @@ export async function run(): Promise<Row[]> {
     try {
       row = await runChild(n);
     } catch (err) {
-      rows.push({ calls: n, error: (err as Error).message.split('\n')[0].slice(0, 160), load_1m: Math.round(os.loadavg()[0] * 10) / 10 });
+      rows.push({
+        calls: n,
+        error: (err as Error).message.split('\n')[0].slice(0, 160),
+        load_1m: Math.round(os.loadavg()[0] * 10) / 10,
+      });
       break;
     }
     rows.push(row);

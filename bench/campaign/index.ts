@@ -23,7 +23,20 @@ const CLAIM_SECONDS = Number(process.env.BENCH_CLAIM_SECONDS || (QUICK ? 3 : 4))
 const PACE_SECONDS = QUICK ? 10 : 60;
 /** The bench's clock for eligibility: 2026-06-15 18:00Z (14:00 New York, 11:00 Los Angeles, 03:00 Tokyo: closed). */
 export const NOW = new Date('2026-06-15T18:00:00Z');
-const ZONES = ['America/New_York', 'America/Chicago', 'America/Denver', 'America/Phoenix', 'America/Los_Angeles', 'America/Anchorage', 'Pacific/Honolulu', 'America/Puerto_Rico', 'Europe/London', 'Asia/Tokyo', 'Australia/Sydney', 'America/Halifax'];
+const ZONES = [
+  'America/New_York',
+  'America/Chicago',
+  'America/Denver',
+  'America/Phoenix',
+  'America/Los_Angeles',
+  'America/Anchorage',
+  'Pacific/Honolulu',
+  'America/Puerto_Rico',
+  'Europe/London',
+  'Asia/Tokyo',
+  'Australia/Sydney',
+  'America/Halifax',
+];
 
 function pct(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
@@ -65,7 +78,9 @@ export async function seed(db: Db, n: number): Promise<number> {
      select '+1' || (200 + g % 800) || lpad(g::text, 7, '0'), null from generate_series(20, $1::int, 20) g`,
     [n],
   );
-  await db.query(`insert into dnc (phone, campaign_id) select '+1999' || lpad(g::text, 7, '0'), null from generate_series(1, 50000) g`);
+  await db.query(
+    `insert into dnc (phone, campaign_id) select '+1999' || lpad(g::text, 7, '0'), null from generate_series(1, 50000) g`,
+  );
   await db.query('vacuum analyze contacts');
   await db.query('vacuum analyze dnc');
   await db.query('analyze');
@@ -100,7 +115,9 @@ async function claimRun(db: Db, cid: number, workers: number, batch: number, nai
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   lat.sort((a, b) => a - b);
   return {
-    test: naive ? 'claim: naive one-row FOR UPDATE SKIP LOCKED (no call record)' : `claim: claim_contacts, all rules in SQL + call record (batch ${batch})`,
+    test: naive
+      ? 'claim: naive one-row FOR UPDATE SKIP LOCKED (no call record)'
+      : `claim: claim_contacts, all rules in SQL + call record (batch ${batch})`,
     'p99 ms / contact': naive ? +pct(lat, 99).toFixed(2) : +(pct(lat, 99) / batch).toFixed(2),
     workers,
     'claims/s': Math.round(claims / secs),
@@ -113,7 +130,13 @@ async function claimRun(db: Db, cid: number, workers: number, batch: number, nai
 }
 
 async function audit(db: Db, cid: number): Promise<Row> {
-  const r = await db.query<{ calls: number; distinct_contacts: number; dnc: number; closed_zone: number; in_call: number }>(
+  const r = await db.query<{
+    calls: number;
+    distinct_contacts: number;
+    dnc: number;
+    closed_zone: number;
+    in_call: number;
+  }>(
     `select (select count(*) from calls where campaign_id = $1)::int as calls,
             (select count(distinct contact_id) from calls where campaign_id = $1)::int as distinct_contacts,
             (select count(*) from contacts c where c.campaign_id = $1 and c.status = 'in_call'
@@ -140,7 +163,11 @@ async function audit(db: Db, cid: number): Promise<Row> {
   };
 }
 
-async function pacing(db: Db, cps: number, opts: { managers?: number; globalCps?: number; label: string }): Promise<Row> {
+async function pacing(
+  db: Db,
+  cps: number,
+  opts: { managers?: number; globalCps?: number; label: string },
+): Promise<Row> {
   const n = opts.managers ?? 1;
   const r = await db.query<{ id: number }>(
     `insert into campaigns (name, status, timezone, window_start, window_end, calls_per_second, max_concurrent, max_attempts)
@@ -150,9 +177,15 @@ async function pacing(db: Db, cps: number, opts: { managers?: number; globalCps?
   const cid = r.rows[0].id;
   await db.query(`insert into phone_numbers (campaign_id, number) values ($1, '+12125550199')`, [cid]);
   const need = Math.ceil(cps * PACE_SECONDS * 1.5) + 100;
-  await db.query(`insert into contacts (campaign_id, phone) select $1, '+1777' || lpad(g::text, 7, '0') from generate_series(1, $2::int) g`, [cid, need]);
+  await db.query(
+    `insert into contacts (campaign_id, phone) select $1, '+1777' || lpad(g::text, 7, '0') from generate_series(1, $2::int) g`,
+    [cid, need],
+  );
   if (opts.globalCps) await db.query(`delete from rate_limits where key = 'global'`);
-  const mgrs = Array.from({ length: n }, (_, i) => new CampaignManager({ db, worker: `pace${i}`, globalCps: opts.globalCps, progressIntervalMs: 5000 }));
+  const mgrs = Array.from(
+    { length: n },
+    (_, i) => new CampaignManager({ db, worker: `pace${i}`, globalCps: opts.globalCps, progressIntervalMs: 5000 }),
+  );
   let placed = 0;
   let first = 0;
   for (const m of mgrs) {
@@ -189,7 +222,12 @@ export async function run(): Promise<Row[]> {
   const url = new URL(BASE);
   url.pathname = `/${name}`;
   const rows: Row[] = [];
-  process.stderr.write(`load average before: ${require('os').loadavg().map((x: number) => x.toFixed(2)).join(' ')} (2 cores shared)\n`);
+  process.stderr.write(
+    `load average before: ${require('os')
+      .loadavg()
+      .map((x: number) => x.toFixed(2))
+      .join(' ')} (2 cores shared)\n`,
+  );
   const db = await openDb({ url: url.toString(), poolSize: 8 });
   try {
     const t = Date.now();
@@ -212,10 +250,17 @@ export async function run(): Promise<Row[]> {
     rows.push(await audit(db, cid));
     process.stderr.write(JSON.stringify(rows[rows.length - 1]) + '\n');
     // both pacing runs at once (separate buckets), so the bench stays near two minutes
-    const pace = process.env.BENCH_PACING === '0' ? [] : [
-      pacing(db, 20, { label: 'pacing: one campaign, per-campaign rate' }),
-      pacing(db, 50, { managers: 2, globalCps: 30, label: 'pacing: two workers, global cap below campaign rate' }),
-    ];
+    const pace =
+      process.env.BENCH_PACING === '0'
+        ? []
+        : [
+            pacing(db, 20, { label: 'pacing: one campaign, per-campaign rate' }),
+            pacing(db, 50, {
+              managers: 2,
+              globalCps: 30,
+              label: 'pacing: two workers, global cap below campaign rate',
+            }),
+          ];
     for (const p of await Promise.all(pace)) {
       rows.push(p);
       process.stderr.write(JSON.stringify(p) + '\n');

@@ -36,7 +36,13 @@ function msgFor(seq: number, root: string) {
   return {
     event: 'conversation_turn',
     call: { id: `bench-${seq % CALLS}`, campaignId: 1, contactId: 1000 + (seq % CALLS), phone: '+15551234567' },
-    turn: { seq, userText: 'Tuesday works.', botText: 'Booked: Tuesday 3 pm.', confidence: 0.93, timing: { recordMs: 2140, sttMs: 181, llmMs: 412, ttsMs: 95, playbackMs: 3120 } },
+    turn: {
+      seq,
+      userText: 'Tuesday works.',
+      botText: 'Booked: Tuesday 3 pm.',
+      confidence: 0.93,
+      timing: { recordMs: 2140, sttMs: 181, llmMs: 412, ttsMs: 95, playbackMs: 3120 },
+    },
   };
 }
 
@@ -75,7 +81,9 @@ async function mosquittoUp(): Promise<boolean> {
 
 /** A bare aedes on a free port: no authentication or ACL hooks. */
 async function bareAedes(): Promise<{ url: string; close: () => Promise<void> }> {
-  const { Aedes } = (process as any).getBuiltinModule ? (process as any).getBuiltinModule('module').createRequire(__filename)('aedes') : require('aedes');
+  const { Aedes } = (process as any).getBuiltinModule
+    ? (process as any).getBuiltinModule('module').createRequire(__filename)('aedes')
+    : require('aedes');
   const aedes = await Aedes.createBroker();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -127,7 +135,9 @@ async function runCase(c: Case, seconds = SECONDS): Promise<Raw> {
   }
 
   const workerFile = path.join(__dirname, `subscribers${path.extname(__filename)}`);
-  const worker = new Worker(workerFile, { workerData: { url, filter: topics.allCallEvents, subscribers: SUBSCRIBERS, total, ...sub } });
+  const worker = new Worker(workerFile, {
+    workerData: { url, filter: topics.allCallEvents, subscribers: SUBSCRIBERS, total, ...sub },
+  });
   const fromWorker = <T>(): Promise<T> =>
     new Promise((resolve, reject) => {
       worker.once('message', (m) => (m.error ? reject(new Error(m.error)) : resolve(m)));
@@ -292,7 +302,11 @@ export async function run(): Promise<Row[]> {
   for (let i = 0; i < 5000; i++) JSON.stringify(route(buildEvent(msgFor(i, 'x'))).event);
   const t0 = performance.now();
   for (let i = 0; i < N; i++) JSON.stringify(route(buildEvent(msgFor(i, 'x'))).event);
-  rows.push({ case: 'our path CPU per event (build + schema check + route + JSON)', 'p50 ms': Number(((performance.now() - t0) / N).toFixed(4)), note: 'mean, no I/O' });
+  rows.push({
+    case: 'our path CPU per event (build + schema check + route + JSON)',
+    'p50 ms': Number(((performance.now() - t0) / N).toFixed(4)),
+    note: 'mean, no I/O',
+  });
   return rows;
 }
 

@@ -25,7 +25,12 @@ async function main(): Promise<void> {
   for (let s = 0; s < init.subscribers; s++) {
     const times = new Float64Array(init.total).fill(NaN);
     recv.push(times);
-    const c = mqtt.connect(init.url, { username: init.username, password: init.password, reconnectPeriod: 0, clean: true });
+    const c = mqtt.connect(init.url, {
+      username: init.username,
+      password: init.password,
+      reconnectPeriod: 0,
+      clean: true,
+    });
     clients.push(c);
     c.on('message', (_t, payload) => {
       const t = now();
@@ -44,9 +49,13 @@ async function main(): Promise<void> {
   parentPort!.on('message', async (m: { stop?: boolean; graceMs?: number }) => {
     if (!m.stop) return;
     const deadline = Date.now() + (m.graceMs ?? 5000);
-    while (received < init.total * init.subscribers && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (received < init.total * init.subscribers && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(true, {}, () => r()))));
-    parentPort!.postMessage({ recv: recv.map((a) => a.buffer) }, recv.map((a) => a.buffer as ArrayBuffer));
+    parentPort!.postMessage(
+      { recv: recv.map((a) => a.buffer) },
+      recv.map((a) => a.buffer as ArrayBuffer),
+    );
   });
 }
 

@@ -47,7 +47,10 @@ export = function (RED: NodeAPI): void {
         // the call leaves the AI for a human: the dialplan continues at the destination
         let target;
         try {
-          target = parseTransferTarget(action.destination, config.transferContext || process.env.TRANSFER_CONTEXT || DEFAULT_TRANSFER_CONTEXT);
+          target = parseTransferTarget(
+            action.destination,
+            config.transferContext || process.env.TRANSFER_CONTEXT || DEFAULT_TRANSFER_CONTEXT,
+          );
         } catch (err) {
           done(err as Error);
           return;
@@ -83,7 +86,11 @@ export = function (RED: NodeAPI): void {
             if (session) msg.call.hungUpBy = wasUp ? 'agi' : 'caller';
           }
           await finalise(msg);
-          node.status({ fill: wasUp ? 'green' : 'grey', shape: wasUp ? 'dot' : 'ring', text: RED._(wasUp ? 'agi-hangup.status.done' : 'agi-hangup.status.gone') });
+          node.status({
+            fill: wasUp ? 'green' : 'grey',
+            shape: wasUp ? 'dot' : 'ring',
+            text: RED._(wasUp ? 'agi-hangup.status.done' : 'agi-hangup.status.gone'),
+          });
           send(msg);
           done();
         })

@@ -37,7 +37,15 @@ export = function (RED: NodeAPI): void {
       const session = sessionId ? getSession(sessionId) : undefined;
       if (!session) {
         node.status({ fill: 'red', shape: 'ring', text: _('agi-record.status.noSession') });
-        done(new StageError('record', 'not_found', sessionId ? `AGI session ${sessionId} has ended` : 'msg.call.sessionId is missing (wire this node after fastagi-in)'));
+        done(
+          new StageError(
+            'record',
+            'not_found',
+            sessionId
+              ? `AGI session ${sessionId} has ended`
+              : 'msg.call.sessionId is missing (wire this node after fastagi-in)',
+          ),
+        );
         return;
       }
       const o = msg.record ?? {};
@@ -64,7 +72,14 @@ export = function (RED: NodeAPI): void {
           node.status(
             r.recording.hungUp
               ? { fill: 'yellow', shape: 'ring', text: _('agi-record.status.hungUp') }
-              : { fill: 'green', shape: 'dot', text: _('agi-record.status.done', { seconds: (r.recording.durationMs / 1000).toFixed(1), digit: r.recording.digit ?? '' }) },
+              : {
+                  fill: 'green',
+                  shape: 'dot',
+                  text: _('agi-record.status.done', {
+                    seconds: (r.recording.durationMs / 1000).toFixed(1),
+                    digit: r.recording.digit ?? '',
+                  }),
+                },
           );
           send(msg);
           done();

@@ -50,7 +50,11 @@ export = function (RED: NodeAPI): void {
         .finally(done);
     });
   }
-  RED.nodes.registerType('ai-dialer-asterisk', AiDialerAsterisk as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
-    credentials: { password: { type: 'password' } },
-  });
+  RED.nodes.registerType(
+    'ai-dialer-asterisk',
+    AiDialerAsterisk as unknown as Parameters<NodeAPI['nodes']['registerType']>[1],
+    {
+      credentials: { password: { type: 'password' } },
+    },
+  );
 };

@@ -34,8 +34,10 @@ export = function (RED: NodeAPI): void {
     const node = this;
     const creds = node.credentials ?? {};
     const accounts: Account[] = [];
-    if (config.writerUser) accounts.push({ username: config.writerUser, password: creds.writerPassword ?? '', role: 'writer' });
-    if (config.readerUser) accounts.push({ username: config.readerUser, password: creds.readerPassword ?? '', role: 'reader' });
+    if (config.writerUser)
+      accounts.push({ username: config.writerUser, password: creds.writerPassword ?? '', role: 'writer' });
+    if (config.readerUser)
+      accounts.push({ username: config.readerUser, password: creds.readerPassword ?? '', role: 'reader' });
     const port = config.port !== undefined && String(config.port).trim() !== '' ? Number(config.port) : undefined;
     const server = (RED as unknown as { server?: http.Server }).server;
     let bus: Promise<BusHandle> | undefined;
@@ -61,7 +63,11 @@ export = function (RED: NodeAPI): void {
           (b) => {
             node.log(`events go to the ${b.describe}`);
             const st = () => b.publisher.stats();
-            unprobe = registerHealthProbe(`events:${node.id}`, () => ({ buffered: st().buffered, dropped: st().dropped, inflight: st().inflight }));
+            unprobe = registerHealthProbe(`events:${node.id}`, () => ({
+              buffered: st().buffered,
+              dropped: st().dropped,
+              inflight: st().inflight,
+            }));
           },
           (err) => {
             node.error(errorMessage(err));
@@ -81,7 +87,10 @@ export = function (RED: NodeAPI): void {
       const b = bus;
       bus = undefined;
       if (!b) return done();
-      b.then((h) => h.release(), () => undefined)
+      b.then(
+        (h) => h.release(),
+        () => undefined,
+      )
         .catch((err: Error) => node.warn(`event bus: close failed: ${err.message}`))
         .finally(done);
     });

@@ -48,12 +48,19 @@ export = function (RED: NodeAPI): void {
       opened = undefined;
       if (!o || !wasOpened) return done();
       wasOpened
-        .then(() => releaseDb(o), () => undefined)
+        .then(
+          () => releaseDb(o),
+          () => undefined,
+        )
         .catch((err: Error) => node.warn(`store: close failed: ${err.message}`))
         .finally(done);
     });
   }
-  RED.nodes.registerType('ai-dialer-store', AiDialerStore as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
-    credentials: { url: { type: 'password' } },
-  });
+  RED.nodes.registerType(
+    'ai-dialer-store',
+    AiDialerStore as unknown as Parameters<NodeAPI['nodes']['registerType']>[1],
+    {
+      credentials: { url: { type: 'password' } },
+    },
+  );
 };

@@ -25,7 +25,9 @@ type CallMsg = NodeMessageInFlow & { call?: Record<string, unknown> & { id?: str
 
 // English messages, used when the runtime has no catalogue for this node (e.g. loaded directly in tests).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const EN = (require('./locales/en-US/ari-originate.json') as { 'ari-originate': Record<string, Record<string, string>> })['ari-originate'];
+const EN = (
+  require('./locales/en-US/ari-originate.json') as { 'ari-originate': Record<string, Record<string, string>> }
+)['ari-originate'];
 
 export = function (RED: NodeAPI): void {
   /** RED._ with the English text as fallback. */
@@ -66,7 +68,11 @@ export = function (RED: NodeAPI): void {
         case 'connecting':
         case 'reconnecting':
         case 'idle':
-          node.status({ fill: 'yellow', shape: 'ring', text: `${t(`status.${s === 'idle' ? 'connecting' : s}`)} · ${n}` });
+          node.status({
+            fill: 'yellow',
+            shape: 'ring',
+            text: `${t(`status.${s === 'idle' ? 'connecting' : s}`)} · ${n}`,
+          });
           break;
         case 'unauthorized': {
           const secs = Math.round((service.retryInMs ?? 30_000) / 1000);
@@ -80,7 +86,11 @@ export = function (RED: NodeAPI): void {
           node.status({});
           break;
         default:
-          node.status({ fill: 'red', shape: 'dot', text: service.lastError?.message ?? trackerError?.message ?? 'error' });
+          node.status({
+            fill: 'red',
+            shape: 'dot',
+            text: service.lastError?.message ?? trackerError?.message ?? 'error',
+          });
       }
     };
     // Live-count changes come per call: refresh the status at most every 250 ms.
@@ -135,7 +145,14 @@ export = function (RED: NodeAPI): void {
         msg.call.hangupCauseText = o.hangupCauseText;
       }
       if (o.reason) msg.call.reason = o.reason;
-      if (o.error) msg.error = { message: o.error.message, source: { id: node.id, type: 'ari-originate', name: node.name } , code: o.error.code, kind: o.error.kind, status: o.error.status } as unknown as NodeMessage['error'];
+      if (o.error)
+        msg.error = {
+          message: o.error.message,
+          source: { id: node.id, type: 'ari-originate', name: node.name },
+          code: o.error.code,
+          kind: o.error.kind,
+          status: o.error.status,
+        } as unknown as NodeMessage['error'];
       msg.topic = final ? 'outcome' : 'answered';
       (msg as Record<string, unknown>).event = final ? 'call_ended' : 'call_answered';
       if (final) node.send([null, msg]);
@@ -162,7 +179,14 @@ export = function (RED: NodeAPI): void {
       }
       const c = call as Record<string, unknown>;
       const contact = (c.contact ?? {}) as { fields?: Record<string, unknown>; id?: number };
-      const amdWanted = config.amd === 'always' ? true : config.amd === 'never' ? false : c.amd === true || c.amdEnabled === true || (typeof c.amd === 'object' && c.amd !== null && (c.amd as { requested?: boolean }).requested === true);
+      const amdWanted =
+        config.amd === 'always'
+          ? true
+          : config.amd === 'never'
+            ? false
+            : c.amd === true ||
+              c.amdEnabled === true ||
+              (typeof c.amd === 'object' && c.amd !== null && (c.amd as { requested?: boolean }).requested === true);
       const req: CallRequest = {
         id: call.id,
         phone: String(call.phone ?? ''),

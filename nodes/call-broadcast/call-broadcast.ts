@@ -30,8 +30,22 @@ export = function (RED: NodeAPI): void {
 
     const showStatus = (s: PublisherStats) => {
       let st: { fill: 'green' | 'yellow' | 'red'; shape: 'dot' | 'ring'; text: string };
-      if (s.connected && s.buffered === 0) st = { fill: 'green', shape: 'dot', text: t('status.connected', { sent: s.sent }, `connected · ${s.sent} sent`) };
-      else st = { fill: 'yellow', shape: 'ring', text: t('status.buffering', { buffered: s.buffered, dropped: s.dropped }, `broker down · ${s.buffered} buffered, ${s.dropped} dropped`) };
+      if (s.connected && s.buffered === 0)
+        st = {
+          fill: 'green',
+          shape: 'dot',
+          text: t('status.connected', { sent: s.sent }, `connected · ${s.sent} sent`),
+        };
+      else
+        st = {
+          fill: 'yellow',
+          shape: 'ring',
+          text: t(
+            'status.buffering',
+            { buffered: s.buffered, dropped: s.dropped },
+            `broker down · ${s.buffered} buffered, ${s.dropped} dropped`,
+          ),
+        };
       const key = JSON.stringify(st);
       if (key !== lastStatus) {
         lastStatus = key;
@@ -62,10 +76,18 @@ export = function (RED: NodeAPI): void {
     }
 
     node.on('input', (msg: NodeMessageInFlow & Record<string, any>, send, done) => {
-      if (!bus) return done(new DialerError('not_configured', 'broadcast: no event bus configured (choose an ai-dialer-bus config node)'));
+      if (!bus)
+        return done(
+          new DialerError('not_configured', 'broadcast: no event bus configured (choose an ai-dialer-bus config node)'),
+        );
       const type = fixedType ?? msg.event;
       if (!isEventType(type)) {
-        return done(new DialerError('event_invalid', `broadcast: msg.event is ${JSON.stringify(type)}; set it to call_started, call_answered, status, conversation_turn, call_ended or campaign_progress (or pick a fixed event in the node)`));
+        return done(
+          new DialerError(
+            'event_invalid',
+            `broadcast: msg.event is ${JSON.stringify(type)}; set it to call_started, call_answered, status, conversation_turn, call_ended or campaign_progress (or pick a fixed event in the node)`,
+          ),
+        );
       }
       let event;
       try {

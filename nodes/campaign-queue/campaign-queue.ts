@@ -39,7 +39,9 @@ const ACTIONS = new Set(['start', 'stop', 'pause', 'resume', 'status']);
 
 // English messages, used when the runtime has no catalogue for this node (e.g. loaded directly in tests).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const EN = (require('./locales/en-US/campaign-queue.json') as { 'campaign-queue': Record<string, Record<string, string>> })['campaign-queue'];
+const EN = (
+  require('./locales/en-US/campaign-queue.json') as { 'campaign-queue': Record<string, Record<string, string>> }
+)['campaign-queue'];
 
 export = function (RED: NodeAPI): void {
   const t = (key: string, vars: Record<string, string | number> = {}): string => {
@@ -65,14 +67,20 @@ export = function (RED: NodeAPI): void {
     };
     // optional: reconcile open calls against Asterisk's live channels after a crash
     const asterisk = config.asterisk ? (RED.nodes.getNode(config.asterisk) as AsteriskConfig | null) : null;
-    const isLive = asterisk && typeof asterisk.connect === 'function' ? ariLivenessChecker(async () => (await asterisk.connect()).listChannels()) : undefined;
+    const isLive =
+      asterisk && typeof asterisk.connect === 'function'
+        ? ariLivenessChecker(async () => (await asterisk.connect()).listChannels())
+        : undefined;
     let closing = false;
     let manager: CampaignManager | undefined;
     let lastProgress: (RunnerStatus['progress'] & { state?: string }) | undefined;
 
     const showStatus = (): void => {
       if (closing || !manager) return;
-      const runs = manager.campaigns().map((id) => manager!.runnerOf(id)!).filter(Boolean);
+      const runs = manager
+        .campaigns()
+        .map((id) => manager!.runnerOf(id)!)
+        .filter(Boolean);
       const running = runs.filter((r) => r.state === 'running');
       const inFlight = runs.reduce((a, r) => a + r.inFlight.size, 0);
       const p = lastProgress;
@@ -80,7 +88,14 @@ export = function (RED: NodeAPI): void {
       const err = runs.find((r) => r.lastError)?.lastError;
       if (err) return node.status({ fill: 'red', shape: 'dot', text: err.slice(0, 60) });
       const text = p
-        ? t('status.progress', { state: p.state ?? '', percent: p.percent, active: inFlight, queued: p.queued, done: p.completed, failed: p.failed })
+        ? t('status.progress', {
+            state: p.state ?? '',
+            percent: p.percent,
+            active: inFlight,
+            queued: p.queued,
+            done: p.completed,
+            failed: p.failed,
+          })
         : t('status.running', { n: running.length, active: inFlight });
       node.status({ fill: running.length ? 'green' : 'yellow', shape: running.length ? 'dot' : 'ring', text });
     };
@@ -153,7 +168,9 @@ export = function (RED: NodeAPI): void {
     const onBus = (c: CampaignControl): void => {
       control(c.action, c.campaignId)
         .then(showStatus)
-        .catch((err) => node.warn(t('error.control', { action: c.action, id: String(c.campaignId), message: errorMessage(err) })));
+        .catch((err) =>
+          node.warn(t('error.control', { action: c.action, id: String(c.campaignId), message: errorMessage(err) })),
+        );
     };
     controlBus.on('campaign', onBus);
 
@@ -164,10 +181,14 @@ export = function (RED: NodeAPI): void {
     }
 
     if (config.autoStart && String(config.autoStart).trim()) {
-      for (const id of String(config.autoStart).split(/[\s,]+/).filter(Boolean)) {
+      for (const id of String(config.autoStart)
+        .split(/[\s,]+/)
+        .filter(Boolean)) {
         control('start', id)
           .then(showStatus)
-          .catch((err) => !closing && node.warn(t('error.control', { action: 'start', id, message: errorMessage(err) })));
+          .catch(
+            (err) => !closing && node.warn(t('error.control', { action: 'start', id, message: errorMessage(err) })),
+          );
       }
     }
 
@@ -182,7 +203,13 @@ export = function (RED: NodeAPI): void {
           const st = await control(topic, id);
           showStatus();
           if (topic === 'status') {
-            const out = { topic: 'campaign_progress', event: 'campaign_progress', campaignId: st.campaignId, progress: { ...st.progress, state: st.state }, payload: st } as unknown as NodeMessage;
+            const out = {
+              topic: 'campaign_progress',
+              event: 'campaign_progress',
+              campaignId: st.campaignId,
+              progress: { ...st.progress, state: st.state },
+              payload: st,
+            } as unknown as NodeMessage;
             send([null, out]);
           }
           return;

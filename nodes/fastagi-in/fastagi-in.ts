@@ -43,7 +43,11 @@ export = function (RED: NodeAPI): void {
 
     const showStatus = () => {
       statusTimer = undefined;
-      node.status({ fill: 'green', shape: active > 0 ? 'dot' : 'ring', text: RED._('fastagi-in.status.listening', { where, active }) });
+      node.status({
+        fill: 'green',
+        shape: active > 0 ? 'dot' : 'ring',
+        text: RED._('fastagi-in.status.listening', { where, active }),
+      });
     };
     // Many sessions start and end per second under load: redraw the status at most 4 times a second.
     const refresh = () => {
@@ -80,7 +84,15 @@ export = function (RED: NodeAPI): void {
         active--;
         refresh();
         const reason = s.callerHungUp ? 'caller_hangup' : s.hangupRequested ? 'agi_hangup' : 'closed';
-        node.send([null, { topic: 'agi_ended', payload: reason, call: call ?? { sessionId: s.id }, agi: { sessionId: s.id, reason } } as unknown as NodeMessageInFlow]);
+        node.send([
+          null,
+          {
+            topic: 'agi_ended',
+            payload: reason,
+            call: call ?? { sessionId: s.id },
+            agi: { sessionId: s.id, reason },
+          } as unknown as NodeMessageInFlow,
+        ]);
       });
       try {
         call = await readCall(s);
@@ -88,10 +100,21 @@ export = function (RED: NodeAPI): void {
           try {
             const db = await store.getDb();
             if (call.id === undefined) {
-              const row = await createInboundCall(db, { phone: call.phone || null, callerId: call.callerId ?? null, channel: call.channel ?? null, uniqueid: call.uniqueid ?? null, campaignId: call.campaignId });
+              const row = await createInboundCall(db, {
+                phone: call.phone || null,
+                callerId: call.callerId ?? null,
+                channel: call.channel ?? null,
+                uniqueid: call.uniqueid ?? null,
+                campaignId: call.campaignId,
+              });
               call.id = row.id;
             } else if (typeof call.id === 'number') {
-              const ok = await markInProgress(db, call.id, { channel: call.channel ?? null, uniqueid: call.uniqueid ?? null, amdStatus: call.amd?.status ?? null, amdCause: call.amd?.cause ?? null });
+              const ok = await markInProgress(db, call.id, {
+                channel: call.channel ?? null,
+                uniqueid: call.uniqueid ?? null,
+                amdStatus: call.amd?.status ?? null,
+                amdCause: call.amd?.cause ?? null,
+              });
               if (!ok) node.warn(`call ${call.id} has no open record (already ended, or not from this store)`);
             }
           } catch (err) {
@@ -114,7 +137,9 @@ export = function (RED: NodeAPI): void {
         node.send([msg as unknown as NodeMessageInFlow, null]);
       } catch (err) {
         // Plain English, like every error message in the package: Catch nodes and logs get the cause.
-        node.error(`AGI session could not start: ${errorMessage(err)}`, { call: call ?? { sessionId: s.id } } as unknown as NodeMessageInFlow);
+        node.error(`AGI session could not start: ${errorMessage(err)}`, {
+          call: call ?? { sessionId: s.id },
+        } as unknown as NodeMessageInFlow);
         s.close();
       }
     };

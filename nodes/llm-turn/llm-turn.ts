@@ -1,7 +1,16 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { StageError, errorMessage } from '../../src/util/errors';
 import { templateContext } from '../../src/util/template';
-import { createLlmEngine, dropConversation, runTurn, type ActionMode, type LlmEngine, type ScriptIntent, type TurnSettings, type LlmServerSettings } from '../../src/llm';
+import {
+  createLlmEngine,
+  dropConversation,
+  runTurn,
+  type ActionMode,
+  type LlmEngine,
+  type ScriptIntent,
+  type TurnSettings,
+  type LlmServerSettings,
+} from '../../src/llm';
 import { asStageError, failureInfo, outputWired } from '../../src/speech/failure';
 import { loadCallContext } from '../../src/llm/context';
 import type { Db } from '../../src/store/db';
@@ -37,10 +46,22 @@ interface Creds {
 type Msg = NodeMessageInFlow & {
   topic?: string;
   event?: string;
-  call?: { id?: number | string; sessionId?: string; contact?: Record<string, unknown>; contactId?: number | null; campaignId?: number | null } & Record<string, unknown>;
+  call?: {
+    id?: number | string;
+    sessionId?: string;
+    contact?: Record<string, unknown>;
+    contactId?: number | null;
+    campaignId?: number | null;
+  } & Record<string, unknown>;
   campaign?: Record<string, unknown>;
   transcript?: { text?: string };
-  turn?: { seq?: number; botText?: string; action?: string; timing?: Record<string, number>; engines?: Record<string, unknown> };
+  turn?: {
+    seq?: number;
+    botText?: string;
+    action?: string;
+    timing?: Record<string, number>;
+    engines?: Record<string, unknown>;
+  };
   reply?: unknown;
   error?: unknown;
 };
@@ -77,10 +98,13 @@ export = function (RED: NodeAPI): void {
       timeoutMs: timeoutS && timeoutS > 0 ? timeoutS * 1000 : undefined,
     };
     // An ai-dialer-llm config node, when chosen, supplies the endpoint (and implies the openai engine).
-    const server = config.server ? (RED.nodes.getNode(config.server) as unknown as { settings?: () => LlmServerSettings } | null) : null;
+    const server = config.server
+      ? (RED.nodes.getNode(config.server) as unknown as { settings?: () => LlmServerSettings } | null)
+      : null;
     const shared = server && typeof server.settings === 'function' ? server.settings() : undefined;
     try {
-      if (config.server && !shared) throw new StageError('llm', 'not_configured', 'the LLM server config node is missing', { engine: 'openai' });
+      if (config.server && !shared)
+        throw new StageError('llm', 'not_configured', 'the LLM server config node is missing', { engine: 'openai' });
       engine = createLlmEngine({
         engine: config.engine || (shared ? 'openai' : ''),
         openai: {
@@ -91,7 +115,12 @@ export = function (RED: NodeAPI): void {
           maxTokens: shared ? shared.maxTokens : num(config.maxTokens),
           systemPrompt: config.systemPrompt || undefined,
           mode: shared ? shared.mode : (config.mode as ActionMode) || undefined,
-          transferTargets: config.transferTargets ? config.transferTargets.split(',').map((s) => s.trim()).filter((s) => s) : undefined,
+          transferTargets: config.transferTargets
+            ? config.transferTargets
+                .split(',')
+                .map((s) => s.trim())
+                .filter((s) => s)
+            : undefined,
           defaultTransfer: config.defaultTransfer || undefined,
         },
         script: {
@@ -111,7 +140,10 @@ export = function (RED: NodeAPI): void {
     const aborts = new Set<AbortController>();
     const store = config.store ? (RED.nodes.getNode(config.store) as unknown as { getDb(): Promise<Db> } | null) : null;
     /** Contact and campaign per call, loaded once (bounded: the oldest entries go first). */
-    const contexts = new Map<string, Promise<{ contact?: Record<string, unknown>; campaign?: Record<string, unknown> }>>();
+    const contexts = new Map<
+      string,
+      Promise<{ contact?: Record<string, unknown>; campaign?: Record<string, unknown> }>
+    >();
 
     /** Fill msg.call.contact and msg.campaign from the store when the msg carries only their ids. */
     const withContext = async (msg: Msg, callKey: string): Promise<void> => {
@@ -122,7 +154,13 @@ export = function (RED: NodeAPI): void {
       let p = contexts.get(callKey);
       if (!p) {
         const ids = { contactId: msg.call.contactId, campaignId: msg.call.campaignId };
-        p = store.getDb().then((db) => loadCallContext(db, ids) as Promise<{ contact?: Record<string, unknown>; campaign?: Record<string, unknown> }>);
+        p = store.getDb().then(
+          (db) =>
+            loadCallContext(db, ids) as Promise<{
+              contact?: Record<string, unknown>;
+              campaign?: Record<string, unknown>;
+            }>,
+        );
         contexts.set(callKey, p);
         if (contexts.size > 10000) contexts.delete(contexts.keys().next().value as string);
         p.catch(() => contexts.delete(callKey));
@@ -157,16 +195,27 @@ export = function (RED: NodeAPI): void {
       if (configError || !engine) return fail(configError ?? new StageError('llm', 'not_configured', 'not configured'));
       const eng = engine;
       const payloadText = typeof msg.payload === 'string' ? msg.payload : undefined;
-      const greeting = msg.transcript === undefined && (msg.turn === undefined || msg.turn.seq === 0) && !(payloadText && payloadText.trim());
+      const greeting =
+        msg.transcript === undefined &&
+        (msg.turn === undefined || msg.turn.seq === 0) &&
+        !(payloadText && payloadText.trim());
       const userText = typeof msg.transcript?.text === 'string' ? msg.transcript.text : (payloadText ?? '');
       const ac = new AbortController();
       aborts.add(ac);
       node.status({ fill: 'blue', shape: 'dot', text: _('llm-turn.status.thinking') });
       withContext(msg, callKey)
-        .then(() => runTurn(eng, { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal }, withCampaignSettings(settings, msg)))
+        .then(() =>
+          runTurn(
+            eng,
+            { callId: callKey, userText, greeting, context: templateContext(msg), signal: ac.signal },
+            withCampaignSettings(settings, msg),
+          ),
+        )
         .then((r) => {
           if (r.done) contexts.delete(callKey);
-          msg.reply = r.action ? { text: r.text, done: r.done, action: r.action, source: r.source } : { text: r.text, done: r.done, source: r.source };
+          msg.reply = r.action
+            ? { text: r.text, done: r.done, action: r.action, source: r.source }
+            : { text: r.text, done: r.done, source: r.source };
           msg.payload = r.text;
           const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : (msg.turn = { seq: 0, timing: {} });
           turn.botText = r.text;

@@ -19,7 +19,14 @@ interface Creds {
 type Msg = NodeMessageInFlow & {
   recording?: { path?: string };
   transcript?: unknown;
-  turn?: { seq?: number; userText?: string; confidence?: number; simulated?: boolean; timing?: Record<string, number>; engines?: Record<string, unknown> };
+  turn?: {
+    seq?: number;
+    userText?: string;
+    confidence?: number;
+    simulated?: boolean;
+    timing?: Record<string, number>;
+    engines?: Record<string, unknown>;
+  };
   error?: unknown;
 };
 
@@ -44,7 +51,11 @@ export = function (RED: NodeAPI): void {
           responseFormat: (config.responseFormat as 'json' | 'verbose_json') || undefined,
         },
       });
-      node.status({ fill: 'grey', shape: 'ring', text: engine.name === 'sim' ? _('stt-transcribe.status.sim') : engine.name });
+      node.status({
+        fill: 'grey',
+        shape: 'ring',
+        text: engine.name === 'sim' ? _('stt-transcribe.status.sim') : engine.name,
+      });
     } catch (err) {
       configError = asStageError(err, 'stt');
       node.status({ fill: 'red', shape: 'ring', text: _('stt-transcribe.status.config') });
@@ -65,8 +76,22 @@ export = function (RED: NodeAPI): void {
       if (configError || !engine) return fail(configError ?? new StageError('stt', 'not_configured', 'not configured'));
       const eng = engine;
       const input: string | Buffer | undefined =
-        typeof msg.recording?.path === 'string' ? msg.recording.path : Buffer.isBuffer(msg.payload) ? msg.payload : typeof msg.payload === 'string' && msg.payload.endsWith('.wav') ? msg.payload : undefined;
-      if (input === undefined) return fail(new StageError('stt', 'invalid_input', 'no recording: set msg.recording.path (agi-record does) or msg.payload to WAV bytes', { engine: eng.name }));
+        typeof msg.recording?.path === 'string'
+          ? msg.recording.path
+          : Buffer.isBuffer(msg.payload)
+            ? msg.payload
+            : typeof msg.payload === 'string' && msg.payload.endsWith('.wav')
+              ? msg.payload
+              : undefined;
+      if (input === undefined)
+        return fail(
+          new StageError(
+            'stt',
+            'invalid_input',
+            'no recording: set msg.recording.path (agi-record does) or msg.payload to WAV bytes',
+            { engine: eng.name },
+          ),
+        );
       const ac = new AbortController();
       aborts.add(ac);
       node.status({ fill: 'blue', shape: 'dot', text: _('stt-transcribe.status.listening') });
@@ -79,12 +104,17 @@ export = function (RED: NodeAPI): void {
           turn.userText = t.text;
           if (t.confidence !== undefined) turn.confidence = t.confidence;
           else delete turn.confidence;
-          if (t.simulated) turn.simulated = true; // shown as simulated wherever the text appears
+          if (t.simulated)
+            turn.simulated = true; // shown as simulated wherever the text appears
           else delete turn.simulated;
           turn.timing = { ...(turn.timing ?? {}), sttMs: rounded.elapsedMs };
           turn.engines = { ...(turn.engines ?? {}), stt: t.simulated ? 'sim (simulated)' : t.engine };
           const shown = t.text ? `"${t.text.slice(0, 40)}"` : _('stt-transcribe.status.silence');
-          node.status({ fill: 'green', shape: 'dot', text: t.simulated ? `${_('stt-transcribe.status.simulated')} ${shown}` : shown });
+          node.status({
+            fill: 'green',
+            shape: 'dot',
+            text: t.simulated ? `${_('stt-transcribe.status.simulated')} ${shown}` : shown,
+          });
           send([msg, null]);
           done();
         })
@@ -99,7 +129,11 @@ export = function (RED: NodeAPI): void {
       done();
     });
   }
-  RED.nodes.registerType('stt-transcribe', SttTranscribe as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
-    credentials: { apiKey: { type: 'password' } },
-  });
+  RED.nodes.registerType(
+    'stt-transcribe',
+    SttTranscribe as unknown as Parameters<NodeAPI['nodes']['registerType']>[1],
+    {
+      credentials: { apiKey: { type: 'password' } },
+    },
+  );
 };

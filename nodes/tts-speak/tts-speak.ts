@@ -34,7 +34,15 @@ type Msg = NodeMessageInFlow & {
   call?: { id?: number | string; sessionId?: string; contact?: Record<string, unknown> } & Record<string, unknown>;
   campaign?: Record<string, unknown>;
   reply?: { text?: string };
-  turn?: { seq?: number; userText?: string; confidence?: number; botText?: string; action?: string; timing?: Record<string, number>; engines?: Record<string, unknown> };
+  turn?: {
+    seq?: number;
+    userText?: string;
+    confidence?: number;
+    botText?: string;
+    action?: string;
+    timing?: Record<string, number>;
+    engines?: Record<string, unknown>;
+  };
   tts?: unknown;
   playback?: unknown;
   event?: string;
@@ -59,12 +67,26 @@ export = function (RED: NodeAPI): void {
       const engine = createTtsEngine({
         engine: engineName,
         espeak: { voice: config.voice || undefined, speed: num(config.speed) },
-        piper: { bin: config.piperBin || undefined, model: config.piperModel || undefined, speaker: num(config.piperSpeaker) },
-        openai: { baseUrl: config.baseUrl || undefined, model: config.model || undefined, voice: config.voice || undefined, apiKey: node.credentials?.apiKey || undefined, speed: num(config.speed) },
+        piper: {
+          bin: config.piperBin || undefined,
+          model: config.piperModel || undefined,
+          speaker: num(config.piperSpeaker),
+        },
+        openai: {
+          baseUrl: config.baseUrl || undefined,
+          model: config.model || undefined,
+          voice: config.voice || undefined,
+          apiKey: node.credentials?.apiKey || undefined,
+          speed: num(config.speed),
+        },
       });
       const cacheMb = num(config.cacheMb);
       const timeoutS = num(config.timeout);
-      service = new TtsService(engine, sharedCache(config.audioDir || undefined, cacheMb && cacheMb > 0 ? cacheMb * 1024 * 1024 : undefined), timeoutS && timeoutS > 0 ? timeoutS * 1000 : 15000);
+      service = new TtsService(
+        engine,
+        sharedCache(config.audioDir || undefined, cacheMb && cacheMb > 0 ? cacheMb * 1024 * 1024 : undefined),
+        timeoutS && timeoutS > 0 ? timeoutS * 1000 : 15000,
+      );
       node.status({ fill: 'grey', shape: 'ring', text: `${engine.name}${engine.voice ? ` (${engine.voice})` : ''}` });
     } catch (err) {
       configError = asStageError(err, 'tts');
@@ -76,7 +98,12 @@ export = function (RED: NodeAPI): void {
     const aborts = new Set<AbortController>();
     let active = 0;
 
-    const fail = (msg: Msg, err: StageError, send: (m: NodeMessageInFlow | Array<NodeMessageInFlow | null>) => void, done: (e?: Error) => void) => {
+    const fail = (
+      msg: Msg,
+      err: StageError,
+      send: (m: NodeMessageInFlow | Array<NodeMessageInFlow | null>) => void,
+      done: (e?: Error) => void,
+    ) => {
       node.status({ fill: 'red', shape: 'ring', text: `${err.stage} ${err.kind}` });
       msg.error = failureInfo(err);
       if (outputWired(node, 1)) {
@@ -87,9 +114,17 @@ export = function (RED: NodeAPI): void {
 
     node.on('input', (raw, send, done) => {
       const msg = raw as Msg;
-      if (configError || !service) return fail(msg, configError ?? new StageError('tts', 'not_configured', 'not configured'), send, done);
+      if (configError || !service)
+        return fail(msg, configError ?? new StageError('tts', 'not_configured', 'not configured'), send, done);
       const svc = service;
-      const text = config.text && config.text.trim() ? renderTemplate(config.text, templateContext(msg)) : typeof msg.payload === 'string' ? msg.payload : typeof msg.reply?.text === 'string' ? msg.reply.text : '';
+      const text =
+        config.text && config.text.trim()
+          ? renderTemplate(config.text, templateContext(msg))
+          : typeof msg.payload === 'string'
+            ? msg.payload
+            : typeof msg.reply?.text === 'string'
+              ? msg.reply.text
+              : '';
       const ac = new AbortController();
       aborts.add(ac);
       active++;
@@ -97,16 +132,33 @@ export = function (RED: NodeAPI): void {
       let tts: TtsResult | undefined;
       (async () => {
         tts = await svc.speak(text, { signal: ac.signal });
-        msg.tts = { file: tts.file, durationMs: tts.durationMs, cached: tts.cached, engine: tts.engine, voice: tts.voice, elapsedMs: Math.round(tts.elapsedMs) };
+        msg.tts = {
+          file: tts.file,
+          durationMs: tts.durationMs,
+          cached: tts.cached,
+          engine: tts.engine,
+          voice: tts.voice,
+          elapsedMs: Math.round(tts.elapsedMs),
+        };
         let playbackMs: number | undefined;
         if (play) {
           const sessionId = msg.call?.sessionId;
           const session = sessionId ? getSession(sessionId) : undefined;
           if (!session) {
-            throw new StageError('playback', 'not_found', sessionId ? `AGI session ${sessionId} has ended` : 'msg.call.sessionId is missing (wire this node after fastagi-in, or untick "play")', { engine: 'agi' });
+            throw new StageError(
+              'playback',
+              'not_found',
+              sessionId
+                ? `AGI session ${sessionId} has ended`
+                : 'msg.call.sessionId is missing (wire this node after fastagi-in, or untick "play")',
+              { engine: 'agi' },
+            );
           }
           const t0 = performance.now();
-          const r = await session.streamFile(tts.playPath, { durationMs: tts.durationMs, escapeDigits: config.escapeDigits || undefined });
+          const r = await session.streamFile(tts.playPath, {
+            durationMs: tts.durationMs,
+            escapeDigits: config.escapeDigits || undefined,
+          });
           playbackMs = performance.now() - t0;
           msg.playback = { ...r, durationMs: Math.round(playbackMs) };
           if (r.failed && !r.hungUp) {
@@ -115,7 +167,9 @@ export = function (RED: NodeAPI): void {
             throw new StageError(
               'playback',
               session.hungUp ? 'hangup' : 'not_found',
-              session.hungUp ? 'the caller hung up before playback started' : `Asterisk could not play ${tts.file} (is the audio directory shared with Asterisk and readable by it? or the caller just hung up)`,
+              session.hungUp
+                ? 'the caller hung up before playback started'
+                : `Asterisk could not play ${tts.file} (is the audio directory shared with Asterisk and readable by it? or the caller just hung up)`,
               { engine: 'agi' },
             );
           }
@@ -147,7 +201,11 @@ export = function (RED: NodeAPI): void {
         }
       })()
         .then(() => {
-          node.status({ fill: 'green', shape: 'dot', text: `${tts?.cached ? _('tts-speak.status.cached') : _('tts-speak.status.synthesized')} ${((tts?.durationMs ?? 0) / 1000).toFixed(1)} s` });
+          node.status({
+            fill: 'green',
+            shape: 'dot',
+            text: `${tts?.cached ? _('tts-speak.status.cached') : _('tts-speak.status.synthesized')} ${((tts?.durationMs ?? 0) / 1000).toFixed(1)} s`,
+          });
           send([msg, null]);
           done();
         })

@@ -45,7 +45,8 @@ export function parseCidr(text: string): Block {
   const v6 = kind === 6;
   const max = v6 ? 128 : 32;
   const bits = bitsText === undefined ? max : Number(bitsText);
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new DialerError('agi_bad_cidr', `bad prefix length in ${JSON.stringify(text)}`);
+  if (!Number.isInteger(bits) || bits < 0 || bits > max)
+    throw new DialerError('agi_bad_cidr', `bad prefix length in ${JSON.stringify(text)}`);
   return { v6, bytes: v6 ? v6Bytes(addr) : v4Bytes(addr), bits, text: t };
 }
 

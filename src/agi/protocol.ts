@@ -194,7 +194,9 @@ export function envArgs(env: AgiEnvironment): string[] {
 export function parseNetworkScript(script: string | undefined): { path: string; params: URLSearchParams } {
   const s = script ?? '';
   const q = s.indexOf('?');
-  return q < 0 ? { path: s, params: new URLSearchParams() } : { path: s.slice(0, q), params: new URLSearchParams(s.slice(q + 1)) };
+  return q < 0
+    ? { path: s, params: new URLSearchParams() }
+    : { path: s.slice(0, q), params: new URLSearchParams(s.slice(q + 1)) };
 }
 
 /** Serialise an environment block as Asterisk sends it (used by the simulator and tests). */

@@ -18,7 +18,9 @@ export function recordingsDir(configured?: string, env: NodeJS.ProcessEnv = proc
 
 /** A call id reduced to a file-name-safe token (ids are ours, but a dialplan could pass anything). */
 export function safeToken(v: unknown): string {
-  const s = String(v ?? 'call').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
+  const s = String(v ?? 'call')
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 40);
   return s === '' ? 'call' : s;
 }
 
@@ -58,7 +60,11 @@ export async function recordTurn(
     silenceSeconds: opts.silenceSeconds,
     beep: opts.beep,
   });
-  const recording: TurnRecording['recording'] = { path: result.file, durationMs: result.durationMs, hungUp: result.hungUp };
+  const recording: TurnRecording['recording'] = {
+    path: result.file,
+    durationMs: result.durationMs,
+    hungUp: result.hungUp,
+  };
   if (result.digit !== undefined) recording.digit = result.digit;
   return { recording, result, elapsedMs: Date.now() - t0 };
 }

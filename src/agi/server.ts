@@ -35,7 +35,15 @@ export interface AgiServerOptions extends SessionOptions {
   log?: AgiLogger;
 }
 
-export type RefusalReason = 'not_allowed' | 'too_many_sessions' | 'env_timeout' | 'bad_env' | 'protocol' | 'closed' | 'bad_secret' | 'shutting_down';
+export type RefusalReason =
+  | 'not_allowed'
+  | 'too_many_sessions'
+  | 'env_timeout'
+  | 'bad_env'
+  | 'protocol'
+  | 'closed'
+  | 'bad_secret'
+  | 'shutting_down';
 
 export interface Refusal {
   remoteAddress: string;
@@ -53,10 +61,16 @@ export function resolveServerOptions(
   const host = (cfg.host || env.AGI_HOST || '127.0.0.1').trim();
   const portRaw = cfg.port !== undefined && cfg.port !== '' ? cfg.port : env.AGI_PORT || 4573;
   const port = Number(portRaw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new DialerError('agi_bad_config', `FastAGI port must be 0-65535, got ${JSON.stringify(portRaw)}`);
-  const maxRaw = cfg.maxSessions !== undefined && cfg.maxSessions !== '' ? cfg.maxSessions : env.AGI_MAX_SESSIONS || 5000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new DialerError('agi_bad_config', `FastAGI port must be 0-65535, got ${JSON.stringify(portRaw)}`);
+  const maxRaw =
+    cfg.maxSessions !== undefined && cfg.maxSessions !== '' ? cfg.maxSessions : env.AGI_MAX_SESSIONS || 5000;
   const maxSessions = Number(maxRaw);
-  if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new DialerError('agi_bad_config', `FastAGI session cap must be a positive integer, got ${JSON.stringify(maxRaw)}`);
+  if (!Number.isInteger(maxSessions) || maxSessions < 1)
+    throw new DialerError(
+      'agi_bad_config',
+      `FastAGI session cap must be a positive integer, got ${JSON.stringify(maxRaw)}`,
+    );
   const secret = cfg.secret || env.AGI_SECRET || undefined;
   return { host, port, allow: cfg.allow || env.AGI_ALLOW || '', secret, maxSessions };
 }
@@ -98,7 +112,12 @@ export class AgiServer extends EventEmitter {
       onEnvError: (s, err, reason) => {
         this.handshakes.delete(s);
         if (this.refused.has(s)) return; // already refused for another reason
-        this.refuse(s.remoteAddress, reason as RefusalReason, reason === 'closed' ? 'connection closed before the environment block ended' : err.message, s);
+        this.refuse(
+          s.remoteAddress,
+          reason as RefusalReason,
+          reason === 'closed' ? 'connection closed before the environment block ended' : err.message,
+          s,
+        );
       },
       onClose: (s) => {
         this.handshakes.delete(s);
@@ -156,12 +175,22 @@ export class AgiServer extends EventEmitter {
     for (const [s, deadline] of this.handshakes) {
       if (deadline <= now) {
         this.handshakes.delete(s);
-        this.refuse(s.remoteAddress, 'env_timeout', `environment block not finished within ${this.o.envTimeoutMs} ms`, s);
+        this.refuse(
+          s.remoteAddress,
+          'env_timeout',
+          `environment block not finished within ${this.o.envTimeoutMs} ms`,
+          s,
+        );
       }
     }
   }
 
-  private refuse(remoteAddress: string | undefined, reason: RefusalReason, message: string, target: FastAgiSession | net.Socket): void {
+  private refuse(
+    remoteAddress: string | undefined,
+    reason: RefusalReason,
+    message: string,
+    target: FastAgiSession | net.Socket,
+  ): void {
     const r: Refusal = { remoteAddress: remoteAddress || '?', reason, message };
     this.log.warn(`FastAGI refused ${r.remoteAddress}: ${reason} (${message})`);
     this.emit('refused', r);
@@ -175,7 +204,12 @@ export class AgiServer extends EventEmitter {
       return this.refuse(socket.remoteAddress, 'not_allowed', `address not in allow-list (${this.allow})`, socket);
     }
     if (this.sessions.size >= this.o.maxSessions) {
-      return this.refuse(socket.remoteAddress, 'too_many_sessions', `${this.o.maxSessions} sessions already open`, socket);
+      return this.refuse(
+        socket.remoteAddress,
+        'too_many_sessions',
+        `${this.o.maxSessions} sessions already open`,
+        socket,
+      );
     }
     const s = new FastAgiSession(socket, this.sessionOpts, this.hooks);
     this.sessions.add(s);
@@ -185,7 +219,8 @@ export class AgiServer extends EventEmitter {
   private onEnv(s: FastAgiSession): void {
     this.handshakes.delete(s);
     if (this.o.secret) {
-      if (!this.secretMatches(s)) return this.refuse(s.remoteAddress, 'bad_secret', 'missing or wrong shared secret', s);
+      if (!this.secretMatches(s))
+        return this.refuse(s.remoteAddress, 'bad_secret', 'missing or wrong shared secret', s);
       redactSecret(s, this.o.secret);
     }
     if (this.o.register !== false) registerSession(s);
@@ -214,9 +249,23 @@ function redactSecret(s: FastAgiSession, secret: string): void {
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): DialerError {
   if (err.code === 'EADDRINUSE') {
-    return new DialerError('agi_port_in_use', `FastAGI cannot listen on ${host}:${port}: the port is already in use (stop the other server or set AGI_PORT)`, { cause: err });
+    return new DialerError(
+      'agi_port_in_use',
+      `FastAGI cannot listen on ${host}:${port}: the port is already in use (stop the other server or set AGI_PORT)`,
+      { cause: err },
+    );
   }
-  if (err.code === 'EACCES') return new DialerError('agi_port_denied', `FastAGI cannot listen on ${host}:${port}: permission denied`, { cause: err });
-  if (err.code === 'EADDRNOTAVAIL') return new DialerError('agi_bad_host', `FastAGI cannot listen on ${host}:${port}: no such local address (check AGI_HOST)`, { cause: err });
-  return new DialerError('agi_listen_failed', `FastAGI cannot listen on ${host}:${port}: ${err.message}`, { cause: err });
+  if (err.code === 'EACCES')
+    return new DialerError('agi_port_denied', `FastAGI cannot listen on ${host}:${port}: permission denied`, {
+      cause: err,
+    });
+  if (err.code === 'EADDRNOTAVAIL')
+    return new DialerError(
+      'agi_bad_host',
+      `FastAGI cannot listen on ${host}:${port}: no such local address (check AGI_HOST)`,
+      { cause: err },
+    );
+  return new DialerError('agi_listen_failed', `FastAGI cannot listen on ${host}:${port}: ${err.message}`, {
+    cause: err,
+  });
 }

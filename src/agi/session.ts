@@ -54,7 +54,8 @@ type Resolved = typeof DEFAULTS & { [RESOLVED]: true; setNoDelay: boolean };
 export function resolveSessionOptions(opts: SessionOptions = {}): Resolved {
   if ((opts as Partial<Resolved>)[RESOLVED]) return opts as Resolved;
   const o = { ...DEFAULTS, setNoDelay: true } as Resolved;
-  for (const k of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) if (opts[k] !== undefined) o[k] = opts[k] as number;
+  for (const k of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>)
+    if (opts[k] !== undefined) o[k] = opts[k] as number;
   if (opts.setNoDelay !== undefined) o.setNoDelay = opts.setNoDelay;
   o[RESOLVED] = true;
   return o;
@@ -73,14 +74,17 @@ let sweeper: NodeJS.Timeout | undefined;
 function linger(s: FastAgiSession, graceMs: number): void {
   lingering.set(s, Date.now() + graceMs);
   if (!sweeper) {
-    sweeper = setInterval(() => {
-      const now = Date.now();
-      for (const [sess, deadline] of lingering) if (deadline <= now) sess.destroy();
-      if (lingering.size === 0 && sweeper) {
-        clearInterval(sweeper);
-        sweeper = undefined;
-      }
-    }, Math.min(500, Math.max(50, graceMs)));
+    sweeper = setInterval(
+      () => {
+        const now = Date.now();
+        for (const [sess, deadline] of lingering) if (deadline <= now) sess.destroy();
+        if (lingering.size === 0 && sweeper) {
+          clearInterval(sweeper);
+          sweeper = undefined;
+        }
+      },
+      Math.min(500, Math.max(50, graceMs)),
+    );
     sweeper.unref();
   }
 }
@@ -156,7 +160,6 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (err) => this.onSocketGone(err));
     socket.on('close', () => this.onSocketGone());
-
   }
 
   /** The peer's address (for logs). */
@@ -192,7 +195,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     while (nl !== -1) {
       let end = nl;
       if (end > start && buf.charCodeAt(end - 1) === 13) end--;
-      if (end - start > this.o.maxLineLength) return this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
+      if (end - start > this.o.maxLineLength)
+        return this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
       // Environment lines are parsed in place (no per-line string); everything else line by line.
       if (this.phase === 'env') this.onEnvRange(buf, start, end);
       else this.onLine(buf.slice(start, end));
@@ -234,8 +238,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private onEnvRange(buf: string, start: number, end: number): void {
     if (end === start) return this.onEnvLine('');
     const colon = buf.indexOf(':', start);
-    if (!buf.startsWith('agi_', start) || colon < start + 5 || colon >= end) return this.onEnvLine(buf.slice(start, end));
-    if (++this.envLines > this.o.maxEnvLines) return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
+    if (!buf.startsWith('agi_', start) || colon < start + 5 || colon >= end)
+      return this.onEnvLine(buf.slice(start, end));
+    if (++this.envLines > this.o.maxEnvLines)
+      return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
     const v = buf.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
     this.env[buf.slice(start + 4, colon)] = v >= end ? '' : buf.slice(v, end);
   }
@@ -250,7 +256,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     }
     const kv = parseEnvLine(line);
     if (!kv) return this.fail('bad_env', `not an AGI environment line: ${JSON.stringify(line.slice(0, 80))}`);
-    if (++this.envLines > this.o.maxEnvLines) return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
+    if (++this.envLines > this.o.maxEnvLines)
+      return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
     this.env[kv[0]] = kv[1];
   }
 
@@ -319,9 +326,17 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     } else if (reply.code === 510) {
       p.reject(new StageError('agi', 'bad_response', `${p.verb}: 510 Invalid or unknown command`));
     } else if (reply.code === 520) {
-      p.reject(new StageError('agi', 'bad_response', `${p.verb}: 520 invalid command syntax (${reply.raw.split('\n').length > 1 ? 'usage returned' : reply.data})`));
+      p.reject(
+        new StageError(
+          'agi',
+          'bad_response',
+          `${p.verb}: 520 invalid command syntax (${reply.raw.split('\n').length > 1 ? 'usage returned' : reply.data})`,
+        ),
+      );
     } else {
-      p.reject(new StageError('agi', 'bad_response', `${p.verb}: unexpected reply ${JSON.stringify(raw.slice(0, 200))}`));
+      p.reject(
+        new StageError('agi', 'bad_response', `${p.verb}: unexpected reply ${JSON.stringify(raw.slice(0, 200))}`),
+      );
     }
     this.wantNext = true;
   }
@@ -345,7 +360,9 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (this.cmdTimer) clearTimeout(this.cmdTimer);
     // Build the error only when someone will see it: most sessions end with nothing pending.
     if (this.inflight || this.queue.length > 0 || wasEnv) {
-      const e = new StageError('agi', 'network', err ? `connection failed: ${err.message}` : 'connection closed', { cause: err });
+      const e = new StageError('agi', 'network', err ? `connection failed: ${err.message}` : 'connection closed', {
+        cause: err,
+      });
       this.rejectAll(e);
       if (wasEnv) {
         this.hooks?.onEnvError(this, e, 'closed');
@@ -374,7 +391,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private send<T = AgiReply>(line: string, verb: string, timeoutMs: number, map?: (r: AgiReply) => T): Promise<T> {
     if (this.phase === 'closed') return Promise.reject(new StageError('agi', 'network', `${verb}: connection closed`));
     if (this._hungUp) return Promise.reject(hangupError(verb));
-    if (this.phase === 'env') return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
+    if (this.phase === 'env')
+      return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
     return new Promise<T>((resolve, reject) => {
       const p: Pending = { line, verb, timeoutMs, resolve, reject, map };
       if (this.inflight) this.queue.push(p);
@@ -431,7 +449,12 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     return this.runMapped(verb, args, timeoutMs);
   }
 
-  private runMapped<T = AgiReply>(verb: string, args: Array<string | number>, timeoutMs: number, map?: (r: AgiReply) => T): Promise<T> {
+  private runMapped<T = AgiReply>(
+    verb: string,
+    args: Array<string | number>,
+    timeoutMs: number,
+    map?: (r: AgiReply) => T,
+  ): Promise<T> {
     let line = verb;
     try {
       for (let i = 0; i < args.length; i++) line += ' ' + quoteArg(args[i]);
@@ -448,14 +471,22 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     });
   }
 
-  async streamFile(pathWithoutExt: string, opts: { escapeDigits?: string; durationMs?: number } = {}): Promise<PlaybackResult> {
-    if (typeof pathWithoutExt !== 'string' || pathWithoutExt === '') throw invalidInput('STREAM FILE needs a file path');
+  async streamFile(
+    pathWithoutExt: string,
+    opts: { escapeDigits?: string; durationMs?: number } = {},
+  ): Promise<PlaybackResult> {
+    if (typeof pathWithoutExt !== 'string' || pathWithoutExt === '')
+      throw invalidInput('STREAM FILE needs a file path');
     assertSafe(pathWithoutExt, 'file path');
     const digits = opts.escapeDigits ?? '';
-    if (!/^[0-9*#A-D]*$/.test(digits)) throw invalidInput(`escape digits must be 0-9 * # A-D, got ${JSON.stringify(digits)}`);
+    if (!/^[0-9*#A-D]*$/.test(digits))
+      throw invalidInput(`escape digits must be 0-9 * # A-D, got ${JSON.stringify(digits)}`);
     let ms = opts.durationMs;
     if (ms === undefined) ms = await localWavDurationMs(pathWithoutExt);
-    const timeout = ms !== undefined && ms >= 0 ? ms + Math.round(ms * 0.1) + this.o.playbackMarginMs : this.o.playbackUnknownTimeoutMs;
+    const timeout =
+      ms !== undefined && ms >= 0
+        ? ms + Math.round(ms * 0.1) + this.o.playbackMarginMs
+        : this.o.playbackUnknownTimeoutMs;
     const r = await this.run('STREAM FILE', [pathWithoutExt, digits], timeout);
     const endpos = r.endpos ?? 0;
     if (r.result > 0) return { endpos, failed: false, digit: String.fromCharCode(r.result), hungUp: false };
@@ -469,11 +500,14 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     const format = opts.format ?? 'wav';
     if (typeof opts.path !== 'string' || opts.path === '') throw invalidInput('RECORD FILE needs a path');
     assertSafe(opts.path, 'record path');
-    if (/\.(wav|gsm|sln)$/i.test(opts.path)) throw invalidInput('RECORD FILE path must not carry an extension: Asterisk appends it');
+    if (/\.(wav|gsm|sln)$/i.test(opts.path))
+      throw invalidInput('RECORD FILE path must not carry an extension: Asterisk appends it');
     const digits = opts.escapeDigits ?? '#';
-    if (!/^[0-9*#A-D]*$/.test(digits)) throw invalidInput(`escape digits must be 0-9 * # A-D, got ${JSON.stringify(digits)}`);
+    if (!/^[0-9*#A-D]*$/.test(digits))
+      throw invalidInput(`escape digits must be 0-9 * # A-D, got ${JSON.stringify(digits)}`);
     const maxMs = Math.round(opts.maxMs);
-    if (!Number.isFinite(maxMs) || (maxMs < 1 && maxMs !== -1)) throw invalidInput('maxMs must be a positive number of ms or -1');
+    if (!Number.isFinite(maxMs) || (maxMs < 1 && maxMs !== -1))
+      throw invalidInput('maxMs must be a positive number of ms or -1');
     const args: Array<string | number> = [opts.path, format, digits, maxMs, 0];
     if (opts.beep) args.push('BEEP');
     const silence = opts.silenceSeconds ?? 0;
@@ -527,7 +561,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   async waitForDigit(timeoutMs: number): Promise<string | undefined> {
     const ms = Math.round(timeoutMs);
-    const r = await this.run('WAIT FOR DIGIT', [ms], ms > 0 ? ms + this.o.commandTimeoutMs : this.o.recordNoMaxTimeoutMs);
+    const r = await this.run(
+      'WAIT FOR DIGIT',
+      [ms],
+      ms > 0 ? ms + this.o.commandTimeoutMs : this.o.recordNoMaxTimeoutMs,
+    );
     if (r.result === -1) throw new StageError('agi', 'bad_response', 'WAIT FOR DIGIT failed (result=-1)');
     return r.result > 0 ? String.fromCharCode(r.result) : undefined;
   }

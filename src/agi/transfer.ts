@@ -16,8 +16,13 @@ export interface TransferTarget {
 export function parseTransferTarget(destination: unknown, defaultContext = DEFAULT_TRANSFER_CONTEXT): TransferTarget {
   const d = typeof destination === 'string' ? destination.trim() : '';
   const m = /^([A-Za-z0-9_+*#.-]{1,40})(?:@([A-Za-z0-9_-]{1,40}))?$/.exec(d);
-  if (!m) throw new DialerError('agi_bad_transfer', `transfer destination must be "extension" or "extension@context" (got ${JSON.stringify(d).slice(0, 60)})`);
-  if (!/^[A-Za-z0-9_-]{1,40}$/.test(defaultContext)) throw new DialerError('agi_bad_transfer', `bad transfer context "${defaultContext}"`);
+  if (!m)
+    throw new DialerError(
+      'agi_bad_transfer',
+      `transfer destination must be "extension" or "extension@context" (got ${JSON.stringify(d).slice(0, 60)})`,
+    );
+  if (!/^[A-Za-z0-9_-]{1,40}$/.test(defaultContext))
+    throw new DialerError('agi_bad_transfer', `bad transfer context "${defaultContext}"`);
   return { extension: m[1], context: m[2] ?? defaultContext };
 }
 

@@ -55,7 +55,7 @@ export function dashboardConfig(opts: DashboardOptions = {}): DashboardConfig {
     apiBase: opts.apiBase ?? '../api/v1',
     apiTokenRequired: opts.apiTokenRequired ?? !!process.env.API_TOKEN,
     mqtt: {
-      path: opts.mqttUrl ? null : opts.mqttPath ?? '/mqtt',
+      path: opts.mqttUrl ? null : (opts.mqttPath ?? '/mqtt'),
       url: opts.mqttUrl ?? null,
       topicRoot: checkRoot(opts.topicRoot ?? DEFAULT_ROOT),
       auth: !!opts.mqttAuth,
@@ -65,7 +65,10 @@ export function dashboardConfig(opts: DashboardOptions = {}): DashboardConfig {
 }
 
 /** Mount the dashboard on an express app or router (e.g. Node-RED's RED.httpNode). */
-export function mountDashboard(app: { use: express.Router['use'] } & Pick<express.Router, 'get'>, opts: DashboardOptions = {}): void {
+export function mountDashboard(
+  app: { use: express.Router['use'] } & Pick<express.Router, 'get'>,
+  opts: DashboardOptions = {},
+): void {
   const base = (opts.basePath ?? '/dialer').replace(/\/+$/, '') || '/dialer';
   const dir = opts.dir ?? dashboardDir();
   const mqttBundle = path.join(path.dirname(require.resolve('mqtt/package.json')), 'dist', 'mqtt.min.js');
@@ -82,9 +85,13 @@ export function mountDashboard(app: { use: express.Router['use'] } & Pick<expres
     if (req.originalUrl.split('?')[0].endsWith('/')) return next();
     res.redirect(301, req.originalUrl.replace(/^([^?]*)/, '$1/'));
   });
-  app.use(base, (_req, res, next) => {
-    res.set('X-Content-Type-Options', 'nosniff');
-    res.set('Referrer-Policy', 'same-origin');
-    next();
-  }, router);
+  app.use(
+    base,
+    (_req, res, next) => {
+      res.set('X-Content-Type-Options', 'nosniff');
+      res.set('Referrer-Policy', 'same-origin');
+      next();
+    },
+    router,
+  );
 }

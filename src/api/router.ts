@@ -18,7 +18,16 @@ import { importContacts, importDnc, ImportError, type ImportResult } from '../ca
 import { isCountryCode, normalizePhone } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
 import { readHealthProbes } from '../runtime/health';
-import { ApiError, campaignStatus, createCampaign, getCampaign, listCampaigns, updateCampaign, validateCampaignInput, type CampaignRow } from './campaigns';
+import {
+  ApiError,
+  campaignStatus,
+  createCampaign,
+  getCampaign,
+  listCampaigns,
+  updateCampaign,
+  validateCampaignInput,
+  type CampaignRow,
+} from './campaigns';
 
 export { ApiError } from './campaigns';
 
@@ -45,8 +54,25 @@ export interface ApiRouterOptions {
   log?: (line: string) => void;
 }
 
-const CSV_TYPES = ['text/csv', 'text/plain', 'application/csv', 'text/comma-separated-values', 'application/vnd.ms-excel', 'text/tab-separated-values'];
-const CALL_STATUS_FILTERS = ['initiated', 'ringing', 'in_progress', 'completed', 'failed', 'no_answer', 'busy', 'congestion', 'cancelled'];
+const CSV_TYPES = [
+  'text/csv',
+  'text/plain',
+  'application/csv',
+  'text/comma-separated-values',
+  'application/vnd.ms-excel',
+  'text/tab-separated-values',
+];
+const CALL_STATUS_FILTERS = [
+  'initiated',
+  'ringing',
+  'in_progress',
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'congestion',
+  'cancelled',
+];
 
 /** Load the campaign engine's control object, if that module exists yet. */
 function loadDefaultControl(): CampaignControlApi | undefined {
@@ -76,13 +102,19 @@ function engineErrorStatus(code: string): number {
 export function parseId(v: unknown, name: string): number {
   const s = typeof v === 'number' ? String(v) : v;
   if (typeof s !== 'string' || !/^\d{1,10}$/.test(s) || Number(s) < 1 || Number(s) > 2147483647) {
-    throw new ApiError(400, `${name} must be a positive integer${v === undefined || v === '' ? ' (missing)' : `, got ${JSON.stringify(v).slice(0, 40)}`}`);
+    throw new ApiError(
+      400,
+      `${name} must be a positive integer${v === undefined || v === '' ? ' (missing)' : `, got ${JSON.stringify(v).slice(0, 40)}`}`,
+    );
   }
   return Number(s);
 }
 
 function mediaType(req: Request): string {
-  return String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  return String(req.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
 }
 
 interface Upload {
@@ -97,7 +129,10 @@ function readMultipart(req: Request, limit: number): Promise<Upload> {
   return new Promise((resolve, reject) => {
     let bb: Busboy.Busboy;
     try {
-      bb = Busboy({ headers: req.headers, limits: { fileSize: limit, files: 1, fields: 50, fieldSize: Math.min(limit, 50 * 1024 * 1024) } });
+      bb = Busboy({
+        headers: req.headers,
+        limits: { fileSize: limit, files: 1, fields: 50, fieldSize: Math.min(limit, 50 * 1024 * 1024) },
+      });
     } catch (err) {
       reject(new ApiError(400, `bad multipart body: ${errorMessage(err)}`));
       return;
@@ -116,7 +151,9 @@ function readMultipart(req: Request, limit: number): Promise<Upload> {
     bb.on('file', (_name, stream, info) => {
       gotFile = true;
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('limit', () => fail(new ApiError(413, `file ${JSON.stringify(info.filename ?? '')} is larger than ${limit} bytes`)));
+      stream.on('limit', () =>
+        fail(new ApiError(413, `file ${JSON.stringify(info.filename ?? '')} is larger than ${limit} bytes`)),
+      );
     });
     bb.on('field', (name, value, info) => {
       if (info.valueTruncated) return fail(new ApiError(413, `form field ${name} is too large`));
@@ -127,7 +164,10 @@ function readMultipart(req: Request, limit: number): Promise<Upload> {
       if (failed) return;
       if (gotFile) resolve({ data: Buffer.concat(chunks), fields });
       else if (typeof fields.csv === 'string') resolve({ data: fields.csv, fields });
-      else reject(new ApiError(400, 'the multipart body has no file (send the CSV as a file part, e.g. -F file=@contacts.csv)'));
+      else
+        reject(
+          new ApiError(400, 'the multipart body has no file (send the CSV as a file part, e.g. -F file=@contacts.csv)'),
+        );
     });
     req.on('aborted', () => fail(new ApiError(400, 'upload aborted')));
     req.pipe(bb);
@@ -147,11 +187,15 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
   const control = (): CampaignControlApi => {
     let c: CampaignControlApi | undefined;
     try {
-      c = typeof opts.control === 'function' ? opts.control() : opts.control ?? loadDefaultControl();
+      c = typeof opts.control === 'function' ? opts.control() : (opts.control ?? loadDefaultControl());
     } catch (err) {
       throw new ApiError(503, `the campaign engine failed to load: ${errorMessage(err)}`);
     }
-    if (!c) throw new ApiError(503, 'the campaign engine is not available in this runtime (no campaign control loaded); start/stop/pause/resume cannot run');
+    if (!c)
+      throw new ApiError(
+        503,
+        'the campaign engine is not available in this runtime (no campaign control loaded); start/stop/pause/resume cannot run',
+      );
     return c;
   };
 
@@ -184,8 +228,13 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
   router.use('/api/v1', (req, _res, next) => {
     if (!tokenHash || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
     const auth = String(req.headers.authorization ?? '');
-    const given = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim() ?? (typeof req.headers['x-api-token'] === 'string' ? req.headers['x-api-token'] : '');
-    if (!given) return next(new ApiError(401, 'this route needs the API token (Authorization: Bearer <token> or X-API-Token: <token>)'));
+    const given =
+      /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim() ??
+      (typeof req.headers['x-api-token'] === 'string' ? req.headers['x-api-token'] : '');
+    if (!given)
+      return next(
+        new ApiError(401, 'this route needs the API token (Authorization: Bearer <token> or X-API-Token: <token>)'),
+      );
     if (!timingSafeEqual(digest(given), tokenHash)) return next(new ApiError(403, 'the API token is wrong'));
     next();
   });
@@ -223,7 +272,13 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
           if (Array.isArray(list)) res.locals.upload = { data: list, fields: o } as Upload;
           else if (typeof o.csv === 'string') res.locals.upload = { data: o.csv, fields: o } as Upload;
           else if (o.phone !== undefined) res.locals.upload = { data: [o], fields: o } as Upload;
-          else return next(new ApiError(400, 'JSON body must be an array, or an object with "contacts"/"numbers" (array), "csv" (text) or "phone"'));
+          else
+            return next(
+              new ApiError(
+                400,
+                'JSON body must be an array, or an object with "contacts"/"numbers" (array), "csv" (text) or "phone"',
+              ),
+            );
         } else return next(new ApiError(400, 'JSON body must be an array or an object'));
         next();
       });
@@ -237,236 +292,321 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
       });
       return;
     }
-    next(new ApiError(415, `send the list as text/csv, multipart/form-data (a file part) or application/json${t ? `, not ${t}` : ' (no Content-Type given)'}`));
+    next(
+      new ApiError(
+        415,
+        `send the list as text/csv, multipart/form-data (a file part) or application/json${t ? `, not ${t}` : ' (no Content-Type given)'}`,
+      ),
+    );
   };
 
   const country = (v: unknown): string | undefined => {
     if (v === undefined || v === '' || v === null) return undefined;
-    if (!isCountryCode(v)) throw new ApiError(400, `country must be a two-letter ISO code such as "US", got ${JSON.stringify(v).slice(0, 20)}`);
+    if (!isCountryCode(v))
+      throw new ApiError(
+        400,
+        `country must be a two-letter ISO code such as "US", got ${JSON.stringify(v).slice(0, 20)}`,
+      );
     return v.toUpperCase();
   };
 
   const importStatus = (r: ImportResult): number => (r.rows > 0 && r.inserted + r.updated === 0 ? 422 : 200);
 
   // --- campaigns ---
-  router.get('/api/v1/campaigns', h(async (_req, res) => {
-    const d = await db();
-    res.json({ campaigns: await listCampaigns(d) });
-  }));
+  router.get(
+    '/api/v1/campaigns',
+    h(async (_req, res) => {
+      const d = await db();
+      res.json({ campaigns: await listCampaigns(d) });
+    }),
+  );
 
-  router.post('/api/v1/campaigns', jsonOnly, h(async (req, res) => {
-    const v = validateCampaignInput(req.body, { partial: false });
-    const d = await db();
-    await checkZoneKnownToDb(d, v.timezone);
-    const c = await createCampaign(d, v);
-    res.status(201).location(`campaigns/${c.id}`).json(c);
-  }));
+  router.post(
+    '/api/v1/campaigns',
+    jsonOnly,
+    h(async (req, res) => {
+      const v = validateCampaignInput(req.body, { partial: false });
+      const d = await db();
+      await checkZoneKnownToDb(d, v.timezone);
+      const c = await createCampaign(d, v);
+      res.status(201).location(`campaigns/${c.id}`).json(c);
+    }),
+  );
 
-  router.get('/api/v1/campaigns/:id', h(async (req, res) => {
-    const id = parseId(req.params.id, 'campaign id');
-    const d = await db();
-    const c = await mustCampaign(d, id);
-    const nums = await d.query('select id, number, label, active, last_used_at, use_count from phone_numbers where campaign_id = $1 order by id', [id]);
-    const counts = await d.query<{ n: number }>('select count(*)::int as n from contacts where campaign_id = $1', [id]);
-    res.json({ ...c, phone_numbers: nums.rows, contacts_total: Number(counts.rows[0]?.n ?? 0) });
-  }));
+  router.get(
+    '/api/v1/campaigns/:id',
+    h(async (req, res) => {
+      const id = parseId(req.params.id, 'campaign id');
+      const d = await db();
+      const c = await mustCampaign(d, id);
+      const nums = await d.query(
+        'select id, number, label, active, last_used_at, use_count from phone_numbers where campaign_id = $1 order by id',
+        [id],
+      );
+      const counts = await d.query<{ n: number }>('select count(*)::int as n from contacts where campaign_id = $1', [
+        id,
+      ]);
+      res.json({ ...c, phone_numbers: nums.rows, contacts_total: Number(counts.rows[0]?.n ?? 0) });
+    }),
+  );
 
-  router.patch('/api/v1/campaigns/:id', jsonOnly, h(async (req, res) => {
-    const id = parseId(req.params.id, 'campaign id');
-    const d = await db();
-    const current = await mustCampaign(d, id);
-    const v = validateCampaignInput(req.body, { partial: true, current });
-    await checkZoneKnownToDb(d, v.timezone);
-    const c = await updateCampaign(d, id, v);
-    if (!c) throw new ApiError(404, `campaign ${id} not found`);
-    res.json(c);
-  }));
+  router.patch(
+    '/api/v1/campaigns/:id',
+    jsonOnly,
+    h(async (req, res) => {
+      const id = parseId(req.params.id, 'campaign id');
+      const d = await db();
+      const current = await mustCampaign(d, id);
+      const v = validateCampaignInput(req.body, { partial: true, current });
+      await checkZoneKnownToDb(d, v.timezone);
+      const c = await updateCampaign(d, id, v);
+      if (!c) throw new ApiError(404, `campaign ${id} not found`);
+      res.json(c);
+    }),
+  );
 
-  router.get('/api/v1/campaigns/:id/status', h(async (req, res) => {
-    const id = parseId(req.params.id, 'campaign id');
-    const d = await db();
-    res.json(await campaignStatus(d, await mustCampaign(d, id)));
-  }));
+  router.get(
+    '/api/v1/campaigns/:id/status',
+    h(async (req, res) => {
+      const id = parseId(req.params.id, 'campaign id');
+      const d = await db();
+      res.json(await campaignStatus(d, await mustCampaign(d, id)));
+    }),
+  );
 
-  router.post('/api/v1/campaigns/:id/contacts', upload, h(async (req, res) => {
-    const id = parseId(req.params.id, 'campaign id');
-    const u = res.locals.upload as Upload;
-    const d = await db();
-    await mustCampaign(d, id);
-    const c = country(req.query.country ?? u.fields.country);
-    const r = await importContacts(d, id, u.data as string | Buffer | unknown[], { defaultCountry: c });
-    res.status(importStatus(r)).json(importStatus(r) === 422 ? { error: `no valid rows (${r.invalid} rejected)`, ...r } : r);
-  }));
+  router.post(
+    '/api/v1/campaigns/:id/contacts',
+    upload,
+    h(async (req, res) => {
+      const id = parseId(req.params.id, 'campaign id');
+      const u = res.locals.upload as Upload;
+      const d = await db();
+      await mustCampaign(d, id);
+      const c = country(req.query.country ?? u.fields.country);
+      const r = await importContacts(d, id, u.data as string | Buffer | unknown[], { defaultCountry: c });
+      res
+        .status(importStatus(r))
+        .json(importStatus(r) === 422 ? { error: `no valid rows (${r.invalid} rejected)`, ...r } : r);
+    }),
+  );
 
-  router.post('/api/v1/campaigns/:id/phone-numbers', jsonOnly, h(async (req, res) => {
-    const id = parseId(req.params.id, 'campaign id');
-    const body = req.body as unknown;
-    let items: unknown[];
-    if (Array.isArray(body)) items = body;
-    else if (body && typeof body === 'object' && Array.isArray((body as { numbers?: unknown }).numbers)) items = (body as { numbers: unknown[] }).numbers;
-    else if (body && typeof body === 'object' && (body as { number?: unknown }).number !== undefined) items = [body];
-    else throw new ApiError(400, 'send {"number": "+1...", "label"?: "...", "active"?: true}, {"numbers": [...]} or an array');
-    if (!items.length) throw new ApiError(400, 'no numbers given');
-    if (items.length > 10000) throw new ApiError(400, 'at most 10000 numbers per request');
-    const d = await db();
-    const camp = await mustCampaign(d, id);
-    const errors: Array<{ item: number; reason: string }> = [];
-    const good: Array<{ number: string; label: string | null; active: boolean }> = [];
-    items.forEach((it, i) => {
-      const o = typeof it === 'string' ? { number: it } : (it as Record<string, unknown>);
-      if (!o || typeof o !== 'object') return errors.push({ item: i + 1, reason: 'must be a number string or {"number": ...}' });
-      const p = normalizePhone(o.number, camp.default_country);
-      if (!p.ok) return errors.push({ item: i + 1, reason: p.reason });
-      if (o.label !== undefined && o.label !== null && (typeof o.label !== 'string' || o.label.length > 100)) return errors.push({ item: i + 1, reason: 'label must be text of at most 100 characters' });
-      if (o.active !== undefined && typeof o.active !== 'boolean') return errors.push({ item: i + 1, reason: 'active must be true or false' });
-      good.push({ number: p.e164, label: (o.label as string | undefined) ?? null, active: o.active !== false });
-    });
-    if (errors.length) throw new ApiError(400, `${errors.length} number(s) rejected; nothing was saved`, { errors });
-    const out = await d.tx(async (q) => {
-      let added = 0;
-      for (const g of good) {
-        const r = await q.query<{ inserted: boolean }>(
-          `insert into phone_numbers (campaign_id, number, label, active) values ($1, $2, $3, $4)
+  router.post(
+    '/api/v1/campaigns/:id/phone-numbers',
+    jsonOnly,
+    h(async (req, res) => {
+      const id = parseId(req.params.id, 'campaign id');
+      const body = req.body as unknown;
+      let items: unknown[];
+      if (Array.isArray(body)) items = body;
+      else if (body && typeof body === 'object' && Array.isArray((body as { numbers?: unknown }).numbers))
+        items = (body as { numbers: unknown[] }).numbers;
+      else if (body && typeof body === 'object' && (body as { number?: unknown }).number !== undefined) items = [body];
+      else
+        throw new ApiError(
+          400,
+          'send {"number": "+1...", "label"?: "...", "active"?: true}, {"numbers": [...]} or an array',
+        );
+      if (!items.length) throw new ApiError(400, 'no numbers given');
+      if (items.length > 10000) throw new ApiError(400, 'at most 10000 numbers per request');
+      const d = await db();
+      const camp = await mustCampaign(d, id);
+      const errors: Array<{ item: number; reason: string }> = [];
+      const good: Array<{ number: string; label: string | null; active: boolean }> = [];
+      items.forEach((it, i) => {
+        const o = typeof it === 'string' ? { number: it } : (it as Record<string, unknown>);
+        if (!o || typeof o !== 'object')
+          return errors.push({ item: i + 1, reason: 'must be a number string or {"number": ...}' });
+        const p = normalizePhone(o.number, camp.default_country);
+        if (!p.ok) return errors.push({ item: i + 1, reason: p.reason });
+        if (o.label !== undefined && o.label !== null && (typeof o.label !== 'string' || o.label.length > 100))
+          return errors.push({ item: i + 1, reason: 'label must be text of at most 100 characters' });
+        if (o.active !== undefined && typeof o.active !== 'boolean')
+          return errors.push({ item: i + 1, reason: 'active must be true or false' });
+        good.push({ number: p.e164, label: (o.label as string | undefined) ?? null, active: o.active !== false });
+      });
+      if (errors.length) throw new ApiError(400, `${errors.length} number(s) rejected; nothing was saved`, { errors });
+      const out = await d.tx(async (q) => {
+        let added = 0;
+        for (const g of good) {
+          const r = await q.query<{ inserted: boolean }>(
+            `insert into phone_numbers (campaign_id, number, label, active) values ($1, $2, $3, $4)
            on conflict (coalesce(campaign_id, 0), number) do update set label = coalesce(excluded.label, phone_numbers.label), active = excluded.active
            returning (xmax = 0) as inserted`,
-          [id, g.number, g.label, g.active],
+            [id, g.number, g.label, g.active],
+          );
+          if (r.rows[0]?.inserted) added++;
+        }
+        const all = await q.query(
+          'select id, number, label, active, last_used_at, use_count from phone_numbers where campaign_id = $1 order by id',
+          [id],
         );
-        if (r.rows[0]?.inserted) added++;
-      }
-      const all = await q.query('select id, number, label, active, last_used_at, use_count from phone_numbers where campaign_id = $1 order by id', [id]);
-      return { added, updated: good.length - added, phone_numbers: all.rows };
-    });
-    res.status(out.added ? 201 : 200).json(out);
-  }));
+        return { added, updated: good.length - added, phone_numbers: all.rows };
+      });
+      res.status(out.added ? 201 : 200).json(out);
+    }),
+  );
 
   // --- do-not-call ---
-  router.post('/api/v1/dnc', upload, h(async (req, res) => {
-    const u = res.locals.upload as Upload;
-    const raw = req.query.campaignId ?? u.fields.campaignId ?? u.fields.campaign_id;
-    const campaignId = raw === undefined || raw === '' || raw === null ? null : parseId(raw, 'campaignId');
-    const d = await db();
-    if (campaignId !== null) await mustCampaign(d, campaignId);
-    const data = Array.isArray(u.data) && typeof u.fields.reason === 'string'
-      ? u.data.map((x) => (typeof x === 'string' || typeof x === 'number' ? { phone: x, reason: u.fields.reason } : x))
-      : u.data;
-    const r = await importDnc(d, data as string | Buffer | unknown[], { campaignId, defaultCountry: country(req.query.country ?? u.fields.country), source: 'api' });
-    res.status(importStatus(r)).json(importStatus(r) === 422 ? { error: `no valid rows (${r.invalid} rejected)`, ...r } : r);
-  }));
+  router.post(
+    '/api/v1/dnc',
+    upload,
+    h(async (req, res) => {
+      const u = res.locals.upload as Upload;
+      const raw = req.query.campaignId ?? u.fields.campaignId ?? u.fields.campaign_id;
+      const campaignId = raw === undefined || raw === '' || raw === null ? null : parseId(raw, 'campaignId');
+      const d = await db();
+      if (campaignId !== null) await mustCampaign(d, campaignId);
+      const data =
+        Array.isArray(u.data) && typeof u.fields.reason === 'string'
+          ? u.data.map((x) =>
+              typeof x === 'string' || typeof x === 'number' ? { phone: x, reason: u.fields.reason } : x,
+            )
+          : u.data;
+      const r = await importDnc(d, data as string | Buffer | unknown[], {
+        campaignId,
+        defaultCountry: country(req.query.country ?? u.fields.country),
+        source: 'api',
+      });
+      res
+        .status(importStatus(r))
+        .json(importStatus(r) === 422 ? { error: `no valid rows (${r.invalid} rejected)`, ...r } : r);
+    }),
+  );
 
   // --- campaign engine controls ---
   for (const action of ['start', 'stop', 'pause', 'resume'] as const) {
-    router.post(`/api/v1/calls/automated/${action}`, jsonOnly, h(async (req, res) => {
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const id = parseId(body.campaignId ?? req.query.campaignId, 'campaignId');
-      const d = await db();
-      await mustCampaign(d, id);
-      const c = control();
-      let result: unknown;
-      try {
-        result = await c[action](id);
-      } catch (err) {
-        if (err instanceof ApiError) throw err;
-        if (err instanceof DialerError) throw new ApiError(engineErrorStatus(err.code), err.message, { code: err.code });
-        throw err;
-      }
-      const after = await getCampaign(d, id);
-      res.json({ ok: true, action, campaignId: id, status: after?.status, result: result ?? null });
-    }));
+    router.post(
+      `/api/v1/calls/automated/${action}`,
+      jsonOnly,
+      h(async (req, res) => {
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        const id = parseId(body.campaignId ?? req.query.campaignId, 'campaignId');
+        const d = await db();
+        await mustCampaign(d, id);
+        const c = control();
+        let result: unknown;
+        try {
+          result = await c[action](id);
+        } catch (err) {
+          if (err instanceof ApiError) throw err;
+          if (err instanceof DialerError)
+            throw new ApiError(engineErrorStatus(err.code), err.message, { code: err.code });
+          throw err;
+        }
+        const after = await getCampaign(d, id);
+        res.json({ ok: true, action, campaignId: id, status: after?.status, result: result ?? null });
+      }),
+    );
   }
 
-  router.get('/api/v1/calls/automated/status', h(async (req, res) => {
-    const id = parseId(req.query.campaignId, 'campaignId');
-    const d = await db();
-    const summary = await campaignStatus(d, await mustCampaign(d, id));
-    let engine: unknown = null;
-    let engineAvailable = true;
-    let engineError: string | undefined;
-    try {
-      const c = control();
-      engine = c.status ? await c.status(id) : null;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 503) {
-        engineAvailable = false;
-        engineError = err.message;
-      } else if (err instanceof DialerError) {
-        engineAvailable = engineErrorStatus(err.code) !== 503;
-        engineError = err.message;
-      } else throw err;
-    }
-    res.json({ ...summary, engineAvailable, engine: engine ?? null, ...(engineError ? { engineError } : {}) });
-  }));
+  router.get(
+    '/api/v1/calls/automated/status',
+    h(async (req, res) => {
+      const id = parseId(req.query.campaignId, 'campaignId');
+      const d = await db();
+      const summary = await campaignStatus(d, await mustCampaign(d, id));
+      let engine: unknown = null;
+      let engineAvailable = true;
+      let engineError: string | undefined;
+      try {
+        const c = control();
+        engine = c.status ? await c.status(id) : null;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 503) {
+          engineAvailable = false;
+          engineError = err.message;
+        } else if (err instanceof DialerError) {
+          engineAvailable = engineErrorStatus(err.code) !== 503;
+          engineError = err.message;
+        } else throw err;
+      }
+      res.json({ ...summary, engineAvailable, engine: engine ?? null, ...(engineError ? { engineError } : {}) });
+    }),
+  );
 
   // --- calls ---
-  router.get('/api/v1/calls', h(async (req, res) => {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (req.query.campaignId !== undefined) {
-      params.push(parseId(req.query.campaignId, 'campaignId'));
-      where.push(`c.campaign_id = $${params.length}`);
-    }
-    const st = req.query.status;
-    if (st !== undefined) {
-      if (st === 'active') where.push(`c.status in (${OPEN_STATUSES.map((s) => `'${s}'`).join(',')})`);
-      else if (typeof st === 'string' && CALL_STATUS_FILTERS.includes(st)) {
-        params.push(st);
-        where.push(`c.status = $${params.length}`);
-      } else throw new ApiError(400, `status must be "active" or one of ${CALL_STATUS_FILTERS.join(', ')}`);
-    }
-    let limit = 50;
-    if (req.query.limit !== undefined) {
-      const l = String(req.query.limit);
-      if (!/^\d{1,4}$/.test(l) || Number(l) < 1 || Number(l) > 1000) throw new ApiError(400, 'limit must be an integer from 1 to 1000');
-      limit = Number(l);
-    }
-    params.push(limit);
-    const d = await db();
-    const r = await d.query(
-      `select c.id, c.campaign_id, c.contact_id, c.direction, c.phone, c.caller_id, c.status, c.outcome, c.reason, c.attempt,
+  router.get(
+    '/api/v1/calls',
+    h(async (req, res) => {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (req.query.campaignId !== undefined) {
+        params.push(parseId(req.query.campaignId, 'campaignId'));
+        where.push(`c.campaign_id = $${params.length}`);
+      }
+      const st = req.query.status;
+      if (st !== undefined) {
+        if (st === 'active') where.push(`c.status in (${OPEN_STATUSES.map((s) => `'${s}'`).join(',')})`);
+        else if (typeof st === 'string' && CALL_STATUS_FILTERS.includes(st)) {
+          params.push(st);
+          where.push(`c.status = $${params.length}`);
+        } else throw new ApiError(400, `status must be "active" or one of ${CALL_STATUS_FILTERS.join(', ')}`);
+      }
+      let limit = 50;
+      if (req.query.limit !== undefined) {
+        const l = String(req.query.limit);
+        if (!/^\d{1,4}$/.test(l) || Number(l) < 1 || Number(l) > 1000)
+          throw new ApiError(400, 'limit must be an integer from 1 to 1000');
+        limit = Number(l);
+      }
+      params.push(limit);
+      const d = await db();
+      const r = await d.query(
+        `select c.id, c.campaign_id, c.contact_id, c.direction, c.phone, c.caller_id, c.status, c.outcome, c.reason, c.attempt,
               c.hangup_cause, c.created_at, c.answered_at, c.ended_at, c.duration_ms, c.talk_ms, k.name as contact_name
          from calls c left join contacts k on k.id = c.contact_id
         ${where.length ? 'where ' + where.join(' and ') : ''}
         order by c.id desc limit $${params.length}`,
-      params,
-    );
-    res.json({ calls: r.rows });
-  }));
+        params,
+      );
+      res.json({ calls: r.rows });
+    }),
+  );
 
-  router.get('/api/v1/calls/:id', h(async (req, res) => {
-    const id = parseId(req.params.id, 'call id');
-    const d = await db();
-    const c = await getCall(d, id);
-    if (!c) throw new ApiError(404, `call ${id} not found`);
-    const { turns, ...call } = c;
-    const transcript = call.transcript ?? (await buildTranscript(d, id));
-    res.json({ call, turns, transcript });
-  }));
+  router.get(
+    '/api/v1/calls/:id',
+    h(async (req, res) => {
+      const id = parseId(req.params.id, 'call id');
+      const d = await db();
+      const c = await getCall(d, id);
+      if (!c) throw new ApiError(404, `call ${id} not found`);
+      const { turns, ...call } = c;
+      const transcript = call.transcript ?? (await buildTranscript(d, id));
+      res.json({ call, turns, transcript });
+    }),
+  );
 
   // --- health: live resources of this process (sessions, slots, simulated channels) ---
-  router.get('/api/v1/health', h(async (_req, res) => {
-    let campaigns: Array<{ campaignId: number; state: string; inFlight: number }> = [];
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const mod = require('../campaign/control') as typeof import('../campaign/control');
-      campaigns = mod.registeredCampaignManagers().flatMap((m) =>
-        m.campaigns().map((id) => {
-          const st = m.runnerOf(id)!.status();
-          return { campaignId: id, state: st.state, inFlight: st.inFlight };
-        }),
-      );
-    } catch {
-      /* no campaign engine in this runtime */
-    }
-    res.set('Cache-Control', 'no-store').json({
-      ok: true,
-      agiSessions: activeSessionCount(),
-      inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
-      campaigns,
-      ...readHealthProbes(),
-    });
-  }));
+  router.get(
+    '/api/v1/health',
+    h(async (_req, res) => {
+      let campaigns: Array<{ campaignId: number; state: string; inFlight: number }> = [];
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        const mod = require('../campaign/control') as typeof import('../campaign/control');
+        campaigns = mod.registeredCampaignManagers().flatMap((m) =>
+          m.campaigns().map((id) => {
+            const st = m.runnerOf(id)!.status();
+            return { campaignId: id, state: st.state, inFlight: st.inFlight };
+          }),
+        );
+      } catch {
+        /* no campaign engine in this runtime */
+      }
+      res.set('Cache-Control', 'no-store').json({
+        ok: true,
+        agiSessions: activeSessionCount(),
+        inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
+        campaigns,
+        ...readHealthProbes(),
+      });
+    }),
+  );
 
   // --- unknown routes under the API, and errors ---
-  router.use('/api/v1', (req, _res, next) => next(new ApiError(404, `no such route: ${req.method} ${req.baseUrl}${req.path}`)));
+  router.use('/api/v1', (req, _res, next) =>
+    next(new ApiError(404, `no such route: ${req.method} ${req.baseUrl}${req.path}`)),
+  );
 
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (!req.originalUrl.includes('/api/v1')) return next(err);
@@ -492,7 +632,11 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     } else if (e.type === 'request.aborted' || e.type === 'request.size.invalid') {
       status = 400;
       body = { error: e.message ?? 'request aborted' };
-    } else if (typeof (e.status ?? e.statusCode) === 'number' && (e.status ?? e.statusCode)! >= 400 && (e.status ?? e.statusCode)! < 500) {
+    } else if (
+      typeof (e.status ?? e.statusCode) === 'number' &&
+      (e.status ?? e.statusCode)! >= 400 &&
+      (e.status ?? e.statusCode)! < 500
+    ) {
       status = (e.status ?? e.statusCode)!;
       body = { error: e.message ?? 'bad request' };
     } else {

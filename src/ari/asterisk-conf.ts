@@ -46,7 +46,13 @@ export function parseConf(text: string, file = 'inline'): ConfFile {
     }
     const sec = /^\[([^\]]+)\]\s*(?:\(([^)]*)\))?$/.exec(s);
     if (sec) {
-      current = { name: sec[1].trim(), options: sec[2] ? sec[2].split(',').map((x) => x.trim()) : [], entries: [], file, line };
+      current = {
+        name: sec[1].trim(),
+        options: sec[2] ? sec[2].split(',').map((x) => x.trim()) : [],
+        entries: [],
+        file,
+        line,
+      };
       out.sections.push(current);
       return;
     }

@@ -124,12 +124,15 @@ export function variableValue(v: unknown): string | undefined {
   if (v === null || v === undefined) return undefined;
   if (typeof v === 'object') return undefined;
   // eslint-disable-next-line no-control-regex
-  return String(v).replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 512);
+  return String(v)
+    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
+    .slice(0, 512);
 }
 
 /** The endpoint for a number: the template's {phone} replaced. */
 export function endpointFor(template: string, phone: string): string {
-  if (!template.includes('{phone}')) throw new AriError('not_configured', `dial endpoint template must contain {phone}: ${template}`);
+  if (!template.includes('{phone}'))
+    throw new AriError('not_configured', `dial endpoint template must contain {phone}: ${template}`);
   return template.split('{phone}').join(phone);
 }
 
@@ -213,7 +216,8 @@ export class CallTracker extends EventEmitter {
   async originate(req: CallRequest): Promise<{ channelId: string; accepted: boolean }> {
     if (this.closed) throw new AriError('not_configured', 'call tracker is closed');
     const key = String(req.id);
-    if (req.id === undefined || req.id === null || key === '') throw new AriError('invalid_input', 'msg.call.id is required');
+    if (req.id === undefined || req.id === null || key === '')
+      throw new AriError('invalid_input', 'msg.call.id is required');
     if (this.byCall.has(key)) throw new AriError('invalid_input', `call ${key} is already in progress`);
     const safeId = key.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
     const channelId = `aid-${safeId}-${randomBytes(4).toString('hex')}`;
@@ -233,7 +237,11 @@ export class CallTracker extends EventEmitter {
     this.emit('count', this.live);
     const phone = cleanPhone(req.phone);
     if (!phone) {
-      this.finish(t, { outcome: 'failed', reason: `invalid phone number ${JSON.stringify(req.phone)}`, error: new AriError('invalid_input', `invalid phone number ${JSON.stringify(req.phone)}`) });
+      this.finish(t, {
+        outcome: 'failed',
+        reason: `invalid phone number ${JSON.stringify(req.phone)}`,
+        error: new AriError('invalid_input', `invalid phone number ${JSON.stringify(req.phone)}`),
+      });
       return { channelId, accepted: false };
     }
     let endpoint: string;
@@ -282,7 +290,10 @@ export class CallTracker extends EventEmitter {
 
   /** Hang up one call (by id) or all of ours; each gets outcome 'cancelled'. Returns how many. */
   cancel(callId?: string | number): number {
-    const targets = callId === undefined ? [...this.byCall.values()] : [this.byCall.get(String(callId))].filter((x): x is Tracked => !!x);
+    const targets =
+      callId === undefined
+        ? [...this.byCall.values()]
+        : [this.byCall.get(String(callId))].filter((x): x is Tracked => !!x);
     for (const t of targets) {
       if (t.finished) continue;
       t.cancelled = true;
@@ -354,7 +365,10 @@ export class CallTracker extends EventEmitter {
     if (seen.has(channelId)) return;
     seen.add(channelId);
     if (seen.size > 10_000) seen.clear();
-    this.emit('warning', `hanging up ${channelId}: answered in our Stasis app but no call follows it (dialled before a restart?)`);
+    this.emit(
+      'warning',
+      `hanging up ${channelId}: answered in our Stasis app but no call follows it (dialled before a restart?)`,
+    );
     this.conn.hangup(channelId).catch(() => undefined);
   }
 
@@ -367,7 +381,11 @@ export class CallTracker extends EventEmitter {
     if (t.inStasis && !t.continued && !t.cancelled) {
       t.continued = true;
       this.conn
-        .continueInDialplan(t.channelId, { context: this.opts.agiContext, extension: this.opts.agiExtension, priority: this.opts.agiPriority })
+        .continueInDialplan(t.channelId, {
+          context: this.opts.agiContext,
+          extension: this.opts.agiExtension,
+          priority: this.opts.agiPriority,
+        })
         .catch((err: unknown) => {
           if (t.finished) return;
           if (err instanceof AriError && (err.kind === 'not_found' || err.kind === 'refused')) return; // gone or already left: its end will follow
@@ -410,7 +428,12 @@ export class CallTracker extends EventEmitter {
     let outcome = extra.outcome;
     let reason = extra.reason;
     if (!outcome) {
-      const r = finalOutcome({ answered: t.answeredAt !== undefined, cancelled: t.cancelled, dialStatus: t.dialStatus === 'ANSWER' ? undefined : t.dialStatus, cause: t.cause });
+      const r = finalOutcome({
+        answered: t.answeredAt !== undefined,
+        cancelled: t.cancelled,
+        dialStatus: t.dialStatus === 'ANSWER' ? undefined : t.dialStatus,
+        cause: t.cause,
+      });
       outcome = r.outcome;
       reason = reason ? `${reason}; ${r.reason}` : r.reason;
     }
@@ -458,7 +481,8 @@ export class CallTracker extends EventEmitter {
       if (!gone || t.finished) continue;
       n++;
       if (t.cancelled) this.finish(t, { outcome: 'cancelled', reason: `channel gone (${why})` });
-      else if (t.answeredAt !== undefined) this.finish(t, { outcome: 'completed', reason: `channel gone, end not seen (${why})` });
+      else if (t.answeredAt !== undefined)
+        this.finish(t, { outcome: 'completed', reason: `channel gone, end not seen (${why})` });
       else this.finish(t, { outcome: 'failed', reason: `channel gone before an outcome was seen (${why})` });
     }
     return n;
@@ -473,7 +497,9 @@ export class CallTracker extends EventEmitter {
     this.conn.off('connected', this.onConnected);
     if (opts.hangup !== false) {
       await Promise.all(
-        [...this.byCall.values()].filter((t) => !t.pending && !t.finished).map((t) => this.conn.hangup(t.channelId).catch(() => undefined)),
+        [...this.byCall.values()]
+          .filter((t) => !t.pending && !t.finished)
+          .map((t) => this.conn.hangup(t.channelId).catch(() => undefined)),
       );
     }
     for (const id of this.byChannel.keys()) ownedBy(this.conn).delete(id);

@@ -21,7 +21,8 @@ import https from 'https';
 import WebSocket from 'ws';
 import { StageError, errorMessage, type FailureKind } from '../util/errors';
 
-export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'unauthorized' | 'unreachable' | 'error' | 'closed';
+export type ConnectionState =
+  'idle' | 'connecting' | 'connected' | 'reconnecting' | 'unauthorized' | 'unreachable' | 'error' | 'closed';
 
 export interface AriOptions {
   /** Base URL of Asterisk's HTTP server, e.g. http://127.0.0.1:8088 (a trailing /ari is accepted). */
@@ -107,7 +108,8 @@ export function errorForStatus(status: number, what: string, body?: string): Ari
     /* not JSON */
   }
   const msg = `${what}: HTTP ${status}${text ? ` ${text}` : ''}`;
-  if (status === 401 || status === 403) return new AriError('unauthorized', `${msg} (check the ARI username and password)`, { status });
+  if (status === 401 || status === 403)
+    return new AriError('unauthorized', `${msg} (check the ARI username and password)`, { status });
   if (status === 404) return new AriError('not_found', msg, { status });
   if (status === 400 || status === 422) return new AriError('invalid_input', msg, { status });
   if (status === 409 || status === 412) return new AriError('refused', msg, { status });
@@ -119,10 +121,17 @@ export function errorForStatus(status: number, what: string, body?: string): Ari
 export function errorForNetwork(err: unknown, what: string): AriError {
   if (err instanceof AriError) return err;
   const code = (err as { code?: string })?.code;
-  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT' || code === 'ECONNRESET' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+  if (
+    code === 'ETIMEDOUT' ||
+    code === 'ESOCKETTIMEDOUT' ||
+    code === 'ECONNRESET' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT'
+  ) {
     return new AriError('timeout', `${what}: ${code}`, { cause: err });
   }
-  return new AriError('network', `${what}: ${code ?? errorMessage(err)} (is Asterisk's HTTP server reachable?)`, { cause: err });
+  return new AriError('network', `${what}: ${code ?? errorMessage(err)} (is Asterisk's HTTP server reachable?)`, {
+    cause: err,
+  });
 }
 
 /** An operation as swagger-client built it from the ARI documents. */
@@ -139,7 +148,9 @@ interface AriClientLike {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ariClient = require('ari-client') as { connect(url: string, user: string, pass: string): Promise<AriClientLike> };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const swagger = require(require.resolve('swagger-client', { paths: [path.dirname(require.resolve('ari-client/package.json'))] })) as {
+const swagger = require(
+  require.resolve('swagger-client', { paths: [path.dirname(require.resolve('ari-client/package.json'))] }),
+) as {
   authorizations: { add(name: string, auth: unknown): void };
   PasswordAuthorization: new (name: string, user: string, pass: string) => unknown;
 };
@@ -154,7 +165,8 @@ export function normaliseBaseUrl(url: string): URL {
   } catch {
     throw new AriError('not_configured', `ARI URL is not a valid URL: ${JSON.stringify(url)}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new AriError('not_configured', `ARI URL must be http(s): ${url}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new AriError('not_configured', `ARI URL must be http(s): ${url}`);
   return new URL(`${u.protocol}//${u.host}`);
 }
 
@@ -164,7 +176,14 @@ function httpGet(url: URL, user: string, pass: string, timeoutMs: number): Promi
   return new Promise((resolve, reject) => {
     const req = mod.request(
       url,
-      { method: 'GET', headers: { Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`, Accept: 'application/json' }, timeout: timeoutMs },
+      {
+        method: 'GET',
+        headers: {
+          Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`,
+          Accept: 'application/json',
+        },
+        timeout: timeoutMs,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -202,7 +221,11 @@ export class AriConnection extends EventEmitter {
   constructor(opts: AriOptions) {
     super();
     this.setMaxListeners(0);
-    if (!opts.app || !/^[A-Za-z0-9_.-]+$/.test(opts.app)) throw new AriError('not_configured', `Stasis app name must be letters, digits, _ . - (got ${JSON.stringify(opts.app)})`);
+    if (!opts.app || !/^[A-Za-z0-9_.-]+$/.test(opts.app))
+      throw new AriError(
+        'not_configured',
+        `Stasis app name must be letters, digits, _ . - (got ${JSON.stringify(opts.app)})`,
+      );
     if (!opts.username) throw new AriError('not_configured', 'ARI username is empty');
     this.opts = opts;
     this.app = opts.app;
@@ -274,7 +297,12 @@ export class AriConnection extends EventEmitter {
   /** Report a connection failure once per distinct cause, then retry with backoff. */
   private fail(e: AriError): void {
     const key = `${e.kind}:${e.status ?? ''}`;
-    const state: ConnectionState = e.kind === 'unauthorized' ? 'unauthorized' : e.kind === 'network' || e.kind === 'timeout' ? 'unreachable' : 'error';
+    const state: ConnectionState =
+      e.kind === 'unauthorized'
+        ? 'unauthorized'
+        : e.kind === 'network' || e.kind === 'timeout'
+          ? 'unreachable'
+          : 'error';
     const delay = this.nextDelay(e.kind === 'unauthorized');
     if (key !== this.reportedKey) {
       this.reportedKey = key;
@@ -327,7 +355,8 @@ export class AriConnection extends EventEmitter {
       throw new AriError('bad_response', `GET ${listing.pathname}: not an ARI resource listing`);
     }
     for (const name of ['asterisk', 'channels', 'applications', 'events']) {
-      if (!apis.some((a) => a.path.includes(`/${name}.`))) throw new AriError('bad_response', `ARI does not offer the ${name} resource`);
+      if (!apis.some((a) => a.path.includes(`/${name}.`)))
+        throw new AriError('bad_response', `ARI does not offer the ${name} resource`);
       const u = new URL(`/ari/api-docs/${name}.json`, this.base);
       let d: { status: number; body: string };
       try {
@@ -348,7 +377,11 @@ export class AriConnection extends EventEmitter {
       // swagger-client drops socket errors silently (the load would never finish): bound it.
       let timer: NodeJS.Timeout | undefined;
       const limit = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new AriError('timeout', `ari-client did not finish loading the API documents in ${timeout * 2} ms`)), timeout * 2);
+        timer = setTimeout(
+          () =>
+            reject(new AriError('timeout', `ari-client did not finish loading the API documents in ${timeout * 2} ms`)),
+          timeout * 2,
+        );
       });
       try {
         return await Promise.race([ariClient.connect(this.url, this.opts.username, this.opts.password), limit]);
@@ -366,7 +399,10 @@ export class AriConnection extends EventEmitter {
   }
 
   private applyAuth(): void {
-    swagger.authorizations.add('basic-auth', new swagger.PasswordAuthorization(this.base.hostname, this.opts.username, this.opts.password));
+    swagger.authorizations.add(
+      'basic-auth',
+      new swagger.PasswordAuthorization(this.base.hostname, this.opts.username, this.opts.password),
+    );
   }
 
   private openEvents(): Promise<void> {
@@ -488,7 +524,11 @@ export class AriConnection extends EventEmitter {
     if (this.closed) return Promise.reject(new AriError('network', `${what}: ARI connection is closed`));
     if (this._state !== 'connecting' && this._state !== 'idle') {
       const e = this._lastError;
-      return Promise.reject(e ? new AriError(e.kind, `${what}: ${e.message}`, { status: e.status, cause: e }) : new AriError('network', `${what}: not connected to ARI`));
+      return Promise.reject(
+        e
+          ? new AriError(e.kind, `${what}: ${e.message}`, { status: e.status, cause: e })
+          : new AriError('network', `${what}: not connected to ARI`),
+      );
     }
     const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
     return new Promise<AriClientLike>((resolve, reject) => {
@@ -519,17 +559,25 @@ export class AriConnection extends EventEmitter {
    * timeout, and every failure typed (swagger-client's transport drops socket errors silently
    * and leaves the request hanging, and keeps credentials in one process-wide slot).
    */
-  private async call<T>(resource: string, operation: string, args: Record<string, unknown>, what: string, parse: 'json' | 'none' = 'json'): Promise<T> {
+  private async call<T>(
+    resource: string,
+    operation: string,
+    args: Record<string, unknown>,
+    what: string,
+    parse: 'json' | 'none' = 'json',
+  ): Promise<T> {
     const client = await this.ready(what);
     const op = client._swagger.apis[resource]?.operations?.[operation];
-    if (!op) throw new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`);
+    if (!op)
+      throw new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`);
     let p = op.path;
     const query = new URLSearchParams();
     let body: string | undefined;
     for (const prm of op.parameters ?? []) {
       const v = args[prm.name];
       if (prm.paramType === 'path') {
-        if (v === undefined || v === null || v === '') throw new AriError('invalid_input', `${what}: ${prm.name} is required`);
+        if (v === undefined || v === null || v === '')
+          throw new AriError('invalid_input', `${what}: ${prm.name} is required`);
         p = p.replace(`{${prm.name}}`, encodeURIComponent(String(v)));
       } else if (prm.paramType === 'query') {
         if (v !== undefined && v !== null) query.set(prm.name, String(v));
@@ -552,7 +600,13 @@ export class AriConnection extends EventEmitter {
 
   private agent?: http.Agent;
 
-  private request(method: string, url: URL, body: string | undefined, what: string, retried = false): Promise<{ status: number; body: string }> {
+  private request(
+    method: string,
+    url: URL,
+    body: string | undefined,
+    what: string,
+    retried = false,
+  ): Promise<{ status: number; body: string }> {
     const mod = url.protocol === 'https:' ? https : http;
     this.agent ??= new mod.Agent({ keepAlive: true, maxSockets: 64 });
     const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
@@ -622,7 +676,10 @@ export class AriConnection extends EventEmitter {
     return this.call('channels', 'hangup', { channelId, reason }, `DELETE /channels/${channelId}`, 'none');
   }
 
-  continueInDialplan(channelId: string, where: { context?: string; extension?: string; priority?: number }): Promise<void> {
+  continueInDialplan(
+    channelId: string,
+    where: { context?: string; extension?: string; priority?: number },
+  ): Promise<void> {
     const args: Record<string, unknown> = { channelId };
     if (where.context) args.context = where.context;
     if (where.extension) args.extension = where.extension;
@@ -632,7 +689,12 @@ export class AriConnection extends EventEmitter {
 
   async getChannelVar(channelId: string, variable: string): Promise<string | undefined> {
     try {
-      const r = await this.call<{ value: string }>('channels', 'getChannelVar', { channelId, variable }, `GET /channels/${channelId}/variable`);
+      const r = await this.call<{ value: string }>(
+        'channels',
+        'getChannelVar',
+        { channelId, variable },
+        `GET /channels/${channelId}/variable`,
+      );
       return r?.value;
     } catch (err) {
       if (err instanceof AriError && err.kind === 'not_found' && /variable/i.test(err.message)) return undefined;
@@ -641,7 +703,13 @@ export class AriConnection extends EventEmitter {
   }
 
   setChannelVar(channelId: string, variable: string, value: string): Promise<void> {
-    return this.call('channels', 'setChannelVar', { channelId, variable, value }, `POST /channels/${channelId}/variable`, 'none');
+    return this.call(
+      'channels',
+      'setChannelVar',
+      { channelId, variable, value },
+      `POST /channels/${channelId}/variable`,
+      'none',
+    );
   }
 
   listApplications(): Promise<Array<{ name: string; channel_ids: string[] }>> {

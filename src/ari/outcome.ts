@@ -67,7 +67,10 @@ export function finalOutcome(i: OutcomeInput): { outcome: FinalOutcome; reason: 
     case 'NOANSWER':
       return { outcome: 'no_answer', reason: 'dialstatus NOANSWER' };
     case 'CHANUNAVAIL':
-      return { outcome: 'failed', reason: `endpoint unavailable (CHANUNAVAIL${i.cause !== undefined ? `, cause ${i.cause} ${causeText(i.cause)}` : ''})` };
+      return {
+        outcome: 'failed',
+        reason: `endpoint unavailable (CHANUNAVAIL${i.cause !== undefined ? `, cause ${i.cause} ${causeText(i.cause)}` : ''})`,
+      };
     case 'INVALIDARGS':
       return { outcome: 'failed', reason: 'invalid dial arguments' };
     default:
@@ -76,9 +79,11 @@ export function finalOutcome(i: OutcomeInput): { outcome: FinalOutcome; reason: 
   const c = i.cause;
   if (c === 17) return { outcome: 'busy', reason: 'cause 17 User busy' };
   if (c !== undefined && NO_ANSWER_CAUSES.has(c)) return { outcome: 'no_answer', reason: `cause ${c} ${causeText(c)}` };
-  if (c !== undefined && CONGESTION_CAUSES.has(c)) return { outcome: 'congestion', reason: `cause ${c} ${causeText(c)}` };
+  if (c !== undefined && CONGESTION_CAUSES.has(c))
+    return { outcome: 'congestion', reason: `cause ${c} ${causeText(c)}` };
   // Rang, never answered, then cleared normally by the far end or the network: nobody picked up.
-  if (ds === 'RINGING' && (c === 16 || c === 0 || c === undefined)) return { outcome: 'no_answer', reason: 'rang, not answered' };
+  if (ds === 'RINGING' && (c === 16 || c === 0 || c === undefined))
+    return { outcome: 'no_answer', reason: 'rang, not answered' };
   if (c === undefined) return { outcome: 'failed', reason: 'channel ended without a cause' };
   return { outcome: 'failed', reason: `cause ${c} ${causeText(c)}` };
 }
@@ -95,7 +100,11 @@ export interface AmdResult {
   path: 'human' | 'machine' | 'hangup';
 }
 
-export function classifyAmd(status: string | undefined, cause: string | undefined, opts: { notSureAs?: 'human' | 'machine' } = {}): AmdResult {
+export function classifyAmd(
+  status: string | undefined,
+  cause: string | undefined,
+  opts: { notSureAs?: 'human' | 'machine' } = {},
+): AmdResult {
   const s = (status ?? '').trim().toUpperCase();
   const c = cause?.trim() || undefined;
   switch (s) {

@@ -23,7 +23,10 @@ export interface AsteriskSettings {
 export const DEFAULT_APP = 'ai-dialer';
 
 /** Connection settings for a mode; throws a clear not_configured error when something is missing. */
-export function resolveAriOptions(s: AsteriskSettings, env: NodeJS.ProcessEnv = process.env): Omit<AriOptions, 'backoff'> {
+export function resolveAriOptions(
+  s: AsteriskSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<AriOptions, 'backoff'> {
   if (s.mode === 'manual') {
     if (!s.url) throw new AriError('not_configured', 'asterisk: the ARI URL is empty');
     if (!s.username) throw new AriError('not_configured', 'asterisk: the ARI username is empty');
@@ -31,7 +34,11 @@ export function resolveAriOptions(s: AsteriskSettings, env: NodeJS.ProcessEnv = 
     return { url: s.url, username: s.username, password: s.password, app: s.app || DEFAULT_APP };
   }
   const url = env.ARI_URL?.trim();
-  if (!url) throw new AriError('not_configured', 'asterisk: ARI_URL is not set (set ARI_URL, ARI_USERNAME, ARI_PASSWORD, or choose the built-in simulator)');
+  if (!url)
+    throw new AriError(
+      'not_configured',
+      'asterisk: ARI_URL is not set (set ARI_URL, ARI_USERNAME, ARI_PASSWORD, or choose the built-in simulator)',
+    );
   const username = env.ARI_USERNAME?.trim();
   if (!username) throw new AriError('not_configured', 'asterisk: ARI_USERNAME is not set');
   const password = env.ARI_PASSWORD;
@@ -57,7 +64,10 @@ export class AriService extends EventEmitter {
   private ready?: Promise<AriConnection>;
   private closed = false;
 
-  constructor(settings: AsteriskSettings, private readonly env: NodeJS.ProcessEnv = process.env) {
+  constructor(
+    settings: AsteriskSettings,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
     super();
     this.setMaxListeners(0);
     this.settings = settings;
@@ -105,7 +115,9 @@ export class AriService extends EventEmitter {
         app: this.settings.app || DEFAULT_APP,
         speed: this.settings.simSpeed,
         agi: {
-          host: this.settings.agiHost || (this.env.AGI_HOST && this.env.AGI_HOST !== '0.0.0.0' ? this.env.AGI_HOST : '127.0.0.1'),
+          host:
+            this.settings.agiHost ||
+            (this.env.AGI_HOST && this.env.AGI_HOST !== '0.0.0.0' ? this.env.AGI_HOST : '127.0.0.1'),
           port: this.settings.agiPort || Number(this.env.AGI_PORT || 4573),
         },
       });

@@ -42,7 +42,12 @@ export function parseWav(buf: Buffer): ParsedWav {
     const body = buf.subarray(start, Math.min(buf.length, start + size));
     if (id === 'fmt ') {
       if (body.length < 16) throw new WavError('fmt chunk too short');
-      fmt = { format: body.readUInt16LE(0), channels: body.readUInt16LE(2), sampleRate: body.readUInt32LE(4), bits: body.readUInt16LE(14) };
+      fmt = {
+        format: body.readUInt16LE(0),
+        channels: body.readUInt16LE(2),
+        sampleRate: body.readUInt32LE(4),
+        bits: body.readUInt16LE(14),
+      };
     } else if (id === 'data') {
       data = body;
     } else if (id === 'simu') {

@@ -69,7 +69,12 @@ export const campaignControl = {
       case 'status':
         return campaignControl.status(id);
       default:
-        return Promise.reject(new DialerError('campaign_bad_action', `unknown campaign action ${JSON.stringify(action).slice(0, 40)} (start, stop, pause, resume, status)`));
+        return Promise.reject(
+          new DialerError(
+            'campaign_bad_action',
+            `unknown campaign action ${JSON.stringify(action).slice(0, 40)} (start, stop, pause, resume, status)`,
+          ),
+        );
     }
   },
 };

@@ -38,7 +38,8 @@ export function detectDelimiter(text: string): string {
 
 /** Decode a buffer as UTF-8 and drop a BOM. */
 export function decodeText(input: string | Buffer | Uint8Array): string {
-  const text = typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
+  const text =
+    typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
@@ -46,7 +47,8 @@ export function decodeText(input: string | Buffer | Uint8Array): string {
 export function parseCsv(input: string | Buffer | Uint8Array, opts: CsvOptions = {}): CsvRecord[] {
   const text = decodeText(input);
   const delim = opts.delimiter ?? detectDelimiter(text);
-  if (delim.length !== 1 || delim === '"' || delim === '\n' || delim === '\r') throw new Error('CSV delimiter must be one character other than a quote or a line end');
+  if (delim.length !== 1 || delim === '"' || delim === '\n' || delim === '\r')
+    throw new Error('CSV delimiter must be one character other than a quote or a line end');
   const d = delim.charCodeAt(0);
   const QUOTE = 34;
   const LF = 10;

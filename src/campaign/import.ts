@@ -76,7 +76,18 @@ export class ImportError extends DialerError {
   }
 }
 
-const PHONE_KEYS = ['phone', 'phonenumber', 'phoneno', 'number', 'telephone', 'tel', 'mobile', 'cell', 'msisdn', 'e164'];
+const PHONE_KEYS = [
+  'phone',
+  'phonenumber',
+  'phoneno',
+  'number',
+  'telephone',
+  'tel',
+  'mobile',
+  'cell',
+  'msisdn',
+  'e164',
+];
 const NAME_KEYS = ['name', 'fullname', 'contactname'];
 const TZ_KEYS = ['timezone', 'tz', 'zone', 'ianatimezone'];
 const REASON_KEYS = ['reason', 'note', 'comment'];
@@ -86,7 +97,11 @@ const MAX_VALUE = 10000;
 const MAX_NAME = 200;
 const MAX_REASON = 500;
 
-const keyOf = (h: string): string => h.trim().toLowerCase().replace(/[^a-z0-9]/g, '');
+const keyOf = (h: string): string =>
+  h
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '');
 
 interface Row {
   line: number;
@@ -127,23 +142,39 @@ function csvRows(records: CsvRecord[], kind: 'contacts' | 'dnc', defaultCountry:
     if (!header.error && normalizePhone(header.fields[0], defaultCountry).ok) {
       phoneIdx = 0;
       data = records;
-      const width = Math.min(MAX_FIELDS + 1, records.reduce((m, r) => Math.max(m, r.fields.length), 0));
-      columns = Array.from({ length: width }, (_, i) => (i === 0 ? 'phone' : i === 1 ? (kind === 'dnc' ? 'reason' : 'name') : `column${i + 1}`));
+      const width = Math.min(
+        MAX_FIELDS + 1,
+        records.reduce((m, r) => Math.max(m, r.fields.length), 0),
+      );
+      columns = Array.from({ length: width }, (_, i) =>
+        i === 0 ? 'phone' : i === 1 ? (kind === 'dnc' ? 'reason' : 'name') : `column${i + 1}`,
+      );
     } else {
       throw new ImportError(
         'import_invalid',
-        `line ${header.line}: no phone column in the header (expected one of: phone, phone_number, number, telephone, mobile, msisdn); found: ${header.fields.slice(0, 10).map((h) => JSON.stringify(h)).join(', ') || '(nothing)'}`,
+        `line ${header.line}: no phone column in the header (expected one of: phone, phone_number, number, telephone, mobile, msisdn); found: ${
+          header.fields
+            .slice(0, 10)
+            .map((h) => JSON.stringify(h))
+            .join(', ') || '(nothing)'
+        }`,
       );
     }
   } else {
     if (header.error) throw new ImportError('import_invalid', `line ${header.line}: malformed header: ${header.error}`);
     columns = header.fields.map((h, i) => h.trim() || `column${i + 1}`);
   }
-  if (columns.length > MAX_FIELDS) throw new ImportError('import_invalid', `line ${header.line}: too many columns (${columns.length}, at most ${MAX_FIELDS})`);
+  if (columns.length > MAX_FIELDS)
+    throw new ImportError(
+      'import_invalid',
+      `line ${header.line}: too many columns (${columns.length}, at most ${MAX_FIELDS})`,
+    );
   const ckeys = columns.map(keyOf);
-  const nameIdx = phoneIdx === 0 && data === records ? (kind === 'contacts' ? 1 : -1) : ckeys.findIndex((k) => NAME_KEYS.includes(k));
+  const nameIdx =
+    phoneIdx === 0 && data === records ? (kind === 'contacts' ? 1 : -1) : ckeys.findIndex((k) => NAME_KEYS.includes(k));
   const tzIdx = ckeys.findIndex((k) => TZ_KEYS.includes(k));
-  const reasonIdx = phoneIdx === 0 && data === records ? (kind === 'dnc' ? 1 : -1) : ckeys.findIndex((k) => REASON_KEYS.includes(k));
+  const reasonIdx =
+    phoneIdx === 0 && data === records ? (kind === 'dnc' ? 1 : -1) : ckeys.findIndex((k) => REASON_KEYS.includes(k));
   const firstIdx = ckeys.indexOf('firstname');
   const lastIdx = ckeys.indexOf('lastname');
   const rows: Row[] = [];
@@ -175,7 +206,11 @@ function csvRows(records: CsvRecord[], kind: 'contacts' | 'dnc', defaultCountry:
         continue;
       }
       let name = nameIdx >= 0 ? (f[nameIdx] ?? '').trim() : '';
-      if (!name && (firstIdx >= 0 || lastIdx >= 0)) name = [f[firstIdx] ?? '', f[lastIdx] ?? ''].map((s) => s.trim()).filter(Boolean).join(' ');
+      if (!name && (firstIdx >= 0 || lastIdx >= 0))
+        name = [f[firstIdx] ?? '', f[lastIdx] ?? '']
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .join(' ');
       if (name) row.name = name;
       const tz = tzIdx >= 0 ? (f[tzIdx] ?? '').trim() : '';
       if (tz) row.timezone = tz;
@@ -278,7 +313,12 @@ interface Prepared {
 }
 
 /** Normalise, validate and merge duplicates (first occurrence keeps its place; later non-empty values win). */
-function prepare(rows: Row[], kind: 'contacts' | 'dnc', country: string, c: Collector): { list: Prepared[]; duplicates: number } {
+function prepare(
+  rows: Row[],
+  kind: 'contacts' | 'dnc',
+  country: string,
+  c: Collector,
+): { list: Prepared[]; duplicates: number } {
   const byPhone = new Map<string, Prepared>();
   let duplicates = 0;
   for (const r of rows) {
@@ -313,8 +353,22 @@ function prepare(rows: Row[], kind: 'contacts' | 'dnc', country: string, c: Coll
     }
     const prev = byPhone.get(p.e164);
     if (!prev) {
-      byPhone.set(p.e164, { phone: p.e164, line: r.line, name: r.name ?? null, timezone, tzSource, badZone, country: p.country, reason: r.reason ?? null, fields: r.fields });
-      if (badZone) c.warn(r.line, `unknown time zone "${badZone.slice(0, 64)}": ${timezone ? `using ${timezone} (from the number)` : "the campaign's zone applies"}`);
+      byPhone.set(p.e164, {
+        phone: p.e164,
+        line: r.line,
+        name: r.name ?? null,
+        timezone,
+        tzSource,
+        badZone,
+        country: p.country,
+        reason: r.reason ?? null,
+        fields: r.fields,
+      });
+      if (badZone)
+        c.warn(
+          r.line,
+          `unknown time zone "${badZone.slice(0, 64)}": ${timezone ? `using ${timezone} (from the number)` : "the campaign's zone applies"}`,
+        );
       continue;
     }
     duplicates++;
@@ -340,42 +394,74 @@ async function zonesKnownToDb(db: object, q: Queryable, wanted: string[]): Promi
   }
   const missing = wanted.filter((z) => !known!.has(z.toLowerCase()));
   if (missing.length) {
-    const r = await q.query<{ name: string }>('select name from pg_timezone_names where lower(name) = any($1::text[])', [missing.map((z) => z.toLowerCase())]);
+    const r = await q.query<{ name: string }>(
+      'select name from pg_timezone_names where lower(name) = any($1::text[])',
+      [missing.map((z) => z.toLowerCase())],
+    );
     for (const row of r.rows) known.set(row.name.toLowerCase(), row.name);
   }
   return known;
 }
 
 function emptyResult(kind: 'contacts' | 'dnc', campaignId: number | null): ImportResult {
-  return { kind, campaignId, rows: 0, inserted: 0, updated: 0, duplicates: 0, invalid: 0, errors: [], errorsTruncated: false, warnings: [] };
+  return {
+    kind,
+    campaignId,
+    rows: 0,
+    inserted: 0,
+    updated: 0,
+    duplicates: 0,
+    invalid: 0,
+    errors: [],
+    errorsTruncated: false,
+    warnings: [],
+  };
 }
 
 /** Read CSV text / a buffer, or take a JSON array, into rows. */
-function readInput(input: string | Buffer | Uint8Array | unknown[], kind: 'contacts' | 'dnc', country: string, c: Collector, delimiter?: string): Row[] {
+function readInput(
+  input: string | Buffer | Uint8Array | unknown[],
+  kind: 'contacts' | 'dnc',
+  country: string,
+  c: Collector,
+  delimiter?: string,
+): Row[] {
   if (Array.isArray(input)) return jsonRows(input, kind, c);
-  if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new ImportError('import_invalid', 'import input must be CSV text or a JSON array');
+  if (typeof input !== 'string' && !(input instanceof Uint8Array))
+    throw new ImportError('import_invalid', 'import input must be CSV text or a JSON array');
   return csvRows(parseCsv(input, { delimiter }), kind, country, c);
 }
 
 async function lockCampaign(q: Queryable, campaignId: number): Promise<{ id: number; default_country: string }> {
-  const r = await q.query<{ id: number; default_country: string }>('select id, default_country from campaigns where id = $1 for share', [campaignId]);
+  const r = await q.query<{ id: number; default_country: string }>(
+    'select id, default_country from campaigns where id = $1 for share',
+    [campaignId],
+  );
   if (!r.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
   return r.rows[0];
 }
 
 function checkId(id: unknown, what: string): number {
-  if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0 || id > 2147483647) throw new ImportError('import_invalid', `${what} must be a positive integer`);
+  if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0 || id > 2147483647)
+    throw new ImportError('import_invalid', `${what} must be a positive integer`);
   return id;
 }
 
 /** Import contacts into a campaign. Throws ImportError for input that cannot be imported at all. */
-export async function importContacts(db: Db, campaignId: number, input: string | Buffer | Uint8Array | unknown[], opts: ImportOptions = {}): Promise<ImportResult> {
+export async function importContacts(
+  db: Db,
+  campaignId: number,
+  input: string | Buffer | Uint8Array | unknown[],
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
   checkId(campaignId, 'campaign id');
   const chunk = Math.max(1, opts.chunkSize ?? 5000);
   const c = new Collector(opts.maxErrors ?? 1000);
   const result = emptyResult('contacts', campaignId);
   // Read the campaign's default country first (outside the write transaction: parsing can take a while).
-  const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [campaignId]);
+  const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [
+    campaignId,
+  ]);
   if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
   const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
@@ -399,7 +485,10 @@ export async function importContacts(db: Db, campaignId: number, input: string |
       if (p.tzSource === 'contact') {
         const z = zoneForNumber(p.phone, p.country);
         const zs = z ? (await zonesKnownToDb(db, q, [z])).get(z.toLowerCase()) : undefined;
-        c.warn(p.line, `time zone "${p.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`);
+        c.warn(
+          p.line,
+          `time zone "${p.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`,
+        );
         p.timezone = zs ?? null;
         p.tzSource = zs ? 'number' : null;
       } else {
@@ -444,7 +533,11 @@ export async function importContacts(db: Db, campaignId: number, input: string |
 }
 
 /** Import do-not-call numbers: the global list (campaignId null) or one campaign's list. */
-export async function importDnc(db: Db, input: string | Buffer | Uint8Array | unknown[], opts: ImportOptions & { campaignId?: number | null } = {}): Promise<ImportResult> {
+export async function importDnc(
+  db: Db,
+  input: string | Buffer | Uint8Array | unknown[],
+  opts: ImportOptions & { campaignId?: number | null } = {},
+): Promise<ImportResult> {
   const campaignId = opts.campaignId ?? null;
   if (campaignId !== null) checkId(campaignId, 'campaign id');
   const chunk = Math.max(1, opts.chunkSize ?? 5000);
@@ -452,7 +545,9 @@ export async function importDnc(db: Db, input: string | Buffer | Uint8Array | un
   const result = emptyResult('dnc', campaignId);
   let country = opts.defaultCountry?.toUpperCase();
   if (!country && campaignId !== null) {
-    const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [campaignId]);
+    const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [
+      campaignId,
+    ]);
     if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
     country = camp.rows[0].default_country;
   }

@@ -7,14 +7,19 @@ export interface ChannelLike {
   id: string;
 }
 
-export function ariLivenessChecker(listChannels: () => Promise<ChannelLike[]>, cacheMs = 2000): (call: { id: number; channelId: string | null }) => Promise<boolean> {
+export function ariLivenessChecker(
+  listChannels: () => Promise<ChannelLike[]>,
+  cacheMs = 2000,
+): (call: { id: number; channelId: string | null }) => Promise<boolean> {
   let cached: { at: number; ids: string[] } | undefined;
   return async (call) => {
     if (!cached || Date.now() - cached.at > cacheMs) {
       const list = await listChannels(); // throws when Asterisk is unreachable: the caller then leaves the call alone
       cached = { at: Date.now(), ids: list.map((c) => String(c.id)) };
     }
-    const prefix = `aid-${String(call.id).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64)}-`;
+    const prefix = `aid-${String(call.id)
+      .replace(/[^A-Za-z0-9_-]/g, '_')
+      .slice(0, 64)}-`;
     return cached.ids.some((id) => id === call.channelId || id.startsWith(prefix));
   };
 }

@@ -118,7 +118,10 @@ export class CampaignRunner {
   private watching = false;
   private closed = false;
 
-  constructor(private readonly m: CampaignManager, campaign: CampaignRow) {
+  constructor(
+    private readonly m: CampaignManager,
+    campaign: CampaignRow,
+  ) {
     this.campaign = campaign;
   }
 
@@ -188,7 +191,10 @@ export class CampaignRunner {
       }
       if (this.closed || this.state !== 'running') {
         // paused, stopped or closed while the claim ran: these were never sent
-        await releaseClaims(db, r.claimed.map((c) => c.callId));
+        await releaseClaims(
+          db,
+          r.claimed.map((c) => c.callId),
+        );
         return;
       }
       for (const c of r.claimed) this.send(c);
@@ -207,7 +213,10 @@ export class CampaignRunner {
       }
     } catch (err) {
       this.lastError = errorMessage(err);
-      this.m.emit('warn', new DialerError('campaign_dial_pass', `campaign ${this.id}: ${this.lastError}`, { cause: err }));
+      this.m.emit(
+        'warn',
+        new DialerError('campaign_dial_pass', `campaign ${this.id}: ${this.lastError}`, { cause: err }),
+      );
       next = Math.max(1000, this.m.tickMs);
     } finally {
       this.scheduleProgress();
@@ -271,7 +280,10 @@ export class CampaignRunner {
   scheduleProgress(force = false): void {
     if (this.closed || this.progressTimer || (!this.progressDirty && !force)) return;
     // at most every progressIntervalMs, and never more than ~10% of the time spent counting (big campaigns)
-    const wait = Math.max(0, this.progressAt + Math.max(this.m.progressIntervalMs, this.progressCostMs * 10) - Date.now());
+    const wait = Math.max(
+      0,
+      this.progressAt + Math.max(this.m.progressIntervalMs, this.progressCostMs * 10) - Date.now(),
+    );
     this.progressTimer = setTimeout(() => {
       this.progressTimer = undefined;
       void this.emitProgress();
@@ -288,10 +300,14 @@ export class CampaignRunner {
       const p = { ...(await campaignProgress(this.m.db, this.id)), state: this.state };
       this.progressCostMs = Date.now() - t0;
       this.progress = p;
-      if (!this.closed) this.m.emit('event', { type: 'campaign_progress', campaignId: this.id, progress: p } satisfies CampaignEvent);
+      if (!this.closed)
+        this.m.emit('event', { type: 'campaign_progress', campaignId: this.id, progress: p } satisfies CampaignEvent);
       return p;
     } catch (err) {
-      this.m.emit('warn', new DialerError('campaign_progress', `campaign ${this.id}: progress: ${errorMessage(err)}`, { cause: err }));
+      this.m.emit(
+        'warn',
+        new DialerError('campaign_progress', `campaign ${this.id}: progress: ${errorMessage(err)}`, { cause: err }),
+      );
       return this.progress;
     } finally {
       this.progressBusy = false;
@@ -388,7 +404,12 @@ export class CampaignManager extends EventEmitter {
     this.live();
     const id = parseCampaignId(idIn);
     const c = await validateCampaignForStart(this.db, id);
-    await reconcileOpenCalls(this.db, { ...this.opts.reconcile, campaignId: id, worker: this.worker, ownBefore: PROCESS_STARTED });
+    await reconcileOpenCalls(this.db, {
+      ...this.opts.reconcile,
+      campaignId: id,
+      worker: this.worker,
+      ownBefore: PROCESS_STARTED,
+    });
     await this.ensureGlobal();
     await setCampaignStatus(this.db, id, 'running');
     let r = this.runners.get(id);
@@ -438,7 +459,10 @@ export class CampaignManager extends EventEmitter {
     if (r) {
       // emitProgress returns the last value when a computation is already running, and that is
       // undefined before the first one has finished: then count here
-      const progress = (await r.emitProgress()) ?? { ...(await campaignProgress(this.db, id)), state: r.status().state };
+      const progress = (await r.emitProgress()) ?? {
+        ...(await campaignProgress(this.db, id)),
+        state: r.status().state,
+      };
       return { ...r.status(), progress };
     }
     const c = await getCampaign(this.db, id);
@@ -469,15 +493,26 @@ export class CampaignManager extends EventEmitter {
    * A call outcome (msg.call from ari-originate or the conversation). Closes the call once, updates
    * the contact (done / retry / failed), frees the slot, and emits call_ended when this closed it.
    */
-  async handleOutcome(call: { id: unknown; outcome?: unknown; reason?: unknown; hangupCause?: unknown; dialStatus?: unknown; campaignId?: unknown }): Promise<OutcomeResult> {
+  async handleOutcome(call: {
+    id: unknown;
+    outcome?: unknown;
+    reason?: unknown;
+    hangupCause?: unknown;
+    dialStatus?: unknown;
+    campaignId?: unknown;
+  }): Promise<OutcomeResult> {
     const callId = Number(call.id);
-    if (!Number.isSafeInteger(callId) || callId <= 0) throw new DialerError('campaign_bad_outcome', `outcome for an invalid call id ${JSON.stringify(call.id)}`);
+    if (!Number.isSafeInteger(callId) || callId <= 0)
+      throw new DialerError('campaign_bad_outcome', `outcome for an invalid call id ${JSON.stringify(call.id)}`);
     const outcome = typeof call.outcome === 'string' && call.outcome ? call.outcome : 'failed';
     const update = {
       callId,
       outcome,
       reason: typeof call.reason === 'string' ? call.reason : null,
-      hangupCause: Number.isFinite(Number(call.hangupCause)) && call.hangupCause !== null && call.hangupCause !== undefined ? Number(call.hangupCause) : null,
+      hangupCause:
+        Number.isFinite(Number(call.hangupCause)) && call.hangupCause !== null && call.hangupCause !== undefined
+          ? Number(call.hangupCause)
+          : null,
       dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
     };
     let res: OutcomeResult;
@@ -486,7 +521,11 @@ export class CampaignManager extends EventEmitter {
     } catch (err) {
       // the store is down: keep the outcome and retry, so no contact stays stuck in a call
       if (outcome !== 'answered') this.queueRetry(update);
-      throw new DialerError('campaign_outcome_store', `outcome ${outcome} of call ${callId} not stored yet (will retry): ${errorMessage(err)}`, { cause: err });
+      throw new DialerError(
+        'campaign_outcome_store',
+        `outcome ${outcome} of call ${callId} not stored yet (will retry): ${errorMessage(err)}`,
+        { cause: err },
+      );
     } finally {
       // the slot is freed even when the store failed: a stuck slot would stall the campaign
       if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
@@ -511,7 +550,12 @@ export class CampaignManager extends EventEmitter {
         if (r.state !== 'running') continue;
         reconcileOpenCalls(this.db, { ...this.opts.reconcile, campaignId: id })
           .then((x) => x.closed.length && r.markDirty())
-          .catch((err) => this.emit('warn', new DialerError('campaign_reconcile', `campaign ${id}: reconcile: ${errorMessage(err)}`, { cause: err })));
+          .catch((err) =>
+            this.emit(
+              'warn',
+              new DialerError('campaign_reconcile', `campaign ${id}: reconcile: ${errorMessage(err)}`, { cause: err }),
+            ),
+          );
       }
     }, every);
   }
@@ -543,7 +587,8 @@ export class CampaignManager extends EventEmitter {
         break; // still down
       }
     }
-    if (this.retries.size && !this.closed) this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
+    if (this.retries.size && !this.closed)
+      this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
   }
 
   private announce(res: OutcomeResult): void {
@@ -572,9 +617,16 @@ export class CampaignManager extends EventEmitter {
   }
 
   /** The caller asked not to be called again: add the number to the do-not-call list at once. */
-  async addToDnc(phone: string, o: { campaignId?: number | null; reason?: string; source?: string } = {}): Promise<number> {
+  async addToDnc(
+    phone: string,
+    o: { campaignId?: number | null; reason?: string; source?: string } = {},
+  ): Promise<number> {
     const scope = this.opts.dncScope === 'campaign' && o.campaignId ? o.campaignId : null;
-    const n = await addToDnc(this.db, phone, { campaignId: scope, reason: o.reason ?? 'caller asked not to be called', source: o.source ?? 'conversation' });
+    const n = await addToDnc(this.db, phone, {
+      campaignId: scope,
+      reason: o.reason ?? 'caller asked not to be called',
+      source: o.source ?? 'conversation',
+    });
     if (o.campaignId) this.runners.get(o.campaignId)?.markDirty();
     return n;
   }

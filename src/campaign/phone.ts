@@ -36,7 +36,10 @@ export function normalizePhone(input: unknown, defaultCountry = 'US'): PhoneResu
     parsed = undefined;
   }
   if (!parsed) {
-    return { ok: false, reason: cc ? `"${raw}" is not a phone number (default country ${cc})` : `"${raw}" is not a phone number` };
+    return {
+      ok: false,
+      reason: cc ? `"${raw}" is not a phone number (default country ${cc})` : `"${raw}" is not a phone number`,
+    };
   }
   if (!parsed.isValid()) {
     const where = parsed.country ?? (cc && !text.startsWith('+') ? cc : `+${parsed.countryCallingCode}`);
@@ -80,7 +83,9 @@ function nanp(zone: string, codes: string): void {
   for (const c of codes.trim().split(/\s+/)) NANP_ZONES[c] = zone;
 }
 // Eastern (US)
-nanp('America/New_York', `
+nanp(
+  'America/New_York',
+  `
   203 475 860 959
   302
   202 771
@@ -102,12 +107,15 @@ nanp('America/New_York', `
   304 681
   606 859
   423 865
-`);
+`,
+);
 nanp('America/Detroit', '231 248 269 313 517 586 616 679 734 810 947 989');
 nanp('America/Indiana/Indianapolis', '260 317 463 574 765');
 nanp('America/Kentucky/Louisville', '502');
 // Central (US)
-nanp('America/Chicago', `
+nanp(
+  'America/Chicago',
+  `
   205 251 256 334 659 938
   327 479 501 870
   217 224 309 312 331 447 464 618 630 708 730 773 779 815 847 861 872
@@ -123,25 +131,32 @@ nanp('America/Chicago', `
   210 214 254 281 325 346 361 409 430 432 469 512 682 713 726 737 806 817 830 832 903 936 940 945 956 972 979
   262 274 353 414 534 608 715 920
   615 629 731 901 931
-`);
+`,
+);
 // Mountain (US)
-nanp('America/Denver', `
+nanp(
+  'America/Denver',
+  `
   303 719 720 970 983
   406
   505 575
   385 435 801
   307
   915
-`);
+`,
+);
 nanp('America/Phoenix', '480 520 602 623 928');
 // Pacific (US)
-nanp('America/Los_Angeles', `
+nanp(
+  'America/Los_Angeles',
+  `
   209 213 279 310 323 341 350 369 408 415 424 442 510 530 559 562 619 626 628 650 657 661 669 707 714
   747 760 805 818 820 831 840 858 909 916 925 949 951
   702 725 775
   458 503 541 971
   206 253 360 425 509 564
-`);
+`,
+);
 nanp('America/Anchorage', '907');
 nanp('Pacific/Honolulu', '808');
 // US territories inside the NANP that libphonenumber reports as US-ish regions
@@ -151,10 +166,13 @@ nanp('Pacific/Guam', '671');
 nanp('Pacific/Saipan', '670');
 nanp('Pacific/Pago_Pago', '684');
 // Canada
-nanp('America/Toronto', `
+nanp(
+  'America/Toronto',
+  `
   226 249 289 343 365 382 416 437 519 548 613 647 683 705 742 753 905 942
   263 354 367 418 438 450 468 514 579 581 819 873
-`);
+`,
+);
 nanp('America/Winnipeg', '204 431 584');
 nanp('America/Regina', '306 474 639');
 nanp('America/Edmonton', '368 403 587 780 825');
@@ -165,28 +183,111 @@ nanp('America/St_Johns', '709 879');
 
 /** Countries that keep a single zone for (practically) every number. */
 const COUNTRY_ZONES: Record<string, string> = {
-  GB: 'Europe/London', IE: 'Europe/Dublin', FR: 'Europe/Paris', DE: 'Europe/Berlin', IT: 'Europe/Rome',
-  NL: 'Europe/Amsterdam', BE: 'Europe/Brussels', LU: 'Europe/Luxembourg', CH: 'Europe/Zurich', AT: 'Europe/Vienna',
-  PL: 'Europe/Warsaw', CZ: 'Europe/Prague', SK: 'Europe/Bratislava', HU: 'Europe/Budapest', SI: 'Europe/Ljubljana',
-  HR: 'Europe/Zagreb', RS: 'Europe/Belgrade', RO: 'Europe/Bucharest', BG: 'Europe/Sofia', GR: 'Europe/Athens',
-  DK: 'Europe/Copenhagen', SE: 'Europe/Stockholm', NO: 'Europe/Oslo', FI: 'Europe/Helsinki', EE: 'Europe/Tallinn',
-  LV: 'Europe/Riga', LT: 'Europe/Vilnius', IS: 'Atlantic/Reykjavik', MT: 'Europe/Malta', CY: 'Asia/Nicosia',
-  TR: 'Europe/Istanbul', IL: 'Asia/Jerusalem', JP: 'Asia/Tokyo', KR: 'Asia/Seoul', IN: 'Asia/Kolkata',
-  CN: 'Asia/Shanghai', HK: 'Asia/Hong_Kong', SG: 'Asia/Singapore', TW: 'Asia/Taipei', PH: 'Asia/Manila',
-  TH: 'Asia/Bangkok', VN: 'Asia/Ho_Chi_Minh', MY: 'Asia/Kuala_Lumpur', PK: 'Asia/Karachi', BD: 'Asia/Dhaka',
-  LK: 'Asia/Colombo', NP: 'Asia/Kathmandu', AE: 'Asia/Dubai', SA: 'Asia/Riyadh', QA: 'Asia/Qatar',
-  KW: 'Asia/Kuwait', BH: 'Asia/Bahrain', OM: 'Asia/Muscat', JO: 'Asia/Amman', LB: 'Asia/Beirut',
-  EG: 'Africa/Cairo', ZA: 'Africa/Johannesburg', NG: 'Africa/Lagos', KE: 'Africa/Nairobi', GH: 'Africa/Accra',
-  MA: 'Africa/Casablanca', TN: 'Africa/Tunis', DZ: 'Africa/Algiers', NZ: 'Pacific/Auckland', BY: 'Europe/Minsk',
-  MD: 'Europe/Chisinau', GE: 'Asia/Tbilisi', AM: 'Asia/Yerevan', AZ: 'Asia/Baku', CO: 'America/Bogota',
-  PE: 'America/Lima', VE: 'America/Caracas', UY: 'America/Montevideo', PY: 'America/Asuncion', BO: 'America/La_Paz',
-  CR: 'America/Costa_Rica', PA: 'America/Panama', GT: 'America/Guatemala', SV: 'America/El_Salvador',
-  HN: 'America/Tegucigalpa', NI: 'America/Managua', CU: 'America/Havana', JM: 'America/Jamaica',
-  DO: 'America/Santo_Domingo', PR: 'America/Puerto_Rico', TT: 'America/Port_of_Spain', BS: 'America/Nassau',
-  BB: 'America/Barbados', BM: 'Atlantic/Bermuda', KY: 'America/Cayman', AG: 'America/Antigua', AI: 'America/Anguilla',
-  VG: 'America/Tortola', VI: 'America/St_Thomas', GD: 'America/Grenada', LC: 'America/St_Lucia', DM: 'America/Dominica',
-  VC: 'America/St_Vincent', KN: 'America/St_Kitts', MS: 'America/Montserrat', TC: 'America/Grand_Turk',
-  SX: 'America/Lower_Princes', GU: 'Pacific/Guam', MP: 'Pacific/Saipan', AS: 'Pacific/Pago_Pago',
+  GB: 'Europe/London',
+  IE: 'Europe/Dublin',
+  FR: 'Europe/Paris',
+  DE: 'Europe/Berlin',
+  IT: 'Europe/Rome',
+  NL: 'Europe/Amsterdam',
+  BE: 'Europe/Brussels',
+  LU: 'Europe/Luxembourg',
+  CH: 'Europe/Zurich',
+  AT: 'Europe/Vienna',
+  PL: 'Europe/Warsaw',
+  CZ: 'Europe/Prague',
+  SK: 'Europe/Bratislava',
+  HU: 'Europe/Budapest',
+  SI: 'Europe/Ljubljana',
+  HR: 'Europe/Zagreb',
+  RS: 'Europe/Belgrade',
+  RO: 'Europe/Bucharest',
+  BG: 'Europe/Sofia',
+  GR: 'Europe/Athens',
+  DK: 'Europe/Copenhagen',
+  SE: 'Europe/Stockholm',
+  NO: 'Europe/Oslo',
+  FI: 'Europe/Helsinki',
+  EE: 'Europe/Tallinn',
+  LV: 'Europe/Riga',
+  LT: 'Europe/Vilnius',
+  IS: 'Atlantic/Reykjavik',
+  MT: 'Europe/Malta',
+  CY: 'Asia/Nicosia',
+  TR: 'Europe/Istanbul',
+  IL: 'Asia/Jerusalem',
+  JP: 'Asia/Tokyo',
+  KR: 'Asia/Seoul',
+  IN: 'Asia/Kolkata',
+  CN: 'Asia/Shanghai',
+  HK: 'Asia/Hong_Kong',
+  SG: 'Asia/Singapore',
+  TW: 'Asia/Taipei',
+  PH: 'Asia/Manila',
+  TH: 'Asia/Bangkok',
+  VN: 'Asia/Ho_Chi_Minh',
+  MY: 'Asia/Kuala_Lumpur',
+  PK: 'Asia/Karachi',
+  BD: 'Asia/Dhaka',
+  LK: 'Asia/Colombo',
+  NP: 'Asia/Kathmandu',
+  AE: 'Asia/Dubai',
+  SA: 'Asia/Riyadh',
+  QA: 'Asia/Qatar',
+  KW: 'Asia/Kuwait',
+  BH: 'Asia/Bahrain',
+  OM: 'Asia/Muscat',
+  JO: 'Asia/Amman',
+  LB: 'Asia/Beirut',
+  EG: 'Africa/Cairo',
+  ZA: 'Africa/Johannesburg',
+  NG: 'Africa/Lagos',
+  KE: 'Africa/Nairobi',
+  GH: 'Africa/Accra',
+  MA: 'Africa/Casablanca',
+  TN: 'Africa/Tunis',
+  DZ: 'Africa/Algiers',
+  NZ: 'Pacific/Auckland',
+  BY: 'Europe/Minsk',
+  MD: 'Europe/Chisinau',
+  GE: 'Asia/Tbilisi',
+  AM: 'Asia/Yerevan',
+  AZ: 'Asia/Baku',
+  CO: 'America/Bogota',
+  PE: 'America/Lima',
+  VE: 'America/Caracas',
+  UY: 'America/Montevideo',
+  PY: 'America/Asuncion',
+  BO: 'America/La_Paz',
+  CR: 'America/Costa_Rica',
+  PA: 'America/Panama',
+  GT: 'America/Guatemala',
+  SV: 'America/El_Salvador',
+  HN: 'America/Tegucigalpa',
+  NI: 'America/Managua',
+  CU: 'America/Havana',
+  JM: 'America/Jamaica',
+  DO: 'America/Santo_Domingo',
+  PR: 'America/Puerto_Rico',
+  TT: 'America/Port_of_Spain',
+  BS: 'America/Nassau',
+  BB: 'America/Barbados',
+  BM: 'Atlantic/Bermuda',
+  KY: 'America/Cayman',
+  AG: 'America/Antigua',
+  AI: 'America/Anguilla',
+  VG: 'America/Tortola',
+  VI: 'America/St_Thomas',
+  GD: 'America/Grenada',
+  LC: 'America/St_Lucia',
+  DM: 'America/Dominica',
+  VC: 'America/St_Vincent',
+  KN: 'America/St_Kitts',
+  MS: 'America/Montserrat',
+  TC: 'America/Grand_Turk',
+  SX: 'America/Lower_Princes',
+  GU: 'Pacific/Guam',
+  MP: 'Pacific/Saipan',
+  AS: 'Pacific/Pago_Pago',
   AR: 'America/Argentina/Buenos_Aires',
 };
 

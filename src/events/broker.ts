@@ -81,7 +81,10 @@ export class EmbeddedBroker {
     this.root = checkRoot(opts.root ?? DEFAULT_ROOT);
     this.host = opts.host ?? '127.0.0.1';
     this.log = opts.log ?? (() => undefined);
-    this.internal = { username: `ai-dialer-internal-${randomBytes(6).toString('hex')}`, password: randomBytes(24).toString('base64url') };
+    this.internal = {
+      username: `ai-dialer-internal-${randomBytes(6).toString('hex')}`,
+      password: randomBytes(24).toString('base64url'),
+    };
     this.addAccounts(opts.accounts ?? []);
     this.server = net.createServer((socket) => {
       this.sockets.add(socket);
@@ -89,9 +92,13 @@ export class EmbeddedBroker {
       socket.on('error', () => undefined);
       aedes.handle(socket);
     });
-    this.wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false) });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+    });
     aedes.authenticate = (client, username, password, done) => this.authenticate(client, username, password, done);
-    aedes.authorizePublish = (client, packet, done) => done(this.canPublish(client, packet.topic) ? null : new Error(`not allowed to publish to ${packet.topic}`));
+    aedes.authorizePublish = (client, packet, done) =>
+      done(this.canPublish(client, packet.topic) ? null : new Error(`not allowed to publish to ${packet.topic}`));
     aedes.authorizeSubscribe = (client, sub, done) => {
       if (this.canSubscribe(client, sub.topic)) return done(null, sub);
       this.log(`MQTT: ${this.roleOf(client)} client ${client?.id} may not subscribe to ${sub.topic}`);
@@ -119,8 +126,17 @@ export class EmbeddedBroker {
       await new Promise<void>((r) => aedes.close(() => r()));
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') throw new DialerError('mqtt_port_in_use', portInUseMessage(port), { cause: err });
-      if (e.code === 'EACCES') throw new DialerError('mqtt_port_denied', `MQTT port ${port} needs privileges. Set MQTT_PORT to a port above 1023.`, { cause: err });
-      throw new DialerError('mqtt_listen_failed', `MQTT broker cannot listen on ${b.host}:${port}: ${errorMessage(err)}`, { cause: err });
+      if (e.code === 'EACCES')
+        throw new DialerError(
+          'mqtt_port_denied',
+          `MQTT port ${port} needs privileges. Set MQTT_PORT to a port above 1023.`,
+          { cause: err },
+        );
+      throw new DialerError(
+        'mqtt_listen_failed',
+        `MQTT broker cannot listen on ${b.host}:${port}: ${errorMessage(err)}`,
+        { cause: err },
+      );
     }
     b.server.on('error', (err) => b.log(`MQTT broker socket error: ${errorMessage(err)}`));
     b._port = (b.server.address() as net.AddressInfo).port;
@@ -143,7 +159,8 @@ export class EmbeddedBroker {
     for (const a of accounts) {
       if (!a || !a.username) continue;
       if (!a.password) throw new DialerError('mqtt_bad_account', `MQTT account ${a.username} has no password`);
-      if (a.role !== 'writer' && a.role !== 'reader') throw new DialerError('mqtt_bad_account', `MQTT account ${a.username}: role must be writer or reader`);
+      if (a.role !== 'writer' && a.role !== 'reader')
+        throw new DialerError('mqtt_bad_account', `MQTT account ${a.username}: role must be writer or reader`);
       this.accounts.set(a.username, { hash: digest(a.password), role: a.role });
     }
   }
@@ -152,7 +169,12 @@ export class EmbeddedBroker {
     return client ? this.roles.get(client) : undefined;
   }
 
-  private authenticate(client: AedesClient, username: string | undefined, password: Buffer | undefined, done: (err: any, ok: boolean | null) => void): void {
+  private authenticate(
+    client: AedesClient,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (err: any, ok: boolean | null) => void,
+  ): void {
     const pw = password ? password.toString('utf8') : '';
     if (username === this.internal.username) {
       if (timingSafeEqual(digest(pw), digest(this.internal.password))) {
@@ -169,7 +191,9 @@ export class EmbeddedBroker {
       this.roles.set(client, 'anonymous');
       return done(null, true);
     }
-    const err = Object.assign(new Error(username ? 'bad username or password' : 'anonymous access is off'), { returnCode: username ? 4 : 5 });
+    const err = Object.assign(new Error(username ? 'bad username or password' : 'anonymous access is off'), {
+      returnCode: username ? 4 : 5,
+    });
     this.log(`MQTT: refused ${username ? `user ${username}` : 'anonymous client'} (${err.message})`);
     done(err, null);
   }

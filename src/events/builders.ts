@@ -20,10 +20,30 @@ interface CallIds {
   contactId?: Id | null;
   phone?: string;
 }
-export interface CallStartedEvent extends Base, CallIds { type: 'call_started'; phone: string; callerId?: string | null; contactName?: string | null }
-export interface CallAnsweredEvent extends Base, CallIds { type: 'call_answered'; channel?: string | null; amd?: string | null }
-export interface StatusEvent extends Base, CallIds { type: 'status'; status: (typeof CALL_STATUSES)[number]; detail?: string | null }
-export interface Timing { recordMs?: number; sttMs?: number; llmMs?: number; ttsMs?: number; playbackMs?: number; totalMs?: number }
+export interface CallStartedEvent extends Base, CallIds {
+  type: 'call_started';
+  phone: string;
+  callerId?: string | null;
+  contactName?: string | null;
+}
+export interface CallAnsweredEvent extends Base, CallIds {
+  type: 'call_answered';
+  channel?: string | null;
+  amd?: string | null;
+}
+export interface StatusEvent extends Base, CallIds {
+  type: 'status';
+  status: (typeof CALL_STATUSES)[number];
+  detail?: string | null;
+}
+export interface Timing {
+  recordMs?: number;
+  sttMs?: number;
+  llmMs?: number;
+  ttsMs?: number;
+  playbackMs?: number;
+  totalMs?: number;
+}
 export interface ConversationTurnEvent extends Base, CallIds {
   type: 'conversation_turn';
   seq: number;
@@ -35,7 +55,11 @@ export interface ConversationTurnEvent extends Base, CallIds {
   simulated?: boolean;
   timing: Timing;
 }
-export interface TranscriptLine { seq: number; userText?: string | null; botText?: string | null }
+export interface TranscriptLine {
+  seq: number;
+  userText?: string | null;
+  botText?: string | null;
+}
 export interface CallEndedEvent extends Base, CallIds {
   type: 'call_ended';
   outcome: (typeof CALL_OUTCOMES)[number];
@@ -58,7 +82,8 @@ export interface CampaignProgressEvent extends Base {
   dnc_skipped: number;
   percent: number;
 }
-export type DialerEvent = CallStartedEvent | CallAnsweredEvent | StatusEvent | ConversationTurnEvent | CallEndedEvent | CampaignProgressEvent;
+export type DialerEvent =
+  CallStartedEvent | CallAnsweredEvent | StatusEvent | ConversationTurnEvent | CallEndedEvent | CampaignProgressEvent;
 
 /** Where an event goes: topic, QoS, retain. */
 export interface Routed {
@@ -113,7 +138,10 @@ function num(v: unknown): number | undefined {
 export function callStarted(msg: Msg, now?: number): CallStartedEvent {
   const call = callOf(msg);
   return checked({
-    v: SCHEMA_VERSION, type: 'call_started', ts: nowIso(now), ...callIds(call),
+    v: SCHEMA_VERSION,
+    type: 'call_started',
+    ts: nowIso(now),
+    ...callIds(call),
     phone: call.phone ?? call.contact?.phone,
     callerId: call.callerId ?? undefined,
     contactName: call.contact?.name ?? undefined,
@@ -123,7 +151,10 @@ export function callStarted(msg: Msg, now?: number): CallStartedEvent {
 export function callAnswered(msg: Msg, now?: number): CallAnsweredEvent {
   const call = callOf(msg);
   return checked({
-    v: SCHEMA_VERSION, type: 'call_answered', ts: nowIso(now), ...callIds(call),
+    v: SCHEMA_VERSION,
+    type: 'call_answered',
+    ts: nowIso(now),
+    ...callIds(call),
     channel: call.channel ?? undefined,
     amd: call.amd?.status ?? undefined,
   } as CallAnsweredEvent);
@@ -136,7 +167,14 @@ export function status(msg: Msg, now?: number): StatusEvent {
   const st = typeof s === 'object' && s !== null ? s.status : s;
   const detail = typeof s === 'object' && s !== null ? s.detail : undefined;
   if (typeof st !== 'string') throw bad(`status event needs msg.status (one of ${CALL_STATUSES.join(', ')})`);
-  return checked({ v: SCHEMA_VERSION, type: 'status', ts: nowIso(now), ...callIds(call), status: st, detail } as StatusEvent);
+  return checked({
+    v: SCHEMA_VERSION,
+    type: 'status',
+    ts: nowIso(now),
+    ...callIds(call),
+    status: st,
+    detail,
+  } as StatusEvent);
 }
 
 export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent {
@@ -145,10 +183,18 @@ export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent 
   if (!turn || typeof turn !== 'object') throw bad('conversation_turn needs msg.turn (seq, userText, botText, timing)');
   const t = turn.timing ?? {};
   const timing: Timing = strip({
-    recordMs: num(t.recordMs), sttMs: num(t.sttMs), llmMs: num(t.llmMs), ttsMs: num(t.ttsMs), playbackMs: num(t.playbackMs), totalMs: num(t.totalMs),
+    recordMs: num(t.recordMs),
+    sttMs: num(t.sttMs),
+    llmMs: num(t.llmMs),
+    ttsMs: num(t.ttsMs),
+    playbackMs: num(t.playbackMs),
+    totalMs: num(t.totalMs),
   });
   return checked({
-    v: SCHEMA_VERSION, type: 'conversation_turn', ts: nowIso(now), ...callIds(call),
+    v: SCHEMA_VERSION,
+    type: 'conversation_turn',
+    ts: nowIso(now),
+    ...callIds(call),
     seq: turn.seq,
     userText: turn.userText ?? msg.transcript?.text ?? undefined,
     botText: turn.botText ?? msg.reply?.text ?? undefined,
@@ -189,8 +235,12 @@ export function callEnded(msg: Msg, now?: number): CallEndedEvent {
   }
   if (durationMs === undefined) throw bad('call_ended needs msg.call.durationMs (or msg.call.startedAt)');
   return checked({
-    v: SCHEMA_VERSION, type: 'call_ended', ts: nowIso(now), ...callIds(call),
-    outcome, durationMs: Math.round(durationMs),
+    v: SCHEMA_VERSION,
+    type: 'call_ended',
+    ts: nowIso(now),
+    ...callIds(call),
+    outcome,
+    durationMs: Math.round(durationMs),
     hangupCause: call.hangupCause ?? undefined,
     transcript: transcriptOf(msg, call),
   } as CallEndedEvent);
@@ -201,9 +251,18 @@ const COUNTERS = ['queued', 'dialing', 'active', 'completed', 'failed', 'no_answ
 /** Progress from msg.progress (else msg.payload): {campaignId, queued, dialing, ...}; percent computed when absent. */
 export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent {
   const p = msg.progress ?? msg.payload;
-  if (!p || typeof p !== 'object') throw bad('campaign_progress needs msg.progress {campaignId, queued, dialing, active, completed, failed, no_answer, busy, dnc_skipped}');
+  if (!p || typeof p !== 'object')
+    throw bad(
+      'campaign_progress needs msg.progress {campaignId, queued, dialing, active, completed, failed, no_answer, busy, dnc_skipped}',
+    );
   const campaignId = p.campaignId ?? msg.campaignId ?? msg.call?.campaignId;
-  const e: Record<string, unknown> = { v: SCHEMA_VERSION, type: 'campaign_progress', ts: nowIso(now), campaignId, state: p.state ?? undefined };
+  const e: Record<string, unknown> = {
+    v: SCHEMA_VERSION,
+    type: 'campaign_progress',
+    ts: nowIso(now),
+    campaignId,
+    state: p.state ?? undefined,
+  };
   for (const c of COUNTERS) e[c] = p[c] ?? 0;
   const done = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'].reduce((a, k) => a + (Number(e[k]) || 0), 0);
   const total = p.total ?? COUNTERS.reduce((a, k) => a + (Number(e[k]) || 0), 0);
@@ -224,12 +283,14 @@ const BUILDERS: Record<EventType, (msg: Msg, now?: number) => DialerEvent> = {
 /** Build the event of `type` (default msg.event) from a msg. */
 export function buildEvent(msg: Msg, type?: string, now?: number): DialerEvent {
   const t = type || msg.event;
-  if (!isEventType(t)) throw bad(`unknown event type ${JSON.stringify(t)}: set msg.event to one of ${Object.keys(BUILDERS).join(', ')}`);
+  if (!isEventType(t))
+    throw bad(`unknown event type ${JSON.stringify(t)}: set msg.event to one of ${Object.keys(BUILDERS).join(', ')}`);
   return BUILDERS[t](msg, now);
 }
 
 /** Topic, QoS and retain flag of an event: lifecycle QoS 1; campaign progress QoS 1 retained. */
 export function route(event: DialerEvent, t: Topics = defaultTopics): Routed {
-  if (event.type === 'campaign_progress') return { topic: t.campaignStatus(event.campaignId), event, qos: 1, retain: true };
+  if (event.type === 'campaign_progress')
+    return { topic: t.campaignStatus(event.campaignId), event, qos: 1, retain: true };
   return { topic: t.callEvents(event.callId), event, qos: 1, retain: false };
 }

@@ -52,7 +52,11 @@ export interface ResolvedBus {
 export function resolveBusConfig(cfg: BusConfig, env: NodeJS.ProcessEnv = process.env): ResolvedBus {
   const mode = !cfg.mode || cfg.mode === 'env' ? (env.MQTT_URL ? 'external' : 'embedded') : cfg.mode;
   const portRaw = cfg.port ?? (env.MQTT_PORT ? Number(env.MQTT_PORT) : 1883);
-  if (!Number.isInteger(portRaw) || portRaw < 0 || portRaw > 65535) throw new DialerError('mqtt_bad_port', `MQTT_PORT ${JSON.stringify(env.MQTT_PORT ?? cfg.port)} is not a port number (0-65535)`);
+  if (!Number.isInteger(portRaw) || portRaw < 0 || portRaw > 65535)
+    throw new DialerError(
+      'mqtt_bad_port',
+      `MQTT_PORT ${JSON.stringify(env.MQTT_PORT ?? cfg.port)} is not a port number (0-65535)`,
+    );
   const accounts: Account[] = [...(cfg.accounts ?? []).filter((a) => a && a.username)];
   if (!accounts.some((a) => a.role === 'writer') && env.MQTT_WRITER_USER) {
     accounts.push({ username: env.MQTT_WRITER_USER, password: env.MQTT_WRITER_PASSWORD ?? '', role: 'writer' });
@@ -63,12 +67,19 @@ export function resolveBusConfig(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
   let url = cfg.url || undefined;
   if (mode === 'external') {
     url = url || (!cfg.mode || cfg.mode === 'env' ? env.MQTT_URL : undefined);
-    if (!url) throw new DialerError('mqtt_not_configured', 'external MQTT broker selected but no URL given (set the URL in the event bus node or MQTT_URL)');
+    if (!url)
+      throw new DialerError(
+        'mqtt_not_configured',
+        'external MQTT broker selected but no URL given (set the URL in the event bus node or MQTT_URL)',
+      );
     try {
       const u = new URL(url);
       if (!['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:'].includes(u.protocol)) throw new Error('scheme');
     } catch {
-      throw new DialerError('mqtt_bad_url', `MQTT URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))} is not valid (expected mqtt://host:port)`);
+      throw new DialerError(
+        'mqtt_bad_url',
+        `MQTT URL ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))} is not valid (expected mqtt://host:port)`,
+      );
     }
   }
   return {
@@ -103,7 +114,9 @@ interface Shared {
 const buses = new Map<string, Shared>();
 
 function keyOf(r: ResolvedBus): string {
-  return r.mode === 'embedded' ? `embedded|${r.tcp ? `${r.host}|${r.port}` : 'ws-only'}|${r.root}` : `external|${r.url}|${r.username ?? ''}|${r.root}`;
+  return r.mode === 'embedded'
+    ? `embedded|${r.tcp ? `${r.host}|${r.port}` : 'ws-only'}|${r.root}`
+    : `external|${r.url}|${r.username ?? ''}|${r.root}`;
 }
 
 async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
@@ -114,12 +127,30 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
   if (r.mode === 'embedded') {
     // WebSocket only: the broker still listens on a private loopback port for this process's publisher.
     broker = await acquireBroker(
-      r.tcp ? { port: r.port, host: r.host, accounts: r.accounts, root: r.root, log } : { port: 0, host: '127.0.0.1', shareKey: 'ws-only', accounts: r.accounts, root: r.root, log },
+      r.tcp
+        ? { port: r.port, host: r.host, accounts: r.accounts, root: r.root, log }
+        : { port: 0, host: '127.0.0.1', shareKey: 'ws-only', accounts: r.accounts, root: r.root, log },
     );
-    publisher = new Publisher({ url: broker.url, username: broker.internal.username, password: broker.internal.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
+    publisher = new Publisher({
+      url: broker.url,
+      username: broker.internal.username,
+      password: broker.internal.password,
+      root: r.root,
+      bufferSize: cfg.bufferSize,
+      progressIntervalMs: cfg.progressIntervalMs,
+      log,
+    });
     describe = `embedded MQTT broker ${r.tcp ? `on ${r.host}:${broker.port}` : '(TCP off: WebSocket only)'}${broker.hasAccounts ? '' : ' (anonymous read access: no accounts configured)'}`;
   } else {
-    publisher = new Publisher({ url: r.url!, username: r.username, password: r.password, root: r.root, bufferSize: cfg.bufferSize, progressIntervalMs: cfg.progressIntervalMs, log });
+    publisher = new Publisher({
+      url: r.url!,
+      username: r.username,
+      password: r.password,
+      root: r.root,
+      bufferSize: cfg.bufferSize,
+      progressIntervalMs: cfg.progressIntervalMs,
+      log,
+    });
     describe = `MQTT broker ${redact(r.url!)}`;
   }
   let controlsReady = Promise.resolve();
@@ -178,7 +209,8 @@ export async function acquireBus(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
       if (buses.get(key) === e) buses.delete(key);
       const left = await got.publisher.close();
       const lost = left.buffered + left.inflight;
-      if (lost > 0) (cfg.log ?? (() => undefined))(`MQTT: ${lost} event(s) not delivered at shutdown (broker unreachable)`);
+      if (lost > 0)
+        (cfg.log ?? (() => undefined))(`MQTT: ${lost} event(s) not delivered at shutdown (broker unreachable)`);
       if (got.broker) await releaseBroker(got.broker);
     },
   };

@@ -35,15 +35,21 @@ function body(payload: Buffer | string): { action?: unknown; text?: unknown } {
 }
 
 /** Parse a control message from its topic and payload; throws DialerError('control_invalid') on bad input. */
-export function parseControl(topics: Topics, topic: string, payload: Buffer | string): { kind: 'campaign'; control: CampaignControl } | { kind: 'call'; control: CallControl } {
+export function parseControl(
+  topics: Topics,
+  topic: string,
+  payload: Buffer | string,
+): { kind: 'campaign'; control: CampaignControl } | { kind: 'call'; control: CallControl } {
   const t = topics.parse(topic);
   if (!t || (t.kind !== 'campaign_control' && t.kind !== 'call_control')) throw bad(`${topic} is not a control topic`);
   const b = body(payload);
   if (t.kind === 'campaign_control') {
-    if (!CAMPAIGN_ACTIONS.includes(b.action as never)) throw bad(`campaign control action must be one of ${CAMPAIGN_ACTIONS.join(', ')}`);
+    if (!CAMPAIGN_ACTIONS.includes(b.action as never))
+      throw bad(`campaign control action must be one of ${CAMPAIGN_ACTIONS.join(', ')}`);
     return { kind: 'campaign', control: { campaignId: t.id, action: b.action as CampaignControl['action'] } };
   }
-  if (!CALL_ACTIONS.includes(b.action as never)) throw bad(`call control action must be one of ${CALL_ACTIONS.join(', ')}`);
+  if (!CALL_ACTIONS.includes(b.action as never))
+    throw bad(`call control action must be one of ${CALL_ACTIONS.join(', ')}`);
   if (b.action === 'say') {
     if (typeof b.text !== 'string' || !b.text.trim()) throw bad('call control "say" needs a non-empty "text"');
     // One line of speech: control characters (newlines included) become spaces.

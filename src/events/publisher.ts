@@ -144,7 +144,8 @@ export class Publisher extends EventEmitter {
       reconnectOnConnackError: true,
     });
     this.client.on('connect', () => {
-      if (this.lastError) this.log(`MQTT: connected to ${redact(this.url)}; sending ${this.buffer.length} buffered event(s)`);
+      if (this.lastError)
+        this.log(`MQTT: connected to ${redact(this.url)}; sending ${this.buffer.length} buffered event(s)`);
       this.lastError = '';
       this.flush();
       this.emit('state', this.stats());
@@ -183,7 +184,12 @@ export class Publisher extends EventEmitter {
   }
 
   stats(): PublisherStats {
-    return { connected: this.client.connected, ...this.counters, buffered: this.buffer.length, inflight: this.inflight };
+    return {
+      connected: this.client.connected,
+      ...this.counters,
+      buffered: this.buffer.length,
+      inflight: this.inflight,
+    };
   }
 
   /** Publish an event (topic, QoS and retain from the topic tree). Never throws for broker trouble. */
@@ -215,15 +221,18 @@ export class Publisher extends EventEmitter {
     p.pending = item;
     if (!p.timer) {
       const entry = p;
-      entry.timer = setTimeout(() => {
-        entry.timer = undefined;
-        const it = entry.pending;
-        entry.pending = undefined;
-        if (it) {
-          entry.last = Date.now();
-          this.enqueue(it);
-        }
-      }, Math.max(0, p.last + this.progressInterval - now));
+      entry.timer = setTimeout(
+        () => {
+          entry.timer = undefined;
+          const it = entry.pending;
+          entry.pending = undefined;
+          if (it) {
+            entry.last = Date.now();
+            this.enqueue(it);
+          }
+        },
+        Math.max(0, p.last + this.progressInterval - now),
+      );
     }
   }
 

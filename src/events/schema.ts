@@ -28,11 +28,37 @@ export interface JsonSchema {
   maxItems?: number;
 }
 
-export const EVENT_TYPES = ['call_started', 'call_answered', 'status', 'conversation_turn', 'call_ended', 'campaign_progress'] as const;
+export const EVENT_TYPES = [
+  'call_started',
+  'call_answered',
+  'status',
+  'conversation_turn',
+  'call_ended',
+  'campaign_progress',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-export const CALL_STATUSES = ['initiated', 'ringing', 'answered', 'in_progress', 'completed', 'failed', 'no_answer', 'busy', 'congestion', 'cancelled'] as const;
-export const CALL_OUTCOMES = ['answered', 'completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled'] as const;
+export const CALL_STATUSES = [
+  'initiated',
+  'ringing',
+  'answered',
+  'in_progress',
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'congestion',
+  'cancelled',
+] as const;
+export const CALL_OUTCOMES = [
+  'answered',
+  'completed',
+  'busy',
+  'no_answer',
+  'congestion',
+  'failed',
+  'cancelled',
+] as const;
 
 const id: JsonSchema = { type: ['string', 'integer'], pattern: '^[A-Za-z0-9_.:@-]{1,128}$' };
 const optId: JsonSchema = { type: ['string', 'integer', 'null'], pattern: '^[A-Za-z0-9_.:@-]{1,128}$' };
@@ -65,7 +91,11 @@ const callIds: Record<string, JsonSchema> = {
 export const eventSchemas: Record<EventType, JsonSchema> = {
   call_started: base(
     'call_started',
-    { ...callIds, callerId: { type: ['string', 'null'], maxLength: 32 }, contactName: { type: ['string', 'null'], maxLength: 200 } },
+    {
+      ...callIds,
+      callerId: { type: ['string', 'null'], maxLength: 32 },
+      contactName: { type: ['string', 'null'], maxLength: 200 },
+    },
     ['callId', 'campaignId', 'phone'],
     'A call was created and is about to be dialed (or an inbound call arrived).',
   ),
@@ -81,7 +111,11 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
   ),
   status: base(
     'status',
-    { ...callIds, status: { type: 'string', enum: CALL_STATUSES }, detail: { type: ['string', 'null'], maxLength: 500 } },
+    {
+      ...callIds,
+      status: { type: 'string', enum: CALL_STATUSES },
+      detail: { type: ['string', 'null'], maxLength: 500 },
+    },
     ['callId', 'campaignId', 'status'],
     'The call status changed.',
   ),
@@ -94,7 +128,11 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       botText: { type: ['string', 'null'], maxLength: 10000 },
       confidence: { type: ['number', 'null'], minimum: 0, maximum: 1 },
       action: { type: ['string', 'null'], maxLength: 64 },
-      simulated: { type: 'boolean', description: "true when userText was read back from the simulator's recording (the demo's sim STT), not recognised from speech" },
+      simulated: {
+        type: 'boolean',
+        description:
+          "true when userText was read back from the simulator's recording (the demo's sim STT), not recognised from speech",
+      },
       timing: {
         type: 'object',
         additionalProperties: false,
@@ -118,7 +156,11 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
         items: {
           type: 'object',
           additionalProperties: false,
-          properties: { seq: { type: 'integer', minimum: 0 }, userText: { type: ['string', 'null'], maxLength: 10000 }, botText: { type: ['string', 'null'], maxLength: 10000 } },
+          properties: {
+            seq: { type: 'integer', minimum: 0 },
+            userText: { type: ['string', 'null'], maxLength: 10000 },
+            botText: { type: ['string', 'null'], maxLength: 10000 },
+          },
           required: ['seq'],
         },
       },
@@ -178,7 +220,8 @@ export function validate(schema: JsonSchema, value: unknown, path = '$'): string
     const types = Array.isArray(schema.type) ? schema.type : [schema.type];
     if (!types.some((w) => typeMatches(t, w))) return [`${path}: must be ${types.join(' or ')}, got ${t}`];
   }
-  if (schema.enum && !schema.enum.includes(value as never)) errs.push(`${path}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`);
+  if (schema.enum && !schema.enum.includes(value as never))
+    errs.push(`${path}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`);
   if (typeof value === 'number') {
     if (schema.minimum !== undefined && value < schema.minimum) errs.push(`${path}: must be >= ${schema.minimum}`);
     if (schema.maximum !== undefined && value > schema.maximum) errs.push(`${path}: must be <= ${schema.maximum}`);
@@ -186,14 +229,18 @@ export function validate(schema: JsonSchema, value: unknown, path = '$'): string
   if (typeof value === 'string' || typeof value === 'number') {
     const s = String(value);
     if (typeof value === 'string') {
-      if (schema.minLength !== undefined && s.length < schema.minLength) errs.push(`${path}: shorter than ${schema.minLength}`);
-      if (schema.maxLength !== undefined && s.length > schema.maxLength) errs.push(`${path}: longer than ${schema.maxLength}`);
+      if (schema.minLength !== undefined && s.length < schema.minLength)
+        errs.push(`${path}: shorter than ${schema.minLength}`);
+      if (schema.maxLength !== undefined && s.length > schema.maxLength)
+        errs.push(`${path}: longer than ${schema.maxLength}`);
     }
-    if (schema.pattern !== undefined && !regex(schema.pattern).test(s)) errs.push(`${path}: does not match ${schema.pattern}`);
+    if (schema.pattern !== undefined && !regex(schema.pattern).test(s))
+      errs.push(`${path}: does not match ${schema.pattern}`);
   }
   if (t === 'object' && (schema.properties || schema.required)) {
     const obj = value as Record<string, unknown>;
-    for (const r of schema.required ?? []) if (!(r in obj) || obj[r] === undefined) errs.push(`${path}.${r}: is required`);
+    for (const r of schema.required ?? [])
+      if (!(r in obj) || obj[r] === undefined) errs.push(`${path}.${r}: is required`);
     for (const [k, v] of Object.entries(obj)) {
       if (v === undefined) continue;
       const ps = schema.properties?.[k];
@@ -203,7 +250,8 @@ export function validate(schema: JsonSchema, value: unknown, path = '$'): string
   }
   if (t === 'array') {
     const arr = value as unknown[];
-    if (schema.maxItems !== undefined && arr.length > schema.maxItems) errs.push(`${path}: more than ${schema.maxItems} items`);
+    if (schema.maxItems !== undefined && arr.length > schema.maxItems)
+      errs.push(`${path}: more than ${schema.maxItems} items`);
     if (schema.items) arr.forEach((item, i) => errs.push(...validate(schema.items!, item, `${path}[${i}]`)));
   }
   return errs;

@@ -24,13 +24,20 @@ export function isTopicId(id: unknown): boolean {
 
 function level(kind: string, id: unknown): string {
   if (!isTopicId(id)) {
-    throw new DialerError('mqtt_bad_id', `${kind} ${JSON.stringify(id)} cannot be used in an MQTT topic (allowed: letters, digits, _ . : @ -, at most 128)`);
+    throw new DialerError(
+      'mqtt_bad_id',
+      `${kind} ${JSON.stringify(id)} cannot be used in an MQTT topic (allowed: letters, digits, _ . : @ -, at most 128)`,
+    );
   }
   return String(id);
 }
 
 export function checkRoot(root: string): string {
-  if (!ROOT_RE.test(root)) throw new DialerError('mqtt_bad_root', `MQTT topic root ${JSON.stringify(root)} is not valid (levels of letters, digits, _ . : @ -)`);
+  if (!ROOT_RE.test(root))
+    throw new DialerError(
+      'mqtt_bad_root',
+      `MQTT topic root ${JSON.stringify(root)} is not valid (levels of letters, digits, _ . : @ -)`,
+    );
   return root;
 }
 
@@ -69,7 +76,9 @@ export class Topics {
   }
 
   /** Recognise a topic of this tree. */
-  parse(topic: string): { kind: 'call_events' | 'call_control' | 'campaign_status' | 'campaign_control'; id: string } | undefined {
+  parse(
+    topic: string,
+  ): { kind: 'call_events' | 'call_control' | 'campaign_status' | 'campaign_control'; id: string } | undefined {
     if (!topic.startsWith(this.root + '/')) return undefined;
     const rest = topic.slice(this.root.length + 1).split('/');
     if (rest.length !== 3 || !ID_RE.test(rest[1])) return undefined;

@@ -25,11 +25,16 @@ export interface CallCampaign {
 }
 
 /** Load the contact and campaign by id; missing ids or rows give undefined for that part. */
-export async function loadCallContext(q: Queryable, ids: { contactId?: number | null; campaignId?: number | null }): Promise<{ contact?: CallContact; campaign?: CallCampaign }> {
+export async function loadCallContext(
+  q: Queryable,
+  ids: { contactId?: number | null; campaignId?: number | null },
+): Promise<{ contact?: CallContact; campaign?: CallCampaign }> {
   const out: { contact?: CallContact; campaign?: CallCampaign } = {};
   const contactId = Number(ids.contactId);
   if (Number.isSafeInteger(contactId) && contactId > 0) {
-    const r = await q.query<CallContact>('select id, name, phone, timezone, fields from contacts where id = $1', [contactId]);
+    const r = await q.query<CallContact>('select id, name, phone, timezone, fields from contacts where id = $1', [
+      contactId,
+    ]);
     if (r.rows[0]) out.contact = { ...r.rows[0], fields: r.rows[0].fields ?? {} };
   }
   const campaignId = Number(ids.campaignId);

@@ -37,11 +37,15 @@ export interface LlmConfig {
   script?: Partial<Script>;
 }
 
-export function resolveLlmEngineName(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): 'openai' | 'scripted' {
+export function resolveLlmEngineName(
+  configured: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): 'openai' | 'scripted' {
   const raw = (configured && configured.trim()) || (env.LLM_ENGINE && env.LLM_ENGINE.trim()) || 'scripted';
   const n = raw.toLowerCase();
   if (n === 'scripted' || n === 'script') return 'scripted';
-  if (n === 'openai' || n === 'openai-compatible' || n === 'ollama' || n === 'vllm' || n === 'llamacpp') return 'openai';
+  if (n === 'openai' || n === 'openai-compatible' || n === 'ollama' || n === 'vllm' || n === 'llamacpp')
+    return 'openai';
   throw new StageError('llm', 'not_configured', `unknown LLM engine "${raw}" (openai or scripted)`, { engine: raw });
 }
 
@@ -55,7 +59,9 @@ function num(v: string | undefined): number | undefined {
 export function createLlmEngine(cfg: LlmConfig, env: NodeJS.ProcessEnv = process.env): LlmEngine {
   if (resolveLlmEngineName(cfg.engine, env) === 'scripted') return new ScriptedEngine(cfg.script ?? {});
   const o = cfg.openai ?? {};
-  const targets = (o.transferTargets ?? (env.LLM_TRANSFER_TARGETS ?? '').split(',')).map((s) => s.trim()).filter((s) => s);
+  const targets = (o.transferTargets ?? (env.LLM_TRANSFER_TARGETS ?? '').split(','))
+    .map((s) => s.trim())
+    .filter((s) => s);
   return new OpenAiChatEngine({
     baseUrl: o.baseUrl || env.LLM_BASE_URL || '',
     model: o.model || env.LLM_MODEL || '',

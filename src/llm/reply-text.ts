@@ -12,8 +12,14 @@ export const MAX_REPLY_CHARS = 600;
 export function cleanReplyText(raw: unknown): string {
   if (typeof raw !== 'string') return '';
   let s = raw.replace(/<think>[\s\S]*?(<\/think>|$)/gi, ' ');
-  s = s.replace(/```[a-z]*\n?|```/gi, ' ').replace(/[*`]+/g, '').replace(/(^|\n)\s*(#+|>+|[-•]\s)/g, '$1 ');
-  s = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').replace(/\s{2,}/g, ' ').trim();
+  s = s
+    .replace(/```[a-z]*\n?|```/gi, ' ')
+    .replace(/[*`]+/g, '')
+    .replace(/(^|\n)\s*(#+|>+|[-•]\s)/g, '$1 ');
+  s = s
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
   if (s.length > MAX_REPLY_CHARS) {
     const cut = s.slice(0, MAX_REPLY_CHARS);
     const end = Math.max(cut.lastIndexOf('. '), cut.lastIndexOf('? '), cut.lastIndexOf('! '));
@@ -47,21 +53,38 @@ export function buildAction(name: unknown, args: unknown, policy: ActionPolicy, 
   const type = name as LlmActionType;
   switch (type) {
     case 'end_call':
-      return typeof a.reason === 'string' && a.reason.trim() ? { type, reason: a.reason.trim().slice(0, 200) } : { type };
+      return typeof a.reason === 'string' && a.reason.trim()
+        ? { type, reason: a.reason.trim().slice(0, 200) }
+        : { type };
     case 'add_to_dnc':
       return { type };
     case 'transfer': {
       const want = typeof a.destination === 'string' ? a.destination.trim() : '';
-      const ok = want && DESTINATION.test(want) && (policy.transferTargets.includes(want) || want === policy.defaultTransfer);
+      const ok =
+        want && DESTINATION.test(want) && (policy.transferTargets.includes(want) || want === policy.defaultTransfer);
       if (ok) return { type, destination: want };
       if (policy.defaultTransfer) return { type, destination: policy.defaultTransfer };
-      throw new StageError('llm', 'bad_response', `model asked to transfer to ${want ? `"${want.slice(0, 40)}", which is not an allowed destination` : 'no destination'}`, { engine });
+      throw new StageError(
+        'llm',
+        'bad_response',
+        `model asked to transfer to ${want ? `"${want.slice(0, 40)}", which is not an allowed destination` : 'no destination'}`,
+        { engine },
+      );
     }
     case 'schedule_callback': {
-      const time = typeof a.time === 'string' ? a.time.replace(/[\u0000-\u001f]+/g, ' ').trim().slice(0, 100) : '';
-      if (!time) throw new StageError('llm', 'bad_response', 'model asked to schedule a callback without a time', { engine });
+      const time =
+        typeof a.time === 'string'
+          ? a.time
+              .replace(/[\u0000-\u001f]+/g, ' ')
+              .trim()
+              .slice(0, 100)
+          : '';
+      if (!time)
+        throw new StageError('llm', 'bad_response', 'model asked to schedule a callback without a time', { engine });
       // Only an ISO 8601 date(-time) becomes `at`: Date.parse reads "10" as the year 2001.
-      const ms = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(time) ? Date.parse(time) : NaN;
+      const ms = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(time)
+        ? Date.parse(time)
+        : NaN;
       return Number.isFinite(ms) ? { type, time, at: new Date(ms).toISOString() } : { type, time };
     }
   }
@@ -71,14 +94,17 @@ export function buildAction(name: unknown, args: unknown, policy: ActionPolicy, 
 export function parseArguments(raw: unknown, engine: string, tool: string): Record<string, unknown> {
   if (raw === undefined || raw === null || raw === '') return {};
   if (typeof raw === 'object') return raw as Record<string, unknown>;
-  if (typeof raw !== 'string') throw new StageError('llm', 'bad_response', `arguments of ${tool} are not JSON`, { engine });
+  if (typeof raw !== 'string')
+    throw new StageError('llm', 'bad_response', `arguments of ${tool} are not JSON`, { engine });
   try {
     const v = JSON.parse(raw);
     if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
   } catch {
     /* fall through */
   }
-  throw new StageError('llm', 'bad_response', `arguments of ${tool} are not a JSON object: ${raw.slice(0, 80)}`, { engine });
+  throw new StageError('llm', 'bad_response', `arguments of ${tool} are not a JSON object: ${raw.slice(0, 80)}`, {
+    engine,
+  });
 }
 
 /** What to say when the model took an action without saying anything. */

@@ -7,7 +7,14 @@
 import { StageError } from '../util/errors';
 import { renderTemplate } from '../util/template';
 import { buildAction, DESTINATION } from './reply-text';
-import { ACTION_TYPES, type LlmAction, type LlmActionType, type LlmDecision, type LlmEngine, type LlmRequest } from './types';
+import {
+  ACTION_TYPES,
+  type LlmAction,
+  type LlmActionType,
+  type LlmDecision,
+  type LlmEngine,
+  type LlmRequest,
+} from './types';
 
 export interface ScriptIntent {
   name?: string;
@@ -31,14 +38,30 @@ export interface Script {
 }
 
 export const DEFAULT_SCRIPT: Required<Script> = {
-  greeting: 'Hello {{contact.name|there}}, this is a reminder call from {{campaign.name|our office}}. Can you still make your appointment?',
+  greeting:
+    'Hello {{contact.name|there}}, this is a reminder call from {{campaign.name|our office}}. Can you still make your appointment?',
   fallback: "Sorry, I didn't catch that. Could you say that again?",
   goodbye: 'Thank you for your time. Goodbye.',
   maxFallbacks: 2,
   intents: [
-    { name: 'yes', match: 'yes, yeah, yep, sure, correct, that works, i can, i will, of course', reply: 'Great, we will see you then. Goodbye.', action: 'end_call' },
-    { name: 'no', match: "no, nope, can't, cannot, won't, not able", reply: 'No problem. When would suit you better?', action: 'none' },
-    { name: 'callback', match: '/\\b(call (me )?(back|later)|another time|not a good time|busy right now)\\b/i', reply: 'Of course, we will call you back later. Goodbye.', action: 'schedule_callback' },
+    {
+      name: 'yes',
+      match: 'yes, yeah, yep, sure, correct, that works, i can, i will, of course',
+      reply: 'Great, we will see you then. Goodbye.',
+      action: 'end_call',
+    },
+    {
+      name: 'no',
+      match: "no, nope, can't, cannot, won't, not able",
+      reply: 'No problem. When would suit you better?',
+      action: 'none',
+    },
+    {
+      name: 'callback',
+      match: '/\\b(call (me )?(back|later)|another time|not a good time|busy right now)\\b/i',
+      reply: 'Of course, we will call you back later. Goodbye.',
+      action: 'schedule_callback',
+    },
   ],
 };
 
@@ -71,7 +94,12 @@ export function compileMatch(match: string, label: string): Compiled['test'] {
     try {
       re = new RegExp(m[1], flags);
     } catch (err) {
-      throw new StageError('llm', 'not_configured', `intent "${label}": invalid regular expression: ${(err as Error).message}`, { engine: 'scripted' });
+      throw new StageError(
+        'llm',
+        'not_configured',
+        `intent "${label}": invalid regular expression: ${(err as Error).message}`,
+        { engine: 'scripted' },
+      );
     }
     return (_n, raw) => re.test(raw.slice(0, 2000));
   }
@@ -79,7 +107,8 @@ export function compileMatch(match: string, label: string): Compiled['test'] {
     .split(',')
     .map((k) => normaliseForMatch(k).trim())
     .filter((k) => k);
-  if (!words.length) throw new StageError('llm', 'not_configured', `intent "${label}" has no keywords`, { engine: 'scripted' });
+  if (!words.length)
+    throw new StageError('llm', 'not_configured', `intent "${label}" has no keywords`, { engine: 'scripted' });
   const padded = words.map((w) => ` ${w} `);
   return (n) => padded.some((w) => n.includes(w));
 }
@@ -116,20 +145,31 @@ export class ScriptedEngine implements LlmEngine {
       intents: script.intents ?? DEFAULT_SCRIPT.intents,
     };
     if (!Number.isInteger(s.maxFallbacks) || s.maxFallbacks < 0 || s.maxFallbacks > 20) {
-      throw new StageError('llm', 'not_configured', `max fallbacks must be 0..20 (got ${s.maxFallbacks})`, { engine: this.name });
+      throw new StageError('llm', 'not_configured', `max fallbacks must be 0..20 (got ${s.maxFallbacks})`, {
+        engine: this.name,
+      });
     }
     this.script = s;
     this.compiled = s.intents.map((intent, i) => {
       const label = intent.name || `#${i + 1}`;
       if (typeof intent.match !== 'string' || typeof intent.reply !== 'string') {
-        throw new StageError('llm', 'not_configured', `intent "${label}" needs a match and a reply`, { engine: this.name });
+        throw new StageError('llm', 'not_configured', `intent "${label}" needs a match and a reply`, {
+          engine: this.name,
+        });
       }
       const action = intent.action || 'none';
       if (action !== 'none' && !(ACTION_TYPES as readonly string[]).includes(action)) {
-        throw new StageError('llm', 'not_configured', `intent "${label}": unknown action "${action}"`, { engine: this.name });
+        throw new StageError('llm', 'not_configured', `intent "${label}": unknown action "${action}"`, {
+          engine: this.name,
+        });
       }
       if (action === 'transfer' && !(intent.destination && DESTINATION.test(intent.destination))) {
-        throw new StageError('llm', 'not_configured', `intent "${label}": transfer needs a destination (extension, exten@context or queue), got "${intent.destination ?? ''}"`, { engine: this.name });
+        throw new StageError(
+          'llm',
+          'not_configured',
+          `intent "${label}": transfer needs a destination (extension, exten@context or queue), got "${intent.destination ?? ''}"`,
+          { engine: this.name },
+        );
       }
       return { intent, test: compileMatch(intent.match, label) };
     });
@@ -148,7 +188,8 @@ export class ScriptedEngine implements LlmEngine {
     if (!intent) {
       const misses = ((req.state.fallbacks as number) ?? 0) + 1;
       req.state.fallbacks = misses;
-      if (misses > this.script.maxFallbacks) return { text: say(this.script.goodbye), action: { type: 'end_call', reason: 'not understood' } };
+      if (misses > this.script.maxFallbacks)
+        return { text: say(this.script.goodbye), action: { type: 'end_call', reason: 'not understood' } };
       return { text: say(this.script.fallback) };
     }
     req.state.fallbacks = 0;
@@ -159,7 +200,12 @@ export class ScriptedEngine implements LlmEngine {
     if (type === 'transfer') {
       action = { type: 'transfer', destination: intent.destination as string };
     } else if (type === 'schedule_callback') {
-      action = buildAction('schedule_callback', { time: intent.time || req.userText }, { transferTargets: [] }, this.name);
+      action = buildAction(
+        'schedule_callback',
+        { time: intent.time || req.userText },
+        { transferTargets: [] },
+        this.name,
+      );
     } else action = { type } as LlmAction;
     return { text, action };
   }

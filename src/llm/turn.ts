@@ -50,7 +50,12 @@ export interface TurnInput {
   signal?: AbortSignal;
 }
 
-export async function runTurn(engine: LlmEngine, input: TurnInput, settings: TurnSettings = {}, store: ConversationStore = defaultStore): Promise<LlmReply> {
+export async function runTurn(
+  engine: LlmEngine,
+  input: TurnInput,
+  settings: TurnSettings = {},
+  store: ConversationStore = defaultStore,
+): Promise<LlmReply> {
   const t0 = performance.now();
   const conv = store.get(input.callId);
   const say = (tpl: string) => renderTemplate(tpl, input.context);
@@ -62,7 +67,18 @@ export async function runTurn(engine: LlmEngine, input: TurnInput, settings: Tur
     if (conv.history.length > 2) conv.history = trimHistory(conv.history, budget);
     const done = action !== undefined;
     if (done) store.drop(input.callId);
-    const reply: LlmReply = { text, done, engine: source === 'engine' || source === 'greeting' ? engine.label : source === 'supervisor' ? 'supervisor' : `rule:${source}`, source, elapsedMs: performance.now() - t0 };
+    const reply: LlmReply = {
+      text,
+      done,
+      engine:
+        source === 'engine' || source === 'greeting'
+          ? engine.label
+          : source === 'supervisor'
+            ? 'supervisor'
+            : `rule:${source}`,
+      source,
+      elapsedMs: performance.now() - t0,
+    };
     if (action) reply.action = action;
     return reply;
   };
@@ -81,7 +97,10 @@ export async function runTurn(engine: LlmEngine, input: TurnInput, settings: Tur
       const silences = ((conv.state.silences as number) ?? 0) + 1;
       conv.state.silences = silences;
       if (silences > (settings.maxSilences ?? TURN_DEFAULTS.maxSilences)) {
-        return finish(say(settings.goodbye || TURN_DEFAULTS.goodbye), 'silence', { type: 'end_call', reason: 'no input' });
+        return finish(say(settings.goodbye || TURN_DEFAULTS.goodbye), 'silence', {
+          type: 'end_call',
+          reason: 'no input',
+        });
       }
       return finish(say(settings.noInput || TURN_DEFAULTS.noInput), 'silence');
     }

@@ -22,7 +22,9 @@ const DEMO_CONTACTS: Array<[string, string]> = [
 /** Create the demo campaign (calling window all day, since its callees are simulated) if it is not there. */
 export async function ensureDemoCampaign(db: Db): Promise<number> {
   return db.tx(async (q) => {
-    const found = await q.query<{ id: number }>('select id from campaigns where name = $1 order by id limit 1', [DEMO_CAMPAIGN_NAME]);
+    const found = await q.query<{ id: number }>('select id from campaigns where name = $1 order by id limit 1', [
+      DEMO_CAMPAIGN_NAME,
+    ]);
     if (found.rows.length) return found.rows[0].id;
     const c = await q.query<{ id: number }>(
       `insert into campaigns (name, timezone, window_start, window_end, max_concurrent, calls_per_second, max_attempts, settings)
@@ -30,15 +32,23 @@ export async function ensureDemoCampaign(db: Db): Promise<number> {
       [
         DEMO_CAMPAIGN_NAME,
         JSON.stringify({
-          greeting: 'Hello {{contact.name}}, this is the reminder service of Example Dental. You have an appointment on Tuesday. Can you make it?',
-          description: 'Simulated callees: numbers ending in 1 are busy, 2 do not answer, 3 hang up mid-call, 4 ask not to be called again; the rest talk.',
+          greeting:
+            'Hello {{contact.name}}, this is the reminder service of Example Dental. You have an appointment on Tuesday. Can you make it?',
+          description:
+            'Simulated callees: numbers ending in 1 are busy, 2 do not answer, 3 hang up mid-call, 4 ask not to be called again; the rest talk.',
         }),
       ],
     );
     const id = c.rows[0].id;
-    await q.query(`insert into phone_numbers (campaign_id, number, label) values ($1, '+12125559000', 'demo line A'), ($1, '+13125559001', 'demo line B')`, [id]);
+    await q.query(
+      `insert into phone_numbers (campaign_id, number, label) values ($1, '+12125559000', 'demo line A'), ($1, '+13125559001', 'demo line B')`,
+      [id],
+    );
     for (const [phone, name] of DEMO_CONTACTS) {
-      await q.query(`insert into contacts (campaign_id, phone, name, timezone, timezone_source) values ($1, $2, $3, 'America/New_York', 'number')`, [id, phone, name]);
+      await q.query(
+        `insert into contacts (campaign_id, phone, name, timezone, timezone_source) values ($1, $2, $3, 'America/New_York', 'number')`,
+        [id, phone, name],
+      );
     }
     return id;
   });

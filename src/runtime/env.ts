@@ -9,7 +9,11 @@ export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Store options from DATABASE_URL (PostgreSQL) or, when absent, PGlite under DATA_DIR/db. */
-export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): { url?: string; dataDir?: string; poolSize?: number } {
+export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): {
+  url?: string;
+  dataDir?: string;
+  poolSize?: number;
+} {
   const url = env.DATABASE_URL?.trim();
   if (url) {
     const pool = Number(env.DATABASE_POOL_SIZE);
@@ -23,14 +27,20 @@ export function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number)
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number between 0 and 65535 (got "${raw}")`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${name} must be a port number between 0 and 65535 (got "${raw}")`);
   return n;
 }
 
 export type StoreMode = 'env' | 'embedded' | 'postgres';
 
 /** Which database a store config node means: its own setting, or the environment's. */
-export function resolveStoreOptions(mode: StoreMode, dir: string | undefined, url: string | undefined, env: NodeJS.ProcessEnv = process.env): { url?: string; dataDir?: string } {
+export function resolveStoreOptions(
+  mode: StoreMode,
+  dir: string | undefined,
+  url: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): { url?: string; dataDir?: string } {
   switch (mode) {
     case 'postgres':
       if (!url) throw new Error('store: mode "PostgreSQL server" needs a connection URL');

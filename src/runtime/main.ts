@@ -67,7 +67,9 @@ function checkUrl(name: string, value: string | undefined, protocols: string[]):
     throw new StartupError(`${name} is not a valid URL: "${redactUrl(value)}"`);
   }
   if (!protocols.includes(u.protocol)) {
-    throw new StartupError(`${name} must start with ${protocols.map((p) => p + '//').join(' or ')} (got ${u.protocol}//)`);
+    throw new StartupError(
+      `${name} must start with ${protocols.map((p) => p + '//').join(' or ')} (got ${u.protocol}//)`,
+    );
   }
 }
 
@@ -99,7 +101,14 @@ function linkPackage(userDir: string): void {
   fs.symlinkSync(PACKAGE_ROOT, link, 'dir');
   const pkg = path.join(userDir, 'package.json');
   if (!fs.existsSync(pkg)) {
-    fs.writeFileSync(pkg, JSON.stringify({ name: 'ai-dialer-runtime', private: true, dependencies: { [PACKAGE_NAME]: 'file:' + PACKAGE_ROOT } }, null, 2) + '\n');
+    fs.writeFileSync(
+      pkg,
+      JSON.stringify(
+        { name: 'ai-dialer-runtime', private: true, dependencies: { [PACKAGE_NAME]: 'file:' + PACKAGE_ROOT } },
+        null,
+        2,
+      ) + '\n',
+    );
   }
 }
 
@@ -134,7 +143,11 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
       err.code === 'EADDRINUSE'
-        ? portTakenMessage('HTTP', port, 'Is another Node-RED running? Set PORT to a free port, e.g. PORT=1881 npm start.')
+        ? portTakenMessage(
+            'HTTP',
+            port,
+            'Is another Node-RED running? Set PORT to a free port, e.g. PORT=1881 npm start.',
+          )
         : `cannot listen on ${host}:${port}: ${err.message}`,
     );
   });
@@ -244,7 +257,11 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     app.use(settings.httpNodeRoot, RED.httpNode);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new StartupError(err.code === 'EADDRINUSE' ? portTakenMessage('HTTP', port, 'Set PORT to a free port.') : err.message)),
+        reject(
+          new StartupError(
+            err.code === 'EADDRINUSE' ? portTakenMessage('HTTP', port, 'Set PORT to a free port.') : err.message,
+          ),
+        ),
       );
       server!.listen(port, host, () => resolve());
     });
@@ -292,11 +309,15 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
  * shorter) and SIM_PERSONAS (a JSON file mapping phone numbers to personas, see src/sim/persona.ts;
  * numbers without one follow the demo personas).
  */
-export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): { speed?: number; personas?: Record<string, unknown> } {
+export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
+  speed?: number;
+  personas?: Record<string, unknown>;
+} {
   const out: { speed?: number; personas?: Record<string, unknown> } = {};
   if (env.SIM_SPEED !== undefined && env.SIM_SPEED !== '') {
     const v = Number(env.SIM_SPEED);
-    if (!Number.isFinite(v) || v <= 0 || v > 1000) throw new StartupError(`SIM_SPEED must be a number above 0 and at most 1000 (got "${env.SIM_SPEED}")`);
+    if (!Number.isFinite(v) || v <= 0 || v > 1000)
+      throw new StartupError(`SIM_SPEED must be a number above 0 and at most 1000 (got "${env.SIM_SPEED}")`);
     out.speed = v;
   }
   if (env.SIM_PERSONAS) {
@@ -305,7 +326,9 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): { speed?: numb
       text = fs.readFileSync(path.resolve(env.SIM_PERSONAS), 'utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new StartupError(`SIM_PERSONAS: cannot read ${env.SIM_PERSONAS} (${e.code === 'ENOENT' ? 'no such file' : e.code ?? e.message})`);
+      throw new StartupError(
+        `SIM_PERSONAS: cannot read ${env.SIM_PERSONAS} (${e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message)})`,
+      );
     }
     let parsed: unknown;
     try {
@@ -347,7 +370,9 @@ export function banner(info: RuntimeInfo): string[] {
     lines.push(`  MQTT (WebSocket):   ${info.mqtt.ws}`);
   }
   lines.push(`  FastAGI:            agi://${info.agi.host}:${info.agi.port}`);
-  lines.push(`  Asterisk ARI:       ${info.ari.url}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`);
+  lines.push(
+    `  Asterisk ARI:       ${info.ari.url}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`,
+  );
   lines.push(`  Database:           ${info.database}`);
   lines.push(`  Flow file:          ${info.flowFile}`);
   if (info.mqtt.note) lines.push('', `Note: ${info.mqtt.note}`);

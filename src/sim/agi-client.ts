@@ -92,14 +92,24 @@ const COMMANDS: CommandSpec[] = [
   { words: ['ANSWER'], min: 0, max: 0, usage: 'Usage: ANSWER' },
   { words: ['HANGUP'], min: 0, max: 1, usage: 'Usage: HANGUP [<channelname>]' },
   { words: ['NOOP'], min: 0, max: 99, usage: 'Usage: NOOP' },
-  { words: ['STREAM', 'FILE'], min: 2, max: 3, usage: 'Usage: STREAM FILE <filename> <escape_digits> [<sample offset>]' },
+  {
+    words: ['STREAM', 'FILE'],
+    min: 2,
+    max: 3,
+    usage: 'Usage: STREAM FILE <filename> <escape_digits> [<sample offset>]',
+  },
   {
     words: ['RECORD', 'FILE'],
     min: 4,
     max: 7,
     usage: 'Usage: RECORD FILE <filename> <format> <escape_digits> <timeout> [<offset samples>] [BEEP] [<s=silence>]',
   },
-  { words: ['GET', 'FULL', 'VARIABLE'], min: 1, max: 2, usage: 'Usage: GET FULL VARIABLE <expression> [<channelname>]' },
+  {
+    words: ['GET', 'FULL', 'VARIABLE'],
+    min: 1,
+    max: 2,
+    usage: 'Usage: GET FULL VARIABLE <expression> [<channelname>]',
+  },
   { words: ['GET', 'VARIABLE'], min: 1, max: 1, usage: 'Usage: GET VARIABLE <variablename>' },
   { words: ['SET', 'VARIABLE'], min: 2, max: 2, usage: 'Usage: SET VARIABLE <variablename> <value>' },
   { words: ['EXEC'], min: 1, max: 99, usage: 'Usage: EXEC <application> <options>' },
@@ -212,7 +222,8 @@ class SimAgiCall {
       connected = true;
       clearTimeout(connectTimer);
       socket.write(this.envBlock());
-      if (o.persona.hangupAfterMs !== undefined) this.later(() => this.hangupNow('caller'), this.real(o.persona.hangupAfterMs));
+      if (o.persona.hangupAfterMs !== undefined)
+        this.later(() => this.hangupNow('caller'), this.real(o.persona.hangupAfterMs));
     });
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -514,10 +525,15 @@ class SimAgiCall {
       const m = /^s=(\d+)$/.exec(a);
       if (m) silenceMs = Number(m[1]) * 1000;
     }
-    const base = path.isAbsolute(file) ? file : this.o.recordingsRoot ? path.join(this.o.recordingsRoot, file) : undefined;
+    const base = path.isAbsolute(file)
+      ? file
+      : this.o.recordingsRoot
+        ? path.join(this.o.recordingsRoot, file)
+        : undefined;
     const fmt = format.toLowerCase();
     // Asterisk opens the file before recording: no directory (or an unknown format) -> writefile.
-    if (!base || (fmt !== 'wav' && fmt !== 'sln') || !(await isDir(path.dirname(base)))) return this.write('200 result=-1 (writefile)');
+    if (!base || (fmt !== 'wav' && fmt !== 'sln') || !(await isDir(path.dirname(base))))
+      return this.write('200 result=-1 (writefile)');
     if (!this.up) return this.write(REPLY_DEAD);
     const seq = this.records++;
     const u: Utterance = utteranceAt(this.o.persona, seq) ?? {};
@@ -536,7 +552,8 @@ class SimAgiCall {
     const pauseFrames = Math.round((u.pauseMs ?? 0) / FRAME_MS);
     const speechFrames = Math.ceil(speech.length / FRAME_SAMPLES);
     // The callee's stream, one 20 ms frame at a time: pause (silent), speech, then silence forever.
-    const frameSilent = (f: number) => f < pauseFrames || f >= pauseFrames + speechFrames || isSilentFrame(speech, (f - pauseFrames) * FRAME_SAMPLES);
+    const frameSilent = (f: number) =>
+      f < pauseFrames || f >= pauseFrames + speechFrames || isSilentFrame(speech, (f - pauseFrames) * FRAME_SAMPLES);
     const maxFrames = maxMs > 0 ? Math.ceil(maxMs / FRAME_MS) : Number.POSITIVE_INFINITY;
     const dtmf = u.dtmf && digits.includes(u.dtmf) ? u.dtmf : undefined;
     const dtmfFrame = dtmf ? pauseFrames + speechFrames : Number.POSITIVE_INFINITY;
@@ -544,14 +561,23 @@ class SimAgiCall {
     // Walk the frames as Asterisk's loop does, counting consecutive silent frames.
     let end: { frame: number; reply: (endpos: number) => string; keepFrames: number; hangup?: boolean } | undefined;
     let silentRun = 0;
-    const limit = Math.min(maxFrames, dtmfFrame, hangupFrame, pauseFrames + speechFrames + Math.ceil((silenceMs || 0) / FRAME_MS) + 1);
+    const limit = Math.min(
+      maxFrames,
+      dtmfFrame,
+      hangupFrame,
+      pauseFrames + speechFrames + Math.ceil((silenceMs || 0) / FRAME_MS) + 1,
+    );
     for (let f = 0; f < Number.POSITIVE_INFINITY; f++) {
       if (f >= hangupFrame) {
         end = { frame: f, keepFrames: f, reply: (p) => `200 result=-1 (hangup) endpos=${p}`, hangup: true };
         break;
       }
       if (f >= dtmfFrame) {
-        end = { frame: f, keepFrames: f, reply: (p) => `200 result=${(dtmf as string).charCodeAt(0)} (dtmf) endpos=${p}` };
+        end = {
+          frame: f,
+          keepFrames: f,
+          reply: (p) => `200 result=${(dtmf as string).charCodeAt(0)} (dtmf) endpos=${p}`,
+        };
         break;
       }
       if (f >= maxFrames) {
@@ -582,7 +608,10 @@ class SimAgiCall {
       const audio = audioUpTo(samples);
       const out = `${base}.${fmt}`;
       const spokeAnything = samples > pauseFrames * FRAME_SAMPLES && speech.length > 0;
-      const data = fmt === 'wav' ? encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: audio }, spokeAnything ? simText : '') : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
+      const data =
+        fmt === 'wav'
+          ? encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: audio }, spokeAnything ? simText : '')
+          : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
       await fs.promises.writeFile(out, data);
       this.recordings.push(out);
     };
@@ -628,6 +657,11 @@ export function runAgiCall(opts: AgiCallOptions): Promise<AgiCallResult> {
   // Tolerate callers that have no persona or variables for this channel: a silent callee.
   const variables: Record<string, string> = {};
   for (const [k, v] of Object.entries(opts.variables ?? {})) variables[k] = oneLine(String(v));
-  const o: AgiCallOptions = { ...opts, persona: opts.persona ?? {}, variables, uniqueid: String(opts.uniqueid ?? `${Date.now() / 1000}`) };
+  const o: AgiCallOptions = {
+    ...opts,
+    persona: opts.persona ?? {},
+    variables,
+    uniqueid: String(opts.uniqueid ?? `${Date.now() / 1000}`),
+  };
   return new SimAgiCall(o).start();
 }

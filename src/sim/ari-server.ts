@@ -117,7 +117,10 @@ export function phoneOfEndpoint(endpoint: string): string {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -170,7 +173,10 @@ export class AriSimulator extends EventEmitter {
     this.asteriskId = opts.asteriskId ?? '02:42:ac:11:00:02';
     for (const [k, v] of Object.entries(opts.personas ?? {})) this.personas.set(k, v);
     this.agi = {
-      host: opts.agi?.host ?? opts.agiHost ?? (process.env.AGI_HOST && process.env.AGI_HOST !== '0.0.0.0' ? process.env.AGI_HOST : '127.0.0.1'),
+      host:
+        opts.agi?.host ??
+        opts.agiHost ??
+        (process.env.AGI_HOST && process.env.AGI_HOST !== '0.0.0.0' ? process.env.AGI_HOST : '127.0.0.1'),
       port: opts.agi?.port ?? opts.agiPort ?? Number(process.env.AGI_PORT || 4573),
       contexts: opts.agi?.contexts ?? ['ai-dialer-agi'],
       script: opts.agi?.script ?? 'ai-dialer',
@@ -192,12 +198,20 @@ export class AriSimulator extends EventEmitter {
   }
 
   personaFor(phone: string): Persona {
-    return this.personas.get(phone) ?? this.personas.get(phone.replace(/^\+/, '')) ?? (this.opts.defaultPersona ?? demoPersona)(phone);
+    return (
+      this.personas.get(phone) ??
+      this.personas.get(phone.replace(/^\+/, '')) ??
+      (this.opts.defaultPersona ?? demoPersona)(phone)
+    );
   }
 
   /** Live channels (snapshots with their variables), for tests and the CLI. */
   channels(): Array<ReturnType<AriSimulator['snapshot']> & { variables: Record<string, string>; formats?: string }> {
-    return [...this.chans.values()].map((c) => ({ ...this.snapshot(c), variables: { ...c.variables }, formats: c.formats }));
+    return [...this.chans.values()].map((c) => ({
+      ...this.snapshot(c),
+      variables: { ...c.variables },
+      formats: c.formats,
+    }));
   }
 
   async start(): Promise<void> {
@@ -305,8 +319,17 @@ export class AriSimulator extends EventEmitter {
     });
   }
 
-  private route(method: string, url: URL, body: Record<string, unknown>, basePath: string): { status: number; body?: unknown } {
-    const parts = url.pathname.replace(/^\/ari\//, '').split('/').filter(Boolean).map(decodeURIComponent);
+  private route(
+    method: string,
+    url: URL,
+    body: Record<string, unknown>,
+    basePath: string,
+  ): { status: number; body?: unknown } {
+    const parts = url.pathname
+      .replace(/^\/ari\//, '')
+      .split('/')
+      .filter(Boolean)
+      .map(decodeURIComponent);
     // Asterisk accepts parameters in the query string or as top-level fields of a JSON body.
     const q = (name: string): string | undefined => {
       const v = url.searchParams.get(name);
@@ -381,7 +404,14 @@ export class AriSimulator extends EventEmitter {
 
   private info(): Record<string, unknown> {
     return {
-      build: { os: 'Linux', kernel: '6.1.0', machine: 'x86_64', options: 'BUILD_NATIVE, OPTIONAL_API', date: '2026-01-01 00:00:00 UTC', user: 'simulator' },
+      build: {
+        os: 'Linux',
+        kernel: '6.1.0',
+        machine: 'x86_64',
+        options: 'BUILD_NATIVE, OPTIONAL_API',
+        date: '2026-01-01 00:00:00 UTC',
+        user: 'simulator',
+      },
       system: { version: '22.10.1', entity_id: this.asteriskId },
       config: {
         name: 'ai-dialer-sim',
@@ -430,7 +460,10 @@ export class AriSimulator extends EventEmitter {
     };
     if (url.pathname !== '/ari/events') return reject(404, 'Not Found');
     if (!this.authorised(req, url)) return reject(401, 'Unauthorized');
-    const apps = (url.searchParams.get('app') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    const apps = (url.searchParams.get('app') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (!apps.length) return reject(400, 'Bad Request');
     wss.handleUpgrade(req, socket, head, (ws) => {
       const client: WsClient = { ws, apps: new Set(apps) };
@@ -474,9 +507,11 @@ export class AriSimulator extends EventEmitter {
     if (!TECHS.has(tech) || !resource) throw new HttpError(400, 'Allocation failed');
     if (tech === 'Local' && !resource.includes('@')) throw new HttpError(400, 'Allocation failed');
     const app = q('app');
-    if (!app && !q('extension') && !q('context')) throw new HttpError(400, 'Application or extension must be specified');
+    if (!app && !q('extension') && !q('context'))
+      throw new HttpError(400, 'Application or extension must be specified');
     const vars = body.variables;
-    if (vars !== undefined && (typeof vars !== 'object' || vars === null || Array.isArray(vars))) throw new HttpError(400, 'Variables must be an object');
+    if (vars !== undefined && (typeof vars !== 'object' || vars === null || Array.isArray(vars)))
+      throw new HttpError(400, 'Variables must be an object');
     const uniqueid = `${Math.floor(Date.now() / 1000)}.${this.seq + 1}`;
     const id = q('channelId') || uniqueid;
     if (id.length > 128 || /[\s/]/.test(id)) throw new HttpError(400, 'Invalid channel id');
@@ -487,7 +522,10 @@ export class AriSimulator extends EventEmitter {
     const hex = n.toString(16).padStart(8, '0');
     const phone = phoneOfEndpoint(endpoint);
     const at = resource.indexOf('@');
-    const name = tech === 'Local' ? `Local/${resource}-${hex};1` : `${tech}/${at >= 0 ? resource.slice(at + 1) : resource.split('/')[0]}-${hex}`;
+    const name =
+      tech === 'Local'
+        ? `Local/${resource}-${hex};1`
+        : `${tech}/${at >= 0 ? resource.slice(at + 1) : resource.split('/')[0]}-${hex}`;
     const cid = /^\s*(?:"([^"]*)"\s*)?<?([^<>]*)>?\s*$/.exec(q('callerId') ?? '') ?? [];
     const now = Date.now();
     const ch: SimChannel = {
@@ -502,7 +540,13 @@ export class AriSimulator extends EventEmitter {
       app,
       appArgs: (q('appArgs') ?? '').split(',').filter((s) => s !== ''),
       inStasis: false,
-      dialplan: { context: q('context') ?? 'default', exten: q('extension') ?? 's', priority: Number(q('priority') ?? 1), app_name: '', app_data: '' },
+      dialplan: {
+        context: q('context') ?? 'default',
+        exten: q('extension') ?? 's',
+        priority: Number(q('priority') ?? 1),
+        app_name: '',
+        app_data: '',
+      },
       variables: {},
       formats: q('formats') || undefined,
       creationtime: asteriskTime(new Date(now)),
@@ -535,7 +579,11 @@ export class AriSimulator extends EventEmitter {
 
   private dialEvent(ch: SimChannel, status: string): void {
     ch.lastDialStatus = status;
-    this.emitEvent(ch.app, 'Dial', { peer: this.snapshot(ch), dialstring: ch.endpoint.slice(ch.endpoint.indexOf('/') + 1), dialstatus: status });
+    this.emitEvent(ch.app, 'Dial', {
+      peer: this.snapshot(ch),
+      dialstring: ch.endpoint.slice(ch.endpoint.indexOf('/') + 1),
+      dialstatus: status,
+    });
   }
 
   private later(ch: SimChannel, ms: number, fn: () => void): void {
@@ -548,7 +596,8 @@ export class AriSimulator extends EventEmitter {
 
   private dial(ch: SimChannel, timeoutS: number): void {
     if (ch.destroyed) return;
-    for (const [k, v] of Object.entries(ch.variables)) this.emitEvent(ch.app, 'ChannelVarset', { variable: k, value: v, channel: this.snapshot(ch) });
+    for (const [k, v] of Object.entries(ch.variables))
+      this.emitEvent(ch.app, 'ChannelVarset', { variable: k, value: v, channel: this.snapshot(ch) });
     this.dialEvent(ch, '');
     const dial = ch.persona.dial ?? { behaviour: 'answer' as const, ringMs: 1000 };
     const ringMs = dial.ringMs ?? 1000;
@@ -617,7 +666,8 @@ export class AriSimulator extends EventEmitter {
     };
     this.emitEvent(ch.app, 'StasisEnd', { channel: this.snapshot(ch) });
     if (this.agi.contexts.includes(ch.dialplan.context)) setImmediate(() => this.runDialplanAgi(ch));
-    else if (ch.persona.hangupAfterMs !== undefined) this.later(ch, ch.persona.hangupAfterMs, () => this.hangup(ch, 16));
+    else if (ch.persona.hangupAfterMs !== undefined)
+      this.later(ch, ch.persona.hangupAfterMs, () => this.hangup(ch, 16));
   }
 
   /** What extensions-agi.conf does: optional AMD(), then AGI(agi://host:port/script), then Hangup(). */
@@ -625,14 +675,19 @@ export class AriSimulator extends EventEmitter {
     if (ch.destroyed) return;
     if (ch.variables.AMD_ENABLED === '1') {
       const status = ch.persona.amd ?? 'HUMAN';
-      const cause = status === 'HUMAN' ? 'HUMAN-300-800' : status === 'MACHINE' ? 'LONGGREETING-1600-1500' : 'TOOLONG-5000';
+      const cause =
+        status === 'HUMAN' ? 'HUMAN-300-800' : status === 'MACHINE' ? 'LONGGREETING-1600-1500' : 'TOOLONG-5000';
       const notSureAs = ch.variables.AMD_NOTSURE === 'machine' ? 'machine' : 'human';
       this.setVar(ch, 'AMDSTATUS', status);
       this.setVar(ch, 'AMDCAUSE', cause);
       this.setVar(ch, 'AMD_PATH', status === 'MACHINE' ? 'machine' : status === 'NOTSURE' ? notSureAs : 'human');
     }
     const script = `${this.agi.script ?? ''}${this.agi.secret ? `?secret=${encodeURIComponent(this.agi.secret)}` : ''}`;
-    ch.dialplan = { ...ch.dialplan, app_name: 'AGI', app_data: `agi://${this.agi.host}:${this.agi.port}/${this.agi.script ?? ''}` };
+    ch.dialplan = {
+      ...ch.dialplan,
+      app_name: 'AGI',
+      app_data: `agi://${this.agi.host}:${this.agi.port}/${this.agi.script ?? ''}`,
+    };
     const run = loadAgiRunner();
     if (!run) {
       // No AGI side in this build: AGI() fails to connect and the dialplan hangs up.
@@ -681,7 +736,12 @@ export class AriSimulator extends EventEmitter {
     this.chans.delete(ch.id);
     if (ch.app) this.apps.get(ch.app)?.channelIds.delete(ch.id);
     this.emitEvent(ch.app, 'ChannelDestroyed', { cause, cause_txt: causeText(cause), channel: this.snapshot(ch) });
-    this.emit('channel-destroyed', { id: ch.id, cause, variables: ch.variables, answered: ch.answeredAt !== undefined });
+    this.emit('channel-destroyed', {
+      id: ch.id,
+      cause,
+      variables: ch.variables,
+      answered: ch.answeredAt !== undefined,
+    });
   }
 
   /** A channel lost with the process (restart): no events, the AGI side is cut. */

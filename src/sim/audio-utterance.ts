@@ -66,7 +66,7 @@ export function syntheticSpeech(text: string, durationMs = speechDurationMs(text
   const base = voice();
   const out = new Int16Array(n);
   let src = hash(text) % base.length;
-  for (let o = 0; o < n; ) {
+  for (let o = 0; o < n;) {
     const take = Math.min(n - o, base.length - src);
     out.set(base.subarray(src, src + take), o);
     o += take;
@@ -103,7 +103,9 @@ function espeak(text: string, timeoutMs = 10000): Promise<Int16Array | undefined
       resolve(v);
     };
     // Text goes on stdin, never in argv, so it cannot become an option.
-    const child = spawn('espeak-ng', ['--stdout', '-v', 'en-us', '-s', '165', '--stdin'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const child = spawn('espeak-ng', ['--stdout', '-v', 'en-us', '-s', '165', '--stdin'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       finish(undefined);

@@ -30,13 +30,28 @@ export function parseArgs(argv: string[]): CliArgs {
       return n;
     };
     switch (flag) {
-      case '--port': case '-p': out.port = num(next()); break;
-      case '--host': out.host = next(); break;
-      case '--speed': out.speed = num(next()) || 1; break;
-      case '--agi-host': out.agiHost = next(); break;
-      case '--agi-port': out.agiPort = num(next()); break;
-      case '--help': case '-h': out.help = true; break;
-      default: throw new Error(`unknown option ${a}`);
+      case '--port':
+      case '-p':
+        out.port = num(next());
+        break;
+      case '--host':
+        out.host = next();
+        break;
+      case '--speed':
+        out.speed = num(next()) || 1;
+        break;
+      case '--agi-host':
+        out.agiHost = next();
+        break;
+      case '--agi-port':
+        out.agiPort = num(next());
+        break;
+      case '--help':
+      case '-h':
+        out.help = true;
+        break;
+      default:
+        throw new Error(`unknown option ${a}`);
     }
   }
   return out;
@@ -52,7 +67,9 @@ export async function main(argv = process.argv.slice(2)): Promise<import('./inde
     return undefined;
   }
   if (args.help) {
-    process.stdout.write('usage: ai-dialer-sim [--port 8088] [--host 127.0.0.1] [--speed 1] [--agi-host 127.0.0.1] [--agi-port 4573]\n');
+    process.stdout.write(
+      'usage: ai-dialer-sim [--port 8088] [--host 127.0.0.1] [--speed 1] [--agi-host 127.0.0.1] [--agi-port 4573]\n',
+    );
     return undefined;
   }
   const generated = !process.env.ARI_PASSWORD;
@@ -66,7 +83,9 @@ export async function main(argv = process.argv.slice(2)): Promise<import('./inde
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    process.stderr.write(`ai-dialer-sim: cannot listen on ${args.host}:${args.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use (choose another with --port)' : e.message}\n`);
+    process.stderr.write(
+      `ai-dialer-sim: cannot listen on ${args.host}:${args.port}: ${e.code === 'EADDRINUSE' ? 'the port is in use (choose another with --port)' : e.message}\n`,
+    );
     process.exitCode = 1;
     return undefined;
   }

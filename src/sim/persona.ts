@@ -54,9 +54,17 @@ export function demoPersona(phone: string): Persona {
     case 2:
       return { name: 'no answer', dial: { behaviour: 'no_answer' } };
     case 3:
-      return { name: 'hangs up mid-call', dial: { behaviour: 'answer', ringMs: 1500 }, utterances: ['Who is this?', { text: 'I am busy', hangup: true }] };
+      return {
+        name: 'hangs up mid-call',
+        dial: { behaviour: 'answer', ringMs: 1500 },
+        utterances: ['Who is this?', { text: 'I am busy', hangup: true }],
+      };
     case 4:
-      return { name: 'do not call', dial: { behaviour: 'answer', ringMs: 1200 }, utterances: ['Please do not call me again.'] };
+      return {
+        name: 'do not call',
+        dial: { behaviour: 'answer', ringMs: 1200 },
+        utterances: ['Please do not call me again.'],
+      };
     default:
       return {
         name: 'talker',

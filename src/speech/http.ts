@@ -59,7 +59,16 @@ export function redactedUrl(url: string): string {
   }
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+]);
 
 export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const { stage, engine } = req;
@@ -73,7 +82,8 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       return;
     }
     const lib = url.protocol === 'https:' ? https : http;
-    const body = req.body === undefined ? undefined : Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body, 'utf8');
+    const body =
+      req.body === undefined ? undefined : Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body, 'utf8');
     const headers: Record<string, string | number> = { ...(req.headers ?? {}) };
     if (body) headers['Content-Length'] = body.length;
     let settled = false;
@@ -89,7 +99,10 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
     };
     const where = redactedUrl(req.url);
     const timer = setTimeout(
-      () => finish(new StageError(stage, 'timeout', `no complete answer from ${where} within ${req.timeoutMs} ms`, { engine })),
+      () =>
+        finish(
+          new StageError(stage, 'timeout', `no complete answer from ${where} within ${req.timeoutMs} ms`, { engine }),
+        ),
       req.timeoutMs,
     );
     const onAbort = () => finish(new StageError(stage, 'network', `request to ${where} aborted`, { engine }));
@@ -99,7 +112,9 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > maxBytes) {
-          finish(new StageError(stage, 'bad_response', `answer from ${where} larger than ${maxBytes} bytes`, { engine }));
+          finish(
+            new StageError(stage, 'bad_response', `answer from ${where} larger than ${maxBytes} bytes`, { engine }),
+          );
           return;
         }
         chunks.push(c);
@@ -107,13 +122,24 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       res.on('end', () => {
         const resp: HttpResponse = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
         if (resp.status === 401 || resp.status === 403) {
-          finish(new StageError(stage, 'unauthorized', `HTTP ${resp.status} from ${where} (check the API key)${detail(resp.body)}`, { engine }));
+          finish(
+            new StageError(
+              stage,
+              'unauthorized',
+              `HTTP ${resp.status} from ${where} (check the API key)${detail(resp.body)}`,
+              { engine },
+            ),
+          );
         } else if (resp.status < 200 || resp.status > 299) {
-          finish(new StageError(stage, 'bad_response', `HTTP ${resp.status} from ${where}${detail(resp.body)}`, { engine }));
+          finish(
+            new StageError(stage, 'bad_response', `HTTP ${resp.status} from ${where}${detail(resp.body)}`, { engine }),
+          );
         } else finish(undefined, resp);
       });
       res.on('error', (err) => finish(mapNetErr(err, stage, engine, where)));
-      res.on('aborted', () => finish(new StageError(stage, 'network', `connection to ${where} dropped mid-answer`, { engine })));
+      res.on('aborted', () =>
+        finish(new StageError(stage, 'network', `connection to ${where} dropped mid-answer`, { engine })),
+      );
     });
     r.on('error', (err) => finish(mapNetErr(err, stage, engine, where)));
     if (req.signal) {
@@ -138,8 +164,15 @@ function detail(body: Buffer): string {
   if (!body.length) return '';
   let text = body.subarray(0, 300).toString('utf8');
   try {
-    const j = JSON.parse(body.toString('utf8')) as { error?: { message?: string } | string; detail?: unknown; message?: string };
-    const m = typeof j.error === 'string' ? j.error : j.error?.message ?? j.message ?? (typeof j.detail === 'string' ? j.detail : undefined);
+    const j = JSON.parse(body.toString('utf8')) as {
+      error?: { message?: string } | string;
+      detail?: unknown;
+      message?: string;
+    };
+    const m =
+      typeof j.error === 'string'
+        ? j.error
+        : (j.error?.message ?? j.message ?? (typeof j.detail === 'string' ? j.detail : undefined));
     if (m) text = m;
   } catch {
     /* not JSON */
@@ -152,7 +185,12 @@ export function parseJsonBody<T = unknown>(res: HttpResponse, stage: Stage, engi
   try {
     return JSON.parse(res.body.toString('utf8')) as T;
   } catch {
-    throw new StageError(stage, 'bad_response', `answer is not JSON: ${res.body.subarray(0, 80).toString('utf8').replace(/\s+/g, ' ')}`, { engine });
+    throw new StageError(
+      stage,
+      'bad_response',
+      `answer is not JSON: ${res.body.subarray(0, 80).toString('utf8').replace(/\s+/g, ' ')}`,
+      { engine },
+    );
   }
 }
 
@@ -168,7 +206,8 @@ export function encodeMultipart(fields: MultipartField[]): { body: Buffer; conte
   const boundary = '----aidialer' + randomBytes(12).toString('hex');
   const parts: Buffer[] = [];
   const q = (s: string) => {
-    if (/["\r\n]/.test(s)) throw new Error(`multipart name/filename may not contain quotes or newlines: ${JSON.stringify(s)}`);
+    if (/["\r\n]/.test(s))
+      throw new Error(`multipart name/filename may not contain quotes or newlines: ${JSON.stringify(s)}`);
     return `"${s}"`;
   };
   for (const f of fields) {
@@ -177,7 +216,11 @@ export function encodeMultipart(fields: MultipartField[]): { body: Buffer; conte
     head += '\r\n';
     if (f.contentType) head += `Content-Type: ${f.contentType}\r\n`;
     head += '\r\n';
-    parts.push(Buffer.from(head, 'utf8'), Buffer.isBuffer(f.value) ? f.value : Buffer.from(f.value, 'utf8'), Buffer.from('\r\n'));
+    parts.push(
+      Buffer.from(head, 'utf8'),
+      Buffer.isBuffer(f.value) ? f.value : Buffer.from(f.value, 'utf8'),
+      Buffer.from('\r\n'),
+    );
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };

@@ -69,7 +69,15 @@ export function runProcess(bin: string, args: string[], opts: RunOptions): Promi
       else resolve(r as RunResult);
     };
     const timer = setTimeout(
-      () => finish(new StageError(stage, 'timeout', `${bin} did not finish within ${opts.timeoutMs} ms${slot ? '' : ` (waited for one of ${limit} synthesis slots)`}`, { engine })),
+      () =>
+        finish(
+          new StageError(
+            stage,
+            'timeout',
+            `${bin} did not finish within ${opts.timeoutMs} ms${slot ? '' : ` (waited for one of ${limit} synthesis slots)`}`,
+            { engine },
+          ),
+        ),
       opts.timeoutMs,
     );
     const onAbort = () => finish(new StageError(stage, 'network', `${bin} aborted`, { engine }));
@@ -86,7 +94,12 @@ export function runProcess(bin: string, args: string[], opts: RunOptions): Promi
   });
 }
 
-function spawnChild(bin: string, args: string[], opts: RunOptions, finish: (e?: StageError, r?: RunResult) => void): ReturnType<typeof spawn> {
+function spawnChild(
+  bin: string,
+  args: string[],
+  opts: RunOptions,
+  finish: (e?: StageError, r?: RunResult) => void,
+): ReturnType<typeof spawn> {
   const { stage, engine } = opts;
   const maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
   const out: Buffer[] = [];
@@ -94,13 +107,21 @@ function spawnChild(bin: string, args: string[], opts: RunOptions, finish: (e?: 
   let err = '';
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, windowsHide: true });
   child.on('error', (e: Error & { code?: string }) => {
-    if (e.code === 'ENOENT') finish(new StageError(stage, 'not_installed', `${bin} not found (is it installed and on the PATH?)`, { engine, cause: e }));
-    else if (e.code === 'EACCES') finish(new StageError(stage, 'not_installed', `${bin} is not executable`, { engine, cause: e }));
+    if (e.code === 'ENOENT')
+      finish(
+        new StageError(stage, 'not_installed', `${bin} not found (is it installed and on the PATH?)`, {
+          engine,
+          cause: e,
+        }),
+      );
+    else if (e.code === 'EACCES')
+      finish(new StageError(stage, 'not_installed', `${bin} is not executable`, { engine, cause: e }));
     else finish(new StageError(stage, 'bad_response', `${bin}: ${e.message}`, { engine, cause: e }));
   });
   child.stdout.on('data', (c: Buffer) => {
     outSize += c.length;
-    if (outSize > maxBytes) return finish(new StageError(stage, 'bad_response', `${bin} wrote more than ${maxBytes} bytes`, { engine }));
+    if (outSize > maxBytes)
+      return finish(new StageError(stage, 'bad_response', `${bin} wrote more than ${maxBytes} bytes`, { engine }));
     out.push(c);
   });
   child.stderr.on('data', (c: Buffer) => {
@@ -110,7 +131,9 @@ function spawnChild(bin: string, args: string[], opts: RunOptions, finish: (e?: 
     if (code === 0) finish(undefined, { stdout: Buffer.concat(out), stderr: err });
     else {
       const why = err.trim().split('\n').slice(-3).join(' ').slice(0, 300);
-      finish(new StageError(stage, 'bad_response', `${bin} exited with ${code ?? sig}${why ? `: ${why}` : ''}`, { engine }));
+      finish(
+        new StageError(stage, 'bad_response', `${bin} exited with ${code ?? sig}${why ? `: ${why}` : ''}`, { engine }),
+      );
     }
   });
   child.stdin.on('error', () => undefined); // EPIPE when the program exits without reading stdin

@@ -5,7 +5,15 @@
  * `verbose_json`). With `verbose_json`, confidence is exp(mean segment avg_logprob).
  */
 import { StageError } from '../util/errors';
-import { bearer, checkBaseUrl, encodeMultipart, httpRequest, joinUrl, parseJsonBody, type MultipartField } from './http';
+import {
+  bearer,
+  checkBaseUrl,
+  encodeMultipart,
+  httpRequest,
+  joinUrl,
+  parseJsonBody,
+  type MultipartField,
+} from './http';
 import type { SttEngine, SttRequest } from './stt';
 
 export interface OpenAiSttOptions {
@@ -29,10 +37,20 @@ export class OpenAiSttEngine implements SttEngine {
   constructor(opts: OpenAiSttOptions) {
     this.opts = opts;
     if (opts.responseFormat !== 'json' && opts.responseFormat !== 'verbose_json') {
-      throw new StageError('stt', 'not_configured', `response format must be json or verbose_json (got ${opts.responseFormat})`, { engine: this.name });
+      throw new StageError(
+        'stt',
+        'not_configured',
+        `response format must be json or verbose_json (got ${opts.responseFormat})`,
+        { engine: this.name },
+      );
     }
     if (opts.language && !/^[a-z]{2,3}(-[A-Za-z]{2,4})?$/.test(opts.language)) {
-      throw new StageError('stt', 'not_configured', `language must be an ISO-639-1 code like "en" (got "${opts.language}")`, { engine: this.name });
+      throw new StageError(
+        'stt',
+        'not_configured',
+        `language must be an ISO-639-1 code like "en" (got "${opts.language}")`,
+        { engine: this.name },
+      );
     }
   }
 
@@ -63,7 +81,9 @@ export class OpenAiSttEngine implements SttEngine {
     }
     const out: { text: string; confidence?: number } = { text: j.text };
     if (Array.isArray(j.segments)) {
-      const lp = j.segments.map((s) => s?.avg_logprob).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      const lp = j.segments
+        .map((s) => s?.avg_logprob)
+        .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
       if (lp.length) out.confidence = Math.exp(lp.reduce((a, b) => a + b, 0) / lp.length);
     }
     return out;

@@ -38,7 +38,10 @@ export class VoskEngine implements SttEngine {
 
   constructor(opts: VoskOptions) {
     this.opts = opts;
-    if (!/^wss?:\/\//.test(opts.url)) throw new StageError('stt', 'not_configured', `Vosk URL must start with ws:// or wss:// (got "${opts.url}")`, { engine: this.name });
+    if (!/^wss?:\/\//.test(opts.url))
+      throw new StageError('stt', 'not_configured', `Vosk URL must start with ws:// or wss:// (got "${opts.url}")`, {
+        engine: this.name,
+      });
   }
 
   recognize(req: SttRequest): Promise<{ text: string; confidence?: number }> {
@@ -67,7 +70,13 @@ export class VoskEngine implements SttEngine {
           resolve(confs.length ? { text, confidence: confs.reduce((a, b) => a + b, 0) / confs.length } : { text });
         }
       };
-      const timer = setTimeout(() => finish(new StageError('stt', 'timeout', `no final result from ${where} within ${req.timeoutMs} ms`, { engine })), req.timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new StageError('stt', 'timeout', `no final result from ${where} within ${req.timeoutMs} ms`, { engine }),
+          ),
+        req.timeoutMs,
+      );
       const onAbort = () => finish(new StageError('stt', 'network', 'aborted', { engine }));
       req.signal?.addEventListener('abort', onAbort, { once: true });
       ws.on('open', () => {
@@ -77,14 +86,20 @@ export class VoskEngine implements SttEngine {
       });
       ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
         if (settled) return;
-        if (isBinary) return finish(new StageError('stt', 'bad_response', 'unexpected binary message from the Vosk server', { engine }));
+        if (isBinary)
+          return finish(
+            new StageError('stt', 'bad_response', 'unexpected binary message from the Vosk server', { engine }),
+          );
         let m: VoskMessage;
         try {
           m = JSON.parse(data.toString());
         } catch {
-          return finish(new StageError('stt', 'bad_response', `answer is not JSON: ${data.toString().slice(0, 80)}`, { engine }));
+          return finish(
+            new StageError('stt', 'bad_response', `answer is not JSON: ${data.toString().slice(0, 80)}`, { engine }),
+          );
         }
-        if (!m || typeof m !== 'object') return finish(new StageError('stt', 'bad_response', 'answer is not a JSON object', { engine }));
+        if (!m || typeof m !== 'object')
+          return finish(new StageError('stt', 'bad_response', 'answer is not a JSON object', { engine }));
         answers++;
         if (typeof m.partial === 'string') {
           if (m.partial) req.onPartial?.(m.partial);
@@ -93,19 +108,41 @@ export class VoskEngine implements SttEngine {
           if (best && typeof best.text === 'string') texts.push(best.text.trim());
         } else if (typeof m.text === 'string') {
           texts.push(m.text.trim());
-          if (Array.isArray(m.result)) for (const w of m.result) if (typeof w?.conf === 'number' && Number.isFinite(w.conf)) confs.push(w.conf);
+          if (Array.isArray(m.result))
+            for (const w of m.result) if (typeof w?.conf === 'number' && Number.isFinite(w.conf)) confs.push(w.conf);
         } else {
-          return finish(new StageError('stt', 'bad_response', `unexpected message: ${data.toString().slice(0, 80)}`, { engine }));
+          return finish(
+            new StageError('stt', 'bad_response', `unexpected message: ${data.toString().slice(0, 80)}`, { engine }),
+          );
         }
         // One answer per audio frame, then the final one for the end of stream.
         if (answers >= frames + 1) finish();
       });
-      ws.on('unexpected-response', (_r, res) => finish(new StageError('stt', 'bad_response', `HTTP ${res.statusCode} from ${where} (not a Vosk WebSocket endpoint?)`, { engine })));
+      ws.on('unexpected-response', (_r, res) =>
+        finish(
+          new StageError(
+            'stt',
+            'bad_response',
+            `HTTP ${res.statusCode} from ${where} (not a Vosk WebSocket endpoint?)`,
+            { engine },
+          ),
+        ),
+      );
       ws.on('error', (err: Error & { code?: string }) => {
-        finish(new StageError('stt', 'network', `cannot reach ${where}: ${err.code ?? err.message}`, { engine, cause: err }));
+        finish(
+          new StageError('stt', 'network', `cannot reach ${where}: ${err.code ?? err.message}`, { engine, cause: err }),
+        );
       });
       ws.on('close', (code) => {
-        if (!settled) finish(new StageError('stt', 'bad_response', `Vosk server closed the connection (code ${code}) before the final result`, { engine }));
+        if (!settled)
+          finish(
+            new StageError(
+              'stt',
+              'bad_response',
+              `Vosk server closed the connection (code ${code}) before the final result`,
+              { engine },
+            ),
+          );
       });
     });
   }

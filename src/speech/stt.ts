@@ -66,7 +66,12 @@ export async function transcribe(
     try {
       wav = await fs.promises.readFile(input);
     } catch (err) {
-      throw new StageError('stt', 'invalid_input', `cannot read recording ${input}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`, { engine: engine.name });
+      throw new StageError(
+        'stt',
+        'invalid_input',
+        `cannot read recording ${input}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+        { engine: engine.name },
+      );
     }
   } else wav = input;
   let parsed: ParsedWav;
@@ -78,7 +83,10 @@ export async function transcribe(
     parsed = parseWav(wav);
   } catch (err) {
     if (wav.length === 0) return { text: '', engine: engine.name, audioMs: 0, elapsedMs: performance.now() - t0 };
-    throw new StageError('stt', 'invalid_input', `recording is not a 16-bit PCM WAV: ${errorMessage(err)}`, { engine: engine.name, cause: err });
+    throw new StageError('stt', 'invalid_input', `recording is not a 16-bit PCM WAV: ${errorMessage(err)}`, {
+      engine: engine.name,
+      cause: err,
+    });
   }
   if (parsed.channels !== 1) parsed = { ...parsed, ...toMono(parsed) };
   const audioMs = parsed.durationMs;
@@ -88,9 +96,22 @@ export async function transcribe(
   }
   // Recognition time grows with the audio: the deadline is the configured timeout plus the recording's length.
   const timeoutMs = (opts.timeoutMs ?? 15000) + audioMs;
-  const r = await engine.recognize({ audio: parsed, wav, timeoutMs, language: opts.language, signal: opts.signal, onPartial: opts.onPartial });
-  const out: Transcript = { text: normaliseTranscript(r.text), engine: engine.name, audioMs, elapsedMs: performance.now() - t0 };
-  if (r.confidence !== undefined && Number.isFinite(r.confidence)) out.confidence = Math.max(0, Math.min(1, r.confidence));
+  const r = await engine.recognize({
+    audio: parsed,
+    wav,
+    timeoutMs,
+    language: opts.language,
+    signal: opts.signal,
+    onPartial: opts.onPartial,
+  });
+  const out: Transcript = {
+    text: normaliseTranscript(r.text),
+    engine: engine.name,
+    audioMs,
+    elapsedMs: performance.now() - t0,
+  };
+  if (r.confidence !== undefined && Number.isFinite(r.confidence))
+    out.confidence = Math.max(0, Math.min(1, r.confidence));
   if (r.simulated) out.simulated = true;
   return out;
 }
@@ -112,7 +133,10 @@ export type SttEngineName = 'vosk' | 'openai' | 'sim';
  * (no ARI_URL, or AI_DIALER_SIMULATED=1 which `npm start` sets when it runs the built-in simulator); with a real Asterisk configured it is a not_configured
  * error, never a silent fallback to simulated text.
  */
-export function resolveSttEngineName(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): SttEngineName {
+export function resolveSttEngineName(
+  configured: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): SttEngineName {
   const raw = (configured && configured.trim()) || (env.STT_ENGINE && env.STT_ENGINE.trim()) || '';
   const n = raw.toLowerCase();
   if (n === 'vosk') return 'vosk';
@@ -120,7 +144,12 @@ export function resolveSttEngineName(configured: string | undefined, env: NodeJS
   if (n === 'sim') return 'sim';
   if (n === '') {
     if (env.ARI_URL && env.ARI_URL.trim() && env.AI_DIALER_SIMULATED !== '1') {
-      throw new StageError('stt', 'not_configured', 'no STT engine set (STT_ENGINE=vosk or openai, or the node setting)', { engine: 'none' });
+      throw new StageError(
+        'stt',
+        'not_configured',
+        'no STT engine set (STT_ENGINE=vosk or openai, or the node setting)',
+        { engine: 'none' },
+      );
     }
     return 'sim';
   }
@@ -136,14 +165,18 @@ export interface SttConfig {
 export function createSttEngine(cfg: SttConfig, env: NodeJS.ProcessEnv = process.env): SttEngine {
   switch (resolveSttEngineName(cfg.engine, env)) {
     case 'vosk':
-      return new VoskEngine({ url: cfg.vosk?.url || env.VOSK_URL || 'ws://127.0.0.1:2700', chunkBytes: cfg.vosk?.chunkBytes });
+      return new VoskEngine({
+        url: cfg.vosk?.url || env.VOSK_URL || 'ws://127.0.0.1:2700',
+        chunkBytes: cfg.vosk?.chunkBytes,
+      });
     case 'openai':
       return new OpenAiSttEngine({
         baseUrl: cfg.openai?.baseUrl || env.STT_BASE_URL || '',
         model: cfg.openai?.model || env.STT_MODEL || 'whisper-1',
         apiKey: cfg.openai?.apiKey || env.STT_API_KEY || undefined,
         language: cfg.openai?.language || env.STT_LANGUAGE || undefined,
-        responseFormat: cfg.openai?.responseFormat || (env.STT_RESPONSE_FORMAT as 'json' | 'verbose_json' | undefined) || 'json',
+        responseFormat:
+          cfg.openai?.responseFormat || (env.STT_RESPONSE_FORMAT as 'json' | 'verbose_json' | undefined) || 'json',
       });
     default:
       return new SimSttEngine();

@@ -32,21 +32,48 @@ export class EspeakEngine implements TtsEngine {
     this.voice = opts.voice || 'en-us';
     this.speed = opts.speed ?? 160;
     this.pitch = opts.pitch ?? 50;
-    if (!VOICE.test(this.voice)) throw new StageError('tts', 'not_configured', `invalid espeak-ng voice "${this.voice}"`, { engine: this.name });
+    if (!VOICE.test(this.voice))
+      throw new StageError('tts', 'not_configured', `invalid espeak-ng voice "${this.voice}"`, { engine: this.name });
     if (!Number.isFinite(this.speed) || this.speed < 80 || this.speed > 450) {
-      throw new StageError('tts', 'not_configured', `espeak-ng speed must be 80..450 words per minute (got ${opts.speed})`, { engine: this.name });
+      throw new StageError(
+        'tts',
+        'not_configured',
+        `espeak-ng speed must be 80..450 words per minute (got ${opts.speed})`,
+        { engine: this.name },
+      );
     }
     if (!Number.isFinite(this.pitch) || this.pitch < 0 || this.pitch > 99) {
-      throw new StageError('tts', 'not_configured', `espeak-ng pitch must be 0..99 (got ${opts.pitch})`, { engine: this.name });
+      throw new StageError('tts', 'not_configured', `espeak-ng pitch must be 0..99 (got ${opts.pitch})`, {
+        engine: this.name,
+      });
     }
     this.identity = `espeak-ng|${this.voice}|${Math.round(this.speed)}|${Math.round(this.pitch)}`;
   }
 
   async synthesize(text: string, opts: SynthOptions): Promise<Buffer> {
-    const args = ['--stdout', '-v', this.voice, '-s', String(Math.round(this.speed)), '-p', String(Math.round(this.pitch))];
-    const r = await runProcess(this.bin, args, { stage: 'tts', engine: this.name, timeoutMs: opts.timeoutMs, stdin: text, signal: opts.signal });
+    const args = [
+      '--stdout',
+      '-v',
+      this.voice,
+      '-s',
+      String(Math.round(this.speed)),
+      '-p',
+      String(Math.round(this.pitch)),
+    ];
+    const r = await runProcess(this.bin, args, {
+      stage: 'tts',
+      engine: this.name,
+      timeoutMs: opts.timeoutMs,
+      stdin: text,
+      signal: opts.signal,
+    });
     if (r.stdout.length < 44) {
-      throw new StageError('tts', 'bad_response', `espeak-ng wrote no audio${r.stderr ? `: ${r.stderr.trim().slice(0, 200)}` : ''}`, { engine: this.name });
+      throw new StageError(
+        'tts',
+        'bad_response',
+        `espeak-ng wrote no audio${r.stderr ? `: ${r.stderr.trim().slice(0, 200)}` : ''}`,
+        { engine: this.name },
+      );
     }
     return r.stdout;
   }

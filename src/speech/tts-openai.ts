@@ -34,7 +34,12 @@ export class OpenAiTtsEngine implements TtsEngine {
 
   async synthesize(text: string, opts: SynthOptions): Promise<Buffer> {
     const base = checkBaseUrl(this.opts.baseUrl, 'tts', this.name, 'TTS base URL (TTS_BASE_URL)');
-    const body: Record<string, unknown> = { model: this.opts.model, input: text, voice: this.opts.voice, response_format: 'wav' };
+    const body: Record<string, unknown> = {
+      model: this.opts.model,
+      input: text,
+      voice: this.opts.voice,
+      response_format: 'wav',
+    };
     if (this.opts.speed !== undefined) body.speed = this.opts.speed;
     const res = await httpRequest({
       url: joinUrl(base, '/audio/speech'),
@@ -49,7 +54,12 @@ export class OpenAiTtsEngine implements TtsEngine {
     const head = res.body.subarray(0, 4).toString('ascii');
     if (head !== 'RIFF') {
       const type = String(res.headers['content-type'] ?? 'unknown type');
-      throw new StageError('tts', 'bad_response', `expected WAV audio, got ${type} (${res.body.length} bytes); does the server support response_format "wav"?`, { engine: this.name });
+      throw new StageError(
+        'tts',
+        'bad_response',
+        `expected WAV audio, got ${type} (${res.body.length} bytes); does the server support response_format "wav"?`,
+        { engine: this.name },
+      );
     }
     return res.body;
   }

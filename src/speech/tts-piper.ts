@@ -34,24 +34,44 @@ export class PiperEngine implements TtsEngine {
     this.opts = opts;
     this.voice = opts.model ? path.basename(opts.model).replace(/\.onnx$/, '') : '';
     if (opts.speaker !== undefined && (!Number.isInteger(opts.speaker) || opts.speaker < 0)) {
-      throw new StageError('tts', 'not_configured', `piper speaker must be a whole number >= 0 (got ${opts.speaker})`, { engine: this.name });
+      throw new StageError('tts', 'not_configured', `piper speaker must be a whole number >= 0 (got ${opts.speaker})`, {
+        engine: this.name,
+      });
     }
-    if (opts.lengthScale !== undefined && (!Number.isFinite(opts.lengthScale) || opts.lengthScale <= 0 || opts.lengthScale > 5)) {
-      throw new StageError('tts', 'not_configured', `piper length scale must be between 0 and 5 (got ${opts.lengthScale})`, { engine: this.name });
+    if (
+      opts.lengthScale !== undefined &&
+      (!Number.isFinite(opts.lengthScale) || opts.lengthScale <= 0 || opts.lengthScale > 5)
+    ) {
+      throw new StageError(
+        'tts',
+        'not_configured',
+        `piper length scale must be between 0 and 5 (got ${opts.lengthScale})`,
+        { engine: this.name },
+      );
     }
     this.identity = `piper|${opts.model}|${opts.speaker ?? ''}|${opts.lengthScale ?? ''}`;
   }
 
   async synthesize(text: string, opts: SynthOptions): Promise<Buffer> {
     const { bin, model } = this.opts;
-    if (!model) throw new StageError('tts', 'not_configured', 'no piper voice model set (PIPER_MODEL or the node setting)', { engine: this.name });
-    if (!fs.existsSync(model)) throw new StageError('tts', 'not_installed', `piper voice model not found: ${model}`, { engine: this.name });
+    if (!model)
+      throw new StageError('tts', 'not_configured', 'no piper voice model set (PIPER_MODEL or the node setting)', {
+        engine: this.name,
+      });
+    if (!fs.existsSync(model))
+      throw new StageError('tts', 'not_installed', `piper voice model not found: ${model}`, { engine: this.name });
     const out = path.join(this.opts.workDir || os.tmpdir(), `piper-${randomBytes(8).toString('hex')}.wav`);
     const args = ['--model', model, '--output_file', out];
     if (this.opts.speaker !== undefined) args.push('--speaker', String(this.opts.speaker));
     if (this.opts.lengthScale !== undefined) args.push('--length_scale', String(this.opts.lengthScale));
     try {
-      await runProcess(bin, args, { stage: 'tts', engine: this.name, timeoutMs: opts.timeoutMs, stdin: text.replace(/[\r\n]+/g, ' ') + '\n', signal: opts.signal });
+      await runProcess(bin, args, {
+        stage: 'tts',
+        engine: this.name,
+        timeoutMs: opts.timeoutMs,
+        stdin: text.replace(/[\r\n]+/g, ' ') + '\n',
+        signal: opts.signal,
+      });
       let buf: Buffer;
       try {
         buf = await fs.promises.readFile(out);

@@ -75,7 +75,12 @@ export class TtsService {
     const clean = normaliseTtsText(text);
     if (!clean) throw new StageError('tts', 'invalid_input', 'nothing to say (empty text)', { engine: engine.name });
     if (clean.length > MAX_TTS_CHARS) {
-      throw new StageError('tts', 'invalid_input', `text too long (${clean.length} characters, at most ${MAX_TTS_CHARS})`, { engine: engine.name });
+      throw new StageError(
+        'tts',
+        'invalid_input',
+        `text too long (${clean.length} characters, at most ${MAX_TTS_CHARS})`,
+        { engine: engine.name },
+      );
     }
     const key = cacheKey(engine.identity, clean);
     let durationMs = 0;
@@ -86,11 +91,18 @@ export class TtsService {
         out = toAsteriskWav(raw);
       } catch (err) {
         if (err instanceof WavError) {
-          throw new StageError('tts', 'bad_response', `engine audio is not a 16-bit PCM WAV: ${err.message}`, { engine: engine.name, cause: err });
+          throw new StageError('tts', 'bad_response', `engine audio is not a 16-bit PCM WAV: ${err.message}`, {
+            engine: engine.name,
+            cause: err,
+          });
         }
-        throw new StageError('tts', 'bad_response', `cannot convert engine audio: ${errorMessage(err)}`, { engine: engine.name, cause: err });
+        throw new StageError('tts', 'bad_response', `cannot convert engine audio: ${errorMessage(err)}`, {
+          engine: engine.name,
+          cause: err,
+        });
       }
-      if (out.length <= 44) throw new StageError('tts', 'bad_response', 'engine returned no audio', { engine: engine.name });
+      if (out.length <= 44)
+        throw new StageError('tts', 'bad_response', 'engine returned no audio', { engine: engine.name });
       return out;
     });
     try {
@@ -107,7 +119,10 @@ export class TtsService {
       }
     } catch (err) {
       got.release();
-      throw new StageError('tts', 'bad_response', `cached audio unreadable: ${errorMessage(err)}`, { engine: engine.name, cause: err });
+      throw new StageError('tts', 'bad_response', `cached audio unreadable: ${errorMessage(err)}`, {
+        engine: engine.name,
+        cause: err,
+      });
     }
     return {
       file: got.file,
@@ -133,14 +148,19 @@ export interface TtsConfig {
 }
 
 /** Engine name from the node's setting or TTS_ENGINE; espeak-ng by default. */
-export function resolveTtsEngineName(configured: string | undefined, env: NodeJS.ProcessEnv = process.env): TtsEngineName {
+export function resolveTtsEngineName(
+  configured: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): TtsEngineName {
   const raw = (configured && configured.trim()) || (env.TTS_ENGINE && env.TTS_ENGINE.trim()) || 'espeak-ng';
   const n = raw.toLowerCase();
   if (n === 'espeak' || n === 'espeak-ng') return 'espeak-ng';
   if (n === 'piper') return 'piper';
   if (n === 'openai' || n === 'openai-compatible') return 'openai';
   if (n === 'sim') return 'sim';
-  throw new StageError('tts', 'not_configured', `unknown TTS engine "${raw}" (espeak-ng, piper, openai or sim)`, { engine: raw });
+  throw new StageError('tts', 'not_configured', `unknown TTS engine "${raw}" (espeak-ng, piper, openai or sim)`, {
+    engine: raw,
+  });
 }
 
 /** Build an engine from settings; empty settings fall back to environment variables (see docs/readme/speech.md). */

@@ -5,17 +5,16 @@
 import type { Queryable } from './db';
 
 export type CallStatus =
-  | 'initiated'
-  | 'ringing'
-  | 'in_progress'
-  | 'completed'
-  | 'failed'
-  | 'no_answer'
-  | 'busy'
-  | 'congestion'
-  | 'cancelled';
+  'initiated' | 'ringing' | 'in_progress' | 'completed' | 'failed' | 'no_answer' | 'busy' | 'congestion' | 'cancelled';
 
-export const FINAL_STATUSES: readonly CallStatus[] = ['completed', 'failed', 'no_answer', 'busy', 'congestion', 'cancelled'];
+export const FINAL_STATUSES: readonly CallStatus[] = [
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'congestion',
+  'cancelled',
+];
 export const OPEN_STATUSES: readonly CallStatus[] = ['initiated', 'ringing', 'in_progress'];
 
 export interface CallRow {
@@ -80,7 +79,13 @@ const finalList = FINAL_STATUSES.map((s) => `'${s}'`).join(',');
 /** Create an inbound call record (outbound records are created by the campaign claim). */
 export async function createInboundCall(
   q: Queryable,
-  c: { phone?: string | null; callerId?: string | null; channel?: string | null; uniqueid?: string | null; campaignId?: number | null },
+  c: {
+    phone?: string | null;
+    callerId?: string | null;
+    channel?: string | null;
+    uniqueid?: string | null;
+    campaignId?: number | null;
+  },
 ): Promise<CallRow> {
   const r = await q.query<CallRow>(
     `insert into calls (direction, phone, caller_id, status, channel_id, agi_uniqueid, campaign_id, answered_at)
@@ -91,7 +96,11 @@ export async function createInboundCall(
 }
 
 /** The conversation started (AGI session arrived): status in_progress unless already final. */
-export async function markInProgress(q: Queryable, callId: number, c: { channel?: string | null; uniqueid?: string | null; amdStatus?: string | null; amdCause?: string | null } = {}): Promise<boolean> {
+export async function markInProgress(
+  q: Queryable,
+  callId: number,
+  c: { channel?: string | null; uniqueid?: string | null; amdStatus?: string | null; amdCause?: string | null } = {},
+): Promise<boolean> {
   const r = await q.query(
     `update calls set status = 'in_progress', answered_at = coalesce(answered_at, now()),
         channel_id = coalesce($2, channel_id), agi_uniqueid = coalesce($3, agi_uniqueid),
@@ -116,7 +125,9 @@ export async function markAnswered(q: Queryable, callId: number, channelId?: str
 /** Append (or replace, by seq) one conversation turn with its per-stage timing. */
 export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Promise<TurnRow> {
   const timing = t.timing ?? {};
-  const parts = [timing.recordMs, timing.sttMs, timing.llmMs, timing.ttsMs, timing.playbackMs].filter((v): v is number => typeof v === 'number');
+  const parts = [timing.recordMs, timing.sttMs, timing.llmMs, timing.ttsMs, timing.playbackMs].filter(
+    (v): v is number => typeof v === 'number',
+  );
   const total = parts.length ? parts.reduce((a, b) => a + b, 0) : null;
   const r = await q.query<TurnRow>(
     `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error)
@@ -192,7 +203,16 @@ export async function closeCall(q: Queryable, callId: number, o: OutcomeInput): 
         duration_ms = coalesce($7, (extract(epoch from (now() - created_at)) * 1000)::integer),
         talk_ms = coalesce($8, case when answered_at is not null then (extract(epoch from (now() - answered_at)) * 1000)::integer end)
       where id = $1 and status not in (${finalList})`,
-    [callId, o.status, o.outcome ?? null, o.reason ?? null, o.hangupCause ?? null, o.dialStatus ?? null, o.durationMs ?? null, o.talkMs ?? null],
+    [
+      callId,
+      o.status,
+      o.outcome ?? null,
+      o.reason ?? null,
+      o.hangupCause ?? null,
+      o.dialStatus ?? null,
+      o.durationMs ?? null,
+      o.talkMs ?? null,
+    ],
   );
   return r.rowCount > 0;
 }

@@ -34,7 +34,13 @@ export type Outcome = 'answered' | 'completed' | 'busy' | 'no_answer' | 'congest
 const FINAL_OUTCOMES = new Set(['completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled']);
 
 /** Retry delays (seconds) used when the campaign's policy lacks an outcome. */
-export const DEFAULT_RETRY_POLICY: Record<string, number> = { busy: 600, no_answer: 3600, failed: 1800, congestion: 600, cancelled: 0 };
+export const DEFAULT_RETRY_POLICY: Record<string, number> = {
+  busy: 600,
+  no_answer: 3600,
+  failed: 1800,
+  congestion: 600,
+  cancelled: 0,
+};
 
 export function parseCampaignId(id: unknown): number {
   const n = typeof id === 'number' ? id : typeof id === 'string' && /^\s*\d{1,10}\s*$/.test(id) ? Number(id) : NaN;
@@ -51,7 +57,12 @@ export async function getCampaign(q: Queryable, id: number): Promise<CampaignRow
 
 /** `time` columns as 'HH:MM:SS' text and the rate as a number, the same on both drivers. */
 export function normaliseCampaignRow<T extends CampaignRow>(r: T): T {
-  return { ...r, window_start: String(r.window_start), window_end: String(r.window_end), calls_per_second: Number(r.calls_per_second) };
+  return {
+    ...r,
+    window_start: String(r.window_start),
+    window_end: String(r.window_end),
+    calls_per_second: Number(r.calls_per_second),
+  };
 }
 
 /** Check that a campaign can start; throws a DialerError with one clear sentence when not. */
@@ -63,10 +74,24 @@ export async function validateCampaignForStart(q: Queryable, id: number): Promis
             exists (select 1 from contacts where campaign_id = $1) as contacts`,
     [id],
   );
-  if (!r.rows[0].numbers) throw new DialerError('campaign_no_caller_id', `campaign ${id} (${c.name}) has no active caller-ID numbers: add one before starting`);
-  if (!r.rows[0].contacts) throw new DialerError('campaign_no_contacts', `campaign ${id} (${c.name}) has no contacts: import some before starting`);
-  const tz = await q.query<{ ok: boolean }>('select exists (select 1 from pg_timezone_names where name = $1) as ok', [c.timezone]);
-  if (!tz.rows[0]?.ok) throw new DialerError('campaign_bad_timezone', `campaign ${id} (${c.name}) has an unknown time zone ${JSON.stringify(c.timezone)}: use an IANA name such as America/New_York`);
+  if (!r.rows[0].numbers)
+    throw new DialerError(
+      'campaign_no_caller_id',
+      `campaign ${id} (${c.name}) has no active caller-ID numbers: add one before starting`,
+    );
+  if (!r.rows[0].contacts)
+    throw new DialerError(
+      'campaign_no_contacts',
+      `campaign ${id} (${c.name}) has no contacts: import some before starting`,
+    );
+  const tz = await q.query<{ ok: boolean }>('select exists (select 1 from pg_timezone_names where name = $1) as ok', [
+    c.timezone,
+  ]);
+  if (!tz.rows[0]?.ok)
+    throw new DialerError(
+      'campaign_bad_timezone',
+      `campaign ${id} (${c.name}) has an unknown time zone ${JSON.stringify(c.timezone)}: use an IANA name such as America/New_York`,
+    );
   return c;
 }
 
@@ -88,13 +113,25 @@ export interface OutcomeResult {
   /** The call was closed by this outcome (false: already final, or 'answered'). */
   closed: boolean;
   status: CallStatus | 'answered';
-  call?: { id: number; campaignId: number | null; contactId: number | null; phone: string | null; callerId: string | null; attempt: number; durationMs: number | null; hangupCause: number | null };
+  call?: {
+    id: number;
+    campaignId: number | null;
+    contactId: number | null;
+    phone: string | null;
+    callerId: string | null;
+    attempt: number;
+    durationMs: number | null;
+    hangupCause: number | null;
+  };
   contact?: { id: number; status: string; attempts: number; nextAttemptAt: Date | null };
 }
 
 /** Map an outcome name to the call's final status; unknown names are failures. */
 export function outcomeStatus(outcome: string): Exclude<CallStatus, 'initiated' | 'ringing' | 'in_progress'> {
-  return (FINAL_OUTCOMES.has(outcome) ? outcome : 'failed') as Exclude<CallStatus, 'initiated' | 'ringing' | 'in_progress'>;
+  return (FINAL_OUTCOMES.has(outcome) ? outcome : 'failed') as Exclude<
+    CallStatus,
+    'initiated' | 'ringing' | 'in_progress'
+  >;
 }
 
 /**
@@ -109,10 +146,27 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
     return { closed: false, status: 'answered' };
   }
   const status = outcomeStatus(o.outcome);
-  const reason = o.reason ?? (FINAL_OUTCOMES.has(o.outcome) ? null : `unknown outcome ${JSON.stringify(o.outcome).slice(0, 60)}`);
+  const reason =
+    o.reason ?? (FINAL_OUTCOMES.has(o.outcome) ? null : `unknown outcome ${JSON.stringify(o.outcome).slice(0, 60)}`);
   return db.tx(async (q) => {
-    const closed = await closeCall(q, o.callId, { status, outcome: FINAL_OUTCOMES.has(o.outcome) ? o.outcome : 'failed', reason, hangupCause: o.hangupCause ?? null, dialStatus: o.dialStatus ?? null });
-    const cr = await q.query<{ id: number; campaign_id: number | null; contact_id: number | null; phone: string | null; caller_id: string | null; attempt: number; status: CallStatus; duration_ms: number | null; hangup_cause: number | null }>(
+    const closed = await closeCall(q, o.callId, {
+      status,
+      outcome: FINAL_OUTCOMES.has(o.outcome) ? o.outcome : 'failed',
+      reason,
+      hangupCause: o.hangupCause ?? null,
+      dialStatus: o.dialStatus ?? null,
+    });
+    const cr = await q.query<{
+      id: number;
+      campaign_id: number | null;
+      contact_id: number | null;
+      phone: string | null;
+      caller_id: string | null;
+      attempt: number;
+      status: CallStatus;
+      duration_ms: number | null;
+      hangup_cause: number | null;
+    }>(
       'select id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause from calls where id = $1',
       [o.callId],
     );
@@ -120,7 +174,16 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
     if (!row) return { closed, status };
     // the call's final status decides (it may have been closed first by the conversation)
     const final = row.status;
-    const call = { id: row.id, campaignId: row.campaign_id, contactId: row.contact_id, phone: row.phone, callerId: row.caller_id, attempt: row.attempt, durationMs: row.duration_ms, hangupCause: row.hangup_cause };
+    const call = {
+      id: row.id,
+      campaignId: row.campaign_id,
+      contactId: row.contact_id,
+      phone: row.phone,
+      callerId: row.caller_id,
+      attempt: row.attempt,
+      durationMs: row.duration_ms,
+      hangupCause: row.hangup_cause,
+    };
     if (row.contact_id === null || !(FINAL_OUTCOMES as Set<string>).has(final)) return { closed, status: final, call };
     // A callback the callee asked for (requestCallback) reschedules a completed call at that time and does
     // not count as an attempt.
@@ -140,7 +203,12 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
       [row.contact_id, final, o.callId, o.now ?? null, DEFAULT_RETRY_POLICY[final] ?? 1800],
     );
     const c = u.rows[0];
-    return { closed, status: final, call, contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined };
+    return {
+      closed,
+      status: final,
+      call,
+      contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined,
+    };
   });
 }
 
@@ -148,7 +216,12 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
  * The callee asked to be called back (llm-turn's schedule_callback): remember it on the call, so that
  * when the call completes its contact is scheduled at `at` (default: in 24 hours) instead of closed.
  */
-export async function requestCallback(q: Queryable, callId: number, at?: Date | string | null, note?: string | null): Promise<Date> {
+export async function requestCallback(
+  q: Queryable,
+  callId: number,
+  at?: Date | string | null,
+  note?: string | null,
+): Promise<Date> {
   let when = at ? new Date(at) : new Date(Date.now() + 24 * 3600_000);
   if (Number.isNaN(when.getTime()) || when.getTime() < Date.now()) when = new Date(Date.now() + 24 * 3600_000);
   const r = await q.query(
@@ -171,9 +244,17 @@ export async function requestCallback(q: Queryable, callId: number, at?: Date | 
  * contact with that number in scope as `dnc` (a later call outcome leaves it closed).
  * Returns the number of contacts closed.
  */
-export async function addToDnc(db: Db, phone: string, o: { campaignId?: number | null; reason?: string; source?: string } = {}): Promise<number> {
+export async function addToDnc(
+  db: Db,
+  phone: string,
+  o: { campaignId?: number | null; reason?: string; source?: string } = {},
+): Promise<number> {
   const p = String(phone ?? '').trim();
-  if (!/^\+?\d{3,20}$/.test(p)) throw new DialerError('dnc_bad_phone', `cannot add ${JSON.stringify(p).slice(0, 40)} to the do-not-call list: not a phone number`);
+  if (!/^\+?\d{3,20}$/.test(p))
+    throw new DialerError(
+      'dnc_bad_phone',
+      `cannot add ${JSON.stringify(p).slice(0, 40)} to the do-not-call list: not a phone number`,
+    );
   const cid = o.campaignId ?? null;
   return db.tx(async (q) => {
     await q.query(
@@ -232,7 +313,14 @@ export interface ReconcileResult {
 export async function reconcileOpenCalls(db: Db, o: ReconcileOptions = {}): Promise<ReconcileResult> {
   const stale = o.staleAfterMs ?? 15 * 60_000;
   const grace = o.graceMs ?? 60_000;
-  const r = await db.query<{ id: number; channel_id: string | null; status: string; stale: boolean; own: boolean; aged: boolean }>(
+  const r = await db.query<{
+    id: number;
+    channel_id: string | null;
+    status: string;
+    stale: boolean;
+    own: boolean;
+    aged: boolean;
+  }>(
     `select id, channel_id, status,
             created_at < now() - make_interval(secs => $2::double precision / 1000) as stale,
             ($3::text is not null and worker = $3 and created_at < $4::timestamptz) as own,

@@ -69,7 +69,8 @@ export interface ClaimResult {
  * of on every claim. It returns one row (dnc_skipped, inserted, claimed json). To change the claim,
  * append a migration with `create or replace function claim_contacts`.
  */
-export const CLAIM_SQL = 'select o_dnc_skipped as dnc_skipped, o_inserted as inserted, o_claimed as claimed from claim_contacts($1::int, $2::int, $3::timestamptz, $4::text, $5::int)';
+export const CLAIM_SQL =
+  'select o_dnc_skipped as dnc_skipped, o_inserted as inserted, o_claimed as claimed from claim_contacts($1::int, $2::int, $3::timestamptz, $4::text, $5::int)';
 
 /** Claim up to `limit` eligible contacts of a campaign (see the module comment for the rules). */
 export async function claimContacts(q: Queryable, o: ClaimOptions): Promise<ClaimResult> {

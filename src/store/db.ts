@@ -62,7 +62,10 @@ export function redactUrl(url: string): string {
 class PgDb implements Db {
   readonly kind = 'pg' as const;
   readonly description: string;
-  constructor(private readonly pool: Pool, url: string) {
+  constructor(
+    private readonly pool: Pool,
+    url: string,
+  ) {
     this.description = redactUrl(url);
   }
   async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
@@ -97,7 +100,10 @@ class PgDb implements Db {
 class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
   readonly description: string;
-  constructor(private readonly lite: PGliteType, dataDir: string) {
+  constructor(
+    private readonly lite: PGliteType,
+    dataDir: string,
+  ) {
     this.description = `pglite:${dataDir}`;
   }
   async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
@@ -125,7 +131,10 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
   let db: Db;
   if (opts.url) {
     if (!/^postgres(ql)?:\/\//.test(opts.url)) {
-      throw new DialerError('store_bad_url', `DATABASE_URL must start with postgres:// or postgresql:// (got ${redactUrl(opts.url)})`);
+      throw new DialerError(
+        'store_bad_url',
+        `DATABASE_URL must start with postgres:// or postgresql:// (got ${redactUrl(opts.url)})`,
+      );
     }
     const pool = new Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, connectionTimeoutMillis: 5000 });
     pool.on('error', () => undefined); // idle client errors surface on the next query
@@ -134,7 +143,11 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
       await db.query('select 1');
     } catch (err) {
       await pool.end().catch(() => undefined);
-      throw new DialerError('store_unreachable', `cannot reach PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}`, { cause: err });
+      throw new DialerError(
+        'store_unreachable',
+        `cannot reach PostgreSQL at ${redactUrl(opts.url)}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   } else {
     const dataDir = opts.dataDir ?? path.resolve('data', 'db');
@@ -144,7 +157,11 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
     try {
       lite = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
     } catch (err) {
-      throw new DialerError('store_open_failed', `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`, { cause: err });
+      throw new DialerError(
+        'store_open_failed',
+        `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     db = new PgliteDb(lite, dataDir);
   }

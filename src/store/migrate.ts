@@ -13,7 +13,10 @@ const LOCK_KEY = 7421001;
  * Apply pending migrations in order, each in its own transaction, under an advisory lock so
  * two runtimes starting together do not race. Idempotent: a second run applies nothing.
  */
-export async function runMigrations(db: Queryable & { tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> }, list: Migration[] = migrations): Promise<MigrationReport> {
+export async function runMigrations(
+  db: Queryable & { tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> },
+  list: Migration[] = migrations,
+): Promise<MigrationReport> {
   await db.query(`create table if not exists schema_migrations (
     version integer primary key,
     name text not null,

@@ -77,12 +77,19 @@ export function templatePaths(template: string): string[] {
  * custom fields, also reachable flat as `contact.<field>`), `campaign` and `call`.
  */
 export function templateContext(msg: {
-  call?: { id?: unknown; phone?: unknown; callerId?: unknown; contact?: Record<string, unknown> | null; campaignId?: unknown } | null;
+  call?: {
+    id?: unknown;
+    phone?: unknown;
+    callerId?: unknown;
+    contact?: Record<string, unknown> | null;
+    campaignId?: unknown;
+  } | null;
   campaign?: Record<string, unknown> | null;
 }): Record<string, unknown> {
   const call = msg.call ?? {};
   const contact = (call.contact ?? {}) as Record<string, unknown>;
-  const fields = contact.fields && typeof contact.fields === 'object' ? (contact.fields as Record<string, unknown>) : {};
+  const fields =
+    contact.fields && typeof contact.fields === 'object' ? (contact.fields as Record<string, unknown>) : {};
   const flatContact: Record<string, unknown> = {};
   // custom fields first, so the record's own name/phone win over a custom field of the same name
   for (const [k, v] of Object.entries(fields)) if (!FORBIDDEN.has(k)) flatContact[k] = v;

@@ -52,14 +52,24 @@ async function portOf(id = 'in'): Promise<number> {
   return waitFor(() => (helper.getNode(id) as TestNode).port, 5000, 'fastagi-in to listen');
 }
 
-function simCall(port: number, i: number | string, persona: Persona, vars: Record<string, string> = {}): Promise<AgiCallResult> {
+function simCall(
+  port: number,
+  i: number | string,
+  persona: Persona,
+  vars: Record<string, string> = {},
+): Promise<AgiCallResult> {
   return runAgiCall({
     host: '127.0.0.1',
     port,
     script: 'dialer',
     channel: `Local/+1212555${String(i).padStart(4, '0')}@callees-${String(i).padStart(8, '0')};1`,
     uniqueid: `1732486000.${i}`,
-    variables: { CALL_ID: String(i), CONTACT_PHONE: `+1212555${String(i).padStart(4, '0')}`, CAMPAIGN_ID: '3', ...vars },
+    variables: {
+      CALL_ID: String(i),
+      CONTACT_PHONE: `+1212555${String(i).padStart(4, '0')}`,
+      CAMPAIGN_ID: '3',
+      ...vars,
+    },
     persona,
     speed: 50,
   });
@@ -85,7 +95,12 @@ test('a scripted call: session msg, play, record, hangup; the session-ended outp
   await helper.load([fastagiIn, agiRecord, agiHangup, catchNode], onTab(conversationFlow()));
   const [s1, s2, s3, ended] = [collect('h1'), collect('h2'), collect('h3'), collect('ended')];
   const port = await portOf();
-  const done = simCall(port, 42, { utterances: ['Yes, this is me.'] }, { AMDSTATUS: 'HUMAN', AMDCAUSE: 'HUMAN-300-300' });
+  const done = simCall(
+    port,
+    42,
+    { utterances: ['Yes, this is me.'] },
+    { AMDSTATUS: 'HUMAN', AMDCAUSE: 'HUMAN-300-300' },
+  );
   const m1 = await waitFor(() => s1[0], 5000, 'session msg');
   expect(m1.call).toMatchObject({
     id: 42,
@@ -104,7 +119,9 @@ test('a scripted call: session msg, play, record, hangup; the session-ended outp
   helper.getNode('rec').receive({ ...m1, turn: { seq: 0 } } as never);
   const m2 = await waitFor(() => s2[0], 5000, 'recording msg');
   expect(m2.recording).toMatchObject({ hungUp: false });
-  expect(m2.recording.path).toMatch(new RegExp(`^${recDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/call-42-t1-[0-9a-f]{12}\\.wav$`));
+  expect(m2.recording.path).toMatch(
+    new RegExp(`^${recDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/call-42-t1-[0-9a-f]{12}\\.wav$`),
+  );
   expect(parseWav(fs.readFileSync(m2.recording.path)).simText).toBe('Yes, this is me.');
   expect(m2.recording.durationMs).toBeGreaterThan(500);
   expect(m2.turn).toEqual({ seq: 1, timing: { recordMs: expect.any(Number) } });
@@ -126,7 +143,9 @@ test('200 concurrent sessions through record and hangup, with no cross-talk', as
   const [out, errors] = [collect('h3'), collect('hc')];
   const port = await portOf();
   const N = 200;
-  const calls = Array.from({ length: N }, (_, i) => simCall(port, 1000 + i, { utterances: [`This is caller ${1000 + i} speaking.`] }));
+  const calls = Array.from({ length: N }, (_, i) =>
+    simCall(port, 1000 + i, { utterances: [`This is caller ${1000 + i} speaking.`] }),
+  );
   const results = await Promise.all(calls);
   await waitFor(() => out.length === N || undefined, 20000, `${N} finished conversations (got ${out.length})`);
   expect(errors).toEqual([]);
@@ -172,7 +191,13 @@ test('failures reach a Catch node: no session, and a caller who already hung up'
 });
 
 test('closing the node closes its sessions and frees the port', async () => {
-  await helper.load([fastagiIn], [{ id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['h1'], []] }, { id: 'h1', type: 'helper' }]);
+  await helper.load(
+    [fastagiIn],
+    [
+      { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['h1'], []] },
+      { id: 'h1', type: 'helper' },
+    ],
+  );
   const s1 = collect('h1');
   const port = await portOf();
   const done = simCall(port, 9, {});
@@ -195,10 +220,13 @@ test('a caller gone before the call identity is read: fastagi-in reports it to a
   const sock = net.connect(port, '127.0.0.1');
   sock.setEncoding('utf8');
   sock.on('data', (d: string) => {
-    for (const line of d.split('\n')) if (line) sock.write('511 Command Not Permitted on a dead channel or intercept routine\n');
+    for (const line of d.split('\n'))
+      if (line) sock.write('511 Command Not Permitted on a dead channel or intercept routine\n');
   });
   const closed = new Promise((r) => sock.on('close', r));
-  sock.write('agi_network: yes\nagi_network_script: dialer\nagi_channel: PJSIP/trunk-00000011\nagi_uniqueid: 1732486000.11\n\nHANGUP\n');
+  sock.write(
+    'agi_network: yes\nagi_network_script: dialer\nagi_channel: PJSIP/trunk-00000011\nagi_uniqueid: 1732486000.11\n\nHANGUP\n',
+  );
   const c = await waitFor(() => caught[0], 5000, 'catch of the failed start');
   expect(c.error.message).toMatch(/^AGI session could not start: agi: .*hung up/);
   await closed; // and the server closed the connection
@@ -207,12 +235,26 @@ test('a caller gone before the call identity is read: fastagi-in reports it to a
 
 test('the secret is a credential: callers without it are refused, callers with it get a session', async () => {
   const secret = 'k' + Math.random().toString(36).slice(2);
-  await helper.load([fastagiIn], [{ id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['h1'], []] }, { id: 'h1', type: 'helper' }], { in: { secret } });
+  await helper.load(
+    [fastagiIn],
+    [
+      { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', wires: [['h1'], []] },
+      { id: 'h1', type: 'helper' },
+    ],
+    { in: { secret } },
+  );
   const s1 = collect('h1');
   const warnings: string[] = [];
   helper.getNode('in').on('call:warn', (c: { args: unknown[] }) => warnings.push(String(c.args[0])));
   const port = await portOf();
-  const base = { host: '127.0.0.1', port, channel: 'PJSIP/trunk-1', variables: { CALL_ID: '5' }, persona: {}, speed: 50 };
+  const base = {
+    host: '127.0.0.1',
+    port,
+    channel: 'PJSIP/trunk-1',
+    variables: { CALL_ID: '5' },
+    persona: {},
+    speed: 50,
+  };
   const refused = await runAgiCall({ ...base, uniqueid: '1.1', script: 'dialer?secret=wrong' });
   expect(refused).toMatchObject({ endedBy: 'server_closed', commands: 0 });
   await waitFor(() => warnings.find((w) => w.includes('bad_secret')), 5000, 'the refusal to be logged');
@@ -230,12 +272,17 @@ test('port in use: red status and one clear error line', async () => {
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const port = (blocker.address() as net.AddressInfo).port;
   try {
-    await helper.load([fastagiIn], [{ id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: String(port), wires: [[], []] }]);
+    await helper.load(
+      [fastagiIn],
+      [{ id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: String(port), wires: [[], []] }],
+    );
     const n = helper.getNode('in');
     const errors: string[] = [];
     n.on('call:error', (call: { args: unknown[] }) => errors.push(String(call.args[0])));
     await waitFor(() => errors[0], 5000, 'the listen error');
-    expect(errors[0]).toBe(`FastAGI cannot listen on 127.0.0.1:${port}: the port is already in use (stop the other server or set AGI_PORT)`);
+    expect(errors[0]).toBe(
+      `FastAGI cannot listen on 127.0.0.1:${port}: the port is already in use (stop the other server or set AGI_PORT)`,
+    );
   } finally {
     blocker.close();
   }
@@ -278,32 +325,62 @@ describe.each(storeTargets)('with a store ($name)', ({ url }) => {
     await load();
     const s1 = collect('h1');
     const db = await (helper.getNode('store') as unknown as { getDb(): Promise<Db> }).getDb();
-    const row = await db.query<{ id: number }>(`insert into calls (phone, status) values ('+12125550101', 'initiated') returning id`);
+    const row = await db.query<{ id: number }>(
+      `insert into calls (phone, status) values ('+12125550101', 'initiated') returning id`,
+    );
     const id = row.rows[0].id;
     const port = await portOf();
     const out = simCall(port, id, {});
     const m = await waitFor(() => s1[0], 10000, 'session msg');
     expect(m.call.id).toBe(id);
-    const r1 = await db.query<{ status: string; agi_uniqueid: string; answered_at: Date | null }>('select status, agi_uniqueid, answered_at from calls where id = $1', [id]);
+    const r1 = await db.query<{ status: string; agi_uniqueid: string; answered_at: Date | null }>(
+      'select status, agi_uniqueid, answered_at from calls where id = $1',
+      [id],
+    );
     expect(r1.rows[0]).toMatchObject({ status: 'in_progress', agi_uniqueid: `1732486000.${id}` });
     expect(r1.rows[0].answered_at).not.toBeNull();
     getSession(m.call.sessionId)!.close();
     await out;
 
-    const inbound = runAgiCall({ host: '127.0.0.1', port, channel: 'PJSIP/trunk-00000009', uniqueid: '1732486001.9', callerId: '+13105550199', variables: {}, persona: {}, speed: 50 });
+    const inbound = runAgiCall({
+      host: '127.0.0.1',
+      port,
+      channel: 'PJSIP/trunk-00000009',
+      uniqueid: '1732486001.9',
+      callerId: '+13105550199',
+      variables: {},
+      persona: {},
+      speed: 50,
+    });
     const m2 = await waitFor(() => s1[1], 10000, 'inbound session msg');
     expect(m2.call).toMatchObject({ direction: 'inbound', phone: '+13105550199', callerId: '+13105550199' });
     expect(typeof m2.call.id).toBe('number');
-    const r2 = await db.query<{ direction: string; status: string; phone: string }>('select direction, status, phone from calls where id = $1', [m2.call.id]);
+    const r2 = await db.query<{ direction: string; status: string; phone: string }>(
+      'select direction, status, phone from calls where id = $1',
+      [m2.call.id],
+    );
     expect(r2.rows[0]).toEqual({ direction: 'inbound', status: 'in_progress', phone: '+13105550199' });
     // hangup with a store: transcript aggregated from the turns; the inbound call is completed.
-    await db.query(`insert into call_turns (call_id, seq, user_text, bot_text) values ($1, 0, null, 'Hello'), ($1, 1, 'Hi there', 'How can I help?')`, [m2.call.id]);
+    await db.query(
+      `insert into call_turns (call_id, seq, user_text, bot_text) values ($1, 0, null, 'Hello'), ($1, 1, 'Hi there', 'How can I help?')`,
+      [m2.call.id],
+    );
     const s4 = collect('h4');
     helper.getNode('hang').receive(m2 as never);
     const m4 = await waitFor(() => s4[0], 10000, 'hangup msg');
-    expect(m4.call).toMatchObject({ hungUp: true, hungUpBy: 'agi', transcript: 'Agent: Hello\nCaller: Hi there\nAgent: How can I help?' });
-    const r3 = await db.query<{ status: string; transcript: string; ended_at: Date | null }>('select status, transcript, ended_at from calls where id = $1', [m2.call.id]);
-    expect(r3.rows[0]).toMatchObject({ status: 'completed', transcript: 'Agent: Hello\nCaller: Hi there\nAgent: How can I help?' });
+    expect(m4.call).toMatchObject({
+      hungUp: true,
+      hungUpBy: 'agi',
+      transcript: 'Agent: Hello\nCaller: Hi there\nAgent: How can I help?',
+    });
+    const r3 = await db.query<{ status: string; transcript: string; ended_at: Date | null }>(
+      'select status, transcript, ended_at from calls where id = $1',
+      [m2.call.id],
+    );
+    expect(r3.rows[0]).toMatchObject({
+      status: 'completed',
+      transcript: 'Agent: Hello\nCaller: Hi there\nAgent: How can I help?',
+    });
     expect(r3.rows[0].ended_at).not.toBeNull();
     expect(await inbound).toMatchObject({ hungUpBy: 'agi', endedBy: 'server_closed' });
   }, 60000);

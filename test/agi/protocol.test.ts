@@ -1,4 +1,13 @@
-import { buildCommand, parseArgs, parseEnvLine, parseNetworkScript, parseReply, quoteArg, envArgs, AgiParseError } from '../../src/agi/protocol';
+import {
+  buildCommand,
+  parseArgs,
+  parseEnvLine,
+  parseNetworkScript,
+  parseReply,
+  quoteArg,
+  envArgs,
+  AgiParseError,
+} from '../../src/agi/protocol';
 import { AllowList, parseCidr } from '../../src/agi/cidr';
 import { StageError } from '../../src/util/errors';
 import { valuesFromArgs, callerNumber } from '../../src/agi/call';
@@ -56,7 +65,10 @@ describe('reply grammar (Asterisk 22)', () => {
     ['200 result=1 ()', { code: 200, result: 1, data: '' }],
     ['200 result=1 (a (nested) value)', { code: 200, result: 1, data: 'a (nested) value' }],
     ['200 result=1 (ends with paren) endpos=1)', { code: 200, result: 1, data: 'ends with paren) endpos=1' }],
-    ['200 result=1 (value with ) endpos=5 inside) endpos=7', { code: 200, result: 1, data: 'value with ) endpos=5 inside', endpos: 7 }],
+    [
+      '200 result=1 (value with ) endpos=5 inside) endpos=7',
+      { code: 200, result: 1, data: 'value with ) endpos=5 inside', endpos: 7 },
+    ],
     ['200 result=-1 (writefile)', { code: 200, result: -1, data: 'writefile' }],
     ['510 Invalid or unknown command', { code: 510, data: 'Invalid or unknown command' }],
     ['511 Command Not Permitted on a dead channel or intercept routine', { code: 511 }],
@@ -66,24 +78,42 @@ describe('reply grammar (Asterisk 22)', () => {
     expect(r.raw).toBe(line);
   });
 
-  test.each(['', 'HELLO', '2x0 result=1', '200 result=', '200 result=abc', '200 resul=1', '200 result=1 garbage', '200 result=1 (unclosed', '200 result=1 endpos=x'])(
-    'rejects %j as a bad_response',
-    (line) => {
-      expect(() => parseReply(line)).toThrow(AgiParseError);
-    },
-  );
+  test.each([
+    '',
+    'HELLO',
+    '2x0 result=1',
+    '200 result=',
+    '200 result=abc',
+    '200 resul=1',
+    '200 result=1 garbage',
+    '200 result=1 (unclosed',
+    '200 result=1 endpos=x',
+  ])('rejects %j as a bad_response', (line) => {
+    expect(() => parseReply(line)).toThrow(AgiParseError);
+  });
 });
 
 describe('environment block', () => {
   test('lines are split at the first colon and keep the rest verbatim', () => {
     expect(parseEnvLine('agi_network: yes')).toEqual(['network', 'yes']);
-    expect(parseEnvLine('agi_request: agi://127.0.0.1:4573/dialer?a=b')).toEqual(['request', 'agi://127.0.0.1:4573/dialer?a=b']);
+    expect(parseEnvLine('agi_request: agi://127.0.0.1:4573/dialer?a=b')).toEqual([
+      'request',
+      'agi://127.0.0.1:4573/dialer?a=b',
+    ]);
     expect(parseEnvLine('agi_accountcode: ')).toEqual(['accountcode', '']);
-    expect(parseEnvLine('agi_callerid: "Bob: the caller" <+12125550101>')).toEqual(['callerid', '"Bob: the caller" <+12125550101>']);
+    expect(parseEnvLine('agi_callerid: "Bob: the caller" <+12125550101>')).toEqual([
+      'callerid',
+      '"Bob: the caller" <+12125550101>',
+    ]);
     expect(parseEnvLine('GET / HTTP/1.1')).toBeUndefined();
   });
   test('arguments and script', () => {
-    const env = { arg_1: '42', arg_2: 'campaign_id=7', arg_4: 'ignored (gap)', network_script: 'dialer?secret=s3&phone=%2B1212' };
+    const env = {
+      arg_1: '42',
+      arg_2: 'campaign_id=7',
+      arg_4: 'ignored (gap)',
+      network_script: 'dialer?secret=s3&phone=%2B1212',
+    };
     expect(envArgs(env)).toEqual(['42', 'campaign_id=7']);
     const sc = parseNetworkScript(env.network_script);
     expect(sc.path).toBe('dialer');

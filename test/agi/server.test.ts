@@ -116,9 +116,13 @@ describe('FastAGI session over a real socket', () => {
     const s = await waitFor(() => ctx.sessions[0], 5000, 'session');
     await expect(s.verbose('hi\nHANGUP')).rejects.toMatchObject({ stage: 'agi', kind: 'invalid_input' });
     await expect(s.streamFile('/tmp/x\r\nEXEC System "reboot"')).rejects.toMatchObject({ kind: 'invalid_input' });
-    await expect(s.recordFile({ path: '/tmp/rec\nHANGUP', maxMs: 1000 })).rejects.toMatchObject({ kind: 'invalid_input' });
+    await expect(s.recordFile({ path: '/tmp/rec\nHANGUP', maxMs: 1000 })).rejects.toMatchObject({
+      kind: 'invalid_input',
+    });
     await expect(s.recordFile({ path: '/tmp/rec.wav', maxMs: 1000 })).rejects.toMatchObject({ kind: 'invalid_input' });
-    await expect(s.streamFile('/tmp/x', { escapeDigits: '1" HANGUP "' })).rejects.toMatchObject({ kind: 'invalid_input' });
+    await expect(s.streamFile('/tmp/x', { escapeDigits: '1" HANGUP "' })).rejects.toMatchObject({
+      kind: 'invalid_input',
+    });
     await expect(s.command('NOOP\nHANGUP')).rejects.toMatchObject({ kind: 'invalid_input' });
     // A hostile but line-free text goes out as one quoted argument.
     const p = s.verbose('" ; HANGUP ; "', 1);
@@ -214,7 +218,9 @@ describe('FastAGI session over a real socket', () => {
     await expect(p1).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringContaining('510') });
     const p2 = s.command('GET VARIABLE');
     await a.line(1);
-    a.send('520-Invalid command syntax.  Proper usage follows:\nUsage: GET VARIABLE <variablename>\n  Returns 0 if variablename is not set.\n520 End of proper usage.\n');
+    a.send(
+      '520-Invalid command syntax.  Proper usage follows:\nUsage: GET VARIABLE <variablename>\n  Returns 0 if variablename is not set.\n520 End of proper usage.\n',
+    );
     await expect(p2).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringContaining('520') });
     const p3 = s.getVariable('OK');
     await a.line(2);
@@ -308,7 +314,13 @@ describe('FastAGI server hardening', () => {
     const secret = 'S3cr3t-' + Math.random().toString(36).slice(2);
     const c = await srv({ secret });
     const envWith = (script: string, args: string[] = []) =>
-      formatEnv([['network', 'yes'], ['network_script', script], ['request', `agi://127.0.0.1/${script}`], ['channel', 'PJSIP/t-1'], ...args.map((v, i) => [`arg_${i + 1}`, v] as [string, string])]);
+      formatEnv([
+        ['network', 'yes'],
+        ['network_script', script],
+        ['request', `agi://127.0.0.1/${script}`],
+        ['channel', 'PJSIP/t-1'],
+        ...args.map((v, i) => [`arg_${i + 1}`, v] as [string, string]),
+      ]);
     const none = await connected(c.port, envWith('dialer'));
     await none.whenClosed();
     const wrong = await connected(c.port, envWith('dialer?secret=nope'));
@@ -339,7 +351,9 @@ describe('FastAGI server hardening', () => {
       (e: Error) => e,
     );
     expect(err).toMatchObject({ code: 'agi_port_in_use' });
-    expect((err as Error).message).toBe(`FastAGI cannot listen on 127.0.0.1:${c.port}: the port is already in use (stop the other server or set AGI_PORT)`);
+    expect((err as Error).message).toBe(
+      `FastAGI cannot listen on 127.0.0.1:${c.port}: the port is already in use (stop the other server or set AGI_PORT)`,
+    );
     expect((err as Error).message).not.toContain('\n');
   });
 

@@ -108,7 +108,12 @@ test('a full scripted session: answer, play, record (silence), hangup', async ()
   expect(lines.slice(5)).toEqual(['200 result=1', 'HANGUP']);
   // The recording: 8 kHz mono 16-bit, trimmed at the silence, with the text in a simu chunk.
   const wav = parseWav(fs.readFileSync(rec + '.wav'));
-  expect(wav).toMatchObject({ sampleRate: 8000, channels: 1, bitsPerSample: 16, simText: 'Yes, this is me, go ahead.' });
+  expect(wav).toMatchObject({
+    sampleRate: 8000,
+    channels: 1,
+    bitsPerSample: 16,
+    simText: 'Yes, this is me, go ahead.',
+  });
   expect(wav.samples.length).toBe(Number(m![2]));
   expect(wav.durationMs).toBeGreaterThan(1000);
   expect(wav.durationMs).toBeLessThan(3000); // speech only: the 2 s of trailing silence were trimmed
@@ -138,7 +143,12 @@ test('DTMF escape ends the recording with (dtmf) and the key code; keys not in t
     res.push(await s.recordFile({ path: path.join(dir, 'd2'), maxMs: 10000, silenceSeconds: 1, escapeDigits: '#' }));
     s.close();
   };
-  const r = await call({ utterances: [{ text: 'one moment', dtmf: '#' }, { text: 'two', dtmf: '5' }] });
+  const r = await call({
+    utterances: [
+      { text: 'one moment', dtmf: '#' },
+      { text: 'two', dtmf: '5' },
+    ],
+  });
   const lines = replies(r);
   expect(lines[0]).toMatch(/^200 result=35 \(dtmf\) endpos=\d+$/);
   expect(lines[1]).toMatch(/^200 result=[1-9]\d* \(timeout\) endpos=\d+$/);
@@ -267,7 +277,14 @@ test('no server: the call ends with connect_failed, never throws', async () => {
   const probe = new AgiServer({ port: 0 });
   const p = (await probe.listen()).port;
   await probe.close();
-  const r = await runAgiCall({ host: '127.0.0.1', port: p, channel: 'PJSIP/x-1', uniqueid: '1.1', variables: {}, persona: {} });
+  const r = await runAgiCall({
+    host: '127.0.0.1',
+    port: p,
+    channel: 'PJSIP/x-1',
+    uniqueid: '1.1',
+    variables: {},
+    persona: {},
+  });
   expect(r.endedBy).toBe('connect_failed');
   expect(r.error).toMatch(/ECONNREFUSED|connect/);
 });

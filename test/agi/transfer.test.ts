@@ -42,14 +42,26 @@ test('agi-hangup with a transfer action sets context, extension and priority and
         id: 'set',
         z: 'f',
         type: 'change',
-        rules: [{ t: 'set', p: 'reply', pt: 'msg', to: '{"text":"One moment","done":true,"action":{"type":"transfer","destination":"sales"}}', tot: 'json' }],
+        rules: [
+          {
+            t: 'set',
+            p: 'reply',
+            pt: 'msg',
+            to: '{"text":"One moment","done":true,"action":{"type":"transfer","destination":"sales"}}',
+            tot: 'json',
+          },
+        ],
         wires: [['hang']],
       },
       { id: 'hang', z: 'f', type: 'agi-hangup', transferContext: 'agents', wires: [['out']] },
       { id: 'out', z: 'f', type: 'helper' },
     ],
   );
-  const port = await waitFor(() => (helper.getNode('in') as unknown as { port?: number }).port, 5000, 'fastagi-in to listen');
+  const port = await waitFor(
+    () => (helper.getNode('in') as unknown as { port?: number }).port,
+    5000,
+    'fastagi-in to listen',
+  );
   const out: Array<Record<string, any>> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
   helper.getNode('out').on('input', (m: Record<string, unknown>) => out.push(m));
   const result = await runAgiCall({
@@ -76,11 +88,23 @@ test('a supervisor hangup on the control bus hangs up that call only', async () 
       { id: 'out', z: 'f', type: 'helper' },
     ],
   );
-  const port = await waitFor(() => (helper.getNode('in') as unknown as { port?: number }).port, 5000, 'fastagi-in to listen');
+  const port = await waitFor(
+    () => (helper.getNode('in') as unknown as { port?: number }).port,
+    5000,
+    'fastagi-in to listen',
+  );
   const arrived: string[] = [];
   helper.getNode('out').on('input', (m: { call: { id: string } }) => arrived.push(String(m.call.id)));
   const call = (id: string) =>
-    runAgiCall({ host: '127.0.0.1', port, script: 'dialer', channel: `PJSIP/trunk-0000000${id}`, uniqueid: `1700000000.${id}`, variables: { CALL_ID: id }, persona: {} });
+    runAgiCall({
+      host: '127.0.0.1',
+      port,
+      script: 'dialer',
+      channel: `PJSIP/trunk-0000000${id}`,
+      uniqueid: `1700000000.${id}`,
+      variables: { CALL_ID: id },
+      persona: {},
+    });
   const a = call('5');
   const b = call('6');
   await waitFor(() => arrived.length === 2, 5000, 'both sessions');

@@ -36,9 +36,19 @@ describe.each(dbTargets())('import on %#', (mk) => {
   let campaignId: number;
   let n = 0;
   const newCampaign = async (country = 'US') =>
-    (await db.query<{ id: number }>('insert into campaigns (name, default_country) values ($1, $2) returning id', [`c${n++}`, country])).rows[0].id;
+    (
+      await db.query<{ id: number }>('insert into campaigns (name, default_country) values ($1, $2) returning id', [
+        `c${n++}`,
+        country,
+      ])
+    ).rows[0].id;
   const contacts = (id: number) =>
-    db.query<any>('select phone, name, timezone, timezone_source, fields, status from contacts where campaign_id = $1 order by phone', [id]).then((r) => r.rows);
+    db
+      .query<any>(
+        'select phone, name, timezone, timezone_source, fields, status from contacts where campaign_id = $1 order by phone',
+        [id],
+      )
+      .then((r) => r.rows);
 
   beforeAll(async () => {
     target = mk();
@@ -67,31 +77,86 @@ describe.each(dbTargets())('import on %#', (mk) => {
       '6025550100,Az,,,,,extra',
     ].join('\r\n');
     const r = await importContacts(db, campaignId, csv);
-    expect(r).toMatchObject({ kind: 'contacts', campaignId, rows: 8, inserted: 4, updated: 0, duplicates: 0, invalid: 4, errorsTruncated: false });
+    expect(r).toMatchObject({
+      kind: 'contacts',
+      campaignId,
+      rows: 8,
+      inserted: 4,
+      updated: 0,
+      duplicates: 0,
+      invalid: 4,
+      errorsTruncated: false,
+    });
     expect(r.errors.map((e) => e.line)).toEqual([3, 6, 8, 11]);
     expect(r.errors[0].reason).toMatch(/not a phone number/);
     expect(r.errors[1].reason).toMatch(/not a valid number/);
     expect(r.errors[2].reason).toMatch(/after a closing quote/);
     expect(r.errors[3].reason).toMatch(/7 fields but the header has 5/);
-    expect(r.warnings).toEqual([{ line: 7, reason: 'unknown time zone "Mars/Base": using America/Chicago (from the number)' }]);
+    expect(r.warnings).toEqual([
+      { line: 7, reason: 'unknown time zone "Mars/Base": using America/Chicago (from the number)' },
+    ]);
     const rows = await contacts(campaignId);
     expect(rows).toEqual([
       { phone: '+12085550100', name: 'Idaho', timezone: null, timezone_source: null, fields: {}, status: 'pending' },
-      { phone: '+12125550123', name: 'Smith, "Jo"', timezone: 'America/New_York', timezone_source: 'number', fields: { Plan: 'gold' }, status: 'pending' },
-      { phone: '+13125550100', name: 'Chi', timezone: 'America/Chicago', timezone_source: 'number', fields: {}, status: 'pending' },
-      { phone: '+14155550100', name: 'Multi\r\nline', timezone: 'Europe/Paris', timezone_source: 'contact', fields: { Plan: 'silver', Notes: 'a,b' }, status: 'pending' },
+      {
+        phone: '+12125550123',
+        name: 'Smith, "Jo"',
+        timezone: 'America/New_York',
+        timezone_source: 'number',
+        fields: { Plan: 'gold' },
+        status: 'pending',
+      },
+      {
+        phone: '+13125550100',
+        name: 'Chi',
+        timezone: 'America/Chicago',
+        timezone_source: 'number',
+        fields: {},
+        status: 'pending',
+      },
+      {
+        phone: '+14155550100',
+        name: 'Multi\r\nline',
+        timezone: 'Europe/Paris',
+        timezone_source: 'contact',
+        fields: { Plan: 'silver', Notes: 'a,b' },
+        status: 'pending',
+      },
     ]);
   });
 
   test('duplicates merged within the file and with stored rows; status untouched', async () => {
     await importContacts(db, campaignId, 'phone,name,timezone,tier\n2125550123,Old,America/Denver,1\n');
     await db.query("update contacts set status = 'done', attempts = 2 where campaign_id = $1", [campaignId]);
-    const r = await importContacts(db, campaignId, 'phone,name,city\n+1 212 555 0123,,NYC\n212.555.0123,New,\n4155550100,A,\n(415) 555-0100,B,SF\n');
+    const r = await importContacts(
+      db,
+      campaignId,
+      'phone,name,city\n+1 212 555 0123,,NYC\n212.555.0123,New,\n4155550100,A,\n(415) 555-0100,B,SF\n',
+    );
     expect(r).toMatchObject({ rows: 4, inserted: 1, updated: 1, duplicates: 2, invalid: 0 });
-    const rows = await db.query<any>('select phone, name, timezone, timezone_source, fields, status, attempts from contacts where campaign_id = $1 order by phone', [campaignId]);
+    const rows = await db.query<any>(
+      'select phone, name, timezone, timezone_source, fields, status, attempts from contacts where campaign_id = $1 order by phone',
+      [campaignId],
+    );
     expect(rows.rows).toEqual([
-      { phone: '+12125550123', name: 'New', timezone: 'America/Denver', timezone_source: 'contact', fields: { tier: '1', city: 'NYC' }, status: 'done', attempts: 2 },
-      { phone: '+14155550100', name: 'B', timezone: 'America/Los_Angeles', timezone_source: 'number', fields: { city: 'SF' }, status: 'pending', attempts: 0 },
+      {
+        phone: '+12125550123',
+        name: 'New',
+        timezone: 'America/Denver',
+        timezone_source: 'contact',
+        fields: { tier: '1', city: 'NYC' },
+        status: 'done',
+        attempts: 2,
+      },
+      {
+        phone: '+14155550100',
+        name: 'B',
+        timezone: 'America/Los_Angeles',
+        timezone_source: 'number',
+        fields: { city: 'SF' },
+        status: 'pending',
+        attempts: 0,
+      },
     ]);
   });
 
@@ -119,7 +184,11 @@ describe.each(dbTargets())('import on %#', (mk) => {
     const gb = await newCampaign('GB');
     const r = await importContacts(db, gb, 'phone\n020 7946 0958\n');
     expect(r.inserted).toBe(1);
-    expect((await contacts(gb))[0]).toMatchObject({ phone: '+442079460958', timezone: 'Europe/London', timezone_source: 'number' });
+    expect((await contacts(gb))[0]).toMatchObject({
+      phone: '+442079460958',
+      timezone: 'Europe/London',
+      timezone_source: 'number',
+    });
   });
 
   test('header-less single-column files, missing phone column, unknown campaign', async () => {
@@ -128,7 +197,9 @@ describe.each(dbTargets())('import on %#', (mk) => {
     expect((await contacts(campaignId)).map((x: any) => x.name)).toEqual([null, 'Ann']);
     await expect(importContacts(db, campaignId, 'email,name\na@b.c,x\n')).rejects.toThrow(/no phone column/);
     await expect(importContacts(db, campaignId, '')).resolves.toMatchObject({ rows: 0, inserted: 0 });
-    await expect(importContacts(db, 999999, 'phone\n2125550123\n')).rejects.toMatchObject({ code: 'campaign_not_found' });
+    await expect(importContacts(db, 999999, 'phone\n2125550123\n')).rejects.toMatchObject({
+      code: 'campaign_not_found',
+    });
     await expect(importContacts(db, -1, 'phone\n')).rejects.toBeInstanceOf(ImportError);
   });
 
@@ -165,26 +236,35 @@ describe.each(dbTargets())('import on %#', (mk) => {
     expect(again).toMatchObject({ inserted: 0, updated: 1 });
     const c = await importDnc(db, '2125550123\n', { campaignId });
     expect(c).toMatchObject({ inserted: 1, campaignId });
-    const rows = await db.query<any>("select phone, campaign_id, reason, source from dnc where phone = '+12125550123' order by campaign_id nulls first");
+    const rows = await db.query<any>(
+      "select phone, campaign_id, reason, source from dnc where phone = '+12125550123' order by campaign_id nulls first",
+    );
     expect(rows.rows).toEqual([
       { phone: '+12125550123', campaign_id: null, reason: 'again', source: 'import' },
       { phone: '+12125550123', campaign_id: campaignId, reason: null, source: 'import' },
     ]);
-    await expect(importDnc(db, 'phone\n1\n', { campaignId: 999999 })).rejects.toMatchObject({ code: 'campaign_not_found' });
+    await expect(importDnc(db, 'phone\n1\n', { campaignId: 999999 })).rejects.toMatchObject({
+      code: 'campaign_not_found',
+    });
   });
 
   test('100k-row file: imported in one transaction, duplicates and bad rows counted', async () => {
     const lines = ['phone,name,segment'];
     for (let i = 0; i < 100000; i++) {
       if (i % 1000 === 999) lines.push(`bad${i},x,y`);
-      else lines.push(`+1${['212', '415', '312', '602'][i % 4]}55${String(i % 99990).padStart(5, '0')},Name ${i},s${i % 7}`);
+      else
+        lines.push(
+          `+1${['212', '415', '312', '602'][i % 4]}55${String(i % 99990).padStart(5, '0')},Name ${i},s${i % 7}`,
+        );
     }
     const r = await importContacts(db, campaignId, lines.join('\n'));
     expect(r.rows).toBe(100000);
     expect(r.invalid).toBe(100);
     expect(r.errors[0]).toEqual({ line: 1001, reason: expect.stringMatching(/bad999/) });
     expect(r.inserted + r.duplicates).toBe(99900);
-    const count = await db.query<{ n: number }>('select count(*)::int as n from contacts where campaign_id = $1', [campaignId]);
+    const count = await db.query<{ n: number }>('select count(*)::int as n from contacts where campaign_id = $1', [
+      campaignId,
+    ]);
     expect(count.rows[0].n).toBe(r.inserted);
   }, 180000);
 });

@@ -18,7 +18,11 @@ async function serve(app: express.Express): Promise<Srv> {
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -32,9 +36,18 @@ function fakeControl() {
       if (id === 424242) throw new DialerError('campaign_no_caller_id', 'campaign has no caller-ID numbers');
       return { state: 'running' };
     },
-    stop: async (id) => { calls.push(`stop ${id}`); return { state: 'stopped' }; },
-    pause: async (id) => { calls.push(`pause ${id}`); return { state: 'paused' }; },
-    resume: async (id) => { calls.push(`resume ${id}`); return { state: 'running' }; },
+    stop: async (id) => {
+      calls.push(`stop ${id}`);
+      return { state: 'stopped' };
+    },
+    pause: async (id) => {
+      calls.push(`pause ${id}`);
+      return { state: 'paused' };
+    },
+    resume: async (id) => {
+      calls.push(`resume ${id}`);
+      return { state: 'running' };
+    },
     status: async (id) => ({ state: 'running', inFlight: 0, id }),
   };
   return c;
@@ -43,7 +56,8 @@ function fakeControl() {
 async function req(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
-    if (typeof body === 'string' || body instanceof FormData || body instanceof Uint8Array) init.body = body as BodyInit;
+    if (typeof body === 'string' || body instanceof FormData || body instanceof Uint8Array)
+      init.body = body as BodyInit;
     else {
       init.body = JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
@@ -52,7 +66,11 @@ async function req(base: string, method: string, path: string, body?: unknown, h
   const r = await fetch(base + path, init);
   const text = await r.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = text; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
   return { status: r.status, body: json, headers: r.headers };
 }
 
@@ -69,7 +87,19 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     db = await target.open();
     control = fakeControl();
     const app = express();
-    app.use(createApiRouter({ getDb: async () => { if (!dbUp) throw new Error('connection refused'); return db; }, control, token: '', maxUploadBytes: 200000, maxJsonBytes: 100000, log: () => undefined }));
+    app.use(
+      createApiRouter({
+        getDb: async () => {
+          if (!dbUp) throw new Error('connection refused');
+          return db;
+        },
+        control,
+        token: '',
+        maxUploadBytes: 200000,
+        maxJsonBytes: 100000,
+        log: () => undefined,
+      }),
+    );
     srv = await serve(app);
   });
   afterAll(async () => {
@@ -80,14 +110,32 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
 
   test('campaign create / list / get / patch happy path', async () => {
     const c = await call('POST', '/api/v1/campaigns', {
-      name: 'Spring renewals', timezone: 'America/Chicago', windowStart: '10:00', window_end: '18:30', max_concurrent: 3,
-      calls_per_second: 0.5, max_attempts: 4, retry_policy: { busy: 120 }, caller_id_strategy: 'local_presence',
-      default_country: 'us', amd_enabled: true, settings: { greeting: 'Hi {{name}}', prompt: 'Be brief.' },
+      name: 'Spring renewals',
+      timezone: 'America/Chicago',
+      windowStart: '10:00',
+      window_end: '18:30',
+      max_concurrent: 3,
+      calls_per_second: 0.5,
+      max_attempts: 4,
+      retry_policy: { busy: 120 },
+      caller_id_strategy: 'local_presence',
+      default_country: 'us',
+      amd_enabled: true,
+      settings: { greeting: 'Hi {{name}}', prompt: 'Be brief.' },
     });
     expect(c.status).toBe(201);
     expect(c.body).toMatchObject({
-      name: 'Spring renewals', status: 'draft', timezone: 'America/Chicago', window_start: '10:00:00', window_end: '18:30:00',
-      max_concurrent: 3, calls_per_second: 0.5, max_attempts: 4, caller_id_strategy: 'local_presence', default_country: 'US', amd_enabled: true,
+      name: 'Spring renewals',
+      status: 'draft',
+      timezone: 'America/Chicago',
+      window_start: '10:00:00',
+      window_end: '18:30:00',
+      max_concurrent: 3,
+      calls_per_second: 0.5,
+      max_attempts: 4,
+      caller_id_strategy: 'local_presence',
+      default_country: 'US',
+      amd_enabled: true,
       retry_policy: { busy: 120, no_answer: 3600, failed: 1800, congestion: 600, cancelled: 0 },
       settings: { greeting: 'Hi {{name}}', prompt: 'Be brief.' },
     });
@@ -95,7 +143,11 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     const list = await call('GET', '/api/v1/campaigns');
     expect(list.status).toBe(200);
     expect(list.body.campaigns.find((x: any) => x.id === id)).toMatchObject({ contacts_total: 0, caller_ids: 0 });
-    const p = await call('PATCH', `/api/v1/campaigns/${id}`, { settings: { prompt: null, voice: 'en-us' }, retry_policy: { no_answer: 60 }, window_end: '19:00' });
+    const p = await call('PATCH', `/api/v1/campaigns/${id}`, {
+      settings: { prompt: null, voice: 'en-us' },
+      retry_policy: { no_answer: 60 },
+      window_end: '19:00',
+    });
     expect(p.status).toBe(200);
     expect(p.body.settings).toEqual({ greeting: 'Hi {{name}}', voice: 'en-us' });
     expect(p.body.retry_policy).toMatchObject({ busy: 120, no_answer: 60 });
@@ -136,14 +188,25 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     const badJson = await call('POST', '/api/v1/campaigns', '{"name": ', { 'content-type': 'application/json' });
     expect(badJson.status).toBe(400);
     expect(badJson.body.error).toMatch(/not valid JSON/);
-    const wrongType = await call('POST', '/api/v1/campaigns', 'name=x', { 'content-type': 'application/x-www-form-urlencoded' });
+    const wrongType = await call('POST', '/api/v1/campaigns', 'name=x', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     expect(wrongType.status).toBe(415);
     const huge = await call('POST', '/api/v1/campaigns', { name: 'x', settings: { a: 'b'.repeat(200000) } });
     expect(huge.status).toBe(413);
     expect(huge.body.error).toMatch(/larger than the limit/);
-    for (const p of ['/api/v1/campaigns/abc', '/api/v1/campaigns/0', '/api/v1/campaigns/99999999999', '/api/v1/campaigns/-1']) {
+    for (const p of [
+      '/api/v1/campaigns/abc',
+      '/api/v1/campaigns/0',
+      '/api/v1/campaigns/99999999999',
+      '/api/v1/campaigns/-1',
+    ]) {
       const r = await call('GET', p);
-      expect([p, r.status, r.body.error]).toEqual([p, 400, expect.stringMatching(/campaign id must be a positive integer/)]);
+      expect([p, r.status, r.body.error]).toEqual([
+        p,
+        400,
+        expect.stringMatching(/campaign id must be a positive integer/),
+      ]);
     }
     expect((await call('GET', '/api/v1/campaigns/987654')).status).toBe(404);
     expect((await call('PATCH', '/api/v1/campaigns/987654', { name: 'y' })).status).toBe(404);
@@ -156,24 +219,39 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     const csv = 'phone,name,plan\n2125550123,Ann,gold\nnope,Bad,\n4155550100,Bob,\n';
     const a = await call('POST', `/api/v1/campaigns/${id}/contacts`, csv, { 'content-type': 'text/csv' });
     expect(a.status).toBe(200);
-    expect(a.body).toMatchObject({ rows: 3, inserted: 2, invalid: 1, errors: [{ line: 3, reason: expect.stringMatching(/not a phone number/) }] });
+    expect(a.body).toMatchObject({
+      rows: 3,
+      inserted: 2,
+      invalid: 1,
+      errors: [{ line: 3, reason: expect.stringMatching(/not a phone number/) }],
+    });
 
     const fd = new FormData();
-    fd.append('file', new Blob(['\ufeffPhone;Name\r\n3125550100;Cy\r\n(212) 555-0123;Ann B\r\n'], { type: 'text/csv' }), 'list.csv');
+    fd.append(
+      'file',
+      new Blob(['\ufeffPhone;Name\r\n3125550100;Cy\r\n(212) 555-0123;Ann B\r\n'], { type: 'text/csv' }),
+      'list.csv',
+    );
     const b = await call('POST', `/api/v1/campaigns/${id}/contacts`, fd);
     expect(b.status).toBe(200);
     expect(b.body).toMatchObject({ inserted: 1, updated: 1, invalid: 0 });
 
-    const j = await call('POST', `/api/v1/campaigns/${id}/contacts`, { contacts: [{ phone: '6025550100', name: 'Di', tier: 2 }, { phone: 'x' }] });
+    const j = await call('POST', `/api/v1/campaigns/${id}/contacts`, {
+      contacts: [{ phone: '6025550100', name: 'Di', tier: 2 }, { phone: 'x' }],
+    });
     expect(j.status).toBe(200);
     expect(j.body).toMatchObject({ inserted: 1, invalid: 1, errors: [{ line: 2 }] });
     const j2 = await call('POST', `/api/v1/campaigns/${id}/contacts`, [{ phone: '7135550100' }]);
     expect(j2.body.inserted).toBe(1);
 
-    const none = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'phone\nxx\nyy\n', { 'content-type': 'text/csv' });
+    const none = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'phone\nxx\nyy\n', {
+      'content-type': 'text/csv',
+    });
     expect(none.status).toBe(422);
     expect(none.body).toMatchObject({ error: expect.stringMatching(/no valid rows/), invalid: 2 });
-    const noPhone = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'email\na@b\n', { 'content-type': 'text/csv' });
+    const noPhone = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'email\na@b\n', {
+      'content-type': 'text/csv',
+    });
     expect([noPhone.status, noPhone.body.error]).toEqual([400, expect.stringMatching(/no phone column/)]);
     const noType = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'phone\n1\n', { 'content-type': '' });
     expect(noType.status).toBe(415);
@@ -181,7 +259,9 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     expect(xml.status).toBe(415);
     const badObj = await call('POST', `/api/v1/campaigns/${id}/contacts`, { hello: 1 });
     expect([badObj.status, badObj.body.error]).toEqual([400, expect.stringMatching(/JSON body must be/)]);
-    const tooBig = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'phone\n' + '2125550123\n'.repeat(30000), { 'content-type': 'text/csv' });
+    const tooBig = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'phone\n' + '2125550123\n'.repeat(30000), {
+      'content-type': 'text/csv',
+    });
     expect(tooBig.status).toBe(413);
     const bigFd = new FormData();
     bigFd.append('file', new Blob(['phone\n' + '2125550123\n'.repeat(30000)]), 'big.csv');
@@ -190,22 +270,49 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     const emptyFd = new FormData();
     emptyFd.append('note', 'x');
     expect((await call('POST', `/api/v1/campaigns/${id}/contacts`, emptyFd)).status).toBe(400);
-    const brokenMp = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'garbage', { 'content-type': 'multipart/form-data' });
+    const brokenMp = await call('POST', `/api/v1/campaigns/${id}/contacts`, 'garbage', {
+      'content-type': 'multipart/form-data',
+    });
     expect([brokenMp.status, brokenMp.body.error]).toEqual([400, expect.stringMatching(/multipart/)]);
-    const badCountry = await call('POST', `/api/v1/campaigns/${id}/contacts?country=ZZ`, csv, { 'content-type': 'text/csv' });
+    const badCountry = await call('POST', `/api/v1/campaigns/${id}/contacts?country=ZZ`, csv, {
+      'content-type': 'text/csv',
+    });
     expect(badCountry.status).toBe(400);
-    expect((await call('POST', '/api/v1/campaigns/999999/contacts', csv, { 'content-type': 'text/csv' })).status).toBe(404);
+    expect((await call('POST', '/api/v1/campaigns/999999/contacts', csv, { 'content-type': 'text/csv' })).status).toBe(
+      404,
+    );
     expect((await call('POST', '/api/v1/campaigns/x/contacts', csv, { 'content-type': 'text/csv' })).status).toBe(400);
 
     const st = await call('GET', `/api/v1/campaigns/${id}/status`);
     expect(st.status).toBe(200);
-    expect(st.body).toMatchObject({ campaignId: id, status: 'draft', contacts: { total: 5, pending: 5 }, activeCalls: 0, progressPercent: 0 });
-    expect(st.body.progress).toEqual({ campaignId: id, status: 'draft', total: 5, queued: 5, dialing: 0, active: 0, completed: 0, failed: 0, no_answer: 0, busy: 0, dnc_skipped: 0, percent: 0 });
+    expect(st.body).toMatchObject({
+      campaignId: id,
+      status: 'draft',
+      contacts: { total: 5, pending: 5 },
+      activeCalls: 0,
+      progressPercent: 0,
+    });
+    expect(st.body.progress).toEqual({
+      campaignId: id,
+      status: 'draft',
+      total: 5,
+      queued: 5,
+      dialing: 0,
+      active: 0,
+      completed: 0,
+      failed: 0,
+      no_answer: 0,
+      busy: 0,
+      dnc_skipped: 0,
+      percent: 0,
+    });
   });
 
   test('phone numbers: add, update, validation', async () => {
     const id = (await call('POST', '/api/v1/campaigns', { name: 'cid' })).body.id;
-    const a = await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, { numbers: ['(212) 555-0199', { number: '+14155550199', label: 'west' }] });
+    const a = await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, {
+      numbers: ['(212) 555-0199', { number: '+14155550199', label: 'west' }],
+    });
     expect(a.status).toBe(201);
     expect(a.body).toMatchObject({ added: 2, updated: 0 });
     expect(a.body.phone_numbers.map((p: any) => [p.number, p.label, p.active])).toEqual([
@@ -215,9 +322,16 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     const u = await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, { number: '2125550199', active: false });
     expect(u.status).toBe(200);
     expect(u.body).toMatchObject({ added: 0, updated: 1 });
-    const bad = await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, ['2125550198', 'nope', { number: '3125550100', active: 'yes' }]);
+    const bad = await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, [
+      '2125550198',
+      'nope',
+      { number: '3125550100', active: 'yes' },
+    ]);
     expect(bad.status).toBe(400);
-    expect(bad.body).toMatchObject({ error: expect.stringMatching(/2 number\(s\) rejected/), errors: [{ item: 2 }, { item: 3 }] });
+    expect(bad.body).toMatchObject({
+      error: expect.stringMatching(/2 number\(s\) rejected/),
+      errors: [{ item: 2 }, { item: 3 }],
+    });
     expect((await call('GET', `/api/v1/campaigns/${id}`)).body.phone_numbers).toHaveLength(2);
     expect((await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, { foo: 1 })).status).toBe(400);
     expect((await call('POST', `/api/v1/campaigns/${id}/phone-numbers`, [])).status).toBe(400);
@@ -226,7 +340,9 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
 
   test('DNC: global and per-campaign, CSV and JSON, errors', async () => {
     const id = (await call('POST', '/api/v1/campaigns', { name: 'dnc' })).body.id;
-    const g = await call('POST', '/api/v1/dnc', 'phone,reason\n2125550111,asked\nbad,\n', { 'content-type': 'text/csv' });
+    const g = await call('POST', '/api/v1/dnc', 'phone,reason\n2125550111,asked\nbad,\n', {
+      'content-type': 'text/csv',
+    });
     expect(g.status).toBe(200);
     expect(g.body).toMatchObject({ kind: 'dnc', campaignId: null, inserted: 1, invalid: 1, errors: [{ line: 3 }] });
     const c = await call('POST', `/api/v1/dnc?campaignId=${id}`, 'phone\n2125550112\n', { 'content-type': 'text/csv' });
@@ -239,8 +355,12 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     fd.append('campaignId', String(id));
     fd.append('file', new Blob(['2125550114\n']), 'dnc.csv');
     expect((await call('POST', '/api/v1/dnc', fd)).body).toMatchObject({ campaignId: id, inserted: 1 });
-    expect((await call('POST', '/api/v1/dnc?campaignId=abc', 'phone\n1\n', { 'content-type': 'text/csv' })).status).toBe(400);
-    expect((await call('POST', '/api/v1/dnc?campaignId=999999', 'phone\n1\n', { 'content-type': 'text/csv' })).status).toBe(404);
+    expect(
+      (await call('POST', '/api/v1/dnc?campaignId=abc', 'phone\n1\n', { 'content-type': 'text/csv' })).status,
+    ).toBe(400);
+    expect(
+      (await call('POST', '/api/v1/dnc?campaignId=999999', 'phone\n1\n', { 'content-type': 'text/csv' })).status,
+    ).toBe(404);
     expect((await call('POST', '/api/v1/dnc', 'phone\nzz\n', { 'content-type': 'text/csv' })).status).toBe(422);
   });
 
@@ -253,8 +373,15 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     }
     expect(control.calls.slice(-4)).toEqual([`start ${id}`, `pause ${id}`, `resume ${id}`, `stop ${id}`]);
     const s = await call('GET', `/api/v1/calls/automated/status?campaignId=${id}`);
-    expect(s.body).toMatchObject({ campaignId: id, engineAvailable: true, engine: { state: 'running', id }, contacts: { total: 0 } });
-    expect((await call('POST', '/api/v1/calls/automated/start', {})).body.error).toMatch(/campaignId must be a positive integer \(missing\)/);
+    expect(s.body).toMatchObject({
+      campaignId: id,
+      engineAvailable: true,
+      engine: { state: 'running', id },
+      contacts: { total: 0 },
+    });
+    expect((await call('POST', '/api/v1/calls/automated/start', {})).body.error).toMatch(
+      /campaignId must be a positive integer \(missing\)/,
+    );
     expect((await call('POST', '/api/v1/calls/automated/start', { campaignId: 'x' })).status).toBe(400);
     expect((await call('POST', '/api/v1/calls/automated/start', { campaignId: 999999 })).status).toBe(404);
     expect((await call('GET', '/api/v1/calls/automated/status')).status).toBe(400);
@@ -266,24 +393,51 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
 
   test('calls: list with filters, one call with turns and transcript', async () => {
     const id = (await call('POST', '/api/v1/campaigns', { name: 'calls' })).body.id;
-    const k = await db.query<{ id: number }>("insert into contacts (campaign_id, phone, name) values ($1, '+12125550150', 'Eve') returning id", [id]);
-    const c1 = (await db.query<{ id: number }>("insert into calls (campaign_id, contact_id, phone, status) values ($1, $2, '+12125550150', 'in_progress') returning id", [id, k.rows[0].id])).rows[0].id;
-    const c2 = (await db.query<{ id: number }>("insert into calls (campaign_id, phone, status) values ($1, '+12125550151', 'initiated') returning id", [id])).rows[0].id;
+    const k = await db.query<{ id: number }>(
+      "insert into contacts (campaign_id, phone, name) values ($1, '+12125550150', 'Eve') returning id",
+      [id],
+    );
+    const c1 = (
+      await db.query<{ id: number }>(
+        "insert into calls (campaign_id, contact_id, phone, status) values ($1, $2, '+12125550150', 'in_progress') returning id",
+        [id, k.rows[0].id],
+      )
+    ).rows[0].id;
+    const c2 = (
+      await db.query<{ id: number }>(
+        "insert into calls (campaign_id, phone, status) values ($1, '+12125550151', 'initiated') returning id",
+        [id],
+      )
+    ).rows[0].id;
     await appendTurn(db, c1, { seq: 0, botText: 'Hello Eve', timing: { ttsMs: 120 } });
-    await appendTurn(db, c1, { seq: 1, userText: 'Hi', botText: 'Great', timing: { recordMs: 900, sttMs: 200, llmMs: 300, ttsMs: 100 } });
+    await appendTurn(db, c1, {
+      seq: 1,
+      userText: 'Hi',
+      botText: 'Great',
+      timing: { recordMs: 900, sttMs: 200, llmMs: 300, ttsMs: 100 },
+    });
     await closeCall(db, c2, { status: 'busy' });
     const list = await call('GET', `/api/v1/calls?campaignId=${id}`);
-    expect(list.body.calls.map((c: any) => [c.id, c.status])).toEqual([[c2, 'busy'], [c1, 'in_progress']]);
+    expect(list.body.calls.map((c: any) => [c.id, c.status])).toEqual([
+      [c2, 'busy'],
+      [c1, 'in_progress'],
+    ]);
     expect(list.body.calls[1].contact_name).toBe('Eve');
     const active = await call('GET', `/api/v1/calls?campaignId=${id}&status=active&limit=5`);
     expect(active.body.calls.map((c: any) => c.id)).toEqual([c1]);
     const one = await call('GET', `/api/v1/calls/${c1}`);
     expect(one.status).toBe(200);
     expect(one.body.call).toMatchObject({ id: c1, status: 'in_progress', phone: '+12125550150' });
-    expect(one.body.turns.map((t: any) => [t.seq, t.user_text, t.bot_text, t.total_ms])).toEqual([[0, null, 'Hello Eve', 120], [1, 'Hi', 'Great', 1500]]);
+    expect(one.body.turns.map((t: any) => [t.seq, t.user_text, t.bot_text, t.total_ms])).toEqual([
+      [0, null, 'Hello Eve', 120],
+      [1, 'Hi', 'Great', 1500],
+    ]);
     expect(one.body.transcript).toBe('Agent: Hello Eve\nCaller: Hi\nAgent: Great');
     const st = await call('GET', `/api/v1/campaigns/${id}/status`);
-    expect(st.body).toMatchObject({ activeCalls: 1, calls: { total: 2, byStatus: { in_progress: 1, busy: 1 }, byOutcome: { busy: 1 } } });
+    expect(st.body).toMatchObject({
+      activeCalls: 1,
+      calls: { total: 2, byStatus: { in_progress: 1, busy: 1 }, byOutcome: { busy: 1 } },
+    });
     expect((await call('GET', '/api/v1/calls/999999')).status).toBe(404);
     expect((await call('GET', '/api/v1/calls/abc')).status).toBe(400);
     expect((await call('GET', '/api/v1/calls?limit=0')).status).toBe(400);
@@ -296,7 +450,10 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     dbUp = false;
     try {
       const r = await call('GET', '/api/v1/campaigns');
-      expect([r.status, r.body.error]).toEqual([503, expect.stringMatching(/database is unavailable: connection refused/)]);
+      expect([r.status, r.body.error]).toEqual([
+        503,
+        expect.stringMatching(/database is unavailable: connection refused/),
+      ]);
     } finally {
       dbUp = true;
     }
@@ -324,7 +481,11 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
       expect(r.body).toEqual({ error: 'no campaign-queue node is deployed', code: 'campaign_no_queue' });
       const st = await req(s3.url, 'GET', `/api/v1/calls/automated/status?campaignId=${id}`);
       expect(st.status).toBe(200);
-      expect(st.body).toMatchObject({ engineAvailable: false, engine: null, engineError: 'no campaign-queue node is deployed' });
+      expect(st.body).toMatchObject({
+        engineAvailable: false,
+        engine: null,
+        engineError: 'no campaign-queue node is deployed',
+      });
     } finally {
       await s3.close();
     }
@@ -341,9 +502,21 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
       expect(wrong.status).toBe(403);
       const up = await req(s2.url, 'POST', '/api/v1/dnc', 'phone\n2125550100\n', { 'content-type': 'text/csv' });
       expect(up.status).toBe(401);
-      const ok = await req(s2.url, 'POST', '/api/v1/campaigns', { name: 'tok' }, { authorization: 'Bearer s3cret-token' });
+      const ok = await req(
+        s2.url,
+        'POST',
+        '/api/v1/campaigns',
+        { name: 'tok' },
+        { authorization: 'Bearer s3cret-token' },
+      );
       expect(ok.status).toBe(201);
-      const ok2 = await req(s2.url, 'PATCH', `/api/v1/campaigns/${ok.body.id}`, { name: 'tok2' }, { 'x-api-token': 's3cret-token' });
+      const ok2 = await req(
+        s2.url,
+        'PATCH',
+        `/api/v1/campaigns/${ok.body.id}`,
+        { name: 'tok2' },
+        { 'x-api-token': 's3cret-token' },
+      );
       expect(ok2.status).toBe(200);
       const stop = await req(s2.url, 'POST', '/api/v1/calls/automated/stop', { campaignId: ok.body.id });
       expect(stop.status).toBe(401);

@@ -24,7 +24,9 @@ describe('asterisk-config lint', () => {
     const raw = parseConf(fs.readFileSync(path.join(dir, 'extensions.conf'), 'utf8'));
     expect(raw.includes.map((i) => i.target)).toContain('extensions-agi.conf');
     const c = load('extensions.conf');
-    expect(c.sections.map((s) => s.name)).toEqual(expect.arrayContaining(['ai-dialer-agi', 'ai-dialer-inbound', 'from-internal', 'from-trunk']));
+    expect(c.sections.map((s) => s.name)).toEqual(
+      expect.arrayContaining(['ai-dialer-agi', 'ai-dialer-inbound', 'from-internal', 'from-trunk']),
+    );
   });
 
   test('the contexts the flow uses exist, and every Goto/GotoIf target resolves', () => {
@@ -38,11 +40,17 @@ describe('asterisk-config lint', () => {
     for (const s of steps.filter((x) => x.app === 'Goto')) {
       const [ctx, exten, prio] = s.args.split(',');
       expect(contexts.has(ctx)).toBe(true);
-      expect(steps.some((x) => x.context === ctx && x.exten === exten && (x.priority === prio || x.label === prio))).toBe(true);
+      expect(
+        steps.some((x) => x.context === ctx && x.exten === exten && (x.priority === prio || x.label === prio)),
+      ).toBe(true);
     }
     for (const s of steps.filter((x) => x.app === 'GotoIf')) {
-      const labels = s.args.slice(s.args.lastIndexOf('?') + 1).split(':').filter(Boolean);
-      for (const l of labels) expect(steps.some((x) => x.context === s.context && x.exten === s.exten && x.label === l)).toBe(true);
+      const labels = s.args
+        .slice(s.args.lastIndexOf('?') + 1)
+        .split(':')
+        .filter(Boolean);
+      for (const l of labels)
+        expect(steps.some((x) => x.context === s.context && x.exten === s.exten && x.label === l)).toBe(true);
     }
   });
 
@@ -63,17 +71,21 @@ describe('asterisk-config lint', () => {
     const amdArgs = agi[amdStep].args.split(',').map(Number);
     expect(amdArgs).toHaveLength(9);
     expect(amdArgs[6]).toBeGreaterThan(3); // maximumNumberOfWords
-    expect(agi.some((s) => /AMD_PATH=machine/.test(s.args) && /NOTSURE/.test(s.args) && /AMD_NOTSURE/.test(s.args))).toBe(true);
+    expect(
+      agi.some((s) => /AMD_PATH=machine/.test(s.args) && /NOTSURE/.test(s.args) && /AMD_NOTSURE/.test(s.args)),
+    ).toBe(true);
   });
 
   test('pjsip.conf: endpoint "trunk" (DIAL_ENDPOINT default) with auth, aor, transports and a context that exists', () => {
     const p = load('pjsip.conf');
-    const byType = (name: string, type: string) => p.sections.find((s) => s.name === name && get(s, 'type')[0] === type);
+    const byType = (name: string, type: string) =>
+      p.sections.find((s) => s.name === name && get(s, 'type')[0] === type);
     const ep = byType('trunk', 'endpoint') as ConfSection;
     expect(ep).toBeDefined();
     expect(byType(get(ep, 'outbound_auth')[0], 'auth')).toBeDefined();
     expect(byType(get(ep, 'aors')[0], 'aor')).toBeDefined();
-    for (const t of ['udp', 'tcp']) expect(byType(get(ep, 'transport')[0].replace('${TRUNK_TRANSPORT}', t), 'transport')).toBeDefined();
+    for (const t of ['udp', 'tcp'])
+      expect(byType(get(ep, 'transport')[0].replace('${TRUNK_TRANSPORT}', t), 'transport')).toBeDefined();
     const contexts = new Set(load('extensions.conf').sections.map((s) => s.name));
     expect(contexts.has(get(ep, 'context')[0])).toBe(true);
     expect(p.sections.some((s) => get(s, 'type')[0] === 'registration')).toBe(true);
@@ -94,7 +106,16 @@ describe('asterisk-config lint', () => {
   test('modules.conf requires what the dialer depends on', () => {
     const m = load('modules.conf').sections.find((s) => s.name === 'modules') as ConfSection;
     const req = get(m, 'require');
-    for (const mod of ['res_ari.so', 'res_ari_channels.so', 'res_ari_events.so', 'res_stasis.so', 'res_http_websocket.so', 'res_agi.so', 'app_amd.so', 'chan_pjsip.so']) {
+    for (const mod of [
+      'res_ari.so',
+      'res_ari_channels.so',
+      'res_ari_events.so',
+      'res_stasis.so',
+      'res_http_websocket.so',
+      'res_agi.so',
+      'app_amd.so',
+      'chan_pjsip.so',
+    ]) {
       expect(req).toContain(mod);
     }
   });
@@ -103,7 +124,8 @@ describe('asterisk-config lint', () => {
     for (const f of files) {
       for (const s of load(f).sections) {
         for (const e of s.entries) {
-          if (/^(password|secret|md5_cred)$|_(password|secret)$/i.test(e.key)) expect(e.value).toMatch(/^(\$\{[A-Z_]+\})?$/);
+          if (/^(password|secret|md5_cred)$|_(password|secret)$/i.test(e.key))
+            expect(e.value).toMatch(/^(\$\{[A-Z_]+\})?$/);
         }
       }
     }
@@ -117,7 +139,11 @@ describe('asterisk-config lint', () => {
     const rendered = new Set((m as RegExpExecArray)[1].split(/\s+/).filter(Boolean));
     const used = new Set<string>();
     for (const f of ['ari.conf', 'http.conf', 'pjsip.conf', 'modules.conf']) {
-      for (const x of fs.readFileSync(path.join(dir, f), 'utf8').replace(/;.*$/gm, '').matchAll(/\$\{([A-Z_]+)\}/g)) used.add(x[1]);
+      for (const x of fs
+        .readFileSync(path.join(dir, f), 'utf8')
+        .replace(/;.*$/gm, '')
+        .matchAll(/\$\{([A-Z_]+)\}/g))
+        used.add(x[1]);
     }
     const globals = load('extensions.conf').sections.find((s) => s.name === 'globals') as ConfSection;
     for (const e of globals.entries) for (const x of e.value.matchAll(/\$\{([A-Z_]+)\}/g)) used.add(x[1]);
@@ -127,8 +153,15 @@ describe('asterisk-config lint', () => {
 
 describe('conf parser on bad input', () => {
   test('malformed lines, settings outside sections, #exec and missing includes are reported with line numbers', () => {
-    const c = parseConf('key = before section\n[ok]\nthis is not a setting\n#exec /bin/sh\n[x](!)\na=b ; comment\n', 'bad.conf');
-    expect(c.errors).toEqual(['bad.conf:1: setting outside any [section]', 'bad.conf:3: cannot parse: this is not a setting', 'bad.conf:4: #exec is not allowed in shipped configuration']);
+    const c = parseConf(
+      'key = before section\n[ok]\nthis is not a setting\n#exec /bin/sh\n[x](!)\na=b ; comment\n',
+      'bad.conf',
+    );
+    expect(c.errors).toEqual([
+      'bad.conf:1: setting outside any [section]',
+      'bad.conf:3: cannot parse: this is not a setting',
+      'bad.conf:4: #exec is not allowed in shipped configuration',
+    ]);
     expect(c.sections.map((s) => [s.name, s.options])).toEqual([
       ['ok', []],
       ['x', ['!']],

@@ -25,7 +25,17 @@ function flow(sim: SimulatorHandle, extra: Record<string, unknown> = {}, passwor
   return {
     nodes: [
       { id: 'ast', type: 'ai-dialer-asterisk', mode: 'manual', url: sim.url, username: sim.username, app: 'nr-test' },
-      { id: 'o', type: 'ari-originate', asterisk: 'ast', endpoint: 'PJSIP/{phone}@trunk', agiContext: 'hold', timeout: '30', amd: 'msg', wires: [['answered'], ['outcome']], ...extra },
+      {
+        id: 'o',
+        type: 'ari-originate',
+        asterisk: 'ast',
+        endpoint: 'PJSIP/{phone}@trunk',
+        agiContext: 'hold',
+        timeout: '30',
+        amd: 'msg',
+        wires: [['answered'], ['outcome']],
+        ...extra,
+      },
       { id: 'answered', type: 'helper' },
       { id: 'outcome', type: 'helper' },
     ],
@@ -100,14 +110,28 @@ describe('ari-originate in the Node-RED runtime', () => {
     }
     expect(outcome).toHaveLength(6);
     expect(answered).toHaveLength(1);
-    expect(answered[0]).toMatchObject({ topic: 'answered', event: 'call_answered', keep: 'k1', call: { id: 1, outcome: 'answered', campaignId: 5 } });
+    expect(answered[0]).toMatchObject({
+      topic: 'answered',
+      event: 'call_answered',
+      keep: 'k1',
+      call: { id: 1, outcome: 'answered', campaignId: 5 },
+    });
     expect(byId(1)[0].call.talkMs).toBeGreaterThanOrEqual(0);
   });
 
   test('variables reach the channel; AMD requested in msg.call sets AMD_ENABLED', async () => {
     const { o } = await load();
     sim.setPersona('+15551010', { dial: { behaviour: 'no_answer' } });
-    o.receive({ call: { id: 'v1', phone: '+15551010', campaignId: 3, contactId: 8, amdEnabled: true, contact: { fields: { 'First Name': 'Zoë', notes: 'line1\nline2' } } } } as any);
+    o.receive({
+      call: {
+        id: 'v1',
+        phone: '+15551010',
+        campaignId: 3,
+        contactId: 8,
+        amdEnabled: true,
+        contact: { fields: { 'First Name': 'Zoë', notes: 'line1\nline2' } },
+      },
+    } as any);
     const ch = await waitFor(() => sim.channels().find((c) => c.variables.CALL_ID === 'v1'), 5000, 'channel');
     expect(ch.variables).toMatchObject({
       CALL_ID: 'v1',
@@ -127,7 +151,11 @@ describe('ari-originate in the Node-RED runtime', () => {
     o.receive({ call: { id: 'c1', phone: '+15551020' } } as any);
     o.receive({ call: { id: 'c2', phone: '+15551021' } } as any);
     o.receive({ call: { id: 'c3', phone: '+15551022' } } as any);
-    await waitFor(() => sim.channels().filter((c) => c.state === 'Ringing').length === 3 || undefined, 5000, 'three ringing');
+    await waitFor(
+      () => sim.channels().filter((c) => c.state === 'Ringing').length === 3 || undefined,
+      5000,
+      'three ringing',
+    );
     o.receive({ topic: 'cancel', call: { id: 'c2' } } as any);
     await waitFor(() => outcome.length === 1 || undefined, 5000, 'one cancelled');
     expect(outcome[0].call).toMatchObject({ id: 'c2', outcome: 'cancelled' });
@@ -144,13 +172,23 @@ describe('ari-originate in the Node-RED runtime', () => {
     await waitFor(() => statuses.some((s) => s.fill === 'green') || undefined, 5000, 'connected status');
     o.receive({ call: { id: 'r1', phone: '+15551030' } } as any);
     await waitFor(() => answered.length === 1 || undefined, 5000, 'answered');
-    await waitFor(() => /1 live/.test(statuses[statuses.length - 1].text ?? '') || undefined, 5000, 'status shows 1 live call');
+    await waitFor(
+      () => /1 live/.test(statuses[statuses.length - 1].text ?? '') || undefined,
+      5000,
+      'status shows 1 live call',
+    );
     await sim.restart({ downMs: 50 });
     await waitFor(() => outcome.length === 1 || undefined, 10_000, 'reconciled outcome');
     expect(outcome[0].call).toMatchObject({ id: 'r1', outcome: 'completed' });
     expect(outcome[0].call.reason).toMatch(/channel gone/);
     expect(statuses.some((s) => s.fill === 'yellow' && /reconnecting/.test(s.text ?? ''))).toBe(true);
-    await waitFor(() => (statuses[statuses.length - 1].fill === 'green' && /0 live/.test(statuses[statuses.length - 1].text ?? '')) || undefined, 5000, 'green again, 0 live');
+    await waitFor(
+      () =>
+        (statuses[statuses.length - 1].fill === 'green' && /0 live/.test(statuses[statuses.length - 1].text ?? '')) ||
+        undefined,
+      5000,
+      'green again, 0 live',
+    );
     // A new call works over the new connection.
     sim.setPersona('+15551031', { dial: { behaviour: 'busy', ringMs: 50 } });
     o.receive({ call: { id: 'r2', phone: '+15551031' } } as any);
@@ -171,7 +209,10 @@ describe('ari-originate in the Node-RED runtime', () => {
 
   test('100 concurrent originates through the node: 100 outcomes, no duplicates', async () => {
     const { o, outcome } = await load();
-    for (let i = 0; i < 100; i++) sim.setPersona(`+1777${String(i).padStart(7, '0')}`, { dial: { behaviour: i % 2 ? 'busy' : 'congestion', ringMs: 100 + (i % 10) * 20 } });
+    for (let i = 0; i < 100; i++)
+      sim.setPersona(`+1777${String(i).padStart(7, '0')}`, {
+        dial: { behaviour: i % 2 ? 'busy' : 'congestion', ringMs: 100 + (i % 10) * 20 },
+      });
     await waitFor(() => (helper.getNode('ast') as any).service.state === 'connected' || undefined, 5000, 'connected');
     for (let i = 0; i < 100; i++) o.receive({ call: { id: i, phone: `+1777${String(i).padStart(7, '0')}` } } as any);
     await waitFor(() => outcome.length >= 100 || undefined, 20_000, '100 outcomes');
@@ -210,7 +251,16 @@ describe('ai-dialer-asterisk in simulator mode', () => {
       [asteriskNode, originateNode],
       [
         { id: 'ast', type: 'ai-dialer-asterisk', mode: 'simulator', app: 'sim-mode', simSpeed: '50', agiPort: '1' },
-        { id: 'o', type: 'ari-originate', asterisk: 'ast', endpoint: '', agiContext: 'ai-dialer-agi', timeout: '30', amd: 'never', wires: [['a'], ['f']] },
+        {
+          id: 'o',
+          type: 'ari-originate',
+          asterisk: 'ast',
+          endpoint: '',
+          agiContext: 'ai-dialer-agi',
+          timeout: '30',
+          amd: 'never',
+          wires: [['a'], ['f']],
+        },
         { id: 'a', type: 'helper' },
         { id: 'f', type: 'helper' },
       ],
@@ -231,7 +281,16 @@ describe('ai-dialer-asterisk in simulator mode', () => {
         [asteriskNode, originateNode],
         [
           { id: 'ast', type: 'ai-dialer-asterisk', mode: 'env', app: '' },
-          { id: 'o', type: 'ari-originate', asterisk: 'ast', endpoint: '', agiContext: 'ai-dialer-agi', timeout: '30', amd: 'msg', wires: [[], ['f']] },
+          {
+            id: 'o',
+            type: 'ari-originate',
+            asterisk: 'ast',
+            endpoint: '',
+            agiContext: 'ai-dialer-agi',
+            timeout: '30',
+            amd: 'msg',
+            wires: [[], ['f']],
+          },
           { id: 'f', type: 'helper' },
         ],
       );

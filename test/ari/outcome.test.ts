@@ -26,7 +26,7 @@ describe('final outcome: dialstatus first, cause second', () => {
   ])('%j -> %s', (input, want) => {
     expect(finalOutcome(input).outcome).toBe(want);
   });
-  test('cause texts are Asterisk\'s', () => {
+  test("cause texts are Asterisk's", () => {
     expect(causeText(16)).toBe('Normal Clearing');
     expect(causeText(17)).toBe('User busy');
     expect(causeText(19)).toBe('User alerting, no answer');
@@ -52,7 +52,8 @@ describe('originate request sanitising', () => {
     expect(cleanPhone('+1 (212) 555-0101')).toBe('+12125550101');
     expect(cleanPhone('12125550101')).toBe('12125550101');
     expect(cleanPhone(12125550101)).toBe('12125550101');
-    for (const bad of ['', '+', 'abc', '+1212&app=evil', '1212@other', '1'.repeat(40), null, undefined, {}]) expect(cleanPhone(bad)).toBeUndefined();
+    for (const bad of ['', '+', 'abc', '+1212&app=evil', '1212@other', '1'.repeat(40), null, undefined, {}])
+      expect(cleanPhone(bad)).toBeUndefined();
   });
   test('field names and values cannot inject', () => {
     expect(fieldVariableName('first name')).toBe('CONTACT_FIRST_NAME');
@@ -70,10 +71,22 @@ describe('originate request sanitising', () => {
     expect(() => endpointFor('PJSIP/trunk', '1')).toThrow(/\{phone\}/);
   });
   test('channel variables: ours win over same-named fields; AMD flags', () => {
-    const v = channelVariables({ id: 5, phone: 'x', campaignId: 2, amd: true, fields: { phone: 'spoof', id: 'spoof', plan: 'gold' } }, '+1212');
-    expect(v).toEqual({ CALL_ID: '5', CONTACT_PHONE: '+1212', CAMPAIGN_ID: '2', CONTACT_PLAN: 'gold', AMD_ENABLED: '1', AMD_NOTSURE: 'human' });
+    const v = channelVariables(
+      { id: 5, phone: 'x', campaignId: 2, amd: true, fields: { phone: 'spoof', id: 'spoof', plan: 'gold' } },
+      '+1212',
+    );
+    expect(v).toEqual({
+      CALL_ID: '5',
+      CONTACT_PHONE: '+1212',
+      CAMPAIGN_ID: '2',
+      CONTACT_PLAN: 'gold',
+      AMD_ENABLED: '1',
+      AMD_NOTSURE: 'human',
+    });
     const many = Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`f${i}`, i]));
-    expect(Object.keys(channelVariables({ id: 1, phone: '1', fields: many }, '11')).filter((k) => k.startsWith('CONTACT_F'))).toHaveLength(50);
+    expect(
+      Object.keys(channelVariables({ id: 1, phone: '1', fields: many }, '11')).filter((k) => k.startsWith('CONTACT_F')),
+    ).toHaveLength(50);
   });
 });
 
@@ -90,9 +103,13 @@ describe('settings and errors', () => {
   test('URLs and environment', () => {
     expect(normaliseBaseUrl('http://ast:8088/ari/').toString()).toBe('http://ast:8088/');
     expect(() => normaliseBaseUrl('not a url')).toThrow(/not a valid URL/);
-    expect(resolveAriOptions({ mode: 'env' }, { ARI_URL: 'http://a:8088', ARI_USERNAME: 'u', ARI_PASSWORD: 'p' })).toEqual({ url: 'http://a:8088', username: 'u', password: 'p', app: 'ai-dialer' });
+    expect(
+      resolveAriOptions({ mode: 'env' }, { ARI_URL: 'http://a:8088', ARI_USERNAME: 'u', ARI_PASSWORD: 'p' }),
+    ).toEqual({ url: 'http://a:8088', username: 'u', password: 'p', app: 'ai-dialer' });
     expect(() => resolveAriOptions({ mode: 'env' }, {})).toThrow(/ARI_URL is not set/);
-    expect(() => resolveAriOptions({ mode: 'env' }, { ARI_URL: 'http://a', ARI_USERNAME: 'u' })).toThrow(/ARI_PASSWORD/);
+    expect(() => resolveAriOptions({ mode: 'env' }, { ARI_URL: 'http://a', ARI_USERNAME: 'u' })).toThrow(
+      /ARI_PASSWORD/,
+    );
     expect(() => resolveAriOptions({ mode: 'manual', url: 'http://a', username: 'u' })).toThrow(/password is empty/);
     expect(dialEndpoint('', { DIAL_ENDPOINT: 'Local/{phone}@from-internal' })).toBe('Local/{phone}@from-internal');
     expect(dialEndpoint(undefined, {})).toBe('PJSIP/{phone}@trunk');

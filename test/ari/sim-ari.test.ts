@@ -10,7 +10,12 @@ import { startSimulator, type SimulatorHandle } from '../../src/sim/index';
 import { parseArgs, main } from '../../src/sim/cli';
 import { waitFor } from '../helpers/wait';
 
-function request(sim: SimulatorHandle, method: string, path: string, opts: { auth?: string | null; body?: unknown } = {}): Promise<{ status: number; json: any; headers: http.IncomingHttpHeaders }> {
+function request(
+  sim: SimulatorHandle,
+  method: string,
+  path: string,
+  opts: { auth?: string | null; body?: unknown } = {},
+): Promise<{ status: number; json: any; headers: http.IncomingHttpHeaders }> {
   const u = new URL(path, sim.url);
   const auth = opts.auth === undefined ? `${sim.username}:${sim.password}` : opts.auth;
   const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
@@ -66,7 +71,12 @@ describe('simulator ARI over HTTP and WebSocket', () => {
     const ok = await request(sim, 'GET', '/ari/asterisk/info');
     expect(ok.status).toBe(200);
     expect(ok.json.system.version).toBe('22.10.1');
-    const key = await request(sim, 'GET', `/ari/asterisk/info?api_key=${sim.username}:${encodeURIComponent(sim.password)}`, { auth: null });
+    const key = await request(
+      sim,
+      'GET',
+      `/ari/asterisk/info?api_key=${sim.username}:${encodeURIComponent(sim.password)}`,
+      { auth: null },
+    );
     expect(key.status).toBe(200);
     const bad = await request(sim, 'GET', '/ari/asterisk/info', { auth: `${sim.username}:nope` });
     expect(bad.status).toBe(401);
@@ -80,12 +90,37 @@ describe('simulator ARI over HTTP and WebSocket', () => {
     expect(r.json.apiVersion).toBe('10.0.0');
     expect(r.json.basePath).toBe(`${sim.url}/ari`);
     const names = r.json.apis.map((a: { path: string }) => a.path);
-    expect(names).toEqual(['/api-docs/asterisk.{format}', '/api-docs/channels.{format}', '/api-docs/applications.{format}', '/api-docs/events.{format}']);
+    expect(names).toEqual([
+      '/api-docs/asterisk.{format}',
+      '/api-docs/channels.{format}',
+      '/api-docs/applications.{format}',
+      '/api-docs/events.{format}',
+    ]);
     const ch = await request(sim, 'GET', '/ari/api-docs/channels.json');
-    const nicknames = ch.json.apis.flatMap((a: { operations: Array<{ nickname: string }> }) => a.operations.map((o) => o.nickname));
-    expect(nicknames).toEqual(expect.arrayContaining(['list', 'originate', 'get', 'hangup', 'continueInDialplan', 'getChannelVar', 'setChannelVar']));
+    const nicknames = ch.json.apis.flatMap((a: { operations: Array<{ nickname: string }> }) =>
+      a.operations.map((o) => o.nickname),
+    );
+    expect(nicknames).toEqual(
+      expect.arrayContaining([
+        'list',
+        'originate',
+        'get',
+        'hangup',
+        'continueInDialplan',
+        'getChannelVar',
+        'setChannelVar',
+      ]),
+    );
     const ev = await request(sim, 'GET', '/ari/api-docs/events.json');
-    for (const t of ['StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelVarset', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial']) {
+    for (const t of [
+      'StasisStart',
+      'StasisEnd',
+      'ChannelStateChange',
+      'ChannelVarset',
+      'ChannelHangupRequest',
+      'ChannelDestroyed',
+      'Dial',
+    ]) {
       expect(ev.json.models[t]).toBeDefined();
     }
     expect((await request(sim, 'GET', '/ari/api-docs/bridges.json')).status).toBe(404);
@@ -112,22 +147,38 @@ describe('simulator ARI over HTTP and WebSocket', () => {
   });
 
   test('originate: events in Asterisk order and shape; applications list the app; bad input is 400', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${sim.port}/ari/events?app=shape&api_key=${sim.username}:${encodeURIComponent(sim.password)}`);
+    const ws = new WebSocket(
+      `ws://127.0.0.1:${sim.port}/ari/events?app=shape&api_key=${sim.username}:${encodeURIComponent(sim.password)}`,
+    );
     const events: any[] = [];
     ws.on('message', (d) => events.push(JSON.parse(d.toString())));
     await new Promise((r) => ws.once('open', r));
     const apps = await request(sim, 'GET', '/ari/applications');
     expect(apps.json.map((a: { name: string }) => a.name)).toContain('shape');
     sim.setPersona('+15550300', { dial: { behaviour: 'answer', ringMs: 200 } });
-    const o = await request(sim, 'POST', '/ari/channels?endpoint=PJSIP/%2B15550300@trunk&app=shape&channelId=shape-1&callerId=%2B15550000', { body: { variables: { CALL_ID: '7' } } });
+    const o = await request(
+      sim,
+      'POST',
+      '/ari/channels?endpoint=PJSIP/%2B15550300@trunk&app=shape&channelId=shape-1&callerId=%2B15550000',
+      { body: { variables: { CALL_ID: '7' } } },
+    );
     expect(o.status).toBe(200);
-    expect(o.json).toMatchObject({ id: 'shape-1', state: 'Down', name: expect.stringMatching(/^PJSIP\/trunk-[0-9a-f]{8}$/), caller: { number: '+15550000' } });
+    expect(o.json).toMatchObject({
+      id: 'shape-1',
+      state: 'Down',
+      name: expect.stringMatching(/^PJSIP\/trunk-[0-9a-f]{8}$/),
+      caller: { number: '+15550000' },
+    });
     await waitFor(() => events.find((e) => e.type === 'StasisStart'), 5000, 'StasisStart');
     expect((await request(sim, 'GET', '/ari/applications/shape')).json.channel_ids).toContain('shape-1');
     const types = events.map((e) => e.type);
     expect(types.indexOf('ChannelStateChange')).toBeLessThan(types.indexOf('StasisStart'));
     const start = events.find((e) => e.type === 'StasisStart');
-    expect(start).toMatchObject({ application: 'shape', args: [], channel: { id: 'shape-1', state: 'Up', dialplan: { app_name: 'Stasis' } } });
+    expect(start).toMatchObject({
+      application: 'shape',
+      args: [],
+      channel: { id: 'shape-1', state: 'Up', dialplan: { app_name: 'Stasis' } },
+    });
     expect(start.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$/);
     expect(events.filter((e) => e.type === 'Dial').map((e) => e.dialstatus)).toEqual(['', 'RINGING', 'ANSWER']);
     expect(events.find((e) => e.type === 'ChannelVarset')).toMatchObject({ variable: 'CALL_ID', value: '7' });
@@ -144,7 +195,9 @@ describe('simulator ARI over HTTP and WebSocket', () => {
     expect((await request(sim, 'DELETE', '/ari/channels/x?reason=sideways')).status).toBe(404);
     expect((await request(sim, 'POST', '/ari/channels?app=shape')).status).toBe(400);
     expect((await request(sim, 'POST', '/ari/channels?endpoint=Nope/1&app=shape')).status).toBe(400);
-    expect((await request(sim, 'POST', '/ari/channels?endpoint=PJSIP/1@t&app=shape', { body: { variables: 'x' } })).status).toBe(400);
+    expect(
+      (await request(sim, 'POST', '/ari/channels?endpoint=PJSIP/1@t&app=shape', { body: { variables: 'x' } })).status,
+    ).toBe(400);
     ws.close();
   });
 
@@ -179,7 +232,11 @@ describe('simulator ARI over HTTP and WebSocket', () => {
   });
 
   test('CLI arguments are parsed and checked', () => {
-    expect(parseArgs(['--port', '9000', '--speed=5', '--agi-port', '4600'])).toMatchObject({ port: 9000, speed: 5, agiPort: 4600 });
+    expect(parseArgs(['--port', '9000', '--speed=5', '--agi-port', '4600'])).toMatchObject({
+      port: 9000,
+      speed: 5,
+      agiPort: 4600,
+    });
     expect(() => parseArgs(['--port'])).toThrow(/needs a value/);
     expect(() => parseArgs(['--bogus'])).toThrow(/unknown option/);
   });
@@ -191,7 +248,13 @@ describe('continue in dialplan reaches a FastAGI server with the channel variabl
     let env = '';
     const agi = net.createServer((sock) => {
       let buf = '';
-      const queue = ['GET VARIABLE CALL_ID', 'GET VARIABLE CONTACT_PHONE', 'GET VARIABLE AMDSTATUS', 'GET VARIABLE AMD_PATH', 'HANGUP'];
+      const queue = [
+        'GET VARIABLE CALL_ID',
+        'GET VARIABLE CONTACT_PHONE',
+        'GET VARIABLE AMDSTATUS',
+        'GET VARIABLE AMD_PATH',
+        'HANGUP',
+      ];
       let sent = '';
       let inEnv = true;
       sock.on('data', (d) => {
@@ -225,7 +288,9 @@ describe('continue in dialplan reaches a FastAGI server with the channel variabl
     const port = (agi.address() as net.AddressInfo).port;
     const sim = await startSimulator({ speed: 20, agi: { host: '127.0.0.1', port } });
     sim.setPersona('+15550400', { dial: { behaviour: 'answer', ringMs: 100 }, amd: 'NOTSURE' });
-    const ws = new WebSocket(`ws://127.0.0.1:${sim.port}/ari/events?app=agi&api_key=${sim.username}:${encodeURIComponent(sim.password)}`);
+    const ws = new WebSocket(
+      `ws://127.0.0.1:${sim.port}/ari/events?app=agi&api_key=${sim.username}:${encodeURIComponent(sim.password)}`,
+    );
     const events: any[] = [];
     ws.on('message', (d) => events.push(JSON.parse(d.toString())));
     await new Promise((r) => ws.once('open', r));
@@ -233,7 +298,9 @@ describe('continue in dialplan reaches a FastAGI server with the channel variabl
       body: { variables: { CALL_ID: '4242', CONTACT_PHONE: '+15550400', AMD_ENABLED: '1', AMD_NOTSURE: 'human' } },
     });
     await waitFor(() => events.find((e) => e.type === 'StasisStart'), 5000, 'StasisStart');
-    expect((await request(sim, 'POST', '/ari/channels/agi-1/continue?context=ai-dialer-agi&extension=s&priority=1')).status).toBe(204);
+    expect(
+      (await request(sim, 'POST', '/ari/channels/agi-1/continue?context=ai-dialer-agi&extension=s&priority=1')).status,
+    ).toBe(204);
     await waitFor(() => events.find((e) => e.type === 'ChannelDestroyed'), 10_000, 'ChannelDestroyed after AGI');
     expect(answers['GET VARIABLE CALL_ID']).toBe('200 result=1 (4242)');
     expect(answers['GET VARIABLE CONTACT_PHONE']).toBe('200 result=1 (+15550400)');

@@ -23,7 +23,13 @@ describe('ARI call tracker through the simulator', () => {
 
   beforeAll(async () => {
     sim = await startSimulator({ speed: SPEED, agi: { host: '127.0.0.1', port: 1, contexts: ['ai-dialer-agi'] } });
-    conn = new AriConnection({ url: sim.url, username: sim.username, password: sim.password, app: sim.app, backoff: { initialMs: 50, maxMs: 500 } });
+    conn = new AriConnection({
+      url: sim.url,
+      username: sim.username,
+      password: sim.password,
+      app: sim.app,
+      backoff: { initialMs: 50, maxMs: 500 },
+    });
     await conn.start();
     tracker = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', graceMs: 100, sweepMs: 0 });
     tracker.on('outcome', (o: CallOutcome) => outcomes.push(o));
@@ -45,7 +51,11 @@ describe('ARI call tracker through the simulator', () => {
 
   test('busy behind a Local channel: cause 0 but dialstatus BUSY still gives busy', async () => {
     sim.setPersona('+15550102', { dial: { behaviour: 'busy', ringMs: 4000 } });
-    const { channelId } = await tracker.originate({ id: 'b2', phone: '+15550102', endpoint: 'Local/{phone}@from-internal' });
+    const { channelId } = await tracker.originate({
+      id: 'b2',
+      phone: '+15550102',
+      endpoint: 'Local/{phone}@from-internal',
+    });
     // Local channels are originated with formats=slin (8 kHz, not slin192).
     expect(sim.channels().find((c) => c.id === channelId)?.formats).toBe('slin');
     const o = await finalOf('b2');
@@ -92,9 +102,14 @@ describe('ARI call tracker through the simulator', () => {
   test('answered: variables reach the channel, continue to the AGI context only once Up, then completed', async () => {
     sim.setPersona('+15550107', { dial: { behaviour: 'answer', ringMs: 300 } });
     const seen: Array<{ type: string; state?: string; context?: string }> = [];
-    const onEv = (ev: { type: string; channel?: { id: string; state: string; dialplan?: { context: string } }; peer?: { id: string } }) => {
+    const onEv = (ev: {
+      type: string;
+      channel?: { id: string; state: string; dialplan?: { context: string } };
+      peer?: { id: string };
+    }) => {
       const id = ev.channel?.id ?? ev.peer?.id;
-      if (id?.startsWith('aid-a1-')) seen.push({ type: ev.type, state: ev.channel?.state, context: ev.channel?.dialplan?.context });
+      if (id?.startsWith('aid-a1-'))
+        seen.push({ type: ev.type, state: ev.channel?.state, context: ev.channel?.dialplan?.context });
     };
     conn.on('event', onEv);
     // The AGI target is a closed port here: the dialplan's AGI fails and Asterisk hangs up (cause 16).
@@ -107,7 +122,15 @@ describe('ARI call tracker through the simulator', () => {
       fields: { 'first name': 'Ann', company: 'Acme\r\nAGI EXEC', nested: { x: 1 } },
     });
     const vars = await waitFor(() => sim.channels().find((c) => c.id === channelId)?.variables, 2000, 'channel');
-    expect(vars).toMatchObject({ CALL_ID: 'a1', CONTACT_PHONE: '+15550107', CAMPAIGN_ID: '9', CONTACT_ID: '33', CONTACT_FIRST_NAME: 'Ann', CONTACT_COMPANY: 'Acme AGI EXEC', AMD_ENABLED: '0' });
+    expect(vars).toMatchObject({
+      CALL_ID: 'a1',
+      CONTACT_PHONE: '+15550107',
+      CAMPAIGN_ID: '9',
+      CONTACT_ID: '33',
+      CONTACT_FIRST_NAME: 'Ann',
+      CONTACT_COMPANY: 'Acme AGI EXEC',
+      AMD_ENABLED: '0',
+    });
     expect(vars).not.toHaveProperty('CONTACT_NESTED');
     expect(await conn.getChannelVar(channelId, 'CALL_ID')).toBe('a1');
     expect(await conn.getChannelVar(channelId, 'NOT_SET')).toBeUndefined();
@@ -120,7 +143,17 @@ describe('ARI call tracker through the simulator', () => {
     expect(start?.state).toBe('Up');
     const end = seen.find((e) => e.type === 'StasisEnd');
     expect(end?.context).toBe('ai-dialer-agi');
-    expect(seen.map((e) => e.type)).toEqual(expect.arrayContaining(['Dial', 'ChannelStateChange', 'ChannelVarset', 'StasisStart', 'StasisEnd', 'ChannelHangupRequest', 'ChannelDestroyed']));
+    expect(seen.map((e) => e.type)).toEqual(
+      expect.arrayContaining([
+        'Dial',
+        'ChannelStateChange',
+        'ChannelVarset',
+        'StasisStart',
+        'StasisEnd',
+        'ChannelHangupRequest',
+        'ChannelDestroyed',
+      ]),
+    );
   });
 
   test('cancel while ringing: cancelled once; duplicate ids are refused while live', async () => {
@@ -138,16 +171,27 @@ describe('ARI call tracker through the simulator', () => {
     sim.setPersona('+15550109', { dial: { behaviour: 'answer', ringMs: 100 } });
     sim.setPersona('+15550110', { dial: { behaviour: 'no_answer' } });
     // Keep the answered call up: continue into a context that does not run AGI.
-    const t2 = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', agiContext: 'hold-here', graceMs: 100, sweepMs: 0 });
+    const t2 = new CallTracker(conn, {
+      endpointTemplate: 'PJSIP/{phone}@trunk',
+      agiContext: 'hold-here',
+      graceMs: 100,
+      sweepMs: 0,
+    });
     const got: CallOutcome[] = [];
     t2.on('outcome', (o: CallOutcome) => got.push(o));
     await t2.originate({ id: 'r1', phone: '+15550109' });
     await t2.originate({ id: 'r2', phone: '+15550110', timeoutSec: 600 });
     await waitFor(() => got.find((o) => o.callId === 'r1' && o.outcome === 'answered'), 5000, 'answered');
-    const reconnected = new Promise<void>((resolve) => conn.once('connected', (i: { reconnect: boolean }) => i.reconnect && resolve()));
+    const reconnected = new Promise<void>((resolve) =>
+      conn.once('connected', (i: { reconnect: boolean }) => i.reconnect && resolve()),
+    );
     await sim.restart({ downMs: 100 });
     await reconnected;
-    await waitFor(() => got.filter((o) => o.outcome !== 'answered').length === 2 || undefined, 10_000, 'both reconciled');
+    await waitFor(
+      () => got.filter((o) => o.outcome !== 'answered').length === 2 || undefined,
+      10_000,
+      'both reconciled',
+    );
     // Give any stray duplicate a chance to show up before counting.
     await t2.reconcile('test');
     expect(got.filter((o) => o.callId === 'r1').map((o) => o.outcome)).toEqual(['answered', 'completed']);
@@ -159,7 +203,12 @@ describe('ARI call tracker through the simulator', () => {
 
   test('events dropped but Asterisk kept the call: it continues and ends normally, once', async () => {
     sim.setPersona('+15550111', { dial: { behaviour: 'answer', ringMs: 100 } });
-    const t3 = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', agiContext: 'hold-here', graceMs: 100, sweepMs: 0 });
+    const t3 = new CallTracker(conn, {
+      endpointTemplate: 'PJSIP/{phone}@trunk',
+      agiContext: 'hold-here',
+      graceMs: 100,
+      sweepMs: 0,
+    });
     const got: CallOutcome[] = [];
     t3.on('outcome', (o: CallOutcome) => got.push(o));
     const { channelId } = await t3.originate({ id: 'k1', phone: '+15550111' });
@@ -178,7 +227,12 @@ describe('ARI call tracker through the simulator', () => {
   test('an end whose events were lost is settled by the periodic check, once', async () => {
     sim.setPersona('+15550112', { dial: { behaviour: 'answer', ringMs: 100 } });
     sim.setPersona('+15550113', { dial: { behaviour: 'no_answer' } });
-    const t5 = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', agiContext: 'hold-here', graceMs: 50, sweepMs: 200 });
+    const t5 = new CallTracker(conn, {
+      endpointTemplate: 'PJSIP/{phone}@trunk',
+      agiContext: 'hold-here',
+      graceMs: 50,
+      sweepMs: 200,
+    });
     const got: CallOutcome[] = [];
     t5.on('outcome', (o: CallOutcome) => got.push(o));
     const a = await t5.originate({ id: 'l1', phone: '+15550112' });
@@ -186,7 +240,11 @@ describe('ARI call tracker through the simulator', () => {
     await waitFor(() => got.find((o) => o.callId === 'l1' && o.outcome === 'answered'), 5000, 'answered');
     expect(sim.sim.loseChannel(a.channelId)).toBe(true);
     expect(sim.sim.loseChannel(b.channelId)).toBe(true);
-    await waitFor(() => got.filter((o) => o.outcome !== 'answered').length === 2 || undefined, 5000, 'settled by the sweep');
+    await waitFor(
+      () => got.filter((o) => o.outcome !== 'answered').length === 2 || undefined,
+      5000,
+      'settled by the sweep',
+    );
     expect(got.filter((o) => o.callId === 'l1').map((o) => o.outcome)).toEqual(['answered', 'completed']);
     expect(got.filter((o) => o.callId === 'l2').map((o) => o.outcome)).toEqual(['failed']);
     await t5.reconcile('again');
@@ -223,9 +281,15 @@ describe('ARI call tracker through the simulator', () => {
     t4.on('outcome', (o: CallOutcome) => got.push(o));
     const behaviours = ['busy', 'congestion', 'answer', 'unreachable'] as const;
     for (let i = 0; i < 100; i++) {
-      sim.setPersona(`+1666000${String(i).padStart(4, '0')}`, { dial: { behaviour: behaviours[i % 4], ringMs: 200 + (i % 7) * 50 } });
+      sim.setPersona(`+1666000${String(i).padStart(4, '0')}`, {
+        dial: { behaviour: behaviours[i % 4], ringMs: 200 + (i % 7) * 50 },
+      });
     }
-    await Promise.all(Array.from({ length: 100 }, (_, i) => t4.originate({ id: `m${i}`, phone: `+1666000${String(i).padStart(4, '0')}` })));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        t4.originate({ id: `m${i}`, phone: `+1666000${String(i).padStart(4, '0')}` }),
+      ),
+    );
     await waitFor(() => got.filter((o) => o.outcome !== 'answered').length >= 100 || undefined, 20_000, '100 outcomes');
     const finals = got.filter((o) => o.outcome !== 'answered');
     expect(new Set(finals.map((o) => o.callId)).size).toBe(100);
@@ -245,7 +309,13 @@ describe('ARI connection errors', () => {
     const sim = await startSimulator({ password: 'right-one' });
     let requests = 0;
     sim.sim.on('request', () => requests++);
-    const conn = new AriConnection({ url: sim.url, username: sim.username, password: 'wrong', app: 'x', unauthorizedRetryMs: 60_000 });
+    const conn = new AriConnection({
+      url: sim.url,
+      username: sim.username,
+      password: 'wrong',
+      app: 'x',
+      unauthorizedRetryMs: 60_000,
+    });
     const warnings: string[] = [];
     conn.on('warning', (w: string) => warnings.push(w));
     const err = await conn.start().then(
@@ -271,7 +341,13 @@ describe('ARI connection errors', () => {
         s.close(() => resolve(p));
       });
     });
-    const conn = new AriConnection({ url: `http://127.0.0.1:${port}`, username: 'u', password: 'p', app: 'x', backoff: { initialMs: 60_000 } });
+    const conn = new AriConnection({
+      url: `http://127.0.0.1:${port}`,
+      username: 'u',
+      password: 'p',
+      app: 'x',
+      backoff: { initialMs: 60_000 },
+    });
     const err = (await conn.start().catch((e: unknown) => e)) as AriError;
     expect(err.kind).toBe('network');
     expect(err.message).toMatch(/ECONNREFUSED/);
@@ -299,7 +375,10 @@ describe('ARI connection errors', () => {
     await c1.close();
     mode = 'html';
     const c2 = new AriConnection({ url, username: 'u', password: 'p', app: 'x', backoff: { initialMs: 60_000 } });
-    await expect(c2.start()).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringMatching(/not an ARI resource listing/) });
+    await expect(c2.start()).rejects.toMatchObject({
+      kind: 'bad_response',
+      message: expect.stringMatching(/not an ARI resource listing/),
+    });
     await c2.close();
     await new Promise((r) => server.close(r));
   });
@@ -309,7 +388,13 @@ describe('ARI connection errors', () => {
     const b = await startSimulator({ password: 'bravo-pass' });
     const ca = new AriConnection({ url: a.url, username: a.username, password: 'alpha-pass', app: 'a' });
     const cb = new AriConnection({ url: b.url, username: b.username, password: 'bravo-pass', app: 'b' });
-    const bad = new AriConnection({ url: b.url, username: b.username, password: 'alpha-pass', app: 'c', unauthorizedRetryMs: 60_000 });
+    const bad = new AriConnection({
+      url: b.url,
+      username: b.username,
+      password: 'alpha-pass',
+      app: 'c',
+      unauthorizedRetryMs: 60_000,
+    });
     const results = await Promise.allSettled([ca.start(), cb.start(), bad.start()]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
     // After the bad one tried, both good ones still authenticate with their own password.
@@ -323,7 +408,9 @@ describe('ARI connection errors', () => {
 
   test('bad settings are not_configured errors', () => {
     expect(() => new AriConnection({ url: 'ftp://x', username: 'u', password: 'p', app: 'a' })).toThrow(/http/);
-    expect(() => new AriConnection({ url: 'http://x', username: 'u', password: 'p', app: 'a b' })).toThrow(/Stasis app/);
+    expect(() => new AriConnection({ url: 'http://x', username: 'u', password: 'p', app: 'a b' })).toThrow(
+      /Stasis app/,
+    );
   });
 
   test('404 and 409 from REST are typed', async () => {
@@ -333,8 +420,13 @@ describe('ARI connection errors', () => {
     await expect(conn.getChannel('nope')).rejects.toMatchObject({ kind: 'not_found', status: 404 });
     await expect(conn.hangup('nope')).rejects.toMatchObject({ kind: 'not_found', status: 404 });
     const ch = await conn.originate({ endpoint: 'PJSIP/+15550199@trunk', app: 'x', channelId: 'dup-1' });
-    await expect(conn.originate({ endpoint: 'PJSIP/+15550199@trunk', app: 'x', channelId: 'dup-1' })).rejects.toMatchObject({ kind: 'refused', status: 409 });
-    await expect(conn.continueInDialplan(ch.id, { context: 'x' })).rejects.toMatchObject({ kind: 'refused', status: 409 });
+    await expect(
+      conn.originate({ endpoint: 'PJSIP/+15550199@trunk', app: 'x', channelId: 'dup-1' }),
+    ).rejects.toMatchObject({ kind: 'refused', status: 409 });
+    await expect(conn.continueInDialplan(ch.id, { context: 'x' })).rejects.toMatchObject({
+      kind: 'refused',
+      status: 409,
+    });
     await conn.hangup(ch.id);
     await conn.close();
     await sim.close();

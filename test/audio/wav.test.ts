@@ -31,16 +31,19 @@ describe('wav', () => {
     expect(() => parseWav(b)).toThrow(/16-bit PCM expected/);
   });
 
-  test.each([22050, 16000, 44100, 48000, 24000])('resampling %i Hz to 8 kHz keeps speech band, removes what would alias', (rate) => {
-    const pass = resample({ sampleRate: rate, channels: 1, samples: tone(rate, 1000, 1) }, 8000);
-    expect(pass.sampleRate).toBe(8000);
-    expect(Math.abs(pass.samples.length - 8000)).toBeLessThanOrEqual(1);
-    // a 1 kHz tone passes at (almost) full level: 8000/sqrt(2) = 5657
-    expect(rms(pass.samples, 200, 7800)).toBeGreaterThan(5000);
-    // a 6 kHz tone is above the new Nyquist (4 kHz): dropping samples would fold it to 2 kHz; filtering removes it
-    const stop = resample({ sampleRate: rate, channels: 1, samples: tone(rate, 6000, 1) }, 8000);
-    expect(rms(stop.samples, 200, 7800)).toBeLessThan(150);
-  });
+  test.each([22050, 16000, 44100, 48000, 24000])(
+    'resampling %i Hz to 8 kHz keeps speech band, removes what would alias',
+    (rate) => {
+      const pass = resample({ sampleRate: rate, channels: 1, samples: tone(rate, 1000, 1) }, 8000);
+      expect(pass.sampleRate).toBe(8000);
+      expect(Math.abs(pass.samples.length - 8000)).toBeLessThanOrEqual(1);
+      // a 1 kHz tone passes at (almost) full level: 8000/sqrt(2) = 5657
+      expect(rms(pass.samples, 200, 7800)).toBeGreaterThan(5000);
+      // a 6 kHz tone is above the new Nyquist (4 kHz): dropping samples would fold it to 2 kHz; filtering removes it
+      const stop = resample({ sampleRate: rate, channels: 1, samples: tone(rate, 6000, 1) }, 8000);
+      expect(rms(stop.samples, 200, 7800)).toBeLessThan(150);
+    },
+  );
 
   test('toAsteriskWav gives 8 kHz mono 16-bit from a stereo 22.05 kHz file', () => {
     const mono = tone(22050, 500, 0.3);

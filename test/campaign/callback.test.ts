@@ -29,7 +29,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('callbacks on %s',
     expect(a.contact).toMatchObject({ status: 'pending', attempts: 0 });
     expect(new Date(a.contact!.nextAttemptAt!).toISOString()).toBe(at.toISOString());
     expect(b.contact).toMatchObject({ status: 'done', attempts: 1 });
-    const row = await db.query<{ last_outcome: string }>('select last_outcome from contacts where id = $1', [claimed[0].contactId]);
+    const row = await db.query<{ last_outcome: string }>('select last_outcome from contacts where id = $1', [
+      claimed[0].contactId,
+    ]);
     expect(row.rows[0].last_outcome).toBe('callback');
     // not due yet: nothing to claim now
     expect((await claimContacts(db, { campaignId, limit: 2, worker: 'w' })).claimed).toHaveLength(0);
@@ -52,7 +54,10 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('callbacks on %s',
     expect(done.contact).toMatchObject({ status: 'done' });
     const at = new Date(Date.now() + 2 * 3600_000);
     await requestCallback(db, claimed[0].callId, at);
-    const c = await db.query<{ status: string; attempts: number; next_attempt_at: Date }>('select status, attempts, next_attempt_at from contacts where id = $1', [claimed[0].contactId]);
+    const c = await db.query<{ status: string; attempts: number; next_attempt_at: Date }>(
+      'select status, attempts, next_attempt_at from contacts where id = $1',
+      [claimed[0].contactId],
+    );
     expect(c.rows[0]).toMatchObject({ status: 'pending', attempts: 0 });
     expect(new Date(c.rows[0].next_attempt_at).toISOString()).toBe(at.toISOString());
   });

@@ -47,7 +47,12 @@ export async function makeCampaign(q: Queryable, c: CampaignInput = {}): Promise
 }
 
 /** n contacts with phones +1555<7 digits from start>, zone `tz` (null: campaign's). */
-export async function makeContacts(q: Queryable, campaignId: number, n: number, opts: { tz?: string | null; start?: number; prefix?: string } = {}): Promise<void> {
+export async function makeContacts(
+  q: Queryable,
+  campaignId: number,
+  n: number,
+  opts: { tz?: string | null; start?: number; prefix?: string } = {},
+): Promise<void> {
   await q.query(
     `insert into contacts (campaign_id, phone, name, timezone, fields)
      select $1, $4 || lpad((g + $3)::text, 7, '0'), 'Contact ' || g, $2, jsonb_build_object('n', g)

@@ -34,13 +34,19 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
 
   test('start validates the campaign with a clear error', async () => {
     const m = manager();
-    await expect(m.start(999999)).rejects.toMatchObject({ code: 'campaign_not_found', message: 'campaign 999999 does not exist' });
+    await expect(m.start(999999)).rejects.toMatchObject({
+      code: 'campaign_not_found',
+      message: 'campaign 999999 does not exist',
+    });
     await expect(m.start('abc')).rejects.toMatchObject({ code: 'campaign_bad_id' });
     const noNumbers = await makeCampaign(db, { status: 'draft', numbers: [], inactiveNumbers: ['+12125550111'] });
     await makeContacts(db, noNumbers, 1, { prefix: '+1701' });
     await expect(m.start(noNumbers)).rejects.toMatchObject({ code: 'campaign_no_caller_id' });
     const noContacts = await makeCampaign(db, { status: 'draft' });
-    await expect(m.start(noContacts)).rejects.toMatchObject({ code: 'campaign_no_contacts', message: expect.stringContaining('has no contacts') });
+    await expect(m.start(noContacts)).rejects.toMatchObject({
+      code: 'campaign_no_contacts',
+      message: expect.stringContaining('has no contacts'),
+    });
     const badZone = await makeCampaign(db, { status: 'draft', timezone: 'Mars/Olympus' });
     await makeContacts(db, badZone, 1, { prefix: '+1715' });
     await expect(m.start(badZone)).rejects.toMatchObject({ code: 'campaign_bad_timezone' });
@@ -86,18 +92,39 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(maxLive).toBe(3);
     // every contact dialed once in the first round; retried ones only after their delay (not now)
     expect(new Set(dialed).size).toBe(dialed.length);
-    const st = await db.query<{ status: string; n: number }>(`select status, count(*)::int as n from contacts where campaign_id = $1 group by 1 order by 1`, [cid]);
+    const st = await db.query<{ status: string; n: number }>(
+      `select status, count(*)::int as n from contacts where campaign_id = $1 group by 1 order by 1`,
+      [cid],
+    );
     const byStatus = Object.fromEntries(st.rows.map((r) => [r.status, r.n]));
     expect((byStatus.done ?? 0) + (byStatus.pending ?? 0) + (byStatus.failed ?? 0)).toBe(60);
     expect(byStatus.in_call).toBeUndefined();
-    const calls = await db.query<{ n: number; open: number }>(`select count(*)::int as n, count(*) filter (where status in ('initiated','ringing','in_progress'))::int as open from calls where campaign_id = $1`, [cid]);
+    const calls = await db.query<{ n: number; open: number }>(
+      `select count(*)::int as n, count(*) filter (where status in ('initiated','ringing','in_progress'))::int as open from calls where campaign_id = $1`,
+      [cid],
+    );
     expect(calls.rows[0]).toEqual({ n: 60, open: 0 });
     expect(events.filter((e) => e.type === 'call_started')).toHaveLength(60);
     expect(events.filter((e) => e.type === 'call_ended')).toHaveLength(60); // duplicates closed nothing
-    await waitFor(() => events.some((e) => e.type === 'campaign_progress' && e.progress?.queued === (byStatus.pending ?? 0) && e.progress.dialing === 0), 5000, 'final progress');
+    await waitFor(
+      () =>
+        events.some(
+          (e) =>
+            e.type === 'campaign_progress' &&
+            e.progress?.queued === (byStatus.pending ?? 0) &&
+            e.progress.dialing === 0,
+        ),
+      5000,
+      'final progress',
+    );
     const progress = events.filter((e) => e.type === 'campaign_progress');
     expect(progress.length).toBeGreaterThan(0);
-    expect(progress[progress.length - 1].progress).toMatchObject({ total: 60, dialing: 0, active: 0, busy: expect.any(Number) });
+    expect(progress[progress.length - 1].progress).toMatchObject({
+      total: 60,
+      dialing: 0,
+      active: 0,
+      busy: expect.any(Number),
+    });
     // retries pending in the future: the campaign is idle, not completed, unless none were scheduled
     const camp = await db.query<{ status: string }>('select status from campaigns where id = $1', [cid]);
     if (byStatus.pending) expect(camp.rows[0].status).toBe('running');
@@ -112,7 +139,10 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     const seen = new Map<number, string>();
     const dup: number[] = [];
     let ended = 0;
-    for (const [m, name] of [[a, 'a'], [b, 'b']] as const) {
+    for (const [m, name] of [
+      [a, 'a'],
+      [b, 'b'],
+    ] as const) {
       m.on('call', (c: PlaceCall) => {
         if (seen.has(c.contactId)) dup.push(c.contactId);
         seen.set(c.contactId, name);
@@ -125,10 +155,19 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(seen.size).toBe(300);
     const per = [...seen.values()].reduce<Record<string, number>>((acc, v) => ((acc[v] = (acc[v] ?? 0) + 1), acc), {});
     expect(per.a + per.b).toBe(300);
-    const d = await db.query<{ n: number }>(`select count(*)::int as n from (select contact_id from calls where campaign_id = $1 group by 1 having count(*) > 1) x`, [cid]);
+    const d = await db.query<{ n: number }>(
+      `select count(*)::int as n from (select contact_id from calls where campaign_id = $1 group by 1 having count(*) > 1) x`,
+      [cid],
+    );
     expect(d.rows[0].n).toBe(0);
     // all done: the campaign completes
-    await waitFor(async () => (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status === 'completed', 10000, 'completed');
+    await waitFor(
+      async () =>
+        (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status ===
+        'completed',
+      10000,
+      'completed',
+    );
   });
 
   test('max_concurrent holds across runtimes (scope campaign, the default); scope worker caps each worker', async () => {
@@ -169,7 +208,12 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
   });
 
   test('pause and resume in one runtime are followed by the other', async () => {
-    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000, settings: { concurrency_scope: 'worker' } });
+    const cid = await makeCampaign(db, {
+      status: 'draft',
+      maxConcurrent: 1,
+      callsPerSecond: 1000,
+      settings: { concurrency_scope: 'worker' },
+    });
     await makeContacts(db, cid, 20, { prefix: '+1712' });
     const a = manager({ worker: 'ra' });
     const b = manager({ worker: 'rb', db: db2 });
@@ -181,7 +225,11 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await waitFor(() => got.a.length === 1 && got.b.length === 1, 5000, 'one call each');
     await a.pause(cid);
     // b's slot frees; it notices the pause (the claim itself also refuses a paused campaign)
-    for (const [m, list] of [[a, got.a], [b, got.b]] as const) await m.handleOutcome({ id: list[0].id, outcome: 'completed' });
+    for (const [m, list] of [
+      [a, got.a],
+      [b, got.b],
+    ] as const)
+      await m.handleOutcome({ id: list[0].id, outcome: 'completed' });
     await waitFor(() => b.runnerOf(cid)?.state === 'paused', 5000, 'b follows the pause');
     expect(got.a.length + got.b.length).toBe(2);
     await a.resume(cid);
@@ -208,7 +256,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await m.start(cid);
     await waitFor(() => calls.length === 1, 5000, 'the call');
     down = true;
-    await expect(m.handleOutcome({ id: calls[0].id, outcome: 'completed' })).rejects.toMatchObject({ code: 'campaign_outcome_store' });
+    await expect(m.handleOutcome({ id: calls[0].id, outcome: 'completed' })).rejects.toMatchObject({
+      code: 'campaign_outcome_store',
+    });
     expect(m.runnerOf(cid)!.inFlight.size).toBe(0); // the slot is free anyway
     expect(m.pendingOutcomes).toBe(1);
     down = false;
@@ -241,15 +291,24 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     m.on('call', () => sent++);
     await m.start(cid);
     await waitFor(() => gate, 5000, 'a claim in flight');
-    const inCall = await db.query<{ n: number }>(`select count(*)::int as n from contacts where campaign_id = $1 and status = 'in_call'`, [cid]);
+    const inCall = await db.query<{ n: number }>(
+      `select count(*)::int as n from contacts where campaign_id = $1 and status = 'in_call'`,
+      [cid],
+    );
     expect(inCall.rows[0].n).toBeGreaterThan(0);
     const closing = m.close();
     gate!();
     await closing;
     expect(sent).toBe(0);
-    const st = await db.query<{ status: string; attempts: number; n: number }>(`select status, attempts, count(*)::int as n from contacts where campaign_id = $1 group by 1, 2`, [cid]);
+    const st = await db.query<{ status: string; attempts: number; n: number }>(
+      `select status, attempts, count(*)::int as n from contacts where campaign_id = $1 group by 1, 2`,
+      [cid],
+    );
     expect(st.rows).toEqual([{ status: 'pending', attempts: 0, n: 5 }]);
-    const calls = await db.query<{ status: string; reason: string }>(`select distinct status, reason from calls where campaign_id = $1`, [cid]);
+    const calls = await db.query<{ status: string; reason: string }>(
+      `select distinct status, reason from calls where campaign_id = $1`,
+      [cid],
+    );
     expect(calls.rows).toEqual([{ status: 'cancelled', reason: 'released before dialing' }]);
   });
 
@@ -270,7 +329,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     // a late duplicate changes nothing
     expect((await recordOutcome(db, { callId: c3.callId, outcome: 'failed', now })).closed).toBe(false);
     // before the retry time nothing is due; after it, c1 is (c2 later)
-    expect((await claimContacts(db, { campaignId: cid, limit: 5, now: new Date('2027-06-15T15:09:59Z') })).claimed).toHaveLength(0);
+    expect(
+      (await claimContacts(db, { campaignId: cid, limit: 5, now: new Date('2027-06-15T15:09:59Z') })).claimed,
+    ).toHaveLength(0);
     const second = await claimContacts(db, { campaignId: cid, limit: 5, now: new Date('2027-06-15T15:10:00Z') });
     expect(second.claimed.map((c) => [c.contactId, c.attempt])).toEqual([[c1.contactId, 2]]);
     const last = await recordOutcome(db, { callId: second.claimed[0].callId, outcome: 'busy' });
@@ -280,7 +341,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     // the conversation closed the call first (agi-hangup): the later outcome still settles the contact
     const fourth = await claimContacts(db, { campaignId: cid, limit: 5, now: new Date('2027-06-15T17:00:00Z') });
     expect(fourth.claimed.map((c) => c.contactId)).toEqual([c2.contactId]);
-    await db.query(`update calls set status = 'completed', outcome = 'completed', ended_at = now() where id = $1`, [fourth.claimed[0].callId]);
+    await db.query(`update calls set status = 'completed', outcome = 'completed', ended_at = now() where id = $1`, [
+      fourth.claimed[0].callId,
+    ]);
     const late = await recordOutcome(db, { callId: fourth.claimed[0].callId, outcome: 'completed' });
     expect(late.closed).toBe(false);
     expect(late.contact).toMatchObject({ id: c2.contactId, status: 'done' });
@@ -321,16 +384,30 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
   });
 
   test('caller ID: round robin, least recently used, local presence; inactive numbers skipped', async () => {
-    const rr = await makeCampaign(db, { numbers: ['+12125550001', '+12125550002', '+12125550003'], inactiveNumbers: ['+12125550009'] });
+    const rr = await makeCampaign(db, {
+      numbers: ['+12125550001', '+12125550002', '+12125550003'],
+      inactiveNumbers: ['+12125550009'],
+    });
     await makeContacts(db, rr, 9, { prefix: '+1706' });
     const used: string[] = [];
-    for (let i = 0; i < 3; i++) used.push(...(await claimContacts(db, { campaignId: rr, limit: i + 2 })).claimed.map((c) => c.callerId));
+    for (let i = 0; i < 3; i++)
+      used.push(...(await claimContacts(db, { campaignId: rr, limit: i + 2 })).claimed.map((c) => c.callerId));
     const counts = used.reduce<Record<string, number>>((a, n) => ((a[n] = (a[n] ?? 0) + 1), a), {});
     expect(counts).toEqual({ '+12125550001': 3, '+12125550002': 3, '+12125550003': 3 });
 
-    const lru = await makeCampaign(db, { strategy: 'least_recently_used', numbers: ['+13125550001', '+13125550002', '+13125550003'], inactiveNumbers: ['+13125550000'] });
-    await db.query(`update phone_numbers set last_used_at = now() - interval '1 hour' where campaign_id = $1 and number = '+13125550001'`, [lru]);
-    await db.query(`update phone_numbers set last_used_at = now() - interval '2 hours' where campaign_id = $1 and number = '+13125550002'`, [lru]);
+    const lru = await makeCampaign(db, {
+      strategy: 'least_recently_used',
+      numbers: ['+13125550001', '+13125550002', '+13125550003'],
+      inactiveNumbers: ['+13125550000'],
+    });
+    await db.query(
+      `update phone_numbers set last_used_at = now() - interval '1 hour' where campaign_id = $1 and number = '+13125550001'`,
+      [lru],
+    );
+    await db.query(
+      `update phone_numbers set last_used_at = now() - interval '2 hours' where campaign_id = $1 and number = '+13125550002'`,
+      [lru],
+    );
     await makeContacts(db, lru, 4, { prefix: '+1707' });
     const l1 = (await claimContacts(db, { campaignId: lru, limit: 1 })).claimed[0].callerId;
     const l2 = (await claimContacts(db, { campaignId: lru, limit: 1 })).claimed[0].callerId;
@@ -338,7 +415,11 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     const l4 = (await claimContacts(db, { campaignId: lru, limit: 1 })).claimed[0].callerId;
     expect([l1, l2, l3, l4]).toEqual(['+13125550003', '+13125550002', '+13125550001', '+13125550003']);
 
-    const lp = await makeCampaign(db, { strategy: 'local_presence', numbers: ['+12125550100', '+13125550100', '+14155550100', '+14155550101'], inactiveNumbers: ['+16175550100'] });
+    const lp = await makeCampaign(db, {
+      strategy: 'local_presence',
+      numbers: ['+12125550100', '+13125550100', '+14155550100', '+14155550101'],
+      inactiveNumbers: ['+16175550100'],
+    });
     await db.query(
       `insert into contacts (campaign_id, phone) values ($1, '+13125551111'), ($1, '+14155552222'), ($1, '+14155553333'), ($1, '+16175554444'), ($1, '+442071234567')`,
       [lp],
@@ -360,8 +441,12 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     const claimed = (await claimContacts(db, { campaignId: cid, limit: 4, worker: 'other' })).claimed;
     await db.query(`update campaigns set status = 'draft' where id = $1`, [cid]);
     const [stale, fresh, deadOnAri, liveOnAri] = claimed;
-    await db.query(`update calls set created_at = now() - interval '2 hours', status = 'in_progress' where id = $1`, [stale.callId]);
-    await db.query(`update calls set created_at = now() - interval '5 minutes' where id = any($1::int[])`, [[deadOnAri.callId, liveOnAri.callId]]);
+    await db.query(`update calls set created_at = now() - interval '2 hours', status = 'in_progress' where id = $1`, [
+      stale.callId,
+    ]);
+    await db.query(`update calls set created_at = now() - interval '5 minutes' where id = any($1::int[])`, [
+      [deadOnAri.callId, liveOnAri.callId],
+    ]);
     const res = await reconcileOpenCalls(db, {
       campaignId: cid,
       staleAfterMs: 3600_000,
@@ -370,20 +455,33 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     });
     expect(res.closed.sort()).toEqual([stale.callId, deadOnAri.callId].sort());
     expect(res.rescheduled).toBe(2);
-    const calls = await db.query<{ id: number; status: string; reason: string | null }>(`select id, status, reason from calls where id = any($1::int[]) order by id`, [claimed.map((c) => c.callId)]);
+    const calls = await db.query<{ id: number; status: string; reason: string | null }>(
+      `select id, status, reason from calls where id = any($1::int[]) order by id`,
+      [claimed.map((c) => c.callId)],
+    );
     const s = Object.fromEntries(calls.rows.map((r) => [r.id, r]));
-    expect(s[stale.callId]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/reconciled: still in_progress/) });
+    expect(s[stale.callId]).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/reconciled: still in_progress/),
+    });
     expect(s[deadOnAri.callId]).toMatchObject({ status: 'failed', reason: 'reconciled: no live channel in Asterisk' });
     expect(s[fresh.callId].status).toBe('initiated');
     expect(s[liveOnAri.callId].status).toBe('initiated');
-    const ct = await db.query<{ id: number; status: string }>(`select id, status from contacts where id = any($1::int[])`, [[stale.contactId, deadOnAri.contactId]]);
+    const ct = await db.query<{ id: number; status: string }>(
+      `select id, status from contacts where id = any($1::int[])`,
+      [[stale.contactId, deadOnAri.contactId]],
+    );
     expect(ct.rows.map((r) => r.status)).toEqual(['pending', 'pending']);
 
     // a worker's own calls from before this process started are orphans: closed on start
-    await db.query(`update calls set worker = 'me', created_at = now() - interval '1 hour' where id = $1`, [fresh.callId]);
+    await db.query(`update calls set worker = 'me', created_at = now() - interval '1 hour' where id = $1`, [
+      fresh.callId,
+    ]);
     const m = manager({ worker: 'me', reconcile: { staleAfterMs: 24 * 3600_000 } });
     await m.start(cid);
-    const f = await db.query<{ status: string; reason: string }>('select status, reason from calls where id = $1', [fresh.callId]);
+    const f = await db.query<{ status: string; reason: string }>('select status, reason from calls where id = $1', [
+      fresh.callId,
+    ]);
     expect(f.rows[0]).toEqual({ status: 'failed', reason: 'reconciled: left open by a previous run of this worker' });
     const lv = await db.query<{ status: string }>('select status from calls where id = $1', [liveOnAri.callId]);
     expect(lv.rows[0].status).toBe('initiated');
@@ -392,12 +490,17 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
   test('add_to_dnc: the number is on the list at once and never dialed again, in any campaign', async () => {
     const a = await makeCampaign(db);
     const b = await makeCampaign(db);
-    await db.query(`insert into contacts (campaign_id, phone) values ($1, '+17095550000'), ($2, '+17095550000')`, [a, b]);
+    await db.query(`insert into contacts (campaign_id, phone) values ($1, '+17095550000'), ($2, '+17095550000')`, [
+      a,
+      b,
+    ]);
     const m = manager();
     const got = (await claimContacts(db, { campaignId: a, limit: 1 })).claimed[0];
     expect(await m.addToDnc(got.phone, { campaignId: a })).toBe(2); // the one in the call and b's pending one
     await m.handleOutcome({ id: got.callId, outcome: 'busy' }); // would be a retry: stays closed
-    const st = await db.query<{ status: string }>('select status from contacts where phone = $1 order by id', [got.phone]);
+    const st = await db.query<{ status: string }>('select status from contacts where phone = $1 order by id', [
+      got.phone,
+    ]);
     expect(st.rows.map((r) => r.status)).toEqual(['dnc', 'dnc']);
     const dnc = await db.query('select phone, campaign_id, reason from dnc where phone = $1', [got.phone]);
     expect(dnc.rows).toEqual([{ phone: '+17095550000', campaign_id: null, reason: 'caller asked not to be called' }]);
@@ -406,7 +509,12 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
   });
 
   test('pause stops claiming in every runtime; resume continues; unsent claims are released', async () => {
-    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 2, callsPerSecond: 1000, settings: { concurrency_scope: 'worker' } });
+    const cid = await makeCampaign(db, {
+      status: 'draft',
+      maxConcurrent: 2,
+      callsPerSecond: 1000,
+      settings: { concurrency_scope: 'worker' },
+    });
     await makeContacts(db, cid, 10, { prefix: '+1710' });
     const m = manager();
     const calls: PlaceCall[] = [];
@@ -414,7 +522,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     await m.start(cid);
     await waitFor(() => calls.length === 2, 5000, 'two calls');
     await m.pause(cid);
-    expect((await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status).toBe('paused');
+    expect(
+      (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status,
+    ).toBe('paused');
     await Promise.all(calls.map((c) => m.handleOutcome({ id: c.id, outcome: 'completed' })));
     expect((await claimContacts(db, { campaignId: cid, limit: 5 })).claimed).toHaveLength(0); // paused for everyone
     expect((await m.status(cid)).state).toBe('paused');
@@ -426,8 +536,16 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
 
     await db.query(`update campaigns set status = 'running' where id = $1`, [cid]);
     const grabbed = (await claimContacts(db, { campaignId: cid, limit: 3 })).claimed;
-    expect(await releaseClaims(db, grabbed.map((c) => c.callId))).toBe(3);
-    const back = await db.query<{ status: string; attempts: number }>(`select status, attempts from contacts where id = any($1::int[])`, [grabbed.map((c) => c.contactId)]);
+    expect(
+      await releaseClaims(
+        db,
+        grabbed.map((c) => c.callId),
+      ),
+    ).toBe(3);
+    const back = await db.query<{ status: string; attempts: number }>(
+      `select status, attempts from contacts where id = any($1::int[])`,
+      [grabbed.map((c) => c.contactId)],
+    );
     expect(back.rows.every((r) => r.status === 'pending' && r.attempts === 0)).toBe(true);
   });
 

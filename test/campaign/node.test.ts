@@ -22,7 +22,11 @@ const targets: Array<[string, () => Promise<{ store: AnyMsg; creds: AnyMsg; clea
     'pglite',
     async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-queue-node-'));
-      return { store: { mode: 'embedded', dataDir: dir }, creds: {}, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+      return {
+        store: { mode: 'embedded', dataDir: dir },
+        creds: {},
+        cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+      };
     },
   ],
 ];
@@ -54,7 +58,15 @@ describe.each(targets)('campaign-queue node in the Node-RED runtime (%s)', (_nam
 
   const flow = (extra: AnyMsg = {}) => [
     { id: 's1', type: 'ai-dialer-store', ...env.store },
-    { id: 'q1', type: 'campaign-queue', store: 's1', worker: 'node-test', tickMs: '5', wires: [['calls'], ['events']], ...extra },
+    {
+      id: 'q1',
+      type: 'campaign-queue',
+      store: 's1',
+      worker: 'node-test',
+      tickMs: '5',
+      wires: [['calls'], ['events']],
+      ...extra,
+    },
     { id: 'calls', type: 'helper' },
     { id: 'events', type: 'helper' },
   ];
@@ -84,15 +96,32 @@ describe.each(targets)('campaign-queue node in the Node-RED runtime (%s)', (_nam
     await waitFor(() => events.filter((e) => e.event === 'call_ended').length === 5, 15000, '5 ended calls');
     expect(maxOpen).toBeLessThanOrEqual(2);
     const c = calls[0].call;
-    expect(c).toMatchObject({ campaignId: cid, attempt: 1, callerId: '+12125550100', amdEnabled: false, contact: { id: c.contactId, phone: c.phone, timezone: 'America/New_York', fields: { n: expect.any(Number) } } });
+    expect(c).toMatchObject({
+      campaignId: cid,
+      attempt: 1,
+      callerId: '+12125550100',
+      amdEnabled: false,
+      contact: { id: c.contactId, phone: c.phone, timezone: 'America/New_York', fields: { n: expect.any(Number) } },
+    });
     expect(typeof c.id).toBe('number');
     const rec = await db.query('select status, phone from calls where id = $1', [c.id]);
     expect(rec.rows[0]).toEqual({ status: 'completed', phone: c.phone });
     expect(events.filter((e) => e.event === 'call_started')).toHaveLength(5);
     const ended = events.find((e) => e.event === 'call_ended')!;
     expect(ended.call).toMatchObject({ outcome: 'completed', durationMs: expect.any(Number), campaignId: cid });
-    await waitFor(() => events.some((e) => e.event === 'campaign_progress' && e.progress.completed === 5 && e.progress.percent === 100), 5000, 'final progress');
-    await waitFor(async () => (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status === 'completed', 5000, 'completed');
+    await waitFor(
+      () =>
+        events.some((e) => e.event === 'campaign_progress' && e.progress.completed === 5 && e.progress.percent === 100),
+      5000,
+      'final progress',
+    );
+    await waitFor(
+      async () =>
+        (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status ===
+        'completed',
+      5000,
+      'completed',
+    );
   });
 
   test('pause over the control bus, status over campaignControl, add_to_dnc, bad input is an error', async () => {
@@ -103,21 +132,36 @@ describe.each(targets)('campaign-queue node in the Node-RED runtime (%s)', (_nam
     const q1 = helper.getNode('q1');
     const calls: AnyMsg[] = [];
     helper.getNode('calls').on('input', (msg: AnyMsg) => calls.push(msg));
-    await waitFor(async () => {
-      try {
-        return (await campaignControl.start(cid)).state === 'running';
-      } catch {
-        return false; // store still opening
-      }
-    }, 10000, 'start via campaignControl');
+    await waitFor(
+      async () => {
+        try {
+          return (await campaignControl.start(cid)).state === 'running';
+        } catch {
+          return false; // store still opening
+        }
+      },
+      10000,
+      'start via campaignControl',
+    );
     await waitFor(() => calls.length === 1, 5000, 'first call');
     controlBus.emit('campaign', { campaignId: String(cid), action: 'pause' });
-    await waitFor(async () => (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status === 'paused', 5000, 'paused');
+    await waitFor(
+      async () =>
+        (await db.query<{ status: string }>('select status from campaigns where id = $1', [cid])).rows[0].status ===
+        'paused',
+      5000,
+      'paused',
+    );
     // the caller asks not to be called again, then the call ends
     const call = calls[0].call;
     q1.receive({ call, reply: { text: 'Sorry to bother you.', done: true, action: { type: 'add_to_dnc' } } } as any);
     q1.receive({ call: { ...call, outcome: 'completed' } } as any);
-    await waitFor(async () => (await db.query('select 1 from dnc where phone = $1 and campaign_id is null', [call.phone])).rows.length === 1, 5000, 'dnc row');
+    await waitFor(
+      async () =>
+        (await db.query('select 1 from dnc where phone = $1 and campaign_id is null', [call.phone])).rows.length === 1,
+      5000,
+      'dnc row',
+    );
     const st = await campaignControl.status(cid);
     expect(st).toMatchObject({ state: 'paused', campaignId: cid });
     // bad input: done(err) so a Catch node sees it

@@ -15,10 +15,25 @@ run('dashboard in headless Chromium', () => {
   let campaignId: number;
   const controlCalls: string[] = [];
   const control: CampaignControlApi = {
-    start: async (id) => { controlCalls.push(`start ${id}`); await hx.db.query("update campaigns set status = 'running' where id = $1", [id]); return { state: 'running' }; },
-    stop: async (id) => { controlCalls.push(`stop ${id}`); await hx.db.query("update campaigns set status = 'stopped' where id = $1", [id]); return { state: 'stopped' }; },
-    pause: async (id) => { controlCalls.push(`pause ${id}`); await hx.db.query("update campaigns set status = 'paused' where id = $1", [id]); return { state: 'paused' }; },
-    resume: async (id) => { controlCalls.push(`resume ${id}`); return { state: 'running' }; },
+    start: async (id) => {
+      controlCalls.push(`start ${id}`);
+      await hx.db.query("update campaigns set status = 'running' where id = $1", [id]);
+      return { state: 'running' };
+    },
+    stop: async (id) => {
+      controlCalls.push(`stop ${id}`);
+      await hx.db.query("update campaigns set status = 'stopped' where id = $1", [id]);
+      return { state: 'stopped' };
+    },
+    pause: async (id) => {
+      controlCalls.push(`pause ${id}`);
+      await hx.db.query("update campaigns set status = 'paused' where id = $1", [id]);
+      return { state: 'paused' };
+    },
+    resume: async (id) => {
+      controlCalls.push(`resume ${id}`);
+      return { state: 'running' };
+    },
   };
   const pageErrors: string[] = [];
 
@@ -28,13 +43,25 @@ run('dashboard in headless Chromium', () => {
       "insert into campaigns (name, timezone, settings) values ('Spring renewals', 'America/Chicago', '{\"greeting\":\"Hi, this is Alex from Acme.\"}') returning id",
     );
     campaignId = c.rows[0].id;
-    await hx.db.query("insert into contacts (campaign_id, phone, name) select $1, '+1212555' || lpad(g::text, 4, '0'), 'Contact ' || g from generate_series(1, 40) g", [campaignId]);
-    await hx.db.query("insert into phone_numbers (campaign_id, number, label) values ($1, '+12125550100', 'NYC main')", [campaignId]);
+    await hx.db.query(
+      "insert into contacts (campaign_id, phone, name) select $1, '+1212555' || lpad(g::text, 4, '0'), 'Contact ' || g from generate_series(1, 40) g",
+      [campaignId],
+    );
+    await hx.db.query(
+      "insert into phone_numbers (campaign_id, number, label) values ($1, '+12125550100', 'NYC main')",
+      [campaignId],
+    );
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     // expected 4xx answers are logged by the browser as 'Failed to load resource'; anything else is a bug
-    page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) pageErrors.push(m.text()); });
+    page.on('console', (m) => {
+      if (
+        m.type() === 'error' &&
+        !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())
+      )
+        pageErrors.push(m.text());
+    });
   });
   afterAll(async () => {
     await browser?.close();
@@ -47,7 +74,9 @@ run('dashboard in headless Chromium', () => {
     await page.waitForSelector('#conn[data-state="connected"]');
     // progress snapshot from the API before any live message
     await page.waitForSelector(`.progress-card[data-campaign-id="${campaignId}"]`);
-    expect(await page.textContent(`.progress-card[data-campaign-id="${campaignId}"] [data-counter="queued"] b`)).toBe('40');
+    expect(await page.textContent(`.progress-card[data-campaign-id="${campaignId}"] [data-counter="queued"] b`)).toBe(
+      '40',
+    );
 
     const call = { id: 9001, campaignId, contactId: 1, phone: '+12125550001', contact: { name: 'Contact 1' } };
     await hx.publish('call_started', { call });
@@ -64,10 +93,19 @@ run('dashboard in headless Chromium', () => {
     await hx.publish('call_answered', { call });
     await page.waitForSelector('tr[data-call-id="9001"][data-status="in_progress"]');
     await row.click();
-    await hx.publish('conversation_turn', { call, turn: { seq: 0, botText: 'Hi, this is Alex from Acme.', timing: { ttsMs: 140 } } });
     await hx.publish('conversation_turn', {
       call,
-      turn: { seq: 1, userText: 'Yes, I can talk now.', botText: 'Great! Your renewal is due next week.', confidence: 0.93, timing: { recordMs: 2100, sttMs: 310, llmMs: 420, ttsMs: 150, totalMs: 2980 } },
+      turn: { seq: 0, botText: 'Hi, this is Alex from Acme.', timing: { ttsMs: 140 } },
+    });
+    await hx.publish('conversation_turn', {
+      call,
+      turn: {
+        seq: 1,
+        userText: 'Yes, I can talk now.',
+        botText: 'Great! Your renewal is due next week.',
+        confidence: 0.93,
+        timing: { recordMs: 2100, sttMs: 310, llmMs: 420, ttsMs: 150, totalMs: 2980 },
+      },
     });
     await page.waitForSelector('#convo .turn[data-seq="1"]');
     const convo = await page.textContent('#convo');
@@ -79,8 +117,27 @@ run('dashboard in headless Chromium', () => {
     // a second call to make the table look real
     await hx.publish('call_started', { call: { id: 9002, campaignId, phone: '+13125550002' } });
     await page.locator('tr[data-call-id="9002"]').waitFor();
-    await hx.publish('campaign_progress', { progress: { campaignId, state: 'running', total: 40, queued: 30, dialing: 1, active: 1, completed: 5, failed: 1, no_answer: 1, busy: 1, dnc_skipped: 0 } });
-    await page.waitForFunction((id) => document.querySelector(`.progress-card[data-campaign-id="${id}"] [data-counter="completed"] b`)?.textContent === '5', campaignId);
+    await hx.publish('campaign_progress', {
+      progress: {
+        campaignId,
+        state: 'running',
+        total: 40,
+        queued: 30,
+        dialing: 1,
+        active: 1,
+        completed: 5,
+        failed: 1,
+        no_answer: 1,
+        busy: 1,
+        dnc_skipped: 0,
+      },
+    });
+    await page.waitForFunction(
+      (id) =>
+        document.querySelector(`.progress-card[data-campaign-id="${id}"] [data-counter="completed"] b`)?.textContent ===
+        '5',
+      campaignId,
+    );
     expect(await page.textContent(`.progress-card[data-campaign-id="${campaignId}"] .pct`)).toBe('20%');
     expect(await page.textContent(`.progress-card[data-campaign-id="${campaignId}"] .badge`)).toBe('running');
     await page.emulateMedia({ colorScheme: 'dark' });
@@ -90,15 +147,36 @@ run('dashboard in headless Chromium', () => {
     await hx.publish('call_ended', { call: { ...call, outcome: 'completed', durationMs: 65000, transcript: [] } });
     await page.waitForSelector('tr[data-call-id="9001"].ended');
     expect(await page.textContent('#convo')).toContain('Call ended · completed · 1:05');
-    await hx.publish('campaign_progress', { progress: { campaignId, state: 'running', total: 40, queued: 30, dialing: 1, active: 0, completed: 6, failed: 1, no_answer: 1, busy: 1, dnc_skipped: 0 } });
-    await page.waitForFunction((id) => document.querySelector(`.progress-card[data-campaign-id="${id}"] .pct`)?.textContent === '22.5%', campaignId);
+    await hx.publish('campaign_progress', {
+      progress: {
+        campaignId,
+        state: 'running',
+        total: 40,
+        queued: 30,
+        dialing: 1,
+        active: 0,
+        completed: 6,
+        failed: 1,
+        no_answer: 1,
+        busy: 1,
+        dnc_skipped: 0,
+      },
+    });
+    await page.waitForFunction(
+      (id) => document.querySelector(`.progress-card[data-campaign-id="${id}"] .pct`)?.textContent === '22.5%',
+      campaignId,
+    );
     // calls leave when they end
     await page.locator('tr[data-call-id="9001"]').waitFor({ state: 'detached' });
     expect(await page.textContent('#active-count')).toBe('1');
 
-    await page.evaluate(() => { document.documentElement.dataset.theme = 'light'; });
+    await page.evaluate(() => {
+      document.documentElement.dataset.theme = 'light';
+    });
     await screenshot(page, 'dashboard-monitor-light');
-    await page.evaluate(() => { delete document.documentElement.dataset.theme; });
+    await page.evaluate(() => {
+      delete document.documentElement.dataset.theme;
+    });
   });
 
   test('reconnects by itself after the WebSocket drops', async () => {
@@ -120,7 +198,11 @@ run('dashboard in headless Chromium', () => {
     expect(await page.textContent('#cd-name')).toBe('Spring renewals');
 
     const csv = 'phone,name,plan\n(212) 555-0199,Ann Lee,gold\nnot-a-phone,Bad Row,\n415 555 0100,Bo,silver\n';
-    await page.setInputFiles('#contacts-form input[type=file]', { name: 'contacts.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.setInputFiles('#contacts-form input[type=file]', {
+      name: 'contacts.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(csv),
+    });
     await page.click('#contacts-form button[type=submit]');
     await page.waitForSelector('#contacts-result .row-errors');
     expect(await page.textContent('#contacts-result .summary')).toContain('2 added');
@@ -129,7 +211,11 @@ run('dashboard in headless Chromium', () => {
     expect(errRow).toContain('3');
     expect(errRow).toContain('"not-a-phone" is not a phone number');
 
-    await page.setInputFiles('#dnc-form input[type=file]', { name: 'dnc.csv', mimeType: 'text/csv', buffer: Buffer.from('2125550199\nxx\n') });
+    await page.setInputFiles('#dnc-form input[type=file]', {
+      name: 'dnc.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from('2125550199\nxx\n'),
+    });
     await page.click('#dnc-form button[type=submit]');
     await page.waitForSelector('#dnc-result .row-errors');
     expect(await page.textContent('#dnc-result .summary')).toContain('1 added');
@@ -145,11 +231,19 @@ run('dashboard in headless Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#cid-list')?.textContent?.includes('+13125550111'));
 
     await page.click('.controls button[data-action="pause"]');
-    await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'paused' || document.querySelector('#cd-status')?.textContent === 'running');
-    await page.waitForFunction(() => Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('pause ✓')));
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#cd-status')?.textContent === 'paused' ||
+        document.querySelector('#cd-status')?.textContent === 'running',
+    );
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('pause ✓')),
+    );
     expect(controlCalls).toContain(`pause ${campaignId}`);
     // the details and the list are refreshed from the API after the control's answer: wait for them
-    await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'paused', null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'paused', null, {
+      timeout: 15000,
+    });
     await page.waitForFunction(
       (id) => document.querySelector(`#campaign-list li[data-campaign-id="${id}"] .badge`)?.textContent === 'paused',
       campaignId,
@@ -173,8 +267,15 @@ run('dashboard in headless Chromium', () => {
     await page.fill('#create-form textarea[name=greeting]', 'Hello {{name}}!');
     await page.click('#create-form button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#cd-name')?.textContent === 'Autumn check-ins');
-    const made = await hx.db.query<any>("select timezone, default_country, settings, retry_policy from campaigns where name = 'Autumn check-ins'");
-    expect(made.rows[0]).toMatchObject({ timezone: 'Europe/London', default_country: 'GB', settings: { greeting: 'Hello {{name}}!' }, retry_policy: { busy: 600, no_answer: 3600, failed: 1800 } });
+    const made = await hx.db.query<any>(
+      "select timezone, default_country, settings, retry_policy from campaigns where name = 'Autumn check-ins'",
+    );
+    expect(made.rows[0]).toMatchObject({
+      timezone: 'Europe/London',
+      default_country: 'GB',
+      settings: { greeting: 'Hello {{name}}!' },
+      retry_policy: { busy: 600, no_answer: 3600, failed: 1800 },
+    });
     // narrow window: panels stack
     await page.setViewportSize({ width: 420, height: 900 });
     await page.click('a[data-tab="monitor"]');
@@ -188,7 +289,14 @@ run('dashboard with broker accounts and an API token', () => {
   let hx: DashboardHarness;
   let browser: Browser;
   beforeAll(async () => {
-    hx = await startDashboardHarness({ token: 'tok-123', accounts: [{ username: 'viewer', password: 'view-pass', role: 'reader' }, { username: 'ops', password: 'writer-secret', role: 'writer' }], dashboard: { mqttUsername: 'viewer' } });
+    hx = await startDashboardHarness({
+      token: 'tok-123',
+      accounts: [
+        { username: 'viewer', password: 'view-pass', role: 'reader' },
+        { username: 'ops', password: 'writer-secret', role: 'writer' },
+      ],
+      dashboard: { mqttUsername: 'viewer' },
+    });
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -198,7 +306,12 @@ run('dashboard with broker accounts and an API token', () => {
 
   test('asks for the read-only login, connects with it; config never carries a password; writes need the token', async () => {
     const cfg = await (await fetch(hx.pageUrl + 'config.json')).json();
-    expect(cfg).toEqual({ title: 'AI Dialer', apiBase: '../api/v1', apiTokenRequired: true, mqtt: { path: '/mqtt', url: null, topicRoot: 'ai-dialer/v1', auth: true, username: 'viewer' } });
+    expect(cfg).toEqual({
+      title: 'AI Dialer',
+      apiBase: '../api/v1',
+      apiTokenRequired: true,
+      mqtt: { path: '/mqtt', url: null, topicRoot: 'ai-dialer/v1', auth: true, username: 'viewer' },
+    });
     expect(JSON.stringify(cfg)).not.toContain('pass');
     const page = await browser.newPage();
     await page.goto(hx.pageUrl);

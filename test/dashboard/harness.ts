@@ -48,14 +48,20 @@ export async function startDashboardHarness(opts: HarnessOptions = {}): Promise<
   const ownDb = !opts.db;
   const db = opts.db ?? (await openDb({ dataDir: 'memory://' }));
   const app = express();
-  app.use(createApiRouter({ getDb: async () => db, control: opts.control, token: opts.token ?? '', log: () => undefined }));
+  app.use(
+    createApiRouter({ getDb: async () => db, control: opts.control, token: opts.token ?? '', log: () => undefined }),
+  );
   mountDashboard(app, { mqttAuth: !!opts.accounts?.length, apiTokenRequired: !!opts.token, ...(opts.dashboard ?? {}) });
   const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
   const broker = await EmbeddedBroker.start({ port: 0, accounts: opts.accounts });
   const detach = broker.attachWebSocket(server, '/mqtt');
-  const publisher = mqtt.connect(broker.url, { username: broker.internal.username, password: broker.internal.password, reconnectPeriod: 0 });
+  const publisher = mqtt.connect(broker.url, {
+    username: broker.internal.username,
+    password: broker.internal.password,
+    reconnectPeriod: 0,
+  });
   await new Promise<void>((resolve, reject) => {
     publisher.once('connect', () => resolve());
     publisher.once('error', reject);
@@ -84,14 +90,26 @@ export async function startDashboardHarness(opts: HarnessOptions = {}): Promise<
 }
 
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 export function chromiumAvailable(): boolean {
   return fs.existsSync(process.env.CHROMIUM_PATH ?? CHROMIUM);
 }
 
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? CHROMIUM,
+    args: CHROMIUM_ARGS,
+    headless: true,
+  });
 }
 
 /** test-artifacts/<name>.png at the repository root (gitignored). */

@@ -35,7 +35,12 @@ interface Runtime {
 async function startRuntime(dataDir: string): Promise<Runtime> {
   const PORT = String(await freePort());
   // the user's defaults: embedded database, broker and simulator; no API token, no broker accounts
-  const started = spawnStart({ PORT, MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()), DATA_DIR: dataDir });
+  const started = spawnStart({
+    PORT,
+    MQTT_PORT: String(await freePort()),
+    AGI_PORT: String(await freePort()),
+    DATA_DIR: dataDir,
+  });
   const rt = { ...started, base: `http://127.0.0.1:${PORT}` };
   // a build (when the sources changed) runs first: allow for it on a loaded machine
   await waitForBanner(started, 150000);
@@ -67,7 +72,11 @@ run('dashboard against the embedded runtime (npm start)', () => {
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     // expected 4xx answers are logged by the browser as 'Failed to load resource'; anything else is a bug
     page.on('console', (m) => {
-      if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) pageErrors.push(m.text());
+      if (
+        m.type() === 'error' &&
+        !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())
+      )
+        pageErrors.push(m.text());
     });
   }, 180000);
 
@@ -75,7 +84,10 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await browser?.close().catch(() => undefined);
     if (rt && rt.child.exitCode === null) {
       rt.child.kill('SIGTERM');
-      const code = await Promise.race([rt.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 20000).unref())]);
+      const code = await Promise.race([
+        rt.exited,
+        new Promise<string>((r) => setTimeout(() => r('timeout'), 20000).unref()),
+      ]);
       if (code === 'timeout') {
         rt.child.kill('SIGKILL');
         await rt.exited; // the database files are closed before they are removed
@@ -93,7 +105,10 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.waitForSelector(card);
     expect(await text(page, `${card} .pc-name`)).toBe(DEMO_CAMPAIGN_NAME);
     // (the card is drawn with the campaign list, its counters when the status snapshot arrives)
-    await page.waitForFunction((sel) => document.querySelector(`${sel} [data-counter="queued"] b`)?.textContent === '10', card);
+    await page.waitForFunction(
+      (sel) => document.querySelector(`${sel} [data-counter="queued"] b`)?.textContent === '10',
+      card,
+    );
     expect(await text(page, `${card} .pct`)).toBe('0%');
     expect(await text(page, `${card} .badge`)).toBe('draft');
   });
@@ -107,19 +122,28 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.fill('#create-form textarea[name=greeting]', 'Hi {{name}}, this is Alex from Acme about your renewal.');
     await page.click('#create-form button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#cd-name')?.textContent === 'Spring renewals');
-    const listed = await api<{ campaigns: Array<{ id: number; name: string; timezone: string; status: string }> }>('/campaigns');
+    const listed = await api<{ campaigns: Array<{ id: number; name: string; timezone: string; status: string }> }>(
+      '/campaigns',
+    );
     const made = listed.campaigns.find((c) => c.name === 'Spring renewals');
     expect(made).toMatchObject({ timezone: 'America/Chicago', status: 'draft' });
     await page.waitForSelector(`#campaign-list li[data-campaign-id="${made!.id}"].selected`);
 
-    const csv = 'phone,name,plan\n(212) 555-0199,Ann Lee,gold\nnot-a-phone,Bad Row,silver\n415 555 0100,Bo Chen,silver\n';
-    await page.setInputFiles('#contacts-form input[type=file]', { name: 'renewals.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    const csv =
+      'phone,name,plan\n(212) 555-0199,Ann Lee,gold\nnot-a-phone,Bad Row,silver\n415 555 0100,Bo Chen,silver\n';
+    await page.setInputFiles('#contacts-form input[type=file]', {
+      name: 'renewals.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(csv),
+    });
     await page.click('#contacts-form button[type=submit]');
     await page.waitForSelector('#contacts-result .row-errors');
     const summary = await text(page, '#contacts-result .summary');
     expect(summary).toContain('2 added');
     expect(summary).toContain('1 rejected');
-    const rows = await page.$$eval('#contacts-result .row-errors tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)));
+    const rows = await page.$$eval('#contacts-result .row-errors tbody tr', (trs) =>
+      trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)),
+    );
     expect(rows).toHaveLength(1);
     expect(rows[0][0]).toBe('3'); // line 3 of the file (the header is line 1)
     expect(rows[0][1]).toContain('"not-a-phone" is not a phone number');
@@ -138,7 +162,9 @@ run('dashboard against the embedded runtime (npm start)', () => {
     // the other campaign's upload result is not shown under this one
     expect(await page.locator('#contacts-result').textContent()).toBe('');
     await page.click('.controls button[data-action="start"]');
-    await page.waitForFunction(() => Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('start ✓')));
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('start ✓')),
+    );
     await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'running');
     expect((await api<{ status: string }>('/campaigns/1')).status).toBe('running');
 
@@ -161,7 +187,9 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.locator(`#calls-body tr[data-call-id="${callId}"]`).click();
     await page.waitForSelector(`#calls-body tr[data-call-id="${callId}"].selected`);
     expect(await text(page, '#convo-title')).toContain(`Call #${callId}`);
-    const listedCalls = await api<{ calls: Array<{ id: number; campaign_id: number; contact_name: string }> }>('/calls?campaignId=1&limit=100');
+    const listedCalls = await api<{ calls: Array<{ id: number; campaign_id: number; contact_name: string }> }>(
+      '/calls?campaignId=1&limit=100',
+    );
     const call = listedCalls.calls.find((c) => String(c.id) === callId)!;
     expect(call.campaign_id).toBe(1);
     const contact = call.contact_name;
@@ -174,7 +202,9 @@ run('dashboard against the embedded runtime (npm start)', () => {
     expect(await greeting.locator('.timing').textContent()).toMatch(/tts \d+(\.\d)? (ms|s)/);
     const reply = page.locator('#convo .turn[data-seq="1"]');
     await reply.waitFor({ timeout: 45000 });
-    expect(((await reply.locator('.bubble.user').textContent()) ?? '').replace(/^Caller( · \d+%)?/, '').trim()).not.toBe('');
+    expect(
+      ((await reply.locator('.bubble.user').textContent()) ?? '').replace(/^Caller( · \d+%)?/, '').trim(),
+    ).not.toBe('');
     expect(await reply.locator('.timing').textContent()).toMatch(/record \d+(\.\d)? (ms|s).*stt \d+(\.\d)? (ms|s)/);
     expect(await text(page, `#calls-body tr[data-call-id="${callId}"] td:last-child`)).not.toBe('0'); // turns column
 
@@ -183,7 +213,13 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.waitForFunction((sel) => {
       const c = document.querySelector(sel);
       const n = (k: string) => Number(c?.querySelector(`[data-counter="${k}"] b`)?.textContent ?? 'NaN');
-      return !!c && !/snapshot/.test(c.textContent ?? '') && c.querySelector('.badge')?.textContent === 'running' && n('queued') < 10 && n('active') + n('dialing') + n('completed') + n('busy') + n('no_answer') + n('dnc_skipped') + n('failed') > 0;
+      return (
+        !!c &&
+        !/snapshot/.test(c.textContent ?? '') &&
+        c.querySelector('.badge')?.textContent === 'running' &&
+        n('queued') < 10 &&
+        n('active') + n('dialing') + n('completed') + n('busy') + n('no_answer') + n('dnc_skipped') + n('failed') > 0
+      );
     }, card);
 
     // The README's picture: a live campaign with calls in progress, a conversation open, progress bars.
@@ -194,10 +230,16 @@ run('dashboard against the embedded runtime (npm start)', () => {
     // the call ends: the end line with the stored outcome, then the row leaves the table
     const end = page.locator('#convo .convo-end');
     await end.waitFor({ timeout: 60000 });
-    const ended = await waitFor(async () => {
-      const c = (await api<{ call: { status: string; outcome: string | null; ended_at: string | null } }>(`/calls/${callId}`)).call;
-      return c.ended_at ? c : false;
-    }, 15000, 'the call record to be closed');
+    const ended = await waitFor(
+      async () => {
+        const c = (
+          await api<{ call: { status: string; outcome: string | null; ended_at: string | null } }>(`/calls/${callId}`)
+        ).call;
+        return c.ended_at ? c : false;
+      },
+      15000,
+      'the call record to be closed',
+    );
     // the end line names the stored result (the call's final status or its outcome), in the page's words
     const said = (await end.textContent())!.match(/^Call ended · (.+) · \d+:\d\d$/)?.[1];
     expect([ended.status, ended.outcome].filter(Boolean).map((o) => o!.replace(/_/g, ' '))).toContain(said);
@@ -208,7 +250,10 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.waitForFunction((sel) => {
       const c = document.querySelector(sel);
       const n = (k: string) => Number(c?.querySelector(`[data-counter="${k}"] b`)?.textContent ?? 'NaN');
-      return n('completed') + n('busy') + n('no_answer') + n('dnc_skipped') + n('failed') >= 1 && c?.querySelector('.pct')?.textContent !== '0%';
+      return (
+        n('completed') + n('busy') + n('no_answer') + n('dnc_skipped') + n('failed') >= 1 &&
+        c?.querySelector('.pct')?.textContent !== '0%'
+      );
     }, card);
     expect(await page.locator(`${card} .bar span`).count()).toBeGreaterThan(0);
     await screenshot(page, 'runtime-after-end');
@@ -219,10 +264,14 @@ run('dashboard against the embedded runtime (npm start)', () => {
     await page.click('#campaign-list li[data-campaign-id="1"]');
     await page.waitForFunction((name) => document.querySelector('#cd-name')?.textContent === name, DEMO_CAMPAIGN_NAME);
     await page.click('.controls button[data-action="stop"]');
-    await page.waitForFunction(() => Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('stop ✓')));
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('.toast')).some((t) => t.textContent?.includes('stop ✓')),
+    );
     await page.waitForFunction(() => document.querySelector('#cd-status')?.textContent === 'stopped');
     expect((await api<{ status: string }>('/campaigns/1')).status).toBe('stopped');
-    await page.waitForFunction(() => document.querySelector('#campaign-list li[data-campaign-id="1"] .badge')?.textContent === 'stopped');
+    await page.waitForFunction(
+      () => document.querySelector('#campaign-list li[data-campaign-id="1"] .badge')?.textContent === 'stopped',
+    );
     await screenshot(page, 'runtime-stopped');
     expect(pageErrors).toEqual([]);
   });
@@ -235,8 +284,14 @@ run('dashboard against the embedded runtime (npm start)', () => {
 async function docsScreenshot(page: Page): Promise<void> {
   await page.waitForSelector('#convo .turn[data-seq="2"], #convo .convo-end', { timeout: 60000 });
   await page.locator('#convo .turn').last().scrollIntoViewIfNeeded();
-  const bottom = await page.evaluate(() => Math.ceil(document.querySelector('.monitor-grid')!.getBoundingClientRect().bottom + window.scrollY));
+  const bottom = await page.evaluate(() =>
+    Math.ceil(document.querySelector('.monitor-grid')!.getBoundingClientRect().bottom + window.scrollY),
+  );
   const width = page.viewportSize()!.width;
   fs.mkdirSync(path.join(root, 'docs', 'images'), { recursive: true });
-  await page.screenshot({ path: path.join(root, 'docs', 'images', 'dashboard.png'), clip: { x: 0, y: 0, width, height: bottom + 24 }, animations: 'disabled' });
+  await page.screenshot({
+    path: path.join(root, 'docs', 'images', 'dashboard.png'),
+    clip: { x: 0, y: 0, width, height: bottom + 24 },
+    animations: 'disabled',
+  });
 }

@@ -120,12 +120,16 @@ function composeConfig(envText: string): { status: number | null; stdout: string
     fs.writeFileSync(envFile, envText);
     // A clean environment: nothing from the developer's shell may fill a ${VAR}.
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir, LANG: 'C.UTF-8' };
-    const r = spawnSync(COMPOSE_BIN as string, ['-f', COMPOSE_FILE, '--env-file', envFile, '--project-name', 'aidialertest', 'config'], {
-      env,
-      cwd: dir,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const r = spawnSync(
+      COMPOSE_BIN as string,
+      ['-f', COMPOSE_FILE, '--env-file', envFile, '--project-name', 'aidialertest', 'config'],
+      {
+        env,
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -148,7 +152,12 @@ function servicePorts(svc: any): PortSpec[] {
       if (!m) throw new Error(`unparsed port ${p}`);
       out.push({ hostIp: m[1], published: m[2], target: m[3], protocol: m[4] ?? 'tcp' });
     } else {
-      out.push({ hostIp: p.host_ip, published: String(p.published), target: String(p.target), protocol: p.protocol ?? 'tcp' });
+      out.push({
+        hostIp: p.host_ip,
+        published: String(p.published),
+        target: String(p.target),
+        protocol: p.protocol ?? 'tcp',
+      });
     }
   }
   return out;
@@ -160,7 +169,9 @@ function publishes(svc: any, port: string, protocol: string): boolean {
   const [lo, hi] = port.includes('-') ? port.split('-').map(Number) : [Number(port), Number(port)];
   for (let n = lo; n <= hi; n++) {
     const hit = ports.some((p) => {
-      const [a, b] = p.published.includes('-') ? p.published.split('-').map(Number) : [Number(p.published), Number(p.published)];
+      const [a, b] = p.published.includes('-')
+        ? p.published.split('-').map(Number)
+        : [Number(p.published), Number(p.published)];
       return n >= a && n <= b;
     });
     if (!hit) return false;
@@ -180,7 +191,12 @@ function serviceMounts(svc: any): Mount[] {
     if (typeof v === 'string') {
       const parts = v.split(':');
       const source = parts[0];
-      return { source, target: parts[1], type: source.startsWith('/') || source.startsWith('.') ? 'bind' : 'volume', readOnly: parts[2] === 'ro' };
+      return {
+        source,
+        target: parts[1],
+        type: source.startsWith('/') || source.startsWith('.') ? 'bind' : 'volume',
+        readOnly: parts[2] === 'ro',
+      };
     }
     return { source: v.source, target: v.target, type: v.type, readOnly: !!v.read_only };
   });
@@ -276,7 +292,16 @@ describe('deployment documentation', () => {
     expect(tableByFirstHeader(doc.text, 'Service').rows.length).toBeGreaterThanOrEqual(6);
     expect(tableByFirstHeader(doc.text, 'Port').rows.length).toBeGreaterThanOrEqual(7);
     expect(documented.size).toBeGreaterThan(40);
-    for (const topic of ['AGI_HOST=0.0.0.0', 'node-red:4573', 'without', 'AMD', 'pg_dump', 'reverse proxy', 'ACL', 'DIAL_ENDPOINT']) {
+    for (const topic of [
+      'AGI_HOST=0.0.0.0',
+      'node-red:4573',
+      'without',
+      'AMD',
+      'pg_dump',
+      'reverse proxy',
+      'ACL',
+      'DIAL_ENDPOINT',
+    ]) {
       expect(doc.text).toContain(topic);
     }
   });
@@ -290,7 +315,9 @@ describe('deployment documentation', () => {
 
   test('every variable any README table names is in the deployment table (so compose carries it or says why not)', () => {
     const readme = path.join(ROOT, 'README.md');
-    const all = fs.existsSync(readme) ? documentedVariables(fs.readFileSync(readme, 'utf8')) : new Map<string, string[]>();
+    const all = fs.existsSync(readme)
+      ? documentedVariables(fs.readFileSync(readme, 'utf8'))
+      : new Map<string, string[]>();
     expect([...all.keys()].filter((v) => !documented.has(v))).toEqual([]);
   });
 
@@ -317,18 +344,30 @@ describe('deployment documentation', () => {
     };
     for (const d of ['src', 'nodes', 'scripts']) walk(path.join(ROOT, d));
     // Internal or process-level names that are not deployment settings.
-    const internal = new Set(['NODE_OPTIONS', 'NODE_ENV', 'DEBUG', 'PATH', 'HOME', 'MQTT_TCP_DISABLED', 'AI_DIALER_SIMULATED', 'JEST_WORKER_ID']);
+    const internal = new Set([
+      'NODE_OPTIONS',
+      'NODE_ENV',
+      'DEBUG',
+      'PATH',
+      'HOME',
+      'MQTT_TCP_DISABLED',
+      'AI_DIALER_SIMULATED',
+      'JEST_WORKER_ID',
+    ]);
     const missing = [...names].filter((n) => !internal.has(n) && !documented.has(n)).sort();
     expect(missing).toEqual([]);
   });
 
   test('the deployment docs show no secret: every password / secret / token value is a placeholder or a variable', () => {
     const leaks: string[] = [];
-    for (const m of doc.text.matchAll(/\b([A-Za-z_]*(?:PASSWORD|SECRET|TOKEN|API_KEY|password|secret))\s*[=:]\s*([^\s`'"|,)]+)/g)) {
+    for (const m of doc.text.matchAll(
+      /\b([A-Za-z_]*(?:PASSWORD|SECRET|TOKEN|API_KEY|password|secret))\s*[=:]\s*([^\s`'"|,)]+)/g,
+    )) {
       const value = m[2];
       if (!/^(change-me|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|<[^>]+>|\.\.\.)$/.test(value)) leaks.push(m[0]);
     }
-    for (const m of doc.text.matchAll(/:\/\/[^:/\s]+:([^@\s]+)@/g)) if (!/^(change-me|\$\{?[A-Z_]+\}?)$/.test(m[1])) leaks.push(m[0]);
+    for (const m of doc.text.matchAll(/:\/\/[^:/\s]+:([^@\s]+)@/g))
+      if (!/^(change-me|\$\{?[A-Z_]+\}?)$/.test(m[1])) leaks.push(m[0]);
     expect(leaks).toEqual([]);
   });
 
@@ -345,7 +384,8 @@ describe('deployment documentation', () => {
 });
 
 const withCompose = COMPOSE_BIN ? describe : describe.skip;
-if (!COMPOSE_BIN) skipNote('docker-compose validation', 'docker-compose is not installed (apt-get install docker-compose)');
+if (!COMPOSE_BIN)
+  skipNote('docker-compose validation', 'docker-compose is not installed (apt-get install docker-compose)');
 
 withCompose('docker-compose.yml rendered by `docker-compose config` with .env from .env.example', () => {
   let cfg: any;
@@ -393,7 +433,11 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
     expect(publishes(services.mosquitto, '1883', 'tcp')).toBe(true);
     expect(publishes(services.mosquitto, '9001', 'tcp')).toBe(true);
     // administrative ports stay on localhost unless ADMIN_BIND says otherwise
-    const admin = [...servicePorts(services['node-red']), ...servicePorts(services.mosquitto), ...servicePorts(services.asterisk).filter((p) => p.protocol === 'tcp')];
+    const admin = [
+      ...servicePorts(services['node-red']),
+      ...servicePorts(services.mosquitto),
+      ...servicePorts(services.asterisk).filter((p) => p.protocol === 'tcp'),
+    ];
     for (const p of admin) expect([p.published, p.hostIp]).toEqual([p.published, '127.0.0.1']);
     expect(services.postgres.ports ?? []).toEqual([]);
   });
@@ -466,11 +510,22 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
       expect(envOf(services.asterisk)[dirVar]).toBe(dir);
     }
     // and the Asterisk configuration of the repository is mounted read-only for the entrypoint
-    expect(astMounts).toContainEqual(expect.objectContaining({ source: path.join(ROOT, 'asterisk-config'), target: '/etc/asterisk-ai-dialer', readOnly: true }));
-    expect(serviceMounts(services.mosquitto)).toContainEqual(
-      expect.objectContaining({ source: path.join(ROOT, 'deploy', 'mosquitto'), target: '/mosquitto/config', readOnly: true }),
+    expect(astMounts).toContainEqual(
+      expect.objectContaining({
+        source: path.join(ROOT, 'asterisk-config'),
+        target: '/etc/asterisk-ai-dialer',
+        readOnly: true,
+      }),
     );
-    for (const name of ['postgres', 'node-red']) expect(serviceMounts(services[name]).some((m) => m.type === 'volume')).toBe(true);
+    expect(serviceMounts(services.mosquitto)).toContainEqual(
+      expect.objectContaining({
+        source: path.join(ROOT, 'deploy', 'mosquitto'),
+        target: '/mosquitto/config',
+        readOnly: true,
+      }),
+    );
+    for (const name of ['postgres', 'node-red'])
+      expect(serviceMounts(services[name]).some((m) => m.type === 'volume')).toBe(true);
   });
 
   test('no literal secret in docker-compose.yml: secret values come from ${VAR} only', () => {
@@ -512,7 +567,8 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
 // ---------------------------------------------------------------------------------------------------
 
 const withMosquitto = MOSQUITTO_BIN && MOSQUITTO_PASSWD_BIN ? describe : describe.skip;
-if (!MOSQUITTO_BIN || !MOSQUITTO_PASSWD_BIN) skipNote('Mosquitto ACL test', 'mosquitto / mosquitto_passwd not installed');
+if (!MOSQUITTO_BIN || !MOSQUITTO_PASSWD_BIN)
+  skipNote('Mosquitto ACL test', 'mosquitto / mosquitto_passwd not installed');
 
 withMosquitto('deploy/mosquitto: the real broker with the generated password file and ACL', () => {
   const W = { username: 'ai-dialer-writer', password: 'writer-pw-9f3a1c' };
@@ -553,7 +609,9 @@ withMosquitto('deploy/mosquitto: the real broker with the generated password fil
     expect(conf).toContain(`listener ${tcpPort} 127.0.0.1`);
     expect(conf).toContain(`listener ${wsPort} 127.0.0.1`);
     fs.writeFileSync(path.join(dir, 'mosquitto.conf'), conf);
-    proc = spawn(MOSQUITTO_BIN as string, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn(MOSQUITTO_BIN as string, ['-c', path.join(dir, 'mosquitto.conf')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     proc.stdout!.on('data', (d) => (log += d));
     proc.stderr!.on('data', (d) => (log += d));
     const c = await until('mosquitto to accept the writer', () => connect(`mqtt://127.0.0.1:${tcpPort}`, W));
@@ -584,7 +642,9 @@ withMosquitto('deploy/mosquitto: the real broker with the generated password fil
 
   test('anonymous clients and wrong passwords are refused', async () => {
     await expect(connect(`mqtt://127.0.0.1:${tcpPort}`, {})).rejects.toThrow(/Not authorized|Bad user/i);
-    await expect(connect(`mqtt://127.0.0.1:${tcpPort}`, { username: R.username, password: 'wrong-password' })).rejects.toThrow(/Not authorized|Bad user/i);
+    await expect(
+      connect(`mqtt://127.0.0.1:${tcpPort}`, { username: R.username, password: 'wrong-password' }),
+    ).rejects.toThrow(/Not authorized|Bad user/i);
   });
 
   test('the writer publishes under ai-dialer/v1/#; the reader receives over TCP and over WebSocket', async () => {
@@ -623,11 +683,21 @@ withMosquitto('deploy/mosquitto: the real broker with the generated password fil
   test('the ACL rendered from the template names the two accounts and nothing else', () => {
     const acl = fs.readFileSync(path.join(dir, 'data', 'auth', 'acl'), 'utf8');
     const rules = acl.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
-    expect(rules).toEqual([`user ${W.username}`, 'topic readwrite ai-dialer/v1/#', `user ${R.username}`, 'topic read ai-dialer/v1/#']);
+    expect(rules).toEqual([
+      `user ${W.username}`,
+      'topic readwrite ai-dialer/v1/#',
+      `user ${R.username}`,
+      'topic read ai-dialer/v1/#',
+    ]);
     const passwd = fs.readFileSync(path.join(dir, 'data', 'auth', 'passwd'), 'utf8');
     expect(passwd).not.toContain(W.password);
     expect(passwd).not.toContain(R.password);
-    expect(passwd.trim().split('\n').map((l) => l.split(':')[0])).toEqual([W.username, R.username]);
+    expect(
+      passwd
+        .trim()
+        .split('\n')
+        .map((l) => l.split(':')[0]),
+    ).toEqual([W.username, R.username]);
     expect(fs.statSync(path.join(dir, 'data', 'auth', 'passwd')).mode & 0o077).toBe(0);
     expect(log).not.toMatch(/Error/);
   });
@@ -636,16 +706,31 @@ withMosquitto('deploy/mosquitto: the real broker with the generated password fil
 describe('container entrypoints refuse placeholders and bad settings', () => {
   function run(script: string, env: Record<string, string>, args: string[] = ['true']) {
     const shell = script.endsWith('mosquitto/entrypoint.sh') ? 'sh' : 'bash';
-    return spawnSync(shell, [path.join(ROOT, script), ...args], { env: { PATH: process.env.PATH as string, ...env }, encoding: 'utf8' });
+    return spawnSync(shell, [path.join(ROOT, script), ...args], {
+      env: { PATH: process.env.PATH as string, ...env },
+      encoding: 'utf8',
+    });
   }
 
   test('mosquitto: placeholder password, missing account, odd user name, same account twice', () => {
     const dir = tmpDir('ai-dialer-mq-');
     try {
-      const base = { MOSQUITTO_CONFIG_DIR: path.join(ROOT, 'deploy', 'mosquitto'), MOSQUITTO_AUTH_DIR: path.join(dir, 'auth') };
-      const ok = { ...base, MQTT_WRITER_USER: 'w', MQTT_WRITER_PASSWORD: 'writer-secret-1', MQTT_READER_USER: 'r', MQTT_READER_PASSWORD: 'reader-secret-1' };
+      const base = {
+        MOSQUITTO_CONFIG_DIR: path.join(ROOT, 'deploy', 'mosquitto'),
+        MOSQUITTO_AUTH_DIR: path.join(dir, 'auth'),
+      };
+      const ok = {
+        ...base,
+        MQTT_WRITER_USER: 'w',
+        MQTT_WRITER_PASSWORD: 'writer-secret-1',
+        MQTT_READER_USER: 'r',
+        MQTT_READER_PASSWORD: 'reader-secret-1',
+      };
       let r = run('deploy/mosquitto/entrypoint.sh', { ...ok, MQTT_WRITER_PASSWORD: 'change-me' });
-      expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('MQTT_WRITER_PASSWORD is still the placeholder')]);
+      expect([r.status, r.stderr]).toEqual([
+        1,
+        expect.stringContaining('MQTT_WRITER_PASSWORD is still the placeholder'),
+      ]);
       r = run('deploy/mosquitto/entrypoint.sh', { ...ok, MQTT_READER_PASSWORD: '' });
       expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('MQTT_READER_PASSWORD is empty')]);
       r = run('deploy/mosquitto/entrypoint.sh', { ...ok, MQTT_READER_USER: 'dash board\nuser evil' });
@@ -662,13 +747,21 @@ describe('container entrypoints refuse placeholders and bad settings', () => {
     const home = { AI_DIALER_HOME: ROOT };
     let r = run('deploy/node-red/entrypoint.sh', { ...home, ARI_PASSWORD: 'change-me' });
     expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('ARI_PASSWORD is still the placeholder')]);
-    r = run('deploy/node-red/entrypoint.sh', { ...home, DATABASE_URL: 'postgres://ai_dialer:change-me@postgres:5432/ai_dialer' });
+    r = run('deploy/node-red/entrypoint.sh', {
+      ...home,
+      DATABASE_URL: 'postgres://ai_dialer:change-me@postgres:5432/ai_dialer',
+    });
     expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('POSTGRES_PASSWORD')]);
     r = run('deploy/node-red/entrypoint.sh', { ...home, ARI_URL: 'http://asterisk:8088' });
     expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('ARI_PASSWORD is empty')]);
     r = run('deploy/node-red/entrypoint.sh', { AI_DIALER_HOME: '/nonexistent' });
     expect([r.status, r.stderr]).toEqual([1, expect.stringContaining('not installed')]);
-    r = run('deploy/node-red/entrypoint.sh', { ...home, ARI_URL: 'http://asterisk:8088', ARI_PASSWORD: 'a-real-secret-123', API_TOKEN: 'tok-123456789' });
+    r = run('deploy/node-red/entrypoint.sh', {
+      ...home,
+      ARI_URL: 'http://asterisk:8088',
+      ARI_PASSWORD: 'a-real-secret-123',
+      API_TOKEN: 'tok-123456789',
+    });
     expect([r.status, r.stderr]).toEqual([0, '']);
   });
 
@@ -680,7 +773,9 @@ describe('container entrypoints refuse placeholders and bad settings', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     expect(pkg.files).toEqual(expect.arrayContaining(['dist/', 'flows/', 'asterisk-config/']));
     expect(fs.existsSync(path.join(ROOT, 'src', 'runtime', 'main.ts'))).toBe(true);
-    expect(fs.readFileSync(path.join(ROOT, 'src', 'runtime', 'main.ts'), 'utf8')).toMatch(/export async function main\(/);
+    expect(fs.readFileSync(path.join(ROOT, 'src', 'runtime', 'main.ts'), 'utf8')).toMatch(
+      /export async function main\(/,
+    );
     expect(fs.existsSync(path.join(ROOT, 'flows', 'ai-dialer.json'))).toBe(true);
   });
 });
@@ -689,79 +784,94 @@ const BUILT_RUNTIME = path.join(ROOT, 'dist', 'src', 'runtime', 'main.js');
 const withBuild = fs.existsSync(BUILT_RUNTIME) ? describe : describe.skip;
 if (!fs.existsSync(BUILT_RUNTIME)) skipNote('Node-RED entrypoint start', 'dist/ not built (npm run build)');
 
-withBuild('deploy/node-red: the entrypoint starts the runtime the way the container does; the healthcheck sees it', () => {
-  let proc: ChildProcess | undefined;
-  let dataDir: string;
-  let out = '';
+withBuild(
+  'deploy/node-red: the entrypoint starts the runtime the way the container does; the healthcheck sees it',
+  () => {
+    let proc: ChildProcess | undefined;
+    let dataDir: string;
+    let out = '';
 
-  afterAll(async () => {
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise<void>((r) => proc!.once('exit', () => r()));
-      proc.kill('SIGKILL');
-      await exited;
-    }
-    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  function healthcheck(port: number) {
-    return spawnSync(process.execPath, [path.join(ROOT, 'deploy', 'node-red', 'healthcheck.js')], { env: { PATH: process.env.PATH as string, PORT: String(port) }, encoding: 'utf8', timeout: 15_000 });
-  }
-
-  test('starts with AGI_HOST=0.0.0.0, answers the healthcheck, stops cleanly on SIGTERM', async () => {
-    dataDir = tmpDir('ai-dialer-image-data-');
-    const port = await freePort();
-    const agiPort = await freePort();
-    const mqttPort = await freePort();
-    expect(healthcheck(port).status).toBe(1); // nothing listens yet
-    proc = spawn('bash', [path.join(ROOT, 'deploy', 'node-red', 'entrypoint.sh')], {
-      env: {
-        PATH: process.env.PATH as string,
-        HOME: dataDir,
-        AI_DIALER_HOME: ROOT,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        AGI_HOST: '0.0.0.0',
-        AGI_PORT: String(agiPort),
-        MQTT_PORT: String(mqttPort),
-        AUDIO_DIR: path.join(dataDir, 'audio'),
-        RECORDINGS_DIR: path.join(dataDir, 'recordings'),
-        API_TOKEN: 'token-for-the-test-1',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    afterAll(async () => {
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise<void>((r) => proc!.once('exit', () => r()));
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     });
-    const exited = new Promise<number | null>((r) => proc!.once('exit', (code) => r(code)));
-    proc.stdout!.on('data', (d) => (out += d));
-    proc.stderr!.on('data', (d) => (out += d));
-    await until('the runtime to print where it runs', () => (out.includes(`:${port}/`) ? true : proc!.exitCode !== null ? Promise.reject(new Error(out)) : undefined), 90_000);
-    const hc = healthcheck(port);
-    expect([hc.status, hc.stderr]).toEqual([0, '']);
-    // FastAGI listens on every interface (what Asterisk in another container needs)
-    expect(out).toContain(`agi://0.0.0.0:${agiPort}`);
-    // (the FastAGI server belongs to the default flow's fastagi-in node: checked once the flow has one)
-    const flow = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'ai-dialer.json'), 'utf8')) as Array<{ type: string }>;
-    if (flow.some((n) => n.type === 'fastagi-in')) {
-      await until('FastAGI to accept a connection', () =>
-        new Promise<true>((resolve, reject) => {
-          const s = net.connect({ host: '127.0.0.1', port: agiPort }, () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.once('error', reject);
-        }),
-      );
-    } else {
-      skipNote('FastAGI connect check', 'flows/ai-dialer.json has no fastagi-in node yet');
+
+    function healthcheck(port: number) {
+      return spawnSync(process.execPath, [path.join(ROOT, 'deploy', 'node-red', 'healthcheck.js')], {
+        env: { PATH: process.env.PATH as string, PORT: String(port) },
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
     }
-    // the shared audio directories were made
-    expect(fs.statSync(path.join(dataDir, 'audio')).isDirectory()).toBe(true);
-    expect(fs.statSync(path.join(dataDir, 'recordings')).isDirectory()).toBe(true);
-    proc.kill('SIGTERM'); // tini forwards docker stop's SIGTERM; the exec'd runtime gets it directly
-    expect(await exited).toBe(0);
-    expect(healthcheck(port).status).toBe(1);
-  });
-});
+
+    test('starts with AGI_HOST=0.0.0.0, answers the healthcheck, stops cleanly on SIGTERM', async () => {
+      dataDir = tmpDir('ai-dialer-image-data-');
+      const port = await freePort();
+      const agiPort = await freePort();
+      const mqttPort = await freePort();
+      expect(healthcheck(port).status).toBe(1); // nothing listens yet
+      proc = spawn('bash', [path.join(ROOT, 'deploy', 'node-red', 'entrypoint.sh')], {
+        env: {
+          PATH: process.env.PATH as string,
+          HOME: dataDir,
+          AI_DIALER_HOME: ROOT,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          DATA_DIR: dataDir,
+          AGI_HOST: '0.0.0.0',
+          AGI_PORT: String(agiPort),
+          MQTT_PORT: String(mqttPort),
+          AUDIO_DIR: path.join(dataDir, 'audio'),
+          RECORDINGS_DIR: path.join(dataDir, 'recordings'),
+          API_TOKEN: 'token-for-the-test-1',
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const exited = new Promise<number | null>((r) => proc!.once('exit', (code) => r(code)));
+      proc.stdout!.on('data', (d) => (out += d));
+      proc.stderr!.on('data', (d) => (out += d));
+      await until(
+        'the runtime to print where it runs',
+        () => (out.includes(`:${port}/`) ? true : proc!.exitCode !== null ? Promise.reject(new Error(out)) : undefined),
+        90_000,
+      );
+      const hc = healthcheck(port);
+      expect([hc.status, hc.stderr]).toEqual([0, '']);
+      // FastAGI listens on every interface (what Asterisk in another container needs)
+      expect(out).toContain(`agi://0.0.0.0:${agiPort}`);
+      // (the FastAGI server belongs to the default flow's fastagi-in node: checked once the flow has one)
+      const flow = JSON.parse(fs.readFileSync(path.join(ROOT, 'flows', 'ai-dialer.json'), 'utf8')) as Array<{
+        type: string;
+      }>;
+      if (flow.some((n) => n.type === 'fastagi-in')) {
+        await until(
+          'FastAGI to accept a connection',
+          () =>
+            new Promise<true>((resolve, reject) => {
+              const s = net.connect({ host: '127.0.0.1', port: agiPort }, () => {
+                s.destroy();
+                resolve(true);
+              });
+              s.once('error', reject);
+            }),
+        );
+      } else {
+        skipNote('FastAGI connect check', 'flows/ai-dialer.json has no fastagi-in node yet');
+      }
+      // the shared audio directories were made
+      expect(fs.statSync(path.join(dataDir, 'audio')).isDirectory()).toBe(true);
+      expect(fs.statSync(path.join(dataDir, 'recordings')).isDirectory()).toBe(true);
+      proc.kill('SIGTERM'); // tini forwards docker stop's SIGTERM; the exec'd runtime gets it directly
+      expect(await exited).toBe(0);
+      expect(healthcheck(port).status).toBe(1);
+    });
+  },
+);
 
 const withEnvsubst = ENVSUBST_BIN ? describe : describe.skip;
 if (!ENVSUBST_BIN) skipNote('Asterisk entrypoint rendering', 'envsubst (gettext-base) not installed');
@@ -786,10 +896,21 @@ withEnvsubst('deploy/asterisk/entrypoint.sh installs asterisk-config with the se
     const dest = tmpDir('ai-dialer-ast-etc-');
     const spool = tmpDir('ai-dialer-ast-spool-');
     const r = spawnSync('bash', [path.join(ROOT, 'deploy', 'asterisk', 'entrypoint.sh'), 'true'], {
-      env: { PATH: process.env.PATH as string, ASTERISK_CONFIG_SRC: src, ASTERISK_CONFIG_DIR: dest, ASTERISK_SPOOL_DIR: spool, ...env },
+      env: {
+        PATH: process.env.PATH as string,
+        ASTERISK_CONFIG_SRC: src,
+        ASTERISK_CONFIG_DIR: dest,
+        ASTERISK_SPOOL_DIR: spool,
+        ...env,
+      },
       encoding: 'utf8',
     });
-    return { ...r, dest, spool, cleanup: () => [dest, spool].forEach((d) => fs.rmSync(d, { recursive: true, force: true })) };
+    return {
+      ...r,
+      dest,
+      spool,
+      cleanup: () => [dest, spool].forEach((d) => fs.rmSync(d, { recursive: true, force: true })),
+    };
   }
 
   test('only the listed settings are replaced; dialplan variables stay; rtp.conf and spool/recording are made', () => {
@@ -844,44 +965,67 @@ withEnvsubst('deploy/asterisk/entrypoint.sh installs asterisk-config with the se
 
   const shipped = path.join(ROOT, 'asterisk-config');
   const hasShipped = fs.existsSync(shipped) && fs.readdirSync(shipped).some((f) => f.endsWith('.conf'));
-  (hasShipped ? test : test.skip)('the shipped asterisk-config renders: trunk and ARI settings filled, no secret in the repository', () => {
-    const r = render(shipped, trunk);
-    try {
-      expect([r.status, r.stderr]).toEqual([0, '']);
-      const rendered = fs.readdirSync(r.dest).filter((f) => f.endsWith('.conf'));
-      for (const f of rendered) {
-        const text = fs.readFileSync(path.join(r.dest, f), 'utf8');
-        for (const v of ['TRUNK_HOST', 'TRUNK_USERNAME', 'TRUNK_PASSWORD', 'ARI_PASSWORD', 'EXTERNAL_IP', 'AGI_SECRET']) {
-          expect([f, text.includes('${' + v + '}')]).toEqual([f, false]);
+  (hasShipped ? test : test.skip)(
+    'the shipped asterisk-config renders: trunk and ARI settings filled, no secret in the repository',
+    () => {
+      const r = render(shipped, trunk);
+      try {
+        expect([r.status, r.stderr]).toEqual([0, '']);
+        const rendered = fs.readdirSync(r.dest).filter((f) => f.endsWith('.conf'));
+        for (const f of rendered) {
+          const text = fs.readFileSync(path.join(r.dest, f), 'utf8');
+          for (const v of [
+            'TRUNK_HOST',
+            'TRUNK_USERNAME',
+            'TRUNK_PASSWORD',
+            'ARI_PASSWORD',
+            'EXTERNAL_IP',
+            'AGI_SECRET',
+          ]) {
+            expect([f, text.includes('${' + v + '}')]).toEqual([f, false]);
+          }
         }
-      }
-      // ARI: the account Node-RED uses
-      const ari = fs.readFileSync(path.join(r.dest, 'ari.conf'), 'utf8');
-      expect(ari).toContain(`[${trunk.ARI_USERNAME}]`);
-      expect(ari).toMatch(new RegExp(`password\\s*=\\s*${trunk.ARI_PASSWORD}`));
-      // the dialplan sends AGI to the node-red service (directly or through a [globals] variable)
-      const dialplan = rendered.filter((f) => f.startsWith('extensions')).map((f) => fs.readFileSync(path.join(r.dest, f), 'utf8')).join('\n');
-      const globals = new Map<string, string>();
-      const g = /^\[globals\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(dialplan);
-      for (const m of (g ? g[1] : '').matchAll(/^\s*([A-Z0-9_]+)\s*=>?\s*(.*?)\s*$/gm)) globals.set(m[1], m[2]);
-      const resolve = (v: string) => v.replace(/\$\{([A-Z0-9_]+)\}/g, (_x, n) => globals.get(n) ?? `\${${n}}`);
-      const agiCalls = [...dialplan.matchAll(/AGI\(agi:\/\/([^/,)\s]+)/g)].map((m) => resolve(m[1]));
-      expect(agiCalls.length).toBeGreaterThan(0);
-      for (const hostPort of agiCalls) expect(hostPort).toBe('node-red:4573');
-      // modules.conf may not require a module Asterisk 22 does not have (it would refuse to start)
-      const goneIn22 = ['chan_local.so', 'chan_sip.so', 'app_macro.so', 'res_monitor.so', 'chan_mgcp.so', 'chan_skinny.so', 'chan_alsa.so', 'app_osplookup.so'];
-      const modules = fs.readFileSync(path.join(r.dest, 'modules.conf'), 'utf8').replace(/;.*$/gm, '');
-      const required = [...modules.matchAll(/^\s*(?:require|load|preload)\s*=>?\s*(\S+)/gm)].map((m) => m[1]);
-      expect(required.filter((m) => goneIn22.includes(m))).toEqual([]);
-      // repository files: every password / secret is a ${VAR} to fill in or a placeholder
-      for (const f of fs.readdirSync(shipped).filter((x) => x.endsWith('.conf'))) {
-        for (const line of fs.readFileSync(path.join(shipped, f), 'utf8').split('\n')) {
-          const m = /^\s*(password|secret)\s*=\s*(\S*)/i.exec(line.replace(/;.*$/, ''));
-          if (m) expect([f, line.trim(), /^(\$\{[A-Z0-9_]+\}|change-me)$/.test(m[2])]).toEqual([f, line.trim(), true]);
+        // ARI: the account Node-RED uses
+        const ari = fs.readFileSync(path.join(r.dest, 'ari.conf'), 'utf8');
+        expect(ari).toContain(`[${trunk.ARI_USERNAME}]`);
+        expect(ari).toMatch(new RegExp(`password\\s*=\\s*${trunk.ARI_PASSWORD}`));
+        // the dialplan sends AGI to the node-red service (directly or through a [globals] variable)
+        const dialplan = rendered
+          .filter((f) => f.startsWith('extensions'))
+          .map((f) => fs.readFileSync(path.join(r.dest, f), 'utf8'))
+          .join('\n');
+        const globals = new Map<string, string>();
+        const g = /^\[globals\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(dialplan);
+        for (const m of (g ? g[1] : '').matchAll(/^\s*([A-Z0-9_]+)\s*=>?\s*(.*?)\s*$/gm)) globals.set(m[1], m[2]);
+        const resolve = (v: string) => v.replace(/\$\{([A-Z0-9_]+)\}/g, (_x, n) => globals.get(n) ?? `\${${n}}`);
+        const agiCalls = [...dialplan.matchAll(/AGI\(agi:\/\/([^/,)\s]+)/g)].map((m) => resolve(m[1]));
+        expect(agiCalls.length).toBeGreaterThan(0);
+        for (const hostPort of agiCalls) expect(hostPort).toBe('node-red:4573');
+        // modules.conf may not require a module Asterisk 22 does not have (it would refuse to start)
+        const goneIn22 = [
+          'chan_local.so',
+          'chan_sip.so',
+          'app_macro.so',
+          'res_monitor.so',
+          'chan_mgcp.so',
+          'chan_skinny.so',
+          'chan_alsa.so',
+          'app_osplookup.so',
+        ];
+        const modules = fs.readFileSync(path.join(r.dest, 'modules.conf'), 'utf8').replace(/;.*$/gm, '');
+        const required = [...modules.matchAll(/^\s*(?:require|load|preload)\s*=>?\s*(\S+)/gm)].map((m) => m[1]);
+        expect(required.filter((m) => goneIn22.includes(m))).toEqual([]);
+        // repository files: every password / secret is a ${VAR} to fill in or a placeholder
+        for (const f of fs.readdirSync(shipped).filter((x) => x.endsWith('.conf'))) {
+          for (const line of fs.readFileSync(path.join(shipped, f), 'utf8').split('\n')) {
+            const m = /^\s*(password|secret)\s*=\s*(\S*)/i.exec(line.replace(/;.*$/, ''));
+            if (m)
+              expect([f, line.trim(), /^(\$\{[A-Z0-9_]+\}|change-me)$/.test(m[2])]).toEqual([f, line.trim(), true]);
+          }
         }
+      } finally {
+        r.cleanup();
       }
-    } finally {
-      r.cleanup();
-    }
-  });
+    },
+  );
 });

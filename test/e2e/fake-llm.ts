@@ -39,7 +39,9 @@ export async function startFakeLlm(opts: { names: string[]; failOnceFor: string 
       if (name === opts.failOnceFor && !failed) {
         failed = true;
         requests.push({ name, userText, status: 500 });
-        res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":{"message":"the model crashed (test)"}}');
+        res
+          .writeHead(500, { 'Content-Type': 'application/json' })
+          .end('{"error":{"message":"the model crashed (test)"}}');
         return;
       }
       requests.push({ name, userText, status: 200 });
@@ -49,17 +51,27 @@ export async function startFakeLlm(opts: { names: string[]; failOnceFor: string 
         message = {
           role: 'assistant',
           content: 'Thank you, goodbye.',
-          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'end_call', arguments: '{"reason":"done"}' } }],
+          tool_calls: [
+            { id: 'call_1', type: 'function', function: { name: 'end_call', arguments: '{"reason":"done"}' } },
+          ],
         };
       } else if (/who is this/.test(t)) {
-        message = { role: 'assistant', content: 'This is the reminder service about your appointment. Can you make it?' };
+        message = {
+          role: 'assistant',
+          content: 'This is the reminder service about your appointment. Can you make it?',
+        };
       } else {
         message = { role: 'assistant', content: 'Great, you are confirmed. Is there anything else?' };
       }
       const finish = message.tool_calls ? 'tool_calls' : 'stop';
-      res
-        .writeHead(200, { 'Content-Type': 'application/json' })
-        .end(JSON.stringify({ id: 'chatcmpl-test', object: 'chat.completion', model: body.model, choices: [{ index: 0, finish_reason: finish, message }] }));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+        JSON.stringify({
+          id: 'chatcmpl-test',
+          object: 'chat.completion',
+          model: body.model,
+          choices: [{ index: 0, finish_reason: finish, message }],
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));

@@ -25,8 +25,17 @@ import { waitFor } from '../helpers/wait';
 import { startFakeLlm, type FakeLlm } from './fake-llm';
 import { startDialer, stopDialer, StartFailed, type Dialer } from './runtime';
 import {
-  buildContacts, callingWindow, contactsCsv, personaFor, DNC_WORDS, FLAKY_NAME, FLAKY_WORDS, HANGUP_WORDS, TALKER_WORDS,
-  type Contact, type Kind,
+  buildContacts,
+  callingWindow,
+  contactsCsv,
+  personaFor,
+  DNC_WORDS,
+  FLAKY_NAME,
+  FLAKY_WORDS,
+  HANGUP_WORDS,
+  TALKER_WORDS,
+  type Contact,
+  type Kind,
 } from './scenario';
 
 jest.setTimeout(150000);
@@ -59,9 +68,16 @@ async function runScenario(t: Target): Promise<void> {
   const contacts = buildContacts(t.prefix, win);
   const byPhone = new Map(contacts.map((c) => [c.phone, c]));
   const personasFile = path.join(dir, 'personas.json');
-  fs.writeFileSync(personasFile, JSON.stringify(Object.fromEntries(contacts.map((c) => [c.phone, personaFor(c.kind)]))));
+  fs.writeFileSync(
+    personasFile,
+    JSON.stringify(Object.fromEntries(contacts.map((c) => [c.phone, personaFor(c.kind)]))),
+  );
   const llm: FakeLlm = await startFakeLlm({ names: contacts.map((c) => c.name), failOnceFor: FLAKY_NAME });
-  const ports = { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };
+  const ports = {
+    PORT: String(await freePort()),
+    MQTT_PORT: String(await freePort()),
+    AGI_PORT: String(await freePort()),
+  };
   const env: Record<string, string> = {
     ...ports,
     DATA_DIR: path.join(dir, 'data'),
@@ -84,7 +100,8 @@ async function runScenario(t: Target): Promise<void> {
     if (t.databaseUrl && t.idBase) {
       // Migrate first, then start the ids of this run where no other run's are.
       const db = await openDb({ url: t.databaseUrl });
-      for (const table of ['campaigns', 'calls', 'contacts']) await db.query(`alter table ${table} alter column id restart with ${t.idBase}`);
+      for (const table of ['campaigns', 'calls', 'contacts'])
+        await db.query(`alter table ${table} alter column id restart with ${t.idBase}`);
       await db.close();
     }
     dialer = await startDialer(env);
@@ -119,12 +136,23 @@ async function runScenario(t: Target): Promise<void> {
     expect(created.status).toBe(201);
     campaignId = created.body.id as number;
     if (t.idBase) expect(campaignId).toBeGreaterThanOrEqual(t.idBase);
-    expect((await dialer.post(`/api/v1/campaigns/${campaignId}/phone-numbers`, { number: '+12125559000', label: 'e2e line' })).status).toBe(201);
+    expect(
+      (
+        await dialer.post(`/api/v1/campaigns/${campaignId}/phone-numbers`, {
+          number: '+12125559000',
+          label: 'e2e line',
+        })
+      ).status,
+    ).toBe(201);
     const imported = await dialer.post(`/api/v1/campaigns/${campaignId}/contacts`, contactsCsv(contacts), 'text/csv');
     expect(imported.status).toBe(200);
     expect(imported.body).toMatchObject({ inserted: contacts.length, invalid: 0 });
     const onDnc = contacts.filter((c) => c.kind === 'on_dnc_list');
-    const dncImport = await dialer.post('/api/v1/dnc', ['phone,reason', ...onDnc.map((c) => `${c.phone},asked by letter`)].join('\n') + '\n', 'text/csv');
+    const dncImport = await dialer.post(
+      '/api/v1/dnc',
+      ['phone,reason', ...onDnc.map((c) => `${c.phone},asked by letter`)].join('\n') + '\n',
+      'text/csv',
+    );
     expect(dncImport.status).toBe(200);
     expect(dncImport.body).toMatchObject({ kind: 'dnc', inserted: onDnc.length });
 
@@ -139,7 +167,8 @@ async function runScenario(t: Target): Promise<void> {
     const watcher = (async () => {
       while (watching) {
         const h = await dialer!.get<N>('/api/v1/health').catch(() => undefined);
-        if (h) for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], Number(h[k]) || 0);
+        if (h)
+          for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], Number(h[k]) || 0);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
@@ -188,10 +217,19 @@ async function runScenario(t: Target): Promise<void> {
     for (const [phone, d] of details) {
       const kind = kindOf(phone);
       const want = expectedStatus[kind] ?? 'completed';
-      expect({ phone, kind, status: d.call.status, outcome: d.call.outcome }).toEqual({ phone, kind, status: want, outcome: want });
+      expect({ phone, kind, status: d.call.status, outcome: d.call.outcome }).toEqual({
+        phone,
+        kind,
+        status: want,
+        outcome: want,
+      });
       expect(d.call.ended_at).toBeTruthy();
       if (want !== 'completed') {
-        expect({ phone, turns: d.turns.length, answered: d.call.answered_at }).toEqual({ phone, turns: 0, answered: null });
+        expect({ phone, turns: d.turns.length, answered: d.call.answered_at }).toEqual({
+          phone,
+          turns: 0,
+          answered: null,
+        });
         continue;
       }
       expect(d.call.answered_at).toBeTruthy();
@@ -207,7 +245,8 @@ async function runScenario(t: Target): Promise<void> {
         expect(turns).toHaveLength(4);
         expect(turns[3].action).toBe('end_call');
         for (const turn of turns.slice(1)) {
-          for (const k of ['record_ms', 'stt_ms', 'llm_ms', 'tts_ms', 'playback_ms']) expect({ seq: turn.seq, [k]: typeof turn[k] }).toEqual({ seq: turn.seq, [k]: 'number' });
+          for (const k of ['record_ms', 'stt_ms', 'llm_ms', 'tts_ms', 'playback_ms'])
+            expect({ seq: turn.seq, [k]: typeof turn[k] }).toEqual({ seq: turn.seq, [k]: 'number' });
           expect(turn.bot_text).toBeTruthy();
         }
         for (const w of TALKER_WORDS) expect(d.transcript).toContain(w);
@@ -237,9 +276,23 @@ async function runScenario(t: Target): Promise<void> {
       const types = evs.map((e) => e.type);
       const kind = kindOf(c.phone);
       const where = `call ${c.id} (${kind}): ${types.join(' ')}`;
-      for (const e of evs) expect({ where, campaignId: e.campaignId, callId: e.callId, v: e.v }).toEqual({ where, campaignId, callId: c.id, v: 1 });
-      expect({ where, first: types[0], last: types[types.length - 1] }).toEqual({ where, first: 'call_started', last: 'call_ended' });
-      expect({ where, started: types.filter((x) => x === 'call_started').length, ended: types.filter((x) => x === 'call_ended').length }).toEqual({ where, started: 1, ended: 1 });
+      for (const e of evs)
+        expect({ where, campaignId: e.campaignId, callId: e.callId, v: e.v }).toEqual({
+          where,
+          campaignId,
+          callId: c.id,
+          v: 1,
+        });
+      expect({ where, first: types[0], last: types[types.length - 1] }).toEqual({
+        where,
+        first: 'call_started',
+        last: 'call_ended',
+      });
+      expect({
+        where,
+        started: types.filter((x) => x === 'call_started').length,
+        ended: types.filter((x) => x === 'call_ended').length,
+      }).toEqual({ where, started: 1, ended: 1 });
       const ended = evs[evs.length - 1];
       if (kind === 'busy' || kind === 'no_answer') {
         expect({ where, types }).toEqual({ where, types: ['call_started', 'call_ended'] });
@@ -249,7 +302,11 @@ async function runScenario(t: Target): Promise<void> {
       expect(ended.outcome).toBe('completed');
       const answered = types.indexOf('call_answered');
       const firstTurn = types.indexOf('conversation_turn');
-      expect({ where, answered: answered > 0, turnAfterAnswer: firstTurn > answered }).toEqual({ where, answered: true, turnAfterAnswer: true });
+      expect({ where, answered: answered > 0, turnAfterAnswer: firstTurn > answered }).toEqual({
+        where,
+        answered: true,
+        turnAfterAnswer: true,
+      });
       expect(evs.some((e) => e.type === 'status' && e.status === 'in_progress')).toBe(true);
       const seqs = evs.filter((e) => e.type === 'conversation_turn').map((e) => e.seq);
       expect({ where, seqs }).toEqual({ where, seqs: [...seqs].sort((a, b) => a - b) });
@@ -259,11 +316,15 @@ async function runScenario(t: Target): Promise<void> {
       if (kind === 'talker') {
         const last = evs.filter((e) => e.type === 'conversation_turn').pop();
         expect(last).toMatchObject({ userText: TALKER_WORDS[2], action: 'end_call' });
-        expect(Object.keys(last!.timing)).toEqual(expect.arrayContaining(['recordMs', 'sttMs', 'llmMs', 'ttsMs', 'playbackMs']));
+        expect(Object.keys(last!.timing)).toEqual(
+          expect.arrayContaining(['recordMs', 'sttMs', 'llmMs', 'ttsMs', 'playbackMs']),
+        );
       }
     }
     // No events for calls other than this campaign's (the ineligible contacts were never called).
-    const ourCallTopics = received.filter((m) => /^ai-dialer\/v1\/calls\/[^/]+\/events$/.test(m.topic) && m.payload.campaignId === campaignId);
+    const ourCallTopics = received.filter(
+      (m) => /^ai-dialer\/v1\/calls\/[^/]+\/events$/.test(m.topic) && m.payload.campaignId === campaignId,
+    );
     expect(ourCallTopics.every((m) => callIds.has(m.payload.callId))).toBe(true);
 
     // Retained progress with the final counts.
@@ -284,7 +345,9 @@ async function runScenario(t: Target): Promise<void> {
       failed: 0,
       busy: busyN,
       no_answer: noAnswerN,
-      percent: Math.round((count('talker', 'flaky', 'hangup_mid_turn', 'asks_dnc', 'on_dnc_list') / contacts.length) * 1000) / 10,
+      percent:
+        Math.round((count('talker', 'flaky', 'hangup_mid_turn', 'asks_dnc', 'on_dnc_list') / contacts.length) * 1000) /
+        10,
     };
     await waitFor(
       () => {
@@ -315,8 +378,13 @@ async function runScenario(t: Target): Promise<void> {
     expect({ code, out: code === 0 ? '' : dialer.out() }).toEqual({ code: 0, out: '' });
     expect(dialer.out()).toContain('stopped');
     // No errors; the only warnings are Node-RED's start-up notes of a fresh DATA_DIR and the flaky caller's fallback.
-    const logLines = dialer.out().split('\n').filter((l) => /\[(warn|error)\]/.test(l));
-    expect(logLines.filter((l) => !/\[warn\] (Projects disabled|Encrypted credentials not found)|fallback 1\/2/.test(l))).toEqual([]);
+    const logLines = dialer
+      .out()
+      .split('\n')
+      .filter((l) => /\[(warn|error)\]/.test(l));
+    expect(
+      logLines.filter((l) => !/\[warn\] (Projects disabled|Encrypted credentials not found)|fallback 1\/2/.test(l)),
+    ).toEqual([]);
     expect(logLines.filter((l) => /fallback 1\/2/.test(l))).toHaveLength(1);
 
     // --- the database, after the runtime released it ---
@@ -328,10 +396,13 @@ async function runScenario(t: Target): Promise<void> {
     }
     mark('database checked');
     // eslint-disable-next-line no-console
-    console.log(`e2e ${t.label}: ${JSON.stringify(marks)} ms since start; ${calls.length} calls, ${received.length} MQTT messages`);
+    console.log(
+      `e2e ${t.label}: ${JSON.stringify(marks)} ms since start; ${calls.length} calls, ${received.length} MQTT messages`,
+    );
   } finally {
     if (client) await client.endAsync(true).catch(() => undefined);
-    if (t.mqttUrl && campaignId !== undefined) await clearRetained(t.mqttUrl, `ai-dialer/v1/campaigns/${campaignId}/status`).catch(() => undefined);
+    if (t.mqttUrl && campaignId !== undefined)
+      await clearRetained(t.mqttUrl, `ai-dialer/v1/campaigns/${campaignId}/status`).catch(() => undefined);
     if (dialer && dialer.child.exitCode === null) await stopDialer(dialer, 5000);
     await llm.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -342,13 +413,21 @@ async function runScenario(t: Target): Promise<void> {
 async function retainedMessage(url: string, topic: string): Promise<Received> {
   const c = mqtt.connect(url, { clientId: `aid-e2e-r-${process.pid}-${Date.now()}`, reconnectPeriod: 0 });
   try {
-    const got = new Promise<Received>((resolve) => c.on('message', (tp, buf, packet) => resolve({ topic: tp, retain: packet.retain, payload: JSON.parse(buf.toString()) })));
+    const got = new Promise<Received>((resolve) =>
+      c.on('message', (tp, buf, packet) =>
+        resolve({ topic: tp, retain: packet.retain, payload: JSON.parse(buf.toString()) }),
+      ),
+    );
     await new Promise<void>((resolve, reject) => {
       c.once('connect', () => resolve());
       c.once('error', reject);
     });
     await c.subscribeAsync(topic, { qos: 1 });
-    return await waitFor(() => Promise.race([got, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]), 5000, `the retained message on ${topic}`);
+    return await waitFor(
+      () => Promise.race([got, new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]),
+      5000,
+      `the retained message on ${topic}`,
+    );
   } finally {
     await c.endAsync(true);
   }
@@ -369,7 +448,12 @@ async function clearRetained(url: string, topic: string): Promise<void> {
 }
 
 async function checkDatabase(db: Db, campaignId: number, contacts: Contact[]): Promise<void> {
-  const rows = (await db.query<N>(`select phone, status, attempts, next_attempt_at > now() + interval '30 minutes' as later, last_outcome, last_call_id from contacts where campaign_id = $1`, [campaignId])).rows;
+  const rows = (
+    await db.query<N>(
+      `select phone, status, attempts, next_attempt_at > now() + interval '30 minutes' as later, last_outcome, last_call_id from contacts where campaign_id = $1`,
+      [campaignId],
+    )
+  ).rows;
   const byPhone = new Map(rows.map((r) => [r.phone, r]));
   expect(rows).toHaveLength(contacts.length);
   const dncRows = (await db.query<N>('select phone, campaign_id, reason, source from dnc')).rows;
@@ -380,7 +464,13 @@ async function checkDatabase(db: Db, campaignId: number, contacts: Contact[]): P
       case 'busy':
       case 'no_answer':
         // A retry is scheduled (an hour later, the campaign's retry policy).
-        expect({ ...got, later: r.later, last: r.last_outcome }).toEqual({ ...got, status: 'pending', attempts: 1, later: true, last: c.kind });
+        expect({ ...got, later: r.later, last: r.last_outcome }).toEqual({
+          ...got,
+          status: 'pending',
+          attempts: 1,
+          later: true,
+          last: c.kind,
+        });
         break;
       case 'asks_dnc':
         expect(got).toEqual({ ...got, status: 'dnc', attempts: 1 });
@@ -389,20 +479,36 @@ async function checkDatabase(db: Db, campaignId: number, contacts: Contact[]): P
       case 'on_dnc_list':
       case 'out_of_window':
         // Never dialled: the listed ones closed as dnc by the claim, the others wait for their window.
-        expect({ ...got, lastCall: r.last_call_id }).toEqual({ ...got, status: c.kind === 'on_dnc_list' ? 'dnc' : 'pending', attempts: 0, lastCall: null });
+        expect({ ...got, lastCall: r.last_call_id }).toEqual({
+          ...got,
+          status: c.kind === 'on_dnc_list' ? 'dnc' : 'pending',
+          attempts: 0,
+          lastCall: null,
+        });
         break;
       default:
         expect(got).toEqual({ ...got, status: 'done', attempts: 1 });
     }
   }
   // Only the numbers imported and the ones who asked are on the list.
-  const expectedDnc = contacts.filter((c) => c.kind === 'on_dnc_list' || c.kind === 'asks_dnc').map((c) => c.phone).sort();
-  expect(dncRows.map((d) => d.phone).filter((p) => contacts.some((c) => c.phone === p)).sort()).toEqual(expectedDnc);
+  const expectedDnc = contacts
+    .filter((c) => c.kind === 'on_dnc_list' || c.kind === 'asks_dnc')
+    .map((c) => c.phone)
+    .sort();
+  expect(
+    dncRows
+      .map((d) => d.phone)
+      .filter((p) => contacts.some((c) => c.phone === p))
+      .sort(),
+  ).toEqual(expectedDnc);
   const never = contacts.filter((c) => c.kind === 'on_dnc_list' || c.kind === 'out_of_window').map((c) => c.phone);
   const theirCalls = await db.query<N>('select id from calls where phone = any($1::text[])', [never]);
   expect(theirCalls.rows).toEqual([]);
   // Every call closed.
-  const open = await db.query<N>(`select id from calls where campaign_id = $1 and status in ('initiated','ringing','in_progress')`, [campaignId]);
+  const open = await db.query<N>(
+    `select id from calls where campaign_id = $1 and status in ('initiated','ringing','in_progress')`,
+    [campaignId],
+  );
   expect(open.rows).toEqual([]);
 }
 
@@ -410,7 +516,11 @@ describe('the default flow end to end (npm start, simulator)', () => {
   test('bad simulator settings are one clear line and exit code 1', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-e2e-bad-'));
     try {
-      const ports = { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };
+      const ports = {
+        PORT: String(await freePort()),
+        MQTT_PORT: String(await freePort()),
+        AGI_PORT: String(await freePort()),
+      };
       const missing = path.join(dir, 'nope.json');
       const bad = path.join(dir, 'list.json');
       fs.writeFileSync(bad, '[1, 2]');
@@ -441,7 +551,9 @@ describe('the default flow end to end (npm start, simulator)', () => {
   const pgTest = baseUrl ? test : test.skip;
   if (!baseUrl) {
     // eslint-disable-next-line no-console
-    console.log('skipped: PostgreSQL + Mosquitto run (set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to include it)');
+    console.log(
+      'skipped: PostgreSQL + Mosquitto run (set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to include it)',
+    );
   }
   pgTest('PostgreSQL (DATABASE_URL) + Mosquitto (MQTT_URL): the same campaign', async () => {
     const name = `aid_e2e_${process.pid}_${Date.now().toString(36)}`;

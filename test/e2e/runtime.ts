@@ -45,7 +45,10 @@ export async function stopDialer(d: Dialer, ms = 20000): Promise<number | null> 
   if (d.child.exitCode !== null) return d.child.exitCode;
   d.child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([d.exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)))]);
+  const code = await Promise.race([
+    d.exited,
+    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms))),
+  ]);
   clearTimeout(timer);
   if (code === 'timeout') {
     d.child.kill('SIGKILL');

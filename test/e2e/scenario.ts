@@ -4,7 +4,8 @@
  */
 import type { Persona } from '../../src/sim/persona';
 
-export type Kind = 'talker' | 'flaky' | 'busy' | 'no_answer' | 'hangup_mid_turn' | 'asks_dnc' | 'on_dnc_list' | 'out_of_window';
+export type Kind =
+  'talker' | 'flaky' | 'busy' | 'no_answer' | 'hangup_mid_turn' | 'asks_dnc' | 'on_dnc_list' | 'out_of_window';
 
 export interface Contact {
   phone: string;
@@ -33,7 +34,11 @@ export function personaFor(kind: Kind): Persona {
     case 'no_answer':
       return { name: kind, dial: { behaviour: 'no_answer' } };
     case 'hangup_mid_turn':
-      return { name: kind, dial: { behaviour: 'answer', ...ring }, utterances: [HANGUP_WORDS[0], { text: HANGUP_WORDS[1], hangup: true }] };
+      return {
+        name: kind,
+        dial: { behaviour: 'answer', ...ring },
+        utterances: [HANGUP_WORDS[0], { text: HANGUP_WORDS[1], hangup: true }],
+      };
     case 'asks_dnc':
       return { name: kind, dial: { behaviour: 'answer', ...ring }, utterances: DNC_WORDS };
     default:
@@ -44,14 +49,36 @@ export function personaFor(kind: Kind): Persona {
 
 /** Zones spread around the clock (whole-hour and odd offsets, both hemispheres). */
 const ZONES = [
-  'Pacific/Kiritimati', 'Pacific/Auckland', 'Australia/Sydney', 'Asia/Tokyo', 'Asia/Shanghai', 'Asia/Bangkok', 'Asia/Kolkata',
-  'Asia/Dubai', 'Europe/Moscow', 'Europe/Berlin', 'Europe/London', 'Atlantic/Azores', 'America/Sao_Paulo', 'America/New_York',
-  'America/Chicago', 'America/Denver', 'America/Los_Angeles', 'America/Anchorage', 'Pacific/Honolulu', 'Pacific/Pago_Pago',
+  'Pacific/Kiritimati',
+  'Pacific/Auckland',
+  'Australia/Sydney',
+  'Asia/Tokyo',
+  'Asia/Shanghai',
+  'Asia/Bangkok',
+  'Asia/Kolkata',
+  'Asia/Dubai',
+  'Europe/Moscow',
+  'Europe/Berlin',
+  'Europe/London',
+  'Atlantic/Azores',
+  'America/Sao_Paulo',
+  'America/New_York',
+  'America/Chicago',
+  'America/Denver',
+  'America/Los_Angeles',
+  'America/Anchorage',
+  'Pacific/Honolulu',
+  'Pacific/Pago_Pago',
 ];
 
 /** Minutes since local midnight in `zone` at `now`. */
 export function localMinutes(zone: string, now = new Date()): number {
-  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(now);
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone: zone,
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(now);
   const n = (t: string) => Number(parts.find((p) => p.type === t)!.value);
   return n('hour') * 60 + n('minute');
 }
@@ -63,7 +90,12 @@ const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${St
  * to four hours after the current hour there) and a zone whose local time is at least an hour outside
  * that window (its contacts must never be dialled).
  */
-export function callingWindow(now = new Date()): { inside: string; outside: string; windowStart: string; windowEnd: string } {
+export function callingWindow(now = new Date()): {
+  inside: string;
+  outside: string;
+  windowStart: string;
+  windowEnd: string;
+} {
   for (const inside of ZONES) {
     const m = localMinutes(inside, now);
     const h = Math.floor(m / 60);
@@ -95,8 +127,14 @@ export function buildContacts(prefix: string, zones: { inside: string; outside: 
   let n = 10;
   for (const [kind, count] of plan) {
     for (let i = 0; i < count; i++, n++) {
-      const name = kind === 'flaky' ? FLAKY_NAME : `${kind.replace(/_/g, ' ')} ${i + 1}`.replace(/^\w/, (c) => c.toUpperCase());
-      out.push({ phone: `${prefix}${String(n).padStart(2, '0')}`, name, kind, timezone: kind === 'out_of_window' ? zones.outside : zones.inside });
+      const name =
+        kind === 'flaky' ? FLAKY_NAME : `${kind.replace(/_/g, ' ')} ${i + 1}`.replace(/^\w/, (c) => c.toUpperCase());
+      out.push({
+        phone: `${prefix}${String(n).padStart(2, '0')}`,
+        name,
+        kind,
+        timezone: kind === 'out_of_window' ? zones.outside : zones.inside,
+      });
     }
   }
   return out;

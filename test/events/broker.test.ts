@@ -139,7 +139,12 @@ describe('embedded broker: TCP <-> WebSocket relay', () => {
     await waitFor(() => retained.length === 1, 'retained status over WebSocket');
     // other paths are left to other listeners
     await new Promise<void>((resolve) => {
-      const req = http.request({ host: '127.0.0.1', port: httpPort, path: '/comms', headers: { Connection: 'Upgrade', Upgrade: 'websocket' } });
+      const req = http.request({
+        host: '127.0.0.1',
+        port: httpPort,
+        path: '/comms',
+        headers: { Connection: 'Upgrade', Upgrade: 'websocket' },
+      });
       req.on('error', () => resolve());
       req.on('upgrade', () => resolve());
       req.on('close', () => resolve());

@@ -2,7 +2,13 @@ import * as http from 'http';
 import * as net from 'net';
 import { acquireBus, resolveBusConfig } from '../../src/events/bus';
 import { buildEvent } from '../../src/events/builders';
-import { CallControl, CampaignControl, controlBus, takeSupervisorLine, queueSupervisorLine } from '../../src/events/control-bus';
+import {
+  CallControl,
+  CampaignControl,
+  controlBus,
+  takeSupervisorLine,
+  queueSupervisorLine,
+} from '../../src/events/control-bus';
 import { parseControl } from '../../src/events/controls';
 import { Topics } from '../../src/events/topics';
 import { connect, end, freePort, runId, subscribe, waitFor } from './mqtt-helpers';
@@ -12,7 +18,16 @@ const reader = { username: 'dash', password: 'dash-secret', role: 'reader' as co
 
 describe('bus configuration from the environment', () => {
   test('MQTT_URL absent -> embedded on MQTT_PORT with env accounts; present -> external', () => {
-    const r = resolveBusConfig({ mode: 'env' }, { MQTT_PORT: '18830', MQTT_WRITER_USER: 'w', MQTT_WRITER_PASSWORD: 'p', MQTT_READER_USER: 'r', MQTT_READER_PASSWORD: 'q' });
+    const r = resolveBusConfig(
+      { mode: 'env' },
+      {
+        MQTT_PORT: '18830',
+        MQTT_WRITER_USER: 'w',
+        MQTT_WRITER_PASSWORD: 'p',
+        MQTT_READER_USER: 'r',
+        MQTT_READER_PASSWORD: 'q',
+      },
+    );
     expect(r).toMatchObject({ mode: 'embedded', port: 18830, host: '127.0.0.1', root: 'ai-dialer/v1' });
     expect(r.accounts).toEqual([
       { username: 'w', password: 'p', role: 'writer' },
@@ -21,7 +36,10 @@ describe('bus configuration from the environment', () => {
     const x = resolveBusConfig({}, { MQTT_URL: 'mqtt://10.0.0.5:1883', MQTT_USERNAME: 'u', MQTT_PASSWORD: 'pw' });
     expect(x).toMatchObject({ mode: 'external', url: 'mqtt://10.0.0.5:1883', username: 'u', password: 'pw' });
     // explicit settings win over the environment
-    expect(resolveBusConfig({ mode: 'embedded', port: 0 }, { MQTT_URL: 'mqtt://x' })).toMatchObject({ mode: 'embedded', port: 0 });
+    expect(resolveBusConfig({ mode: 'embedded', port: 0 }, { MQTT_URL: 'mqtt://x' })).toMatchObject({
+      mode: 'embedded',
+      port: 0,
+    });
   });
   test('bad port, bad URL and a missing URL are clear errors (and never echo a password)', () => {
     expect(() => resolveBusConfig({}, { MQTT_PORT: 'abc' })).toThrow(/MQTT_PORT "abc" is not a port number/);
@@ -38,13 +56,31 @@ describe('bus configuration from the environment', () => {
 describe('supervisor controls', () => {
   const t = new Topics();
   test('parse: campaign actions, call hangup/say, bare words, junk refused', () => {
-    expect(parseControl(t, 'ai-dialer/v1/campaigns/12/control', '{"action":"pause"}')).toEqual({ kind: 'campaign', control: { campaignId: '12', action: 'pause' } });
-    expect(parseControl(t, 'ai-dialer/v1/campaigns/12/control', 'resume')).toEqual({ kind: 'campaign', control: { campaignId: '12', action: 'resume' } });
-    expect(parseControl(t, 'ai-dialer/v1/calls/c-9/control', '{"action":"hangup"}')).toEqual({ kind: 'call', control: { callId: 'c-9', action: 'hangup' } });
-    expect(parseControl(t, 'ai-dialer/v1/calls/c-9/control', '{"action":"say","text":"Hold on\\nEXEC Dial"}')).toEqual({ kind: 'call', control: { callId: 'c-9', action: 'say', text: 'Hold on EXEC Dial' } });
-    expect(() => parseControl(t, 'ai-dialer/v1/campaigns/12/control', '{"action":"explode"}')).toThrow(/must be one of start, stop, pause, resume/);
-    expect(() => parseControl(t, 'ai-dialer/v1/calls/1/control', '{"action":"say"}')).toThrow(/needs a non-empty "text"/);
-    expect(() => parseControl(t, 'ai-dialer/v1/calls/1/control', JSON.stringify({ action: 'say', text: 'x'.repeat(1001) }))).toThrow(/longer than 1000/);
+    expect(parseControl(t, 'ai-dialer/v1/campaigns/12/control', '{"action":"pause"}')).toEqual({
+      kind: 'campaign',
+      control: { campaignId: '12', action: 'pause' },
+    });
+    expect(parseControl(t, 'ai-dialer/v1/campaigns/12/control', 'resume')).toEqual({
+      kind: 'campaign',
+      control: { campaignId: '12', action: 'resume' },
+    });
+    expect(parseControl(t, 'ai-dialer/v1/calls/c-9/control', '{"action":"hangup"}')).toEqual({
+      kind: 'call',
+      control: { callId: 'c-9', action: 'hangup' },
+    });
+    expect(parseControl(t, 'ai-dialer/v1/calls/c-9/control', '{"action":"say","text":"Hold on\\nEXEC Dial"}')).toEqual({
+      kind: 'call',
+      control: { callId: 'c-9', action: 'say', text: 'Hold on EXEC Dial' },
+    });
+    expect(() => parseControl(t, 'ai-dialer/v1/campaigns/12/control', '{"action":"explode"}')).toThrow(
+      /must be one of start, stop, pause, resume/,
+    );
+    expect(() => parseControl(t, 'ai-dialer/v1/calls/1/control', '{"action":"say"}')).toThrow(
+      /needs a non-empty "text"/,
+    );
+    expect(() =>
+      parseControl(t, 'ai-dialer/v1/calls/1/control', JSON.stringify({ action: 'say', text: 'x'.repeat(1001) })),
+    ).toThrow(/longer than 1000/);
     expect(() => parseControl(t, 'ai-dialer/v1/calls/1/control', '{not json')).toThrow(/not valid JSON/);
     expect(() => parseControl(t, 'ai-dialer/v1/calls/1/control', '[1]')).toThrow(/JSON object/);
     expect(() => parseControl(t, 'ai-dialer/v1/calls/1/events', 'hangup')).toThrow(/not a control topic/);
@@ -85,7 +121,11 @@ describe('supervisor controls', () => {
       await waitFor(() => dashClosed, 'reader disconnected');
       // an invalid control is refused with a log line, nothing emitted
       await sup.publishAsync(`ai-dialer/v1/campaigns/${runId}/control`, '{"action":"explode"}', { qos: 1 });
-      await sup.publishAsync(`ai-dialer/v1/calls/${callId}/control`, JSON.stringify({ action: 'say', text: 'A supervisor joins.' }), { qos: 1 });
+      await sup.publishAsync(
+        `ai-dialer/v1/calls/${callId}/control`,
+        JSON.stringify({ action: 'say', text: 'A supervisor joins.' }),
+        { qos: 1 },
+      );
       await sup.publishAsync(`ai-dialer/v1/calls/${callId}/control`, '{"action":"hangup"}', { qos: 1 });
       await sup.publishAsync(`ai-dialer/v1/campaigns/${runId}/control`, '{"action":"pause"}', { qos: 1 });
       await waitFor(() => campaigns.length >= 1 && calls.length >= 2, 'controls');
@@ -95,7 +135,9 @@ describe('supervisor controls', () => {
         { callId, action: 'hangup' },
       ]);
       expect(takeSupervisorLine(callId)).toBe('A supervisor joins.');
-      expect(logs.filter((l) => /control refused/.test(l))).toEqual([expect.stringMatching(/must be one of start, stop, pause, resume/)]);
+      expect(logs.filter((l) => /control refused/.test(l))).toEqual([
+        expect.stringMatching(/must be one of start, stop, pause, resume/),
+      ]);
     } finally {
       controlBus.off('campaign', onCampaign);
       controlBus.off('call', onCall);
@@ -114,7 +156,10 @@ describe('WebSocket-only embedded broker (MQTT_TCP_DISABLED=1, the MQTT port is 
     const server = http.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const httpPort = (server.address() as net.AddressInfo).port;
-    const bus = await acquireBus({ mode: 'env', httpServer: server, accounts: [reader] }, { MQTT_PORT: String(port), MQTT_TCP_DISABLED: '1' });
+    const bus = await acquireBus(
+      { mode: 'env', httpServer: server, accounts: [reader] },
+      { MQTT_PORT: String(port), MQTT_TCP_DISABLED: '1' },
+    );
     try {
       expect(bus.describe).toMatch(/TCP off: WebSocket only/);
       expect(bus.broker!.port).not.toBe(port);
@@ -124,7 +169,9 @@ describe('WebSocket-only embedded broker (MQTT_TCP_DISABLED=1, the MQTT port is 
       ws.on('message', (_t, p) => got.push(JSON.parse(p.toString()).type));
       await subscribe(ws, 'ai-dialer/v1/#');
       await bus.publisher.whenConnected();
-      bus.publisher.publish(buildEvent({ event: 'call_started', call: { id: `${runId}-ws`, campaignId: null, phone: '+15550000001' } }));
+      bus.publisher.publish(
+        buildEvent({ event: 'call_started', call: { id: `${runId}-ws`, campaignId: null, phone: '+15550000001' } }),
+      );
       await waitFor(() => got.length === 1, 'event over WebSocket');
       expect(got).toEqual(['call_started']);
       await end(ws);

@@ -24,7 +24,9 @@ export function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<mq
 }
 
 export function subscribe(c: mqtt.MqttClient, filter: string, qos: 0 | 1 = 1): Promise<mqtt.ISubscriptionGrant[]> {
-  return new Promise((resolve, reject) => c.subscribe(filter, { qos }, (err, granted) => (err ? reject(err) : resolve(granted ?? []))));
+  return new Promise((resolve, reject) =>
+    c.subscribe(filter, { qos }, (err, granted) => (err ? reject(err) : resolve(granted ?? []))),
+  );
 }
 
 export function end(c: mqtt.MqttClient | undefined): Promise<void> {

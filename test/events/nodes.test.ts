@@ -71,12 +71,18 @@ describe('event bus + broadcast nodes in Node-RED', () => {
 
   test('embedded broker: events published, read over TCP and WebSocket (/mqtt on the runtime port); bad msg -> done(err); writer controls reach controlBus', async () => {
     const port = await freePort();
-    await helper.load([busNode, broadcastNode], flow({ mode: 'embedded', port: String(port), writerUser: 'sup', readerUser: 'dash', ws: true }), {
-      bus: { writerPassword: 'sup-pw', readerPassword: 'dash-pw' },
-    });
+    await helper.load(
+      [busNode, broadcastNode],
+      flow({ mode: 'embedded', port: String(port), writerUser: 'sup', readerUser: 'dash', ws: true }),
+      {
+        bus: { writerPassword: 'sup-pw', readerPassword: 'dash-pw' },
+      },
+    );
     const b = watch('b');
     const bus = helper.getNode('bus') as any;
-    await (await bus.getBus()).controlsReady;
+    await (
+      await bus.getBus()
+    ).controlsReady;
     const dash = { username: 'dash', password: 'dash-pw' };
     const tcp = await open(`mqtt://127.0.0.1:${port}`, dash);
     const wsUrl = helper.url().replace(/^http/, 'ws') + '/mqtt';
@@ -91,18 +97,46 @@ describe('event bus + broadcast nodes in Node-RED', () => {
     const out: any[] = [];
     helper.getNode('out').on('input', (m: any) => out.push(m));
     b.node.receive({ event: 'call_started', call });
-    b.node.receive({ event: 'conversation_turn', call, turn: { seq: 1, userText: 'hello', botText: 'Hi there', timing: { recordMs: 1200, sttMs: 150, llmMs: 300, ttsMs: 80, playbackMs: 900 } } });
-    b.node.receive({ event: 'call_ended', call: { ...call, outcome: 'completed', durationMs: 4200, transcript: [{ seq: 1, userText: 'hello', botText: 'Hi there' }] } });
+    b.node.receive({
+      event: 'conversation_turn',
+      call,
+      turn: {
+        seq: 1,
+        userText: 'hello',
+        botText: 'Hi there',
+        timing: { recordMs: 1200, sttMs: 150, llmMs: 300, ttsMs: 80, playbackMs: 900 },
+      },
+    });
+    b.node.receive({
+      event: 'call_ended',
+      call: {
+        ...call,
+        outcome: 'completed',
+        durationMs: 4200,
+        transcript: [{ seq: 1, userText: 'hello', botText: 'Hi there' }],
+      },
+    });
     b.node.receive({ event: 'campaign_progress', progress: { campaignId: 5, queued: 9, completed: 1 } });
     await waitFor(() => atTcp.events.length === 4 && atWs.events.length === 3, 'events over TCP and WebSocket');
-    expect(atTcp.events.map((e) => e.type)).toEqual(['call_started', 'conversation_turn', 'call_ended', 'campaign_progress']);
+    expect(atTcp.events.map((e) => e.type)).toEqual([
+      'call_started',
+      'conversation_turn',
+      'call_ended',
+      'campaign_progress',
+    ]);
     for (const e of atTcp.events) expect(validateEvent(e)).toEqual([]);
-    expect(atTcp.topics).toEqual([...Array(3).fill(`ai-dialer/v1/calls/${call.id}/events`), 'ai-dialer/v1/campaigns/5/status']);
+    expect(atTcp.topics).toEqual([
+      ...Array(3).fill(`ai-dialer/v1/calls/${call.id}/events`),
+      'ai-dialer/v1/campaigns/5/status',
+    ]);
     expect(atWs.events.map((e) => e.type)).toEqual(['call_started', 'conversation_turn', 'call_ended']);
     expect(atWs.events[1].timing).toEqual({ recordMs: 1200, sttMs: 150, llmMs: 300, ttsMs: 80, playbackMs: 900 });
     await waitFor(() => out.length === 4, 'msgs passed on');
     expect(out[0].broadcast).toEqual({ type: 'call_started', topic: `ai-dialer/v1/calls/${call.id}/events` });
-    await waitFor(() => b.statuses.some((s) => s.fill === 'green' && /connected · 4 sent/.test(s.text ?? '')), `status with counts (got ${JSON.stringify(b.statuses)})`);
+    await waitFor(
+      () => b.statuses.some((s) => s.fill === 'green' && /connected · 4 sent/.test(s.text ?? '')),
+      `status with counts (got ${JSON.stringify(b.statuses)})`,
+    );
 
     // invalid input: a clear error for a Catch node, nothing published
     b.node.receive({ event: 'call_ended', call: { ...call, durationMs: 5 } });
@@ -126,21 +160,34 @@ describe('event bus + broadcast nodes in Node-RED', () => {
       controlBus.off('campaign', on);
     }
     // the reader saw the control too (it may read everything under the root) and no event from the bad msgs
-    expect(atTcp.events.filter((e) => e.type).map((e) => e.type)).toEqual(['call_started', 'conversation_turn', 'call_ended', 'campaign_progress']);
+    expect(atTcp.events.filter((e) => e.type).map((e) => e.type)).toEqual([
+      'call_started',
+      'conversation_turn',
+      'call_ended',
+      'campaign_progress',
+    ]);
   });
 
   test('external broker down: the call carries on (done at once), status shows buffering, events arrive in order when it is back', async () => {
     const port = await freePort();
-    await helper.load([busNode, broadcastNode], flow({ mode: 'external', url: `mqtt://127.0.0.1:${port}` }, 'status'), { bus: { username: 'w', password: 'w-pw' } });
+    await helper.load([busNode, broadcastNode], flow({ mode: 'external', url: `mqtt://127.0.0.1:${port}` }, 'status'), {
+      bus: { username: 'w', password: 'w-pw' },
+    });
     const b = watch('b');
     const out: any[] = [];
     helper.getNode('out').on('input', (m: any) => out.push(m));
     const statuses = ['initiated', 'ringing', 'in_progress', 'completed'];
     for (const s of statuses) b.node.receive({ call, status: s });
     await waitFor(() => out.length === 4, 'all four msgs done while the broker is down');
-    await waitFor(() => b.statuses.some((s) => /broker down · 4 buffered, 0 dropped/.test(s.text ?? '')), 'buffering status');
+    await waitFor(
+      () => b.statuses.some((s) => /broker down · 4 buffered, 0 dropped/.test(s.text ?? '')),
+      'buffering status',
+    );
     expect(b.errors).toEqual([]);
-    const broker = await EmbeddedBroker.start({ port, accounts: [{ username: 'r', password: 'r-pw', role: 'reader' }] });
+    const broker = await EmbeddedBroker.start({
+      port,
+      accounts: [{ username: 'r', password: 'r-pw', role: 'reader' }],
+    });
     try {
       const r = await open(broker.url, { username: 'r', password: 'r-pw' });
       const got = collect(r);
@@ -167,7 +214,10 @@ describe('event bus + broadcast nodes in Node-RED', () => {
       ],
       { bus1: { readerPassword: 'dash-pw' }, bus2: { writerPassword: 'sup-pw' } },
     );
-    const [h1, h2] = await Promise.all([(helper.getNode('bus1') as any).getBus(), (helper.getNode('bus2') as any).getBus()]);
+    const [h1, h2] = await Promise.all([
+      (helper.getNode('bus1') as any).getBus(),
+      (helper.getNode('bus2') as any).getBus(),
+    ]);
     expect(h1.broker).toBe(h2.broker);
     const sub = await open(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw' });
     const got = collect(sub);
@@ -179,7 +229,9 @@ describe('event bus + broadcast nodes in Node-RED', () => {
     await end(sub);
     clients.length = 0;
     await helper.unload();
-    await expect(connect(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw', connectTimeout: 1000 })).rejects.toBeTruthy();
+    await expect(
+      connect(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw', connectTimeout: 1000 }),
+    ).rejects.toBeTruthy();
   });
 
   test('port taken: the bus reports one clear line and broadcast fails the msg with it', async () => {
@@ -205,7 +257,8 @@ describe('event bus + broadcast nodes publishing to Mosquitto (127.0.0.1:1883)',
   let up = false;
   beforeAll(async () => {
     up = await mosquittoUp();
-    if (!up) console.warn('Mosquitto is not running on 127.0.0.1:1883: the Mosquitto test is skipped (.ci/run starts it)');
+    if (!up)
+      console.warn('Mosquitto is not running on 127.0.0.1:1883: the Mosquitto test is skipped (.ci/run starts it)');
   });
   afterEach(async () => {
     await helper.unload();
@@ -219,7 +272,10 @@ describe('event bus + broadcast nodes publishing to Mosquitto (127.0.0.1:1883)',
     try {
       const got = collect(sub);
       await subscribe(sub, `${root}/#`);
-      b.node.receive({ event: 'call_answered', call: { ...call, channel: 'PJSIP/trunk-01', amd: { status: 'HUMAN' } } });
+      b.node.receive({
+        event: 'call_answered',
+        call: { ...call, channel: 'PJSIP/trunk-01', amd: { status: 'HUMAN' } },
+      });
       b.node.receive({ event: 'campaign_progress', progress: { campaignId: `m${runId}`, queued: 3, completed: 1 } });
       await waitFor(() => got.events.length === 2, 'events at the Mosquitto subscriber');
       expect(got.topics).toEqual([`${root}/calls/${call.id}/events`, `${root}/campaigns/m${runId}/status`]);

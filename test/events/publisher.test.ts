@@ -8,7 +8,11 @@ const writer = { username: 'writer', password: 'w-secret', role: 'writer' as con
 const reader = { username: 'dash', password: 'r-secret', role: 'reader' as const };
 
 function turn(callId: string, seq: number) {
-  return buildEvent({ event: 'conversation_turn', call: { id: callId, campaignId: 1, phone: '+15550001111' }, turn: { seq, botText: `line ${seq}`, timing: { ttsMs: 1 } } });
+  return buildEvent({
+    event: 'conversation_turn',
+    call: { id: callId, campaignId: 1, phone: '+15550001111' },
+    turn: { seq, botText: `line ${seq}`, timing: { ttsMs: 1 } },
+  });
 }
 function progress(campaignId: string, completed: number) {
   return buildEvent({ event: 'campaign_progress', progress: { campaignId, queued: 100 - completed, completed } });
@@ -37,7 +41,15 @@ describe('publisher: broker down, buffering and in-order flush', () => {
     const callId = `${runId}-a`;
     let broker = track(await EmbeddedBroker.start({ port, accounts: [writer, reader] }));
     const logs: string[] = [];
-    const pub = track(new Publisher({ url: broker.url, username: writer.username, password: writer.password, reconnectPeriodMs: 50, log: (l) => logs.push(l) }));
+    const pub = track(
+      new Publisher({
+        url: broker.url,
+        username: writer.username,
+        password: writer.password,
+        reconnectPeriodMs: 50,
+        log: (l) => logs.push(l),
+      }),
+    );
     const s1 = track(await connect(broker.url, reader));
     const got1 = collectSeqs(s1);
     await subscribe(s1, pub.topics.callEvents(callId));
@@ -82,7 +94,9 @@ describe('publisher: broker down, buffering and in-order flush', () => {
     const port = await freePort();
     const callId = `${runId}-d`;
     let broker = track(await EmbeddedBroker.start({ port, accounts: [writer, reader] }));
-    const pub = track(new Publisher({ url: broker.url, username: writer.username, password: writer.password, reconnectPeriodMs: 50 }));
+    const pub = track(
+      new Publisher({ url: broker.url, username: writer.username, password: writer.password, reconnectPeriodMs: 50 }),
+    );
     const s1 = track(await connect(broker.url, reader));
     const got1 = collectSeqs(s1);
     await subscribe(s1, pub.topics.callEvents(callId));
@@ -111,7 +125,15 @@ describe('publisher: broker down, buffering and in-order flush', () => {
   test('a full buffer drops the oldest events and counts them; the newest are flushed in order', async () => {
     const port = await freePort();
     const callId = `${runId}-b`;
-    const pub = track(new Publisher({ url: `mqtt://127.0.0.1:${port}`, username: writer.username, password: writer.password, bufferSize: 5, reconnectPeriodMs: 50 }));
+    const pub = track(
+      new Publisher({
+        url: `mqtt://127.0.0.1:${port}`,
+        username: writer.username,
+        password: writer.password,
+        bufferSize: 5,
+        reconnectPeriodMs: 50,
+      }),
+    );
     for (let i = 1; i <= 12; i++) pub.publish(turn(callId, i));
     expect(pub.stats()).toMatchObject({ connected: false, buffered: 5, dropped: 7 });
     const broker = track(await EmbeddedBroker.start({ port, accounts: [reader] }));
@@ -129,7 +151,9 @@ describe('publisher: broker down, buffering and in-order flush', () => {
 
   test('campaign progress is rate limited per campaign, the last value wins, and it is retained', async () => {
     const broker = track(await EmbeddedBroker.start({ port: 0, accounts: [writer, reader] }));
-    const pub = track(new Publisher({ url: broker.url, username: writer.username, password: writer.password, progressIntervalMs: 100 }));
+    const pub = track(
+      new Publisher({ url: broker.url, username: writer.username, password: writer.password, progressIntervalMs: 100 }),
+    );
     await pub.whenConnected();
     const s = track(await connect(broker.url, reader));
     const got: string[] = [];
@@ -162,7 +186,14 @@ describe('publisher: broker down, buffering and in-order flush', () => {
 
   test('close() sends a pending progress value before disconnecting', async () => {
     const broker = track(await EmbeddedBroker.start({ port: 0, accounts: [writer, reader] }));
-    const pub = track(new Publisher({ url: broker.url, username: writer.username, password: writer.password, progressIntervalMs: 60000 }));
+    const pub = track(
+      new Publisher({
+        url: broker.url,
+        username: writer.username,
+        password: writer.password,
+        progressIntervalMs: 60000,
+      }),
+    );
     await pub.whenConnected();
     const s = track(await connect(broker.url, reader));
     const got: number[] = [];

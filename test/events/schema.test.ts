@@ -4,7 +4,15 @@ import { Topics, topics } from '../../src/events/topics';
 import { DialerError } from '../../src/util/errors';
 
 const NOW = Date.parse('2026-01-02T03:04:05.678Z');
-const call = { id: 42, campaignId: 7, contactId: 9, phone: '+15551230001', callerId: '+15550000000', channel: 'PJSIP/trunk-0001', contact: { id: 9, name: 'Ada', phone: '+15551230001' } };
+const call = {
+  id: 42,
+  campaignId: 7,
+  contactId: 9,
+  phone: '+15551230001',
+  callerId: '+15550000000',
+  channel: 'PJSIP/trunk-0001',
+  contact: { id: 9, name: 'Ada', phone: '+15551230001' },
+};
 
 const valid: Record<string, Record<string, unknown>> = {
   call_started: { event: 'call_started', call },
@@ -13,13 +21,41 @@ const valid: Record<string, Record<string, unknown>> = {
   conversation_turn: {
     event: 'conversation_turn',
     call,
-    turn: { seq: 1, userText: 'yes please', botText: 'Great, booked.', confidence: 0.91, timing: { recordMs: 2100, sttMs: 180, llmMs: 420, ttsMs: 90, playbackMs: 1500 } },
+    turn: {
+      seq: 1,
+      userText: 'yes please',
+      botText: 'Great, booked.',
+      confidence: 0.91,
+      timing: { recordMs: 2100, sttMs: 180, llmMs: 420, ttsMs: 90, playbackMs: 1500 },
+    },
   },
   call_ended: {
     event: 'call_ended',
-    call: { ...call, outcome: 'completed', durationMs: 63000, hangupCause: 16, transcript: [{ seq: 0, botText: 'Hello' }, { seq: 1, userText: 'hi', botText: 'Bye' }] },
+    call: {
+      ...call,
+      outcome: 'completed',
+      durationMs: 63000,
+      hangupCause: 16,
+      transcript: [
+        { seq: 0, botText: 'Hello' },
+        { seq: 1, userText: 'hi', botText: 'Bye' },
+      ],
+    },
   },
-  campaign_progress: { event: 'campaign_progress', progress: { campaignId: 7, queued: 80, dialing: 2, active: 3, completed: 10, failed: 1, no_answer: 2, busy: 1, dnc_skipped: 1 } },
+  campaign_progress: {
+    event: 'campaign_progress',
+    progress: {
+      campaignId: 7,
+      queued: 80,
+      dialing: 2,
+      active: 3,
+      completed: 10,
+      failed: 1,
+      no_answer: 2,
+      busy: 1,
+      dnc_skipped: 1,
+    },
+  },
 };
 
 describe('event schemas', () => {
@@ -35,7 +71,15 @@ describe('event schemas', () => {
 
   test('call events carry the ids; turns carry text and timing; call_ended outcome, duration, transcript', () => {
     const turn = buildEvent(valid.conversation_turn, undefined, NOW) as any;
-    expect(turn).toMatchObject({ callId: 42, campaignId: 7, contactId: 9, seq: 1, userText: 'yes please', botText: 'Great, booked.', timing: { recordMs: 2100, sttMs: 180, llmMs: 420, ttsMs: 90, playbackMs: 1500 } });
+    expect(turn).toMatchObject({
+      callId: 42,
+      campaignId: 7,
+      contactId: 9,
+      seq: 1,
+      userText: 'yes please',
+      botText: 'Great, booked.',
+      timing: { recordMs: 2100, sttMs: 180, llmMs: 420, ttsMs: 90, playbackMs: 1500 },
+    });
     const ended = buildEvent(valid.call_ended, undefined, NOW) as any;
     expect(ended).toMatchObject({ outcome: 'completed', durationMs: 63000, hangupCause: 16 });
     expect(ended.transcript).toHaveLength(2);
@@ -45,11 +89,32 @@ describe('event schemas', () => {
   });
 
   test('turn text falls back to msg.transcript / msg.reply; chat history becomes a transcript', () => {
-    const e = buildEvent({ event: 'conversation_turn', call, turn: { seq: 2, timing: {} }, transcript: { text: 'maybe', confidence: 0.5 }, reply: { text: 'ok', done: false, action: { type: 'end_call' } } }) as any;
+    const e = buildEvent({
+      event: 'conversation_turn',
+      call,
+      turn: { seq: 2, timing: {} },
+      transcript: { text: 'maybe', confidence: 0.5 },
+      reply: { text: 'ok', done: false, action: { type: 'end_call' } },
+    }) as any;
     expect(e).toMatchObject({ userText: 'maybe', botText: 'ok', confidence: 0.5, action: 'end_call' });
-    const ended = buildEvent({ event: 'call_ended', call: { ...call, outcome: 'completed', startedAt: new Date(NOW - 5000).toISOString() }, history: [{ role: 'system', content: 'x' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'Hi' }] }, undefined, NOW) as any;
+    const ended = buildEvent(
+      {
+        event: 'call_ended',
+        call: { ...call, outcome: 'completed', startedAt: new Date(NOW - 5000).toISOString() },
+        history: [
+          { role: 'system', content: 'x' },
+          { role: 'assistant', content: 'Hello' },
+          { role: 'user', content: 'Hi' },
+        ],
+      },
+      undefined,
+      NOW,
+    ) as any;
     expect(ended.durationMs).toBe(5000);
-    expect(ended.transcript).toEqual([{ seq: 0, botText: 'Hello' }, { seq: 1, userText: 'Hi' }]);
+    expect(ended.transcript).toEqual([
+      { seq: 0, botText: 'Hello' },
+      { seq: 1, userText: 'Hi' },
+    ]);
   });
 
   const invalid: [string, Record<string, unknown>, RegExp][] = [
@@ -59,15 +124,43 @@ describe('event schemas', () => {
     ['call_started without phone', { event: 'call_started', call: { id: 1, campaignId: null } }, /phone: is required/],
     ['unknown status', { event: 'status', call, status: 'partying' }, /status: must be one of/],
     ['turn without msg.turn', { event: 'conversation_turn', call }, /needs msg\.turn/],
-    ['turn with negative seq', { event: 'conversation_turn', call, turn: { seq: -1, timing: {} } }, /seq: must be >= 0/],
-    ['turn with a string seq', { event: 'conversation_turn', call, turn: { seq: '1', timing: {} } }, /seq: must be integer/],
-    ['call_ended without outcome', { event: 'call_ended', call: { ...call, durationMs: 1 } }, /needs msg\.call\.outcome/],
-    ['call_ended with an unknown outcome', { event: 'call_ended', call: { ...call, durationMs: 1, outcome: 'exploded' } }, /outcome: must be one of/],
+    [
+      'turn with negative seq',
+      { event: 'conversation_turn', call, turn: { seq: -1, timing: {} } },
+      /seq: must be >= 0/,
+    ],
+    [
+      'turn with a string seq',
+      { event: 'conversation_turn', call, turn: { seq: '1', timing: {} } },
+      /seq: must be integer/,
+    ],
+    [
+      'call_ended without outcome',
+      { event: 'call_ended', call: { ...call, durationMs: 1 } },
+      /needs msg\.call\.outcome/,
+    ],
+    [
+      'call_ended with an unknown outcome',
+      { event: 'call_ended', call: { ...call, durationMs: 1, outcome: 'exploded' } },
+      /outcome: must be one of/,
+    ],
     ['call_ended without duration', { event: 'call_ended', call: { ...call, outcome: 'failed' } }, /durationMs/],
-    ['call_ended with a non-array transcript', { event: 'call_ended', call: { ...call, outcome: 'failed', durationMs: 5, transcript: 'hello' } }, /must be an array/],
+    [
+      'call_ended with a non-array transcript',
+      { event: 'call_ended', call: { ...call, outcome: 'failed', durationMs: 5, transcript: 'hello' } },
+      /must be an array/,
+    ],
     ['progress without counters object', { event: 'campaign_progress', payload: 'nope' }, /needs msg\.progress/],
-    ['progress without campaign id', { event: 'campaign_progress', progress: { queued: 1 } }, /campaignId: is required/],
-    ['progress with a negative counter', { event: 'campaign_progress', progress: { campaignId: 1, queued: -1 } }, /queued: must be >= 0/],
+    [
+      'progress without campaign id',
+      { event: 'campaign_progress', progress: { queued: 1 } },
+      /campaignId: is required/,
+    ],
+    [
+      'progress with a negative counter',
+      { event: 'campaign_progress', progress: { campaignId: 1, queued: -1 } },
+      /queued: must be >= 0/,
+    ],
     ['unknown event type', { event: 'call_exploded', call }, /unknown event type "call_exploded"/],
     ['no event type', { call }, /unknown event type undefined/],
   ];
@@ -86,7 +179,9 @@ describe('event schemas', () => {
   test.each(EVENT_TYPES.map((t) => [t]))('%s schema rejects wrong v, wrong type, extra fields, missing ts', (type) => {
     const good = buildEvent(valid[type], undefined, NOW) as any;
     expect(validateEvent({ ...good, v: 2 })).not.toEqual([]);
-    expect(validate(eventSchemas[type], { ...good, type: 'status' === type ? 'call_started' : 'status' })).not.toEqual([]);
+    expect(validate(eventSchemas[type], { ...good, type: 'status' === type ? 'call_started' : 'status' })).not.toEqual(
+      [],
+    );
     expect(validateEvent({ ...good, surprise: 1 })).toEqual([expect.stringMatching(/surprise: is not allowed/)]);
     const { ts: _ts, ...noTs } = good;
     expect(validateEvent(noTs)).toEqual([expect.stringMatching(/ts: is required/)]);
@@ -99,7 +194,9 @@ describe('event schemas', () => {
     const e = buildEvent(valid.conversation_turn, undefined, NOW) as any;
     expect(validateEvent({ ...e, timing: { sttMs: NaN } })).toEqual([expect.stringMatching(/finite/)]);
     const ended = buildEvent(valid.call_ended, undefined, NOW) as any;
-    expect(validateEvent({ ...ended, transcript: [{ seq: 0, userText: 5 }] })).toEqual([expect.stringMatching(/transcript\[0\]\.userText/)]);
+    expect(validateEvent({ ...ended, transcript: [{ seq: 0, userText: 5 }] })).toEqual([
+      expect.stringMatching(/transcript\[0\]\.userText/),
+    ]);
   });
 });
 
@@ -113,7 +210,8 @@ describe('topic tree', () => {
     expect(topics.campaignControl(3)).toBe('ai-dialer/v1/campaigns/3/control');
   });
   test('ids that would escape a topic level are refused', () => {
-    for (const bad of ['a/b', '+', '#', '', 'x y', 'a\u0000', 'x'.repeat(129)]) expect(() => topics.callEvents(bad)).toThrow(/cannot be used in an MQTT topic/);
+    for (const bad of ['a/b', '+', '#', '', 'x y', 'a\u0000', 'x'.repeat(129)])
+      expect(() => topics.callEvents(bad)).toThrow(/cannot be used in an MQTT topic/);
     expect(() => new Topics('bad/#')).toThrow(/not valid/);
   });
   test('parse recognises the four topic kinds and nothing else', () => {
@@ -127,8 +225,14 @@ describe('topic tree', () => {
 });
 
 test('conversation_turn says when the caller text was simulated (demo STT), and only then', () => {
-  const base = { call: { id: 7, campaignId: 1 }, turn: { seq: 1, userText: 'Yes, this is me.', botText: 'Great.', timing: { sttMs: 1 } } };
-  const sim = buildEvent({ ...base, turn: { ...base.turn, simulated: true } }, 'conversation_turn') as unknown as Record<string, unknown>;
+  const base = {
+    call: { id: 7, campaignId: 1 },
+    turn: { seq: 1, userText: 'Yes, this is me.', botText: 'Great.', timing: { sttMs: 1 } },
+  };
+  const sim = buildEvent(
+    { ...base, turn: { ...base.turn, simulated: true } },
+    'conversation_turn',
+  ) as unknown as Record<string, unknown>;
   expect(sim.simulated).toBe(true);
   expect(validateEvent(JSON.parse(JSON.stringify(sim)))).toEqual([]);
   const real = JSON.parse(JSON.stringify(buildEvent(base, 'conversation_turn'))) as Record<string, unknown>;

@@ -10,9 +10,32 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 /** Settings that would change what the runtime does if inherited from the test's environment. */
 const INHERITED = [
-  'DATABASE_URL', 'MQTT_URL', 'MQTT_WS_URL', 'ARI_URL', 'ARI_USERNAME', 'ARI_PASSWORD', 'ARI_APP', 'NODE_OPTIONS', 'API_TOKEN', 'AGI_SECRET',
-  'LLM_ENGINE', 'LLM_BASE_URL', 'LLM_MODEL', 'LLM_API_KEY', 'STT_ENGINE', 'TTS_ENGINE', 'TTS_VOICE', 'DIAL_ENDPOINT',
-  'SIM_SPEED', 'SIM_PERSONAS', 'SIM_PORT', 'FLOW_FILE', 'MQTT_WRITER_USER', 'MQTT_READER_USER', 'MQTT_TCP_DISABLED', 'GLOBAL_CPS',
+  'DATABASE_URL',
+  'MQTT_URL',
+  'MQTT_WS_URL',
+  'ARI_URL',
+  'ARI_USERNAME',
+  'ARI_PASSWORD',
+  'ARI_APP',
+  'NODE_OPTIONS',
+  'API_TOKEN',
+  'AGI_SECRET',
+  'LLM_ENGINE',
+  'LLM_BASE_URL',
+  'LLM_MODEL',
+  'LLM_API_KEY',
+  'STT_ENGINE',
+  'TTS_ENGINE',
+  'TTS_VOICE',
+  'DIAL_ENDPOINT',
+  'SIM_SPEED',
+  'SIM_PERSONAS',
+  'SIM_PORT',
+  'FLOW_FILE',
+  'MQTT_WRITER_USER',
+  'MQTT_READER_USER',
+  'MQTT_TCP_DISABLED',
+  'GLOBAL_CPS',
 ];
 
 export interface Started {
@@ -41,12 +64,20 @@ export function spawnStart(env: Record<string, string>): Started {
 export async function waitForBanner(s: Started, ms: number): Promise<void> {
   let exitCode: number | null | undefined;
   void s.exited.then((code) => (exitCode = code));
-  await waitFor(() => s.out().includes('Press Ctrl-C to stop.') || exitCode !== undefined, ms, 'the runtime banner', 100);
+  await waitFor(
+    () => s.out().includes('Press Ctrl-C to stop.') || exitCode !== undefined,
+    ms,
+    'the runtime banner',
+    100,
+  );
   if (exitCode !== undefined) throw new StartFailed(exitCode, s.out());
 }
 
 export class StartFailed extends Error {
-  constructor(readonly code: number | null, readonly output: string) {
+  constructor(
+    readonly code: number | null,
+    readonly output: string,
+  ) {
     super(`the runtime exited with code ${code}: ${output.trim()}`);
   }
 }

@@ -13,7 +13,6 @@ import { waitFor } from '../helpers/wait';
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-
 describe('packed tarball in a stock Node-RED', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-pack-'));
   const userDir = path.join(work, 'userdir');
@@ -33,7 +32,11 @@ describe('packed tarball in a stock Node-RED', () => {
   });
 
   test('npm pack contains the build output, examples, flows and asterisk-config, and no sources or secrets', () => {
-    const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error' } });
+    const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_loglevel: 'error' },
+    });
     const info = JSON.parse(out.slice(out.indexOf('[')))[0] as { filename: string; files: Array<{ path: string }> };
     const files = info.files.map((f) => f.path);
     for (const type of Object.keys(pkg['node-red'].nodes)) {
@@ -51,19 +54,37 @@ describe('packed tarball in a stock Node-RED', () => {
   test('installs into a userDir, loads every node without error, and serves the icons', async () => {
     fs.mkdirSync(userDir, { recursive: true });
     fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'userdir', private: true }));
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev', '--prefer-offline', path.join(work, 'package.tgz')], {
-      cwd: userDir,
-      stdio: 'pipe',
-      env: { ...process.env, npm_config_loglevel: 'error' },
-    });
+    execFileSync(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--omit=dev', '--prefer-offline', path.join(work, 'package.tgz')],
+      {
+        cwd: userDir,
+        stdio: 'pipe',
+        env: { ...process.env, npm_config_loglevel: 'error' },
+      },
+    );
     port = await freePort();
     const redMain = require.resolve('node-red/red.js');
     const agiPort = await freePort();
     // Asterisk: the simulator, reached through the same environment variables a real one would be
-    sim = await startSimulator({ port: 0, host: '127.0.0.1', agiHost: '127.0.0.1', agiPort } as Parameters<typeof startSimulator>[0]);
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', DATA_DIR: path.join(work, 'data'), MQTT_PORT: String(await freePort()), AGI_PORT: String(agiPort) };
+    sim = await startSimulator({ port: 0, host: '127.0.0.1', agiHost: '127.0.0.1', agiPort } as Parameters<
+      typeof startSimulator
+    >[0]);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_OPTIONS: '',
+      DATA_DIR: path.join(work, 'data'),
+      MQTT_PORT: String(await freePort()),
+      AGI_PORT: String(agiPort),
+    };
     for (const k of ['DATABASE_URL', 'MQTT_URL']) delete env[k];
-    Object.assign(env, { ARI_URL: sim.url, ARI_USERNAME: sim.username, ARI_PASSWORD: sim.password, ARI_APP: sim.app, STT_ENGINE: 'sim' });
+    Object.assign(env, {
+      ARI_URL: sim.url,
+      ARI_USERNAME: sim.username,
+      ARI_PASSWORD: sim.password,
+      ARI_APP: sim.app,
+      STT_ENGINE: 'sim',
+    });
     red = spawn(process.execPath, [redMain, '-u', userDir, '-p', String(port), '--safe'], {
       cwd: userDir,
       env,
@@ -74,7 +95,9 @@ describe('packed tarball in a stock Node-RED', () => {
     const nodes = await waitFor(
       async () => {
         const r = await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: 'application/json' } });
-        return r.ok ? ((await r.json()) as Array<{ id: string; module: string; types: string[]; err?: string }>) : undefined;
+        return r.ok
+          ? ((await r.json()) as Array<{ id: string; module: string; types: string[]; err?: string }>)
+          : undefined;
       },
       60000,
       'Node-RED admin API',
@@ -90,7 +113,9 @@ describe('packed tarball in a stock Node-RED', () => {
     expect(icon.status).toBe(200);
     expect(await icon.text()).toContain('<svg');
     // The examples are offered in the editor's Import > Examples menu.
-    const ex = await fetch(`http://127.0.0.1:${port}/nodes/messages?lng=en-US`, { headers: { Accept: 'application/json' } });
+    const ex = await fetch(`http://127.0.0.1:${port}/nodes/messages?lng=en-US`, {
+      headers: { Accept: 'application/json' },
+    });
     expect(ex.status).toBe(200);
   });
 

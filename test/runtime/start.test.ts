@@ -33,7 +33,13 @@ describe('npm start (embedded runtime)', () => {
     const p = await ports();
     const rt = start({ ...p, DATA_DIR: tmp() });
     try {
-      await waitFor(() => rt.out().includes('Press Ctrl-C to stop.') || (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))), 60000, 'the banner');
+      await waitFor(
+        () =>
+          rt.out().includes('Press Ctrl-C to stop.') ||
+          (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))),
+        60000,
+        'the banner',
+      );
       const out = rt.out();
       expect(out).toContain(`Editor (Node-RED):  http://127.0.0.1:${p.PORT}/`);
       expect(out).toContain(`Dashboard:          http://127.0.0.1:${p.PORT}/dialer`);
@@ -59,7 +65,13 @@ describe('npm start (embedded runtime)', () => {
     try {
       const rt = start({ ...p, DATA_DIR: tmp() });
       expect(await rt.exited).toBe(1);
-      expect(rt.out().trim().split('\n').filter((l) => l.startsWith('ai-dialer:'))).toEqual([
+      expect(
+        rt
+          .out()
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('ai-dialer:')),
+      ).toEqual([
         `ai-dialer: HTTP port ${p.PORT} is already in use. Is another Node-RED running? Set PORT to a free port, e.g. PORT=1881 npm start.`,
       ]);
     } finally {
@@ -73,8 +85,17 @@ describe('npm start (embedded runtime)', () => {
     await new Promise((r) => blocker.once('listening', r));
     const rt = start({ ...p, DATA_DIR: tmp() });
     try {
-      await waitFor(() => rt.out().includes('Press Ctrl-C to stop.') || (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))), 60000, 'the banner');
-      const note = rt.out().split('\n').filter((l) => l.includes(`MQTT port ${p.MQTT_PORT} is already in use`));
+      await waitFor(
+        () =>
+          rt.out().includes('Press Ctrl-C to stop.') ||
+          (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))),
+        60000,
+        'the banner',
+      );
+      const note = rt
+        .out()
+        .split('\n')
+        .filter((l) => l.includes(`MQTT port ${p.MQTT_PORT} is already in use`));
       expect(note).toHaveLength(1);
       expect(note[0]).toContain('Set MQTT_PORT');
       expect(note[0]).toContain(`MQTT_URL=mqtt://127.0.0.1:${p.MQTT_PORT}`);
@@ -86,8 +107,16 @@ describe('npm start (embedded runtime)', () => {
   });
 
   test.each([
-    ['DATABASE_URL', 'mysql://x@127.0.0.1/db', 'ai-dialer: DATABASE_URL must start with postgres:// or postgresql:// (got mysql://)'],
-    ['DATABASE_URL', 'postgresql://nobody:secretpw@127.0.0.1:1/none', 'ai-dialer: cannot reach PostgreSQL at postgresql://nobody:***@127.0.0.1:1/none'],
+    [
+      'DATABASE_URL',
+      'mysql://x@127.0.0.1/db',
+      'ai-dialer: DATABASE_URL must start with postgres:// or postgresql:// (got mysql://)',
+    ],
+    [
+      'DATABASE_URL',
+      'postgresql://nobody:secretpw@127.0.0.1:1/none',
+      'ai-dialer: cannot reach PostgreSQL at postgresql://nobody:***@127.0.0.1:1/none',
+    ],
     ['MQTT_URL', 'not a url', 'ai-dialer: MQTT_URL is not a valid URL'],
     ['ARI_URL', 'ftp://asterisk', 'ai-dialer: ARI_URL must start with http:// or https:// (got ftp://)'],
     ['PORT', 'http', 'ai-dialer: PORT must be a port number between 0 and 65535 (got "http")'],
@@ -95,7 +124,11 @@ describe('npm start (embedded runtime)', () => {
     const p = await ports();
     const rt = start({ ...p, DATA_DIR: tmp(), [name]: value });
     expect(await rt.exited).toBe(1);
-    const lines = rt.out().trim().split('\n').filter((l) => l.startsWith('ai-dialer:'));
+    const lines = rt
+      .out()
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('ai-dialer:'));
     expect(lines).toHaveLength(1);
     expect(lines[0].startsWith(expected)).toBe(true);
     expect(rt.out()).not.toContain('secretpw');

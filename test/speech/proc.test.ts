@@ -14,7 +14,14 @@ test('at most maxProcesses() engine programs run at once; the rest queue and sti
   const before = maxProcesses();
   maxProcesses(2);
   try {
-    const runs = Array.from({ length: 6 }, (_, i) => runProcess('/bin/sh', ['-c', script(String(i))], { stage: 'tts', engine: 'test', timeoutMs: 20000, stdin: `text ${i}` }));
+    const runs = Array.from({ length: 6 }, (_, i) =>
+      runProcess('/bin/sh', ['-c', script(String(i))], {
+        stage: 'tts',
+        engine: 'test',
+        timeoutMs: 20000,
+        stdin: `text ${i}`,
+      }),
+    );
     expect(processStats()).toEqual({ running: 2, waiting: 4 });
     const out = await Promise.all(runs);
     expect(out.map((r) => r.stdout.toString())).toEqual(Array.from({ length: 6 }, (_, i) => `text ${i}`));
@@ -31,14 +38,32 @@ test('waiting for a slot counts toward the deadline: a queued request times out 
   const before = maxProcesses();
   maxProcesses(1);
   try {
-    const long = runProcess('/bin/sh', ['-c', 'sleep 1; cat'], { stage: 'tts', engine: 'test', timeoutMs: 20000, stdin: 'first' });
-    const queued = runProcess('/bin/sh', ['-c', 'cat'], { stage: 'tts', engine: 'test', timeoutMs: 200, stdin: 'second' });
-    await expect(queued).rejects.toMatchObject({ stage: 'tts', kind: 'timeout', message: expect.stringContaining('synthesis slots') });
+    const long = runProcess('/bin/sh', ['-c', 'sleep 1; cat'], {
+      stage: 'tts',
+      engine: 'test',
+      timeoutMs: 20000,
+      stdin: 'first',
+    });
+    const queued = runProcess('/bin/sh', ['-c', 'cat'], {
+      stage: 'tts',
+      engine: 'test',
+      timeoutMs: 200,
+      stdin: 'second',
+    });
+    await expect(queued).rejects.toMatchObject({
+      stage: 'tts',
+      kind: 'timeout',
+      message: expect.stringContaining('synthesis slots'),
+    });
     expect(processStats().waiting).toBe(0);
     await expect(long).resolves.toMatchObject({ stdout: Buffer.from('first') });
     // a killed program frees its slot
-    await expect(runProcess('/bin/sh', ['-c', 'sleep 5'], { stage: 'tts', engine: 'test', timeoutMs: 100 })).rejects.toMatchObject({ kind: 'timeout' });
-    await expect(runProcess('/bin/sh', ['-c', 'cat'], { stage: 'tts', engine: 'test', timeoutMs: 5000, stdin: 'after' })).resolves.toMatchObject({ stdout: Buffer.from('after') });
+    await expect(
+      runProcess('/bin/sh', ['-c', 'sleep 5'], { stage: 'tts', engine: 'test', timeoutMs: 100 }),
+    ).rejects.toMatchObject({ kind: 'timeout' });
+    await expect(
+      runProcess('/bin/sh', ['-c', 'cat'], { stage: 'tts', engine: 'test', timeoutMs: 5000, stdin: 'after' }),
+    ).resolves.toMatchObject({ stdout: Buffer.from('after') });
   } finally {
     maxProcesses(before);
   }

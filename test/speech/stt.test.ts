@@ -17,12 +17,16 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 function speechWav(ms: number, rate = 8000, simText?: string): Buffer {
   const n = Math.round((rate * ms) / 1000);
   const s = new Int16Array(n);
-  for (let i = 0; i < n; i++) s[i] = Math.round(5000 * Math.sin((2 * Math.PI * 180 * i) / rate) * (0.6 + 0.4 * Math.sin((2 * Math.PI * 4 * i) / rate)));
+  for (let i = 0; i < n; i++)
+    s[i] = Math.round(
+      5000 * Math.sin((2 * Math.PI * 180 * i) / rate) * (0.6 + 0.4 * Math.sin((2 * Math.PI * 4 * i) / rate)),
+    );
   return encodeWav({ sampleRate: rate, channels: 1, samples: s }, simText);
 }
-const silenceWav = (ms: number) => encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(8 * ms).map((_, i) => (i % 7) - 3) });
+const silenceWav = (ms: number) =>
+  encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(8 * ms).map((_, i) => (i % 7) - 3) });
 
-describe('Vosk server WebSocket protocol (local server speaking asr_server.py\'s protocol)', () => {
+describe("Vosk server WebSocket protocol (local server speaking asr_server.py's protocol)", () => {
   type Mode = 'ok' | 'alternatives' | 'malformed' | 'slow' | 'close' | 'empty';
   let mode: Mode = 'ok';
   let wss: WebSocketServer;
@@ -51,7 +55,12 @@ describe('Vosk server WebSocket protocol (local server speaking asr_server.py\'s
           if (mode === 'slow') return;
           const final =
             mode === 'alternatives'
-              ? { alternatives: [{ text: 'yes this is me', confidence: 310.5 }, { text: 'yes this is mean', confidence: 290.1 }] }
+              ? {
+                  alternatives: [
+                    { text: 'yes this is me', confidence: 310.5 },
+                    { text: 'yes this is mean', confidence: 290.1 },
+                  ],
+                }
               : mode === 'empty'
                 ? { result: [], text: '' }
                 : { result: [{ conf: 0.8, end: 2.1, start: 1.8, word: 'me' }], text: 'me' };
@@ -63,12 +72,27 @@ describe('Vosk server WebSocket protocol (local server speaking asr_server.py\'s
         if (mode === 'malformed') return ws.send('Traceback (most recent call last): oops');
         if (!midResultSent && s.bytes >= 16000 && mode === 'ok') {
           midResultSent = true;
-          ws.send(JSON.stringify({ result: [{ conf: 1, end: 0.5, start: 0.1, word: 'yes' }, { conf: 0.9, end: 0.9, start: 0.6, word: 'this' }, { conf: 0.7, end: 1.2, start: 1.0, word: 'is' }], text: 'yes this is' }));
+          ws.send(
+            JSON.stringify({
+              result: [
+                { conf: 1, end: 0.5, start: 0.1, word: 'yes' },
+                { conf: 0.9, end: 0.9, start: 0.6, word: 'this' },
+                { conf: 0.7, end: 1.2, start: 1.0, word: 'is' },
+              ],
+              text: 'yes this is',
+            }),
+          );
         } else ws.send(JSON.stringify({ partial: s.bytes > 8000 ? 'yes this' : '' }));
       });
     });
   });
-  afterAll(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()); }));
+  afterAll(
+    () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      }),
+  );
 
   test('config with the sample rate, PCM frames, the exact end-of-stream string; results joined, confidence = mean word conf', async () => {
     mode = 'ok';
@@ -124,18 +148,34 @@ describe('Vosk server WebSocket protocol (local server speaking asr_server.py\'s
 
   test('malformed answers, a server that closes early, a slow server and no server are typed errors', async () => {
     mode = 'malformed';
-    await expect(transcribe(new VoskEngine({ url }), speechWav(600))).rejects.toMatchObject({ stage: 'stt', kind: 'bad_response', engine: 'vosk' });
+    await expect(transcribe(new VoskEngine({ url }), speechWav(600))).rejects.toMatchObject({
+      stage: 'stt',
+      kind: 'bad_response',
+      engine: 'vosk',
+    });
     mode = 'close';
-    await expect(transcribe(new VoskEngine({ url }), speechWav(600))).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringContaining('before the final result') });
+    await expect(transcribe(new VoskEngine({ url }), speechWav(600))).rejects.toMatchObject({
+      kind: 'bad_response',
+      message: expect.stringContaining('before the final result'),
+    });
     mode = 'slow';
-    await expect(transcribe(new VoskEngine({ url }), speechWav(600), { timeoutMs: 300 })).rejects.toMatchObject({ kind: 'timeout' });
-    await expect(transcribe(new VoskEngine({ url: 'ws://127.0.0.1:1' }), speechWav(600))).rejects.toMatchObject({ kind: 'network' });
+    await expect(transcribe(new VoskEngine({ url }), speechWav(600), { timeoutMs: 300 })).rejects.toMatchObject({
+      kind: 'timeout',
+    });
+    await expect(transcribe(new VoskEngine({ url: 'ws://127.0.0.1:1' }), speechWav(600))).rejects.toMatchObject({
+      kind: 'network',
+    });
     expect(() => new VoskEngine({ url: 'http://x' })).toThrow(expect.objectContaining({ kind: 'not_configured' }));
   });
 
   test('a missing or non-WAV recording is invalid input', async () => {
-    await expect(transcribe(new VoskEngine({ url }), path.join(tmp, 'nope.wav'))).rejects.toMatchObject({ kind: 'invalid_input', message: expect.stringContaining('ENOENT') });
-    await expect(transcribe(new VoskEngine({ url }), Buffer.from('ID3 not a wav at all, but some mp3 bytes'))).rejects.toMatchObject({ kind: 'invalid_input' });
+    await expect(transcribe(new VoskEngine({ url }), path.join(tmp, 'nope.wav'))).rejects.toMatchObject({
+      kind: 'invalid_input',
+      message: expect.stringContaining('ENOENT'),
+    });
+    await expect(
+      transcribe(new VoskEngine({ url }), Buffer.from('ID3 not a wav at all, but some mp3 bytes')),
+    ).rejects.toMatchObject({ kind: 'invalid_input' });
   });
 });
 
@@ -170,7 +210,11 @@ describe('OpenAI-compatible /v1/audio/transcriptions (local server)', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
-        seen.push({ url: req.url, headers: req.headers, parts: parseMultipart(Buffer.concat(chunks), String(req.headers['content-type'])) });
+        seen.push({
+          url: req.url,
+          headers: req.headers,
+          parts: parseMultipart(Buffer.concat(chunks), String(req.headers['content-type'])),
+        });
         if (mode === 'slow') return;
         if (mode === 'error') {
           res.writeHead(422, { 'content-type': 'application/json' });
@@ -198,12 +242,27 @@ describe('OpenAI-compatible /v1/audio/transcriptions (local server)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
   });
-  afterAll(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  afterAll(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
 
   test('multipart fields file, model, language, response_format; bearer key; json answer', async () => {
     mode = 'json';
     const wav = speechWav(1200);
-    const t = await transcribe(new OpenAiSttEngine({ baseUrl: base, model: 'Systran/faster-whisper-small', apiKey: 'sk-stt', language: 'en', responseFormat: 'json' }), wav);
+    const t = await transcribe(
+      new OpenAiSttEngine({
+        baseUrl: base,
+        model: 'Systran/faster-whisper-small',
+        apiKey: 'sk-stt',
+        language: 'en',
+        responseFormat: 'json',
+      }),
+      wav,
+    );
     const req = seen[seen.length - 1];
     expect(req.url).toBe('/v1/audio/transcriptions');
     expect(req.headers.authorization).toBe('Bearer sk-stt');
@@ -218,9 +277,12 @@ describe('OpenAI-compatible /v1/audio/transcriptions (local server)', () => {
     expect(t.confidence).toBeUndefined();
   });
 
-  test('verbose_json gives a confidence from the segments\' log-probabilities', async () => {
+  test("verbose_json gives a confidence from the segments' log-probabilities", async () => {
     mode = 'verbose';
-    const t = await transcribe(new OpenAiSttEngine({ baseUrl: base, model: 'whisper-1', responseFormat: 'verbose_json' }), speechWav(2500));
+    const t = await transcribe(
+      new OpenAiSttEngine({ baseUrl: base, model: 'whisper-1', responseFormat: 'verbose_json' }),
+      speechWav(2500),
+    );
     const req = seen[seen.length - 1];
     expect(req.headers.authorization).toBeUndefined();
     expect(req.parts.language).toBeUndefined();
@@ -230,7 +292,10 @@ describe('OpenAI-compatible /v1/audio/transcriptions (local server)', () => {
   });
 
   test('malformed, text-less, error and slow answers are typed errors', async () => {
-    const e = (timeoutMs = 15000) => transcribe(new OpenAiSttEngine({ baseUrl: base, model: 'm', responseFormat: 'json' }), speechWav(500), { timeoutMs });
+    const e = (timeoutMs = 15000) =>
+      transcribe(new OpenAiSttEngine({ baseUrl: base, model: 'm', responseFormat: 'json' }), speechWav(500), {
+        timeoutMs,
+      });
     mode = 'malformed';
     await expect(e()).rejects.toMatchObject({ stage: 'stt', kind: 'bad_response', engine: 'openai' });
     mode = 'notext';
@@ -239,12 +304,14 @@ describe('OpenAI-compatible /v1/audio/transcriptions (local server)', () => {
     await expect(e()).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringContaining('HTTP 422') });
     mode = 'slow';
     await expect(e(300)).rejects.toMatchObject({ kind: 'timeout' });
-    await expect(transcribe(new OpenAiSttEngine({ baseUrl: '', model: 'm', responseFormat: 'json' }), speechWav(500))).rejects.toMatchObject({ kind: 'not_configured' });
+    await expect(
+      transcribe(new OpenAiSttEngine({ baseUrl: '', model: 'm', responseFormat: 'json' }), speechWav(500)),
+    ).rejects.toMatchObject({ kind: 'not_configured' });
   });
 });
 
 describe('sim engine and engine selection', () => {
-  test('reads the simulator\'s simu chunk and says it is simulated', async () => {
+  test("reads the simulator's simu chunk and says it is simulated", async () => {
     const file = path.join(tmp, 'sim.wav');
     fs.writeFileSync(file, speechWav(900, 8000, 'Please do not call me again.'));
     const t = await transcribe(new SimSttEngine(), file);
@@ -257,7 +324,9 @@ describe('sim engine and engine selection', () => {
     expect(resolveSttEngineName('', {})).toBe('sim');
     expect(resolveSttEngineName('', { STT_ENGINE: 'vosk' })).toBe('vosk');
     expect(resolveSttEngineName('openai', { STT_ENGINE: 'vosk' })).toBe('openai');
-    expect(() => resolveSttEngineName('', { ARI_URL: 'http://asterisk:8088' })).toThrow(expect.objectContaining({ stage: 'stt', kind: 'not_configured' }));
+    expect(() => resolveSttEngineName('', { ARI_URL: 'http://asterisk:8088' })).toThrow(
+      expect.objectContaining({ stage: 'stt', kind: 'not_configured' }),
+    );
     expect(() => resolveSttEngineName('google', {})).toThrow(expect.objectContaining({ kind: 'not_configured' }));
     expect(createSttEngine({}, { STT_ENGINE: 'vosk', VOSK_URL: 'ws://vosk:2700' }).name).toBe('vosk');
     expect(createSttEngine({}, {}).name).toBe('sim');

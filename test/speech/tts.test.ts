@@ -33,7 +33,9 @@ function header(file: string) {
 function tone(rate: number, ms: number, freq = 440, channels = 1): Buffer {
   const frames = Math.round((rate * ms) / 1000);
   const s = new Int16Array(frames * channels);
-  for (let i = 0; i < frames; i++) for (let c = 0; c < channels; c++) s[i * channels + c] = Math.round(8000 * Math.sin((2 * Math.PI * freq * i) / rate));
+  for (let i = 0; i < frames; i++)
+    for (let c = 0; c < channels; c++)
+      s[i * channels + c] = Math.round(8000 * Math.sin((2 * Math.PI * freq * i) / rate));
   return encodeWav({ sampleRate: rate, channels, samples: s });
 }
 
@@ -110,9 +112,20 @@ describe('espeak-ng (real)', () => {
   });
 
   test('empty text and a missing binary are typed errors', async () => {
-    await expect(service.speak('  \n ')).rejects.toMatchObject({ stage: 'tts', kind: 'invalid_input', engine: 'espeak-ng' });
-    const missing = new TtsService(new EspeakEngine({ bin: '/nonexistent/espeak-ng' }), new AudioCache(path.join(tmp, 'missing')));
-    await expect(missing.speak('hello')).rejects.toMatchObject({ stage: 'tts', kind: 'not_installed', engine: 'espeak-ng' });
+    await expect(service.speak('  \n ')).rejects.toMatchObject({
+      stage: 'tts',
+      kind: 'invalid_input',
+      engine: 'espeak-ng',
+    });
+    const missing = new TtsService(
+      new EspeakEngine({ bin: '/nonexistent/espeak-ng' }),
+      new AudioCache(path.join(tmp, 'missing')),
+    );
+    await expect(missing.speak('hello')).rejects.toMatchObject({
+      stage: 'tts',
+      kind: 'not_installed',
+      engine: 'espeak-ng',
+    });
   });
 
   test('invalid voice or speed is refused at configuration', () => {
@@ -160,15 +173,23 @@ describe('cache', () => {
     const file = path.join(tmp, 'not-a-dir');
     fs.writeFileSync(file, 'x');
     expect(resolveAudioDir(path.join(tmp, 'conf'), {})).toBe(path.join(tmp, 'conf'));
-    expect(resolveAudioDir(path.join(file, 'sub'), { DATA_DIR: path.join(tmp, 'data') })).toBe(path.join(tmp, 'data', 'audio'));
-    expect(resolveAudioDir(path.join(file, 'sub'), { DATA_DIR: path.join(file, 'x') })).toBe(path.join(os.tmpdir(), 'ai-dialer-audio'));
+    expect(resolveAudioDir(path.join(file, 'sub'), { DATA_DIR: path.join(tmp, 'data') })).toBe(
+      path.join(tmp, 'data', 'audio'),
+    );
+    expect(resolveAudioDir(path.join(file, 'sub'), { DATA_DIR: path.join(file, 'x') })).toBe(
+      path.join(os.tmpdir(), 'ai-dialer-audio'),
+    );
     expect(resolveAudioDir(undefined, {})).toBe(path.join(os.tmpdir(), 'ai-dialer-audio'));
-    expect(resolveAudioDir('', { AUDIO_DIR: path.join(tmp, 'env-audio'), DATA_DIR: path.join(tmp, 'data') })).toBe(path.join(tmp, 'env-audio'));
-    expect(resolveAudioDir('', { AUDIO_DIR: path.join(file, 'ro'), DATA_DIR: path.join(tmp, 'data') })).toBe(path.join(tmp, 'data', 'audio'));
+    expect(resolveAudioDir('', { AUDIO_DIR: path.join(tmp, 'env-audio'), DATA_DIR: path.join(tmp, 'data') })).toBe(
+      path.join(tmp, 'env-audio'),
+    );
+    expect(resolveAudioDir('', { AUDIO_DIR: path.join(file, 'ro'), DATA_DIR: path.join(tmp, 'data') })).toBe(
+      path.join(tmp, 'data', 'audio'),
+    );
   });
 });
 
-describe('piper (fake executable with piper\'s command-line contract)', () => {
+describe("piper (fake executable with piper's command-line contract)", () => {
   const bin = path.join(tmp, 'piper');
   const model = path.join(tmp, 'en_US-test-medium.onnx');
   const log = path.join(tmp, 'piper.log');
@@ -203,7 +224,10 @@ process.stdin.on('end', () => {
   });
 
   test('text on stdin as one line, model and output file as arguments, output converted to 8 kHz', async () => {
-    const s = new TtsService(new PiperEngine({ bin, model, speaker: 2, lengthScale: 1.1 }), new AudioCache(path.join(tmp, 'piper-cache')));
+    const s = new TtsService(
+      new PiperEngine({ bin, model, speaker: 2, lengthScale: 1.1 }),
+      new AudioCache(path.join(tmp, 'piper-cache')),
+    );
     const r = await s.speak('Hello\nthere "friend"');
     const call = JSON.parse(fs.readFileSync(log, 'utf8').trim().split('\n').pop() as string);
     expect(call.text).toBe('Hello there "friend"\n');
@@ -218,11 +242,23 @@ process.stdin.on('end', () => {
 
   test('missing model, missing binary, crash and hang are typed errors', async () => {
     const cache = new AudioCache(path.join(tmp, 'piper-err'));
-    await expect(new TtsService(new PiperEngine({ bin, model: path.join(tmp, 'nope.onnx') }), cache).speak('x')).rejects.toMatchObject({ kind: 'not_installed', engine: 'piper' });
-    await expect(new TtsService(new PiperEngine({ bin, model: '' }), cache).speak('x')).rejects.toMatchObject({ kind: 'not_configured' });
-    await expect(new TtsService(new PiperEngine({ bin: path.join(tmp, 'no-piper'), model }), cache).speak('x')).rejects.toMatchObject({ kind: 'not_installed' });
-    await expect(new TtsService(new PiperEngine({ bin, model }), cache).speak('CRASH')).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringContaining('Segmentation fault') });
-    await expect(new TtsService(new PiperEngine({ bin, model }), cache, 300).speak('HANG')).rejects.toMatchObject({ kind: 'timeout', stage: 'tts' });
+    await expect(
+      new TtsService(new PiperEngine({ bin, model: path.join(tmp, 'nope.onnx') }), cache).speak('x'),
+    ).rejects.toMatchObject({ kind: 'not_installed', engine: 'piper' });
+    await expect(new TtsService(new PiperEngine({ bin, model: '' }), cache).speak('x')).rejects.toMatchObject({
+      kind: 'not_configured',
+    });
+    await expect(
+      new TtsService(new PiperEngine({ bin: path.join(tmp, 'no-piper'), model }), cache).speak('x'),
+    ).rejects.toMatchObject({ kind: 'not_installed' });
+    await expect(new TtsService(new PiperEngine({ bin, model }), cache).speak('CRASH')).rejects.toMatchObject({
+      kind: 'bad_response',
+      message: expect.stringContaining('Segmentation fault'),
+    });
+    await expect(new TtsService(new PiperEngine({ bin, model }), cache, 300).speak('HANG')).rejects.toMatchObject({
+      kind: 'timeout',
+      stage: 'tts',
+    });
   });
 });
 
@@ -258,9 +294,16 @@ describe('OpenAI-compatible /v1/audio/speech (local server)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
   });
-  afterAll(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  afterAll(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
 
-  const engine = () => new OpenAiTtsEngine({ baseUrl: base, model: 'tts-1', voice: 'nova', apiKey: 'sk-test-123', speed: 1.25 });
+  const engine = () =>
+    new OpenAiTtsEngine({ baseUrl: base, model: 'tts-1', voice: 'nova', apiKey: 'sk-test-123', speed: 1.25 });
 
   test('sends the documented request and converts 24 kHz to 8 kHz', async () => {
     mode = 'ok';
@@ -271,7 +314,13 @@ describe('OpenAI-compatible /v1/audio/speech (local server)', () => {
     expect(req.url).toBe('/v1/audio/speech');
     expect(req.headers.authorization).toBe('Bearer sk-test-123');
     expect(req.headers['content-type']).toBe('application/json');
-    expect(req.body).toEqual({ model: 'tts-1', input: 'Good morning', voice: 'nova', response_format: 'wav', speed: 1.25 });
+    expect(req.body).toEqual({
+      model: 'tts-1',
+      input: 'Good morning',
+      voice: 'nova',
+      response_format: 'wav',
+      speed: 1.25,
+    });
     expect(header(r.file)).toMatchObject({ rate: 8000, channels: 1, bits: 16 });
     expect(r.durationMs).toBe(1200);
     const again = await s.speak('Good morning');
@@ -289,16 +338,30 @@ describe('OpenAI-compatible /v1/audio/speech (local server)', () => {
   test('wrong format, HTTP errors, a bad key, a slow server and a dead server are typed errors', async () => {
     const s = (t = 15000) => new TtsService(engine(), new AudioCache(path.join(tmp, 'oai-err')), t);
     mode = 'mp3';
-    await expect(s().speak('a')).rejects.toMatchObject({ stage: 'tts', kind: 'bad_response', engine: 'openai', message: expect.stringContaining('audio/mpeg') });
+    await expect(s().speak('a')).rejects.toMatchObject({
+      stage: 'tts',
+      kind: 'bad_response',
+      engine: 'openai',
+      message: expect.stringContaining('audio/mpeg'),
+    });
     mode = 'error';
-    await expect(s().speak('b')).rejects.toMatchObject({ kind: 'bad_response', message: expect.stringContaining('model overloaded') });
+    await expect(s().speak('b')).rejects.toMatchObject({
+      kind: 'bad_response',
+      message: expect.stringContaining('model overloaded'),
+    });
     mode = 'unauth';
     await expect(s().speak('c')).rejects.toMatchObject({ kind: 'unauthorized' });
     mode = 'slow';
     await expect(s(300).speak('d')).rejects.toMatchObject({ kind: 'timeout' });
-    const dead = new TtsService(new OpenAiTtsEngine({ baseUrl: 'http://127.0.0.1:1/v1', model: 'm', voice: 'v' }), new AudioCache(path.join(tmp, 'oai-dead')));
+    const dead = new TtsService(
+      new OpenAiTtsEngine({ baseUrl: 'http://127.0.0.1:1/v1', model: 'm', voice: 'v' }),
+      new AudioCache(path.join(tmp, 'oai-dead')),
+    );
     await expect(dead.speak('e')).rejects.toMatchObject({ kind: 'network' });
-    const none = new TtsService(new OpenAiTtsEngine({ baseUrl: '', model: 'm', voice: 'v' }), new AudioCache(path.join(tmp, 'oai-none')));
+    const none = new TtsService(
+      new OpenAiTtsEngine({ baseUrl: '', model: 'm', voice: 'v' }),
+      new AudioCache(path.join(tmp, 'oai-none')),
+    );
     await expect(none.speak('f')).rejects.toMatchObject({ kind: 'not_configured' });
   });
 });
@@ -323,7 +386,10 @@ describe('engine selection', () => {
     expect(resolveTtsEngineName('', { TTS_ENGINE: 'piper' })).toBe('piper');
     expect(resolveTtsEngineName('openai', { TTS_ENGINE: 'piper' })).toBe('openai');
     expect(() => resolveTtsEngineName('festival', {})).toThrow(expect.objectContaining({ kind: 'not_configured' }));
-    const e = createTtsEngine({}, { TTS_ENGINE: 'openai', TTS_BASE_URL: 'http://x/v1', TTS_VOICE: 'echo', TTS_API_KEY: 'k' });
+    const e = createTtsEngine(
+      {},
+      { TTS_ENGINE: 'openai', TTS_BASE_URL: 'http://x/v1', TTS_VOICE: 'echo', TTS_API_KEY: 'k' },
+    );
     expect(e.name).toBe('openai');
     expect(e.voice).toBe('echo');
   });

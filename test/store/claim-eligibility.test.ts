@@ -7,10 +7,28 @@ import { claimContacts } from '../../src/store/claim';
 import { dbTargets } from '../helpers/db';
 import { makeCampaign } from '../campaign/fixtures';
 
-const ZONES = [null, 'America/New_York', 'America/Chicago', 'America/Denver', 'America/Phoenix', 'America/Los_Angeles', 'Pacific/Honolulu', 'Europe/London', 'Asia/Kolkata', 'Asia/Tokyo', 'Australia/Lord_Howe'];
+const ZONES = [
+  null,
+  'America/New_York',
+  'America/Chicago',
+  'America/Denver',
+  'America/Phoenix',
+  'America/Los_Angeles',
+  'Pacific/Honolulu',
+  'Europe/London',
+  'Asia/Kolkata',
+  'Asia/Tokyo',
+  'Australia/Lord_Howe',
+];
 
 function localTime(at: Date, tz: string): string {
-  return new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).format(at);
+  return new Intl.DateTimeFormat('en-GB', {
+    timeZone: tz,
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+  }).format(at);
 }
 
 /** Seeded PRNG (mulberry32) so a failure can be replayed. */
@@ -56,10 +74,21 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
     // a random instant in 2026 (whole seconds), and a campaign zone/window around it
     const now = new Date(Date.UTC(2026, 0, 1) + Math.floor(rand() * 365 * 86400) * 1000);
     const campTz = pick(ZONES.filter((z): z is string => !!z));
-    const windows: Array<[string, string]> = [['09:00:00', '20:00:00'], ['08:00:00', '21:00:00'], ['22:00:00', '06:00:00'], ['00:00:00', '12:00:00']];
+    const windows: Array<[string, string]> = [
+      ['09:00:00', '20:00:00'],
+      ['08:00:00', '21:00:00'],
+      ['22:00:00', '06:00:00'],
+      ['00:00:00', '12:00:00'],
+    ];
     const [ws, we] = pick(windows);
     const maxAttempts = 1 + Math.floor(rand() * 4);
-    const cid = await makeCampaign(db, { timezone: campTz, windowStart: ws, windowEnd: we, maxAttempts, numbers: ['+12125550100', '+13125550100'] });
+    const cid = await makeCampaign(db, {
+      timezone: campTz,
+      windowStart: ws,
+      windowEnd: we,
+      maxAttempts,
+      numbers: ['+12125550100', '+13125550100'],
+    });
     const other = await makeCampaign(db);
 
     const N = 3000;
@@ -86,8 +115,13 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
       [cid, JSON.stringify(rows)],
     );
     const idOf = new Map(ins.rows.map((r) => [r.phone, r.id]));
-    const dncRows = rows.filter((r) => r.dnc).map((r) => ({ phone: r.phone, campaign_id: r.dnc === 'global' ? null : r.dnc === 'campaign' ? cid : other }));
-    await db.query(`insert into dnc (phone, campaign_id) select x.phone, x.campaign_id from json_to_recordset($1::json) as x(phone text, campaign_id int)`, [JSON.stringify(dncRows)]);
+    const dncRows = rows
+      .filter((r) => r.dnc)
+      .map((r) => ({ phone: r.phone, campaign_id: r.dnc === 'global' ? null : r.dnc === 'campaign' ? cid : other }));
+    await db.query(
+      `insert into dnc (phone, campaign_id) select x.phone, x.campaign_id from json_to_recordset($1::json) as x(phone text, campaign_id int)`,
+      [JSON.stringify(dncRows)],
+    );
 
     const inWindow = (tz: string) => {
       const t = localTime(now, tz);
@@ -96,7 +130,11 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
     const expected = new Set<number>();
     const expectedDnc = new Set<number>();
     for (const r of rows) {
-      const candidate = r.status === 'pending' && r.attempts < maxAttempts && Date.parse(r.next_attempt_at) <= now.getTime() && inWindow(r.timezone ?? campTz);
+      const candidate =
+        r.status === 'pending' &&
+        r.attempts < maxAttempts &&
+        Date.parse(r.next_attempt_at) <= now.getTime() &&
+        inWindow(r.timezone ?? campTz);
       if (!candidate) continue;
       if (r.dnc === 'global' || r.dnc === 'campaign') expectedDnc.add(idOf.get(r.phone)!);
       else expected.add(idOf.get(r.phone)!);
@@ -106,7 +144,10 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
     const missed = [...expected].filter((id) => !got.ids.has(id));
     expect({ unexpected, missed }).toEqual({ unexpected: [], missed: [] });
     expect(got.dnc).toBe(expectedDnc.size);
-    const marked = await db.query<{ id: number }>(`select id from contacts where campaign_id = $1 and status = 'dnc' and last_outcome = 'dnc'`, [cid]);
+    const marked = await db.query<{ id: number }>(
+      `select id from contacts where campaign_id = $1 and status = 'dnc' and last_outcome = 'dnc'`,
+      [cid],
+    );
     expect(new Set(marked.rows.map((r) => r.id))).toEqual(expectedDnc);
     // sanity: the draw produced both kinds
     expect(expected.size).toBeGreaterThan(0);
@@ -114,8 +155,16 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
   });
 
   /** One contact per zone; which are claimed at `at`. */
-  async function claimedAt(at: string, zones: Array<string | null>, c: { timezone?: string; windowStart?: string; windowEnd?: string } = {}): Promise<Array<string | null>> {
-    const cid = await makeCampaign(db, { timezone: c.timezone ?? 'America/New_York', windowStart: c.windowStart ?? '09:00', windowEnd: c.windowEnd ?? '20:00' });
+  async function claimedAt(
+    at: string,
+    zones: Array<string | null>,
+    c: { timezone?: string; windowStart?: string; windowEnd?: string } = {},
+  ): Promise<Array<string | null>> {
+    const cid = await makeCampaign(db, {
+      timezone: c.timezone ?? 'America/New_York',
+      windowStart: c.windowStart ?? '09:00',
+      windowEnd: c.windowEnd ?? '20:00',
+    });
     await db.query(
       `insert into contacts (campaign_id, phone, timezone, next_attempt_at)
        select $1, '+1555000' || lpad(i::text, 4, '0'), z, '2000-01-01' from unnest($2::text[]) with ordinality as u(z, i)`,
@@ -136,13 +185,21 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
     expect(await claimedAt('2026-06-16T03:00:00Z', zones)).toEqual(['Asia/Tokyo']);
     // 2026-06-15 00:00Z = 09:00 Tokyo (and 17:00 Los Angeles, 19:00 Chicago, 20:00 New York: closed)
     expect(await claimedAt('2026-06-14T23:59:59Z', ['Asia/Tokyo'])).toEqual([]);
-    expect(await claimedAt('2026-06-15T00:00:00Z', zones)).toEqual(['America/Chicago', 'America/Los_Angeles', 'Asia/Tokyo']);
+    expect(await claimedAt('2026-06-15T00:00:00Z', zones)).toEqual([
+      'America/Chicago',
+      'America/Los_Angeles',
+      'Asia/Tokyo',
+    ]);
     // no zone on the contact: the campaign's zone applies
     expect(await claimedAt('2026-06-15T13:00:00Z', [null], { timezone: 'America/New_York' })).toEqual([null]);
     expect(await claimedAt('2026-06-15T13:00:00Z', [null], { timezone: 'America/Los_Angeles' })).toEqual([]);
     // a window that wraps midnight (22:00-02:00 local)
-    expect(await claimedAt('2026-06-15T05:30:00Z', ['America/New_York'], { windowStart: '22:00', windowEnd: '02:00' })).toEqual(['America/New_York']);
-    expect(await claimedAt('2026-06-15T06:00:00Z', ['America/New_York'], { windowStart: '22:00', windowEnd: '02:00' })).toEqual([]);
+    expect(
+      await claimedAt('2026-06-15T05:30:00Z', ['America/New_York'], { windowStart: '22:00', windowEnd: '02:00' }),
+    ).toEqual(['America/New_York']);
+    expect(
+      await claimedAt('2026-06-15T06:00:00Z', ['America/New_York'], { windowStart: '22:00', windowEnd: '02:00' }),
+    ).toEqual([]);
   });
 
   test('DST: America/New_York springs forward on 2026-03-08 and falls back on 2026-11-01', async () => {

@@ -49,13 +49,35 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('atomic claim on %
 
   test('the claim creates the call record and carries the contact, caller ID and attempt', async () => {
     const cid = await makeCampaign(db, { numbers: ['+13125550100'] });
-    await db.query(`insert into contacts (campaign_id, phone, name, timezone, fields) values ($1, '+13125551234', 'Ann', 'America/Chicago', '{"plan":"gold"}')`, [cid]);
+    await db.query(
+      `insert into contacts (campaign_id, phone, name, timezone, fields) values ($1, '+13125551234', 'Ann', 'America/Chicago', '{"plan":"gold"}')`,
+      [cid],
+    );
     const r = await claimContacts(db, { campaignId: cid, limit: 5, worker: 'w1' });
     expect(r.claimed).toHaveLength(1);
     const c = r.claimed[0];
-    expect(c).toMatchObject({ phone: '+13125551234', name: 'Ann', timezone: 'America/Chicago', effectiveTimezone: 'America/Chicago', attempt: 1, callerId: '+13125550100', fields: { plan: 'gold' }, amdEnabled: false });
-    const call = await db.query('select status, attempt, caller_id, worker, contact_id, phone from calls where id = $1', [c.callId]);
-    expect(call.rows[0]).toEqual({ status: 'initiated', attempt: 1, caller_id: '+13125550100', worker: 'w1', contact_id: c.contactId, phone: '+13125551234' });
+    expect(c).toMatchObject({
+      phone: '+13125551234',
+      name: 'Ann',
+      timezone: 'America/Chicago',
+      effectiveTimezone: 'America/Chicago',
+      attempt: 1,
+      callerId: '+13125550100',
+      fields: { plan: 'gold' },
+      amdEnabled: false,
+    });
+    const call = await db.query(
+      'select status, attempt, caller_id, worker, contact_id, phone from calls where id = $1',
+      [c.callId],
+    );
+    expect(call.rows[0]).toEqual({
+      status: 'initiated',
+      attempt: 1,
+      caller_id: '+13125550100',
+      worker: 'w1',
+      contact_id: c.contactId,
+      phone: '+13125551234',
+    });
     const ct = await db.query('select status, last_call_id, claimed_by from contacts where id = $1', [c.contactId]);
     expect(ct.rows[0]).toEqual({ status: 'in_call', last_call_id: c.callId, claimed_by: 'w1' });
     expect((await claimContacts(db, { campaignId: cid, limit: 5 })).claimed).toHaveLength(0);
@@ -72,7 +94,10 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('atomic claim on %
     expect(r.dncSkipped).toBe(2);
     expect(r.claimed.map((c) => c.phone).sort()).not.toContain('+16660000001');
     expect(r.claimed).toHaveLength(8);
-    const st = await db.query<{ phone: string; status: string }>(`select phone, status from contacts where campaign_id = $1 and status = 'dnc' order by phone`, [cid]);
+    const st = await db.query<{ phone: string; status: string }>(
+      `select phone, status from contacts where campaign_id = $1 and status = 'dnc' order by phone`,
+      [cid],
+    );
     expect(st.rows.map((x) => x.phone)).toEqual(['+16660000001', '+16660000002']);
 
     const bare = await makeCampaign(db, { numbers: [], inactiveNumbers: ['+12125550999'] });
@@ -85,8 +110,14 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('atomic claim on %
 
   test('an invalid time zone is refused at insert (it could never be checked against a window)', async () => {
     const cid = await makeCampaign(db);
-    await expect(db.query(`insert into contacts (campaign_id, phone, timezone) values ($1, '+15550001111', 'Mars/Olympus')`, [cid])).rejects.toThrow(/time zone/);
+    await expect(
+      db.query(`insert into contacts (campaign_id, phone, timezone) values ($1, '+15550001111', 'Mars/Olympus')`, [
+        cid,
+      ]),
+    ).rejects.toThrow(/time zone/);
     await db.query(`insert into contacts (campaign_id, phone) values ($1, '+15550001111')`, [cid]);
-    await expect(db.query(`update contacts set timezone = 'Nowhere/Land' where campaign_id = $1`, [cid])).rejects.toThrow(/time zone/);
+    await expect(
+      db.query(`update contacts set timezone = 'Nowhere/Land' where campaign_id = $1`, [cid]),
+    ).rejects.toThrow(/time zone/);
   });
 });

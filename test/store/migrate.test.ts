@@ -18,7 +18,15 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('migrations on %s'
         `select table_name from information_schema.tables where table_schema = 'public' order by 1`,
       );
       expect(tables.rows.map((r) => r.table_name)).toEqual(
-        expect.arrayContaining(['campaigns', 'contacts', 'phone_numbers', 'dnc', 'calls', 'call_turns', 'schema_migrations']),
+        expect.arrayContaining([
+          'campaigns',
+          'contacts',
+          'phone_numbers',
+          'dnc',
+          'calls',
+          'call_turns',
+          'schema_migrations',
+        ]),
       );
     } finally {
       await db.close();

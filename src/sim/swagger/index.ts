@@ -12,7 +12,14 @@ export const API_VERSION = '10.0.0';
 
 type Json = Record<string, unknown>;
 
-function param(name: string, paramType: 'query' | 'path' | 'body', dataType: string, required: boolean, description: string, extra: Json = {}): Json {
+function param(
+  name: string,
+  paramType: 'query' | 'path' | 'body',
+  dataType: string,
+  required: boolean,
+  description: string,
+  extra: Json = {},
+): Json {
   return { name, description, paramType, required, allowMultiple: false, dataType, ...extra };
 }
 
@@ -59,7 +66,19 @@ const Channel: Json = {
       type: 'string',
       allowableValues: {
         valueType: 'LIST',
-        values: ['Down', 'Rsrved', 'OffHook', 'Dialing', 'Ring', 'Ringing', 'Up', 'Busy', 'Dialing Offhook', 'Pre-ring', 'Unknown'],
+        values: [
+          'Down',
+          'Rsrved',
+          'OffHook',
+          'Dialing',
+          'Ring',
+          'Ringing',
+          'Up',
+          'Busy',
+          'Dialing Offhook',
+          'Pre-ring',
+          'Unknown',
+        ],
       },
     },
     caller: { required: true, type: 'CallerID' },
@@ -119,7 +138,9 @@ function asteriskDoc(basePath: string): Json {
       {
         path: '/asterisk/ping',
         description: 'Asterisk ping',
-        operations: [{ httpMethod: 'GET', summary: 'Response pong message.', nickname: 'ping', responseClass: 'AsteriskPing' }],
+        operations: [
+          { httpMethod: 'GET', summary: 'Response pong message.', nickname: 'ping', responseClass: 'AsteriskPing' },
+        ],
       },
     ],
     {
@@ -133,11 +154,40 @@ function asteriskDoc(basePath: string): Json {
           status: { required: false, type: 'StatusInfo' },
         },
       },
-      BuildInfo: { id: 'BuildInfo', properties: { os: { type: 'string', required: true }, kernel: { type: 'string', required: true }, options: { type: 'string', required: true }, machine: { type: 'string', required: true }, date: { type: 'string', required: true }, user: { type: 'string', required: true } } },
-      SystemInfo: { id: 'SystemInfo', properties: { version: { type: 'string', required: true }, entity_id: { type: 'string', required: true } } },
-      ConfigInfo: { id: 'ConfigInfo', properties: { name: { type: 'string', required: true }, default_language: { type: 'string', required: true } } },
-      StatusInfo: { id: 'StatusInfo', properties: { startup_time: { type: 'Date', required: true }, last_reload_time: { type: 'Date', required: true } } },
-      AsteriskPing: { id: 'AsteriskPing', properties: { asterisk_id: { type: 'string', required: true }, ping: { type: 'string', required: true }, timestamp: { type: 'string', required: true } } },
+      BuildInfo: {
+        id: 'BuildInfo',
+        properties: {
+          os: { type: 'string', required: true },
+          kernel: { type: 'string', required: true },
+          options: { type: 'string', required: true },
+          machine: { type: 'string', required: true },
+          date: { type: 'string', required: true },
+          user: { type: 'string', required: true },
+        },
+      },
+      SystemInfo: {
+        id: 'SystemInfo',
+        properties: { version: { type: 'string', required: true }, entity_id: { type: 'string', required: true } },
+      },
+      ConfigInfo: {
+        id: 'ConfigInfo',
+        properties: { name: { type: 'string', required: true }, default_language: { type: 'string', required: true } },
+      },
+      StatusInfo: {
+        id: 'StatusInfo',
+        properties: {
+          startup_time: { type: 'Date', required: true },
+          last_reload_time: { type: 'Date', required: true },
+        },
+      },
+      AsteriskPing: {
+        id: 'AsteriskPing',
+        properties: {
+          asterisk_id: { type: 'string', required: true },
+          ping: { type: 'string', required: true },
+          timestamp: { type: 'string', required: true },
+        },
+      },
     },
     [],
   );
@@ -153,28 +203,95 @@ function channelsDoc(basePath: string): Json {
         path: '/channels',
         description: 'Active channels',
         operations: [
-          { httpMethod: 'GET', summary: 'List all active channels in Asterisk.', nickname: 'list', responseClass: 'List[Channel]' },
+          {
+            httpMethod: 'GET',
+            summary: 'List all active channels in Asterisk.',
+            nickname: 'list',
+            responseClass: 'List[Channel]',
+          },
           {
             httpMethod: 'POST',
             summary: 'Create a new channel (originate).',
-            notes: 'The new channel is created immediately and a snapshot of it returned. If a Stasis application is provided it will be automatically subscribed to the originated channel for further events and updates.',
+            notes:
+              'The new channel is created immediately and a snapshot of it returned. If a Stasis application is provided it will be automatically subscribed to the originated channel for further events and updates.',
             nickname: 'originate',
             responseClass: 'Channel',
             parameters: [
               param('endpoint', 'query', 'string', true, 'Endpoint to call.'),
-              param('extension', 'query', 'string', false, 'The extension to dial after the endpoint answers. Mutually exclusive with \'app\'.'),
-              param('context', 'query', 'string', false, 'The context to dial after the endpoint answers. If omitted, uses \'default\'. Mutually exclusive with \'app\'.'),
-              param('priority', 'query', 'long', false, 'The priority to dial after the endpoint answers. If omitted, uses 1. Mutually exclusive with \'app\'.'),
+              param(
+                'extension',
+                'query',
+                'string',
+                false,
+                "The extension to dial after the endpoint answers. Mutually exclusive with 'app'.",
+              ),
+              param(
+                'context',
+                'query',
+                'string',
+                false,
+                "The context to dial after the endpoint answers. If omitted, uses 'default'. Mutually exclusive with 'app'.",
+              ),
+              param(
+                'priority',
+                'query',
+                'long',
+                false,
+                "The priority to dial after the endpoint answers. If omitted, uses 1. Mutually exclusive with 'app'.",
+              ),
               param('label', 'query', 'string', false, 'The label to dial after the endpoint answers.'),
-              param('app', 'query', 'string', false, 'The application that is subscribed to the originated channel. When the channel is answered, it will be passed to this Stasis application.'),
-              param('appArgs', 'query', 'string', false, 'The application arguments to pass to the Stasis application provided by \'app\'.'),
+              param(
+                'app',
+                'query',
+                'string',
+                false,
+                'The application that is subscribed to the originated channel. When the channel is answered, it will be passed to this Stasis application.',
+              ),
+              param(
+                'appArgs',
+                'query',
+                'string',
+                false,
+                "The application arguments to pass to the Stasis application provided by 'app'.",
+              ),
               param('callerId', 'query', 'string', false, 'CallerID to use when dialing the endpoint or extension.'),
-              param('timeout', 'query', 'int', false, 'Timeout (in seconds) before giving up dialing, or -1 for no timeout.', { defaultValue: 30 }),
-              param('variables', 'body', 'containers', false, 'The "variables" key in the body object holds variable key/value pairs to set on the channel on creation.'),
+              param(
+                'timeout',
+                'query',
+                'int',
+                false,
+                'Timeout (in seconds) before giving up dialing, or -1 for no timeout.',
+                { defaultValue: 30 },
+              ),
+              param(
+                'variables',
+                'body',
+                'containers',
+                false,
+                'The "variables" key in the body object holds variable key/value pairs to set on the channel on creation.',
+              ),
               param('channelId', 'query', 'string', false, 'The unique id to assign the channel on creation.'),
-              param('otherChannelId', 'query', 'string', false, 'The unique id to assign the second channel when using local channels.'),
-              param('originator', 'query', 'string', false, 'The unique id of the channel which is originating this one.'),
-              param('formats', 'query', 'string', false, 'The format name capability list to use if originator is not specified. Ex. "ulaw,slin16".'),
+              param(
+                'otherChannelId',
+                'query',
+                'string',
+                false,
+                'The unique id to assign the second channel when using local channels.',
+              ),
+              param(
+                'originator',
+                'query',
+                'string',
+                false,
+                'The unique id of the channel which is originating this one.',
+              ),
+              param(
+                'formats',
+                'query',
+                'string',
+                false,
+                'The format name capability list to use if originator is not specified. Ex. "ulaw,slin16".',
+              ),
             ],
             errorResponses: [
               { code: 400, reason: 'Invalid parameters for originating a channel.' },
@@ -187,7 +304,14 @@ function channelsDoc(basePath: string): Json {
         path: '/channels/{channelId}',
         description: 'Active channel',
         operations: [
-          { httpMethod: 'GET', summary: 'Channel details.', nickname: 'get', responseClass: 'Channel', parameters: [channelId], errorResponses: [{ code: 404, reason: 'Channel not found' }] },
+          {
+            httpMethod: 'GET',
+            summary: 'Channel details.',
+            nickname: 'get',
+            responseClass: 'Channel',
+            parameters: [channelId],
+            errorResponses: [{ code: 404, reason: 'Channel not found' }],
+          },
           {
             httpMethod: 'DELETE',
             summary: 'Delete (i.e. hangup) a channel.',
@@ -195,11 +319,41 @@ function channelsDoc(basePath: string): Json {
             responseClass: 'void',
             parameters: [
               channelId,
-              param('reason_code', 'query', 'string', false, 'The reason code for hanging up the channel for detail use. Mutually exclusive with \'reason\'.'),
-              param('reason', 'query', 'string', false, 'Reason for hanging up the channel for simple use. Mutually exclusive with \'reason_code\'.', {
-                defaultValue: 'normal',
-                allowableValues: { valueType: 'LIST', values: ['normal', 'busy', 'congestion', 'no_answer', 'timeout', 'rejected', 'unallocated', 'normal_unspecified', 'number_incomplete', 'codec_mismatch', 'interworking', 'failure', 'answered_elsewhere'] },
-              }),
+              param(
+                'reason_code',
+                'query',
+                'string',
+                false,
+                "The reason code for hanging up the channel for detail use. Mutually exclusive with 'reason'.",
+              ),
+              param(
+                'reason',
+                'query',
+                'string',
+                false,
+                "Reason for hanging up the channel for simple use. Mutually exclusive with 'reason_code'.",
+                {
+                  defaultValue: 'normal',
+                  allowableValues: {
+                    valueType: 'LIST',
+                    values: [
+                      'normal',
+                      'busy',
+                      'congestion',
+                      'no_answer',
+                      'timeout',
+                      'rejected',
+                      'unallocated',
+                      'normal_unspecified',
+                      'number_incomplete',
+                      'codec_mismatch',
+                      'interworking',
+                      'failure',
+                      'answered_elsewhere',
+                    ],
+                  },
+                },
+              ),
             ],
             errorResponses: [
               { code: 400, reason: 'Invalid reason for hangup provided' },
@@ -222,7 +376,13 @@ function channelsDoc(basePath: string): Json {
               param('context', 'query', 'string', false, 'The context to continue to.'),
               param('extension', 'query', 'string', false, 'The extension to continue to.'),
               param('priority', 'query', 'int', false, 'The priority to continue to.'),
-              param('label', 'query', 'string', false, 'The label to continue to - will supersede \'priority\' if both are provided.'),
+              param(
+                'label',
+                'query',
+                'string',
+                false,
+                "The label to continue to - will supersede 'priority' if both are provided.",
+              ),
             ],
             errorResponses: [
               { code: 404, reason: 'Channel not found' },
@@ -241,7 +401,10 @@ function channelsDoc(basePath: string): Json {
             summary: 'Get the value of a channel variable or function.',
             nickname: 'getChannelVar',
             responseClass: 'Variable',
-            parameters: [channelId, param('variable', 'query', 'string', true, 'The channel variable or function to get')],
+            parameters: [
+              channelId,
+              param('variable', 'query', 'string', true, 'The channel variable or function to get'),
+            ],
             errorResponses: [
               { code: 400, reason: 'Missing variable parameter.' },
               { code: 404, reason: 'Channel or variable not found' },
@@ -280,7 +443,14 @@ function applicationsDoc(basePath: string): Json {
       {
         path: '/applications',
         description: 'Stasis applications',
-        operations: [{ httpMethod: 'GET', summary: 'List all applications.', nickname: 'list', responseClass: 'List[Application]' }],
+        operations: [
+          {
+            httpMethod: 'GET',
+            summary: 'List all applications.',
+            nickname: 'list',
+            responseClass: 'List[Application]',
+          },
+        ],
       },
       {
         path: '/applications/{applicationName}',
@@ -303,12 +473,20 @@ function applicationsDoc(basePath: string): Json {
         description: 'Details of a Stasis application',
         properties: {
           name: { type: 'string', required: true, description: 'Name of this application' },
-          channel_ids: { type: 'List[string]', required: true, description: 'Id\'s for channels subscribed to.' },
-          bridge_ids: { type: 'List[string]', required: true, description: 'Id\'s for bridges subscribed to.' },
-          endpoint_ids: { type: 'List[string]', required: true, description: '{tech}/{resource} for endpoints subscribed to.' },
+          channel_ids: { type: 'List[string]', required: true, description: "Id's for channels subscribed to." },
+          bridge_ids: { type: 'List[string]', required: true, description: "Id's for bridges subscribed to." },
+          endpoint_ids: {
+            type: 'List[string]',
+            required: true,
+            description: '{tech}/{resource} for endpoints subscribed to.',
+          },
           device_names: { type: 'List[string]', required: true, description: 'Names of the devices subscribed to.' },
           events_allowed: { type: 'List[object]', required: true, description: 'Event types sent to the application.' },
-          events_disallowed: { type: 'List[object]', required: true, description: 'Event types not sent to the application.' },
+          events_disallowed: {
+            type: 'List[object]',
+            required: true,
+            description: 'Event types not sent to the application.',
+          },
         },
       },
     },
@@ -317,11 +495,26 @@ function applicationsDoc(basePath: string): Json {
 }
 
 /** Event types the simulator sends; each is a model in events.json (ari-client looks every event up there). */
-export const EVENT_TYPES = ['StasisStart', 'StasisEnd', 'ChannelStateChange', 'ChannelVarset', 'ChannelHangupRequest', 'ChannelDestroyed', 'Dial'] as const;
+export const EVENT_TYPES = [
+  'StasisStart',
+  'StasisEnd',
+  'ChannelStateChange',
+  'ChannelVarset',
+  'ChannelHangupRequest',
+  'ChannelDestroyed',
+  'Dial',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 function eventsDoc(basePath: string): Json {
-  const base = { type: { required: true, type: 'string', description: 'Indicates the type of this message.' }, asterisk_id: { required: false, type: 'string', description: 'The unique ID for the Asterisk instance that raised this event.' } };
+  const base = {
+    type: { required: true, type: 'string', description: 'Indicates the type of this message.' },
+    asterisk_id: {
+      required: false,
+      type: 'string',
+      description: 'The unique ID for the Asterisk instance that raised this event.',
+    },
+  };
   const ev = (id: string, description: string, properties: Json): Json => ({
     id,
     description,
@@ -348,7 +541,13 @@ function eventsDoc(basePath: string): Json {
             responseClass: 'Message',
             parameters: [
               param('app', 'query', 'string', true, 'Applications to subscribe to.', { allowMultiple: true }),
-              param('subscribeAll', 'query', 'boolean', false, 'Subscribe to all Asterisk events. If provided, the applications listed will be subscribed to all events.'),
+              param(
+                'subscribeAll',
+                'query',
+                'boolean',
+                false,
+                'Subscribe to all Asterisk events. If provided, the applications listed will be subscribed to all events.',
+              ),
             ],
           },
         ],
@@ -379,12 +578,20 @@ function eventsDoc(basePath: string): Json {
         channel: { required: true, type: 'Channel' },
         replace_channel: { required: false, type: 'Channel' },
       }),
-      StasisEnd: ev('StasisEnd', 'Notification that a channel has left a Stasis application.', { channel: { required: true, type: 'Channel' } }),
-      ChannelStateChange: ev('ChannelStateChange', 'Notification of a channel\'s state change.', { channel: { required: true, type: 'Channel' } }),
+      StasisEnd: ev('StasisEnd', 'Notification that a channel has left a Stasis application.', {
+        channel: { required: true, type: 'Channel' },
+      }),
+      ChannelStateChange: ev('ChannelStateChange', "Notification of a channel's state change.", {
+        channel: { required: true, type: 'Channel' },
+      }),
       ChannelVarset: ev('ChannelVarset', 'Channel variable changed.', {
         variable: { required: true, type: 'string', description: 'The variable that changed.' },
         value: { required: true, type: 'string', description: 'The new value of the variable.' },
-        channel: { required: false, type: 'Channel', description: 'The channel on which the variable was set. If missing, the variable is a global variable.' },
+        channel: {
+          required: false,
+          type: 'Channel',
+          description: 'The channel on which the variable was set. If missing, the variable is a global variable.',
+        },
       }),
       ChannelHangupRequest: ev('ChannelHangupRequest', 'A hangup was requested on the channel.', {
         cause: { type: 'int', description: 'Integer representation of the cause of the hangup.' },
@@ -399,10 +606,18 @@ function eventsDoc(basePath: string): Json {
       Dial: ev('Dial', 'Dialing state has changed.', {
         caller: { required: false, type: 'Channel', description: 'The calling channel.' },
         peer: { required: true, type: 'Channel', description: 'The dialed channel.' },
-        forward: { required: false, type: 'string', description: 'Forwarding target requested by the original dialed channel.' },
+        forward: {
+          required: false,
+          type: 'string',
+          description: 'Forwarding target requested by the original dialed channel.',
+        },
         forwarded: { required: false, type: 'Channel', description: 'Channel that the caller has been forwarded to.' },
         dialstring: { required: false, type: 'string', description: 'The dial string for calling the peer channel.' },
-        dialstatus: { required: true, type: 'string', description: 'Current status of the dialing attempt to the peer.' },
+        dialstatus: {
+          required: true,
+          type: 'string',
+          description: 'Current status of the dialing attempt to the peer.',
+        },
       }),
     },
     ['res_http_websocket'],
