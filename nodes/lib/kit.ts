@@ -1,0 +1,175 @@
+/**
+ * The node kit: Node-RED policy in one place, so every node file stays thin (read config, wire
+ * events, set status, call send/done).
+ *
+ * - `onInput`: input -> handler -> send/done, with an AbortSignal that fires when the node closes,
+ *   and the failure rule of the package: a failure goes to the node's failure output (with
+ *   `msg.error`) when that output is wired, else `done(err)` so a Catch node sees it; never both.
+ * - `getConfigNode<T>`: a typed look-up of a config node.
+ * - `translator`: `RED._` memoised for texts without variables.
+ * - `registerNode`: `RED.nodes.registerType` without casts at every call site.
+ *
+ * Logic lives in src/ (no Node-RED import there); this folder is the only Node-RED-aware code
+ * besides the node files themselves.
+ */
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
+import { StageError, errorMessage, type Stage } from '../../src/util/errors';
+import { memoTranslate, type Translate } from '../../src/util/i18n';
+import type { DialerMsg, MsgError } from '../../src/types/msg';
+
+export type { DialerMsg } from '../../src/types/msg';
+
+/** What a handler returns: one msg per output (null for none), or nothing to send. */
+export type Outputs = (DialerMsg | DialerMsg[] | null)[] | DialerMsg | null | undefined | void;
+
+export interface InputContext {
+  /** Aborted when the node closes (deploy, shutdown): pass it to every engine and I/O call. */
+  signal: AbortSignal;
+  /** Send more messages before the handler returns (e.g. progress); the final result is sent on return. */
+  send(out: Outputs): void;
+}
+
+export interface InputOptions {
+  /** Index of the failure output (0-based). When it is wired, failures go there with `msg.error`. */
+  failureOutput?: number;
+  /** Total outputs of the node, used to build the output array for the failure output. */
+  outputs?: number;
+  /** Stage named in errors that are not StageErrors (default: 'internal' kind under this stage). */
+  stage?: Stage;
+  /** Called with every failure before it is routed (status, counters). */
+  onFailure?(err: StageError, msg: DialerMsg): void;
+}
+
+/** True when output `index` of the node has at least one wire. */
+export function outputWired(node: Node, index: number): boolean {
+  const wires = (node as unknown as { wires?: unknown[][] }).wires;
+  return Array.isArray(wires) && Array.isArray(wires[index]) && wires[index].length > 0;
+}
+
+/** Any thrown value as a StageError of `stage` (unexpected errors become kind `internal`). */
+export function toStageError(err: unknown, stage: Stage, engine?: string): StageError {
+  if (err instanceof StageError) return err;
+  const e = err as { stage?: Stage; kind?: StageError['kind'] } | null;
+  if (e && typeof e === 'object' && typeof e.stage === 'string' && typeof e.kind === 'string') {
+    return new StageError(e.stage, e.kind, errorMessage(err), { engine, cause: err });
+  }
+  return new StageError(stage, 'internal', errorMessage(err), { engine, cause: err });
+}
+
+/** `msg.error` for a failure. */
+export function failureInfo(err: StageError): MsgError {
+  const out: MsgError = { stage: err.stage, kind: err.kind, message: err.message };
+  if (err.engine) out.engine = err.engine;
+  return out;
+}
+
+/**
+ * Wire a node's input and close events. The handler's result is sent and done() called; a thrown
+ * error is routed by the failure rule. Every in-flight handler's signal aborts on close, and close
+ * waits for none of them (they finish with their own abort error, which is then dropped).
+ */
+export function onInput(
+  node: Node,
+  handler: (msg: DialerMsg, ctx: InputContext) => Promise<Outputs> | Outputs,
+  opts: InputOptions = {},
+): void {
+  const inflight = new Set<AbortController>();
+  let closed = false;
+  node.on(
+    'input',
+    (
+      raw: NodeMessageInFlow,
+      send: (m: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void,
+      done: (err?: Error) => void,
+    ) => {
+      const msg = raw as unknown as DialerMsg;
+      const ac = new AbortController();
+      inflight.add(ac);
+      const ctx: InputContext = {
+        signal: ac.signal,
+        send: (out) => {
+          if (out !== undefined && out !== null && !closed) send(out as NodeMessage);
+        },
+      };
+      const finish = (out: Outputs) => {
+        inflight.delete(ac);
+        if (out !== undefined && out !== null) send(out as NodeMessage);
+        done();
+      };
+      const fail = (err: unknown) => {
+        inflight.delete(ac);
+        if (closed && ac.signal.aborted) return done();
+        const se = toStageError(err, opts.stage ?? 'agi');
+        try {
+          opts.onFailure?.(se, msg);
+        } catch {
+          /* a status callback never changes the routing */
+        }
+        msg.error = failureInfo(se);
+        const idx = opts.failureOutput;
+        if (idx !== undefined && outputWired(node, idx)) {
+          const out: (DialerMsg | null)[] = new Array(Math.max(opts.outputs ?? idx + 1, idx + 1)).fill(null);
+          out[idx] = msg;
+          send(out as NodeMessage[]);
+          done();
+        } else done(se);
+      };
+      try {
+        const r = handler(msg, ctx);
+        if (r && typeof (r as Promise<Outputs>).then === 'function') (r as Promise<Outputs>).then(finish, fail);
+        else finish(r as Outputs);
+      } catch (err) {
+        fail(err);
+      }
+    },
+  );
+  node.on('close', (_removed: boolean, done: () => void) => {
+    closed = true;
+    for (const ac of inflight) ac.abort();
+    inflight.clear();
+    done();
+  });
+}
+
+/** Add a close handler that runs `release` (sockets, timers, subscriptions) and clears the status. */
+export function onClose(node: Node, release: (removed: boolean) => Promise<void> | void): void {
+  node.on('close', (removed: boolean, done: () => void) => {
+    Promise.resolve()
+      .then(() => release(removed))
+      .catch((err: unknown) => node.warn(errorMessage(err)))
+      .finally(() => {
+        node.status({});
+        done();
+      });
+  });
+}
+
+/** The config node with `id`, typed; undefined when not set or not deployed. */
+export function getConfigNode<T>(RED: NodeAPI, id: string | undefined): T | undefined {
+  if (!id) return undefined;
+  return (RED.nodes.getNode(id) as unknown as T | null) ?? undefined;
+}
+
+/** `RED._` for this package, memoised for texts without variables (status texts are set every turn). */
+export function translator(RED: NodeAPI): Translate {
+  return memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
+}
+
+/** Status shorthands so every node shows states the same way. */
+export const status = {
+  idle: (text: string): NodeStatus => ({ fill: 'grey', shape: 'ring', text }),
+  busy: (text: string): NodeStatus => ({ fill: 'blue', shape: 'dot', text }),
+  ok: (text: string): NodeStatus => ({ fill: 'green', shape: 'dot', text }),
+  warn: (text: string): NodeStatus => ({ fill: 'yellow', shape: 'ring', text }),
+  error: (text: string): NodeStatus => ({ fill: 'red', shape: 'ring', text }),
+};
+
+/** Register a node constructor with Node-RED (one cast here instead of one per node). */
+export function registerNode<C extends NodeDef, Creds extends object = Record<string, never>>(
+  RED: NodeAPI,
+  type: string,
+  ctor: (this: Node<Creds>, config: C) => void,
+  opts?: Parameters<NodeAPI['nodes']['registerType']>[2],
+): void {
+  RED.nodes.registerType(type, ctor as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], opts);
+}

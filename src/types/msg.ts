@@ -1,0 +1,99 @@
+/**
+ * The msg contract: what every node of the package reads from and writes to `msg`.
+ * Node-RED clones messages, so live objects never travel in `msg`: only ids that point into
+ * registries (the AGI session by `msg.call.sessionId`). Documented for users in
+ * docs/reference/msg.md; this file is the single source for the code.
+ */
+import type { AgiCall } from '../agi/call';
+import type { LlmAction, ReplySource } from '../llm/types';
+
+/** Per-stage timing of one conversation turn, in milliseconds. */
+export interface TurnTiming {
+  recordMs?: number;
+  sttMs?: number;
+  llmMs?: number;
+  ttsMs?: number;
+  playbackMs?: number;
+  [stage: string]: number | undefined;
+}
+
+/** `msg.call`: the call a message belongs to (set by fastagi-in, ari-originate or campaign-queue). */
+export interface MsgCall extends Partial<AgiCall> {
+  id?: number | string;
+  phone?: string;
+  contact?: { id?: number; name?: string; phone?: string; timezone?: string; fields?: Record<string, unknown> };
+  outcome?: 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | string;
+  hangupCause?: number;
+  dialStatus?: string;
+  hungUp?: boolean;
+  hungUpBy?: 'agi' | 'caller';
+  transcript?: string;
+  transferredTo?: string;
+  [key: string]: unknown;
+}
+
+/** `msg.turn`: the conversation turn being built; started by agi-record (seq 0 is the greeting). */
+export interface MsgTurn {
+  seq?: number;
+  userText?: string;
+  confidence?: number;
+  botText?: string;
+  action?: string;
+  simulated?: boolean;
+  timing?: TurnTiming;
+  engines?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** `msg.recording`: set by agi-record (path WITH extension). */
+export interface MsgRecording {
+  path?: string;
+  durationMs?: number;
+  digit?: string;
+  hungUp?: boolean;
+}
+
+/** `msg.transcript`: set by stt-transcribe. */
+export interface MsgTranscript {
+  text: string;
+  confidence?: number;
+  engine?: string;
+  audioMs?: number;
+  elapsedMs?: number;
+  simulated?: boolean;
+}
+
+/** `msg.reply`: set by llm-turn. */
+export interface MsgReply {
+  text: string;
+  done: boolean;
+  source?: ReplySource | string;
+  action?: LlmAction | { type: string; [key: string]: unknown };
+}
+
+/** `msg.error`: on a node's failure output (its second output). */
+export interface MsgError {
+  stage: string;
+  kind: string;
+  engine?: string;
+  message: string;
+}
+
+/** Event types call-broadcast publishes (`msg.event`). */
+export type MsgEventType =
+  'call_started' | 'call_answered' | 'status' | 'conversation_turn' | 'call_ended' | 'campaign_progress';
+
+/** A message as the dialer's nodes see it. Every field is optional: each node checks what it needs. */
+export interface DialerMsg {
+  _msgid?: string;
+  payload?: unknown;
+  topic?: string;
+  call?: MsgCall;
+  turn?: MsgTurn;
+  recording?: MsgRecording;
+  transcript?: MsgTranscript;
+  reply?: MsgReply;
+  error?: MsgError;
+  event?: MsgEventType | string;
+  [key: string]: unknown;
+}
