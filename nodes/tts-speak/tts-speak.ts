@@ -1,7 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { performance } from 'perf_hooks';
 import { getSession } from '../../src/agi/registry';
-import { appendTurn } from '../../src/store/calls';
+import { storeTurn, turnInputOf } from '../../src/store/turns';
 import type { Db } from '../../src/store/db';
 import { StageError, errorMessage } from '../../src/util/errors';
 import { renderTemplate, templateContext } from '../../src/util/template';
@@ -185,15 +185,14 @@ export = function (RED: NodeAPI): void {
           if (store && Number.isInteger(callId) && callId > 0) {
             try {
               const db = await store.getDb();
-              await appendTurn(db, callId, {
-                seq: typeof turn.seq === 'number' ? turn.seq : 0,
-                userText: turn.userText ?? null,
-                botText: turn.botText ?? null,
-                confidence: typeof turn.confidence === 'number' ? turn.confidence : null,
-                action: turn.action ?? null,
-                timing: turn.timing,
-                engines: turn.engines,
-              });
+              const w = await storeTurn(
+                db,
+                { id: callId, campaignId: Number(msg.call?.campaignId) || null },
+                turnInputOf(turn),
+              );
+              // pending: stored once the database is back (and everything of this call before it, in order)
+              if (w.stored) delete (turn as Record<string, unknown>).writePending;
+              else (turn as Record<string, unknown>).writePending = true;
             } catch (err) {
               node.warn(_('tts-speak.warn.store', { error: errorMessage(err) }));
             }

@@ -11,6 +11,7 @@ import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from './health';
+import { outboxFor } from '../store/outbox';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -186,6 +187,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   } catch (err) {
     throw new StartupError((err as Error).message);
   }
+  outboxFor(db); // writes a previous run could not store (database down when it ended) are replayed now
 
   let sim: Simulator | undefined;
   let unprobe: (() => void) | undefined;
