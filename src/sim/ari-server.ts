@@ -561,6 +561,7 @@ export class AriSimulator extends EventEmitter {
       if (!/^[A-Za-z_][A-Za-z0-9_]*(\([^)]*\))?$/.test(k)) continue;
       ch.variables[k] = v === null || v === undefined ? '' : String(v);
     }
+    this.emit('channel-created', { id, phone, variables: { ...ch.variables } });
     // The originate answer comes first; the dialling runs after it, as on Asterisk.
     setImmediate(() => this.dial(ch, timeoutS));
     return ch;
@@ -713,6 +714,7 @@ export class AriSimulator extends EventEmitter {
       recordingsRoot: this.opts.recordingsRoot,
       signal: abort.signal,
     })
+      .then((r) => this.emit('agi-done', ch.id, r))
       .catch((err: unknown) => this.emit('agi-error', ch.id, err))
       .finally(() => {
         ch.agiAbort = undefined;

@@ -40,6 +40,32 @@ export function storeTurn(db: Db, call: CallRef, turn: TurnInput, waitMs = write
   );
 }
 
+export interface SpokenTurn extends WriteOutcome {
+  /** The playback is over: store the turn again with its playback timing (queued in order, not awaited). */
+  played(turn: TurnInput): void;
+}
+
+/**
+ * Write-ahead of a turn about to be spoken: stored before the callee hears it, so a crash during the
+ * playback loses nothing the callee heard; `played()` adds the timing afterwards.
+ */
+export async function storeSpokenTurn(
+  db: Db,
+  call: CallRef,
+  turn: TurnInput,
+  waitMs = writeWaitMs(),
+): Promise<SpokenTurn> {
+  const w = await storeTurn(db, call, turn, waitMs);
+  return {
+    ...w,
+    played: (t) => {
+      outboxFor(db)
+        .write({ kind: 'turn', callId: call.id, campaignId: call.campaignId ?? null, turn: t })
+        .catch(() => undefined); // counted and logged by the outbox
+    },
+  };
+}
+
 /** A phone number fit for the list, or a DialerError. */
 export function dncPhone(phone: unknown): string {
   const p = String(phone ?? '').trim();
