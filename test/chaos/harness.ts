@@ -24,6 +24,11 @@ import { startDialer, type Dialer } from '../e2e/runtime';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
+/** A timer that does not keep the test process alive (for races against exits). */
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
 /**
  * Features of the `crash-lease` branch the chaos checks rely on. Flip to true when it is merged.
  *  - lease:     item 1, a running campaign is picked up after a restart without anyone pressing Start
@@ -66,12 +71,16 @@ export function personaFor(kind: Kind): Persona {
   const said = (text: string) => ({ text, pauseMs: 1500 });
   switch (kind) {
     case 'talker':
-      // fallback, "no" intent, "yes" ends the call: four turns
-      return { name: kind, dial, utterances: [said('Hello?'), said('No, not then.'), said('Yes, that works.')] };
+      // the shipped flow's script: "who" and "confirm" go on, "done" ends the call: four turns
+      return {
+        name: kind,
+        dial,
+        utterances: [said('Who is this?'), said('Yes, that works.'), said('No, that is all, thank you.')],
+      };
     case 'asks_dnc':
       return { name: kind, dial, utterances: [said(DNC_WORDS)] };
     case 'late_dnc':
-      return { name: kind, dial, utterances: [said('No, not then.'), said(DNC_WORDS)] };
+      return { name: kind, dial, utterances: [said('Who is this?'), said(DNC_WORDS)] };
     case 'busy':
       return { name: kind, dial: { behaviour: 'busy', ringMs: 1000 } };
   }
@@ -105,7 +114,12 @@ export interface SimProcess {
   stop(): Promise<void>;
 }
 
-export async function startSimProcess(o: { dir: string; personas: string; agiPort: number; speed: number }): Promise<SimProcess> {
+export async function startSimProcess(o: {
+  dir: string;
+  personas: string;
+  agiPort: number;
+  speed: number;
+}): Promise<SimProcess> {
   const port = await freePort();
   const journal = path.join(o.dir, 'sim-journal.jsonl');
   const username = 'chaos';
@@ -155,7 +169,7 @@ export async function startSimProcess(o: { dir: string; personas: string; agiPor
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([exited, sleep(5000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
     },
   };
@@ -388,7 +402,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         await restartAndResume();
       } else if (o.fault === 'sigterm') {
         d.child.kill('SIGTERM');
-        const code = await Promise.race([d.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 60000))]);
+        const code = await Promise.race([d.exited, sleep(60000).then(() => 'hung' as const)]);
         if (code === 'hung') {
           d.child.kill('SIGKILL');
           exitCodes.push(null);
@@ -404,7 +418,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         const st = await deployFull(d);
         if (st !== 200 && st !== 204) throw new Error(`deploy answered ${st}`);
         // the flows restart in place; calls of the old flows must be drained, then dialing goes on
-        await waitFor(async () => (await d.get<Row>('/api/v1/health').catch(() => undefined)) ?? false, 30000, 'the API after deploy');
+        await waitFor(
+          async () => (await d.get<Row>('/api/v1/health').catch(() => undefined)) ?? false,
+          30000,
+          'the API after deploy',
+        );
         if (!LANDED.lease) await d.post('/api/v1/calls/automated/start', { campaignId }); // TODO(crash-lease item 1)
       } else if (o.fault === 'outage') {
         // the database goes away for 3 to 8 s (connections cut, new ones refused), then comes back
@@ -429,12 +447,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       500,
     ).catch((err: Error) => process.stdout.write(`chaos ${o.label}: ${err.message}\n`));
     // the far end settles: channels hung up (bounded)
-    await waitFor(async () => (await sim.channels()).length === 0, 15000, 'no simulator channel up').catch(() => undefined);
+    await waitFor(async () => (await sim.channels()).length === 0, 15000, 'no simulator channel up').catch(
+      () => undefined,
+    );
     const simUp = (await sim.channels()).length;
     const health = await dialer.get<Row>('/api/v1/health').catch(() => ({}) as Row);
     // stop the runtime (SIGTERM) and read the books from the database itself
     dialer.child.kill('SIGTERM');
-    await Promise.race([dialer.exited, new Promise((r) => setTimeout(r, 30000))]);
+    await Promise.race([dialer.exited, sleep(30000)]);
     if (dialer.child.exitCode === null) {
       dialer.child.kill('SIGKILL');
       await dialer.exited;
@@ -603,10 +623,17 @@ async function books(x: {
   // every persona that asked is on the list in the end (asked in any call, understood or not, as the
   // campaign keeps calling until the request is heard)
   const askers = x.contacts.filter((c) => DNC_AT[c.kind] !== undefined);
-  const askersNotListed = askers.filter((c) => {
+  const notListed = askers.filter((c) => {
     const wasAnswered = [...ups.values()].some((u) => u.phone === c.phone);
     return wasAnswered && !dnc.has(c.phone) && contacts.find((k) => k.phone === c.phone)?.status !== 'failed';
-  }).length;
+  });
+  const askersNotListed = notListed.length;
+  const detail = notListed.slice(0, 3).map((c) => {
+    const k = contacts.find((y) => y.phone === c.phone);
+    const cs = calls.filter((y) => y.phone === c.phone || Number(y.contact_id) === Number(k?.id));
+    const sessions = x.journal.filter((j) => j.ev === 'agi' && ups.get(j.id)?.phone === c.phone);
+    return `${c.phone} ${c.kind} contact=${k?.status} calls=[${cs.map((y) => `${y.id}:${y.status}/${y.outcome}:${(turnsOf.get(Number(y.id)) ?? []).map((t) => `${t.seq}${t.action ? `(${t.action})` : ''}`).join(',')}`).join(' ')}] sessions=[${sessions.map((j) => `${j.callId}:${(j.steps ?? []).join('')}`).join(' ')}]`;
+  });
   // finalisation: a completed call has its transcript, with every stored turn in it
   let transcriptsLost = 0;
   for (const c of calls) {
@@ -614,13 +641,18 @@ async function books(x: {
     const ts = turnsOf.get(Number(c.id)) ?? [];
     if (!ts.length) continue;
     const t = String(c.transcript ?? '');
-    if (ts.some((r) => (r.user_text && !t.includes(r.user_text)) || (r.bot_text && !t.includes(r.bot_text)))) transcriptsLost++;
+    if (ts.some((r) => (r.user_text && !t.includes(r.user_text)) || (r.bot_text && !t.includes(r.bot_text))))
+      transcriptsLost++;
   }
 
   const open = calls.filter((c) => ['initiated', 'ringing', 'in_progress'].includes(c.status)).length;
   const notClosed = contacts.filter((c) => !['done', 'dnc', 'failed'].includes(c.status)).length;
   const checks: Check[] = [
-    { name: 'do-not-call requests lost (understood, then not listed or dialed again)', value: dncLost, needs: 'durable' },
+    {
+      name: 'do-not-call requests lost (understood, then not listed or dialed again)',
+      value: dncLost,
+      needs: 'durable',
+    },
     { name: 'personas who asked and are not on the list', value: askersNotListed, needs: 'durable' },
     { name: 'turns lost (heard by the callee, not stored)', value: turnsLost, needs: 'durable' },
     { name: 'completed calls whose transcript misses stored turns', value: transcriptsLost, needs: 'durable' },
@@ -661,14 +693,20 @@ async function books(x: {
     turnsStored: turns.length,
     exitCodes: x.exitCodes,
     checks,
-    note: dialedAgain ? `${dialedAgain} do-not-call persona(s) dialed again after asking` : undefined,
+    note:
+      [
+        dialedAgain ? `${dialedAgain} do-not-call persona(s) dialed again after asking` : '',
+        ...detail.map((d) => `asked, not listed: ${d}`),
+      ]
+        .filter(Boolean)
+        .join('\n  ') || undefined,
   };
 }
 
 /** Print the report; assert what this branch guarantees, and what crash-lease guarantees once landed. */
 export function assertReport(r: ChaosReport): void {
   const lines = [
-    `chaos ${r.label} (seed ${r.seed}): ${r.faults} faults, ${r.restarts} restarts, ${r.contacts} contacts, ${r.calls} calls (${r.answered} answered), exit codes [${r.exitCodes.join(', ')}]`,
+    `chaos ${r.label} (seed ${r.seed}): ${r.faults} faults, ${r.restarts} restarts, ${r.contacts} contacts, ${r.calls} calls (${r.answered} answered), exit codes [${r.exitCodes.map(String).join(', ')}]`,
     `  do-not-call: ${r.dncAsked} asked, ${r.dncUnderstood} understood, ${r.dncStored} on the list; turns stored: ${r.turnsStored}`,
     ...r.checks.map(
       (c) =>
