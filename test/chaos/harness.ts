@@ -277,6 +277,8 @@ export interface ChaosReport {
   dncStored: number;
   turnsStored: number;
   exitCodes: Array<number | null>;
+  /** The outbox of the last runtime, from /health (pending, retried, dropped...). */
+  writes: Record<string, number>;
   /** Each must be 0. */
   checks: Check[];
   note?: string;
@@ -675,7 +677,7 @@ async function books(x: {
   if (x.fault === 'outage') {
     checks.push({
       name: 'reads during the outage not answered 503',
-      value: outageReads.filter((s) => s !== 503).length,
+      value: outageReads.filter((s) => s !== 503).length + (outageReads.length ? 0 : 1),
       needs: 'durable',
     });
   }
@@ -692,6 +694,7 @@ async function books(x: {
     dncStored: dnc.size,
     turnsStored: turns.length,
     exitCodes: x.exitCodes,
+    writes: x.writes,
     checks,
     note:
       [
@@ -707,7 +710,7 @@ async function books(x: {
 export function assertReport(r: ChaosReport): void {
   const lines = [
     `chaos ${r.label} (seed ${r.seed}): ${r.faults} faults, ${r.restarts} restarts, ${r.contacts} contacts, ${r.calls} calls (${r.answered} answered), exit codes [${r.exitCodes.map(String).join(', ')}]`,
-    `  do-not-call: ${r.dncAsked} asked, ${r.dncUnderstood} understood, ${r.dncStored} on the list; turns stored: ${r.turnsStored}`,
+    `  do-not-call: ${r.dncAsked} asked, ${r.dncUnderstood} understood, ${r.dncStored} on the list; turns stored: ${r.turnsStored}; writes ${JSON.stringify(r.writes)}`,
     ...r.checks.map(
       (c) =>
         `  ${c.value === 0 ? 'ok  ' : asserted(c) ? 'FAIL' : 'todo'} ${c.name}: ${c.value}${c.needs === 'durable' ? '' : ` (needs crash-lease ${c.needs}${asserted(c) ? '' : ', not asserted yet'})`}`,
