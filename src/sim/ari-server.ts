@@ -713,6 +713,9 @@ export class AriSimulator extends EventEmitter {
       speed: this.speed,
       recordingsRoot: this.opts.recordingsRoot,
       signal: abort.signal,
+      onLine: this.listenerCount('agi-line')
+        ? (dir: string, line: string) => this.emit('agi-line', ch.id, dir, line)
+        : undefined,
     })
       .then((r) => this.emit('agi-done', ch.id, r))
       .catch((err: unknown) => this.emit('agi-error', ch.id, err))

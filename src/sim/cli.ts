@@ -29,7 +29,12 @@ function agiSteps(r: AgiCallResult): string[] {
     const verb = /^(RECORD FILE|STREAM FILE)/i.exec(e.line)?.[1]?.toUpperCase();
     if (!verb) continue;
     const reply = t.slice(i + 1).find((x) => x.dir === 'reply')?.line ?? '';
-    const ok = /^200 /.test(reply) && !/\(hangup\)/.test(reply) && !/result=-1/.test(reply);
+    // RECORD FILE: the callee got to speak unless it hung up; STREAM FILE: the callee started hearing it
+    // unless Asterisk could not play it (endpos=0); no reply at all: cut by the far end's process dying
+    const ok =
+      verb === 'RECORD FILE'
+        ? /^200 /.test(reply) && !/\(hangup\)/.test(reply) && !/result=-1/.test(reply)
+        : !reply || /endpos=[1-9]/.test(reply);
     steps.push(`${verb === 'RECORD FILE' ? 'R' : 'S'}${ok ? '' : '!'}`);
   }
   return steps;
@@ -131,6 +136,10 @@ export async function main(argv = process.argv.slice(2)): Promise<import('./inde
     sim.sim.on('channel-destroyed', (c: { id: string; answered: boolean }) => {
       line({ ev: 'down', id: c.id, phone: phones.get(c.id) ?? null, answered: c.answered });
       phones.delete(c.id);
+    });
+    sim.sim.on('agi-line', (id: string, dir: string, l: string) => {
+      const verb = dir === 'cmd' ? /^(RECORD FILE|STREAM FILE)/i.exec(l)?.[1]?.toUpperCase() : undefined;
+      if (verb) line({ ev: 'cmd', id, verb: verb === 'RECORD FILE' ? 'R' : 'S' });
     });
     sim.sim.on('agi-done', (id: string, r: AgiCallResult) =>
       line({ ev: 'agi', id, callId: r.variables.CALL_ID ?? null, endedBy: r.endedBy, steps: agiSteps(r) }),

@@ -224,7 +224,7 @@ export async function startProxy(target: { host: string; port: number }): Promis
 
 interface JournalLine {
   at: number;
-  ev: 'up' | 'down' | 'agi';
+  ev: 'up' | 'down' | 'agi' | 'cmd';
   id: string;
   phone?: string | null;
   callId?: string | null;
@@ -233,12 +233,77 @@ interface JournalLine {
 }
 
 export function readJournal(file: string): JournalLine[] {
+  // ('cmd' lines are for JournalTail)
   if (!fs.existsSync(file)) return [];
   return fs
     .readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as JournalLine);
+}
+
+/**
+ * Follow the simulator's journal live, to put a fault at the worst moment: while a callee who asked not
+ * to be called hears the answer to the request (the goodbye), or while the request is being said.
+ */
+export class JournalTail {
+  private offset = 0;
+  private rest = '';
+  private readonly phoneOf = new Map<string, string>();
+  private readonly recs = new Map<string, number>();
+  constructor(
+    private readonly file: string,
+    private readonly byPhone: Map<string, Contact>,
+  ) {}
+
+  /** Resolve when `moment` happens from now on (new journal lines), or after `ms` (false). */
+  async waitFor(moment: 'dnc_goodbye' | 'dnc_said', ms: number): Promise<boolean> {
+    for (const l of this.read()) this.is(moment, l); // the past only updates what is known
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      let hit = false;
+      for (const l of this.read()) if (this.is(moment, l)) hit = true;
+      if (hit) return true;
+      await sleep(10);
+    }
+    return false;
+  }
+
+  private is(moment: 'dnc_goodbye' | 'dnc_said', l: JournalLine & { verb?: string }): boolean {
+    if (l.ev === 'up' && l.phone) this.phoneOf.set(l.id, l.phone);
+    if (l.ev !== 'cmd') return false;
+    const c = this.byPhone.get(this.phoneOf.get(l.id) ?? '');
+    const at = c ? DNC_AT[c.kind] : undefined;
+    if (at === undefined) return false;
+    if (l.verb === 'R') {
+      const n = (this.recs.get(l.id) ?? 0) + 1;
+      this.recs.set(l.id, n);
+      return moment === 'dnc_said' && n === at + 1;
+    }
+    return moment === 'dnc_goodbye' && (this.recs.get(l.id) ?? 0) > at;
+  }
+
+  private read(): Array<JournalLine & { verb?: string }> {
+    let buf: Buffer;
+    try {
+      const fd = fs.openSync(this.file, 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        if (size <= this.offset) return [];
+        buf = Buffer.alloc(size - this.offset);
+        fs.readSync(fd, buf, 0, buf.length, this.offset);
+        this.offset = size;
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      return [];
+    }
+    const text = this.rest + buf.toString('utf8');
+    const lines = text.split('\n');
+    this.rest = lines.pop() ?? '';
+    return lines.filter((x) => x.trim()).map((x) => JSON.parse(x) as JournalLine & { verb?: string });
+  }
 }
 
 // --- the run ---
@@ -392,10 +457,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     };
 
+    const tail = new JournalTail(sim.journal, byPhone);
     const nFaults = o.faults ?? 3;
     for (let k = 0; k < nFaults; k++) {
-      // a random moment while calls are up (2.5 to 6.5 s into this run of the runtime)
-      await new Promise((r) => setTimeout(r, 2500 + Math.floor(random() * 4000)));
+      // a random moment while calls are up (2.5 to 6.5 s into this run of the runtime) ...
+      await sleep(2500 + Math.floor(random() * 4000));
+      // ... and then, but for the first fault, the worst one: while a callee who asked not to be called
+      // hears the goodbye (an outage: while the request is being said)
+      if (k > 0) await tail.waitFor(o.fault === 'outage' ? 'dnc_said' : 'dnc_goodbye', 20000);
       faults++;
       const d = dialer!;
       if (o.fault === 'sigkill') {
