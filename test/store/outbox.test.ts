@@ -110,7 +110,7 @@ describe.each(dbTargets())('outbox on db target %#', (mk) => {
       campaignId,
       update: { callId: call.id, outcome: 'completed' },
     });
-    await waitFor(() => ob.stats().retried >= 2, 5000, 'retries during the outage');
+    await waitFor(() => ob.stats().down === 1 && sw.attempts >= 2, 5000, 'the outage noticed and probed');
     expect(ob.stats()).toMatchObject({ pending: 4, down: 1, dropped: 0, failed: 0, calls: 1 });
     expect(ob.pendingFor(call.id)).toBe(4);
     expect(states[0]).toMatchObject({ callId: call.id, campaignId, pending: 4, status: 'in_progress' });
@@ -303,5 +303,26 @@ describe.each(dbTargets())('outbox on db target %#', (mk) => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+});
+
+test('a call whose writes wait is a valid v1 status event with writePending', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { writePendingEvent } = require('../../src/events/builders') as typeof import('../../src/events/builders');
+  const e = writePendingEvent({ callId: 7, campaignId: 2, pending: 3, status: 'in_progress' }, 0);
+  expect(e).toEqual({
+    v: 1,
+    type: 'status',
+    ts: '1970-01-01T00:00:00.000Z',
+    callId: 7,
+    campaignId: 2,
+    status: 'in_progress',
+    detail: '3 write(s) waiting for the database',
+    writePending: true,
+  });
+  expect(writePendingEvent({ callId: 7, campaignId: null, pending: 0, status: 'completed' })).toMatchObject({
+    status: 'completed',
+    writePending: false,
+    detail: 'writes stored',
   });
 });
