@@ -12,7 +12,7 @@ test('SIGKILL three times mid-campaign: no do-not-call request and no heard turn
     label: `sigkill/${process.env.DATABASE_URL ? 'postgres' : 'pglite'}`,
     fault: 'sigkill',
     faults: 3,
-    contacts: 40,
+    contacts: 32,
     databaseUrl: process.env.DATABASE_URL || undefined,
   });
   expect(r.faults).toBe(3);

@@ -14,7 +14,7 @@ test('SIGTERM twice mid-campaign', async () => {
     label: `sigterm/${db}`,
     fault: 'sigterm',
     faults: 2,
-    contacts: 30,
+    contacts: 24,
     databaseUrl: process.env.DATABASE_URL || undefined,
   });
   expect(r.restarts).toBe(2);
@@ -26,7 +26,7 @@ test('Deploy (full) twice mid-campaign', async () => {
     label: `deploy/${db}`,
     fault: 'deploy',
     faults: 2,
-    contacts: 30,
+    contacts: 24,
     databaseUrl: process.env.DATABASE_URL || undefined,
   });
   expect(r.faults).toBe(2);
