@@ -150,6 +150,16 @@ describe('links', () => {
     expect(dead).toEqual([]);
   });
 
+  test('every repository file the docs name in backticks exists (src/..., test/..., asterisk-config/...)', () => {
+    const missing: string[] = [];
+    const top = 'src|nodes|test|bench|scripts|asterisk-config|deploy|flows|examples|dashboard|docs';
+    const re = new RegExp(`\`((?:${top})/[\\w./-]+\\.[a-z]+)\``, 'g');
+    for (const file of markdownFiles())
+      for (const m of read(file).matchAll(re))
+        if (!fs.existsSync(path.join(ROOT, m[1]))) missing.push(`${file}: ${m[1]}`);
+    expect(missing).toEqual([]);
+  });
+
   test('a dead link is found (the check can fail)', () => {
     const md = '# Title\n[x](#title) [y](#nope)';
     expect(headingAnchors(md).has('title')).toBe(true);
