@@ -11,6 +11,7 @@
 import fs from 'fs';
 import path from 'path';
 import { renderEventPayloads, updateEventPayloads, GENERATED_BEGIN } from '../../src/events/schema-doc';
+import { validateEvent } from '../../src/events/schema';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { helpMarkdown, helpHtml } = require('../../scripts/node-help') as {
@@ -196,6 +197,15 @@ describe('generated and checked reference pages', () => {
     // run `node scripts/docs.js` when this fails after a schema change
     expect(updateEventPayloads(doc)).toBe(doc);
     expect(renderEventPayloads()).toContain('### conversation_turn');
+  });
+
+  test('every JSON event shown in the docs is valid against its schema', () => {
+    const shown: unknown[] = [];
+    for (const file of markdownFiles())
+      for (const m of read(file).matchAll(/```json\n([\s\S]*?)```/g))
+        if (/"v":1,"type":"/.test(m[1])) shown.push(JSON.parse(m[1]));
+    expect(shown.length).toBeGreaterThan(0);
+    expect(shown.map((e) => validateEvent(e))).toEqual(shown.map(() => []));
   });
 
   test('docs/reference/msg.md names every field of the msg contract types', () => {
