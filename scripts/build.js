@@ -81,7 +81,8 @@ if (require.main === module) {
   try {
     build();
   } catch (err) {
-    console.error('build failed');
+    // tsc prints its own errors; anything else (a missing docs/nodes page, ...) says what it is here
+    console.error(`build failed${err && err.stderr === undefined && err.message ? `: ${err.message}` : ''}`);
     process.exit(1);
   }
 }

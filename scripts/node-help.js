@@ -60,26 +60,22 @@ function helpHtml(type, md, blobBase) {
   );
 }
 
-/** Write dist/nodes/<type>/locales/en-US/<type>.html for every docs/nodes/<type>.md whose node exists. */
+/**
+ * Write dist/nodes/<type>/locales/en-US/<type>.html for every node type of package.json from its
+ * docs/nodes/<type>.md. A node type without its page stops the build: a node is never shipped without help.
+ */
 function writeNodeHelp(distNodes) {
-  const docs = path.join(root, 'docs', 'nodes');
-  const written = [];
-  if (!fs.existsSync(docs)) return written;
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const types = Object.keys((pkg['node-red'] && pkg['node-red'].nodes) || {});
   const blobBase = repoBlobBase();
-  for (const f of fs.readdirSync(docs)) {
-    if (!f.endsWith('.md')) continue;
-    const type = f.slice(0, -3);
-    const out = path.join(distNodes, type);
-    if (!fs.existsSync(out)) continue;
-    const dir = path.join(out, 'locales', 'en-US');
+  for (const type of types) {
+    const doc = path.join(root, 'docs', 'nodes', `${type}.md`);
+    if (!fs.existsSync(doc)) throw new Error(`docs/nodes/${type}.md is missing: it is the help of the node ${type}`);
+    const dir = path.join(distNodes, type, 'locales', 'en-US');
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(
-      path.join(dir, `${type}.html`),
-      helpHtml(type, fs.readFileSync(path.join(docs, f), 'utf8'), blobBase),
-    );
-    written.push(type);
+    fs.writeFileSync(path.join(dir, `${type}.html`), helpHtml(type, fs.readFileSync(doc, 'utf8'), blobBase));
   }
-  return written;
+  return types;
 }
 
 module.exports = { helpMarkdown, helpHtml, writeNodeHelp };
