@@ -33,7 +33,7 @@ import { storeDnc, writeWaitMs } from '../store/turns';
 
 const waitMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
-/** msg.call for a call to place (docs/DESIGN.md). */
+/** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
   id: number;
   phone: string;
