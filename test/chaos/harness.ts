@@ -727,20 +727,20 @@ async function books(x: {
     { name: 'turns lost (heard by the callee, not stored)', value: turnsLost, needs: 'durable' },
     { name: 'completed calls whose transcript misses stored turns', value: transcriptsLost, needs: 'durable' },
     { name: 'writes dropped', value: Number(x.writes.dropped ?? 0), needs: 'durable' },
-    { name: 'contacts not closed', value: notClosed, needs: 'lease' },
-    { name: 'calls open', value: open, needs: 'reconcile' },
+    // after a Deploy the old flows' calls must be drained (item 5) before the campaign can go on
+    { name: 'contacts not closed', value: notClosed, needs: x.fault === 'deploy' ? 'drain' : 'lease' },
+    { name: 'calls open', value: open, needs: x.fault === 'deploy' ? 'drain' : 'reconcile' },
     { name: 'simulator channels up', value: x.simUp, needs: 'reconcile' },
     { name: 'contacts with two overlapping channels (far end)', value: overlapping, needs: 'reconcile' },
     { name: 'contacts with two overlapping calls (database)', value: overlappingDb, needs: 'reconcile' },
   ];
-  if (x.fault === 'sigterm' || x.fault === 'deploy') {
+  if (x.fault === 'sigterm') {
     checks.push({
       name: 'stops that did not exit 0',
       value: x.exitCodes.filter((c) => c !== 0).length,
       needs: 'drain',
     });
-    if (x.fault === 'sigterm')
-      checks.push({ name: 'calls left open by a stopped runtime', value: x.openAfterStop, needs: 'drain' });
+    checks.push({ name: 'calls left open by a stopped runtime', value: x.openAfterStop, needs: 'drain' });
   }
   if (x.fault === 'outage') {
     checks.push({
