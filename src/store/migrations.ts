@@ -430,4 +430,12 @@ $fn$;
 drop index if exists contacts_due;
 `,
   },
+  {
+    version: 8,
+    name: 'calls: per-call AGI token hash and the session that drives the call (a FastAGI session can only drive a call it was given)',
+    sql: `
+alter table calls add column if not exists agi_token_hash text;
+alter table calls add column if not exists agi_session text;
+`,
+  },
 ];

@@ -16,6 +16,7 @@ import helper from 'node-red-node-test-helper';
 import { runAgiCall } from '../../src/sim/agi-client';
 import { acquireDb, releaseDb, type Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 
 /* eslint-disable @typescript-eslint/no-var-requires */
 const ROOT = path.join(__dirname, '..', '..');
@@ -455,7 +456,13 @@ test('appointment reminder: "reschedule" says the callback line, hangs up and as
     script: 'ai-dialer',
     channel: `PJSIP/trunk-0000000${callId % 10}`,
     uniqueid: `1732491000.${callId}`,
-    variables: { CALL_ID: String(callId), CONTACT_PHONE: phone, CAMPAIGN_ID: String(camp), CONTACT_ID: String(contact) },
+    variables: {
+      CALL_ID: String(callId),
+      CALL_TOKEN: givenCall(callId),
+      CONTACT_PHONE: phone,
+      CAMPAIGN_ID: String(camp),
+      CONTACT_ID: String(contact),
+    },
     persona: { utterances: ['Sorry, I need to reschedule.'] },
     speed: 50,
   });
