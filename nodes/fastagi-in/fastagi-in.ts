@@ -83,9 +83,17 @@ export = function (RED: NodeAPI): void {
         // A session drives only a call it was given (src/agi/call-token.ts): refused ones never reach the flow.
         const token = call.id === undefined ? undefined : await readCallToken(s);
         let db: Db | undefined;
-        if (store && typeof store.getDb === 'function') db = await store.getDb().catch(() => undefined);
+        let storeDown = false;
+        if (store && typeof store.getDb === 'function') {
+          try {
+            db = await store.getDb();
+          } catch {
+            storeDown = true;
+          }
+        }
         const verdict = await admitCall({
           db,
+          storeDown,
           sessionId: s.id,
           callId: call.id,
           token,

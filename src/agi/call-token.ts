@@ -72,6 +72,8 @@ const finalList = FINAL_STATUSES.map((s) => `'${s}'`).join(',');
 export interface AdmitInput {
   /** The store, when the fastagi-in node has one. */
   db?: Queryable;
+  /** The node has a store but it cannot be opened now (then only calls originated here are admitted). */
+  storeDown?: boolean;
   sessionId: string;
   /** CALL_ID as the session named it; undefined: an inbound call. */
   callId?: number | string;
@@ -95,7 +97,8 @@ export interface AdmitInput {
  */
 export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
   if (a.callId === undefined) {
-    if (!a.db) return { ok: true };
+    if (!a.db)
+      return a.storeDown ? { ok: true, warning: 'the store is unavailable: inbound call not recorded' } : { ok: true };
     try {
       const row = await createInboundCall(a.db, {
         phone: a.inbound?.phone ?? null,
@@ -124,7 +127,18 @@ export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
 
   const numeric = typeof a.callId === 'number' ? a.callId : undefined;
   if (!a.db || numeric === undefined) {
-    if (mine) return { ok: true, callId: a.callId };
+    if (mine)
+      return {
+        ok: true,
+        callId: a.callId,
+        ...(a.storeDown ? { warning: `call ${key}: the store is unavailable` } : {}),
+      };
+    if (a.storeDown)
+      return {
+        ok: false,
+        reason: 'store_unavailable',
+        message: `call ${key}: cannot check its token (store unavailable)`,
+      };
     return {
       ok: false,
       reason: a.db ? 'unknown_call' : 'bad_token',

@@ -13,7 +13,7 @@ import helper from 'node-red-node-test-helper';
 import { freePort } from '../../src/runtime/ports';
 import { runAgiCall } from '../../src/sim/agi-client';
 import { getSession } from '../../src/agi/registry';
-import { newCallToken, storeCallTokens } from '../../src/agi/call-token';
+import { admitCall, newCallToken, storeCallTokens } from '../../src/agi/call-token';
 import { appendTurn } from '../../src/store/calls';
 import { importContacts } from '../../src/campaign/import';
 import { normalizePhone, refusedNumberType } from '../../src/campaign/phone';
@@ -458,6 +458,16 @@ describe('FastAGI: a session can only drive the call it was given (in-process, r
     expect(m.call.id).toBe(id);
     getSession(m.call.sessionId)!.close();
     await call;
+  });
+
+  test('store down: only a call originated here is admitted; others are refused store_unavailable', async () => {
+    expect(await admitCall({ storeDown: true, sessionId: 's1', callId: 424242, token: newCallToken() })).toMatchObject({
+      ok: false,
+      reason: 'store_unavailable',
+    });
+    const token = givenCall(434343);
+    expect(await admitCall({ storeDown: true, sessionId: 's2', callId: 434343, token })).toMatchObject({ ok: true });
+    expect(await admitCall({ storeDown: true, sessionId: 's3' })).toMatchObject({ ok: true });
   });
 
   test('fuzz: 3,000 malformed environment blocks and AGI lines; the server still serves and nothing is half-stored', async () => {
