@@ -160,28 +160,36 @@ export interface BindCheck {
 }
 
 /**
- * Listening on a non-loopback address needs: API_TOKEN, explicit editor credentials (or EDITOR=off), MQTT
- * accounts for the embedded broker (writer and reader), and AGI_SECRET when FastAGI itself is exposed.
+ * Listening beyond loopback needs authentication for what is exposed: HOST (editor, HTTP API, dashboard,
+ * MQTT over WebSocket) needs API_TOKEN, explicit editor credentials (or EDITOR=off) and, with the embedded
+ * broker, MQTT accounts; MQTT_HOST (embedded broker over TCP) needs MQTT accounts; AGI_HOST needs AGI_SECRET.
  */
 export function checkBind(env: NodeJS.ProcessEnv): BindCheck {
   const http = env.HOST || '127.0.0.1';
   const agi = env.AGI_HOST || '127.0.0.1';
   const mqtt = env.MQTT_HOST || '127.0.0.1';
   const exposed: string[] = [];
-  if (!isLoopback(http)) exposed.push(`HOST=${http}`);
-  if (!isLoopback(agi)) exposed.push(`AGI_HOST=${agi}`);
-  if (!env.MQTT_URL && !isLoopback(mqtt)) exposed.push(`MQTT_HOST=${mqtt}`);
-  const missing: string[] = [];
-  if (exposed.length) {
-    if (!env.API_TOKEN) missing.push('API_TOKEN');
-    if (!explicitEditorAuth(env)) missing.push('EDITOR_PASSWORD (or EDITOR_PASSWORD_HASH, or EDITOR=off)');
-    if (!env.MQTT_URL) {
-      if (!env.MQTT_WRITER_USER || !env.MQTT_WRITER_PASSWORD) missing.push('MQTT_WRITER_USER/MQTT_WRITER_PASSWORD');
-      if (!env.MQTT_READER_USER || !env.MQTT_READER_PASSWORD) missing.push('MQTT_READER_USER/MQTT_READER_PASSWORD');
-    }
-    if (!isLoopback(agi) && !env.AGI_SECRET) missing.push('AGI_SECRET');
+  const missing = new Set<string>();
+  const mqttAccounts = () => {
+    if (env.MQTT_URL) return; // an external broker has its own accounts
+    if (!env.MQTT_WRITER_USER || !env.MQTT_WRITER_PASSWORD) missing.add('MQTT_WRITER_USER/MQTT_WRITER_PASSWORD');
+    if (!env.MQTT_READER_USER || !env.MQTT_READER_PASSWORD) missing.add('MQTT_READER_USER/MQTT_READER_PASSWORD');
+  };
+  if (!isLoopback(http)) {
+    exposed.push(`HOST=${http}`);
+    if (!env.API_TOKEN) missing.add('API_TOKEN');
+    if (!explicitEditorAuth(env)) missing.add('EDITOR_PASSWORD (or EDITOR_PASSWORD_HASH, or EDITOR=off)');
+    mqttAccounts();
   }
-  return { exposed, missing, insecure: parseFlag(env.ALLOW_INSECURE, false) };
+  if (!env.MQTT_URL && !isLoopback(mqtt)) {
+    exposed.push(`MQTT_HOST=${mqtt}`);
+    mqttAccounts();
+  }
+  if (!isLoopback(agi)) {
+    exposed.push(`AGI_HOST=${agi}`);
+    if (!env.AGI_SECRET) missing.add('AGI_SECRET');
+  }
+  return { exposed, missing: [...missing], insecure: parseFlag(env.ALLOW_INSECURE, false) };
 }
 
 /** The one line printed when the bind check refuses to start. */

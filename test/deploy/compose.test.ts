@@ -828,6 +828,7 @@ withBuild(
           AUDIO_DIR: path.join(dataDir, 'audio'),
           RECORDINGS_DIR: path.join(dataDir, 'recordings'),
           API_TOKEN: 'token-for-the-test-1',
+          AGI_SECRET: 'agi-secret-for-the-test-1', // FastAGI on 0.0.0.0 needs it (docs/operations/security.md)
           LOG_LEVEL: 'warn',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
