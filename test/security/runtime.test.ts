@@ -515,6 +515,9 @@ describe('FastAGI: a session can only drive the call it was given (in-process, r
     ];
     const replies = [
       '200 result=1 (x)',
+      '200 result=1 (forged-token-forged-token)',
+      `200 result=1 (${open.id})`,
+      '200 result=1 (inbound)',
       '200 result=0',
       '510 Invalid or unknown command',
       '520-Invalid',
@@ -536,7 +539,7 @@ describe('FastAGI: a session can only drive the call it was given (in-process, r
         s.on('close', done);
         s.on('data', () => {
           // answer every command with something malformed, then drop the line
-          if (answered++ > 3 || rnd() < 0.2) return done();
+          if (answered++ > 12 || rnd() < 0.05) return done();
           s.write(pick(replies) + '\n');
         });
         s.on('connect', () => {
@@ -545,6 +548,7 @@ describe('FastAGI: a session can only drive the call it was given (in-process, r
         });
       });
     const N = 3000;
+    const warnedBefore = warnings.length;
     let next = 0;
     await Promise.all(
       Array.from({ length: 60 }, async () => {
@@ -554,6 +558,11 @@ describe('FastAGI: a session can only drive the call it was given (in-process, r
         }
       }),
     );
+    // the server saw them: refusals logged with their reasons (bad environment, timeouts, tokens, ...)
+    const refusals = warnings.slice(warnedBefore).filter((w) => w.startsWith('FastAGI refused'));
+    const reasons = new Set(refusals.map((w) => /: (\w+) \(/.exec(w)?.[1]));
+    expect(refusals.length).toBeGreaterThan(300);
+    expect(reasons.size).toBeGreaterThanOrEqual(3);
     // still serving: a real call with its token gets a session
     const fresh = await callRow('initiated');
     const seen = sessions.length;
