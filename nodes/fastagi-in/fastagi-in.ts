@@ -1,7 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { AgiServer, resolveServerOptions } from '../../src/agi/server';
 import { readCall, readCallToken, type AgiCall } from '../../src/agi/call';
-import { admitCall } from '../../src/agi/call-token';
+import { admitCall } from '../../src/agi/admit';
 import { envArgs, parseNetworkScript } from '../../src/agi/protocol';
 import { registerSession, sessionsByCallId } from '../../src/agi/registry';
 import { controlBus, type CallControl } from '../../src/events/control-bus';

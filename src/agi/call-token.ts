@@ -11,19 +11,10 @@
  *  - the call is open, not completed/failed/... (else `call_closed`);
  *  - no other session drives it (else `already_driven`): `calls.agi_session` is set atomically.
  * An inbound session (no CALL_ID, or CALL_DIRECTION=inbound) always gets a fresh call record: it cannot
- * name an existing one. No Node-RED import.
+ * name an existing one. The admission itself is in admit.ts. No Node-RED import.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'crypto';
 import type { Queryable } from '../store/db';
-import { createInboundCall, FINAL_STATUSES } from '../store/calls';
-import { errorMessage } from '../util/errors';
-import { sessionsByCallId } from './registry';
-
-export type AdmitRefusal = 'bad_token' | 'unknown_call' | 'call_closed' | 'already_driven' | 'store_unavailable';
-
-export type AdmitResult =
-  | { ok: true; callId?: number | string; created?: boolean; warning?: string }
-  | { ok: false; reason: AdmitRefusal; message: string };
 
 /** A new token: 144 random bits, URL-safe (a channel variable value needs no quoting). */
 export function newCallToken(): string {
@@ -34,7 +25,7 @@ export function hashCallToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-function sameHash(a: string, b: string): boolean {
+export function sameHash(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex');
   const y = Buffer.from(b, 'hex');
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
@@ -67,131 +58,7 @@ export async function storeCallTokens(q: Queryable, calls: Array<{ callId: numbe
   );
 }
 
-const finalList = FINAL_STATUSES.map((s) => `'${s}'`).join(',');
-
-export interface AdmitInput {
-  /** The store, when the fastagi-in node has one. */
-  db?: Queryable;
-  /** The node has a store but it cannot be opened now (then only calls originated here are admitted). */
-  storeDown?: boolean;
-  sessionId: string;
-  /** CALL_ID as the session named it; undefined: an inbound call. */
-  callId?: number | string;
-  /** CALL_TOKEN as the session presented it (GET VARIABLE). */
-  token?: string;
-  inbound?: {
-    phone?: string | null;
-    callerId?: string | null;
-    campaignId?: number | null;
-  };
-  channel?: string | null;
-  uniqueid?: string | null;
-  amdStatus?: string | null;
-  amdCause?: string | null;
-}
-
-/**
- * Decide whether a session may drive the call it names, and bind it (status in_progress, agi_session).
- * Inbound: a fresh record. Never throws: a store failure admits only a call this process itself
- * originated (its token checked here), else refuses `store_unavailable`.
- */
-export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
-  if (a.callId === undefined) {
-    if (!a.db)
-      return a.storeDown ? { ok: true, warning: 'the store is unavailable: inbound call not recorded' } : { ok: true };
-    try {
-      const row = await createInboundCall(a.db, {
-        phone: a.inbound?.phone ?? null,
-        callerId: a.inbound?.callerId ?? null,
-        channel: a.channel ?? null,
-        uniqueid: a.uniqueid ?? null,
-        campaignId: a.inbound?.campaignId ?? null,
-      });
-      await a.db.query('update calls set agi_session = $2 where id = $1', [row.id, a.sessionId]);
-      return { ok: true, callId: row.id, created: true };
-    } catch (err) {
-      // The caller is on the line: the conversation goes on without a record rather than dropping them.
-      return { ok: true, warning: `could not create the inbound call record: ${errorMessage(err)}` };
-    }
-  }
-  const key = String(a.callId);
-  const token = a.token ?? '';
-  const presented = token ? hashCallToken(token) : '';
-  const mine = local.get(key);
-  if (mine && presented && !sameHash(mine.hash, presented))
-    return { ok: false, reason: 'bad_token', message: `call ${key}: wrong CALL_TOKEN` };
-  if (!presented) return { ok: false, reason: 'bad_token', message: `call ${key}: no CALL_TOKEN on the channel` };
-  const others = sessionsByCallId(key).filter((s) => s.id !== a.sessionId && !s.hungUp);
-  if (mine && others.length)
-    return { ok: false, reason: 'already_driven', message: `call ${key} is already driven by another session` };
-
-  const numeric = typeof a.callId === 'number' ? a.callId : undefined;
-  if (!a.db || numeric === undefined) {
-    if (mine)
-      return {
-        ok: true,
-        callId: a.callId,
-        ...(a.storeDown ? { warning: `call ${key}: the store is unavailable` } : {}),
-      };
-    if (a.storeDown)
-      return {
-        ok: false,
-        reason: 'store_unavailable',
-        message: `call ${key}: cannot check its token (store unavailable)`,
-      };
-    return {
-      ok: false,
-      reason: a.db ? 'unknown_call' : 'bad_token',
-      message: `call ${key} was not originated by this runtime${a.db ? ' and is not in the store' : ''}`,
-    };
-  }
-  try {
-    // One statement: open, not driven, token matches (or this process already checked it).
-    const r = await a.db.query<{ id: number }>(
-      `update calls set agi_session = $2, status = 'in_progress', answered_at = coalesce(answered_at, now()),
-          channel_id = coalesce($4, channel_id), agi_uniqueid = coalesce($5, agi_uniqueid),
-          amd_status = coalesce($6, amd_status), amd_cause = coalesce($7, amd_cause)
-        where id = $1 and status not in (${finalList}) and agi_session is null
-          and (agi_token_hash = $3 or $8::boolean)
-        returning id`,
-      [
-        numeric,
-        a.sessionId,
-        presented,
-        a.channel ?? null,
-        a.uniqueid ?? null,
-        a.amdStatus ?? null,
-        a.amdCause ?? null,
-        !!mine,
-      ],
-    );
-    if (r.rows.length) return { ok: true, callId: numeric };
-    const why = await a.db.query<{ status: string; agi_session: string | null; agi_token_hash: string | null }>(
-      'select status, agi_session, agi_token_hash from calls where id = $1',
-      [numeric],
-    );
-    const row = why.rows[0];
-    if (!row) {
-      // Originated here (its token checked) by a flow that keeps no record of it: it may run, unrecorded.
-      if (mine) return { ok: true, callId: numeric, warning: `call ${key} has no record in the store` };
-      return { ok: false, reason: 'unknown_call', message: `call ${key} is not in the store` };
-    }
-    if (!mine && !(row.agi_token_hash && sameHash(row.agi_token_hash, presented)))
-      return { ok: false, reason: 'bad_token', message: `call ${key}: wrong CALL_TOKEN` };
-    if ((FINAL_STATUSES as readonly string[]).includes(row.status))
-      return { ok: false, reason: 'call_closed', message: `call ${key} is already ${row.status}` };
-    return { ok: false, reason: 'already_driven', message: `call ${key} is already driven by another session` };
-  } catch (err) {
-    if (mine)
-      return {
-        ok: true,
-        callId: numeric,
-        warning: `could not mark call ${key} in progress: ${errorMessage(err)}`,
-      };
-    return {
-      ok: false,
-      reason: 'store_unavailable',
-      message: `call ${key}: cannot check its token (store unavailable: ${errorMessage(err)})`,
-    };
-  }
+/** The hash of the token this process put on a call's channel, if it originated the call. */
+export function localCallTokenHash(callId: string | number): string | undefined {
+  return local.get(String(callId))?.hash;
 }
