@@ -32,7 +32,7 @@ import { campaignBucket, ensureBuckets, GLOBAL_BUCKET, refundTokens, takeTokens 
 import { DialerError, errorMessage } from '../util/errors';
 import { newCallToken, storeCallTokens } from '../agi/call-token';
 
-/** msg.call for a call to place (docs/DESIGN.md). */
+/** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
   id: number;
   phone: string;
