@@ -54,8 +54,8 @@ export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
         channel: a.channel ?? null,
         uniqueid: a.uniqueid ?? null,
         campaignId: a.inbound?.campaignId ?? null,
+        agiSession: a.sessionId,
       });
-      await a.db.query('update calls set agi_session = $2 where id = $1', [row.id, a.sessionId]);
       return { ok: true, callId: row.id, created: true };
     } catch (err) {
       // The caller is on the line: the conversation goes on without a record rather than dropping them.

@@ -89,12 +89,21 @@ export async function createInboundCall(
     channel?: string | null;
     uniqueid?: string | null;
     campaignId?: number | null;
+    /** The FastAGI session that drives it (src/agi/admit.ts). */
+    agiSession?: string | null;
   },
 ): Promise<CallRow> {
   const r = await q.query<CallRow>(
-    `insert into calls (direction, phone, caller_id, status, channel_id, agi_uniqueid, campaign_id, answered_at)
-     values ('inbound', $1, $2, 'in_progress', $3, $4, $5, now()) returning *`,
-    [c.phone ?? null, c.callerId ?? null, c.channel ?? null, c.uniqueid ?? null, c.campaignId ?? null],
+    `insert into calls (direction, phone, caller_id, status, channel_id, agi_uniqueid, campaign_id, answered_at, agi_session)
+     values ('inbound', $1, $2, 'in_progress', $3, $4, $5, now(), $6) returning *`,
+    [
+      c.phone ?? null,
+      c.callerId ?? null,
+      c.channel ?? null,
+      c.uniqueid ?? null,
+      c.campaignId ?? null,
+      c.agiSession ?? null,
+    ],
   );
   return r.rows[0];
 }
