@@ -870,7 +870,7 @@ withBuild(
       proc.kill('SIGTERM'); // tini forwards docker stop's SIGTERM; the exec'd runtime gets it directly
       expect(await exited).toBe(0);
       expect(healthcheck(port).status).toBe(1);
-    });
+    }, 150_000); // the runtime may take over a minute to start on a loaded machine (its own wait is 90 s)
   },
 );
 
