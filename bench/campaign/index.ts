@@ -10,6 +10,7 @@
  *  2. Pacing: a CampaignManager at a configured calls/s, achieved rate over 60 s (BENCH_QUICK=1: 10 s);
  *     and two managers under a lower global cap (GLOBAL_CPS bucket).
  */
+import os from 'os';
 import { Client } from 'pg';
 import { openDb, type Db } from '../../src/store/db';
 import { claimContacts, NAIVE_CLAIM_SQL } from '../../src/store/claim';
@@ -223,7 +224,7 @@ export async function run(): Promise<Row[]> {
   url.pathname = `/${name}`;
   const rows: Row[] = [];
   process.stderr.write(
-    `load average before: ${require('os')
+    `load average before: ${os
       .loadavg()
       .map((x: number) => x.toFixed(2))
       .join(' ')} (2 cores shared)\n`,

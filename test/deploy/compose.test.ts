@@ -45,7 +45,6 @@ const ENVSUBST_BIN = which('envsubst');
 const MOSQUITTO_PASSWD_BIN = which('mosquitto_passwd');
 
 function skipNote(what: string, why: string): void {
-  // eslint-disable-next-line no-console
   console.warn(`SKIPPED ${what}: ${why}`);
 }
 

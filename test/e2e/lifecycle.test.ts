@@ -395,7 +395,7 @@ async function runScenario(t: Target): Promise<void> {
       await db.close();
     }
     mark('database checked');
-    // eslint-disable-next-line no-console
+
     console.log(
       `e2e ${t.label}: ${JSON.stringify(marks)} ms since start; ${calls.length} calls, ${received.length} MQTT messages`,
     );
@@ -550,7 +550,6 @@ describe('the default flow end to end (npm start, simulator)', () => {
   const baseUrl = process.env.DATABASE_URL;
   const pgTest = baseUrl ? test : test.skip;
   if (!baseUrl) {
-    // eslint-disable-next-line no-console
     console.log(
       'skipped: PostgreSQL + Mosquitto run (set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to include it)',
     );

@@ -9,12 +9,9 @@ import { CampaignControl, controlBus } from '../../src/events/control-bus';
 import { validateEvent } from '../../src/events/schema';
 import { connect, end, freePort, mosquittoUp, runId, subscribe, waitFor } from './mqtt-helpers';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const helper = require('node-red-node-test-helper');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const busNode = require('../../nodes/ai-dialer-bus/ai-dialer-bus');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const broadcastNode = require('../../nodes/call-broadcast/call-broadcast');
+import helper from 'node-red-node-test-helper';
+import busNode from '../../nodes/ai-dialer-bus/ai-dialer-bus';
+import broadcastNode from '../../nodes/call-broadcast/call-broadcast';
 
 helper.init(require.resolve('node-red'));
 

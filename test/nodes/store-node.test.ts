@@ -4,8 +4,7 @@ import path from 'path';
 import helper from 'node-red-node-test-helper';
 import type { Db } from '../../src/store/db';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
+import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
 
 helper.init(require.resolve('node-red'));
 
