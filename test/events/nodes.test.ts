@@ -12,6 +12,7 @@ import { connect, end, freePort, mosquittoUp, runId, subscribe, waitFor } from '
 import helper from 'node-red-node-test-helper';
 import busNode from '../../nodes/ai-dialer-bus/ai-dialer-bus';
 import broadcastNode from '../../nodes/call-broadcast/call-broadcast';
+import { requireTool } from '../helpers/tools';
 
 helper.init(require.resolve('node-red'));
 
@@ -253,9 +254,7 @@ describe('event bus + broadcast nodes in Node-RED', () => {
 describe('event bus + broadcast nodes publishing to Mosquitto (127.0.0.1:1883)', () => {
   let up = false;
   beforeAll(async () => {
-    up = await mosquittoUp();
-    if (!up)
-      console.warn('Mosquitto is not running on 127.0.0.1:1883: the Mosquitto test is skipped (.ci/run starts it)');
+    up = requireTool('Mosquitto at 127.0.0.1:1883', await mosquittoUp(), '.ci/run starts it');
   });
   afterEach(async () => {
     await helper.unload();
