@@ -13,7 +13,8 @@
 import os from 'os';
 import { Client } from 'pg';
 import { openDb, type Db } from '../../src/store/db';
-import { claimContacts, NAIVE_CLAIM_SQL } from '../../src/store/claim';
+import { claimContacts } from '../../src/store/claim';
+import { NAIVE_CLAIM_SQL } from './naive-claim';
 import { CampaignManager } from '../../src/campaign/manager';
 
 type Row = Record<string, string | number>;

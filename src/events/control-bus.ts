@@ -81,8 +81,3 @@ export function takeSupervisorLine(callId: string): string | undefined {
   if (q.length === 0) pendingLines.delete(id);
   return t;
 }
-
-/** Forget every waiting line of a call (call ended). */
-export function clearSupervisorLines(callId: string): void {
-  pendingLines.delete(String(callId));
-}
