@@ -49,13 +49,23 @@ function watch(nodeId: string) {
   return { node: n, errors, statuses };
 }
 
+/**
+ * Node-RED's runtime arms a 5 s timer (its default inboundWebSocketTimeout, not unref'd) on every WebSocket
+ * upgrade of its HTTP server (@node-red/runtime/lib/index.js); the test helper gives no way to shorten it.
+ * Wait out the last one before the file ends, so the Jest worker exits on its own.
+ */
+const NODE_RED_UPGRADE_TIMER_MS = 5000;
+let lastUpgradeAt = 0;
+
 describe('event bus + broadcast nodes in Node-RED', () => {
   const clients: mqtt.MqttClient[] = [];
   beforeAll((done) => {
     helper.startServer(done);
   });
-  afterAll((done) => {
-    helper.stopServer(done);
+  afterAll(async () => {
+    await new Promise<void>((resolve, reject) => helper.stopServer((err?: Error) => (err ? reject(err) : resolve())));
+    const left = lastUpgradeAt + NODE_RED_UPGRADE_TIMER_MS + 50 - Date.now();
+    if (lastUpgradeAt && left > 0) await new Promise((r) => setTimeout(r, left));
   });
   afterEach(async () => {
     for (const c of clients.splice(0)) await end(c);
@@ -84,6 +94,7 @@ describe('event bus + broadcast nodes in Node-RED', () => {
     const dash = { username: 'dash', password: 'dash-pw' };
     const tcp = await open(`mqtt://127.0.0.1:${port}`, dash);
     const wsUrl = helper.url().replace(/^http/, 'ws') + '/mqtt';
+    lastUpgradeAt = Date.now();
     const ws = await open(wsUrl, dash);
     const atTcp = collect(tcp);
     const atWs = collect(ws);
