@@ -1,6 +1,6 @@
 /**
  * The simulator's ARI side: the REST subset we use, the swagger documents the ARI client loads, and the
- * events WebSocket, behaving as Asterisk 22 does (simulator vs a real Asterisk:
+ * events WebSocket, behaving as Asterisk 22 does (see the Asterisk facts and the ARI side in
  * docs/contributing/simulator.md). Each originated channel follows the persona of the number dialled; on
  * continue-in-dialplan into an AGI context it connects to fastagi-in with the AGI client.
  *
