@@ -33,7 +33,7 @@ const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
 
 helper.init(require.resolve('node-red'));
 
-type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Msg = Record<string, any>;
 
 const dirs: string[] = [];
 function tmp(): string {
