@@ -73,7 +73,7 @@ describe('npm start (embedded runtime)', () => {
     }
     expect(await rt.exited).toBe(0);
     expect(rt.out()).toContain('stopped');
-  });
+  }, 120_000); // under load the start alone can take most of a minute
 
   test('a taken HTTP port is one clear line and exit code 1', async () => {
     const p = await ports();
@@ -121,7 +121,7 @@ describe('npm start (embedded runtime)', () => {
       blocker.close();
     }
     expect(await rt.exited).toBe(0);
-  });
+  }, 120_000);
 
   test.each([
     [
