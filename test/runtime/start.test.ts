@@ -37,7 +37,7 @@ describe('npm start (embedded runtime)', () => {
         () =>
           rt.out().includes('Press Ctrl-C to stop.') ||
           (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))),
-        60000,
+        90000,
         'the banner',
       );
       const out = rt.out();
@@ -106,7 +106,7 @@ describe('npm start (embedded runtime)', () => {
         () =>
           rt.out().includes('Press Ctrl-C to stop.') ||
           (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))),
-        60000,
+        90000,
         'the banner',
       );
       const note = rt
