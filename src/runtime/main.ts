@@ -4,6 +4,7 @@
  * is set, and the built-in Asterisk simulator unless ARI_URL is set.
  */
 import fs from 'fs';
+import { randomBytes } from 'crypto';
 import http from 'http';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
@@ -12,6 +13,17 @@ import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from './health';
 import { outboxFor } from '../store/outbox';
+import {
+  bindRefusal,
+  checkBind,
+  dropWildcardCors,
+  editorAuthFromEnv,
+  editorBannerLines,
+  insecureBannerLines,
+  type BindCheck,
+  type EditorAuth,
+} from './security';
+import type { Persona } from '../sim/persona';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -38,6 +50,10 @@ export interface RuntimeInfo {
   database: string;
   flowFile: string;
   dataDir: string;
+  /** The editor login (or off); the banner prints a generated password once. */
+  editor: EditorAuth;
+  /** Non-loopback addresses and what authentication they lack (only with ALLOW_INSECURE=1). */
+  bind: BindCheck;
 }
 
 export interface Runtime {
@@ -136,6 +152,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
   checkUrl('ARI_URL', env.ARI_URL, ['http:', 'https:']);
   const simSettings = env.ARI_URL ? {} : simulatorSettingsFromEnv(env);
+  // A non-loopback address without authentication: one line naming what is missing (docs/operations/security.md).
+  const bind = checkBind(env);
+  if (bind.missing.length && !bind.insecure) throw new StartupError(bindRefusal(bind));
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
@@ -159,6 +178,12 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
         : `cannot listen for FastAGI on ${agiHost}:${agiPort}: ${err.message}`,
     );
   });
+
+  const editor = startupCheck(() => editorAuthFromEnv(env, dir));
+  // A password generated now is shown only by the banner: a start that fails forgets it (next start makes a new one).
+  const forgetGenerated = () => {
+    if (editor.generatedPassword && editor.file) fs.rmSync(editor.file, { force: true });
+  };
 
   const mqtt: RuntimeInfo['mqtt'] = { ws: `ws://${displayHost(host)}:${port}/mqtt` };
   const childEnv = env; // config nodes in "from environment" mode read process.env
@@ -185,6 +210,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   try {
     db = await acquireDb(storeOpts);
   } catch (err) {
+    forgetGenerated();
     throw new StartupError((err as Error).message);
   }
   outboxFor(db); // writes a previous run could not store (database down when it ended) are replayed now
@@ -204,10 +230,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   try {
     // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
     if (!env.ARI_URL) {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const { startSimulator } = require('../sim/index') as {
-        startSimulator(o: Record<string, unknown>): Promise<Simulator & { channels(): unknown[] }>;
-      };
+      const { startSimulator } = await import('../sim/index');
       const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
       const started = await startSimulator({
         ...simSettings,
@@ -234,9 +257,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     linkPackage(userDir);
     const flow = prepareFlowFile(env, dir);
 
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const express = require('express') as typeof import('express');
-    RED = require('node-red') as typeof import('node-red');
+    const { default: express } = await import('express');
+    RED = (await import('node-red')).default;
     const app = express();
     server = http.createServer(app);
     const settings = {
@@ -245,7 +267,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       flowFilePretty: true,
       uiPort: port,
       uiHost: host,
-      httpAdminRoot: '/',
+      // The editor is never open: a login always (adminAuth), or no editor and no admin API at all.
+      httpAdminRoot: editor.enabled ? '/' : (false as const),
+      ...(editor.adminAuth ? { adminAuth: editor.adminAuth } : {}),
       httpNodeRoot: '/',
       credentialSecret: env.NODE_RED_CREDENTIAL_SECRET || credentialSecretFile(dir),
       logging: { console: { level: opts.logLevel ?? env.LOG_LEVEL ?? 'info', metrics: false, audit: false } },
@@ -255,7 +279,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       telemetry: { enabled: false },
     };
     RED.init(server, settings as never);
-    app.use(settings.httpAdminRoot, RED.httpAdmin);
+    // Node-RED's admin API answers every route with Access-Control-Allow-Origin: * (hard-coded): drop it.
+    app.use(dropWildcardCors);
+    if (settings.httpAdminRoot !== false) app.use(settings.httpAdminRoot, RED.httpAdmin);
     app.use(settings.httpNodeRoot, RED.httpNode);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', (err: NodeJS.ErrnoException) =>
@@ -293,6 +319,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       database: db.description,
       flowFile: flow.file + (flow.seeded ? ' (copied from flows/ai-dialer.json)' : ''),
       dataDir: dir,
+      editor,
+      bind,
     };
     return {
       info,
@@ -302,6 +330,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     };
   } catch (err) {
     await cleanup();
+    forgetGenerated();
     throw err instanceof StartupError ? err : new StartupError((err as Error).message);
   }
 }
@@ -313,9 +342,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
  */
 export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
   speed?: number;
-  personas?: Record<string, unknown>;
+  personas?: Record<string, Persona>;
 } {
-  const out: { speed?: number; personas?: Record<string, unknown> } = {};
+  const out: { speed?: number; personas?: Record<string, Persona> } = {};
   if (env.SIM_SPEED !== undefined && env.SIM_SPEED !== '') {
     const v = Number(env.SIM_SPEED);
     if (!Number.isFinite(v) || v <= 0 || v > 1000)
@@ -341,7 +370,7 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new StartupError(`SIM_PERSONAS: ${env.SIM_PERSONAS} must hold a JSON object of phone number -> persona`);
     }
-    out.personas = parsed as Record<string, unknown>;
+    out.personas = parsed as Record<string, Persona>;
   }
   return out;
 }
@@ -350,7 +379,7 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
 function credentialSecretFile(dir: string): string {
   const file = path.join(dir, '.credential-secret');
   if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  const secret = require('crypto').randomBytes(24).toString('hex') as string;
+  const secret = randomBytes(24).toString('hex');
   fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
   return secret;
 }
@@ -363,7 +392,8 @@ export function banner(info: RuntimeInfo): string[] {
   const lines = [
     '',
     'AI dialer is running',
-    `  Editor (Node-RED):  ${info.editorUrl}`,
+    ...(info.editor.enabled ? [`  Editor (Node-RED):  ${info.editorUrl}`] : []),
+    ...editorBannerLines(info.editor, info.dataDir),
     `  Dashboard:          ${info.dashboardUrl}`,
   ];
   if (info.mqtt.external) lines.push(`  MQTT (external):    ${info.mqtt.external}`);
@@ -378,6 +408,7 @@ export function banner(info: RuntimeInfo): string[] {
   lines.push(`  Database:           ${info.database}`);
   lines.push(`  Flow file:          ${info.flowFile}`);
   if (info.mqtt.note) lines.push('', `Note: ${info.mqtt.note}`);
+  lines.push(...insecureBannerLines(info.bind));
   lines.push('', 'Press Ctrl-C to stop.');
   return lines;
 }

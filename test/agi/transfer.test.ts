@@ -4,12 +4,11 @@ import { runAgiCall } from '../../src/sim/agi-client';
 import { parseTransferTarget } from '../../src/agi/transfer';
 import { controlBus } from '../../src/events/control-bus';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 
-/* eslint-disable @typescript-eslint/no-var-requires */
-const fastagiIn = require('../../nodes/fastagi-in/fastagi-in');
-const agiHangup = require('../../nodes/agi-hangup/agi-hangup');
-const changeNode = require('@node-red/nodes/core/function/15-change.js');
-/* eslint-enable @typescript-eslint/no-var-requires */
+import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
+import agiHangup from '../../nodes/agi-hangup/agi-hangup';
+import changeNode from '@node-red/nodes/core/function/15-change.js';
 
 helper.init(require.resolve('node-red'));
 
@@ -62,7 +61,7 @@ test('agi-hangup with a transfer action sets context, extension and priority and
     5000,
     'fastagi-in to listen',
   );
-  const out: Array<Record<string, any>> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const out: Array<Record<string, any>> = [];
   helper.getNode('out').on('input', (m: Record<string, unknown>) => out.push(m));
   const result = await runAgiCall({
     host: '127.0.0.1',
@@ -70,7 +69,7 @@ test('agi-hangup with a transfer action sets context, extension and priority and
     script: 'dialer',
     channel: 'PJSIP/trunk-00000001',
     uniqueid: '1700000000.1',
-    variables: { CALL_ID: '77' },
+    variables: { CALL_ID: '77', CALL_TOKEN: givenCall(77) },
     persona: {},
   });
   expect(result.hungUp).toBe(false);
@@ -102,7 +101,7 @@ test('a supervisor hangup on the control bus hangs up that call only', async () 
       script: 'dialer',
       channel: `PJSIP/trunk-0000000${id}`,
       uniqueid: `1700000000.${id}`,
-      variables: { CALL_ID: id },
+      variables: { CALL_ID: id, CALL_TOKEN: givenCall(id) },
       persona: {},
     });
   const a = call('5');

@@ -368,17 +368,42 @@ function env(o: {
     TTS_ENGINE: 'sim',
     STT_ENGINE: 'sim',
     LLM_ENGINE: 'scripted',
+    // the editor (adminAuth): Deploy logs in with these
+    EDITOR_USER: EDITOR.user,
+    EDITOR_PASSWORD: EDITOR.password,
   };
   if (o.databaseUrl) e.DATABASE_URL = o.databaseUrl;
   return e;
 }
 
+const EDITOR = { user: 'chaos', password: `chaos-${process.pid}-${Date.now().toString(36)}` };
+
+/** A full Deploy of the running flows, as the editor does it (logged in with the editor credentials). */
 async function deployFull(d: Dialer): Promise<number> {
-  // TODO(sec-runtime adminAuth): log in with the editor credentials once the runtime requires them.
-  const flows = await fetch(`${d.base}/flows`, { headers: { 'Node-RED-API-Version': 'v1' } }).then((r) => r.json());
+  const login = await fetch(`${d.base}/auth/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      client_id: 'node-red-editor',
+      grant_type: 'password',
+      scope: '*',
+      username: EDITOR.user,
+      password: EDITOR.password,
+    }),
+  });
+  const auth: Record<string, string> = {};
+  if (login.ok) auth.Authorization = `Bearer ${((await login.json()) as { access_token: string }).access_token}`;
+  const flows = await fetch(`${d.base}/flows`, { headers: { ...auth, 'Node-RED-API-Version': 'v1' } }).then((r) =>
+    r.json(),
+  );
   const r = await fetch(`${d.base}/flows`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full', 'Node-RED-API-Version': 'v1' },
+    headers: {
+      ...auth,
+      'Content-Type': 'application/json',
+      'Node-RED-Deployment-Type': 'full',
+      'Node-RED-API-Version': 'v1',
+    },
     body: JSON.stringify(flows),
   });
   return r.status;
