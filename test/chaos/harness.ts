@@ -349,7 +349,6 @@ export interface ChaosReport {
   note?: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- rows and JSON bodies are checked field by field
 type Row = Record<string, any>;
 
 function env(o: {
