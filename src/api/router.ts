@@ -19,7 +19,7 @@ import { importContacts, importDnc, ImportError, type ImportResult } from '../ca
 import { allowsPremium, isCountryCode, normalizePhone, refusedNumberType } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
 import { readHealthProbes } from '../runtime/health';
-import { isStoreUnavailable } from '../store/outbox';
+import { isStoreUnavailable, writeStats } from '../store/outbox';
 import {
   ApiError,
   campaignStatus,
@@ -592,6 +592,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
         agiSessions: activeSessionCount(),
         inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
         campaigns,
+        writes: writeStats(), // the durable write path (src/store/outbox.ts)
         ...readHealthProbes(),
       });
     }),

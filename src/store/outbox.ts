@@ -24,7 +24,6 @@ import path from 'path';
 import type { Db, Queryable } from './db';
 import { appendTurn, closeCall, finaliseTranscript, type TurnInput } from './calls';
 import { applyDnc, recordOutcome, type OutcomeResult, type OutcomeUpdate } from './campaigns';
-import { registerHealthProbe } from '../runtime/health';
 
 export interface DncRequest {
   phone: string;
@@ -535,30 +534,32 @@ export function outboxFor(db: Db): Outbox {
     outboxes.set(db, o);
     o.on('call', (s: CallWriteState) => watchers.emit('call', s));
     const ob = o;
-    const unprobe = registerHealthProbe('writes', () => {
-      const s = ob.stats();
-      return {
-        pending: s.pending,
-        retrying: s.retrying,
-        retried: s.retried,
-        dropped: s.dropped,
-        failed: s.failed,
-        down: s.down,
-        oldestMs: s.oldestMs,
-      };
-    });
+    live.add(ob);
     const close = db.close.bind(db);
     // the database closes last: what is pending gets a moment to be stored, the rest stays journalled
     (db as { close(): Promise<void> }).close = async () => {
       await ob.drain(Number(process.env.OUTBOX_CLOSE_WAIT_MS) || 3000);
       ob.close();
-      unprobe();
+      live.delete(ob);
       outboxes.delete(db);
       await close();
     };
     if (journal) o.replay(journal);
   }
   return o;
+}
+
+const live = new Set<Outbox>();
+
+/** `/api/v1/health` `writes`: every open outbox of this process, summed (oldestMs: the oldest). */
+export function writeStats(): Record<string, number> {
+  const out = { pending: 0, retrying: 0, retried: 0, dropped: 0, failed: 0, down: 0, oldestMs: 0 };
+  for (const o of live) {
+    const s = o.stats();
+    for (const k of ['pending', 'retrying', 'retried', 'dropped', 'failed', 'down'] as const) out[k] += s[k];
+    out.oldestMs = Math.max(out.oldestMs, s.oldestMs);
+  }
+  return out;
 }
 
 /** Be told when a call's writes go pending or are stored (every database's outbox). */
@@ -569,7 +570,9 @@ export function onCallWrites(fn: (s: CallWriteState) => void): () => void {
 
 /** Test hook: forget the outbox of a database. */
 export function forgetOutbox(db: Db): void {
-  outboxes.get(db)?.close();
+  const o = outboxes.get(db);
+  o?.close();
+  if (o) live.delete(o);
   outboxes.delete(db);
 }
 

@@ -14,10 +14,16 @@ import type { Db } from '../../src/store/db';
 import { dbTargets, type DbTarget } from '../helpers/db';
 import { makeCampaign, makeContacts } from '../campaign/fixtures';
 import { waitFor } from '../helpers/wait';
-import { Outbox, isStoreUnavailable, outboxFor, forgetOutbox, type CallWriteState } from '../../src/store/outbox';
+import {
+  Outbox,
+  isStoreUnavailable,
+  outboxFor,
+  forgetOutbox,
+  writeStats,
+  type CallWriteState,
+} from '../../src/store/outbox';
 import { storeDncTurn, storeFinalisation, storeSpokenTurn, storeTurn } from '../../src/store/turns';
 import { createApiRouter } from '../../src/api/router';
-import { readHealthProbes } from '../../src/runtime/health';
 
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
 
@@ -268,7 +274,7 @@ describe.each(dbTargets())('outbox on db target %#', (mk) => {
     expect(t1.stored).toBe(false);
     const fin = await storeFinalisation(sw, { id: call.id }, 100);
     expect(fin.stored).toBe(false);
-    expect(readHealthProbes().writes).toMatchObject({ pending: 2, down: 1 });
+    expect(writeStats()).toMatchObject({ pending: 2, down: 1 });
     sw.down = false;
     await waitFor(() => outboxFor(sw).stats().pending === 0, 5000, 'the pending writes');
     const c = await db.query<{ transcript: string }>('select transcript from calls where id = $1', [call.id]);
