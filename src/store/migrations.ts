@@ -431,3 +431,34 @@ drop index if exists contacts_due;
 `,
   },
 ];
+
+/** The claim of migration 6 with one more rule: a contact with an open call (a channel may still be up) is never claimed. */
+const CLAIM_V8 = migrations[5].sql.replace(
+  `    and exists (select 1 from nums)
+  order by c.next_attempt_at, c.id
+  limit v_free`,
+  `    and exists (select 1 from nums)
+    and not exists (select 1 from calls oc where oc.contact_id = c.id and oc.status in ('initiated','ringing','in_progress'))
+  order by c.next_attempt_at, c.id
+  limit v_free`,
+);
+if (CLAIM_V8 === migrations[5].sql) throw new Error('migration 8: the claim text of migration 6 was not found');
+
+migrations.push({
+  version: 8,
+  name: 'campaign leases (owner + heartbeat per runtime running a campaign); the claim skips contacts with an open call',
+  sql: `
+create table campaign_leases (
+  campaign_id integer not null references campaigns(id) on delete cascade,
+  owner text not null,
+  instance text not null,
+  host text,
+  pid integer,
+  acquired_at timestamptz not null default now(),
+  heartbeat_at timestamptz not null default now(),
+  primary key (campaign_id, owner)
+);
+
+create index calls_open_contact on calls (contact_id) where status in ('initiated','ringing','in_progress');
+${CLAIM_V8}`,
+});
