@@ -957,8 +957,11 @@ export class CampaignManager extends EventEmitter {
     return { finished: start - left.length, ended, forced };
   }
 
-  /** Stop timers and give up the leases; claims in flight that were never sent are released. Calls in progress are left to finish. */
-  async close(): Promise<void> {
+  /**
+   * Stop timers and give up the leases; claims in flight that were never sent are released. Calls in
+   * progress are left to finish. `keepLeases` leaves the lease rows as a crash would (tests).
+   */
+  async close(o: { keepLeases?: boolean } = {}): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
@@ -966,9 +969,10 @@ export class CampaignManager extends EventEmitter {
     if (this.pickupTimer) clearInterval(this.pickupTimer);
     await this.pickupBusy?.catch(() => undefined);
     await Promise.all([...this.runners.values()].map((r) => r.close()));
-    await Promise.all(
-      [...this.runners.values()].filter((r) => r.state === 'running').map((r) => this.dropLease(r.id)),
-    );
+    if (!o.keepLeases)
+      await Promise.all(
+        [...this.runners.values()].filter((r) => r.state === 'running').map((r) => this.dropLease(r.id)),
+      );
     this.runners.clear();
   }
 }
