@@ -42,6 +42,7 @@ import {
 } from '../store/leases';
 import { reconcileAgainstAsterisk, type AsteriskView, type OpenCall, type ReconcileReport } from './reconcile';
 import { DialerError, errorMessage } from '../util/errors';
+import { takeRefusal } from '../agi/refusals';
 
 /** msg.call for a call to place (docs/DESIGN.md). */
 export interface PlaceCall {
@@ -773,11 +774,14 @@ export class CampaignManager extends EventEmitter {
     const callId = Number(call.id);
     if (!Number.isSafeInteger(callId) || callId <= 0)
       throw new DialerError('campaign_bad_outcome', `outcome for an invalid call id ${JSON.stringify(call.id)}`);
-    const outcome = typeof call.outcome === 'string' && call.outcome ? call.outcome : 'failed';
+    let outcome = typeof call.outcome === 'string' && call.outcome ? call.outcome : 'failed';
+    // an answered call whose AGI session was refused (or could not start) had no conversation
+    const refused = outcome !== 'answered' && outcome !== 'failed' ? takeRefusal(callId) : undefined;
+    if (refused) outcome = 'failed';
     const update = {
       callId,
       outcome,
-      reason: typeof call.reason === 'string' ? call.reason : null,
+      reason: refused ?? (typeof call.reason === 'string' ? call.reason : null),
       hangupCause:
         Number.isFinite(Number(call.hangupCause)) && call.hangupCause !== null && call.hangupCause !== undefined
           ? Number(call.hangupCause)
