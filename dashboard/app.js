@@ -646,7 +646,8 @@
   function onProgress(id, p, live) {
     if (!isFinite(id)) return;
     var prev = state.progress.get(id);
-    if (!live && prev && prev.live) return; // live data wins over the API snapshot
+    // live data wins over the API snapshot, except the news that nobody runs the campaign any more
+    if (!live && prev && prev.live && p.state !== 'stalled') return;
     var q = { live: !!live, state: p.state || null };
     COUNTERS.forEach(function (k) {
       q[k] = num(p[k]);
@@ -672,13 +673,14 @@
       Object.keys(s.progress).forEach(function (k) {
         p[k] = s.progress[k];
       });
-      p.state = s.progress.status || s.status;
+      // `stalled`: running in the database, but no runtime holds its lease (GET .../status)
+      p.state = s.state || s.progress.status || s.status;
       return p;
     }
     var b = s.calls.byStatus || {};
     var o = s.calls.byOutcome || {};
     return {
-      state: s.status,
+      state: s.state || s.status,
       queued: Math.max(0, s.contacts.pending - (s.contacts.on_dnc_list || 0)),
       dialing: num(b.initiated) + num(b.ringing),
       active: num(b.in_progress),
@@ -1191,6 +1193,16 @@
         setInterval(function () {
           loadCampaigns();
         }, 30000);
+        // a runtime that died sends no more events: ask who holds the running campaigns
+        setInterval(function () {
+          state.progress.forEach(function (p, id) {
+            if (p.state !== 'running' && p.state !== 'stalled') return;
+            api('GET', '/campaigns/' + id + '/status').then(function (s) {
+              if (s.ok && (s.data.state === 'stalled') !== (p.state === 'stalled'))
+                onProgress(id, progressFromStatus(s.data), false);
+            });
+          });
+        }, 10000);
       },
       function (err) {
         setConn('error', 'no config');

@@ -621,6 +621,8 @@ export class CampaignManager extends EventEmitter {
         if (cid) this.runners.get(cid)?.inFlight.add(callId);
       }
     }
+    // call_ended for each: dashboards drop the ghost calls
+    for (const c of rep.closed) if (c.result) this.announce(c.result);
     if (rep.closed.length) for (const r of this.runners.values()) r.markDirty();
     if (rep.closed.length || rep.hungUp.length)
       this.emit('reconciled', { campaignId: id, why, ...rep });
@@ -949,7 +951,12 @@ export class CampaignManager extends EventEmitter {
           isOrphan: (c) => ids.has(c.id),
           why: 'shutdown: the drain timeout passed',
           strays: false,
-        }).catch((err) => this.warn('campaign_drain', `drain: ${errorMessage(err)}`, err));
+          ignoreTracking: true,
+        })
+          .then((rep) => {
+            for (const c of rep.closed) if (c.result) this.announce(c.result);
+          })
+          .catch((err) => this.warn('campaign_drain', `drain: ${errorMessage(err)}`, err));
       } else {
         for (const id of ids)
           await this.handleOutcome({ id, outcome: 'failed', reason: 'shutdown: the drain timeout passed' }).catch(

@@ -15,7 +15,7 @@
  * If Asterisk cannot be asked, nothing is closed (the contacts stay in_call; the next sweep retries).
  */
 import type { Db } from '../store/db';
-import { recordOutcome } from '../store/campaigns';
+import { recordOutcome, type OutcomeResult } from '../store/campaigns';
 import { errorMessage } from '../util/errors';
 
 export interface AsteriskChannel {
@@ -45,7 +45,7 @@ export interface OpenCall {
 }
 
 export interface ReconcileReport {
-  closed: Array<{ id: number; outcome: string }>;
+  closed: Array<{ id: number; outcome: string; result?: OutcomeResult }>;
   adopted: number[];
   /** Channels hung up (orphans and strays). */
   hungUp: string[];
@@ -112,6 +112,8 @@ export interface ReconcileOptions {
   why: string;
   /** Also hang up stray channels of calls already closed (default true). */
   strays?: boolean;
+  /** Hang up even channels a tracker of this process follows (shutdown: nothing is adopted). */
+  ignoreTracking?: boolean;
 }
 
 export async function reconcileAgainstAsterisk(db: Db, ari: AsteriskView, o: ReconcileOptions): Promise<ReconcileReport> {
@@ -133,7 +135,7 @@ export async function reconcileAgainstAsterisk(db: Db, ari: AsteriskView, o: Rec
     if (!l) byCall.set(id, (l = []));
     l.push(ch);
   }
-  const tracked = (id: string): boolean => !!ari.isTracked?.(id.replace(/;2$/, ''));
+  const tracked = (id: string): boolean => !o.ignoreTracking && !!ari.isTracked?.(id.replace(/;2$/, ''));
   const toHangup = new Map<number, { call: OpenCall; chans: AsteriskChannel[] }>();
   const closeNow: OpenCall[] = [];
   for (const c of open) {
@@ -202,7 +204,7 @@ export async function reconcileAgainstAsterisk(db: Db, ari: AsteriskView, o: Rec
       ? `reconciled (${o.why}): its channel was still ${answered ? 'up' : 'ringing'} with nobody following it; hung up`
       : `reconciled (${o.why}): no channel in Asterisk${answered ? ' (answered before)' : ''}`;
     const res = await recordOutcome(db, { callId: c.id, outcome, reason });
-    if (res.closed) out.closed.push({ id: c.id, outcome });
+    if (res.closed) out.closed.push({ id: c.id, outcome, result: res });
   }
   return out;
 }
