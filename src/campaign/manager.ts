@@ -510,7 +510,11 @@ export class CampaignManager extends EventEmitter {
   private lastSweep = 0;
   private async pickupOnce(): Promise<void> {
     try {
-      const ids = await stalledCampaigns(this.db, { owner: this.worker, instance: this.instance, ttlMs: this.leaseTtlMs });
+      const ids = await stalledCampaigns(this.db, {
+        owner: this.worker,
+        instance: this.instance,
+        ttlMs: this.leaseTtlMs,
+      });
       for (const id of ids) {
         if (this.closed || this.draining) return;
         const r = this.runners.get(id);
@@ -611,7 +615,8 @@ export class CampaignManager extends EventEmitter {
       return !c.worker || !owners.has(c.worker);
     };
     const rep = await reconcileAgainstAsterisk(this.db, this.opts.asterisk, { campaignId: id, isOrphan, why });
-    if (rep.error) this.warn('campaign_reconcile', `reconcile (${why}): ${rep.error}; calls left open until Asterisk answers`);
+    if (rep.error)
+      this.warn('campaign_reconcile', `reconcile (${why}): ${rep.error}; calls left open until Asterisk answers`);
     if (rep.adopted.length) {
       for (const callId of rep.adopted) {
         const row = await this.db.query<{ campaign_id: number | null }>('select campaign_id from calls where id = $1', [
@@ -624,8 +629,7 @@ export class CampaignManager extends EventEmitter {
     // call_ended for each: dashboards drop the ghost calls
     for (const c of rep.closed) if (c.result) this.announce(c.result);
     if (rep.closed.length) for (const r of this.runners.values()) r.markDirty();
-    if (rep.closed.length || rep.hungUp.length)
-      this.emit('reconciled', { campaignId: id, why, ...rep });
+    if (rep.closed.length || rep.hungUp.length) this.emit('reconciled', { campaignId: id, why, ...rep });
     return rep;
   }
 

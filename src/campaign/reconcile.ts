@@ -116,7 +116,11 @@ export interface ReconcileOptions {
   ignoreTracking?: boolean;
 }
 
-export async function reconcileAgainstAsterisk(db: Db, ari: AsteriskView, o: ReconcileOptions): Promise<ReconcileReport> {
+export async function reconcileAgainstAsterisk(
+  db: Db,
+  ari: AsteriskView,
+  o: ReconcileOptions,
+): Promise<ReconcileReport> {
   const out: ReconcileReport = { closed: [], adopted: [], hungUp: [], left: [] };
   const open = (await openCallsOf(db, o.campaignId)).filter((c) => o.isOrphan(c));
   let chans: AsteriskChannel[];
@@ -139,7 +143,10 @@ export async function reconcileAgainstAsterisk(db: Db, ari: AsteriskView, o: Rec
   const toHangup = new Map<number, { call: OpenCall; chans: AsteriskChannel[] }>();
   const closeNow: OpenCall[] = [];
   for (const c of open) {
-    const mine = [...(byCall.get(c.id) ?? []), ...chans.filter((x) => x.id === c.channelId && callIdOfChannel(x) === undefined)];
+    const mine = [
+      ...(byCall.get(c.id) ?? []),
+      ...chans.filter((x) => x.id === c.channelId && callIdOfChannel(x) === undefined),
+    ];
     if (!mine.length) closeNow.push(c);
     else if (mine.some((x) => tracked(x.id))) out.adopted.push(c.id);
     else toHangup.set(c.id, { call: c, chans: mine });
@@ -168,7 +175,10 @@ export async function reconcileAgainstAsterisk(db: Db, ari: AsteriskView, o: Rec
   // hang up the orphans' channels, then wait until Asterisk no longer lists them
   const wasUp = new Map<number, boolean>();
   for (const { call, chans: list } of toHangup.values()) {
-    wasUp.set(call.id, list.some((x) => x.state === 'Up'));
+    wasUp.set(
+      call.id,
+      list.some((x) => x.state === 'Up'),
+    );
     for (const chId of primaryIds(list)) {
       await ari.hangup(chId, 'normal').catch(() => undefined); // 404: already gone
       out.hungUp.push(chId);

@@ -371,8 +371,10 @@ export class AriSimulator extends EventEmitter {
       } else {
         // the other half of a Local channel (`<id>;2`): listed and answered; a hangup ends the pair
         const half = /;2$/.test(id) ? this.chans.get(id.slice(0, -2)) : undefined;
-        if (half && half.tech === 'Local' && !sub && method === 'GET') return { status: 200, body: this.otherHalf(half) };
-        const ch = this.chans.get(id) ?? (half && half.tech === 'Local' && !sub && method === 'DELETE' ? half : undefined);
+        if (half && half.tech === 'Local' && !sub && method === 'GET')
+          return { status: 200, body: this.otherHalf(half) };
+        const ch =
+          this.chans.get(id) ?? (half && half.tech === 'Local' && !sub && method === 'DELETE' ? half : undefined);
         if (!sub && method === 'GET') {
           if (!ch) throw new HttpError(404, 'Channel not found');
           return { status: 200, body: this.snapshot(ch) };

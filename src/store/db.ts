@@ -150,7 +150,10 @@ export async function lockDataDir(dir: string): Promise<() => void> {
   for (;;) {
     try {
       const fd = fs.openSync(file, 'wx', 0o600);
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }) + '\n');
+      fs.writeSync(
+        fd,
+        JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }) + '\n',
+      );
       fs.closeSync(fd);
       const timer = setInterval(() => {
         const now = new Date();
@@ -176,9 +179,7 @@ export async function lockDataDir(dir: string): Promise<() => void> {
     }
     const sameHost = holder?.host === os.hostname();
     const stale =
-      !holder ||
-      ageMs > LOCK_STALE_MS ||
-      (sameHost && (!Number.isInteger(holder.pid) || !processAlive(holder.pid)));
+      !holder || ageMs > LOCK_STALE_MS || (sameHost && (!Number.isInteger(holder.pid) || !processAlive(holder.pid)));
     if (stale) {
       if (holder || ageMs > LOCK_STALE_MS) fs.rmSync(file, { force: true });
       continue;

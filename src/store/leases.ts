@@ -84,9 +84,9 @@ export async function acquireLease(
 ): Promise<AcquireResult> {
   return db.tx(async (q) => {
     await q.query('select pg_advisory_xact_lock($1, $2)', [TAKEOVER_LOCK, o.campaignId]);
-    const rows = (
-      await q.query<RawLease>(`${SELECT} where campaign_id = $1 for update`, [o.campaignId])
-    ).rows.map((x) => toLease(x, o.ttlMs));
+    const rows = (await q.query<RawLease>(`${SELECT} where campaign_id = $1 for update`, [o.campaignId])).rows.map(
+      (x) => toLease(x, o.ttlMs),
+    );
     const dead = rows.filter((l) => (l.owner === o.owner ? l.instance !== o.instance : !l.live));
     const liveOthers = rows.filter((l) => l.owner !== o.owner && l.live).map((l) => l.owner);
     const mine = rows.find((l) => l.owner === o.owner && l.instance === o.instance);
@@ -157,7 +157,12 @@ export function leaseTtlMs(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(v) && v > 0 ? Math.round(v * 1000) : 20_000;
 }
 
-export async function leaseInfo(q: Queryable, campaignId: number, status: string, ttlMs = leaseTtlMs()): Promise<LeaseInfo> {
+export async function leaseInfo(
+  q: Queryable,
+  campaignId: number,
+  status: string,
+  ttlMs = leaseTtlMs(),
+): Promise<LeaseInfo> {
   const leases = await campaignLeases(q, campaignId, ttlMs);
   const live = leases.filter((l) => l.live);
   return {

@@ -78,7 +78,14 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('refused AGI sessi
     }
     // ARI then reports every call answered and ended by normal clearing
     for (const c of calls) await m.handleOutcome({ id: c.id, outcome: 'completed', hangupCause: 16 });
-    const rows = await db.query<{ id: number; status: string; reason: string | null; contact: string; attempts: number; later: boolean }>(
+    const rows = await db.query<{
+      id: number;
+      status: string;
+      reason: string | null;
+      contact: string;
+      attempts: number;
+      later: boolean;
+    }>(
       `select c.id, c.status, c.reason, k.status as contact, k.attempts, k.next_attempt_at > now() + interval '20 minutes' as later
          from calls c join contacts k on k.id = c.contact_id where c.id = any($1::int[]) order by c.id`,
       [calls.map((c) => c.id)],

@@ -205,7 +205,11 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign leases o
     await m.start(cid);
     await waitFor(() => calls.length === 1, 5000, 'one call');
     await originate(calls[0]);
-    await waitFor(() => simChannels().some((c) => c.id.startsWith(`aid-${calls[0].id}-`) && c.state === 'Up'), 5000, 'up');
+    await waitFor(
+      () => simChannels().some((c) => c.id.startsWith(`aid-${calls[0].id}-`) && c.state === 'Up'),
+      5000,
+      'up',
+    );
     // its outcome was recorded (e.g. by a runtime that then lost its tracker), but the channel stayed up
     await m.handleOutcome({ id: calls[0].id, outcome: 'completed' });
     await sim.restart({ keepChannels: true, downMs: 50 });
@@ -216,7 +220,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign leases o
   test('the claim never takes a contact with an open call', async () => {
     const cid = await makeCampaign(db, { status: 'running', callsPerSecond: 1000 });
     await makeContacts(db, cid, 1, { prefix: '+1805' });
-    const c = await db.query<{ id: number; phone: string }>('select id, phone from contacts where campaign_id = $1', [cid]);
+    const c = await db.query<{ id: number; phone: string }>('select id, phone from contacts where campaign_id = $1', [
+      cid,
+    ]);
     const call = await db.query<{ id: number }>(
       `insert into calls (campaign_id, contact_id, phone, status, worker) values ($1, $2, $3, 'in_progress', 'gone') returning id`,
       [cid, c.rows[0].id, c.rows[0].phone],

@@ -47,7 +47,11 @@ test('a second process on one PGlite folder is refused with a clear line; a cras
 
     // the holder is killed (no clean-up): its lock is stale, the next runtime opens the folder
     child.kill('SIGKILL');
-    await waitFor(() => child!.exitCode !== null || child!.signalCode !== null || undefined, 10000, 'the holder to die');
+    await waitFor(
+      () => child!.exitCode !== null || child!.signalCode !== null || undefined,
+      10000,
+      'the holder to die',
+    );
     const db = await openDb({ dataDir: dir });
     const mine = JSON.parse(fs.readFileSync(path.join(dir, '.ai-dialer.lock'), 'utf8')) as { pid: number };
     expect(mine.pid).toBe(process.pid);
