@@ -172,14 +172,22 @@ export async function lockDataDir(dir: string): Promise<() => void> {
     let holder: LockHolder | undefined;
     let ageMs = Infinity;
     try {
-      holder = JSON.parse(fs.readFileSync(file, 'utf8')) as LockHolder;
       ageMs = Date.now() - fs.statSync(file).mtimeMs;
+      holder = JSON.parse(fs.readFileSync(file, 'utf8')) as LockHolder;
     } catch {
-      holder = undefined; // half-written or gone: look again
+      holder = undefined; // gone, or being written right now: look again shortly
+    }
+    if (!holder && ageMs <= LOCK_STALE_MS) {
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
     }
     const sameHost = holder?.host === os.hostname();
+    // same host: the holder's pid is gone, or is this very process (a container restarted with the same
+    // pid: not held here, so the lock is a previous incarnation's)
     const stale =
-      !holder || ageMs > LOCK_STALE_MS || (sameHost && (!Number.isInteger(holder.pid) || !processAlive(holder.pid)));
+      !holder ||
+      ageMs > LOCK_STALE_MS ||
+      (sameHost && (!Number.isInteger(holder.pid) || holder.pid === process.pid || !processAlive(holder.pid)));
     if (stale) {
       if (holder || ageMs > LOCK_STALE_MS) fs.rmSync(file, { force: true });
       continue;
