@@ -24,6 +24,8 @@ function copyDir(from, to) {
 function build() {
   const tsc = require.resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
+  // the migrations are read at run time from the folder beside dist/src/store/migrations.js
+  copyDir(path.join(root, 'src', 'store', 'migrations'), path.join(dist, 'src', 'store', 'migrations'));
   const nodesDir = path.join(root, 'nodes');
   const icons = path.join(root, 'icons');
   for (const name of fs.readdirSync(nodesDir)) {

@@ -45,6 +45,10 @@ describe('packed tarball in a stock Node-RED', () => {
       expect(files).toContain(js.replace(/\.js$/, '.html'));
     }
     expect(files).toContain('flows/ai-dialer.json');
+    // the schema migrations are read from .sql files beside the built store module
+    const sqlFiles = fs.readdirSync(path.join(root, 'src', 'store', 'migrations')).filter((f) => f.endsWith('.sql'));
+    expect(sqlFiles.length).toBeGreaterThan(0);
+    for (const f of sqlFiles) expect(files).toContain(`dist/src/store/migrations/${f}`);
     expect(files.some((f) => f.startsWith('asterisk-config/'))).toBe(true);
     expect(files.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toBe(false);
     expect(files.some((f) => f.startsWith('test/') || f === '.env')).toBe(false);
