@@ -612,7 +612,8 @@ export class CampaignManager extends EventEmitter {
       if (c.campaignId === null) return false;
       const owners = liveOwners.get(c.campaignId) ?? new Set<string>();
       if (c.worker === this.worker) return !this.isMine(c.id) && !this.claimingNow;
-      return !c.worker || !owners.has(c.worker);
+      // a call without a worker was not placed by a campaign queue: not ours to judge
+      return !!c.worker && !owners.has(c.worker);
     };
     const rep = await reconcileAgainstAsterisk(this.db, this.opts.asterisk, { campaignId: id, isOrphan, why });
     if (rep.error)
