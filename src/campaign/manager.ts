@@ -44,7 +44,7 @@ import { reconcileAgainstAsterisk, type AsteriskView, type OpenCall, type Reconc
 import { DialerError, errorMessage } from '../util/errors';
 import { takeRefusal } from '../agi/refusals';
 
-/** msg.call for a call to place (docs/DESIGN.md). */
+/** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
   id: number;
   phone: string;
