@@ -222,7 +222,11 @@ describe('simulator ARI over HTTP and WebSocket', () => {
       5000,
       'answered',
     );
-    const list = (await request(sim, 'GET', '/ari/channels')).json as Array<Record<string, any>>;
+    const list = (await request(sim, 'GET', '/ari/channels')).json as Array<{
+      id: string;
+      name: string;
+      channelvars?: Record<string, string>;
+    }>;
     const pair = list.filter((c) => String(c.id).startsWith('aid-77-deadbeef'));
     expect(pair.map((c) => [c.id, c.name.replace(/-[0-9a-f]{8};/, '-N;')])).toEqual([
       ['aid-77-deadbeef', 'Local/+12125550177@callees-N;1'],

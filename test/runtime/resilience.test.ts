@@ -28,7 +28,12 @@ describe('runtime resilience (npm start, simulator, PGlite)', () => {
   let rt: Started | undefined;
   let base: string;
 
-  const api = async <T = Record<string, unknown>>(method: string, p: string, body?: unknown, type = 'application/json'): Promise<T> => {
+  const api = async <T = Record<string, unknown>>(
+    method: string,
+    p: string,
+    body?: unknown,
+    type = 'application/json',
+  ): Promise<T> => {
     const r = await fetch(base + p, {
       method,
       headers: body === undefined ? {} : { 'content-type': type },
