@@ -44,7 +44,13 @@ export type RefusalReason =
   | 'protocol'
   | 'closed'
   | 'bad_secret'
-  | 'shutting_down';
+  | 'shutting_down'
+  // the session may not drive the call it names (src/agi/call-token.ts)
+  | 'bad_token'
+  | 'unknown_call'
+  | 'call_closed'
+  | 'already_driven'
+  | 'store_unavailable';
 
 export interface Refusal {
   remoteAddress: string;
@@ -178,6 +184,11 @@ export class AgiServer extends EventEmitter {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Refuse an accepted session (e.g. it names a call it was not given): logged, 'refused' emitted, closed. */
+  refuseSession(s: FastAgiSession, reason: RefusalReason, message: string): void {
+    this.refuse(s.remoteAddress, reason, message, s);
+  }
+
   private sweepHandshakes(): void {
     if (this.handshakes.size === 0) return;
     const now = Date.now();
@@ -201,8 +212,10 @@ export class AgiServer extends EventEmitter {
     target: FastAgiSession | net.Socket,
   ): void {
     const r: Refusal = { remoteAddress: remoteAddress || '?', reason, message };
-    if (target instanceof FastAgiSession && target.env) {
-      const id = callIdOfEnv(target.env);
+    // name the call only for a session that comes from our Asterisk (it knows the shared secret, when one
+    // is set): a stranger must not get someone's call recorded as failed
+    if (target instanceof FastAgiSession && target.env && reason !== 'bad_secret' && reason !== 'not_allowed') {
+      const id = this.o.secret && !this.secretMatches(target) ? undefined : callIdOfEnv(target.env);
       if (id !== undefined) r.callId = id;
     }
     this.log.warn(`FastAGI refused ${r.remoteAddress}: ${reason} (${message})`);

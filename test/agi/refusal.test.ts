@@ -59,12 +59,12 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('refused AGI sessi
       await waitFor(() => held.length === 1, 5000, 'the first session');
       await agi(calls[1], 's3cret-for-test'); // over the cap
       await agi(calls[2], 's3cret-for-test'); // over the cap
-      await agi(calls[3], 'wrong'); // over the cap too (the cap is checked first)
+      await agi(calls[3], 'wrong'); // over the cap too, but not from our Asterisk: its call is not named
       await waitFor(() => refusals.length === 3, 5000, 'three refusals');
       expect(refusals.map((r) => [r.reason, r.callId])).toEqual([
         ['too_many_sessions', calls[1].id],
         ['too_many_sessions', calls[2].id],
-        ['too_many_sessions', calls[3].id],
+        ['too_many_sessions', undefined],
       ]);
       held[0].close();
       await first;
@@ -72,7 +72,16 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('refused AGI sessi
       const wrong = await agi(calls[3], 'wrong'); // now under the cap: the secret decides
       expect(wrong.commands).toBe(0);
       await waitFor(() => refusals.length === 4, 5000, 'the bad secret refusal');
-      expect(refusals[3]).toMatchObject({ reason: 'bad_secret', callId: calls[3].id });
+      expect(refusals[3]).toMatchObject({ reason: 'bad_secret' });
+      expect(refusals[3].callId).toBeUndefined(); // a stranger cannot get a call recorded failed
+      // our Asterisk, refused for a reason of ours (the cap again): named and recorded
+      const hold = agi(calls[0], 's3cret-for-test');
+      await waitFor(() => held.length === 2, 5000, 'a session holding the cap again');
+      await agi(calls[3], 's3cret-for-test');
+      await waitFor(() => refusals.length === 5, 5000, 'the fifth refusal');
+      expect(refusals[4]).toMatchObject({ reason: 'too_many_sessions', callId: calls[3].id });
+      held[1].close();
+      await hold;
     } finally {
       await server.close();
     }
@@ -94,7 +103,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('refused AGI sessi
     for (const [i, reason] of [
       [1, 'agi_refused: too_many_sessions'],
       [2, 'agi_refused: too_many_sessions'],
-      [3, 'agi_refused: too_many_sessions'], // the first refusal closed it; the second changes nothing
+      [3, 'agi_refused: too_many_sessions'],
     ] as const) {
       expect(rows.rows[i]).toMatchObject({ status: 'failed', reason, contact: 'pending', attempts: 1, later: true });
     }
