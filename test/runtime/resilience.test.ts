@@ -46,14 +46,35 @@ describe('runtime resilience (npm start, simulator, PGlite)', () => {
     (await api<{ calls: CallRow[] }>('GET', '/api/v1/calls?campaignId=1&limit=500')).calls;
   const active = async (): Promise<CallRow[]> =>
     (await api<{ calls: CallRow[] }>('GET', '/api/v1/calls?status=active&limit=500')).calls;
+  const adminToken = async (): Promise<string> => {
+    const r = await fetch(base + '/auth/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        client_id: 'node-red-admin',
+        grant_type: 'password',
+        scope: '*',
+        username: 'admin',
+        password: env.EDITOR_PASSWORD,
+      }),
+    });
+    expect(r.status).toBe(200);
+    return ((await r.json()) as { access_token: string }).access_token;
+  };
   const deploy = async (type: 'full' | 'nodes', change?: (flows: Array<Record<string, unknown>>) => void) => {
-    const cur = await fetch(base + '/flows', { headers: { 'Node-RED-API-Version': 'v2' } }).then(
+    const auth = `Bearer ${await adminToken()}`;
+    const cur = await fetch(base + '/flows', { headers: { 'Node-RED-API-Version': 'v2', Authorization: auth } }).then(
       (r) => r.json() as Promise<{ rev: string; flows: Array<Record<string, unknown>> }>,
     );
     change?.(cur.flows);
     const r = await fetch(base + '/flows', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'Node-RED-API-Version': 'v2', 'Node-RED-Deployment-Type': type },
+      headers: {
+        'content-type': 'application/json',
+        'Node-RED-API-Version': 'v2',
+        'Node-RED-Deployment-Type': type,
+        Authorization: auth,
+      },
       body: JSON.stringify({ rev: cur.rev, flows: cur.flows }),
     });
     expect(r.status).toBe(200);
@@ -84,6 +105,7 @@ describe('runtime resilience (npm start, simulator, PGlite)', () => {
       SIM_SPEED: '2',
       DRAIN_TIMEOUT: '3',
       LEASE_TTL: '4',
+      EDITOR_PASSWORD: 'resilience-test-pw', // the admin API (deploys) needs the editor login
     };
     base = `http://127.0.0.1:${PORT}`;
     await start();
