@@ -8,6 +8,7 @@
  * Write routes (POST/PATCH/PUT/DELETE) need the token when one is set (`Authorization: Bearer <t>` or
  * `X-API-Token: <t>`); reads are open. See docs/reference/http-api.md for every route.
  */
+import { leaseInfo } from '../store/leases';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import Busboy from 'busboy';
 import { createHash, timingSafeEqual } from 'crypto';
@@ -340,7 +341,15 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
       const counts = await d.query<{ n: number }>('select count(*)::int as n from contacts where campaign_id = $1', [
         id,
       ]);
-      res.json({ ...c, phone_numbers: nums.rows, contacts_total: Number(counts.rows[0]?.n ?? 0) });
+      const lease = await leaseInfo(d, id, c.status);
+      res.json({
+        ...c,
+        phone_numbers: nums.rows,
+        contacts_total: Number(counts.rows[0]?.n ?? 0),
+        state: lease.state,
+        owner: lease.owner,
+        heartbeatAgeMs: lease.heartbeatAgeMs,
+      });
     }),
   );
 
