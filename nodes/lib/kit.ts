@@ -12,12 +12,18 @@
  * Logic lives in src/ (no Node-RED import there); this folder is the only Node-RED-aware code
  * besides the node files themselves.
  */
-import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { StageError, errorMessage, type Stage } from '../../src/util/errors';
+import path from 'path';
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { StageError, errorMessage, toStageError, type Stage } from '../../src/util/errors';
 import { memoTranslate, type Translate } from '../../src/util/i18n';
-import type { DialerMsg, MsgError } from '../../src/types/msg';
+import type { DialerMsg } from '../../src/types/msg';
+import { failureInfo } from '../../src/speech/failure';
+import { settingsEnv, type DialerSettings } from '../../src/types/settings';
 
 export type { DialerMsg } from '../../src/types/msg';
+export type { Translate } from '../../src/util/i18n';
+export { status } from '../../src/controllers/view';
+export { toStageError, failureInfo };
 
 /** What a handler returns: one msg per output (null for none), or nothing to send. */
 export type Outputs = (DialerMsg | DialerMsg[] | null)[] | DialerMsg | null | undefined | void;
@@ -44,23 +50,6 @@ export interface InputOptions {
 export function outputWired(node: Node, index: number): boolean {
   const wires = (node as unknown as { wires?: unknown[][] }).wires;
   return Array.isArray(wires) && Array.isArray(wires[index]) && wires[index].length > 0;
-}
-
-/** Any thrown value as a StageError of `stage` (unexpected errors become kind `internal`). */
-export function toStageError(err: unknown, stage: Stage, engine?: string): StageError {
-  if (err instanceof StageError) return err;
-  const e = err as { stage?: Stage; kind?: StageError['kind'] } | null;
-  if (e && typeof e === 'object' && typeof e.stage === 'string' && typeof e.kind === 'string') {
-    return new StageError(e.stage, e.kind, errorMessage(err), { engine, cause: err });
-  }
-  return new StageError(stage, 'internal', errorMessage(err), { engine, cause: err });
-}
-
-/** `msg.error` for a failure. */
-export function failureInfo(err: StageError): MsgError {
-  const out: MsgError = { stage: err.stage, kind: err.kind, message: err.message };
-  if (err.engine) out.engine = err.engine;
-  return out;
 }
 
 /**
@@ -150,19 +139,47 @@ export function getConfigNode<T>(RED: NodeAPI, id: string | undefined): T | unde
   return (RED.nodes.getNode(id) as unknown as T | null) ?? undefined;
 }
 
-/** `RED._` for this package, memoised for texts without variables (status texts are set every turn). */
-export function translator(RED: NodeAPI): Translate {
-  return memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
+type Catalogue = { [k: string]: string | Catalogue };
+
+/** The English catalogue of node `ns` (nodes/<ns>/locales/en-US/<ns>.json), {} when absent. */
+function englishCatalogue(ns: string): Catalogue {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const all = require(path.join(__dirname, '..', ns, 'locales', 'en-US', `${ns}.json`)) as Record<string, Catalogue>;
+    return all[ns] ?? {};
+  } catch {
+    return {};
+  }
 }
 
-/** Status shorthands so every node shows states the same way. */
-export const status = {
-  idle: (text: string): NodeStatus => ({ fill: 'grey', shape: 'ring', text }),
-  busy: (text: string): NodeStatus => ({ fill: 'blue', shape: 'dot', text }),
-  ok: (text: string): NodeStatus => ({ fill: 'green', shape: 'dot', text }),
-  warn: (text: string): NodeStatus => ({ fill: 'yellow', shape: 'ring', text }),
-  error: (text: string): NodeStatus => ({ fill: 'red', shape: 'ring', text }),
-};
+/**
+ * `RED._` for node `ns` (keys relative to it: `status.live`), memoised for texts without
+ * variables (status texts are set every turn), with the node's English catalogue as the fallback
+ * when the runtime has none loaded (a test helper). Without `ns`, keys are full (`ns.group.key`).
+ */
+export function translator(RED: NodeAPI, ns?: string): Translate {
+  const en = ns ? englishCatalogue(ns) : {};
+  return memoTranslate((key, vars) => {
+    const full = ns ? `${ns}.${key}` : key;
+    const s = RED._(full, vars as Record<string, string> | undefined);
+    if (s && s !== full) return s;
+    let v: string | Catalogue | undefined = en;
+    for (const part of key.split('.')) v = typeof v === 'object' ? v[part] : undefined;
+    if (typeof v !== 'string') return key;
+    return v.replace(/__(\w+)__/g, (_m, name: string) => String(vars?.[name] ?? ''));
+  });
+}
+
+/** The runtime's settings for the nodes (`settings.aiDialer`); {} under a stock Node-RED. */
+export function dialerSettings(RED: NodeAPI): DialerSettings {
+  const s = (RED.settings as unknown as { aiDialer?: DialerSettings } | undefined)?.aiDialer;
+  return s && typeof s === 'object' ? s : {};
+}
+
+/** The environment for "from environment" modes: process.env with the runtime's settings laid over it. */
+export function dialerEnv(RED: NodeAPI): NodeJS.ProcessEnv {
+  return settingsEnv(dialerSettings(RED), process.env);
+}
 
 /** Register a node constructor with Node-RED (one cast here instead of one per node). */
 export function registerNode<C extends NodeDef, Creds extends object = Record<string, never>>(
