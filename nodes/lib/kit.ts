@@ -40,10 +40,13 @@ export interface InputOptions {
   failureOutput?: number;
   /** Total outputs of the node, used to build the output array for the failure output. */
   outputs?: number;
-  /** Stage named in errors that are not StageErrors (default: 'internal' kind under this stage). */
+  /**
+   * Stage named in errors that are not StageErrors (they become kind `internal` under it); without
+   * it, errors reach done(err) as thrown.
+   */
   stage?: Stage;
   /** Called with every failure before it is routed (status, counters). */
-  onFailure?(err: StageError, msg: DialerMsg): void;
+  onFailure?(err: StageError | Error, msg: DialerMsg): void;
 }
 
 /** True when output `index` of the node has at least one wire. */
@@ -88,20 +91,20 @@ export function onInput(
       const fail = (err: unknown) => {
         inflight.delete(ac);
         if (closed && ac.signal.aborted) return done();
-        const se = toStageError(err, opts.stage ?? 'agi');
+        const e = opts.stage ? toStageError(err, opts.stage) : err instanceof Error ? err : new Error(String(err));
         try {
-          opts.onFailure?.(se, msg);
+          opts.onFailure?.(e, msg);
         } catch {
           /* a status callback never changes the routing */
         }
-        msg.error = failureInfo(se);
         const idx = opts.failureOutput;
         if (idx !== undefined && outputWired(node, idx)) {
+          msg.error = failureInfo(toStageError(e, opts.stage ?? 'agi'));
           const out: (DialerMsg | null)[] = new Array(Math.max(opts.outputs ?? idx + 1, idx + 1)).fill(null);
           out[idx] = msg;
           send(out as NodeMessage[]);
           done();
-        } else done(se);
+        } else done(e);
       };
       try {
         const r = handler(msg, ctx);

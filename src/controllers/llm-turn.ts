@@ -20,7 +20,7 @@ import { parseDurationMs, parseOptionalNumber } from '../util/config';
 import { templateContext } from '../util/template';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg } from '../types/msg';
-import { status, type NodeView } from './view';
+import { failureStatus, status, type NodeView } from './view';
 
 export interface LlmTurnConfig {
   engine?: string;
@@ -91,8 +91,8 @@ export class LlmTurnController {
     }
   }
 
-  failed(err: StageError): void {
-    this.view.status(status.error(`${err.stage} ${err.kind}`));
+  failed(err: Error): void {
+    this.view.status(failureStatus(err));
   }
 
   /** The reply for `msg`, or null when `msg` says the call is over (its history is dropped). */

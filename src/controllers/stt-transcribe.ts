@@ -7,7 +7,7 @@ import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg } from '../types/msg';
-import { status, type NodeView } from './view';
+import { failureStatus, status, type NodeView } from './view';
 
 export interface SttTranscribeConfig {
   engine?: string;
@@ -56,8 +56,8 @@ export class SttTranscribeController {
   }
 
   /** The status after a failure (the kit routes the failure itself). */
-  failed(err: StageError): void {
-    this.view.status(status.error(`${err.stage} ${err.kind}`));
+  failed(err: Error): void {
+    this.view.status(failureStatus(err));
   }
 
   async handle(msg: DialerMsg, signal: AbortSignal): Promise<DialerMsg> {

@@ -12,7 +12,7 @@ import { parseDurationMs, parseNumber, parseOptionalNumber } from '../util/confi
 import { renderTemplate, templateContext } from '../util/template';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgTurn } from '../types/msg';
-import { status, type NodeView } from './view';
+import { failureStatus, status, type NodeView } from './view';
 
 export interface TtsSpeakConfig {
   engine?: string;
@@ -78,8 +78,8 @@ export class TtsSpeakController {
     }
   }
 
-  failed(err: StageError): void {
-    this.view.status(status.error(`${err.stage} ${err.kind}`));
+  failed(err: Error): void {
+    this.view.status(failureStatus(err));
   }
 
   /** The text to say for `msg`. */

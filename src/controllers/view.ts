@@ -28,6 +28,13 @@ export const status = {
   error: (text: string): StatusLike => ({ fill: 'red', shape: 'ring', text }),
 };
 
+/** The status after a failure: `<stage> <kind>` for stage errors, else the message's start. */
+export function failureStatus(err: Error): StatusLike {
+  const e = err as Error & { stage?: unknown; kind?: unknown };
+  if (typeof e.stage === 'string' && typeof e.kind === 'string') return status.error(`${e.stage} ${e.kind}`);
+  return status.error(err.message.slice(0, 60));
+}
+
 /** Calls `fn` at most once per `ms` (trailing): status lines under load. */
 export function throttled(fn: () => void, ms = 250): { (): void; cancel(): void } {
   let timer: NodeJS.Timeout | undefined;
