@@ -17,7 +17,7 @@ import { DialerError, errorMessage } from '../util/errors';
 import { importContacts, importDnc, ImportError, type ImportResult } from '../campaign/import';
 import { isCountryCode, normalizePhone } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
-import { readHealthProbes } from '../runtime/health';
+import { readHealthProbes } from '../health/probes';
 import {
   ApiError,
   campaignStatus,
