@@ -185,10 +185,14 @@ export function dialerEnv(RED: NodeAPI): NodeJS.ProcessEnv {
 }
 
 /** Register a node constructor with Node-RED (one cast here instead of one per node). */
-export function registerNode<C extends NodeDef, Creds extends object = Record<string, never>>(
+export function registerNode<
+  C extends NodeDef,
+  Creds extends object = Record<string, never>,
+  This extends Node<Creds> = Node<Creds>,
+>(
   RED: NodeAPI,
   type: string,
-  ctor: (this: Node<Creds>, config: C) => void,
+  ctor: (this: This, config: C) => void,
   opts?: Parameters<NodeAPI['nodes']['registerType']>[2],
 ): void {
   RED.nodes.registerType(type, ctor as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], opts);
