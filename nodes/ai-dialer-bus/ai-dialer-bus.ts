@@ -16,7 +16,7 @@ export = function (RED: NodeAPI): void {
   const t = translator(RED, 'ai-dialer-bus');
   function AiDialerBus(this: BusConfigNode & Node<BusCreds>, config: BusDef) {
     RED.nodes.createNode(this, config);
-    const server = (RED as unknown as { server?: http.Server }).server;
+    const server = RED.server as http.Server | undefined;
     const ctl = new BusController(
       { ...config, ...this.credentials },
       `events:${this.id}`,
