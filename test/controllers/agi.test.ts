@@ -67,7 +67,10 @@ function call(port: number, variables: Record<string, string>, persona = {}): Pr
 
 test('an inbound session creates its call row; the session msg carries the call; hangup completes and finalises it', async () => {
   const warnings: string[] = [];
-  const records = new CallRecords(async () => db, (w) => warnings.push(w));
+  const records = new CallRecords(
+    async () => db,
+    (w) => warnings.push(w),
+  );
   const s = await server({ records });
   const hangupView = recordingView();
   const hangup = new AgiHangupController({}, hangupView, keys, records, {});
@@ -77,9 +80,10 @@ test('an inbound session creates its call row; the session msg carries the call;
   expect(msg.topic).toBe('agi_session');
   expect(typeof msg.call?.id).toBe('number');
   expect(msg.call?.direction).toBe('inbound');
-  const row = await db.query<{ status: string; direction: string }>('select status, direction from calls where id = $1', [
-    msg.call!.id,
-  ]);
+  const row = await db.query<{ status: string; direction: string }>(
+    'select status, direction from calls where id = $1',
+    [msg.call!.id],
+  );
   expect(row.rows[0]).toEqual({ status: 'in_progress', direction: 'inbound' });
 
   const out = await hangup.handle(msg);
@@ -101,7 +105,10 @@ test('an inbound session creates its call row; the session msg carries the call;
 
 test('an outbound call whose record is already closed: a warning, and the conversation still starts', async () => {
   const warnings: string[] = [];
-  const records = new CallRecords(async () => db, (w) => warnings.push(w));
+  const records = new CallRecords(
+    async () => db,
+    (w) => warnings.push(w),
+  );
   const s = await server({ records });
   const ended = call(s.port(), { CALL_ID: '999999', CONTACT_PHONE: '+15550100' });
   const started = await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
