@@ -25,15 +25,14 @@ export = function (RED: NodeAPI): void {
   const t = translator(RED, 'ai-dialer-asterisk');
   function AiDialerAsterisk(this: This, config: AsteriskDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
     const port = parseNumber(config.agiPort);
     const speed = parseNumber(config.simSpeed);
-    node.service = new AriService(
+    this.service = new AriService(
       {
         mode: config.mode || 'env',
         url: config.url,
         username: config.username,
-        password: node.credentials?.password,
+        password: this.credentials?.password,
         app: config.app,
         agiHost: config.agiHost || undefined,
         agiPort: port !== undefined && Number.isInteger(port) && port > 0 ? port : undefined,
@@ -43,13 +42,13 @@ export = function (RED: NodeAPI): void {
       simulatorStarter(RED),
     );
     // Each distinct problem is logged once by the connection (then retried with backoff).
-    node.service.on('warning', (w: string) => node.warn(w));
-    node.service.on('state', (s: ConnectionState, err?: Error) => {
-      if (s === 'error' && err) node.error(err.message);
+    this.service.on('warning', (w: string) => this.warn(w));
+    this.service.on('state', (s: ConnectionState, err?: Error) => {
+      if (s === 'error' && err) this.error(err.message);
     });
-    node.connect = () => node.service.connect();
-    onClose(node, () =>
-      node.service.close().catch((err: unknown) => node.warn(t('warn.closeFailed', { error: errorMessage(err) }))),
+    this.connect = () => this.service.connect();
+    onClose(this, () =>
+      this.service.close().catch((err: unknown) => this.warn(t('warn.closeFailed', { error: errorMessage(err) }))),
     );
   }
   registerNode<AsteriskDef, AsteriskCreds, This>(RED, 'ai-dialer-asterisk', AiDialerAsterisk, {

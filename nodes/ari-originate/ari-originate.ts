@@ -10,11 +10,10 @@ export = function (RED: NodeAPI): void {
   const t = translator(RED, 'ari-originate');
   function AriOriginate(this: Node, config: OriginateDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
     const asterisk = asteriskNode(RED, config.asterisk);
     if (!asterisk) {
-      node.status(status.error(t('status.noConfig')));
-      onInput(node, () => {
+      this.status(status.error(t('status.noConfig')));
+      onInput(this, () => {
         throw new Error(t('status.noConfig'));
       });
       return;
@@ -22,18 +21,18 @@ export = function (RED: NodeAPI): void {
     const ctl = new AriOriginateController(
       config,
       asterisk.service,
-      node,
+      this,
       t,
       {
-        send: (port, msg) => node.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
+        send: (port, msg) => this.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
         clone: (msg) => RED.util.cloneMessage(msg as NodeMessage) as DialerMsg,
-        source: { id: node.id, type: 'ari-originate', name: node.name },
-        debug: (text) => node.debug(text),
+        source: { id: this.id, type: 'ari-originate', name: this.name },
+        debug: (text) => this.debug(text),
       },
       dialerEnv(RED),
     );
-    onInput(node, (msg) => ctl.handle(msg));
-    onClose(node, () => ctl.close());
+    onInput(this, (msg) => ctl.handle(msg));
+    onClose(this, () => ctl.close());
   }
   registerNode<OriginateDef>(RED, 'ari-originate', AriOriginate);
 };

@@ -11,30 +11,29 @@ export = function (RED: NodeAPI): void {
   const t = translator(RED, 'campaign-queue');
   function CampaignQueue(this: Node, config: QueueDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
     const store = storeNode(RED, config.store);
     if (!store) {
-      node.status(status.error(t('status.noStore')));
-      onInput(node, () => {
+      this.status(status.error(t('status.noStore')));
+      onInput(this, () => {
         throw new Error(t('status.noStore'));
       });
       return;
     }
     // optional: reconcile open calls against Asterisk's live channels after a crash
     const asterisk = asteriskNode(RED, config.asterisk);
-    const ctl = new CampaignQueueController(config, node, t, {
+    const ctl = new CampaignQueueController(config, this, t, {
       getDb: () => store.getDb(),
-      send: (port, msg) => node.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
-      nodeId: node.id,
+      send: (port, msg) => this.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
+      nodeId: this.id,
       isLive: asterisk && ariLivenessChecker(async () => (await asterisk.connect()).listChannels()),
     });
-    onInput(node, (msg) => ctl.handle(msg).then((out) => out && [null, out]));
+    onInput(this, (msg) => ctl.handle(msg).then((out) => out && [null, out]));
     // the HTTP API (/api/v1) and the dashboard (/dialer), served once per runtime (moving to its own owner)
     const api = config.api !== false && !!RED.httpNode;
-    if (api && !mountWeb(RED.httpNode, node.id, { getDb: () => store.getDb(), log: (l) => node.error(l) }))
-      node.log(t('log.apiElsewhere', { owner: webOwner(RED.httpNode) ?? '?' }));
-    onClose(node, () => {
-      if (api) unmountWeb(RED.httpNode, node.id);
+    if (api && !mountWeb(RED.httpNode, this.id, { getDb: () => store.getDb(), log: (l) => this.error(l) }))
+      this.log(t('log.apiElsewhere', { owner: webOwner(RED.httpNode) ?? '?' }));
+    onClose(this, () => {
+      if (api) unmountWeb(RED.httpNode, this.id);
       return ctl.close();
     });
   }

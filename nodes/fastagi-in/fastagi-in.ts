@@ -12,23 +12,22 @@ export = function (RED: NodeAPI): void {
   const t = translator(RED, 'fastagi-in');
   function FastAgiIn(this: Node<Creds> & { port?: number }, config: FastAgiInDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
     const ctl = new FastAgiInController(
-      { ...config, secret: node.credentials?.secret },
-      node,
+      { ...config, secret: this.credentials?.secret },
+      this,
       t,
       {
-        send: (port, msg) => node.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
+        send: (port, msg) => this.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
         listening: (a) => {
-          node.port = a.port;
-          node.emit('listening', a);
+          this.port = a.port;
+          this.emit('listening', a);
         },
       },
-      callRecords(RED, config.store, node),
+      callRecords(RED, config.store, this),
       dialerEnv(RED),
     );
     void ctl.listen();
-    onClose(node, () => ctl.close());
+    onClose(this, () => ctl.close());
   }
   registerNode<FastAgiInDef, Creds>(RED, 'fastagi-in', FastAgiIn, {
     credentials: { secret: { type: 'password' } },

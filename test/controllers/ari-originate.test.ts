@@ -8,7 +8,7 @@ import { AriService } from '../../src/ari/service';
 import { AriError } from '../../src/ari/client';
 import { startSimulator, type SimulatorHandle } from '../../src/sim/index';
 import type { CallOutcome } from '../../src/ari/calls';
-import type { DialerMsg } from '../../src/types/msg';
+import type { DialerMsg, MsgCall } from '../../src/types/msg';
 import { waitFor } from '../helpers/wait';
 import { keys, recordingView } from './view';
 
@@ -75,7 +75,7 @@ test('the originate request: AMD as the node says or as the call asks; contact f
     contact: { id: 8, fields: { plan: 'gold' } },
     amd: { requested: true },
     ringTimeout: 12,
-  };
+  } as unknown as MsgCall;
   expect(callRequest(call, { amd: 'msg' })).toMatchObject({
     id: 1,
     phone: '+1555',

@@ -68,7 +68,7 @@ test('a campaign run: calls out, outcomes in, DNC and callback actions, bad inpu
     10_000,
     'three calls',
   );
-  const [c1, c2, c3] = calls.map((c) => c.msg);
+  const [c1, c2, c3] = (calls as { msg: DialerMsg }[]).map((c) => c.msg);
   expect(c1).toMatchObject({ topic: 'call', payload: c1.call?.phone });
 
   // add_to_dnc before the outcome: the number is listed, nothing else happens yet
