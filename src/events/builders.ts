@@ -1,5 +1,5 @@
 /**
- * Build v1 event payloads from the msg contract of docs/DESIGN.md (msg.call, msg.turn, msg.event, ...).
+ * Build v1 event payloads from the msg contract of docs/reference/msg.md (msg.call, msg.turn, msg.event, ...).
  * Every builder validates what it produced against the schema and throws a DialerError naming the
  * problem, so a malformed msg is reported at the node that received it and never reaches the broker.
  */
@@ -93,6 +93,8 @@ export interface Routed {
   retain: boolean;
 }
 
+/** A flow's msg: untyped input. Every field read here is checked by the event schema (checked()) before it leaves. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped flow input, validated by validateEvent
 type Msg = Record<string, any>;
 
 function bad(message: string): DialerError {

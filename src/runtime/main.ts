@@ -4,6 +4,7 @@
  * is set, and the built-in Asterisk simulator unless ARI_URL is set.
  */
 import fs from 'fs';
+import { randomBytes } from 'crypto';
 import http from 'http';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
@@ -12,12 +13,7 @@ import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
 import type { DialerSettings } from '../types/settings';
-
-/** The built-in Asterisk simulator, loaded only when the runtime uses it. */
-function loadSimulator(): typeof import('../sim/index') {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('../sim/index') as typeof import('../sim/index');
-}
+import type { Persona } from '../sim/persona';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -147,7 +143,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   fs.mkdirSync(dir, { recursive: true });
   // What the nodes' "from environment" modes use: handed to Node-RED as settings.aiDialer (the
   // nodes read RED.settings.aiDialer, with the environment as the fallback); env is never written.
-  const aiDialer: DialerSettings = { dataDir: dir, startSimulator: (o) => loadSimulator().startSimulator(o) };
+  const aiDialer: DialerSettings = { dataDir: dir, startSimulator: async (o) => (await import('../sim/index')).startSimulator(o) };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
@@ -210,10 +206,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   try {
     // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
     if (!env.ARI_URL) {
-      // the runtime's own simulator takes more options than a config node's (AGI secret, recordings root)
-      const { startSimulator } = loadSimulator() as unknown as {
-        startSimulator(o: Record<string, unknown>): Promise<Simulator & { channels(): unknown[] }>;
-      };
+      const { startSimulator } = await import('../sim/index');
       const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
       const started = await startSimulator({
         ...simSettings,
@@ -237,9 +230,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     linkPackage(userDir);
     const flow = prepareFlowFile(env, dir);
 
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const express = require('express') as typeof import('express');
-    RED = require('node-red') as typeof import('node-red');
+    const { default: express } = await import('express');
+    RED = (await import('node-red')).default;
     const app = express();
     server = http.createServer(app);
     const settings = {
@@ -317,9 +309,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
  */
 export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
   speed?: number;
-  personas?: Record<string, unknown>;
+  personas?: Record<string, Persona>;
 } {
-  const out: { speed?: number; personas?: Record<string, unknown> } = {};
+  const out: { speed?: number; personas?: Record<string, Persona> } = {};
   if (env.SIM_SPEED !== undefined && env.SIM_SPEED !== '') {
     const v = Number(env.SIM_SPEED);
     if (!Number.isFinite(v) || v <= 0 || v > 1000)
@@ -345,7 +337,7 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new StartupError(`SIM_PERSONAS: ${env.SIM_PERSONAS} must hold a JSON object of phone number -> persona`);
     }
-    out.personas = parsed as Record<string, unknown>;
+    out.personas = parsed as Record<string, Persona>;
   }
   return out;
 }
@@ -354,7 +346,7 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
 function credentialSecretFile(dir: string): string {
   const file = path.join(dir, '.credential-secret');
   if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  const secret = require('crypto').randomBytes(24).toString('hex') as string;
+  const secret = randomBytes(24).toString('hex');
   fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
   return secret;
 }
