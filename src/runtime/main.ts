@@ -143,7 +143,10 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   fs.mkdirSync(dir, { recursive: true });
   // What the nodes' "from environment" modes use: handed to Node-RED as settings.aiDialer (the
   // nodes read RED.settings.aiDialer, with the environment as the fallback); env is never written.
-  const aiDialer: DialerSettings = { dataDir: dir, startSimulator: async (o) => (await import('../sim/index')).startSimulator(o) };
+  const aiDialer: DialerSettings = {
+    dataDir: dir,
+    startSimulator: async (o) => (await import('../sim/index')).startSimulator(o),
+  };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
