@@ -55,6 +55,32 @@ export function outputWired(node: Node, index: number): boolean {
   return Array.isArray(wires) && Array.isArray(wires[index]) && wires[index].length > 0;
 }
 
+type Send = (m: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void;
+
+/** The failure rule: to the failure output with `msg.error` when it is wired, else done(err); never both. */
+function routeFailure(
+  node: Node,
+  opts: InputOptions,
+  err: unknown,
+  msg: DialerMsg,
+  send: Send,
+  done: (err?: Error) => void,
+): void {
+  const e = opts.stage ? toStageError(err, opts.stage) : err instanceof Error ? err : new Error(String(err));
+  try {
+    opts.onFailure?.(e, msg);
+  } catch {
+    /* a status callback never changes the routing */
+  }
+  const idx = opts.failureOutput;
+  if (idx === undefined || !outputWired(node, idx)) return done(e);
+  msg.error = failureInfo(toStageError(e, opts.stage ?? 'agi'));
+  const out: (DialerMsg | null)[] = new Array(Math.max(opts.outputs ?? idx + 1, idx + 1)).fill(null);
+  out[idx] = msg;
+  send(out as NodeMessage[]);
+  done();
+}
+
 /**
  * Wire a node's input and close events. The handler's result is sent and done() called; a thrown
  * error is routed by the failure rule. Every in-flight handler's signal aborts on close, and close
@@ -67,54 +93,34 @@ export function onInput(
 ): void {
   const inflight = new Set<AbortController>();
   let closed = false;
-  node.on(
-    'input',
-    (
-      raw: NodeMessageInFlow,
-      send: (m: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void,
-      done: (err?: Error) => void,
-    ) => {
-      const msg = raw as unknown as DialerMsg;
-      const ac = new AbortController();
-      inflight.add(ac);
-      const ctx: InputContext = {
-        signal: ac.signal,
-        send: (out) => {
-          if (out !== undefined && out !== null && !closed) send(out as NodeMessage);
-        },
-      };
-      const finish = (out: Outputs) => {
-        inflight.delete(ac);
-        if (out !== undefined && out !== null) send(out as NodeMessage);
-        done();
-      };
-      const fail = (err: unknown) => {
-        inflight.delete(ac);
-        if (closed && ac.signal.aborted) return done();
-        const e = opts.stage ? toStageError(err, opts.stage) : err instanceof Error ? err : new Error(String(err));
-        try {
-          opts.onFailure?.(e, msg);
-        } catch {
-          /* a status callback never changes the routing */
-        }
-        const idx = opts.failureOutput;
-        if (idx !== undefined && outputWired(node, idx)) {
-          msg.error = failureInfo(toStageError(e, opts.stage ?? 'agi'));
-          const out: (DialerMsg | null)[] = new Array(Math.max(opts.outputs ?? idx + 1, idx + 1)).fill(null);
-          out[idx] = msg;
-          send(out as NodeMessage[]);
-          done();
-        } else done(e);
-      };
-      try {
-        const r = handler(msg, ctx);
-        if (r && typeof (r as Promise<Outputs>).then === 'function') (r as Promise<Outputs>).then(finish, fail);
-        else finish(r as Outputs);
-      } catch (err) {
-        fail(err);
-      }
-    },
-  );
+  node.on('input', (raw: NodeMessageInFlow, send: Send, done: (err?: Error) => void) => {
+    const msg = raw as unknown as DialerMsg;
+    const ac = new AbortController();
+    inflight.add(ac);
+    const ctx: InputContext = {
+      signal: ac.signal,
+      send: (out) => {
+        if (out !== undefined && out !== null && !closed) send(out as NodeMessage);
+      },
+    };
+    const finish = (out: Outputs) => {
+      inflight.delete(ac);
+      if (out !== undefined && out !== null) send(out as NodeMessage);
+      done();
+    };
+    const fail = (err: unknown) => {
+      inflight.delete(ac);
+      if (closed && ac.signal.aborted) done();
+      else routeFailure(node, opts, err, msg, send, done);
+    };
+    try {
+      const r = handler(msg, ctx);
+      if (r && typeof (r as Promise<Outputs>).then === 'function') (r as Promise<Outputs>).then(finish, fail);
+      else finish(r as Outputs);
+    } catch (err) {
+      fail(err);
+    }
+  });
   node.on('close', (_removed: boolean, done: () => void) => {
     closed = true;
     for (const ac of inflight) ac.abort();
