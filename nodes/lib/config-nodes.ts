@@ -72,8 +72,6 @@ export function callRecords(RED: NodeAPI, id: string | undefined, node: Node): C
   if (!store) return undefined;
   const t = translator(RED, 'ai-dialer-store');
   const texts: RecordTexts = {
-    noOpenRecord: (callId) => t('warn.noOpenRecord', { id: callId }),
-    sessionFailed: (error) => t('warn.sessionFailed', { error }),
     turnFailed: (error) => t('warn.turnFailed', { error }),
     finaliseFailed: (callId, error) => t('warn.finaliseFailed', { id: callId, error }),
   };

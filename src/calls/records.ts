@@ -4,8 +4,9 @@
  * so each method reports problems as a warning text instead of throwing.
  */
 import type { Db } from '../store/db';
-import { appendTurn, closeCall, createInboundCall, finaliseTranscript, markInProgress } from '../store/calls';
+import { appendTurn, closeCall, finaliseTranscript } from '../store/calls';
 import type { AgiCall } from '../agi/call';
+import { admitCall, type AdmitResult } from '../agi/admit';
 import type { MsgCall, MsgTurn } from '../types/msg';
 import { errorMessage } from '../util/errors';
 
@@ -14,18 +15,47 @@ export type Warn = (text: string) => void;
 
 /** Texts of the warnings (translated by the node; English defaults). */
 export interface RecordTexts {
-  noOpenRecord(id: number): string;
-  sessionFailed(error: string): string;
   turnFailed(error: string): string;
   finaliseFailed(id: number, error: string): string;
 }
 
 export const ENGLISH_RECORD_TEXTS: RecordTexts = {
-  noOpenRecord: (id) => `call ${id} has no open record (already ended, or not from this store)`,
-  sessionFailed: (e) => `could not update the call record: ${e}`,
   turnFailed: (e) => `could not record the turn: ${e}`,
   finaliseFailed: (id, e) => `could not finalise call ${id}: ${e}`,
 };
+
+/**
+ * May this AGI session drive `call` (src/agi/admit.ts)? An inbound call (no id) gets its record here;
+ * without a store (`records` undefined) only the token checks that need none apply.
+ */
+export async function admitSession(
+  records: CallRecords | undefined,
+  sessionId: string,
+  call: AgiCall,
+  token: string | undefined,
+): Promise<AdmitResult> {
+  let db: Db | undefined;
+  let storeDown = false;
+  if (records) {
+    try {
+      db = await records.db();
+    } catch {
+      storeDown = true;
+    }
+  }
+  return admitCall({
+    db,
+    storeDown,
+    sessionId,
+    callId: call.id,
+    token,
+    inbound: { phone: call.phone || null, callerId: call.callerId ?? null, campaignId: call.campaignId },
+    channel: call.channel ?? null,
+    uniqueid: call.uniqueid ?? null,
+    amdStatus: call.amd?.status ?? null,
+    amdCause: call.amd?.cause ?? null,
+  });
+}
 
 export class CallRecords {
   constructor(
@@ -34,35 +64,9 @@ export class CallRecords {
     private readonly texts: RecordTexts = ENGLISH_RECORD_TEXTS,
   ) {}
 
-  /**
-   * An AGI session arrived for `call`: an inbound call (no id yet) gets a new record and its id is
-   * set on `call`; an outbound call's record moves to in_progress.
-   */
-  async sessionStarted(call: AgiCall): Promise<void> {
-    try {
-      const db = await this.getDb();
-      if (call.id === undefined) {
-        const row = await createInboundCall(db, {
-          phone: call.phone || null,
-          callerId: call.callerId ?? null,
-          channel: call.channel ?? null,
-          uniqueid: call.uniqueid ?? null,
-          campaignId: call.campaignId,
-        });
-        call.id = row.id;
-      } else if (typeof call.id === 'number') {
-        const ok = await markInProgress(db, call.id, {
-          channel: call.channel ?? null,
-          uniqueid: call.uniqueid ?? null,
-          amdStatus: call.amd?.status ?? null,
-          amdCause: call.amd?.cause ?? null,
-        });
-        if (!ok) this.warn(this.texts.noOpenRecord(call.id));
-      }
-    } catch (err) {
-      // The conversation goes on without bookkeeping rather than dropping a live caller.
-      this.warn(this.texts.sessionFailed(errorMessage(err)));
-    }
+  /** The store (for the admission of AGI sessions). */
+  db(): Promise<Db> {
+    return this.getDb();
   }
 
   /** Store one conversation turn of the call `callId`; false when the id is not a stored call's. */

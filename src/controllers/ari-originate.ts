@@ -66,8 +66,9 @@ export function outcomeMsg(
 ): DialerMsg {
   const final = o.outcome !== 'answered';
   const msg: DialerMsg = orig ?? {};
+  const { token: _secret, ...kept } = msg.call ?? { id: o.callId, phone: o.phone }; // the AGI token stays here
   const call: MsgCall = {
-    ...(msg.call ?? { id: o.callId, phone: o.phone }),
+    ...kept,
     outcome: o.outcome,
     channelId: o.channelId,
     ringMs: o.ringMs,
@@ -116,6 +117,7 @@ export function callRequest(call: MsgCall, cfg: AriOriginateConfig): CallRequest
     amd: amdWanted,
     amdNotSure: cfg.amdNotSure === 'machine' ? 'machine' : 'human',
     timeoutSec: typeof call.ringTimeout === 'number' && call.ringTimeout > 0 ? call.ringTimeout : undefined,
+    token: typeof call.token === 'string' ? call.token : undefined,
   };
 }
 

@@ -4,11 +4,11 @@
  * the session ends; a supervisor's hangup on the control bus ends that call's sessions.
  */
 import { AgiServer, resolveServerOptions } from '../agi/server';
-import { readCall, type AgiCall } from '../agi/call';
+import { readCall, readCallToken, type AgiCall } from '../agi/call';
 import { envArgs, parseNetworkScript } from '../agi/protocol';
 import { registerSession, sessionsByCallId } from '../agi/registry';
 import type { FastAgiSession } from '../agi/session';
-import type { CallRecords } from '../calls/records';
+import { admitSession, type CallRecords } from '../calls/records';
 import { controlBus, type CallControl } from '../events/control-bus';
 import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
@@ -101,10 +101,27 @@ export class FastAgiInController {
   }
 
   private async onSession(s: FastAgiSession): Promise<void> {
+    let call: AgiCall | undefined;
+    try {
+      call = await readCall(s);
+      // A session drives only a call it was given (src/agi/call-token.ts): refused ones never reach the flow.
+      const token = call.id === undefined ? undefined : await readCallToken(s);
+      const verdict = await admitSession(this.records, s.id, call, token);
+      if (!verdict.ok) {
+        this.server?.refuseSession(s, verdict.reason, verdict.message);
+        return;
+      }
+      if (verdict.warning) this.view.warn(verdict.warning);
+      if (verdict.created) call.id = verdict.callId as number;
+    } catch (err) {
+      // Plain English, like every error message in the package: Catch nodes and logs get the cause.
+      this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call: call ?? { sessionId: s.id } });
+      s.close();
+      return;
+    }
     this.active++;
     this.refresh();
-    let call: AgiCall | undefined;
-    s.once('close', () => {
+    const ended = (): void => {
       this.active--;
       this.refresh();
       const reason = s.callerHungUp ? 'caller_hangup' : s.hangupRequested ? 'agi_hangup' : 'closed';
@@ -114,10 +131,10 @@ export class FastAgiInController {
         call: (call as MsgCall | undefined) ?? { sessionId: s.id },
         agi: { sessionId: s.id, reason },
       });
-    });
+    };
+    if (s.closed) return ended(); // the caller left while the session was admitted
+    s.once('close', ended);
     try {
-      call = await readCall(s);
-      await this.records?.sessionStarted(call);
       if (call.id !== undefined) {
         s.callId = String(call.id);
         registerSession(s); // re-index by call id
@@ -131,8 +148,7 @@ export class FastAgiInController {
         agi: { sessionId: s.id, env: { ...s.env }, script: script.path, args: envArgs(s.env) },
       });
     } catch (err) {
-      // Plain English, like every error message in the package: Catch nodes and logs get the cause.
-      this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call: call ?? { sessionId: s.id } });
+      this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call });
       s.close();
     }
   }

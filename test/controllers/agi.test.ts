@@ -17,6 +17,7 @@ import { StageError } from '../../src/util/errors';
 import { controlBus } from '../../src/events/control-bus';
 import { pgliteTarget, type DbTarget } from '../helpers/db';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 import { keys, recordingView } from './view';
 
 let target: DbTarget;
@@ -103,33 +104,30 @@ test('an inbound session creates its call row; the session msg carries the call;
   await s.ctl.close();
 });
 
-test('an outbound call whose record is already closed: a warning, and the conversation still starts', async () => {
-  const warnings: string[] = [];
+test('an outbound call unknown to the store, or without its token, never reaches the flow', async () => {
   const records = new CallRecords(
     async () => db,
-    (w) => warnings.push(w),
+    () => undefined,
   );
   const s = await server({ records });
-  const ended = call(s.port(), { CALL_ID: '999999', CONTACT_PHONE: '+15550100' });
-  const started = await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
-  expect(started.msg.call?.id).toBe(999999);
-  expect(warnings).toEqual([expect.stringMatching(/call 999999 has no open record/)]);
-  await new AgiHangupController({}, recordingView(), keys, records, {}).handle(started.msg);
-  await ended;
+  const r1 = await call(s.port(), { CALL_ID: '999999', CALL_TOKEN: 'forged', CONTACT_PHONE: '+15550100' });
+  const r2 = await call(s.port(), { CALL_ID: '999998' });
+  expect(r1.endedBy).toBe('server_closed');
+  expect(r2.endedBy).toBe('server_closed');
+  expect(s.out).toEqual([]);
   await s.ctl.close();
 });
 
-test('a store that fails: the session still starts, with one warning', async () => {
-  const warnings: string[] = [];
+test('a store that fails: an inbound session still starts, with one warning', async () => {
   const records = new CallRecords(
     () => Promise.reject(new Error('db down')),
-    (w) => warnings.push(w),
+    () => undefined,
   );
   const s = await server({ records });
   const ended = call(s.port(), {});
   const started = await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
   expect(started.msg.call?.id).toBeUndefined();
-  expect(warnings).toEqual(['could not update the call record: db down']);
+  expect(s.view.warnings).toEqual(['the store is unavailable: inbound call not recorded']);
   await new AgiHangupController({}, recordingView(), keys, undefined, {}).handle(started.msg);
   await ended;
   await s.ctl.close();
@@ -179,7 +177,7 @@ test('agi-hangup transfers to extension@context; a bad destination is refused', 
 
 test('a supervisor hangup on the control bus ends that call; a bad server setting is a configuration error', async () => {
   const s = await server();
-  const ended = call(s.port(), { CALL_ID: '4242' });
+  const ended = call(s.port(), { CALL_ID: '4242', CALL_TOKEN: givenCall('4242') });
   await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
   controlBus.emit('call', { action: 'hangup', callId: 4242 });
   const r = await ended;
