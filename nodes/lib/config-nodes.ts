@@ -73,6 +73,7 @@ export function callRecords(RED: NodeAPI, id: string | undefined, node: Node): C
   const t = translator(RED, 'ai-dialer-store');
   const texts: RecordTexts = {
     turnFailed: (error) => t('warn.turnFailed', { error }),
+    dncFailed: (error) => t('warn.dncFailed', { error }),
     finaliseFailed: (callId, error) => t('warn.finaliseFailed', { id: callId, error }),
   };
   return new CallRecords(

@@ -1,7 +1,7 @@
 import type { NodeAPI, Node, NodeDef } from 'node-red';
 import { LlmTurnController, type LlmTurnConfig } from '../../src/controllers/llm-turn';
 import { dialerEnv, onInput, registerNode, translator } from '../lib/kit';
-import { llmServerNode, storeNode } from '../lib/config-nodes';
+import { callRecords, llmServerNode, storeNode } from '../lib/config-nodes';
 
 type LlmTurnDef = NodeDef & LlmTurnConfig & { server?: string; store?: string };
 interface Creds {
@@ -18,6 +18,7 @@ export = function (RED: NodeAPI): void {
     const ctl = new LlmTurnController({ ...config, apiKey: this.credentials?.apiKey }, this, t, {
       server,
       getDb: store && (() => store.getDb()),
+      records: callRecords(RED, config.store, this),
       env: dialerEnv(RED),
     });
     onInput(this, (msg, { signal }) => ctl.handle(msg, signal).then((m) => m && [m, null]), {

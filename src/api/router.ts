@@ -19,6 +19,7 @@ import { importContacts, importDnc, ImportError, type ImportResult } from '../ca
 import { allowsPremium, isCountryCode, normalizePhone, refusedNumberType } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
 import { readHealthProbes } from '../health/probes';
+import { isStoreUnavailable, writeStats } from '../store/outbox';
 import {
   ApiError,
   campaignStatus,
@@ -591,6 +592,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
         agiSessions: activeSessionCount(),
         inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
         campaigns,
+        writes: writeStats(), // the durable write path (src/store/outbox.ts)
         ...readHealthProbes(),
       });
     }),
@@ -613,6 +615,11 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     } else if (err instanceof ImportError) {
       status = err.code === 'campaign_not_found' ? 404 : 400;
       body = { error: err.message };
+    } else if (isStoreUnavailable(err)) {
+      // the database is down for a moment: say so, and when to try again (writes wait in the outbox)
+      status = 503;
+      res.set('Retry-After', '5');
+      body = { error: 'the database is unreachable right now; try again shortly', code: 'store_unavailable' };
     } else if (e.type === 'entity.too.large') {
       status = 413;
       body = { error: `the request body is larger than the limit (${e.limit ?? '?'} bytes)` };

@@ -4,7 +4,9 @@
  * so each method reports problems as a warning text instead of throwing.
  */
 import type { Db } from '../store/db';
-import { appendTurn, closeCall, finaliseTranscript } from '../store/calls';
+import { storeFinalisation, storeSpokenTurn, turnInputOf, type SpokenTurn } from '../store/turns';
+import { storeUnderstoodDnc } from '../campaign/dnc';
+import type { TurnInput } from '../store/calls';
 import type { AgiCall } from '../agi/call';
 import { admitCall, type AdmitResult } from '../agi/admit';
 import type { MsgCall, MsgTurn } from '../types/msg';
@@ -16,11 +18,13 @@ export type Warn = (text: string) => void;
 /** Texts of the warnings (translated by the node; English defaults). */
 export interface RecordTexts {
   turnFailed(error: string): string;
+  dncFailed(error: string): string;
   finaliseFailed(id: number, error: string): string;
 }
 
 export const ENGLISH_RECORD_TEXTS: RecordTexts = {
   turnFailed: (e) => `could not record the turn: ${e}`,
+  dncFailed: (e) => `could not store the do-not-call request now (campaign-queue stores it when the call ends): ${e}`,
   finaliseFailed: (id, e) => `could not finalise call ${id}: ${e}`,
 };
 
@@ -57,6 +61,9 @@ export async function admitSession(
   });
 }
 
+/** msg.turn as a row to store. */
+export const rowOf = (turn: MsgTurn): TurnInput => turnInputOf(turn as Parameters<typeof turnInputOf>[0]);
+
 export class CallRecords {
   constructor(
     private readonly getDb: () => Promise<Db>,
@@ -69,25 +76,35 @@ export class CallRecords {
     return this.getDb();
   }
 
-  /** Store one conversation turn of the call `callId`; false when the id is not a stored call's. */
-  async writeTurn(callId: unknown, turn: MsgTurn): Promise<boolean> {
-    const id = typeof callId === 'number' || typeof callId === 'string' ? Number(callId) : NaN;
-    if (!Number.isInteger(id) || id <= 0) return false;
+  /**
+   * Store msg.turn as about to be spoken (before the callee hears it: a crash during playback loses
+   * nothing said); `played()` on the result adds the playback timing. Marks `turn.writePending` when the
+   * write waits for the database. Undefined without a stored call id (or when it fails: warned).
+   */
+  async spokenTurn(call: MsgCall | undefined, turn: MsgTurn, row: MsgTurn = turn): Promise<SpokenTurn | undefined> {
+    const id = Number(call?.id);
+    if (!Number.isInteger(id) || id <= 0) return undefined;
     try {
       const db = await this.getDb();
-      await appendTurn(db, id, {
-        seq: typeof turn.seq === 'number' ? turn.seq : 0,
-        userText: turn.userText ?? null,
-        botText: turn.botText ?? null,
-        confidence: typeof turn.confidence === 'number' ? turn.confidence : null,
-        action: turn.action ?? null,
-        timing: turn.timing,
-        engines: turn.engines,
-      });
-      return true;
+      const w = await storeSpokenTurn(db, { id, campaignId: Number(call?.campaignId) || null }, rowOf(row));
+      // pending: stored once the database is back (and everything of this call before it, in order)
+      if (w.stored) delete turn.writePending;
+      else turn.writePending = true;
+      return w;
     } catch (err) {
       this.warn(this.texts.turnFailed(errorMessage(err)));
-      return false;
+      return undefined;
+    }
+  }
+
+  /** A do-not-call request the LLM understood: stored with its turn now, before the goodbye is spoken. */
+  async dncTurn(call: MsgCall | undefined, turn: MsgTurn): Promise<void> {
+    try {
+      const db = await this.getDb();
+      const w = await storeUnderstoodDnc(db, call ?? { id: undefined }, rowOf(turn));
+      if (!w.stored) turn.writePending = true;
+    } catch (err) {
+      this.warn(this.texts.dncFailed(errorMessage(err)));
     }
   }
 
@@ -100,8 +117,13 @@ export class CallRecords {
     if (!call || typeof id !== 'number') return;
     try {
       const db = await this.getDb();
-      call.transcript = await finaliseTranscript(db, id);
-      if (call.direction === 'inbound') await closeCall(db, id, { status: 'completed', outcome: 'completed' });
+      const w = await storeFinalisation(db, {
+        id,
+        campaignId: Number(call.campaignId) || null,
+        inbound: call.direction === 'inbound',
+      });
+      if (w.stored) call.transcript = w.result;
+      else call.writePending = true; // the transcript is stored once the database is back
     } catch (err) {
       // The call is over either way; the record can be fixed later, the msg must go on.
       this.warn(this.texts.finaliseFailed(id, errorMessage(err)));

@@ -13,13 +13,11 @@ import { EventEmitter } from 'events';
 import type { Db } from '../store/db';
 import { claimContacts, type ClaimedContact } from '../store/claim';
 import {
-  addToDnc,
   campaignHasWork,
   campaignProgress,
   getCampaign,
   parseCampaignId,
   reconcileOpenCalls,
-  recordOutcome,
   releaseClaims,
   setCampaignStatus,
   validateCampaignForStart,
@@ -30,6 +28,10 @@ import {
 } from '../store/campaigns';
 import { campaignBucket, ensureBuckets, GLOBAL_BUCKET, refundTokens, takeTokens } from '../store/pacing';
 import { DialerError, errorMessage } from '../util/errors';
+import { outboxFor } from '../store/outbox';
+import { storeDnc, writeWaitMs } from '../store/turns';
+
+const waitMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 import { newCallToken, storeCallTokens } from '../agi/call-token';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
@@ -77,7 +79,7 @@ export interface ManagerOptions {
   maxConcurrent?: number;
   /** Reconcile open calls of running campaigns this often (default 5 min; 0: only on start). */
   reconcileEveryMs?: number;
-  /** Retry interval for outcomes the store could not take (default 2000 ms). */
+  /** Unused: outcomes the store could not take are retried by the outbox (src/store/outbox.ts). */
   retryMs?: number;
 }
 
@@ -524,21 +526,29 @@ export class CampaignManager extends EventEmitter {
           : null,
       dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
     };
-    let res: OutcomeResult;
-    try {
-      res = await recordOutcome(this.db, update);
-    } catch (err) {
-      // the store is down: keep the outcome and retry, so no contact stays stuck in a call
-      if (outcome !== 'answered') this.queueRetry(update);
+    // the slot is freed at once, even while the store is down: a stuck slot would stall the campaign
+    if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
+    // the one durable write path: ordered after the call's turns, retried until the database is back
+    const cid = Number(call.campaignId);
+    const written = outboxFor(this.db).write({
+      kind: 'outcome',
+      callId,
+      campaignId: Number.isSafeInteger(cid) && cid > 0 ? cid : null,
+      update,
+    }) as Promise<OutcomeResult>;
+    const w = await Promise.race([written, waitMs(writeWaitMs()).then(() => undefined)]);
+    if (!w) {
+      // the store is down: the outcome stays queued (and journalled), call_ended follows once it is stored
+      written.then(
+        (r) => this.announce(r),
+        () => undefined,
+      );
       throw new DialerError(
         'campaign_outcome_store',
-        `outcome ${outcome} of call ${callId} not stored yet (will retry): ${errorMessage(err)}`,
-        { cause: err },
+        `outcome ${outcome} of call ${callId} not stored yet (will retry until the database is back)`,
       );
-    } finally {
-      // the slot is freed even when the store failed: a stuck slot would stall the campaign
-      if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
     }
+    const res = w;
     this.announce(res);
     if (outcome === 'answered') {
       // dialing -> active: recount the campaign's progress
@@ -569,35 +579,9 @@ export class CampaignManager extends EventEmitter {
     }, every);
   }
 
-  private readonly retries = new Map<number, Parameters<typeof recordOutcome>[1]>();
-  private retryTimer?: NodeJS.Timeout;
-
-  /** Outcomes waiting for the store (bounded: the oldest is dropped past 10,000; reconciliation covers it). */
+  /** Writes (outcomes, turns, do-not-call requests) waiting for the store: see src/store/outbox.ts. */
   get pendingOutcomes(): number {
-    return this.retries.size;
-  }
-
-  private queueRetry(u: Parameters<typeof recordOutcome>[1]): void {
-    this.retries.set(u.callId, u);
-    if (this.retries.size > 10000) this.retries.delete(this.retries.keys().next().value as number);
-    if (this.retryTimer || this.closed) return;
-    this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
-  }
-
-  private async flushRetries(): Promise<void> {
-    this.retryTimer = undefined;
-    for (const [id, u] of [...this.retries]) {
-      if (this.closed) return;
-      try {
-        const res = await recordOutcome(this.db, u);
-        this.retries.delete(id);
-        this.announce(res);
-      } catch {
-        break; // still down
-      }
-    }
-    if (this.retries.size && !this.closed)
-      this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
+    return outboxFor(this.db).stats().pending;
   }
 
   private announce(res: OutcomeResult): void {
@@ -628,14 +612,19 @@ export class CampaignManager extends EventEmitter {
   /** The caller asked not to be called again: add the number to the do-not-call list at once. */
   async addToDnc(
     phone: string,
-    o: { campaignId?: number | null; reason?: string; source?: string } = {},
+    o: { campaignId?: number | null; reason?: string; source?: string; callId?: number | null } = {},
   ): Promise<number> {
     const scope = this.opts.dncScope === 'campaign' && o.campaignId ? o.campaignId : null;
-    const n = await addToDnc(this.db, phone, {
-      campaignId: scope,
-      reason: o.reason ?? 'caller asked not to be called',
-      source: o.source ?? 'conversation',
-    });
+    const n = await storeDnc(
+      this.db,
+      {
+        phone,
+        campaignId: scope,
+        reason: o.reason ?? 'caller asked not to be called',
+        source: o.source ?? 'conversation',
+      },
+      o.callId,
+    );
     if (o.campaignId) this.runners.get(o.campaignId)?.markDirty();
     return n;
   }
@@ -643,7 +632,6 @@ export class CampaignManager extends EventEmitter {
   /** Stop timers; claims in flight that were never sent are released. Calls in progress are left to finish. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     await Promise.all([...this.runners.values()].map((r) => r.close()));
     this.runners.clear();

@@ -15,6 +15,7 @@ import {
 } from '../llm';
 import { loadCallContext } from '../llm/context';
 import type { Db } from '../store/db';
+import type { CallRecords } from '../calls/records';
 import { StageError, errorMessage, toStageError } from '../util/errors';
 import { parseDurationMs, parseOptionalNumber } from '../util/config';
 import { templateContext } from '../util/template';
@@ -51,6 +52,8 @@ export interface LlmTurnDeps {
   server?: LlmServerSettings | null;
   /** The store, for the contact and campaign of calls that carry only their ids. */
   getDb?: () => Promise<Db>;
+  /** The call-record service: a do-not-call request is stored with its turn before the goodbye. */
+  records?: CallRecords;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -135,6 +138,8 @@ export class LlmTurnController {
     else delete turn.action;
     turn.timing = { ...(turn.timing ?? {}), llmMs: Math.round(r.elapsedMs) };
     turn.engines = { ...(turn.engines ?? {}), llm: r.engine };
+    // a do-not-call request is stored with its turn now, before the goodbye is spoken
+    if (r.action?.type === 'add_to_dnc') await this.deps.records?.dncTurn(msg.call, turn);
     this.view.status(status.ok(r.action ? r.action.type : `"${r.text.slice(0, 40)}"`));
     return msg;
   }

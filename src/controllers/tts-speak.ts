@@ -5,7 +5,7 @@
  */
 import { performance } from 'perf_hooks';
 import { getSession } from '../agi/registry';
-import type { CallRecords } from '../calls/records';
+import { rowOf, type CallRecords } from '../calls/records';
 import { TtsService, createTtsEngine, sharedCache, type TtsResult } from '../speech/tts';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs, parseNumber, parseOptionalNumber } from '../util/config';
@@ -106,8 +106,15 @@ export class TtsSpeakController {
         voice: tts.voice,
         elapsedMs: Math.round(tts.elapsedMs),
       };
+      // the turn is stored before the callee hears it (a crash during playback loses nothing said)
+      const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
+      const spoken =
+        turn && this.records ? await this.records.spokenTurn(msg.call, turn, this.turnRow(turn, text, tts)) : undefined;
       const playbackMs = this.cfg.play !== false ? await this.play(msg, tts) : undefined;
-      if (msg.turn && typeof msg.turn === 'object') await this.finishTurn(msg, msg.turn, text, tts, playbackMs);
+      if (turn) {
+        this.finishTurn(msg, turn, text, tts, playbackMs);
+        spoken?.played(rowOf(turn)); // the playback timing, in order behind it (not awaited)
+      }
       const what = tts.cached ? this.t('status.cached') : this.t('status.synthesized');
       this.view.status(status.ok(`${what} ${(tts.durationMs / 1000).toFixed(1)} s`));
       return msg;
@@ -155,19 +162,28 @@ export class TtsSpeakController {
     return playbackMs;
   }
 
-  /** The turn is complete: timings and engines on msg.turn, stored, and announced as conversation_turn. */
-  private async finishTurn(
+  /** msg.turn as it is stored before playback. */
+  private turnRow(turn: MsgTurn, text: string, tts: TtsResult): MsgTurn {
+    return {
+      ...turn,
+      botText: turn.botText ?? text,
+      timing: { ...(turn.timing ?? {}), ttsMs: Math.round(tts.elapsedMs) },
+      engines: { ...(turn.engines ?? {}), tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` },
+    };
+  }
+
+  /** The turn is complete: timings and engines on msg.turn, announced as conversation_turn. */
+  private finishTurn(
     msg: DialerMsg,
     turn: MsgTurn,
     text: string,
     tts: TtsResult,
     playbackMs: number | undefined,
-  ): Promise<void> {
+  ): void {
     turn.timing = { ...(turn.timing ?? {}), ttsMs: Math.round(tts.elapsedMs) };
     if (playbackMs !== undefined) turn.timing.playbackMs = Math.round(playbackMs);
     if (turn.botText === undefined) turn.botText = text;
     turn.engines = { ...(turn.engines ?? {}), tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` };
     msg.event = 'conversation_turn';
-    await this.records?.writeTurn(msg.call?.id, turn);
   }
 }

@@ -13,6 +13,7 @@ import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
 import type { DialerSettings } from '../types/settings';
+import { outboxFor } from '../store/outbox';
 import {
   bindRefusal,
   checkBind,
@@ -217,6 +218,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     forgetGenerated();
     throw new StartupError((err as Error).message);
   }
+  outboxFor(db); // writes a previous run could not store (database down when it ended) are replayed now
 
   let sim: Simulator | undefined;
   let unprobe: (() => void) | undefined;

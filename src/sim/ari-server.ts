@@ -544,6 +544,7 @@ export class AriSimulator extends EventEmitter {
       if (!/^[A-Za-z_][A-Za-z0-9_]*(\([^)]*\))?$/.test(k)) continue;
       ch.variables[k] = v === null || v === undefined ? '' : String(v);
     }
+    this.emit('channel-created', { id, phone, variables: { ...ch.variables } });
     // The originate answer comes first; the dialling runs after it, as on Asterisk.
     setImmediate(() => this.dial(ch, timeoutS));
     return ch;
@@ -688,7 +689,11 @@ export class AriSimulator extends EventEmitter {
       speed: this.speed,
       recordingsRoot: this.opts.recordingsRoot,
       signal: abort.signal,
+      onLine: this.listenerCount('agi-line')
+        ? (dir: string, line: string) => this.emit('agi-line', ch.id, dir, line)
+        : undefined,
     })
+      .then((r) => this.emit('agi-done', ch.id, r))
       .catch((err: unknown) => this.emit('agi-error', ch.id, err))
       .finally(() => {
         ch.agiAbort = undefined;

@@ -68,7 +68,10 @@ describe('tts-speak', () => {
   test('a turn gets its TTS timing and engine, is written through the call-record service and marked conversation_turn', async () => {
     const written: { id: unknown; turn: MsgTurn }[] = [];
     const records = {
-      writeTurn: async (id: unknown, turn: MsgTurn) => written.push({ id, turn }),
+      spokenTurn: async (call: { id?: unknown }, _turn: MsgTurn, row: MsgTurn) => {
+        written.push({ id: call?.id, turn: row });
+        return { stored: true, played: () => undefined };
+      },
     } as unknown as CallRecords;
     const view = recordingView();
     const ctl = new TtsSpeakController({ engine: 'sim', play: false, audioDir: dir }, view, keys, records, {});
@@ -79,7 +82,9 @@ describe('tts-speak', () => {
     expect(msg.event).toBe('conversation_turn');
     expect(msg.tts).toMatchObject({ engine: 'sim', cached: false });
     expect(msg.turn).toMatchObject({ seq: 2, botText: 'Hello Ana', engines: { tts: 'sim:synthetic' } });
-    expect(written).toEqual([{ id: 7, turn: msg.turn }]);
+    expect(written).toEqual([
+      { id: 7, turn: expect.objectContaining({ seq: 2, botText: 'Hello Ana', userText: 'hi' }) },
+    ]);
     expect(view.last()?.text).toMatch(/^status.synthesized \d+\.\d s$/);
     // the same text again comes from the cache; a msg without a turn is not a turn
     const again = await ctl.handle({ payload: 'Hello Ana' }, ac());
