@@ -19,7 +19,7 @@ import { campaignControl, registeredCampaignManagers } from '../campaign/control
 import { importContacts, importDnc, ImportError, type ImportResult } from '../campaign/import';
 import { allowsPremium, isCountryCode, normalizePhone, refusedNumberType } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
-import { readHealthProbes } from '../runtime/health';
+import { readHealthProbes } from '../health/probes';
 import { isStoreUnavailable, writeStats } from '../store/outbox';
 import {
   ApiError,
