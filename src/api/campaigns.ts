@@ -4,6 +4,7 @@
  */
 import { isCountryCode, isValidTimeZone } from '../campaign/phone';
 import { getCampaign, type CampaignRow } from '../store/campaigns';
+import { ApiError } from './errors';
 import type { CampaignValues } from '../store/campaign-admin';
 
 export { getCampaign, type CampaignRow, type CampaignValues };
@@ -15,17 +16,7 @@ export {
   type CampaignStatus,
 } from '../store/campaign-admin';
 
-/** A 4xx answer: HTTP status + one clear message (+ optional details such as per-item errors). */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
+export { ApiError };
 
 export const RETRY_KEYS = ['busy', 'no_answer', 'failed', 'congestion', 'cancelled'] as const;
 export const CALLER_ID_STRATEGIES = ['round_robin', 'least_recently_used', 'local_presence'] as const;
@@ -169,4 +160,3 @@ export function validateCampaignInput(
   }
   return out;
 }
-
