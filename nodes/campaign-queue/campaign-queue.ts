@@ -7,7 +7,6 @@ import { controlBus, type CampaignControl } from '../../src/events/control-bus';
 import { errorMessage } from '../../src/util/errors';
 import { ariLivenessChecker } from '../../src/campaign/liveness';
 import { requestCallback } from '../../src/store/campaigns';
-import { mountWeb, unmountWeb, webOwner } from '../../src/api/mount';
 
 interface QueueDef extends NodeDef {
   store: string;
@@ -18,7 +17,6 @@ interface QueueDef extends NodeDef {
   staleAfter: string;
   dncScope: 'global' | 'campaign';
   autoStart: string;
-  api?: boolean;
 }
 
 interface StoreConfig extends Node {
@@ -174,11 +172,7 @@ export = function (RED: NodeAPI): void {
     };
     controlBus.on('campaign', onBus);
 
-    // the HTTP API (/api/v1) and the dashboard (/dialer), served once per runtime
-    const serveApi = config.api !== false && !!RED.httpNode;
-    if (serveApi && !mountWeb(RED.httpNode, node.id, { getDb: () => store.getDb(), log: (l) => node.error(l) })) {
-      node.log(t('log.apiElsewhere', { owner: webOwner(RED.httpNode) ?? '?' }));
-    }
+    // the HTTP API (/api/v1) and the dashboard (/dialer) are served by the ai-dialer-api plugin
 
     if (config.autoStart && String(config.autoStart).trim()) {
       for (const id of String(config.autoStart)
@@ -256,7 +250,6 @@ export = function (RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
       controlBus.off('campaign', onBus);
-      if (serveApi) unmountWeb(RED.httpNode, node.id);
       const m = manager;
       if (!m) return done();
       unregisterCampaignManager(m);

@@ -27,6 +27,8 @@ export interface ApiLimits {
 }
 
 export const DEFAULT_LIMITS: ApiLimits = { jsonBytes: 10 * MB, uploadBytes: 50 * MB };
+/** Largest unread body drained after an early answer (bigger ones: the connection is closed). */
+const DRAIN_MAX_BYTES = 64 * MB;
 /** Deepest JSON nesting accepted (campaign settings are a flat-ish object). */
 export const MAX_DEPTH = 32;
 
@@ -342,7 +344,13 @@ export function apiErrorHandler(log: (line: string) => void) {
       log(`ai-dialer API: ${req.method} ${req.originalUrl.slice(0, 200)} failed: ${errorMessage(err)}`);
       body = { error: 'internal error (logged on the server)' };
     }
-    if (!req.complete) res.set('Connection', 'close');
+    // answered before the body was read: a body of sane size is drained (discarded, so the client
+    // reads the answer); a huge one closes the connection
+    if (!req.complete) {
+      const declared = Number(req.headers['content-length']);
+      if (!Number.isFinite(declared) || declared > DRAIN_MAX_BYTES) res.set('Connection', 'close');
+      req.resume();
+    }
     res.status(status).json(body);
   };
 }
