@@ -63,8 +63,8 @@ export interface ClaimResult {
 }
 
 /**
- * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)` created by
- * migration 4 and replaced by migration 6 (src/store/migrations.ts): plpgsql caches its plan per connection and the function runs
+ * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
+ * src/store/migrations/006-claim-concurrency-per-campaign.sql: plpgsql caches its plan per connection and the function runs
  * with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per connection instead
  * of on every claim. It returns one row (dnc_skipped, inserted, claimed json). To change the claim,
  * append a migration with `create or replace function claim_contacts`.

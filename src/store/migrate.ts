@@ -38,10 +38,60 @@ export async function runMigrations(
   return { applied, current: Number(cur.rows[0]?.v ?? 0) };
 }
 
-/** Split a migration into statements (our migrations hold no semicolons inside literals or bodies). */
+/**
+ * Split a migration into statements at top-level `;`. Semicolons inside '...' and "..." literals,
+ * dollar-quoted bodies ($$ ... $$, $fn$ ... $fn$), -- line comments and block comments do not split.
+ * Pieces that hold only comments and whitespace are dropped.
+ */
 export function splitSql(sql: string): string[] {
-  return sql
-    .split(/;\s*(?:\n|$)/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+  const out: string[] = [];
+  let start = 0;
+  let i = 0;
+  const n = sql.length;
+  const push = (end: number) => {
+    const stmt = sql.slice(start, end).trim();
+    if (stripComments(stmt).trim()) out.push(stmt);
+  };
+  while (i < n) {
+    const c = sql[i];
+    if (c === '-' && sql[i + 1] === '-') {
+      const nl = sql.indexOf('\n', i);
+      i = nl < 0 ? n : nl + 1;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const e = sql.indexOf('*/', i + 2);
+      i = e < 0 ? n : e + 2;
+    } else if (c === "'" || c === '"') {
+      let j = i + 1;
+      for (;;) {
+        const e = sql.indexOf(c, j);
+        if (e < 0) {
+          j = n;
+          break;
+        }
+        if (sql[e + 1] === c)
+          j = e + 2; // doubled quote inside the literal
+        else {
+          j = e + 1;
+          break;
+        }
+      }
+      i = j;
+    } else if (c === '$') {
+      const tag = /^\$[A-Za-z_][A-Za-z0-9_]*\$|^\$\$/.exec(sql.slice(i, i + 64))?.[0];
+      if (tag) {
+        const e = sql.indexOf(tag, i + tag.length);
+        i = e < 0 ? n : e + tag.length;
+      } else i++;
+    } else if (c === ';') {
+      push(i);
+      start = ++i;
+    } else i++;
+  }
+  push(n);
+  return out;
+}
+
+/** The SQL without -- and block comments (only used to tell an empty piece). */
+function stripComments(sql: string): string {
+  return sql.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '');
 }

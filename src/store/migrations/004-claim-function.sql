@@ -1,0 +1,11 @@
+-- name: campaign queue: the claim as a function with a cached generic plan (claim_contacts)
+--
+-- Version 4 created the first claim_contacts(campaign, limit, now, worker, slack) function: the whole
+-- claim as one plpgsql function whose CTE is planned once per connection (plan_cache_mode =
+-- force_generic_plan). Version 6 replaced it with `create or replace` (the same statement plus the
+-- campaign-wide max_concurrent cap), so 006-claim-concurrency-per-campaign.sql holds the one copy.
+--
+-- Why this file is empty now: migrations run every pending version in one go, in order. A database
+-- that already applied version 4 keeps its row in schema_migrations and is never run again; a new
+-- database applies 4 (nothing) and then 6 (the function), ending exactly where the old 4 + 6 ended.
+-- Nothing between 4 and 6 (version 5 drops an index) calls the function.
