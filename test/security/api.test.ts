@@ -173,8 +173,7 @@ describe('HTTP API and dashboard: the probes of issue 11', () => {
   });
 
   test('an 87-byte multipart body without its closing boundary is a 400 and the process lives', async () => {
-    const body =
-      '--XB\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nphone\r\n212555010';
+    const body = '--XB\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nphone\r\n212555010';
     expect(Buffer.byteLength(body)).toBe(87);
     const r = await raw(
       `POST /api/v1/campaigns/${campaignId}/contacts HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
@@ -414,7 +413,8 @@ describe('fuzz: generated malformed bodies and CSVs', () => {
     expect(after.json.contacts_total).toBe(inserted);
     expect((after.json.phone_numbers as unknown[]).length).toBe(numbersAdded);
     const all = (await call('GET', '/api/v1/campaigns', undefined, auth)).json.campaigns as Array<{ name: string }>;
-    for (const k of all) expect(k.name).toMatch(/^[^\u0000]{1,200}$/);
+    for (const k of all)
+      expect([k.name.includes('\u0000'), k.name.length >= 1 && k.name.length <= 200]).toEqual([false, true]);
     expect(Object.keys(statuses).length).toBeGreaterThan(3); // the generator reached several answers
   }, 600000);
 });
