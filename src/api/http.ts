@@ -207,13 +207,18 @@ export function spoolText(req: Request, limit: number): Promise<SpooledUpload> {
   const file = tempFile();
   const count = limiter(limit, 'the upload');
   return new Promise((resolve, reject) => {
-    req.once('aborted', () => req.destroy(new Error('the upload was aborted')));
-    pipeline(req, count, fs.createWriteStream(file, { mode: 0o600 }), (err) => {
+    // req is piped, not part of the pipeline: a refusal must leave the socket open for the answer
+    const out = fs.createWriteStream(file, { mode: 0o600 });
+    pipeline(count, out, (err) => {
       if (!err) return resolve(spooled(file, count.bytes, {}));
-      fs.rm(file, { force: true }, () => undefined);
+      req.unpipe(count);
       req.resume();
+      fs.rm(file, { force: true }, () => undefined);
       reject(err instanceof ApiError ? err : new ApiError(400, `the upload failed: ${errorMessage(err)}`));
     });
+    req.once('aborted', () => count.destroy(new ApiError(400, 'the upload was aborted')));
+    req.once('error', (err) => count.destroy(new ApiError(400, `the upload failed: ${errorMessage(err)}`)));
+    req.pipe(count);
   });
 }
 

@@ -446,6 +446,35 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     expect((await call('GET', '/api/v1/calls?campaignId=1%3Bdrop')).status).toBe(400);
   });
 
+  test('a chunked upload over the limit is a 413 JSON answer while it streams; nothing is stored', async () => {
+    const c = await call('POST', '/api/v1/campaigns', { name: 'chunked' });
+    const u = new URL(`${srv.url}/api/v1/campaigns/${c.body.id}/contacts`);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const r = http.request(
+        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'text/csv' } },
+        (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      r.on('error', reject);
+      r.write('phone\n');
+      let sent = 0;
+      const more = () => {
+        while (sent < 300000) {
+          sent += 10000;
+          if (!r.write('2125550100\n'.repeat(909))) return r.once('drain', more);
+        }
+        r.end();
+      };
+      more();
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).error).toMatch(/larger than the limit \(200000 bytes\)/);
+    expect((await call('GET', `/api/v1/campaigns/${c.body.id}`)).body.contacts_total).toBe(0);
+  });
+
   test('database down -> 503; engine not loaded -> 503', async () => {
     dbUp = false;
     try {
