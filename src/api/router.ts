@@ -15,6 +15,7 @@ import express, { type Router } from 'express';
 import type { Db, Queryable } from '../store/db';
 import { getCampaign, type CampaignRow } from '../store/campaigns';
 import { errorMessage } from '../util/errors';
+import { campaignControl } from '../campaign/control';
 import { ApiError } from './errors';
 import { DEFAULT_LIMITS, apiErrorHandler, type ApiLimits } from './http';
 import { authMode, createAuth, originGuard, type AuthOptions } from './auth';
@@ -50,17 +51,9 @@ export interface ApiRouterOptions {
   log?: (line: string) => void;
 }
 
-/** Load the campaign engine's control object, if that module exists yet. */
+/** The campaign engine's control object of this process. */
 function loadDefaultControl(): CampaignControlApi | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../campaign/control') as { campaignControl?: CampaignControlApi };
-    return mod.campaignControl;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND' && /campaign[\\/]control/.test(e.message)) return undefined;
-    throw err;
-  }
+  return campaignControl;
 }
 
 function context(opts: ApiRouterOptions, limits: ApiLimits, auth: AuthOptions): ApiContext {

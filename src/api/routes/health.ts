@@ -6,22 +6,17 @@
 import type { Router } from 'express';
 import { activeSessionCount } from '../../agi/registry';
 import { readHealthProbes } from '../../runtime/health';
+import { registeredCampaignManagers } from '../../campaign/control';
 import { h } from '../http';
 import type { ApiContext } from '../context';
 
 function engineCampaigns(): Array<{ campaignId: number; state: string; inFlight: number }> {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../../campaign/control') as typeof import('../../campaign/control');
-    return mod.registeredCampaignManagers().flatMap((m) =>
-      m.campaigns().map((id) => {
-        const st = m.runnerOf(id)!.status();
-        return { campaignId: id, state: st.state, inFlight: st.inFlight };
-      }),
-    );
-  } catch {
-    return []; // no campaign engine in this runtime
-  }
+  return registeredCampaignManagers().flatMap((m) =>
+    m.campaigns().map((id) => {
+      const st = m.runnerOf(id)!.status();
+      return { campaignId: id, state: st.state, inFlight: st.inFlight };
+    }),
+  );
 }
 
 export function healthRoutes(router: Router, ctx: ApiContext): void {
