@@ -15,7 +15,14 @@
 import type { Db, Queryable } from '../store/db';
 import { DialerError } from '../util/errors';
 import { readCsvRecords, type CsvRecord } from './import-csv';
-import { isCountryCode, isValidTimeZone, normalizePhone, zoneForNumber } from './phone';
+import {
+  allowsPremium,
+  isCountryCode,
+  isValidTimeZone,
+  normalizePhone,
+  refusedNumberType,
+  zoneForNumber,
+} from './phone';
 
 export interface ImportIssue {
   /** CSV: the line the row starts on (1 = header). JSON: the item's position (1-based). */
@@ -382,6 +389,7 @@ class Preparer {
     private readonly kind: 'contacts' | 'dnc',
     private readonly country: string,
     private readonly c: Collector,
+    private readonly allowPremium = false,
   ) {}
   add(rows: Row[]): void {
     this.rows += rows.length;
@@ -399,6 +407,12 @@ class Preparer {
       const p = normalizePhone(r.phone, country);
       if (!p.ok) {
         c.error(r.line, p.reason);
+        return;
+      }
+      // Toll fraud: premium-rate and other non-dialable types are never contacts (a do-not-call entry may be anything).
+      const refused = kind === 'contacts' ? refusedNumberType(p, this.allowPremium) : undefined;
+      if (refused) {
+        c.error(r.line, refused);
         return;
       }
       if (r.name && r.name.length > MAX_NAME) {
@@ -506,8 +520,9 @@ async function collect(
   country: string,
   c: Collector,
   delimiter?: string,
+  allowPremium = false,
 ): Promise<Preparer> {
-  const prep = new Preparer(kind, country, c);
+  const prep = new Preparer(kind, country, c, allowPremium);
   if (Array.isArray(input)) {
     for (let i = 0; i < input.length; i += PREPARE_BATCH) {
       const before = c.invalid;
@@ -572,13 +587,14 @@ export async function importContacts(
   const c = new Collector(opts.maxErrors ?? 1000);
   const result = emptyResult('contacts', campaignId);
   // Read the campaign's default country first (outside the write transaction: parsing can take a while).
-  const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [
-    campaignId,
-  ]);
+  const camp = await db.query<{ default_country: string; settings: unknown }>(
+    'select default_country, settings from campaigns where id = $1',
+    [campaignId],
+  );
   if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
   const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
-  const prep = await collect(input, 'contacts', country, c, opts.delimiter);
+  const prep = await collect(input, 'contacts', country, c, opts.delimiter, allowsPremium(camp.rows[0].settings));
   result.rows = prep.rows + prep.rejectedEarly;
   const list = [...prep.byPhone.values()];
   prep.byPhone.clear();
