@@ -41,6 +41,8 @@ export interface AiDialerSettings {
   allowedOrigins?: string[];
   /** Upload limit in MB (default 50). */
   maxUploadMb?: number;
+  /** false: do not accept (nor require) the editor login even when the runtime has adminAuth (npm start). */
+  followAdminAuth?: boolean;
 }
 
 const OWNER = 'ai-dialer-api plugin';
@@ -69,7 +71,7 @@ export function serveOnHost(RED: HostApi, env: NodeJS.ProcessEnv = process.env):
   const token = s.apiToken ?? env.API_TOKEN ?? '';
   const readToken = s.apiReadToken ?? env.API_READ_TOKEN ?? '';
   const hostAuth =
-    RED.settings.adminAuth && RED.auth && typeof RED.auth.needsPermission === 'function'
+    s.followAdminAuth !== false && RED.settings.adminAuth && RED.auth && typeof RED.auth.needsPermission === 'function'
       ? {
           read: jsonHostRefusal(RED.auth.needsPermission('aidialer.read')),
           write: jsonHostRefusal(RED.auth.needsPermission('aidialer.write')),

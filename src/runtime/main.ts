@@ -265,6 +265,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       flowFilePretty: true,
       uiPort: port,
       uiHost: host,
+      // The HTTP API and dashboard follow API_TOKEN / API_READ_TOKEN here, not the editor login
+      // (docs/operations/security.md#http-api-and-dashboard); a stock Node-RED's adminAuth is followed.
+      aiDialer: { followAdminAuth: false },
       // The editor is never open: a login always (adminAuth), or no editor and no admin API at all.
       httpAdminRoot: editor.enabled ? '/' : (false as const),
       ...(editor.adminAuth ? { adminAuth: editor.adminAuth } : {}),
