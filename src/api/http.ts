@@ -13,6 +13,7 @@ import { Transform, pipeline, type Readable } from 'stream';
 import type { NextFunction, Request, Response } from 'express';
 import Busboy from 'busboy';
 import { errorMessage } from '../util/errors';
+import { isStoreUnavailable } from '../store/outbox';
 import { ApiError } from './errors';
 
 export { ApiError };
@@ -333,6 +334,11 @@ export function apiErrorHandler(log: (line: string) => void) {
       const ie = err as { code?: string; message: string };
       status = ie.code === 'campaign_not_found' ? 404 : 400;
       body = { error: ie.message };
+    } else if (isStoreUnavailable(err)) {
+      // the database is down for a moment: say so, and when to try again (writes wait in the outbox)
+      status = 503;
+      res.set('Retry-After', '5');
+      body = { error: 'the database is unreachable right now; try again shortly', code: 'store_unavailable' };
     } else if (e?.type === 'entity.too.large') {
       status = 413;
       body = { error: `the request body is larger than the limit (${e.limit ?? '?'} bytes)` };

@@ -3,6 +3,7 @@
  * (counts by status and outcome, active calls, progress percent), and the small lookups the API needs.
  */
 import type { Queryable } from './db';
+import { leaseInfo, type LeaseInfo } from './leases';
 import {
   campaignProgress,
   getCampaign,
@@ -95,6 +96,15 @@ export interface CampaignStatus {
   calls: { total: number; byStatus: Record<string, number>; byOutcome: Record<string, number> };
   activeCalls: number;
   progressPercent: number;
+  /**
+   * The live truth (src/store/leases.ts): `running` while a runtime holds a live lease, `stalled` when the
+   * campaign is running in the database but nobody holds it; otherwise the status.
+   */
+  state: string;
+  /** The live owner with the freshest heartbeat, and its age (ms); every lease row in `owners`. */
+  owner: string | null;
+  heartbeatAgeMs: number | null;
+  owners: LeaseInfo['owners'];
   /** The same counters the campaign_progress events carry (src/store/campaigns.ts campaignProgress). */
   progress: CampaignProgress;
 }
@@ -132,6 +142,7 @@ export async function campaignStatus(q: Queryable, c: CampaignRow): Promise<Camp
   const finished = contacts.done + contacts.dnc + contacts.failed;
   const progressPercent = contacts.total ? Math.round((finished / contacts.total) * 1000) / 10 : 0;
   const progress = await campaignProgress(q, c.id);
+  const lease = await leaseInfo(q, c.id, c.status);
   return {
     campaignId: c.id,
     name: c.name,
@@ -141,5 +152,9 @@ export async function campaignStatus(q: Queryable, c: CampaignRow): Promise<Camp
     activeCalls: active,
     progressPercent,
     progress,
+    state: lease.state,
+    owner: lease.owner,
+    heartbeatAgeMs: lease.heartbeatAgeMs,
+    owners: lease.owners,
   };
 }

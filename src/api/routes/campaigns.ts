@@ -10,6 +10,7 @@ import {
   updateCampaign,
 } from '../../store/campaign-admin';
 import { listPhoneNumbers } from '../../store/phone-numbers';
+import { leaseInfo } from '../../store/leases';
 import { validateCampaignInput } from '../campaigns';
 import { ApiError } from '../errors';
 import { h, parseId } from '../http';
@@ -46,7 +47,15 @@ export function campaignRoutes(router: Router, ctx: ApiContext): void {
       const id = parseId(req.params.id, 'campaign id');
       const d = await ctx.db();
       const c = await ctx.mustCampaign(d, id);
-      res.json({ ...c, phone_numbers: await listPhoneNumbers(d, id), contacts_total: await countContacts(d, id) });
+      const lease = await leaseInfo(d, id, c.status);
+      res.json({
+        ...c,
+        phone_numbers: await listPhoneNumbers(d, id),
+        contacts_total: await countContacts(d, id),
+        state: lease.state,
+        owner: lease.owner,
+        heartbeatAgeMs: lease.heartbeatAgeMs,
+      });
     }),
   );
 

@@ -6,6 +6,7 @@
 import type { Router } from 'express';
 import { activeSessionCount } from '../../agi/registry';
 import { readHealthProbes } from '../../runtime/health';
+import { writeStats } from '../../store/outbox';
 import { registeredCampaignManagers } from '../../campaign/control';
 import { h } from '../http';
 import type { ApiContext } from '../context';
@@ -33,6 +34,7 @@ export function healthRoutes(router: Router, ctx: ApiContext): void {
         agiSessions: activeSessionCount(),
         inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
         campaigns,
+        writes: writeStats(), // the durable write path (src/store/outbox.ts)
         ...readHealthProbes(),
       });
     }),
