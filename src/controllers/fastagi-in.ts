@@ -70,7 +70,11 @@ export class FastAgiInController {
     });
     this.server.on('session', (s: FastAgiSession) => void this.onSession(s));
     // a refused session is not a conversation: its call is recorded failed with the reason, and retried
-    this.server.on('refused', (r: Refusal) => void this.refused(r.callId, r.reason));
+    // (only a refusal for capacity: a session refused for what it sent (malformed, wrong token, closed
+    // call, driven elsewhere, unknown call) may be an impostor and must not change the call it named)
+    this.server.on('refused', (r: Refusal) => {
+      if (r.reason === 'too_many_sessions') void this.refused(r.callId, r.reason);
+    });
     controlBus.on('call', this.onControl);
   }
 
@@ -125,7 +129,6 @@ export class FastAgiInController {
     } catch (err) {
       // Plain English, like every error message in the package: Catch nodes and logs get the cause.
       this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call: call ?? { sessionId: s.id } });
-      void this.refused(typeof call?.id === 'number' ? call.id : callIdOfEnv(s.env), 'session_failed');
       s.close();
       return;
     }
@@ -159,6 +162,7 @@ export class FastAgiInController {
       });
     } catch (err) {
       this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call });
+      void this.refused(typeof call.id === 'number' ? call.id : callIdOfEnv(s.env), 'session_failed');
       s.close();
     }
   }
