@@ -10,6 +10,9 @@ interface SttDef extends NodeDef {
   baseUrl: string;
   model: string;
   language: string;
+  wyomingHost?: string;
+  wyomingPort?: string;
+  wyomingModel?: string;
   responseFormat: string;
   timeout: string;
 }
@@ -49,6 +52,12 @@ export = function (RED: NodeAPI): void {
           apiKey: node.credentials?.apiKey || undefined,
           language: config.language || undefined,
           responseFormat: (config.responseFormat as 'json' | 'verbose_json') || undefined,
+        },
+        wyoming: {
+          host: config.wyomingHost || undefined,
+          port: config.wyomingPort || undefined,
+          model: config.wyomingModel || undefined,
+          language: config.language || undefined,
         },
       });
       node.status({

@@ -16,6 +16,9 @@ interface TtsSpeakDef extends NodeDef {
   piperBin: string;
   piperModel: string;
   piperSpeaker: string;
+  wyomingHost?: string;
+  wyomingPort?: string;
+  wyomingSpeaker?: string;
   baseUrl: string;
   model: string;
   text: string;
@@ -78,6 +81,12 @@ export = function (RED: NodeAPI): void {
           voice: config.voice || undefined,
           apiKey: node.credentials?.apiKey || undefined,
           speed: num(config.speed),
+        },
+        wyoming: {
+          host: config.wyomingHost || undefined,
+          port: config.wyomingPort || undefined,
+          voice: config.voice || undefined,
+          speaker: config.wyomingSpeaker || undefined,
         },
       });
       const cacheMb = num(config.cacheMb);

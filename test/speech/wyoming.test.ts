@@ -489,3 +489,87 @@ describe('Wyoming STT', () => {
     );
   });
 });
+
+describe('the speak and transcribe nodes with engine Wyoming (Node-RED runtime)', () => {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const helper = require('node-red-node-test-helper');
+  const ttsSpeak = require('../../nodes/tts-speak/tts-speak');
+  const sttTranscribe = require('../../nodes/stt-transcribe/stt-transcribe');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+  beforeAll((done) => {
+    helper.init(require.resolve('node-red'));
+    helper.startServer(done);
+  });
+  afterAll((done) => {
+    helper.stopServer(done);
+  });
+  afterEach(() => helper.unload());
+
+  test('the dialog fields (host, port, voice, speaker / model, language) reach the Wyoming server', async () => {
+    const tts = await serve(piperLike(22050, () => tonePcm(22050, 400)));
+    const stt = await serve((ev, sock) => {
+      if (ev.type === 'audio-stop') sock.write(event('transcript', { text: 'yes please' }));
+    });
+    const rec = path.join(tmp, 'rec.wav');
+    const pcm = tonePcm(8000, 600, 300);
+    const samples = new Int16Array(pcm.length / 2);
+    for (let i = 0; i < samples.length; i++) samples[i] = pcm.readInt16LE(i * 2);
+    fs.writeFileSync(rec, encodeWav({ sampleRate: 8000, channels: 1, samples }));
+    await helper.load(
+      [ttsSpeak, sttTranscribe],
+      [
+        { id: 'f1', type: 'tab' },
+        {
+          id: 'speak',
+          z: 'f1',
+          type: 'tts-speak',
+          engine: 'wyoming',
+          wyomingHost: '127.0.0.1',
+          wyomingPort: String(tts.port),
+          voice: 'en_US-lessac-medium',
+          wyomingSpeaker: 'p1',
+          audioDir: path.join(tmp, 'node-audio'),
+          play: false,
+          wires: [['out'], []],
+        },
+        {
+          id: 'hear',
+          z: 'f1',
+          type: 'stt-transcribe',
+          engine: 'wyoming',
+          wyomingHost: '127.0.0.1',
+          wyomingPort: String(stt.port),
+          wyomingModel: 'tiny-int8',
+          language: 'en',
+          wires: [['out'], []],
+        },
+        { id: 'out', z: 'f1', type: 'helper' },
+      ],
+    );
+    const got: Msg[] = [];
+    helper.getNode('out').on('input', (m: Msg) => got.push(m));
+    helper.getNode('speak').receive({ payload: 'Good morning.' });
+    helper.getNode('hear').receive({ recording: { path: rec } });
+    await waitFor(() => got.length >= 2, 10_000, 'both nodes to answer');
+    const spoken = got.find((m) => m.tts)!;
+    expect(spoken.tts).toMatchObject({
+      engine: 'wyoming',
+      voice: 'en_US-lessac-medium',
+      cached: false,
+      durationMs: 400,
+    });
+    expect(parseWav(fs.readFileSync(spoken.tts.file)).sampleRate).toBe(8000);
+    expect(tts.connections[0].events[0].data).toEqual({
+      text: 'Good morning.',
+      voice: { name: 'en_US-lessac-medium', speaker: 'p1' },
+    });
+    const heard = got.find((m) => m.transcript)!;
+    expect([heard.payload, heard.transcript.engine]).toEqual(['yes please', 'wyoming']);
+    expect(stt.connections[0].events[0]).toMatchObject({
+      type: 'transcribe',
+      data: { name: 'tiny-int8', language: 'en' },
+    });
+  });
+});
