@@ -195,14 +195,10 @@ describe('Wyoming TTS', () => {
   });
 
   test('an unknown voice: the error event becomes kind not_found naming the voice; nothing is cached', async () => {
+    // as wyoming-piper answers: Error(text=str(err), code=<exception class>), then it drops the connection
     const srv = await serve((ev, sock) => {
       if (ev.type === 'synthesize')
-        sock.write(
-          event('error', {
-            text: `Unable to find voice: ${(ev.data.voice as { name: string }).name}`,
-            code: 'VoiceNotFoundError',
-          }),
-        );
+        sock.end(event('error', { text: (ev.data.voice as { name: string }).name, code: 'VoiceNotFoundError' }));
     });
     const svc = service(new WyomingTtsEngine({ host: '127.0.0.1', port: srv.port, voice: 'xx_XX-nobody-low' }));
     const e = await failure(svc.speak('hello'));
@@ -210,6 +206,12 @@ describe('Wyoming TTS', () => {
     expect(e.message).toContain('xx_XX-nobody-low');
     expect(e.message).toContain('VoiceNotFoundError');
     expect(svc.cache.count).toBe(0);
+    // the other way wyoming-piper says it
+    srv.handler = (ev, sock) => {
+      if (ev.type === 'synthesize')
+        sock.end(event('error', { text: 'Unable to find or download voice: xx_XX-nobody-low', code: 'ValueError' }));
+    };
+    expect((await failure(svc.speak('hello'))).kind).toBe('not_found');
     // any other error event is a bad_response
     srv.handler = (ev, sock) => {
       if (ev.type === 'synthesize') sock.write(event('error', { text: 'model crashed' }));
