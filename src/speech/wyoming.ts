@@ -49,13 +49,20 @@ export interface WyomingLimits {
   maxDataBytes: number;
   /** Largest payload of one event, bytes (default 16 MiB). */
   maxPayloadBytes: number;
+  /** Most events in one answer (default 100000; Piper's 64 MiB audio cap is about 33000 chunks). */
+  maxEvents: number;
 }
 
 export const DEFAULT_LIMITS: WyomingLimits = {
   maxHeaderBytes: 64 * 1024,
   maxDataBytes: 1024 * 1024,
   maxPayloadBytes: 16 * 1024 * 1024,
+  maxEvents: 100_000,
 };
+
+/** Events queued unread before the socket is paused (backpressure to the server for slow stream readers). */
+const PAUSE_AT = 64;
+const RESUME_AT = 16;
 
 /** Encode one event: header line (with data_length / payload_length), data JSON, payload. */
 export function encodeEvent(type: string, data?: Record<string, unknown>, payload?: Buffer): Buffer {
@@ -208,6 +215,9 @@ export class WyomingConnection {
   private readonly socket: net.Socket;
   private readonly parser: EventParser;
   private readonly queue: WyomingEvent[] = [];
+  private readonly maxEvents: number;
+  private received = 0;
+  private paused = false;
   private waiter?: { resolve: (e: WyomingEvent) => void; reject: (e: StageError) => void };
   private failure?: StageError;
   private timer?: NodeJS.Timeout;
@@ -225,6 +235,7 @@ export class WyomingConnection {
     this.socket = socket;
     this.where = `${ep.host.includes(':') ? `[${ep.host}]` : ep.host}:${ep.port}`;
     this.parser = new EventParser(opts.limits);
+    this.maxEvents = opts.limits?.maxEvents ?? DEFAULT_LIMITS.maxEvents;
     this.signal = opts.signal;
     this.onAbort = () => this.fail('network', `request to ${this.where} aborted`);
     this.timer = setTimeout(
@@ -241,7 +252,13 @@ export class WyomingConnection {
         this.fail('bad_response', `malformed event from ${this.where}: ${errorMessage(err)}`, err);
         return;
       }
-      for (const ev of events) this.deliver(ev);
+      for (const ev of events) {
+        if (++this.received > this.maxEvents) {
+          this.fail('bad_response', `more than ${this.maxEvents} events from ${this.where} in one answer`);
+          return;
+        }
+        this.deliver(ev);
+      }
     });
     socket.on('error', (err: NodeJS.ErrnoException) =>
       this.fail('network', `connection to ${this.where} failed: ${err.code ?? err.message}`, err),
@@ -281,7 +298,13 @@ export class WyomingConnection {
       const w = this.waiter;
       this.waiter = undefined;
       w.resolve(ev);
-    } else this.queue.push(ev);
+    } else {
+      this.queue.push(ev);
+      if (!this.paused && this.queue.length >= PAUSE_AT) {
+        this.paused = true;
+        this.socket.pause();
+      }
+    }
   }
 
   private fail(kind: FailureKind, message: string, cause?: unknown): void {
@@ -310,6 +333,10 @@ export class WyomingConnection {
   /** The next event (queued ones first). */
   next(): Promise<WyomingEvent> {
     const queued = this.queue.shift();
+    if (this.paused && this.queue.length <= RESUME_AT && !this.failure) {
+      this.paused = false;
+      this.socket.resume();
+    }
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));

@@ -18,6 +18,7 @@ import {
   WyomingSttEngine,
   WyomingTtsEngine,
   encodeEvent,
+  synthesizeWav,
   type AudioChunk,
 } from '../../src/speech/wyoming';
 import { TestWyomingServer, event, inlineEvent, piperLike, tonePcm, type Handler } from '../helpers/wyoming-server';
@@ -192,6 +193,31 @@ describe('Wyoming TTS', () => {
       [22050, 1, 2206],
       [22050, 1, 2206],
     ]);
+  });
+
+  test('a reader that stops early closes the connection; a flood of events is cut off at the limit', async () => {
+    const fmt = { rate: 22050, width: 2, channels: 1 };
+    const srv = await serve((ev, sock) => {
+      if (ev.type !== 'synthesize') return;
+      const parts = [event('audio-start', fmt)];
+      for (let i = 0; i < 500; i++) parts.push(event('audio-chunk', fmt, tonePcm(22050, 20)));
+      sock.write(Buffer.concat(parts)); // no audio-stop: only the reader's break ends this
+    });
+    const engine = new WyomingTtsEngine({ host: '127.0.0.1', port: srv.port });
+    let n = 0;
+    for await (const c of engine.synthesizeStream('stop early', { timeoutMs: 5000 })) {
+      expect(c.pcm.length).toBe(882);
+      if (++n === 3) break;
+    }
+    await waitFor(() => srv.sockets.size === 0, 5000, 'the connection to close after the break');
+    // events that never end (pings, say) stop at maxEvents, well before the deadline
+    srv.handler = (ev, sock) => {
+      if (ev.type === 'synthesize') sock.write(Buffer.concat(Array.from({ length: 200 }, () => event('ping'))));
+    };
+    const e = await failure(
+      synthesizeWav('wyoming', engine.endpoint, { text: 'flood' }, { timeoutMs: 5000, limits: { maxEvents: 100 } }),
+    );
+    expect([e.kind, e.message]).toEqual(['bad_response', expect.stringContaining('more than 100 events')]);
   });
 
   test('an unknown voice: the error event becomes kind not_found naming the voice; nothing is cached', async () => {
