@@ -454,6 +454,11 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
     expect(wCmd[wCmd.indexOf('--model') + 1]).toBe(nr.WYOMING_STT_MODEL);
     expect([nr.WYOMING_STT_HOST, nr.WYOMING_STT_PORT, nr.STT_ENGINE]).toEqual(['whisper', '10300', 'vosk']);
     expect(services['node-red'].depends_on).not.toHaveProperty('whisper'); // would pull it in without the profile
+    // the deployment docs say what TTS_ENGINE=piper means here, and where its model comes from
+    expect(doc.text).toMatch(/`TTS_ENGINE=piper` in compose means the \*local Piper program\*/);
+    expect(doc.text).toContain('/piper-voices/en_US-lessac-medium.onnx');
+    expect(fs.existsSync(path.join(ROOT, 'docs', 'engines', 'piper.md'))).toBe(true);
+    expect(fs.existsSync(path.join(ROOT, 'docs', 'engines', 'wyoming.md'))).toBe(true);
     for (const name of ['piper', 'whisper']) {
       expect([name, services[name].ports ?? []]).toEqual([name, []]);
       expect(services[name].networks).toHaveProperty('dialer');
