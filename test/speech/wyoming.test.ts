@@ -79,6 +79,13 @@ describe('event codec', () => {
       { type: 'transcript', data: { text: 'hi' } },
     ]);
     expect(p.midEvent).toBe(false);
+    // data_length counts bytes, not characters (UTF-8 text, as the reference writes it unescaped)
+    const text = 'Grüße aus Köln 👋';
+    const utf = encodeEvent('synthesize', { text });
+    const h = JSON.parse(utf.subarray(0, utf.indexOf(10)).toString());
+    expect(h.data_length).toBe(Buffer.byteLength(JSON.stringify({ text })));
+    expect(h.data_length).toBeGreaterThan(JSON.stringify({ text }).length);
+    expect(new EventParser().push(utf)).toEqual([{ type: 'synthesize', data: { text } }]);
   });
 
   test('malformed events are refused: bad JSON, not an object, no type, bad lengths, limits', () => {
