@@ -31,6 +31,18 @@ export interface TtsEngine {
   readonly identity: string;
   /** Synthesize `text`; resolves with a 16-bit PCM WAV (any rate, any channel count). */
   synthesize(text: string, opts: SynthOptions): Promise<Buffer>;
+  /**
+   * Optional (Wyoming has it): the audio piece by piece as the engine produces it, for a streaming
+   * playback mode that forwards each piece to the caller at once. Not cached, not resampled.
+   */
+  synthesizeStream?(text: string, opts: SynthOptions): AsyncIterable<PcmChunk>;
+}
+
+/** A piece of interleaved 16-bit little-endian PCM as an engine produces it. */
+export interface PcmChunk {
+  rate: number;
+  channels: number;
+  pcm: Buffer;
 }
 
 export interface TtsResult {
