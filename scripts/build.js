@@ -2,11 +2,13 @@
 'use strict';
 /**
  * Build: compile strict TypeScript to CommonJS in dist/, then lay out each node the way
- * Node-RED's loader wants it: dist/nodes/<name>/<name>.js beside <name>.html, locales/ and icons/.
+ * Node-RED's loader wants it: dist/nodes/<name>/<name>.js beside <name>.html, locales/ and icons/. The
+ * editor help (locales/en-US/<name>.html) is generated from docs/nodes/<name>.md (scripts/node-help.js).
  */
 const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { writeNodeHelp } = require('./node-help');
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -39,6 +41,7 @@ function build() {
     if (fs.existsSync(path.join(dir, 'locales'))) copyDir(path.join(dir, 'locales'), path.join(out, 'locales'));
     if (fs.existsSync(icons)) copyDir(icons, path.join(out, 'icons'));
   }
+  writeNodeHelp(path.join(dist, 'nodes'));
   fs.writeFileSync(path.join(dist, '.build-stamp'), new Date().toISOString() + '\n');
 }
 
@@ -51,7 +54,17 @@ function newestSource() {
     if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
     else newest = Math.max(newest, st.mtimeMs);
   };
-  for (const d of ['src', 'nodes', 'bench', 'icons', 'tsconfig.json', 'tsconfig.build.json']) walk(path.join(root, d));
+  for (const d of [
+    'src',
+    'nodes',
+    'bench',
+    'icons',
+    'docs/nodes',
+    'scripts/node-help.js',
+    'tsconfig.json',
+    'tsconfig.build.json',
+  ])
+    walk(path.join(root, d));
   return newest;
 }
 
@@ -68,7 +81,8 @@ if (require.main === module) {
   try {
     build();
   } catch (err) {
-    console.error('build failed');
+    // tsc prints its own errors; anything else (a missing docs/nodes page, ...) says what it is here
+    console.error(`build failed${err && err.stderr === undefined && err.message ? `: ${err.message}` : ''}`);
     process.exit(1);
   }
 }

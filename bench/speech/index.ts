@@ -1,5 +1,5 @@
 /**
- * Speech and LLM latency on this machine, for the README: real espeak-ng (synthesis, conversion to
+ * Speech and LLM latency on this machine, for docs/contributing/benchmarks.md: real espeak-ng (synthesis, conversion to
  * 8 kHz, cache), and the protocol round trips of each network engine against local servers that
  * answer instantly (so the figure is OUR overhead: encoding, the socket exchange, parsing; a real
  * engine adds its own inference time on top). Loopback only; bounded loops.

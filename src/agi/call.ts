@@ -1,5 +1,5 @@
 /**
- * What a FastAGI session tells us about its call: msg.call per docs/DESIGN.md, from AGI arguments
+ * What a FastAGI session tells us about its call: msg.call per docs/reference/msg.md, from AGI arguments
  * (`key=value` or a bare first argument = call id) and channel variables (CALL_ID, CONTACT_PHONE,
  * CAMPAIGN_ID, CONTACT_ID, AMDSTATUS, AMDCAUSE) read with GET VARIABLE.
  */

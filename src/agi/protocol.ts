@@ -1,6 +1,6 @@
 /**
  * FastAGI wire format: argument quoting, command building, reply parsing and the environment block,
- * following Asterisk 22's grammar (see docs/readme/agi.md and ASTERISK-FACTS.md).
+ * following Asterisk 22's grammar (see the Asterisk facts in docs/contributing/simulator.md).
  *
  * Replies: `200 result=N [(data)] [endpos=M]`, `510 Invalid or unknown command`,
  * `511 Command Not Permitted on a dead channel or intercept routine`, `520 ...` (one line) or the

@@ -6,7 +6,7 @@
  *   RED.httpNode.use(router);
  *
  * Write routes (POST/PATCH/PUT/DELETE) need the token when one is set (`Authorization: Bearer <t>` or
- * `X-API-Token: <t>`); reads are open. See docs/readme/api.md for every route.
+ * `X-API-Token: <t>`); reads are open. See docs/reference/http-api.md for every route.
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import Busboy from 'busboy';

@@ -1,8 +1,8 @@
 /**
  * Hangup causes (Q.850, as Asterisk names them) and the one place that decides a call's outcome
- * from what ARI told us. See docs/readme/ari.md for the table.
+ * from what ARI told us. See docs/nodes/ari-originate.md for the table.
  *
- * ASTERISK-FACTS: the cause alone does not tell busy or congestion. A trunk answering SIP 486 gives
+ * Asterisk facts (docs/contributing/simulator.md): the cause alone does not tell busy or congestion. A trunk answering SIP 486 gives
  * cause 17 and `dialstatus: BUSY`; in-band Busy()/Congestion() behind a Local channel gives cause 0
  * with `dialstatus: BUSY`/`CONGESTION`. No answer ends with cause 19 and last dialstatus `RINGING`.
  * So: the Dial event's dialstatus first, the ChannelDestroyed cause second.

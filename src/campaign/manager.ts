@@ -31,7 +31,7 @@ import {
 import { campaignBucket, ensureBuckets, GLOBAL_BUCKET, refundTokens, takeTokens } from '../store/pacing';
 import { DialerError, errorMessage } from '../util/errors';
 
-/** msg.call for a call to place (docs/DESIGN.md). */
+/** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
   id: number;
   phone: string;

@@ -1,5 +1,5 @@
 /**
- * Build v1 event payloads from the msg contract of docs/DESIGN.md (msg.call, msg.turn, msg.event, ...).
+ * Build v1 event payloads from the msg contract of docs/reference/msg.md (msg.call, msg.turn, msg.event, ...).
  * Every builder validates what it produced against the schema and throws a DialerError naming the
  * problem, so a malformed msg is reported at the node that received it and never reaches the broker.
  */

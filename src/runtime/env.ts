@@ -1,6 +1,6 @@
 /**
  * Environment settings shared by the runtime and the config nodes' "from environment" mode.
- * One place for names and defaults (documented in the README's configuration table).
+ * One place for names and defaults (documented in the table of docs/guide/configuration.md).
  */
 import path from 'path';
 

@@ -1,10 +1,10 @@
 /**
  * The simulator's AGI side: connects to a FastAGI server the way Asterisk 22 does when a channel
  * runs `AGI(agi://host:port/script,args...)`, sends the environment block, then executes commands
- * one at a time and answers with Asterisk's exact reply lines (ASTERISK-FACTS.md). The callee is a
+ * one at a time and answers with Asterisk's exact reply lines (Asterisk facts in docs/contributing/simulator.md). The callee is a
  * Persona: what it says to each RECORD FILE, when it presses a key or hangs up.
  *
- * Differences from a real Asterisk are listed in docs/readme/agi.md ("Simulator vs Asterisk").
+ * Differences from a real Asterisk are listed in docs/contributing/simulator.md ("FastAGI side").
  */
 import net from 'net';
 import fs from 'fs';

@@ -1,7 +1,7 @@
 /**
  * The simulator's ARI side: the REST subset we use, the swagger documents ari-client loads, and the
- * events WebSocket, behaving as Asterisk 22 does (see /work/shared/ASTERISK-FACTS.md and
- * docs/readme/ari.md). Each originated channel follows the persona of the number dialled; on
+ * events WebSocket, behaving as Asterisk 22 does (see the Asterisk facts and the ARI side in
+ * docs/contributing/simulator.md). Each originated channel follows the persona of the number dialled; on
  * continue-in-dialplan into an AGI context it connects to fastagi-in with the AGI client.
  *
  * Cheap per call: one small object and at most one timer per channel, so thousands of simulated

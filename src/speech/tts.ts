@@ -183,7 +183,7 @@ export function resolveTtsEngineName(
   );
 }
 
-/** Build an engine from settings; empty settings fall back to environment variables (see docs/readme/speech.md). */
+/** Build an engine from settings; empty settings fall back to environment variables (see docs/engines/tts.md). */
 export function createTtsEngine(cfg: TtsConfig, env: NodeJS.ProcessEnv = process.env): TtsEngine {
   const name = resolveTtsEngineName(cfg.engine, env);
   switch (name) {
