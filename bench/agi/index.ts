@@ -13,6 +13,7 @@
  * Env: BENCH_AGI_ROUNDS (3), BENCH_AGI_MS (1500 per run), BENCH_AGI_LEVELS (1,100,1000),
  * BENCH_AGI_MODES (cmd,ses), BENCH_AGI_KINDS (floor,ours,ding-dong).
  */
+import { createRequire } from 'module';
 import net from 'net';
 import path from 'path';
 import { fork, type ChildProcess } from 'child_process';
@@ -79,8 +80,8 @@ async function ourServer(perSession: number): Promise<Running> {
 
 /** (c) ding-dong. */
 function dingDongServer(perSession: number): Promise<Running> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const agi = require('ding-dong') as (h: (ctx: DingDongContext) => void) => {
+  // ding-dong ships no types
+  const agi = createRequire(__filename)('ding-dong') as (h: (ctx: DingDongContext) => void) => {
     start(port: number, host?: string): net.Server;
   };
   const handler = (ctx: DingDongContext) => {

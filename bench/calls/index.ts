@@ -121,10 +121,7 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
   else delete env.DATABASE_URL;
 
   // The far end: our own simulator (so the bench sets the personas and sees every AGI transcript).
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const agiClient = require('../../src/sim/agi-client') as {
-    runAgiCall: (o: Record<string, unknown>) => Promise<{ transcript: AgiEntry[] }>;
-  };
+  const agiClient = await import('../../src/sim/agi-client');
   const turnGaps: number[] = [];
   const hopGaps: number[] = [];
   const setupMs: number[] = [];
@@ -159,10 +156,9 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
 
   const sqlStats = new Map<string, { n: number; ms: number }>();
   if (process.env.BENCH_CALLS_SQLSTAT) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const pg = require('pg') as { Client: { prototype: { query: (...a: unknown[]) => unknown } } };
-    const q0 = pg.Client.prototype.query;
-    pg.Client.prototype.query = function (this: unknown, ...a: unknown[]) {
+    const proto = Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+    const q0 = proto.query;
+    proto.query = function (this: unknown, ...a: unknown[]) {
       const text = typeof a[0] === 'string' ? a[0] : String((a[0] as { text?: string })?.text ?? '?');
       const k = text.replace(/\s+/g, ' ').slice(0, 90);
       const t = performance.now();
@@ -192,10 +188,11 @@ async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
   // BENCH_CALLS_HOPS=1: where a message's time goes inside the flow (Node-RED message hooks).
   const hops = new Map<string, number[]>();
   if (process.env.BENCH_CALLS_HOPS) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     type NodeRef = { node?: { name?: string; type?: string } };
     type HookEvent = { msg?: { _msgid?: string }; destination?: NodeRef; node?: NodeRef };
-    const RED = require('node-red') as { hooks: { add(name: string, fn: (e: HookEvent) => void): void } };
+    const RED = (await import('node-red')).default as unknown as {
+      hooks: { add(name: string, fn: (e: HookEvent) => void): void };
+    };
     const last = new Map<string, { at: number; what: string }>();
     const note = (id: string, what: string) => {
       const now = performance.now();

@@ -10,9 +10,11 @@
  *  2. Pacing: a CampaignManager at a configured calls/s, achieved rate over 60 s (BENCH_QUICK=1: 10 s);
  *     and two managers under a lower global cap (GLOBAL_CPS bucket).
  */
+import os from 'os';
 import { Client } from 'pg';
 import { openDb, type Db } from '../../src/store/db';
-import { claimContacts, NAIVE_CLAIM_SQL } from '../../src/store/claim';
+import { claimContacts } from '../../src/store/claim';
+import { NAIVE_CLAIM_SQL } from './naive-claim';
 import { CampaignManager } from '../../src/campaign/manager';
 
 type Row = Record<string, string | number>;
@@ -223,7 +225,7 @@ export async function run(): Promise<Row[]> {
   url.pathname = `/${name}`;
   const rows: Row[] = [];
   process.stderr.write(
-    `load average before: ${require('os')
+    `load average before: ${os
       .loadavg()
       .map((x: number) => x.toFixed(2))
       .join(' ')} (2 cores shared)\n`,

@@ -10,6 +10,7 @@
  *
  * Run alone: `node dist/bench/events/index.js` (EVENTS_BENCH_SECONDS, EVENTS_BENCH_RATE to change).
  */
+import { createRequire } from 'module';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
@@ -81,9 +82,8 @@ async function mosquittoUp(): Promise<boolean> {
 
 /** A bare aedes on a free port: no authentication or ACL hooks. */
 async function bareAedes(): Promise<{ url: string; close: () => Promise<void> }> {
-  const { Aedes } = (process as any).getBuiltinModule
-    ? (process as any).getBuiltinModule('module').createRequire(__filename)('aedes')
-    : require('aedes');
+  // aedes is an ES module: Node's own require loads it (as src/events/broker.ts does)
+  const { Aedes } = createRequire(__filename)('aedes') as typeof import('aedes');
   const aedes = await Aedes.createBroker();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {

@@ -103,8 +103,8 @@ interface Pending {
   line: string;
   verb: string;
   timeoutMs: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  resolve: (v: any) => void;
+  /** The promise's resolve (a method signature, so each command's own result type fits). */
+  resolve(v: unknown): void;
   reject: (e: Error) => void;
   /** Turns the reply into the method's result (saves a promise per command). */
   map?: (r: AgiReply) => unknown;

@@ -14,6 +14,7 @@ import { createHash, timingSafeEqual } from 'crypto';
 import type { Db, Queryable } from '../store/db';
 import { buildTranscript, getCall, OPEN_STATUSES } from '../store/calls';
 import { DialerError, errorMessage } from '../util/errors';
+import { campaignControl, registeredCampaignManagers } from '../campaign/control';
 import { importContacts, importDnc, ImportError, type ImportResult } from '../campaign/import';
 import { isCountryCode, normalizePhone } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
@@ -74,17 +75,9 @@ const CALL_STATUS_FILTERS = [
   'cancelled',
 ];
 
-/** Load the campaign engine's control object, if that module exists yet. */
+/** The campaign engine's control object of this process. */
 function loadDefaultControl(): CampaignControlApi | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const mod = require('../campaign/control') as { campaignControl?: CampaignControlApi };
-    return mod.campaignControl;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND' && /campaign[\\/]control/.test(e.message)) return undefined;
-    throw err;
-  }
+  return campaignControl;
 }
 
 function digest(s: string): Buffer {
@@ -582,9 +575,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     h(async (_req, res) => {
       let campaigns: Array<{ campaignId: number; state: string; inFlight: number }> = [];
       try {
-        // eslint-disable-next-line @typescript-eslint/no-var-requires
-        const mod = require('../campaign/control') as typeof import('../campaign/control');
-        campaigns = mod.registeredCampaignManagers().flatMap((m) =>
+        campaigns = registeredCampaignManagers().flatMap((m) =>
           m.campaigns().map((id) => {
             const st = m.runnerOf(id)!.status();
             return { campaignId: id, state: st.state, inFlight: st.inFlight };

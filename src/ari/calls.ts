@@ -123,7 +123,6 @@ export function fieldVariableName(name: string): string | undefined {
 export function variableValue(v: unknown): string | undefined {
   if (v === null || v === undefined) return undefined;
   if (typeof v === 'object') return undefined;
-  // eslint-disable-next-line no-control-regex
   return String(v)
     .replace(/[\u0000-\u001f\u007f]+/g, ' ')
     .slice(0, 512);

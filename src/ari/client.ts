@@ -1,21 +1,19 @@
 /**
  * Our small typed interface to Asterisk ARI.
  *
- * `ari-client` connects: it loads the swagger documents (resources.json and each resource) and
- * builds the operations from them. We then run those operations (path, method and parameters as
- * the documents define them) with our own HTTP requests, and the events WebSocket ourselves,
- * because ari-client 2.2 / swagger-client 2.0 fail in ways a dialer cannot live with:
- *  - a socket error (ECONNREFUSED, a reset keep-alive socket) is silently dropped and the request
- *    never completes; HTTP status codes are lost (every error becomes a bare message);
- *  - basic-auth credentials live in ONE process-wide slot shared by every connection;
- *  - a failed document load (401, 5xx) is *thrown* from a socket callback (an uncaught exception):
- *    we check the documents ourselves first and only hand a verified server to ari-client, and
- *    serialise connects so the credentials slot holds ours while it loads;
- *  - its events WebSocket gives up after 10 retries and can reconnect after stop(); ours retries
- *    with capped exponential backoff for as long as the node lives, with ping/pong liveness.
+ * The operations come from ARI's own swagger documents: on connect we GET /ari/api-docs/resources.json
+ * and the resource documents we use (asterisk, channels, applications, events) and build one operation
+ * per `nickname` (path, HTTP method, parameters and where each goes) from them, so a resource or
+ * operation this Asterisk does not offer is one clear error. Requests, credentials and the events
+ * WebSocket are ours: per-connection basic auth, a keep-alive agent, a timeout on every request,
+ * every failure typed (status codes kept), and reconnects with capped exponential backoff and
+ * ping/pong liveness for as long as the node lives.
+ *
+ * (Earlier versions let `ari-client` / swagger-client 2.0 build the operations; it drops socket errors
+ * silently, keeps credentials in one process-wide slot, throws document-load failures from a socket
+ * callback and logs through console.log, so it needed a global console patch and a connect queue.)
  */
 import { EventEmitter } from 'events';
-import path from 'path';
 import http from 'http';
 import https from 'https';
 import WebSocket from 'ws';
@@ -134,28 +132,45 @@ export function errorForNetwork(err: unknown, what: string): AriError {
   });
 }
 
-/** An operation as swagger-client built it from the ARI documents. */
-interface SwaggerOperation {
+/** One operation of an ARI resource document (swagger 1.1, as Asterisk serves them). */
+export interface AriOperation {
+  /** Path below /ari, e.g. `/channels/{channelId}/variable`. */
   path: string;
   method: string;
-  parameters?: Array<{ name: string; paramType: 'path' | 'query' | 'body' | 'header'; required?: boolean }>;
-}
-interface AriClientLike {
-  _swagger: { apis: Record<string, { operations?: Record<string, SwaggerOperation> }> };
+  parameters: Array<{ name: string; paramType: 'path' | 'query' | 'body' | 'header' | 'form'; required?: boolean }>;
 }
 
-// ari-client and its swagger-client, resolved from ari-client's own folder (swagger-client is its dependency).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const ariClient = require('ari-client') as { connect(url: string, user: string, pass: string): Promise<AriClientLike> };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const swagger = require(
-  require.resolve('swagger-client', { paths: [path.dirname(require.resolve('ari-client/package.json'))] }),
-) as {
-  authorizations: { add(name: string, auth: unknown): void };
-  PasswordAuthorization: new (name: string, user: string, pass: string) => unknown;
-};
+/** Resource name -> operation nickname -> operation. */
+export type AriApi = Record<string, Record<string, AriOperation>>;
 
-let connectQueue: Promise<unknown> = Promise.resolve();
+/** The resources this client uses; each must be listed by resources.json. */
+export const ARI_RESOURCES = ['asterisk', 'channels', 'applications', 'events'] as const;
+
+interface SwaggerDoc {
+  apis?: Array<{
+    path?: string;
+    operations?: Array<{ httpMethod?: string; nickname?: string; parameters?: AriOperation['parameters'] }>;
+  }>;
+}
+
+/** Build the operations of one resource document (`{apis: [{path, operations: [{httpMethod, nickname, parameters}]}]}`). */
+export function operationsOf(doc: unknown, resource: string): Record<string, AriOperation> {
+  const apis = (doc as SwaggerDoc | null)?.apis;
+  if (!Array.isArray(apis)) throw new AriError('bad_response', `ARI ${resource} document has no apis`);
+  const ops: Record<string, AriOperation> = {};
+  for (const api of apis) {
+    if (typeof api?.path !== 'string' || !Array.isArray(api.operations)) continue;
+    for (const op of api.operations) {
+      if (typeof op?.nickname !== 'string' || typeof op.httpMethod !== 'string') continue;
+      ops[op.nickname] = {
+        path: api.path,
+        method: op.httpMethod.toUpperCase(),
+        parameters: Array.isArray(op.parameters) ? op.parameters.filter((x) => typeof x?.name === 'string') : [],
+      };
+    }
+  }
+  return ops;
+}
 
 /** Normalise a base URL: keep scheme://host:port, drop a trailing /ari or slash. */
 export function normaliseBaseUrl(url: string): URL {
@@ -170,33 +185,6 @@ export function normaliseBaseUrl(url: string): URL {
   return new URL(`${u.protocol}//${u.host}`);
 }
 
-/** One GET with basic auth, our own (used for the pre-flight document check). */
-function httpGet(url: URL, user: string, pass: string, timeoutMs: number): Promise<{ status: number; body: string }> {
-  const mod = url.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = mod.request(
-      url,
-      {
-        method: 'GET',
-        headers: {
-          Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`,
-          Accept: 'application/json',
-        },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /**
  * A connection to one Asterisk: REST operations plus the events WebSocket of one Stasis app.
  * Events: 'event' (AriEvent), 'state' (state, error?), 'connected' (first time and after every
@@ -206,7 +194,7 @@ export class AriConnection extends EventEmitter {
   readonly app: string;
   private readonly base: URL;
   private readonly opts: AriOptions;
-  private client?: AriClientLike;
+  private api?: AriApi;
   private ws?: WebSocket;
   private _state: ConnectionState = 'idle';
   private _lastError?: AriError;
@@ -284,7 +272,7 @@ export class AriConnection extends EventEmitter {
     if (this.closed) return;
     this.setState(this.everConnected ? 'reconnecting' : 'connecting');
     try {
-      if (!this.client) this.client = await this.loadApi();
+      if (!this.api) this.api = await this.loadApi();
       if (this.closed) return;
       await this.openEvents();
     } catch (err) {
@@ -336,73 +324,33 @@ export class AriConnection extends EventEmitter {
     }, delay);
   }
 
-  /** Check the documents ourselves (typed errors, no uncaught throw), then let ari-client build the API. */
-  private async loadApi(): Promise<AriClientLike> {
-    const timeout = this.opts.requestTimeoutMs ?? 10_000;
-    const listing = new URL('/ari/api-docs/resources.json', this.base);
-    let r: { status: number; body: string };
+  /** GET one ARI document as JSON (typed errors: unauthorized, unreachable, not ARI). */
+  private async getDoc(name: string): Promise<unknown> {
+    const u = new URL(`/ari/api-docs/${name}`, this.base);
+    const what = `GET ${u.pathname}`;
+    const r = await this.request('GET', u, undefined, what);
+    if (r.status !== 200) throw errorForStatus(r.status, what, r.body);
     try {
-      r = await httpGet(listing, this.opts.username, this.opts.password, timeout);
-    } catch (err) {
-      throw errorForNetwork(err, `GET ${listing.pathname}`);
-    }
-    if (r.status !== 200) throw errorForStatus(r.status, `GET ${listing.pathname}`, r.body);
-    let apis: Array<{ path: string }>;
-    try {
-      apis = (JSON.parse(r.body) as { apis: Array<{ path: string }> }).apis;
-      if (!Array.isArray(apis)) throw new Error('no apis');
+      return JSON.parse(r.body) as unknown;
     } catch {
-      throw new AriError('bad_response', `GET ${listing.pathname}: not an ARI resource listing`);
+      const doc = name === 'resources.json' ? 'an ARI resource listing' : 'an ARI resource document';
+      throw new AriError('bad_response', `${what}: not ${doc} (not JSON; is this Asterisk's HTTP server?)`);
     }
-    for (const name of ['asterisk', 'channels', 'applications', 'events']) {
-      if (!apis.some((a) => a.path.includes(`/${name}.`)))
-        throw new AriError('bad_response', `ARI does not offer the ${name} resource`);
-      const u = new URL(`/ari/api-docs/${name}.json`, this.base);
-      let d: { status: number; body: string };
-      try {
-        d = await httpGet(u, this.opts.username, this.opts.password, timeout);
-      } catch (err) {
-        throw errorForNetwork(err, `GET ${u.pathname}`);
-      }
-      if (d.status !== 200) throw errorForStatus(d.status, `GET ${u.pathname}`, d.body);
-    }
-    // Serialise ari-client connects: swagger-client's credentials slot is process-wide.
-    const run = async (): Promise<AriClientLike> => {
-      this.applyAuth();
-      // swagger-client logs a "deprecated version of Swagger" line for ARI's 1.1 documents; keep logs clean.
-      const log = console.log;
-      console.log = (...a: unknown[]): void => {
-        if (!/deprecated version of Swagger/.test(String(a[0]))) log(...a);
-      };
-      // swagger-client drops socket errors silently (the load would never finish): bound it.
-      let timer: NodeJS.Timeout | undefined;
-      const limit = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new AriError('timeout', `ari-client did not finish loading the API documents in ${timeout * 2} ms`)),
-          timeout * 2,
-        );
-      });
-      try {
-        return await Promise.race([ariClient.connect(this.url, this.opts.username, this.opts.password), limit]);
-      } catch (err) {
-        if (err instanceof AriError) throw err;
-        throw new AriError('bad_response', `ari-client could not load the API: ${errorMessage(err)}`, { cause: err });
-      } finally {
-        clearTimeout(timer);
-        console.log = log;
-      }
-    };
-    const p = connectQueue.then(run, run);
-    connectQueue = p.catch(() => undefined);
-    return p;
   }
 
-  private applyAuth(): void {
-    swagger.authorizations.add(
-      'basic-auth',
-      new swagger.PasswordAuthorization(this.base.hostname, this.opts.username, this.opts.password),
-    );
+  /** Load resources.json and the documents of the resources we use; build the operations from them. */
+  private async loadApi(): Promise<AriApi> {
+    const listing = (await this.getDoc('resources.json')) as { apis?: Array<{ path?: unknown }> } | null;
+    const listed = listing?.apis;
+    if (!Array.isArray(listed))
+      throw new AriError('bad_response', 'GET /ari/api-docs/resources.json: not an ARI resource listing');
+    const api: AriApi = {};
+    for (const name of ARI_RESOURCES) {
+      if (!listed.some((a) => typeof a?.path === 'string' && a.path.includes(`/${name}.`)))
+        throw new AriError('bad_response', `ARI does not offer the ${name} resource`);
+      api[name] = operationsOf(await this.getDoc(`${name}.json`), name);
+    }
+    return api;
   }
 
   private openEvents(): Promise<void> {
@@ -482,11 +430,6 @@ export class AriConnection extends EventEmitter {
     this.pingTimer = undefined;
   }
 
-  /** Drop the events connection as if the network failed (tests). */
-  dropEvents(): void {
-    this.ws?.terminate();
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -519,8 +462,8 @@ export class AriConnection extends EventEmitter {
    * request timeout) instead of failing calls that arrive right after deploy. A known failure
    * (wrong password, unreachable) is returned at once.
    */
-  private ready(what: string): Promise<AriClientLike> {
-    if (this.client) return Promise.resolve(this.client);
+  private ready(what: string): Promise<AriApi> {
+    if (this.api) return Promise.resolve(this.api);
     if (this.closed) return Promise.reject(new AriError('network', `${what}: ARI connection is closed`));
     if (this._state !== 'connecting' && this._state !== 'idle') {
       const e = this._lastError;
@@ -531,15 +474,15 @@ export class AriConnection extends EventEmitter {
       );
     }
     const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
-    return new Promise<AriClientLike>((resolve, reject) => {
+    return new Promise<AriApi>((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);
         this.off('state', onState);
       };
       const onState = (): void => {
-        if (this.client) {
+        if (this.api) {
           cleanup();
-          resolve(this.client);
+          resolve(this.api);
         } else if (this._state !== 'connecting' && this._state !== 'idle') {
           cleanup();
           this.ready(what).then(resolve, reject);
@@ -554,10 +497,8 @@ export class AriConnection extends EventEmitter {
   }
 
   /**
-   * One REST operation. The operation (path, method, parameters) comes from the documents
-   * ari-client loaded; the request is ours: per-connection credentials, a keep-alive agent, a
-   * timeout, and every failure typed (swagger-client's transport drops socket errors silently
-   * and leaves the request hanging, and keeps credentials in one process-wide slot).
+   * One REST operation: path, method and parameters from the resource documents; the request with
+   * this connection's credentials, keep-alive agent and timeout; every failure typed.
    */
   private async call<T>(
     resource: string,
@@ -566,8 +507,8 @@ export class AriConnection extends EventEmitter {
     what: string,
     parse: 'json' | 'none' = 'json',
   ): Promise<T> {
-    const client = await this.ready(what);
-    const op = client._swagger.apis[resource]?.operations?.[operation];
+    const api = await this.ready(what);
+    const op = api[resource]?.[operation];
     if (!op)
       throw new AriError('not_found', `${what}: operation ${resource}.${operation} missing from the ARI documents`);
     let p = op.path;
@@ -588,7 +529,7 @@ export class AriConnection extends EventEmitter {
     }
     const qs = query.toString();
     const url = new URL(`/ari${p}${qs ? `?${qs}` : ''}`, this.base);
-    const r = await this.request(String(op.method).toUpperCase(), url, body, what);
+    const r = await this.request(op.method, url, body, what);
     if (r.status >= 400) throw errorForStatus(r.status, what, r.body);
     if (parse === 'none' || !r.body) return undefined as T;
     try {

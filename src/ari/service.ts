@@ -108,8 +108,7 @@ export class AriService extends EventEmitter {
   private async create(): Promise<AriConnection> {
     let opts: Omit<AriOptions, 'backoff'>;
     if (this.settings.mode === 'simulator') {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { startSimulator } = require('../sim/index') as typeof import('../sim/index');
+      const { startSimulator } = await import('../sim/index');
       const sim = await startSimulator({
         port: 0,
         app: this.settings.app || DEFAULT_APP,

@@ -104,15 +104,6 @@ export function encodeWav(audio: PcmAudio, simText?: string): Buffer {
   return buf;
 }
 
-/** Duration in ms of a WAV buffer (0 when it cannot be parsed). */
-export function wavDurationMs(buf: Buffer): number {
-  try {
-    return parseWav(buf).durationMs;
-  } catch {
-    return 0;
-  }
-}
-
 /** Mix interleaved channels down to mono. */
 export function toMono(audio: PcmAudio): PcmAudio {
   if (audio.channels === 1) return audio;

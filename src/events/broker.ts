@@ -173,7 +173,7 @@ export class EmbeddedBroker {
     client: AedesClient,
     username: string | undefined,
     password: Buffer | undefined,
-    done: (err: any, ok: boolean | null) => void,
+    done: (err: import('aedes').AuthenticateError | null, ok: boolean | null) => void,
   ): void {
     const pw = password ? password.toString('utf8') : '';
     if (username === this.internal.username) {
@@ -240,7 +240,7 @@ export class EmbeddedBroker {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => stream.destroy());
         ws.on('error', () => undefined);
-        this.aedes.handle(stream as any, req);
+        this.aedes.handle(stream as unknown as Parameters<AedesBroker['handle']>[0], req);
       });
     };
     server.on('upgrade', onUpgrade);

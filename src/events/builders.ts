@@ -93,6 +93,8 @@ export interface Routed {
   retain: boolean;
 }
 
+/** A flow's msg: untyped input. Every field read here is checked by the event schema (checked()) before it leaves. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped flow input, validated by validateEvent
 type Msg = Record<string, any>;
 
 function bad(message: string): DialerError {

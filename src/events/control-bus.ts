@@ -34,13 +34,13 @@ export interface ControlBusEvents {
 
 class ControlBus extends EventEmitter {
   override on<E extends keyof ControlBusEvents>(event: E, listener: ControlBusEvents[E]): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    return super.on(event, listener);
+  override on(event: string | symbol, listener: (...args: never[]) => void): this;
+  override on(event: string | symbol, listener: (...args: never[]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
   }
   override emit<E extends keyof ControlBusEvents>(event: E, ...args: Parameters<ControlBusEvents[E]>): boolean;
-  override emit(event: string | symbol, ...args: any[]): boolean;
-  override emit(event: string | symbol, ...args: any[]): boolean {
+  override emit(event: string | symbol, ...args: unknown[]): boolean;
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
     return super.emit(event, ...args);
   }
 }
@@ -80,9 +80,4 @@ export function takeSupervisorLine(callId: string): string | undefined {
   const t = q.shift();
   if (q.length === 0) pendingLines.delete(id);
   return t;
-}
-
-/** Forget every waiting line of a call (call ended). */
-export function clearSupervisorLines(callId: string): void {
-  pendingLines.delete(String(callId));
 }

@@ -29,7 +29,7 @@ export function cleanReplyText(raw: unknown): string {
 }
 
 /** A dialplan destination: extension, `exten@context`, or a queue name. Nothing else reaches the flow. */
-export const DESTINATION = /^[A-Za-z0-9_+*#.\-]{1,40}(@[A-Za-z0-9_\-]{1,40})?$/;
+export const DESTINATION = /^[A-Za-z0-9_+*#.-]{1,40}(@[A-Za-z0-9_-]{1,40})?$/;
 
 export interface ActionPolicy {
   /** Destinations the model may transfer to (empty: only `defaultTransfer`). */

@@ -4,6 +4,7 @@
  * is set, and the built-in Asterisk simulator unless ARI_URL is set.
  */
 import fs from 'fs';
+import { randomBytes } from 'crypto';
 import http from 'http';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
@@ -11,6 +12,7 @@ import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from './health';
+import type { Persona } from '../sim/persona';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -202,10 +204,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   try {
     // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
     if (!env.ARI_URL) {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const { startSimulator } = require('../sim/index') as {
-        startSimulator(o: Record<string, unknown>): Promise<Simulator & { channels(): unknown[] }>;
-      };
+      const { startSimulator } = await import('../sim/index');
       const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
       const started = await startSimulator({
         ...simSettings,
@@ -232,9 +231,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     linkPackage(userDir);
     const flow = prepareFlowFile(env, dir);
 
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const express = require('express') as typeof import('express');
-    RED = require('node-red') as typeof import('node-red');
+    const { default: express } = await import('express');
+    RED = (await import('node-red')).default;
     const app = express();
     server = http.createServer(app);
     const settings = {
@@ -311,9 +309,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
  */
 export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
   speed?: number;
-  personas?: Record<string, unknown>;
+  personas?: Record<string, Persona>;
 } {
-  const out: { speed?: number; personas?: Record<string, unknown> } = {};
+  const out: { speed?: number; personas?: Record<string, Persona> } = {};
   if (env.SIM_SPEED !== undefined && env.SIM_SPEED !== '') {
     const v = Number(env.SIM_SPEED);
     if (!Number.isFinite(v) || v <= 0 || v > 1000)
@@ -339,7 +337,7 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new StartupError(`SIM_PERSONAS: ${env.SIM_PERSONAS} must hold a JSON object of phone number -> persona`);
     }
-    out.personas = parsed as Record<string, unknown>;
+    out.personas = parsed as Record<string, Persona>;
   }
   return out;
 }
@@ -348,7 +346,7 @@ export function simulatorSettingsFromEnv(env: NodeJS.ProcessEnv): {
 function credentialSecretFile(dir: string): string {
   const file = path.join(dir, '.credential-secret');
   if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  const secret = require('crypto').randomBytes(24).toString('hex') as string;
+  const secret = randomBytes(24).toString('hex');
   fs.writeFileSync(file, secret + '\n', { mode: 0o600 });
   return secret;
 }

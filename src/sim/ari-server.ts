@@ -1,5 +1,5 @@
 /**
- * The simulator's ARI side: the REST subset we use, the swagger documents ari-client loads, and the
+ * The simulator's ARI side: the REST subset we use, the swagger documents the ARI client loads, and the
  * events WebSocket, behaving as Asterisk 22 does (see the Asterisk facts and the ARI side in
  * docs/contributing/simulator.md). Each originated channel follows the persona of the number dialled; on
  * continue-in-dialplan into an AGI context it connects to fastagi-in with the AGI client.
@@ -11,6 +11,7 @@ import { EventEmitter } from 'events';
 import http from 'http';
 import type { AddressInfo } from 'net';
 import { WebSocketServer, WebSocket } from 'ws';
+import { runAgiCall } from './agi-client';
 import { demoPersona, type Persona } from './persona';
 import { resourceDoc } from './swagger';
 import { causeText } from '../ari/outcome';
@@ -81,8 +82,6 @@ export interface AriSimOptions {
   progressMs?: number;
 }
 
-type AgiRunner = (opts: Record<string, unknown>) => Promise<unknown>;
-
 const TECHS = new Set(['PJSIP', 'SIP', 'Local', 'IAX2', 'DAHDI']);
 const HANGUP_REASONS: Record<string, number> = {
   normal: 16,
@@ -123,22 +122,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-let agiRunner: AgiRunner | null | undefined;
-/** The AGI side lives in ./agi-client (another module); loaded lazily so this file stands alone. */
-function loadAgiRunner(): AgiRunner | null {
-  if (agiRunner !== undefined) return agiRunner;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('./agi-client') as { runAgiCall?: AgiRunner };
-    agiRunner = typeof mod.runAgiCall === 'function' ? mod.runAgiCall : null;
-  } catch (err) {
-    // Only a missing module means "no AGI side"; a broken one is a bug to surface.
-    if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND' || !/agi-client/.test(errorMessage(err))) throw err;
-    agiRunner = null;
-  }
-  return agiRunner;
 }
 
 interface WsClient {
@@ -688,16 +671,9 @@ export class AriSimulator extends EventEmitter {
       app_name: 'AGI',
       app_data: `agi://${this.agi.host}:${this.agi.port}/${this.agi.script ?? ''}`,
     };
-    const run = loadAgiRunner();
-    if (!run) {
-      // No AGI side in this build: AGI() fails to connect and the dialplan hangs up.
-      this.emit('agi-error', ch.id, new Error('AGI client not available'));
-      this.hangup(ch, 16);
-      return;
-    }
     const abort = new AbortController();
     ch.agiAbort = abort;
-    run({
+    runAgiCall({
       host: this.agi.host,
       port: this.agi.port,
       script,

@@ -27,11 +27,6 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
-/** What a store config node offers other nodes: `RED.nodes.getNode(config.store).getDb()`. */
-export interface DbProvider {
-  getDb(): Promise<Db>;
-}
-
 export interface StoreOptions {
   /** postgres:// URL; absent: embedded PGlite in `dataDir`. */
   url?: string;

@@ -15,17 +15,15 @@ import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { postgresTarget, type DbTarget } from '../helpers/db';
 
-/* eslint-disable @typescript-eslint/no-var-requires */
-const fastagiIn = require('../../nodes/fastagi-in/fastagi-in');
-const agiRecord = require('../../nodes/agi-record/agi-record');
-const agiHangup = require('../../nodes/agi-hangup/agi-hangup');
-const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
-const catchNode = require('@node-red/nodes/core/common/25-catch.js');
-/* eslint-enable @typescript-eslint/no-var-requires */
+import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
+import agiRecord from '../../nodes/agi-record/agi-record';
+import agiHangup from '../../nodes/agi-hangup/agi-hangup';
+import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
+import catchNode from '@node-red/nodes/core/common/25-catch.js';
 
 helper.init(require.resolve('node-red'));
 
-type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Msg = Record<string, any>;
 type TestNode = ReturnType<typeof helper.getNode> & { port?: number };
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-agi-nodes-'));

@@ -9,6 +9,7 @@ import { runAgiCall, type AgiCallOptions, type AgiCallResult } from '../../src/s
 import { encodeWav, parseWav } from '../../src/audio/wav';
 import type { Persona } from '../../src/sim/persona';
 import { waitFor } from '../helpers/wait';
+import { testWith } from '../helpers/tools';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-agi-sim-'));
 const hello = path.join(dir, 'hello'); // 1 s of tone, 8 kHz
@@ -297,7 +298,11 @@ const hasEspeak = (() => {
     return false;
   }
 })();
-(hasEspeak ? test : test.skip)('speech: espeak-ng gives real speech at 8 kHz with the text attached', async () => {
+testWith(
+  'espeak-ng',
+  hasEspeak,
+  'apt-get install espeak-ng',
+)('speech: espeak-ng gives real speech at 8 kHz with the text attached', async () => {
   const rec = path.join(dir, 'espeak');
   script = async (s) => {
     await s.recordFile({ path: rec, maxMs: 20000, silenceSeconds: 1 });

@@ -5,11 +5,9 @@ import { parseTransferTarget } from '../../src/agi/transfer';
 import { controlBus } from '../../src/events/control-bus';
 import { waitFor } from '../helpers/wait';
 
-/* eslint-disable @typescript-eslint/no-var-requires */
-const fastagiIn = require('../../nodes/fastagi-in/fastagi-in');
-const agiHangup = require('../../nodes/agi-hangup/agi-hangup');
-const changeNode = require('@node-red/nodes/core/function/15-change.js');
-/* eslint-enable @typescript-eslint/no-var-requires */
+import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
+import agiHangup from '../../nodes/agi-hangup/agi-hangup';
+import changeNode from '@node-red/nodes/core/function/15-change.js';
 
 helper.init(require.resolve('node-red'));
 
@@ -62,7 +60,7 @@ test('agi-hangup with a transfer action sets context, extension and priority and
     5000,
     'fastagi-in to listen',
   );
-  const out: Array<Record<string, any>> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const out: Array<Record<string, any>> = [];
   helper.getNode('out').on('input', (m: Record<string, unknown>) => out.push(m));
   const result = await runAgiCall({
     host: '127.0.0.1',

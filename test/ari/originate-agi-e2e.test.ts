@@ -7,14 +7,10 @@ import net from 'net';
 import helper from 'node-red-node-test-helper';
 import { waitFor } from '../helpers/wait';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const asteriskNode = require('../../nodes/ai-dialer-asterisk/ai-dialer-asterisk');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const originateNode = require('../../nodes/ari-originate/ari-originate');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const fastagiNode = require('../../nodes/fastagi-in/fastagi-in');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const hangupNode = require('../../nodes/agi-hangup/agi-hangup');
+import asteriskNode from '../../nodes/ai-dialer-asterisk/ai-dialer-asterisk';
+import originateNode from '../../nodes/ari-originate/ari-originate';
+import fastagiNode from '../../nodes/fastagi-in/fastagi-in';
+import hangupNode from '../../nodes/agi-hangup/agi-hangup';
 
 helper.init(require.resolve('node-red'));
 

@@ -6,10 +6,8 @@ import helper from 'node-red-node-test-helper';
 import { startSimulator, type SimulatorHandle } from '../../src/sim/index';
 import { waitFor } from '../helpers/wait';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const asteriskNode = require('../../nodes/ai-dialer-asterisk/ai-dialer-asterisk');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const originateNode = require('../../nodes/ari-originate/ari-originate');
+import asteriskNode from '../../nodes/ai-dialer-asterisk/ai-dialer-asterisk';
+import originateNode from '../../nodes/ari-originate/ari-originate';
 
 helper.init(require.resolve('node-red'));
 

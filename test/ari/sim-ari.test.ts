@@ -1,6 +1,6 @@
 /**
  * The simulator's ARI surface as a client sees it: auth (basic and api_key), 401s on REST and the
- * events WebSocket, the swagger documents ari-client builds its API from, event shapes, and the
+ * events WebSocket, the swagger documents the ARI client builds its operations from, event shapes, and the
  * hand-over to a FastAGI server with the originate variables (GET VARIABLE CALL_ID, AMD results).
  */
 import net from 'net';

@@ -4,6 +4,7 @@ import { campaignControl, registerCampaignManager, unregisterCampaignManager } f
 import { claimContacts } from '../../src/store/claim';
 import { recordOutcome, releaseClaims, reconcileOpenCalls } from '../../src/store/campaigns';
 import { ensureBuckets, takeTokens } from '../../src/store/pacing';
+import { ariLivenessChecker } from '../../src/campaign/liveness';
 import { dbTargets } from '../helpers/db';
 import { makeCampaign, makeContacts, waitFor } from './fixtures';
 
@@ -570,7 +571,6 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
 });
 
 describe('ARI liveness checker', () => {
-  const { ariLivenessChecker } = require('../../src/campaign/liveness') as typeof import('../../src/campaign/liveness');
   test('a call is live when a channel named for it (or its stored channel id) exists; the list is fetched once per burst', async () => {
     let fetches = 0;
     const check = ariLivenessChecker(async () => {

@@ -8,10 +8,8 @@ import { campaignControl } from '../../src/campaign/control';
 import { makeCampaign, makeContacts, waitFor } from './fixtures';
 import { postgresTarget } from '../helpers/db';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const queueNode = require('../../nodes/campaign-queue/campaign-queue');
+import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
+import queueNode from '../../nodes/campaign-queue/campaign-queue';
 
 helper.init(require.resolve('node-red'));
 

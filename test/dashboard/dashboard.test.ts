@@ -5,8 +5,9 @@
 import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable, launchChromium, screenshot, startDashboardHarness, type DashboardHarness } from './harness';
 import type { CampaignControlApi } from '../../src/api/router';
+import { describeWith } from '../helpers/tools';
 
-const run = chromiumAvailable() ? describe : describe.skip;
+const run = describeWith('Chromium', chromiumAvailable(), 'apt-get install chromium, or set CHROMIUM_PATH');
 
 run('dashboard in headless Chromium', () => {
   let hx: DashboardHarness;

@@ -21,9 +21,10 @@ import { freePort } from '../../src/runtime/ports';
 import { DEMO_CAMPAIGN_NAME } from '../../src/runtime/demo';
 import { waitFor } from '../helpers/wait';
 import { spawnStart, waitForBanner } from '../helpers/start';
+import { describeWith } from '../helpers/tools';
 
 const root = path.resolve(__dirname, '..', '..');
-const run = chromiumAvailable() ? describe : describe.skip;
+const run = describeWith('Chromium', chromiumAvailable(), 'apt-get install chromium, or set CHROMIUM_PATH');
 
 interface Runtime {
   child: ChildProcess;

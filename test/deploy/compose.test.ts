@@ -15,6 +15,7 @@ import os from 'os';
 import path from 'path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parse as parseYaml } from 'yaml';
+import { describeWith } from '../helpers/tools';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
@@ -44,7 +45,6 @@ const ENVSUBST_BIN = which('envsubst');
 const MOSQUITTO_PASSWD_BIN = which('mosquitto_passwd');
 
 function skipNote(what: string, why: string): void {
-  // eslint-disable-next-line no-console
   console.warn(`SKIPPED ${what}: ${why}`);
 }
 
@@ -383,9 +383,7 @@ describe('deployment documentation', () => {
   });
 });
 
-const withCompose = COMPOSE_BIN ? describe : describe.skip;
-if (!COMPOSE_BIN)
-  skipNote('docker-compose validation', 'docker-compose is not installed (apt-get install docker-compose)');
+const withCompose = describeWith('docker-compose', !!COMPOSE_BIN, 'apt-get install docker-compose');
 
 withCompose('docker-compose.yml rendered by `docker-compose config` with .env from .env.example', () => {
   let cfg: any;
@@ -641,9 +639,11 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
 
 // ---------------------------------------------------------------------------------------------------
 
-const withMosquitto = MOSQUITTO_BIN && MOSQUITTO_PASSWD_BIN ? describe : describe.skip;
-if (!MOSQUITTO_BIN || !MOSQUITTO_PASSWD_BIN)
-  skipNote('Mosquitto ACL test', 'mosquitto / mosquitto_passwd not installed');
+const withMosquitto = describeWith(
+  'mosquitto and mosquitto_passwd',
+  !!MOSQUITTO_BIN && !!MOSQUITTO_PASSWD_BIN,
+  'apt-get install mosquitto',
+);
 
 withMosquitto('deploy/mosquitto: the real broker with the generated password file and ACL', () => {
   const W = { username: 'ai-dialer-writer', password: 'writer-pw-9f3a1c' };
@@ -856,8 +856,7 @@ describe('container entrypoints refuse placeholders and bad settings', () => {
 });
 
 const BUILT_RUNTIME = path.join(ROOT, 'dist', 'src', 'runtime', 'main.js');
-const withBuild = fs.existsSync(BUILT_RUNTIME) ? describe : describe.skip;
-if (!fs.existsSync(BUILT_RUNTIME)) skipNote('Node-RED entrypoint start', 'dist/ not built (npm run build)');
+const withBuild = describeWith('the build output (dist/)', fs.existsSync(BUILT_RUNTIME), 'npm run build');
 
 withBuild(
   'deploy/node-red: the entrypoint starts the runtime the way the container does; the healthcheck sees it',
@@ -948,8 +947,7 @@ withBuild(
   },
 );
 
-const withEnvsubst = ENVSUBST_BIN ? describe : describe.skip;
-if (!ENVSUBST_BIN) skipNote('Asterisk entrypoint rendering', 'envsubst (gettext-base) not installed');
+const withEnvsubst = describeWith('envsubst', !!ENVSUBST_BIN, 'apt-get install gettext-base');
 
 withEnvsubst('deploy/asterisk/entrypoint.sh installs asterisk-config with the settings from .env', () => {
   const trunk = {

@@ -37,6 +37,7 @@ import {
   type Contact,
   type Kind,
 } from './scenario';
+import { testWith } from '../helpers/tools';
 
 jest.setTimeout(150000);
 
@@ -395,7 +396,7 @@ async function runScenario(t: Target): Promise<void> {
       await db.close();
     }
     mark('database checked');
-    // eslint-disable-next-line no-console
+
     console.log(
       `e2e ${t.label}: ${JSON.stringify(marks)} ms since start; ${calls.length} calls, ${received.length} MQTT messages`,
     );
@@ -548,13 +549,11 @@ describe('the default flow end to end (npm start, simulator)', () => {
   });
 
   const baseUrl = process.env.DATABASE_URL;
-  const pgTest = baseUrl ? test : test.skip;
-  if (!baseUrl) {
-    // eslint-disable-next-line no-console
-    console.log(
-      'skipped: PostgreSQL + Mosquitto run (set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to include it)',
-    );
-  }
+  const pgTest = testWith(
+    'PostgreSQL (DATABASE_URL)',
+    !!baseUrl,
+    'DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
+  );
   pgTest('PostgreSQL (DATABASE_URL) + Mosquitto (MQTT_URL): the same campaign', async () => {
     const name = `aid_e2e_${process.pid}_${Date.now().toString(36)}`;
     const admin = new Client({ connectionString: baseUrl });

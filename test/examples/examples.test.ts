@@ -13,17 +13,20 @@ import path from 'path';
 import http from 'http';
 import type { AddressInfo } from 'net';
 import helper from 'node-red-node-test-helper';
+import { createRequire } from 'module';
+import pkg from '../../package.json';
 import { runAgiCall } from '../../src/sim/agi-client';
 import { acquireDb, releaseDb, type Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 
-/* eslint-disable @typescript-eslint/no-var-requires */
+// Node-RED's own node modules, loaded by path at run time (as Node-RED does)
+const nodeLoad = createRequire(__filename);
 const ROOT = path.join(__dirname, '..', '..');
-const pkg = require('../../package.json') as { 'node-red': { nodes: Record<string, string> } };
+
 /** Our node types -> their TypeScript module (the package registers the compiled dist/ twin). */
 const OURS: Record<string, unknown> = {};
-for (const type of Object.keys(pkg['node-red'].nodes)) OURS[type] = require(path.join(ROOT, 'nodes', type, type));
-const core = (p: string) => require(`@node-red/nodes/core/${p}`);
+for (const type of Object.keys(pkg['node-red'].nodes)) OURS[type] = nodeLoad(path.join(ROOT, 'nodes', type, type));
+const core = (p: string) => nodeLoad(`@node-red/nodes/core/${p}`);
 /** Core node types the examples may use, and the module that registers each. */
 const CORE: Record<string, unknown> = {
   comment: core('common/90-comment.js'),
@@ -39,12 +42,11 @@ const CORE: Record<string, unknown> = {
   change: core('function/15-change.js'),
   delay: core('function/89-delay.js'),
 };
-const NodeProto = require('@node-red/runtime/lib/nodes/Node.js').prototype as { status: (s: unknown) => unknown; id: string };
-/* eslint-enable @typescript-eslint/no-var-requires */
+const NodeProto = nodeLoad('@node-red/runtime/lib/nodes/Node.js').prototype as { status: (s: unknown) => unknown; id: string };
 
 helper.init(require.resolve('node-red'));
 
-type N = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type N = Record<string, any>;  
 const EXAMPLES = ['appointment-reminder', 'lead-qualification', 'inbound-answering'];
 const CONFIG_TYPES = new Set(['ai-dialer-store', 'ai-dialer-bus', 'ai-dialer-asterisk', 'ai-dialer-llm']);
 const CONFIG_REFS: Record<string, string> = { store: 'ai-dialer-store', bus: 'ai-dialer-bus', asterisk: 'ai-dialer-asterisk', server: 'ai-dialer-llm' };
@@ -424,14 +426,13 @@ test('lead qualification transfers a qualified lead to sales (dialplan, not hang
 }, 90000);
 
 test("Node-RED's example library lists the three flows under the package (Import > Examples)", async () => {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const library = require('@node-red/registry/lib/library.js') as {
+  const library = nodeLoad('@node-red/registry/lib/library.js') as {
     init(): void;
     addExamplesDir(module: string, dir: string): Promise<void>;
     getExampleFlows(): Record<string, { f?: string[] }> | null;
     getExampleFlowPath(module: string, p: string): string | null;
   };
-  const pkgJson = require('../../package.json') as { name: string; files: string[] }; // eslint-disable-line @typescript-eslint/no-var-requires
+  const pkgJson = pkg;
   expect(pkgJson.files).toContain('examples/'); // shipped in the npm package
   library.init();
   await library.addExamplesDir(pkgJson.name, path.join(ROOT, 'examples'));

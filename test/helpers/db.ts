@@ -7,6 +7,7 @@ import os from 'os';
 import path from 'path';
 import { Client } from 'pg';
 import { openDb, type Db, type StoreOptions } from '../../src/store/db';
+import { requireTool } from './tools';
 
 export interface DbTarget {
   name: string;
@@ -64,7 +65,8 @@ export function postgresTarget(baseUrl: string): DbTarget {
 export function dbTargets(): Array<() => DbTarget> {
   const list: Array<() => DbTarget> = [pgliteTarget];
   const url = process.env.DATABASE_URL;
-  if (url) list.push(() => postgresTarget(url));
+  if (requireTool('PostgreSQL (DATABASE_URL)', !!url, 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/test'))
+    list.push(() => postgresTarget(url!));
   return list;
 }
 

@@ -4,8 +4,8 @@ import path from 'path';
 import helper from 'node-red-node-test-helper';
 import type { Db } from '../../src/store/db';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
+import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
+import { testWith } from '../helpers/tools';
 
 helper.init(require.resolve('node-red'));
 
@@ -31,7 +31,11 @@ describe('ai-dialer-store config node in the Node-RED runtime', () => {
   });
 
   const url = process.env.DATABASE_URL;
-  (url ? test : test.skip)('postgres mode takes the URL from credentials, not from the flow', async () => {
+  testWith(
+    'PostgreSQL (DATABASE_URL)',
+    !!url,
+    'DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
+  )('postgres mode takes the URL from credentials, not from the flow', async () => {
     await helper.load(storeNode, [{ id: 's2', type: 'ai-dialer-store', mode: 'postgres' }], { s2: { url } });
     const n = helper.getNode('s2') as unknown as { getDb(): Promise<Db>; credentials: { url?: string } };
     expect(n.credentials.url).toBe(url);

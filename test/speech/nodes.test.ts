@@ -18,22 +18,20 @@ import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { postgresTarget, type DbTarget } from '../helpers/db';
 
-/* eslint-disable @typescript-eslint/no-var-requires */
-const fastagiIn = require('../../nodes/fastagi-in/fastagi-in');
-const agiRecord = require('../../nodes/agi-record/agi-record');
-const agiHangup = require('../../nodes/agi-hangup/agi-hangup');
-const storeNode = require('../../nodes/ai-dialer-store/ai-dialer-store');
-const ttsSpeak = require('../../nodes/tts-speak/tts-speak');
-const sttTranscribe = require('../../nodes/stt-transcribe/stt-transcribe');
-const llmTurn = require('../../nodes/llm-turn/llm-turn');
-const llmServer = require('../../nodes/ai-dialer-llm/ai-dialer-llm');
-const catchNode = require('@node-red/nodes/core/common/25-catch.js');
-const switchNode = require('@node-red/nodes/core/function/10-switch.js');
-/* eslint-enable @typescript-eslint/no-var-requires */
+import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
+import agiRecord from '../../nodes/agi-record/agi-record';
+import agiHangup from '../../nodes/agi-hangup/agi-hangup';
+import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
+import ttsSpeak from '../../nodes/tts-speak/tts-speak';
+import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
+import llmTurn from '../../nodes/llm-turn/llm-turn';
+import llmServer from '../../nodes/ai-dialer-llm/ai-dialer-llm';
+import catchNode from '@node-red/nodes/core/common/25-catch.js';
+import switchNode from '@node-red/nodes/core/function/10-switch.js';
 
 helper.init(require.resolve('node-red'));
 
-type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Msg = Record<string, any>;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-speech-nodes-'));
 const audioDir = path.join(root, 'audio');
 const recDir = path.join(root, 'recordings');

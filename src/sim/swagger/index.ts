@@ -1,9 +1,9 @@
 /**
  * The ARI swagger (1.1-style, as Asterisk serves them) resource documents the simulator serves at
  * `/ari/api-docs/*.json`. Written from the public ARI reference, covering only the resources and
- * operations this project uses: asterisk, channels, applications, events. `ari-client` (through
- * swagger-client 2.0) loads `resources.json`, then each listed resource document, and builds one
- * callable operation per `nickname`.
+ * operations this project uses: asterisk, channels, applications, events. The ARI client
+ * (src/ari/client.ts) loads `resources.json`, then each resource document it uses, and builds one
+ * operation per `nickname`.
  *
  * Asterisk rewrites `basePath` to the address the client used; so do we.
  */

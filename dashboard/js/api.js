@@ -1,0 +1,51 @@
+/** The HTTP API (config.apiBase): api() resolves {ok, status, data} and never throws for HTTP errors; the API token prompt. */
+import { $, toast } from './dom.js';
+import { state } from './state.js';
+
+export function apiUrl(path) {
+  return state.config.apiBase.replace(/\/+$/, '') + path;
+}
+
+/** Call the API. Resolves {ok, status, data}; never throws for HTTP errors. */
+export function api(method, path, body) {
+  var headers = {};
+  var token = localStorage.getItem('aiDialerToken');
+  if (token && method !== 'GET') headers.Authorization = 'Bearer ' + token;
+  var init = { method: method, headers: headers };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  return fetch(apiUrl(path), init).then(
+    function (r) {
+      return r.text().then(function (text) {
+        var data;
+        try {
+          data = text ? JSON.parse(text) : null;
+        } catch (e) {
+          data = { error: text || r.statusText };
+        }
+        if ((r.status === 401 || r.status === 403) && method !== 'GET') askToken();
+        return { ok: r.ok, status: r.status, data: data || {} };
+      });
+    },
+    function (err) {
+      return { ok: false, status: 0, data: { error: 'cannot reach the server: ' + err.message } };
+    },
+  );
+}
+
+export function askToken() {
+  var d = $('#token-dialog');
+  if (d.open) return;
+  $('#token-form').token.value = localStorage.getItem('aiDialerToken') || '';
+  d.showModal();
+}
+$('#token-form').addEventListener('submit', function () {
+  var v = $('#token-form').token.value.trim();
+  if (v) localStorage.setItem('aiDialerToken', v);
+  else localStorage.removeItem('aiDialerToken');
+  toast(v ? 'API token saved in this browser' : 'API token removed', 'ok');
+});
+$('#token-btn').addEventListener('click', askToken);

@@ -1,0 +1,184 @@
+/** Campaign progress: counters, bars and the campaign cards. */
+import { $, append, clear, h, num } from './dom.js';
+import { campaignName, state } from './state.js';
+import { renderCampaignList, renderDetailProgress } from './campaigns.js';
+
+export var COUNTERS = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing', 'queued'];
+export var COUNTER_LABEL = {
+  completed: 'completed',
+  failed: 'failed',
+  no_answer: 'no answer',
+  busy: 'busy',
+  dnc_skipped: 'do-not-call',
+  active: 'active',
+  dialing: 'dialing',
+  queued: 'queued',
+};
+export var COLORS = {
+  completed: 'var(--ok)',
+  failed: 'var(--bad)',
+  no_answer: 'var(--warn)',
+  busy: 'var(--orange)',
+  dnc_skipped: 'var(--violet)',
+  active: 'var(--accent-strong)',
+  dialing: 'var(--cyan)',
+};
+
+export function onProgress(id, p, live) {
+  if (!isFinite(id)) return;
+  var prev = state.progress.get(id);
+  if (!live && prev && prev.live) return; // live data wins over the API snapshot
+  var q = { live: !!live, state: p.state || null };
+  COUNTERS.forEach(function (k) {
+    q[k] = num(p[k]);
+  });
+  q.total =
+    typeof p.total === 'number'
+      ? p.total
+      : COUNTERS.reduce(function (a, k) {
+          return a + q[k];
+        }, 0);
+  q.percent = typeof p.percent === 'number' ? p.percent : 0;
+  state.progress.set(id, q);
+  if (q.state && state.campaigns.has(id)) state.campaigns.get(id).status = q.state;
+  renderProgress();
+  if (state.selectedCampaign === id) renderDetailProgress();
+  renderCampaignList();
+}
+
+/** Progress from the API's status summary (before any live message). */
+export function progressFromStatus(s) {
+  if (s.progress && typeof s.progress.total === 'number') {
+    var p = {};
+    Object.keys(s.progress).forEach(function (k) {
+      p[k] = s.progress[k];
+    });
+    p.state = s.progress.status || s.status;
+    return p;
+  }
+  var b = s.calls.byStatus || {};
+  var o = s.calls.byOutcome || {};
+  return {
+    state: s.status,
+    queued: Math.max(0, s.contacts.pending - (s.contacts.on_dnc_list || 0)),
+    dialing: num(b.initiated) + num(b.ringing),
+    active: num(b.in_progress),
+    completed: num(o.completed),
+    failed: num(o.failed),
+    no_answer: num(o.no_answer),
+    busy: num(o.busy),
+    dnc_skipped: s.contacts.dnc + (s.contacts.on_dnc_list || 0),
+    total: s.contacts.total,
+    percent: s.progressPercent,
+  };
+}
+
+export function progressBar(p) {
+  var total = Math.max(1, p.total || 0);
+  var segs = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing'].map(function (k) {
+    var w = Math.min(100, (p[k] / total) * 100);
+    return w > 0
+      ? h('span', {
+          class: 'seg-' + k,
+          style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k],
+          title: COUNTER_LABEL[k] + ': ' + p[k],
+        })
+      : null;
+  });
+  return h(
+    'div',
+    {
+      class: 'bar',
+      role: 'progressbar',
+      'aria-valuenow': String(p.percent),
+      'aria-valuemin': '0',
+      'aria-valuemax': '100',
+    },
+    segs,
+  );
+}
+
+export function progressCounters(p) {
+  return h(
+    'div',
+    { class: 'counters' },
+    COUNTERS.map(function (k) {
+      return h(
+        'div',
+        { class: 'counter c-' + k, dataset: { counter: k } },
+        h('b', null, String(p[k])),
+        COUNTER_LABEL[k],
+      );
+    }),
+  );
+}
+
+export function renderProgress() {
+  var box = clear($('#progress-list'));
+  var ids = new Set(Array.from(state.campaigns.keys()).concat(Array.from(state.progress.keys())));
+  var list = Array.from(ids)
+    .sort(function (a, b) {
+      var ra = state.campaigns.get(a),
+        rb = state.campaigns.get(b);
+      var run = function (c, id) {
+        var s = (state.progress.get(id) || {}).state || (c && c.status);
+        return s === 'running' ? 0 : s === 'paused' ? 1 : 2;
+      };
+      return run(ra, a) - run(rb, b) || b - a;
+    })
+    .slice(0, 12);
+  if (!list.length) {
+    append(
+      box,
+      h(
+        'div',
+        { class: 'empty' },
+        'No campaigns yet. Create one in ',
+        h('a', { href: '#campaigns' }, 'Campaigns'),
+        '.',
+      ),
+    );
+    return;
+  }
+  list.forEach(function (id) {
+    var p = state.progress.get(id) || {
+      total: 0,
+      percent: 0,
+      state: null,
+      completed: 0,
+      failed: 0,
+      no_answer: 0,
+      busy: 0,
+      dnc_skipped: 0,
+      active: 0,
+      dialing: 0,
+      queued: 0,
+    };
+    var c = state.campaigns.get(id);
+    var st = p.state || (c && c.status) || 'unknown';
+    box.appendChild(
+      h(
+        'div',
+        { class: 'progress-card', dataset: { campaignId: String(id) } },
+        h(
+          'div',
+          { class: 'pc-head' },
+          h(
+            'div',
+            { style: 'min-width:0' },
+            h('div', { class: 'pc-name' }, campaignName(id)),
+            h('span', { class: 'muted small' }, (p.total || 0) + ' contacts' + (p.live ? '' : ' · snapshot')),
+          ),
+          h(
+            'div',
+            { style: 'display:flex;align-items:center;gap:10px' },
+            h('span', { class: 'badge ' + st }, st),
+            h('span', { class: 'pct' }, (p.percent || 0) + '%'),
+          ),
+        ),
+        progressBar(p),
+        progressCounters(p),
+      ),
+    );
+  });
+}
