@@ -531,7 +531,7 @@ describe('the speak and transcribe nodes with engine Wyoming (Node-RED runtime)'
   const ttsSpeak = require('../../nodes/tts-speak/tts-speak');
   const sttTranscribe = require('../../nodes/stt-transcribe/stt-transcribe');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  type Msg = Record<string, any>;
 
   beforeAll((done) => {
     helper.init(require.resolve('node-red'));
