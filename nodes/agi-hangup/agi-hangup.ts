@@ -1,7 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { getSession } from '../../src/agi/registry';
 import { DEFAULT_TRANSFER_CONTEXT, parseTransferTarget, transferCall } from '../../src/agi/transfer';
-import { closeCall, finaliseTranscript } from '../../src/store/calls';
+import { storeFinalisation } from '../../src/store/turns';
 import type { Db } from '../../src/store/db';
 import { errorMessage } from '../../src/util/errors';
 
@@ -29,8 +29,13 @@ export = function (RED: NodeAPI): void {
       if (!store || typeof store.getDb !== 'function' || typeof id !== 'number') return;
       try {
         const db = await store.getDb();
-        msg.call!.transcript = await finaliseTranscript(db, id);
-        if (msg.call!.direction === 'inbound') await closeCall(db, id, { status: 'completed', outcome: 'completed' });
+        const w = await storeFinalisation(db, {
+          id,
+          campaignId: Number(msg.call!.campaignId) || null,
+          inbound: msg.call!.direction === 'inbound',
+        });
+        if (w.stored) msg.call!.transcript = w.result;
+        else msg.call!.writePending = true; // the transcript is stored once the database is back
       } catch (err) {
         // The call is over either way; the record can be fixed later, the msg must go on.
         node.warn(`could not finalise call ${id}: ${errorMessage(err)}`);

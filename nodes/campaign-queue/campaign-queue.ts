@@ -5,7 +5,8 @@ import { CampaignManager, type CampaignEvent, type PlaceCall, type RunnerStatus 
 import { registerCampaignManager, unregisterCampaignManager } from '../../src/campaign/control';
 import { controlBus, type CampaignControl } from '../../src/events/control-bus';
 import { errorMessage } from '../../src/util/errors';
-import { ariLivenessChecker } from '../../src/campaign/liveness';
+import { ariView } from '../../src/campaign/reconcile';
+import type { AriConnection } from '../../src/ari/client';
 import { requestCallback } from '../../src/store/campaigns';
 import { mountWeb, unmountWeb, webOwner } from '../../src/api/mount';
 
@@ -26,7 +27,7 @@ interface StoreConfig extends Node {
 }
 
 interface AsteriskConfig extends Node {
-  connect(): Promise<{ listChannels(): Promise<Array<{ id: string }>> }>;
+  connect(): Promise<AriConnection>;
 }
 
 type Msg = NodeMessageInFlow & {
@@ -67,11 +68,15 @@ export = function (RED: NodeAPI): void {
     };
     // optional: reconcile open calls against Asterisk's live channels after a crash
     const asterisk = config.asterisk ? (RED.nodes.getNode(config.asterisk) as AsteriskConfig | null) : null;
-    const isLive =
-      asterisk && typeof asterisk.connect === 'function'
-        ? ariLivenessChecker(async () => (await asterisk.connect()).listChannels())
-        : undefined;
     let closing = false;
+    // open calls are reconciled against Asterisk: on take-over, on every (re)connection, periodically
+    const view =
+      asterisk && typeof asterisk.connect === 'function'
+        ? ariView(
+            () => asterisk.connect(),
+            () => manager?.onAsteriskReconnect(),
+          )
+        : undefined;
     let manager: CampaignManager | undefined;
     let lastProgress: (RunnerStatus['progress'] & { state?: string }) | undefined;
 
@@ -107,8 +112,17 @@ export = function (RED: NodeAPI): void {
         tickMs: num(config.tickMs),
         globalCps: num(config.globalCps),
         dncScope: config.dncScope === 'campaign' ? 'campaign' : 'global',
-        reconcile: { staleAfterMs: (num(config.staleAfter) ?? 900) * 1000, isLive },
+        reconcile: { staleAfterMs: (num(config.staleAfter) ?? 900) * 1000 },
+        asterisk: view,
+        // running campaigns nobody holds are picked up on start, on deploy and periodically
+        autoPickup: true,
       });
+      m.on('pickup', (id: number) => node.log(`campaign ${id}: picked up (running, nobody held it)`));
+      m.on('reconciled', (r: { campaignId: number | null; why: string; closed: unknown[]; hungUp: unknown[] }) =>
+        node.log(
+          `reconciled open calls (${r.why}): ${r.closed.length} closed, ${r.hungUp.length} orphan channel(s) hung up`,
+        ),
+      );
       m.on('call', (call: PlaceCall) => {
         if (closing) return;
         node.send([{ topic: 'call', call, payload: call.phone } as NodeMessage, null]);
@@ -257,6 +271,7 @@ export = function (RED: NodeAPI): void {
       closing = true;
       controlBus.off('campaign', onBus);
       if (serveApi) unmountWeb(RED.httpNode, node.id);
+      view?.close();
       const m = manager;
       if (!m) return done();
       unregisterCampaignManager(m);

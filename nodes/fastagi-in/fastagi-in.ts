@@ -1,5 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
-import { AgiServer, resolveServerOptions } from '../../src/agi/server';
+import { AgiServer, resolveServerOptions, type Refusal } from '../../src/agi/server';
+import { callIdOfEnv } from '../../src/agi/refusals';
+import { recordRefusal } from '../../src/campaign/refusals';
 import { readCall, readCallToken, type AgiCall } from '../../src/agi/call';
 import { admitCall } from '../../src/agi/admit';
 import { envArgs, parseNetworkScript } from '../../src/agi/protocol';
@@ -153,11 +155,24 @@ export = function (RED: NodeAPI): void {
         node.error(`AGI session could not start: ${errorMessage(err)}`, {
           call: call ?? { sessionId: s.id },
         } as unknown as NodeMessageInFlow);
+        const failedId = typeof call?.id === 'number' ? call.id : callIdOfEnv(s.env);
+        if (failedId !== undefined) {
+          const db = store && typeof store.getDb === 'function' ? store.getDb() : Promise.resolve(undefined);
+          void db.then((d) => recordRefusal(d, { callId: failedId, reason: 'session_failed' })).catch(() => undefined);
+        }
         s.close();
       }
     };
 
     server.on('session', (s: FastAgiSession) => void onSession(s));
+    // a refused session is not a conversation: its call is recorded failed with the reason, and retried
+    server.on('refused', (r: Refusal) => {
+      if (r.callId === undefined) return;
+      const db = store && typeof store.getDb === 'function' ? store.getDb() : Promise.resolve(undefined);
+      db.then((d) => recordRefusal(d, { callId: r.callId, reason: r.reason })).catch((err) =>
+        node.warn(`could not record the refused AGI session of call ${r.callId}: ${errorMessage(err)}`),
+      );
+    });
 
     // A supervisor's "hangup" for a call (MQTT ai-dialer/v1/calls/<id>/control, checked by the bus node).
     const onControl = (c: CallControl): void => {

@@ -15,6 +15,8 @@ import { asStageError, failureInfo, outputWired } from '../../src/speech/failure
 import { loadCallContext } from '../../src/llm/context';
 import type { Db } from '../../src/store/db';
 import { memoTranslate } from '../../src/util/i18n';
+import { storeUnderstoodDnc } from '../../src/campaign/dnc';
+import { turnInputOf } from '../../src/store/turns';
 
 interface LlmTurnDef extends NodeDef {
   engine: string;
@@ -211,7 +213,7 @@ export = function (RED: NodeAPI): void {
             withCampaignSettings(settings, msg),
           ),
         )
-        .then((r) => {
+        .then(async (r) => {
           if (r.done) contexts.delete(callKey);
           msg.reply = r.action
             ? { text: r.text, done: r.done, action: r.action, source: r.source }
@@ -223,6 +225,15 @@ export = function (RED: NodeAPI): void {
           else delete turn.action;
           turn.timing = { ...(turn.timing ?? {}), llmMs: Math.round(r.elapsedMs) };
           turn.engines = { ...(turn.engines ?? {}), llm: r.engine };
+          // a do-not-call request is stored with its turn now, before the goodbye is spoken
+          if (r.action?.type === 'add_to_dnc' && store)
+            await store
+              .getDb()
+              .then((db) => storeUnderstoodDnc(db, msg.call ?? { id: undefined }, turnInputOf(turn)))
+              .then(
+                (w) => (w.stored ? undefined : Object.assign(turn, { writePending: true })),
+                (err: unknown) => node.warn(_('llm-turn.warn.dnc', { error: errorMessage(err) })),
+              );
           node.status({ fill: 'green', shape: 'dot', text: r.action ? r.action.type : `"${r.text.slice(0, 40)}"` });
           send([msg, null]);
           done();

@@ -1,7 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { performance } from 'perf_hooks';
 import { getSession } from '../../src/agi/registry';
-import { appendTurn } from '../../src/store/calls';
+import { storeSpokenTurn, turnInputOf, type SpokenTurn } from '../../src/store/turns';
 import type { Db } from '../../src/store/db';
 import { StageError, errorMessage } from '../../src/util/errors';
 import { renderTemplate, templateContext } from '../../src/util/template';
@@ -121,6 +121,30 @@ export = function (RED: NodeAPI): void {
       } else done(err);
     };
 
+    /** Store msg.turn as about to be spoken; undefined without a store or call id (logged when it fails). */
+    const spokenTurn = async (msg: Msg, text: string, tts: TtsResult): Promise<SpokenTurn | undefined> => {
+      const callId = Number(msg.call?.id);
+      const turn = msg.turn!;
+      if (!store || !Number.isInteger(callId) || callId <= 0) return undefined;
+      const row = turnInputOf({
+        ...turn,
+        botText: turn.botText ?? text,
+        timing: { ...(turn.timing ?? {}), ttsMs: Math.round(tts.elapsedMs) },
+        engines: { ...(turn.engines ?? {}), tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` },
+      });
+      try {
+        const db = await store.getDb();
+        const w = await storeSpokenTurn(db, { id: callId, campaignId: Number(msg.call?.campaignId) || null }, row);
+        // pending: stored once the database is back (and everything of this call before it, in order)
+        if (w.stored) delete (turn as Record<string, unknown>).writePending;
+        else (turn as Record<string, unknown>).writePending = true;
+        return w;
+      } catch (err) {
+        node.warn(_('tts-speak.warn.store', { error: errorMessage(err) }));
+        return undefined;
+      }
+    };
+
     node.on('input', (raw, send, done) => {
       const msg = raw as Msg;
       if (configError || !service)
@@ -150,6 +174,8 @@ export = function (RED: NodeAPI): void {
           elapsedMs: Math.round(tts.elapsedMs),
         };
         let playbackMs: number | undefined;
+        // the turn is stored before the callee hears it (a crash during playback loses nothing said)
+        const spoken = store && msg.turn && typeof msg.turn === 'object' ? await spokenTurn(msg, text, tts) : undefined;
         if (play) {
           const sessionId = msg.call?.sessionId;
           const session = sessionId ? getSession(sessionId) : undefined;
@@ -190,23 +216,7 @@ export = function (RED: NodeAPI): void {
           if (turn.botText === undefined) turn.botText = text;
           turn.engines = { ...(turn.engines ?? {}), tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` };
           msg.event = 'conversation_turn';
-          const callId = Number(msg.call?.id);
-          if (store && Number.isInteger(callId) && callId > 0) {
-            try {
-              const db = await store.getDb();
-              await appendTurn(db, callId, {
-                seq: typeof turn.seq === 'number' ? turn.seq : 0,
-                userText: turn.userText ?? null,
-                botText: turn.botText ?? null,
-                confidence: typeof turn.confidence === 'number' ? turn.confidence : null,
-                action: turn.action ?? null,
-                timing: turn.timing,
-                engines: turn.engines,
-              });
-            } catch (err) {
-              node.warn(_('tts-speak.warn.store', { error: errorMessage(err) }));
-            }
-          }
+          spoken?.played(turnInputOf(turn)); // the playback timing, in order behind it (not awaited)
         }
       })()
         .then(() => {

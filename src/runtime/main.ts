@@ -12,6 +12,8 @@ import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from './health';
+import { outboxFor } from '../store/outbox';
+import { parseDurationMs } from '../util/config';
 import {
   bindRefusal,
   checkBind,
@@ -57,6 +59,11 @@ export interface RuntimeInfo {
 
 export interface Runtime {
   info: RuntimeInfo;
+  /**
+   * Shutdown drain (before stop): no new calls; live calls get `timeoutMs` to finish, then a goodbye and
+   * a hangup, and whatever is left after `graceMs` is hung up and recorded.
+   */
+  drain(o: { timeoutMs: number; graceMs?: number }): Promise<import('../campaign/control').DrainReport>;
   /** Stop flows (nodes close their sockets and timers), then the HTTP server, simulator and database. */
   stop(): Promise<void>;
 }
@@ -212,6 +219,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     forgetGenerated();
     throw new StartupError((err as Error).message);
   }
+  outboxFor(db); // writes a previous run could not store (database down when it ended) are replayed now
 
   let sim: Simulator | undefined;
   let unprobe: (() => void) | undefined;
@@ -322,6 +330,11 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     };
     return {
       info,
+      drain: (o) => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { drainAll } = require('../campaign/control') as typeof import('../campaign/control');
+        return drainAll(o);
+      },
       stop: async () => {
         await cleanup();
       },
@@ -423,26 +436,54 @@ export async function main(): Promise<void> {
   }
   for (const l of banner(rt.info)) console.log(l);
   let stopping = false;
+  const drainMs = parseDurationMs(process.env.DRAIN_TIMEOUT, 30_000);
+  const graceMs = 10_000;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${signal}: stopping (finishing writes, closing calls and connections)...`);
-    const force = setTimeout(() => {
-      console.error('ai-dialer: shutdown took longer than 15 s; exiting');
-      process.exit(1);
-    }, 15000);
-    force.unref();
-    rt.stop().then(
-      () => {
-        console.log('stopped');
-        process.exit(0);
-      },
-      (err: Error) => {
-        console.error(`ai-dialer: error while stopping: ${err.message}`);
-        process.exit(1);
-      },
+    console.log(
+      `\n${signal}: stopping: no new calls; live calls get up to ${Math.round(drainMs / 1000)} s to finish (DRAIN_TIMEOUT)...`,
     );
+    const limit = drainMs + graceMs + 20_000;
+    const force = setTimeout(() => {
+      console.error(`ai-dialer: shutdown took longer than ${Math.round(limit / 1000)} s; exiting`);
+      process.exit(1);
+    }, limit);
+    force.unref();
+    rt.drain({ timeoutMs: drainMs, graceMs })
+      .then(
+        (r) => {
+          if (r.live)
+            console.log(
+              `drained ${r.live} live call(s): ${r.finished} finished, ${r.ended} ended with a goodbye, ${r.forced} hung up and recorded`,
+            );
+        },
+        (err: Error) => console.error(`ai-dialer: drain: ${err.message}`),
+      )
+      .then(() => rt.stop())
+      .then(
+        () => {
+          console.log('stopped');
+          process.exit(0);
+        },
+        (err: Error) => {
+          console.error(`ai-dialer: error while stopping: ${err.message}`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Started through a shell that was killed (e.g. `npm start` without exec): the parent is gone, so a
+  // supervisor's SIGTERM never reached us. Stop the same way instead of holding the ports as an orphan.
+  const parent = process.ppid;
+  if (parent > 1) {
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) {
+        clearInterval(watch);
+        stop('parent process exited');
+      }
+    }, 1000);
+    watch.unref();
+  }
 }

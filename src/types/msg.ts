@@ -29,6 +29,8 @@ export interface MsgCall extends Partial<AgiCall> {
   hungUpBy?: 'agi' | 'caller';
   transcript?: string;
   transferredTo?: string;
+  /** agi-hangup: the transcript is not stored yet (the database is unreachable; it is retried). */
+  writePending?: boolean;
   [key: string]: unknown;
 }
 
@@ -42,6 +44,8 @@ export interface MsgTurn {
   simulated?: boolean;
   timing?: TurnTiming;
   engines?: Record<string, unknown>;
+  /** llm-turn / tts-speak: this turn is not stored yet (the database is unreachable; it is retried). */
+  writePending?: boolean;
   [key: string]: unknown;
 }
 
