@@ -11,7 +11,8 @@ import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
-import { registerHealthProbe } from './health';
+import { registerHealthProbe } from '../health/probes';
+import type { DialerSettings } from '../types/settings';
 import { outboxFor } from '../store/outbox';
 import { parseDurationMs } from '../util/config';
 import {
@@ -164,7 +165,15 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
-  env.DATA_DIR = dir; // nodes in "from environment" mode put recordings and audio under it
+  // What the nodes' "from environment" modes use: handed to Node-RED as settings.aiDialer (the
+  // nodes read RED.settings.aiDialer, with the environment as the fallback); env is never written.
+  const aiDialer: DialerSettings = {
+    dataDir: dir,
+    startSimulator: async (o) => (await import('../sim/index')).startSimulator(o),
+    // The HTTP API and dashboard follow API_TOKEN / API_READ_TOKEN here, not the editor login
+    // (docs/operations/security.md#http-api-and-dashboard); a stock Node-RED's adminAuth is followed.
+    followAdminAuth: false,
+  };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
@@ -192,7 +201,6 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   };
 
   const mqtt: RuntimeInfo['mqtt'] = { ws: `ws://${displayHost(host)}:${port}/mqtt` };
-  const childEnv = env; // config nodes in "from environment" mode read process.env
   if (env.MQTT_URL) {
     mqtt.external = redactUrl(env.MQTT_URL);
   } else {
@@ -206,7 +214,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       mqtt.note =
         `MQTT port ${mqttPort} is already in use (another broker, e.g. Mosquitto?): the embedded broker serves MQTT over WebSocket only. ` +
         `Set MQTT_PORT to a free port for MQTT over TCP, or MQTT_URL=mqtt://127.0.0.1:${mqttPort} to use the running broker.`;
-      childEnv.MQTT_TCP_DISABLED = '1';
+      aiDialer.mqttTcp = false;
     }
   }
 
@@ -250,11 +258,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       });
       sim = started;
       unprobe = registerHealthProbe('simulatedChannels', () => started.channels().length);
-      childEnv.ARI_URL = sim.url;
-      childEnv.ARI_USERNAME = sim.username;
-      childEnv.ARI_PASSWORD = sim.password;
-      childEnv.ARI_APP = sim.app;
-      childEnv.AI_DIALER_SIMULATED = '1';
+      aiDialer.ari = { url: started.url, username: started.username, password: started.password, app: started.app };
+      aiDialer.simulated = true;
       await ensureDemoCampaign(db);
     }
 
@@ -283,6 +288,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       externalModules: { autoInstall: false, palette: { allowInstall: false } },
       // no update-check prompt and nothing sent anywhere: the runtime must work offline
       telemetry: { enabled: false },
+      aiDialer,
     };
     RED.init(server, settings as never);
     // Node-RED's admin API answers every route with Access-Control-Allow-Origin: * (hard-coded): drop it.

@@ -21,7 +21,14 @@ export interface TurnTiming {
 export interface MsgCall extends Partial<AgiCall> {
   id?: number | string;
   phone?: string;
-  contact?: { id?: number; name?: string; phone?: string; timezone?: string; fields?: Record<string, unknown> };
+  contact?: {
+    id?: number;
+    name?: string | null;
+    phone?: string;
+    timezone?: string | null;
+    fields?: Record<string, unknown>;
+    [key: string]: unknown;
+  };
   outcome?: 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | string;
   hangupCause?: number;
   dialStatus?: string;
