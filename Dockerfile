@@ -24,7 +24,8 @@ RUN mkdir -p /pkg && npm pack --pack-destination /pkg && ls -l /pkg
 FROM ${NODE_IMAGE}
 ARG NODE_RED_VERSION=4.1.8
 # Optional: a Piper release tag from github.com/rhasspy/piper (e.g. 2023.11.14-2). Empty: no Piper.
-# Voice models are not downloaded here: mount them (see docs) and set PIPER_MODEL.
+# Voice models are not downloaded here: set PIPER_MODEL to a mounted one (docs/engines/piper.md; in
+# docker-compose the piper service's voices are mounted at /piper-voices).
 ARG PIPER_RELEASE=
 
 ENV DEBIAN_FRONTEND=noninteractive

@@ -24,6 +24,7 @@ import { OpenAiChatEngine } from '../../src/llm/openai';
 import { ScriptedEngine } from '../../src/llm/scripted';
 import { runTurn } from '../../src/llm/turn';
 import { ConversationStore } from '../../src/llm/history';
+import { run as runWyoming } from './wyoming';
 
 type Row = Record<string, string | number>;
 
@@ -281,6 +282,8 @@ export async function run(): Promise<Row[]> {
     for (const c of closers) await c();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  // --- Wyoming TCP (loopback, instant server): bench/speech/wyoming.ts ---
+  rows.push(...(await runWyoming()));
   return rows;
 }
 

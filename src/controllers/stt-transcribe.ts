@@ -15,6 +15,9 @@ export interface SttTranscribeConfig {
   baseUrl?: string;
   model?: string;
   language?: string;
+  wyomingHost?: string;
+  wyomingPort?: string;
+  wyomingModel?: string;
   responseFormat?: string;
   timeout?: string | number;
   apiKey?: string;
@@ -43,6 +46,12 @@ export class SttTranscribeController {
             apiKey: cfg.apiKey || undefined,
             language: cfg.language || undefined,
             responseFormat: (cfg.responseFormat as 'json' | 'verbose_json') || undefined,
+          },
+          wyoming: {
+            host: cfg.wyomingHost || undefined,
+            port: cfg.wyomingPort || undefined,
+            model: cfg.wyomingModel || undefined,
+            language: cfg.language || undefined,
           },
         },
         env,

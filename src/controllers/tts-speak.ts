@@ -21,6 +21,9 @@ export interface TtsSpeakConfig {
   piperBin?: string;
   piperModel?: string;
   piperSpeaker?: string;
+  wyomingHost?: string;
+  wyomingPort?: string;
+  wyomingSpeaker?: string;
   baseUrl?: string;
   model?: string;
   text?: string;
@@ -60,6 +63,12 @@ export class TtsSpeakController {
             voice: cfg.voice || undefined,
             apiKey: cfg.apiKey || undefined,
             speed: parseOptionalNumber(cfg.speed),
+          },
+          wyoming: {
+            host: cfg.wyomingHost || undefined,
+            port: cfg.wyomingPort || undefined,
+            voice: cfg.voice || undefined,
+            speaker: cfg.wyomingSpeaker || undefined,
           },
         },
         env,

@@ -11,6 +11,7 @@ import { parseWav, toMono, type ParsedWav } from '../audio/wav';
 import { VoskEngine, type VoskOptions } from './stt-vosk';
 import { OpenAiSttEngine, type OpenAiSttOptions } from './stt-openai';
 import { SimSttEngine } from './stt-sim';
+import { WyomingSttEngine, type WyomingSttOptions } from './wyoming';
 
 export interface Transcript {
   text: string;
@@ -126,7 +127,7 @@ export function normaliseTranscript(text: unknown): string {
     .slice(0, 4000);
 }
 
-export type SttEngineName = 'vosk' | 'openai' | 'sim';
+export type SttEngineName = 'vosk' | 'openai' | 'wyoming' | 'sim';
 
 /**
  * Engine name from the node's setting, else STT_ENGINE. With neither: `sim` only in the embedded demo
@@ -141,25 +142,29 @@ export function resolveSttEngineName(
   const n = raw.toLowerCase();
   if (n === 'vosk') return 'vosk';
   if (n === 'openai' || n === 'openai-compatible' || n === 'whisper') return 'openai';
+  if (n === 'wyoming') return 'wyoming';
   if (n === 'sim') return 'sim';
   if (n === '') {
     if (env.ARI_URL && env.ARI_URL.trim() && env.AI_DIALER_SIMULATED !== '1') {
       throw new StageError(
         'stt',
         'not_configured',
-        'no STT engine set (STT_ENGINE=vosk or openai, or the node setting)',
+        'no STT engine set (STT_ENGINE=vosk, openai or wyoming, or the node setting)',
         { engine: 'none' },
       );
     }
     return 'sim';
   }
-  throw new StageError('stt', 'not_configured', `unknown STT engine "${raw}" (vosk, openai or sim)`, { engine: raw });
+  throw new StageError('stt', 'not_configured', `unknown STT engine "${raw}" (vosk, openai, wyoming or sim)`, {
+    engine: raw,
+  });
 }
 
 export interface SttConfig {
   engine?: string;
   vosk?: Partial<VoskOptions>;
   openai?: Partial<OpenAiSttOptions>;
+  wyoming?: Partial<WyomingSttOptions>;
 }
 
 export function createSttEngine(cfg: SttConfig, env: NodeJS.ProcessEnv = process.env): SttEngine {
@@ -168,6 +173,14 @@ export function createSttEngine(cfg: SttConfig, env: NodeJS.ProcessEnv = process
       return new VoskEngine({
         url: cfg.vosk?.url || env.VOSK_URL || 'ws://127.0.0.1:2700',
         chunkBytes: cfg.vosk?.chunkBytes,
+      });
+    case 'wyoming':
+      return new WyomingSttEngine({
+        host: cfg.wyoming?.host || env.WYOMING_STT_HOST || '127.0.0.1',
+        port: cfg.wyoming?.port || env.WYOMING_STT_PORT || 10300,
+        model: cfg.wyoming?.model || env.WYOMING_STT_MODEL || undefined,
+        language: cfg.wyoming?.language || env.STT_LANGUAGE || undefined,
+        chunkBytes: cfg.wyoming?.chunkBytes,
       });
     case 'openai':
       return new OpenAiSttEngine({

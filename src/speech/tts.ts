@@ -15,6 +15,7 @@ import { EspeakEngine, type EspeakOptions } from './tts-espeak';
 import { PiperEngine, type PiperOptions } from './tts-piper';
 import { OpenAiTtsEngine, type OpenAiTtsOptions } from './tts-openai';
 import { SimTtsEngine } from './tts-sim';
+import { WyomingTtsEngine, type WyomingTtsOptions } from './wyoming';
 
 export interface SynthOptions {
   timeoutMs: number;
@@ -22,7 +23,7 @@ export interface SynthOptions {
 }
 
 export interface TtsEngine {
-  /** Engine name: `espeak-ng`, `piper`, `openai`. */
+  /** Engine name: `espeak-ng`, `piper`, `openai`, `wyoming`, `sim`. */
   readonly name: string;
   /** Voice label for logs and the turn record. */
   readonly voice: string;
@@ -30,6 +31,18 @@ export interface TtsEngine {
   readonly identity: string;
   /** Synthesize `text`; resolves with a 16-bit PCM WAV (any rate, any channel count). */
   synthesize(text: string, opts: SynthOptions): Promise<Buffer>;
+  /**
+   * Optional (Wyoming has it): the audio piece by piece as the engine produces it, for a streaming
+   * playback mode that forwards each piece to the caller at once. Not cached, not resampled.
+   */
+  synthesizeStream?(text: string, opts: SynthOptions): AsyncIterable<PcmChunk>;
+}
+
+/** A piece of interleaved 16-bit little-endian PCM as an engine produces it. */
+export interface PcmChunk {
+  rate: number;
+  channels: number;
+  pcm: Buffer;
 }
 
 export interface TtsResult {
@@ -137,7 +150,7 @@ export class TtsService {
   }
 }
 
-export type TtsEngineName = 'espeak-ng' | 'piper' | 'openai' | 'sim';
+export type TtsEngineName = 'espeak-ng' | 'piper' | 'openai' | 'wyoming' | 'sim';
 
 export interface TtsConfig {
   /** Engine; empty: TTS_ENGINE, else espeak-ng. `espeak` is accepted for espeak-ng. */
@@ -145,6 +158,7 @@ export interface TtsConfig {
   espeak?: EspeakOptions;
   piper?: Partial<PiperOptions>;
   openai?: Partial<OpenAiTtsOptions>;
+  wyoming?: Partial<WyomingTtsOptions>;
 }
 
 /** Engine name from the node's setting or TTS_ENGINE; espeak-ng by default. */
@@ -157,10 +171,16 @@ export function resolveTtsEngineName(
   if (n === 'espeak' || n === 'espeak-ng') return 'espeak-ng';
   if (n === 'piper') return 'piper';
   if (n === 'openai' || n === 'openai-compatible') return 'openai';
+  if (n === 'wyoming') return 'wyoming';
   if (n === 'sim') return 'sim';
-  throw new StageError('tts', 'not_configured', `unknown TTS engine "${raw}" (espeak-ng, piper, openai or sim)`, {
-    engine: raw,
-  });
+  throw new StageError(
+    'tts',
+    'not_configured',
+    `unknown TTS engine "${raw}" (espeak-ng, piper, openai, wyoming or sim)`,
+    {
+      engine: raw,
+    },
+  );
 }
 
 /** Build an engine from settings; empty settings fall back to environment variables (see docs/engines/tts.md). */
@@ -175,6 +195,14 @@ export function createTtsEngine(cfg: TtsConfig, env: NodeJS.ProcessEnv = process
         model: cfg.piper?.model || env.PIPER_MODEL || '',
         speaker: cfg.piper?.speaker ?? (env.PIPER_SPEAKER ? Number(env.PIPER_SPEAKER) : undefined),
         lengthScale: cfg.piper?.lengthScale ?? (env.PIPER_LENGTH_SCALE ? Number(env.PIPER_LENGTH_SCALE) : undefined),
+      });
+    case 'wyoming':
+      return new WyomingTtsEngine({
+        host: cfg.wyoming?.host || env.WYOMING_TTS_HOST || '127.0.0.1',
+        port: cfg.wyoming?.port || env.WYOMING_TTS_PORT || 10200,
+        voice: cfg.wyoming?.voice || env.WYOMING_TTS_VOICE || undefined,
+        speaker: cfg.wyoming?.speaker || env.WYOMING_TTS_SPEAKER || undefined,
+        language: cfg.wyoming?.language || undefined,
       });
     case 'openai':
       return new OpenAiTtsEngine({

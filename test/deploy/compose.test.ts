@@ -396,9 +396,20 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
     services = cfg.services;
   });
 
-  test('the six services run, restart on failure and have health checks', () => {
-    const documentedServices = tableByFirstHeader(doc.text, 'Service').rows.flatMap((r) => backticked(r[0]));
-    expect(documentedServices.sort()).toEqual(['asterisk', 'mosquitto', 'node-red', 'ollama', 'postgres', 'vosk']);
+  test('the services run, restart on failure and have health checks', () => {
+    const documentedServices = tableByFirstHeader(doc.text, 'Service').rows.flatMap((r) =>
+      backticked(r[0]).slice(0, 1),
+    );
+    expect(documentedServices.sort()).toEqual([
+      'asterisk',
+      'mosquitto',
+      'node-red',
+      'ollama',
+      'piper',
+      'postgres',
+      'vosk',
+      'whisper',
+    ]);
     expect(Object.keys(services).sort()).toEqual(documentedServices.sort());
     for (const [name, svc] of Object.entries(services)) {
       expect([name, svc.restart]).toEqual([name, 'unless-stopped']);
@@ -412,6 +423,70 @@ withCompose('docker-compose.yml rendered by `docker-compose config` with .env fr
     expect(fs.existsSync(path.join(ROOT, 'deploy', 'asterisk', 'Dockerfile'))).toBe(true);
     expect(services['node-red'].depends_on.postgres.condition).toBe('service_healthy');
     expect(services['node-red'].depends_on.mosquitto.condition).toBe('service_healthy');
+  });
+
+  test('speech: node-red speaks through the piper service (Wyoming) by default; whisper is the profiled alternative to vosk', () => {
+    const nr = envOf(services['node-red']);
+    expect(nr.TTS_ENGINE).toBe('wyoming');
+    expect([nr.WYOMING_TTS_HOST, nr.WYOMING_TTS_PORT]).toEqual(['piper', '10200']);
+    // one variable chooses the voice: the service downloads it, node-red asks for it (and caches by it)
+    const piperCmd: string[] = services.piper.command;
+    expect(piperCmd[piperCmd.indexOf('--voice') + 1]).toBe(nr.WYOMING_TTS_VOICE);
+    expect(nr.WYOMING_TTS_VOICE).toBe('en_US-lessac-medium');
+    expect(rawCompose).toMatch(/--voice", "\$\{PIPER_VOICE:-[^}]+\}"/);
+    expect(rawCompose).toMatch(/WYOMING_TTS_VOICE: \$\{PIPER_VOICE:-[^}]+\}/);
+    expect(services.piper.image).toMatch(/^rhasspy\/wyoming-piper/);
+    expect(serviceMounts(services.piper)).toContainEqual(
+      expect.objectContaining({ source: 'piper-voices', target: '/data', type: 'volume' }),
+    );
+    expect(cfg.volumes).toHaveProperty('piper-voices');
+    // the same voices, read-only, for TTS_ENGINE=piper (the local program) in node-red
+    expect(serviceMounts(services['node-red'])).toContainEqual(
+      expect.objectContaining({ source: 'piper-voices', target: '/piper-voices', readOnly: true }),
+    );
+    expect(services['node-red'].depends_on).toHaveProperty('piper');
+    // faster-whisper only with its profile, wired for STT_ENGINE=wyoming; vosk stays the default
+    expect(services.whisper.profiles).toEqual(['whisper']);
+    expect(services.whisper.image).toMatch(/^rhasspy\/wyoming-whisper/);
+    const wCmd: string[] = services.whisper.command;
+    expect(wCmd[wCmd.indexOf('--model') + 1]).toBe(nr.WYOMING_STT_MODEL);
+    expect([nr.WYOMING_STT_HOST, nr.WYOMING_STT_PORT, nr.STT_ENGINE]).toEqual(['whisper', '10300', 'vosk']);
+    expect(services['node-red'].depends_on).not.toHaveProperty('whisper'); // would pull it in without the profile
+    // the deployment docs say what TTS_ENGINE=piper means here, and where its model comes from
+    expect(doc.text).toMatch(/`TTS_ENGINE=piper` in compose means the \*local Piper program\*/);
+    expect(doc.text).toContain('/piper-voices/en_US-lessac-medium.onnx');
+    expect(fs.existsSync(path.join(ROOT, 'docs', 'engines', 'piper.md'))).toBe(true);
+    expect(fs.existsSync(path.join(ROOT, 'docs', 'engines', 'wyoming.md'))).toBe(true);
+    for (const name of ['piper', 'whisper']) {
+      expect([name, services[name].ports ?? []]).toEqual([name, []]);
+      expect(services[name].networks).toHaveProperty('dialer');
+    }
+  });
+
+  test('every engine variable compose sets for node-red is one the runtime reads', () => {
+    const reads = new Set<string>();
+    const walk = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.(ts|js)$/.test(e.name)) {
+          const text = fs.readFileSync(p, 'utf8');
+          for (const m of text.matchAll(/\b(?:process\.)?env\.([A-Z][A-Z0-9_]{2,})\b/g)) reads.add(m[1]);
+          for (const m of text.matchAll(/\benv\[['"]([A-Z][A-Z0-9_]{2,})['"]\]/g)) reads.add(m[1]);
+        }
+      }
+    };
+    for (const d of ['src', 'nodes']) walk(path.join(ROOT, d));
+    const engineVar = /^(TTS_|STT_|LLM_|ESPEAK_|PIPER_|VOSK_|WYOMING_)/;
+    const set = Object.keys(envOf(services['node-red'])).filter((k) => engineVar.test(k));
+    expect(set.length).toBeGreaterThan(20);
+    expect(set.filter((k) => !reads.has(k))).toEqual([]);
+    // and the engine names compose can set are ones the runtime accepts
+    const tts = fs.readFileSync(path.join(ROOT, 'src', 'speech', 'tts.ts'), 'utf8');
+    const stt = fs.readFileSync(path.join(ROOT, 'src', 'speech', 'stt.ts'), 'utf8');
+    expect(tts).toContain(`n === '${envOf(services['node-red']).TTS_ENGINE}'`);
+    expect(stt).toContain(`n === '${envOf(services['node-red']).STT_ENGINE}'`);
+    expect(stt).toContain(`n === 'wyoming'`);
   });
 
   test('every port the docs list is published by the service they name', () => {
