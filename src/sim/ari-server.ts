@@ -82,6 +82,9 @@ export interface AriSimOptions {
   progressMs?: number;
 }
 
+/** asterisk-config/ari.conf `channelvars`: the variables ARI shows on every channel. */
+const CHANNELVARS = ['CALL_ID', 'CAMPAIGN_ID', 'CONTACT_PHONE'];
+
 const TECHS = new Set(['PJSIP', 'SIP', 'Local', 'IAX2', 'DAHDI']);
 const HANGUP_REASONS: Record<string, number> = {
   normal: 16,
@@ -425,11 +428,14 @@ export class AriSimulator extends EventEmitter {
       state: c.state,
       protocol_id: '',
       caller: { ...c.caller },
-      connected: { name: '', number: c.phone },
+      // Asterisk 22 leaves connected empty on a Local channel originated over ARI
+      connected: { name: '', number: c.tech === 'Local' ? '' : c.phone },
       accountcode: '',
       dialplan: { ...c.dialplan },
       creationtime: c.creationtime,
       language: 'en',
+      // ari.conf `channelvars` (the shipped list): every channel carries them, '' when unset
+      channelvars: Object.fromEntries(CHANNELVARS.map((k) => [k, c.variables[k] ?? ''])),
     };
   }
 
