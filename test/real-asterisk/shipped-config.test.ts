@@ -11,6 +11,7 @@ import { AriConnection, type AriChannel } from '../../src/ari/client';
 import { CallTracker, type CallOutcome } from '../../src/ari/calls';
 import { AgiServer } from '../../src/agi/server';
 import type { FastAgiSession } from '../../src/agi/session';
+import { recordTurn } from '../../src/agi/recording';
 import { encodeWav, parseWav } from '../../src/audio/wav';
 import { startSimulator, type SimulatorHandle } from '../../src/sim';
 import { waitFor } from '../helpers/wait';
@@ -161,8 +162,11 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
     onSession = async (s) => {
       const id = await s.getVariable('CALL_ID');
       try {
-        if (id === 'c2') ends.c2 = await s.streamFile(`${audio}/long`);
-        else ends.c3 = await s.recordFile({ path: `${audio}/rec-3`, maxMs: 8000, silenceSeconds: 0 });
+        if (id === 'c2') {
+          ends.c2 = await s.streamFile(`${audio}/long`);
+          // what agi-record does next on the dead channel: an ending, not an error
+          ends.c2next = await recordTurn(s, { dir: audio, callId: id, seq: 1, maxMs: 3000, silenceSeconds: 1 });
+        } else ends.c3 = await recordTurn(s, { dir: audio, callId: id, seq: 1, maxMs: 8000, silenceSeconds: 0 });
       } catch (err) {
         ends[`${id}-error`] = err;
       } finally {
@@ -178,7 +182,11 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
       10_000,
       'sessions ended',
     );
-    expect(ends).toMatchObject({ c2: { hungUp: true, failed: false }, c3: { endedBy: 'hangup', hungUp: true } });
+    expect(ends).toMatchObject({
+      c2: { hungUp: true, failed: false },
+      c2next: { recording: { hungUp: true, durationMs: 0 } },
+      c3: { recording: { hungUp: true }, result: { endedBy: 'hangup' } },
+    });
     expect((ends.c2 as { endpos: number }).endpos).toBeGreaterThan(0);
     expect((ends.c2 as { endpos: number }).endpos).toBeLessThan(6 * 8000);
     expect(o2).toMatchObject({ outcome: 'completed', hangupCause: 16 });
