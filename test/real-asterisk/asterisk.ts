@@ -9,11 +9,12 @@
  * shared/asterisk directory whose Asterisk cannot start fails the suite; no directory under CI skips
  * with a visible note (CI runs the suite "when that directory exists").
  */
+import dgram from 'dgram';
 import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import { isCi } from '../helpers/tools';
 
@@ -52,7 +53,7 @@ export function freePort(udp = false): Promise<number> {
     return freePort().then(
       (p) =>
         new Promise<number>((resolve, reject) => {
-          const s = require('dgram').createSocket('udp4');
+          const s = dgram.createSocket('udp4');
           s.once('error', () => freePort(true).then(resolve, reject));
           s.bind(p, '127.0.0.1', () => s.close(() => resolve(p)));
         }),
@@ -107,7 +108,7 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
   fs.mkdirSync(confDir);
   const [httpPort, sipPort, agiPort, rtpBase] = [
     await freePort(),
-    await freePort(true),
+    o.env?.SIP_PORT ? Number(o.env.SIP_PORT) : await freePort(true),
     await freePort(),
     20000 + Math.floor(Math.random() * 400) * 100,
   ];
@@ -173,7 +174,13 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
       return '';
     }
   };
-  const started = run(['start', confDir]);
+  // started asynchronously, so two instances (dialer and provider) boot in parallel
+  const started = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+    const p = spawn(RUN_ASTERISK, ['start', confDir], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    p.on('close', (status) => resolve({ status, stderr }));
+  });
   let stopped = false;
   const inst: Instance = {
     confDir,
@@ -201,6 +208,56 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
     const msg = `run-asterisk start failed (${started.status}): ${started.stderr.slice(-3000)}`;
     inst.stop();
     throw new Error(msg);
+  }
+  return inst;
+}
+
+/** A plain instance from the given files (the test SIP provider), under its own temp dir. */
+export async function startPlain(files: Record<string, string>): Promise<Omit<Instance, 'ariUrl'>> {
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rp-'));
+  const confDir = path.join(workDir, 'etc');
+  const stateDir = path.join(workDir, 'st');
+  fs.mkdirSync(confDir);
+  for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(confDir, f), text);
+  const env = { ...process.env, ASTERISK_STATE_DIR: stateDir };
+  const run = (args: string[]) => spawnSync(RUN_ASTERISK, args, { env, encoding: 'utf8', timeout: 120_000 });
+  const started = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+    const p = spawn(RUN_ASTERISK, ['start', confDir], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    p.on('close', (status) => resolve({ status, stderr }));
+  });
+  let stopped = false;
+  const inst = {
+    confDir,
+    stateDir,
+    workDir,
+    ariUser: '',
+    ariPassword: '',
+    sipPort: 0,
+    agiPort: 0,
+    agiSecret: '',
+    cli: (cmd: string) => {
+      const r = run(['cli', confDir, cmd]);
+      return r.stdout + r.stderr;
+    },
+    output: () => {
+      try {
+        return fs.readFileSync(path.join(stateDir, 'asterisk.out'), 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      run(['stop', confDir]);
+      if (!process.env.KEEP_ASTERISK_STATE) fs.rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  if (started.status !== 0) {
+    inst.stop();
+    throw new Error(`run-asterisk start (provider) failed: ${started.stderr.slice(-3000)}`);
   }
   return inst;
 }
