@@ -17,7 +17,7 @@ is_placeholder() {
 }
 
 # Secrets that must be real when set. (An empty optional one is fine: the feature is off.)
-for name in ARI_PASSWORD MQTT_PASSWORD AGI_SECRET API_TOKEN NODE_RED_CREDENTIAL_SECRET LLM_API_KEY OPENAI_API_KEY; do
+for name in ARI_PASSWORD MQTT_PASSWORD AGI_SECRET API_TOKEN NODE_RED_CREDENTIAL_SECRET EDITOR_PASSWORD LLM_API_KEY OPENAI_API_KEY; do
   value="${!name:-}"
   if [ -n "$value" ] && is_placeholder "$value"; then
     die "$name is still the placeholder from .env.example: set a real value in .env"

@@ -131,8 +131,9 @@ export = function (RED: NodeAPI): void {
       const final = o.outcome !== 'answered';
       if (final) pendingMsgs.delete(key);
       const msg = (orig ? RED.util.cloneMessage(orig) : {}) as CallMsg;
+      const { token: _secret, ...call } = msg.call ?? { id: o.callId, phone: o.phone }; // the AGI token stays here
       msg.call = {
-        ...(msg.call ?? { id: o.callId, phone: o.phone }),
+        ...call,
         outcome: o.outcome,
         channelId: o.channelId,
         ringMs: o.ringMs,
@@ -197,6 +198,7 @@ export = function (RED: NodeAPI): void {
         amd: amdWanted,
         amdNotSure: config.amdNotSure === 'machine' ? 'machine' : 'human',
         timeoutSec: typeof c.ringTimeout === 'number' && c.ringTimeout > 0 ? c.ringTimeout : undefined,
+        token: typeof c.token === 'string' ? c.token : undefined,
       };
       ready.then(
         (tr) => {

@@ -1,11 +1,11 @@
 import type { NodeAPI, Node, NodeDef, NodeMessageInFlow } from 'node-red';
 import { AgiServer, resolveServerOptions } from '../../src/agi/server';
-import { readCall, type AgiCall } from '../../src/agi/call';
+import { readCall, readCallToken, type AgiCall } from '../../src/agi/call';
+import { admitCall } from '../../src/agi/admit';
 import { envArgs, parseNetworkScript } from '../../src/agi/protocol';
 import { registerSession, sessionsByCallId } from '../../src/agi/registry';
 import { controlBus, type CallControl } from '../../src/events/control-bus';
 import type { FastAgiSession } from '../../src/agi/session';
-import { createInboundCall, markInProgress } from '../../src/store/calls';
 import type { Db } from '../../src/store/db';
 import { errorMessage } from '../../src/util/errors';
 
@@ -77,10 +77,48 @@ export = function (RED: NodeAPI): void {
     });
 
     const onSession = async (s: FastAgiSession) => {
+      let call: AgiCall | undefined;
+      try {
+        call = await readCall(s);
+        // A session drives only a call it was given (src/agi/call-token.ts): refused ones never reach the flow.
+        const token = call.id === undefined ? undefined : await readCallToken(s);
+        let db: Db | undefined;
+        let storeDown = false;
+        if (store && typeof store.getDb === 'function') {
+          try {
+            db = await store.getDb();
+          } catch {
+            storeDown = true;
+          }
+        }
+        const verdict = await admitCall({
+          db,
+          storeDown,
+          sessionId: s.id,
+          callId: call.id,
+          token,
+          inbound: { phone: call.phone || null, callerId: call.callerId ?? null, campaignId: call.campaignId },
+          channel: call.channel ?? null,
+          uniqueid: call.uniqueid ?? null,
+          amdStatus: call.amd?.status ?? null,
+          amdCause: call.amd?.cause ?? null,
+        });
+        if (!verdict.ok) {
+          server?.refuseSession(s, verdict.reason, verdict.message);
+          return;
+        }
+        if (verdict.warning) node.warn(verdict.warning);
+        if (verdict.created) call.id = verdict.callId;
+      } catch (err) {
+        node.error(`AGI session could not start: ${errorMessage(err)}`, {
+          call: call ?? { sessionId: s.id },
+        } as unknown as NodeMessageInFlow);
+        s.close();
+        return;
+      }
       active++;
       refresh();
-      let call: AgiCall | undefined;
-      s.once('close', () => {
+      const ended = () => {
         active--;
         refresh();
         const reason = s.callerHungUp ? 'caller_hangup' : s.hangupRequested ? 'agi_hangup' : 'closed';
@@ -93,35 +131,10 @@ export = function (RED: NodeAPI): void {
             agi: { sessionId: s.id, reason },
           } as unknown as NodeMessageInFlow,
         ]);
-      });
+      };
+      if (s.closed) return ended(); // the caller left while the session was admitted
+      s.once('close', ended);
       try {
-        call = await readCall(s);
-        if (store && typeof store.getDb === 'function') {
-          try {
-            const db = await store.getDb();
-            if (call.id === undefined) {
-              const row = await createInboundCall(db, {
-                phone: call.phone || null,
-                callerId: call.callerId ?? null,
-                channel: call.channel ?? null,
-                uniqueid: call.uniqueid ?? null,
-                campaignId: call.campaignId,
-              });
-              call.id = row.id;
-            } else if (typeof call.id === 'number') {
-              const ok = await markInProgress(db, call.id, {
-                channel: call.channel ?? null,
-                uniqueid: call.uniqueid ?? null,
-                amdStatus: call.amd?.status ?? null,
-                amdCause: call.amd?.cause ?? null,
-              });
-              if (!ok) node.warn(`call ${call.id} has no open record (already ended, or not from this store)`);
-            }
-          } catch (err) {
-            // The conversation goes on without bookkeeping rather than dropping a live caller.
-            node.warn(`could not update the call record: ${errorMessage(err)}`);
-          }
-        }
         if (call.id !== undefined) {
           s.callId = String(call.id);
           registerSession(s); // re-index by call id

@@ -73,16 +73,35 @@ export function valuesFromArgs(env: Record<string, string>): Record<string, stri
   return out;
 }
 
+/**
+ * The call's FastAGI token (channel variable CALL_TOKEN, set at originate), read with GET VARIABLE only:
+ * never from AGI arguments (they show in Asterisk's logs). Kept out of msg.call.
+ */
+export async function readCallToken(s: AgiSession): Promise<string | undefined> {
+  const v = await s.getVariable('CALL_TOKEN');
+  return v === undefined || v === '' ? undefined : v;
+}
+
 /** Read the call's identity from the session: arguments first, then channel variables. */
 export async function readCall(s: AgiSession): Promise<AgiCall> {
   const vals = valuesFromArgs(s.env);
-  for (const name of ['CALL_ID', 'CONTACT_PHONE', 'CAMPAIGN_ID', 'CONTACT_ID', 'AMDSTATUS', 'AMDCAUSE']) {
+  for (const name of [
+    'CALL_DIRECTION',
+    'CALL_ID',
+    'CONTACT_PHONE',
+    'CAMPAIGN_ID',
+    'CONTACT_ID',
+    'AMDSTATUS',
+    'AMDCAUSE',
+  ]) {
     if (vals[name] === undefined) {
       const v = await s.getVariable(name);
       if (v !== undefined && v !== '') vals[name] = v;
     }
   }
-  const id = callIdValue(vals.CALL_ID);
+  // An inbound call (the dialplan's CALL_DIRECTION=inbound) gets a fresh record: it cannot name an existing one.
+  const inbound = vals.CALL_DIRECTION?.trim().toLowerCase() === 'inbound';
+  const id = inbound ? undefined : callIdValue(vals.CALL_ID);
   const callerId = callerNumber(s.env.callerid);
   const direction = id === undefined ? 'inbound' : 'outbound';
   const phone = vals.CONTACT_PHONE || (direction === 'inbound' ? callerId : s.env.extension) || '';

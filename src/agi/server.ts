@@ -43,7 +43,13 @@ export type RefusalReason =
   | 'protocol'
   | 'closed'
   | 'bad_secret'
-  | 'shutting_down';
+  | 'shutting_down'
+  // the session may not drive the call it names (src/agi/call-token.ts)
+  | 'bad_token'
+  | 'unknown_call'
+  | 'call_closed'
+  | 'already_driven'
+  | 'store_unavailable';
 
 export interface Refusal {
   remoteAddress: string;
@@ -167,6 +173,11 @@ export class AgiServer extends EventEmitter {
     if (this.handshakeSweep) clearInterval(this.handshakeSweep);
     for (const s of [...this.sessions]) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Refuse an accepted session (e.g. it names a call it was not given): logged, 'refused' emitted, closed. */
+  refuseSession(s: FastAgiSession, reason: RefusalReason, message: string): void {
+    this.refuse(s.remoteAddress, reason, message, s);
   }
 
   private sweepHandshakes(): void {

@@ -16,7 +16,7 @@ import { buildTranscript, getCall, OPEN_STATUSES } from '../store/calls';
 import { DialerError, errorMessage } from '../util/errors';
 import { campaignControl, registeredCampaignManagers } from '../campaign/control';
 import { importContacts, importDnc, ImportError, type ImportResult } from '../campaign/import';
-import { isCountryCode, normalizePhone } from '../campaign/phone';
+import { allowsPremium, isCountryCode, normalizePhone, refusedNumberType } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
 import { readHealthProbes } from '../runtime/health';
 import {
@@ -411,6 +411,8 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
           return errors.push({ item: i + 1, reason: 'must be a number string or {"number": ...}' });
         const p = normalizePhone(o.number, camp.default_country);
         if (!p.ok) return errors.push({ item: i + 1, reason: p.reason });
+        const refused = refusedNumberType(p, allowsPremium(camp.settings)); // toll fraud (campaign/phone.ts)
+        if (refused) return errors.push({ item: i + 1, reason: refused });
         if (o.label !== undefined && o.label !== null && (typeof o.label !== 'string' || o.label.length > 100))
           return errors.push({ item: i + 1, reason: 'label must be text of at most 100 characters' });
         if (o.active !== undefined && typeof o.active !== 'boolean')

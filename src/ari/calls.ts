@@ -17,6 +17,7 @@ import type { AriConnection, AriEvent } from './client';
 import { AriError } from './client';
 import { finalOutcome, causeText, type Outcome, type FinalOutcome } from './outcome';
 import { errorMessage } from '../util/errors';
+import { forgetCallToken, newCallToken, rememberCallToken } from '../agi/call-token';
 
 export interface CallRequest {
   id: string | number;
@@ -34,6 +35,11 @@ export interface CallRequest {
   timeoutSec?: number;
   /** Endpoint template override for this call. */
   endpoint?: string;
+  /**
+   * The call's secret for its FastAGI session (channel variable CALL_TOKEN; src/agi/call-token.ts). The
+   * campaign queue gives one it stored hashed in the call row; absent, the tracker makes one.
+   */
+  token?: string;
 }
 
 export interface CallOutcome {
@@ -148,6 +154,7 @@ export function channelVariables(req: CallRequest, phone: string, maxFields = 50
     n++;
   }
   vars.CALL_ID = String(req.id);
+  if (req.token) vars.CALL_TOKEN = req.token;
   vars.CONTACT_PHONE = phone;
   if (req.campaignId !== undefined && req.campaignId !== null) vars.CAMPAIGN_ID = String(req.campaignId);
   if (req.contactId !== undefined && req.contactId !== null) vars.CONTACT_ID = String(req.contactId);
@@ -252,6 +259,10 @@ export class CallTracker extends EventEmitter {
       return { channelId, accepted: false };
     }
     const timeout = req.timeoutSec ?? this.opts.defaultTimeoutSec;
+    // Only the session that presents this token may drive the call (fastagi-in checks it).
+    const token =
+      typeof req.token === 'string' && /^[A-Za-z0-9_-]{16,128}$/.test(req.token) ? req.token : newCallToken();
+    rememberCallToken(key, token);
     try {
       const ch = await this.conn.originate({
         endpoint,
@@ -263,7 +274,7 @@ export class CallTracker extends EventEmitter {
         // A Local channel originated without formats runs at slin192 (every frame resampled, about
         // -6 dB, seen on Asterisk 22); "slin" keeps it at 8 kHz like the trunk and our prompts.
         formats: endpoint.startsWith('Local/') ? 'slin' : undefined,
-        variables: channelVariables(req, phone, this.opts.maxFields),
+        variables: channelVariables({ ...req, token }, phone, this.opts.maxFields),
       });
       t.pending = false;
       if (ch?.name) t.channelName = ch.name;
@@ -425,6 +436,7 @@ export class CallTracker extends EventEmitter {
     this.byChannel.delete(t.channelId);
     ownedBy(this.conn).delete(t.channelId);
     this.byCall.delete(String(t.req.id));
+    forgetCallToken(t.req.id);
     let outcome = extra.outcome;
     let reason = extra.reason;
     if (!outcome) {

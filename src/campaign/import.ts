@@ -13,7 +13,14 @@
 import type { Db, Queryable } from '../store/db';
 import { DialerError } from '../util/errors';
 import { parseCsv, type CsvRecord } from './import-csv';
-import { isCountryCode, isValidTimeZone, normalizePhone, zoneForNumber } from './phone';
+import {
+  allowsPremium,
+  isCountryCode,
+  isValidTimeZone,
+  normalizePhone,
+  refusedNumberType,
+  zoneForNumber,
+} from './phone';
 
 export interface ImportIssue {
   /** CSV: the line the row starts on (1 = header). JSON: the item's position (1-based). */
@@ -318,6 +325,7 @@ function prepare(
   kind: 'contacts' | 'dnc',
   country: string,
   c: Collector,
+  allowPremium = false,
 ): { list: Prepared[]; duplicates: number } {
   const byPhone = new Map<string, Prepared>();
   let duplicates = 0;
@@ -325,6 +333,12 @@ function prepare(
     const p = normalizePhone(r.phone, country);
     if (!p.ok) {
       c.error(r.line, p.reason);
+      continue;
+    }
+    // Toll fraud: premium-rate and other non-dialable types are never contacts (a do-not-call entry may be anything).
+    const refused = kind === 'contacts' ? refusedNumberType(p, allowPremium) : undefined;
+    if (refused) {
+      c.error(r.line, refused);
       continue;
     }
     if (r.name && r.name.length > MAX_NAME) {
@@ -459,15 +473,16 @@ export async function importContacts(
   const c = new Collector(opts.maxErrors ?? 1000);
   const result = emptyResult('contacts', campaignId);
   // Read the campaign's default country first (outside the write transaction: parsing can take a while).
-  const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [
-    campaignId,
-  ]);
+  const camp = await db.query<{ default_country: string; settings: unknown }>(
+    'select default_country, settings from campaigns where id = $1',
+    [campaignId],
+  );
   if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
   const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
   const rows = readInput(input, 'contacts', country, c, opts.delimiter);
   result.rows = rows.length + c.invalid;
-  const { list, duplicates } = prepare(rows, 'contacts', country, c);
+  const { list, duplicates } = prepare(rows, 'contacts', country, c, allowsPremium(camp.rows[0].settings));
   result.duplicates = duplicates;
 
   await db.tx(async (q) => {

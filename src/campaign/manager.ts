@@ -30,6 +30,7 @@ import {
 } from '../store/campaigns';
 import { campaignBucket, ensureBuckets, GLOBAL_BUCKET, refundTokens, takeTokens } from '../store/pacing';
 import { DialerError, errorMessage } from '../util/errors';
+import { newCallToken, storeCallTokens } from '../agi/call-token';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
@@ -41,6 +42,8 @@ export interface PlaceCall {
   contact: { id: number; name: string | null; phone: string; timezone: string; fields: Record<string, unknown> };
   attempt: number;
   amdEnabled: boolean;
+  /** The call's FastAGI token (CALL_TOKEN at originate; its hash is in the call row). Never in events. */
+  token?: string;
 }
 
 export interface CampaignEvent {
@@ -197,7 +200,13 @@ export class CampaignRunner {
         );
         return;
       }
-      for (const c of r.claimed) this.send(c);
+      // Per-call AGI tokens, hashed into the call rows before anyone can dial (src/agi/call-token.ts).
+      const tokens = r.claimed.map((c) => ({ callId: c.callId, token: newCallToken() }));
+      await storeCallTokens(db, tokens).catch((err: unknown) =>
+        // ari-originate still checks them in this process; only another runtime could not
+        this.m.emit('warn', new DialerError('campaign_call_tokens', `call tokens not stored: ${errorMessage(err)}`)),
+      );
+      r.claimed.forEach((c, i) => this.send(c, tokens[i].token));
       if (r.claimed.length) {
         this.progressDirty = true;
         this.lastError = undefined;
@@ -224,7 +233,7 @@ export class CampaignRunner {
     }
   }
 
-  private send(c: ClaimedContact): void {
+  private send(c: ClaimedContact, token: string): void {
     this.inFlight.add(c.callId);
     this.placed++;
     const call: PlaceCall = {
@@ -237,7 +246,7 @@ export class CampaignRunner {
       attempt: c.attempt,
       amdEnabled: !!c.amdEnabled,
     };
-    this.m.emit('call', call);
+    this.m.emit('call', { ...call, token });
     this.m.emit('event', { type: 'call_started', campaignId: this.id, call: { ...call } } satisfies CampaignEvent);
   }
 

@@ -8,10 +8,52 @@
  *   area code (US/CA table below), other countries when the whole country keeps one zone.
  *   Unknown (multi-zone country, split area code, mobile-portable ambiguity): undefined, and the
  *   campaign's own zone applies at claim time.
+ * - `refusedNumberType`: toll-fraud guard. Contacts and caller-ID numbers of a type that costs the
+ *   caller money per minute or is not a person (premium rate, shared cost, personal numbers, UAN,
+ *   pagers, voicemail access, and numbers whose type cannot be told) are refused unless the campaign's
+ *   settings say `allowPremium: true`. Fixed line, mobile, fixed-or-mobile, toll free and VoIP pass.
  */
 import { parsePhoneNumberFromString, isSupportedCountry, type CountryCode } from 'libphonenumber-js/max';
 
-export type PhoneResult = { ok: true; e164: string; country?: string } | { ok: false; reason: string };
+export type PhoneResult =
+  | {
+      ok: true;
+      e164: string;
+      country?: string;
+      /** libphonenumber-js getType(); undefined: cannot tell */ type?: string;
+    }
+  | { ok: false; reason: string };
+
+/**
+ * Number types refused for contacts and caller IDs by default (libphonenumber-js `getType()`):
+ * PREMIUM_RATE (the toll-fraud target: each minute dialled pays the number's owner), SHARED_COST (the
+ * caller pays part of a higher rate), PERSONAL_NUMBER (e.g. UK 070: forwarding numbers billed at high
+ * rates, a classic fraud vehicle), UAN (universal access numbers, often billed above a normal call),
+ * PAGER and VOICEMAIL (no person to talk to). A valid number of unknown type is refused too.
+ */
+export const REFUSED_NUMBER_TYPES: readonly string[] = [
+  'PREMIUM_RATE',
+  'SHARED_COST',
+  'PERSONAL_NUMBER',
+  'UAN',
+  'PAGER',
+  'VOICEMAIL',
+];
+
+/** The campaign setting that allows the refused number types: `settings.allowPremium === true`. */
+export function allowsPremium(settings: unknown): boolean {
+  return !!settings && typeof settings === 'object' && (settings as { allowPremium?: unknown }).allowPremium === true;
+}
+
+/** Why a normalised number may not be dialled (or shown as caller ID), or undefined when it may. */
+export function refusedNumberType(p: { e164: string; type?: string }, allowPremium = false): string | undefined {
+  if (allowPremium) return undefined;
+  if (p.type === undefined)
+    return `${p.e164} is a number of unknown type (refused to prevent toll fraud; the campaign setting allowPremium allows it)`;
+  if (REFUSED_NUMBER_TYPES.includes(p.type))
+    return `${p.e164} is a ${p.type.toLowerCase().replace(/_/g, ' ')} number (refused to prevent toll fraud; the campaign setting allowPremium allows it)`;
+  return undefined;
+}
 
 const MAX_INPUT = 64;
 
@@ -45,7 +87,7 @@ export function normalizePhone(input: unknown, defaultCountry = 'US'): PhoneResu
     const where = parsed.country ?? (cc && !text.startsWith('+') ? cc : `+${parsed.countryCallingCode}`);
     return { ok: false, reason: `"${raw}" is not a valid number for ${where}` };
   }
-  return { ok: true, e164: parsed.number, country: parsed.country };
+  return { ok: true, e164: parsed.number, country: parsed.country, type: parsed.getType() };
 }
 
 /** ISO country codes libphonenumber-js knows. */

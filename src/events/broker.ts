@@ -6,8 +6,14 @@
  *    under the topic root, so the only ones that can send supervisor controls;
  *  - reader accounts (dashboards): subscribe under `<root>/#` only, never publish;
  *  - an internal writer with a random password, used by this process's own publisher;
- *  - anonymous clients only when no writer/reader account is configured; they may subscribe to anything
- *    and publish outside the topic root (so never events nor controls).
+ *  - anonymous clients only when no writer/reader account is configured, the broker listens on loopback
+ *    only, and the client connects from loopback (not through a proxy that says it forwards someone else);
+ *    they may subscribe to anything and publish outside the topic root (so never events nor controls).
+ *
+ * MQTT over WebSocket checks the browser's `Origin` on the upgrade (a page on another site must not read
+ * the event tree through a user's browser): allowed are the runtime's own origin when it is reached by IP
+ * address or `localhost` (a DNS name could be rebound to 127.0.0.1), and the `wsOrigins` allow-list
+ * (MQTT_WS_ORIGINS). Clients that send no Origin are not browsers and go on to the account check.
  *
  * Several users in one process share one broker per port (`acquireBroker`/`releaseBroker`, ref counted).
  */
@@ -48,6 +54,8 @@ export interface BrokerOptions {
   log?: (line: string) => void;
   /** Share key for acquireBroker (default: the port; port 0 is never shared unless a key is given). */
   shareKey?: string;
+  /** Browser origins allowed to open MQTT over WebSocket besides the runtime's own (MQTT_WS_ORIGINS). */
+  wsOrigins?: string[];
 }
 
 type ClientRole = Role | 'internal' | 'anonymous';
@@ -68,6 +76,11 @@ export class EmbeddedBroker {
   readonly internal: { username: string; password: string };
   private readonly accounts = new Map<string, { hash: Buffer; role: Role }>();
   private readonly roles = new WeakMap<AedesClient, ClientRole>();
+  /** Where each connection comes from (TCP socket or WebSocket stream): loopback and not proxied. */
+  private readonly local = new WeakMap<object, boolean>();
+  private readonly wsOrigins = new Set<string>();
+  /** Serves MQTT over WebSocket on an HTTP server listening beyond loopback. */
+  private exposedWs = false;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly wsAttachments = new Map<http.Server, { detach: () => void; refs: number }>();
@@ -86,8 +99,10 @@ export class EmbeddedBroker {
       password: randomBytes(24).toString('base64url'),
     };
     this.addAccounts(opts.accounts ?? []);
+    this.addWsOrigins(opts.wsOrigins ?? []);
     this.server = net.createServer((socket) => {
       this.sockets.add(socket);
+      this.local.set(socket, isLoopbackAddress(socket.remoteAddress));
       socket.on('close', () => this.sockets.delete(socket));
       socket.on('error', () => undefined);
       aedes.handle(socket);
@@ -155,6 +170,46 @@ export class EmbeddedBroker {
     return this.accounts.size > 0;
   }
 
+  /** Allow browser pages of these origins (scheme://host[:port]) to use MQTT over WebSocket. */
+  addWsOrigins(origins: string[]): void {
+    for (const o of origins) {
+      const n = normaliseOrigin(o);
+      if (!n)
+        throw new DialerError(
+          'mqtt_bad_origin',
+          `MQTT WebSocket origin ${JSON.stringify(o)} is not scheme://host[:port]`,
+        );
+      this.wsOrigins.add(n);
+    }
+  }
+
+  /** Anonymous clients are served only by a loopback-only broker without accounts, to loopback clients. */
+  anonymousAllowed(client: AedesClient): boolean {
+    if (this.hasAccounts || this.exposedWs || !isLoopbackAddress(this.host)) return false;
+    return this.local.get(client.conn as object) === true;
+  }
+
+  /**
+   * May a browser page of `origin` open MQTT over WebSocket on a server reached as `host` (the Host header)?
+   * No Origin: not a browser. Same origin only by IP address or localhost (a DNS name could be rebound).
+   */
+  originAllowed(origin: string | undefined, host: string | undefined): boolean {
+    if (origin === undefined) return true;
+    const o = normaliseOrigin(origin);
+    if (!o) return false;
+    if (this.wsOrigins.has(o)) return true;
+    if (!host) return false;
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      return false;
+    }
+    if (u.host !== host.toLowerCase()) return false;
+    const name = u.hostname.replace(/^\[|\]$/g, '');
+    return name === 'localhost' || net.isIP(name) !== 0;
+  }
+
   addAccounts(accounts: Account[]): void {
     for (const a of accounts) {
       if (!a || !a.username) continue;
@@ -187,11 +242,16 @@ export class EmbeddedBroker {
         this.roles.set(client, acc.role);
         return done(null, true);
       }
-    } else if (!this.hasAccounts) {
+    } else if (this.anonymousAllowed(client)) {
       this.roles.set(client, 'anonymous');
       return done(null, true);
     }
-    const err = Object.assign(new Error(username ? 'bad username or password' : 'anonymous access is off'), {
+    const why = username
+      ? 'bad username or password'
+      : this.hasAccounts
+        ? 'anonymous access is off: accounts are configured'
+        : 'anonymous access is only for loopback clients of a loopback-only broker';
+    const err = Object.assign(new Error(why), {
       returnCode: username ? 4 : 5,
     });
     this.log(`MQTT: refused ${username ? `user ${username}` : 'anonymous client'} (${err.message})`);
@@ -223,6 +283,8 @@ export class EmbeddedBroker {
    * left to the server's other listeners (Node-RED's own /comms). Returns a function that detaches.
    */
   attachWebSocket(server: http.Server, path = '/mqtt'): () => void {
+    const addr = server.address();
+    if (addr && typeof addr === 'object' && !isLoopbackAddress(addr.address)) this.exposedWs = true;
     const existing = this.wsAttachments.get(server);
     if (existing) {
       existing.refs++;
@@ -236,8 +298,21 @@ export class EmbeddedBroker {
         return;
       }
       if (pathname !== path || this.closed) return; // not ours: another listener handles it
+      const origin = req.headers.origin;
+      if (!this.originAllowed(origin, req.headers.host)) {
+        this.log(
+          `MQTT: refused a WebSocket from origin ${JSON.stringify(String(origin).slice(0, 200))} (not this runtime's origin nor in MQTT_WS_ORIGINS)`,
+        );
+        socket.on('error', () => undefined);
+        socket.end(
+          'HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n\r\norigin not allowed here',
+        );
+        return;
+      }
+      const proxied = !!(req.headers['x-forwarded-for'] || req.headers.forwarded || req.headers['x-real-ip']);
       this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         const stream = createWebSocketStream(ws);
+        this.local.set(stream, !proxied && isLoopbackAddress(req.socket.remoteAddress));
         stream.on('error', () => stream.destroy());
         ws.on('error', () => undefined);
         this.aedes.handle(stream as unknown as Parameters<AedesBroker['handle']>[0], req);
@@ -271,6 +346,26 @@ export class EmbeddedBroker {
   }
 }
 
+function isLoopbackAddress(a: string | undefined): boolean {
+  if (!a) return false;
+  const h = a.toLowerCase();
+  if (h === '::1' || h === 'localhost') return true;
+  return /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** `scheme://host[:port]` in lower case without a default port, or undefined. */
+export function normaliseOrigin(o: string): string | undefined {
+  const t = o.trim();
+  if (!t || t === 'null') return undefined;
+  try {
+    const u = new URL(t);
+    if (!/^https?:$/.test(u.protocol) || u.pathname.length > 1 || u.search || u.hash || u.username) return undefined;
+    return u.origin.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Brokers shared in this process, by share key (the port unless given). */
 const shared = new Map<string, { broker: Promise<EmbeddedBroker>; refs: number }>();
 let unsharedSeq = 0;
@@ -289,6 +384,7 @@ export async function acquireBroker(opts: BrokerOptions = {}): Promise<EmbeddedB
     try {
       const b = await entry.broker;
       b.addAccounts(opts.accounts ?? []);
+      b.addWsOrigins(opts.wsOrigins ?? []);
       return b;
     } catch (err) {
       entry.refs--;

@@ -5,7 +5,7 @@
  */
 import type * as http from 'http';
 import { DialerError, errorMessage } from '../util/errors';
-import { Account, EmbeddedBroker, acquireBroker, releaseBroker } from './broker';
+import { Account, EmbeddedBroker, acquireBroker, normaliseOrigin, releaseBroker } from './broker';
 import { dispatchControl } from './controls';
 import { Publisher, redact } from './publisher';
 import { DEFAULT_ROOT } from './topics';
@@ -24,6 +24,8 @@ export interface BusConfig {
   /** serve MQTT over TCP on the port (default true unless MQTT_TCP_DISABLED=1) */
   tcp?: boolean;
   accounts?: Account[];
+  /** browser origins allowed to use MQTT over WebSocket besides the runtime's own (default MQTT_WS_ORIGINS) */
+  wsOrigins?: string[];
   root?: string;
   /** HTTP server to serve MQTT over WebSocket on (embedded mode) */
   httpServer?: http.Server;
@@ -45,6 +47,7 @@ export interface ResolvedBus {
   /** false: no public MQTT over TCP (MQTT_TCP_DISABLED=1, the port is taken); WebSocket only */
   tcp: boolean;
   accounts: Account[];
+  wsOrigins: string[];
   root: string;
 }
 
@@ -64,6 +67,13 @@ export function resolveBusConfig(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
   if (!accounts.some((a) => a.role === 'reader') && env.MQTT_READER_USER) {
     accounts.push({ username: env.MQTT_READER_USER, password: env.MQTT_READER_PASSWORD ?? '', role: 'reader' });
   }
+  const wsOrigins = cfg.wsOrigins ?? (env.MQTT_WS_ORIGINS ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const o of wsOrigins)
+    if (!normaliseOrigin(o))
+      throw new DialerError(
+        'mqtt_bad_origin',
+        `MQTT_WS_ORIGINS: ${JSON.stringify(o)} is not an origin (scheme://host[:port], e.g. https://dialer.example.com)`,
+      );
   let url = cfg.url || undefined;
   if (mode === 'external') {
     url = url || (!cfg.mode || cfg.mode === 'env' ? env.MQTT_URL : undefined);
@@ -91,6 +101,7 @@ export function resolveBusConfig(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
     host: cfg.host || env.MQTT_HOST || '127.0.0.1',
     tcp: cfg.tcp ?? !(env.MQTT_TCP_DISABLED === '1' || env.MQTT_TCP_DISABLED === 'true'),
     accounts,
+    wsOrigins,
     root: cfg.root || DEFAULT_ROOT,
   };
 }
@@ -128,8 +139,16 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
     // WebSocket only: the broker still listens on a private loopback port for this process's publisher.
     broker = await acquireBroker(
       r.tcp
-        ? { port: r.port, host: r.host, accounts: r.accounts, root: r.root, log }
-        : { port: 0, host: '127.0.0.1', shareKey: 'ws-only', accounts: r.accounts, root: r.root, log },
+        ? { port: r.port, host: r.host, accounts: r.accounts, wsOrigins: r.wsOrigins, root: r.root, log }
+        : {
+            port: 0,
+            host: '127.0.0.1',
+            shareKey: 'ws-only',
+            accounts: r.accounts,
+            wsOrigins: r.wsOrigins,
+            root: r.root,
+            log,
+          },
     );
     publisher = new Publisher({
       url: broker.url,
@@ -140,7 +159,7 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
       progressIntervalMs: cfg.progressIntervalMs,
       log,
     });
-    describe = `embedded MQTT broker ${r.tcp ? `on ${r.host}:${broker.port}` : '(TCP off: WebSocket only)'}${broker.hasAccounts ? '' : ' (anonymous read access: no accounts configured)'}`;
+    describe = `embedded MQTT broker ${r.tcp ? `on ${r.host}:${broker.port}` : '(TCP off: WebSocket only)'}${broker.hasAccounts ? '' : ' (no accounts: anonymous read access from this machine only)'}`;
   } else {
     publisher = new Publisher({
       url: r.url!,
@@ -182,6 +201,7 @@ export async function acquireBus(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
   } else if (r.mode === 'embedded') {
     const b = (await entry.ready).broker;
     b?.addAccounts(r.accounts);
+    b?.addWsOrigins(r.wsOrigins);
   }
   entry.refs++;
   const e = entry;

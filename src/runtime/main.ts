@@ -12,6 +12,16 @@ import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from './health';
+import {
+  bindRefusal,
+  checkBind,
+  dropWildcardCors,
+  editorAuthFromEnv,
+  editorBannerLines,
+  insecureBannerLines,
+  type BindCheck,
+  type EditorAuth,
+} from './security';
 import type { Persona } from '../sim/persona';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
@@ -39,6 +49,10 @@ export interface RuntimeInfo {
   database: string;
   flowFile: string;
   dataDir: string;
+  /** The editor login (or off); the banner prints a generated password once. */
+  editor: EditorAuth;
+  /** Non-loopback addresses and what authentication they lack (only with ALLOW_INSECURE=1). */
+  bind: BindCheck;
 }
 
 export interface Runtime {
@@ -137,6 +151,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
   checkUrl('ARI_URL', env.ARI_URL, ['http:', 'https:']);
   const simSettings = env.ARI_URL ? {} : simulatorSettingsFromEnv(env);
+  // A non-loopback address without authentication: one line naming what is missing (docs/operations/security.md).
+  const bind = checkBind(env);
+  if (bind.missing.length && !bind.insecure) throw new StartupError(bindRefusal(bind));
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
@@ -160,6 +177,12 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
         : `cannot listen for FastAGI on ${agiHost}:${agiPort}: ${err.message}`,
     );
   });
+
+  const editor = startupCheck(() => editorAuthFromEnv(env, dir));
+  // A password generated now is shown only by the banner: a start that fails forgets it (next start makes a new one).
+  const forgetGenerated = () => {
+    if (editor.generatedPassword && editor.file) fs.rmSync(editor.file, { force: true });
+  };
 
   const mqtt: RuntimeInfo['mqtt'] = { ws: `ws://${displayHost(host)}:${port}/mqtt` };
   const childEnv = env; // config nodes in "from environment" mode read process.env
@@ -186,6 +209,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   try {
     db = await acquireDb(storeOpts);
   } catch (err) {
+    forgetGenerated();
     throw new StartupError((err as Error).message);
   }
 
@@ -241,7 +265,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       flowFilePretty: true,
       uiPort: port,
       uiHost: host,
-      httpAdminRoot: '/',
+      // The editor is never open: a login always (adminAuth), or no editor and no admin API at all.
+      httpAdminRoot: editor.enabled ? '/' : (false as const),
+      ...(editor.adminAuth ? { adminAuth: editor.adminAuth } : {}),
       httpNodeRoot: '/',
       credentialSecret: env.NODE_RED_CREDENTIAL_SECRET || credentialSecretFile(dir),
       logging: { console: { level: opts.logLevel ?? env.LOG_LEVEL ?? 'info', metrics: false, audit: false } },
@@ -251,7 +277,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       telemetry: { enabled: false },
     };
     RED.init(server, settings as never);
-    app.use(settings.httpAdminRoot, RED.httpAdmin);
+    // Node-RED's admin API answers every route with Access-Control-Allow-Origin: * (hard-coded): drop it.
+    app.use(dropWildcardCors);
+    if (settings.httpAdminRoot !== false) app.use(settings.httpAdminRoot, RED.httpAdmin);
     app.use(settings.httpNodeRoot, RED.httpNode);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', (err: NodeJS.ErrnoException) =>
@@ -289,6 +317,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       database: db.description,
       flowFile: flow.file + (flow.seeded ? ' (copied from flows/ai-dialer.json)' : ''),
       dataDir: dir,
+      editor,
+      bind,
     };
     return {
       info,
@@ -298,6 +328,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     };
   } catch (err) {
     await cleanup();
+    forgetGenerated();
     throw err instanceof StartupError ? err : new StartupError((err as Error).message);
   }
 }
@@ -359,7 +390,8 @@ export function banner(info: RuntimeInfo): string[] {
   const lines = [
     '',
     'AI dialer is running',
-    `  Editor (Node-RED):  ${info.editorUrl}`,
+    ...(info.editor.enabled ? [`  Editor (Node-RED):  ${info.editorUrl}`] : []),
+    ...editorBannerLines(info.editor, info.dataDir),
     `  Dashboard:          ${info.dashboardUrl}`,
   ];
   if (info.mqtt.external) lines.push(`  MQTT (external):    ${info.mqtt.external}`);
@@ -374,6 +406,7 @@ export function banner(info: RuntimeInfo): string[] {
   lines.push(`  Database:           ${info.database}`);
   lines.push(`  Flow file:          ${info.flowFile}`);
   if (info.mqtt.note) lines.push('', `Note: ${info.mqtt.note}`);
+  lines.push(...insecureBannerLines(info.bind));
   lines.push('', 'Press Ctrl-C to stop.');
   return lines;
 }

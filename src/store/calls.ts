@@ -3,6 +3,7 @@
  * Status moves forward only: a final status is never overwritten by a late event.
  */
 import type { Queryable } from './db';
+import { DialerError } from '../util/errors';
 
 export type CallStatus =
   'initiated' | 'ringing' | 'in_progress' | 'completed' | 'failed' | 'no_answer' | 'busy' | 'congestion' | 'cancelled';
@@ -34,6 +35,9 @@ export interface CallRow {
   amd_cause: string | null;
   channel_id: string | null;
   agi_uniqueid: string | null;
+  /** SHA-256 of the call's CALL_TOKEN (src/agi/call-token.ts) and the AGI session that drives it. */
+  agi_token_hash?: string | null;
+  agi_session?: string | null;
   worker: string | null;
   transcript: string | null;
   metadata: Record<string, unknown>;
@@ -85,12 +89,21 @@ export async function createInboundCall(
     channel?: string | null;
     uniqueid?: string | null;
     campaignId?: number | null;
+    /** The FastAGI session that drives it (src/agi/admit.ts). */
+    agiSession?: string | null;
   },
 ): Promise<CallRow> {
   const r = await q.query<CallRow>(
-    `insert into calls (direction, phone, caller_id, status, channel_id, agi_uniqueid, campaign_id, answered_at)
-     values ('inbound', $1, $2, 'in_progress', $3, $4, $5, now()) returning *`,
-    [c.phone ?? null, c.callerId ?? null, c.channel ?? null, c.uniqueid ?? null, c.campaignId ?? null],
+    `insert into calls (direction, phone, caller_id, status, channel_id, agi_uniqueid, campaign_id, answered_at, agi_session)
+     values ('inbound', $1, $2, 'in_progress', $3, $4, $5, now(), $6) returning *`,
+    [
+      c.phone ?? null,
+      c.callerId ?? null,
+      c.channel ?? null,
+      c.uniqueid ?? null,
+      c.campaignId ?? null,
+      c.agiSession ?? null,
+    ],
   );
   return r.rows[0];
 }
@@ -129,9 +142,11 @@ export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Pr
     (v): v is number => typeof v === 'number',
   );
   const total = parts.length ? parts.reduce((a, b) => a + b, 0) : null;
+  // Never written to a closed call (a late or forged session cannot rewrite a finished conversation).
   const r = await q.query<TurnRow>(
     `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error)
-     values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+     select $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14
+      where exists (select 1 from calls where id = $1 and status not in (${finalList}))
      on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
        confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
        llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
@@ -154,6 +169,8 @@ export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Pr
       t.error ?? null,
     ],
   );
+  if (!r.rows.length)
+    throw new DialerError('call_closed', `call ${callId} is closed or unknown: turn ${t.seq} not stored`);
   return r.rows[0];
 }
 
@@ -178,7 +195,11 @@ export async function buildTranscript(q: Queryable, callId: number): Promise<str
 /** Store the aggregated transcript (idempotent; the conversation ended). */
 export async function finaliseTranscript(q: Queryable, callId: number): Promise<string> {
   const transcript = await buildTranscript(q, callId);
-  await q.query('update calls set transcript = $2 where id = $1', [callId, transcript]);
+  // Once a closed call has its transcript, it is never rewritten.
+  await q.query(
+    `update calls set transcript = $2 where id = $1 and (status not in (${finalList}) or transcript is null)`,
+    [callId, transcript],
+  );
   return transcript;
 }
 
@@ -221,6 +242,7 @@ export async function closeCall(q: Queryable, callId: number, o: OutcomeInput): 
 export async function getCall(q: Queryable, callId: number): Promise<(CallRow & { turns: TurnRow[] }) | undefined> {
   const c = await q.query<CallRow>('select * from calls where id = $1', [callId]);
   if (!c.rows.length) return undefined;
+  delete c.rows[0].agi_token_hash; // a secret's hash: never leaves the store
   const t = await q.query<TurnRow>('select * from call_turns where call_id = $1 order by seq', [callId]);
   return { ...c.rows[0], turns: t.rows };
 }

@@ -13,6 +13,7 @@ import { encodeWav, parseWav } from '../../src/audio/wav';
 import type { Persona } from '../../src/sim/persona';
 import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 import { postgresTarget, type DbTarget } from '../helpers/db';
 
 import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
@@ -64,6 +65,7 @@ function simCall(
     uniqueid: `1732486000.${i}`,
     variables: {
       CALL_ID: String(i),
+      CALL_TOKEN: givenCall(i),
       CONTACT_PHONE: `+1212555${String(i).padStart(4, '0')}`,
       CAMPAIGN_ID: '3',
       ...vars,
@@ -158,7 +160,9 @@ test('200 concurrent sessions through record and hangup, with no cross-talk', as
   expect(seen.size).toBe(N);
   results.forEach((r, i) => {
     expect(r).toMatchObject({ endedBy: 'server_closed', hungUpBy: 'agi' });
-    expect(r.transcript.find((t) => t.dir === 'reply')?.line).toBe(`200 result=1 (${1000 + i})`);
+    // the reply to GET VARIABLE CALL_ID is this session's own call id (no cross-talk)
+    const ids = r.transcript.filter((t) => t.dir === 'reply' && /^200 result=1 \(1\d{3}\)$/.test(t.line));
+    expect(ids.map((t) => t.line)).toEqual([`200 result=1 (${1000 + i})`]);
     expect(r.recordings).toHaveLength(1);
     expect(r.recordings[0]).toContain(`/call-${1000 + i}-t1-`);
   });
@@ -249,7 +253,7 @@ test('the secret is a credential: callers without it are refused, callers with i
     host: '127.0.0.1',
     port,
     channel: 'PJSIP/trunk-1',
-    variables: { CALL_ID: '5' },
+    variables: { CALL_ID: '5', CALL_TOKEN: givenCall(5) },
     persona: {},
     speed: 50,
   };

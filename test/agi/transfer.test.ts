@@ -4,6 +4,7 @@ import { runAgiCall } from '../../src/sim/agi-client';
 import { parseTransferTarget } from '../../src/agi/transfer';
 import { controlBus } from '../../src/events/control-bus';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 
 import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
 import agiHangup from '../../nodes/agi-hangup/agi-hangup';
@@ -68,7 +69,7 @@ test('agi-hangup with a transfer action sets context, extension and priority and
     script: 'dialer',
     channel: 'PJSIP/trunk-00000001',
     uniqueid: '1700000000.1',
-    variables: { CALL_ID: '77' },
+    variables: { CALL_ID: '77', CALL_TOKEN: givenCall(77) },
     persona: {},
   });
   expect(result.hungUp).toBe(false);
@@ -100,7 +101,7 @@ test('a supervisor hangup on the control bus hangs up that call only', async () 
       script: 'dialer',
       channel: `PJSIP/trunk-0000000${id}`,
       uniqueid: `1700000000.${id}`,
-      variables: { CALL_ID: id },
+      variables: { CALL_ID: id, CALL_TOKEN: givenCall(id) },
       persona: {},
     });
   const a = call('5');

@@ -5,7 +5,12 @@ import { normalizePhone, zoneForNumber, isValidTimeZone, nanpAreaCodes } from '.
 
 describe('phone helpers', () => {
   test('E.164 with the default country; reasons for bad numbers', () => {
-    expect(normalizePhone('(212) 555-0123', 'US')).toEqual({ ok: true, e164: '+12125550123', country: 'US' });
+    expect(normalizePhone('(212) 555-0123', 'US')).toEqual({
+      ok: true,
+      e164: '+12125550123',
+      country: 'US',
+      type: 'FIXED_LINE_OR_MOBILE',
+    });
     expect(normalizePhone('020 7946 0958', 'GB')).toMatchObject({ ok: true, e164: '+442079460958' });
     expect(normalizePhone('0044 20 7946 0958', 'US')).toMatchObject({ ok: true, e164: '+442079460958' });
     expect(normalizePhone('12', 'US')).toMatchObject({ ok: false });

@@ -827,6 +827,7 @@ withBuild(
           AUDIO_DIR: path.join(dataDir, 'audio'),
           RECORDINGS_DIR: path.join(dataDir, 'recordings'),
           API_TOKEN: 'token-for-the-test-1',
+          AGI_SECRET: 'agi-secret-for-the-test-1', // FastAGI on 0.0.0.0 needs it (docs/operations/security.md)
           LOG_LEVEL: 'warn',
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -868,7 +869,7 @@ withBuild(
       proc.kill('SIGTERM'); // tini forwards docker stop's SIGTERM; the exec'd runtime gets it directly
       expect(await exited).toBe(0);
       expect(healthcheck(port).status).toBe(1);
-    });
+    }, 150_000); // the runtime may take over a minute to start on a loaded machine (its own wait is 90 s)
   },
 );
 

@@ -18,6 +18,7 @@ import pkg from '../../package.json';
 import { runAgiCall } from '../../src/sim/agi-client';
 import { acquireDb, releaseDb, type Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 
 // Node-RED's own node modules, loaded by path at run time (as Node-RED does)
 const nodeLoad = createRequire(__filename);
@@ -456,7 +457,13 @@ test('appointment reminder: "reschedule" says the callback line, hangs up and as
     script: 'ai-dialer',
     channel: `PJSIP/trunk-0000000${callId % 10}`,
     uniqueid: `1732491000.${callId}`,
-    variables: { CALL_ID: String(callId), CONTACT_PHONE: phone, CAMPAIGN_ID: String(camp), CONTACT_ID: String(contact) },
+    variables: {
+      CALL_ID: String(callId),
+      CALL_TOKEN: givenCall(callId),
+      CONTACT_PHONE: phone,
+      CAMPAIGN_ID: String(camp),
+      CONTACT_ID: String(contact),
+    },
     persona: { utterances: ['Sorry, I need to reschedule.'] },
     speed: 50,
   });

@@ -114,7 +114,7 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
     onSession = async (s) => {
       try {
         seen.script = s.env.network_script;
-        for (const v of ['CALL_ID', 'CONTACT_PHONE', 'CAMPAIGN_ID', 'CONTACT_FIRST_NAME'])
+        for (const v of ['CALL_ID', 'CONTACT_PHONE', 'CAMPAIGN_ID', 'CONTACT_FIRST_NAME', 'CALL_TOKEN'])
           seen[v] = await s.getVariable(v);
         channels = await conn.listChannels();
         seen.play = await s.streamFile(`${audio}/prompt`);
@@ -137,6 +137,9 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
       play: { failed: false, hungUp: false },
       rec: { endedBy: 'silence_or_max', hungUp: false },
     });
+    // the per-call token reaches the session, and never Asterisk's console or ARI's channelvars
+    expect(String(seen.CALL_TOKEN)).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
+    expect(ast.output()).not.toContain(String(seen.CALL_TOKEN));
     // the secret was checked by our server and redacted from what the session shows
     expect(String(seen.script)).toBe('ai-dialer?secret=***');
     expect((seen.play as { endpos: number }).endpos).toBeGreaterThanOrEqual(7000);

@@ -37,7 +37,7 @@ describe('npm start (embedded runtime)', () => {
         () =>
           rt.out().includes('Press Ctrl-C to stop.') ||
           (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))),
-        60000,
+        90000,
         'the banner',
       );
       const out = rt.out();
@@ -46,7 +46,24 @@ describe('npm start (embedded runtime)', () => {
       expect(out).toContain(`MQTT (TCP):         mqtt://127.0.0.1:${p.MQTT_PORT}`);
       expect(out).toContain(`MQTT (WebSocket):   ws://127.0.0.1:${p.PORT}/mqtt`);
       expect(out).toContain(`FastAGI:            agi://127.0.0.1:${p.AGI_PORT}`);
-      const res = await fetch(`http://127.0.0.1:${p.PORT}/nodes`, { headers: { Accept: 'application/json' } });
+      // the editor needs its login: the password generated on first start, printed once in the banner
+      const password = /Editor login: +admin \/ (\S+)/.exec(out)?.[1] ?? '';
+      const tok = await fetch(`http://127.0.0.1:${p.PORT}/auth/token`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          client_id: 'node-red-admin',
+          grant_type: 'password',
+          scope: '*',
+          username: 'admin',
+          password,
+        }),
+      });
+      expect(tok.status).toBe(200);
+      const { access_token } = (await tok.json()) as { access_token: string };
+      const res = await fetch(`http://127.0.0.1:${p.PORT}/nodes`, {
+        headers: { Accept: 'application/json', Authorization: `Bearer ${access_token}` },
+      });
       const nodes = (await res.json()) as Array<{ module: string; types: string[]; err?: string }>;
       const ours = nodes.filter((n) => n.module === pkg.name);
       expect(ours.flatMap((n) => n.types).sort()).toEqual(Object.keys(pkg['node-red'].nodes).sort());
@@ -56,7 +73,7 @@ describe('npm start (embedded runtime)', () => {
     }
     expect(await rt.exited).toBe(0);
     expect(rt.out()).toContain('stopped');
-  });
+  }, 120_000); // under load the start alone can take most of a minute
 
   test('a taken HTTP port is one clear line and exit code 1', async () => {
     const p = await ports();
@@ -89,7 +106,7 @@ describe('npm start (embedded runtime)', () => {
         () =>
           rt.out().includes('Press Ctrl-C to stop.') ||
           (rt.child.exitCode !== null && Promise.reject(new Error(rt.out()))),
-        60000,
+        90000,
         'the banner',
       );
       const note = rt
@@ -104,7 +121,7 @@ describe('npm start (embedded runtime)', () => {
       blocker.close();
     }
     expect(await rt.exited).toBe(0);
-  });
+  }, 120_000);
 
   test.each([
     [

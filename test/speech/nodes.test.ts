@@ -16,6 +16,7 @@ import { conversations } from '../../src/llm/history';
 import type { Persona } from '../../src/sim/persona';
 import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
+import { givenCall } from '../helpers/call-token';
 import { postgresTarget, type DbTarget } from '../helpers/db';
 
 import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
@@ -71,7 +72,7 @@ function simCall(
     script: 'dialer',
     channel: `Local/${phone}@callees-00000001;1`,
     uniqueid: `1732486000.${id}`,
-    variables: { CALL_ID: String(id), CONTACT_PHONE: phone, ...vars },
+    variables: { CALL_ID: String(id), CALL_TOKEN: givenCall(id), CONTACT_PHONE: phone, ...vars },
     persona,
     speed: 50,
   });
