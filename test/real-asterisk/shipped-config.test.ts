@@ -81,7 +81,7 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
   }, 150_000);
 
   afterAll(async () => {
-    await tracker?.close?.();
+    await tracker?.close();
     await conn?.close();
     await agi?.close();
     ast?.stop();
@@ -236,7 +236,7 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
       expect(simCh.connected).toEqual(real.connected);
       expect(simCh.name).toMatch(/^Local\/\+15550100@from-internal-[0-9a-f]+;1$/);
       st.cancel();
-      await st.close?.();
+      await st.close();
       await sconn.close();
     } finally {
       await sim.close();

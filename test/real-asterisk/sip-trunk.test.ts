@@ -146,6 +146,7 @@ d('a real PJSIP trunk between two Asterisks', () => {
   }, 170_000);
 
   afterAll(async () => {
+    await tracker?.close();
     await conn?.close();
     await agi?.close();
     ours?.stop();
