@@ -58,3 +58,37 @@ describe('recordTurn and a caller hangup', () => {
     ).rejects.toThrow('disk full');
   });
 });
+
+describe("the default flow's 'fallback or give up' on a caller hangup", () => {
+  const flow = JSON.parse(
+    fs.readFileSync(path.join(__dirname, '..', '..', 'flows', 'ai-dialer.json'), 'utf8'),
+  ) as Array<{ id: string; func?: string }>;
+  const func = flow.find((n) => n.id === 'aid.fail.fn')?.func as string;
+  const run = (msg: Record<string, unknown>) => {
+    const warnings: string[] = [];
+    const out = new Function('msg', 'node', func)(msg, { warn: (w: string) => warnings.push(w) }) as unknown[];
+    return { out, warnings };
+  };
+  const call = { id: 9, sessionId: 's1' };
+
+  test.each([
+    [
+      'Catch of a thrown StageError (code agi_hangup)',
+      { error: { message: 'agi: RECORD FILE: the caller hung up', code: 'agi_hangup' } },
+    ],
+    ['Catch of tts-speak (code playback_hangup)', { error: { message: 'x', code: 'playback_hangup' } }],
+    ['a kit failure moved to msg._error', { error: { message: 'x' }, _error: { stage: 'agi', kind: 'hangup' } }],
+    ['a hung-up recording', { recording: { hungUp: true } }],
+  ])('%s: the ending output, no fallback, no warning', (_name, extra) => {
+    const { out, warnings } = run({ call, ...extra });
+    expect(out[0]).toBeNull();
+    expect(out[2]).toBeTruthy();
+    expect(warnings).toEqual([]);
+  });
+
+  test('a real engine failure still gets the fallback line', () => {
+    const { out, warnings } = run({ call, error: { message: 'stt: timeout', code: 'stt_timeout' } });
+    expect(out[0]).toBeTruthy();
+    expect(warnings[0]).toMatch(/fallback 1\/2/);
+  });
+});
