@@ -44,6 +44,7 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
     fs.writeFileSync(path.join(audio, 'prompt.wav'), tone(1000));
     fs.writeFileSync(path.join(audio, 'long.wav'), tone(6000, 350));
     fs.writeFileSync(path.join(audio, 'hello.wav'), tone(800, 600));
+    fs.writeFileSync(path.join(audio, 'greeting.wav'), tone(4000, 500));
     // Callees behind Local channels (a test-only file; the shipped contexts do the rest).
     ast = await startShipped({
       testModules: ['app_playtones.so'],
@@ -56,6 +57,16 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
         ' same => n,Playtones(0)',
         ' same => n,Wait(30)',
         ' same => n,Hangup()',
+        '; an answering machine: a long greeting, then silence',
+        'exten => +15550600,1,Answer()',
+        ` same => n,Playback(${audio}/greeting)`,
+        ' same => n,Playtones(0)',
+        ' same => n,Wait(20)',
+        '; a person: "hello", then waits in silence',
+        'exten => +15550700,1,Answer()',
+        ` same => n,Playback(${audio}/hello)`,
+        ' same => n,Playtones(0)',
+        ' same => n,Wait(20)',
         '; hangs up while our prompt plays',
         'exten => +15550200,1,Answer()',
         ' same => n,Playtones(0)',
@@ -195,6 +206,33 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
     expect((ends.c2 as { endpos: number }).endpos).toBeLessThan(6 * 8000);
     expect(o2).toMatchObject({ outcome: 'completed', hangupCause: 16 });
     expect(o3).toMatchObject({ outcome: 'completed', hangupCause: 16 });
+  }, 60_000);
+
+  test('AMD in ai-dialer-agi with the shipped parameters: a long greeting is MACHINE, a short hello is HUMAN', async () => {
+    const amd: Record<string, Record<string, string | undefined>> = {};
+    onSession = async (s) => {
+      try {
+        const id = (await s.getVariable('CALL_ID')) as string;
+        amd[id] = {
+          status: await s.getVariable('AMDSTATUS'),
+          cause: await s.getVariable('AMDCAUSE'),
+          path: await s.getVariable('AMD_PATH'),
+        };
+        await s.hangup();
+      } finally {
+        s.close();
+      }
+    };
+    await tracker.originate({ id: 'm1', phone: '+15550600', amd: true });
+    await tracker.originate({ id: 'h1', phone: '+15550700', amd: true });
+    await waitFor(
+      () => outcomes.some((x) => x.callId === 'm1') && outcomes.some((x) => x.callId === 'h1'),
+      40_000,
+      'AMD calls',
+    );
+    expect(amd.m1).toMatchObject({ status: 'MACHINE', path: 'machine' });
+    expect(amd.m1.cause).toMatch(/^LONGGREETING/);
+    expect(amd.h1).toMatchObject({ status: 'HUMAN', path: 'human' });
   }, 60_000);
 
   test("the simulator's GET /channels has the same fields as the real one", async () => {
