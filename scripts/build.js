@@ -27,6 +27,8 @@ function build() {
   const tsc = require.resolve('typescript/bin/tsc');
   execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
   // the migrations are read at run time from the folder beside dist/src/store/migrations.js
+  // (emptied first: a migration renamed or removed in the sources must not linger in dist/)
+  fs.rmSync(path.join(dist, 'src', 'store', 'migrations'), { recursive: true, force: true });
   copyDir(path.join(root, 'src', 'store', 'migrations'), path.join(dist, 'src', 'store', 'migrations'));
   const nodesDir = path.join(root, 'nodes');
   const icons = path.join(root, 'icons');

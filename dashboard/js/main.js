@@ -5,6 +5,19 @@ import { showTab } from './tabs.js';
 import { connectMqtt, setConn } from './mqtt.js';
 import { tickDurations } from './calls.js';
 import { loadActiveCalls, loadCampaigns } from './campaigns.js';
+import { api } from './api.js';
+import { onProgress, progressFromStatus } from './progress.js';
+
+/** A runtime that died sends no more events: ask who holds the running campaigns (running / stalled). */
+function checkStalled() {
+  state.progress.forEach(function (p, id) {
+    if (p.state !== 'running' && p.state !== 'stalled') return;
+    api('GET', '/campaigns/' + id + '/status').then(function (s) {
+      if (s.ok && (s.data.state === 'stalled') !== (p.state === 'stalled'))
+        onProgress(id, progressFromStatus(s.data), false);
+    });
+  });
+}
 
 fetch('config.json')
   .then(function (r) {
@@ -23,6 +36,7 @@ fetch('config.json')
       setInterval(function () {
         loadCampaigns();
       }, 30000);
+      setInterval(checkStalled, 10000);
     },
     function (err) {
       setConn('error', 'no config');

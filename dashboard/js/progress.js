@@ -27,7 +27,8 @@ export var COLORS = {
 export function onProgress(id, p, live) {
   if (!isFinite(id)) return;
   var prev = state.progress.get(id);
-  if (!live && prev && prev.live) return; // live data wins over the API snapshot
+  // live data wins over the API snapshot, except the news that nobody runs the campaign any more
+  if (!live && prev && prev.live && p.state !== 'stalled') return;
   var q = { live: !!live, state: p.state || null };
   COUNTERS.forEach(function (k) {
     q[k] = num(p[k]);
@@ -53,13 +54,14 @@ export function progressFromStatus(s) {
     Object.keys(s.progress).forEach(function (k) {
       p[k] = s.progress[k];
     });
-    p.state = s.progress.status || s.status;
+    // `stalled`: running in the database, but no runtime holds its lease (GET .../status)
+    p.state = s.state || s.progress.status || s.status;
     return p;
   }
   var b = s.calls.byStatus || {};
   var o = s.calls.byOutcome || {};
   return {
-    state: s.status,
+    state: s.state || s.status,
     queued: Math.max(0, s.contacts.pending - (s.contacts.on_dnc_list || 0)),
     dialing: num(b.initiated) + num(b.ringing),
     active: num(b.in_progress),

@@ -1,6 +1,11 @@
 import type { NodeAPI, Node, NodeDef } from 'node-red';
 import { AriService, type AsteriskMode } from '../../src/ari/service';
-import type { AriConnection, ConnectionState } from '../../src/ari/client';
+import type { ConnectionState } from '../../src/ari/client';
+import { parseNumber } from '../../src/util/config';
+import { errorMessage } from '../../src/util/errors';
+import { dialerEnv, onClose, registerNode, translator } from '../lib/kit';
+import type { AsteriskConfigNode } from '../lib/config-nodes';
+import { simulatorStarter } from '../lib/simulator';
 
 interface AsteriskDef extends NodeDef {
   mode: AsteriskMode;
@@ -14,47 +19,39 @@ interface AsteriskDef extends NodeDef {
 interface AsteriskCreds {
   password?: string;
 }
-interface AsteriskConfigNode extends Node<AsteriskCreds> {
-  /** The shared ARI service (state events, connect(), close). */
-  service: AriService;
-  /** The shared connection (starts it on first use). */
-  connect(): Promise<AriConnection>;
-}
+type This = AsteriskConfigNode & Node<AsteriskCreds>;
 
 export = function (RED: NodeAPI): void {
-  function AiDialerAsterisk(this: AsteriskConfigNode, config: AsteriskDef) {
+  const t = translator(RED, 'ai-dialer-asterisk');
+  function AiDialerAsterisk(this: This, config: AsteriskDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    const port = Number(config.agiPort);
-    const speed = Number(config.simSpeed);
-    node.service = new AriService({
-      mode: config.mode || 'env',
-      url: config.url,
-      username: config.username,
-      password: node.credentials?.password,
-      app: config.app,
-      agiHost: config.agiHost || undefined,
-      agiPort: Number.isInteger(port) && port > 0 ? port : undefined,
-      simSpeed: Number.isFinite(speed) && speed > 0 ? speed : undefined,
-    });
+    const port = parseNumber(config.agiPort);
+    const speed = parseNumber(config.simSpeed);
+    this.service = new AriService(
+      {
+        mode: config.mode || 'env',
+        url: config.url,
+        username: config.username,
+        password: this.credentials?.password,
+        app: config.app,
+        agiHost: config.agiHost || undefined,
+        agiPort: port !== undefined && Number.isInteger(port) && port > 0 ? port : undefined,
+        simSpeed: speed !== undefined && speed > 0 ? speed : undefined,
+      },
+      dialerEnv(RED),
+      simulatorStarter(RED),
+    );
     // Each distinct problem is logged once by the connection (then retried with backoff).
-    node.service.on('warning', (w: string) => node.warn(w));
-    node.service.on('state', (s: ConnectionState, err?: Error) => {
-      if (s === 'error' && err) node.error(err.message);
+    this.service.on('warning', (w: string) => this.warn(w));
+    this.service.on('state', (s: ConnectionState, err?: Error) => {
+      if (s === 'error' && err) this.error(err.message);
     });
-    node.connect = () => node.service.connect();
-    node.on('close', (_removed: boolean, done: () => void) => {
-      node.service
-        .close()
-        .catch((err: Error) => node.warn(`asterisk: close failed: ${err.message}`))
-        .finally(done);
-    });
+    this.connect = () => this.service.connect();
+    onClose(this, () =>
+      this.service.close().catch((err: unknown) => this.warn(t('warn.closeFailed', { error: errorMessage(err) }))),
+    );
   }
-  RED.nodes.registerType(
-    'ai-dialer-asterisk',
-    AiDialerAsterisk as unknown as Parameters<NodeAPI['nodes']['registerType']>[1],
-    {
-      credentials: { password: { type: 'password' } },
-    },
-  );
+  registerNode<AsteriskDef, AsteriskCreds, This>(RED, 'ai-dialer-asterisk', AiDialerAsterisk, {
+    credentials: { password: { type: 'password' } },
+  });
 };

@@ -1,5 +1,8 @@
-import type { NodeAPI, Node, NodeDef } from 'node-red';
-import type { ActionMode, LlmServerSettings } from '../../src/llm';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { ActionMode } from '../../src/llm';
+import { parseOptionalNumber } from '../../src/util/config';
+import { registerNode } from '../lib/kit';
+import type { LlmServerNode } from '../lib/config-nodes';
 
 interface LlmServerDef extends NodeDef {
   baseUrl: string;
@@ -11,27 +14,19 @@ interface LlmServerDef extends NodeDef {
 interface Creds {
   apiKey?: string;
 }
-interface LlmServerNode extends Node<Creds> {
-  /** The endpoint settings; empty values fall back to LLM_* environment variables in llm-turn. */
-  settings(): LlmServerSettings;
-}
-
-const num = (v: string | undefined): number | undefined => (v === undefined || v === '' ? undefined : Number(v));
 
 export = function (RED: NodeAPI): void {
-  function AiDialerLlm(this: LlmServerNode, config: LlmServerDef) {
+  function AiDialerLlm(this: LlmServerNode & Node<Creds>, config: LlmServerDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    node.settings = () => ({
+    // empty values fall back to LLM_* environment variables in llm-turn
+    this.settings = () => ({
       baseUrl: config.baseUrl || undefined,
       model: config.model || undefined,
-      apiKey: node.credentials?.apiKey || undefined,
-      temperature: num(config.temperature),
-      maxTokens: num(config.maxTokens),
+      apiKey: this.credentials?.apiKey || undefined,
+      temperature: parseOptionalNumber(config.temperature),
+      maxTokens: parseOptionalNumber(config.maxTokens),
       mode: (config.mode as ActionMode) || undefined,
     });
   }
-  RED.nodes.registerType('ai-dialer-llm', AiDialerLlm as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
-    credentials: { apiKey: { type: 'password' } },
-  });
+  registerNode<LlmServerDef, Creds, LlmServerNode & Node<Creds>>(RED, 'ai-dialer-llm', AiDialerLlm);
 };

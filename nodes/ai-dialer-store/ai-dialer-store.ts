@@ -1,6 +1,8 @@
-import type { NodeAPI, Node, NodeDef } from 'node-red';
-import { acquireDb, releaseDb, type Db, type StoreOptions } from '../../src/store/db';
-import { resolveStoreOptions, type StoreMode } from '../../src/runtime/env';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { StoreController } from '../../src/controllers/config-nodes';
+import type { StoreMode } from '../../src/store/options';
+import { dialerEnv, onClose, registerNode, translator } from '../lib/kit';
+import type { StoreConfigNode } from '../lib/config-nodes';
 
 interface StoreDef extends NodeDef {
   mode: StoreMode;
@@ -9,58 +11,22 @@ interface StoreDef extends NodeDef {
 interface StoreCreds {
   url?: string;
 }
-interface StoreConfigNode extends Node<StoreCreds> {
-  /** The shared database (migrated); rejects with a clear error when it cannot be opened. */
-  getDb(): Promise<Db>;
-  /** Where the data lives, without secrets. */
-  description: string;
-}
 
 export = function (RED: NodeAPI): void {
-  function AiDialerStore(this: StoreConfigNode, config: StoreDef) {
+  const t = translator(RED, 'ai-dialer-store');
+  function AiDialerStore(this: StoreConfigNode & Node<StoreCreds>, config: StoreDef) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    let opts: StoreOptions | undefined;
-    let opened: Promise<Db> | undefined;
-    let optsError: Error | undefined;
-    try {
-      opts = resolveStoreOptions(config.mode, config.dataDir, node.credentials?.url);
-      node.description = opts.url ? 'postgresql' : `embedded (${opts.dataDir})`;
-    } catch (err) {
-      optsError = err as Error;
-      node.description = 'not configured';
-      node.error(optsError.message);
-    }
-    node.getDb = () => {
-      if (optsError || !opts) return Promise.reject(optsError);
-      if (!opened) {
-        opened = acquireDb(opts);
-        opened.catch((err: Error) => {
-          node.error(err.message);
-          opened = undefined;
-        });
-      }
-      return opened;
-    };
-    node.on('close', (_removed: boolean, done: () => void) => {
-      const o = opts;
-      const wasOpened = opened;
-      opened = undefined;
-      if (!o || !wasOpened) return done();
-      wasOpened
-        .then(
-          () => releaseDb(o),
-          () => undefined,
-        )
-        .catch((err: Error) => node.warn(`store: close failed: ${err.message}`))
-        .finally(done);
-    });
+    const ctl = new StoreController(
+      { mode: config.mode, dataDir: config.dataDir, url: this.credentials?.url },
+      this,
+      t,
+      dialerEnv(RED),
+    );
+    this.description = ctl.description;
+    this.getDb = () => ctl.getDb();
+    onClose(this, () => ctl.close());
   }
-  RED.nodes.registerType(
-    'ai-dialer-store',
-    AiDialerStore as unknown as Parameters<NodeAPI['nodes']['registerType']>[1],
-    {
-      credentials: { url: { type: 'password' } },
-    },
-  );
+  registerNode<StoreDef, StoreCreds, StoreConfigNode & Node<StoreCreds>>(RED, 'ai-dialer-store', AiDialerStore, {
+    credentials: { url: { type: 'password' } },
+  });
 };

@@ -12,12 +12,18 @@
  * Logic lives in src/ (no Node-RED import there); this folder is the only Node-RED-aware code
  * besides the node files themselves.
  */
-import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { StageError, errorMessage, type Stage } from '../../src/util/errors';
+import path from 'path';
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { StageError, errorMessage, toStageError, type Stage } from '../../src/util/errors';
 import { memoTranslate, type Translate } from '../../src/util/i18n';
-import type { DialerMsg, MsgError } from '../../src/types/msg';
+import type { DialerMsg } from '../../src/types/msg';
+import { failureInfo } from '../../src/speech/failure';
+import { settingsEnv, type DialerSettings } from '../../src/types/settings';
 
 export type { DialerMsg } from '../../src/types/msg';
+export type { Translate } from '../../src/util/i18n';
+export { status } from '../../src/controllers/view';
+export { toStageError, failureInfo };
 
 /** What a handler returns: one msg per output (null for none), or nothing to send. */
 export type Outputs = (DialerMsg | DialerMsg[] | null)[] | DialerMsg | null | undefined | void;
@@ -34,10 +40,13 @@ export interface InputOptions {
   failureOutput?: number;
   /** Total outputs of the node, used to build the output array for the failure output. */
   outputs?: number;
-  /** Stage named in errors that are not StageErrors (default: 'internal' kind under this stage). */
+  /**
+   * Stage named in errors that are not StageErrors (they become kind `internal` under it); without
+   * it, errors reach done(err) as thrown.
+   */
   stage?: Stage;
   /** Called with every failure before it is routed (status, counters). */
-  onFailure?(err: StageError, msg: DialerMsg): void;
+  onFailure?(err: StageError | Error, msg: DialerMsg): void;
 }
 
 /** True when output `index` of the node has at least one wire. */
@@ -46,21 +55,30 @@ export function outputWired(node: Node, index: number): boolean {
   return Array.isArray(wires) && Array.isArray(wires[index]) && wires[index].length > 0;
 }
 
-/** Any thrown value as a StageError of `stage` (unexpected errors become kind `internal`). */
-export function toStageError(err: unknown, stage: Stage, engine?: string): StageError {
-  if (err instanceof StageError) return err;
-  const e = err as { stage?: Stage; kind?: StageError['kind'] } | null;
-  if (e && typeof e === 'object' && typeof e.stage === 'string' && typeof e.kind === 'string') {
-    return new StageError(e.stage, e.kind, errorMessage(err), { engine, cause: err });
-  }
-  return new StageError(stage, 'internal', errorMessage(err), { engine, cause: err });
-}
+type Send = (m: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void;
 
-/** `msg.error` for a failure. */
-export function failureInfo(err: StageError): MsgError {
-  const out: MsgError = { stage: err.stage, kind: err.kind, message: err.message };
-  if (err.engine) out.engine = err.engine;
-  return out;
+/** The failure rule: to the failure output with `msg.error` when it is wired, else done(err); never both. */
+function routeFailure(
+  node: Node,
+  opts: InputOptions,
+  err: unknown,
+  msg: DialerMsg,
+  send: Send,
+  done: (err?: Error) => void,
+): void {
+  const e = opts.stage ? toStageError(err, opts.stage) : err instanceof Error ? err : new Error(String(err));
+  try {
+    opts.onFailure?.(e, msg);
+  } catch {
+    /* a status callback never changes the routing */
+  }
+  const idx = opts.failureOutput;
+  if (idx === undefined || !outputWired(node, idx)) return done(e);
+  msg.error = failureInfo(toStageError(e, opts.stage ?? 'agi'));
+  const out: (DialerMsg | null)[] = new Array(Math.max(opts.outputs ?? idx + 1, idx + 1)).fill(null);
+  out[idx] = msg;
+  send(out as NodeMessage[]);
+  done();
 }
 
 /**
@@ -75,54 +93,34 @@ export function onInput(
 ): void {
   const inflight = new Set<AbortController>();
   let closed = false;
-  node.on(
-    'input',
-    (
-      raw: NodeMessageInFlow,
-      send: (m: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void,
-      done: (err?: Error) => void,
-    ) => {
-      const msg = raw as unknown as DialerMsg;
-      const ac = new AbortController();
-      inflight.add(ac);
-      const ctx: InputContext = {
-        signal: ac.signal,
-        send: (out) => {
-          if (out !== undefined && out !== null && !closed) send(out as NodeMessage);
-        },
-      };
-      const finish = (out: Outputs) => {
-        inflight.delete(ac);
-        if (out !== undefined && out !== null) send(out as NodeMessage);
-        done();
-      };
-      const fail = (err: unknown) => {
-        inflight.delete(ac);
-        if (closed && ac.signal.aborted) return done();
-        const se = toStageError(err, opts.stage ?? 'agi');
-        try {
-          opts.onFailure?.(se, msg);
-        } catch {
-          /* a status callback never changes the routing */
-        }
-        msg.error = failureInfo(se);
-        const idx = opts.failureOutput;
-        if (idx !== undefined && outputWired(node, idx)) {
-          const out: (DialerMsg | null)[] = new Array(Math.max(opts.outputs ?? idx + 1, idx + 1)).fill(null);
-          out[idx] = msg;
-          send(out as NodeMessage[]);
-          done();
-        } else done(se);
-      };
-      try {
-        const r = handler(msg, ctx);
-        if (r && typeof (r as Promise<Outputs>).then === 'function') (r as Promise<Outputs>).then(finish, fail);
-        else finish(r as Outputs);
-      } catch (err) {
-        fail(err);
-      }
-    },
-  );
+  node.on('input', (raw: NodeMessageInFlow, send: Send, done: (err?: Error) => void) => {
+    const msg = raw as unknown as DialerMsg;
+    const ac = new AbortController();
+    inflight.add(ac);
+    const ctx: InputContext = {
+      signal: ac.signal,
+      send: (out) => {
+        if (out !== undefined && out !== null && !closed) send(out as NodeMessage);
+      },
+    };
+    const finish = (out: Outputs) => {
+      inflight.delete(ac);
+      if (out !== undefined && out !== null) send(out as NodeMessage);
+      done();
+    };
+    const fail = (err: unknown) => {
+      inflight.delete(ac);
+      if (closed && ac.signal.aborted) done();
+      else routeFailure(node, opts, err, msg, send, done);
+    };
+    try {
+      const r = handler(msg, ctx);
+      if (r && typeof (r as Promise<Outputs>).then === 'function') (r as Promise<Outputs>).then(finish, fail);
+      else finish(r as Outputs);
+    } catch (err) {
+      fail(err);
+    }
+  });
   node.on('close', (_removed: boolean, done: () => void) => {
     closed = true;
     for (const ac of inflight) ac.abort();
@@ -150,25 +148,57 @@ export function getConfigNode<T>(RED: NodeAPI, id: string | undefined): T | unde
   return (RED.nodes.getNode(id) as unknown as T | null) ?? undefined;
 }
 
-/** `RED._` for this package, memoised for texts without variables (status texts are set every turn). */
-export function translator(RED: NodeAPI): Translate {
-  return memoTranslate((key, vars) => RED._(key, vars as Record<string, string> | undefined));
+type Catalogue = { [k: string]: string | Catalogue };
+
+/** The English catalogue of node `ns` (nodes/<ns>/locales/en-US/<ns>.json), {} when absent. */
+function englishCatalogue(ns: string): Catalogue {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const all = require(path.join(__dirname, '..', ns, 'locales', 'en-US', `${ns}.json`)) as Record<string, Catalogue>;
+    return all[ns] ?? {};
+  } catch {
+    return {};
+  }
 }
 
-/** Status shorthands so every node shows states the same way. */
-export const status = {
-  idle: (text: string): NodeStatus => ({ fill: 'grey', shape: 'ring', text }),
-  busy: (text: string): NodeStatus => ({ fill: 'blue', shape: 'dot', text }),
-  ok: (text: string): NodeStatus => ({ fill: 'green', shape: 'dot', text }),
-  warn: (text: string): NodeStatus => ({ fill: 'yellow', shape: 'ring', text }),
-  error: (text: string): NodeStatus => ({ fill: 'red', shape: 'ring', text }),
-};
+/**
+ * `RED._` for node `ns` (keys relative to it: `status.live`), memoised for texts without
+ * variables (status texts are set every turn), with the node's English catalogue as the fallback
+ * when the runtime has none loaded (a test helper). Without `ns`, keys are full (`ns.group.key`).
+ */
+export function translator(RED: NodeAPI, ns?: string): Translate {
+  const en = ns ? englishCatalogue(ns) : {};
+  return memoTranslate((key, vars) => {
+    const full = ns ? `${ns}.${key}` : key;
+    const s = RED._(full, vars as Record<string, string> | undefined);
+    if (s && s !== full) return s;
+    let v: string | Catalogue | undefined = en;
+    for (const part of key.split('.')) v = typeof v === 'object' ? v[part] : undefined;
+    if (typeof v !== 'string') return key;
+    return v.replace(/__(\w+)__/g, (_m, name: string) => String(vars?.[name] ?? ''));
+  });
+}
+
+/** The runtime's settings for the nodes (`settings.aiDialer`); {} under a stock Node-RED. */
+export function dialerSettings(RED: NodeAPI): DialerSettings {
+  const s = (RED.settings as unknown as { aiDialer?: DialerSettings } | undefined)?.aiDialer;
+  return s && typeof s === 'object' ? s : {};
+}
+
+/** The environment for "from environment" modes: process.env with the runtime's settings laid over it. */
+export function dialerEnv(RED: NodeAPI): NodeJS.ProcessEnv {
+  return settingsEnv(dialerSettings(RED), process.env);
+}
 
 /** Register a node constructor with Node-RED (one cast here instead of one per node). */
-export function registerNode<C extends NodeDef, Creds extends object = Record<string, never>>(
+export function registerNode<
+  C extends NodeDef,
+  Creds extends object = Record<string, never>,
+  This extends Node<Creds> = Node<Creds>,
+>(
   RED: NodeAPI,
   type: string,
-  ctor: (this: Node<Creds>, config: C) => void,
+  ctor: (this: This, config: C) => void,
   opts?: Parameters<NodeAPI['nodes']['registerType']>[2],
 ): void {
   RED.nodes.registerType(type, ctor as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], opts);

@@ -9,6 +9,7 @@ import { timingSafeEqual, createHash } from 'crypto';
 import { DialerError } from '../util/errors';
 import { AllowList } from './cidr';
 import { envArgs, parseNetworkScript } from './protocol';
+import { callIdOfEnv } from './refusals';
 import { registerSession, unregisterSession } from './registry';
 import { FastAgiSession, resolveSessionOptions, type SessionHooks, type SessionOptions } from './session';
 
@@ -55,7 +56,12 @@ export interface Refusal {
   remoteAddress: string;
   reason: RefusalReason;
   message: string;
+  /** The call the refused session belonged to, when its environment block told (CALL_ID, or our channel id). */
+  callId?: number;
 }
+
+/** Connections over the session cap whose environment block is still read (to know which call was refused). */
+const OVER_CAP_HANDSHAKES = 64;
 
 const silentLog: AgiLogger = { info: () => undefined, warn: () => undefined };
 
@@ -97,6 +103,8 @@ export class AgiServer extends EventEmitter {
   /** Connections still sending their environment block, with their deadline. */
   private readonly handshakes = new Map<FastAgiSession, number>();
   private readonly refused = new WeakSet<FastAgiSession>();
+  /** Over the cap: read the environment block, then refuse (so the call is recorded as failed, not as a conversation). */
+  private readonly overCap = new Set<FastAgiSession>();
   private handshakeSweep?: NodeJS.Timeout;
   private readonly log: AgiLogger;
   private closing = false;
@@ -127,6 +135,7 @@ export class AgiServer extends EventEmitter {
       },
       onClose: (s) => {
         this.handshakes.delete(s);
+        this.overCap.delete(s);
         this.sessions.delete(s);
         if (this.o.register !== false) unregisterSession(s.id);
       },
@@ -203,6 +212,12 @@ export class AgiServer extends EventEmitter {
     target: FastAgiSession | net.Socket,
   ): void {
     const r: Refusal = { remoteAddress: remoteAddress || '?', reason, message };
+    // name the call only for a session that comes from our Asterisk (it knows the shared secret, when one
+    // is set): a stranger must not get someone's call recorded as failed
+    if (target instanceof FastAgiSession && target.env && reason !== 'bad_secret' && reason !== 'not_allowed') {
+      const id = this.o.secret && !this.secretMatches(target) ? undefined : callIdOfEnv(target.env);
+      if (id !== undefined) r.callId = id;
+    }
     this.log.warn(`FastAGI refused ${r.remoteAddress}: ${reason} (${message})`);
     this.emit('refused', r);
     if (target instanceof FastAgiSession) this.refused.add(target);
@@ -215,12 +230,18 @@ export class AgiServer extends EventEmitter {
       return this.refuse(socket.remoteAddress, 'not_allowed', `address not in allow-list (${this.allow})`, socket);
     }
     if (this.sessions.size >= this.o.maxSessions) {
-      return this.refuse(
-        socket.remoteAddress,
-        'too_many_sessions',
-        `${this.o.maxSessions} sessions already open`,
-        socket,
-      );
+      if (this.overCap.size >= OVER_CAP_HANDSHAKES)
+        return this.refuse(
+          socket.remoteAddress,
+          'too_many_sessions',
+          `${this.o.maxSessions} sessions already open`,
+          socket,
+        );
+      // read its environment block first (bounded), to tell which call is refused
+      const s = new FastAgiSession(socket, this.sessionOpts, this.hooks);
+      this.overCap.add(s);
+      this.handshakes.set(s, Date.now() + this.o.envTimeoutMs);
+      return;
     }
     const s = new FastAgiSession(socket, this.sessionOpts, this.hooks);
     this.sessions.add(s);
@@ -229,6 +250,8 @@ export class AgiServer extends EventEmitter {
 
   private onEnv(s: FastAgiSession): void {
     this.handshakes.delete(s);
+    if (this.overCap.delete(s))
+      return this.refuse(s.remoteAddress, 'too_many_sessions', `${this.o.maxSessions} sessions already open`, s);
     if (this.o.secret) {
       if (!this.secretMatches(s))
         return this.refuse(s.remoteAddress, 'bad_secret', 'missing or wrong shared secret', s);

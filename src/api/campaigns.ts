@@ -2,6 +2,7 @@
  * Campaign records for the HTTP API: validation of create/patch input, reads, and the status summary
  * (counts by status and outcome, active calls, progress percent).
  */
+import { leaseInfo, type LeaseInfo } from '../store/leases';
 import type { Queryable } from '../store/db';
 import { isCountryCode, isValidTimeZone } from '../campaign/phone';
 import {
@@ -235,6 +236,15 @@ export interface CampaignStatus {
   progressPercent: number;
   /** The same counters the campaign_progress events carry (src/store/campaigns.ts campaignProgress). */
   progress: CampaignProgress;
+  /**
+   * The live truth (src/store/leases.ts): `running` while a runtime holds a live lease, `stalled` when the
+   * campaign is running in the database but nobody holds it; otherwise the status.
+   */
+  state: string;
+  /** The live owner with the freshest heartbeat, and its age (ms); every lease row in `owners`. */
+  owner: string | null;
+  heartbeatAgeMs: number | null;
+  owners: LeaseInfo['owners'];
 }
 
 /** Counts for one campaign: contacts by status, calls by status and outcome, active calls, progress. */
@@ -270,6 +280,7 @@ export async function campaignStatus(q: Queryable, c: CampaignRow): Promise<Camp
   const finished = contacts.done + contacts.dnc + contacts.failed;
   const progressPercent = contacts.total ? Math.round((finished / contacts.total) * 1000) / 10 : 0;
   const progress = await campaignProgress(q, c.id);
+  const lease = await leaseInfo(q, c.id, c.status);
   return {
     campaignId: c.id,
     name: c.name,
@@ -279,5 +290,9 @@ export async function campaignStatus(q: Queryable, c: CampaignRow): Promise<Camp
     activeCalls: active,
     progressPercent,
     progress,
+    state: lease.state,
+    owner: lease.owner,
+    heartbeatAgeMs: lease.heartbeatAgeMs,
+    owners: lease.owners,
   };
 }

@@ -8,6 +8,7 @@
  * Write routes (POST/PATCH/PUT/DELETE) need the token when one is set (`Authorization: Bearer <t>` or
  * `X-API-Token: <t>`); reads are open. See docs/reference/http-api.md for every route.
  */
+import { leaseInfo } from '../store/leases';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import Busboy from 'busboy';
 import { createHash, timingSafeEqual } from 'crypto';
@@ -18,7 +19,8 @@ import { campaignControl, registeredCampaignManagers } from '../campaign/control
 import { importContacts, importDnc, ImportError, type ImportResult } from '../campaign/import';
 import { allowsPremium, isCountryCode, normalizePhone, refusedNumberType } from '../campaign/phone';
 import { activeSessionCount } from '../agi/registry';
-import { readHealthProbes } from '../runtime/health';
+import { readHealthProbes } from '../health/probes';
+import { isStoreUnavailable, writeStats } from '../store/outbox';
 import {
   ApiError,
   campaignStatus,
@@ -339,7 +341,15 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
       const counts = await d.query<{ n: number }>('select count(*)::int as n from contacts where campaign_id = $1', [
         id,
       ]);
-      res.json({ ...c, phone_numbers: nums.rows, contacts_total: Number(counts.rows[0]?.n ?? 0) });
+      const lease = await leaseInfo(d, id, c.status);
+      res.json({
+        ...c,
+        phone_numbers: nums.rows,
+        contacts_total: Number(counts.rows[0]?.n ?? 0),
+        state: lease.state,
+        owner: lease.owner,
+        heartbeatAgeMs: lease.heartbeatAgeMs,
+      });
     }),
   );
 
@@ -591,6 +601,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
         agiSessions: activeSessionCount(),
         inFlight: campaigns.reduce((n, c) => n + c.inFlight, 0),
         campaigns,
+        writes: writeStats(), // the durable write path (src/store/outbox.ts)
         ...readHealthProbes(),
       });
     }),
@@ -613,6 +624,11 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     } else if (err instanceof ImportError) {
       status = err.code === 'campaign_not_found' ? 404 : 400;
       body = { error: err.message };
+    } else if (isStoreUnavailable(err)) {
+      // the database is down for a moment: say so, and when to try again (writes wait in the outbox)
+      status = 503;
+      res.set('Retry-After', '5');
+      body = { error: 'the database is unreachable right now; try again shortly', code: 'store_unavailable' };
     } else if (e.type === 'entity.too.large') {
       status = 413;
       body = { error: `the request body is larger than the limit (${e.limit ?? '?'} bytes)` };

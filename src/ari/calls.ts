@@ -107,6 +107,11 @@ function ownedBy(conn: AriConnection): Set<string> {
   return s;
 }
 
+/** True while a CallTracker on this connection follows the channel (a live call of this process). */
+export function isTrackedChannel(conn: AriConnection, channelId: string): boolean {
+  return ownedBy(conn).has(channelId);
+}
+
 /** Strip formatting from a phone number; undefined when it is not a dialable number. */
 export function cleanPhone(phone: unknown): string | undefined {
   if (typeof phone !== 'string' && typeof phone !== 'number') return undefined;

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'events';
 import { AriConnection, AriError, type AriOptions, type ConnectionState } from './client';
 import { errorMessage } from '../util/errors';
+import type { SimulatorLike, StartSimulator } from '../types/settings';
 
 export type AsteriskMode = 'env' | 'manual' | 'simulator';
 
@@ -51,8 +52,6 @@ export function dialEndpoint(nodeValue: string | undefined, env: NodeJS.ProcessE
   return nodeValue?.trim() || env.DIAL_ENDPOINT?.trim() || 'PJSIP/{phone}@trunk';
 }
 
-type SimHandle = import('../sim/index').SimulatorHandle;
-
 /**
  * One Asterisk (or simulator) shared by every node that uses the config node.
  * Events: 'state' (ConnectionState, error?), 'warning' (message).
@@ -60,13 +59,15 @@ type SimHandle = import('../sim/index').SimulatorHandle;
 export class AriService extends EventEmitter {
   readonly settings: AsteriskSettings;
   private conn?: AriConnection;
-  private sim?: SimHandle;
+  private sim?: SimulatorLike;
   private ready?: Promise<AriConnection>;
   private closed = false;
 
   constructor(
     settings: AsteriskSettings,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** Starts the built-in simulator (simulator mode); injected, so this module never loads src/sim. */
+    private readonly startSimulator?: StartSimulator,
   ) {
     super();
     this.setMaxListeners(0);
@@ -83,7 +84,7 @@ export class AriService extends EventEmitter {
     return this.conn;
   }
   /** The in-process simulator (simulator mode, once started): setPersona, channels, restart. */
-  get simulator(): SimHandle | undefined {
+  get simulator(): SimulatorLike | undefined {
     return this.sim;
   }
   /** Seconds until the next connection attempt, when waiting. */
@@ -108,8 +109,9 @@ export class AriService extends EventEmitter {
   private async create(): Promise<AriConnection> {
     let opts: Omit<AriOptions, 'backoff'>;
     if (this.settings.mode === 'simulator') {
-      const { startSimulator } = await import('../sim/index');
-      const sim = await startSimulator({
+      if (!this.startSimulator)
+        throw new AriError('not_configured', 'asterisk: the built-in simulator is not available in this runtime');
+      const sim = await this.startSimulator({
         port: 0,
         app: this.settings.app || DEFAULT_APP,
         speed: this.settings.simSpeed,

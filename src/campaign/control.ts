@@ -78,3 +78,42 @@ export const campaignControl = {
     }
   },
 };
+
+export interface DrainReport {
+  /** Calls live when the drain began. */
+  live: number;
+  /** Ended by themselves within the drain timeout. */
+  finished: number;
+  /** Ended politely (goodbye at their next turn, then hangup). */
+  ended: number;
+  /** Hung up through Asterisk and recorded after the grace period. */
+  forced: number;
+}
+
+/**
+ * Shutdown drain of every deployed campaign queue (SIGTERM, Ctrl-C): stop claiming at once, let live
+ * calls finish for up to `timeoutMs`, then ask each remaining call to end politely (the conversation
+ * says its goodbye at its next turn and hangs up; after half the grace a supervisor hangup), and after
+ * `graceMs` hang up and record whatever is still open. Resolves when every call is recorded.
+ */
+export async function drainAll(o: { timeoutMs: number; graceMs?: number }): Promise<DrainReport> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const bus = require('../events/control-bus') as typeof import('../events/control-bus');
+  const graceMs = o.graceMs ?? 10_000;
+  const list = [...managers];
+  const live = list.reduce((n, m) => n + m.inFlight, 0);
+  for (const m of list) m.draining = true; // every queue stops claiming now, not one after the other
+  const timers: NodeJS.Timeout[] = [];
+  const endCall = (id: number): void => {
+    bus.requestCallEnd(id, 'the dialer is shutting down');
+    const t = setTimeout(() => bus.controlBus.emit('call', { callId: String(id), action: 'hangup' }), graceMs / 2);
+    t.unref();
+    timers.push(t);
+  };
+  const rs = await Promise.all(list.map((m) => m.drain({ timeoutMs: o.timeoutMs, graceMs, endCall })));
+  for (const t of timers) clearTimeout(t);
+  return rs.reduce<DrainReport>(
+    (a, r) => ({ live, finished: a.finished + r.finished, ended: a.ended + r.ended, forced: a.forced + r.forced }),
+    { live, finished: 0, ended: 0, forced: 0 },
+  );
+}

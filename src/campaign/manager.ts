@@ -10,16 +10,15 @@
  * Campaign status lives in the database, so a pause in one runtime pauses the claims of all.
  */
 import { EventEmitter } from 'events';
+import { randomUUID } from 'crypto';
 import type { Db } from '../store/db';
 import { claimContacts, type ClaimedContact } from '../store/claim';
 import {
-  addToDnc,
   campaignHasWork,
   campaignProgress,
   getCampaign,
   parseCampaignId,
   reconcileOpenCalls,
-  recordOutcome,
   releaseClaims,
   setCampaignStatus,
   validateCampaignForStart,
@@ -29,7 +28,23 @@ import {
   type ReconcileOptions,
 } from '../store/campaigns';
 import { campaignBucket, ensureBuckets, GLOBAL_BUCKET, refundTokens, takeTokens } from '../store/pacing';
+import {
+  acquireLease,
+  campaignLeases,
+  heartbeatLeases,
+  leaseInfo,
+  leaseTtlMs,
+  releaseLease,
+  stalledCampaigns,
+  type LeaseInfo,
+} from '../store/leases';
+import { reconcileAgainstAsterisk, type AsteriskView, type OpenCall, type ReconcileReport } from './reconcile';
 import { DialerError, errorMessage } from '../util/errors';
+import { outboxFor } from '../store/outbox';
+import { storeDnc, writeWaitMs } from '../store/turns';
+
+const waitMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+import { takeRefusal } from '../agi/refusals';
 import { newCallToken, storeCallTokens } from '../agi/call-token';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
@@ -77,13 +92,25 @@ export interface ManagerOptions {
   maxConcurrent?: number;
   /** Reconcile open calls of running campaigns this often (default 5 min; 0: only on start). */
   reconcileEveryMs?: number;
-  /** Retry interval for outcomes the store could not take (default 2000 ms). */
+  /** Unused: outcomes the store could not take are retried by the outbox (src/store/outbox.ts). */
   retryMs?: number;
+  /** Asterisk (ARI) to reconcile open calls against (take-over, ARI reconnect, periodic sweep). */
+  asterisk?: AsteriskView;
+  /** A lease without a heartbeat for this long is expired (default env LEASE_TTL seconds, else 20 s). */
+  leaseTtlMs?: number;
+  /** Pick up running campaigns nobody holds (on start and every pickupMs). Default false (the node turns it on). */
+  autoPickup?: boolean;
+  /** How often to look for stalled campaigns (default half the lease TTL). */
+  pickupMs?: number;
 }
 
 export interface RunnerStatus {
   campaignId: number;
-  state: 'running' | 'paused' | 'stopped' | 'completed';
+  state: 'running' | 'paused' | 'stopped' | 'completed' | 'stalled' | 'draining';
+  /** The live lease holders of the campaign (all runtimes), and the freshest heartbeat's age. */
+  owner?: string | null;
+  heartbeatAgeMs?: number | null;
+  owners?: LeaseInfo['owners'];
   inFlight: number;
   maxConcurrent: number;
   callsPerSecond: number;
@@ -101,8 +128,12 @@ function envGlobalCps(): number | undefined {
   return Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
+type RunnerState = 'running' | 'paused' | 'stopped' | 'completed';
+
 export class CampaignRunner {
-  state: RunnerStatus['state'] = 'running';
+  state: RunnerState = 'running';
+  /** Another runtime took the lease while this one could not renew it: not dialing until it is free again. */
+  leaseLost = false;
   readonly inFlight = new Set<number>();
   placed = 0;
   dncSkipped = 0;
@@ -145,7 +176,7 @@ export class CampaignRunner {
   status(): RunnerStatus {
     return {
       campaignId: this.id,
-      state: this.state,
+      state: this.m.draining && this.state === 'running' ? 'draining' : this.state,
       inFlight: this.inFlight.size,
       maxConcurrent: this.maxConcurrent,
       callsPerSecond: this.campaign.calls_per_second,
@@ -171,7 +202,7 @@ export class CampaignRunner {
   }
 
   private async pass(): Promise<void> {
-    if (this.closed || this.state !== 'running') return;
+    if (this.closed || this.state !== 'running' || this.m.draining) return;
     const db = this.m.db;
     let next = this.m.tickMs;
     try {
@@ -186,14 +217,22 @@ export class CampaignRunner {
         next = Math.max(1, Math.min(this.m.tickMs * 4, Math.ceil(t.waitSeconds * 1000)));
         return;
       }
-      const r = await claimContacts(db, { campaignId: this.id, limit: t.granted, worker: this.m.worker });
+      this.m.claiming++;
+      let r: Awaited<ReturnType<typeof claimContacts>>;
+      try {
+        r = await claimContacts(db, { campaignId: this.id, limit: t.granted, worker: this.m.worker });
+        for (const c of r.claimed) this.inFlight.add(c.callId); // followed from now (reconcile must not see orphans)
+      } finally {
+        this.m.claiming--;
+      }
       if (r.claimed.length < t.granted) await refundTokens(db, keys, t.granted - r.claimed.length);
       if (r.dncSkipped) {
         this.dncSkipped += r.dncSkipped;
         this.progressDirty = true;
       }
-      if (this.closed || this.state !== 'running') {
-        // paused, stopped or closed while the claim ran: these were never sent
+      if (this.closed || this.state !== 'running' || this.m.draining) {
+        // paused, stopped, draining or closed while the claim ran: these were never sent
+        for (const c of r.claimed) this.inFlight.delete(c.callId);
         await releaseClaims(
           db,
           r.claimed.map((c) => c.callId),
@@ -229,7 +268,8 @@ export class CampaignRunner {
       next = Math.max(1000, this.m.tickMs);
     } finally {
       this.scheduleProgress();
-      if (!this.closed && this.state === 'running' && this.inFlight.size < this.maxConcurrent) this.kick(next);
+      if (!this.closed && !this.m.draining && this.state === 'running' && this.inFlight.size < this.maxConcurrent)
+        this.kick(next);
     }
   }
 
@@ -262,12 +302,16 @@ export class CampaignRunner {
     this.campaign = c;
     if (rateChanged) await this.prepare();
     // another runtime (or the API) changed the status in the database
-    if (c.status === 'paused' || c.status === 'stopped' || c.status === 'completed') this.setState(c.status);
+    if (c.status === 'paused' || c.status === 'stopped' || c.status === 'completed') {
+      this.setState(c.status);
+      await this.m.dropLease(this.id);
+    }
   }
 
   private async complete(): Promise<void> {
     await setCampaignStatus(this.m.db, this.id, 'completed');
     this.setState('completed');
+    await this.m.dropLease(this.id);
     this.progressDirty = true;
     this.m.emit('completed', this.id);
   }
@@ -324,7 +368,7 @@ export class CampaignRunner {
     }
   }
 
-  setState(s: RunnerStatus['state']): void {
+  setState(s: RunnerState): void {
     this.state = s;
     if (s === 'running') {
       if (this.watchTimer) clearInterval(this.watchTimer);
@@ -346,7 +390,10 @@ export class CampaignRunner {
       this.watching = true;
       getCampaign(this.m.db, this.id)
         .then(async (c) => {
-          if (!c || c.status !== 'running' || this.closed || this.state === 'running') return;
+          if (!c || c.status !== 'running' || this.closed || this.state === 'running' || this.m.draining) return;
+          // started again elsewhere: join (a lost lease is only taken back once nobody else holds it)
+          if (!(await this.m.holdLease(this.id, this.leaseLost ? 'takeover' : 'join'))) return;
+          this.leaseLost = false;
           this.campaign = c;
           await this.prepare();
           this.setState('running');
@@ -376,9 +423,19 @@ export class CampaignManager extends EventEmitter {
   readonly progressIntervalMs: number;
   readonly settingsRefreshMs: number;
   readonly globalCps?: number;
+  readonly leaseTtlMs: number;
+  /** This manager object (a lease of the same worker with another instance is a previous process's). */
+  readonly instance = randomUUID();
+  private readonly startedAt = new Date();
   private readonly runners = new Map<number, CampaignRunner>();
   private closed = false;
+  /** Stop claiming (shutdown / redeploy): live calls finish, nothing new is dialed. */
+  draining = false;
   private globalReady?: Promise<void>;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private pickupTimer?: NodeJS.Timeout;
+  private pickupBusy?: Promise<void>;
+  private readonly reconciling = new Map<number, Promise<ReconcileReport | undefined>>();
 
   constructor(opts: ManagerOptions) {
     super();
@@ -391,8 +448,214 @@ export class CampaignManager extends EventEmitter {
     this.progressIntervalMs = Math.max(50, opts.progressIntervalMs ?? 500);
     this.settingsRefreshMs = opts.settingsRefreshMs ?? 5000;
     this.globalCps = opts.globalCps ?? envGlobalCps();
+    this.leaseTtlMs = Math.max(200, opts.leaseTtlMs ?? leaseTtlMs());
     // a warn with no listener must not crash the runtime
     this.on('warn', () => undefined);
+    if (opts.autoPickup) {
+      const every = Math.max(50, opts.pickupMs ?? Math.round(this.leaseTtlMs / 2));
+      this.pickupTimer = setInterval(() => void this.pickup(), every);
+      setImmediate(() => void this.pickup());
+    }
+  }
+
+  private warn(code: string, message: string, cause?: unknown): void {
+    this.emit('warn', new DialerError(code, message, { cause }));
+  }
+
+  /** Take (or keep) this manager's lease on a campaign; false when another runtime holds it (takeover mode). */
+  async holdLease(id: number, mode: 'join' | 'takeover'): Promise<boolean> {
+    const r = await acquireLease(this.db, {
+      campaignId: id,
+      owner: this.worker,
+      instance: this.instance,
+      ttlMs: this.leaseTtlMs,
+      mode,
+    });
+    if (!r.acquired) return false;
+    this.startHeartbeat();
+    if (r.deadOwners.length) this.emit('takeover', { campaignId: id, from: r.deadOwners });
+    return true;
+  }
+
+  /** Give the lease up (paused, stopped, completed, shut down). */
+  async dropLease(id: number): Promise<void> {
+    await releaseLease(this.db, id, this.worker, this.instance).catch((err) =>
+      this.warn('campaign_lease', `campaign ${id}: releasing the lease: ${errorMessage(err)}`, err),
+    );
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer || this.closed) return;
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.round(this.leaseTtlMs / 3)));
+  }
+
+  private heartbeatBusy = false;
+  private async heartbeat(): Promise<void> {
+    if (this.heartbeatBusy || this.closed) return;
+    this.heartbeatBusy = true;
+    try {
+      const held = new Set(await heartbeatLeases(this.db, this.worker, this.instance));
+      for (const r of this.runners.values()) {
+        if (r.state !== 'running' || held.has(r.id) || this.closed) continue;
+        // our lease expired and was removed (this runtime stalled): take it back only if nobody else did
+        if (await this.holdLease(r.id, 'takeover').catch(() => false)) continue;
+        r.leaseLost = true;
+        r.lastError = `campaign ${r.id}: another runtime took the campaign over (this one missed its heartbeats)`;
+        r.setState('stopped');
+        this.warn('campaign_lease_lost', r.lastError);
+      }
+    } catch (err) {
+      this.warn('campaign_heartbeat', `lease heartbeat failed: ${errorMessage(err)}`, err);
+    } finally {
+      this.heartbeatBusy = false;
+    }
+  }
+
+  /** Pick up running campaigns nobody holds (status running, no live lease). Runs on start and periodically. */
+  pickup(): Promise<void> {
+    if (this.closed || this.draining) return Promise.resolve();
+    this.pickupBusy ??= this.pickupOnce().finally(() => (this.pickupBusy = undefined));
+    return this.pickupBusy;
+  }
+
+  private lastSweep = 0;
+  private async pickupOnce(): Promise<void> {
+    try {
+      const ids = await stalledCampaigns(this.db, {
+        owner: this.worker,
+        instance: this.instance,
+        ttlMs: this.leaseTtlMs,
+      });
+      for (const id of ids) {
+        if (this.closed || this.draining) return;
+        const r = this.runners.get(id);
+        if (r && r.state === 'running' && !r.leaseLost) continue;
+        await this.takeover(id).catch((err) =>
+          this.warn('campaign_takeover', `campaign ${id}: take-over failed: ${errorMessage(err)}`, err),
+        );
+      }
+      // the slow sweep: calls of dead co-owners, calls whose outcome was lost
+      const every = this.opts.reconcileEveryMs ?? 60_000;
+      if (every > 0 && Date.now() - this.lastSweep > every) {
+        this.lastSweep = Date.now();
+        await this.reconcileAll('periodic check');
+      }
+    } catch (err) {
+      this.warn('campaign_pickup', `looking for stalled campaigns failed: ${errorMessage(err)}`, err);
+    }
+  }
+
+  /** Take over a running campaign whose owners are gone: lease, reconcile their calls, dial. */
+  async takeover(id: number): Promise<RunnerStatus | undefined> {
+    this.live();
+    if (!(await this.holdLease(id, 'takeover'))) return undefined;
+    const c = await getCampaign(this.db, id);
+    if (!c || c.status !== 'running') {
+      await this.dropLease(id);
+      return undefined;
+    }
+    await this.reconcileCampaign(id, 'take-over of a campaign nobody held');
+    await this.ensureGlobal();
+    let r = this.runners.get(id);
+    if (!r) {
+      r = new CampaignRunner(this, c);
+      this.runners.set(id, r);
+    }
+    r.leaseLost = false;
+    r.lastError = undefined;
+    await r.prepare();
+    r.setState('running');
+    this.emit('pickup', id);
+    return r.status();
+  }
+
+  private isMine(callId: number): boolean {
+    if (outboxFor(this.db).pendingFor(callId) > 0) return true;
+    for (const r of this.runners.values()) if (r.inFlight.has(callId)) return true;
+    return false;
+  }
+
+  /**
+   * Close the campaign's orphan calls: those of owners without a live lease, and this worker's own that
+   * no runner of this manager follows (a previous process, a previous deploy). Against Asterisk when
+   * there is one; without, the old rules (own calls of a previous process, calls stale for 15 min).
+   */
+  reconcileCampaign(id: number | null, why: string): Promise<ReconcileReport | undefined> {
+    const key = id ?? 0;
+    const busy = this.reconciling.get(key);
+    if (busy) return busy;
+    const p = this.reconcileNow(id, why).finally(() => this.reconciling.delete(key));
+    this.reconciling.set(key, p);
+    return p;
+  }
+
+  private async reconcileNow(id: number | null, why: string): Promise<ReconcileReport | undefined> {
+    if (!this.opts.asterisk) {
+      if (id === null) return undefined;
+      const r = await reconcileOpenCalls(this.db, {
+        ...this.opts.reconcile,
+        campaignId: id,
+        worker: this.worker,
+        ownBefore: PROCESS_STARTED,
+      });
+      return { closed: r.closed.map((x) => ({ id: x, outcome: 'failed' })), adopted: [], hungUp: [], left: [] };
+    }
+    const liveOwners = new Map<number, Set<string>>();
+    const ownersOf = async (cid: number): Promise<Set<string>> => {
+      let s = liveOwners.get(cid);
+      if (!s) {
+        s = new Set((await campaignLeases(this.db, cid, this.leaseTtlMs)).filter((l) => l.live).map((l) => l.owner));
+        liveOwners.set(cid, s);
+      }
+      return s;
+    };
+    // who is alive, per campaign, before deciding who is an orphan
+    const cids =
+      id !== null
+        ? [id]
+        : (
+            await this.db.query<{ cid: number }>(
+              `select distinct campaign_id as cid from calls where status in ('initiated','ringing','in_progress') and campaign_id is not null`,
+            )
+          ).rows.map((x) => Number(x.cid));
+    for (const cid of cids) await ownersOf(cid);
+    const isOrphan = (c: OpenCall): boolean => {
+      if (c.campaignId === null) return false;
+      const owners = liveOwners.get(c.campaignId) ?? new Set<string>();
+      if (c.worker === this.worker) return !this.isMine(c.id) && !this.claimingNow;
+      // a call without a worker was not placed by a campaign queue: not ours to judge
+      return !!c.worker && !owners.has(c.worker);
+    };
+    const rep = await reconcileAgainstAsterisk(this.db, this.opts.asterisk, { campaignId: id, isOrphan, why });
+    if (rep.error)
+      this.warn('campaign_reconcile', `reconcile (${why}): ${rep.error}; calls left open until Asterisk answers`);
+    if (rep.adopted.length) {
+      for (const callId of rep.adopted) {
+        const row = await this.db.query<{ campaign_id: number | null }>('select campaign_id from calls where id = $1', [
+          callId,
+        ]);
+        const cid = row.rows[0]?.campaign_id;
+        if (cid) this.runners.get(cid)?.inFlight.add(callId);
+      }
+    }
+    // call_ended for each: dashboards drop the ghost calls
+    for (const c of rep.closed) if (c.result) this.announce(c.result);
+    if (rep.closed.length) for (const r of this.runners.values()) r.markDirty();
+    if (rep.closed.length || rep.hungUp.length) this.emit('reconciled', { campaignId: id, why, ...rep });
+    return rep;
+  }
+
+  /** Reconcile every running campaign of this manager (after an ARI reconnect, periodically). */
+  async reconcileAll(why: string): Promise<void> {
+    if (this.closed || !this.opts.asterisk) return;
+    await this.reconcileCampaign(null, why).catch((err) =>
+      this.warn('campaign_reconcile', `reconcile (${why}): ${errorMessage(err)}`, err),
+    );
+  }
+
+  /** Asterisk's events connection came back: what happened while we were blind is checked now. */
+  onAsteriskReconnect(): void {
+    void this.reconcileAll('after reconnecting to Asterisk');
   }
 
   private ensureGlobal(): Promise<void> {
@@ -408,17 +671,20 @@ export class CampaignManager extends EventEmitter {
     if (this.closed) throw new DialerError('campaign_closed', 'the campaign queue is shut down');
   }
 
-  /** Validate, reconcile what a crash left open, mark running and start dialing. */
+  /** Claim passes between the claim and the send (their calls are not in inFlight yet). */
+  claiming = 0;
+  get claimingNow(): boolean {
+    return this.claiming > 0;
+  }
+
+  /** Validate, take a lease, reconcile what a crash left open, mark running and start dialing. */
   async start(idIn: unknown): Promise<RunnerStatus> {
     this.live();
+    if (this.draining) throw new DialerError('campaign_draining', 'the campaign queue is shutting down (draining)');
     const id = parseCampaignId(idIn);
     const c = await validateCampaignForStart(this.db, id);
-    await reconcileOpenCalls(this.db, {
-      ...this.opts.reconcile,
-      campaignId: id,
-      worker: this.worker,
-      ownBefore: PROCESS_STARTED,
-    });
+    await this.holdLease(id, 'join');
+    await this.reconcileCampaign(id, 'start');
     await this.ensureGlobal();
     await setCampaignStatus(this.db, id, 'running');
     let r = this.runners.get(id);
@@ -426,10 +692,22 @@ export class CampaignManager extends EventEmitter {
       r = new CampaignRunner(this, { ...c, status: 'running' });
       this.runners.set(id, r);
     }
+    r.leaseLost = false;
     await r.prepare();
     r.setState('running');
-    this.startReconcileLoop();
-    return r.status();
+    if (!this.opts.asterisk) this.startReconcileLoop();
+    return this.withLease(r.status());
+  }
+
+  private async withLease(st: RunnerStatus): Promise<RunnerStatus> {
+    try {
+      const c = await getCampaign(this.db, st.campaignId);
+      const info = await leaseInfo(this.db, st.campaignId, c?.status ?? 'unknown', this.leaseTtlMs);
+      const state = info.state === 'stalled' && st.state !== 'draining' ? 'stalled' : st.state;
+      return { ...st, state, owner: info.owner, heartbeatAgeMs: info.heartbeatAgeMs, owners: info.owners };
+    } catch {
+      return st;
+    }
   }
 
   async pause(idIn: unknown): Promise<RunnerStatus> {
@@ -458,7 +736,8 @@ export class CampaignManager extends EventEmitter {
       this.runners.set(id, r);
     }
     r.setState(s);
-    return r.status();
+    await this.dropLease(id);
+    return this.withLease(r.status());
   }
 
   /** Status of a campaign as this worker sees it, with fresh progress counters. */
@@ -472,12 +751,12 @@ export class CampaignManager extends EventEmitter {
         ...(await campaignProgress(this.db, id)),
         state: r.status().state,
       };
-      return { ...r.status(), progress };
+      return this.withLease({ ...r.status(), progress });
     }
     const c = await getCampaign(this.db, id);
     if (!c) throw new DialerError('campaign_not_found', `campaign ${id} does not exist`);
     const progress = await campaignProgress(this.db, id);
-    return {
+    return this.withLease({
       campaignId: id,
       state: c.status === 'draft' ? 'stopped' : c.status,
       inFlight: 0,
@@ -486,7 +765,7 @@ export class CampaignManager extends EventEmitter {
       placed: 0,
       dncSkipped: 0,
       progress,
-    };
+    });
   }
 
   runnerOf(id: number): CampaignRunner | undefined {
@@ -513,32 +792,43 @@ export class CampaignManager extends EventEmitter {
     const callId = Number(call.id);
     if (!Number.isSafeInteger(callId) || callId <= 0)
       throw new DialerError('campaign_bad_outcome', `outcome for an invalid call id ${JSON.stringify(call.id)}`);
-    const outcome = typeof call.outcome === 'string' && call.outcome ? call.outcome : 'failed';
+    let outcome = typeof call.outcome === 'string' && call.outcome ? call.outcome : 'failed';
+    // an answered call whose AGI session was refused (or could not start) had no conversation
+    const refused = outcome !== 'answered' && outcome !== 'failed' ? takeRefusal(callId) : undefined;
+    if (refused) outcome = 'failed';
     const update = {
       callId,
       outcome,
-      reason: typeof call.reason === 'string' ? call.reason : null,
+      reason: refused ?? (typeof call.reason === 'string' ? call.reason : null),
       hangupCause:
         Number.isFinite(Number(call.hangupCause)) && call.hangupCause !== null && call.hangupCause !== undefined
           ? Number(call.hangupCause)
           : null,
       dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
     };
-    let res: OutcomeResult;
-    try {
-      res = await recordOutcome(this.db, update);
-    } catch (err) {
-      // the store is down: keep the outcome and retry, so no contact stays stuck in a call
-      if (outcome !== 'answered') this.queueRetry(update);
+    // the slot is freed at once, even while the store is down: a stuck slot would stall the campaign
+    if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
+    // the one durable write path: ordered after the call's turns, retried until the database is back
+    const cid = Number(call.campaignId);
+    const written = outboxFor(this.db).write({
+      kind: 'outcome',
+      callId,
+      campaignId: Number.isSafeInteger(cid) && cid > 0 ? cid : null,
+      update,
+    }) as Promise<OutcomeResult>;
+    const w = await Promise.race([written, waitMs(writeWaitMs()).then(() => undefined)]);
+    if (!w) {
+      // the store is down: the outcome stays queued (and journalled), call_ended follows once it is stored
+      written.then(
+        (r) => this.announce(r),
+        () => undefined,
+      );
       throw new DialerError(
         'campaign_outcome_store',
-        `outcome ${outcome} of call ${callId} not stored yet (will retry): ${errorMessage(err)}`,
-        { cause: err },
+        `outcome ${outcome} of call ${callId} not stored yet (will retry until the database is back)`,
       );
-    } finally {
-      // the slot is freed even when the store failed: a stuck slot would stall the campaign
-      if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
     }
+    const res = w;
     this.announce(res);
     if (outcome === 'answered') {
       // dialing -> active: recount the campaign's progress
@@ -569,35 +859,9 @@ export class CampaignManager extends EventEmitter {
     }, every);
   }
 
-  private readonly retries = new Map<number, Parameters<typeof recordOutcome>[1]>();
-  private retryTimer?: NodeJS.Timeout;
-
-  /** Outcomes waiting for the store (bounded: the oldest is dropped past 10,000; reconciliation covers it). */
+  /** Writes (outcomes, turns, do-not-call requests) waiting for the store: see src/store/outbox.ts. */
   get pendingOutcomes(): number {
-    return this.retries.size;
-  }
-
-  private queueRetry(u: Parameters<typeof recordOutcome>[1]): void {
-    this.retries.set(u.callId, u);
-    if (this.retries.size > 10000) this.retries.delete(this.retries.keys().next().value as number);
-    if (this.retryTimer || this.closed) return;
-    this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
-  }
-
-  private async flushRetries(): Promise<void> {
-    this.retryTimer = undefined;
-    for (const [id, u] of [...this.retries]) {
-      if (this.closed) return;
-      try {
-        const res = await recordOutcome(this.db, u);
-        this.retries.delete(id);
-        this.announce(res);
-      } catch {
-        break; // still down
-      }
-    }
-    if (this.retries.size && !this.closed)
-      this.retryTimer = setTimeout(() => void this.flushRetries(), this.opts.retryMs ?? 2000);
+    return outboxFor(this.db).stats().pending;
   }
 
   private announce(res: OutcomeResult): void {
@@ -628,24 +892,100 @@ export class CampaignManager extends EventEmitter {
   /** The caller asked not to be called again: add the number to the do-not-call list at once. */
   async addToDnc(
     phone: string,
-    o: { campaignId?: number | null; reason?: string; source?: string } = {},
+    o: { campaignId?: number | null; reason?: string; source?: string; callId?: number | null } = {},
   ): Promise<number> {
     const scope = this.opts.dncScope === 'campaign' && o.campaignId ? o.campaignId : null;
-    const n = await addToDnc(this.db, phone, {
-      campaignId: scope,
-      reason: o.reason ?? 'caller asked not to be called',
-      source: o.source ?? 'conversation',
-    });
+    const n = await storeDnc(
+      this.db,
+      {
+        phone,
+        campaignId: scope,
+        reason: o.reason ?? 'caller asked not to be called',
+        source: o.source ?? 'conversation',
+      },
+      o.callId,
+    );
     if (o.campaignId) this.runners.get(o.campaignId)?.markDirty();
     return n;
   }
 
-  /** Stop timers; claims in flight that were never sent are released. Calls in progress are left to finish. */
-  async close(): Promise<void> {
+  /** Calls this manager placed that have no final outcome yet. */
+  get inFlight(): number {
+    let n = 0;
+    for (const r of this.runners.values()) n += r.inFlight.size;
+    return n;
+  }
+
+  inFlightIds(): number[] {
+    return [...this.runners.values()].flatMap((r) => [...r.inFlight]);
+  }
+
+  /**
+   * Shutdown / redeploy: stop claiming, let live calls finish for up to `timeoutMs`, then end the rest
+   * politely through `endCall` (goodbye + hangup by the conversation), give them `graceMs` to report,
+   * and finally hang up and record whatever is still open (against Asterisk). Leases are released.
+   * Returns how many calls ended by themselves, politely, and forcibly.
+   */
+  async drain(
+    o: { timeoutMs: number; endCall?: (callId: number) => void; graceMs?: number } = { timeoutMs: 30_000 },
+  ): Promise<{ finished: number; ended: number; forced: number }> {
+    this.draining = true;
+    if (this.pickupTimer) clearInterval(this.pickupTimer);
+    const start = this.inFlight;
+    const until = async (ms: number): Promise<void> => {
+      const end = Date.now() + ms;
+      while (this.inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    };
+    await until(o.timeoutMs);
+    const left = this.inFlightIds();
+    let ended = 0;
+    if (left.length && o.endCall) {
+      for (const id of left) o.endCall(id);
+      await until(o.graceMs ?? 5000);
+      ended = left.length - this.inFlight;
+    }
+    let forced = 0;
+    if (this.inFlight > 0) {
+      const ids = new Set(this.inFlightIds());
+      forced = ids.size;
+      if (this.opts.asterisk) {
+        await reconcileAgainstAsterisk(this.db, this.opts.asterisk, {
+          campaignId: null,
+          isOrphan: (c) => ids.has(c.id),
+          why: 'shutdown: the drain timeout passed',
+          strays: false,
+          ignoreTracking: true,
+        })
+          .then((rep) => {
+            for (const c of rep.closed) if (c.result) this.announce(c.result);
+          })
+          .catch((err) => this.warn('campaign_drain', `drain: ${errorMessage(err)}`, err));
+      } else {
+        for (const id of ids)
+          await this.handleOutcome({ id, outcome: 'failed', reason: 'shutdown: the drain timeout passed' }).catch(
+            () => undefined,
+          );
+      }
+      for (const r of this.runners.values()) for (const id of ids) r.inFlight.delete(id);
+    }
+    return { finished: start - left.length, ended, forced };
+  }
+
+  /**
+   * Stop timers and give up the leases; claims in flight that were never sent are released. Calls in
+   * progress are left to finish. `keepLeases` leaves the lease rows as a crash would (tests).
+   */
+  async close(o: { keepLeases?: boolean } = {}): Promise<void> {
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.pickupTimer) clearInterval(this.pickupTimer);
+    await this.pickupBusy?.catch(() => undefined);
     await Promise.all([...this.runners.values()].map((r) => r.close()));
+    if (!o.keepLeases)
+      await Promise.all(
+        [...this.runners.values()].filter((r) => r.state === 'running').map((r) => this.dropLease(r.id)),
+      );
     this.runners.clear();
   }
 }

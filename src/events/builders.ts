@@ -35,6 +35,8 @@ export interface StatusEvent extends Base, CallIds {
   type: 'status';
   status: (typeof CALL_STATUSES)[number];
   detail?: string | null;
+  /** Writes of this call wait for the database (true) or are all stored again (false). */
+  writePending?: boolean;
 }
 export interface Timing {
   recordMs?: number;
@@ -54,6 +56,8 @@ export interface ConversationTurnEvent extends Base, CallIds {
   /** The caller's words were read back from the simulator, not recognised from speech (demo only). */
   simulated?: boolean;
   timing: Timing;
+  /** This turn is not in the database yet: it is retried until the database is back. */
+  writePending?: boolean;
 }
 export interface TranscriptLine {
   seq: number;
@@ -176,6 +180,29 @@ export function status(msg: Msg, now?: number): StatusEvent {
     ...callIds(call),
     status: st,
     detail,
+    writePending:
+      typeof s === 'object' && s !== null && typeof s.writePending === 'boolean' ? s.writePending : undefined,
+  } as StatusEvent);
+}
+
+/**
+ * A call's writes wait for the database (pending > 0), or are stored again (pending 0): a `status`
+ * event with `writePending` (from the outbox, src/store/outbox.ts).
+ */
+export function writePendingEvent(
+  w: { callId: number; campaignId: number | null; pending: number; status: string },
+  now?: number,
+): StatusEvent {
+  const st = (CALL_STATUSES as readonly string[]).includes(w.status) ? w.status : 'in_progress';
+  return checked({
+    v: SCHEMA_VERSION,
+    type: 'status',
+    ts: nowIso(now),
+    callId: w.callId,
+    campaignId: w.campaignId,
+    status: st,
+    detail: w.pending > 0 ? `${w.pending} write(s) waiting for the database` : 'writes stored',
+    writePending: w.pending > 0,
   } as StatusEvent);
 }
 
@@ -204,6 +231,7 @@ export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent 
     action: turn.action ?? msg.reply?.action?.type ?? undefined,
     simulated: turn.simulated || msg.transcript?.simulated ? true : undefined,
     timing,
+    writePending: turn.writePending === true ? true : undefined,
   } as ConversationTurnEvent);
 }
 

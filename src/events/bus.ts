@@ -9,6 +9,8 @@ import { Account, EmbeddedBroker, acquireBroker, normaliseOrigin, releaseBroker 
 import { dispatchControl } from './controls';
 import { Publisher, redact } from './publisher';
 import { DEFAULT_ROOT } from './topics';
+import { writePendingEvent } from './builders';
+import { onCallWrites } from '../store/outbox';
 
 export type BusMode = 'env' | 'embedded' | 'external';
 
@@ -117,7 +119,13 @@ export interface BusHandle {
   release(): Promise<void>;
 }
 
-type Opened = { publisher: Publisher; broker?: EmbeddedBroker; describe: string; controlsReady: Promise<void> };
+type Opened = {
+  publisher: Publisher;
+  broker?: EmbeddedBroker;
+  describe: string;
+  controlsReady: Promise<void>;
+  unwatch: () => void;
+};
 interface Shared {
   refs: number;
   ready: Promise<Opened>;
@@ -183,7 +191,15 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
       publisher.subscribe(publisher.topics.allCallControls, onControl),
     ]).then(() => undefined);
   }
-  return { publisher, broker, describe, controlsReady };
+  // a call whose writes wait for the database says so (status event with writePending)
+  const unwatch = onCallWrites((w) => {
+    try {
+      publisher.publish(writePendingEvent(w));
+    } catch (err) {
+      log(`write-pending event not published: ${errorMessage(err)}`);
+    }
+  });
+  return { publisher, broker, describe, controlsReady, unwatch };
 }
 
 /** Get (or start) the bus for a configuration. Release it with handle.release(). */
@@ -227,6 +243,7 @@ export async function acquireBus(cfg: BusConfig, env: NodeJS.ProcessEnv = proces
       detachWs?.();
       if (--e.refs > 0) return;
       if (buses.get(key) === e) buses.delete(key);
+      got.unwatch();
       const left = await got.publisher.close();
       const lost = left.buffered + left.inflight;
       if (lost > 0)

@@ -115,6 +115,11 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       ...callIds,
       status: { type: 'string', enum: CALL_STATUSES },
       detail: { type: ['string', 'null'], maxLength: 500 },
+      writePending: {
+        type: 'boolean',
+        description:
+          'true: writes of this call wait for the database (retried until it is back); false: they are stored',
+      },
     },
     ['callId', 'campaignId', 'status'],
     'The call status changed.',
@@ -138,6 +143,11 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
         additionalProperties: false,
         properties: { recordMs: ms, sttMs: ms, llmMs: ms, ttsMs: ms, playbackMs: ms, totalMs: ms },
         required: [],
+      },
+      writePending: {
+        type: 'boolean',
+        description:
+          'true: writes of this call wait for the database (retried until it is back); false: they are stored',
       },
     },
     ['callId', 'campaignId', 'seq', 'timing'],

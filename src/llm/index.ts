@@ -4,6 +4,7 @@ import { OpenAiChatEngine, type ActionMode } from './openai';
 import { ScriptedEngine, type Script } from './scripted';
 import type { LlmEngine } from './types';
 
+import { parseOptionalNumber } from '../util/config';
 export * from './types';
 export { OpenAiChatEngine, DEFAULT_SYSTEM_PROMPT, type ActionMode, type OpenAiChatOptions } from './openai';
 export { ScriptedEngine, DEFAULT_SCRIPT, isDoNotCallRequest, type Script, type ScriptIntent } from './scripted';
@@ -49,12 +50,6 @@ export function resolveLlmEngineName(
   throw new StageError('llm', 'not_configured', `unknown LLM engine "${raw}" (openai or scripted)`, { engine: raw });
 }
 
-function num(v: string | undefined): number | undefined {
-  if (v === undefined || v.trim() === '') return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : NaN;
-}
-
 /** Build an engine; empty settings fall back to LLM_* environment variables. */
 export function createLlmEngine(cfg: LlmConfig, env: NodeJS.ProcessEnv = process.env): LlmEngine {
   if (resolveLlmEngineName(cfg.engine, env) === 'scripted') return new ScriptedEngine(cfg.script ?? {});
@@ -66,8 +61,8 @@ export function createLlmEngine(cfg: LlmConfig, env: NodeJS.ProcessEnv = process
     baseUrl: o.baseUrl || env.LLM_BASE_URL || '',
     model: o.model || env.LLM_MODEL || '',
     apiKey: o.apiKey || env.LLM_API_KEY || undefined,
-    temperature: o.temperature ?? num(env.LLM_TEMPERATURE),
-    maxTokens: o.maxTokens ?? num(env.LLM_MAX_TOKENS),
+    temperature: o.temperature ?? parseOptionalNumber(env.LLM_TEMPERATURE),
+    maxTokens: o.maxTokens ?? parseOptionalNumber(env.LLM_MAX_TOKENS),
     systemPrompt: o.systemPrompt || env.LLM_SYSTEM_PROMPT || '',
     mode: o.mode || (env.LLM_ACTION_MODE as ActionMode | undefined) || 'tools',
     transferTargets: targets,

@@ -2,25 +2,7 @@
  * Environment settings shared by the runtime and the config nodes' "from environment" mode.
  * One place for names and defaults (documented in the table of docs/guide/configuration.md).
  */
-import path from 'path';
-
-export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.DATA_DIR || 'data');
-}
-
-/** Store options from DATABASE_URL (PostgreSQL) or, when absent, PGlite under DATA_DIR/db. */
-export function storeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): {
-  url?: string;
-  dataDir?: string;
-  poolSize?: number;
-} {
-  const url = env.DATABASE_URL?.trim();
-  if (url) {
-    const pool = Number(env.DATABASE_POOL_SIZE);
-    return Number.isInteger(pool) && pool > 0 ? { url, poolSize: pool } : { url };
-  }
-  return { dataDir: path.join(dataDir(env), 'db') };
-}
+export { dataDir, storeOptionsFromEnv, resolveStoreOptions, type StoreMode } from '../store/options';
 
 /** Parse a port number; throws a clear error naming the variable. */
 export function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -30,24 +12,4 @@ export function portFrom(env: NodeJS.ProcessEnv, name: string, fallback: number)
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new Error(`${name} must be a port number between 0 and 65535 (got "${raw}")`);
   return n;
-}
-
-export type StoreMode = 'env' | 'embedded' | 'postgres';
-
-/** Which database a store config node means: its own setting, or the environment's. */
-export function resolveStoreOptions(
-  mode: StoreMode,
-  dir: string | undefined,
-  url: string | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): { url?: string; dataDir?: string } {
-  switch (mode) {
-    case 'postgres':
-      if (!url) throw new Error('store: mode "PostgreSQL server" needs a connection URL');
-      return { url };
-    case 'embedded':
-      return { dataDir: path.resolve(dir || path.join(dataDir(env), 'db')) };
-    default:
-      return storeOptionsFromEnv(env);
-  }
 }

@@ -11,7 +11,10 @@ import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
-import { registerHealthProbe } from './health';
+import { registerHealthProbe } from '../health/probes';
+import type { DialerSettings } from '../types/settings';
+import { outboxFor } from '../store/outbox';
+import { parseDurationMs } from '../util/config';
 import {
   bindRefusal,
   checkBind,
@@ -57,6 +60,11 @@ export interface RuntimeInfo {
 
 export interface Runtime {
   info: RuntimeInfo;
+  /**
+   * Shutdown drain (before stop): no new calls; live calls get `timeoutMs` to finish, then a goodbye and
+   * a hangup, and whatever is left after `graceMs` is hung up and recorded.
+   */
+  drain(o: { timeoutMs: number; graceMs?: number }): Promise<import('../campaign/control').DrainReport>;
   /** Stop flows (nodes close their sockets and timers), then the HTTP server, simulator and database. */
   stop(): Promise<void>;
 }
@@ -157,7 +165,12 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
-  env.DATA_DIR = dir; // nodes in "from environment" mode put recordings and audio under it
+  // What the nodes' "from environment" modes use: handed to Node-RED as settings.aiDialer (the
+  // nodes read RED.settings.aiDialer, with the environment as the fallback); env is never written.
+  const aiDialer: DialerSettings = {
+    dataDir: dir,
+    startSimulator: async (o) => (await import('../sim/index')).startSimulator(o),
+  };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
@@ -185,7 +198,6 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   };
 
   const mqtt: RuntimeInfo['mqtt'] = { ws: `ws://${displayHost(host)}:${port}/mqtt` };
-  const childEnv = env; // config nodes in "from environment" mode read process.env
   if (env.MQTT_URL) {
     mqtt.external = redactUrl(env.MQTT_URL);
   } else {
@@ -199,7 +211,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       mqtt.note =
         `MQTT port ${mqttPort} is already in use (another broker, e.g. Mosquitto?): the embedded broker serves MQTT over WebSocket only. ` +
         `Set MQTT_PORT to a free port for MQTT over TCP, or MQTT_URL=mqtt://127.0.0.1:${mqttPort} to use the running broker.`;
-      childEnv.MQTT_TCP_DISABLED = '1';
+      aiDialer.mqttTcp = false;
     }
   }
 
@@ -212,6 +224,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     forgetGenerated();
     throw new StartupError((err as Error).message);
   }
+  outboxFor(db); // writes a previous run could not store (database down when it ended) are replayed now
 
   let sim: Simulator | undefined;
   let unprobe: (() => void) | undefined;
@@ -242,11 +255,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       });
       sim = started;
       unprobe = registerHealthProbe('simulatedChannels', () => started.channels().length);
-      childEnv.ARI_URL = sim.url;
-      childEnv.ARI_USERNAME = sim.username;
-      childEnv.ARI_PASSWORD = sim.password;
-      childEnv.ARI_APP = sim.app;
-      childEnv.AI_DIALER_SIMULATED = '1';
+      aiDialer.ari = { url: started.url, username: started.username, password: started.password, app: started.app };
+      aiDialer.simulated = true;
       await ensureDemoCampaign(db);
     }
 
@@ -275,6 +285,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       externalModules: { autoInstall: false, palette: { allowInstall: false } },
       // no update-check prompt and nothing sent anywhere: the runtime must work offline
       telemetry: { enabled: false },
+      aiDialer,
     };
     RED.init(server, settings as never);
     // Node-RED's admin API answers every route with Access-Control-Allow-Origin: * (hard-coded): drop it.
@@ -322,6 +333,11 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     };
     return {
       info,
+      drain: (o) => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { drainAll } = require('../campaign/control') as typeof import('../campaign/control');
+        return drainAll(o);
+      },
       stop: async () => {
         await cleanup();
       },
@@ -423,26 +439,54 @@ export async function main(): Promise<void> {
   }
   for (const l of banner(rt.info)) console.log(l);
   let stopping = false;
+  const drainMs = parseDurationMs(process.env.DRAIN_TIMEOUT, 30_000);
+  const graceMs = 10_000;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${signal}: stopping (finishing writes, closing calls and connections)...`);
-    const force = setTimeout(() => {
-      console.error('ai-dialer: shutdown took longer than 15 s; exiting');
-      process.exit(1);
-    }, 15000);
-    force.unref();
-    rt.stop().then(
-      () => {
-        console.log('stopped');
-        process.exit(0);
-      },
-      (err: Error) => {
-        console.error(`ai-dialer: error while stopping: ${err.message}`);
-        process.exit(1);
-      },
+    console.log(
+      `\n${signal}: stopping: no new calls; live calls get up to ${Math.round(drainMs / 1000)} s to finish (DRAIN_TIMEOUT)...`,
     );
+    const limit = drainMs + graceMs + 20_000;
+    const force = setTimeout(() => {
+      console.error(`ai-dialer: shutdown took longer than ${Math.round(limit / 1000)} s; exiting`);
+      process.exit(1);
+    }, limit);
+    force.unref();
+    rt.drain({ timeoutMs: drainMs, graceMs })
+      .then(
+        (r) => {
+          if (r.live)
+            console.log(
+              `drained ${r.live} live call(s): ${r.finished} finished, ${r.ended} ended with a goodbye, ${r.forced} hung up and recorded`,
+            );
+        },
+        (err: Error) => console.error(`ai-dialer: drain: ${err.message}`),
+      )
+      .then(() => rt.stop())
+      .then(
+        () => {
+          console.log('stopped');
+          process.exit(0);
+        },
+        (err: Error) => {
+          console.error(`ai-dialer: error while stopping: ${err.message}`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Started through a shell that was killed (e.g. `npm start` without exec): the parent is gone, so a
+  // supervisor's SIGTERM never reached us. Stop the same way instead of holding the ports as an orphan.
+  const parent = process.ppid;
+  if (parent > 1) {
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) {
+        clearInterval(watch);
+        stop('parent process exited');
+      }
+    }, 1000);
+    watch.unref();
+  }
 }

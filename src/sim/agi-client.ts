@@ -49,6 +49,8 @@ export interface AgiCallOptions {
   /** Keep a transcript of commands and replies (default true; at most `transcriptMax` entries). */
   transcript?: boolean;
   transcriptMax?: number;
+  /** Every command, reply and event line as it happens (journals, tests). */
+  onLine?: (dir: AgiTranscriptEntry['dir'], line: string) => void;
 }
 
 export interface AgiTranscriptEntry {
@@ -202,6 +204,7 @@ class SimAgiCall {
   }
 
   private log(dir: AgiTranscriptEntry['dir'], line: string): void {
+    this.o.onLine?.(dir, line);
     if (this.o.transcript === false) return;
     if (this.transcript.length >= (this.o.transcriptMax ?? 2000)) return;
     this.transcript.push({ dir, line, atMs: Date.now() - this.t0 });

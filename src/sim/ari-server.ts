@@ -80,10 +80,13 @@ export interface AriSimOptions {
   asteriskId?: string;
   /** Delay between Down and Ringing, ms before speed scaling (default 60). */
   progressMs?: number;
+  /**
+   * ari.conf `channelvars`: variables every channel snapshot carries as `channelvars` (as Asterisk 22
+   * does when ari.conf lists them, an unset one as ''; asterisk-config/ari.conf lists CALL_ID,
+   * CAMPAIGN_ID, CONTACT_ID, CONTACT_PHONE). Default those four; [] for none.
+   */
+  channelvars?: string[];
 }
-
-/** asterisk-config/ari.conf `channelvars`: the variables ARI shows on every channel. */
-const CHANNELVARS = ['CALL_ID', 'CAMPAIGN_ID', 'CONTACT_PHONE'];
 
 const TECHS = new Set(['PJSIP', 'SIP', 'Local', 'IAX2', 'DAHDI']);
 const HANGUP_REASONS: Record<string, number> = {
@@ -340,10 +343,21 @@ export class AriSimulator extends EventEmitter {
     }
     if (res === 'channels') {
       if (!id) {
-        if (method === 'GET') return { status: 200, body: [...this.chans.values()].map((c) => this.snapshot(c)) };
+        if (method === 'GET')
+          return {
+            status: 200,
+            body: [...this.chans.values()].flatMap((c) =>
+              c.tech === 'Local' ? [this.snapshot(c), this.otherHalf(c)] : [this.snapshot(c)],
+            ),
+          };
         if (method === 'POST') return { status: 200, body: this.snapshot(this.originate(q, body)) };
       } else {
-        const ch = this.chans.get(id);
+        // the other half of a Local channel (`<id>;2`): listed and answered; a hangup ends the pair
+        const half = /;2$/.test(id) ? this.chans.get(id.slice(0, -2)) : undefined;
+        if (half && half.tech === 'Local' && !sub && method === 'GET')
+          return { status: 200, body: this.otherHalf(half) };
+        const ch =
+          this.chans.get(id) ?? (half && half.tech === 'Local' && !sub && method === 'DELETE' ? half : undefined);
         if (!sub && method === 'GET') {
           if (!ch) throw new HttpError(404, 'Channel not found');
           return { status: 200, body: this.snapshot(ch) };
@@ -422,7 +436,7 @@ export class AriSimulator extends EventEmitter {
   }
 
   snapshot(c: SimChannel): Record<string, unknown> {
-    return {
+    const out: Record<string, unknown> = {
       id: c.id,
       name: c.name,
       state: c.state,
@@ -434,8 +448,34 @@ export class AriSimulator extends EventEmitter {
       dialplan: { ...c.dialplan },
       creationtime: c.creationtime,
       language: 'en',
-      // ari.conf `channelvars` (the shipped list): every channel carries them, '' when unset
-      channelvars: Object.fromEntries(CHANNELVARS.map((k) => [k, c.variables[k] ?? ''])),
+    };
+    const vars = this.opts.channelvars ?? ['CALL_ID', 'CAMPAIGN_ID', 'CONTACT_ID', 'CONTACT_PHONE'];
+    if (vars.length) {
+      // every listed variable, an unset one as '' (seen on Asterisk 22.10.1, test/real-asterisk)
+      const cv: Record<string, string> = {};
+      for (const v of vars) cv[v] = c.variables[v] ?? '';
+      out.channelvars = cv;
+    }
+    return out;
+  }
+
+  /** The `;2` half of a Local channel, as GET /channels lists it (it runs the callee's dialplan). */
+  private otherHalf(c: SimChannel): Record<string, unknown> {
+    const s = this.snapshot(c);
+    const at = c.endpoint.indexOf('@');
+    return {
+      ...s,
+      id: `${c.id};2`,
+      name: c.name.replace(/;1$/, ';2'),
+      caller: { name: '', number: '' },
+      connected: { name: '', number: '' },
+      dialplan: {
+        context: at >= 0 ? c.endpoint.slice(at + 1) : 'default',
+        exten: c.phone,
+        priority: 1,
+        app_name: '',
+        app_data: '',
+      },
     };
   }
 
@@ -501,8 +541,9 @@ export class AriSimulator extends EventEmitter {
     const vars = body.variables;
     if (vars !== undefined && (typeof vars !== 'object' || vars === null || Array.isArray(vars)))
       throw new HttpError(400, 'Variables must be an object');
-    const uniqueid = `${Math.floor(Date.now() / 1000)}.${this.seq + 1}`;
-    const id = q('channelId') || uniqueid;
+    // Asterisk makes the channel id the channel's uniqueid (UNIQUEID, agi_uniqueid)
+    const id = q('channelId') || `${Math.floor(Date.now() / 1000)}.${this.seq + 1}`;
+    const uniqueid = id;
     if (id.length > 128 || /[\s/]/.test(id)) throw new HttpError(400, 'Invalid channel id');
     if (this.chans.has(id)) throw new HttpError(409, 'Channel with given unique ID already exists');
     const timeoutS = q('timeout') === undefined ? 30 : Number(q('timeout'));
@@ -550,6 +591,7 @@ export class AriSimulator extends EventEmitter {
       if (!/^[A-Za-z_][A-Za-z0-9_]*(\([^)]*\))?$/.test(k)) continue;
       ch.variables[k] = v === null || v === undefined ? '' : String(v);
     }
+    this.emit('channel-created', { id, phone, variables: { ...ch.variables } });
     // The originate answer comes first; the dialling runs after it, as on Asterisk.
     setImmediate(() => this.dial(ch, timeoutS));
     return ch;
@@ -694,7 +736,11 @@ export class AriSimulator extends EventEmitter {
       speed: this.speed,
       recordingsRoot: this.opts.recordingsRoot,
       signal: abort.signal,
+      onLine: this.listenerCount('agi-line')
+        ? (dir: string, line: string) => this.emit('agi-line', ch.id, dir, line)
+        : undefined,
     })
+      .then((r) => this.emit('agi-done', ch.id, r))
       .catch((err: unknown) => this.emit('agi-error', ch.id, err))
       .finally(() => {
         ch.agiAbort = undefined;

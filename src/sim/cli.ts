@@ -2,8 +2,43 @@
  * `ai-dialer-sim`: the Asterisk simulator standalone.
  *   ai-dialer-sim [--port 8088] [--host 127.0.0.1] [--speed 1] [--agi-host H] [--agi-port 4573]
  * Credentials: ARI_USERNAME / ARI_PASSWORD from the environment, else a generated password printed once.
+ * SIM_PERSONAS: a JSON file of phone number -> persona (src/sim/persona.ts), as for `npm start`.
+ * SIM_JOURNAL: a file to append one JSON line per channel created / destroyed and per AGI session
+ * (what the callee said and heard), for tests that check the dialer against the far end (test/chaos).
  */
+import fs from 'fs';
 import { startSimulator } from './index';
+import type { Persona } from './persona';
+import type { AgiCallResult } from './agi-client';
+
+function personasFromEnv(env: NodeJS.ProcessEnv): Record<string, Persona> | undefined {
+  if (!env.SIM_PERSONAS) return undefined;
+  const parsed = JSON.parse(fs.readFileSync(env.SIM_PERSONAS, 'utf8')) as unknown;
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new Error(`SIM_PERSONAS: ${env.SIM_PERSONAS} must hold a JSON object of phone number -> persona`);
+  return parsed as Record<string, Persona>;
+}
+
+/** The AGI session as the far end lived it: each RECORD FILE (did the callee get to speak) and STREAM FILE (played). */
+function agiSteps(r: AgiCallResult): string[] {
+  const steps: string[] = [];
+  const t = r.transcript;
+  for (let i = 0; i < t.length; i++) {
+    const e = t[i];
+    if (e.dir !== 'cmd') continue;
+    const verb = /^(RECORD FILE|STREAM FILE)/i.exec(e.line)?.[1]?.toUpperCase();
+    if (!verb) continue;
+    const reply = t.slice(i + 1).find((x) => x.dir === 'reply')?.line ?? '';
+    // RECORD FILE: the callee got to speak unless it hung up; STREAM FILE: the callee started hearing it
+    // unless Asterisk could not play it (endpos=0); no reply at all: cut by the far end's process dying
+    const ok =
+      verb === 'RECORD FILE'
+        ? /^200 /.test(reply) && !/\(hangup\)/.test(reply) && !/result=-1/.test(reply)
+        : !reply || /endpos=[1-9]/.test(reply);
+    steps.push(`${verb === 'RECORD FILE' ? 'R' : 'S'}${ok ? '' : '!'}`);
+  }
+  return steps;
+}
 
 export interface CliArgs {
   port: number;
@@ -76,6 +111,7 @@ export async function main(argv = process.argv.slice(2)): Promise<import('./inde
   let sim: Awaited<ReturnType<typeof startSimulator>>;
   try {
     sim = await startSimulator({
+      personas: personasFromEnv(process.env),
       port: args.port,
       host: args.host,
       speed: args.speed,
@@ -88,6 +124,26 @@ export async function main(argv = process.argv.slice(2)): Promise<import('./inde
     );
     process.exitCode = 1;
     return undefined;
+  }
+  if (process.env.SIM_JOURNAL) {
+    const fd = fs.openSync(process.env.SIM_JOURNAL, 'a');
+    const line = (o: Record<string, unknown>) => fs.writeSync(fd, JSON.stringify({ at: Date.now(), ...o }) + '\n');
+    const phones = new Map<string, string>();
+    sim.sim.on('channel-created', (c: { id: string; phone: string; variables: Record<string, string> }) => {
+      phones.set(c.id, c.phone);
+      line({ ev: 'up', id: c.id, phone: c.phone, callId: c.variables.CALL_ID ?? null });
+    });
+    sim.sim.on('channel-destroyed', (c: { id: string; answered: boolean }) => {
+      line({ ev: 'down', id: c.id, phone: phones.get(c.id) ?? null, answered: c.answered });
+      phones.delete(c.id);
+    });
+    sim.sim.on('agi-line', (id: string, dir: string, l: string) => {
+      const verb = dir === 'cmd' ? /^(RECORD FILE|STREAM FILE)/i.exec(l)?.[1]?.toUpperCase() : undefined;
+      if (verb) line({ ev: 'cmd', id, verb: verb === 'RECORD FILE' ? 'R' : 'S' });
+    });
+    sim.sim.on('agi-done', (id: string, r: AgiCallResult) =>
+      line({ ev: 'agi', id, callId: r.variables.CALL_ID ?? null, endedBy: r.endedBy, steps: agiSteps(r) }),
+    );
   }
   process.stdout.write(
     `Asterisk simulator (ARI) listening on ${sim.url}/ari\n` +

@@ -5,7 +5,7 @@
  * It makes TTS instant, so benchmarks measure the orchestration, not a synthesizer.
  */
 import { encodeWav } from '../audio/wav';
-import { SIM_RATE, syntheticSpeech } from '../sim/audio-utterance';
+import { SIM_RATE, syntheticSpeech } from '../audio/synthetic-speech';
 import type { SynthOptions, TtsEngine } from './tts';
 
 export class SimTtsEngine implements TtsEngine {

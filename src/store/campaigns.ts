@@ -255,21 +255,30 @@ export async function addToDnc(
       'dnc_bad_phone',
       `cannot add ${JSON.stringify(p).slice(0, 40)} to the do-not-call list: not a phone number`,
     );
-  const cid = o.campaignId ?? null;
-  return db.tx(async (q) => {
-    await q.query(
-      `insert into dnc (phone, campaign_id, reason, source) values ($1, $2, $3, $4) on conflict (phone, coalesce(campaign_id, 0)) do nothing`,
-      [p, cid, o.reason ?? null, o.source ?? null],
-    );
-    const r = await q.query(
-      // every contact with the number is closed as dnc, also one whose call completed an instant before
-      // (the call's outcome and the caller's request race; the request wins)
-      `update contacts set status = 'dnc', last_outcome = coalesce(last_outcome, 'dnc'), updated_at = now()
-        where phone = $1 and ($2::int is null or campaign_id = $2) and status <> 'dnc'`,
-      [p, cid],
-    );
-    return r.rowCount;
-  });
+  return db.tx((q) => applyDnc(q, { phone: p, campaignId: o.campaignId ?? null, reason: o.reason, source: o.source }));
+}
+
+/**
+ * The do-not-call write itself, inside the caller's transaction (with the turn that carries the request,
+ * see src/store/outbox.ts): the number on the list, every contact with it in scope closed as `dnc`.
+ */
+export async function applyDnc(
+  q: Queryable,
+  d: { phone: string; campaignId?: number | null; reason?: string | null; source?: string | null },
+): Promise<number> {
+  const cid = d.campaignId ?? null;
+  await q.query(
+    `insert into dnc (phone, campaign_id, reason, source) values ($1, $2, $3, $4) on conflict (phone, coalesce(campaign_id, 0)) do nothing`,
+    [d.phone, cid, d.reason ?? null, d.source ?? null],
+  );
+  const r = await q.query(
+    // every contact with the number is closed as dnc, also one whose call completed an instant before
+    // (the call's outcome and the caller's request race; the request wins)
+    `update contacts set status = 'dnc', last_outcome = coalesce(last_outcome, 'dnc'), updated_at = now()
+      where phone = $1 and ($2::int is null or campaign_id = $2) and status <> 'dnc'`,
+    [d.phone, cid],
+  );
+  return r.rowCount;
 }
 
 /** Give back contacts that were claimed but never dialed: the call is cancelled, the attempt undone. */

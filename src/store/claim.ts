@@ -13,6 +13,8 @@
  *    closed zones cost nothing;
  *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own).
  *    Candidates found on a list are marked `dnc` in the same statement and counted (dnc_skipped);
+ *  - the contact has no open call (initiated / ringing / in_progress): a channel for it may still be up
+ *    in Asterisk (migration 9: a trigger drops such a contact from the claim's update);
  *  - the campaign has at least one active caller-ID number;
  *  - fewer than `max_concurrent` calls of the campaign are open, across every runtime (migration 6:
  *    a per-campaign advisory lock, then a count of open calls; `settings.concurrency_scope = 'worker'`

@@ -3,6 +3,7 @@
  * Both run the same SQL; migrations run on open.
  */
 import fs from 'fs';
+import os from 'os';
 import path from 'path';
 import { Pool, types as pgTypes } from 'pg';
 import type { PGlite as PGliteType } from '@electric-sql/pglite';
@@ -92,12 +93,120 @@ class PgDb implements Db {
   }
 }
 
+/** How often the holder of a PGlite folder touches its lock file, and when an untouched one is stale. */
+const LOCK_TOUCH_MS = 5000;
+const LOCK_STALE_MS = 20000;
+const LOCK_FILE = '.ai-dialer.lock';
+const heldLocks = new Map<string, { refs: number; timer: NodeJS.Timeout }>();
+
+interface LockHolder {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One process per embedded database: PGlite has no locking of its own, and two processes on one folder
+ * corrupt it (issue 12: a campaign and its contacts vanished). The folder gets a lock file with the
+ * holder's pid and host, touched every 5 s. Another process refuses to open the folder while the holder
+ * is alive (same host: the pid is checked; another host: the file was touched in the last 20 s).
+ * A lock left by a crash is taken over. Returns the release function.
+ */
+export async function lockDataDir(dir: string): Promise<() => void> {
+  const file = path.join(dir, LOCK_FILE);
+  const key = path.resolve(dir);
+  const mine = heldLocks.get(key);
+  const release = (): void => {
+    const h = heldLocks.get(key);
+    if (!h || --h.refs > 0) return;
+    clearInterval(h.timer);
+    heldLocks.delete(key);
+    try {
+      const cur = JSON.parse(fs.readFileSync(file, 'utf8')) as LockHolder;
+      if (cur.pid === process.pid && cur.host === os.hostname()) fs.unlinkSync(file);
+    } catch {
+      /* gone already */
+    }
+  };
+  if (mine) {
+    mine.refs++;
+    return release;
+  }
+  const deadline = Date.now() + LOCK_STALE_MS + 1000;
+  for (;;) {
+    try {
+      const fd = fs.openSync(file, 'wx', 0o600);
+      fs.writeSync(
+        fd,
+        JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }) + '\n',
+      );
+      fs.closeSync(fd);
+      const timer = setInterval(() => {
+        const now = new Date();
+        try {
+          fs.utimesSync(file, now, now);
+        } catch {
+          /* the folder went away: nothing to keep */
+        }
+      }, LOCK_TOUCH_MS);
+      timer.unref();
+      heldLocks.set(key, { refs: 1, timer });
+      return release;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder: LockHolder | undefined;
+    let ageMs = Infinity;
+    try {
+      ageMs = Date.now() - fs.statSync(file).mtimeMs;
+      holder = JSON.parse(fs.readFileSync(file, 'utf8')) as LockHolder;
+    } catch {
+      holder = undefined; // gone, or being written right now: look again shortly
+    }
+    if (!holder && ageMs <= LOCK_STALE_MS) {
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    const sameHost = holder?.host === os.hostname();
+    // same host: the holder's pid is gone, or is this very process (a container restarted with the same
+    // pid: not held here, so the lock is a previous incarnation's)
+    const stale =
+      !holder ||
+      ageMs > LOCK_STALE_MS ||
+      (sameHost && (!Number.isInteger(holder.pid) || holder.pid === process.pid || !processAlive(holder.pid)));
+    if (stale) {
+      if (holder || ageMs > LOCK_STALE_MS) fs.rmSync(file, { force: true });
+      continue;
+    }
+    if (!sameHost && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000)); // another host: alive only while it keeps touching the file
+      continue;
+    }
+    throw new DialerError(
+      'store_locked',
+      `the embedded database in ${dir} is in use by another runtime (pid ${holder!.pid} on ${holder!.host}, since ${holder!.since}). ` +
+        'The embedded database (PGlite) allows one process per folder: stop the other runtime, give this one its own DATA_DIR, ' +
+        'or set DATABASE_URL to a PostgreSQL server to run several runtimes on one database.',
+    );
+  }
+}
+
 class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
   readonly description: string;
   constructor(
     private readonly lite: PGliteType,
     dataDir: string,
+    private unlock: () => void = () => undefined,
   ) {
     this.description = `pglite:${dataDir}`;
   }
@@ -117,7 +226,12 @@ class PgliteDb implements Db {
     }) as Promise<T>;
   }
   async close(): Promise<void> {
-    if (!this.lite.closed) await this.lite.close();
+    try {
+      if (!this.lite.closed) await this.lite.close();
+    } finally {
+      this.unlock();
+      this.unlock = () => undefined;
+    }
   }
 }
 
@@ -147,18 +261,20 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
   } else {
     const dataDir = opts.dataDir ?? path.resolve('data', 'db');
     if (dataDir !== 'memory://') fs.mkdirSync(dataDir, { recursive: true });
+    const unlock = dataDir === 'memory://' ? () => undefined : await lockDataDir(dataDir);
     const { PGlite } = await import('@electric-sql/pglite');
     let lite: PGliteType;
     try {
       lite = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
     } catch (err) {
+      unlock();
       throw new DialerError(
         'store_open_failed',
         `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    db = new PgliteDb(lite, dataDir);
+    db = new PgliteDb(lite, dataDir, unlock);
   }
   if (opts.migrate !== false) {
     try {

@@ -21,7 +21,14 @@ export interface TurnTiming {
 export interface MsgCall extends Partial<AgiCall> {
   id?: number | string;
   phone?: string;
-  contact?: { id?: number; name?: string; phone?: string; timezone?: string; fields?: Record<string, unknown> };
+  contact?: {
+    id?: number;
+    name?: string | null;
+    phone?: string;
+    timezone?: string | null;
+    fields?: Record<string, unknown>;
+    [key: string]: unknown;
+  };
   outcome?: 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | string;
   hangupCause?: number;
   dialStatus?: string;
@@ -29,6 +36,8 @@ export interface MsgCall extends Partial<AgiCall> {
   hungUpBy?: 'agi' | 'caller';
   transcript?: string;
   transferredTo?: string;
+  /** agi-hangup: the transcript is not stored yet (the database is unreachable; it is retried). */
+  writePending?: boolean;
   [key: string]: unknown;
 }
 
@@ -42,6 +51,8 @@ export interface MsgTurn {
   simulated?: boolean;
   timing?: TurnTiming;
   engines?: Record<string, unknown>;
+  /** llm-turn / tts-speak: this turn is not stored yet (the database is unreachable; it is retried). */
+  writePending?: boolean;
   [key: string]: unknown;
 }
 

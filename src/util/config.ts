@@ -46,3 +46,13 @@ export function parseFlag(v: unknown, fallback = false): boolean {
   if (['0', 'false', 'no', 'off'].includes(s)) return false;
   return fallback;
 }
+
+/**
+ * An optional numeric setting that an engine validates itself: undefined when empty, NaN when set to
+ * something that is not a number (so the engine refuses it with a clear configuration error instead
+ * of silently using its default).
+ */
+export function parseOptionalNumber(v: unknown): number | undefined {
+  if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) return undefined;
+  return parseNumber(v) ?? NaN;
+}

@@ -46,3 +46,13 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Any thrown value as a StageError of `stage` (unexpected errors become kind `internal`). */
+export function toStageError(err: unknown, stage: Stage, engine?: string): StageError {
+  if (err instanceof StageError) return err;
+  const e = err as { stage?: Stage; kind?: FailureKind } | null;
+  if (e && typeof e === 'object' && typeof e.stage === 'string' && typeof e.kind === 'string') {
+    return new StageError(e.stage, e.kind, errorMessage(err), { engine, cause: err });
+  }
+  return new StageError(stage, 'internal', errorMessage(err), { engine, cause: err });
+}

@@ -201,6 +201,45 @@ describe('simulator ARI over HTTP and WebSocket', () => {
     ws.close();
   });
 
+  test('GET /channels as Asterisk 22 answers it: channelvars (ari.conf), both halves of a Local channel, one hangup ends the pair', async () => {
+    sim.setPersona('+12125550177', { dial: { behaviour: 'answer', ringMs: 20 } });
+    const o = await request(
+      sim,
+      'POST',
+      '/ari/channels?endpoint=Local/%2B12125550177@callees&app=ai-dialer&channelId=aid-77-deadbeef',
+      {
+        body: { variables: { CALL_ID: '77', CAMPAIGN_ID: '3', OTHER: 'x' } },
+      },
+    );
+    expect(o.status).toBe(200);
+    // seen on Asterisk 22.10.1 (test/real-asterisk): the listed variables, an unset one as '', nothing else
+    expect(o.json.channelvars).toEqual({ CALL_ID: '77', CAMPAIGN_ID: '3', CONTACT_ID: '', CONTACT_PHONE: '' });
+    await waitFor(
+      async () =>
+        (await request(sim, 'GET', '/ari/channels')).json.find(
+          (c: { id: string; state: string }) => c.id === 'aid-77-deadbeef' && c.state === 'Up',
+        ),
+      5000,
+      'answered',
+    );
+    const list = (await request(sim, 'GET', '/ari/channels')).json as Array<{
+      id: string;
+      name: string;
+      channelvars?: Record<string, string>;
+    }>;
+    const pair = list.filter((c) => String(c.id).startsWith('aid-77-deadbeef'));
+    expect(pair.map((c) => [c.id, c.name.replace(/-[0-9a-f]{8};/, '-N;')])).toEqual([
+      ['aid-77-deadbeef', 'Local/+12125550177@callees-N;1'],
+      ['aid-77-deadbeef;2', 'Local/+12125550177@callees-N;2'],
+    ]);
+    expect(pair[1].channelvars).toEqual({ CALL_ID: '77', CAMPAIGN_ID: '3', CONTACT_ID: '', CONTACT_PHONE: '' });
+    expect((await request(sim, 'GET', '/ari/channels/aid-77-deadbeef;2')).status).toBe(200);
+    // hanging up either half ends the pair
+    expect((await request(sim, 'DELETE', '/ari/channels/aid-77-deadbeef;2')).status).toBe(204);
+    const after = (await request(sim, 'GET', '/ari/channels')).json as Array<{ id: string }>;
+    expect(after.filter((c) => c.id.startsWith('aid-77-'))).toEqual([]);
+  });
+
   test('ai-dialer-sim prints its URL and a generated password; a taken port is one clear message', async () => {
     const saved = process.env.ARI_PASSWORD;
     delete process.env.ARI_PASSWORD;

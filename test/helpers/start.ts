@@ -36,6 +36,8 @@ const INHERITED = [
   'MQTT_READER_USER',
   'MQTT_TCP_DISABLED',
   'GLOBAL_CPS',
+  'DRAIN_TIMEOUT',
+  'LEASE_TTL',
   'HOST',
   'AGI_HOST',
   'MQTT_HOST',
@@ -56,10 +58,15 @@ export interface Started {
   exited: Promise<number | null>;
 }
 
-export function spawnStart(env: Record<string, string>): Started {
+export function spawnStart(env: Record<string, string>, o: { npm?: boolean } = {}): Started {
   const clean: NodeJS.ProcessEnv = { ...process.env };
   for (const k of INHERITED) delete clean[k];
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'start.js')], {
+  for (const k of Object.keys(clean)) if (k.startsWith('npm_')) delete clean[k]; // a clean `npm start`
+  // `npm start` itself (a supervisor's SIGTERM goes to the npm pid), or the script directly
+  const [cmd, args] = o.npm
+    ? ['npm', ['start', '--silent']]
+    : [process.execPath, [path.join(ROOT, 'scripts', 'start.js')]];
+  const child = spawn(cmd, args, {
     cwd: ROOT,
     env: { ...clean, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

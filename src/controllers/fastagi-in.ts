@@ -1,0 +1,178 @@
+/**
+ * fastagi-in: the FastAGI server. One msg per AGI session on output 1 (the call's identity, its
+ * record created or moved to in_progress through the call-record service), one on output 2 when
+ * the session ends; a supervisor's hangup on the control bus ends that call's sessions.
+ */
+import { AgiServer, resolveServerOptions, type Refusal } from '../agi/server';
+import { callIdOfEnv } from '../agi/refusals';
+import { recordRefusal } from '../campaign/refusals';
+import { readCall, readCallToken, type AgiCall } from '../agi/call';
+import { envArgs, parseNetworkScript } from '../agi/protocol';
+import { registerSession, sessionsByCallId } from '../agi/registry';
+import type { FastAgiSession } from '../agi/session';
+import { admitSession, type CallRecords } from '../calls/records';
+import { controlBus, type CallControl } from '../events/control-bus';
+import { errorMessage } from '../util/errors';
+import { parseDurationMs } from '../util/config';
+import type { Translate } from '../util/i18n';
+import type { DialerMsg, MsgCall } from '../types/msg';
+import { status, throttled, type NodeView } from './view';
+
+export interface FastAgiInConfig {
+  host?: string;
+  port?: string;
+  allow?: string;
+  maxSessions?: string;
+  envTimeout?: string;
+  commandTimeout?: string;
+  answer?: boolean;
+  secret?: string;
+}
+
+export interface FastAgiInHooks {
+  /** Send `msg` on output `port` (0: session started, 1: session ended). */
+  send(port: 0 | 1, msg: DialerMsg): void;
+  /** The server listens (the node exposes the port). */
+  listening?(address: { host: string; port: number }): void;
+}
+
+export class FastAgiInController {
+  private server?: AgiServer;
+  private where = '';
+  private active = 0;
+  private readonly refresh = throttled(() => this.showStatus());
+  private readonly onControl = (c: CallControl): void => this.control(c);
+
+  constructor(
+    private readonly cfg: FastAgiInConfig,
+    private readonly view: NodeView,
+    private readonly t: Translate,
+    private readonly hooks: FastAgiInHooks,
+    private readonly records?: CallRecords,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    let opts: ReturnType<typeof resolveServerOptions>;
+    try {
+      opts = resolveServerOptions(
+        { host: cfg.host, port: cfg.port, allow: cfg.allow, secret: cfg.secret, maxSessions: cfg.maxSessions },
+        env,
+      );
+    } catch (err) {
+      view.status(status.error(t('status.badConfig')));
+      view.error(errorMessage(err));
+      return;
+    }
+    this.server = new AgiServer({
+      ...opts,
+      envTimeoutMs: parseDurationMs(cfg.envTimeout, 5000),
+      commandTimeoutMs: parseDurationMs(cfg.commandTimeout, 5000),
+      log: { info: (m) => view.log(m), warn: (m) => view.warn(m) },
+    });
+    this.server.on('session', (s: FastAgiSession) => void this.onSession(s));
+    // a refused session is not a conversation: its call is recorded failed with the reason, and retried
+    this.server.on('refused', (r: Refusal) => void this.refused(r.callId, r.reason));
+    controlBus.on('call', this.onControl);
+  }
+
+  /** Start listening (a no-op after a configuration error). */
+  async listen(): Promise<void> {
+    if (!this.server) return;
+    try {
+      const a = await this.server.listen();
+      this.where = `${a.host}:${a.port}`;
+      this.showStatus();
+      this.hooks.listening?.(a);
+    } catch (err) {
+      this.view.status(status.error(this.t('status.listenFailed')));
+      this.view.error(errorMessage(err));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.refresh.cancel();
+    controlBus.off('call', this.onControl);
+    const s = this.server;
+    this.server = undefined;
+    if (s) await s.close();
+  }
+
+  /** Record a refused / failed session on its call (in memory at least, when no store is set). */
+  private refused(callId: number | undefined, reason: string): Promise<unknown> {
+    return this.records ? this.records.refused(callId, reason) : recordRefusal(undefined, { callId, reason });
+  }
+
+  private showStatus(): void {
+    this.view.status({
+      fill: 'green',
+      shape: this.active > 0 ? 'dot' : 'ring',
+      text: this.t('status.listening', { where: this.where, active: this.active }),
+    });
+  }
+
+  private async onSession(s: FastAgiSession): Promise<void> {
+    let call: AgiCall | undefined;
+    try {
+      call = await readCall(s);
+      // A session drives only a call it was given (src/agi/call-token.ts): refused ones never reach the flow.
+      const token = call.id === undefined ? undefined : await readCallToken(s);
+      const verdict = await admitSession(this.records, s.id, call, token);
+      if (!verdict.ok) {
+        this.server?.refuseSession(s, verdict.reason, verdict.message);
+        return;
+      }
+      if (verdict.warning) this.view.warn(verdict.warning);
+      if (verdict.created) call.id = verdict.callId as number;
+    } catch (err) {
+      // Plain English, like every error message in the package: Catch nodes and logs get the cause.
+      this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call: call ?? { sessionId: s.id } });
+      void this.refused(typeof call?.id === 'number' ? call.id : callIdOfEnv(s.env), 'session_failed');
+      s.close();
+      return;
+    }
+    this.active++;
+    this.refresh();
+    const ended = (): void => {
+      this.active--;
+      this.refresh();
+      const reason = s.callerHungUp ? 'caller_hangup' : s.hangupRequested ? 'agi_hangup' : 'closed';
+      this.hooks.send(1, {
+        topic: 'agi_ended',
+        payload: reason,
+        call: (call as MsgCall | undefined) ?? { sessionId: s.id },
+        agi: { sessionId: s.id, reason },
+      });
+    };
+    if (s.closed) return ended(); // the caller left while the session was admitted
+    s.once('close', ended);
+    try {
+      if (call.id !== undefined) {
+        s.callId = String(call.id);
+        registerSession(s); // re-index by call id
+      }
+      if (this.cfg.answer) await s.answer();
+      const script = parseNetworkScript(s.env.network_script);
+      this.hooks.send(0, {
+        topic: 'agi_session',
+        payload: { script: script.path, args: envArgs(s.env) },
+        call: call as MsgCall,
+        agi: { sessionId: s.id, env: { ...s.env }, script: script.path, args: envArgs(s.env) },
+      });
+    } catch (err) {
+      this.view.error(`AGI session could not start: ${errorMessage(err)}`, { call });
+      s.close();
+    }
+  }
+
+  /** A supervisor's "hangup" for a call (MQTT ai-dialer/v1/calls/<id>/control, checked by the bus node). */
+  private control(c: CallControl): void {
+    if (c.action !== 'hangup') return;
+    for (const sess of sessionsByCallId(String(c.callId))) {
+      if (sess.hungUp) continue;
+      this.view.log(this.t('log.supervisorHangup', { id: String(c.callId) }));
+      sess.hangup().then(
+        () => sess.close(),
+        () => sess.close(),
+      );
+    }
+  }
+}
