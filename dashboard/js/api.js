@@ -9,8 +9,8 @@ export function apiUrl(path) {
 /** Call the API. Resolves {ok, status, data}; never throws for HTTP errors. */
 export function api(method, path, body) {
   var headers = {};
-  var token = localStorage.getItem('aiDialerToken');
-  if (token && method !== 'GET') headers.Authorization = 'Bearer ' + token;
+  var token = apiToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
   var init = { method: method, headers: headers };
   if (body instanceof FormData) init.body = body;
   else if (body !== undefined) {
@@ -26,7 +26,7 @@ export function api(method, path, body) {
         } catch (e) {
           data = { error: text || r.statusText };
         }
-        if ((r.status === 401 || r.status === 403) && method !== 'GET') askToken();
+        if (r.status === 401 || (r.status === 403 && method !== 'GET')) askToken();
         return { ok: r.ok, status: r.status, data: data || {} };
       });
     },
@@ -34,6 +34,25 @@ export function api(method, path, body) {
       return { ok: false, status: 0, data: { error: 'cannot reach the server: ' + err.message } };
     },
   );
+}
+
+/**
+ * The credential sent with every API call (reads carry personal data too): the token saved in this
+ * browser, else, when the API accepts the Node-RED editor login, the editor's access token (same
+ * origin, saved by the editor as "auth-tokens").
+ */
+function apiToken() {
+  var saved = localStorage.getItem('aiDialerToken');
+  if (saved) return saved;
+  if (state.config && state.config.hostLogin) {
+    try {
+      var t = JSON.parse(localStorage.getItem('auth-tokens') || 'null');
+      if (t && t.access_token) return t.access_token;
+    } catch (e) {
+      /* no editor login */
+    }
+  }
+  return '';
 }
 
 export function askToken() {
@@ -47,5 +66,6 @@ $('#token-form').addEventListener('submit', function () {
   if (v) localStorage.setItem('aiDialerToken', v);
   else localStorage.removeItem('aiDialerToken');
   toast(v ? 'API token saved in this browser' : 'API token removed', 'ok');
+  if (v) window.dispatchEvent(new Event('aidialer-token')); // main.js reloads the lists
 });
 $('#token-btn').addEventListener('click', askToken);

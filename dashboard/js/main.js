@@ -36,6 +36,10 @@ fetch('config.json')
       setInterval(function () {
         loadCampaigns();
       }, 30000);
+      // a token was entered (reads need it too): load what was refused
+      window.addEventListener('aidialer-token', function () {
+        loadCampaigns().then(loadActiveCalls);
+      });
       setInterval(checkStalled, 10000);
     },
     function (err) {

@@ -1,11 +1,10 @@
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { CampaignQueueController, type CampaignQueueConfig } from '../../src/controllers/campaign-queue';
 import { ariView } from '../../src/campaign/reconcile';
-import { mountWeb, unmountWeb, webOwner } from '../../src/api/mount';
 import { onClose, onInput, registerNode, status, translator } from '../lib/kit';
 import { asteriskNode, storeNode } from '../lib/config-nodes';
 
-type QueueDef = NodeDef & CampaignQueueConfig & { store?: string; asterisk?: string; api?: boolean };
+type QueueDef = NodeDef & CampaignQueueConfig & { store?: string; asterisk?: string };
 
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'campaign-queue');
@@ -34,14 +33,7 @@ export = function (RED: NodeAPI): void {
       asterisk: view,
     });
     onInput(this, (msg) => ctl.handle(msg).then((out) => out && [null, out]));
-    // the HTTP API (/api/v1) and the dashboard (/dialer), served once per runtime (moving to its own owner)
-    const api = config.api !== false && !!RED.httpNode;
-    if (api && !mountWeb(RED.httpNode, this.id, { getDb: () => store.getDb(), log: (l) => this.error(l) }))
-      this.log(t('log.apiElsewhere', { owner: webOwner(RED.httpNode) ?? '?' }));
-    onClose(this, () => {
-      if (api) unmountWeb(RED.httpNode, this.id);
-      return ctl.close();
-    });
+    onClose(this, () => ctl.close());
   }
   registerNode<QueueDef>(RED, 'campaign-queue', CampaignQueue);
 };

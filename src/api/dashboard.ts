@@ -21,8 +21,10 @@ export interface DashboardOptions {
   mqttAuth?: boolean;
   /** Read-only account name to pre-fill (never the writer's). */
   mqttUsername?: string;
-  /** The API's write routes need a token (the page then asks for it). */
+  /** The API needs a credential (the page then asks for the token once, or uses the editor login). */
   apiTokenRequired?: boolean;
+  /** The API accepts the Node-RED editor's login (adminAuth): the page tries the editor's access token. */
+  hostLogin?: boolean;
   /** Where the API is, relative to the dashboard page (default '../api/v1'). */
   apiBase?: string;
   /** Page title. */
@@ -46,6 +48,7 @@ export interface DashboardConfig {
   title: string;
   apiBase: string;
   apiTokenRequired: boolean;
+  hostLogin: boolean;
   mqtt: { path: string | null; url: string | null; topicRoot: string; auth: boolean; username: string | null };
 }
 
@@ -53,7 +56,8 @@ export function dashboardConfig(opts: DashboardOptions = {}): DashboardConfig {
   return {
     title: opts.title ?? 'AI Dialer',
     apiBase: opts.apiBase ?? '../api/v1',
-    apiTokenRequired: opts.apiTokenRequired ?? !!process.env.API_TOKEN,
+    apiTokenRequired: opts.apiTokenRequired ?? !!(process.env.API_TOKEN || process.env.API_READ_TOKEN),
+    hostLogin: !!opts.hostLogin,
     mqtt: {
       path: opts.mqttUrl ? null : (opts.mqttPath ?? '/mqtt'),
       url: opts.mqttUrl ?? null,
@@ -88,8 +92,12 @@ export function mountDashboard(
   app.use(
     base,
     (_req, res, next) => {
+      // same-origin only (the host may have set `*`), no framing, no sniffing
+      res.removeHeader('Access-Control-Allow-Origin');
+      res.removeHeader('Access-Control-Allow-Methods');
       res.set('X-Content-Type-Options', 'nosniff');
       res.set('Referrer-Policy', 'same-origin');
+      res.set('X-Frame-Options', 'DENY');
       next();
     },
     router,

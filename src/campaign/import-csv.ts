@@ -8,6 +8,8 @@
  * and the reader carries on with the next line: one broken row never loses the others.
  */
 
+import { StringDecoder } from 'string_decoder';
+
 export interface CsvRecord {
   /** Line (1-based) the record starts on. */
   line: number;
@@ -46,17 +48,32 @@ export function decodeText(input: string | Buffer | Uint8Array): string {
 /** Parse CSV text into records. Empty lines are skipped. */
 export function parseCsv(input: string | Buffer | Uint8Array, opts: CsvOptions = {}): CsvRecord[] {
   const text = decodeText(input);
-  const delim = opts.delimiter ?? detectDelimiter(text);
+  return parseCsvSegment(text, opts.delimiter ?? detectDelimiter(text), 1).records;
+}
+
+function checkDelimiter(delim: string): number {
   if (delim.length !== 1 || delim === '"' || delim === '\n' || delim === '\r')
     throw new Error('CSV delimiter must be one character other than a quote or a line end');
-  const d = delim.charCodeAt(0);
+  return delim.charCodeAt(0);
+}
+
+/**
+ * Parse a run of whole records starting on line `startLine`; returns the records and the line the
+ * next run starts on. `readCsvRecords` feeds a stream through it segment by segment.
+ */
+export function parseCsvSegment(
+  text: string,
+  delim: string,
+  startLine: number,
+): { records: CsvRecord[]; nextLine: number } {
+  const d = checkDelimiter(delim);
   const QUOTE = 34;
   const LF = 10;
   const CR = 13;
   const out: CsvRecord[] = [];
   const n = text.length;
   let i = 0;
-  let line = 1;
+  let line = startLine;
 
   while (i < n) {
     const startLine = line;
@@ -136,5 +153,64 @@ export function parseCsv(input: string | Buffer | Uint8Array, opts: CsvOptions =
     if (!error && fields.length === 1 && fields[0] === '') continue;
     out.push(error ? { line: startLine, fields, error } : { line: startLine, fields });
   }
-  return out;
+  return { records: out, nextLine: line };
+}
+
+/**
+ * Whole records from a stream of text/bytes (UTF-8, BOM dropped), in batches, without holding the
+ * whole input: text is cut at the last line end outside quotes and each cut is parsed on its own.
+ * An unterminated quote keeps its record open until the end of the input (bounded by the upload limit).
+ */
+export async function* readCsvRecords(
+  source: AsyncIterable<string | Buffer | Uint8Array> | Iterable<string | Buffer | Uint8Array>,
+  opts: CsvOptions = {},
+): AsyncGenerator<CsvRecord[]> {
+  const decoder = new StringDecoder('utf8');
+  let buf = '';
+  let delim = opts.delimiter;
+  let line = 1;
+  let first = true;
+  let inQuotes = false;
+  let scanned = 0; // buf[0..scanned) has been scanned for quotes; inQuotes is the state at `scanned`
+  let lastCut = -1; // index just after the last line end outside quotes within the scanned part
+  const flush = (end: number): CsvRecord[] => {
+    const seg = buf.slice(0, end);
+    buf = buf.slice(end);
+    scanned -= end;
+    lastCut = -1;
+    const r = parseCsvSegment(seg, delim!, line);
+    line = r.nextLine;
+    return r.records;
+  };
+  for await (const chunk of source as AsyncIterable<string | Buffer | Uint8Array>) {
+    buf +=
+      typeof chunk === 'string' ? chunk : decoder.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    if (first && buf.length) {
+      if (buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);
+      first = false;
+    }
+    if (!delim) {
+      if (!/[\r\n]/.test(buf) && buf.length < 65536) continue;
+      delim = detectDelimiter(buf);
+      checkDelimiter(delim);
+    }
+    // scan the new text for quotes and line ends (a line end must be followed by a character, so a
+    // CR LF split across chunks is never cut in the middle)
+    for (let i = scanned; i < buf.length - 1; i++) {
+      const c = buf.charCodeAt(i);
+      if (c === 34) inQuotes = !inQuotes;
+      else if (!inQuotes && (c === 10 || (c === 13 && buf.charCodeAt(i + 1) !== 10))) lastCut = i + 1;
+    }
+    scanned = Math.max(scanned, buf.length - 1);
+    if (lastCut > 0 && buf.length >= 65536) {
+      const records = flush(lastCut);
+      if (records.length) yield records;
+    }
+  }
+  buf += decoder.end();
+  if (first && buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);
+  if (!buf.length) return;
+  if (!delim) delim = detectDelimiter(buf);
+  const r = parseCsvSegment(buf, delim, line);
+  if (r.records.length) yield r.records;
 }

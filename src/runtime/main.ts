@@ -170,6 +170,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   const aiDialer: DialerSettings = {
     dataDir: dir,
     startSimulator: async (o) => (await import('../sim/index')).startSimulator(o),
+    // The HTTP API and dashboard follow API_TOKEN / API_READ_TOKEN here, not the editor login
+    // (docs/operations/security.md#http-api-and-dashboard); a stock Node-RED's adminAuth is followed.
+    followAdminAuth: false,
   };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {

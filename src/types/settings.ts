@@ -32,6 +32,8 @@ export interface DialerSettings {
   mqttTcp?: boolean;
   /** Starts the built-in simulator for an ai-dialer-asterisk node in simulator mode. */
   startSimulator?: StartSimulator;
+  /** The HTTP API's settings (apiToken, followAdminAuth, ...): src/api/host.ts `AiDialerSettings`. */
+  followAdminAuth?: boolean;
 }
 
 /**

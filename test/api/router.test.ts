@@ -446,6 +446,35 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     expect((await call('GET', '/api/v1/calls?campaignId=1%3Bdrop')).status).toBe(400);
   });
 
+  test('a chunked upload over the limit is a 413 JSON answer while it streams; nothing is stored', async () => {
+    const c = await call('POST', '/api/v1/campaigns', { name: 'chunked' });
+    const u = new URL(`${srv.url}/api/v1/campaigns/${c.body.id}/contacts`);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const r = http.request(
+        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'text/csv' } },
+        (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      r.on('error', reject);
+      r.write('phone\n');
+      let sent = 0;
+      const more = () => {
+        while (sent < 300000) {
+          sent += 10000;
+          if (!r.write('2125550100\n'.repeat(909))) return r.once('drain', more);
+        }
+        r.end();
+      };
+      more();
+    });
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).error).toMatch(/larger than the limit \(200000 bytes\)/);
+    expect((await call('GET', `/api/v1/campaigns/${c.body.id}`)).body.contacts_total).toBe(0);
+  });
+
   test('database down -> 503; engine not loaded -> 503', async () => {
     dbUp = false;
     try {
@@ -491,9 +520,9 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
     }
   });
 
-  test('API token protects write routes (Bearer or X-API-Token); reads stay open', async () => {
+  test('API token protects every route but health (Bearer or X-API-Token); the read-only token only reads', async () => {
     const app = express();
-    app.use(createApiRouter({ getDb: async () => db, control, token: 's3cret-token' }));
+    app.use(createApiRouter({ getDb: async () => db, control, token: 's3cret-token', readToken: 'read-only-tok' }));
     const s2 = await serve(app);
     try {
       const none = await req(s2.url, 'POST', '/api/v1/campaigns', { name: 'x' });
@@ -520,7 +549,22 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
       expect(ok2.status).toBe(200);
       const stop = await req(s2.url, 'POST', '/api/v1/calls/automated/stop', { campaignId: ok.body.id });
       expect(stop.status).toBe(401);
-      expect((await req(s2.url, 'GET', `/api/v1/campaigns/${ok.body.id}`)).status).toBe(200);
+      // reads carry personal data: they need a token too (either kind)
+      for (const p of [`/api/v1/campaigns/${ok.body.id}`, '/api/v1/calls', '/api/v1/campaigns']) {
+        expect((await req(s2.url, 'GET', p)).status).toBe(401);
+        expect((await req(s2.url, 'GET', p, undefined, { authorization: 'Bearer read-only-tok' })).status).toBe(200);
+        expect((await req(s2.url, 'GET', p, undefined, { 'x-api-token': 's3cret-token' })).status).toBe(200);
+      }
+      const ro = await req(
+        s2.url,
+        'POST',
+        '/api/v1/campaigns',
+        { name: 'x' },
+        { authorization: 'Bearer read-only-tok' },
+      );
+      expect([ro.status, ro.body.error]).toEqual([403, expect.stringMatching(/read-only/)]);
+      const health = await req(s2.url, 'GET', '/api/v1/health');
+      expect([health.status, health.body.auth]).toEqual([200, 'token']);
     } finally {
       await s2.close();
     }

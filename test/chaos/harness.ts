@@ -37,7 +37,7 @@ function sleep(ms: number): Promise<void> {
  *               up, a contact never dialed while a channel for it may be up).
  *  - drain:     item 5, SIGTERM / Deploy let live calls finish (or end them politely), record them, exit 0.
  */
-export const LANDED = { lease: false, reconcile: false, drain: false };
+export const LANDED = { lease: true, reconcile: true, drain: true };
 const STRICT = process.env.CHAOS_STRICT === '1';
 
 export type Feature = keyof typeof LANDED | 'durable';
@@ -470,11 +470,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const restartAndResume = async (): Promise<void> => {
       dialer = await startDialer(runtimeEnv);
       restarts++;
-      if (!LANDED.lease) {
-        // TODO(crash-lease item 1, campaign leases): remove at merge; the restarted runtime must pick the
-        // running campaign up by itself ("restart without touching anything").
-        await dialer.post('/api/v1/calls/automated/start', { campaignId });
-      }
     };
 
     const tail = new JournalTail(sim.journal, byPhone);
@@ -514,7 +509,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           30000,
           'the API after deploy',
         );
-        if (!LANDED.lease) await d.post('/api/v1/calls/automated/start', { campaignId }); // TODO(crash-lease item 1)
       } else if (o.fault === 'outage') {
         // the database goes away for 3 to 8 s (connections cut, new ones refused), then comes back
         await proxy!.cut();

@@ -305,18 +305,24 @@ run('dashboard with broker accounts and an API token', () => {
     await hx?.close();
   });
 
-  test('asks for the read-only login, connects with it; config never carries a password; writes need the token', async () => {
+  test('asks for the API token once (reads need it too) and the read-only login; config never carries a password', async () => {
     const cfg = await (await fetch(hx.pageUrl + 'config.json')).json();
     expect(cfg).toEqual({
       title: 'AI Dialer',
       apiBase: '../api/v1',
       apiTokenRequired: true,
+      hostLogin: false,
       mqtt: { path: '/mqtt', url: null, topicRoot: 'ai-dialer/v1', auth: true, username: 'viewer' },
     });
     expect(JSON.stringify(cfg)).not.toContain('pass');
     const page = await browser.newPage();
     await page.goto(hx.pageUrl);
+    // call records are personal data: the first read is refused and the page asks for the token, once
+    await page.waitForSelector('#token-dialog[open]');
+    await page.fill('#token-form input[name=token]', 'tok-123');
+    await page.click('#token-form button');
     await page.waitForSelector('#login-dialog[open]');
+    expect(await page.isVisible('#token-dialog')).toBe(false);
     expect(await page.inputValue('#login-form input[name=username]')).toBe('viewer');
     await page.fill('#login-form input[name=password]', 'wrong');
     await page.click('#login-form button');
@@ -327,15 +333,11 @@ run('dashboard with broker accounts and an API token', () => {
     await page.waitForSelector('#conn[data-state="connected"]');
     await hx.publish('call_started', { call: { id: 77, campaignId: null, phone: '+12125550177' } });
     await page.locator('tr[data-call-id="77"]').waitFor();
-    // the token button is shown; a write without the token opens the token dialog
+    // the token button is shown; a write goes through with the token given once
     expect(await page.isVisible('#token-btn')).toBe(true);
     await page.click('a[data-tab="campaigns"]');
     await page.click('#new-campaign-btn');
     await page.fill('#create-form input[name=name]', 'Needs token');
-    await page.click('#create-form button[type=submit]');
-    await page.waitForSelector('#token-dialog[open]');
-    await page.fill('#token-form input[name=token]', 'tok-123');
-    await page.click('#token-form button');
     await page.click('#create-form button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#cd-name')?.textContent === 'Needs token');
     await page.close();

@@ -153,7 +153,7 @@ describe('packed tarball in a stock Node-RED', () => {
     expect(res.status).toBe(204);
     const deployed = (await (await fetch(`http://127.0.0.1:${port}/flows`)).json()) as Array<{ id: string }>;
     expect(deployed.map((n) => n.id).sort()).toEqual(flow.map((n: { id: string }) => n.id).sort());
-    // the campaign queue serves the HTTP API and the dashboard once its database is open
+    // the ai-dialer-api plugin serves the HTTP API and the dashboard once a store is deployed
     const campaigns = await waitFor(
       async () => {
         const r = await fetch(`http://127.0.0.1:${port}/api/v1/campaigns`);
@@ -163,6 +163,17 @@ describe('packed tarball in a stock Node-RED', () => {
       'the HTTP API',
     );
     expect(Array.isArray(campaigns.campaigns)).toBe(true);
+    // the plugin's front door: the editor app's `Access-Control-Allow-Origin: *` and its HTML-erroring
+    // body parser never reach the package's paths
+    const list = await fetch(`http://127.0.0.1:${port}/api/v1/campaigns`);
+    expect(list.headers.get('access-control-allow-origin')).toBeNull();
+    const bad = await fetch(`http://127.0.0.1:${port}/api/v1/campaigns`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"name": ',
+    });
+    expect([bad.status, bad.headers.get('content-type')]).toEqual([400, expect.stringMatching(/^application\/json/)]);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/not valid JSON/);
     const page = await fetch(`http://127.0.0.1:${port}/dialer/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<html');

@@ -1,0 +1,157 @@
+/**
+ * Who may use the API. Credentials, in the order they are tried:
+ *
+ *  - `API_TOKEN` (full access) or `API_READ_TOKEN` (reads only: dashboards, reporting), sent as
+ *    `Authorization: Bearer <token>` or `X-API-Token: <token>`, compared in constant time;
+ *  - the host's own login (Node-RED `adminAuth`): a valid editor access token is accepted with the
+ *    permission it carries (`read` scope: reads; `*`: everything). The host check is a middleware
+ *    supplied by the plugin (RED.auth.needsPermission), so this module has no Node-RED import;
+ *  - nothing configured at all: open (the runtime refuses a non-loopback bind then; health says so).
+ *
+ * Every route needs the credential when one is configured, reads included: call records, transcripts
+ * and contact lists are personal data.
+ */
+import { createHash, timingSafeEqual } from 'crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { ApiError } from './errors';
+
+export type AuthMode = 'token' | 'host' | 'token+host' | 'open';
+
+export interface AuthOptions {
+  /** Full-access token ('' or undefined: none). */
+  token?: string;
+  /** Read-only token. */
+  readToken?: string;
+  /** The host runtime's login check for reads and writes (answers 401/403 itself or calls next). */
+  hostAuth?: { read: RequestHandler; write: RequestHandler };
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+export function authMode(o: AuthOptions): AuthMode {
+  const tokens = !!(o.token || o.readToken);
+  if (tokens && o.hostAuth) return 'token+host';
+  if (tokens) return 'token';
+  if (o.hostAuth) return 'host';
+  return 'open';
+}
+
+/** The token a request carries, if any. */
+export function requestToken(req: Request): string {
+  const auth = String(req.headers.authorization ?? '');
+  const bearer = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
+  if (bearer) return bearer;
+  const x = req.headers['x-api-token'];
+  return typeof x === 'string' ? x.trim() : '';
+}
+
+export const isReadMethod = (m: string): boolean => m === 'GET' || m === 'HEAD';
+
+/** The middleware: next() when allowed, else an ApiError (401 no credential, 403 wrong or read-only). */
+export function createAuth(o: AuthOptions): RequestHandler {
+  const full = o.token ? digest(o.token) : undefined;
+  const read = o.readToken ? digest(o.readToken) : undefined;
+  const mode = authMode(o);
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (mode === 'open') return next();
+    const reading = isReadMethod(req.method);
+    const given = requestToken(req);
+    if (given) {
+      const d = digest(given);
+      if (full && timingSafeEqual(d, full)) return next();
+      if (read && timingSafeEqual(d, read)) {
+        if (reading) return next();
+        return next(new ApiError(403, 'the read-only API token cannot change anything: use API_TOKEN'));
+      }
+    }
+    if (o.hostAuth) return (reading ? o.hostAuth.read : o.hostAuth.write)(req, res, next);
+    if (!given)
+      return next(
+        new ApiError(401, 'this route needs the API token (Authorization: Bearer <token> or X-API-Token: <token>)'),
+      );
+    next(new ApiError(403, 'the API token is wrong'));
+  };
+}
+
+/**
+ * Wrap a host login middleware that answers refusals itself with a bare 401 (Node-RED's
+ * needsPermission / passport): the refusal becomes the API's JSON error instead.
+ */
+export function jsonHostRefusal(mw: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const end = res.end.bind(res);
+    let passed = false;
+    (res as { end: unknown }).end = (...args: unknown[]) => {
+      res.end = end;
+      if (!passed && res.statusCode >= 400 && !res.headersSent) {
+        const status = res.statusCode;
+        res.removeHeader('Content-Length');
+        res.set('Content-Type', 'application/json; charset=utf-8');
+        return end(
+          JSON.stringify({
+            error:
+              status === 401
+                ? 'this route needs a login: an API token (Authorization: Bearer <token>) or a Node-RED editor access token'
+                : 'not allowed',
+          }),
+        );
+      }
+      return (end as (...a: unknown[]) => Response)(...args);
+    };
+    try {
+      mw(req, res, (err?: unknown) => {
+        passed = true;
+        res.end = end;
+        next(err);
+      });
+    } catch (err) {
+      res.end = end;
+      next(err);
+    }
+  };
+}
+
+/** Same-origin only: refuse a request a browser sent from another origin (CSRF and reads alike). */
+export function originGuard(allowed: string[] = []): RequestHandler {
+  const allow = new Set(allowed.map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean));
+  return (req, res, next) => {
+    // whatever the host set (Node-RED's admin app sets `*` on everything it sees): not ours
+    res.removeHeader('Access-Control-Allow-Origin');
+    res.removeHeader('Access-Control-Allow-Methods');
+    res.removeHeader('Access-Control-Allow-Credentials');
+    const origin = req.headers.origin;
+    if (origin === undefined) return next();
+    let same = false;
+    try {
+      const host = new URL(origin).host.toLowerCase();
+      // behind a reverse proxy the browser's host is the forwarded one
+      const fwd = String(req.headers['x-forwarded-host'] ?? '')
+        .split(',')[0]
+        .trim()
+        .toLowerCase();
+      same = host === String(req.headers.host ?? '').toLowerCase() || (!!fwd && host === fwd);
+    } catch {
+      same = false;
+    }
+    const listed = allow.has(origin.toLowerCase());
+    if (listed) {
+      res.set('Access-Control-Allow-Origin', origin);
+      res.vary('Origin');
+      if (req.method === 'OPTIONS') {
+        res.set('Access-Control-Allow-Methods', 'GET,POST,PATCH');
+        res.set('Access-Control-Allow-Headers', 'Authorization,X-API-Token,Content-Type');
+        res.set('Access-Control-Max-Age', '600');
+        res.status(204).end();
+        return;
+      }
+      return next();
+    }
+    if (same) return next();
+    next(
+      new ApiError(
+        403,
+        `cross-origin request refused (Origin ${origin.slice(0, 100)}); list it in API_ALLOWED_ORIGINS to allow it`,
+      ),
+    );
+  };
+}
