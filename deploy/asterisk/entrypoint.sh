@@ -4,7 +4,9 @@
 # 1. Refuse to start with missing or placeholder secrets (ARI_PASSWORD, TRUNK_PASSWORD when a trunk is set).
 # 2. Install the project's configuration (./asterisk-config, mounted read-only at /etc/asterisk-ai-dialer)
 #    into /etc/asterisk, replacing ${NAME} / $NAME for the deployment settings listed in RENDER_VARS only
-#    (trunk, ARI, AGI, NAT and RTP settings). Dialplan variables such as ${CALL_ID} or ${ENV(...)} are
+#    (trunk, ARI, NAT and RTP settings). AGI_TARGET_HOST, AGI_PORT and AGI_SECRET are NOT rendered: the
+#    dialplan reads them from Asterisk's environment at run time (${ENV(...)}), so the secret stays out
+#    of `dialplan show`. Dialplan variables such as ${CALL_ID} or ${ENV(...)} are
 #    left exactly as written. Secrets therefore live only in .env, never in a file of the repository.
 # 3. Write rtp.conf from RTP_START/RTP_END (the range docker-compose publishes) unless the project
 #    ships its own, and create the directories Asterisk writes to (ARI recordings fail with HTTP 500
@@ -21,8 +23,7 @@ SPOOL="${ASTERISK_SPOOL_DIR:-/var/spool/asterisk}"
 
 RENDER_VARS=(
   ARI_USERNAME ARI_PASSWORD ARI_APP
-  AGI_TARGET_HOST AGI_PORT AGI_SECRET
-  TRUNK_HOST TRUNK_PORT TRUNK_USERNAME TRUNK_PASSWORD TRUNK_CALLER_ID TRUNK_TRANSPORT
+  TRUNK_HOST TRUNK_PORT TRUNK_USERNAME TRUNK_PASSWORD TRUNK_CALLER_ID TRUNK_TRANSPORT TRUNK_MATCH
   EXTERNAL_IP LOCAL_NET SIP_PORT RTP_START RTP_END
 )
 
@@ -56,6 +57,8 @@ export AGI_TARGET_HOST="${AGI_TARGET_HOST:-node-red}"
 export AGI_PORT="${AGI_PORT:-4573}"
 export TRUNK_PORT="${TRUNK_PORT:-5060}"
 export TRUNK_TRANSPORT="${TRUNK_TRANSPORT:-udp}"
+# Addresses/CIDRs whose INVITEs are the trunk (comma-separated); default: the trunk host.
+export TRUNK_MATCH="${TRUNK_MATCH:-${TRUNK_HOST:-}}"
 export SIP_PORT="${SIP_PORT:-5060}"
 export RTP_START="${RTP_START:-10000}"
 export RTP_END="${RTP_END:-10100}"

@@ -7,6 +7,7 @@ import os from 'os';
 import path from 'path';
 import { randomBytes } from 'crypto';
 import type { AgiSession, RecordOptions, RecordResult } from './types';
+import { StageError } from '../util/errors';
 
 /** Recordings directory: the configured one, else DATA_DIR/recordings, else <tmp>/ai-dialer-recordings. */
 export function recordingsDir(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -44,7 +45,11 @@ export interface TurnRecording {
   elapsedMs: number;
 }
 
-/** Record one caller turn into a generated file in `dir`. */
+/**
+ * Record one caller turn into a generated file in `dir`. A caller who hangs up (during the recording,
+ * or before it: the channel is already gone, Asterisk answers 511) ends the call, it is not a
+ * failure: the result says `hungUp` and carries no file.
+ */
 export async function recordTurn(
   session: AgiSession,
   opts: { dir: string; callId: unknown; seq: number } & Omit<RecordOptions, 'path'>,
@@ -52,14 +57,26 @@ export async function recordTurn(
   await ensureDir(opts.dir);
   const base = recordingBase(opts.dir, opts.callId, opts.seq);
   const t0 = Date.now();
-  const result = await session.recordFile({
-    path: base,
-    format: opts.format ?? 'wav',
-    escapeDigits: opts.escapeDigits,
-    maxMs: opts.maxMs,
-    silenceSeconds: opts.silenceSeconds,
-    beep: opts.beep,
+  const hungUpBefore = (): TurnRecording => ({
+    recording: { path: '', durationMs: 0, hungUp: true },
+    result: { file: '', endpos: 0, durationMs: 0, endedBy: 'hangup', hungUp: true },
+    elapsedMs: Date.now() - t0,
   });
+  if (session.hungUp) return hungUpBefore();
+  let result: RecordResult;
+  try {
+    result = await session.recordFile({
+      path: base,
+      format: opts.format ?? 'wav',
+      escapeDigits: opts.escapeDigits,
+      maxMs: opts.maxMs,
+      silenceSeconds: opts.silenceSeconds,
+      beep: opts.beep,
+    });
+  } catch (err) {
+    if (err instanceof StageError && err.kind === 'hangup') return hungUpBefore();
+    throw err;
+  }
   const recording: TurnRecording['recording'] = {
     path: result.file,
     durationMs: result.durationMs,

@@ -197,7 +197,8 @@ export class CallTracker extends EventEmitter {
       agiExtension: opts.agiExtension ?? 's',
       agiPriority: opts.agiPriority ?? 1,
       defaultTimeoutSec: opts.defaultTimeoutSec ?? 30,
-      defaultCallerId: opts.defaultCallerId,
+      // the trunk no longer forces a caller ID (pjsip.conf): the dialer's default is TRUNK_CALLER_ID
+      defaultCallerId: opts.defaultCallerId || process.env.TRUNK_CALLER_ID?.trim() || undefined,
       sweepMs: opts.sweepMs ?? 60_000,
       graceMs: opts.graceMs ?? 2_000,
       maxFields: opts.maxFields ?? 50,

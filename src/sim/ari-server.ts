@@ -82,8 +82,8 @@ export interface AriSimOptions {
   progressMs?: number;
   /**
    * ari.conf `channelvars`: variables every channel snapshot carries as `channelvars` (as Asterisk 22
-   * does when ari.conf lists them; asterisk-config/ari.conf lists CALL_ID, CAMPAIGN_ID, CONTACT_ID).
-   * Default those three; [] for none.
+   * does when ari.conf lists them, an unset one as ''; asterisk-config/ari.conf lists CALL_ID,
+   * CAMPAIGN_ID, CONTACT_ID, CONTACT_PHONE). Default those four; [] for none.
    */
   channelvars?: string[];
 }
@@ -442,16 +442,18 @@ export class AriSimulator extends EventEmitter {
       state: c.state,
       protocol_id: '',
       caller: { ...c.caller },
-      connected: { name: '', number: c.phone },
+      // Asterisk 22 leaves connected empty on a Local channel originated over ARI
+      connected: { name: '', number: c.tech === 'Local' ? '' : c.phone },
       accountcode: '',
       dialplan: { ...c.dialplan },
       creationtime: c.creationtime,
       language: 'en',
     };
-    const vars = this.opts.channelvars ?? ['CALL_ID', 'CAMPAIGN_ID', 'CONTACT_ID'];
+    const vars = this.opts.channelvars ?? ['CALL_ID', 'CAMPAIGN_ID', 'CONTACT_ID', 'CONTACT_PHONE'];
     if (vars.length) {
+      // every listed variable, an unset one as '' (seen on Asterisk 22.10.1, test/real-asterisk)
       const cv: Record<string, string> = {};
-      for (const v of vars) if (c.variables[v] !== undefined) cv[v] = c.variables[v];
+      for (const v of vars) cv[v] = c.variables[v] ?? '';
       out.channelvars = cv;
     }
     return out;

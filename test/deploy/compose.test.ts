@@ -1006,7 +1006,9 @@ withEnvsubst('deploy/asterisk/entrypoint.sh installs asterisk-config with the se
       expect(pjsip).toContain('external_media_address=203.0.113.10');
       expect(pjsip).toContain('local_net=172.28.0.0/24');
       const ext = fs.readFileSync(path.join(r.dest, 'extensions-agi.conf'), 'utf8');
-      expect(ext).toContain('AGI(agi://node-red:4573/call?secret=agi-secret-55e0,${CALL_ID})');
+      // the AGI target and secret are NOT rendered: Asterisk reads them at run time (${ENV(...)})
+      expect(ext).toContain('AGI(agi://${AGI_TARGET_HOST}:${AGI_PORT}/call?secret=${AGI_SECRET},${CALL_ID})');
+      expect(ext).not.toContain('agi-secret-55e0');
       expect(ext).toContain('Set(X=${ENV(HOME)}${CONTACT_PHONE}$[1+1])');
       expect(fs.readFileSync(path.join(r.dest, 'rtp.conf'), 'utf8')).toMatch(/rtpstart=12000\s+rtpend=12100/);
       expect(fs.statSync(path.join(r.spool, 'recording')).isDirectory()).toBe(true);
@@ -1063,7 +1065,10 @@ withEnvsubst('deploy/asterisk/entrypoint.sh installs asterisk-config with the se
         const ari = fs.readFileSync(path.join(r.dest, 'ari.conf'), 'utf8');
         expect(ari).toContain(`[${trunk.ARI_USERNAME}]`);
         expect(ari).toMatch(new RegExp(`password\\s*=\\s*${trunk.ARI_PASSWORD}`));
-        // the dialplan sends AGI to the node-red service (directly or through a [globals] variable)
+        // the dialplan sends AGI to where Asterisk's environment says (AGI_TARGET_HOST=node-red in
+        // docker-compose), read at run time: the secret is never in a rendered file
+        for (const f of rendered)
+          expect([f, fs.readFileSync(path.join(r.dest, f), 'utf8').includes(trunk.AGI_SECRET)]).toEqual([f, false]);
         const dialplan = rendered
           .filter((f) => f.startsWith('extensions'))
           .map((f) => fs.readFileSync(path.join(r.dest, f), 'utf8'))
@@ -1072,9 +1077,11 @@ withEnvsubst('deploy/asterisk/entrypoint.sh installs asterisk-config with the se
         const g = /^\[globals\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(dialplan);
         for (const m of (g ? g[1] : '').matchAll(/^\s*([A-Z0-9_]+)\s*=>?\s*(.*?)\s*$/gm)) globals.set(m[1], m[2]);
         const resolve = (v: string) => v.replace(/\$\{([A-Z0-9_]+)\}/g, (_x, n) => globals.get(n) ?? `\${${n}}`);
-        const agiCalls = [...dialplan.matchAll(/AGI\(agi:\/\/([^/,)\s]+)/g)].map((m) => resolve(m[1]));
+        const agiCalls = [...dialplan.matchAll(/AGI\(agi:\/\/(\$\{ENV\(\w+\)\}:\$\{ENV\(\w+\)\})/g)].map((m) =>
+          resolve(m[1]),
+        );
         expect(agiCalls.length).toBeGreaterThan(0);
-        for (const hostPort of agiCalls) expect(hostPort).toBe('node-red:4573');
+        for (const hostPort of agiCalls) expect(hostPort).toBe('${ENV(AGI_TARGET_HOST)}:${ENV(AGI_PORT)}');
         // modules.conf may not require a module Asterisk 22 does not have (it would refuse to start)
         const goneIn22 = [
           'chan_local.so',
