@@ -168,7 +168,7 @@ test('200 concurrent sessions through record and hangup, with no cross-talk', as
   });
 }, 60000);
 
-test('failures reach a Catch node: no session, and a caller who already hung up', async () => {
+test('a missing session reaches a Catch node; a caller who already hung up is an ending, not a failure', async () => {
   await helper.load([fastagiIn, agiRecord, agiHangup, catchNode], onTab(conversationFlow()));
   const [s1, caught, ended] = [collect('h1'), collect('hc'), collect('ended')];
   helper.getNode('rec').receive({ payload: 'x' } as never);
@@ -178,9 +178,13 @@ test('failures reach a Catch node: no session, and a caller who already hung up'
   const done = simCall(port, 7, { hangupAfterMs: 5000 });
   const m1 = await waitFor(() => s1[0], 5000, 'session msg');
   await waitFor(() => getSession(m1.call.sessionId)?.hungUp || undefined, 5000, 'the caller to hang up');
+  // A caller who already hung up is an ending, not a failure (issue 15 item 7): agi-record sends the msg
+  // on with recording.hungUp and no file, and nothing reaches the Catch node.
+  const s2 = collect('h2');
   helper.getNode('rec').receive(m1 as never);
-  const c2 = await waitFor(() => caught[1], 5000, 'catch of hangup');
-  expect(c2.error.message).toMatch(/hung up/);
+  const r2 = await waitFor(() => s2[0], 5000, 'the hung-up turn');
+  expect(r2.recording).toMatchObject({ hungUp: true, path: '' });
+  expect(caught).toHaveLength(1);
   // hangup is tolerant: the call is already gone, the msg goes on.
   helper.getNode('hang').receive(m1 as never);
   const s3 = collect('h3');
