@@ -8,7 +8,7 @@
  * 2. An orphan call whose channel a CallTracker of this process still follows is adopted (left to run);
  *    any other channel of an orphan call is hung up, and we wait until Asterisk no longer lists it.
  * 3. Only then the call is closed with its true outcome: it was answered (channel Up, or answered_at)
- *    -> completed when turns were stored, else failed; never answered -> cancelled (retried by the
+ *    -> completed when the conversation reached its end, else failed; never answered -> cancelled (retried by the
  *    policy). A contact is therefore never released (pending) while a channel for it may still be up.
  * 4. A channel carrying the CALL_ID of a call the database already closed, that nobody in this process
  *    follows and that nothing drives (ringing, or parked in Stasis / AGI), is hung up too.
@@ -42,6 +42,8 @@ export interface OpenCall {
   channelId: string | null;
   answered: boolean;
   turns: number;
+  /** The conversation reached its end: finalised, or a closing action (end_call, add_to_dnc, ...) stored. */
+  ended?: boolean;
 }
 
 export interface ReconcileReport {
@@ -81,9 +83,12 @@ export async function openCallsOf(db: Db, campaignId: number | null): Promise<Op
     channel_id: string | null;
     answered: boolean;
     turns: number;
+    ended: boolean;
   }>(
     `select c.id, c.campaign_id, c.worker, c.status, c.channel_id, c.answered_at is not null as answered,
-            (select count(*)::int from call_turns t where t.call_id = c.id) as turns
+            (select count(*)::int from call_turns t where t.call_id = c.id) as turns,
+            (c.transcript is not null
+              or exists (select 1 from call_turns t where t.call_id = c.id and t.action is not null)) as ended
        from calls c
       where c.status in ('initiated','ringing','in_progress') and c.direction = 'outbound'
         and ($1::int is null or c.campaign_id = $1)
@@ -98,6 +103,7 @@ export async function openCallsOf(db: Db, campaignId: number | null): Promise<Op
     channelId: x.channel_id,
     answered: !!x.answered,
     turns: Number(x.turns),
+    ended: !!x.ended,
   }));
 }
 
@@ -209,7 +215,10 @@ export async function reconcileAgainstAsterisk(
   for (const c of closeNow) {
     const answered = c.answered || !!wasUp.get(c.id);
     const hung = toHangup.has(c.id);
-    const outcome = answered ? (c.turns > 0 ? 'completed' : 'failed') : hung ? 'cancelled' : 'failed';
+    // completed only when the conversation reached its end (finalised, or a closing action such as
+    // end_call / add_to_dnc was stored); a conversation cut by the crash is failed, so its contact is
+    // retried (a callee who was cut off while asking not to be called is asked again, never lost)
+    const outcome = answered ? (c.ended ? 'completed' : 'failed') : hung ? 'cancelled' : 'failed';
     const reason = hung
       ? `reconciled (${o.why}): its channel was still ${answered ? 'up' : 'ringing'} with nobody following it; hung up`
       : `reconciled (${o.why}): no channel in Asterisk${answered ? ' (answered before)' : ''}`;

@@ -4,7 +4,7 @@
  * `claim.ts`; pacing buckets in `pacing.ts`.
  */
 import type { Db, Queryable } from './db';
-import { closeCall, markAnswered, type CallStatus } from './calls';
+import { buildTranscript, closeCall, markAnswered, type CallStatus } from './calls';
 import { DialerError } from '../util/errors';
 
 export type CampaignStatus = 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
@@ -156,6 +156,13 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
       hangupCause: o.hangupCause ?? null,
       dialStatus: o.dialStatus ?? null,
     });
+    // The call's transcript is every turn stored when it closes, whoever closes it (the outcome of the
+    // call, a reconcile after a crash, a drain): turns go through the outbox before the outcome of the
+    // same call (src/store/outbox.ts), and no turn is stored on a closed call after this.
+    if (closed) {
+      const transcript = await buildTranscript(q, o.callId);
+      if (transcript) await q.query('update calls set transcript = $2 where id = $1', [o.callId, transcript]);
+    }
     const cr = await q.query<{
       id: number;
       campaign_id: number | null;
