@@ -10,32 +10,13 @@ import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
-import { performance } from 'perf_hooks';
 import { encodeWav } from '../../src/audio/wav';
 import { AudioCache } from '../../src/speech/tts-cache';
 import { TtsService } from '../../src/speech/tts';
 import { transcribe } from '../../src/speech/stt';
 import { EventParser, WyomingSttEngine, WyomingTtsEngine, encodeEvent, synthesizeWav } from '../../src/speech/wyoming';
 
-type Row = Record<string, string | number>;
-
-function stats(what: string, samples: number[], note = ''): Row {
-  const s = samples.slice().sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  const f = (v: number) => (v < 1 ? Number(v.toFixed(3)) : Number(v.toFixed(1)));
-  return { what, n: s.length, 'p50 ms': f(q(0.5)), 'p95 ms': f(q(0.95)), 'mean ms': f(mean), note };
-}
-
-async function time(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    out.push(performance.now() - t0);
-  }
-  return out;
-}
+import { stats, time, type Row } from './stats';
 
 function tone(rate: number, ms: number): Buffer {
   const n = Math.round((rate * ms) / 1000);
