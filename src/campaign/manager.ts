@@ -40,7 +40,7 @@ import {
 } from '../store/leases';
 import { reconcileAgainstAsterisk, type AsteriskView, type OpenCall, type ReconcileReport } from './reconcile';
 import { DialerError, errorMessage } from '../util/errors';
-import { outboxFor } from '../store/outbox';
+import { isStoreUnavailable, outboxFor } from '../store/outbox';
 import { storeDnc, writeWaitMs } from '../store/turns';
 
 const waitMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -498,7 +498,13 @@ export class CampaignManager extends EventEmitter {
       for (const r of this.runners.values()) {
         if (r.state !== 'running' || held.has(r.id) || this.closed) continue;
         // our lease expired and was removed (this runtime stalled): take it back only if nobody else did
-        if (await this.holdLease(r.id, 'takeover').catch(() => false)) continue;
+        // a database error here is not a refusal: keep dialing state and try again at the next heartbeat
+        // (marking the lease lost on an outage would stop this runtime's own campaign)
+        const took = await this.holdLease(r.id, 'takeover').then(
+          (ok) => (ok ? 'held' : 'refused'),
+          (err: unknown) => (isStoreUnavailable(err) ? 'retry' : 'refused'),
+        );
+        if (took !== 'refused') continue;
         r.leaseLost = true;
         r.lastError = `campaign ${r.id}: another runtime took the campaign over (this one missed its heartbeats)`;
         r.setState('stopped');
