@@ -68,7 +68,7 @@ const LAYOUT_SQL: Record<string, string> = {
   // 80% in New York, the rest over the 20 zones
   skewed20: `case when g % 13 = 0 then null when g % 5 <> 0 then 'America/New_York' else ($3::text[])[1 + (g / 5) % 20] end`,
   // one zone
-  single: `'America/New_York'`,
+  single: `($3::text[])[1]`,
 };
 
 function stats(xs: number[]): { min: number; med: number; max: number } {
@@ -192,7 +192,9 @@ async function claims(rows: Row[]): Promise<void> {
       } finally {
         await sdb.close();
       }
-      process.stderr.write(`[${layout}] seeded ${CONTACTS} contacts + 120,000 DNC in ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+      process.stderr.write(
+        `[${layout}] seeded ${CONTACTS} contacts + 120,000 DNC in ${((Date.now() - t) / 1000).toFixed(1)} s\n`,
+      );
       const urls: Record<string, string> = {};
       for (const who of contenders) {
         const name = `${tag}_${layout}_${who}`;
