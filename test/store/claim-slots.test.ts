@@ -81,6 +81,19 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim slots on %s
     expect(await counted(db, cid)).toEqual({ used: 8, open: 8 });
   });
 
+  test('concurrent multi-row inserts of open calls never deadlock on the slot rows and stay counted', async () => {
+    const cid = await makeCampaign(db, { maxConcurrent: 64 });
+    await Promise.all(
+      Array.from({ length: 6 }, (_, w) =>
+        db.query(
+          `insert into calls (campaign_id, phone, status) select $1, '+1556' || $2 || g, 'initiated' from generate_series(1, 10) g`,
+          [cid, w],
+        ),
+      ),
+    );
+    expect(await counted(db, cid)).toEqual({ used: 60, open: 60 });
+  });
+
   test('worker scope keeps no campaign cap but the counter stays exact', async () => {
     const cid = await makeCampaign(db, { maxConcurrent: 2, settings: { concurrency_scope: 'worker' } });
     await makeContacts(db, cid, 20);

@@ -58,9 +58,15 @@ create trigger calls_slot_assign before insert or update of status, campaign_id,
   when (new.slot is null and new.campaign_id is not null and new.status in ('initiated','ringing','in_progress'))
   execute function calls_slot_assign();
 
--- inserts: one update per (campaign, slot) per statement
+-- inserts: one update per (campaign, slot) per statement, the slot rows locked in key order first (two
+-- multi-row inserts counting in the same slots never deadlock)
 create function calls_slots_ins() returns trigger language plpgsql as $$
 begin
+  perform 1 from campaign_slots s
+    where (s.campaign_id, s.shard) in (select n.campaign_id, n.slot from new_rows n
+            where n.slot is not null and n.campaign_id is not null and n.status in ('initiated','ringing','in_progress'))
+    order by s.campaign_id, s.shard
+    for update;
   update campaign_slots s set used = s.used + x.n
     from (select n.campaign_id, n.slot, count(*)::int as n from new_rows n
             where n.slot is not null and n.campaign_id is not null and n.status in ('initiated','ringing','in_progress')
