@@ -176,6 +176,11 @@ export class AgiServer extends EventEmitter {
     return this.sessions.size;
   }
 
+  /** The sessions open now. */
+  liveSessions(): FastAgiSession[] {
+    return [...this.sessions];
+  }
+
   /** Stop accepting, close every session, resolve when the listener is closed. */
   async close(): Promise<void> {
     this.closing = true;

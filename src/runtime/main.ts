@@ -8,6 +8,7 @@ import { randomBytes } from 'crypto';
 import http from 'http';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
+import { disposeParked } from '../util/handoff';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
@@ -235,6 +236,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   let RED: typeof import('node-red') | undefined;
   const cleanup = async () => {
     if (RED) await RED.stop().catch(() => undefined);
+    // what the nodes kept for a redeploy (database, bus, ARI, FastAGI) is released now
+    await disposeParked();
     if (server) await new Promise<void>((r) => server!.close(() => r()));
     if (sim) await sim.close().catch(() => undefined);
     unprobe?.();
@@ -443,7 +446,7 @@ export async function main(): Promise<void> {
   for (const l of banner(rt.info)) console.log(l);
   let stopping = false;
   const drainMs = parseDurationMs(process.env.DRAIN_TIMEOUT, 30_000);
-  const graceMs = 10_000;
+  const graceMs = 25_000; // DRAIN_GRACE_MS: the command in flight (a RECORD up to 20 s), then the goodbye
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
