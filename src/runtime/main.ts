@@ -453,7 +453,7 @@ export async function main(): Promise<void> {
     console.log(
       `\n${signal}: stopping: no new calls; live calls get up to ${Math.round(drainMs / 1000)} s to finish (DRAIN_TIMEOUT)...`,
     );
-    const limit = drainMs + graceMs + 20_000;
+    const limit = drainMs + graceMs + 15_000; // under compose's stop_grace_period (75 s) with the defaults
     const force = setTimeout(() => {
       console.error(`ai-dialer: shutdown took longer than ${Math.round(limit / 1000)} s; exiting`);
       process.exit(1);
