@@ -122,6 +122,7 @@ export class FastAgiInController {
     const s = this.server;
     this.server = undefined;
     if (!s) return;
+    void s.stopAccepting(); // the port is free at once
     const live = s.liveSessions().filter((x) => x.ready && endSessionPolitely(x, 'the FastAGI node was redeployed'));
     if (live.length) {
       let timer: NodeJS.Timeout | undefined;

@@ -314,6 +314,8 @@ export interface ChaosOptions {
   seed?: number;
   /** Bound for the campaign to finish after the last fault (default 120 s). */
   finishMs?: number;
+  /** DRAIN_TIMEOUT of the runtime, seconds (short: the calls under way at a SIGTERM are ended politely). */
+  drainTimeout?: number;
 }
 
 export interface Check {
@@ -338,6 +340,8 @@ export interface ChaosReport {
   exitCodes: Array<number | null>;
   /** AGI conversations under way at a SIGTERM or Deploy (they must finish, not be cut). */
   liveAtStop: number;
+  /** Of those, ended by the drain with a goodbye heard last (short DRAIN_TIMEOUT). */
+  endedPolitely: number;
   /** The outbox of the last runtime, from /health (pending, retried, dropped...). */
   writes: Record<string, number>;
   /** Each must be 0. */
@@ -436,6 +440,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
   const sim = await startSimProcess({ dir, personas, agiPort: Number(ports.AGI_PORT), speed: 10 });
   const runtimeEnv = env({ dir, ports, sim, databaseUrl: runtimeDbUrl });
+  if (o.drainTimeout) runtimeEnv.DRAIN_TIMEOUT = String(o.drainTimeout);
   const exitCodes: Array<number | null> = [];
   let openAfterStop = 0;
   let dialer: Dialer | undefined;
@@ -561,6 +566,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         exitCodes,
         openAfterStop,
         stopsAt,
+        politeEnd: !!o.drainTimeout && o.drainTimeout < 5,
         fault: o.fault,
         writes: (health.writes ?? {}) as Row,
       });
@@ -610,6 +616,8 @@ async function books(x: {
   exitCodes: Array<number | null>;
   openAfterStop: number;
   stopsAt: number[];
+  /** The drain ends the calls under way (short DRAIN_TIMEOUT): each must hear a goodbye instead of finishing. */
+  politeEnd?: boolean;
   fault: Fault;
   writes: Row;
 }): Promise<ChaosReport> {
@@ -738,6 +746,8 @@ async function books(x: {
   for (const j of x.journal) if (j.ev === 'cmd' && !firstCmd.has(j.id)) firstCmd.set(j.id, j.at);
   let liveAtStop = 0;
   let cutAtStop = 0;
+  let endedPolitely = 0;
+  let endedRudely = 0;
   const cutDetail: string[] = [];
   for (const j of x.journal) {
     if (j.ev !== 'agi') continue;
@@ -751,6 +761,9 @@ async function books(x: {
     const plays = steps.filter((st) => st === 'S').length;
     if (recs < said || plays < said + 1) {
       cutAtStop++;
+      // ended by the drain: the callee must have heard a line last (the goodbye), not a RECORD or a cut playback
+      if (steps.length && steps[steps.length - 1] === 'S') endedPolitely++;
+      else if (steps.length) endedRudely++;
       cutDetail.push(`${j.callId}:${kind}:${steps.join('')}`);
     }
   }
@@ -774,7 +787,13 @@ async function books(x: {
     { name: 'contacts with two overlapping channels (far end)', value: overlapping, area: 'reconcile' },
     { name: 'contacts with two overlapping calls (database)', value: overlappingDb, area: 'reconcile' },
   ];
-  if (x.fault === 'sigterm' || x.fault === 'deploy') {
+  if (x.politeEnd) {
+    checks.push({
+      name: `conversations ended by the drain without a goodbye heard last (of ${liveAtStop} under way, ${endedPolitely} ended with one)`,
+      value: endedRudely,
+      area: 'drain',
+    });
+  } else if (x.fault === 'sigterm' || x.fault === 'deploy') {
     checks.push({
       name: `conversations under way at a ${x.fault === 'deploy' ? 'Deploy' : 'SIGTERM'} cut short (of ${liveAtStop})`,
       value: cutAtStop,
@@ -810,13 +829,14 @@ async function books(x: {
     turnsStored: turns.length,
     exitCodes: x.exitCodes,
     liveAtStop,
+    endedPolitely,
     writes: x.writes,
     checks,
     note:
       [
         dialedAgain ? `${dialedAgain} do-not-call persona(s) dialed again after asking` : '',
         ...detail.map((d) => `asked, not listed: ${d}`),
-        ...(cutDetail.length ? [`cut short at a stop: ${cutDetail.slice(0, 5).join(' ')}`] : []),
+        ...(cutDetail.length ? [`ended before their end at a stop: ${cutDetail.slice(0, 5).join(' ')}`] : []),
       ]
         .filter(Boolean)
         .join('\n  ') || undefined,

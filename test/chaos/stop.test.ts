@@ -22,6 +22,20 @@ test('SIGTERM twice mid-campaign', async () => {
   assertReport(r);
 });
 
+test('SIGTERM with a 1 s drain timeout: every conversation under way hears its goodbye, wherever it was', async () => {
+  const r = await runChaos({
+    label: `sigterm-goodbye/${db}`,
+    fault: 'sigterm',
+    faults: 2,
+    contacts: 16,
+    drainTimeout: 1,
+    databaseUrl: process.env.DATABASE_URL || undefined,
+  });
+  expect(r.restarts).toBe(2);
+  expect(r.endedPolitely).toBeGreaterThan(0); // the drain did end conversations
+  assertReport(r);
+});
+
 test('Deploy (full) twice mid-campaign', async () => {
   const r = await runChaos({
     label: `deploy/${db}`,
