@@ -17,14 +17,8 @@ import { noteSimSpeech } from '../media/sim-text';
 import { utteranceAudio, type SimSpeech } from './audio-utterance';
 import type { Utterance } from './persona';
 
-export interface StreamUtterance extends Utterance {
-  /** Start talking this long after our prompt began (talk over it: barge-in). */
-  bargeInAfterMs?: number;
-  /** Send this much noise (not speech) instead of talking. */
-  noiseMs?: number;
-  /** Say nothing for this turn (the no-input path). */
-  silent?: boolean;
-}
+/** An utterance in stream mode (persona.ts: bargeInAfterMs, noiseMs, silent apply here). */
+export type StreamUtterance = Utterance;
 
 export interface AudioSocketCalleeOptions {
   host: string;
@@ -110,6 +104,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
     let preparing = false;
     let pendingBarge: { u: StreamUtterance; promptStart: number } | undefined;
     let lastSaidEnd: SaidUtterance | undefined;
+    let hangupAt = Number.POSITIVE_INFINITY;
     const floor = o.floor ?? 0;
     const silence = new Int16Array(FRAME_SAMPLES);
 
@@ -177,6 +172,10 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
     const source: PacedSource = {
       tick(now: number): boolean {
         if (finished) return false;
+        if (now >= hangupAt) {
+          hangUp();
+          return false;
+        }
         // the prompt is over once we have heard nothing for `gap` ms
         if (prompt && now - prompt.lastAt >= gap) prompt = undefined;
         if (!current && !preparing && !pendingBarge) {
@@ -217,11 +216,8 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
               said.push(c.said);
               lastSaidEnd = c.said;
             }
-            const u = utts[next - 1];
-            if (u?.hangup) {
-              hangUp();
-              return false;
-            }
+            // hang up a second after saying it (as a caller does who says goodbye and puts the phone down)
+            if (utts[next - 1]?.hangup) hangupAt = now + 1000;
           }
         }
         socket.write(encodeAudio(frame));
