@@ -12,16 +12,18 @@ import { performance } from 'perf_hooks';
 import type { AudioSocketConnection } from './audiosocket';
 import { FRAME_MS, FRAME_SAMPLES } from './audiosocket';
 import { pacer, type PacedSource } from './pacer';
+import type { EndpointEvent } from './endpointer';
 
-/** The endpointer contract (src/media/endpointer.ts, lane stream-engines). */
-export type EndpointEvent =
-  | { kind: 'speech_start'; atMs: number }
-  | { kind: 'utterance'; startMs: number; endMs: number; audio: Int16Array; reason: 'silence' | 'max' };
+export type { EndpointEvent };
 
+/** What the session needs of an endpointer (src/media/endpointer.ts's Endpointer; tests may pass a double). */
 export interface MediaEndpointer {
-  push(frame: Int16Array): EndpointEvent[];
+  /** One 20 ms frame of the caller, with the frame we were sending at the time (echo gate), or null. */
+  push(frame: Int16Array, playing?: Int16Array | null): EndpointEvent[];
   isSpeaking(): boolean;
   reset(): void;
+  /** Free what it holds (the VAD's WASM memory). */
+  close?(): void;
 }
 
 /** Barge-in policy: `on`, `off`, or only once this much of a prompt has played (ms). */
@@ -147,7 +149,8 @@ export class MediaSession extends EventEmitter {
 
   private onFrame(frame: Int16Array): void {
     this.streamMs += FRAME_MS;
-    const events = this.opts.endpointer.push(frame);
+    // the frame we were sending meanwhile lets the endpointer tell our echo from the caller
+    const events = this.opts.endpointer.push(frame, this.playing ? this.lastSent : null);
     for (const ev of events) {
       if (ev.kind === 'speech_start') this.onSpeechStart(ev.atMs);
       else this.onUtterance(ev);
@@ -259,8 +262,11 @@ export class MediaSession extends EventEmitter {
     this.conn.hangup();
   }
 
+  private lastSent: Int16Array | null = null;
+
   /** @internal the player's way out */
   send(frame: Int16Array): boolean {
+    this.lastSent = frame;
     return this.conn.sendAudio(frame);
   }
 
@@ -268,6 +274,7 @@ export class MediaSession extends EventEmitter {
     if (this._closed) return;
     this._closed = true;
     this.playing?.stop('hangup');
+    this.opts.endpointer.close?.();
     const w = this.waiter;
     this.waiter = undefined;
     w?.(undefined);

@@ -15,6 +15,18 @@ import { syntheticSpeech } from '../../src/audio/synthetic-speech';
 import { runAgiCall, type AgiCallResult } from '../../src/sim/agi-client';
 import type { Persona } from '../../src/sim/persona';
 import { TestEndpointer } from '../helpers/test-endpointer';
+import { Endpointer } from '../../src/media/endpointer';
+import { testWith } from '../helpers/tools';
+import { execFileSync } from 'child_process';
+
+function has(bin: string): boolean {
+  try {
+    execFileSync('which', [bin], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 let agi: AgiServer;
 let agiPort: number;
@@ -36,7 +48,7 @@ afterAll(async () => {
   await media.close();
 });
 
-function call(persona: Persona): Promise<AgiCallResult> {
+function call(persona: Persona, speech: 'synthetic' | 'espeak' = 'synthetic'): Promise<AgiCallResult> {
   return runAgiCall({
     host: '127.0.0.1',
     port: agiPort,
@@ -45,6 +57,7 @@ function call(persona: Persona): Promise<AgiCallResult> {
     uniqueid: '1732486000.6',
     variables: { CALL_ID: '42' },
     persona,
+    speech,
   });
 }
 
@@ -174,3 +187,34 @@ test('noise is not speech to a detector tuned above it, and a hand-off to a dead
   expect(out.err).toMatch(/media hand-off failed/);
   expect(out.var).toBe('42');
 });
+
+testWith('espeak-ng', has('espeak-ng'), 'apt-get install espeak-ng')(
+  'the real endpointer (WebRTC VAD) on espeak-ng speech: the utterance, then a barge-in over our prompt',
+  async () => {
+    const out: Record<string, unknown> = {};
+    script = async (s) => {
+      const m = await handOffMedia(s, { server: media, advertise, endpointer: () => Endpointer.create() });
+      const u1 = await m.nextUtterance({ timeoutMs: 8000 });
+      out.u1 = u1 && { text: u1.simText, endpointMs: u1.endpointMs };
+      out.played = await m.play(tone(5000));
+      const u2 = await m.nextUtterance({ timeoutMs: 8000 });
+      out.u2 = u2 && { text: u2.simText, bargedIn: u2.bargedIn };
+      await endMedia(s.id);
+      s.close();
+    };
+    const r = await call(
+      { utterances: ['Hello, who is calling?', { text: 'Wait, I have a question.', bargeInAfterMs: 1500 }] },
+      'espeak',
+    );
+    expect(out.u1).toEqual({ text: 'Hello, who is calling?', endpointMs: 600 });
+    expect(out.played).toMatchObject({ interrupted: true });
+    expect(out.u2).toEqual({ text: 'Wait, I have a question.', bargedIn: true });
+    const stop = r.audioSocket[0].bargeInStopMs;
+    expect(stop).toHaveLength(1);
+    // from the caller's first sound to the last prompt frame it heard: VAD onset (min speech 120 ms) + the path
+    expect(stop[0]).toBeLessThan(250);
+    out.stop = stop[0];
+    console.log(`barge-in stop seen by the caller (real VAD): ${stop[0]} ms`);
+  },
+  30000,
+);
