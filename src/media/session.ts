@@ -200,6 +200,24 @@ export class MediaSession extends EventEmitter {
    * one. Resolves undefined when the media ends, or after `timeoutMs` with no utterance (no input).
    */
   nextUtterance(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CapturedUtterance | undefined> {
+    return this.waitUtterance(opts).then((u) => {
+      if (u) {
+        // kept for the stages after it (stt-transcribe reads the audio by id; tts-speak the timing)
+        this.kept.set(u.id, u);
+        if (this.kept.size > 4) this.kept.delete(this.kept.keys().next().value as string);
+      }
+      return u;
+    });
+  }
+
+  /** An utterance handed out by nextUtterance (the last few are kept), by id. */
+  utterance(id: unknown): CapturedUtterance | undefined {
+    return typeof id === 'string' ? this.kept.get(id) : undefined;
+  }
+
+  private readonly kept = new Map<string, CapturedUtterance>();
+
+  private waitUtterance(opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<CapturedUtterance | undefined> {
     const q = this.utterances.shift();
     if (q) return Promise.resolve(q);
     if (this._closed) return Promise.resolve(undefined);
