@@ -103,7 +103,11 @@ export class AgiRecordController {
    * Stream mode: the caller's next utterance on the live stream (the one that barged in, if any),
    * ended by the endpointer; no speech within the no-input time ends the turn empty.
    */
-  private async listen(msg: DialerMsg, media: MediaSession, o: RecordOverrides & { noInputSeconds?: number }): Promise<DialerMsg> {
+  private async listen(
+    msg: DialerMsg,
+    media: MediaSession,
+    o: RecordOverrides & { noInputSeconds?: number },
+  ): Promise<DialerMsg> {
     const seq = (typeof msg.turn?.seq === 'number' && Number.isInteger(msg.turn.seq) ? msg.turn.seq : 0) + 1;
     const noInput = seconds(o.noInputSeconds, seconds(this.cfg.noInput, 5));
     this.active++;
@@ -129,7 +133,9 @@ export class AgiRecordController {
       this.view.status(
         hungUp
           ? status.warn(this.t('status.hungUp'))
-          : status.ok(this.t('status.done', { seconds: ((msg.recording.durationMs ?? 0) / 1000).toFixed(1), digit: '' })),
+          : status.ok(
+              this.t('status.done', { seconds: ((msg.recording.durationMs ?? 0) / 1000).toFixed(1), digit: '' }),
+            ),
       );
       return msg;
     } finally {

@@ -18,6 +18,7 @@ import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall } from '../types/msg';
 import { status, throttled, type NodeView } from './view';
 import { MediaPath, type MediaConfig } from '../media/path';
+import { endMedia } from '../media/handoff';
 import type { MediaEndpointer } from '../media/session';
 
 export interface FastAgiInConfig extends MediaConfig {
@@ -193,10 +194,12 @@ export class FastAgiInController {
     for (const sess of sessionsByCallId(String(c.callId))) {
       if (sess.hungUp) continue;
       this.view.log(this.t('log.supervisorHangup', { id: String(c.callId) }));
-      sess.hangup().then(
-        () => sess.close(),
-        () => sess.close(),
-      );
+      endMedia(sess.id)
+        .then(() => sess.hangup())
+        .then(
+          () => sess.close(),
+          () => sess.close(),
+        );
     }
   }
 }

@@ -144,9 +144,15 @@ export class TtsSpeakController {
    * Stream mode: sentence by sentence on the call's live media, barge-in on. The turn is stored before
    * the caller hears it, and again with what was actually played (interrupted, playedText, timings).
    */
-  private async speakStream(msg: DialerMsg, media: MediaSession, text: string, signal: AbortSignal): Promise<DialerMsg> {
+  private async speakStream(
+    msg: DialerMsg,
+    media: MediaSession,
+    text: string,
+    signal: AbortSignal,
+  ): Promise<DialerMsg> {
     const svc = this.service as TtsService;
-    if (!normaliseTtsText(text)) throw new StageError('tts', 'invalid_input', 'nothing to say (empty text)', { engine: svc.engine.name });
+    if (!normaliseTtsText(text))
+      throw new StageError('tts', 'invalid_input', 'nothing to say (empty text)', { engine: svc.engine.name });
     this.active++;
     this.view.status(status.busy(this.t('status.speaking', { active: this.active })));
     try {
@@ -163,7 +169,14 @@ export class TtsSpeakController {
           : undefined;
       const r = await speakOnStream(media, svc, text, { signal });
       const heard = media.utterance(msg.recording?.utteranceId);
-      msg.tts = { engine: r.engine, voice: r.voice, cached: r.cached, elapsedMs: r.ttsMs, sentences: r.sentences, media: 'stream' };
+      msg.tts = {
+        engine: r.engine,
+        voice: r.voice,
+        cached: r.cached,
+        elapsedMs: r.ttsMs,
+        sentences: r.sentences,
+        media: 'stream',
+      };
       msg.playback = {
         durationMs: r.play.playedMs,
         totalMs: r.play.totalMs,

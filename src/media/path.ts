@@ -36,7 +36,10 @@ export function parseMediaMode(v: unknown): MediaMode {
     .toLowerCase();
   if (s === '' || s === 'record') return 'record';
   if (s === 'stream' || s === 'auto') return s;
-  throw new DialerError('agi_bad_config', `media must be record, stream or auto, got ${JSON.stringify(s).slice(0, 40)}`);
+  throw new DialerError(
+    'agi_bad_config',
+    `media must be record, stream or auto, got ${JSON.stringify(s).slice(0, 40)}`,
+  );
 }
 
 export interface MediaLog {

@@ -28,6 +28,8 @@ export interface AudioSocketCalleeOptions {
   speech?: SimSpeech;
   /** Quiet after our last frame that counts as the prompt having ended, ms (default 300). */
   promptGapMs?: number;
+  /** After saying something, how long the callee waits for an answer before it speaks again, ms (default 8000). */
+  replyWaitMs?: number;
   /** Hang up (close the socket) after saying the last utterance and hearing the reply, default false. */
   hangupAtEnd?: boolean;
   /** Level of the line's background noise floor (peak, 16-bit; default 0: digital silence). */
@@ -105,6 +107,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
     let pendingBarge: { u: StreamUtterance; promptStart: number } | undefined;
     let lastSaidEnd: SaidUtterance | undefined;
     let hangupAt = Number.POSITIVE_INFINITY;
+    let awaitingReply = false;
     const floor = o.floor ?? 0;
     const silence = new Int16Array(FRAME_SAMPLES);
 
@@ -183,7 +186,13 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
           if (u && u.bargeInAfterMs !== undefined) {
             // wait for a prompt to begin, then talk over it
             if (prompt) pendingBarge = { u, promptStart: prompt.firstAt };
-          } else if (u && !prompt && now - waitingFrom >= (u.pauseMs ?? 200)) {
+          } else if (
+            u &&
+            !prompt &&
+            now - waitingFrom >= (u.pauseMs ?? 200) &&
+            // after saying something, a caller waits for the answer (or gives up waiting after a while)
+            (!awaitingReply || now - waitingFrom >= (o.replyWaitMs ?? 8000))
+          ) {
             next++;
             if (u.silent) waitingFrom = Number.POSITIVE_INFINITY;
             else startSaying(u, now);
@@ -212,6 +221,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
             current = undefined;
             waitingFrom = now;
             if (c.said) {
+              awaitingReply = true;
               c.said.endAt = now + 20;
               said.push(c.said);
               lastSaidEnd = c.said;
@@ -253,6 +263,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
         const now = performance.now();
         framesReceived++;
         if (!prompt) {
+          awaitingReply = false;
           prompt = { firstAt: now, lastAt: now, frames: 0, samples: [] };
           heard.push(prompt);
           if (lastSaidEnd && !current) {
