@@ -290,10 +290,6 @@ export async function scenario(
   const cpuPct = cpu ? ((cpu.userMs + cpu.systemMs) / cpu.wallMs / n) * 100 : NaN;
   const failed = callers.filter((c) => c.failed || c.latencies.length < (mode === 'stream' ? 3 : 2)).length;
   if (errors.length) console.error(`bench/conversation ${mode}/${engines}/${n}: ${errors[0]}`);
-  console.error(
-    callers.map((c) => [c.failed, c.latencies, c.done, c.endFrames]),
-    JSON.stringify(turns.map((t) => ({ ...t, gaps: t.gaps.length }))),
-  );
   return {
     mode,
     engines,
