@@ -115,6 +115,7 @@ export class Endpointer {
   private echoAt = 0;
   /** Noise floor of the line, dBFS (NaN until the first frame). */
   private floor = NaN;
+  private lastSample = 0;
 
   private constructor(vad: Vad, options: EndpointerOptions) {
     this.vad = vad;
@@ -155,7 +156,7 @@ export class Endpointer {
     const out: EndpointEvent[] = [];
     this.echo[this.echoAt] = playing ? frameDbfs(playing) : -Infinity;
     this.echoAt = (this.echoAt + 1) % this.echo.length;
-    const level = Math.max(-96, frameDbfs(frame));
+    const level = this.emphasisedLevel(frame);
     const vadVoiced = this.vad.isSpeech(frame);
     if (Number.isNaN(this.floor)) this.floor = level;
     else if (!vadVoiced || level < this.floor) this.floor += 0.1 * (level - this.floor);
@@ -204,11 +205,28 @@ export class Endpointer {
     this.echo.fill(-Infinity);
     this.echoAt = 0;
     this.floor = NaN;
+    this.lastSample = 0;
   }
 
   /** Free the detector. The endpointer cannot be used afterwards. */
   close(): void {
     this.vad.close();
+  }
+
+  /**
+   * Level of the frame after pre-emphasis (y[n] = x[n] - 0.95 x[n-1]), dBFS: the hum and rumble that carry
+   * most of a phone line's noise energy are damped, the consonants that end words are not.
+   */
+  private emphasisedLevel(frame: Int16Array): number {
+    let s = 0;
+    let prev = this.lastSample;
+    for (let k = 0; k < frame.length; k++) {
+      const y = frame[k] - 0.95 * prev;
+      s += y * y;
+      prev = frame[k];
+    }
+    this.lastSample = prev;
+    return s === 0 ? -96 : Math.max(-96, 10 * Math.log10(s / frame.length / (32768 * 32768)));
   }
 
   private trim(fromFrame: number): void {
