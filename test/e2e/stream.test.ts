@@ -18,7 +18,7 @@ import { startFakeLlm, type FakeLlm } from './fake-llm';
 import { startDialer, stopDialer, type Dialer } from './runtime';
 import { callingWindow, contactsCsv, DNC_WORDS, TALKER_WORDS, type Contact } from './scenario';
 
-jest.setTimeout(150000);
+jest.setTimeout(400000);
 
 type N = Record<string, any>;
 
@@ -49,15 +49,18 @@ test('the default flow streams: barge-in, sentence-streamed replies, per-turn wa
   let dialer: Dialer | undefined;
   let client: mqtt.MqttClient | undefined;
   try {
-    dialer = await startDialer({
-      ...ports,
-      DATA_DIR: path.join(dir, 'data'),
-      SIM_PERSONAS: path.join(dir, 'personas.json'),
-      LLM_ENGINE: 'openai',
-      LLM_BASE_URL: llm.url,
-      LLM_MODEL: 'e2e-model',
-      MEDIA_MODE: 'auto',
-    });
+    dialer = await startDialer(
+      {
+        ...ports,
+        DATA_DIR: path.join(dir, 'data'),
+        SIM_PERSONAS: path.join(dir, 'personas.json'),
+        LLM_ENGINE: 'openai',
+        LLM_BASE_URL: llm.url,
+        LLM_MODEL: 'e2e-model',
+        MEDIA_MODE: 'auto',
+      },
+      240000,
+    );
     const turns: N[] = [];
     client = mqtt.connect(`mqtt://127.0.0.1:${ports.MQTT_PORT}`, { reconnectPeriod: 0 });
     client.on('message', (_t, buf) => {
