@@ -15,7 +15,7 @@ import type { DialerMsg, MsgTurn } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
 import { getMedia } from '../media/registry';
 import { speakOnStream } from '../media/reply';
-import type { MediaSession } from '../media/session';
+import type { MediaSession, StreamedReply } from '../media/session';
 
 export interface TtsSpeakConfig {
   engine?: string;
@@ -104,8 +104,11 @@ export class TtsSpeakController {
   async handle(msg: DialerMsg, signal: AbortSignal): Promise<DialerMsg> {
     const svc = this.service;
     if (this.configError || !svc) throw this.configError ?? new StageError('tts', 'not_configured', 'not configured');
-    const text = this.textOf(msg);
     const media = this.cfg.play !== false ? getMedia(msg.call?.sessionId) : undefined;
+    // stream mode, a reply still being written by the LLM: spoken as it comes (unless a template overrides it)
+    const streamed = media && !this.cfg.text?.trim() ? media.takeReply(msg.reply?.streamId) : undefined;
+    if (media && streamed) return this.speakStream(msg, media, streamed.text, signal, streamed);
+    const text = this.textOf(msg);
     if (media) return this.speakStream(msg, media, text, signal);
     this.active++;
     this.view.status(status.busy(this.t('status.speaking', { active: this.active })));
@@ -147,19 +150,22 @@ export class TtsSpeakController {
   private async speakStream(
     msg: DialerMsg,
     media: MediaSession,
-    text: string,
+    text: string | AsyncIterable<string>,
     signal: AbortSignal,
+    streamed?: StreamedReply,
   ): Promise<DialerMsg> {
     const svc = this.service as TtsService;
-    if (!normaliseTtsText(text))
+    if (typeof text === 'string' && !normaliseTtsText(text))
       throw new StageError('tts', 'invalid_input', 'nothing to say (empty text)', { engine: svc.engine.name });
     this.active++;
     this.view.status(status.busy(this.t('status.speaking', { active: this.active })));
     try {
       const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
       const engineLabel = `${svc.engine.name}${svc.engine.voice ? `:${svc.engine.voice}` : ''}`;
+      // stored before the caller hears it (a streamed reply: once its text is known, below)
+      let spokenLater: Awaited<ReturnType<CallRecords['spokenTurn']>>;
       const spoken =
-        turn && this.records
+        turn && this.records && typeof text === 'string'
           ? await this.records.spokenTurn(msg.call, turn, {
               ...turn,
               media: 'stream',
@@ -167,7 +173,32 @@ export class TtsSpeakController {
               engines: { ...(turn.engines ?? {}), tts: engineLabel },
             })
           : undefined;
-      const r = await speakOnStream(media, svc, text, { signal });
+      const spoke = speakOnStream(media, svc, text, { signal });
+      if (streamed) {
+        spoke.catch(() => undefined);
+        // the whole decision: msg.reply and the turn as record mode has them after llm-turn
+        const d = await streamed.final;
+        msg.reply = d.action
+          ? { text: d.text, done: d.done, action: d.action, source: d.source }
+          : { text: d.text, done: d.done, source: d.source };
+        msg.payload = d.text;
+        if (turn) {
+          turn.botText = d.text;
+          if (d.action) turn.action = d.action.type;
+          else delete turn.action;
+          turn.timing = { ...(turn.timing ?? {}), llmMs: d.llmMs };
+          if (d.llmFirstTokenMs !== undefined) turn.timing.llmFirstTokenMs = d.llmFirstTokenMs;
+          turn.engines = { ...(turn.engines ?? {}), llm: d.engine };
+          if (this.records)
+            spokenLater = await this.records.spokenTurn(msg.call, turn, {
+              ...turn,
+              media: 'stream',
+              engines: { ...(turn.engines ?? {}), tts: engineLabel },
+            });
+        }
+      }
+      const r = await spoke;
+      const said = typeof text === 'string' ? text : (msg.reply?.text ?? r.text);
       const heard = media.utterance(msg.recording?.utteranceId);
       msg.tts = {
         engine: r.engine,
@@ -192,13 +223,13 @@ export class TtsSpeakController {
           timing.replyLatencyMs = Math.max(0, Math.round(r.play.firstFrameAt - heard.speechEndAt));
         turn.timing = timing;
         turn.media = 'stream';
-        if (turn.botText === undefined) turn.botText = text;
+        if (turn.botText === undefined) turn.botText = said;
         turn.interrupted = r.play.interrupted;
         if (r.play.interrupted) turn.playedText = r.playedText;
         else delete turn.playedText;
         turn.engines = { ...(turn.engines ?? {}), tts: engineLabel };
         msg.event = 'conversation_turn';
-        spoken?.played(rowOf(turn));
+        (spoken ?? spokenLater)?.played(rowOf(turn));
       }
       this.view.status(
         r.play.interrupted

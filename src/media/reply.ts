@@ -4,11 +4,11 @@
  * goes to the caller as paced frames the moment it exists. An engine that streams (Wyoming) sends its
  * audio chunks straight on as they arrive. Barge-in stops it; the result says what the caller heard.
  */
-import fs from 'fs';
 import { performance } from 'perf_hooks';
-import { parseWav, resample } from '../audio/wav';
+import { resample } from '../audio/wav';
 import { normaliseTtsText, type TtsService } from '../speech/tts';
 import { splitSentences } from './sentences';
+import { speakSentences } from './speak';
 import type { MediaSession, PlayResult } from './session';
 
 export interface SpokenReply {
@@ -32,12 +32,6 @@ async function* once(text: string): AsyncIterable<string> {
   yield text;
 }
 
-/** Samples of an 8 kHz mono WAV file (what TtsService caches). */
-async function wavSamples(file: string): Promise<Int16Array> {
-  const w = parseWav(await fs.promises.readFile(file));
-  return w.sampleRate === 8000 && w.channels === 1 ? w.samples : resample(w, 8000).samples;
-}
-
 /**
  * Speak `reply` on `media`. `reply` is the text, or its pieces as they come (LLM tokens). Resolves once
  * it has been played, stopped by barge-in, or the media ended.
@@ -57,19 +51,6 @@ export async function speakOnStream(
   let failure: unknown;
   const sentences = splitSentences(typeof reply === 'string' ? once(reply) : reply);
   const streaming = opts.streamEngine !== false && typeof engine.synthesizeStream === 'function';
-
-  /** One sentence's audio (cached synthesis), with its timing. */
-  const load = async (text: string): Promise<{ text: string; samples: Int16Array }> => {
-    const s0 = performance.now();
-    const r = await svc.speak(text, { signal: opts.signal });
-    try {
-      if (!r.cached) allCached = false;
-      return { text, samples: await wavSamples(r.file) };
-    } finally {
-      synthMs += performance.now() - s0;
-      r.release();
-    }
-  };
 
   async function* audio(): AsyncGenerator<Int16Array> {
     if (streaming) {
@@ -96,31 +77,14 @@ export async function speakOnStream(
       }
       return;
     }
-    // synthesis runs one sentence ahead of playback
-    const it = sentences[Symbol.asyncIterator]();
-    let ahead: Promise<{ text: string; samples: Int16Array } | undefined> | undefined;
-    const nextLoad = async () => {
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return undefined;
-        const clean = normaliseTtsText(r.value);
-        if (clean) return load(clean);
-      }
-    };
-    try {
-      ahead = nextLoad();
-      for (;;) {
-        const cur = await ahead;
-        if (!cur) return;
-        ahead = nextLoad();
-        ahead.catch(() => undefined);
-        if (firstAudioAt === undefined) firstAudioAt = performance.now();
-        said.push({ text: cur.text, samples: cur.samples.length });
-        yield cur.samples;
-      }
-    } finally {
-      // stopped early (barge-in): the sentence being prepared is not needed
-      void it.return?.(undefined);
+    // the next sentences are synthesized (through the cache) while one plays (src/media/speak.ts)
+    for await (const part of speakSentences(svc, sentences, { signal: opts.signal })) {
+      synthMs += part.elapsedMs;
+      if (!part.cached) allCached = false;
+      if (!part.samples.length) continue;
+      if (firstAudioAt === undefined) firstAudioAt = performance.now();
+      said.push({ text: part.text, samples: part.samples.length });
+      yield part.samples;
     }
   }
 

@@ -81,6 +81,24 @@ export interface MediaSessionOptions {
 }
 
 let uttCounter = 0;
+let replyCounter = 0;
+
+/**
+ * A reply still being generated (stream mode): llm-turn hands its text on piece by piece, so tts-speak
+ * speaks the first sentence while the LLM writes the rest; `final` is the whole decision.
+ */
+export interface StreamedReply {
+  text: AsyncIterable<string>;
+  final: Promise<{
+    text: string;
+    done: boolean;
+    action?: { type: string; [key: string]: unknown };
+    source?: string;
+    engine: string;
+    llmMs: number;
+    llmFirstTokenMs?: number;
+  }>;
+}
 
 /** A unit of reply audio: samples, or chunks as they come (a sentence at a time, an engine's stream). */
 export type ReplyAudio = Int16Array | AsyncIterable<Int16Array>;
@@ -208,6 +226,24 @@ export class MediaSession extends EventEmitter {
       }
       return u;
     });
+  }
+
+  private readonly replies = new Map<string, StreamedReply>();
+
+  /** Park a reply being generated; its id travels in msg (msg.reply.streamId). */
+  offerReply(r: StreamedReply): string {
+    const id = `r${(++replyCounter).toString(36)}`;
+    this.replies.set(id, r);
+    if (this.replies.size > 4) this.replies.delete(this.replies.keys().next().value as string);
+    return id;
+  }
+
+  /** Take a parked reply (once). */
+  takeReply(id: unknown): StreamedReply | undefined {
+    if (typeof id !== 'string') return undefined;
+    const r = this.replies.get(id);
+    this.replies.delete(id);
+    return r;
   }
 
   /** An utterance handed out by nextUtterance (the last few are kept), by id. */

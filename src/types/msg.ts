@@ -98,6 +98,8 @@ export interface MsgTranscript {
 export interface MsgReply {
   text: string;
   done: boolean;
+  /** Stream mode: the reply is still being generated; tts-speak speaks it as it comes and fills text/done/action. */
+  streamId?: string;
   source?: ReplySource | string;
   action?: LlmAction | { type: string; [key: string]: unknown };
 }
