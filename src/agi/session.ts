@@ -170,6 +170,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     return this._remote;
   }
 
+  /** Our address on this connection (the one Asterisk reached us at: stream mode advertises it for AudioSocket). */
+  get localAddress(): string {
+    return this.socket.localAddress ?? '';
+  }
+
   get hungUp(): boolean {
     return this._hungUp || this.phase === 'closed';
   }

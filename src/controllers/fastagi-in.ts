@@ -18,8 +18,11 @@ import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall } from '../types/msg';
 import { status, throttled, type NodeView } from './view';
+import { MediaPath, type MediaConfig } from '../media/path';
+import { endMedia } from '../media/handoff';
+import type { MediaEndpointer } from '../media/session';
 
-export interface FastAgiInConfig {
+export interface FastAgiInConfig extends MediaConfig {
   host?: string;
   port?: string;
   allow?: string;
@@ -35,6 +38,8 @@ export interface FastAgiInHooks {
   send(port: 0 | 1, msg: DialerMsg): void;
   /** The server listens (the node exposes the port). */
   listening?(address: { host: string; port: number }): void;
+  /** Stream mode's endpointer (tests pass a double; default: the VAD endpointer). */
+  endpointer?: () => MediaEndpointer | Promise<MediaEndpointer>;
 }
 
 /** How long calls in conversation get to hear their goodbye when the server closes under them. */
@@ -43,6 +48,7 @@ const POLITE_CLOSE_MS = 10_000;
 export class FastAgiInController {
   private server?: AgiServer;
   private address?: { host: string; port: number };
+  private media?: MediaPath;
   private where = '';
   private active = 0;
   private readonly refresh = throttled(() => this.showStatus());
@@ -61,6 +67,12 @@ export class FastAgiInController {
       opts = resolveServerOptions(
         { host: cfg.host, port: cfg.port, allow: cfg.allow, secret: cfg.secret, maxSessions: cfg.maxSessions },
         env,
+      );
+      this.media = new MediaPath(
+        { ...cfg, audioSocketHost: cfg.audioSocketHost || cfg.host || undefined },
+        { warn: (m) => view.warn(m) },
+        env,
+        hooks.endpointer,
       );
     } catch (err) {
       view.status(status.error(t('status.badConfig')));
@@ -87,6 +99,7 @@ export class FastAgiInController {
   async listen(): Promise<void> {
     if (!this.server) return;
     try {
+      await this.media?.start();
       const a = await this.server.listen();
       this.address = a;
       this.where = `${a.host}:${a.port}`;
@@ -121,7 +134,10 @@ export class FastAgiInController {
     controlBus.off('call', this.onControl);
     const s = this.server;
     this.server = undefined;
-    if (!s) return;
+    if (!s) {
+      await this.media?.close();
+      return;
+    }
     void s.stopAccepting(); // the port is free at once
     const live = s.liveSessions().filter((x) => x.ready && endSessionPolitely(x, 'the FastAGI node was redeployed'));
     if (live.length) {
@@ -133,6 +149,12 @@ export class FastAgiInController {
       clearTimeout(timer);
     }
     await s.close();
+    await this.media?.close();
+  }
+
+  /** The AudioSocket address when stream mode is on (tests, the runtime banner). */
+  get mediaMode(): string {
+    return this.media?.mode ?? 'record';
   }
 
   /** Record a refused / failed session on its call (in memory at least, when no store is set). */
@@ -189,6 +211,8 @@ export class FastAgiInController {
         registerSession(s); // re-index by call id
       }
       if (this.cfg.answer) await s.answer();
+      // stream mode: the call's audio goes to AudioSocket now (record mode when that is not possible)
+      (call as MsgCall).media = this.media ? await this.media.attach(s) : 'record';
       const script = parseNetworkScript(s.env.network_script);
       this.hooks.send(0, {
         topic: 'agi_session',
@@ -209,10 +233,12 @@ export class FastAgiInController {
     for (const sess of sessionsByCallId(String(c.callId))) {
       if (sess.hungUp) continue;
       this.view.log(this.t('log.supervisorHangup', { id: String(c.callId) }));
-      sess.hangup().then(
-        () => sess.close(),
-        () => sess.close(),
-      );
+      endMedia(sess.id)
+        .then(() => sess.hangup())
+        .then(
+          () => sess.close(),
+          () => sess.close(),
+        );
     }
   }
 }

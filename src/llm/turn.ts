@@ -48,6 +48,11 @@ export interface TurnInput {
   greeting: boolean;
   context: Record<string, unknown>;
   signal?: AbortSignal;
+  /**
+   * Stream mode: the reply's text as it is generated (engine replies piece by piece, rule replies such as
+   * the greeting or the do-not-call line in one piece). `firstTokenMs` on the reply times the first piece.
+   */
+  onText?: (delta: string) => void;
 }
 
 export async function runTurn(
@@ -80,8 +85,16 @@ export async function runTurn(
       elapsedMs: performance.now() - t0,
     };
     if (action) reply.action = action;
+    if (input.onText) {
+      if (firstTokenMs === undefined) {
+        firstTokenMs = performance.now() - t0;
+        input.onText(text);
+      }
+      reply.firstTokenMs = firstTokenMs;
+    }
     return reply;
   };
+  let firstTokenMs: number | undefined;
 
   const supervisor = takeSupervisorLine(input.callId);
   if (supervisor) return finish(supervisor, 'supervisor');
@@ -107,7 +120,7 @@ export async function runTurn(
     conv.state.silences = 0;
   }
 
-  const decision = await engine.decide({
+  const request = {
     callId: input.callId,
     userText,
     greeting: input.greeting,
@@ -116,6 +129,15 @@ export async function runTurn(
     state: conv.state,
     timeoutMs: settings.timeoutMs ?? TURN_DEFAULTS.timeoutMs,
     signal: input.signal,
-  });
+  };
+  const onText = input.onText;
+  const decision =
+    onText && engine.stream
+      ? await engine.stream(request, (delta) => {
+          if (!delta) return;
+          if (firstTokenMs === undefined) firstTokenMs = performance.now() - t0;
+          onText(delta);
+        })
+      : await engine.decide(request);
   return finish(decision.text, input.greeting ? 'greeting' : 'engine', decision.action);
 }

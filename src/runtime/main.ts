@@ -174,6 +174,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     // The HTTP API and dashboard follow API_TOKEN / API_READ_TOKEN here, not the editor login
     // (docs/operations/security.md#http-api-and-dashboard); a stock Node-RED's adminAuth is followed.
     followAdminAuth: false,
+    // the shipped flow streams (AudioSocket) wherever Asterisk can, else records, call by call
+    mediaMode: env.MEDIA_MODE || 'auto',
   };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
