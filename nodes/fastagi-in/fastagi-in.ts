@@ -22,7 +22,9 @@ export = function (RED: NodeAPI): void {
     };
     const records = callRecords(RED, config.store, this);
     const { host, port, allow, maxSessions, envTimeout, commandTimeout, answer } = config;
-    const cfg = {
+    const { media, bargeIn, endSilence, minSpeech, maxUtterance } = config;
+    const { audioSocketHost, audioSocketPort, audioSocketAddress } = config;
+    const cfg: FastAgiInConfig = {
       host,
       port,
       allow,
@@ -30,6 +32,14 @@ export = function (RED: NodeAPI): void {
       envTimeout,
       commandTimeout,
       answer,
+      media,
+      bargeIn,
+      endSilence,
+      minSpeech,
+      maxUtterance,
+      audioSocketHost,
+      audioSocketPort,
+      audioSocketAddress,
       secret: this.credentials?.secret,
     };
     // the server and its live sessions outlive a redeploy: calls in conversation go on in the new flows
