@@ -61,6 +61,12 @@ export interface AgiTranscriptEntry {
   atMs: number;
 }
 
+export interface AgiRecordTiming {
+  cmdAtMs: number;
+  speechEndAtMs: number;
+  dueAtMs: number;
+}
+
 export interface AgiCallResult {
   /** Why the AGI ended: the server closed its side (normal), could not connect, or we gave up waiting. */
   endedBy: 'server_closed' | 'connect_failed' | 'linger_timeout' | 'socket_error';
@@ -72,6 +78,12 @@ export interface AgiCallResult {
   transcript: AgiTranscriptEntry[];
   /** Files written by RECORD FILE (with extension). */
   recordings: string[];
+  /**
+   * Each RECORD FILE that ran to its end, in order: when the command arrived, when the callee's speech
+   * ended and when Asterisk's silence detection (or the maximum, or the key) ends it, all in real ms
+   * since connect: the reference points for "end of speech to the answer" (bench/calls).
+   */
+  records: AgiRecordTiming[];
   /** Channel variables at the end (after SET VARIABLE). */
   variables: Record<string, string>;
   /** Where the dialplan continues after the AGI, when the server changed it (SET CONTEXT / EXTENSION / PRIORITY). */
@@ -161,6 +173,7 @@ class SimAgiCall {
   private continueAt?: { context?: string; extension?: string; priority?: string };
   private readonly transcript: AgiTranscriptEntry[] = [];
   private readonly recordings: string[] = [];
+  private readonly recordTimings: AgiRecordTiming[] = [];
   private up = true;
   private hangupSent = false;
   private hungUpBy?: 'caller' | 'agi';
@@ -356,6 +369,7 @@ class SimAgiCall {
       commands: this.commands,
       transcript: this.transcript,
       recordings: this.recordings,
+      records: this.recordTimings,
       variables: this.vars,
       continueAt: this.continueAt,
       durationMs: Date.now() - this.t0,
@@ -619,6 +633,14 @@ class SimAgiCall {
       this.recordings.push(out);
     };
     const durationSimMs = end ? end.frame * FRAME_MS : 24 * 3600 * 1000;
+    if (end) {
+      const at = Date.now() - this.t0;
+      this.recordTimings.push({
+        cmdAtMs: at,
+        speechEndAtMs: at + this.real(Math.min(end.frame, pauseFrames + speechFrames) * FRAME_MS),
+        dueAtMs: at + this.real(durationSimMs),
+      });
+    }
     const ran = await this.wait(durationSimMs, async (el) => {
       // The caller hung up (or the link dropped) mid-recording: keep what was heard so far.
       const frames = Math.floor((el * this.speed) / FRAME_MS);
