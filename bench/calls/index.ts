@@ -13,7 +13,7 @@
  *
  * A case: one campaign of N contacts, max_concurrent N, 400 calls/s, calling window all day; every callee
  * answers after 50 ms and talks for 3 turns (a miss, a yes, a no-thanks) after HOLD_PAUSE_MS of silence
- * each, so all N calls are up together; started with POST /api/v1/calls/automated/start on every runtime;
+ * each (every turn has words: `under_3_turns` counts calls with fewer than 3 non-empty caller turns), so all N calls are up together; started with POST /api/v1/calls/automated/start on every runtime;
  * run until every contact is done. With R > 1 runtimes they share the campaign (leases, one PostgreSQL
  * database, WORKER_NAME each) and one simulator; each runtime sets AGI_ADVERTISE, so every answered call's
  * AGI goes back to the runtime that originated it (`misrouted` counts those that did not).
@@ -37,13 +37,18 @@ interface Case {
   db: Db;
   n: number;
   runtimes: number;
+  /** Which build runs it (BENCH_CALLS_BUILDS name; '' = this one). */
+  build: string;
 }
 type Reply = Record<string, unknown> & { type: string };
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ROUNDS = Number(process.env.BENCH_CALLS_ROUNDS || (QUICK ? 1 : 3));
-/** Silence before each of the callee's 3 answers (simulated ms): keeps calls up together. */
-const HOLD_PAUSE_MS = Number(process.env.BENCH_CALLS_PAUSE_MS || (QUICK ? 500 : 2000));
+/**
+ * Silence before each of the callee's 3 answers (simulated ms): keeps calls up together. Shorter than the
+ * default flow's endpoint silence (2 s), or the recording ends before the callee says anything.
+ */
+const HOLD_PAUSE_MS = Number(process.env.BENCH_CALLS_PAUSE_MS || (QUICK ? 500 : 1500));
 const CPS = Number(process.env.BENCH_CALLS_CPS || 400);
 const P99_LIMIT_MS = 20;
 
@@ -58,14 +63,29 @@ function cases(): Case[] {
         ? 'pglite:50:1'
         : 'pglite:50:1,pglite:250:1');
   return spec.split(',').map((s) => {
-    const [db, n, r] = s.split(':');
+    const [db, n, r, build = ''] = s.split(':');
+    if (build && !builds().has(build)) throw new Error(`BENCH_CALLS_CASES: no build ${build} in BENCH_CALLS_BUILDS`);
     if (db !== 'postgres' && db !== 'pglite') throw new Error(`BENCH_CALLS_CASES: unknown database ${db}`);
     if (db === 'postgres' && !process.env.DATABASE_URL)
       throw new Error('BENCH_CALLS_CASES: postgres needs DATABASE_URL');
     const runtimes = Number(r || 1);
     if (db === 'pglite' && runtimes !== 1) throw new Error('BENCH_CALLS_CASES: PGlite is one process: 1 runtime');
-    return { db, n: Number(n), runtimes };
+    return { db, n: Number(n), runtimes, build };
   });
+}
+
+/**
+ * BENCH_CALLS_BUILDS=`name=/path/to/dist,...`: other builds of this package (e.g. a checkout of the commit
+ * before a change, built) whose simulator and runtime processes run the cases that name them
+ * (`db:N:R:name`), interleaved with this build's: before and after measured in the same minutes.
+ */
+function builds(): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const kv of (process.env.BENCH_CALLS_BUILDS || '').split(',').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    m.set(kv.slice(0, i), path.resolve(kv.slice(i + 1), 'bench', 'calls'));
+  }
+  return m;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -117,12 +137,16 @@ class Child {
   }
 }
 
-function child(file: string, name: string, env: NodeJS.ProcessEnv, prof?: string): Child {
+function child(file: string, name: string, env: NodeJS.ProcessEnv, prof?: string, build = ''): Child {
   const execArgv = ['--expose-gc', '--max-old-space-size=4096'];
   if (prof) execArgv.push('--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
   return new Child(
     name,
-    fork(path.join(__dirname, file), [], { execArgv, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    fork(path.join(build ? (builds().get(build) as string) : __dirname, file), [], {
+      execArgv,
+      env,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
   );
 }
 
@@ -159,13 +183,19 @@ async function runCase(c: Case): Promise<Row> {
       );
       const apps = ports.map((_p, i) => `bench-${i}`);
       const agis = ports.map((p) => `127.0.0.1:${p.agi}`);
-      const sim = child('sim-proc.js', 'simulator', {
-        ...process.env,
-        SIMB_AGI: agis[0],
-        SIMB_APPS: apps.join(','),
-        SIMB_AGIS: agis.join(','),
-        SIMB_PAUSE_MS: String(HOLD_PAUSE_MS),
-      });
+      const sim = child(
+        'sim-proc.js',
+        'simulator',
+        {
+          ...process.env,
+          SIMB_AGI: agis[0],
+          SIMB_APPS: apps.join(','),
+          SIMB_AGIS: agis.join(','),
+          SIMB_PAUSE_MS: String(HOLD_PAUSE_MS),
+        },
+        undefined,
+        c.build,
+      );
       kids.push(sim);
       const simReady = await sim.next('ready', 30_000);
       const rts = ports.map((p, i) => {
@@ -191,7 +221,7 @@ async function runCase(c: Case): Promise<Row> {
           delete env[k];
         if (dbUrl) env.DATABASE_URL = dbUrl;
         if (c.runtimes > 1) Object.assign(env, { AGI_ADVERTISE: agis[i], WORKER_NAME: apps[i] });
-        const k = child('runtime-proc.js', `runtime-${i}`, env, process.env.BENCH_CALLS_PROF);
+        const k = child('runtime-proc.js', `runtime-${i}`, env, process.env.BENCH_CALLS_PROF, c.build);
         kids.push(k);
         return k;
       });
@@ -213,6 +243,7 @@ async function runCase(c: Case): Promise<Row> {
         db: c.db,
         calls: c.n,
         runtimes: c.runtimes,
+        build: c.build || 'this',
         peak_concurrent: peak,
         all_done_s: Math.round(Number(done.s) * 10) / 10,
         turns: turns.length,
@@ -298,7 +329,13 @@ export async function run(): Promise<Row[]> {
   return list.map((c, i) => {
     const rs = runs.get(i) ?? [];
     const ok = rs.filter((r) => r.error === undefined);
-    const out: Row = { db: c.db, calls: c.n, runtimes: c.runtimes, rounds: `${ok.length}/${rs.length}` };
+    const out: Row = {
+      db: c.db,
+      calls: c.n,
+      runtimes: c.runtimes,
+      build: c.build || 'this',
+      rounds: `${ok.length}/${rs.length}`,
+    };
     if (!ok.length) return { ...out, error: String(rs[0]?.error ?? 'no run') };
     for (const k of Object.keys(ok[0])) {
       if (k in out) continue;

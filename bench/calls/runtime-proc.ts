@@ -27,8 +27,33 @@ async function until(cond: () => boolean | Promise<boolean>, ms: number, what: s
   }
 }
 
+/** BENCH_CALLS_SQLSTAT=1: queries by count and mean time (printed to stderr at finish). */
+const sqlStats = new Map<string, { n: number; ms: number }>();
+function countQueries(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const proto = (require('pg') as typeof import('pg')).Client.prototype as unknown as {
+    query: (...a: unknown[]) => unknown;
+  };
+  const q0 = proto.query;
+  proto.query = function (this: unknown, ...a: unknown[]) {
+    const text = typeof a[0] === 'string' ? a[0] : String((a[0] as { text?: string })?.text ?? '?');
+    const k = text.replace(/\s+/g, ' ').slice(0, 100);
+    const t = performance.now();
+    const add = () => {
+      const e = sqlStats.get(k) ?? { n: 0, ms: 0 };
+      e.n++;
+      e.ms += performance.now() - t;
+      sqlStats.set(k, e);
+    };
+    const r = q0.apply(this, a);
+    if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(add, add);
+    return r;
+  };
+}
+
 async function main(): Promise<void> {
   const env = process.env;
+  if (env.BENCH_CALLS_SQLSTAT) countQueries();
   const { startRuntime } = await import('../../src/runtime/main');
   const { acquireDb, releaseDb } = await import('../../src/store/db');
   const { storeOptionsFromEnv } = await import('../../src/runtime/env');
@@ -91,12 +116,14 @@ async function main(): Promise<void> {
         cpu0 = process.cpuUsage();
         t0 = Date.now();
         lag.enable();
+        let ticks = 0;
         sampler = setInterval(() => {
           const live = activeSessionCount();
-          const mm = process.memoryUsage();
+          const rss = process.memoryUsage.rss();
           if (live > peak) peak = live;
-          if (mm.rss > peakRss) peakRss = mm.rss;
-          if (mm.heapUsed > peakHeap) peakHeap = mm.heapUsed;
+          if (rss > peakRss) peakRss = rss;
+          // the full memoryUsage() walks the heap spaces: once a second
+          if (++ticks % 10 === 0) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
           if (pool && pool.waitingCount > peakDbWaiting) peakDbWaiting = pool.waitingCount;
         }, 100);
         const r = await fetch(`${base}/api/v1/calls/automated/start`, {
@@ -110,11 +137,14 @@ async function main(): Promise<void> {
       case 'wait':
         await until(
           async () => {
-            const r = await db.query<{ open: number }>(
-              `select count(*)::int as open from contacts where campaign_id = $1 and status in ('pending','in_call')`,
-              [m.cid],
-            );
-            return r.rows[0].open === 0;
+            // a busy pool may time a query out: ask again at the next poll
+            const r = await db
+              .query<{ open: number }>(
+                `select count(*)::int as open from contacts where campaign_id = $1 and status in ('pending','in_call')`,
+                [m.cid],
+              )
+              .catch(() => undefined);
+            return r?.rows[0].open === 0;
           },
           600_000,
           'every contact to be done',
@@ -140,6 +170,8 @@ async function main(): Promise<void> {
           leftSessions: activeSessionCount(),
         };
         if (m.check) Object.assign(row, await check(db, m.cid as number));
+        for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 30))
+          console.error(String(e.n).padStart(7), (e.ms / e.n).toFixed(1).padStart(7), k);
         return send(row);
       }
       case 'exit':
@@ -162,7 +194,7 @@ async function check(db: Db, cid: number): Promise<Record<string, unknown>> {
   const calls = await db.query<{ n: number; completed: number; turns_ok: number }>(
     `select count(c.id)::int as n,
             count(c.id) filter (where c.status = 'completed')::int as completed,
-            count(c.id) filter (where (select count(*) from call_turns t where t.call_id = c.id and t.user_text is not null) >= 3)::int as turns_ok
+            count(c.id) filter (where (select count(*) from call_turns t where t.call_id = c.id and t.user_text <> '') >= 3)::int as turns_ok
        from contacts k left join calls c on c.contact_id = k.id
       where k.campaign_id = $1 group by k.id`,
     [cid],
@@ -187,7 +219,7 @@ async function check(db: Db, cid: number): Promise<Record<string, unknown>> {
   const eng = (
     await db.query<{ eng: number }>(
       `select coalesce(t.stt_ms, 0) + coalesce(t.llm_ms, 0) + coalesce(t.tts_ms, 0) as eng
-         from call_turns t join calls c on c.id = t.call_id where c.campaign_id = $1 and t.user_text is not null`,
+         from call_turns t join calls c on c.id = t.call_id where c.campaign_id = $1 and t.user_text <> ''`,
       [cid],
     )
   ).rows.map((r) => Number(r.eng));

@@ -9,7 +9,7 @@
 import net from 'net';
 import fs from 'fs';
 import path from 'path';
-import { encodeWav, parseWav, toAsteriskWav } from '../audio/wav';
+import { encodeWav, parseWav, toAsteriskWav, wavHeaderInfo } from '../audio/wav';
 import { formatEnv, parseArgs } from '../agi/protocol';
 import { utteranceAt, type Persona, type Utterance } from './persona';
 import { FRAME_MS, FRAME_SAMPLES, SIM_RATE, isSilentFrame, utteranceAudio, type SimSpeech } from './audio-utterance';
@@ -488,21 +488,34 @@ class SimAgiCall {
       ['.wav16', 16000],
       ['.sln', 8000],
     ] as const) {
-      let buf: Buffer;
+      // the header only (one open, one small read): what a playback needs is the length
+      let fh: fs.promises.FileHandle;
       try {
-        buf = await fs.promises.readFile(base + ext);
+        fh = await fs.promises.open(base + ext, 'r');
       } catch {
         continue;
       }
-      if (ext === '.sln') return { samples: Math.floor(buf.length / 2) };
       try {
-        const w = parseWav(buf);
-        // Asterisk's wav reader refuses other rates / stereo for this extension.
-        if (w.sampleRate !== rate || w.channels !== 1) return undefined;
+        const size = (await fh.stat()).size;
+        if (ext === '.sln') return { samples: Math.floor(size / 2) };
+        const head = Buffer.alloc(Math.min(size, 4096));
+        const { bytesRead } = await fh.read(head, 0, head.length, 0);
+        const w = wavHeaderInfo(head.subarray(0, bytesRead), size);
+        // Asterisk's wav reader refuses other rates / stereo / encodings for this extension.
+        if (
+          !w ||
+          (w.format !== 1 && w.format !== 0xfffe) ||
+          w.bitsPerSample !== 16 ||
+          w.sampleRate !== rate ||
+          w.channels !== 1
+        )
+          return undefined;
         // endpos counts in the channel's 8 kHz samples.
-        return { samples: Math.round((w.samples.length * 8000) / rate) };
+        return { samples: Math.round((Math.floor(w.dataBytes / 2) * 8000) / rate) };
       } catch {
         return undefined;
+      } finally {
+        await fh.close().catch(() => undefined);
       }
     }
     return undefined;
