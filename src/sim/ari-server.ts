@@ -742,7 +742,7 @@ export class AriSimulator extends EventEmitter {
         ? (dir: string, line: string) => this.emit('agi-line', ch.id, dir, line)
         : undefined,
     })
-      .then((r) => this.emit('agi-done', ch.id, r))
+      .then((r) => this.emit('agi-done', ch.id, r, `${target.host}:${target.port}`))
       .catch((err: unknown) => this.emit('agi-error', ch.id, err))
       .finally(() => {
         ch.agiAbort = undefined;
