@@ -109,6 +109,7 @@ class Child {
       else this.got.push(m);
     });
     proc.on('exit', (code) => this.fail(new Error(`${name} exited (${code})`)));
+    proc.on('error', (err) => this.fail(new Error(`${name}: ${err.message}`)));
   }
   private fail(e: Error): void {
     this.exited = e;
@@ -129,7 +130,8 @@ class Child {
   }
   ask(m: Record<string, unknown>, reply: string): Promise<Reply> {
     const p = this.next(reply);
-    this.proc.send(m);
+    if (this.proc.connected) this.proc.send(m);
+    else this.fail(new Error(`${this.name} is gone`));
     return p;
   }
   kill(): void {
@@ -225,7 +227,7 @@ async function runCase(c: Case): Promise<Row> {
         kids.push(k);
         return k;
       });
-      await Promise.all(rts.map((k) => k.next('ready', 120_000)));
+      await Promise.all(rts.map((k) => k.next('ready', 180_000)));
       const { cid } = await rts[0].ask({ type: 'seed', n: c.n, cps: CPS }, 'seeded');
       await Promise.all(rts.map((k) => k.ask({ type: 'arm', cid }, 'armed')));
       await Promise.all(rts.map((k) => k.ask({ type: 'start', cid }, 'started')));
