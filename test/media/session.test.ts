@@ -91,9 +91,10 @@ test('a conversation on the stream: utterances, paced replies, control back to A
   expect(log.var).toBe('42');
   expect(r.hungUpBy).toBe('agi');
   // the greeting reached the callee whole (600 ms = 30 frames) and in real time
-  const g = as.heard[0];
-  expect(g.frames).toBe(30);
-  expect(g.lastAt - g.firstAt).toBeGreaterThan(540);
+  // (a loaded machine may stall the loop past the callee's 300 ms prompt gap: count what came before it spoke)
+  const before = as.heard.filter((h) => h.firstAt < as.said[0].startAt);
+  expect(before.reduce((a, h) => a + h.frames, 0)).toBe(30);
+  expect(before[before.length - 1].lastAt - before[0].firstAt).toBeGreaterThan(540);
   expect(log.greet).toMatchObject({ playedMs: 600, interrupted: false });
   expect(log.u1).toMatchObject({ text: 'Yes, this is me.', endpointMs: 600 });
   // our first reply frame goes out at once (no waiting for a pacer tick)
