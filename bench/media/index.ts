@@ -5,10 +5,12 @@
  * 2 s greeting, the callee's answer (synthetic speech), 600 ms end-of-turn silence, our 1 s reply
  * sent at once (instant engines), then the media ends.
  *
- * Reported per N: reply latency as the callee measures it (end of its speech to our first reply frame)
- * p50/p99 and the same minus the 600 ms endpoint silence (the path's own overhead: VAD, session,
- * pacer, sockets); our pacer's tick lateness p99 (frame pacing jitter); CPU ms per call-second of
- * streaming (our side and the simulator's together, one process); event-loop delay p99.
+ * Reported per N: reply latency (end of the caller's speech, as the endpointer saw it, to our first reply
+ * frame on the wire) p50/p99; the overhead beyond the endpoint silence (endpointer decision to first
+ * frame: session, pacer, sockets; engines are instant here); the wait as the callee measures it (from
+ * its last frame, which includes the fade the VAD does not count as speech); our pacer's tick lateness
+ * p99 (frame pacing jitter); CPU ms per call-second of streaming (our side and the simulator's together,
+ * one process); event-loop delay p99.
  * Sizes: BENCH_MEDIA_N=1,100,200 (BENCH_QUICK=1: 1,50).
  */
 import { randomUUID } from 'crypto';
@@ -40,6 +42,8 @@ async function once(n: number): Promise<Row> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const failures: string[] = [];
+  const ours: number[] = [];
+  const waits: number[] = [];
   const calls = Array.from({ length: n }, async (_v, i) => {
     // spread the starts over a second, as calls are answered one by one
     await new Promise((r) => setTimeout(r, Math.floor((i * 1000) / n)));
@@ -56,7 +60,12 @@ async function once(n: number): Promise<Row> {
     await m.play(greeting);
     const u = await m.nextUtterance({ timeoutMs: 10000 });
     if (!u) failures.push('no utterance');
-    await m.play(reply);
+    const r = await m.play(reply);
+    if (u && r.firstFrameAt !== undefined) {
+      // after the endpointer decided: the path's own overhead (no engines here)
+      ours.push(r.firstFrameAt - u.decidedAt);
+      waits.push(r.firstFrameAt - u.speechEndAt);
+    }
     m.end();
     return callee;
   });
@@ -66,18 +75,20 @@ async function once(n: number): Promise<Row> {
   loop.disable();
   pacer.jitterWindow = 0;
   await server.close();
-  const lat = results.flatMap((r) => r.replyLatencyMs).sort((a, b) => a - b);
-  const over = lat.map((x) => x - 600);
+  const lat = waits.sort((a, b) => a - b);
+  const over = ours.sort((a, b) => a - b);
+  const callee = results.flatMap((r) => r.replyLatencyMs).sort((a, b) => a - b);
   const late = [...pacer.lateness].sort((a, b) => a - b);
   const streamedSec = results.reduce((a, r) => a + (r.framesSent * 20) / 1000, 0);
   return {
     calls: n,
     answered: lat.length,
     failed: failures.length + results.filter((r) => r.endedBy !== 'server_hangup').length,
-    reply_p50_ms: pct(lat, 50),
-    reply_p99_ms: pct(lat, 99),
-    overhead_p50_ms: pct(over, 50),
-    overhead_p99_ms: pct(over, 99),
+    reply_p50_ms: Math.round(pct(lat, 50)),
+    reply_p99_ms: Math.round(pct(lat, 99)),
+    overhead_p50_ms: Number(pct(over, 50).toFixed(1)),
+    overhead_p99_ms: Number(pct(over, 99).toFixed(1)),
+    callee_wait_p50_ms: pct(callee, 50),
     pacer_late_p99_ms: Number(pct(late, 99).toFixed(1)),
     cpu_ms_per_call_s: Number(((cpu.user + cpu.system) / 1000 / streamedSec).toFixed(2)),
     cpu_util: Number(((cpu.user + cpu.system) / 1000 / wallMs).toFixed(2)),
