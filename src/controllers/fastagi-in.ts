@@ -11,6 +11,7 @@ import { envArgs, parseNetworkScript } from '../agi/protocol';
 import { registerSession, sessionsByCallId } from '../agi/registry';
 import type { FastAgiSession } from '../agi/session';
 import { admitSession, type CallRecords } from '../calls/records';
+import { endSessionPolitely, forgetCall } from '../calls/goodbye';
 import { controlBus, type CallControl } from '../events/control-bus';
 import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
@@ -41,8 +42,12 @@ export interface FastAgiInHooks {
   endpointer?: () => MediaEndpointer | Promise<MediaEndpointer>;
 }
 
+/** How long calls in conversation get to hear their goodbye when the server closes under them. */
+const POLITE_CLOSE_MS = 10_000;
+
 export class FastAgiInController {
   private server?: AgiServer;
+  private address?: { host: string; port: number };
   private media?: MediaPath;
   private where = '';
   private active = 0;
@@ -51,10 +56,10 @@ export class FastAgiInController {
 
   constructor(
     private readonly cfg: FastAgiInConfig,
-    private readonly view: NodeView,
+    private view: NodeView,
     private readonly t: Translate,
-    private readonly hooks: FastAgiInHooks,
-    private readonly records?: CallRecords,
+    private hooks: FastAgiInHooks,
+    private records?: CallRecords,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     let opts: ReturnType<typeof resolveServerOptions>;
@@ -96,6 +101,7 @@ export class FastAgiInController {
     try {
       await this.media?.start();
       const a = await this.server.listen();
+      this.address = a;
       this.where = `${a.host}:${a.port}`;
       this.showStatus();
       this.hooks.listening?.(a);
@@ -105,12 +111,44 @@ export class FastAgiInController {
     }
   }
 
+  /**
+   * A redeploy: the node's new instance takes over this server. Live sessions go on (the conversation
+   * nodes find them by msg.call.sessionId); their end, and new sessions, leave through the new instance.
+   */
+  attach(view: NodeView, hooks: FastAgiInHooks, records?: CallRecords): void {
+    this.view = view;
+    this.hooks = hooks;
+    this.records = records;
+    if (this.address) {
+      this.showStatus();
+      hooks.listening?.(this.address);
+    }
+  }
+
+  /**
+   * Stop the server. Calls still in conversation (the node was removed or changed by a Deploy) are
+   * ended politely first, goodbye + hangup, for up to POLITE_CLOSE_MS.
+   */
   async close(): Promise<void> {
     this.refresh.cancel();
     controlBus.off('call', this.onControl);
     const s = this.server;
     this.server = undefined;
-    if (s) await s.close();
+    if (!s) {
+      await this.media?.close();
+      return;
+    }
+    void s.stopAccepting(); // the port is free at once
+    const live = s.liveSessions().filter((x) => x.ready && endSessionPolitely(x, 'the FastAGI node was redeployed'));
+    if (live.length) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(live.map((x) => (x.closed ? undefined : new Promise((r) => x.once('close', r))))),
+        new Promise((r) => (timer = setTimeout(r, POLITE_CLOSE_MS))),
+      ]);
+      clearTimeout(timer);
+    }
+    await s.close();
     await this.media?.close();
   }
 
@@ -154,6 +192,7 @@ export class FastAgiInController {
     this.active++;
     this.refresh();
     const ended = (): void => {
+      if (call?.id !== undefined) forgetCall(call.id);
       this.active--;
       this.refresh();
       const reason = s.callerHungUp ? 'caller_hangup' : s.hangupRequested ? 'agi_hangup' : 'closed';

@@ -7,6 +7,7 @@ import {
   createLlmEngine,
   dropConversation,
   runTurn,
+  TURN_DEFAULTS,
   type ActionMode,
   type LlmEngine,
   type LlmServerSettings,
@@ -21,7 +22,8 @@ import type { Db } from '../store/db';
 import type { CallRecords } from '../calls/records';
 import { StageError, errorMessage, toStageError } from '../util/errors';
 import { parseDurationMs, parseOptionalNumber } from '../util/config';
-import { templateContext } from '../util/template';
+import { renderTemplate, templateContext } from '../util/template';
+import { noteGoodbyeLine } from '../calls/goodbye';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
@@ -124,11 +126,11 @@ export class LlmTurnController {
     let r;
     try {
       await this.withContext(msg, callKey);
-      r = await runTurn(
-        eng,
-        { callId: callKey, userText, greeting, context: templateContext(msg), signal },
-        withCampaignSettings(this.settings, msg),
-      );
+      const context = templateContext(msg);
+      const settings = withCampaignSettings(this.settings, msg);
+      // the line a drain ends this call with, wherever the conversation is (src/calls/goodbye.ts)
+      noteGoodbyeLine(callKey, renderTemplate(settings.goodbye || TURN_DEFAULTS.goodbye, context));
+      r = await runTurn(eng, { callId: callKey, userText, greeting, context, signal }, settings);
     } catch (err) {
       throw toStageError(err, 'llm', eng.name);
     }

@@ -6,12 +6,13 @@
 import { performance } from 'perf_hooks';
 import { getSession } from '../agi/registry';
 import { rowOf, type CallRecords } from '../calls/records';
+import { noteVoice, type GoodbyeVoice } from '../calls/goodbye';
 import { TtsService, createTtsEngine, normaliseTtsText, sharedCache, type TtsResult } from '../speech/tts';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs, parseNumber, parseOptionalNumber } from '../util/config';
 import { renderTemplate, templateContext } from '../util/template';
 import type { Translate } from '../util/i18n';
-import type { DialerMsg, MsgTurn } from '../types/msg';
+import type { DialerMsg, MsgCall, MsgTurn } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
 import { getMedia } from '../media/registry';
 import { speakOnStream } from '../media/reply';
@@ -125,6 +126,13 @@ export class TtsSpeakController {
       };
       // the turn is stored before the callee hears it (a crash during playback loses nothing said)
       const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
+      const callId = msg.call?.id;
+      if (callId !== undefined && callId !== null && callId !== '') {
+        noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq); // a drain's goodbye, if one comes
+        const s = this.cfg.play !== false && msg.call?.sessionId ? getSession(msg.call.sessionId) : undefined;
+        // the call is being ended by the dialer (it says its goodbye itself): this line is not heard
+        if (s?.ending) throw new StageError('playback', 'hangup', 'the call is being ended by the dialer');
+      }
       const spoken =
         turn && this.records ? await this.records.spokenTurn(msg.call, turn, this.turnRow(turn, text, tts)) : undefined;
       const playbackMs = this.cfg.play !== false ? await this.play(msg, tts) : undefined;
@@ -141,6 +149,24 @@ export class TtsSpeakController {
       tts?.release();
       this.active--;
     }
+  }
+
+  /** Say a line on `call` for the session's own goodbye: synthesised, stored as turn `seq`, then played by the session. */
+  private voiceFor(call: MsgCall): GoodbyeVoice {
+    return async (text, seq) => {
+      const svc = this.service;
+      if (!svc) return undefined;
+      const tts = await svc.speak(text, {});
+      const row: MsgTurn = {
+        seq,
+        botText: text,
+        action: 'end_call',
+        timing: { ttsMs: Math.round(tts.elapsedMs) },
+        engines: { tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` },
+      };
+      await this.records?.spokenTurn(call, row);
+      return { path: tts.playPath, durationMs: tts.durationMs, release: () => tts.release() };
+    };
   }
 
   /**

@@ -8,7 +8,7 @@
  * turn ends the call.
  */
 import { performance } from 'perf_hooks';
-import { takeCallEnd, takeSupervisorLine } from '../events/control-bus';
+import { takeSupervisorLine } from '../events/control-bus';
 import { renderTemplate } from '../util/template';
 import { conversations as defaultStore, trimHistory, type ConversationStore } from './history';
 import { isDoNotCallRequest } from './scripted';
@@ -95,11 +95,6 @@ export async function runTurn(
     return reply;
   };
   let firstTokenMs: number | undefined;
-
-  // the runtime is shutting down (drain timeout passed): a polite goodbye, then the call ends
-  const ending = takeCallEnd(input.callId);
-  if (ending)
-    return finish(say(settings.goodbye || TURN_DEFAULTS.goodbye), 'supervisor', { type: 'end_call', reason: ending });
 
   const supervisor = takeSupervisorLine(input.callId);
   if (supervisor) return finish(supervisor, 'supervisor');
