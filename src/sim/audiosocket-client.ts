@@ -107,7 +107,8 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
     let pendingBarge: { u: StreamUtterance; promptStart: number } | undefined;
     let lastSaidEnd: SaidUtterance | undefined;
     let hangupAt = Number.POSITIVE_INFINITY;
-    let awaitingReply = false;
+    // an answered callee waits for our greeting before it speaks (or gives up waiting after replyWaitMs)
+    let awaitingReply = true;
     const floor = o.floor ?? 0;
     const silence = new Int16Array(FRAME_SAMPLES);
 
@@ -125,7 +126,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
       // barge-in stops: the last prompt frame heard after each utterance said over a prompt began
       for (const s of said) {
         if (!s.overPrompt) continue;
-        const h = heard.find((p) => p.firstAt <= s.startAt && p.lastAt >= s.startAt - gap);
+        const h = [...heard].reverse().find((p) => p.firstAt <= s.startAt);
         if (h) bargeInStopMs.push(Math.max(0, Math.round(h.lastAt - s.startAt)));
       }
       resolve({
@@ -210,7 +211,10 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
         let frame: Int16Array = floor > 0 ? noise(FRAME_SAMPLES, floor, framesSent + 17) : silence;
         if (current) {
           const c = current;
-          if (c.off === 0 && c.said) c.said.startAt = now;
+          if (c.off === 0 && c.said) {
+            c.said.startAt = now;
+            c.said.overPrompt = prompt !== undefined;
+          }
           const end = Math.min(c.audio.length, c.off + FRAME_SAMPLES);
           const chunk = new Int16Array(FRAME_SAMPLES);
           chunk.set(c.audio.subarray(c.off, end));

@@ -158,6 +158,7 @@ test('silence: no utterance within the no-input time; the caller hanging up ends
   const out: Record<string, unknown> = {};
   script = async (s) => {
     const m = await handOffMedia(s, { server: media, advertise, endpointer: () => new TestEndpointer() });
+    await m.play(tone(200)); // the callee answers our greeting
     out.none = await m.nextUtterance({ timeoutMs: 400 });
     out.u = (await m.nextUtterance({ timeoutMs: 5000 }))?.simText;
     out.after = await m.nextUtterance({ timeoutMs: 5000 });
