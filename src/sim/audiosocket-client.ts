@@ -123,11 +123,11 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
       clearTimeout(connectTimer);
       calleePacer.remove(source);
       o.signal?.removeEventListener('abort', onAbort);
-      // barge-in stops: the last prompt frame heard after each utterance said over a prompt began
+      // barge-in stops: for speech that began while a prompt was playing (a prompt frame came after its
+      // start, within the prompt gap of it), the last prompt frame heard after it began
       for (const s of said) {
-        if (!s.overPrompt) continue;
-        const h = [...heard].reverse().find((p) => p.firstAt <= s.startAt);
-        if (h) bargeInStopMs.push(Math.max(0, Math.round(h.lastAt - s.startAt)));
+        const over = heard.filter((p) => p.lastAt >= s.startAt && p.firstAt <= s.startAt + gap);
+        if (over.length) bargeInStopMs.push(Math.max(0, Math.round(over[over.length - 1].lastAt - s.startAt)));
       }
       resolve({
         result,

@@ -196,6 +196,7 @@ testWith('espeak-ng', has('espeak-ng'), 'apt-get install espeak-ng')(
     const out: Record<string, unknown> = {};
     script = async (s) => {
       const m = await handOffMedia(s, { server: media, advertise, endpointer: () => Endpointer.create() });
+      await m.play(tone(300)); // the callee answers our greeting
       const u1 = await m.nextUtterance({ timeoutMs: 8000 });
       out.u1 = u1 && { text: u1.simText, endpointMs: u1.endpointMs };
       out.played = await m.play(tone(5000));
