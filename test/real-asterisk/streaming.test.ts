@@ -132,7 +132,7 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
     tracker.on('outcome', (o: CallOutcome) => {
       if (o.outcome !== 'answered') outcomes.push(o);
     });
-  }, 150_000);
+  }, 300_000);
 
   afterAll(async () => {
     await tracker?.close();
