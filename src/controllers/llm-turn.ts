@@ -18,7 +18,7 @@ import type { Db } from '../store/db';
 import type { CallRecords } from '../calls/records';
 import { StageError, errorMessage, toStageError } from '../util/errors';
 import { parseDurationMs, parseOptionalNumber } from '../util/config';
-import { templateContext } from '../util/template';
+import { reportUnknown, templateContext, unknownPlaceholderText } from '../util/template';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
@@ -67,6 +67,13 @@ export class LlmTurnController {
   private configError?: StageError;
   private readonly settings: TurnSettings;
   private readonly contexts = new Map<string, Promise<CallContext>>();
+  private readonly reported = new Set<string>();
+  /** A placeholder naming nothing (greeting, replies, prompt): one warning per placeholder and node. */
+  private readonly unknownPlaceholder = (path: string): void => {
+    if (this.reported.has(path) || this.reported.size > 50) return;
+    this.reported.add(path);
+    this.view.warn(unknownPlaceholderText(path));
+  };
 
   constructor(
     cfg: LlmTurnConfig,
@@ -121,7 +128,13 @@ export class LlmTurnController {
       await this.withContext(msg, callKey);
       r = await runTurn(
         eng,
-        { callId: callKey, userText, greeting, context: templateContext(msg), signal },
+        {
+          callId: callKey,
+          userText,
+          greeting,
+          context: reportUnknown(templateContext(msg), this.unknownPlaceholder),
+          signal,
+        },
         withCampaignSettings(this.settings, msg),
       );
     } catch (err) {

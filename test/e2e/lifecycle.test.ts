@@ -194,8 +194,8 @@ async function runScenario(t: Target): Promise<void> {
           ['mqtt', live],
         ] as const)
           if (p && sumOf(p) !== p.total) sums.push(`${src}: ${JSON.stringify(p)}`);
-        if (st?.progress?.active > 0 && live && PROGRESS_BUCKETS.every((k) => live[k] === st.progress[k]))
-          agreedWhileTalking.push(live);
+        const sp = st?.progress;
+        if (sp?.active > 0 && live && PROGRESS_BUCKETS.every((k) => live[k] === sp[k])) agreedWhileTalking.push(live);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
