@@ -9,7 +9,7 @@ import http from 'http';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
-import { checkPortFree, freePort } from './ports';
+import { checkPortFree } from './ports';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
 import type { DialerSettings } from '../types/settings';
@@ -245,7 +245,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
     if (!env.ARI_URL) {
       const { startSimulator } = await import('../sim/index');
-      const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
+      // bound as 0 and read back (started.url): no window for another process to take it
+      const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : 0;
       const started = await startSimulator({
         ...simSettings,
         port: simPort,
