@@ -10,6 +10,7 @@ import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree } from './ports';
+import { mqttPortTakenNote } from '../events/broker';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
 import type { DialerSettings } from '../types/settings';
@@ -211,9 +212,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     if (free) {
       mqtt.tcp = `mqtt://${displayHost(host)}:${mqttPort}`;
     } else {
-      mqtt.note =
-        `MQTT port ${mqttPort} is already in use (another broker, e.g. Mosquitto?): the embedded broker serves MQTT over WebSocket only. ` +
-        `Set MQTT_PORT to a free port for MQTT over TCP, or MQTT_URL=mqtt://127.0.0.1:${mqttPort} to use the running broker.`;
+      mqtt.note = mqttPortTakenNote(mqttPort);
       aiDialer.mqttTcp = false;
     }
   }
