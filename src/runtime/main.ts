@@ -420,7 +420,8 @@ export function banner(info: RuntimeInfo): string[] {
   }
   lines.push(`  FastAGI:            agi://${info.agi.host}:${info.agi.port}`);
   lines.push(
-    `  Asterisk ARI:       ${info.ari.url}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`,
+    // with /ari: the URL ARI answers on (ARI_URL accepts it with or without)
+    `  Asterisk ARI:       ${info.ari.url.replace(/\/+$/, '').replace(/(?<!\/ari)$/, '/ari')}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`,
   );
   lines.push(`  Database:           ${info.database}`);
   lines.push(`  Flow file:          ${info.flowFile}`);
