@@ -240,6 +240,7 @@ export class CampaignQueueController {
         reason: call.reason,
         hangupCause: call.hangupCause,
         dialStatus: call.dialStatus,
+        campaignId: call.campaignId,
       } as Parameters<CampaignManager['handleOutcome']>[0]);
       return undefined;
     }

@@ -262,14 +262,27 @@ function round(v: number | undefined): number | null {
 
 /** The transcript of a call, built from its turns in order ("Agent: ...\nCaller: ..."). */
 export async function buildTranscript(q: Queryable, callId: number): Promise<string> {
-  const r = await q.query<{ user_text: string | null; bot_text: string | null }>(
-    'select user_text, bot_text from call_turns where call_id = $1 order by seq',
+  return transcriptText(await transcriptTurns(q, callId));
+}
+
+/** The stored turns of a call, in order: what `call_ended` carries as its whole transcript. */
+export async function transcriptTurns(
+  q: Queryable,
+  callId: number,
+): Promise<Array<{ seq: number; userText: string | null; botText: string | null }>> {
+  const r = await q.query<{ seq: number; user_text: string | null; bot_text: string | null }>(
+    'select seq, user_text, bot_text from call_turns where call_id = $1 order by seq',
     [callId],
   );
+  return r.rows.map((t) => ({ seq: Number(t.seq), userText: t.user_text, botText: t.bot_text }));
+}
+
+/** The turns as the stored text transcript ("Caller: ..." / "Agent: ..." lines). */
+export function transcriptText(turns: Array<{ userText: string | null; botText: string | null }>): string {
   const lines: string[] = [];
-  for (const t of r.rows) {
-    if (t.user_text) lines.push(`Caller: ${t.user_text}`);
-    if (t.bot_text) lines.push(`Agent: ${t.bot_text}`);
+  for (const t of turns) {
+    if (t.userText) lines.push(`Caller: ${t.userText}`);
+    if (t.botText) lines.push(`Agent: ${t.botText}`);
   }
   return lines.join('\n');
 }
