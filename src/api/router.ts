@@ -25,6 +25,7 @@ import { uploadRoutes } from './routes/uploads';
 import { phoneNumberRoutes } from './routes/phone-numbers';
 import { engineRoutes } from './routes/engine';
 import { callRoutes } from './routes/calls';
+import { dncRoutes } from './routes/dnc';
 import { healthRoutes } from './routes/health';
 
 export { ApiError } from './errors';
@@ -113,6 +114,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
   phoneNumberRoutes(api, ctx);
   engineRoutes(api, ctx);
   callRoutes(api, ctx);
+  dncRoutes(api, ctx);
   api.use((req, _res, next) =>
     next(new ApiError(404, `no such route: ${req.method} ${req.originalUrl.split('?')[0].slice(0, 200)}`)),
   );
