@@ -45,6 +45,7 @@ import { storeDnc, writeWaitMs } from '../store/turns';
 
 const waitMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 import { takeRefusal } from '../agi/refusals';
+import { amdArgs, parseAmdSettings, parseRecordingSettings, settingOr } from './call-settings';
 import { newCallToken, storeCallTokens } from '../agi/call-token';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
@@ -57,6 +58,10 @@ export interface PlaceCall {
   contact: { id: number; name: string | null; phone: string; timezone: string; fields: Record<string, unknown> };
   attempt: number;
   amdEnabled: boolean;
+  /** AMD()'s arguments from the campaign's settings.amd (when AMD is on). */
+  amdParams?: string;
+  /** Record the whole call (the campaign's settings.recording.enabled). */
+  record?: boolean;
   /** The call's FastAGI token (CALL_TOKEN at originate; its hash is in the call row). Never in events. */
   token?: string;
 }
@@ -286,6 +291,9 @@ export class CampaignRunner {
       attempt: c.attempt,
       amdEnabled: !!c.amdEnabled,
     };
+    const settings = (this.campaign.settings ?? {}) as Record<string, unknown>;
+    if (call.amdEnabled) call.amdParams = amdArgs(settingOr(parseAmdSettings, settings.amd));
+    if (settingOr(parseRecordingSettings, settings.recording).enabled) call.record = true;
     this.m.emit('call', { ...call, token });
     this.m.emit('event', { type: 'call_started', campaignId: this.id, call: { ...call } } satisfies CampaignEvent);
   }

@@ -83,6 +83,8 @@ export interface CampaignProgressEvent extends Base {
   failed: number;
   no_answer: number;
   busy: number;
+  /** calls that reached an answering machine (outcome machine) */
+  machine: number;
   dnc_skipped: number;
   percent: number;
 }
@@ -276,7 +278,17 @@ export function callEnded(msg: Msg, now?: number): CallEndedEvent {
   } as CallEndedEvent);
 }
 
-const COUNTERS = ['queued', 'dialing', 'active', 'completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'] as const;
+const COUNTERS = [
+  'queued',
+  'dialing',
+  'active',
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'machine',
+  'dnc_skipped',
+] as const;
 
 /** Progress from msg.progress (else msg.payload): {campaignId, queued, dialing, ...}; percent computed when absent. */
 export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent {
@@ -294,7 +306,10 @@ export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent 
     state: p.state ?? undefined,
   };
   for (const c of COUNTERS) e[c] = p[c] ?? 0;
-  const done = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'].reduce((a, k) => a + (Number(e[k]) || 0), 0);
+  const done = ['completed', 'failed', 'no_answer', 'busy', 'machine', 'dnc_skipped'].reduce(
+    (a, k) => a + (Number(e[k]) || 0),
+    0,
+  );
   const total = p.total ?? COUNTERS.reduce((a, k) => a + (Number(e[k]) || 0), 0);
   e.total = total;
   e.percent = p.percent ?? (total > 0 ? Math.min(100, Math.round((done / total) * 1000) / 10) : 0);

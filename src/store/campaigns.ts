@@ -30,8 +30,9 @@ export interface CampaignRow {
 }
 
 /** Outcomes a call can end with (msg.call.outcome), and 'answered' which is not final. */
-export type Outcome = 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled';
-const FINAL_OUTCOMES = new Set(['completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled']);
+export type Outcome =
+  'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | 'machine';
+const FINAL_OUTCOMES = new Set(['completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled', 'machine']);
 
 /** Retry delays (seconds) used when the campaign's policy lacks an outcome. */
 export const DEFAULT_RETRY_POLICY: Record<string, number> = {
@@ -40,6 +41,8 @@ export const DEFAULT_RETRY_POLICY: Record<string, number> = {
   failed: 1800,
   congestion: 600,
   cancelled: 0,
+  /** an answering machine (voicemail left or not): try again in 4 hours */
+  machine: 14400,
 };
 
 export function parseCampaignId(id: unknown): number {
@@ -381,6 +384,8 @@ export interface CampaignProgress {
   failed: number;
   no_answer: number;
   busy: number;
+  /** calls that reached an answering machine */
+  machine: number;
   dnc_skipped: number;
   percent: number;
 }
@@ -390,7 +395,7 @@ export async function campaignProgress(q: Queryable, id: number): Promise<Campai
   const r = await q.query<Omit<CampaignProgress, 'percent' | 'campaignId'> & { closed: number }>(
     `select coalesce((select status from campaigns where id = $1), 'unknown') as status,
             k.total, k.queued, k.completed, k.failed, k.dnc_skipped, k.closed,
-            c.dialing, c.active, c.no_answer, c.busy
+            c.dialing, c.active, c.no_answer, c.busy, c.machine
        from (select count(*)::int as total,
                     count(*) filter (where status = 'pending')::int as queued,
                     count(*) filter (where status = 'done')::int as completed,
@@ -401,7 +406,8 @@ export async function campaignProgress(q: Queryable, id: number): Promise<Campai
             (select count(*) filter (where status in ('initiated','ringing'))::int as dialing,
                     count(*) filter (where status = 'in_progress')::int as active,
                     count(*) filter (where status = 'no_answer')::int as no_answer,
-                    count(*) filter (where status = 'busy')::int as busy
+                    count(*) filter (where status = 'busy')::int as busy,
+                    count(*) filter (where status = 'machine')::int as machine
                from calls where campaign_id = $1) c`,
     [id],
   );

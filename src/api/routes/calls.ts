@@ -16,6 +16,7 @@ const CALL_STATUS_FILTERS: readonly CallStatus[] = [
   'busy',
   'congestion',
   'cancelled',
+  'machine',
 ];
 
 export function callRoutes(router: Router, ctx: ApiContext): void {
