@@ -26,6 +26,7 @@ import { phoneNumberRoutes } from './routes/phone-numbers';
 import { engineRoutes } from './routes/engine';
 import { callRoutes } from './routes/calls';
 import { dncRoutes } from './routes/dnc';
+import { recordingsDir } from '../agi/recording';
 import { healthRoutes } from './routes/health';
 
 export { ApiError } from './errors';
@@ -48,6 +49,8 @@ export interface ApiRouterOptions {
   maxUploadBytes?: number;
   /** Largest JSON body in bytes (default 10 MB). */
   maxJsonBytes?: number;
+  /** Whole-call recordings directory (default: RECORDINGS_DIR, else DATA_DIR/recordings). */
+  recordingsDir?: string;
   /** One-line logger for unexpected (500) errors. */
   log?: (line: string) => void;
 }
@@ -60,6 +63,7 @@ function loadDefaultControl(): CampaignControlApi | undefined {
 function context(opts: ApiRouterOptions, limits: ApiLimits, auth: AuthOptions): ApiContext {
   return {
     limits,
+    recordingsDir: recordingsDir(opts.recordingsDir),
     authMode: authMode(auth),
     log: opts.log ?? ((line: string) => console.error(line)),
     db: async () => {

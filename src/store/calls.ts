@@ -50,6 +50,9 @@ export interface CallRow {
   agi_session?: string | null;
   worker: string | null;
   transcript: string | null;
+  /** Whole-call recording, relative to RECORDINGS_DIR (src/calls/call-recordings.ts). */
+  recording_path?: string | null;
+  recording_deleted_at?: Date | null;
   metadata: Record<string, unknown>;
   created_at: Date;
   answered_at: Date | null;

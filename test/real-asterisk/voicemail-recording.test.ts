@@ -17,6 +17,7 @@ import { waitForBeepEnd, type BeepWaitResult } from '../../src/agi/voicemail';
 import { amdArgs, AMD_DEFAULTS } from '../../src/campaign/call-settings';
 import { encodeWav, parseWav, toAsteriskWav } from '../../src/audio/wav';
 import { waitFor } from '../helpers/wait';
+import { recordingPathFor } from '../../src/calls/call-recordings';
 import { requireTool } from '../helpers/tools';
 import { realAsteriskMode, startShipped, EXTERNAL, type Instance } from './asterisk';
 
@@ -96,6 +97,8 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
     fs.writeFileSync(path.join(audio, 'drop.wav'), drop);
     fs.writeFileSync(path.join(audio, 'prompt.wav'), tone(1500, 440));
     ast = await startShipped({
+      // what docker-compose gives the Asterisk container: the recordings directory shared with Node-RED
+      asteriskEnv: { RECORDINGS_DIR: path.join(audio, 'recordings') },
       testModules: ['app_playtones.so', 'app_record.so'],
       testDialplan: [
         '[ra-callees]',
@@ -216,8 +219,10 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
     };
     await tracker.originate({ id: '4242', phone: '+15550901', record: true });
     await waitFor(() => outcomes.some((x) => x.callId === '4242'), 40_000, 'call 4242');
-    const file = await waitFor(() => findFile(ast.workDir, /^call-4242\.wav$/), 10_000, 'the recording');
-    expect(path.basename(path.dirname(file))).toBe('ai-dialer');
+    // <RECORDINGS_DIR>/calls/call-<id>.wav: where the call record says it is (src/calls/call-recordings.ts)
+    const file = path.join(audio, 'recordings', recordingPathFor(4242));
+    await waitFor(() => fs.existsSync(file) || undefined, 10_000, 'the recording');
+    expect(recordingPathFor(4242)).toBe('calls/call-4242.wav');
     const wav = parseWav(fs.readFileSync(file));
     expect(wav.sampleRate).toBe(8000);
     const runs = voiced(wav.samples, wav.sampleRate);
@@ -227,8 +232,9 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
     const ours = runs.find((r) => r[0] > runs[0][1] + 1000);
     expect(ours).toBeDefined();
     expect(ours![1] - ours![0]).toBeGreaterThan(1300);
-    // the machine call of the test before has its own file
-    expect(findFile(ast.workDir, /^call-m1\.wav$/)).toBeUndefined(); // CALL_ID filtered to digits: no path from text
+    // the machine call of the test before has its own file; its id (m1) was filtered to digits
+    expect(fs.existsSync(path.join(audio, 'recordings', 'calls', 'call-1.wav'))).toBe(true);
+    expect(findFile(ast.workDir, /^call-.*\.wav$/)).toBeUndefined();
     t = {};
   }, 60_000);
 });
