@@ -3,12 +3,23 @@ import { $, append, clear, h, num } from './dom.js';
 import { campaignName, state } from './state.js';
 import { renderCampaignList, renderDetailProgress } from './campaigns.js';
 
-export var COUNTERS = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing', 'queued'];
+export var COUNTERS = [
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'machine',
+  'dnc_skipped',
+  'active',
+  'dialing',
+  'queued',
+];
 export var COUNTER_LABEL = {
   completed: 'completed',
   failed: 'failed',
   no_answer: 'no answer',
   busy: 'busy',
+  machine: 'machine',
   dnc_skipped: 'do-not-call',
   active: 'active',
   dialing: 'dialing',
@@ -19,6 +30,7 @@ export var COLORS = {
   failed: 'var(--bad)',
   no_answer: 'var(--warn)',
   busy: 'var(--orange)',
+  machine: 'var(--warn)',
   dnc_skipped: 'var(--violet)',
   active: 'var(--accent-strong)',
   dialing: 'var(--cyan)',
@@ -69,6 +81,7 @@ export function progressFromStatus(s) {
     failed: num(o.failed),
     no_answer: num(o.no_answer),
     busy: num(o.busy),
+    machine: num(o.machine),
     dnc_skipped: s.contacts.dnc + (s.contacts.on_dnc_list || 0),
     total: s.contacts.total,
     percent: s.progressPercent,
@@ -77,16 +90,18 @@ export function progressFromStatus(s) {
 
 export function progressBar(p) {
   var total = Math.max(1, p.total || 0);
-  var segs = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing'].map(function (k) {
-    var w = Math.min(100, (p[k] / total) * 100);
-    return w > 0
-      ? h('span', {
-          class: 'seg-' + k,
-          style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k],
-          title: COUNTER_LABEL[k] + ': ' + p[k],
-        })
-      : null;
-  });
+  var segs = ['completed', 'failed', 'no_answer', 'busy', 'machine', 'dnc_skipped', 'active', 'dialing'].map(
+    function (k) {
+      var w = Math.min(100, (p[k] / total) * 100);
+      return w > 0
+        ? h('span', {
+            class: 'seg-' + k,
+            style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k],
+            title: COUNTER_LABEL[k] + ': ' + p[k],
+          })
+        : null;
+    },
+  );
   return h(
     'div',
     {
@@ -151,6 +166,7 @@ export function renderProgress() {
       failed: 0,
       no_answer: 0,
       busy: 0,
+      machine: 0,
       dnc_skipped: 0,
       active: 0,
       dialing: 0,
