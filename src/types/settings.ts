@@ -34,6 +34,8 @@ export interface DialerSettings {
   startSimulator?: StartSimulator;
   /** The HTTP API's settings (apiToken, followAdminAuth, ...): src/api/host.ts `AiDialerSettings`. */
   followAdminAuth?: boolean;
+  /** How conversations hear and speak when a fastagi-in leaves Media empty (MEDIA_MODE; `npm start`: auto). */
+  mediaMode?: string;
 }
 
 /**
@@ -52,5 +54,6 @@ export function settingsEnv(s: DialerSettings | undefined, env: NodeJS.ProcessEn
   }
   if (s.simulated) out.AI_DIALER_SIMULATED = '1';
   if (s.mqttTcp === false) out.MQTT_TCP_DISABLED = '1';
+  if (s.mediaMode) out.MEDIA_MODE = s.mediaMode;
   return out;
 }
