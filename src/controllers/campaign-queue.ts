@@ -117,7 +117,9 @@ export class CampaignQueueController {
   private start(db: Db, cfg: CampaignQueueConfig): CampaignManager {
     const m = new CampaignManager({
       db,
-      worker: (cfg.worker || '').trim() || `${os.hostname()}:${this.deps.nodeId}`,
+      // WORKER_NAME tells apart runtimes on one host (same flow, same node ids): a lease of the same worker
+      // name is taken for this runtime's previous process
+      worker: (cfg.worker || '').trim() || `${process.env.WORKER_NAME?.trim() || os.hostname()}:${this.deps.nodeId}`,
       tickMs: positive(cfg.tickMs),
       globalCps: positive(cfg.globalCps),
       dncScope: cfg.dncScope === 'campaign' ? 'campaign' : 'global',

@@ -100,6 +100,22 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('migrations on %s'
     }
   });
 
+  test('two runtimes starting at once on an empty database: both succeed, each migration applied once', async () => {
+    if (target.name !== 'postgres') return; // PGlite: one process holds the data directory
+    const fresh = make();
+    const [a, b] = [await fresh.open({ migrate: false }), await fresh.open({ migrate: false })];
+    try {
+      const reports = await Promise.all([runMigrations(a), runMigrations(b)]);
+      expect([...reports[0].applied, ...reports[1].applied].sort((x, y) => x - y)).toEqual(
+        migrations.map((m) => m.version),
+      );
+    } finally {
+      await a.close();
+      await b.close();
+      await fresh.cleanup();
+    }
+  });
+
   test('a database stopped at an older version upgrades to the same schema', async () => {
     const db = await target.open({ migrate: false });
     try {
