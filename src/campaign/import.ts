@@ -13,6 +13,7 @@
  *  - a row with a NUL byte is a bad row like any other (reported, skipped).
  */
 import type { Db, Queryable } from '../store/db';
+import { setDncActor } from '../store/dnc';
 import { DialerError } from '../util/errors';
 import { readCsvRecords, type CsvRecord } from './import-csv';
 import {
@@ -61,6 +62,8 @@ export interface ImportOptions {
   delimiter?: string;
   /** DNC only: `source` column value (default 'import'). */
   source?: string;
+  /** DNC only: who imports, for the audit trail (src/store/dnc.ts; default: the source). */
+  actor?: string;
 }
 
 /** One contact as JSON: `phone` required; `name`, `timezone`; `fields` and any other keys become custom fields. */
@@ -690,6 +693,7 @@ export async function importDnc(
   prep.byPhone.clear();
   result.duplicates = prep.duplicates;
   await db.tx(async (q) => {
+    if (opts.actor) await setDncActor(q, opts.actor);
     if (campaignId !== null) await lockCampaign(q, campaignId);
     for (let i = 0; i < list.length; i += chunk) {
       const part = list.slice(i, i + chunk);
