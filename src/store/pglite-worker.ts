@@ -12,6 +12,8 @@
  *   close                      -> the database is closed; the thread then ends
  * Errors cross as plain objects with every field of Postgres' error (code, detail, constraint...).
  */
+import fs from 'fs';
+import path from 'path';
 import { Worker } from 'worker_threads';
 import type { Db, Queryable, QueryResult } from './db';
 
@@ -70,7 +72,10 @@ parentPort.on('message', (m) => {
     lite.close().then(() => reply(m.id, true, null), (e) => reply(m.id, false, e));
   }
 });
-PGlite.create(workerData.dataDir || undefined).then(
+PGlite.create(workerData.dataDir || undefined, {
+  pgliteWasmModule: workerData.pgliteWasm,
+  initdbWasmModule: workerData.initdbWasm,
+}).then(
   (db) => { lite = db; parentPort.postMessage({ id: 0, ok: true, value: null }); },
   (e) => parentPort.postMessage({ id: 0, ok: false, error: ser(e) }),
 );
@@ -88,6 +93,24 @@ function revive(e: NonNullable<Reply['error']>): Error {
   const err = new Error(e.message);
   Object.assign(err, e);
   return err;
+}
+
+/**
+ * PGlite's two WASM modules, compiled once per process and handed to every thread (a compiled module
+ * crosses to a worker without being compiled again): opening a database costs no compilation after the first.
+ */
+let modules: Promise<{ pgliteWasm?: WebAssembly.Module; initdbWasm?: WebAssembly.Module }> | undefined;
+function compiled(dir: string): Promise<{ pgliteWasm?: WebAssembly.Module; initdbWasm?: WebAssembly.Module }> {
+  const one = (file: string) =>
+    fs.promises.readFile(path.join(dir, file)).then(
+      (b) => WebAssembly.compile(b),
+      () => undefined, // not found: PGlite loads its own
+    );
+  modules ??= Promise.all([one('pglite.wasm'), one('initdb.wasm')]).then(([pgliteWasm, initdbWasm]) => ({
+    pgliteWasm,
+    initdbWasm,
+  }));
+  return modules;
 }
 
 /** The main thread's side: a Db whose every statement runs in the worker. */
@@ -125,9 +148,11 @@ export class PgliteWorkerDb implements Db {
 
   /** Start the thread and open the database in it (`memory://`: a throwaway in-memory one). */
   static async open(dataDir: string, unlock: () => void): Promise<PgliteWorkerDb> {
+    const entry = require.resolve('@electric-sql/pglite');
+    const wasm = await compiled(path.dirname(entry));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { entry: require.resolve('@electric-sql/pglite'), dataDir: dataDir === 'memory://' ? '' : dataDir },
+      workerData: { entry, dataDir: dataDir === 'memory://' ? '' : dataDir, ...wasm },
     });
     const db = new PgliteWorkerDb(worker, dataDir, unlock);
     const opened = new Promise<unknown>((resolve, reject) => db.pending.set(0, { resolve, reject }));
