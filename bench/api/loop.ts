@@ -256,9 +256,9 @@ export async function run(): Promise<Row[]> {
       open: () => here.openDb({ dataDir: 'memory://', pglite: 'main' }),
     },
     {
-      label: 'pglite in its worker thread (default)',
+      label: 'pglite in its worker thread (npm start)',
       mods: here,
-      open: () => here.openDb({ dataDir: 'memory://' }),
+      open: () => here.openDb({ dataDir: 'memory://', pglite: 'worker' }),
     },
   );
   if (process.env.DATABASE_URL) targets.push(postgresTarget('postgres (DATABASE_URL)', here, process.env.DATABASE_URL));

@@ -62,7 +62,7 @@ async function child(mb: number, url: string | undefined): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-bench-mem-'));
   let db: Db;
   if (url) db = await openDb({ url });
-  else db = await openDb({ dataDir: path.join(dir, 'db') });
+  else db = await openDb({ dataDir: path.join(dir, 'db'), pglite: 'worker' }); // as npm start runs it
   const id = (await db.query<{ id: number }>("insert into campaigns (name) values ('bench') returning id")).rows[0].id;
   const app = express();
   app.use(createApiRouter({ getDb: async () => db, token: '', control: () => undefined, maxUploadBytes: 128 * MB }));

@@ -238,7 +238,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   const storeOpts = storeOptionsFromEnv(env);
   let db: Db;
   try {
-    db = await acquireDb(storeOpts);
+    db = await acquireDb({ ...storeOpts, pglite: 'worker' }); // no SQL statement holds the event loop (issue 11)
   } catch (err) {
     forgetGenerated();
     throw new StartupError((err as Error).message);

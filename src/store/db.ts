@@ -39,8 +39,9 @@ export interface StoreOptions {
   /** Skip migrations (tests of the migrator itself). */
   migrate?: boolean;
   /**
-   * Where PGlite runs: 'worker' (default) in its own thread, so no statement holds the event loop;
-   * 'main' on the event loop (benchmarks compare the two).
+   * Where PGlite runs: 'worker' in its own thread, so no statement holds the event loop (what `npm start`
+   * uses); 'main' (default) on the event loop. Values read in a worker are objects of the main realm
+   * (a Jest sandbox's `instanceof Date` is false for them), so library callers and tests keep 'main'.
    */
   pglite?: 'worker' | 'main';
 }
@@ -269,8 +270,9 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
     if (dataDir !== 'memory://') fs.mkdirSync(dataDir, { recursive: true });
     const unlock = dataDir === 'memory://' ? () => undefined : await lockDataDir(dataDir);
     try {
-      if (opts.pglite === 'main') {
-        const { PGlite } = await import('@electric-sql/pglite');
+      if (opts.pglite !== 'worker') {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { PGlite } = require('@electric-sql/pglite') as typeof import('@electric-sql/pglite');
         db = new PgliteDb(await PGlite.create(dataDir === 'memory://' ? undefined : dataDir), dataDir, unlock);
       } else db = await PgliteWorkerDb.open(dataDir, unlock);
     } catch (err) {
