@@ -2,7 +2,7 @@
 'use strict';
 /**
  * `npm run bench [area...]`: build if needed, then run each benchmark in dist/bench/<area>/index.js
- * and print its rows as a table. Areas: agi, ari, campaign, events, speech, api, calls (all when none given).
+ * and print its rows as a table. Areas: agi, ari, campaign, events, speech, api, calls, conversation (all when none given).
  */
 const fs = require('fs');
 const path = require('path');
@@ -37,7 +37,7 @@ async function main() {
     : [];
   const run = wanted.length
     ? wanted
-    : ['agi', 'ari', 'campaign', 'events', 'speech', 'api', 'calls'].filter((a) => areas.includes(a));
+    : ['agi', 'ari', 'campaign', 'events', 'speech', 'api', 'calls', 'conversation'].filter((a) => areas.includes(a));
   let failed = false;
   for (const area of run) {
     const file = path.join(root, area, 'index.js');

@@ -57,6 +57,9 @@ export function onCallEvent(id, e) {
         action: e.action,
         simulated: e.simulated === true,
         timing: e.timing || {},
+        media: e.media,
+        interrupted: e.interrupted === true,
+        playedText: e.playedText,
         at: isFinite(ts) ? ts : Date.now(),
       });
       break;
@@ -194,7 +197,14 @@ export function selectCall(id) {
               ttsMs: t.tts_ms,
               playbackMs: t.playback_ms,
               totalMs: t.total_ms,
+              endpointMs: t.endpoint_ms,
+              llmFirstTokenMs: t.llm_first_token_ms,
+              ttsFirstAudioMs: t.tts_first_audio_ms,
+              replyLatencyMs: t.reply_latency_ms,
             },
+            media: t.media,
+            interrupted: t.interrupted === true,
+            playedText: t.played_text,
             at: Date.parse(t.created_at),
           });
         }
@@ -265,14 +275,30 @@ export function renderConvo() {
           t.botText,
         ),
       );
+    if (t.interrupted)
+      el.appendChild(
+        h('div', { class: 'interrupted' }, 'interrupted: the caller heard "' + (t.playedText || '') + '"'),
+      );
     var tm = t.timing || {};
-    var chips = [
-      ['record', tm.recordMs],
-      ['stt', tm.sttMs],
-      ['llm', tm.llmMs],
-      ['tts', tm.ttsMs],
-      ['play', tm.playbackMs],
-    ]
+    // stream mode: what the caller waited (end of speech to our first audio) and its parts first
+    var chips = (
+      t.media === 'stream'
+        ? [
+            ['wait', tm.replyLatencyMs],
+            ['endpoint', tm.endpointMs],
+            ['stt', tm.sttMs],
+            ['llm 1st', tm.llmFirstTokenMs],
+            ['tts 1st', tm.ttsFirstAudioMs],
+            ['play', tm.playbackMs],
+          ]
+        : [
+            ['record', tm.recordMs],
+            ['stt', tm.sttMs],
+            ['llm', tm.llmMs],
+            ['tts', tm.ttsMs],
+            ['play', tm.playbackMs],
+          ]
+    )
       .filter(function (x) {
         return fmtMs(x[1]);
       })

@@ -1,7 +1,7 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type * as http from 'http';
 import { BusController, type BusSettings } from '../../src/controllers/config-nodes';
-import { dialerEnv, onClose, registerNode, translator } from '../lib/kit';
+import { dialerEnv, keepAcrossDeploy, registerNode, translator } from '../lib/kit';
 import type { BusConfigNode } from '../lib/config-nodes';
 
 type BusDef = NodeDef & BusSettings;
@@ -17,19 +17,19 @@ export = function (RED: NodeAPI): void {
   function AiDialerBus(this: BusConfigNode & Node<BusCreds>, config: BusDef) {
     RED.nodes.createNode(this, config);
     const server = RED.server as http.Server | undefined;
-    const ctl = new BusController(
-      { ...config, ...this.credentials },
-      `events:${this.id}`,
+    const { mode, url, port, root, ws, writerUser, readerUser } = config;
+    const settings: BusSettings = { mode, url, port, root, ws, writerUser, readerUser, ...this.credentials };
+    // the bus (and an embedded broker) outlives a redeploy: dashboards stay connected
+    const { value: ctl } = keepAcrossDeploy(
       this,
-      t,
-      server,
-      dialerEnv(RED),
+      settings,
+      () => new BusController(settings, `events:${this.id}`, this, t, server, dialerEnv(RED)),
+      (c) => c.close(),
     );
     this.getBus = () => ctl.getBus();
     this.getPublisher = () => ctl.getPublisher();
     // Start at deploy so supervisor controls are listened to even before the first event.
     ctl.getBus().catch(() => undefined);
-    onClose(this, () => ctl.close());
   }
   registerNode<BusDef, BusCreds, BusConfigNode & Node<BusCreds>>(RED, 'ai-dialer-bus', AiDialerBus, {
     credentials: {

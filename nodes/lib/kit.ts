@@ -19,6 +19,7 @@ import { memoTranslate, type Translate } from '../../src/util/i18n';
 import type { DialerMsg } from '../../src/types/msg';
 import { failureInfo } from '../../src/speech/failure';
 import { settingsEnv, type DialerSettings } from '../../src/types/settings';
+import { adopt, announce, disposeParked, handoffKey, park, retire, successor } from '../../src/util/handoff';
 
 export type { DialerMsg } from '../../src/types/msg';
 export type { Translate } from '../../src/util/i18n';
@@ -83,8 +84,14 @@ function routeFailure(
 
 /**
  * Wire a node's input and close events. The handler's result is sent and done() called; a thrown
- * error is routed by the failure rule. Every in-flight handler's signal aborts on close, and close
- * waits for none of them (they finish with their own abort error, which is then dropped).
+ * error is routed by the failure rule.
+ *
+ * Redeploy: when the node closes without being removed (a full Deploy, or one that changed it), the
+ * handlers in flight go on (a RECORD, a playback, an engine call of a live call) and what they send,
+ * like any msg that still reaches this instance, goes through the node's next instance (same id) in
+ * the new flows: a conversation goes on through the redeployed flow. Handlers still running when no
+ * next instance came within HANDOFF_LINGER_MS, or when the node is removed, are aborted (their abort
+ * error is dropped).
  */
 export function onInput(
   node: Node,
@@ -92,15 +99,33 @@ export function onInput(
   opts: InputOptions = {},
 ): void {
   const inflight = new Set<AbortController>();
+  const slot = `node:${node.id}`;
   let closed = false;
-  node.on('input', (raw: NodeMessageInFlow, send: Send, done: (err?: Error) => void) => {
+  let removedNode = false;
+  announce(slot, node);
+  const next = (): Promise<Node | undefined> =>
+    removedNode ? Promise.resolve(undefined) : successor<Node>(slot, node);
+  /** Send through this instance, or once it is closed through the next one (dropped when none comes). */
+  const sendVia =
+    (send: Send): Send =>
+    (out) => {
+      if (!closed) return send(out);
+      void next().then((n) => n?.send(out));
+    };
+  node.on('input', (raw: NodeMessageInFlow, nodeSend: Send, done: (err?: Error) => void) => {
     const msg = raw as unknown as DialerMsg;
+    if (closed) {
+      // a msg on its way when the flows stopped: the node's next instance takes it
+      void next().then((n) => (n as (Node & { receive?(m: unknown): void }) | undefined)?.receive?.(raw));
+      return done();
+    }
+    const send = sendVia(nodeSend);
     const ac = new AbortController();
     inflight.add(ac);
     const ctx: InputContext = {
       signal: ac.signal,
       send: (out) => {
-        if (out !== undefined && out !== null && !closed) send(out as NodeMessage);
+        if (out !== undefined && out !== null) send(out as NodeMessage);
       },
     };
     const finish = (out: Outputs) => {
@@ -121,12 +146,61 @@ export function onInput(
       fail(err);
     }
   });
-  node.on('close', (_removed: boolean, done: () => void) => {
+  node.on('close', (removed: boolean, done: () => void) => {
     closed = true;
-    for (const ac of inflight) ac.abort();
-    inflight.clear();
+    removedNode = removed;
+    retire(slot, node, removed);
+    const abortAll = () => {
+      for (const ac of inflight) ac.abort();
+      inflight.clear();
+    };
+    if (removed) abortAll();
+    else if (inflight.size) {
+      // the work of live calls goes on; what is still running when no next instance came is aborted
+      void next().then((n) => {
+        if (!n) abortAll();
+      });
+    }
     done();
   });
+}
+
+/**
+ * Something a node holds that must outlive the instance across a redeploy (a server and its live
+ * sessions, a connection and the calls it follows, a database): `make()` it, or adopt the one the
+ * node's previous instance parked when `settings` are the same (a changed node gets a new one, the old
+ * one is released first: `ready`). On close: released when the node is removed, else parked for the
+ * next instance (released after HANDOFF_LINGER_MS when none comes). `detach` runs when it is parked
+ * (listeners of this instance off), `attach` for every instance that uses it.
+ */
+export function keepAcrossDeploy<T>(
+  node: Node,
+  settings: unknown,
+  make: () => T,
+  release: (value: T) => Promise<void> | void,
+  hooks: { attach?(value: T): void; detach?(value: T): void } = {},
+): { value: T; adopted: boolean; ready: Promise<void> } {
+  const slot = `kept:${node.type}:${node.id}`;
+  const key = handoffKey(settings);
+  const got = adopt<T>(slot, key);
+  const value = got.value !== undefined ? got.value : make();
+  hooks.attach?.(value);
+  node.on('close', (removed: boolean, done: () => void) => {
+    try {
+      hooks.detach?.(value);
+    } catch (err) {
+      node.warn(errorMessage(err));
+    }
+    if (!removed) {
+      park(slot, key, value, () => release(value));
+      return done();
+    }
+    Promise.resolve()
+      .then(() => release(value))
+      .catch((err: unknown) => node.warn(errorMessage(err)))
+      .finally(() => done());
+  });
+  return { value, adopted: got.value !== undefined, ready: got.disposed };
 }
 
 /** Add a close handler that runs `release` (sockets, timers, subscriptions) and clears the status. */
@@ -190,6 +264,21 @@ export function dialerEnv(RED: NodeAPI): NodeJS.ProcessEnv {
   return settingsEnv(dialerSettings(RED), process.env);
 }
 
+let watchingStops = false;
+
+/**
+ * What nodes parked for their next instance (keepAcrossDeploy) is released when the flows stop for
+ * good (the runtime stops, or the flows are stopped), not by a Deploy.
+ */
+function releaseParkedOnStop(RED: NodeAPI): void {
+  const events = (RED as unknown as { events?: NodeJS.EventEmitter }).events;
+  if (watchingStops || !events || typeof events.on !== 'function') return;
+  watchingStops = true;
+  events.on('runtime-event', (e: { id?: string; payload?: { state?: string; deploy?: boolean } }) => {
+    if (e?.id === 'runtime-state' && e.payload?.state === 'stop' && !e.payload.deploy) void disposeParked();
+  });
+}
+
 /** Register a node constructor with Node-RED (one cast here instead of one per node). */
 export function registerNode<
   C extends NodeDef,
@@ -201,5 +290,6 @@ export function registerNode<
   ctor: (this: This, config: C) => void,
   opts?: Parameters<NodeAPI['nodes']['registerType']>[2],
 ): void {
+  releaseParkedOnStop(RED);
   RED.nodes.registerType(type, ctor as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], opts);
 }

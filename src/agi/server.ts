@@ -176,12 +176,29 @@ export class AgiServer extends EventEmitter {
     return this.sessions.size;
   }
 
+  /** The sessions open now. */
+  liveSessions(): FastAgiSession[] {
+    return [...this.sessions];
+  }
+
+  /** Stop accepting connections now (the port is free at once); the sessions open go on. */
+  stopAccepting(): Promise<void> {
+    this.closing = true;
+    if (!this.listenerClosed)
+      this.listenerClosed = new Promise<void>((resolve) =>
+        this.server.listening ? this.server.close(() => resolve()) : resolve(),
+      );
+    return this.listenerClosed;
+  }
+  private listenerClosed?: Promise<void>;
+
   /** Stop accepting, close every session, resolve when the listener is closed. */
   async close(): Promise<void> {
     this.closing = true;
     if (this.handshakeSweep) clearInterval(this.handshakeSweep);
+    const closed = this.stopAccepting();
     for (const s of [...this.sessions]) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closed;
   }
 
   /** Refuse an accepted session (e.g. it names a call it was not given): logged, 'refused' emitted, closed. */

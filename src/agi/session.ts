@@ -133,6 +133,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   hangupRequested = false;
   /** True when the caller hung up first (the `HANGUP` line or a 511 came before our HANGUP). */
   callerHungUp = false;
+  /** Why the session is ending on our side (endPolitely): the flow's commands are refused from then on. */
+  private endingReason?: string;
   private _remote?: string;
   private _hungUp = false;
   private phase: SessionPhase = 'env';
@@ -168,6 +170,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     return this._remote;
   }
 
+  /** Our address on this connection (the one Asterisk reached us at: stream mode advertises it for AudioSocket). */
+  get localAddress(): string {
+    return this.socket.localAddress ?? '';
+  }
+
   get hungUp(): boolean {
     return this._hungUp || this.phase === 'closed';
   }
@@ -179,6 +186,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   /** True once the environment block has been read. */
   get ready(): boolean {
     return this.phase === 'ready';
+  }
+
+  /** True once endPolitely began: the session says its goodbye itself and hangs up. */
+  get ending(): boolean {
+    return this.endingReason !== undefined;
   }
 
   /** Commands waiting (in flight + queued). */
@@ -387,10 +399,17 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   // ---------------------------------------------------------------- writing
 
-  /** Queue a complete command line (ending in \n). */
-  private send<T = AgiReply>(line: string, verb: string, timeoutMs: number, map?: (r: AgiReply) => T): Promise<T> {
+  /** Queue a complete command line (ending in \n); `own`: the session's own goodbye (endPolitely). */
+  private send<T = AgiReply>(
+    line: string,
+    verb: string,
+    timeoutMs: number,
+    map?: (r: AgiReply) => T,
+    own = false,
+  ): Promise<T> {
     if (this.phase === 'closed') return Promise.reject(new StageError('agi', 'network', `${verb}: connection closed`));
     if (this._hungUp) return Promise.reject(hangupError(verb));
+    if (this.endingReason !== undefined && !own) return Promise.reject(this.endingError(verb));
     if (this.phase === 'env')
       return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
     return new Promise<T>((resolve, reject) => {
@@ -584,6 +603,54 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       if (err instanceof StageError && (err.kind === 'hangup' || err.kind === 'network')) return undefined;
       throw err;
     }
+  }
+
+  private endingError(verb: string): StageError {
+    return new StageError('agi', 'hangup', `${verb}: the call is being ended (${this.endingReason})`);
+  }
+
+  /**
+   * End the call politely wherever the conversation is: from now on the flow's commands are refused
+   * (as a hangup: the flow goes to its ending), the command in flight (a RECORD, a playback) runs to its
+   * end, then the session plays `goodbye()`'s audio itself and hangs up. Resolves true when the goodbye
+   * was played, false when there was none to play or the caller was gone first.
+   */
+  async endPolitely(
+    reason: string,
+    goodbye: () => Promise<{ path: string; durationMs: number; release?(): void } | undefined>,
+  ): Promise<boolean> {
+    if (this._hungUp || this.phase !== 'ready' || this.endingReason !== undefined) return false;
+    this.endingReason = reason;
+    // commands the flow queued behind the one in flight are not written
+    const q = this.queue;
+    this.queue = [];
+    for (const p of q) p.reject(this.endingError(p.verb));
+    let played = false;
+    const audio = await goodbye().catch(() => undefined);
+    try {
+      if (audio && !this.hungUp) {
+        const ms = audio.durationMs;
+        const line = `STREAM FILE ${quoteArg(audio.path)} ""\n`;
+        const r = await this.send(
+          line,
+          'STREAM FILE',
+          ms + Math.round(ms * 0.1) + this.o.playbackMarginMs,
+          undefined,
+          true,
+        );
+        played = r.result >= 0 && (r.endpos ?? 0) > 0;
+      }
+    } catch {
+      /* the caller left, or the playback failed: hang up all the same */
+    } finally {
+      audio?.release?.();
+    }
+    if (!this.hungUp) {
+      this.hangupRequested = true;
+      await this.send('HANGUP\n', 'HANGUP', this.o.commandTimeoutMs, undefined, true).catch(() => undefined);
+    }
+    this.close();
+    return played;
   }
 
   /** End the AGI: half-close, then destroy if Asterisk does not close within `graceMs`. */

@@ -11,6 +11,7 @@
 import type { CampaignManager, RunnerStatus } from './manager';
 import { DialerError } from '../util/errors';
 import { parseCampaignId } from '../store/campaigns';
+import { endCallPolitely } from '../calls/goodbye';
 
 const managers: CampaignManager[] = [];
 
@@ -90,28 +91,25 @@ export interface DrainReport {
   forced: number;
 }
 
+/** How long a call asked to end politely gets (the command in flight, e.g. a 20 s RECORD, then the goodbye). */
+export const DRAIN_GRACE_MS = 25_000;
+
 /**
  * Shutdown drain of every deployed campaign queue (SIGTERM, Ctrl-C): stop claiming at once, let live
- * calls finish for up to `timeoutMs`, then ask each remaining call to end politely (the conversation
- * says its goodbye at its next turn and hangs up; after half the grace a supervisor hangup), and after
- * `graceMs` hang up and record whatever is still open. Resolves when every call is recorded.
+ * calls finish for up to `timeoutMs`, then end each remaining call politely wherever its conversation
+ * is (its AGI session lets the command in flight end, plays the goodbye and hangs up:
+ * src/calls/goodbye.ts), and after `graceMs` hang up through Asterisk and record whatever is still
+ * open. Resolves when every call is recorded.
  */
 export async function drainAll(o: { timeoutMs: number; graceMs?: number }): Promise<DrainReport> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const bus = require('../events/control-bus') as typeof import('../events/control-bus');
-  const graceMs = o.graceMs ?? 10_000;
+  const graceMs = o.graceMs ?? DRAIN_GRACE_MS;
   const list = [...managers];
   const live = list.reduce((n, m) => n + m.inFlight, 0);
   for (const m of list) m.draining = true; // every queue stops claiming now, not one after the other
-  const timers: NodeJS.Timeout[] = [];
   const endCall = (id: number): void => {
-    bus.requestCallEnd(id, 'the dialer is shutting down');
-    const t = setTimeout(() => bus.controlBus.emit('call', { callId: String(id), action: 'hangup' }), graceMs / 2);
-    t.unref();
-    timers.push(t);
+    endCallPolitely(id, 'the dialer is shutting down');
   };
   const rs = await Promise.all(list.map((m) => m.drain({ timeoutMs: o.timeoutMs, graceMs, endCall })));
-  for (const t of timers) clearTimeout(t);
   return rs.reduce<DrainReport>(
     (a, r) => ({ live, finished: a.finished + r.finished, ended: a.ended + r.ended, forced: a.forced + r.forced }),
     { live, finished: 0, ended: 0, forced: 0 },

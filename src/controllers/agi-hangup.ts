@@ -3,6 +3,7 @@
  * the dialplan destination), then finalises the call record through the call-record service.
  */
 import { getSession } from '../agi/registry';
+import { endMedia } from '../media/handoff';
 import { DEFAULT_TRANSFER_CONTEXT, parseTransferTarget, transferCall } from '../agi/transfer';
 import type { AgiSession } from '../agi/types';
 import type { CallRecords } from '../calls/records';
@@ -37,6 +38,8 @@ export class AgiHangupController {
     const session = id ? getSession(id) : undefined;
     const wasUp = !!session && !session.hungUp;
     const action = msg.reply?.action as { type?: string; destination?: unknown } | undefined;
+    // stream mode: end the call's media first, so the AGI session has control again (EXEC AudioSocket returns)
+    await endMedia(id);
     if (action?.type === 'transfer' && session && wasUp) return this.transfer(msg, session, action.destination);
     if (session) {
       try {

@@ -3,6 +3,8 @@
  * detection); sets msg.recording and starts msg.turn (seq + 1, recordMs).
  */
 import { getSession } from '../agi/registry';
+import { getMedia } from '../media/registry';
+import type { MediaSession } from '../media/session';
 import { recordTurn } from '../agi/recording';
 import { StageError, errorMessage } from '../util/errors';
 import { parseNumber } from '../util/config';
@@ -15,6 +17,8 @@ export interface AgiRecordConfig {
   maxSeconds?: string;
   beep?: boolean;
   escapeDigits?: string;
+  /** Stream mode: no speech for this long ends the turn empty (no input), s (default 5). */
+  noInput?: string;
 }
 
 /** Per-msg overrides (msg.record). */
@@ -61,6 +65,8 @@ export class AgiRecordController {
       );
     }
     const o = (msg.record ?? {}) as RecordOverrides;
+    const media = getMedia(session.id);
+    if (media) return this.listen(msg, media, o);
     const maxSeconds = seconds(o.maxSeconds, seconds(this.cfg.maxSeconds, 30));
     const seq = (typeof msg.turn?.seq === 'number' && Number.isInteger(msg.turn.seq) ? msg.turn.seq : 0) + 1;
     this.active++;
@@ -85,6 +91,50 @@ export class AgiRecordController {
                 seconds: (r.recording.durationMs / 1000).toFixed(1),
                 digit: r.recording.digit ?? '',
               }),
+            ),
+      );
+      return msg;
+    } finally {
+      this.active--;
+    }
+  }
+
+  /**
+   * Stream mode: the caller's next utterance on the live stream (the one that barged in, if any),
+   * ended by the endpointer; no speech within the no-input time ends the turn empty.
+   */
+  private async listen(
+    msg: DialerMsg,
+    media: MediaSession,
+    o: RecordOverrides & { noInputSeconds?: number },
+  ): Promise<DialerMsg> {
+    const seq = (typeof msg.turn?.seq === 'number' && Number.isInteger(msg.turn.seq) ? msg.turn.seq : 0) + 1;
+    const noInput = seconds(o.noInputSeconds, seconds(this.cfg.noInput, 5));
+    this.active++;
+    this.view.status(status.busy(this.t('status.recording', { active: this.active })));
+    const t0 = Date.now();
+    try {
+      const u = await media.nextUtterance({ timeoutMs: Math.max(1, Math.round(noInput * 1000)) });
+      const hungUp = !u && media.closed;
+      msg.recording = u
+        ? {
+            utteranceId: u.id,
+            media: 'stream',
+            durationMs: u.endMs - u.startMs,
+            hungUp: false,
+            bargedIn: u.bargedIn,
+          }
+        : { media: 'stream', durationMs: 0, hungUp };
+      msg.turn = {
+        seq,
+        media: 'stream',
+        timing: u ? { recordMs: Date.now() - t0, endpointMs: u.endpointMs } : { recordMs: Date.now() - t0 },
+      };
+      this.view.status(
+        hungUp
+          ? status.warn(this.t('status.hungUp'))
+          : status.ok(
+              this.t('status.done', { seconds: ((msg.recording.durationMs ?? 0) / 1000).toFixed(1), digit: '' }),
             ),
       );
       return msg;

@@ -135,10 +135,10 @@ export class AriOriginateController {
 
   constructor(
     private readonly cfg: AriOriginateConfig,
-    private readonly service: AriService,
-    private readonly view: NodeView,
+    readonly service: AriService,
+    private view: NodeView,
     private readonly t: Translate,
-    private readonly hooks: AriOriginateHooks,
+    private hooks: AriOriginateHooks,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.unprobe = registerHealthProbe(`ariCalls:${hooks.source.id}`, () => this.tracker?.live ?? 0);
@@ -153,16 +153,26 @@ export class AriOriginateController {
       });
       this.tracker = tr;
       tr.on('count', this.statusSoon);
-      tr.on('warning', (w: string) => view.warn(w));
+      tr.on('warning', (w: string) => this.view.warn(w));
       tr.on('outcome', (o: CallOutcome) => this.deliver(o));
       this.showStatus();
       return tr;
     });
     this.ready.catch((err: Error) => {
       this.trackerError = err;
-      view.error(err.message);
+      this.view.error(err.message);
       this.showStatus();
     });
+  }
+
+  /**
+   * A redeploy: the node's new instance takes over this controller (the calls it follows go on; their
+   * outcomes leave through the new instance).
+   */
+  attach(view: NodeView, hooks: AriOriginateHooks): void {
+    this.view = view;
+    this.hooks = hooks;
+    this.showStatus();
   }
 
   private showStatus(): void {

@@ -11,14 +11,18 @@ import { envArgs, parseNetworkScript } from '../agi/protocol';
 import { registerSession, sessionsByCallId } from '../agi/registry';
 import type { FastAgiSession } from '../agi/session';
 import { admitSession, type CallRecords } from '../calls/records';
+import { endSessionPolitely, forgetCall } from '../calls/goodbye';
 import { controlBus, type CallControl } from '../events/control-bus';
 import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall } from '../types/msg';
 import { status, throttled, type NodeView } from './view';
+import { MediaPath, type MediaConfig } from '../media/path';
+import { endMedia } from '../media/handoff';
+import type { MediaEndpointer } from '../media/session';
 
-export interface FastAgiInConfig {
+export interface FastAgiInConfig extends MediaConfig {
   host?: string;
   port?: string;
   allow?: string;
@@ -34,10 +38,17 @@ export interface FastAgiInHooks {
   send(port: 0 | 1, msg: DialerMsg): void;
   /** The server listens (the node exposes the port). */
   listening?(address: { host: string; port: number }): void;
+  /** Stream mode's endpointer (tests pass a double; default: the VAD endpointer). */
+  endpointer?: () => MediaEndpointer | Promise<MediaEndpointer>;
 }
+
+/** How long calls in conversation get to hear their goodbye when the server closes under them. */
+const POLITE_CLOSE_MS = 10_000;
 
 export class FastAgiInController {
   private server?: AgiServer;
+  private address?: { host: string; port: number };
+  private media?: MediaPath;
   private where = '';
   private active = 0;
   private readonly refresh = throttled(() => this.showStatus());
@@ -45,10 +56,10 @@ export class FastAgiInController {
 
   constructor(
     private readonly cfg: FastAgiInConfig,
-    private readonly view: NodeView,
+    private view: NodeView,
     private readonly t: Translate,
-    private readonly hooks: FastAgiInHooks,
-    private readonly records?: CallRecords,
+    private hooks: FastAgiInHooks,
+    private records?: CallRecords,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     let opts: ReturnType<typeof resolveServerOptions>;
@@ -56,6 +67,12 @@ export class FastAgiInController {
       opts = resolveServerOptions(
         { host: cfg.host, port: cfg.port, allow: cfg.allow, secret: cfg.secret, maxSessions: cfg.maxSessions },
         env,
+      );
+      this.media = new MediaPath(
+        { ...cfg, audioSocketHost: cfg.audioSocketHost || cfg.host || undefined },
+        { warn: (m) => view.warn(m) },
+        env,
+        hooks.endpointer,
       );
     } catch (err) {
       view.status(status.error(t('status.badConfig')));
@@ -82,7 +99,9 @@ export class FastAgiInController {
   async listen(): Promise<void> {
     if (!this.server) return;
     try {
+      await this.media?.start();
       const a = await this.server.listen();
+      this.address = a;
       this.where = `${a.host}:${a.port}`;
       this.showStatus();
       this.hooks.listening?.(a);
@@ -92,12 +111,50 @@ export class FastAgiInController {
     }
   }
 
+  /**
+   * A redeploy: the node's new instance takes over this server. Live sessions go on (the conversation
+   * nodes find them by msg.call.sessionId); their end, and new sessions, leave through the new instance.
+   */
+  attach(view: NodeView, hooks: FastAgiInHooks, records?: CallRecords): void {
+    this.view = view;
+    this.hooks = hooks;
+    this.records = records;
+    if (this.address) {
+      this.showStatus();
+      hooks.listening?.(this.address);
+    }
+  }
+
+  /**
+   * Stop the server. Calls still in conversation (the node was removed or changed by a Deploy) are
+   * ended politely first, goodbye + hangup, for up to POLITE_CLOSE_MS.
+   */
   async close(): Promise<void> {
     this.refresh.cancel();
     controlBus.off('call', this.onControl);
     const s = this.server;
     this.server = undefined;
-    if (s) await s.close();
+    if (!s) {
+      await this.media?.close();
+      return;
+    }
+    void s.stopAccepting(); // the port is free at once
+    const live = s.liveSessions().filter((x) => x.ready && endSessionPolitely(x, 'the FastAGI node was redeployed'));
+    if (live.length) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(live.map((x) => (x.closed ? undefined : new Promise((r) => x.once('close', r))))),
+        new Promise((r) => (timer = setTimeout(r, POLITE_CLOSE_MS))),
+      ]);
+      clearTimeout(timer);
+    }
+    await s.close();
+    await this.media?.close();
+  }
+
+  /** The AudioSocket address when stream mode is on (tests, the runtime banner). */
+  get mediaMode(): string {
+    return this.media?.mode ?? 'record';
   }
 
   /** Record a refused / failed session on its call (in memory at least, when no store is set). */
@@ -135,6 +192,7 @@ export class FastAgiInController {
     this.active++;
     this.refresh();
     const ended = (): void => {
+      if (call?.id !== undefined) forgetCall(call.id);
       this.active--;
       this.refresh();
       const reason = s.callerHungUp ? 'caller_hangup' : s.hangupRequested ? 'agi_hangup' : 'closed';
@@ -153,6 +211,8 @@ export class FastAgiInController {
         registerSession(s); // re-index by call id
       }
       if (this.cfg.answer) await s.answer();
+      // stream mode: the call's audio goes to AudioSocket now (record mode when that is not possible)
+      (call as MsgCall).media = this.media ? await this.media.attach(s) : 'record';
       const script = parseNetworkScript(s.env.network_script);
       this.hooks.send(0, {
         topic: 'agi_session',
@@ -173,10 +233,12 @@ export class FastAgiInController {
     for (const sess of sessionsByCallId(String(c.callId))) {
       if (sess.hungUp) continue;
       this.view.log(this.t('log.supervisorHangup', { id: String(c.callId) }));
-      sess.hangup().then(
-        () => sess.close(),
-        () => sess.close(),
-      );
+      endMedia(sess.id)
+        .then(() => sess.hangup())
+        .then(
+          () => sess.close(),
+          () => sess.close(),
+        );
     }
   }
 }

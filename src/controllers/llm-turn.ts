@@ -7,6 +7,7 @@ import {
   createLlmEngine,
   dropConversation,
   runTurn,
+  TURN_DEFAULTS,
   type ActionMode,
   type LlmEngine,
   type LlmServerSettings,
@@ -14,11 +15,15 @@ import {
   type TurnSettings,
 } from '../llm';
 import { loadCallContext } from '../llm/context';
+import { TextQueue } from '../llm/stream';
+import { getMedia } from '../media/registry';
+import type { MediaSession } from '../media/session';
 import type { Db } from '../store/db';
 import type { CallRecords } from '../calls/records';
 import { StageError, errorMessage, toStageError } from '../util/errors';
 import { parseDurationMs, parseOptionalNumber } from '../util/config';
-import { templateContext } from '../util/template';
+import { renderTemplate, templateContext } from '../util/template';
+import { noteGoodbyeLine } from '../calls/goodbye';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
@@ -116,17 +121,24 @@ export class LlmTurnController {
       !(payloadText && payloadText.trim());
     const userText = typeof msg.transcript?.text === 'string' ? msg.transcript.text : (payloadText ?? '');
     this.view.status(status.busy(this.t('status.thinking')));
+    const media = getMedia(msg.call?.sessionId);
+    if (media) return this.streamed(msg, media, eng, callKey, userText, greeting, signal);
     let r;
     try {
       await this.withContext(msg, callKey);
-      r = await runTurn(
-        eng,
-        { callId: callKey, userText, greeting, context: templateContext(msg), signal },
-        withCampaignSettings(this.settings, msg),
-      );
+      const context = templateContext(msg);
+      const settings = withCampaignSettings(this.settings, msg);
+      // the line a drain ends this call with, wherever the conversation is (src/calls/goodbye.ts)
+      noteGoodbyeLine(callKey, renderTemplate(settings.goodbye || TURN_DEFAULTS.goodbye, context));
+      r = await runTurn(eng, { callId: callKey, userText, greeting, context, signal }, settings);
     } catch (err) {
       throw toStageError(err, 'llm', eng.name);
     }
+    return this.finish(msg, callKey, r);
+  }
+
+  /** The decided reply on msg (and a do-not-call request stored with its turn). */
+  private async finish(msg: DialerMsg, callKey: string, r: Awaited<ReturnType<typeof runTurn>>): Promise<DialerMsg> {
     if (r.done) this.contexts.delete(callKey);
     msg.reply = r.action
       ? { text: r.text, done: r.done, action: r.action, source: r.source }
@@ -137,10 +149,87 @@ export class LlmTurnController {
     if (r.action) turn.action = r.action.type;
     else delete turn.action;
     turn.timing = { ...(turn.timing ?? {}), llmMs: Math.round(r.elapsedMs) };
+    if (r.firstTokenMs !== undefined) turn.timing.llmFirstTokenMs = Math.round(r.firstTokenMs);
     turn.engines = { ...(turn.engines ?? {}), llm: r.engine };
     // a do-not-call request is stored with its turn now, before the goodbye is spoken
     if (r.action?.type === 'add_to_dnc') await this.deps.records?.dncTurn(msg.call, turn);
     this.view.status(status.ok(r.action ? r.action.type : `"${r.text.slice(0, 40)}"`));
+    return msg;
+  }
+
+  /**
+   * Stream mode: the reply goes on as soon as its first words exist. The msg leaves with
+   * `msg.reply.streamId` (its text still coming, parked in the call's media session) and tts-speak
+   * speaks it sentence by sentence as the LLM writes, then completes msg.reply from the whole
+   * decision. A reply decided at once (greeting, do-not-call line, an engine that does not stream) is
+   * handled as in record mode.
+   */
+  private async streamed(
+    msg: DialerMsg,
+    media: MediaSession,
+    eng: LlmEngine,
+    callKey: string,
+    userText: string,
+    greeting: boolean,
+    signal: AbortSignal,
+  ): Promise<DialerMsg> {
+    const text = new TextQueue();
+    let first!: () => void;
+    const firstPiece = new Promise<void>((r) => (first = r));
+    let run: Promise<Awaited<ReturnType<typeof runTurn>>>;
+    try {
+      await this.withContext(msg, callKey);
+      run = runTurn(
+        eng,
+        {
+          callId: callKey,
+          userText,
+          greeting,
+          context: templateContext(msg),
+          signal,
+          onText: (d) => {
+            text.push(d);
+            first();
+          },
+        },
+        withCampaignSettings(this.settings, msg),
+      );
+      run.then(
+        () => text.end(),
+        (err) => text.fail(err),
+      );
+      const decided = await Promise.race([run.then(() => true), firstPiece.then(() => false)]);
+      if (decided) return this.finish(msg, callKey, await run);
+    } catch (err) {
+      throw toStageError(err, 'llm', eng.name);
+    }
+    const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : (msg.turn = { seq: 0, timing: {} });
+    const final = run.then(
+      async (r) => {
+        if (r.done) this.contexts.delete(callKey);
+        // a do-not-call request is stored the moment it is understood
+        if (r.action?.type === 'add_to_dnc')
+          await this.deps.records?.dncTurn(msg.call, { ...turn, botText: r.text, action: r.action.type });
+        this.view.status(status.ok(r.action ? r.action.type : `"${r.text.slice(0, 40)}"`));
+        return {
+          text: r.text,
+          done: r.done,
+          action: r.action,
+          source: r.source,
+          engine: r.engine,
+          llmMs: Math.round(r.elapsedMs),
+          llmFirstTokenMs: r.firstTokenMs === undefined ? undefined : Math.round(r.firstTokenMs),
+        };
+      },
+      (err) => {
+        throw toStageError(err, 'llm', eng.name);
+      },
+    );
+    final.catch(() => undefined); // tts-speak reports it
+    const streamId = media.offerReply({ text, final });
+    msg.reply = { text: '', done: false, streamId };
+    msg.payload = '';
+    turn.engines = { ...(turn.engines ?? {}), llm: eng.label };
     return msg;
   }
 

@@ -3,6 +3,8 @@
  * on msg.transcript, msg.payload and msg.turn. Failures are StageErrors (the node kit routes them).
  */
 import { createSttEngine, transcribe, type SttEngine } from '../speech/stt';
+import { encodeWav } from '../audio/wav';
+import { getMedia } from '../media/registry';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
@@ -72,7 +74,7 @@ export class SttTranscribeController {
   async handle(msg: DialerMsg, signal: AbortSignal): Promise<DialerMsg> {
     const eng = this.engine;
     if (this.configError || !eng) throw this.configError ?? new StageError('stt', 'not_configured', 'not configured');
-    const input = recordingOf(msg);
+    const input = recordingOf(msg) ?? streamedUtterance(msg);
     if (input === undefined)
       throw new StageError(
         'stt',
@@ -103,6 +105,17 @@ export class SttTranscribeController {
     this.view.status(status.ok(tr.simulated ? `${this.t('status.simulated')} ${shown}` : shown));
     return msg;
   }
+}
+
+/**
+ * Stream mode: the utterance the endpointer cut, from the call's media session (audio never travels in
+ * msg), as an in-memory WAV; an empty WAV when the turn heard nothing (no input, or the caller left).
+ */
+function streamedUtterance(msg: DialerMsg): Buffer | undefined {
+  const rec = msg.recording;
+  if (rec?.media !== 'stream') return undefined;
+  const u = getMedia(msg.call?.sessionId)?.utterance(rec.utteranceId);
+  return encodeWav({ sampleRate: 8000, channels: 1, samples: u ? u.audio : new Int16Array(0) }, u?.simText);
 }
 
 /** What to transcribe: msg.recording.path, else WAV bytes or a .wav path in msg.payload. */

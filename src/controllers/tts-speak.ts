@@ -6,13 +6,17 @@
 import { performance } from 'perf_hooks';
 import { getSession } from '../agi/registry';
 import { rowOf, type CallRecords } from '../calls/records';
-import { TtsService, createTtsEngine, sharedCache, type TtsResult } from '../speech/tts';
+import { noteVoice, type GoodbyeVoice } from '../calls/goodbye';
+import { TtsService, createTtsEngine, normaliseTtsText, sharedCache, type TtsResult } from '../speech/tts';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs, parseNumber, parseOptionalNumber } from '../util/config';
 import { renderTemplate, templateContext } from '../util/template';
 import type { Translate } from '../util/i18n';
-import type { DialerMsg, MsgTurn } from '../types/msg';
+import type { DialerMsg, MsgCall, MsgTurn } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
+import { getMedia } from '../media/registry';
+import { speakOnStream } from '../media/reply';
+import type { MediaSession, StreamedReply } from '../media/session';
 
 export interface TtsSpeakConfig {
   engine?: string;
@@ -101,7 +105,12 @@ export class TtsSpeakController {
   async handle(msg: DialerMsg, signal: AbortSignal): Promise<DialerMsg> {
     const svc = this.service;
     if (this.configError || !svc) throw this.configError ?? new StageError('tts', 'not_configured', 'not configured');
+    const media = this.cfg.play !== false ? getMedia(msg.call?.sessionId) : undefined;
+    // stream mode, a reply still being written by the LLM: spoken as it comes (unless a template overrides it)
+    const streamed = media && !this.cfg.text?.trim() ? media.takeReply(msg.reply?.streamId) : undefined;
+    if (media && streamed) return this.speakStream(msg, media, streamed.text, signal, streamed);
     const text = this.textOf(msg);
+    if (media) return this.speakStream(msg, media, text, signal);
     this.active++;
     this.view.status(status.busy(this.t('status.speaking', { active: this.active })));
     let tts: TtsResult | undefined;
@@ -117,6 +126,13 @@ export class TtsSpeakController {
       };
       // the turn is stored before the callee hears it (a crash during playback loses nothing said)
       const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
+      const callId = msg.call?.id;
+      if (callId !== undefined && callId !== null && callId !== '') {
+        noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq); // a drain's goodbye, if one comes
+        const s = this.cfg.play !== false && msg.call?.sessionId ? getSession(msg.call.sessionId) : undefined;
+        // the call is being ended by the dialer (it says its goodbye itself): this line is not heard
+        if (s?.ending) throw new StageError('playback', 'hangup', 'the call is being ended by the dialer');
+      }
       const spoken =
         turn && this.records ? await this.records.spokenTurn(msg.call, turn, this.turnRow(turn, text, tts)) : undefined;
       const playbackMs = this.cfg.play !== false ? await this.play(msg, tts) : undefined;
@@ -131,6 +147,125 @@ export class TtsSpeakController {
       throw toStageError(err, 'tts', svc.engine.name);
     } finally {
       tts?.release();
+      this.active--;
+    }
+  }
+
+  /** Say a line on `call` for the session's own goodbye: synthesised, stored as turn `seq`, then played by the session. */
+  private voiceFor(call: MsgCall): GoodbyeVoice {
+    return async (text, seq) => {
+      const svc = this.service;
+      if (!svc) return undefined;
+      const tts = await svc.speak(text, {});
+      const row: MsgTurn = {
+        seq,
+        botText: text,
+        action: 'end_call',
+        timing: { ttsMs: Math.round(tts.elapsedMs) },
+        engines: { tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` },
+      };
+      await this.records?.spokenTurn(call, row);
+      return { path: tts.playPath, durationMs: tts.durationMs, release: () => tts.release() };
+    };
+  }
+
+  /**
+   * Stream mode: sentence by sentence on the call's live media, barge-in on. The turn is stored before
+   * the caller hears it, and again with what was actually played (interrupted, playedText, timings).
+   */
+  private async speakStream(
+    msg: DialerMsg,
+    media: MediaSession,
+    text: string | AsyncIterable<string>,
+    signal: AbortSignal,
+    streamed?: StreamedReply,
+  ): Promise<DialerMsg> {
+    const svc = this.service as TtsService;
+    if (typeof text === 'string' && !normaliseTtsText(text))
+      throw new StageError('tts', 'invalid_input', 'nothing to say (empty text)', { engine: svc.engine.name });
+    this.active++;
+    this.view.status(status.busy(this.t('status.speaking', { active: this.active })));
+    try {
+      const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
+      const engineLabel = `${svc.engine.name}${svc.engine.voice ? `:${svc.engine.voice}` : ''}`;
+      // stored before the caller hears it (a streamed reply: once its text is known, below)
+      let spokenLater: Awaited<ReturnType<CallRecords['spokenTurn']>>;
+      const spoken =
+        turn && this.records && typeof text === 'string'
+          ? await this.records.spokenTurn(msg.call, turn, {
+              ...turn,
+              media: 'stream',
+              botText: turn.botText ?? text,
+              engines: { ...(turn.engines ?? {}), tts: engineLabel },
+            })
+          : undefined;
+      const spoke = speakOnStream(media, svc, text, { signal });
+      if (streamed) {
+        spoke.catch(() => undefined);
+        // the whole decision: msg.reply and the turn as record mode has them after llm-turn
+        const d = await streamed.final;
+        msg.reply = d.action
+          ? { text: d.text, done: d.done, action: d.action, source: d.source }
+          : { text: d.text, done: d.done, source: d.source };
+        msg.payload = d.text;
+        if (turn) {
+          turn.botText = d.text;
+          if (d.action) turn.action = d.action.type;
+          else delete turn.action;
+          turn.timing = { ...(turn.timing ?? {}), llmMs: d.llmMs };
+          if (d.llmFirstTokenMs !== undefined) turn.timing.llmFirstTokenMs = d.llmFirstTokenMs;
+          turn.engines = { ...(turn.engines ?? {}), llm: d.engine };
+          if (this.records)
+            spokenLater = await this.records.spokenTurn(msg.call, turn, {
+              ...turn,
+              media: 'stream',
+              engines: { ...(turn.engines ?? {}), tts: engineLabel },
+            });
+        }
+      }
+      const r = await spoke;
+      const said = typeof text === 'string' ? text : (msg.reply?.text ?? r.text);
+      const heard = media.utterance(msg.recording?.utteranceId);
+      msg.tts = {
+        engine: r.engine,
+        voice: r.voice,
+        cached: r.cached,
+        elapsedMs: r.ttsMs,
+        sentences: r.sentences,
+        media: 'stream',
+      };
+      msg.playback = {
+        durationMs: r.play.playedMs,
+        totalMs: r.play.totalMs,
+        interrupted: r.play.interrupted,
+        hungUp: r.play.hungUp,
+      };
+      if (turn) {
+        const timing = { ...(turn.timing ?? {}), ttsMs: r.ttsMs, playbackMs: r.play.playedMs };
+        if (r.ttsFirstAudioMs !== undefined) timing.ttsFirstAudioMs = r.ttsFirstAudioMs;
+        // an engine that does not stream gives its first token with the whole reply
+        if (timing.llmFirstTokenMs === undefined && timing.llmMs !== undefined) timing.llmFirstTokenMs = timing.llmMs;
+        if (heard && r.play.firstFrameAt !== undefined)
+          timing.replyLatencyMs = Math.max(0, Math.round(r.play.firstFrameAt - heard.speechEndAt));
+        turn.timing = timing;
+        turn.media = 'stream';
+        if (turn.botText === undefined) turn.botText = said;
+        turn.interrupted = r.play.interrupted;
+        if (r.play.interrupted) turn.playedText = r.playedText;
+        else delete turn.playedText;
+        turn.engines = { ...(turn.engines ?? {}), tts: engineLabel };
+        msg.event = 'conversation_turn';
+        (spoken ?? spokenLater)?.played(rowOf(turn));
+      }
+      this.view.status(
+        r.play.interrupted
+          ? status.warn(this.t('status.interrupted', { seconds: (r.play.playedMs / 1000).toFixed(1) }))
+          : status.ok(`${this.t('status.streamed')} ${(r.play.playedMs / 1000).toFixed(1)} s`),
+      );
+      return msg;
+    } catch (err) {
+      throw toStageError(err, 'tts', svc.engine.name);
+    } finally {
       this.active--;
     }
   }

@@ -45,6 +45,10 @@ export interface Timing {
   ttsMs?: number;
   playbackMs?: number;
   totalMs?: number;
+  endpointMs?: number;
+  llmFirstTokenMs?: number;
+  ttsFirstAudioMs?: number;
+  replyLatencyMs?: number;
 }
 export interface ConversationTurnEvent extends Base, CallIds {
   type: 'conversation_turn';
@@ -56,6 +60,9 @@ export interface ConversationTurnEvent extends Base, CallIds {
   /** The caller's words were read back from the simulator, not recognised from speech (demo only). */
   simulated?: boolean;
   timing: Timing;
+  media?: 'record' | 'stream';
+  interrupted?: boolean;
+  playedText?: string;
   /** This turn is not in the database yet: it is retried until the database is back. */
   writePending?: boolean;
 }
@@ -218,6 +225,10 @@ export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent 
     ttsMs: num(t.ttsMs),
     playbackMs: num(t.playbackMs),
     totalMs: num(t.totalMs),
+    endpointMs: num(t.endpointMs),
+    llmFirstTokenMs: num(t.llmFirstTokenMs),
+    ttsFirstAudioMs: num(t.ttsFirstAudioMs),
+    replyLatencyMs: num(t.replyLatencyMs),
   });
   return checked({
     v: SCHEMA_VERSION,
@@ -231,6 +242,9 @@ export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent 
     action: turn.action ?? msg.reply?.action?.type ?? undefined,
     simulated: turn.simulated || msg.transcript?.simulated ? true : undefined,
     timing,
+    media: turn.media === 'stream' || turn.media === 'record' ? turn.media : undefined,
+    interrupted: turn.interrupted === true ? true : undefined,
+    playedText: turn.interrupted === true && typeof turn.playedText === 'string' ? turn.playedText : undefined,
     writePending: turn.writePending === true ? true : undefined,
   } as ConversationTurnEvent);
 }

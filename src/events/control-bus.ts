@@ -81,23 +81,3 @@ export function takeSupervisorLine(callId: string): string | undefined {
   if (q.length === 0) pendingLines.delete(id);
   return t;
 }
-
-/** Calls asked to end at their next turn (shutdown drain): the conversation says its goodbye and hangs up. */
-const endRequests = new Map<string, string>();
-
-export function requestCallEnd(callId: string | number, reason: string): void {
-  const id = String(callId);
-  if (endRequests.size >= MAX_CALLS && !endRequests.has(id)) {
-    const oldest = endRequests.keys().next().value;
-    if (oldest !== undefined) endRequests.delete(oldest);
-  }
-  endRequests.set(id, reason);
-}
-
-/** The end request of a call (and forget it), if any. */
-export function takeCallEnd(callId: string | number): string | undefined {
-  const id = String(callId);
-  const r = endRequests.get(id);
-  if (r !== undefined) endRequests.delete(id);
-  return r;
-}

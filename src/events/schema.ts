@@ -141,8 +141,38 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       timing: {
         type: 'object',
         additionalProperties: false,
-        properties: { recordMs: ms, sttMs: ms, llmMs: ms, ttsMs: ms, playbackMs: ms, totalMs: ms },
+        properties: {
+          recordMs: ms,
+          sttMs: ms,
+          llmMs: ms,
+          ttsMs: ms,
+          playbackMs: ms,
+          totalMs: ms,
+          endpointMs: {
+            ...ms,
+            description: 'stream mode: silence waited after the caller spoke before the turn ended',
+          },
+          llmFirstTokenMs: {
+            ...ms,
+            description: "stream mode: to the LLM's first token (the whole reply when the engine does not stream)",
+          },
+          ttsFirstAudioMs: { ...ms, description: 'stream mode: to the first audio of the reply' },
+          replyLatencyMs: {
+            ...ms,
+            description: "stream mode: end of the caller's speech to our first audio frame on the wire",
+          },
+        },
         required: [],
+      },
+      media: { type: 'string', enum: ['record', 'stream'], description: 'how the turn was heard and spoken' },
+      interrupted: {
+        type: 'boolean',
+        description: 'stream mode: the caller talked over the reply and it was stopped (barge-in)',
+      },
+      playedText: {
+        type: 'string',
+        maxLength: 10000,
+        description: 'stream mode, interrupted: the part of botText the caller heard',
       },
       writePending: {
         type: 'boolean',

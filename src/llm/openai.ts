@@ -6,7 +6,9 @@
  */
 import { StageError } from '../util/errors';
 import { renderTemplate } from '../util/template';
-import { bearer, checkBaseUrl, httpRequest, joinUrl, parseJsonBody } from '../speech/http';
+import { bearer, checkBaseUrl, httpRequest, httpStream, joinUrl, parseJsonBody } from '../speech/http';
+import { SseParser } from './sse';
+import { SpeakableFilter } from './stream';
 import {
   buildAction,
   cleanReplyText,
@@ -28,6 +30,8 @@ export interface OpenAiChatOptions extends ActionPolicy {
   /** System prompt template (`{{contact.name}}`, `{{campaign.name}}`, ...). */
   systemPrompt: string;
   mode: ActionMode;
+  /** Stream mode: longest pause between two pieces of a streamed answer, ms (default 10000). */
+  streamIdleMs?: number;
 }
 
 export const DEFAULT_SYSTEM_PROMPT =
@@ -187,7 +191,11 @@ export class OpenAiChatEngine implements LlmEngine {
       signal: req.signal,
       maxBytes: 4 * 1024 * 1024,
     });
-    const j = parseJsonBody<{ choices?: ChatChoice[] }>(res, 'llm', this.name);
+    return this.decision(parseJsonBody<{ choices?: ChatChoice[] }>(res, 'llm', this.name));
+  }
+
+  /** A whole chat.completion answer as a decision (the non-streamed path, and servers that ignore `stream`). */
+  private decision(j: { choices?: ChatChoice[] } | null): LlmDecision {
     const choice = Array.isArray(j?.choices) ? j.choices[0] : undefined;
     if (!choice || !choice.message || typeof choice.message !== 'object') {
       throw new StageError('llm', 'bad_response', 'answer has no choices[0].message', { engine: this.name });
@@ -199,6 +207,130 @@ export class OpenAiChatEngine implements LlmEngine {
       throw new StageError('llm', 'bad_response', `empty reply${why}`, { engine: this.name });
     }
     if (!decision.text && decision.action) decision.text = DEFAULT_ACTION_LINES[decision.action.type];
+    return decision;
+  }
+
+  /**
+   * The turn with `stream: true`: the answer's server-sent events (`data: {chat.completion.chunk}` ...
+   * `data: [DONE]`) are parsed as they arrive; content deltas go to `onText` as speakable text (not in JSON
+   * mode, whose content is a JSON object: its reply is spoken whole at the end); tool-call deltas are
+   * assembled by index. A server that ignores `stream` and answers one JSON object is accepted. Failures:
+   * HTTP errors and dropped connections as in `decide`, an `error` event or a stream that ends before
+   * `[DONE]`/`finish_reason` is bad_response, no answer in time or a stall of `streamIdleMs` is timeout.
+   */
+  async stream(req: LlmRequest, onText: (delta: string) => void): Promise<LlmDecision> {
+    const base = checkBaseUrl(this.opts.baseUrl, 'llm', this.name, 'LLM base URL (LLM_BASE_URL)');
+    const engine = this.name;
+    const sse = new SseParser();
+    const filter = new SpeakableFilter();
+    let isSse = true;
+    const whole: Buffer[] = [];
+    let content = '';
+    let finishReason: string | undefined;
+    let done = false;
+    const calls: Array<{ id?: string; name: string; arguments: string }> = [];
+    const speak = (t: string) => {
+      if (t) onText(t);
+    };
+    const onEvent = (data: string) => {
+      if (done) return;
+      if (data.trim() === '[DONE]') {
+        done = true;
+        return;
+      }
+      let chunk: {
+        error?: { message?: unknown } | string;
+        choices?: Array<{
+          delta?: {
+            content?: unknown;
+            tool_calls?: Array<{ index?: number; id?: string; function?: { name?: unknown; arguments?: unknown } }>;
+            function_call?: { name?: unknown; arguments?: unknown };
+          };
+          finish_reason?: string | null;
+        }>;
+      };
+      try {
+        chunk = JSON.parse(data);
+      } catch {
+        throw new StageError('llm', 'bad_response', `stream event is not JSON: ${data.slice(0, 80)}`, { engine });
+      }
+      if (!chunk || typeof chunk !== 'object')
+        throw new StageError('llm', 'bad_response', 'stream event is not a JSON object', { engine });
+      if (chunk.error) {
+        const m = typeof chunk.error === 'string' ? chunk.error : String(chunk.error.message ?? 'error');
+        throw new StageError('llm', 'bad_response', `the server reported an error mid-stream: ${m.slice(0, 200)}`, {
+          engine,
+        });
+      }
+      const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
+      if (!choice) return; // usage-only or keep-alive chunks
+      if (choice.finish_reason) finishReason = choice.finish_reason;
+      const d = choice.delta;
+      if (!d || typeof d !== 'object') return;
+      if (typeof d.content === 'string' && d.content) {
+        content += d.content;
+        if (this.opts.mode !== 'json') speak(filter.push(d.content));
+      }
+      const parts = Array.isArray(d.tool_calls) ? d.tool_calls : d.function_call ? [{ function: d.function_call }] : [];
+      for (const tc of parts) {
+        const i = typeof (tc as { index?: unknown }).index === 'number' ? (tc as { index: number }).index : 0;
+        if (!Number.isInteger(i) || i < 0 || i > 31)
+          throw new StageError('llm', 'bad_response', `tool call index ${String(i)} out of range`, { engine });
+        const c = (calls[i] ??= { name: '', arguments: '' });
+        if ((tc as { id?: unknown }).id) c.id = String((tc as { id?: unknown }).id);
+        if (typeof tc.function?.name === 'string') c.name += tc.function.name;
+        if (typeof tc.function?.arguments === 'string') c.arguments += tc.function.arguments;
+      }
+    };
+    await httpStream({
+      url: joinUrl(base, '/chat/completions'),
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json',
+        Accept: 'text/event-stream, application/json',
+        ...bearer(this.opts.apiKey),
+      },
+      body: JSON.stringify({ ...this.requestBody(req), stream: true }),
+      timeoutMs: req.timeoutMs,
+      idleMs: this.opts.streamIdleMs ?? 10000,
+      stage: 'llm',
+      engine,
+      signal: req.signal,
+      maxBytes: 4 * 1024 * 1024,
+      onResponse: (_status, headers) => {
+        isSse = /text\/event-stream/i.test(String(headers['content-type'] ?? ''));
+      },
+      onData: (c) => {
+        if (!isSse) whole.push(c);
+        else for (const ev of sse.push(c)) onEvent(ev.data);
+      },
+    });
+    if (!isSse) {
+      const d = this.decision(
+        parseJsonBody<{ choices?: ChatChoice[] }>(
+          { status: 200, headers: {}, body: Buffer.concat(whole) },
+          'llm',
+          engine,
+        ),
+      );
+      speak(d.text);
+      return d;
+    }
+    for (const ev of sse.end()) onEvent(ev.data);
+    if (!done && !finishReason)
+      throw new StageError('llm', 'bad_response', 'the stream ended before the reply was complete', { engine });
+    if (this.opts.mode !== 'json') speak(filter.end());
+    const message: NonNullable<ChatChoice['message']> = { role: 'assistant', content };
+    const toolCalls = calls.filter((c) => c && c.name);
+    if (toolCalls.length)
+      message.tool_calls = toolCalls.map((c) => ({
+        id: c.id,
+        type: 'function',
+        function: { name: c.name, arguments: c.arguments },
+      }));
+    const decision = this.decision({ choices: [{ message, finish_reason: finishReason }] });
+    // JSON mode, or an action without words: the reply is spoken whole
+    if (this.opts.mode === 'json' || !content.trim()) speak(decision.text);
     return decision;
   }
 

@@ -209,4 +209,11 @@ export class ScriptedEngine implements LlmEngine {
     } else action = { type } as LlmAction;
     return { text, action };
   }
+
+  /** Stream mode: the same decision, its reply handed over word by word (as a model would stream it). */
+  async stream(req: LlmRequest, onText: (delta: string) => void): Promise<LlmDecision> {
+    const d = await this.decide(req);
+    for (const piece of d.text.match(/\S+\s*/g) ?? []) onText(piece);
+    return d;
+  }
 }

@@ -8,7 +8,7 @@
  * turn ends the call.
  */
 import { performance } from 'perf_hooks';
-import { takeCallEnd, takeSupervisorLine } from '../events/control-bus';
+import { takeSupervisorLine } from '../events/control-bus';
 import { renderTemplate } from '../util/template';
 import { conversations as defaultStore, trimHistory, type ConversationStore } from './history';
 import { isDoNotCallRequest } from './scripted';
@@ -48,6 +48,11 @@ export interface TurnInput {
   greeting: boolean;
   context: Record<string, unknown>;
   signal?: AbortSignal;
+  /**
+   * Stream mode: the reply's text as it is generated (engine replies piece by piece, rule replies such as
+   * the greeting or the do-not-call line in one piece). `firstTokenMs` on the reply times the first piece.
+   */
+  onText?: (delta: string) => void;
 }
 
 export async function runTurn(
@@ -80,13 +85,16 @@ export async function runTurn(
       elapsedMs: performance.now() - t0,
     };
     if (action) reply.action = action;
+    if (input.onText) {
+      if (firstTokenMs === undefined) {
+        firstTokenMs = performance.now() - t0;
+        input.onText(text);
+      }
+      reply.firstTokenMs = firstTokenMs;
+    }
     return reply;
   };
-
-  // the runtime is shutting down (drain timeout passed): a polite goodbye, then the call ends
-  const ending = takeCallEnd(input.callId);
-  if (ending)
-    return finish(say(settings.goodbye || TURN_DEFAULTS.goodbye), 'supervisor', { type: 'end_call', reason: ending });
+  let firstTokenMs: number | undefined;
 
   const supervisor = takeSupervisorLine(input.callId);
   if (supervisor) return finish(supervisor, 'supervisor');
@@ -112,7 +120,7 @@ export async function runTurn(
     conv.state.silences = 0;
   }
 
-  const decision = await engine.decide({
+  const request = {
     callId: input.callId,
     userText,
     greeting: input.greeting,
@@ -121,6 +129,15 @@ export async function runTurn(
     state: conv.state,
     timeoutMs: settings.timeoutMs ?? TURN_DEFAULTS.timeoutMs,
     signal: input.signal,
-  });
+  };
+  const onText = input.onText;
+  const decision =
+    onText && engine.stream
+      ? await engine.stream(request, (delta) => {
+          if (!delta) return;
+          if (firstTokenMs === undefined) firstTokenMs = performance.now() - t0;
+          onText(delta);
+        })
+      : await engine.decide(request);
   return finish(decision.text, input.greeting ? 'greeting' : 'engine', decision.action);
 }

@@ -42,6 +42,12 @@ export interface LlmEngine {
   /** Engine and model for the turn record, e.g. `openai:llama3.2`. */
   readonly label: string;
   decide(req: LlmRequest): Promise<LlmDecision>;
+  /**
+   * Optional: the same decision, with the reply's speakable text handed to `onText` piece by piece as the
+   * engine generates it (stream mode speaks it sentence by sentence). Engines without it are streamed as
+   * one piece by `streamDecision` (src/llm/stream.ts).
+   */
+  stream?(req: LlmRequest, onText: (delta: string) => void): Promise<LlmDecision>;
 }
 
 /** Where a reply came from. */
@@ -55,4 +61,6 @@ export interface LlmReply {
   engine: string;
   source: ReplySource;
   elapsedMs: number;
+  /** Stream mode: ms from the start of the turn to the first piece of reply text. */
+  firstTokenMs?: number;
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'crypto';
 import http from 'http';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
+import { disposeParked } from '../util/handoff';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
 import { checkPortFree, freePort } from './ports';
 import { ensureDemoCampaign } from './demo';
@@ -189,6 +190,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     followAdminAuth: false,
     mqttPort,
     agiPort,
+    // the shipped flow streams (AudioSocket) wherever Asterisk can, else records, call by call
+    mediaMode: env.MEDIA_MODE || 'auto',
   };
 
   await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
@@ -251,6 +254,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   let RED: typeof import('node-red') | undefined;
   const cleanup = async () => {
     if (RED) await RED.stop().catch(() => undefined);
+    // what the nodes kept for a redeploy (database, bus, ARI, FastAGI) is released now
+    await disposeParked();
     if (server) await new Promise<void>((r) => server!.close(() => r()));
     if (sim) await sim.close().catch(() => undefined);
     unprobe?.();
@@ -459,14 +464,14 @@ export async function main(): Promise<void> {
   for (const l of banner(rt.info)) console.log(l);
   let stopping = false;
   const drainMs = parseDurationMs(process.env.DRAIN_TIMEOUT, 30_000);
-  const graceMs = 10_000;
+  const graceMs = 25_000; // DRAIN_GRACE_MS: the command in flight (a RECORD up to 20 s), then the goodbye
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(
       `\n${signal}: stopping: no new calls; live calls get up to ${Math.round(drainMs / 1000)} s to finish (DRAIN_TIMEOUT)...`,
     );
-    const limit = drainMs + graceMs + 20_000;
+    const limit = drainMs + graceMs + 15_000; // under compose's stop_grace_period (75 s) with the defaults
     const force = setTimeout(() => {
       console.error(`ai-dialer: shutdown took longer than ${Math.round(limit / 1000)} s; exiting`);
       process.exit(1);

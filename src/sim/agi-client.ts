@@ -12,6 +12,8 @@ import path from 'path';
 import { encodeWav, parseWav, toAsteriskWav } from '../audio/wav';
 import { formatEnv, parseArgs } from '../agi/protocol';
 import { utteranceAt, type Persona, type Utterance } from './persona';
+import { runAudioSocketCallee, type AudioSocketCalleeResult } from './audiosocket-client';
+import { isUuid } from '../media/audiosocket';
 import { FRAME_MS, FRAME_SAMPLES, SIM_RATE, isSilentFrame, utteranceAudio, type SimSpeech } from './audio-utterance';
 
 export interface AgiCallOptions {
@@ -77,6 +79,8 @@ export interface AgiCallResult {
   /** Where the dialplan continues after the AGI, when the server changed it (SET CONTEXT / EXTENSION / PRIORITY). */
   continueAt?: { context?: string; extension?: string; priority?: string };
   durationMs: number;
+  /** Each AudioSocket() the call ran (stream mode): what the callee heard and said, timings. */
+  audioSocket: AudioSocketCalleeResult[];
 }
 
 export const REPLY_DEAD = '511 Command Not Permitted on a dead channel or intercept routine';
@@ -161,6 +165,7 @@ class SimAgiCall {
   private continueAt?: { context?: string; extension?: string; priority?: string };
   private readonly transcript: AgiTranscriptEntry[] = [];
   private readonly recordings: string[] = [];
+  private readonly audioSockets: AudioSocketCalleeResult[] = [];
   private up = true;
   private hangupSent = false;
   private hungUpBy?: 'caller' | 'agi';
@@ -359,6 +364,7 @@ class SimAgiCall {
       variables: this.vars,
       continueAt: this.continueAt,
       durationMs: Date.now() - this.t0,
+      audioSocket: this.audioSockets,
     });
   }
 
@@ -452,10 +458,47 @@ class SimAgiCall {
         this.write('200 result=-1');
         this.hangupNow('agi');
         return;
+      case 'audiosocket':
+        return this.audioSocket(data);
       default:
         // Application not found.
         return this.write('200 result=-2');
     }
+  }
+
+  /**
+   * `AudioSocket(<uuid>,<host:port>)`: the callee's audio streams to the server until it sends a hangup
+   * or closes (result 0), or the callee hangs up (result -1, then the channel is gone). A bad uuid or
+   * an unreachable server: result -1 at once, as app_audiosocket does.
+   */
+  private async audioSocket(data: string): Promise<void> {
+    const m = /^([^,]*),(.+):(\d{1,5})$/.exec(data.trim());
+    if (!m || !isUuid(m[1])) return this.write('200 result=-1');
+    const ac = new AbortController();
+    let replied = false;
+    const reply = (line: string) => {
+      if (replied) return;
+      replied = true;
+      this.write(line);
+    };
+    this.current = {
+      interrupt: () => {
+        ac.abort();
+        reply('200 result=-1');
+      },
+    };
+    const r = await runAudioSocketCallee({
+      host: m[2].replace(/^\[|\]$/g, ''),
+      port: Number(m[3]),
+      uuid: m[1],
+      utterances: (this.o.persona.utterances ?? []).slice(this.records),
+      speech: this.o.speech,
+      signal: ac.signal,
+    });
+    this.audioSockets.push(r);
+    this.records += r.said.length;
+    if (r.endedBy === 'callee_hangup' && !ac.signal.aborted) return this.hangupNow('caller');
+    reply(`200 result=${r.endedBy === 'connect_failed' || r.endedBy === 'error' ? -1 : r.result}`);
   }
 
   private async waitForDigit(ms: number): Promise<void> {

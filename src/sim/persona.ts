@@ -14,8 +14,14 @@ export interface Utterance {
   dtmf?: string;
   /** Silence before speaking, ms. */
   pauseMs?: number;
-  /** Hang up in the middle of this recording (`(hangup)` reply, then `HANGUP`). */
+  /** Hang up in the middle of this recording (`(hangup)` reply, then `HANGUP`); in stream mode, after saying it. */
   hangup?: boolean;
+  /** Stream mode: start talking this long after our prompt began (talk over it: barge-in). */
+  bargeInAfterMs?: number;
+  /** Stream mode: send this much noise instead of speech. */
+  noiseMs?: number;
+  /** Stream mode: say nothing this turn (the no-input path). */
+  silent?: boolean;
 }
 
 export interface Persona {

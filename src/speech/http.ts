@@ -71,9 +71,31 @@ const NETWORK_CODES = new Set([
 ]);
 
 export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
+  const chunks: Buffer[] = [];
+  return httpStream({ ...req, onData: (c) => void chunks.push(c) }).then((r) => ({
+    ...r,
+    body: Buffer.concat(chunks),
+  }));
+}
+
+export interface HttpStreamRequest extends HttpRequest {
+  /** Called with the status and headers of a 2xx answer, before its first body chunk. */
+  onResponse?: (status: number, headers: http.IncomingHttpHeaders) => void;
+  /** Each body chunk of a 2xx answer as it arrives (error answers are collected for the message instead). */
+  onData: (chunk: Buffer) => void;
+  /** Longest wait for the next body chunk once the answer started, ms (default: no limit beyond timeoutMs). */
+  idleMs?: number;
+}
+
+/**
+ * One request whose answer body is handed over chunk by chunk (server-sent events, streamed audio), with
+ * the same deadline, size cap, abort and typed failures as `httpRequest`. Resolves at the end of the body.
+ * A callback that throws ends the request with that error.
+ */
+export function httpStream(req: HttpStreamRequest): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   const { stage, engine } = req;
   const maxBytes = req.maxBytes ?? 32 * 1024 * 1024;
-  return new Promise<HttpResponse>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     let url: URL;
     try {
       url = new URL(req.url);
@@ -87,15 +109,17 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
     const headers: Record<string, string | number> = { ...(req.headers ?? {}) };
     if (body) headers['Content-Length'] = body.length;
     let settled = false;
-    const finish = (err: StageError | undefined, res?: HttpResponse) => {
+    let idle: NodeJS.Timeout | undefined;
+    const finish = (err: unknown, res?: { status: number; headers: http.IncomingHttpHeaders }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      if (idle) clearTimeout(idle);
       req.signal?.removeEventListener('abort', onAbort);
       if (err) {
         r.destroy();
         reject(err);
-      } else resolve(res as HttpResponse);
+      } else resolve(res as { status: number; headers: http.IncomingHttpHeaders });
     };
     const where = redactedUrl(req.url);
     const timer = setTimeout(
@@ -105,11 +129,28 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         ),
       req.timeoutMs,
     );
+    const armIdle = () => {
+      if (!req.idleMs) return;
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(
+        () => finish(new StageError(stage, 'timeout', `answer from ${where} stalled for ${req.idleMs} ms`, { engine })),
+        req.idleMs,
+      );
+    };
     const onAbort = () => finish(new StageError(stage, 'network', `request to ${where} aborted`, { engine }));
     const r = lib.request(url, { method: req.method ?? (body ? 'POST' : 'GET'), headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
+      const status = res.statusCode ?? 0;
+      const ok = status >= 200 && status <= 299;
+      const errChunks: Buffer[] = [];
       let size = 0;
+      try {
+        if (ok) req.onResponse?.(status, res.headers);
+      } catch (err) {
+        return finish(err);
+      }
+      armIdle();
       res.on('data', (c: Buffer) => {
+        if (settled) return;
         size += c.length;
         if (size > maxBytes) {
           finish(
@@ -117,24 +158,31 @@ export function httpRequest(req: HttpRequest): Promise<HttpResponse> {
           );
           return;
         }
-        chunks.push(c);
+        armIdle();
+        if (!ok) {
+          errChunks.push(c);
+          return;
+        }
+        try {
+          req.onData(c);
+        } catch (err) {
+          finish(err);
+        }
       });
       res.on('end', () => {
-        const resp: HttpResponse = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
-        if (resp.status === 401 || resp.status === 403) {
+        const errBody = Buffer.concat(errChunks);
+        if (status === 401 || status === 403) {
           finish(
             new StageError(
               stage,
               'unauthorized',
-              `HTTP ${resp.status} from ${where} (check the API key)${detail(resp.body)}`,
+              `HTTP ${status} from ${where} (check the API key)${detail(errBody)}`,
               { engine },
             ),
           );
-        } else if (resp.status < 200 || resp.status > 299) {
-          finish(
-            new StageError(stage, 'bad_response', `HTTP ${resp.status} from ${where}${detail(resp.body)}`, { engine }),
-          );
-        } else finish(undefined, resp);
+        } else if (!ok) {
+          finish(new StageError(stage, 'bad_response', `HTTP ${status} from ${where}${detail(errBody)}`, { engine }));
+        } else finish(undefined, { status, headers: res.headers });
       });
       res.on('error', (err) => finish(mapNetErr(err, stage, engine, where)));
       res.on('aborted', () =>

@@ -7,7 +7,7 @@
 import fs from 'fs';
 import { performance } from 'perf_hooks';
 import { StageError, errorMessage } from '../util/errors';
-import { parseWav, toMono, type ParsedWav } from '../audio/wav';
+import { encodeWav, parseWav, toMono, type ParsedWav } from '../audio/wav';
 import { VoskEngine, type VoskOptions } from './stt-vosk';
 import { OpenAiSttEngine, type OpenAiSttOptions } from './stt-openai';
 import { SimSttEngine } from './stt-sim';
@@ -115,6 +115,26 @@ export async function transcribe(
     out.confidence = Math.max(0, Math.min(1, r.confidence));
   if (r.simulated) out.simulated = true;
   return out;
+}
+
+/**
+ * Transcribe an utterance held in memory (stream mode: the endpointer's audio, 8 kHz 16-bit mono by
+ * default): the WAV is built in memory and handed to the engine at once (OpenAI-compatible engines post
+ * it as one file, Wyoming streams it, Vosk sends it); nothing touches the disk.
+ */
+export function transcribeSamples(
+  engine: SttEngine,
+  samples: Int16Array,
+  opts: {
+    sampleRate?: number;
+    timeoutMs?: number;
+    language?: string;
+    signal?: AbortSignal;
+    onPartial?: (t: string) => void;
+  } = {},
+): Promise<Transcript> {
+  const wav = encodeWav({ sampleRate: opts.sampleRate ?? 8000, channels: 1, samples });
+  return transcribe(engine, wav, opts);
 }
 
 /** One line, no control characters, capped (transcripts flow into prompts, logs and events). */

@@ -9,7 +9,7 @@ import fs from 'fs';
 import path from 'path';
 import { performance } from 'perf_hooks';
 import { StageError, errorMessage } from '../util/errors';
-import { toAsteriskWav, WavError } from '../audio/wav';
+import { parseWav, toAsteriskWav, WavError } from '../audio/wav';
 import { AudioCache, cacheKey, resolveAudioDir } from './tts-cache';
 import { EspeakEngine, type EspeakOptions } from './tts-espeak';
 import { PiperEngine, type PiperOptions } from './tts-piper';
@@ -147,6 +147,50 @@ export class TtsService {
       voice: engine.voice,
       release: got.release,
     };
+  }
+}
+
+/** Speech as samples for stream mode (sent as 20 ms frames, never a file to play). */
+export interface TtsSamples {
+  text: string;
+  /** 8 kHz 16-bit mono. */
+  samples: Int16Array;
+  durationMs: number;
+  cached: boolean;
+  elapsedMs: number;
+  engine: string;
+  voice: string;
+}
+
+/**
+ * `speak` for stream mode: the same synthesis, conversion and cache (so a sentence said before costs a
+ * cache read), handed back as samples. The cache entry is released at once: the samples are in memory.
+ */
+export async function speakSamples(
+  tts: TtsService,
+  text: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<TtsSamples> {
+  const t0 = performance.now();
+  const r = await tts.speak(text, opts);
+  try {
+    const wav = parseWav(await fs.promises.readFile(r.file));
+    return {
+      text: normaliseTtsText(text),
+      samples: wav.samples,
+      durationMs: r.durationMs,
+      cached: r.cached,
+      elapsedMs: performance.now() - t0,
+      engine: r.engine,
+      voice: r.voice,
+    };
+  } catch (err) {
+    throw new StageError('tts', 'bad_response', `cached audio unreadable: ${errorMessage(err)}`, {
+      engine: r.engine,
+      cause: err,
+    });
+  } finally {
+    r.release();
   }
 }
 

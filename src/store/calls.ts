@@ -64,6 +64,13 @@ export interface TurnRow {
   total_ms: number | null;
   engines: Record<string, unknown>;
   error: string | null;
+  media: string | null;
+  interrupted: boolean;
+  played_text: string | null;
+  endpoint_ms: number | null;
+  llm_first_token_ms: number | null;
+  tts_first_audio_ms: number | null;
+  reply_latency_ms: number | null;
   created_at: Date;
 }
 
@@ -73,9 +80,23 @@ export interface TurnInput {
   botText?: string | null;
   confidence?: number | null;
   action?: string | null;
-  timing?: { recordMs?: number; sttMs?: number; llmMs?: number; ttsMs?: number; playbackMs?: number };
+  timing?: {
+    recordMs?: number;
+    sttMs?: number;
+    llmMs?: number;
+    ttsMs?: number;
+    playbackMs?: number;
+    endpointMs?: number;
+    llmFirstTokenMs?: number;
+    ttsFirstAudioMs?: number;
+    replyLatencyMs?: number;
+  };
   engines?: Record<string, unknown>;
   error?: string | null;
+  /** Stream mode (migration 025): how the turn was heard and spoken, barge-in. */
+  media?: string | null;
+  interrupted?: boolean;
+  playedText?: string | null;
 }
 
 const finalList = FINAL_STATUSES.map((s) => `'${s}'`).join(',');
@@ -144,13 +165,16 @@ export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Pr
   const total = parts.length ? parts.reduce((a, b) => a + b, 0) : null;
   // Never written to a closed call (a late or forged session cannot rewrite a finished conversation).
   const r = await q.query<TurnRow>(
-    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error)
-     select $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14
+    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error,
+       media, interrupted, played_text, endpoint_ms, llm_first_token_ms, tts_first_audio_ms, reply_latency_ms)
+     select $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21
       where exists (select 1 from calls where id = $1 and status not in (${finalList}))
      on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
        confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
        llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
-       engines = excluded.engines, error = excluded.error
+       engines = excluded.engines, error = excluded.error, media = excluded.media, interrupted = excluded.interrupted,
+       played_text = excluded.played_text, endpoint_ms = excluded.endpoint_ms, llm_first_token_ms = excluded.llm_first_token_ms,
+       tts_first_audio_ms = excluded.tts_first_audio_ms, reply_latency_ms = excluded.reply_latency_ms
      returning *`,
     [
       callId,
@@ -167,6 +191,13 @@ export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Pr
       round(total ?? undefined),
       JSON.stringify(t.engines ?? {}),
       t.error ?? null,
+      t.media ?? null,
+      t.interrupted === true,
+      t.playedText ?? null,
+      round(timing.endpointMs),
+      round(timing.llmFirstTokenMs),
+      round(timing.ttsFirstAudioMs),
+      round(timing.replyLatencyMs),
     ],
   );
   if (!r.rows.length)

@@ -131,6 +131,9 @@ export function turnInputOf(turn: {
   action?: unknown;
   timing?: Record<string, number>;
   engines?: Record<string, unknown>;
+  media?: unknown;
+  interrupted?: unknown;
+  playedText?: unknown;
 }): TurnInput {
   return {
     seq: typeof turn.seq === 'number' ? turn.seq : 0,
@@ -140,5 +143,8 @@ export function turnInputOf(turn: {
     action: typeof turn.action === 'string' ? turn.action : null,
     timing: turn.timing,
     engines: turn.engines,
+    media: turn.media === 'stream' || turn.media === 'record' ? turn.media : null,
+    interrupted: turn.interrupted === true,
+    playedText: turn.interrupted === true && typeof turn.playedText === 'string' ? turn.playedText : null,
   };
 }

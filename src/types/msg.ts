@@ -10,6 +10,14 @@ import type { LlmAction, ReplySource } from '../llm/types';
 /** Per-stage timing of one conversation turn, in milliseconds. */
 export interface TurnTiming {
   recordMs?: number;
+  /** Stream mode: silence waited after the caller's speech before the turn was ended. */
+  endpointMs?: number;
+  /** Stream mode: request to the LLM's first token (the whole reply when the engine does not stream). */
+  llmFirstTokenMs?: number;
+  /** Stream mode: text to the first audio of the reply. */
+  ttsFirstAudioMs?: number;
+  /** Stream mode: end of the caller's speech to our first audio frame on the wire (what the caller waits). */
+  replyLatencyMs?: number;
   sttMs?: number;
   llmMs?: number;
   ttsMs?: number;
@@ -49,6 +57,12 @@ export interface MsgTurn {
   botText?: string;
   action?: string;
   simulated?: boolean;
+  /** `stream` or `record`: how the turn was heard and spoken. */
+  media?: string;
+  /** Stream mode: the caller talked over the reply and it was stopped (barge-in). */
+  interrupted?: boolean;
+  /** Stream mode, interrupted: the part of botText the caller heard. */
+  playedText?: string;
   timing?: TurnTiming;
   engines?: Record<string, unknown>;
   /** llm-turn / tts-speak: this turn is not stored yet (the database is unreachable; it is retried). */
@@ -59,6 +73,12 @@ export interface MsgTurn {
 /** `msg.recording`: set by agi-record (path WITH extension). */
 export interface MsgRecording {
   path?: string;
+  /** Stream mode: the utterance in the call's media session (the audio stays there; stt-transcribe reads it). */
+  utteranceId?: string;
+  /** `stream` when the turn was heard on the live stream (no file). */
+  media?: 'stream' | 'record';
+  /** Stream mode: it started while we were speaking (barge-in). */
+  bargedIn?: boolean;
   durationMs?: number;
   digit?: string;
   hungUp?: boolean;
@@ -78,6 +98,8 @@ export interface MsgTranscript {
 export interface MsgReply {
   text: string;
   done: boolean;
+  /** Stream mode: the reply is still being generated; tts-speak speaks it as it comes and fills text/done/action. */
+  streamId?: string;
   source?: ReplySource | string;
   action?: LlmAction | { type: string; [key: string]: unknown };
 }

@@ -37,6 +37,8 @@ export interface DialerSettings {
   startSimulator?: StartSimulator;
   /** The HTTP API's settings (apiToken, followAdminAuth, ...): src/api/host.ts `AiDialerSettings`. */
   followAdminAuth?: boolean;
+  /** How conversations hear and speak when a fastagi-in leaves Media empty (MEDIA_MODE; `npm start`: auto). */
+  mediaMode?: string;
 }
 
 /**
@@ -57,5 +59,6 @@ export function settingsEnv(s: DialerSettings | undefined, env: NodeJS.ProcessEn
   if (s.mqttTcp === false) out.MQTT_TCP_DISABLED = '1';
   if (s.mqttPort) out.MQTT_PORT = String(s.mqttPort);
   if (s.agiPort) out.AGI_PORT = String(s.agiPort);
+  if (s.mediaMode) out.MEDIA_MODE = s.mediaMode;
   return out;
 }

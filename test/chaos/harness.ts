@@ -5,10 +5,7 @@
  * test can cut), PGlite otherwise; faults at seeded random moments; then the books are checked against
  * the far end.
  *
- * What each check depends on (see LANDED below): the checks of this branch (durable writes and
- * do-not-call, issue 12 items 3 and 4) are always asserted; the checks that need the `crash-lease`
- * branch (issue 12 items 1, 2, 5) are asserted once LANDED says it is merged, or with CHAOS_STRICT=1,
- * and are printed either way.
+ * Every check is asserted, and printed with the part of issue 12 it checks (AREA below).
  */
 import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
@@ -29,18 +26,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
-/**
- * Features of the `crash-lease` branch the chaos checks rely on. Flip to true when it is merged.
- *  - lease:     item 1, a running campaign is picked up after a restart without anyone pressing Start
- *               (until then the harness presses Start after every restart: see restartAndResume).
- *  - reconcile: item 2, open calls of a dead runtime are reconciled against ARI (orphan channels hung
- *               up, a contact never dialed while a channel for it may be up).
- *  - drain:     item 5, SIGTERM / Deploy let live calls finish (or end them politely), record them, exit 0.
- */
-export const LANDED = { lease: true, reconcile: true, drain: true };
-const STRICT = process.env.CHAOS_STRICT === '1';
+/** What each check is about (issue 12): printed beside it. */
+export const AREA = {
+  durable: 'durable writes and do-not-call',
+  lease: 'campaign lease: picked up without Start',
+  reconcile: 'reconcile against Asterisk',
+  drain: 'drain: live calls finish, then goodbye + hangup, recorded',
+} as const;
 
-export type Feature = keyof typeof LANDED | 'durable';
+export type Area = keyof typeof AREA;
 
 /** Seeded RNG (mulberry32): the same seed replays the same fault moments. */
 export function rng(seed: number): () => number {
@@ -320,13 +314,15 @@ export interface ChaosOptions {
   seed?: number;
   /** Bound for the campaign to finish after the last fault (default 120 s). */
   finishMs?: number;
+  /** DRAIN_TIMEOUT of the runtime, seconds (short: the calls under way at a SIGTERM are ended politely). */
+  drainTimeout?: number;
 }
 
 export interface Check {
   name: string;
   value: number;
-  /** What the check needs to pass: this branch (`durable`) or a crash-lease feature. */
-  needs: Feature;
+  /** What it checks (AREA). */
+  area: Area;
 }
 
 export interface ChaosReport {
@@ -342,6 +338,10 @@ export interface ChaosReport {
   dncStored: number;
   turnsStored: number;
   exitCodes: Array<number | null>;
+  /** AGI conversations under way at a SIGTERM or Deploy (they must finish, not be cut). */
+  liveAtStop: number;
+  /** Of those, ended by the drain with a goodbye heard last (short DRAIN_TIMEOUT). */
+  endedPolitely: number;
   /** The outbox of the last runtime, from /health (pending, retried, dropped...). */
   writes: Record<string, number>;
   /** Each must be 0. */
@@ -440,12 +440,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
   const sim = await startSimProcess({ dir, personas, agiPort: Number(ports.AGI_PORT), speed: 10 });
   const runtimeEnv = env({ dir, ports, sim, databaseUrl: runtimeDbUrl });
+  if (o.drainTimeout) runtimeEnv.DRAIN_TIMEOUT = String(o.drainTimeout);
   const exitCodes: Array<number | null> = [];
   let openAfterStop = 0;
   let dialer: Dialer | undefined;
   let restarts = 0;
   let faults = 0;
   let campaignId = 0;
+  const stopsAt: number[] = [];
   try {
     dialer = await startDialer(runtimeEnv);
     const created = await dialer.post('/api/v1/campaigns', {
@@ -482,6 +484,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (k > 0) await tail.waitFor(o.fault === 'outage' ? 'dnc_said' : 'dnc_goodbye', 20000);
       faults++;
       const d = dialer!;
+      if (o.fault === 'sigterm' || o.fault === 'deploy') stopsAt.push(Date.now());
       if (o.fault === 'sigkill') {
         d.child.kill('SIGKILL');
         exitCodes.push(await d.exited);
@@ -520,9 +523,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     }
 
-    // the campaign finishes: every contact closed (bounded). A Deploy cannot finish before the drain of
-    // crash-lease (the old flows' calls hold the campaign's slots): do not wait long for it until then.
-    const finishMs = o.finishMs ?? (o.fault === 'deploy' && !LANDED.drain && !STRICT ? 20000 : 120000);
+    // the campaign finishes: every contact closed (bounded)
+    const finishMs = o.finishMs ?? 120000;
     await waitFor(
       async () => {
         const s = await dialer!.get<Row>(`/api/v1/campaigns/${campaignId}/status`);
@@ -563,6 +565,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         restarts,
         exitCodes,
         openAfterStop,
+        stopsAt,
+        politeEnd: !!o.drainTimeout && o.drainTimeout < 5,
         fault: o.fault,
         writes: (health.writes ?? {}) as Row,
       });
@@ -611,6 +615,9 @@ async function books(x: {
   restarts: number;
   exitCodes: Array<number | null>;
   openAfterStop: number;
+  stopsAt: number[];
+  /** The drain ends the calls under way (short DRAIN_TIMEOUT): each must hear a goodbye instead of finishing. */
+  politeEnd?: boolean;
   fault: Fault;
   writes: Row;
 }): Promise<ChaosReport> {
@@ -733,38 +740,79 @@ async function books(x: {
       transcriptsLost++;
   }
 
+  // conversations under way at a SIGTERM or a Deploy (first command before it, session ended after):
+  // each must run to its end (every utterance of the persona recorded, every answer played), not be cut
+  const firstCmd = new Map<string, number>();
+  for (const j of x.journal) if (j.ev === 'cmd' && !firstCmd.has(j.id)) firstCmd.set(j.id, j.at);
+  let liveAtStop = 0;
+  let cutAtStop = 0;
+  let endedPolitely = 0;
+  let endedRudely = 0;
+  const cutDetail: string[] = [];
+  for (const j of x.journal) {
+    if (j.ev !== 'agi') continue;
+    const began = firstCmd.get(j.id);
+    if (began === undefined || !x.stopsAt.some((t) => began < t && j.at > t)) continue;
+    liveAtStop++;
+    const kind = x.byPhone.get(ups.get(j.id)?.phone ?? '')?.kind;
+    const said = kind ? (personaFor(kind).utterances?.length ?? 0) : 0;
+    const steps = j.steps ?? [];
+    const recs = steps.filter((st) => st === 'R').length;
+    const plays = steps.filter((st) => st === 'S').length;
+    if (recs < said || plays < said + 1) {
+      cutAtStop++;
+      // ended by the drain: the callee must have heard a line last (the goodbye), not a RECORD or a cut playback
+      if (steps.length && steps[steps.length - 1] === 'S') endedPolitely++;
+      else if (steps.length) endedRudely++;
+      cutDetail.push(`${j.callId}:${kind}:${steps.join('')}`);
+    }
+  }
+
   const open = calls.filter((c) => ['initiated', 'ringing', 'in_progress'].includes(c.status)).length;
   const notClosed = contacts.filter((c) => !['done', 'dnc', 'failed'].includes(c.status)).length;
   const checks: Check[] = [
     {
       name: 'do-not-call requests lost (understood, then not listed or dialed again)',
       value: dncLost,
-      needs: 'durable',
+      area: 'durable',
     },
-    { name: 'personas who asked, contact closed, not on the list', value: askersNotListed, needs: 'durable' },
-    { name: 'turns lost (heard by the callee, not stored)', value: turnsLost, needs: 'durable' },
-    { name: 'completed calls whose transcript misses stored turns', value: transcriptsLost, needs: 'durable' },
-    { name: 'writes dropped', value: Number(x.writes.dropped ?? 0), needs: 'durable' },
+    { name: 'personas who asked, contact closed, not on the list', value: askersNotListed, area: 'durable' },
+    { name: 'turns lost (heard by the callee, not stored)', value: turnsLost, area: 'durable' },
+    { name: 'completed calls whose transcript misses stored turns', value: transcriptsLost, area: 'durable' },
+    { name: 'writes dropped', value: Number(x.writes.dropped ?? 0), area: 'durable' },
     // after a Deploy the old flows' calls must be drained (item 5) before the campaign can go on
-    { name: 'contacts not closed', value: notClosed, needs: x.fault === 'deploy' ? 'drain' : 'lease' },
-    { name: 'calls open', value: open, needs: x.fault === 'deploy' ? 'drain' : 'reconcile' },
-    { name: 'simulator channels up', value: x.simUp, needs: 'reconcile' },
-    { name: 'contacts with two overlapping channels (far end)', value: overlapping, needs: 'reconcile' },
-    { name: 'contacts with two overlapping calls (database)', value: overlappingDb, needs: 'reconcile' },
+    { name: 'contacts not closed', value: notClosed, area: x.fault === 'deploy' ? 'drain' : 'lease' },
+    { name: 'calls open', value: open, area: x.fault === 'deploy' ? 'drain' : 'reconcile' },
+    { name: 'simulator channels up', value: x.simUp, area: 'reconcile' },
+    { name: 'contacts with two overlapping channels (far end)', value: overlapping, area: 'reconcile' },
+    { name: 'contacts with two overlapping calls (database)', value: overlappingDb, area: 'reconcile' },
   ];
+  if (x.politeEnd) {
+    checks.push({
+      name: `conversations ended by the drain without a goodbye heard last (of ${liveAtStop} under way, ${endedPolitely} ended with one)`,
+      value: endedRudely,
+      area: 'drain',
+    });
+  } else if (x.fault === 'sigterm' || x.fault === 'deploy') {
+    checks.push({
+      name: `conversations under way at a ${x.fault === 'deploy' ? 'Deploy' : 'SIGTERM'} cut short (of ${liveAtStop})`,
+      value: cutAtStop,
+      area: 'drain',
+    });
+  }
   if (x.fault === 'sigterm') {
     checks.push({
       name: 'stops that did not exit 0',
       value: x.exitCodes.filter((c) => c !== 0).length,
-      needs: 'drain',
+      area: 'drain',
     });
-    checks.push({ name: 'calls left open by a stopped runtime', value: x.openAfterStop, needs: 'drain' });
+    checks.push({ name: 'calls left open by a stopped runtime', value: x.openAfterStop, area: 'drain' });
   }
   if (x.fault === 'outage') {
     checks.push({
       name: 'reads during the outage not answered 503',
       value: outageReads.filter((s) => s !== 503).length + (outageReads.length ? 0 : 1),
-      needs: 'durable',
+      area: 'durable',
     });
   }
   return {
@@ -780,34 +828,30 @@ async function books(x: {
     dncStored: dnc.size,
     turnsStored: turns.length,
     exitCodes: x.exitCodes,
+    liveAtStop,
+    endedPolitely,
     writes: x.writes,
     checks,
     note:
       [
         dialedAgain ? `${dialedAgain} do-not-call persona(s) dialed again after asking` : '',
         ...detail.map((d) => `asked, not listed: ${d}`),
+        ...(cutDetail.length ? [`ended before their end at a stop: ${cutDetail.slice(0, 5).join(' ')}`] : []),
       ]
         .filter(Boolean)
         .join('\n  ') || undefined,
   };
 }
 
-/** Print the report; assert what this branch guarantees, and what crash-lease guarantees once landed. */
+/** Print the report and assert every check. */
 export function assertReport(r: ChaosReport): void {
   const lines = [
     `chaos ${r.label} (seed ${r.seed}): ${r.faults} faults, ${r.restarts} restarts, ${r.contacts} contacts, ${r.calls} calls (${r.answered} answered), exit codes [${r.exitCodes.map(String).join(', ')}]`,
     `  do-not-call: ${r.dncAsked} asked, ${r.dncUnderstood} understood, ${r.dncStored} on the list; turns stored: ${r.turnsStored}; writes ${JSON.stringify(r.writes)}`,
-    ...r.checks.map(
-      (c) =>
-        `  ${c.value === 0 ? 'ok  ' : asserted(c) ? 'FAIL' : 'todo'} ${c.name}: ${c.value}${c.needs === 'durable' ? '' : ` (needs crash-lease ${c.needs}${asserted(c) ? '' : ', not asserted yet'})`}`,
-    ),
+    ...r.checks.map((c) => `  ${c.value === 0 ? 'ok  ' : 'FAIL'} ${c.name}: ${c.value} (${AREA[c.area]})`),
     ...(r.note ? [`  note: ${r.note}`] : []),
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  const failing = r.checks.filter((c) => c.value !== 0 && asserted(c)).map((c) => `${c.name}: ${c.value}`);
+  const failing = r.checks.filter((c) => c.value !== 0).map((c) => `${c.name}: ${c.value}`);
   expect({ label: r.label, seed: r.seed, failing }).toEqual({ label: r.label, seed: r.seed, failing: [] });
-}
-
-function asserted(c: Check): boolean {
-  return c.needs === 'durable' || STRICT || LANDED[c.needs];
 }

@@ -1,7 +1,7 @@
 /**
  * Chaos: the runtime is killed with SIGKILL at random moments (seeded) in the middle of a simulated
- * campaign, and restarted. PostgreSQL when DATABASE_URL is set, PGlite otherwise. What is asserted,
- * and what waits for the crash-lease branch: test/chaos/harness.ts (LANDED).
+ * campaign, and restarted. PostgreSQL when DATABASE_URL is set, PGlite otherwise. What is asserted:
+ * test/chaos/harness.ts (books).
  */
 import { assertReport, runChaos } from './harness';
 

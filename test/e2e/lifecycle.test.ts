@@ -87,6 +87,8 @@ async function runScenario(t: Target): Promise<void> {
     LLM_ENGINE: 'openai',
     LLM_BASE_URL: llm.url,
     LLM_MODEL: 'e2e-model',
+    // this scenario is record mode's (RECORD FILE / STREAM FILE at SIM_SPEED); stream mode: test/e2e/stream.test.ts
+    MEDIA_MODE: 'record',
   };
   if (t.databaseUrl) env.DATABASE_URL = t.databaseUrl;
   if (t.mqttUrl) env.MQTT_URL = t.mqttUrl;

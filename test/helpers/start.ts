@@ -71,7 +71,9 @@ export function spawnStart(env: Record<string, string>, o: { npm?: boolean } = {
     : [process.execPath, [path.join(ROOT, 'scripts', 'start.js')]];
   const child = spawn(cmd, args, {
     cwd: ROOT,
-    env: { ...clean, LOG_LEVEL: 'warn', ...env },
+    // MEDIA_MODE: record unless a test asks for stream (`npm start` defaults to auto: the simulator then
+    // streams in real time, which suites written for record mode at SIM_SPEED do not expect)
+    env: { ...clean, LOG_LEVEL: 'warn', MEDIA_MODE: 'record', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

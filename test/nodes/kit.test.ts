@@ -107,8 +107,8 @@ test('onInput: result sent then done; a failure to the wired failure output with
   expect(p.done).toBeInstanceOf(TypeError);
 });
 
-test('onInput: close aborts the handlers in flight, whose failure is then dropped', async () => {
-  const node = fakeNode([['a'], ['b']]);
+test('onInput: a node removed by a Deploy aborts the handlers in flight, whose failure is then dropped', async () => {
+  const node = Object.assign(fakeNode([['a'], ['b']]), { id: 'kit-removed' });
   let signal: AbortSignal | undefined;
   onInput(
     node as unknown as Node,
@@ -120,7 +120,33 @@ test('onInput: close aborts the handlers in flight, whose failure is then droppe
     { failureOutput: 1, outputs: 2, stage: 'llm' },
   );
   const pending = run(node, {});
-  await new Promise<void>((r) => node.emit('close', false, () => r()));
+  await new Promise<void>((r) => node.emit('close', true, () => r()));
   expect(signal?.aborted).toBe(true);
   expect(await pending).toEqual({ sent: [], done: undefined });
+});
+
+test('onInput: a redeployed node lets its handlers in flight finish; what they send, and msgs that still reach it, go through its next instance', async () => {
+  const sentByNext: unknown[] = [];
+  const received: unknown[] = [];
+  const old = Object.assign(fakeNode([['a']]), { id: 'kit-redeployed' });
+  let finishStep!: (v: unknown) => void;
+  onInput(old as unknown as Node, () => new Promise((r) => (finishStep = r)) as never);
+  const pending = run(old, { step: 'record' });
+  await new Promise<void>((r) => old.emit('close', false, () => r()));
+  // a msg on its way when the flows stopped
+  const late = run(old, { step: 'late' });
+  // the Deploy starts the node's next instance (same id)
+  const next = Object.assign(fakeNode([['a']]), {
+    id: 'kit-redeployed',
+    send: (m: unknown) => sentByNext.push(m),
+    receive: (m: unknown) => received.push(m),
+  });
+  onInput(next as unknown as Node, (m) => m as never);
+  finishStep({ step: 'record', done: true });
+  const r = await pending;
+  expect(r.sent).toEqual([]); // not through the closed instance
+  await new Promise((res) => setImmediate(res));
+  expect(sentByNext).toEqual([{ step: 'record', done: true }]);
+  expect((await late).sent).toEqual([]);
+  expect(received).toEqual([{ step: 'late' }]);
 });

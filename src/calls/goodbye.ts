@@ -1,0 +1,88 @@
+/**
+ * The polite end of a call that the dialer itself ends (shutdown or redeploy drain), wherever its
+ * conversation is: the AGI session refuses the flow's next command, lets the one in flight (a RECORD,
+ * a playback) end, plays the goodbye and hangs up (FastAgiSession.endPolitely).
+ *
+ * What the goodbye needs is noted here by the conversation nodes as the call goes on:
+ * - llm-turn notes the call's goodbye line (its setting, rendered for the call);
+ * - tts-speak notes its voice (synthesise a line, store it as the call's next turn before it is heard)
+ *   and the last turn number it spoke.
+ * fastagi-in forgets a call when its session ends. Bounded: at most MAX_CALLS calls are remembered.
+ */
+import { sessionsByCallId } from '../agi/registry';
+import type { AgiSession } from '../agi/types';
+
+/** Synthesise `text` for the call and store it as turn `seq` (before it is played). */
+export type GoodbyeVoice = (
+  text: string,
+  seq: number,
+) => Promise<{ path: string; durationMs: number; release?(): void } | undefined>;
+
+interface Noted {
+  line?: string;
+  voice?: GoodbyeVoice;
+  seq: number;
+}
+
+const MAX_CALLS = 10_000;
+const calls = new Map<string, Noted>();
+
+/** Said when no llm-turn noted a line for the call. */
+export const DEFAULT_GOODBYE = 'Thank you for your time. Goodbye.';
+
+function noted(callId: string | number): Noted {
+  const id = String(callId);
+  let n = calls.get(id);
+  if (!n) {
+    if (calls.size >= MAX_CALLS) {
+      const oldest = calls.keys().next().value;
+      if (oldest !== undefined) calls.delete(oldest);
+    }
+    n = { seq: 0 };
+    calls.set(id, n);
+  }
+  return n;
+}
+
+/** llm-turn: the line that ends this call politely. */
+export function noteGoodbyeLine(callId: string | number, line: string): void {
+  if (line.trim()) noted(callId).line = line;
+}
+
+/** tts-speak: how to say something on this call, and the turn it is about to speak. */
+export function noteVoice(callId: string | number, voice: GoodbyeVoice, seq?: number): void {
+  const n = noted(callId);
+  n.voice = voice;
+  if (typeof seq === 'number' && Number.isInteger(seq) && seq > n.seq) n.seq = seq;
+}
+
+/** The call's AGI session ended. */
+export function forgetCall(callId: string | number): void {
+  calls.delete(String(callId));
+}
+
+/**
+ * End the call's live AGI sessions politely (goodbye, then hangup; see the module comment). Returns the
+ * number of sessions asked to end; each resolves on its own. 0: the call has no live session here.
+ */
+export function endCallPolitely(callId: string | number, reason: string): number {
+  let n = 0;
+  for (const s of sessionsByCallId(String(callId))) if (endSessionPolitely(s, reason)) n++;
+  return n;
+}
+
+/**
+ * End one AGI session politely: its call's goodbye line in its call's voice (no voice noted yet, e.g.
+ * before the greeting: hung up without one). False when it is gone or already ending.
+ */
+export function endSessionPolitely(s: AgiSession, reason: string): boolean {
+  if (s.hungUp || s.ending || !s.endPolitely) return false;
+  const id = s.callId;
+  void s.endPolitely(reason, async () => {
+    const c = id === undefined ? undefined : calls.get(String(id));
+    if (!c?.voice) return undefined;
+    c.seq += 1;
+    return c.voice(c.line ?? DEFAULT_GOODBYE, c.seq);
+  });
+  return true;
+}

@@ -1,0 +1,478 @@
+/**
+ * A call's live media in stream mode: what the caller says arrives as 20 ms frames from AudioSocket
+ * and is cut into utterances by the endpointer; what we say is sent as paced 20 ms frames; caller
+ * speech during our playback stops it (barge-in) and becomes the next utterance.
+ *
+ * Audio never leaves this object: nodes see utterance ids, text and timings (msg carries no audio).
+ * Times: `streamMs` counts received audio (frames x 20 ms, the caller's clock); wall times are
+ * performance.now() values of this process.
+ */
+import { EventEmitter } from 'events';
+import { performance } from 'perf_hooks';
+import type { AudioSocketConnection } from './audiosocket';
+import { FRAME_MS, FRAME_SAMPLES } from './audiosocket';
+import { pacer, type PacedSource } from './pacer';
+import type { EndpointEvent } from './endpointer';
+
+export type { EndpointEvent };
+
+/** What the session needs of an endpointer (src/media/endpointer.ts's Endpointer; tests may pass a double). */
+export interface MediaEndpointer {
+  /** One 20 ms frame of the caller, with the frame we were sending at the time (echo gate), or null. */
+  push(frame: Int16Array, playing?: Int16Array | null): EndpointEvent[];
+  isSpeaking(): boolean;
+  reset(): void;
+  /** Free what it holds (the VAD's WASM memory). */
+  close?(): void;
+}
+
+/** Barge-in policy: `on`, `off`, or only once this much of a prompt has played (ms). */
+export type BargeIn = 'on' | 'off' | { afterMs: number };
+
+export function parseBargeIn(v: unknown, fallback: BargeIn = 'on'): BargeIn {
+  if (v === 'on' || v === true) return 'on';
+  if (v === 'off' || v === false) return 'off';
+  if (typeof v === 'object' && v && typeof (v as { afterMs?: unknown }).afterMs === 'number')
+    return { afterMs: Math.max(0, (v as { afterMs: number }).afterMs) };
+  if (typeof v === 'string') {
+    const m = /^after\s*(\d+(?:\.\d+)?)\s*(ms|s)?$/i.exec(v.trim());
+    if (m) return { afterMs: Math.round(Number(m[1]) * (m[2]?.toLowerCase() === 'ms' ? 1 : 1000)) };
+  }
+  return fallback;
+}
+
+export interface CapturedUtterance {
+  id: string;
+  /** Stream times of the speech, ms. */
+  startMs: number;
+  endMs: number;
+  audio: Int16Array;
+  reason: 'silence' | 'max';
+  /** Silence waited after the speech before the endpointer decided, ms. */
+  endpointMs: number;
+  /** Wall time (performance.now) the caller stopped speaking. */
+  speechEndAt: number;
+  /** Wall time the utterance was decided. */
+  decidedAt: number;
+  /** True when it began while we were playing (it barged in). */
+  bargedIn: boolean;
+  /** Simulator only: the text the simulated callee said (see src/media/sim-text.ts). */
+  simText?: string;
+}
+
+export interface PlayResult {
+  /** Audio sent, ms. */
+  playedMs: number;
+  /** Audio there was to send, ms (what was known when it stopped). */
+  totalMs: number;
+  interrupted: boolean;
+  /** Wall time of the first frame on the wire (undefined: nothing was sent). */
+  firstFrameAt?: number;
+  /** Barge-in: detection to the last frame sent, ms. */
+  bargeInStopMs?: number;
+  hungUp: boolean;
+}
+
+export interface MediaSessionOptions {
+  endpointer: MediaEndpointer;
+  bargeIn?: BargeIn;
+  /** Look up what a simulated callee said between two stream times (simulator runs only). */
+  simText?: (uuid: string, startMs: number, endMs: number) => string | undefined;
+}
+
+let uttCounter = 0;
+let replyCounter = 0;
+
+/**
+ * A reply still being generated (stream mode): llm-turn hands its text on piece by piece, so tts-speak
+ * speaks the first sentence while the LLM writes the rest; `final` is the whole decision.
+ */
+export interface StreamedReply {
+  text: AsyncIterable<string>;
+  final: Promise<{
+    text: string;
+    done: boolean;
+    action?: { type: string; [key: string]: unknown };
+    source?: string;
+    engine: string;
+    llmMs: number;
+    llmFirstTokenMs?: number;
+  }>;
+}
+
+/** A unit of reply audio: samples, or chunks as they come (a sentence at a time, an engine's stream). */
+export type ReplyAudio = Int16Array | AsyncIterable<Int16Array>;
+
+export class MediaSession extends EventEmitter {
+  private streamMs = 0;
+  private readonly utterances: CapturedUtterance[] = [];
+  private waiter?: (u: CapturedUtterance | undefined) => void;
+  private rest: Int16Array = new Int16Array(0);
+  private playing?: Playback;
+  private _closed = false;
+  private speechStartDuringPlay = false;
+  bargeIn: BargeIn;
+  /** Time the hand-off took (EXEC to connected), ms. */
+  handOffMs?: number;
+  /** Digits the caller pressed, in order (consumed by whoever reads them). */
+  readonly digits: string[] = [];
+
+  constructor(
+    readonly conn: AudioSocketConnection,
+    private readonly opts: MediaSessionOptions,
+  ) {
+    super();
+    this.bargeIn = opts.bargeIn ?? 'on';
+    conn.on('audio', (s: Int16Array) => this.onAudio(s));
+    conn.on('dtmf', (d: string) => {
+      this.digits.push(d);
+      this.emit('dtmf', d);
+    });
+    conn.on('close', () => this.onClose());
+    conn.start();
+  }
+
+  get uuid(): string {
+    return this.conn.uuid;
+  }
+
+  get closed(): boolean {
+    return this._closed;
+  }
+
+  /** Received audio so far, ms of the caller's clock. */
+  get receivedMs(): number {
+    return this.streamMs;
+  }
+
+  get isPlaying(): boolean {
+    return this.playing !== undefined;
+  }
+
+  // ------------------------------------------------------------------ capture
+
+  private onAudio(samples: Int16Array): void {
+    // re-frame to exactly 160 samples (Asterisk may send other frame sizes)
+    let buf = samples;
+    if (this.rest.length) {
+      buf = new Int16Array(this.rest.length + samples.length);
+      buf.set(this.rest);
+      buf.set(samples, this.rest.length);
+    }
+    let off = 0;
+    for (; off + FRAME_SAMPLES <= buf.length; off += FRAME_SAMPLES)
+      this.onFrame(buf.subarray(off, off + FRAME_SAMPLES));
+    this.rest = off === buf.length ? new Int16Array(0) : buf.slice(off);
+  }
+
+  private onFrame(frame: Int16Array): void {
+    this.streamMs += FRAME_MS;
+    // the frame we were sending meanwhile lets the endpointer tell our echo from the caller
+    const events = this.opts.endpointer.push(frame, this.playing ? this.lastSent : null);
+    for (const ev of events) {
+      if (ev.kind === 'speech_start') this.onSpeechStart(ev.atMs);
+      else this.onUtterance(ev);
+    }
+  }
+
+  private onSpeechStart(atMs: number): void {
+    const now = performance.now();
+    this.emit('speech_start', { atMs, at: now });
+    const p = this.playing;
+    if (!p) return;
+    this.speechStartDuringPlay = true;
+    if (!bargeAllowed(this.bargeIn, p.sentMs())) return;
+    p.interrupt(now);
+  }
+
+  private onUtterance(ev: Extract<EndpointEvent, { kind: 'utterance' }>): void {
+    const decidedAt = performance.now();
+    const endpointMs = Math.max(0, this.streamMs - ev.endMs);
+    const u: CapturedUtterance = {
+      id: `u${(++uttCounter).toString(36)}`,
+      startMs: ev.startMs,
+      endMs: ev.endMs,
+      audio: ev.audio,
+      reason: ev.reason,
+      endpointMs,
+      speechEndAt: decidedAt - endpointMs,
+      decidedAt,
+      bargedIn: this.speechStartDuringPlay,
+    };
+    this.speechStartDuringPlay = false;
+    const sim = this.opts.simText?.(this.uuid, ev.startMs, ev.endMs);
+    if (sim !== undefined) u.simText = sim;
+    this.emit('utterance', u);
+    const w = this.waiter;
+    if (w) {
+      this.waiter = undefined;
+      w(u);
+    } else {
+      this.utterances.push(u);
+      if (this.utterances.length > 20) this.utterances.shift();
+    }
+  }
+
+  /**
+   * The caller's next utterance: one already captured (e.g. the speech that barged in), else the next
+   * one. Resolves undefined when the media ends, or after `timeoutMs` with no utterance (no input).
+   */
+  nextUtterance(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CapturedUtterance | undefined> {
+    return this.waitUtterance(opts).then((u) => {
+      if (u) {
+        // kept for the stages after it (stt-transcribe reads the audio by id; tts-speak the timing)
+        this.kept.set(u.id, u);
+        if (this.kept.size > 4) this.kept.delete(this.kept.keys().next().value as string);
+      }
+      return u;
+    });
+  }
+
+  private readonly replies = new Map<string, StreamedReply>();
+
+  /** Park a reply being generated; its id travels in msg (msg.reply.streamId). */
+  offerReply(r: StreamedReply): string {
+    const id = `r${(++replyCounter).toString(36)}`;
+    this.replies.set(id, r);
+    if (this.replies.size > 4) this.replies.delete(this.replies.keys().next().value as string);
+    return id;
+  }
+
+  /** Take a parked reply (once). */
+  takeReply(id: unknown): StreamedReply | undefined {
+    if (typeof id !== 'string') return undefined;
+    const r = this.replies.get(id);
+    this.replies.delete(id);
+    return r;
+  }
+
+  /** An utterance handed out by nextUtterance (the last few are kept), by id. */
+  utterance(id: unknown): CapturedUtterance | undefined {
+    return typeof id === 'string' ? this.kept.get(id) : undefined;
+  }
+
+  private readonly kept = new Map<string, CapturedUtterance>();
+
+  private waitUtterance(opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<CapturedUtterance | undefined> {
+    const q = this.utterances.shift();
+    if (q) return Promise.resolve(q);
+    if (this._closed) return Promise.resolve(undefined);
+    if (this.waiter) return Promise.reject(new Error('another nextUtterance() is already waiting'));
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (u: CapturedUtterance | undefined) => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (this.waiter === done) this.waiter = undefined;
+        resolve(u);
+      };
+      const onAbort = () => done(undefined);
+      if (opts.timeoutMs && opts.timeoutMs > 0) {
+        // no input: unless the caller is speaking right now (then wait for the end of it)
+        const tick = () => {
+          if (this.opts.endpointer.isSpeaking()) timer = setTimeout(tick, 100);
+          else done(undefined);
+        };
+        timer = setTimeout(tick, opts.timeoutMs);
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiter = done;
+    });
+  }
+
+  /** Captured utterances waiting to be read. */
+  get queued(): number {
+    return this.utterances.length;
+  }
+
+  // ----------------------------------------------------------------- playback
+
+  /**
+   * Play `audio` (8 kHz samples, or chunks as they are produced) as paced 20 ms frames. Resolves when
+   * it has all been sent, barge-in stopped it, `stop()` was called, or the media ended.
+   */
+  play(audio: ReplyAudio, opts: { signal?: AbortSignal } = {}): Promise<PlayResult> {
+    if (this._closed) return Promise.resolve({ playedMs: 0, totalMs: 0, interrupted: false, hungUp: true });
+    if (this.playing) this.playing.stop('replaced');
+    const p = new Playback(this, audio);
+    this.playing = p;
+    this.speechStartDuringPlay = false;
+    const onAbort = () => p.stop('aborted');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    return p.done.finally(() => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (this.playing === p) this.playing = undefined;
+    });
+  }
+
+  /** Stop what is playing now. */
+  stop(): void {
+    this.playing?.stop('stopped');
+  }
+
+  /** End the media: Asterisk's AudioSocket() returns and the AGI session gets control back. */
+  end(): void {
+    this.playing?.stop('ended');
+    this.conn.hangup();
+  }
+
+  private lastSent: Int16Array | null = null;
+
+  /** @internal the player's way out */
+  send(frame: Int16Array): boolean {
+    this.lastSent = frame;
+    return this.conn.sendAudio(frame);
+  }
+
+  private onClose(): void {
+    if (this._closed) return;
+    this._closed = true;
+    this.playing?.stop('hangup');
+    this.opts.endpointer.close?.();
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(undefined);
+    this.emit('close');
+  }
+}
+
+function bargeAllowed(policy: BargeIn, playedMs: number): boolean {
+  if (policy === 'on') return true;
+  if (policy === 'off') return false;
+  return playedMs >= policy.afterMs;
+}
+
+/** One reply being played: pulls audio from its source, hands 20 ms frames to the shared pacer. */
+class Playback implements PacedSource {
+  readonly done: Promise<PlayResult>;
+  private resolve!: (r: PlayResult) => void;
+  private buf: Int16Array = new Int16Array(0);
+  private bufOff = 0;
+  private ended = false;
+  private finished = false;
+  private pulling = false;
+  private iter?: AsyncIterator<Int16Array>;
+  private sent = 0;
+  private known = 0;
+  private firstFrameAt?: number;
+  private interruptedAt?: number;
+  private lastSentAt = 0;
+  private stopReason?: string;
+
+  constructor(
+    private readonly media: MediaSession,
+    audio: ReplyAudio,
+  ) {
+    this.done = new Promise((r) => (this.resolve = r));
+    if (audio instanceof Int16Array) {
+      this.buf = audio;
+      this.known = audio.length;
+      this.ended = true;
+    } else {
+      this.iter = audio[Symbol.asyncIterator]();
+    }
+    pacer.add(this);
+    if (this.iter) void this.pull();
+    else this.tick(performance.now());
+  }
+
+  sentMs(): number {
+    return (this.sent * 1000) / 8000;
+  }
+
+  private async pull(): Promise<void> {
+    const it = this.iter;
+    if (!it || this.pulling || this.ended) return;
+    this.pulling = true;
+    try {
+      // keep up to ~200 ms buffered ahead of the pacer
+      while (!this.finished && this.buf.length - this.bufOff < 1600) {
+        const r = await it.next();
+        if (r.done) {
+          this.ended = true;
+          break;
+        }
+        if (r.value.length === 0) continue;
+        const rest = this.buf.subarray(this.bufOff);
+        const merged = new Int16Array(rest.length + r.value.length);
+        merged.set(rest);
+        merged.set(r.value, rest.length);
+        this.buf = merged;
+        this.bufOff = 0;
+        this.known += r.value.length;
+        // the first audio goes on the wire now, not at the next shared tick (up to 20 ms later)
+        if (this.firstFrameAt === undefined && this.buf.length >= FRAME_SAMPLES) this.tick(performance.now());
+      }
+    } catch (err) {
+      this.ended = true;
+      this.media.emit('playError', err);
+    } finally {
+      this.pulling = false;
+    }
+    if (this.ended && this.buf.length - this.bufOff === 0) this.finish();
+  }
+
+  /** Called by the pacer every 20 ms: send one frame; false when this playback is over. */
+  tick(now: number): boolean {
+    if (this.finished) return false;
+    const avail = this.buf.length - this.bufOff;
+    if (avail >= FRAME_SAMPLES || (this.ended && avail > 0)) {
+      const n = Math.min(FRAME_SAMPLES, avail);
+      let frame = this.buf.subarray(this.bufOff, this.bufOff + n);
+      if (n < FRAME_SAMPLES) {
+        const full = new Int16Array(FRAME_SAMPLES);
+        full.set(frame);
+        frame = full;
+      }
+      this.bufOff += n;
+      if (!this.media.send(frame)) {
+        this.stop('hangup');
+        return false;
+      }
+      if (this.firstFrameAt === undefined) {
+        this.firstFrameAt = now;
+        this.media.emit('firstFrame', now);
+      }
+      this.lastSentAt = now;
+      this.sent += n;
+    }
+    if (this.iter && !this.ended && this.buf.length - this.bufOff < 1600) void this.pull();
+    if (this.ended && this.buf.length - this.bufOff === 0) {
+      this.finish();
+      return false;
+    }
+    return true;
+  }
+
+  interrupt(at: number): void {
+    if (this.finished) return;
+    this.interruptedAt = at;
+    this.stop('barge_in');
+  }
+
+  stop(reason: string): void {
+    if (this.finished) return;
+    this.stopReason = reason;
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    pacer.remove(this);
+    if (this.iter && !this.ended) void this.iter.return?.().catch(() => undefined);
+    const r: PlayResult = {
+      playedMs: Math.round(this.sentMs()),
+      totalMs: Math.round((this.known * 1000) / 8000),
+      interrupted: this.stopReason === 'barge_in',
+      hungUp: this.stopReason === 'hangup' || this.media.closed,
+    };
+    if (this.firstFrameAt !== undefined) r.firstFrameAt = this.firstFrameAt;
+    if (this.interruptedAt !== undefined)
+      r.bargeInStopMs = Math.max(
+        0,
+        Math.round(((this.lastSentAt || this.interruptedAt) - this.interruptedAt) * 10) / 10,
+      );
+    this.resolve(r);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Issue 12 item 5: a call the dialer ends (drain on SIGTERM or Deploy) hears its goodbye wherever the
+ * conversation is: the command in flight (here a RECORD) ends, the flow's next commands are refused as a
+ * hangup, the session plays the goodbye itself and hangs up. Real sockets; the test plays Asterisk.
+ */
+import net from 'net';
+import { FastAgiSession } from '../../src/agi/session';
+import { registerSession, unregisterSession } from '../../src/agi/registry';
+import { endCallPolitely, forgetCall, noteGoodbyeLine, noteVoice } from '../../src/calls/goodbye';
+import { StageError } from '../../src/util/errors';
+import { waitFor } from '../helpers/wait';
+
+interface Far {
+  session: FastAgiSession;
+  lines: string[];
+  reply(line: string): void;
+  close(): Promise<void>;
+}
+
+async function connect(): Promise<Far> {
+  let session: FastAgiSession | undefined;
+  const server = net.createServer((sock) => {
+    session = new FastAgiSession(sock);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = net.connect(port, '127.0.0.1');
+  const lines: string[] = [];
+  let buf = '';
+  client.setEncoding('utf8');
+  client.on('data', (d: string) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  await new Promise<void>((r) => client.once('connect', () => r()));
+  client.write('agi_network: yes\nagi_channel: PJSIP/trunk-1\nagi_uniqueid: 1.1\n\n');
+  await waitFor(() => session?.ready ?? false, 5000, 'the environment block');
+  return {
+    session: session!,
+    lines,
+    reply: (l) => client.write(l + '\n'),
+    close: async () => {
+      client.destroy();
+      session?.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('mid-RECORD: the recording ends, the flow is refused, the goodbye plays, then HANGUP', async () => {
+  const far = await connect();
+  try {
+    const s = far.session;
+    const rec = s.recordFile({ path: '/tmp/aid-rec-1', maxMs: 20000, silenceSeconds: 2 });
+    const queued = s.streamFile('/tmp/aid-next', { durationMs: 1000 }); // the flow's next command
+    await waitFor(() => far.lines.length === 1, 5000, 'RECORD FILE written');
+    expect(far.lines[0]).toMatch(/^RECORD FILE "\/tmp\/aid-rec-1"/);
+
+    const goodbye = jest.fn(async () => ({ path: '/tmp/aid-bye', durationMs: 500 }));
+    const ended = s.endPolitely('the dialer is shutting down', goodbye);
+    expect(s.ending).toBe(true);
+    await expect(queued).rejects.toMatchObject({ kind: 'hangup' });
+
+    far.reply('200 result=0 (timeout) endpos=16000'); // the caller stopped talking
+    await expect(rec).resolves.toMatchObject({ durationMs: 2000 });
+    // the flow goes on with the recording: refused, as a hangup, and nothing is written
+    const late = s.streamFile('/tmp/aid-late', { durationMs: 1000 });
+    await expect(late).rejects.toBeInstanceOf(StageError);
+    await expect(late).rejects.toMatchObject({ kind: 'hangup' });
+
+    await waitFor(() => far.lines.length === 2, 5000, 'the goodbye written');
+    expect(far.lines[1]).toBe('STREAM FILE "/tmp/aid-bye" ""');
+    far.reply('200 result=0 endpos=4000');
+    await waitFor(() => far.lines.length === 3, 5000, 'HANGUP written');
+    expect(far.lines[2]).toBe('HANGUP');
+    far.reply('200 result=1');
+    await expect(ended).resolves.toBe(true);
+    expect(goodbye).toHaveBeenCalledTimes(1);
+    expect(s.hangupRequested).toBe(true);
+    expect(far.lines).toHaveLength(3);
+  } finally {
+    await far.close();
+  }
+});
+
+test('the caller hangs up during the RECORD: no goodbye is written, no HANGUP either', async () => {
+  const far = await connect();
+  try {
+    const s = far.session;
+    const rec = s.recordFile({ path: '/tmp/aid-rec-2', maxMs: 20000 });
+    await waitFor(() => far.lines.length === 1, 5000, 'RECORD FILE written');
+    const ended = s.endPolitely('shutdown', async () => ({ path: '/tmp/aid-bye', durationMs: 500 }));
+    far.reply('HANGUP');
+    far.reply('200 result=-1 (hangup) endpos=800');
+    await rec;
+    await expect(ended).resolves.toBe(false);
+    expect(far.lines).toHaveLength(1);
+  } finally {
+    await far.close();
+  }
+});
+
+test('endCallPolitely: the call gets the line llm-turn noted, in the voice tts-speak noted, as the next turn', async () => {
+  const far = await connect();
+  const s = far.session;
+  s.callId = '4711';
+  registerSession(s);
+  try {
+    const said: Array<[string, number]> = [];
+    noteGoodbyeLine(4711, 'Thank you, Ada. Goodbye!');
+    noteVoice(
+      4711,
+      async (text, seq) => {
+        said.push([text, seq]);
+        return { path: '/tmp/aid-bye-4711', durationMs: 400 };
+      },
+      3,
+    );
+    expect(endCallPolitely(4711, 'the dialer is shutting down')).toBe(1);
+    expect(endCallPolitely(4711, 'again')).toBe(0); // already ending
+    await waitFor(() => far.lines.length === 1, 5000, 'the goodbye written');
+    expect(said).toEqual([['Thank you, Ada. Goodbye!', 4]]);
+    expect(far.lines[0]).toBe('STREAM FILE "/tmp/aid-bye-4711" ""');
+    far.reply('200 result=0 endpos=3200');
+    await waitFor(() => far.lines.length === 2, 5000, 'HANGUP written');
+    far.reply('200 result=1');
+    await waitFor(() => s.closed || s.hangupRequested, 5000, 'hung up');
+    expect(endCallPolitely(999999, 'no such call')).toBe(0);
+  } finally {
+    unregisterSession(s.id);
+    forgetCall(4711);
+    await far.close();
+  }
+});
