@@ -271,8 +271,7 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
     const unlock = dataDir === 'memory://' ? () => undefined : await lockDataDir(dataDir);
     try {
       if (opts.pglite !== 'worker') {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const { PGlite } = require('@electric-sql/pglite') as typeof import('@electric-sql/pglite');
+        const { PGlite } = await import('@electric-sql/pglite');
         db = new PgliteDb(await PGlite.create(dataDir === 'memory://' ? undefined : dataDir), dataDir, unlock);
       } else db = await PgliteWorkerDb.open(dataDir, unlock);
     } catch (err) {
