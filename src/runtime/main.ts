@@ -10,7 +10,7 @@ import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { disposeParked } from '../util/handoff';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
-import { checkPortFree } from './ports';
+import { checkPortFree, freePort } from './ports';
 import { mqttPortTakenNote } from '../events/broker';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
