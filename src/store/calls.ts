@@ -171,51 +171,10 @@ export async function markAnswered(q: Queryable, callId: number, channelId?: str
 
 /** Append (or replace, by seq) one conversation turn with its per-stage timing. */
 export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Promise<TurnRow> {
-  const timing = t.timing ?? {};
-  const parts = [timing.recordMs, timing.sttMs, timing.llmMs, timing.ttsMs, timing.playbackMs].filter(
-    (v): v is number => typeof v === 'number',
-  );
-  const total = parts.length ? parts.reduce((a, b) => a + b, 0) : null;
   // Never written to a closed call (a late or forged session cannot rewrite a finished conversation).
-  const r = await q.query<TurnRow>(
-    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error,
-       media, interrupted, played_text, endpoint_ms, llm_first_token_ms, tts_first_audio_ms, reply_latency_ms)
-     select $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21
-      where exists (select 1 from calls where id = $1 and status not in (${finalList}))
-     on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
-       confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
-       llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
-       engines = excluded.engines, error = excluded.error, media = excluded.media, interrupted = excluded.interrupted,
-       played_text = excluded.played_text, endpoint_ms = excluded.endpoint_ms, llm_first_token_ms = excluded.llm_first_token_ms,
-       tts_first_audio_ms = excluded.tts_first_audio_ms, reply_latency_ms = excluded.reply_latency_ms
-     returning *`,
-    [
-      callId,
-      t.seq,
-      t.userText ?? null,
-      t.botText ?? null,
-      t.confidence ?? null,
-      t.action ?? null,
-      round(timing.recordMs),
-      round(timing.sttMs),
-      round(timing.llmMs),
-      round(timing.ttsMs),
-      round(timing.playbackMs),
-      round(total ?? undefined),
-      JSON.stringify(t.engines ?? {}),
-      t.error ?? null,
-      t.media ?? null,
-      t.interrupted === true,
-      t.playedText ?? null,
-      round(timing.endpointMs),
-      round(timing.llmFirstTokenMs),
-      round(timing.ttsFirstAudioMs),
-      round(timing.replyLatencyMs),
-    ],
-  );
-  if (!r.rows.length)
-    throw new DialerError('call_closed', `call ${callId} is closed or unknown: turn ${t.seq} not stored`);
-  return r.rows[0];
+  const [row] = await appendTurns(q, [{ callId, turn: t }]);
+  if (!row) throw new DialerError('call_closed', `call ${callId} is closed or unknown: turn ${t.seq} not stored`);
+  return row;
 }
 
 /**
@@ -247,20 +206,34 @@ export async function appendTurns(
       total_ms: round(parts.length ? parts.reduce((a, b) => a + b, 0) : undefined),
       engines: t.engines ?? {},
       error: t.error ?? null,
+      media: t.media ?? null,
+      interrupted: t.interrupted === true,
+      played_text: t.playedText ?? null,
+      endpoint_ms: round(timing.endpointMs),
+      llm_first_token_ms: round(timing.llmFirstTokenMs),
+      tts_first_audio_ms: round(timing.ttsFirstAudioMs),
+      reply_latency_ms: round(timing.replyLatencyMs),
     };
   });
   const r = await q.query<TurnRow>(
-    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error)
+    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error,
+       media, interrupted, played_text, endpoint_ms, llm_first_token_ms, tts_first_audio_ms, reply_latency_ms)
      select v.call_id, v.seq, v.user_text, v.bot_text, v.confidence, v.action, v.record_ms, v.stt_ms, v.llm_ms, v.tts_ms,
-            v.playback_ms, v.total_ms, coalesce(v.engines, '{}'::jsonb), v.error
+            v.playback_ms, v.total_ms, coalesce(v.engines, '{}'::jsonb), v.error,
+            v.media, coalesce(v.interrupted, false), v.played_text, v.endpoint_ms, v.llm_first_token_ms, v.tts_first_audio_ms,
+            v.reply_latency_ms
        from jsonb_to_recordset($1::jsonb) as v(call_id integer, seq integer, user_text text, bot_text text,
             confidence double precision, action text, record_ms integer, stt_ms integer, llm_ms integer, tts_ms integer,
-            playback_ms integer, total_ms integer, engines jsonb, error text)
+            playback_ms integer, total_ms integer, engines jsonb, error text, media text, interrupted boolean,
+            played_text text, endpoint_ms integer, llm_first_token_ms integer, tts_first_audio_ms integer,
+            reply_latency_ms integer)
       where exists (select 1 from calls c where c.id = v.call_id and c.status not in (${finalList}))
      on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
        confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
        llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
-       engines = excluded.engines, error = excluded.error
+       engines = excluded.engines, error = excluded.error, media = excluded.media, interrupted = excluded.interrupted,
+       played_text = excluded.played_text, endpoint_ms = excluded.endpoint_ms, llm_first_token_ms = excluded.llm_first_token_ms,
+       tts_first_audio_ms = excluded.tts_first_audio_ms, reply_latency_ms = excluded.reply_latency_ms
      returning *`,
     [JSON.stringify(rows)],
   );

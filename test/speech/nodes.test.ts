@@ -301,13 +301,17 @@ describe('failures', () => {
       message: expect.stringContaining('msg.call.sessionId is missing'),
     });
     expect(b.tts).toMatchObject({ engine: 'espeak-ng', durationMs: expect.any(Number) }); // synthesized, not played
-    helper.getNode('unwired').receive({ payload: 'Hello', call: { id: 1, sessionId: 'gone' } } as never);
+    helper.getNode('unwired').receive({ payload: 'Hello', call: { id: 1 } } as never);
     const c = await waitFor(() => caught[0], 10000, 'catch');
-    expect(c.error.message).toContain('AGI session gone has ended');
+    expect(c.error.message).toContain('msg.call.sessionId is missing');
     expect(c.error.source.id).toBe('unwired');
+    // a session that has ended is the caller's hangup: an ending, not a failure (on to output 1, nothing caught)
+    helper.getNode('unwired').receive({ payload: 'Hello', call: { id: 1, sessionId: 'gone' } } as never);
+    const h = await waitFor(() => ok[0], 10000, 'the hangup to output 1');
+    expect(h.playback).toMatchObject({ hungUp: true });
     expect(bad).toHaveLength(1);
     expect(caught).toHaveLength(1);
-    expect(ok).toHaveLength(0);
+    expect(ok).toHaveLength(1);
   });
 
   test('play unticked: synthesize only; a misconfigured engine is not_configured', async () => {
