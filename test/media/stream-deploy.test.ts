@@ -14,6 +14,7 @@ import { runAgiCall } from '../../src/sim/agi-client';
 import type { Persona } from '../../src/sim/persona';
 import { waitFor } from '../helpers/wait';
 import { givenCall } from '../helpers/call-token';
+import { endCallPolitely } from '../../src/calls/goodbye';
 
 import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
 import agiRecord from '../../nodes/agi-record/agi-record';
@@ -162,3 +163,23 @@ describe.each([
     await waitFor(() => ended.length || undefined, 5000, 'agi_ended').catch(() => undefined);
   }, 40000);
 });
+
+test('a drain (SIGTERM: endCallPolitely, as the campaign control does) ends a streaming call with the goodbye on the stream', async () => {
+  await helper.load(nodes, flow(fastagi()));
+  const turns = collect('turns');
+  const port = await waitFor(() => (helper.getNode('in') as TestNode).port, 5000, 'fastagi-in to listen');
+  const call = simCall(port, { utterances: [{ text: 'Yes, Friday works for me.', pauseMs: 8000 }] });
+  await waitFor(() => turns[0], 15000, 'the greeting');
+  expect(endCallPolitely(78, 'the dialer is shutting down')).toBe(1);
+  const r = await call;
+  expect(r.hungUpBy).toBe('agi');
+  expect(r.audioSocket).toHaveLength(1);
+  const media = r.audioSocket[0];
+  expect(media.endedBy).toBe('server_hangup');
+  const greetingFrames = Math.round(turns[0].playback.totalMs / 20);
+  expect(media.heard.reduce((n, p) => n + p.frames, 0) - greetingFrames).toBeGreaterThan(50);
+  expect(r.transcript.filter((t) => /^(RECORD|STREAM) FILE/.test(t.line))).toEqual([]);
+  const cmds = r.transcript.filter((t) => t.dir === 'cmd').map((t) => t.line.split(' ')[0]);
+  expect(cmds.slice(-2)).toEqual(['EXEC', 'HANGUP']);
+  expect(turns).toHaveLength(1); // the flow said nothing after the goodbye began
+}, 40000);
