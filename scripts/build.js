@@ -44,6 +44,9 @@ function build() {
     if (fs.existsSync(icons)) copyDir(icons, path.join(out, 'icons'));
   }
   writeNodeHelp(path.join(dist, 'nodes'));
+  // the default flow is offered under Import > Examples too (Node-RED lists <package>/examples/*.json);
+  // flows/ai-dialer.json stays the one source (git-ignored copy)
+  fs.copyFileSync(path.join(root, 'flows', 'ai-dialer.json'), path.join(root, 'examples', 'default-flow.json'));
   fs.writeFileSync(path.join(dist, '.build-stamp'), new Date().toISOString() + '\n');
 }
 
@@ -62,6 +65,7 @@ function newestSource() {
     'bench',
     'icons',
     'docs/nodes',
+    'flows',
     'scripts/node-help.js',
     'tsconfig.json',
     'tsconfig.build.json',

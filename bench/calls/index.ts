@@ -1,404 +1,161 @@
 /**
  * Calls benchmark: simulated concurrent calls end to end through the shipped default flow
- * (flows/ai-dialer.json) in the embedded runtime (startRuntime: Node-RED + store + embedded broker),
- * with instant engines (STT `sim`, scripted LLM, TTS `sim`) and the Asterisk simulator as the far end.
+ * (flows/ai-dialer.json) with its default settings, instant engines (STT `sim`, scripted LLM, TTS `sim`),
+ * and the Asterisk simulator as the far end. Like for like:
+ *   - the simulator runs in its own process (bench/calls/sim-proc.ts), each dialer runtime in its own
+ *     (bench/calls/runtime-proc.ts): the runtime's CPU is the dialer's alone;
+ *   - the turn is measured on the far end from the caller's end of speech: `turn_*` from the moment
+ *     Asterisk's silence detection ends the recording (end of speech + the flow's endpoint silence) to the
+ *     answer's STREAM FILE: everything the dialer adds (its reply to RECORD FILE, STT, LLM, TTS, the turn
+ *     write, every hop); `speech_end_p50_ms` is the same from the end of speech itself (silence included);
+ *   - cases (database x calls x runtimes) run in interleaved rounds (BENCH_CALLS_ROUNDS, default 3, order
+ *     rotated each round) and every figure is min / median / max over the rounds.
  *
- * For each N (50, 250, 500, 1,000, 2,000; BENCH_QUICK=1: 50 and 250; BENCH_CALLS_N=a,b,c), in a fresh child process so CPU
- * and memory are this N's alone:
- *   - one campaign of N contacts, max_concurrent N, 400 calls/s, calling window all day;
- *   - every callee answers after 50 ms and talks for 3 turns (a miss, a yes, a no-thanks) with
- *     HOLD_PAUSE_MS of silence before each answer, so all N calls are up at the same time;
- *   - started with POST /api/v1/calls/automated/start, run until every contact is done.
- * Reported:
- *   - peak concurrent calls: live AGI sessions (src/agi/registry activeSessionCount), sampled every 100 ms;
- *   - orchestration overhead per turn, p50/p99: on the simulator's side, the time from its RECORD FILE
- *     reply (the caller stopped talking) to the next STREAM FILE command (the answer starts playing),
- *     i.e. record node -> stt -> llm -> tts -> playback start, everything but the simulated waits;
- *     and stt+llm+tts ms from the call_turns rows (the engine steps as the flow timed them);
- *     and the reply -> next command gap over every AGI command (all hops, including greeting/hangup);
- *   - CPU seconds (user+system) of the process per call, peak RSS and heap per concurrent call;
- *   - correctness: each contact exactly one call row, each call `completed` with 3+ turns, no leftover
- *     sessions or channels ("lost" = contacts without a completed call, "dup" = extra call rows).
- * Every N runs (the p99_under_20ms column says which hold the 20 ms target) unless one loses calls
- * or its p99 is over 10 s (the machine is out). PostgreSQL when DATABASE_URL is
- * set (a throwaway database is created and dropped), else PGlite. Loopback only.
+ * A case: one campaign of N contacts, max_concurrent N, 400 calls/s, calling window all day; every callee
+ * answers after 50 ms and talks for 3 turns (a miss, a yes, a no-thanks) after HOLD_PAUSE_MS of silence
+ * each (every turn has words: `under_3_turns` counts calls with fewer than 3 non-empty caller turns), so all N calls are up together; started with POST /api/v1/calls/automated/start on every runtime;
+ * run until every contact is done. With R > 1 runtimes they share the campaign (leases, one PostgreSQL
+ * database, WORKER_NAME each) and one simulator; each runtime sets AGI_ADVERTISE, so every answered call's
+ * AGI goes back to the runtime that originated it (`misrouted` counts those that did not).
  *
- * Run alone: `node dist/bench/calls/index.js` (or `... --scenario 500` for one N, JSON out).
+ * Cases (BENCH_CALLS_CASES, `db:N:R` comma list): default postgres 250/1000/2000 calls on 1 runtime and
+ * 2000 on 2 runtimes (needs DATABASE_URL; a throwaway database per case), PGlite 50 and 250 on 1 runtime;
+ * BENCH_QUICK=1: postgres 250 x1 and x2, PGlite 50, one round.
+ *
+ * Run alone: `node dist/bench/calls/index.js`.
  */
-import { fork } from 'child_process';
+import { fork, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { monitorEventLoopDelay } from 'perf_hooks';
 import { Client } from 'pg';
+import { freePort } from '../../src/runtime/ports';
 
 type Row = Record<string, string | number>;
+type Db = 'postgres' | 'pglite';
+interface Case {
+  db: Db;
+  n: number;
+  runtimes: number;
+  /** Which build runs it (BENCH_CALLS_BUILDS name; '' = this one). */
+  build: string;
+}
+type Reply = Record<string, unknown> & { type: string };
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const SIZES = (process.env.BENCH_CALLS_N || (QUICK ? '50,250' : '50,250,500,1000,2000')).split(',').map(Number);
-/** Silence before each of the callee's 3 answers (simulated ms at speed 1): keeps calls up together. */
-const HOLD_PAUSE_MS = Number(process.env.BENCH_CALLS_PAUSE_MS || (QUICK ? 500 : 2000));
+const ROUNDS = Number(process.env.BENCH_CALLS_ROUNDS || (QUICK ? 1 : 3));
+/**
+ * Silence before each of the callee's 3 answers (simulated ms): keeps calls up together. Shorter than the
+ * default flow's endpoint silence (2 s), or the recording ends before the callee says anything.
+ */
+const HOLD_PAUSE_MS = Number(process.env.BENCH_CALLS_PAUSE_MS || (QUICK ? 500 : 1500));
 const CPS = Number(process.env.BENCH_CALLS_CPS || 400);
 const P99_LIMIT_MS = 20;
-/** A p99 this far over the limit means the machine is out: larger N only takes longer. */
-const GIVE_UP_P99_MS = 10_000;
-const MARK = '@@calls-bench ';
+
+function cases(): Case[] {
+  const spec =
+    process.env.BENCH_CALLS_CASES ||
+    (process.env.DATABASE_URL
+      ? QUICK
+        ? 'postgres:250:1,postgres:250:2,pglite:50:1'
+        : 'postgres:250:1,postgres:1000:1,postgres:2000:1,postgres:2000:2,pglite:50:1,pglite:250:1'
+      : QUICK
+        ? 'pglite:50:1'
+        : 'pglite:50:1,pglite:250:1');
+  return spec.split(',').map((s) => {
+    const [db, n, r, build = ''] = s.split(':');
+    if (build && !builds().has(build)) throw new Error(`BENCH_CALLS_CASES: no build ${build} in BENCH_CALLS_BUILDS`);
+    if (db !== 'postgres' && db !== 'pglite') throw new Error(`BENCH_CALLS_CASES: unknown database ${db}`);
+    if (db === 'postgres' && !process.env.DATABASE_URL)
+      throw new Error('BENCH_CALLS_CASES: postgres needs DATABASE_URL');
+    const runtimes = Number(r || 1);
+    if (db === 'pglite' && runtimes !== 1) throw new Error('BENCH_CALLS_CASES: PGlite is one process: 1 runtime');
+    return { db, n: Number(n), runtimes, build };
+  });
+}
+
+/**
+ * BENCH_CALLS_BUILDS=`name=/path/to/dist,...`: other builds of this package (e.g. a checkout of the commit
+ * before a change, built) whose simulator and runtime processes run the cases that name them
+ * (`db:N:R:name`), interleaved with this build's: before and after measured in the same minutes.
+ */
+function builds(): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const kv of (process.env.BENCH_CALLS_BUILDS || '').split(',').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    m.set(kv.slice(0, i), path.resolve(kv.slice(i + 1), 'bench', 'calls'));
+  }
+  return m;
+}
 
 function pct(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string, everyMs = 200): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`bench: timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const { freePort: fp } = await import('../../src/runtime/ports');
-  return fp();
-}
-
-interface AgiEntry {
-  dir: 'cmd' | 'reply' | 'event';
-  line: string;
-  atMs: number;
-}
-
-/**
- * Gaps in one AGI transcript: RECORD FILE reply -> next STREAM FILE command (a turn), any reply -> next
- * command (every hop), and connect -> first STREAM FILE (call set-up: session, call row, greeting).
- */
-function gaps(transcript: AgiEntry[], turnGaps: number[], hopGaps: number[], setup: number[]): void {
-  const firstPlay = transcript.find((e) => e.dir === 'cmd' && /^STREAM FILE/i.test(e.line));
-  if (firstPlay) setup.push(firstPlay.atMs);
-  let lastCmd = '';
-  let replyAt = -1;
-  let afterRecord = -1;
-  for (const e of transcript) {
-    if (e.dir === 'cmd') {
-      if (replyAt >= 0) hopGaps.push(e.atMs - replyAt);
-      if (afterRecord >= 0 && /^STREAM FILE/i.test(e.line)) {
-        turnGaps.push(e.atMs - afterRecord);
-        afterRecord = -1;
-      }
-      lastCmd = e.line;
-      replyAt = -1;
-    } else if (e.dir === 'reply') {
-      replyAt = e.atMs;
-      if (/^RECORD FILE/i.test(lastCmd) && !/\(hangup\)/.test(e.line)) afterRecord = e.atMs;
-    }
-  }
-}
-
-/** One N in this process: start everything, run the campaign, measure, check, stop. */
-async function scenario(n: number, dbUrl: string | undefined): Promise<Row> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-bench-calls-'));
-  const [port, agiPort, mqttPort] = [await freePort(), await freePort(), await freePort()];
-  const env = process.env;
-  Object.assign(env, {
-    DATA_DIR: dir,
-    PORT: String(port),
-    AGI_PORT: String(agiPort),
-    MQTT_PORT: String(mqttPort),
-    TTS_ENGINE: 'sim',
-    STT_ENGINE: 'sim',
-    LLM_ENGINE: 'scripted',
-    LOG_LEVEL: 'warn',
-    AI_DIALER_SIMULATED: '1',
-  });
-  delete env.MQTT_URL;
-  // BENCH_CALLS_FLOW: another flow file to measure (a copy is used; default: the shipped flow).
-  if (process.env.BENCH_CALLS_FLOW) {
-    env.FLOW_FILE = path.join(dir, 'flows.json');
-    fs.copyFileSync(process.env.BENCH_CALLS_FLOW, env.FLOW_FILE);
-  } else delete env.FLOW_FILE;
-  delete env.API_TOKEN;
-  if (dbUrl) env.DATABASE_URL = dbUrl;
-  else delete env.DATABASE_URL;
-
-  // The far end: our own simulator (so the bench sets the personas and sees every AGI transcript).
-  const agiClient = await import('../../src/sim/agi-client');
-  const turnGaps: number[] = [];
-  const hopGaps: number[] = [];
-  const setupMs: number[] = [];
-  const origRun = agiClient.runAgiCall;
-  agiClient.runAgiCall = (o) =>
-    origRun(o).then((r) => {
-      gaps(r.transcript, turnGaps, hopGaps, setupMs);
-      if (process.env.BENCH_CALLS_DEBUG && turnGaps.length <= 3)
-        console.error(r.transcript.map((e) => `${e.atMs} ${e.dir} ${e.line}`).join('\n'));
-      return r;
+/** A child process that answers IPC requests in order. */
+class Child {
+  private readonly waiting: Array<{ type: string; resolve: (m: Reply) => void; reject: (e: Error) => void }> = [];
+  private readonly got: Reply[] = [];
+  private exited?: Error;
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    proc.on('message', (m: Reply) => {
+      if (m.type === 'error') return this.fail(new Error(`${name}: ${String(m.message)}`));
+      const i = this.waiting.findIndex((w) => w.type === m.type);
+      if (i >= 0) this.waiting.splice(i, 1)[0].resolve(m);
+      else this.got.push(m);
     });
-  const { startSimulator } = await import('../../src/sim/index');
-  const pause = HOLD_PAUSE_MS;
-  const sim = await startSimulator({
-    host: '127.0.0.1',
-    port: 0,
-    agiHost: '127.0.0.1',
-    agiPort,
-    app: 'ai-dialer',
-    recordingsRoot: path.join(dir, 'recordings'),
-    defaultPersona: () => ({
-      name: 'bench talker',
-      dial: { behaviour: 'answer', ringMs: 50 },
-      utterances: [
-        { text: 'Let me check my calendar first.', pauseMs: pause },
-        { text: 'Yes, that works for me.', pauseMs: pause },
-        { text: 'No, thank you.', pauseMs: pause },
-      ],
+    proc.on('exit', (code) => this.fail(new Error(`${name} exited (${code})`)));
+    proc.on('error', (err) => this.fail(new Error(`${name}: ${err.message}`)));
+  }
+  private fail(e: Error): void {
+    this.exited = e;
+    for (const w of this.waiting.splice(0)) w.reject(e);
+  }
+  next(type: string, timeoutMs = 900_000): Promise<Reply> {
+    const i = this.got.findIndex((m) => m.type === type);
+    if (i >= 0) return Promise.resolve(this.got.splice(i, 1)[0]);
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${this.name}: no ${type} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.push({
+        type,
+        resolve: (m) => (clearTimeout(t), resolve(m)),
+        reject: (e) => (clearTimeout(t), reject(e)),
+      });
+    });
+  }
+  ask(m: Record<string, unknown>, reply: string): Promise<Reply> {
+    const p = this.next(reply);
+    if (this.proc.connected) this.proc.send(m);
+    else this.fail(new Error(`${this.name} is gone`));
+    return p;
+  }
+  kill(): void {
+    if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+function child(file: string, name: string, env: NodeJS.ProcessEnv, prof?: string, build = ''): Child {
+  const execArgv = ['--expose-gc', '--max-old-space-size=4096'];
+  if (prof) execArgv.push('--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
+  return new Child(
+    name,
+    fork(path.join(build ? (builds().get(build) as string) : __dirname, file), [], {
+      execArgv,
+      env,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
-  });
-  Object.assign(env, { ARI_URL: sim.url, ARI_USERNAME: sim.username, ARI_PASSWORD: sim.password, ARI_APP: sim.app });
-
-  const sqlStats = new Map<string, { n: number; ms: number }>();
-  if (process.env.BENCH_CALLS_SQLSTAT) {
-    const proto = Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
-    const q0 = proto.query;
-    proto.query = function (this: unknown, ...a: unknown[]) {
-      const text = typeof a[0] === 'string' ? a[0] : String((a[0] as { text?: string })?.text ?? '?');
-      const k = text.replace(/\s+/g, ' ').slice(0, 90);
-      const t = performance.now();
-      const add = () => {
-        const e = sqlStats.get(k) ?? { n: 0, ms: 0 };
-        e.n++;
-        e.ms += performance.now() - t;
-        sqlStats.set(k, e);
-      };
-      const cb = a[a.length - 1];
-      if (typeof cb === 'function') {
-        a[a.length - 1] = (...x: unknown[]) => {
-          add();
-          return (cb as (...y: unknown[]) => unknown)(...x);
-        };
-      }
-      const r = q0.apply(this, a);
-      if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(add, add);
-      return r;
-    };
-  }
-  const { startRuntime } = await import('../../src/runtime/main');
-  const { acquireDb, releaseDb } = await import('../../src/store/db');
-  const { storeOptionsFromEnv } = await import('../../src/runtime/env');
-  const { activeSessionCount } = await import('../../src/agi/registry');
-  const rt = await startRuntime({ env, logLevel: 'warn' });
-  // BENCH_CALLS_HOPS=1: where a message's time goes inside the flow (Node-RED message hooks).
-  const hops = new Map<string, number[]>();
-  if (process.env.BENCH_CALLS_HOPS) {
-    type NodeRef = { node?: { name?: string; type?: string } };
-    type HookEvent = { msg?: { _msgid?: string }; destination?: NodeRef; node?: NodeRef };
-    const RED = (await import('node-red')).default as unknown as {
-      hooks: { add(name: string, fn: (e: HookEvent) => void): void };
-    };
-    const last = new Map<string, { at: number; what: string }>();
-    const note = (id: string, what: string) => {
-      const now = performance.now();
-      const prev = last.get(id);
-      if (prev) {
-        const k = `${prev.what} -> ${what}`;
-        const a = hops.get(k) ?? [];
-        a.push(now - prev.at);
-        hops.set(k, a);
-      }
-      last.set(id, { at: now, what });
-    };
-    RED.hooks.add('onReceive.bench', (e) =>
-      note(String(e.msg?._msgid), `in:${e.destination?.node?.name || e.destination?.node?.type}`),
-    );
-    RED.hooks.add('onComplete.bench', (e) =>
-      note(String(e.msg?._msgid), `done:${e.node?.node?.name || e.node?.node?.type}`),
-    );
-  }
-  const storeOpts = storeOptionsFromEnv(env);
-  const db = await acquireDb(storeOpts);
-  const base = `http://127.0.0.1:${port}`;
-  /** The PostgreSQL pool (pg-pool) behind the shared store, to sample how many queries wait for a connection. */
-  const pool = (db as unknown as { pool?: { waitingCount: number; options: { max: number } } }).pool;
-  // BENCH_CALLS_POOL: try another pool size (pg-pool reads options.max on every checkout).
-  if (pool && process.env.BENCH_CALLS_POOL) pool.options.max = Number(process.env.BENCH_CALLS_POOL);
-  try {
-    const c = await db.query<{ id: number }>(
-      `insert into campaigns (name, timezone, window_start, window_end, max_concurrent, calls_per_second, max_attempts, settings)
-       values ('bench calls', 'America/New_York', '00:00', '23:59:59', $1, $2, 1, '{}') returning id`,
-      [n, CPS],
-    );
-    const cid = c.rows[0].id;
-    await db.query(`insert into phone_numbers (campaign_id, number, label) values ($1, '+12125559000', 'bench line')`, [
-      cid,
-    ]);
-    await db.query(
-      `insert into contacts (campaign_id, phone, name, timezone, timezone_source)
-       select $1, '+1212' || (2000000 + g)::text, 'Contact ' || g, 'America/New_York', 'number' from generate_series(1, $2::int) g`,
-      [cid, n],
-    );
-
-    // Wait until the flow's queue answers the API (deployed), then start the campaign.
-    await until(
-      async () => {
-        const r = await fetch(`${base}/api/v1/calls/automated/status?campaignId=${cid}`).catch(() => undefined);
-        if (!r) return false;
-        const j = (await r.json().catch(() => ({}))) as { engineAvailable?: boolean };
-        return r.ok && j.engineAvailable === true;
-      },
-      30_000,
-      'the flow to be deployed',
-    );
-
-    (global as { gc?: () => void }).gc?.();
-    const mem0 = process.memoryUsage();
-    const cpu0 = process.cpuUsage();
-    const lag = monitorEventLoopDelay({ resolution: 10 });
-    lag.enable();
-    const t0 = Date.now();
-    let peak = 0;
-    let peakRss = mem0.rss;
-    let peakHeap = mem0.heapUsed;
-    let peakAt = 0;
-    let peakDbWaiting = 0;
-    const sampler = setInterval(() => {
-      const live = activeSessionCount();
-      const m = process.memoryUsage();
-      if (live > peak) {
-        peak = live;
-        peakAt = Date.now() - t0;
-      }
-      if (m.rss > peakRss) peakRss = m.rss;
-      if (pool && pool.waitingCount > peakDbWaiting) peakDbWaiting = pool.waitingCount;
-      if (m.heapUsed > peakHeap) peakHeap = m.heapUsed;
-    }, 100);
-    const started = await fetch(`${base}/api/v1/calls/automated/start`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ campaignId: cid }),
-    });
-    if (!started.ok) throw new Error(`bench: start failed: ${started.status} ${await started.text()}`);
-
-    const holdS = (4 * HOLD_PAUSE_MS) / 1000;
-    await until(
-      async () => {
-        const r = await db.query<{ open: number }>(
-          `select count(*)::int as open from contacts where campaign_id = $1 and status in ('pending','in_call')`,
-          [cid],
-        );
-        return r.rows[0].open === 0;
-      },
-      Math.max(120_000, (n / CPS + holdS * 4) * 1000),
-      'every contact to be done',
-      500,
-    );
-    const doneS = (Date.now() - t0) / 1000;
-    // Everything after the last call: sessions and channels released.
-    await until(
-      () => activeSessionCount() === 0 && sim.channels().length === 0,
-      20_000,
-      'sessions and channels to be released',
-      100,
-    ).catch(() => undefined);
-    clearInterval(sampler);
-    const cpu = process.cpuUsage(cpu0);
-    lag.disable();
-
-    const calls = await db.query<{ contact_id: number; n: number; completed: number; turns_ok: number }>(
-      `select k.id as contact_id, count(c.id)::int as n,
-              count(c.id) filter (where c.status = 'completed')::int as completed,
-              count(c.id) filter (where (select count(*) from call_turns t where t.call_id = c.id and t.user_text is not null) >= 3)::int as turns_ok
-         from contacts k left join calls c on c.contact_id = k.id
-        where k.campaign_id = $1 group by k.id`,
-      [cid],
-    );
-    let lost = 0;
-    let dup = 0;
-    let notCompleted = 0;
-    let shortCalls = 0;
-    for (const r of calls.rows) {
-      if (r.n === 0) lost++;
-      if (r.n > 1) dup += r.n - 1;
-      if (r.n > 0 && r.completed !== r.n) notCompleted++;
-      if (r.n > 0 && r.turns_ok !== r.n) shortCalls++;
-    }
-    if (shortCalls + notCompleted > 0) {
-      // Say why: each odd call's status, outcome, reason and what was said.
-      const odd = await db.query(
-        `select c.id, c.status, c.outcome, c.reason, (select string_agg(coalesce(t.user_text, '-') || ' / ' || coalesce(t.bot_text, '-') || coalesce(' !' || t.error, ''), ' | ' order by t.seq)
-            from call_turns t where t.call_id = c.id) as turns
-           from calls c where c.campaign_id = $1 and (c.status <> 'completed'
-             or (select count(*) from call_turns t where t.call_id = c.id and t.user_text is not null) < 3) order by c.id limit 5`,
-        [cid],
-      );
-      for (const r of odd.rows) console.error('bench calls: odd call', JSON.stringify(r));
-    }
-    const turns = await db.query<{ eng: number }>(
-      `select coalesce(t.stt_ms, 0) + coalesce(t.llm_ms, 0) + coalesce(t.tts_ms, 0) as eng
-         from call_turns t join calls c on c.id = t.call_id where c.campaign_id = $1 and t.user_text is not null`,
-      [cid],
-    );
-    const eng = turns.rows.map((r) => Number(r.eng)).sort((a, b) => a - b);
-    turnGaps.sort((a, b) => a - b);
-    hopGaps.sort((a, b) => a - b);
-    setupMs.sort((a, b) => a - b);
-    if (hops.size) {
-      for (const [k, a] of [...hops]
-        .sort((x, y) => y[1].reduce((p, q) => p + q, 0) - x[1].reduce((p, q) => p + q, 0))
-        .slice(0, 25)) {
-        a.sort((x, y) => x - y);
-        console.error(
-          String(a.length).padStart(6),
-          `p50 ${pct(a, 50).toFixed(1)}`.padStart(10),
-          `p99 ${pct(a, 99).toFixed(1)}`.padStart(11),
-          k,
-        );
-      }
-    }
-    if (sqlStats.size)
-      for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 30))
-        console.error(String(e.n).padStart(7), (e.ms / e.n).toFixed(1).padStart(7), k);
-    const leftSessions = activeSessionCount();
-    const leftChannels = sim.channels().length;
-    const cpuS = (cpu.user + cpu.system) / 1e6;
-    return {
-      calls: n,
-      db: dbUrl ? `postgres, pool ${pool?.options.max ?? '?'}` : 'pglite',
-      peak_concurrent: peak,
-      peak_at_s: Math.round(peakAt / 100) / 10,
-      all_done_s: Math.round(doneS * 10) / 10,
-      turns: turnGaps.length,
-      turn_p50_ms: pct(turnGaps, 50),
-      turn_p99_ms: pct(turnGaps, 99),
-      turn_max_ms: turnGaps.length ? turnGaps[turnGaps.length - 1] : 0,
-      p99_under_20ms: pct(turnGaps, 99) < P99_LIMIT_MS ? 'yes' : 'no',
-      engines_p99_ms: pct(eng, 99),
-      hop_p99_ms: pct(hopGaps, 99),
-      loop_lag_p99_ms: Math.round(lag.percentile(99) / 1e6),
-      greeting_p50_ms: pct(setupMs, 50),
-      greeting_p99_ms: pct(setupMs, 99),
-      db_waiting_peak: pool ? peakDbWaiting : '-',
-      cpu_ms_per_call: Math.round((cpuS * 1000) / n),
-      cpu_util: Math.round((cpuS / doneS) * 100) / 100,
-      rss_peak_mb: Math.round(peakRss / 1048576),
-      kb_per_call: Math.round((peakRss - mem0.rss) / Math.max(1, peak) / 1024),
-      heap_kb_per_call: Math.round((peakHeap - mem0.heapUsed) / Math.max(1, peak) / 1024),
-      lost,
-      dup,
-      not_completed: notCompleted,
-      under_3_turns: shortCalls,
-      leftover: leftSessions + leftChannels,
-      load_1m: Math.round(os.loadavg()[0] * 10) / 10,
-    };
-  } finally {
-    await releaseDb(storeOpts).catch(() => undefined);
-    await rt.stop().catch(() => undefined);
-    await sim.close().catch(() => undefined);
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  );
 }
 
 /** A throwaway PostgreSQL database on DATABASE_URL's server, dropped afterwards. */
-async function withDatabase<T>(fn: (url: string | undefined) => Promise<T>): Promise<T> {
+async function withDatabase<T>(db: Db, fn: (url: string | undefined) => Promise<T>): Promise<T> {
   const url = process.env.DATABASE_URL;
-  if (!url) return fn(undefined);
+  if (db === 'pglite' || !url) return fn(undefined);
   const name = `aid_bench_calls_${process.pid}_${Date.now() % 1e6}`;
   const admin = new Client({ connectionString: url });
   await admin.connect();
@@ -413,68 +170,202 @@ async function withDatabase<T>(fn: (url: string | undefined) => Promise<T>): Pro
   }
 }
 
-/** One N in a child process (fresh heap, its own CPU and RSS), result as JSON on stdout. */
-function runChild(n: number): Promise<Row> {
-  return new Promise((resolve, reject) => {
-    const args = ['--scenario', String(n)];
-    const execArgv = [
-      '--expose-gc',
-      '--max-old-space-size=4096',
-      ...(process.env.BENCH_CALLS_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CALLS_PROF}`] : []),
-    ];
-    const child = fork(__filename, args, { execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith(MARK));
-      if (line) resolve(JSON.parse(line.slice(MARK.length)) as Row);
-      else reject(new Error(`bench calls: N=${n} child exited ${code} without a result\n${out.slice(-2000)}`));
-    });
+/** One run of one case: simulator + runtimes in their own processes. */
+async function runCase(c: Case): Promise<Row> {
+  return withDatabase(c.db, async (dbUrl) => {
+    const dirs: string[] = [];
+    const kids: Child[] = [];
+    try {
+      const ports = await Promise.all(
+        Array.from({ length: c.runtimes }, async () => ({
+          port: await freePort(),
+          agi: await freePort(),
+          mqtt: await freePort(),
+        })),
+      );
+      const apps = ports.map((_p, i) => `bench-${i}`);
+      const agis = ports.map((p) => `127.0.0.1:${p.agi}`);
+      const sim = child(
+        'sim-proc.js',
+        'simulator',
+        {
+          ...process.env,
+          SIMB_AGI: agis[0],
+          SIMB_APPS: apps.join(','),
+          SIMB_AGIS: agis.join(','),
+          SIMB_PAUSE_MS: String(HOLD_PAUSE_MS),
+        },
+        undefined,
+        c.build,
+      );
+      kids.push(sim);
+      const simReady = await sim.next('ready', 30_000);
+      const rts = ports.map((p, i) => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-bench-calls-'));
+        dirs.push(dir);
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          DATA_DIR: dir,
+          PORT: String(p.port),
+          AGI_PORT: String(p.agi),
+          MQTT_PORT: String(p.mqtt),
+          TTS_ENGINE: 'sim',
+          STT_ENGINE: 'sim',
+          LLM_ENGINE: 'scripted',
+          LOG_LEVEL: 'warn',
+          AI_DIALER_SIMULATED: '1',
+          ARI_URL: String(simReady.url),
+          ARI_USERNAME: String(simReady.username),
+          ARI_PASSWORD: String(simReady.password),
+          ARI_APP: apps[i],
+        };
+        for (const k of ['MQTT_URL', 'API_TOKEN', 'FLOW_FILE', 'DATABASE_URL', 'AGI_ADVERTISE', 'WORKER_NAME'])
+          delete env[k];
+        if (dbUrl) env.DATABASE_URL = dbUrl;
+        if (c.runtimes > 1) Object.assign(env, { AGI_ADVERTISE: agis[i], WORKER_NAME: apps[i] });
+        const k = child('runtime-proc.js', `runtime-${i}`, env, process.env.BENCH_CALLS_PROF, c.build);
+        kids.push(k);
+        return k;
+      });
+      await Promise.all(rts.map((k) => k.next('ready', 180_000)));
+      const { cid } = await rts[0].ask({ type: 'seed', n: c.n, cps: CPS }, 'seeded');
+      await Promise.all(rts.map((k) => k.ask({ type: 'arm', cid }, 'armed')));
+      await Promise.all(rts.map((k) => k.ask({ type: 'start', cid }, 'started')));
+      const done = await rts[0].ask({ type: 'wait', cid }, 'done');
+      const results = await Promise.all(rts.map((k, i) => k.ask({ type: 'finish', cid, check: i === 0 }, 'result')));
+      const s = await sim.ask({ type: 'report' }, 'report');
+      const r0 = results[0];
+      const sorted = (k: string) => (s[k] as number[]).slice().sort((a, b) => a - b);
+      const turns = sorted('turns');
+      const eng = (r0.eng as number[]).sort((a, b) => a - b);
+      const peak = results.reduce((a, r) => a + Number(r.peak), 0);
+      const cpuMs = results.reduce((a, r) => a + Number(r.cpuMs), 0);
+      const growth = results.reduce((a, r) => a + Number(r.rssGrowth), 0);
+      return {
+        db: c.db,
+        calls: c.n,
+        runtimes: c.runtimes,
+        build: c.build || 'this',
+        peak_concurrent: peak,
+        all_done_s: Math.round(Number(done.s) * 10) / 10,
+        turns: turns.length,
+        turn_p50_ms: pct(turns, 50),
+        turn_p99_ms: pct(turns, 99),
+        turn_max_ms: turns.length ? turns[turns.length - 1] : 0,
+        speech_end_p50_ms: pct(sorted('fromSpeech'), 50),
+        after_reply_p99_ms: pct(sorted('afterReply'), 99),
+        engines_p99_ms: pct(eng, 99),
+        hop_p99_ms: pct(sorted('hops'), 99),
+        greeting_p50_ms: pct(sorted('setup'), 50),
+        greeting_p99_ms: pct(sorted('setup'), 99),
+        db_waiting_peak: Math.max(...results.map((r) => Number(r.dbWaitingPeak))),
+        loop_lag_p99_ms: Math.round(Math.max(...results.map((r) => Number(r.lagP99Ms)))),
+        cpu_ms_per_call: Math.round((cpuMs / c.n) * 10) / 10,
+        cpu_util: Math.round((cpuMs / 1000 / Number(r0.wallS)) * 100) / 100,
+        sim_cpu_ms_per_call: Math.round((Number(s.cpuMs) / c.n) * 10) / 10,
+        rss_peak_mb: Math.round(Math.max(...results.map((r) => Number(r.rssPeakMb)))),
+        kb_per_call: Math.round(growth / Math.max(1, peak) / 1024),
+        calls_per_runtime: (r0.workers as number[]).join('/'),
+        lost: Number(r0.lost),
+        dup: Number(r0.dup),
+        not_completed: Number(r0.notCompleted),
+        under_3_turns: Number(r0.short),
+        misrouted: Number(s.misrouted),
+        leftover: results.reduce((a, r) => a + Number(r.leftSessions), 0) + Number(s.channels),
+        load_1m: Math.round(os.loadavg()[0] * 10) / 10,
+      };
+    } finally {
+      for (const k of kids) {
+        try {
+          k.proc.send({ type: 'exit' });
+        } catch {
+          /* gone */
+        }
+      }
+      await Promise.all(
+        kids.map(
+          (k) =>
+            new Promise<void>((res) => {
+              if (k.proc.exitCode !== null) return res();
+              const t = setTimeout(() => (k.kill(), res()), 15_000);
+              k.proc.once('exit', () => (clearTimeout(t), res()));
+            }),
+        ),
+      );
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 }
 
+/** min / median / max of a column over the rounds (a number when the rounds agree). */
+function spread(vals: number[]): string | number {
+  const v = vals.slice().sort((a, b) => a - b);
+  if (v[0] === v[v.length - 1]) return v[0];
+  return `${v[0]} / ${v[Math.floor((v.length - 1) / 2)]} / ${v[v.length - 1]}`;
+}
+
+const SUMMED = ['lost', 'dup', 'not_completed', 'under_3_turns', 'misrouted', 'leftover'];
+
 export async function run(): Promise<Row[]> {
-  const rows: Row[] = [];
-  for (const n of SIZES) {
-    let row: Row;
-    try {
-      row = await runChild(n);
-    } catch (err) {
-      rows.push({
-        calls: n,
-        error: (err as Error).message.split('\n')[0].slice(0, 160),
-        load_1m: Math.round(os.loadavg()[0] * 10) / 10,
-      });
-      break;
+  const list = cases();
+  const runs = new Map<number, Row[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let j = 0; j < list.length; j++) {
+      const i = (j + round) % list.length;
+      const c = list[i];
+      let row: Row;
+      try {
+        row = await runCase(c);
+      } catch (err) {
+        row = {
+          db: c.db,
+          calls: c.n,
+          runtimes: c.runtimes,
+          error: (err as Error).message.split('\n')[0].slice(0, 160),
+        };
+      }
+      if (process.env.BENCH_CALLS_VERBOSE) console.error(JSON.stringify({ round, ...row }));
+      runs.set(i, [...(runs.get(i) ?? []), row]);
     }
-    rows.push(row);
-    const bad = Number(row.lost) + Number(row.dup) + Number(row.not_completed) + Number(row.under_3_turns) > 0;
-    if (Number(row.turn_p99_ms) > GIVE_UP_P99_MS || bad) break;
   }
-  return rows;
+  return list.map((c, i) => {
+    const rs = runs.get(i) ?? [];
+    const ok = rs.filter((r) => r.error === undefined);
+    const out: Row = {
+      db: c.db,
+      calls: c.n,
+      runtimes: c.runtimes,
+      build: c.build || 'this',
+      rounds: `${ok.length}/${rs.length}`,
+    };
+    if (!ok.length) return { ...out, error: String(rs[0]?.error ?? 'no run') };
+    for (const k of Object.keys(ok[0])) {
+      if (k in out) continue;
+      const vals = ok.map((r) => r[k]);
+      if (SUMMED.includes(k)) out[k] = vals.reduce<number>((a, b) => a + Number(b), 0);
+      else if (vals.every((x) => typeof x === 'number')) out[k] = spread(vals as number[]);
+      else out[k] = vals.join(' ; ');
+      if (k === 'turn_p99_ms')
+        out.p99_under_20ms = ok.every((r) => Number(r[k]) < P99_LIMIT_MS)
+          ? 'yes'
+          : ok.some((r) => Number(r[k]) < P99_LIMIT_MS)
+            ? 'some rounds'
+            : 'no';
+    }
+    return out;
+  });
 }
 
 if (require.main === module) {
-  const i = process.argv.indexOf('--scenario');
-  if (i >= 0) {
-    const n = Number(process.argv[i + 1]);
-    withDatabase((url) => scenario(n, url)).then(
-      (row) => {
-        process.stdout.write(MARK + JSON.stringify(row) + '\n', () => process.exit(0));
-      },
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  } else {
-    run().then(
-      (rows) => console.table(rows),
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  }
+  run().then(
+    (rows) => {
+      const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+      console.log(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`);
+      for (const r of rows) console.log(`| ${cols.map((c) => String(r[c] ?? '')).join(' | ')} |`);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

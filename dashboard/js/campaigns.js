@@ -3,7 +3,14 @@ import { $, $$, clear, h, toast } from './dom.js';
 import { campaignName, state } from './state.js';
 import { api } from './api.js';
 import { ensureCall, renderCalls } from './calls.js';
-import { onProgress, progressBar, progressCounters, progressFromStatus, renderProgress } from './progress.js';
+import {
+  onProgress,
+  progressBar,
+  progressCounters,
+  progressFromStatus,
+  renderProgress,
+  retryNote,
+} from './progress.js';
 
 export function loadCampaigns() {
   return api('GET', '/campaigns').then(function (r) {
@@ -187,6 +194,8 @@ export function renderDetailProgress() {
   );
   box.appendChild(progressBar(p));
   box.appendChild(progressCounters(p));
+  var note = retryNote(p, p.state);
+  if (note) box.appendChild(note);
   if (p.state) {
     var b = $('#cd-status');
     b.className = 'badge ' + p.state;

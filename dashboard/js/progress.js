@@ -3,7 +3,18 @@ import { $, append, clear, h, num } from './dom.js';
 import { campaignName, state } from './state.js';
 import { renderCampaignList, renderDetailProgress } from './campaigns.js';
 
-export var COUNTERS = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing', 'queued'];
+// every contact in one bucket (the database's count, src/store/campaigns.ts): they add up to total
+export var COUNTERS = [
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'dnc_skipped',
+  'active',
+  'dialing',
+  'retrying',
+  'queued',
+];
 export var COUNTER_LABEL = {
   completed: 'completed',
   failed: 'failed',
@@ -12,6 +23,7 @@ export var COUNTER_LABEL = {
   dnc_skipped: 'do-not-call',
   active: 'active',
   dialing: 'dialing',
+  retrying: 'retry waiting',
   queued: 'queued',
 };
 export var COLORS = {
@@ -40,6 +52,7 @@ export function onProgress(id, p, live) {
           return a + q[k];
         }, 0);
   q.percent = typeof p.percent === 'number' ? p.percent : 0;
+  q.nextRetryAt = typeof p.nextRetryAt === 'string' ? p.nextRetryAt : null;
   state.progress.set(id, q);
   if (q.state && state.campaigns.has(id)) state.campaigns.get(id).status = q.state;
   renderProgress();
@@ -47,32 +60,15 @@ export function onProgress(id, p, live) {
   renderCampaignList();
 }
 
-/** Progress from the API's status summary (before any live message). */
+/** Progress from the API's status summary (before any live message): the same database count as MQTT's. */
 export function progressFromStatus(s) {
-  if (s.progress && typeof s.progress.total === 'number') {
-    var p = {};
-    Object.keys(s.progress).forEach(function (k) {
-      p[k] = s.progress[k];
-    });
-    // `stalled`: running in the database, but no runtime holds its lease (GET .../status)
-    p.state = s.state || s.progress.status || s.status;
-    return p;
-  }
-  var b = s.calls.byStatus || {};
-  var o = s.calls.byOutcome || {};
-  return {
-    state: s.state || s.status,
-    queued: Math.max(0, s.contacts.pending - (s.contacts.on_dnc_list || 0)),
-    dialing: num(b.initiated) + num(b.ringing),
-    active: num(b.in_progress),
-    completed: num(o.completed),
-    failed: num(o.failed),
-    no_answer: num(o.no_answer),
-    busy: num(o.busy),
-    dnc_skipped: s.contacts.dnc + (s.contacts.on_dnc_list || 0),
-    total: s.contacts.total,
-    percent: s.progressPercent,
-  };
+  var p = {};
+  Object.keys(s.progress || {}).forEach(function (k) {
+    p[k] = s.progress[k];
+  });
+  // `stalled`: running in the database, but no runtime holds its lease (GET .../status)
+  p.state = s.state || (s.progress && s.progress.status) || s.status;
+  return p;
 }
 
 export function progressBar(p) {
@@ -154,6 +150,7 @@ export function renderProgress() {
       dnc_skipped: 0,
       active: 0,
       dialing: 0,
+      retrying: 0,
       queued: 0,
     };
     var c = state.campaigns.get(id);
@@ -180,7 +177,23 @@ export function renderProgress() {
         ),
         progressBar(p),
         progressCounters(p),
+        retryNote(p, st),
       ),
     );
   });
+}
+
+/** Retries waiting: said as such, with when the next one is due (not a percentage that looks stuck). */
+export function retryNote(p, st) {
+  if (!p.retrying) return null;
+  var when = p.nextRetryAt ? new Date(p.nextRetryAt) : null;
+  var text =
+    p.retrying +
+    (p.retrying === 1 ? ' contact waits' : ' contacts wait') +
+    ' for a retry' +
+    (when && !isNaN(when.getTime())
+      ? ', next at ' + when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+      : '');
+  if (st === 'running' && !p.active && !p.dialing && !p.queued) text += ' (nothing else to dial until then)';
+  return h('div', { class: 'muted small retry-note', dataset: { retryNote: '' } }, text);
 }

@@ -16,6 +16,7 @@ import { randomBytes } from 'crypto';
 import { promises as fsp } from 'fs';
 import type { Socket } from 'net';
 import { StageError } from '../util/errors';
+import { wavHeaderInfo } from '../audio/wav';
 import { AgiParseError, assertSafe, invalidInput, parseEnvLine, parseReply, quoteArg } from './protocol';
 import type { AgiEnvironment, AgiReply, AgiSession, PlaybackResult, RecordOptions, RecordResult } from './types';
 
@@ -682,21 +683,8 @@ async function localWavDurationMs(pathWithoutExt: string): Promise<number | unde
     const head = Buffer.alloc(4096);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     const st = await fh.stat();
-    if (bytesRead < 12 || head.toString('ascii', 0, 4) !== 'RIFF') return undefined;
-    let off = 12;
-    let byteRate = 0;
-    while (off + 8 <= bytesRead) {
-      const id = head.toString('ascii', off, off + 4);
-      const size = head.readUInt32LE(off + 4);
-      if (id === 'fmt ' && off + 20 <= bytesRead) byteRate = head.readUInt32LE(off + 16);
-      if (id === 'data') {
-        if (!byteRate) return undefined;
-        const len = Math.min(size, st.size - off - 8);
-        return Math.round((len * 1000) / byteRate);
-      }
-      off += 8 + size + (size % 2);
-    }
-    return undefined;
+    const w = wavHeaderInfo(head.subarray(0, bytesRead), st.size);
+    return w && w.byteRate ? Math.round((w.dataBytes * 1000) / w.byteRate) : undefined;
   } catch {
     return undefined;
   } finally {

@@ -77,6 +77,12 @@ export interface TrackerOptions {
   graceMs?: number;
   /** Maximum custom fields turned into channel variables. */
   maxFields?: number;
+  /**
+   * `host:port` where Asterisk reaches THIS runtime's FastAGI (env AGI_ADVERTISE): sent as the channel
+   * variable AGI_TARGET, so the shipped dialplan runs the answered call's AGI on the runtime that placed
+   * it (several runtimes on one Asterisk). Unset: the dialplan's own target.
+   */
+  agiTarget?: string;
 }
 
 interface Tracked {
@@ -168,13 +174,35 @@ export function channelVariables(req: CallRequest, phone: string, maxFields = 50
   return vars;
 }
 
+/** AGI_ADVERTISE as a channel variable value: `host:port` (a name, IPv4 or [IPv6]); anything else is refused. */
+export function agiTargetValue(v: string | undefined): string | undefined {
+  const s = (v ?? '').trim();
+  if (!s) return undefined;
+  const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(s);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    throw new AriError(
+      'not_configured',
+      `AGI_ADVERTISE must be host:port (as Asterisk reaches this runtime's FastAGI): ${s}`,
+    );
+  return s;
+}
+
+function withAgiTarget(vars: Record<string, string>, target: string | undefined): Record<string, string> {
+  if (target) vars.AGI_TARGET = target;
+  else delete vars.AGI_TARGET;
+  return vars;
+}
+
 /**
  * Events: 'outcome' (CallOutcome) once with outcome 'answered' when answered, and exactly once
  * with a final outcome; 'warning' (message); 'count' (live calls) when it changes.
  */
 export class CallTracker extends EventEmitter {
   private readonly conn: AriConnection;
-  private readonly opts: Required<Omit<TrackerOptions, 'defaultCallerId'>> & { defaultCallerId?: string };
+  private readonly opts: Required<Omit<TrackerOptions, 'defaultCallerId' | 'agiTarget'>> & {
+    defaultCallerId?: string;
+    agiTarget?: string;
+  };
   private readonly byChannel = new Map<string, Tracked>();
   private readonly byCall = new Map<string, Tracked>();
   private readonly onEvent = (ev: AriEvent): void => this.handle(ev);
@@ -202,6 +230,7 @@ export class CallTracker extends EventEmitter {
       sweepMs: opts.sweepMs ?? 60_000,
       graceMs: opts.graceMs ?? 2_000,
       maxFields: opts.maxFields ?? 50,
+      agiTarget: agiTargetValue(opts.agiTarget),
     };
     conn.on('event', this.onEvent);
     conn.on('connected', this.onConnected);
@@ -279,7 +308,7 @@ export class CallTracker extends EventEmitter {
         // A Local channel originated without formats runs at slin192 (every frame resampled, about
         // -6 dB, seen on Asterisk 22); "slin" keeps it at 8 kHz like the trunk and our prompts.
         formats: endpoint.startsWith('Local/') ? 'slin' : undefined,
-        variables: channelVariables({ ...req, token }, phone, this.opts.maxFields),
+        variables: withAgiTarget(channelVariables({ ...req, token }, phone, this.opts.maxFields), this.opts.agiTarget),
       });
       t.pending = false;
       if (ch?.name) t.channelName = ch.name;

@@ -24,6 +24,9 @@ export class WavError extends Error {
   }
 }
 
+/** WAV samples are little-endian 16-bit: on a little-endian host they are copied as bytes, not one by one. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Parse a RIFF/WAVE buffer with 16-bit PCM data. Throws WavError on anything else. */
 export function parseWav(buf: Buffer): ParsedWav {
   if (buf.length < 12 || buf.toString('ascii', 0, 4) !== 'RIFF' || buf.toString('ascii', 8, 12) !== 'WAVE') {
@@ -63,7 +66,10 @@ export function parseWav(buf: Buffer): ParsedWav {
   }
   const count = Math.floor(data.length / 2);
   const samples = new Int16Array(count);
-  for (let i = 0; i < count; i++) samples[i] = data.readInt16LE(i * 2);
+  if (LITTLE_ENDIAN) {
+    // one copy of the bytes (the data chunk may sit at an odd offset, so no view on the buffer)
+    new Uint8Array(samples.buffer).set(data.subarray(0, count * 2));
+  } else for (let i = 0; i < count; i++) samples[i] = data.readInt16LE(i * 2);
   const frames = count / fmt.channels;
   return {
     sampleRate: fmt.sampleRate,
@@ -94,7 +100,9 @@ export function encodeWav(audio: PcmAudio, simText?: string): Buffer {
   buf.writeUInt16LE(16, 34);
   buf.write('data', 36, 'ascii');
   buf.writeUInt32LE(dataLen, 40);
-  for (let i = 0; i < audio.samples.length; i++) buf.writeInt16LE(audio.samples[i], 44 + i * 2);
+  const smp = audio.samples;
+  if (LITTLE_ENDIAN) buf.set(new Uint8Array(smp.buffer, smp.byteOffset, dataLen), 44);
+  else for (let i = 0; i < smp.length; i++) buf.writeInt16LE(smp[i], 44 + i * 2);
   if (simBuf) {
     const o = 44 + dataLen;
     buf.write('simu', o, 'ascii');
@@ -191,6 +199,70 @@ function gcd(a: number, b: number): number {
 
 /** Convert any 16-bit PCM WAV to what Asterisk plays: 8 kHz, 16-bit, mono. */
 export function toAsteriskWav(buf: Buffer): Buffer {
+  // already what Asterisk plays, as encodeWav writes it (44-byte header, 8 kHz mono 16-bit PCM): as is
+  if (isAsteriskWav(buf)) return buf;
   const parsed = parseWav(buf);
   return encodeWav(resample(parsed, 8000), parsed.simText);
+}
+
+/**
+ * True when `buf` is exactly encodeWav's layout at 8 kHz mono 16-bit PCM (RIFF size and data size consistent,
+ * then at most a `simu` chunk): converting it would give the same bytes back.
+ */
+function isAsteriskWav(buf: Buffer): boolean {
+  if (buf.length < 44 || buf.toString('ascii', 0, 4) !== 'RIFF' || buf.toString('ascii', 8, 16) !== 'WAVEfmt ')
+    return false;
+  if (buf.readUInt32LE(4) !== buf.length - 8 || buf.readUInt32LE(16) !== 16) return false;
+  if (buf.readUInt16LE(20) !== 1 || buf.readUInt16LE(22) !== 1 || buf.readUInt32LE(24) !== 8000) return false;
+  if (buf.readUInt32LE(28) !== 16000 || buf.readUInt16LE(32) !== 2 || buf.readUInt16LE(34) !== 16) return false;
+  if (buf.toString('ascii', 36, 40) !== 'data') return false;
+  const dataLen = buf.readUInt32LE(40);
+  if (dataLen % 2 !== 0 || 44 + dataLen > buf.length) return false;
+  const rest = buf.length - 44 - dataLen;
+  if (rest === 0) return true;
+  if (rest < 8 || buf.toString('ascii', 44 + dataLen, 48 + dataLen) !== 'simu') return false;
+  const simLen = buf.readUInt32LE(48 + dataLen);
+  return 8 + simLen + (simLen % 2) === rest;
+}
+
+export interface WavHeaderInfo {
+  format: number;
+  channels: number;
+  sampleRate: number;
+  bitsPerSample: number;
+  byteRate: number;
+  /** Bytes of audio in the data chunk (clipped to the file's size). */
+  dataBytes: number;
+}
+
+/**
+ * The fmt and data chunks of a WAV from its first bytes (`head`, e.g. the first 4 KB) and the file's
+ * size, without reading the audio: for a length or a format check. Undefined when they are not there.
+ */
+export function wavHeaderInfo(head: Buffer, fileSize: number): WavHeaderInfo | undefined {
+  if (head.length < 12 || head.toString('ascii', 0, 4) !== 'RIFF' || head.toString('ascii', 8, 12) !== 'WAVE')
+    return undefined;
+  let off = 12;
+  let fmt: Omit<WavHeaderInfo, 'dataBytes'> | undefined;
+  while (off + 8 <= head.length) {
+    const id = head.toString('ascii', off, off + 4);
+    const size = head.readUInt32LE(off + 4);
+    if (id === 'fmt ' && off + 24 <= head.length)
+      fmt = {
+        format: head.readUInt16LE(off + 8),
+        channels: head.readUInt16LE(off + 10),
+        sampleRate: head.readUInt32LE(off + 12),
+        byteRate: head.readUInt32LE(off + 16),
+        bitsPerSample: head.readUInt16LE(off + 22),
+      };
+    if (id === 'data') {
+      if (!fmt) return undefined;
+      const avail = Math.max(0, fileSize - off - 8);
+      // streams written before their length was known carry 0 or 0xFFFFFFFF
+      const bytes = size === 0 || size === 0xffffffff ? avail : Math.min(size, avail);
+      return { ...fmt, dataBytes: bytes };
+    }
+    off += 8 + size + (size % 2);
+  }
+  return undefined;
 }

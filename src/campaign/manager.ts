@@ -837,9 +837,9 @@ export class CampaignManager extends EventEmitter {
     const res = w;
     this.announce(res);
     if (outcome === 'answered') {
-      // dialing -> active: recount the campaign's progress
-      const cid = Number(call.campaignId);
-      if (Number.isSafeInteger(cid) && cid > 0) this.runners.get(cid)?.markDirty();
+      // dialing -> active: recount the campaign's progress (the call row knows its campaign)
+      const answeredIn = res.campaignId ?? res.call?.campaignId ?? (Number.isSafeInteger(cid) && cid > 0 ? cid : null);
+      if (answeredIn !== null) this.runners.get(answeredIn)?.markDirty();
     }
     return res;
   }
@@ -888,6 +888,7 @@ export class CampaignManager extends EventEmitter {
           outcome: res.status,
           durationMs: res.call.durationMs ?? 0,
           hangupCause: res.call.hangupCause ?? undefined,
+          transcript: res.call.transcript ?? [],
           contactStatus: res.contact?.status,
           nextAttemptAt: res.contact?.nextAttemptAt ? new Date(res.contact.nextAttemptAt).toISOString() : undefined,
         },

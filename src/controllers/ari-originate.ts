@@ -150,6 +150,7 @@ export class AriOriginateController {
         agiContext: cfg.agiContext || 'ai-dialer-agi',
         defaultTimeoutSec: parseDurationMs(cfg.timeout, 30_000) / 1000,
         defaultCallerId: cfg.callerId || undefined,
+        agiTarget: env.AGI_ADVERTISE,
       });
       this.tracker = tr;
       tr.on('count', this.statusSoon);

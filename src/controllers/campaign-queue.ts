@@ -114,7 +114,9 @@ export class CampaignQueueController {
   private start(db: Db, cfg: CampaignQueueConfig): CampaignManager {
     const m = new CampaignManager({
       db,
-      worker: (cfg.worker || '').trim() || `${os.hostname()}:${this.deps.nodeId}`,
+      // WORKER_NAME tells apart runtimes on one host (same flow, same node ids): a lease of the same worker
+      // name is taken for this runtime's previous process
+      worker: (cfg.worker || '').trim() || `${process.env.WORKER_NAME?.trim() || os.hostname()}:${this.deps.nodeId}`,
       tickMs: positive(cfg.tickMs),
       globalCps: positive(cfg.globalCps),
       dncScope: cfg.dncScope === 'campaign' ? 'campaign' : 'global',
@@ -238,6 +240,7 @@ export class CampaignQueueController {
         reason: call.reason,
         hangupCause: call.hangupCause,
         dialStatus: call.dialStatus,
+        campaignId: call.campaignId,
       } as Parameters<CampaignManager['handleOutcome']>[0]);
       return undefined;
     }

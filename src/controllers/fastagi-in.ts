@@ -103,6 +103,8 @@ export class FastAgiInController {
       const a = await this.server.listen();
       this.address = a;
       this.where = `${a.host}:${a.port}`;
+      // one line in the log: where Asterisk's AGI() must point (the port may have been chosen: 0)
+      this.view.log(this.t('log.listening', { where: this.where }));
       this.showStatus();
       this.hooks.listening?.(a);
     } catch (err) {

@@ -22,7 +22,7 @@ import type { Db } from '../store/db';
 import type { CallRecords } from '../calls/records';
 import { StageError, errorMessage, toStageError } from '../util/errors';
 import { parseDurationMs, parseOptionalNumber } from '../util/config';
-import { renderTemplate, templateContext } from '../util/template';
+import { renderTemplate, reportUnknown, templateContext, unknownPlaceholderText } from '../util/template';
 import { noteGoodbyeLine } from '../calls/goodbye';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg } from '../types/msg';
@@ -72,6 +72,13 @@ export class LlmTurnController {
   private configError?: StageError;
   private readonly settings: TurnSettings;
   private readonly contexts = new Map<string, Promise<CallContext>>();
+  private readonly reported = new Set<string>();
+  /** A placeholder naming nothing (greeting, replies, prompt): one warning per placeholder and node. */
+  private readonly unknownPlaceholder = (path: string): void => {
+    if (this.reported.has(path) || this.reported.size > 50) return;
+    this.reported.add(path);
+    this.view.warn(unknownPlaceholderText(path));
+  };
 
   constructor(
     cfg: LlmTurnConfig,
@@ -126,7 +133,7 @@ export class LlmTurnController {
     let r;
     try {
       await this.withContext(msg, callKey);
-      const context = templateContext(msg);
+      const context = reportUnknown(templateContext(msg), this.unknownPlaceholder);
       const settings = withCampaignSettings(this.settings, msg);
       // the line a drain ends this call with, wherever the conversation is (src/calls/goodbye.ts)
       noteGoodbyeLine(callKey, renderTemplate(settings.goodbye || TURN_DEFAULTS.goodbye, context));
@@ -185,7 +192,7 @@ export class LlmTurnController {
           callId: callKey,
           userText,
           greeting,
-          context: templateContext(msg),
+          context: reportUnknown(templateContext(msg), this.unknownPlaceholder),
           signal,
           onText: (d) => {
             text.push(d);

@@ -10,7 +10,7 @@ import { noteVoice, type GoodbyeVoice } from '../calls/goodbye';
 import { TtsService, createTtsEngine, normaliseTtsText, sharedCache, type TtsResult } from '../speech/tts';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs, parseNumber, parseOptionalNumber } from '../util/config';
-import { renderTemplate, templateContext } from '../util/template';
+import { renderTemplate, reportUnknown, templateContext, unknownPlaceholderText } from '../util/template';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall, MsgTurn } from '../types/msg';
 import { failureStatus, status, type NodeView } from './view';
@@ -95,9 +95,18 @@ export class TtsSpeakController {
     this.view.status(failureStatus(err));
   }
 
+  private readonly reported = new Set<string>();
+  /** A placeholder naming nothing: one warning per placeholder and node, not spoken as a hole. */
+  private readonly unknownPlaceholder = (path: string): void => {
+    if (this.reported.has(path) || this.reported.size > 50) return;
+    this.reported.add(path);
+    this.view.warn(unknownPlaceholderText(path));
+  };
+
   /** The text to say for `msg`. */
   textOf(msg: DialerMsg): string {
-    if (this.cfg.text && this.cfg.text.trim()) return renderTemplate(this.cfg.text, templateContext(msg));
+    if (this.cfg.text && this.cfg.text.trim())
+      return renderTemplate(this.cfg.text, reportUnknown(templateContext(msg), this.unknownPlaceholder));
     if (typeof msg.payload === 'string') return msg.payload;
     return typeof msg.reply?.text === 'string' ? msg.reply.text : '';
   }

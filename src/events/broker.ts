@@ -413,3 +413,11 @@ export async function releaseBroker(b: EmbeddedBroker): Promise<void> {
   }
   await b.close();
 }
+
+/** The one line said when the MQTT port is taken and the embedded broker falls back to WebSocket only. */
+export function mqttPortTakenNote(port: number): string {
+  return (
+    `MQTT port ${port} is already in use (another broker, e.g. Mosquitto?): the embedded broker serves MQTT over WebSocket only. ` +
+    `Set MQTT_PORT to a free port for MQTT over TCP, or MQTT_URL=mqtt://127.0.0.1:${port} to use the running broker.`
+  );
+}

@@ -84,6 +84,8 @@ export interface CampaignProgressEvent extends Base {
   state?: string | null;
   total?: number;
   queued: number;
+  retrying: number;
+  nextRetryAt?: string | null;
   dialing: number;
   active: number;
   completed: number;
@@ -290,7 +292,17 @@ export function callEnded(msg: Msg, now?: number): CallEndedEvent {
   } as CallEndedEvent);
 }
 
-const COUNTERS = ['queued', 'dialing', 'active', 'completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'] as const;
+const COUNTERS = [
+  'queued',
+  'retrying',
+  'dialing',
+  'active',
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'dnc_skipped',
+] as const;
 
 /** Progress from msg.progress (else msg.payload): {campaignId, queued, dialing, ...}; percent computed when absent. */
 export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent {
@@ -308,6 +320,7 @@ export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent 
     state: p.state ?? undefined,
   };
   for (const c of COUNTERS) e[c] = p[c] ?? 0;
+  if (p.nextRetryAt !== undefined) e.nextRetryAt = p.nextRetryAt === null ? null : String(p.nextRetryAt);
   const done = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'].reduce((a, k) => a + (Number(e[k]) || 0), 0);
   const total = p.total ?? COUNTERS.reduce((a, k) => a + (Number(e[k]) || 0), 0);
   e.total = total;

@@ -5,7 +5,7 @@
  */
 import type * as http from 'http';
 import { DialerError, errorMessage } from '../util/errors';
-import { Account, EmbeddedBroker, acquireBroker, normaliseOrigin, releaseBroker } from './broker';
+import { Account, EmbeddedBroker, acquireBroker, mqttPortTakenNote, normaliseOrigin, releaseBroker } from './broker';
 import { dispatchControl } from './controls';
 import { Publisher, redact } from './publisher';
 import { DEFAULT_ROOT } from './topics';
@@ -145,19 +145,34 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
   let describe: string;
   if (r.mode === 'embedded') {
     // WebSocket only: the broker still listens on a private loopback port for this process's publisher.
-    broker = await acquireBroker(
-      r.tcp
-        ? { port: r.port, host: r.host, accounts: r.accounts, wsOrigins: r.wsOrigins, root: r.root, log }
-        : {
-            port: 0,
-            host: '127.0.0.1',
-            shareKey: 'ws-only',
-            accounts: r.accounts,
-            wsOrigins: r.wsOrigins,
-            root: r.root,
-            log,
-          },
-    );
+    const wsOnly = () =>
+      acquireBroker({
+        port: 0,
+        host: '127.0.0.1',
+        shareKey: 'ws-only',
+        accounts: r.accounts,
+        wsOrigins: r.wsOrigins,
+        root: r.root,
+        log,
+      });
+    if (r.tcp) {
+      try {
+        broker = await acquireBroker({
+          port: r.port,
+          host: r.host,
+          accounts: r.accounts,
+          wsOrigins: r.wsOrigins,
+          root: r.root,
+          log,
+        });
+      } catch (err) {
+        // the port is taken (a Mosquitto on 1883?): as `npm start` does, WebSocket only and one line
+        if (!(err instanceof DialerError) || err.code !== 'mqtt_port_in_use') throw err;
+        log(mqttPortTakenNote(r.port));
+        r = { ...r, tcp: false };
+        broker = await wsOnly();
+      }
+    } else broker = await wsOnly();
     publisher = new Publisher({
       url: broker.url,
       username: broker.internal.username,

@@ -215,6 +215,8 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       state: { type: ['string', 'null'], enum: ['draft', 'running', 'paused', 'stopped', 'completed', null] },
       total: { type: 'integer', minimum: 0 },
       queued: { type: 'integer', minimum: 0 },
+      retrying: { type: 'integer', minimum: 0 },
+      nextRetryAt: { type: ['string', 'null'], maxLength: 40 },
       dialing: { type: 'integer', minimum: 0 },
       active: { type: 'integer', minimum: 0 },
       completed: { type: 'integer', minimum: 0 },
@@ -225,7 +227,7 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       percent: { type: 'number', minimum: 0, maximum: 100 },
     },
     ['campaignId', 'queued', 'dialing', 'active', 'completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'percent'],
-    'Counters of a campaign (retained on the campaign status topic).',
+    'Counters of a campaign from its database (retained on the campaign status topic): every contact in one bucket, so they add up to total; retrying contacts wait until nextRetryAt.',
   ),
 };
 

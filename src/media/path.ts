@@ -7,7 +7,7 @@ import type { FastAgiSession } from '../agi/session';
 import { DialerError, errorMessage } from '../util/errors';
 import { parseNumber } from '../util/config';
 import type { AudioSocketServer } from './audiosocket';
-import { Endpointer } from './endpointer';
+import { Endpointer, endpointerOptions, type EndpointerOptions } from './endpointer';
 import { checkAdvertise, handOffMedia, sharedAudioSocketServer } from './handoff';
 import { parseBargeIn, type BargeIn, type MediaEndpointer } from './session';
 
@@ -53,7 +53,7 @@ export class MediaPath {
   private readonly host: string;
   private readonly port: number;
   private readonly address?: string;
-  private readonly endpointerOpts: { endSilenceMs?: number; minSpeechMs?: number; maxUtteranceMs?: number };
+  private readonly endpointerOpts: EndpointerOptions;
   /** Why stream mode is unavailable (auto fell back to record), when it is. */
   unavailable?: string;
 
@@ -73,15 +73,16 @@ export class MediaPath {
     this.port = port;
     const address = (cfg.audioSocketAddress || env.AUDIOSOCKET_ADDRESS || '').trim();
     this.address = address ? checkAdvertise(address) : undefined;
-    const ms = (v: unknown, scale = 1) => {
-      const n = parseNumber(v);
-      return n !== undefined && n > 0 ? Math.round(n * scale) : undefined;
-    };
-    this.endpointerOpts = {
-      endSilenceMs: ms(cfg.endSilence),
-      minSpeechMs: ms(cfg.minSpeech),
-      maxUtteranceMs: ms(cfg.maxUtterance, 1000),
-    };
+    // node settings over STREAM_END_SILENCE_MS / STREAM_MIN_SPEECH_MS / STREAM_MAX_UTTERANCE_MS / STREAM_VAD_MODE
+    const maxS = parseNumber(cfg.maxUtterance);
+    this.endpointerOpts = endpointerOptions(
+      {
+        endSilenceMs: cfg.endSilence,
+        minSpeechMs: cfg.minSpeech,
+        maxUtteranceMs: maxS !== undefined && maxS > 0 ? Math.round(maxS * 1000) : undefined,
+      },
+      env,
+    );
   }
 
   /** Start the AudioSocket server (stream / auto). In auto mode a failure only turns streaming off. */

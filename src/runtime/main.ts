@@ -10,7 +10,8 @@ import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { disposeParked } from '../util/handoff';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
-import { checkPortFree, freePort } from './ports';
+import { checkPortFree } from './ports';
+import { mqttPortTakenNote } from '../events/broker';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
 import type { DialerSettings } from '../types/settings';
@@ -214,9 +215,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     if (free) {
       mqtt.tcp = `mqtt://${displayHost(host)}:${mqttPort}`;
     } else {
-      mqtt.note =
-        `MQTT port ${mqttPort} is already in use (another broker, e.g. Mosquitto?): the embedded broker serves MQTT over WebSocket only. ` +
-        `Set MQTT_PORT to a free port for MQTT over TCP, or MQTT_URL=mqtt://127.0.0.1:${mqttPort} to use the running broker.`;
+      mqtt.note = mqttPortTakenNote(mqttPort);
       aiDialer.mqttTcp = false;
     }
   }
@@ -250,7 +249,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
     if (!env.ARI_URL) {
       const { startSimulator } = await import('../sim/index');
-      const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : await freePort();
+      // bound as 0 and read back (started.url): no window for another process to take it
+      const simPort = env.SIM_PORT ? portFrom(env, 'SIM_PORT', 0) : 0;
       const started = await startSimulator({
         ...simSettings,
         port: simPort,
@@ -425,7 +425,8 @@ export function banner(info: RuntimeInfo): string[] {
   }
   lines.push(`  FastAGI:            agi://${info.agi.host}:${info.agi.port}`);
   lines.push(
-    `  Asterisk ARI:       ${info.ari.url}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`,
+    // with /ari: the URL ARI answers on (ARI_URL accepts it with or without)
+    `  Asterisk ARI:       ${info.ari.url.replace(/\/+$/, '').replace(/(?<!\/ari)$/, '/ari')}${info.ari.simulated ? '  (built-in simulator: simulated callees, set ARI_URL for a real Asterisk)' : ''}`,
   );
   lines.push(`  Database:           ${info.database}`);
   lines.push(`  Flow file:          ${info.flowFile}`);

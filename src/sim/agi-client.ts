@@ -9,7 +9,7 @@
 import net from 'net';
 import fs from 'fs';
 import path from 'path';
-import { encodeWav, parseWav, toAsteriskWav } from '../audio/wav';
+import { encodeWav, parseWav, toAsteriskWav, wavHeaderInfo } from '../audio/wav';
 import { formatEnv, parseArgs } from '../agi/protocol';
 import { utteranceAt, type Persona, type Utterance } from './persona';
 import { runAudioSocketCallee, type AudioSocketCalleeResult } from './audiosocket-client';
@@ -63,6 +63,12 @@ export interface AgiTranscriptEntry {
   atMs: number;
 }
 
+export interface AgiRecordTiming {
+  cmdAtMs: number;
+  speechEndAtMs: number;
+  dueAtMs: number;
+}
+
 export interface AgiCallResult {
   /** Why the AGI ended: the server closed its side (normal), could not connect, or we gave up waiting. */
   endedBy: 'server_closed' | 'connect_failed' | 'linger_timeout' | 'socket_error';
@@ -74,6 +80,12 @@ export interface AgiCallResult {
   transcript: AgiTranscriptEntry[];
   /** Files written by RECORD FILE (with extension). */
   recordings: string[];
+  /**
+   * Each RECORD FILE that ran to its end, in order: when the command arrived, when the callee's speech
+   * ended and when Asterisk's silence detection (or the maximum, or the key) ends it, all in real ms
+   * since connect: the reference points for "end of speech to the answer" (bench/calls).
+   */
+  records: AgiRecordTiming[];
   /** Channel variables at the end (after SET VARIABLE). */
   variables: Record<string, string>;
   /** Where the dialplan continues after the AGI, when the server changed it (SET CONTEXT / EXTENSION / PRIORITY). */
@@ -165,6 +177,7 @@ class SimAgiCall {
   private continueAt?: { context?: string; extension?: string; priority?: string };
   private readonly transcript: AgiTranscriptEntry[] = [];
   private readonly recordings: string[] = [];
+  private readonly recordTimings: AgiRecordTiming[] = [];
   private readonly audioSockets: AudioSocketCalleeResult[] = [];
   private up = true;
   private hangupSent = false;
@@ -361,6 +374,7 @@ class SimAgiCall {
       commands: this.commands,
       transcript: this.transcript,
       recordings: this.recordings,
+      records: this.recordTimings,
       variables: this.vars,
       continueAt: this.continueAt,
       durationMs: Date.now() - this.t0,
@@ -517,21 +531,34 @@ class SimAgiCall {
       ['.wav16', 16000],
       ['.sln', 8000],
     ] as const) {
-      let buf: Buffer;
+      // the header only (one open, one small read): what a playback needs is the length
+      let fh: fs.promises.FileHandle;
       try {
-        buf = await fs.promises.readFile(base + ext);
+        fh = await fs.promises.open(base + ext, 'r');
       } catch {
         continue;
       }
-      if (ext === '.sln') return { samples: Math.floor(buf.length / 2) };
       try {
-        const w = parseWav(buf);
-        // Asterisk's wav reader refuses other rates / stereo for this extension.
-        if (w.sampleRate !== rate || w.channels !== 1) return undefined;
+        const size = (await fh.stat()).size;
+        if (ext === '.sln') return { samples: Math.floor(size / 2) };
+        const head = Buffer.alloc(Math.min(size, 4096));
+        const { bytesRead } = await fh.read(head, 0, head.length, 0);
+        const w = wavHeaderInfo(head.subarray(0, bytesRead), size);
+        // Asterisk's wav reader refuses other rates / stereo / encodings for this extension.
+        if (
+          !w ||
+          (w.format !== 1 && w.format !== 0xfffe) ||
+          w.bitsPerSample !== 16 ||
+          w.sampleRate !== rate ||
+          w.channels !== 1
+        )
+          return undefined;
         // endpos counts in the channel's 8 kHz samples.
-        return { samples: Math.round((w.samples.length * 8000) / rate) };
+        return { samples: Math.round((Math.floor(w.dataBytes / 2) * 8000) / rate) };
       } catch {
         return undefined;
+      } finally {
+        await fh.close().catch(() => undefined);
       }
     }
     return undefined;
@@ -662,6 +689,14 @@ class SimAgiCall {
       this.recordings.push(out);
     };
     const durationSimMs = end ? end.frame * FRAME_MS : 24 * 3600 * 1000;
+    if (end) {
+      const at = Date.now() - this.t0;
+      this.recordTimings.push({
+        cmdAtMs: at,
+        speechEndAtMs: at + this.real(Math.min(end.frame, pauseFrames + speechFrames) * FRAME_MS),
+        dueAtMs: at + this.real(durationSimMs),
+      });
+    }
     const ran = await this.wait(durationSimMs, async (el) => {
       // The caller hung up (or the link dropped) mid-recording: keep what was heard so far.
       const frames = Math.floor((el * this.speed) / FRAME_MS);

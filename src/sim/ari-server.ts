@@ -591,7 +591,7 @@ export class AriSimulator extends EventEmitter {
       if (!/^[A-Za-z_][A-Za-z0-9_]*(\([^)]*\))?$/.test(k)) continue;
       ch.variables[k] = v === null || v === undefined ? '' : String(v);
     }
-    this.emit('channel-created', { id, phone, variables: { ...ch.variables } });
+    this.emit('channel-created', { id, phone, app: ch.app, variables: { ...ch.variables } });
     // The originate answer comes first; the dialling runs after it, as on Asterisk.
     setImmediate(() => this.dial(ch, timeoutS));
     return ch;
@@ -714,16 +714,18 @@ export class AriSimulator extends EventEmitter {
       this.setVar(ch, 'AMD_PATH', status === 'MACHINE' ? 'machine' : status === 'NOTSURE' ? notSureAs : 'human');
     }
     const script = `${this.agi.script ?? ''}${this.agi.secret ? `?secret=${encodeURIComponent(this.agi.secret)}` : ''}`;
+    // extensions-agi.conf: the runtime that originated the call named its FastAGI in AGI_TARGET
+    const target = agiTarget(ch.variables.AGI_TARGET) ?? { host: this.agi.host, port: this.agi.port };
     ch.dialplan = {
       ...ch.dialplan,
       app_name: 'AGI',
-      app_data: `agi://${this.agi.host}:${this.agi.port}/${this.agi.script ?? ''}`,
+      app_data: `agi://${target.host}:${target.port}/${this.agi.script ?? ''}`,
     };
     const abort = new AbortController();
     ch.agiAbort = abort;
     runAgiCall({
-      host: this.agi.host,
-      port: this.agi.port,
+      host: target.host,
+      port: target.port,
       script,
       args: [],
       channel: ch.name,
@@ -740,7 +742,7 @@ export class AriSimulator extends EventEmitter {
         ? (dir: string, line: string) => this.emit('agi-line', ch.id, dir, line)
         : undefined,
     })
-      .then((r) => this.emit('agi-done', ch.id, r))
+      .then((r) => this.emit('agi-done', ch.id, r, `${target.host}:${target.port}`))
       .catch((err: unknown) => this.emit('agi-error', ch.id, err))
       .finally(() => {
         ch.agiAbort = undefined;
@@ -796,4 +798,16 @@ export class AriSimulator extends EventEmitter {
     this.hangup(ch, 16);
     return true;
   }
+}
+
+/**
+ * The channel variable AGI_TARGET (`host:port`, set at originate by the runtime that placed the call) as
+ * the shipped dialplan uses it; anything else (unset, empty, malformed) falls back to the configured target.
+ */
+export function agiTarget(v: string | undefined): { host: string; port: number } | undefined {
+  const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(v ?? '');
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }

@@ -107,7 +107,8 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
     let pendingBarge: { u: StreamUtterance; promptStart: number } | undefined;
     let lastSaidEnd: SaidUtterance | undefined;
     let hangupAt = Number.POSITIVE_INFINITY;
-    let awaitingReply = false;
+    // an answered callee waits for our greeting before it speaks (or gives up waiting after replyWaitMs)
+    let awaitingReply = true;
     const floor = o.floor ?? 0;
     const silence = new Int16Array(FRAME_SAMPLES);
 
@@ -122,11 +123,11 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
       clearTimeout(connectTimer);
       calleePacer.remove(source);
       o.signal?.removeEventListener('abort', onAbort);
-      // barge-in stops: the last prompt frame heard after each utterance said over a prompt began
+      // barge-in stops: for speech that began while a prompt was playing (a prompt frame came after its
+      // start, within the prompt gap of it), the last prompt frame heard after it began
       for (const s of said) {
-        if (!s.overPrompt) continue;
-        const h = heard.find((p) => p.firstAt <= s.startAt && p.lastAt >= s.startAt - gap);
-        if (h) bargeInStopMs.push(Math.max(0, Math.round(h.lastAt - s.startAt)));
+        const over = heard.filter((p) => p.lastAt >= s.startAt && p.firstAt <= s.startAt + gap);
+        if (over.length) bargeInStopMs.push(Math.max(0, Math.round(over[over.length - 1].lastAt - s.startAt)));
       }
       resolve({
         result,
@@ -210,7 +211,10 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
         let frame: Int16Array = floor > 0 ? noise(FRAME_SAMPLES, floor, framesSent + 17) : silence;
         if (current) {
           const c = current;
-          if (c.off === 0 && c.said) c.said.startAt = now;
+          if (c.off === 0 && c.said) {
+            c.said.startAt = now;
+            c.said.overPrompt = prompt !== undefined;
+          }
           const end = Math.min(c.audio.length, c.off + FRAME_SAMPLES);
           const chunk = new Int16Array(FRAME_SAMPLES);
           chunk.set(c.audio.subarray(c.off, end));

@@ -4,7 +4,7 @@
  * Credentials: ARI_USERNAME / ARI_PASSWORD from the environment, else a generated password printed once.
  * SIM_PERSONAS: a JSON file of phone number -> persona (src/sim/persona.ts), as for `npm start`.
  * SIM_JOURNAL: a file to append one JSON line per channel created / destroyed and per AGI session
- * (what the callee said and heard), for tests that check the dialer against the far end (test/chaos).
+ * (what the callee said and heard, and the FastAGI `host:port` that drove it), for tests that check the dialer against the far end (test/chaos).
  */
 import fs from 'fs';
 import { startSimulator } from './index';
@@ -141,8 +141,8 @@ export async function main(argv = process.argv.slice(2)): Promise<import('./inde
       const verb = dir === 'cmd' ? /^(RECORD FILE|STREAM FILE)/i.exec(l)?.[1]?.toUpperCase() : undefined;
       if (verb) line({ ev: 'cmd', id, verb: verb === 'RECORD FILE' ? 'R' : 'S' });
     });
-    sim.sim.on('agi-done', (id: string, r: AgiCallResult) =>
-      line({ ev: 'agi', id, callId: r.variables.CALL_ID ?? null, endedBy: r.endedBy, steps: agiSteps(r) }),
+    sim.sim.on('agi-done', (id: string, r: AgiCallResult, target: string) =>
+      line({ ev: 'agi', id, callId: r.variables.CALL_ID ?? null, agi: target, endedBy: r.endedBy, steps: agiSteps(r) }),
     );
   }
   process.stdout.write(

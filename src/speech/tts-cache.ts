@@ -7,9 +7,13 @@
  *
  * Cache: one WAV per (engine, voice/settings, text), named ONLY from a SHA-256 of those (so no text
  * ever reaches a file name or an AGI command). Files are written to a temporary name and renamed, so
- * Asterisk never plays a half-written file. A size cap evicts the least recently used files first
- * (a hit refreshes the file's time); files leased for a playback in progress are never evicted.
- * Concurrent requests for the same key share one synthesis.
+ * Asterisk never plays a half-written file. A size cap evicts the least recently used files first;
+ * files leased for a playback in progress are never evicted. Concurrent requests for the same key share
+ * one synthesis.
+ *
+ * A hit is served from memory: the index knows each file's size and audio length, and touches the disk
+ * at most once per HIT_CHECK_MS per file (one `stat`: was it removed behind our back?) and refreshes the
+ * file's time (which keeps the LRU order across restarts) at most once per TOUCH_MS.
  */
 import fs from 'fs';
 import os from 'os';
@@ -40,15 +44,27 @@ export function cacheKey(engineIdentity: string, text: string): string {
   return createHash('sha256').update(engineIdentity).update('\u0000').update(text).digest('hex').slice(0, 40);
 }
 
+/** A hit checks that its file still exists at most this often (one stat), ms. */
+const HIT_CHECK_MS = 5_000;
+/** A hit refreshes its file's time (the LRU order after a restart) at most this often, ms. */
+const TOUCH_MS = 60_000;
+
 interface Entry {
   size: number;
   atime: number;
+  /** Audio length (ms) from the WAV header, once known. */
+  durationMs?: number;
+  /** When the file was last seen on disk / its time last refreshed (Date.now()). */
+  checkedAt: number;
+  touchedAt: number;
 }
 
 export interface CacheGetResult {
   /** Full path WITH `.wav`. */
   file: string;
   hit: boolean;
+  /** Audio length (ms) from the WAV header (8 kHz 16-bit mono as encodeWav writes it), when readable. */
+  durationMs?: number;
   /** Release the lease taken for playback (idempotent). */
   release(): void;
 }
@@ -62,9 +78,14 @@ export class AudioCache {
   private inflight = new Map<string, Promise<void>>();
   private clock = 0;
 
-  constructor(dir: string, maxBytes = 200 * 1024 * 1024) {
+  private readonly hitCheckMs: number;
+  private readonly touchMs: number;
+
+  constructor(dir: string, maxBytes = 200 * 1024 * 1024, opts: { hitCheckMs?: number; touchMs?: number } = {}) {
     this.dir = dir;
     this.maxBytes = maxBytes;
+    this.hitCheckMs = opts.hitCheckMs ?? HIT_CHECK_MS;
+    this.touchMs = opts.touchMs ?? TOUCH_MS;
     fs.mkdirSync(dir, { recursive: true });
     // Index what an earlier run left (oldest first by mtime); drop stale temp files.
     const found: Array<{ key: string; size: number; mtime: number }> = [];
@@ -84,7 +105,13 @@ export class AudioCache {
       }
     }
     found.sort((a, b) => a.mtime - b.mtime);
-    for (const f of found) this.index(f.key, f.size);
+    for (const f of found) {
+      this.index(f.key, f.size);
+      // known on disk now, but checked (and its length read) at its first hit
+      const e = this.entries.get(f.key)!;
+      e.checkedAt = 0;
+      e.touchedAt = f.mtime;
+    }
   }
 
   fileOf(key: string): string {
@@ -113,12 +140,23 @@ export class AudioCache {
    */
   async get(key: string, produce: () => Promise<Buffer>): Promise<CacheGetResult> {
     const file = this.fileOf(key);
-    if (this.entries.has(key)) {
-      if (fs.existsSync(file)) {
-        this.touch(key, file);
-        return this.lease(key, file, true);
+    const e = this.entries.get(key);
+    if (e) {
+      const now = Date.now();
+      let there = now - e.checkedAt < this.hitCheckMs;
+      if (!there) {
+        there = await fs.promises.stat(file).then(
+          (st) => st.isFile(),
+          () => false,
+        );
+        e.checkedAt = now;
       }
-      this.forget(key); // removed behind our back
+      if (there && this.entries.get(key) === e) {
+        if (e.durationMs === undefined) e.durationMs = await headerDurationMs(file);
+        this.touch(key, file, now);
+        return this.lease(key, file, true, e.durationMs);
+      }
+      if (!there) this.forget(key); // removed behind our back
     }
     let p = this.inflight.get(key);
     let produced = false;
@@ -129,7 +167,7 @@ export class AudioCache {
         const tmp = path.join(this.dir, `.tmp-${randomBytes(6).toString('hex')}`);
         await fs.promises.writeFile(tmp, bytes);
         await fs.promises.rename(tmp, file);
-        this.index(key, bytes.length);
+        this.index(key, bytes.length, wavDurationMs(bytes));
       })();
       this.inflight.set(key, p);
       p.then(
@@ -138,17 +176,18 @@ export class AudioCache {
       );
     }
     await p;
-    const result = this.lease(key, file, !produced);
+    const result = this.lease(key, file, !produced, this.entries.get(key)?.durationMs);
     this.evict();
     return result;
   }
 
-  private lease(key: string, file: string, hit: boolean): CacheGetResult {
+  private lease(key: string, file: string, hit: boolean, durationMs: number | undefined): CacheGetResult {
     this.leases.set(key, (this.leases.get(key) ?? 0) + 1);
     let released = false;
     return {
       file,
       hit,
+      durationMs,
       release: () => {
         if (released) return;
         released = true;
@@ -159,22 +198,25 @@ export class AudioCache {
     };
   }
 
-  private index(key: string, size: number): void {
+  private index(key: string, size: number, durationMs?: number): void {
     const old = this.entries.get(key);
     if (old) this.total -= old.size;
     this.entries.delete(key); // re-insert at the end (Map keeps insertion order = LRU order)
-    this.entries.set(key, { size, atime: ++this.clock });
+    const now = Date.now();
+    this.entries.set(key, { size, atime: ++this.clock, durationMs, checkedAt: now, touchedAt: now });
     this.total += size;
   }
 
-  private touch(key: string, file: string): void {
+  private touch(key: string, file: string, now: number): void {
     const e = this.entries.get(key);
     if (!e) return;
     this.entries.delete(key);
     e.atime = ++this.clock;
     this.entries.set(key, e);
-    const now = new Date();
-    fs.utimes(file, now, now, () => undefined); // LRU order survives a restart
+    if (now - e.touchedAt < this.touchMs) return;
+    e.touchedAt = now;
+    const d = new Date(now);
+    fs.utimes(file, d, d, () => undefined); // LRU order survives a restart
   }
 
   private forget(key: string): void {
@@ -193,5 +235,29 @@ export class AudioCache {
       fs.rmSync(this.fileOf(key), { force: true });
       this.forget(key);
     }
+  }
+}
+
+/**
+ * Audio length of a cached WAV from its header: encodeWav's 44-byte layout, whose data size (offset 40)
+ * counts 8 kHz 16-bit mono samples (16 bytes per ms); undefined for anything else.
+ */
+export function wavDurationMs(head: Buffer): number | undefined {
+  if (head.length < 44 || head.toString('ascii', 36, 40) !== 'data') return undefined;
+  return Math.round(head.readUInt32LE(40) / 16);
+}
+
+/** wavDurationMs of a file (one open, one 44-byte read); undefined when unreadable. */
+async function headerDurationMs(file: string): Promise<number | undefined> {
+  let fh: fs.promises.FileHandle | undefined;
+  try {
+    fh = await fs.promises.open(file, 'r');
+    const head = Buffer.alloc(44);
+    const { bytesRead } = await fh.read(head, 0, 44, 0);
+    return wavDurationMs(head.subarray(0, bytesRead));
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }

@@ -118,25 +118,14 @@ export class TtsService {
         throw new StageError('tts', 'bad_response', 'engine returned no audio', { engine: engine.name });
       return out;
     });
-    try {
-      // Files in the cache are written by encodeWav: a 44-byte header whose data size (offset 40) counts
-      // 8 kHz 16-bit mono samples (16 bytes per ms); a `simu` chunk may follow the data.
-      const fh = await fs.promises.open(got.file, 'r');
-      try {
-        const head = Buffer.alloc(44);
-        await fh.read(head, 0, 44, 0);
-        if (head.toString('ascii', 36, 40) !== 'data') throw new Error('unexpected WAV layout');
-        durationMs = Math.round(head.readUInt32LE(40) / 16);
-      } finally {
-        await fh.close();
-      }
-    } catch (err) {
+    // the cache knows the audio length from the WAV header (read when the file was made or first hit)
+    if (got.durationMs === undefined) {
       got.release();
-      throw new StageError('tts', 'bad_response', `cached audio unreadable: ${errorMessage(err)}`, {
+      throw new StageError('tts', 'bad_response', 'cached audio unreadable: unexpected WAV layout', {
         engine: engine.name,
-        cause: err,
       });
     }
+    durationMs = got.durationMs;
     return {
       file: got.file,
       playPath: got.file.replace(/\.wav$/, ''),

@@ -205,20 +205,84 @@ export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Pr
   return r.rows[0];
 }
 
+/**
+ * appendTurn for many calls in one statement (one round trip; the outbox groups the turns that wait at
+ * the same moment). Same rules: upsert by (call, seq), never into a closed call. Returns each input's row,
+ * or undefined where the call is closed or unknown. Each (call, seq) at most once per batch.
+ */
+export async function appendTurns(
+  q: Queryable,
+  items: Array<{ callId: number; turn: TurnInput }>,
+): Promise<Array<TurnRow | undefined>> {
+  const rows = items.map(({ callId, turn: t }) => {
+    const timing = t.timing ?? {};
+    const parts = [timing.recordMs, timing.sttMs, timing.llmMs, timing.ttsMs, timing.playbackMs].filter(
+      (v): v is number => typeof v === 'number',
+    );
+    return {
+      call_id: callId,
+      seq: t.seq,
+      user_text: t.userText ?? null,
+      bot_text: t.botText ?? null,
+      confidence: t.confidence ?? null,
+      action: t.action ?? null,
+      record_ms: round(timing.recordMs),
+      stt_ms: round(timing.sttMs),
+      llm_ms: round(timing.llmMs),
+      tts_ms: round(timing.ttsMs),
+      playback_ms: round(timing.playbackMs),
+      total_ms: round(parts.length ? parts.reduce((a, b) => a + b, 0) : undefined),
+      engines: t.engines ?? {},
+      error: t.error ?? null,
+    };
+  });
+  const r = await q.query<TurnRow>(
+    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error)
+     select v.call_id, v.seq, v.user_text, v.bot_text, v.confidence, v.action, v.record_ms, v.stt_ms, v.llm_ms, v.tts_ms,
+            v.playback_ms, v.total_ms, coalesce(v.engines, '{}'::jsonb), v.error
+       from jsonb_to_recordset($1::jsonb) as v(call_id integer, seq integer, user_text text, bot_text text,
+            confidence double precision, action text, record_ms integer, stt_ms integer, llm_ms integer, tts_ms integer,
+            playback_ms integer, total_ms integer, engines jsonb, error text)
+      where exists (select 1 from calls c where c.id = v.call_id and c.status not in (${finalList}))
+     on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
+       confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
+       llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
+       engines = excluded.engines, error = excluded.error
+     returning *`,
+    [JSON.stringify(rows)],
+  );
+  const by = new Map<string, TurnRow>();
+  for (const row of r.rows) by.set(`${row.call_id}:${row.seq}`, row);
+  return items.map((i) => by.get(`${i.callId}:${i.turn.seq}`));
+}
+
 function round(v: number | undefined): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : null;
 }
 
 /** The transcript of a call, built from its turns in order ("Agent: ...\nCaller: ..."). */
 export async function buildTranscript(q: Queryable, callId: number): Promise<string> {
-  const r = await q.query<{ user_text: string | null; bot_text: string | null }>(
-    'select user_text, bot_text from call_turns where call_id = $1 order by seq',
+  return transcriptText(await transcriptTurns(q, callId));
+}
+
+/** The stored turns of a call, in order: what `call_ended` carries as its whole transcript. */
+export async function transcriptTurns(
+  q: Queryable,
+  callId: number,
+): Promise<Array<{ seq: number; userText: string | null; botText: string | null }>> {
+  const r = await q.query<{ seq: number; user_text: string | null; bot_text: string | null }>(
+    'select seq, user_text, bot_text from call_turns where call_id = $1 order by seq',
     [callId],
   );
+  return r.rows.map((t) => ({ seq: Number(t.seq), userText: t.user_text, botText: t.bot_text }));
+}
+
+/** The turns as the stored text transcript ("Caller: ..." / "Agent: ..." lines). */
+export function transcriptText(turns: Array<{ userText: string | null; botText: string | null }>): string {
   const lines: string[] = [];
-  for (const t of r.rows) {
-    if (t.user_text) lines.push(`Caller: ${t.user_text}`);
-    if (t.bot_text) lines.push(`Agent: ${t.bot_text}`);
+  for (const t of turns) {
+    if (t.userText) lines.push(`Caller: ${t.userText}`);
+    if (t.botText) lines.push(`Agent: ${t.botText}`);
   }
   return lines.join('\n');
 }

@@ -4,7 +4,7 @@
  * `claim.ts`; pacing buckets in `pacing.ts`.
  */
 import type { Db, Queryable } from './db';
-import { buildTranscript, closeCall, markAnswered, type CallStatus } from './calls';
+import { closeCall, markAnswered, transcriptText, transcriptTurns, type CallStatus } from './calls';
 import { DialerError } from '../util/errors';
 
 export type CampaignStatus = 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
@@ -113,6 +113,8 @@ export interface OutcomeResult {
   /** The call was closed by this outcome (false: already final, or 'answered'). */
   closed: boolean;
   status: CallStatus | 'answered';
+  /** The call's campaign (set for 'answered', which has no `call`). */
+  campaignId?: number | null;
   call?: {
     id: number;
     campaignId: number | null;
@@ -122,6 +124,8 @@ export interface OutcomeResult {
     attempt: number;
     durationMs: number | null;
     hangupCause: number | null;
+    /** The whole transcript (set when this outcome closed the call). */
+    transcript?: Array<{ seq: number; userText: string | null; botText: string | null }>;
   };
   contact?: { id: number; status: string; attempts: number; nextAttemptAt: Date | null };
 }
@@ -143,7 +147,9 @@ export function outcomeStatus(outcome: string): Exclude<CallStatus, 'initiated' 
 export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeResult> {
   if (o.outcome === 'answered') {
     await markAnswered(db, o.callId);
-    return { closed: false, status: 'answered' };
+    // the campaign's progress moves this call from dialing to active: say which campaign
+    const r = await db.query<{ campaign_id: number | null }>('select campaign_id from calls where id = $1', [o.callId]);
+    return { closed: false, status: 'answered', campaignId: r.rows[0]?.campaign_id ?? null };
   }
   const status = outcomeStatus(o.outcome);
   const reason =
@@ -159,10 +165,9 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
     // The call's transcript is every turn stored when it closes, whoever closes it (the outcome of the
     // call, a reconcile after a crash, a drain): turns go through the outbox before the outcome of the
     // same call (src/store/outbox.ts), and no turn is stored on a closed call after this.
-    if (closed) {
-      const transcript = await buildTranscript(q, o.callId);
-      if (transcript) await q.query('update calls set transcript = $2 where id = $1', [o.callId, transcript]);
-    }
+    const turns = closed ? await transcriptTurns(q, o.callId) : undefined;
+    if (turns?.length)
+      await q.query('update calls set transcript = $2 where id = $1', [o.callId, transcriptText(turns)]);
     const cr = await q.query<{
       id: number;
       campaign_id: number | null;
@@ -190,6 +195,7 @@ export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeRe
       attempt: row.attempt,
       durationMs: row.duration_ms,
       hangupCause: row.hangup_cause,
+      ...(turns ? { transcript: turns } : {}),
     };
     if (row.contact_id === null || !(FINAL_OUTCOMES as Set<string>).has(final)) return { closed, status: final, call };
     // A callback the callee asked for (requestCallback) reschedules a completed call at that time and does
@@ -370,11 +376,22 @@ export async function reconcileOpenCalls(db: Db, o: ReconcileOptions = {}): Prom
   return out;
 }
 
+/**
+ * Campaign progress, counted from the database only (the one source of truth for the status API, the
+ * retained MQTT status and the dashboard). Every contact is in exactly one bucket, so the counters
+ * (queued, retrying, dialing, active, completed, failed, no_answer, busy, dnc_skipped) add up to `total`.
+ * `no_answer` and `busy` are contacts closed after their last attempt ended so; a contact that will be
+ * tried again is `retrying` until `nextRetryAt` (the earliest of them), not a stuck percentage.
+ */
 export interface CampaignProgress {
   campaignId: number;
   status: CampaignStatus | 'unknown';
   total: number;
   queued: number;
+  /** Contacts waiting for a retry (or a callback the callee asked for). */
+  retrying: number;
+  /** When the next of them is due (ISO), or null. */
+  nextRetryAt: string | null;
   dialing: number;
   active: number;
   completed: number;
@@ -382,33 +399,43 @@ export interface CampaignProgress {
   no_answer: number;
   busy: number;
   dnc_skipped: number;
+  /** Share of contacts closed (completed, failed, no answer, busy, do-not-call). */
   percent: number;
 }
 
-/** Counters for campaign_progress events and the status API. */
+/** Counters for campaign_progress events and the status API (see CampaignProgress). */
 export async function campaignProgress(q: Queryable, id: number): Promise<CampaignProgress> {
-  const r = await q.query<Omit<CampaignProgress, 'percent' | 'campaignId'> & { closed: number }>(
+  const r = await q.query<
+    Omit<CampaignProgress, 'percent' | 'campaignId' | 'nextRetryAt'> & { closed: number; next_retry_at: Date | null }
+  >(
     `select coalesce((select status from campaigns where id = $1), 'unknown') as status,
-            k.total, k.queued, k.completed, k.failed, k.dnc_skipped, k.closed,
-            c.dialing, c.active, c.no_answer, c.busy
-       from (select count(*)::int as total,
-                    count(*) filter (where status = 'pending')::int as queued,
-                    count(*) filter (where status = 'done')::int as completed,
-                    count(*) filter (where status = 'failed')::int as failed,
-                    count(*) filter (where status = 'dnc')::int as dnc_skipped,
-                    count(*) filter (where status in ('done','failed','dnc'))::int as closed
-               from contacts where campaign_id = $1) k,
-            (select count(*) filter (where status in ('initiated','ringing'))::int as dialing,
-                    count(*) filter (where status = 'in_progress')::int as active,
-                    count(*) filter (where status = 'no_answer')::int as no_answer,
-                    count(*) filter (where status = 'busy')::int as busy
-               from calls where campaign_id = $1) c`,
+            count(*)::int as total,
+            count(*) filter (where k.status = 'pending' and k.last_outcome is null)::int as queued,
+            count(*) filter (where k.status = 'pending' and k.last_outcome is not null)::int as retrying,
+            min(k.next_attempt_at) filter (where k.status = 'pending' and k.last_outcome is not null) as next_retry_at,
+            count(*) filter (where k.status = 'in_call' and c.status is distinct from 'in_progress')::int as dialing,
+            count(*) filter (where k.status = 'in_call' and c.status = 'in_progress')::int as active,
+            count(*) filter (where k.status = 'done')::int as completed,
+            count(*) filter (where k.status = 'failed' and k.last_outcome is distinct from 'no_answer'
+                               and k.last_outcome is distinct from 'busy')::int as failed,
+            count(*) filter (where k.status = 'failed' and k.last_outcome = 'no_answer')::int as no_answer,
+            count(*) filter (where k.status = 'failed' and k.last_outcome = 'busy')::int as busy,
+            count(*) filter (where k.status = 'dnc')::int as dnc_skipped,
+            count(*) filter (where k.status in ('done','failed','dnc'))::int as closed
+       from contacts k
+       left join calls c on k.status = 'in_call' and c.id = k.last_call_id
+      where k.campaign_id = $1`,
     [id],
   );
   const x = r.rows[0];
   const percent = x.total ? Math.round((x.closed / x.total) * 1000) / 10 : 0;
-  const { closed: _closed, ...rest } = x;
-  return { campaignId: id, ...rest, percent };
+  const { closed: _closed, next_retry_at, ...rest } = x;
+  return {
+    campaignId: id,
+    ...rest,
+    nextRetryAt: next_retry_at ? new Date(next_retry_at).toISOString() : null,
+    percent,
+  };
 }
 
 /** True while the campaign has contacts that may still be dialed or are in a call. */

@@ -4,21 +4,25 @@
  * Every eligibility rule lives inside this single SQL statement, so no code path can skip one:
  *  - the campaign is `running`;
  *  - the contact is `pending` (not already in a call, not closed), `attempts < max_attempts`,
- *    `next_attempt_at <= now`;
+ *    `next_attempt_at <= now`, all checked in the zone scan itself (a contact out of attempts or not yet
+ *    due never stands in front of eligible ones);
  *  - the local time in the contact's zone (`coalesce(contact.timezone, campaign.timezone)`) is inside
  *    the campaign's calling window [window_start, window_end) (a window may wrap midnight). The open
  *    zones are computed once per statement over the campaign's distinct zones (`campaign_zones`,
  *    kept by a trigger on contacts), not per row, with `now at time zone tz` (DST correct). Only the
  *    open zones' slices of the due index are read (`contacts_due_zone`), so contacts waiting in
  *    closed zones cost nothing;
- *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own).
- *    Candidates found on a list are marked `dnc` in the same statement and counted (dnc_skipped);
+ *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own),
+ *    checked on the locked candidates (one index probe each). Candidates found on a list are marked `dnc` in the same statement and counted (dnc_skipped);
  *  - the contact has no open call (initiated / ringing / in_progress): a channel for it may still be up
  *    in Asterisk (migration 9: a trigger drops such a contact from the claim's update);
  *  - the campaign has at least one active caller-ID number;
- *  - fewer than `max_concurrent` calls of the campaign are open, across every runtime (migration 6:
- *    a per-campaign advisory lock, then a count of open calls; `settings.concurrency_scope = 'worker'`
- *    leaves the cap to each worker).
+ *  - fewer than `max_concurrent` calls of the campaign are open, across every runtime (migration 18:
+ *    a maintained counter, never a count: 16 slot rows per campaign (`campaign_slots`) each holding a
+ *    share of max_concurrent, kept exact by triggers on calls whoever writes the call; a claim locks
+ *    only the slot rows it takes room from, with SKIP LOCKED, so claimers do not queue behind each
+ *    other's commit and the cost of a claim does not grow with open calls;
+ *    `settings.concurrency_scope = 'worker'` leaves the cap to each worker).
  * The rows are taken with `FOR UPDATE SKIP LOCKED`, so concurrent workers (in one process or many)
  * never get the same contact; the same statement creates the call record (status `initiated`,
  * attempt number, caller ID, worker) and marks the contact `in_call`. Up to `limit` contacts are
@@ -66,7 +70,7 @@ export interface ClaimResult {
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/006-claim-concurrency-per-campaign.sql: plpgsql caches its plan per connection and the function runs
+ * src/store/migrations/018-claim-open-call-slots.sql (replacing version 6's): plpgsql caches its plan per connection and the function runs
  * with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per connection instead
  * of on every claim. It returns one row (dnc_skipped, inserted, claimed json). To change the claim,
  * append a migration with `create or replace function claim_contacts`.

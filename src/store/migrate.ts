@@ -17,11 +17,15 @@ export async function runMigrations(
   db: Queryable & { tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> },
   list: Migration[] = migrations,
 ): Promise<MigrationReport> {
-  await db.query(`create table if not exists schema_migrations (
-    version integer primary key,
-    name text not null,
-    applied_at timestamptz not null default now()
-  )`);
+  // under the lock too: two runtimes creating it at once on an empty database collide in pg_type
+  await db.tx(async (q) => {
+    await q.query('select pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await q.query(`create table if not exists schema_migrations (
+      version integer primary key,
+      name text not null,
+      applied_at timestamptz not null default now()
+    )`);
+  });
   const applied: number[] = [];
   for (const m of [...list].sort((a, b) => a.version - b.version)) {
     const did = await db.tx(async (q) => {

@@ -3,7 +3,9 @@
  *
  * What a template can do is deliberately tiny: look up a dotted path of OWN properties in a context
  * object (`{{contact.name}}`, `{{contact.fields.plan}}`, `{{campaign.name}}`) with an optional default
- * (`{{contact.name|there}}`). No expressions, no function calls, no prototype access, one pass only
+ * (`{{contact.name|there}}`). A bare name is the contact's (`{{name}}` is `{{contact.name}}`, `{{plan}}` its
+ * custom field). A placeholder that names nothing is reported (see UNKNOWN_PLACEHOLDER) and its hole
+ * tidied, never spoken as "Hi , this is". No expressions, no function calls, no prototype access, one pass only
  * (a value that itself contains `{{...}}` is never expanded).
  *
  * Values come from contact records and callers, so they are untrusted: every inserted value is made
@@ -19,6 +21,13 @@ export interface TemplateOptions {
   /** Longest result, in characters (default 8000). */
   maxLength?: number;
 }
+
+/**
+ * A context may carry a reporter under this symbol (not reachable from a template path): it is called
+ * with each placeholder that names nothing in the context and has no default.
+ */
+export const UNKNOWN_PLACEHOLDER = Symbol('ai-dialer.template.unknown');
+type Reporter = (path: string, template: string) => void;
 
 const TOKEN = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*(?:\|([^{}]*))?\}\}/g;
 const FORBIDDEN = new Set(['__proto__', 'prototype', 'constructor']);
@@ -41,8 +50,8 @@ export function sanitizeValue(value: unknown, maxLength = 200): string {
   return s;
 }
 
-/** Look up a dotted path of own properties; undefined when any step is missing or forbidden. */
-export function lookupPath(ctx: unknown, path: string): unknown {
+/** Walk a dotted path of own properties: undefined when any step is missing or forbidden. */
+function walk(ctx: unknown, path: string): { value: unknown } | undefined {
   let cur: unknown = ctx;
   for (const key of path.split('.')) {
     if (FORBIDDEN.has(key)) return undefined;
@@ -50,19 +59,59 @@ export function lookupPath(ctx: unknown, path: string): unknown {
     if (!Object.prototype.hasOwnProperty.call(cur, key)) return undefined;
     cur = (cur as Record<string, unknown>)[key];
   }
-  return cur;
+  return { value: cur };
 }
 
-/** Render `{{path}}` / `{{path|default}}` tokens from `ctx`. Unknown paths render their default or ''. */
+/** Look up a dotted path of own properties; undefined when any step is missing or forbidden. */
+export function lookupPath(ctx: unknown, path: string): unknown {
+  return walk(ctx, path)?.value;
+}
+
+/** What `path` names in `ctx` (a bare name: the contact's), and whether it names anything. */
+function resolve(ctx: unknown, path: string): { found: boolean; value: unknown } {
+  const hit = walk(ctx, path) ?? (path.includes('.') ? undefined : walk(ctx, `contact.${path}`));
+  return hit ? { found: true, value: hit.value } : { found: false, value: undefined };
+}
+
+/**
+ * Render `{{path}}` / `{{path|default}}` tokens from `ctx`. An empty value renders its default or
+ * nothing; a path that names nothing is also reported to the context's UNKNOWN_PLACEHOLDER reporter.
+ * A hole left by an empty value is tidied ("Hi , this" -> "Hi, this").
+ */
 export function renderTemplate(template: string, ctx: unknown, opts: TemplateOptions = {}): string {
   const maxValue = opts.maxValueLength ?? 200;
   const maxLength = opts.maxLength ?? 8000;
-  const out = String(template ?? '').replace(TOKEN, (_m, path: string, def: string | undefined) => {
-    const v = sanitizeValue(lookupPath(ctx, path), maxValue);
+  const tpl = String(template ?? '');
+  const report =
+    ctx && typeof ctx === 'object' ? ((ctx as Record<symbol, unknown>)[UNKNOWN_PLACEHOLDER] as Reporter) : undefined;
+  const HOLE = '\u0000';
+  let holes = false;
+  let out = tpl.replace(TOKEN, (_m, path: string, def: string | undefined) => {
+    const r = resolve(ctx, path);
+    const v = sanitizeValue(r.value, maxValue);
     if (v !== '') return v;
-    return def !== undefined ? sanitizeValue(def, maxValue) : '';
+    if (def !== undefined) return sanitizeValue(def, maxValue);
+    if (!r.found && typeof report === 'function') report(path, tpl);
+    holes = true;
+    return HOLE;
   });
+  if (holes)
+    out = out
+      .replace(/ *\u0000 *([,.!?;:])/g, '$1')
+      .replace(/ *\u0000 */g, ' ')
+      .replace(/^ +| +$/g, '');
   return out.length > maxLength ? out.slice(0, maxLength) : out;
+}
+
+/** The warning a node gives for a placeholder that names nothing. */
+export function unknownPlaceholderText(path: string): string {
+  return `template placeholder {{${path}}} names nothing (use {{name}} / {{contact.name}}, {{contact.<field>}}, {{campaign.name}}, or {{${path}|default}}): left out`;
+}
+
+/** Attach a reporter of unknown placeholders to a template context (see UNKNOWN_PLACEHOLDER). */
+export function reportUnknown<T extends object>(ctx: T, report: Reporter): T {
+  Object.defineProperty(ctx, UNKNOWN_PLACEHOLDER, { value: report, enumerable: false });
+  return ctx;
 }
 
 /** The paths a template refers to (for editor hints and validation). */

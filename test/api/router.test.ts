@@ -297,6 +297,8 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
       status: 'draft',
       total: 5,
       queued: 5,
+      retrying: 0,
+      nextRetryAt: null,
       dialing: 0,
       active: 0,
       completed: 0,

@@ -62,9 +62,11 @@ describe('asterisk-config lint', () => {
     const agi = dialplanSteps(c).filter((s) => s.context === 'ai-dialer-agi');
     const agiStep = agi.findIndex((s) => s.app === 'AGI');
     const amdStep = agi.findIndex((s) => s.app === 'AMD');
-    expect(agi[agiStep].args).toBe(
-      'agi://${ENV(AGI_TARGET_HOST)}:${ENV(AGI_PORT)}/ai-dialer?secret=${ENV(AGI_SECRET)}',
-    );
+    expect(agi[agiStep].args).toBe('agi://${AGI_AT}/ai-dialer?secret=${ENV(AGI_SECRET)}');
+    // AGI_AT: the originating runtime's AGI_TARGET (channel variable) when set, else the environment's target
+    const sets = agi.filter((s) => s.app === 'Set' && s.args.startsWith('AGI_AT=')).map((s) => s.args);
+    expect(sets.sort()).toEqual(['AGI_AT=${AGI_TARGET}', 'AGI_AT=${ENV(AGI_TARGET_HOST)}:${ENV(AGI_PORT)}']);
+    expect(agi.some((s) => s.app === 'GotoIf' && s.args === '$["${AGI_TARGET}" = ""]?agienv')).toBe(true);
     expect(amdStep).toBeGreaterThan(0);
     expect(amdStep).toBeLessThan(agiStep);
     const skip = agi.findIndex((s) => s.app === 'GotoIf' && /AMD_ENABLED/.test(s.args));

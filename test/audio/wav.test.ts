@@ -24,6 +24,33 @@ describe('wav', () => {
     expect(w.simText).toBe('héllo "there"');
   });
 
+  test('samples are read and written byte for byte (little-endian), also from a data chunk at an odd offset', () => {
+    const samples = Int16Array.from([0, 1, -1, 32767, -32768, 258, -259, 12345]);
+    const buf = encodeWav({ sampleRate: 8000, channels: 1, samples });
+    for (let i = 0; i < samples.length; i++) expect(buf.readInt16LE(44 + i * 2)).toBe(samples[i]);
+    // a 3-byte LIST chunk (padded to 4) before the data, in a buffer that starts at an odd offset of its memory
+    const list = Buffer.from('LIST\x03\x00\x00\x00abc\x00', 'latin1');
+    const odd = Buffer.concat([Buffer.alloc(1), buf.subarray(0, 36), list, buf.subarray(36)]).subarray(1);
+    odd.writeUInt32LE(odd.length - 8, 4);
+    expect(Array.from(parseWav(odd).samples)).toEqual(Array.from(samples));
+  });
+
+  test('toAsteriskWav returns what is already 8 kHz mono 16-bit (with or without a simu chunk) unchanged, and converts the rest', () => {
+    const samples = tone(8000, 440, 0.2);
+    for (const text of [undefined, 'hi', 'odd']) {
+      const buf = encodeWav({ sampleRate: 8000, channels: 1, samples }, text);
+      expect(toAsteriskWav(buf)).toBe(buf);
+    }
+    const wide = encodeWav({ sampleRate: 16000, channels: 1, samples: tone(16000, 440, 0.2) });
+    expect(parseWav(toAsteriskWav(wide)).sampleRate).toBe(8000);
+    // a header that lies about its size is parsed and rewritten, not passed on
+    const bad = Buffer.from(encodeWav({ sampleRate: 8000, channels: 1, samples }));
+    bad.writeUInt32LE(bad.length, 4);
+    const fixed = toAsteriskWav(bad);
+    expect(fixed).not.toBe(bad);
+    expect(fixed.readUInt32LE(4)).toBe(fixed.length - 8);
+  });
+
   test('refuses what is not 16-bit PCM WAV with a clear error', () => {
     expect(() => parseWav(Buffer.from('not a wav at all'))).toThrow(WavError);
     const b = encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(10) });

@@ -46,6 +46,17 @@ type N = Record<string, any>;
 const OPEN = ['initiated', 'ringing', 'in_progress'];
 const DIALLED: Kind[] = ['talker', 'flaky', 'busy', 'no_answer', 'hangup_mid_turn', 'asks_dnc'];
 const SPEED = '10';
+const PROGRESS_BUCKETS = [
+  'queued',
+  'retrying',
+  'dialing',
+  'active',
+  'completed',
+  'failed',
+  'no_answer',
+  'busy',
+  'dnc_skipped',
+];
 
 interface Target {
   label: string;
@@ -166,12 +177,27 @@ async function runScenario(t: Target): Promise<void> {
 
     // While it runs, the health route sees the live sessions, slots and channels (so its zeros later mean something).
     const peak = { agiSessions: 0, inFlight: 0, simulatedChannels: 0 };
+    // And the campaign's figures: the API's and the retained MQTT status's come from the same count of
+    // the database, add up to the contacts at every moment, and agree (also while calls are talking).
+    const progressTopicLive = `ai-dialer/v1/campaigns/${campaignId}/status`;
+    const sums: string[] = [];
+    const agreedWhileTalking: N[] = [];
+    const sumOf = (p: N) => PROGRESS_BUCKETS.reduce((a, k) => a + Number(p[k] ?? NaN), 0);
     let watching = true;
     const watcher = (async () => {
       while (watching) {
         const h = await dialer!.get<N>('/api/v1/health').catch(() => undefined);
         if (h)
           for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], Number(h[k]) || 0);
+        const st = await dialer!.get<N>(`/api/v1/campaigns/${campaignId}/status`).catch(() => undefined);
+        const live = received.filter((m) => m.topic === progressTopicLive).pop()?.payload;
+        for (const [src, p] of [
+          ['api', st?.progress],
+          ['mqtt', live],
+        ] as const)
+          if (p && sumOf(p) !== p.total) sums.push(`${src}: ${JSON.stringify(p)}`);
+        const sp = st?.progress;
+        if (sp?.active > 0 && live && PROGRESS_BUCKETS.every((k) => live[k] === sp[k])) agreedWhileTalking.push(live);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
@@ -196,6 +222,9 @@ async function runScenario(t: Target): Promise<void> {
     expect(peak.inFlight).toBeGreaterThan(0);
     expect(peak.inFlight).toBeLessThanOrEqual(6); // max_concurrent
     expect(peak.simulatedChannels).toBeGreaterThan(0);
+    expect(sums).toEqual([]);
+    // an answered call moved from dialing to active in the retained status, as in the API
+    expect(agreedWhileTalking.length).toBeGreaterThan(0);
 
     // --- nothing left behind ---
     const health = await waitFor(
@@ -303,6 +332,15 @@ async function runScenario(t: Target): Promise<void> {
         continue;
       }
       expect(ended.outcome).toBe('completed');
+      // call_ended carries the whole transcript: every stored turn, in order
+      expect({ where, transcript: ended.transcript }).toEqual({
+        where,
+        transcript: details.get(c.phone)!.turns.map((x: N) => ({
+          seq: x.seq,
+          ...(x.user_text ? { userText: x.user_text } : {}),
+          ...(x.bot_text ? { botText: x.bot_text } : {}),
+        })),
+      });
       const answered = types.indexOf('call_answered');
       const firstTurn = types.indexOf('conversation_turn');
       expect({ where, answered: answered > 0, turnAfterAnswer: firstTurn > answered }).toEqual({
@@ -335,7 +373,7 @@ async function runScenario(t: Target): Promise<void> {
     const noAnswerN = contacts.filter((c) => c.kind === 'no_answer').length;
     const completedN = dialled.length - busyN - noAnswerN;
     const progressTopic = `ai-dialer/v1/campaigns/${campaignId}/status`;
-    // Contacts: done (talked), dnc (asked, or already listed), queued (retries pending and the out-of-window ones); calls: busy, no_answer.
+    // Contacts, each in one bucket: done (talked), dnc (asked, or already listed), retrying (busy, no answer), queued (out of window).
     const count = (...kinds: Kind[]) => contacts.filter((c) => kinds.includes(c.kind)).length;
     const wantProgress = {
       campaignId,
@@ -344,10 +382,12 @@ async function runScenario(t: Target): Promise<void> {
       dialing: 0,
       completed: count('talker', 'flaky', 'hangup_mid_turn'),
       dnc_skipped: count('asks_dnc', 'on_dnc_list'),
-      queued: count('busy', 'no_answer', 'out_of_window'),
+      // busy and no answer wait for their retry (an hour): shown as such, not as queued
+      queued: count('out_of_window'),
+      retrying: busyN + noAnswerN,
       failed: 0,
-      busy: busyN,
-      no_answer: noAnswerN,
+      busy: 0,
+      no_answer: 0,
       percent:
         Math.round((count('talker', 'flaky', 'hangup_mid_turn', 'asks_dnc', 'on_dnc_list') / contacts.length) * 1000) /
         10,
@@ -366,12 +406,16 @@ async function runScenario(t: Target): Promise<void> {
     const retained = await retainedMessage(brokerUrl, progressTopic);
     expect(retained.retain).toBe(true);
     expect(retained.payload).toMatchObject({ type: 'campaign_progress', ...wantProgress });
+    expect(sumOf(retained.payload)).toBe(contacts.length);
+    const nextRetry = Date.parse(retained.payload.nextRetryAt);
+    expect(nextRetry).toBeGreaterThan(Date.now() + 50 * 60_000);
 
     // Campaign status through the API.
     const status = await dialer.get<N>(`/api/v1/campaigns/${campaignId}/status`);
     expect(status.calls.total).toBe(dialled.length);
     expect(status.calls.byOutcome).toEqual({ completed: completedN, busy: busyN, no_answer: noAnswerN });
     expect(status.activeCalls).toBe(0);
+    expect(status.progress).toMatchObject({ ...wantProgress, nextRetryAt: retained.payload.nextRetryAt });
 
     // --- SIGTERM: exits 0 ---
     await client.endAsync();

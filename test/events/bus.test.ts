@@ -182,3 +182,28 @@ describe('WebSocket-only embedded broker (MQTT_TCP_DISABLED=1, the MQTT port is 
     expect(server.listeners('upgrade')).toHaveLength(0);
   });
 });
+
+describe('embedded broker with its TCP port taken (a Mosquitto on 1883)', () => {
+  test('falls back to WebSocket only, says so in one line, and still carries events', async () => {
+    // the port is taken by a server bound to port 0 and read back
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const port = (taken.address() as net.AddressInfo).port;
+    const lines: string[] = [];
+    const bus = await acquireBus({ mode: 'embedded', port, host: '127.0.0.1', log: (l: string) => lines.push(l) }, {});
+    try {
+      expect(lines.filter((l) => /already in use/.test(l))).toEqual([
+        expect.stringContaining(`MQTT port ${port} is already in use`),
+      ]);
+      expect(bus.describe).toContain('WebSocket only');
+      expect(bus.broker).toBeDefined();
+      expect(bus.broker!.port).not.toBe(port);
+      // this process's publisher still reaches the broker
+      bus.publisher.publish(buildEvent({ event: 'status', call: { id: 1, campaignId: 1 }, status: 'ringing' }));
+      await bus.controlsReady;
+    } finally {
+      await bus.release();
+      await new Promise((r) => taken.close(r));
+    }
+  });
+});

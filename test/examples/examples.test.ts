@@ -426,7 +426,7 @@ test('lead qualification transfers a qualified lead to sales (dialplan, not hang
   }
 }, 90000);
 
-test("Node-RED's example library lists the three flows under the package (Import > Examples)", async () => {
+test("Node-RED's example library lists the three flows and the default flow under the package (Import > Examples)", async () => {
   const library = nodeLoad('@node-red/registry/lib/library.js') as {
     init(): void;
     addExamplesDir(module: string, dir: string): Promise<void>;
@@ -437,8 +437,12 @@ test("Node-RED's example library lists the three flows under the package (Import
   expect(pkgJson.files).toContain('examples/'); // shipped in the npm package
   library.init();
   await library.addExamplesDir(pkgJson.name, path.join(ROOT, 'examples'));
-  expect(library.getExampleFlows()?.[pkgJson.name]?.f?.sort()).toEqual([...EXAMPLES].sort());
+  // the default flow: copied there by the build (npm test and npm pack build first) from flows/ai-dialer.json
+  expect(library.getExampleFlows()?.[pkgJson.name]?.f?.sort()).toEqual([...EXAMPLES, 'default-flow'].sort());
   for (const e of EXAMPLES) expect(fs.existsSync(library.getExampleFlowPath(pkgJson.name, e) as string)).toBe(true);
+  expect(fs.readFileSync(library.getExampleFlowPath(pkgJson.name, 'default-flow') as string, 'utf8')).toBe(
+    fs.readFileSync(path.join(ROOT, 'flows', 'ai-dialer.json'), 'utf8'),
+  );
 });
 
 test('appointment reminder: "reschedule" says the callback line, hangs up and asks the queue for a callback in 24 hours', async () => {

@@ -1,4 +1,11 @@
-import { renderTemplate, sanitizeValue, templateContext, templatePaths } from '../../src/util/template';
+import {
+  renderTemplate,
+  reportUnknown,
+  sanitizeValue,
+  templateContext,
+  templatePaths,
+  unknownPlaceholderText,
+} from '../../src/util/template';
 
 describe('safe templates', () => {
   const ctx = templateContext({
@@ -19,7 +26,7 @@ describe('safe templates', () => {
       ),
     ).toBe('Hi Ann, your Gold plan (Gold) for Renewals #3');
     expect(renderTemplate('Hi {{contact.nickname|there}}!', ctx)).toBe('Hi there!');
-    expect(renderTemplate('Hi {{contact.nickname}}!', ctx)).toBe('Hi !');
+    expect(renderTemplate('Hi {{contact.nickname}}!', ctx)).toBe('Hi!');
     expect(renderTemplate('Call {{call.phone}}', ctx)).toBe('Call +12125550101');
     expect(templatePaths('{{a.b}} {{c|d}}')).toEqual(['a.b', 'c']);
   });
@@ -52,5 +59,37 @@ describe('safe templates', () => {
     });
     expect(renderTemplate('{{contact.admin}}{{contact.plan}}', polluted)).toBe('x');
     expect(({} as any).admin).toBeUndefined();
+  });
+});
+
+describe('templates as users write them', () => {
+  const ctx = () =>
+    templateContext({
+      call: { id: 5, phone: '+12125550101', contact: { name: 'Ann', fields: { plan: 'Gold' } }, campaignId: 3 },
+      campaign: { name: 'Renewals' },
+    });
+
+  test('{{name}} and {{contact.name}} both work; a bare name is the contact field; defaults as the help says', () => {
+    expect(renderTemplate('Hi {{name}}, this is Alex', ctx())).toBe('Hi Ann, this is Alex');
+    expect(renderTemplate('Hi {{contact.name}}, this is Alex', ctx())).toBe('Hi Ann, this is Alex');
+    expect(renderTemplate('Your {{plan}} plan', ctx())).toBe('Your Gold plan');
+    expect(renderTemplate('Hi {{nickname|there}}!', ctx())).toBe('Hi there!');
+    const noName = templateContext({ call: { id: 1, contact: { name: null } } });
+    expect(renderTemplate('Hi {{name|there}}, hello', noName)).toBe('Hi there, hello');
+  });
+
+  test('an unknown placeholder is reported, and its hole tidied rather than spoken as "Hi , this"', () => {
+    const seen: string[] = [];
+    const c = reportUnknown(ctx(), (p) => seen.push(p));
+    expect(renderTemplate('Hi {{nmae}}, this is Alex', c)).toBe('Hi, this is Alex');
+    expect(renderTemplate('Your {{contact.fields.colour}} car is ready', c)).toBe('Your car is ready');
+    expect(seen).toEqual(['nmae', 'contact.fields.colour']);
+    // a known field that is empty for this contact is not "unknown": no report, its default or nothing
+    const empty = reportUnknown(templateContext({ call: { id: 1, contact: { name: '' } } }), (p) => seen.push(p));
+    expect(renderTemplate('Hi {{name}}!', empty)).toBe('Hi!');
+    expect(seen).toHaveLength(2);
+    // the reporter is not reachable from a template
+    expect(renderTemplate('{{constructor}}{{__proto__.x}}', c)).toBe('');
+    expect(unknownPlaceholderText('nmae')).toMatch(/\{\{nmae\}\} names nothing/);
   });
 });

@@ -91,9 +91,10 @@ test('a conversation on the stream: utterances, paced replies, control back to A
   expect(log.var).toBe('42');
   expect(r.hungUpBy).toBe('agi');
   // the greeting reached the callee whole (600 ms = 30 frames) and in real time
-  const g = as.heard[0];
-  expect(g.frames).toBe(30);
-  expect(g.lastAt - g.firstAt).toBeGreaterThan(540);
+  // (a loaded machine may stall the loop past the callee's 300 ms prompt gap: count what came before it spoke)
+  const before = as.heard.filter((h) => h.firstAt < as.said[0].startAt);
+  expect(before.reduce((a, h) => a + h.frames, 0)).toBe(30);
+  expect(before[before.length - 1].lastAt - before[0].firstAt).toBeGreaterThan(540);
   expect(log.greet).toMatchObject({ playedMs: 600, interrupted: false });
   expect(log.u1).toMatchObject({ text: 'Yes, this is me.', endpointMs: 600 });
   // our first reply frame goes out at once (no waiting for a pacer tick)
@@ -157,6 +158,7 @@ test('silence: no utterance within the no-input time; the caller hanging up ends
   const out: Record<string, unknown> = {};
   script = async (s) => {
     const m = await handOffMedia(s, { server: media, advertise, endpointer: () => new TestEndpointer() });
+    await m.play(tone(200)); // the callee answers our greeting
     out.none = await m.nextUtterance({ timeoutMs: 400 });
     out.u = (await m.nextUtterance({ timeoutMs: 5000 }))?.simText;
     out.after = await m.nextUtterance({ timeoutMs: 5000 });
@@ -194,6 +196,7 @@ testWith('espeak-ng', has('espeak-ng'), 'apt-get install espeak-ng')(
     const out: Record<string, unknown> = {};
     script = async (s) => {
       const m = await handOffMedia(s, { server: media, advertise, endpointer: () => Endpointer.create() });
+      await m.play(tone(300)); // the callee answers our greeting
       const u1 = await m.nextUtterance({ timeoutMs: 8000 });
       out.u1 = u1 && { text: u1.simText, endpointMs: u1.endpointMs };
       out.played = await m.play(tone(5000));

@@ -1,12 +1,13 @@
 /**
  * The package is real: `npm pack`, install the tarball into the userDir of a stock Node-RED 4.1,
- * start it, and the admin API lists every node of the module with no load error; icons are served.
+ * start it, and the admin API lists every node of the module with no load error; icons are served;
+ * the default flow, imported as a user would, places a simulated call end to end.
+ * Every port is bound as 0 and read back (Node-RED's from its log line, FastAGI's from the node's).
  */
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { freePort } from '../../src/runtime/ports';
 import { startSimulator } from '../../src/sim/index';
 import { waitFor } from '../helpers/wait';
 
@@ -47,6 +48,14 @@ describe('packed tarball in a stock Node-RED', () => {
       expect(files).toContain(`dist/nodes/${type}/locales/en-US/${type}.html`);
     }
     expect(files).toContain('flows/ai-dialer.json');
+    // the default flow under Import > Examples, the licence, and no bench or dev scripts
+    expect(files).toContain('examples/default-flow.json');
+    expect(files).toContain('LICENSE');
+    expect(files.filter((f) => f.startsWith('dist/bench/') || f.startsWith('bench/'))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('scripts/'))).toEqual(['scripts/sim.js']);
+    // `main`: none, or a file that is in the package
+    if (pkg.main !== undefined) expect(files).toContain(pkg.main);
+    for (const bin of Object.values(pkg.bin ?? {}) as string[]) expect(files).toContain(bin);
     // the schema migrations are read from .sql files beside the built store module
     const sqlFiles = fs.readdirSync(path.join(root, 'src', 'store', 'migrations')).filter((f) => f.endsWith('.sql'));
     expect(sqlFiles.length).toBeGreaterThan(0);
@@ -69,19 +78,18 @@ describe('packed tarball in a stock Node-RED', () => {
         env: { ...process.env, npm_config_loglevel: 'error' },
       },
     );
-    port = await freePort();
     const redMain = require.resolve('node-red/red.js');
-    const agiPort = await freePort();
     // Asterisk: the simulator, reached through the same environment variables a real one would be
-    sim = await startSimulator({ port: 0, host: '127.0.0.1', agiHost: '127.0.0.1', agiPort } as Parameters<
+    // (its AGI target is fastagi-in's port, known once the flow is deployed)
+    sim = await startSimulator({ port: 0, host: '127.0.0.1', agiHost: '127.0.0.1', agiPort: 0, speed: 5 } as Parameters<
       typeof startSimulator
     >[0]);
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       NODE_OPTIONS: '',
       DATA_DIR: path.join(work, 'data'),
-      MQTT_PORT: String(await freePort()),
-      AGI_PORT: String(agiPort),
+      MQTT_PORT: '0',
+      AGI_PORT: '0',
     };
     for (const k of ['DATABASE_URL', 'MQTT_URL']) delete env[k];
     Object.assign(env, {
@@ -91,13 +99,20 @@ describe('packed tarball in a stock Node-RED', () => {
       ARI_APP: sim.app,
       STT_ENGINE: 'sim',
     });
-    red = spawn(process.execPath, [redMain, '-u', userDir, '-p', String(port), '--safe'], {
+    red = spawn(process.execPath, [redMain, '-u', userDir, '-p', '0', '--safe'], {
       cwd: userDir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     red.stdout!.on('data', (d) => (output += d));
     red.stderr!.on('data', (d) => (output += d));
+    port = await waitFor(
+      () => Number(/Server now running at http:\/\/[^:]+:(\d+)\//.exec(output)?.[1]) || undefined,
+      60000,
+      "Node-RED's port in its log",
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
     const nodes = await waitFor(
       async () => {
         const r = await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: 'application/json' } });
@@ -142,8 +157,9 @@ describe('packed tarball in a stock Node-RED', () => {
     expect(ex.status).toBe(200);
   });
 
-  test('the shipped default flow imports and deploys cleanly, and serves the API and the dashboard', async () => {
-    const flow = JSON.parse(fs.readFileSync(path.join(root, 'flows', 'ai-dialer.json'), 'utf8'));
+  test('the default flow, imported from the installed Import > Examples, deploys cleanly and serves the API and the dashboard', async () => {
+    const example = path.join(userDir, 'node_modules', pkg.name, 'examples', 'default-flow.json');
+    const flow = JSON.parse(fs.readFileSync(example, 'utf8'));
     const before = output.length;
     const res = await fetch(`http://127.0.0.1:${port}/flows`, {
       method: 'POST',
@@ -181,4 +197,54 @@ describe('packed tarball in a stock Node-RED', () => {
     expect(log.split('\n').filter((l) => /\[error\]/.test(l))).toEqual([]);
     expect(log).not.toMatch(/unknown type|missing type/i);
   });
+
+  test('a simulated call goes through the imported default flow: answered, a conversation, completed', async () => {
+    const agiPort = await waitFor(
+      () => Number(/FastAGI listening on [^:\s]+:(\d+)/.exec(output)?.[1]) || undefined,
+      30000,
+      "fastagi-in's port in the log",
+    );
+    sim!.sim.agi.port = agiPort;
+    const api = async (method: string, p: string, body?: unknown, type = 'application/json') => {
+      const r = await fetch(`http://127.0.0.1:${port}${p}`, {
+        method,
+        headers: { 'Content-Type': type, Accept: 'application/json' },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      return { status: r.status, body: (await r.json()) as Record<string, any> };
+    };
+    const created = await api('POST', '/api/v1/campaigns', {
+      name: 'pack test',
+      timezone: 'UTC',
+      window_start: '00:00',
+      window_end: '23:59',
+      max_concurrent: 1,
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.id as number;
+    expect((await api('POST', `/api/v1/campaigns/${id}/phone-numbers`, { number: '+12125559000' })).status).toBe(201);
+    const imported = await api(
+      'POST',
+      `/api/v1/campaigns/${id}/contacts`,
+      'phone,name\n+12125550145,Ann\n',
+      'text/csv',
+    );
+    expect(imported.body).toMatchObject({ inserted: 1 });
+    expect((await api('POST', '/api/v1/calls/automated/start', { campaignId: id })).status).toBe(200);
+    const call = await waitFor(
+      async () => {
+        const r = await api('GET', `/api/v1/calls?campaignId=${id}`);
+        const c = (r.body.calls as Array<Record<string, any>>)[0];
+        return c && !['initiated', 'ringing', 'in_progress'].includes(c.status) ? c : undefined;
+      },
+      60000,
+      'the call to end',
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
+    expect(call.status).toBe('completed');
+    const detail = await api('GET', `/api/v1/calls/${call.id}`);
+    expect(detail.body.turns.length).toBeGreaterThan(1);
+    expect(detail.body.turns[0].bot_text).toContain('Ann');
+  }, 90000);
 });

@@ -76,6 +76,8 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
   let advertise: string;
   let dir: string;
   let answerMs = 0;
+  let greeting: Int16Array;
+  let reply: Int16Array;
   const outcomes: CallOutcome[] = [];
   let onSession: (s: FastAgiSession) => Promise<void> = async () => undefined;
   const speech = async (text: string) => utteranceAudio(text, 'espeak');
@@ -87,6 +89,9 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
     const r = loudRuns(levels(answer), 200);
     answerMs = r[r.length - 1][1] - r[0][0];
     fs.writeFileSync(path.join(dir, 'answer.wav'), encodeWav({ sampleRate: 8000, channels: 1, samples: answer }));
+    // our prompts are ready before the calls (synthesis under load must not shift them into the callee's turn)
+    greeting = await speech('Hello, this is the dialer calling.');
+    reply = await speech('Thank you, goodbye.');
     const objection = await speech('Wait, I have a question about that.');
     fs.writeFileSync(path.join(dir, 'objection.wav'), encodeWav({ sampleRate: 8000, channels: 1, samples: objection }));
     ast = await startShipped({
@@ -97,7 +102,7 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
         'exten => +15550901,1,Answer()',
         ` same => n,MixMonitor(${dir}/both-\${CALL_ID}.wav,r(${dir}/heard-\${CALL_ID}.wav))`,
         ' same => n,Playtones(0)',
-        ' same => n,Wait(3)',
+        ' same => n,Wait(4)',
         ' same => n,StopPlaytones()',
         ` same => n,Playback(${dir}/answer)`,
         ' same => n,Playtones(0)',
@@ -127,7 +132,7 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
     tracker.on('outcome', (o: CallOutcome) => {
       if (o.outcome !== 'answered') outcomes.push(o);
     });
-  }, 150_000);
+  }, 300_000);
 
   afterAll(async () => {
     await tracker?.close();
@@ -145,12 +150,10 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
         const t0 = performance.now();
         const m = await handOffMedia(s, { server: media, advertise, endpointer: () => Endpointer.create() });
         seen.handOffMs = performance.now() - t0;
-        const greeting = await speech('Hello, this is the dialer calling.');
         seen.greeting = await m.play(greeting);
         seen.greetingMs = Math.round(greeting.length / 8);
         const u = await m.nextUtterance({ timeoutMs: 8000 });
         seen.u = u && { ms: u.endMs - u.startMs, endpointMs: u.endpointMs, bargedIn: u.bargedIn };
-        const reply = await speech('Thank you, goodbye.');
         seen.replyMs = Math.round(reply.length / 8);
         seen.reply = await m.play(reply);
         if (u && seen.reply.firstFrameAt) seen.replyLatencyMs = seen.reply.firstFrameAt - u.speechEndAt;

@@ -46,6 +46,8 @@ describe('npm start (embedded runtime)', () => {
       expect(out).toContain(`MQTT (TCP):         mqtt://127.0.0.1:${p.MQTT_PORT}`);
       expect(out).toContain(`MQTT (WebSocket):   ws://127.0.0.1:${p.PORT}/mqtt`);
       expect(out).toContain(`FastAGI:            agi://127.0.0.1:${p.AGI_PORT}`);
+      // the ARI URL as ARI answers on it (with /ari), bound on a port read back
+      expect(out).toMatch(/Asterisk ARI: +http:\/\/127\.0\.0\.1:\d+\/ari +\(built-in simulator/);
       // the editor needs its login: the password generated on first start, printed once in the banner
       const password = /Editor login: +admin \/ (\S+)/.exec(out)?.[1] ?? '';
       const tok = await fetch(`http://127.0.0.1:${p.PORT}/auth/token`, {

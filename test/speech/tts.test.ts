@@ -160,6 +160,70 @@ describe('cache', () => {
     expect(again.count).toBe(3);
   });
 
+  test('a hit is served from memory: no open, read, stat or utimes within the check window; same length as the miss', async () => {
+    const dir = path.join(tmp, 'hits');
+    const service = new TtsService(createTtsEngine({ engine: 'sim' }, {}), new AudioCache(dir));
+    const miss = await service.speak('Thanks, see you on Tuesday.');
+    miss.release();
+    const spies = [
+      jest.spyOn(fs.promises, 'open'),
+      jest.spyOn(fs.promises, 'readFile'),
+      jest.spyOn(fs.promises, 'stat'),
+      jest.spyOn(fs, 'utimes'),
+      jest.spyOn(fs, 'existsSync'),
+      jest.spyOn(fs, 'statSync'),
+    ];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const hit = await service.speak('Thanks, see you on Tuesday.');
+        expect(hit).toMatchObject({ cached: true, file: miss.file, durationMs: miss.durationMs });
+        hit.release();
+      }
+      for (const s of spies) expect([s.getMockName(), s.mock.calls.length]).toEqual([s.getMockName(), 0]);
+    } finally {
+      for (const s of spies) s.mockRestore();
+    }
+    expect(miss.durationMs).toBe(parseWav(fs.readFileSync(miss.file)).durationMs);
+  });
+
+  test('a hit after the check window stats the file once: removed behind our back -> synthesized again; a restart reads the length once', async () => {
+    const dir = path.join(tmp, 'hitcheck');
+    let made = 0;
+    const engine: TtsEngine = {
+      name: 'sim',
+      voice: 'x',
+      identity: 'count|1',
+      synthesize: async () => (made++, tone(8000, 250)),
+    };
+    const service = new TtsService(engine, new AudioCache(dir, undefined, { hitCheckMs: 0, touchMs: 0 }));
+    const a = await service.speak('one');
+    a.release();
+    const stat = jest.spyOn(fs.promises, 'stat');
+    const hit = await service.speak('one');
+    hit.release();
+    expect([hit.cached, stat.mock.calls.length, made]).toEqual([true, 1, 1]);
+    stat.mockRestore();
+    fs.rmSync(a.file);
+    const again = await service.speak('one');
+    again.release();
+    expect([again.cached, made, fs.existsSync(a.file), again.durationMs]).toEqual([false, 2, true, 250]);
+    // a new process indexes the directory; its first hit reads the header once, later hits do not
+    const restarted = new TtsService(engine, new AudioCache(dir));
+    const open = jest.spyOn(fs.promises, 'open');
+    const first = await restarted.speak('one');
+    const second = await restarted.speak('one');
+    first.release();
+    second.release();
+    expect([first.cached, first.durationMs, second.durationMs, open.mock.calls.length, made]).toEqual([
+      true,
+      250,
+      250,
+      1,
+      2,
+    ]);
+    open.mockRestore();
+  });
+
   test('a failed synthesis leaves nothing behind and the next request retries', async () => {
     const dir = path.join(tmp, 'fail');
     const cache = new AudioCache(dir);

@@ -19,8 +19,10 @@ describe('migration files', () => {
       'campaign queue: max_concurrent per campaign across every worker (settings.concurrency_scope campaign|worker)',
       'campaign queue: drop contacts_due (the claim reads contacts_due_zone; one index less to keep on import and retry)',
     ]);
-    // the claim function is defined in one migration only
-    expect(migrations.filter((m) => /create or replace function claim_contacts/i.test(m.sql))).toHaveLength(1);
+    // the claim function: 006 defined it, 018 (maintained open-call slots) replaces it; no other file
+    expect(
+      migrations.filter((m) => /create or replace function claim_contacts/i.test(m.sql)).map((m) => m.version),
+    ).toEqual([6, 18]);
   });
 
   test('a file without its name line or with a version used twice is refused', () => {
@@ -88,12 +90,29 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('migrations on %s'
           'schema_migrations',
         ]),
       );
-      // the claim function of the last claim migration (the campaign-wide concurrency cap) is installed
+      // the claim function of the last claim migration (018: the campaign's open-call slot rows) is installed
       const fn = await db.query<{ src: string }>(`select prosrc as src from pg_proc where proname = 'claim_contacts'`);
       expect(fn.rows).toHaveLength(1);
-      expect(fn.rows[0].src).toContain('pg_advisory_xact_lock(7421002, $1)');
+      expect(fn.rows[0].src).toContain('from campaign_slots s');
+      expect(fn.rows[0].src).not.toContain('pg_advisory_xact_lock');
     } finally {
       await db.close();
+    }
+  });
+
+  test('two runtimes starting at once on an empty database: both succeed, each migration applied once', async () => {
+    if (target.name !== 'postgres') return; // PGlite: one process holds the data directory
+    const fresh = make();
+    const [a, b] = [await fresh.open({ migrate: false }), await fresh.open({ migrate: false })];
+    try {
+      const reports = await Promise.all([runMigrations(a), runMigrations(b)]);
+      expect([...reports[0].applied, ...reports[1].applied].sort((x, y) => x - y)).toEqual(
+        migrations.map((m) => m.version),
+      );
+    } finally {
+      await a.close();
+      await b.close();
+      await fresh.cleanup();
     }
   });
 

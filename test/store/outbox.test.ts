@@ -58,7 +58,7 @@ describe.each(dbTargets())('outbox on db target %#', (mk) => {
     target = mk();
     db = await target.open();
     campaignId = await makeCampaign(db, { status: 'running' });
-    await makeContacts(db, campaignId, 12, { prefix: '+1303' });
+    await makeContacts(db, campaignId, 20, { prefix: '+1303' });
     contactIds = (
       await db.query<{ id: number }>('select id from contacts where campaign_id = $1 order by id', [campaignId])
     ).rows.map((r) => r.id);
@@ -285,6 +285,76 @@ describe.each(dbTargets())('outbox on db target %#', (mk) => {
     );
     expect(t.rows[0].playback_ms).toBe(1200);
     forgetOutbox(sw);
+  });
+
+  test('turns of many calls written at the same moment go as a few statements; a closed call and a bad turn fail alone', async () => {
+    const ob = new Outbox(db, quiet);
+    const calls = await Promise.all([1, 2, 3, 4, 5, 6].map(() => newCall()));
+    const closed = calls[5];
+    await db.query(`update calls set status = 'completed' where id = $1`, [closed.id]);
+    const before = { ...ob.turns.counts };
+    const writes = calls.flatMap((c) =>
+      [0, 1, 2].map((seq) =>
+        ob
+          .write({
+            kind: 'turn',
+            callId: c.id,
+            campaignId,
+            turn: {
+              seq,
+              userText: `u${seq} "quoted" \\ é`,
+              botText: `b${seq}`,
+              confidence: 0.5,
+              timing: { sttMs: 1.4, llmMs: 2 },
+              engines: { stt: 'sim' },
+            },
+          })
+          .then(
+            () => 'ok',
+            (e: { code?: string }) => e.code ?? 'error',
+          ),
+      ),
+    );
+    const results = await Promise.all(writes);
+    expect(results).toEqual([...Array(15).fill('ok'), 'call_closed', 'call_closed', 'call_closed']);
+    // per call in order (seq 0, 1, 2): 3 rounds of 6 calls, each round one statement (at most 2 in flight)
+    const statements = ob.turns.counts.statements - before.statements;
+    expect(ob.turns.counts.turns - before.turns).toBe(18);
+    expect(statements).toBeLessThanOrEqual(6);
+    const rows = await db.query<{
+      call_id: number;
+      seq: number;
+      user_text: string;
+      stt_ms: number;
+      total_ms: number;
+      engines: unknown;
+    }>(
+      'select call_id, seq, user_text, stt_ms, total_ms, engines from call_turns where call_id = any($1::int[]) order by call_id, seq',
+      [calls.map((c) => c.id)],
+    );
+    expect(rows.rows).toHaveLength(15);
+    expect(rows.rows[4]).toMatchObject({
+      seq: 1,
+      user_text: 'u1 "quoted" \\ é',
+      stt_ms: 1,
+      total_ms: 3,
+      engines: { stt: 'sim' },
+    });
+    // a batch the database refuses (here: one turn with a seq that is no integer) is retried turn by turn
+    const [a, b] = await Promise.all([newCall(), newCall()]);
+    const mixed = await Promise.all([
+      ob.write({ kind: 'turn', callId: a.id, campaignId, turn: { seq: 0, botText: 'fine' } }).then(
+        () => 'ok',
+        () => 'refused',
+      ),
+      ob.write({ kind: 'turn', callId: b.id, campaignId, turn: { seq: 0.5, botText: 'bad' } }).then(
+        () => 'ok',
+        () => 'refused',
+      ),
+    ]);
+    expect(mixed).toEqual(['ok', 'refused']);
+    expect((await db.query('select 1 from call_turns where call_id = $1', [a.id])).rows).toHaveLength(1);
+    ob.close();
   });
 
   test('reads during an outage answer 503 JSON with Retry-After (not 500)', async () => {
