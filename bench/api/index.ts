@@ -1,7 +1,8 @@
 /**
  * Import benchmark: CSV parsing, contact and do-not-call imports of 100,000-row files (0.1% bad rows,
  * ~2% duplicates), directly and through the HTTP API (text/csv upload to the express router), on
- * embedded PGlite and, when DATABASE_URL is set, on PostgreSQL. Loopback only; bounded.
+ * embedded PGlite and, when DATABASE_URL is set, on PostgreSQL; then event-loop delay during an upload
+ * with live calls (loop.ts) and peak memory of 51 / 100 MB uploads (mem.ts). Loopback only; bounded.
  * BENCH_QUICK=1: 20,000 rows.
  */
 import http from 'http';
@@ -13,6 +14,7 @@ import { parseCsv } from '../../src/campaign/import-csv';
 import { importContacts, importDnc } from '../../src/campaign/import';
 import { createApiRouter } from '../../src/api/router';
 import { run as runLoop } from './loop';
+import { run as runMem } from './mem';
 
 type Row = Record<string, string | number>;
 const N = process.env.BENCH_QUICK === '1' ? 20_000 : 100_000;
@@ -138,6 +140,8 @@ export async function run(): Promise<Row[]> {
   }
   // event-loop delay during a 10 MB upload with 30 live simulated calls (bench/api/loop.ts)
   rows.push(...((await runLoop()) as Row[]));
+  // peak memory of a 51 MB and a 100 MB upload, each in a child process (bench/api/mem.ts)
+  rows.push(...((await runMem()) as Row[]));
   return rows;
 }
 

@@ -37,6 +37,37 @@ export function api(method, path, body) {
 }
 
 /**
+ * A binary resource of the API (a call recording) as an object URL, fetched with the same credential
+ * (an <audio src> could not send it). Resolves {ok, status, url | error}.
+ */
+export function apiBlobUrl(path) {
+  var headers = {};
+  var token = apiToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  return fetch(apiUrl(path), { headers: headers }).then(
+    function (r) {
+      if (r.status === 401) askToken();
+      if (!r.ok)
+        return r.text().then(function (text) {
+          var msg = r.statusText;
+          try {
+            msg = JSON.parse(text).error || msg;
+          } catch (e) {
+            /* not JSON */
+          }
+          return { ok: false, status: r.status, error: msg };
+        });
+      return r.blob().then(function (b) {
+        return { ok: true, status: r.status, url: URL.createObjectURL(b) };
+      });
+    },
+    function (err) {
+      return { ok: false, status: 0, error: 'cannot reach the server: ' + err.message };
+    },
+  );
+}
+
+/**
  * The credential sent with every API call (reads carry personal data too): the token saved in this
  * browser, else, when the API accepts the Node-RED editor login, the editor's access token (same
  * origin, saved by the editor as "auth-tokens").

@@ -1,7 +1,7 @@
 /** Live calls: the calls table, the conversation panel, per-call events. */
 import { $, $$, append, clear, fmtDuration, fmtMs, h, STATUS_LABEL } from './dom.js';
 import { campaignName, maskPhone, state } from './state.js';
-import { api } from './api.js';
+import { api, apiBlobUrl } from './api.js';
 
 export function ensureCall(id, e) {
   var c = state.calls.get(id);
@@ -177,10 +177,16 @@ export function selectCall(id) {
   });
   var c = state.calls.get(id) || state.gone.get(id);
   renderConvo();
-  // Calls that were already running when the page opened: fetch the turns so far.
-  if (c && c.turns.size === 0 && /^\d+$/.test(id)) {
+  // The call record: its whole-call recording, and the turns so far of a call that was already running
+  // when the page opened.
+  if (c && /^\d+$/.test(id)) {
     api('GET', '/calls/' + id).then(function (r) {
-      if (!r.ok || !r.data.turns) return;
+      if (!r.ok) return;
+      if (r.data.recording) {
+        c.recording = r.data.recording;
+        if (state.selectedCall === id) renderConvo();
+      }
+      if (!r.data.turns || c.turns.size > 0) return;
       r.data.turns.forEach(function (t) {
         if (!c.turns.has(t.seq)) {
           c.turns.set(t.seq, {
@@ -326,7 +332,43 @@ export function renderConvo() {
         'Call ended · ' + (STATUS_LABEL[c.status] || c.status) + ' · ' + fmtDuration(c.durationMs),
       ),
     );
+  if (c.recording) box.appendChild(recordingView(c));
   box.scrollTop = box.scrollHeight;
+}
+
+/** The whole-call recording: loaded on demand with the API credential, played in an <audio>. */
+function recordingView(c) {
+  var rec = c.recording;
+  var el = h('div', { class: 'convo-recording' });
+  if (!rec.available) {
+    el.appendChild(h('span', null, 'Recording deleted (retention)'));
+    return el;
+  }
+  if (c.recordingUrl) {
+    el.appendChild(h('audio', { controls: '', src: c.recordingUrl, preload: 'auto' }));
+    return el;
+  }
+  el.appendChild(
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn small',
+        onclick: function () {
+          apiBlobUrl('/calls/' + c.id + '/recording').then(function (r) {
+            if (!r.ok) {
+              el.textContent = 'Recording: ' + r.error;
+              return;
+            }
+            c.recordingUrl = r.url;
+            if (state.selectedCall === c.id) renderConvo();
+          });
+        },
+      },
+      'Play recording',
+    ),
+  );
+  return el;
 }
 
 $('#show-numbers').addEventListener('change', function (e) {

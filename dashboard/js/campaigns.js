@@ -161,7 +161,7 @@ export function renderDetail() {
     ['Attempts', 'up to ' + d.max_attempts],
     [
       'Retry',
-      ['busy', 'no_answer', 'failed']
+      ['busy', 'no_answer', 'failed', 'machine']
         .map(function (k) {
           return k.replace('_', ' ') + ' ' + Math.round((rp[k] || 0) / 60) + ' min';
         })
@@ -172,6 +172,10 @@ export function renderDetail() {
   ];
   if (d.settings && d.settings.greeting) rows.push(['Greeting', d.settings.greeting]);
   if (d.settings && d.settings.prompt) rows.push(['Prompt', d.settings.prompt]);
+  if (d.settings && d.settings.voicemail && d.settings.voicemail.message)
+    rows.push(['Voicemail message', d.settings.voicemail.message]);
+  if (d.settings && d.settings.recording && d.settings.recording.enabled)
+    rows.push(['Recording', 'on, kept ' + (d.settings.recording.retentionDays ?? 30) + ' days']);
   rows.forEach(function (r) {
     dl.appendChild(h('dt', null, r[0]));
     dl.appendChild(h('dd', null, r[1]));

@@ -84,4 +84,5 @@ export var STATUS_LABEL = {
   busy: 'busy',
   congestion: 'congestion',
   cancelled: 'cancelled',
+  machine: 'answering machine',
 };

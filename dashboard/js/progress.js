@@ -9,6 +9,7 @@ export var COUNTERS = [
   'failed',
   'no_answer',
   'busy',
+  'machine',
   'dnc_skipped',
   'active',
   'dialing',
@@ -20,6 +21,7 @@ export var COUNTER_LABEL = {
   failed: 'failed',
   no_answer: 'no answer',
   busy: 'busy',
+  machine: 'machine',
   dnc_skipped: 'do-not-call',
   active: 'active',
   dialing: 'dialing',
@@ -31,6 +33,7 @@ export var COLORS = {
   failed: 'var(--bad)',
   no_answer: 'var(--warn)',
   busy: 'var(--orange)',
+  machine: 'var(--warn)',
   dnc_skipped: 'var(--violet)',
   active: 'var(--accent-strong)',
   dialing: 'var(--cyan)',
@@ -73,16 +76,18 @@ export function progressFromStatus(s) {
 
 export function progressBar(p) {
   var total = Math.max(1, p.total || 0);
-  var segs = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped', 'active', 'dialing'].map(function (k) {
-    var w = Math.min(100, (p[k] / total) * 100);
-    return w > 0
-      ? h('span', {
-          class: 'seg-' + k,
-          style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k],
-          title: COUNTER_LABEL[k] + ': ' + p[k],
-        })
-      : null;
-  });
+  var segs = ['completed', 'failed', 'no_answer', 'busy', 'machine', 'dnc_skipped', 'active', 'dialing'].map(
+    function (k) {
+      var w = Math.min(100, (p[k] / total) * 100);
+      return w > 0
+        ? h('span', {
+            class: 'seg-' + k,
+            style: 'width:' + w.toFixed(2) + '%;background:' + COLORS[k],
+            title: COUNTER_LABEL[k] + ': ' + p[k],
+          })
+        : null;
+    },
+  );
   return h(
     'div',
     {
@@ -147,6 +152,7 @@ export function renderProgress() {
       failed: 0,
       no_answer: 0,
       busy: 0,
+      machine: 0,
       dnc_skipped: 0,
       active: 0,
       dialing: 0,

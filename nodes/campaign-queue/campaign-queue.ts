@@ -1,7 +1,7 @@
 import type { NodeAPI, Node, NodeDef, NodeMessage } from 'node-red';
 import { CampaignQueueController, type CampaignQueueConfig } from '../../src/controllers/campaign-queue';
 import { ariView } from '../../src/campaign/reconcile';
-import { onClose, onInput, registerNode, status, translator } from '../lib/kit';
+import { dialerEnv, onClose, onInput, registerNode, status, translator } from '../lib/kit';
 import { asteriskNode, storeNode } from '../lib/config-nodes';
 
 type QueueDef = NodeDef & CampaignQueueConfig & { store?: string; asterisk?: string };
@@ -31,6 +31,7 @@ export = function (RED: NodeAPI): void {
       send: (port, msg) => this.send(port === 0 ? [msg as NodeMessage, null] : [null, msg as NodeMessage]),
       nodeId: this.id,
       asterisk: view,
+      env: dialerEnv(RED),
     });
     onInput(this, (msg) => ctl.handle(msg).then((out) => out && [null, out]));
     onClose(this, () => ctl.close());

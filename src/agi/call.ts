@@ -18,7 +18,8 @@ export interface AgiCall {
   campaignId: number | null;
   contactId: number | null;
   direction: 'outbound' | 'inbound';
-  amd?: { status: AmdStatus; cause?: string };
+  /** AMD's result; `path` is what the flow acts on: machine (voicemail) or human (the conversation). */
+  amd?: { status: AmdStatus; cause?: string; path?: 'machine' | 'human' };
 }
 
 const AMD = new Set(['HUMAN', 'MACHINE', 'NOTSURE', 'HANGUP', 'NOTRUN']);
@@ -93,6 +94,7 @@ export async function readCall(s: AgiSession): Promise<AgiCall> {
     'CONTACT_ID',
     'AMDSTATUS',
     'AMDCAUSE',
+    'AMD_PATH',
   ]) {
     if (vals[name] === undefined) {
       const v = await s.getVariable(name);
@@ -117,6 +119,11 @@ export async function readCall(s: AgiSession): Promise<AgiCall> {
     direction,
   };
   const amd = vals.AMDSTATUS?.toUpperCase();
-  if (amd && AMD.has(amd)) call.amd = { status: amd as AmdStatus, ...(vals.AMDCAUSE ? { cause: vals.AMDCAUSE } : {}) };
+  if (amd && AMD.has(amd)) {
+    // AMD_PATH (the dialplan's verdict, NOTSURE resolved by AMD_NOTSURE); without it MACHINE alone is a machine
+    const p = vals.AMD_PATH?.trim().toLowerCase();
+    const path = p === 'machine' || p === 'human' ? p : amd === 'MACHINE' ? 'machine' : 'human';
+    call.amd = { status: amd as AmdStatus, ...(vals.AMDCAUSE ? { cause: vals.AMDCAUSE } : {}), path };
+  }
   return call;
 }

@@ -575,8 +575,9 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     return this.run('SET VARIABLE', [name, value]);
   }
 
-  exec(app: string, args?: string): Promise<AgiReply> {
-    return this.run('EXEC', args === undefined ? [app] : [app, args], this.o.commandTimeoutMs);
+  /** EXEC an application; `timeoutMs` for one that runs long (WaitForSilence, Dial), default the command timeout. */
+  exec(app: string, args?: string, timeoutMs = this.o.commandTimeoutMs): Promise<AgiReply> {
+    return this.run('EXEC', args === undefined ? [app] : [app, args], timeoutMs);
   }
 
   async waitForDigit(timeoutMs: number): Promise<string | undefined> {

@@ -67,7 +67,8 @@ export interface AgiSession extends EventEmitter {
   getVariable(name: string): Promise<string | undefined>;
   getFullVariable(expr: string): Promise<string | undefined>;
   setVariable(name: string, value: string): Promise<AgiReply>;
-  exec(app: string, args?: string): Promise<AgiReply>;
+  /** EXEC an application; `timeoutMs` for a long-running one (WaitForSilence, Dial). */
+  exec(app: string, args?: string, timeoutMs?: number): Promise<AgiReply>;
   waitForDigit(timeoutMs: number): Promise<string | undefined>;
   verbose(message: string, level?: number): Promise<AgiReply>;
   hangup(): Promise<AgiReply | undefined>;

@@ -47,19 +47,43 @@ export function requestToken(req: Request): string {
 
 export const isReadMethod = (m: string): boolean => m === 'GET' || m === 'HEAD';
 
+const ACTOR = 'aiDialerActor';
+
+/**
+ * Who made an allowed request, for audit trails (never a secret): `api-token`, `read-token`,
+ * `user:<name>` (the host's login), `host-login` or `open` (no credential configured).
+ */
+export function requestActor(req: Request, res: Response): string {
+  const byToken = res.locals[ACTOR] as string | undefined;
+  if (byToken) return byToken;
+  const user = (req as { user?: { username?: unknown } }).user;
+  if (user && typeof user.username === 'string' && user.username)
+    return `user:${user.username.replace(/[^\w.@+-]/g, '_').slice(0, 100)}`;
+  return authModeOf(res) === 'open' ? 'open' : 'host-login';
+}
+
+function authModeOf(res: Response): AuthMode | undefined {
+  return res.locals.aiDialerAuthMode as AuthMode | undefined;
+}
+
 /** The middleware: next() when allowed, else an ApiError (401 no credential, 403 wrong or read-only). */
 export function createAuth(o: AuthOptions): RequestHandler {
   const full = o.token ? digest(o.token) : undefined;
   const read = o.readToken ? digest(o.readToken) : undefined;
   const mode = authMode(o);
   return (req: Request, res: Response, next: NextFunction) => {
+    res.locals.aiDialerAuthMode = mode;
     if (mode === 'open') return next();
     const reading = isReadMethod(req.method);
     const given = requestToken(req);
     if (given) {
       const d = digest(given);
-      if (full && timingSafeEqual(d, full)) return next();
+      if (full && timingSafeEqual(d, full)) {
+        res.locals[ACTOR] = 'api-token';
+        return next();
+      }
       if (read && timingSafeEqual(d, read)) {
+        res.locals[ACTOR] = 'read-token';
         if (reading) return next();
         return next(new ApiError(403, 'the read-only API token cannot change anything: use API_TOKEN'));
       }
@@ -138,7 +162,7 @@ export function originGuard(allowed: string[] = []): RequestHandler {
       res.set('Access-Control-Allow-Origin', origin);
       res.vary('Origin');
       if (req.method === 'OPTIONS') {
-        res.set('Access-Control-Allow-Methods', 'GET,POST,PATCH');
+        res.set('Access-Control-Allow-Methods', 'GET,POST,PATCH,DELETE');
         res.set('Access-Control-Allow-Headers', 'Authorization,X-API-Token,Content-Type');
         res.set('Access-Control-Max-Age', '600');
         res.status(204).end();

@@ -3,8 +3,10 @@
  * src/store/campaign-admin.ts).
  */
 import { isCountryCode, isValidTimeZone } from '../campaign/phone';
-import { getCampaign, type CampaignRow } from '../store/campaigns';
+import { DEFAULT_RETRY_POLICY, getCampaign, type CampaignRow } from '../store/campaigns';
 import { ApiError } from './errors';
+import { checkCallSettings } from '../campaign/call-settings';
+import { errorMessage } from '../util/errors';
 import type { CampaignValues } from '../store/campaign-admin';
 
 export { getCampaign, type CampaignRow, type CampaignValues };
@@ -18,7 +20,7 @@ export {
 
 export { ApiError };
 
-export const RETRY_KEYS = ['busy', 'no_answer', 'failed', 'congestion', 'cancelled'] as const;
+export const RETRY_KEYS = ['busy', 'no_answer', 'failed', 'congestion', 'cancelled', 'machine'] as const;
 export const CALLER_ID_STRATEGIES = ['round_robin', 'least_recently_used', 'local_presence'] as const;
 const MAX_SETTINGS_BYTES = 64 * 1024;
 const MAX_RETRY_SECONDS = 30 * 24 * 3600;
@@ -110,11 +112,7 @@ export function validateCampaignInput(
     if (!rp || typeof rp !== 'object' || Array.isArray(rp))
       throw bad(`retry_policy must be an object of seconds per outcome (${RETRY_KEYS.join(', ')})`);
     const merged: Record<string, number> = {
-      busy: 600,
-      no_answer: 3600,
-      failed: 1800,
-      congestion: 600,
-      cancelled: 0,
+      ...DEFAULT_RETRY_POLICY,
       ...(opts.current?.retry_policy ?? {}),
     };
     for (const [k, v] of Object.entries(rp)) {
@@ -155,6 +153,12 @@ export function validateCampaignInput(
       throw bad(`settings must stay under ${MAX_SETTINGS_BYTES / 1024} KB`);
     for (const k of ['greeting', 'prompt', 'voice']) {
       if (merged[k] !== undefined && typeof merged[k] !== 'string') throw bad(`settings.${k} must be text`);
+    }
+    // the telephony settings (AMD parameters, voicemail, recording): src/campaign/call-settings.ts
+    try {
+      checkCallSettings(merged);
+    } catch (err) {
+      throw bad(errorMessage(err));
     }
     out.settings = merged;
   }

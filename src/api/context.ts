@@ -21,6 +21,8 @@ export interface ApiContext {
   /** The campaign, or a 404 ApiError. */
   mustCampaign(q: Queryable, id: number): Promise<CampaignRow>;
   limits: ApiLimits;
+  /** Where whole-call recordings are (RECORDINGS_DIR). */
+  recordingsDir: string;
   authMode: AuthMode;
   log(line: string): void;
 }

@@ -25,6 +25,8 @@ import { uploadRoutes } from './routes/uploads';
 import { phoneNumberRoutes } from './routes/phone-numbers';
 import { engineRoutes } from './routes/engine';
 import { callRoutes } from './routes/calls';
+import { dncRoutes } from './routes/dnc';
+import { recordingsDir } from '../agi/recording';
 import { healthRoutes } from './routes/health';
 
 export { ApiError } from './errors';
@@ -47,6 +49,8 @@ export interface ApiRouterOptions {
   maxUploadBytes?: number;
   /** Largest JSON body in bytes (default 10 MB). */
   maxJsonBytes?: number;
+  /** Whole-call recordings directory (default: RECORDINGS_DIR, else DATA_DIR/recordings). */
+  recordingsDir?: string;
   /** One-line logger for unexpected (500) errors. */
   log?: (line: string) => void;
 }
@@ -59,6 +63,7 @@ function loadDefaultControl(): CampaignControlApi | undefined {
 function context(opts: ApiRouterOptions, limits: ApiLimits, auth: AuthOptions): ApiContext {
   return {
     limits,
+    recordingsDir: recordingsDir(opts.recordingsDir),
     authMode: authMode(auth),
     log: opts.log ?? ((line: string) => console.error(line)),
     db: async () => {
@@ -113,6 +118,7 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
   phoneNumberRoutes(api, ctx);
   engineRoutes(api, ctx);
   callRoutes(api, ctx);
+  dncRoutes(api, ctx);
   api.use((req, _res, next) =>
     next(new ApiError(404, `no such route: ${req.method} ${req.originalUrl.split('?')[0].slice(0, 200)}`)),
   );

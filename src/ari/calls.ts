@@ -31,6 +31,10 @@ export interface CallRequest {
   amd?: boolean;
   /** Where AMD NOTSURE (incl. TOOLONG) goes: 'human' (default) or 'machine'. */
   amdNotSure?: 'human' | 'machine';
+  /** AMD()'s nine arguments (src/campaign/call-settings.ts `amdArgs`); absent: the dialplan's defaults. */
+  amdParams?: string;
+  /** Record the whole call (MixMonitor in the dialplan, RECORD_CALL=1). */
+  record?: boolean;
   /** Ring timeout, seconds. */
   timeoutSec?: number;
   /** Endpoint template override for this call. */
@@ -171,6 +175,9 @@ export function channelVariables(req: CallRequest, phone: string, maxFields = 50
   if (req.contactId !== undefined && req.contactId !== null) vars.CONTACT_ID = String(req.contactId);
   vars.AMD_ENABLED = req.amd ? '1' : '0';
   if (req.amd) vars.AMD_NOTSURE = req.amdNotSure === 'machine' ? 'machine' : 'human';
+  // nine integers only: the value becomes AMD()'s argument list in the dialplan
+  if (req.amd && req.amdParams && /^\d{1,5}(,\d{1,5}){8}$/.test(req.amdParams)) vars.AMD_PARAMS = req.amdParams;
+  if (req.record) vars.RECORD_CALL = '1';
   return vars;
 }
 

@@ -9,10 +9,12 @@
  *  - contacts.timezone: the row's own column when it is a valid IANA zone ('contact'), else derived
  *    from the number ('number'), else null (the campaign's zone applies at claim time);
  *  - efficient and gentle: the input is read in 64 KB batches, rows written in multi-row `unnest`
- *    upserts (1000 rows, 50 on PGlite), and the event loop runs between batches (live calls keep their timing);
+ *    upserts (1000 rows, 250 on PGlite, whose statements run in its own thread: src/store/pglite-worker.ts),
+ *    and the work goes in slices of ~5 ms with the event loop running between them (live calls keep their timing);
  *  - a row with a NUL byte is a bad row like any other (reported, skipped).
  */
 import type { Db, Queryable } from '../store/db';
+import { setDncActor } from '../store/dnc';
 import { DialerError } from '../util/errors';
 import { readCsvRecords, type CsvRecord } from './import-csv';
 import {
@@ -55,12 +57,14 @@ export interface ImportOptions {
   defaultCountry?: string;
   /** Errors/warnings listed in the result (default 1000); counts stay exact. */
   maxErrors?: number;
-  /** Rows per upsert statement (default 1000; 50 on PGlite, whose queries run on the event loop). */
+  /** Rows per upsert statement (default 1000; 250 on PGlite, one connection that live calls' writes share). */
   chunkSize?: number;
   /** CSV delimiter (default: detected). */
   delimiter?: string;
   /** DNC only: `source` column value (default 'import'). */
   source?: string;
+  /** DNC only: who imports, for the audit trail (src/store/dnc.ts; default: the source). */
+  actor?: string;
 }
 
 /** One contact as JSON: `phone` required; `name`, `timezone`; `fields` and any other keys become custom fields. */
@@ -258,11 +262,23 @@ class CsvMapper {
   }
 }
 
-/** Rows normalised per turn of the event loop. */
-const PREPARE_BATCH = 250;
+/** Rows normalised between two looks at the clock (normalising a number costs ~50 µs, more on a busy machine). */
+const PREPARE_BATCH = 25;
 
 /** Let timers and sockets (live calls) run between batches of import work. */
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Import work in slices of at most ~5 ms of the event loop: `due` says when to yield. */
+class Slices {
+  private start = performance.now();
+  get due(): boolean {
+    return performance.now() - this.start >= 5;
+  }
+  async next(): Promise<void> {
+    await yieldToLoop();
+    this.start = performance.now();
+  }
+}
 
 /** Text or bytes in pieces of at most 64 KB, so no single parse step holds the event loop long. */
 function* pieces(input: string | Uint8Array): Generator<string | Uint8Array> {
@@ -378,9 +394,65 @@ interface Prepared {
   fields: Record<string, string>;
 }
 
+/**
+ * A prepared row packed into one flat string while the rest of the file is read: ~150 bytes a row
+ * instead of ~800 for the objects (and no slice of the upload's text kept alive), so a 100 MB file
+ * holds a few hundred MB at most, not gigabytes.
+ */
+function pack(p: Prepared): string {
+  return JSON.stringify([
+    p.line,
+    p.name,
+    p.timezone,
+    p.tzSource,
+    p.badZone ?? null,
+    p.country ?? null,
+    p.reason,
+    p.fields,
+  ]);
+}
+
+function unpack(phone: string, packed: string): Prepared {
+  const a = JSON.parse(packed) as [
+    number,
+    string | null,
+    string | null,
+    Prepared['tzSource'],
+    string | null,
+    string | null,
+    string | null,
+    Record<string, string>,
+  ];
+  return {
+    phone,
+    line: a[0],
+    name: a[1],
+    timezone: a[2],
+    tzSource: a[3],
+    badZone: a[4] ?? undefined,
+    country: a[5] ?? undefined,
+    reason: a[6],
+    fields: a[7],
+  };
+}
+
+/** The prepared rows in file order, `size` at a time (unpacked only for the statement that writes them). */
+function* chunksOf(byPhone: Map<string, string>, size: number): Generator<Prepared[]> {
+  let part: Prepared[] = [];
+  for (const [phone, packed] of byPhone) {
+    part.push(unpack(phone, packed));
+    if (part.length >= size) {
+      yield part;
+      part = [];
+    }
+  }
+  if (part.length) yield part;
+}
+
 /** Normalise, validate and merge duplicates (first occurrence keeps its place; later non-empty values win). */
 class Preparer {
-  readonly byPhone = new Map<string, Prepared>();
+  /** E.164 number -> the packed row (`pack`). */
+  readonly byPhone = new Map<string, string>();
   duplicates = 0;
   /** Rows handed to add() (mapped), and rows rejected before that (malformed records). */
   rows = 0;
@@ -396,13 +468,7 @@ class Preparer {
     const { kind, country, c, byPhone } = this;
     for (const r of rows) this.addOne(r, kind, country, c, byPhone);
   }
-  private addOne(
-    r: Row,
-    kind: 'contacts' | 'dnc',
-    country: string,
-    c: Collector,
-    byPhone: Map<string, Prepared>,
-  ): void {
+  private addOne(r: Row, kind: 'contacts' | 'dnc', country: string, c: Collector, byPhone: Map<string, string>): void {
     {
       const p = normalizePhone(r.phone, country);
       if (!p.ok) {
@@ -439,19 +505,22 @@ class Preparer {
           }
         }
       }
-      const prev = byPhone.get(p.e164);
-      if (!prev) {
-        byPhone.set(p.e164, {
-          phone: p.e164,
-          line: r.line,
-          name: r.name ?? null,
-          timezone,
-          tzSource,
-          badZone,
-          country: p.country,
-          reason: r.reason ?? null,
-          fields: r.fields,
-        });
+      const packed = byPhone.get(p.e164);
+      if (packed === undefined) {
+        byPhone.set(
+          p.e164,
+          pack({
+            phone: p.e164,
+            line: r.line,
+            name: r.name ?? null,
+            timezone,
+            tzSource,
+            badZone,
+            country: p.country,
+            reason: r.reason ?? null,
+            fields: r.fields,
+          }),
+        );
         if (badZone)
           c.warn(
             r.line,
@@ -460,6 +529,7 @@ class Preparer {
         return;
       }
       this.duplicates++;
+      const prev = unpack(p.e164, packed);
       if (r.name) prev.name = r.name;
       if (r.reason) prev.reason = r.reason;
       if (tzSource === 'contact' || (prev.tzSource !== 'contact' && timezone)) {
@@ -467,6 +537,7 @@ class Preparer {
         prev.tzSource = tzSource;
       }
       Object.assign(prev.fields, r.fields);
+      byPhone.set(p.e164, pack(prev));
     }
   }
 }
@@ -523,13 +594,14 @@ async function collect(
   allowPremium = false,
 ): Promise<Preparer> {
   const prep = new Preparer(kind, country, c, allowPremium);
+  const slices = new Slices();
   if (Array.isArray(input)) {
     for (let i = 0; i < input.length; i += PREPARE_BATCH) {
       const before = c.invalid;
       const rows = jsonRows(input.slice(i, i + PREPARE_BATCH), kind, c, i);
       prep.rejectedEarly += c.invalid - before;
       prep.add(rows);
-      await yieldToLoop();
+      if (slices.due) await slices.next();
     }
     return prep;
   }
@@ -544,18 +616,18 @@ async function collect(
       mapper = new CsvMapper(records[0], kind, country);
       if (!mapper.firstIsData) from = 1;
     }
-    const rows: Row[] = [];
-    const before = c.invalid;
-    for (let i = from; i < records.length; i++) {
-      const row = mapper.map(records[i], c);
-      if (row) rows.push(row);
+    for (let i = from; i < records.length; i += PREPARE_BATCH) {
+      const rows: Row[] = [];
+      const before = c.invalid;
+      for (let j = i; j < Math.min(records.length, i + PREPARE_BATCH); j++) {
+        const row = mapper.map(records[j], c);
+        if (row) rows.push(row);
+      }
+      prep.rejectedEarly += c.invalid - before;
+      prep.add(rows);
+      if (slices.due) await slices.next();
     }
-    prep.rejectedEarly += c.invalid - before;
-    // normalising a number costs ~50 µs: a few hundred rows per turn of the event loop
-    for (let i = 0; i < rows.length; i += PREPARE_BATCH) {
-      prep.add(rows.slice(i, i + PREPARE_BATCH));
-      await yieldToLoop();
-    }
+    await yieldToLoop(); // the parse of the next piece (64 KB) is a slice of its own
   }
   return prep;
 }
@@ -583,7 +655,7 @@ export async function importContacts(
   opts: ImportOptions = {},
 ): Promise<ImportResult> {
   checkId(campaignId, 'campaign id');
-  const chunk = Math.max(1, opts.chunkSize ?? (db.kind === 'pglite' ? 50 : 1000));
+  const chunk = Math.max(1, opts.chunkSize ?? (db.kind === 'pglite' ? 250 : 1000));
   const c = new Collector(opts.maxErrors ?? 1000);
   const result = emptyResult('contacts', campaignId);
   // Read the campaign's default country first (outside the write transaction: parsing can take a while).
@@ -596,38 +668,43 @@ export async function importContacts(
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
   const prep = await collect(input, 'contacts', country, c, opts.delimiter, allowsPremium(camp.rows[0].settings));
   result.rows = prep.rows + prep.rejectedEarly;
-  const list = [...prep.byPhone.values()];
-  prep.byPhone.clear();
   result.duplicates = prep.duplicates;
 
   await db.tx(async (q) => {
     await lockCampaign(q, campaignId);
-    // Zones must also be known to the database (its tz data may be older than the JS runtime's).
-    const zones = [...new Set(list.map((p) => p.timezone).filter((z): z is string => !!z))];
-    const known = zones.length ? await zonesKnownToDb(db, q, zones) : new Map<string, string>();
-    for (const p of list) {
-      if (!p.timezone) continue;
-      const spelled = known.get(p.timezone.toLowerCase());
-      if (spelled) {
-        p.timezone = spelled;
-        continue;
+    // Zones must also be known to the database (its tz data may be older than the JS runtime's):
+    // looked up once per zone name (lower case -> the database's spelling, or null: unknown to it).
+    const checked = new Map<string, string | null>();
+    const spelling = async (zones: string[]): Promise<void> => {
+      const wanted = [...new Set(zones.map((z) => z.toLowerCase()))].filter((z) => !checked.has(z));
+      if (!wanted.length) return;
+      const known = await zonesKnownToDb(db, q, wanted);
+      for (const z of wanted) checked.set(z, known.get(z) ?? null);
+    };
+    for (const part of chunksOf(prep.byPhone, chunk)) {
+      await spelling(part.map((p) => p.timezone).filter((z): z is string => !!z));
+      for (const p of part) {
+        if (!p.timezone) continue;
+        const spelled = checked.get(p.timezone.toLowerCase());
+        if (spelled) {
+          p.timezone = spelled;
+          continue;
+        }
+        if (p.tzSource === 'contact') {
+          const z = zoneForNumber(p.phone, p.country);
+          if (z) await spelling([z]);
+          const zs = z ? (checked.get(z.toLowerCase()) ?? undefined) : undefined;
+          c.warn(
+            p.line,
+            `time zone "${p.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`,
+          );
+          p.timezone = zs ?? null;
+          p.tzSource = zs ? 'number' : null;
+        } else {
+          p.timezone = null;
+          p.tzSource = null;
+        }
       }
-      if (p.tzSource === 'contact') {
-        const z = zoneForNumber(p.phone, p.country);
-        const zs = z ? (await zonesKnownToDb(db, q, [z])).get(z.toLowerCase()) : undefined;
-        c.warn(
-          p.line,
-          `time zone "${p.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`,
-        );
-        p.timezone = zs ?? null;
-        p.tzSource = zs ? 'number' : null;
-      } else {
-        p.timezone = null;
-        p.tzSource = null;
-      }
-    }
-    for (let i = 0; i < list.length; i += chunk) {
-      const part = list.slice(i, i + chunk);
       const r = await q.query<{ inserted: boolean }>(
         `insert into contacts (campaign_id, phone, name, timezone, timezone_source, fields)
          select $1, t.phone, t.name, t.tz, t.tzs, t.f::jsonb
@@ -671,7 +748,7 @@ export async function importDnc(
 ): Promise<ImportResult> {
   const campaignId = opts.campaignId ?? null;
   if (campaignId !== null) checkId(campaignId, 'campaign id');
-  const chunk = Math.max(1, opts.chunkSize ?? (db.kind === 'pglite' ? 50 : 1000));
+  const chunk = Math.max(1, opts.chunkSize ?? (db.kind === 'pglite' ? 250 : 1000));
   const c = new Collector(opts.maxErrors ?? 1000);
   const result = emptyResult('dnc', campaignId);
   let country = opts.defaultCountry?.toUpperCase();
@@ -686,13 +763,11 @@ export async function importDnc(
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
   const prep = await collect(input, 'dnc', country, c, opts.delimiter);
   result.rows = prep.rows + prep.rejectedEarly;
-  const list = [...prep.byPhone.values()];
-  prep.byPhone.clear();
   result.duplicates = prep.duplicates;
   await db.tx(async (q) => {
+    if (opts.actor) await setDncActor(q, opts.actor);
     if (campaignId !== null) await lockCampaign(q, campaignId);
-    for (let i = 0; i < list.length; i += chunk) {
-      const part = list.slice(i, i + chunk);
+    for (const part of chunksOf(prep.byPhone, chunk)) {
       const r = await q.query<{ inserted: boolean }>(
         `insert into dnc (phone, campaign_id, reason, source)
          select t.phone, $1::integer, t.reason, $2 from unnest($3::text[], $4::text[]) as t(phone, reason)

@@ -45,6 +45,8 @@ import { storeDnc, writeWaitMs } from '../store/turns';
 
 const waitMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 import { takeRefusal } from '../agi/refusals';
+import { amdArgs, parseAmdSettings, parseRecordingSettings, settingOr } from './call-settings';
+import { setRecordingPath, sweepRecordings } from '../calls/call-recordings';
 import { newCallToken, storeCallTokens } from '../agi/call-token';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
@@ -57,6 +59,10 @@ export interface PlaceCall {
   contact: { id: number; name: string | null; phone: string; timezone: string; fields: Record<string, unknown> };
   attempt: number;
   amdEnabled: boolean;
+  /** AMD()'s arguments from the campaign's settings.amd (when AMD is on). */
+  amdParams?: string;
+  /** Record the whole call (the campaign's settings.recording.enabled). */
+  record?: boolean;
   /** The call's FastAGI token (CALL_TOKEN at originate; its hash is in the call row). Never in events. */
   token?: string;
 }
@@ -100,6 +106,12 @@ export interface ManagerOptions {
   leaseTtlMs?: number;
   /** Pick up running campaigns nobody holds (on start and every pickupMs). Default false (the node turns it on). */
   autoPickup?: boolean;
+  /**
+   * Where whole-call recordings are (RECORDINGS_DIR): files of calls older than their campaign's
+   * settings.recording.retentionDays are deleted every `recordingSweepMs` (default 1 h). Absent: no sweep.
+   */
+  recordingsDir?: string;
+  recordingSweepMs?: number;
   /** How often to look for stalled campaigns (default half the lease TTL). */
   pickupMs?: number;
 }
@@ -286,6 +298,18 @@ export class CampaignRunner {
       attempt: c.attempt,
       amdEnabled: !!c.amdEnabled,
     };
+    const settings = (this.campaign.settings ?? {}) as Record<string, unknown>;
+    if (call.amdEnabled) call.amdParams = amdArgs(settingOr(parseAmdSettings, settings.amd));
+    if (settingOr(parseRecordingSettings, settings.recording).enabled) {
+      call.record = true;
+      // the call row names its file (RECORDINGS_DIR/calls/call-<id>.wav) for the API and retention
+      setRecordingPath(this.m.db, c.callId).catch((err) =>
+        this.m.emit(
+          'warn',
+          new DialerError('recording_path', `call ${c.callId}: ${errorMessage(err)}`, { cause: err }),
+        ),
+      );
+    }
     this.m.emit('call', { ...call, token });
     this.m.emit('event', { type: 'call_started', campaignId: this.id, call: { ...call } } satisfies CampaignEvent);
   }
@@ -434,6 +458,7 @@ export class CampaignManager extends EventEmitter {
   private globalReady?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
   private pickupTimer?: NodeJS.Timeout;
+  private recordingTimer?: NodeJS.Timeout;
   private pickupBusy?: Promise<void>;
   private readonly reconciling = new Map<number, Promise<ReconcileReport | undefined>>();
 
@@ -455,6 +480,17 @@ export class CampaignManager extends EventEmitter {
       const every = Math.max(50, opts.pickupMs ?? Math.round(this.leaseTtlMs / 2));
       this.pickupTimer = setInterval(() => void this.pickup(), every);
       setImmediate(() => void this.pickup());
+    }
+    const dir = opts.recordingsDir;
+    if (dir) {
+      const sweep = (): void =>
+        void sweepRecordings(this.db, dir).then(
+          (r) => r.deleted && this.emit('recordings', r),
+          (err) => this.warn('recordings_sweep', `recording retention sweep failed: ${errorMessage(err)}`, err),
+        );
+      this.recordingTimer = setInterval(sweep, Math.max(1000, opts.recordingSweepMs ?? 3_600_000));
+      this.recordingTimer.unref();
+      setImmediate(sweep);
     }
   }
 
@@ -987,6 +1023,7 @@ export class CampaignManager extends EventEmitter {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.pickupTimer) clearInterval(this.pickupTimer);
+    if (this.recordingTimer) clearInterval(this.recordingTimer);
     await this.pickupBusy?.catch(() => undefined);
     await Promise.all([...this.runners.values()].map((r) => r.close()));
     if (!o.keepLeases)

@@ -55,14 +55,18 @@ export class AgiRecordController {
   async handle(msg: DialerMsg): Promise<DialerMsg> {
     const sessionId = msg.call?.sessionId;
     const session = sessionId ? getSession(sessionId) : undefined;
+    if (!session && sessionId) {
+      // the session closed (the caller hung up, or the call ended): an ending, not a failure
+      msg.recording = { path: '', hungUp: true, durationMs: 0 };
+      if (msg.call) {
+        msg.call.hungUp = true;
+        msg.call.hungUpBy ??= 'caller';
+      }
+      this.view.status(status.warn(this.t('status.hungUp')));
+      return msg;
+    }
     if (!session) {
-      throw new StageError(
-        'record',
-        'not_found',
-        sessionId
-          ? `AGI session ${sessionId} has ended`
-          : 'msg.call.sessionId is missing (wire this node after fastagi-in)',
-      );
+      throw new StageError('record', 'not_found', 'msg.call.sessionId is missing (wire this node after fastagi-in)');
     }
     const o = (msg.record ?? {}) as RecordOverrides;
     const media = getMedia(session.id);

@@ -116,6 +116,8 @@ export function callRequest(call: MsgCall, cfg: AriOriginateConfig): CallRequest
     fields: contact.fields,
     amd: amdWanted,
     amdNotSure: cfg.amdNotSure === 'machine' ? 'machine' : 'human',
+    amdParams: typeof call.amdParams === 'string' ? call.amdParams : undefined,
+    record: call.record === true,
     timeoutSec: typeof call.ringTimeout === 'number' && call.ringTimeout > 0 ? call.ringTimeout : undefined,
     token: typeof call.token === 'string' ? call.token : undefined,
   };

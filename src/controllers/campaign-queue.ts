@@ -5,6 +5,7 @@
  * Supervisor commands from the control bus and the node's auto-start list drive it too.
  */
 import os from 'os';
+import { recordingsDir } from '../agi/recording';
 import { CampaignManager, type CampaignEvent, type PlaceCall, type RunnerStatus } from '../campaign/manager';
 import { registerCampaignManager, unregisterCampaignManager } from '../campaign/control';
 import { controlBus, type CampaignControl } from '../events/control-bus';
@@ -37,6 +38,8 @@ export interface CampaignQueueDeps {
    * when one is set: src/campaign/reconcile.ts `ariView`.
    */
   asterisk?: AsteriskView & { close(): void };
+  /** The runtime's environment (RECORDINGS_DIR / DATA_DIR for the recording retention sweep). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export const CAMPAIGN_ACTIONS = ['start', 'stop', 'pause', 'resume', 'status'] as const;
@@ -124,6 +127,8 @@ export class CampaignQueueController {
       asterisk: this.deps.asterisk,
       // running campaigns nobody holds are picked up on start, on deploy and periodically
       autoPickup: true,
+      // whole-call recordings past their campaign's retention are deleted (src/calls/call-recordings.ts)
+      recordingsDir: recordingsDir(undefined, this.deps.env ?? process.env),
     });
     m.on('pickup', (id: number) => this.view.log(this.t('log.pickup', { id })));
     m.on('reconciled', (r: { why: string; closed: unknown[]; hungUp: unknown[] }) =>

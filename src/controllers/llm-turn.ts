@@ -3,6 +3,7 @@
  * the caller's text, keeping the conversation history per call. Fills msg.call.contact and
  * msg.campaign from the store when the msg carries only their ids.
  */
+import { parseVoicemailSettings, settingOr } from '../campaign/call-settings';
 import {
   createLlmEngine,
   dropConversation,
@@ -137,7 +138,8 @@ export class LlmTurnController {
       const settings = withCampaignSettings(this.settings, msg);
       // the line a drain ends this call with, wherever the conversation is (src/calls/goodbye.ts)
       noteGoodbyeLine(callKey, renderTemplate(settings.goodbye || TURN_DEFAULTS.goodbye, context));
-      r = await runTurn(eng, { callId: callKey, userText, greeting, context, signal }, settings);
+      const machine = msg.call?.amd?.path === 'machine';
+      r = await runTurn(eng, { callId: callKey, userText, greeting, machine, context, signal }, settings);
     } catch (err) {
       throw toStageError(err, 'llm', eng.name);
     }
@@ -147,6 +149,8 @@ export class LlmTurnController {
   /** The decided reply on msg (and a do-not-call request stored with its turn). */
   private async finish(msg: DialerMsg, callKey: string, r: Awaited<ReturnType<typeof runTurn>>): Promise<DialerMsg> {
     if (r.done) this.contexts.delete(callKey);
+    // an answering machine: the call ends with outcome machine (after the message, if any)
+    if (r.action?.type === 'voicemail' && msg.call) msg.call.outcome = 'machine';
     msg.reply = r.action
       ? { text: r.text, done: r.done, action: r.action, source: r.source }
       : { text: r.text, done: r.done, source: r.source };
@@ -306,9 +310,15 @@ function createEngine(
   );
 }
 
-/** A campaign's own greeting (campaigns.settings.greeting, set in the dashboard or API) wins over the node's. */
+/**
+ * A campaign's own greeting (campaigns.settings.greeting, set in the dashboard or API) wins over the
+ * node's; its voicemail message (settings.voicemail.message) is what an answering machine gets.
+ */
 function withCampaignSettings(settings: TurnSettings, msg: DialerMsg): TurnSettings {
   const cs = (msg.campaign as { settings?: Record<string, unknown> } | undefined)?.settings;
-  const greeting = cs && typeof cs.greeting === 'string' && cs.greeting.trim() ? cs.greeting : undefined;
-  return greeting ? { ...settings, greeting } : settings;
+  if (!cs) return settings;
+  const greeting = typeof cs.greeting === 'string' && cs.greeting.trim() ? cs.greeting : undefined;
+  const voicemailMessage = settingOr(parseVoicemailSettings, cs.voicemail).message || undefined;
+  if (!greeting && !voicemailMessage) return settings;
+  return { ...settings, ...(greeting ? { greeting } : {}), ...(voicemailMessage ? { voicemailMessage } : {}) };
 }

@@ -5,6 +5,8 @@
  */
 import { performance } from 'perf_hooks';
 import { getSession } from '../agi/registry';
+import { waitForBeepEnd } from '../agi/voicemail';
+import { parseVoicemailSettings, settingOr } from '../campaign/call-settings';
 import { rowOf, type CallRecords } from '../calls/records';
 import { noteVoice, type GoodbyeVoice } from '../calls/goodbye';
 import { TtsService, createTtsEngine, normaliseTtsText, sharedCache, type TtsResult } from '../speech/tts';
@@ -120,7 +122,13 @@ export class TtsSpeakController {
     const streamed = media && !this.cfg.text?.trim() ? media.takeReply(msg.reply?.streamId) : undefined;
     if (media && streamed) return this.speakStream(msg, media, streamed.text, signal, streamed);
     const text = this.textOf(msg);
-    if (media) return this.speakStream(msg, media, text, signal);
+    const voicemail = msg.reply?.action?.type === 'voicemail';
+    // an answering machine without a message to leave: nothing to say, the call just ends
+    if (voicemail && !text.trim()) {
+      msg.voicemail = { dropped: false };
+      return msg;
+    }
+    if (media && !voicemail) return this.speakStream(msg, media, text, signal);
     this.active++;
     this.view.status(status.busy(this.t('status.speaking', { active: this.active })));
     let tts: TtsResult | undefined;
@@ -145,7 +153,7 @@ export class TtsSpeakController {
       }
       const spoken =
         turn && this.records ? await this.records.spokenTurn(msg.call, turn, this.turnRow(turn, text, tts)) : undefined;
-      const playbackMs = this.cfg.play !== false ? await this.play(msg, tts) : undefined;
+      const playbackMs = this.cfg.play !== false ? await this.play(msg, tts, voicemail) : undefined;
       if (turn) {
         this.finishTurn(msg, turn, text, tts, playbackMs);
         spoken?.played(rowOf(turn)); // the playback timing, in order behind it (not awaited)
@@ -293,10 +301,15 @@ export class TtsSpeakController {
     }
   }
 
-  /** Play the audio on the call's AGI session; the playback time in ms. */
-  private async play(msg: DialerMsg, tts: TtsResult): Promise<number> {
+  /**
+   * Play the audio on the call's AGI session; the playback time in ms. A voicemail message waits for
+   * the end of the machine's greeting and beep first. A caller who is gone (the session ended, or
+   * hung up during playback) is an ending, not a failure: msg.playback.hungUp and msg.call.hungUp.
+   */
+  private async play(msg: DialerMsg, tts: TtsResult, voicemail = false): Promise<number> {
     const sessionId = msg.call?.sessionId;
     const session = sessionId ? getSession(sessionId) : undefined;
+    if (!session && sessionId) return this.gone(msg);
     if (!session) {
       throw new StageError(
         'playback',
@@ -307,13 +320,28 @@ export class TtsSpeakController {
         { engine: 'agi' },
       );
     }
+    if (voicemail) {
+      const vm = settingOr(parseVoicemailSettings, campaignSettings(msg).voicemail);
+      const w = await waitForBeepEnd(session, { silenceMs: vm.beepSilenceMs, timeoutSeconds: vm.beepTimeoutSeconds });
+      msg.voicemail = { dropped: false, beepWait: w.status, beepWaitMs: w.waitedMs };
+      if (w.hungUp) return this.gone(msg);
+    }
     const t0 = performance.now();
-    const r = await session.streamFile(tts.playPath, {
-      durationMs: tts.durationMs,
-      escapeDigits: this.cfg.escapeDigits || undefined,
-    });
+    let r;
+    try {
+      r = await session.streamFile(tts.playPath, {
+        durationMs: tts.durationMs,
+        escapeDigits: this.cfg.escapeDigits || undefined,
+      });
+    } catch (err) {
+      if (err instanceof StageError && err.kind === 'hangup') return this.gone(msg);
+      throw err;
+    }
     const playbackMs = performance.now() - t0;
     msg.playback = { ...r, durationMs: Math.round(playbackMs) };
+    if (r.hungUp && msg.call) msg.call.hungUp = true;
+    if (voicemail && msg.voicemail) (msg.voicemail as Record<string, unknown>).dropped = !r.failed && !r.hungUp;
+    if (r.failed && !r.hungUp && session.hungUp) return this.gone(msg);
     if (r.failed && !r.hungUp) {
       // endpos=0: nothing was played. Either Asterisk cannot read the file, or the caller hung up
       // at that very moment (its HANGUP line not here yet); session.hungUp tells once it is.
@@ -327,6 +355,17 @@ export class TtsSpeakController {
       );
     }
     return playbackMs;
+  }
+
+  /** The caller is gone: an ending (the flow's "call done?" sends it to the ending), not an error. */
+  private gone(msg: DialerMsg): number {
+    msg.playback = { ...((msg.playback as object) ?? {}), hungUp: true, failed: false, endpos: 0, durationMs: 0 };
+    if (msg.call) {
+      msg.call.hungUp = true;
+      msg.call.hungUpBy ??= 'caller';
+    }
+    this.view.status(status.warn(this.t('status.hungUp')));
+    return 0;
   }
 
   /** msg.turn as it is stored before playback. */
@@ -353,4 +392,10 @@ export class TtsSpeakController {
     turn.engines = { ...(turn.engines ?? {}), tts: `${tts.engine}${tts.voice ? `:${tts.voice}` : ''}` };
     msg.event = 'conversation_turn';
   }
+}
+
+/** The campaign's settings on the msg (llm-turn loads msg.campaign). */
+function campaignSettings(msg: DialerMsg): Record<string, unknown> {
+  const s = (msg.campaign as { settings?: unknown } | undefined)?.settings;
+  return s && typeof s === 'object' ? (s as Record<string, unknown>) : {};
 }

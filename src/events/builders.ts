@@ -92,6 +92,8 @@ export interface CampaignProgressEvent extends Base {
   failed: number;
   no_answer: number;
   busy: number;
+  /** calls that reached an answering machine (outcome machine) */
+  machine: number;
   dnc_skipped: number;
   percent: number;
 }
@@ -301,6 +303,7 @@ const COUNTERS = [
   'failed',
   'no_answer',
   'busy',
+  'machine',
   'dnc_skipped',
 ] as const;
 
@@ -321,7 +324,10 @@ export function campaignProgress(msg: Msg, now?: number): CampaignProgressEvent 
   };
   for (const c of COUNTERS) e[c] = p[c] ?? 0;
   if (p.nextRetryAt !== undefined) e.nextRetryAt = p.nextRetryAt === null ? null : String(p.nextRetryAt);
-  const done = ['completed', 'failed', 'no_answer', 'busy', 'dnc_skipped'].reduce((a, k) => a + (Number(e[k]) || 0), 0);
+  const done = ['completed', 'failed', 'no_answer', 'busy', 'machine', 'dnc_skipped'].reduce(
+    (a, k) => a + (Number(e[k]) || 0),
+    0,
+  );
   const total = p.total ?? COUNTERS.reduce((a, k) => a + (Number(e[k]) || 0), 0);
   e.total = total;
   e.percent = p.percent ?? (total > 0 ? Math.min(100, Math.round((done / total) * 1000) / 10) : 0);

@@ -49,6 +49,7 @@ export const CALL_STATUSES = [
   'busy',
   'congestion',
   'cancelled',
+  'machine',
 ] as const;
 export const CALL_OUTCOMES = [
   'answered',
@@ -58,6 +59,7 @@ export const CALL_OUTCOMES = [
   'congestion',
   'failed',
   'cancelled',
+  'machine',
 ] as const;
 
 const id: JsonSchema = { type: ['string', 'integer'], pattern: '^[A-Za-z0-9_.:@-]{1,128}$' };
@@ -223,6 +225,7 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       failed: { type: 'integer', minimum: 0 },
       no_answer: { type: 'integer', minimum: 0 },
       busy: { type: 'integer', minimum: 0 },
+      machine: { type: 'integer', minimum: 0 },
       dnc_skipped: { type: 'integer', minimum: 0 },
       percent: { type: 'number', minimum: 0, maximum: 100 },
     },

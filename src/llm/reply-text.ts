@@ -108,9 +108,10 @@ export function parseArguments(raw: unknown, engine: string, tool: string): Reco
 }
 
 /** What to say when the model took an action without saying anything. */
-export const DEFAULT_ACTION_LINES: Record<LlmActionType, string> = {
+export const DEFAULT_ACTION_LINES: Record<LlmActionType | 'voicemail', string> = {
   end_call: 'Thank you for your time. Goodbye.',
   transfer: 'Please hold while I transfer you.',
   schedule_callback: 'Thank you, we will call you back then. Goodbye.',
   add_to_dnc: 'I understand. We will not call you again. Goodbye.',
+  voicemail: '',
 };

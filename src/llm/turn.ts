@@ -1,7 +1,8 @@
 /**
  * One conversational turn, for any engine: what llm-turn runs.
  *
- * Order: a supervisor line queued for the call wins (engine skipped); the greeting; a do-not-call
+ * Order: a supervisor line queued for the call wins (engine skipped); an answering machine (the
+ * campaign's voicemail message, or nothing); the greeting; a do-not-call
  * request (deterministic, before any model: compliance does not depend on a model noticing);
  * silence (no engine call: the no-input line, then goodbye after too many); otherwise the engine.
  * The call's history is kept in the process-wide store, trimmed to a budget, and dropped when the
@@ -27,6 +28,8 @@ export interface TurnSettings {
   maxSilences?: number;
   /** Detect "do not call me" before the engine (default true). */
   dncDetection?: boolean;
+  /** The message left on an answering machine (template); empty: none, the call just ends. */
+  voicemailMessage?: string;
   /** History budget in characters (default 6000, about 1500 tokens). */
   historyChars?: number;
   timeoutMs?: number;
@@ -46,6 +49,8 @@ export interface TurnInput {
   /** undefined or '' = silence (unless greeting). */
   userText?: string;
   greeting: boolean;
+  /** AMD said the call reached an answering machine (msg.call.amd.path): the voicemail, not a conversation. */
+  machine?: boolean;
   context: Record<string, unknown>;
   signal?: AbortSignal;
   /**
@@ -98,6 +103,11 @@ export async function runTurn(
 
   const supervisor = takeSupervisorLine(input.callId);
   if (supervisor) return finish(supervisor, 'supervisor');
+
+  if (input.greeting && input.machine) {
+    const message = settings.voicemailMessage?.trim() ? say(settings.voicemailMessage) : '';
+    return finish(message, 'voicemail', { type: 'voicemail', drop: !!message });
+  }
 
   if (input.greeting) {
     conv.state.silences = 0;

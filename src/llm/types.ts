@@ -8,7 +8,9 @@ export type LlmAction =
   | { type: 'transfer'; destination: string }
   /** `time` as the model or caller said it; `at` when it parses as a date-time (ISO 8601). */
   | { type: 'schedule_callback'; time: string; at?: string }
-  | { type: 'add_to_dnc' };
+  | { type: 'add_to_dnc' }
+  /** Not an engine's action: the call reached an answering machine (AMD); `drop`: a message is left. */
+  | { type: 'voicemail'; drop: boolean };
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -51,7 +53,7 @@ export interface LlmEngine {
 }
 
 /** Where a reply came from. */
-export type ReplySource = 'engine' | 'greeting' | 'supervisor' | 'dnc' | 'silence';
+export type ReplySource = 'engine' | 'greeting' | 'supervisor' | 'dnc' | 'silence' | 'voicemail';
 
 export interface LlmReply {
   text: string;

@@ -10,7 +10,7 @@ import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { disposeParked } from '../util/handoff';
 import { dataDir as dataDirFrom, portFrom, storeOptionsFromEnv } from './env';
-import { checkPortFree } from './ports';
+import { checkPortFree, freePort } from './ports';
 import { mqttPortTakenNote } from '../events/broker';
 import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
@@ -107,6 +107,14 @@ function startupCheck<T>(fn: () => T): T {
   }
 }
 
+/** `port`, or when it is 0 a free port on `host` (the listen error, e.g. a bad address, as a start-up error). */
+async function anyFree(port: number, host: string): Promise<number> {
+  if (port !== 0) return port;
+  return freePort(host).catch((err: Error) => {
+    throw new StartupError(`cannot listen on ${host}: ${err.message}`);
+  });
+}
+
 function portTakenMessage(name: string, port: number, hint: string): string {
   return `${name} port ${port} is already in use. ${hint}`;
 }
@@ -152,11 +160,13 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   const env = opts.env ?? process.env;
 
   // Validate settings before touching anything.
-  const port = startupCheck(() => portFrom(env, 'PORT', 1880));
   const host = env.HOST || '127.0.0.1';
-  const mqttPort = startupCheck(() => portFrom(env, 'MQTT_PORT', 1883));
-  const agiPort = startupCheck(() => portFrom(env, 'AGI_PORT', 4573));
   const agiHost = env.AGI_HOST || '127.0.0.1';
+  const ports = {
+    http: startupCheck(() => portFrom(env, 'PORT', 1880)),
+    mqtt: startupCheck(() => portFrom(env, 'MQTT_PORT', 1883)),
+    agi: startupCheck(() => portFrom(env, 'AGI_PORT', 4573)),
+  };
   checkUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']);
   checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
   checkUrl('ARI_URL', env.ARI_URL, ['http:', 'https:']);
@@ -164,6 +174,10 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   // A non-loopback address without authentication: one line naming what is missing (docs/operations/security.md).
   const bind = checkBind(env);
   if (bind.missing.length && !bind.insecure) throw new StartupError(bindRefusal(bind));
+  // Port 0 means "any free one": chosen here, so the banner, the simulator and the nodes all use the port bound.
+  const port = await anyFree(ports.http, host);
+  const mqttPort = await anyFree(ports.mqtt, '0.0.0.0');
+  const agiPort = await anyFree(ports.agi, agiHost);
 
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
@@ -175,6 +189,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     // The HTTP API and dashboard follow API_TOKEN / API_READ_TOKEN here, not the editor login
     // (docs/operations/security.md#http-api-and-dashboard); a stock Node-RED's adminAuth is followed.
     followAdminAuth: false,
+    mqttPort,
+    agiPort,
     // the shipped flow streams (AudioSocket) wherever Asterisk can, else records, call by call
     mediaMode: env.MEDIA_MODE || 'auto',
   };
@@ -224,7 +240,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   const storeOpts = storeOptionsFromEnv(env);
   let db: Db;
   try {
-    db = await acquireDb(storeOpts);
+    db = await acquireDb({ ...storeOpts, pglite: 'worker' }); // no SQL statement holds the event loop (issue 11)
   } catch (err) {
     forgetGenerated();
     throw new StartupError((err as Error).message);

@@ -472,12 +472,38 @@ class SimAgiCall {
         this.write('200 result=-1');
         this.hangupNow('agi');
         return;
+      case 'waitforsilence':
+        return this.waitForSilence(data);
       case 'audiosocket':
         return this.audioSocket(data);
       default:
         // Application not found.
         return this.write('200 result=-2');
     }
+  }
+
+  /**
+   * WaitForSilence(ms[,iterations[,timeout s]]): the callee's line is silent except for an answering
+   * machine's greeting and beep (persona.voicemail, counted from the AGI's start). Sets WAITSTATUS to
+   * SILENCE or TIMEOUT and answers `200 result=0`, or `200 result=-1` when the callee hangs up.
+   */
+  private async waitForSilence(data: string): Promise<void> {
+    const [msArg, itArg, toArg] = data.split(',').map((x) => Number(x.trim()));
+    const ms = Number.isFinite(msArg) && msArg > 0 ? msArg : 1000;
+    const iterations = Number.isFinite(itArg) && itArg > 0 ? itArg : 1;
+    const timeoutMs = Number.isFinite(toArg) && toArg > 0 ? toArg * 1000 : Infinity;
+    const vm = this.o.persona.voicemail;
+    const noiseEnds = vm ? (vm.greetingMs ?? 6000) + (vm.beepMs ?? 500) : 0;
+    const elapsedSim = (Date.now() - this.t0) * this.speed;
+    const silenceAt = Math.max(0, noiseEnds - elapsedSim) + ms * iterations;
+    const timedOut = silenceAt > timeoutMs;
+    const ran = await this.wait(timedOut ? timeoutMs : silenceAt, () => {
+      this.vars.WAITSTATUS = 'HANGUP';
+      this.write('200 result=-1');
+    });
+    if (!ran) return;
+    this.vars.WAITSTATUS = timedOut ? 'TIMEOUT' : 'SILENCE';
+    this.write('200 result=0');
   }
 
   /**

@@ -33,6 +33,11 @@ export interface Persona {
   };
   /** What Asterisk's AMD() would decide for this callee. */
   amd?: 'HUMAN' | 'MACHINE' | 'NOTSURE';
+  /**
+   * An answering machine: how much of its greeting is left when the AGI starts (AMD() returns while it
+   * still plays), and its beep; then it records in silence. WaitForSilence sees silence only after both.
+   */
+  voicemail?: { greetingMs?: number; beepMs?: number };
   /** Said in order, one per RECORD FILE; after the last one the callee stays silent. */
   utterances?: Array<string | Utterance>;
   /** Hang up during the Nth STREAM FILE (1-based), after N ms of it. */

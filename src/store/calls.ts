@@ -6,7 +6,16 @@ import type { Queryable } from './db';
 import { DialerError } from '../util/errors';
 
 export type CallStatus =
-  'initiated' | 'ringing' | 'in_progress' | 'completed' | 'failed' | 'no_answer' | 'busy' | 'congestion' | 'cancelled';
+  | 'initiated'
+  | 'ringing'
+  | 'in_progress'
+  | 'completed'
+  | 'failed'
+  | 'no_answer'
+  | 'busy'
+  | 'congestion'
+  | 'cancelled'
+  | 'machine';
 
 export const FINAL_STATUSES: readonly CallStatus[] = [
   'completed',
@@ -15,6 +24,7 @@ export const FINAL_STATUSES: readonly CallStatus[] = [
   'busy',
   'congestion',
   'cancelled',
+  'machine',
 ];
 export const OPEN_STATUSES: readonly CallStatus[] = ['initiated', 'ringing', 'in_progress'];
 
@@ -40,6 +50,9 @@ export interface CallRow {
   agi_session?: string | null;
   worker: string | null;
   transcript: string | null;
+  /** Whole-call recording, relative to RECORDINGS_DIR (src/calls/call-recordings.ts). */
+  recording_path?: string | null;
+  recording_deleted_at?: Date | null;
   metadata: Record<string, unknown>;
   created_at: Date;
   answered_at: Date | null;

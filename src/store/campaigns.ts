@@ -30,8 +30,9 @@ export interface CampaignRow {
 }
 
 /** Outcomes a call can end with (msg.call.outcome), and 'answered' which is not final. */
-export type Outcome = 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled';
-const FINAL_OUTCOMES = new Set(['completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled']);
+export type Outcome =
+  'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | 'machine';
+const FINAL_OUTCOMES = new Set(['completed', 'busy', 'no_answer', 'congestion', 'failed', 'cancelled', 'machine']);
 
 /** Retry delays (seconds) used when the campaign's policy lacks an outcome. */
 export const DEFAULT_RETRY_POLICY: Record<string, number> = {
@@ -40,6 +41,8 @@ export const DEFAULT_RETRY_POLICY: Record<string, number> = {
   failed: 1800,
   congestion: 600,
   cancelled: 0,
+  /** an answering machine (voicemail left or not): try again in 4 hours */
+  machine: 14400,
 };
 
 export function parseCampaignId(id: unknown): number {
@@ -398,6 +401,8 @@ export interface CampaignProgress {
   failed: number;
   no_answer: number;
   busy: number;
+  /** calls that reached an answering machine */
+  machine: number;
   dnc_skipped: number;
   /** Share of contacts closed (completed, failed, no answer, busy, do-not-call). */
   percent: number;
@@ -417,9 +422,11 @@ export async function campaignProgress(q: Queryable, id: number): Promise<Campai
             count(*) filter (where k.status = 'in_call' and c.status = 'in_progress')::int as active,
             count(*) filter (where k.status = 'done')::int as completed,
             count(*) filter (where k.status = 'failed' and k.last_outcome is distinct from 'no_answer'
-                               and k.last_outcome is distinct from 'busy')::int as failed,
+                               and k.last_outcome is distinct from 'busy'
+                               and k.last_outcome is distinct from 'machine')::int as failed,
             count(*) filter (where k.status = 'failed' and k.last_outcome = 'no_answer')::int as no_answer,
             count(*) filter (where k.status = 'failed' and k.last_outcome = 'busy')::int as busy,
+            count(*) filter (where k.status = 'failed' and k.last_outcome = 'machine')::int as machine,
             count(*) filter (where k.status = 'dnc')::int as dnc_skipped,
             count(*) filter (where k.status in ('done','failed','dnc'))::int as closed
        from contacts k

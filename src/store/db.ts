@@ -9,6 +9,7 @@ import { Pool, types as pgTypes } from 'pg';
 import type { PGlite as PGliteType } from '@electric-sql/pglite';
 import { DialerError } from '../util/errors';
 import { runMigrations } from './migrate';
+import { PgliteWorkerDb } from './pglite-worker';
 
 export interface QueryResult<T> {
   rows: T[];
@@ -37,6 +38,12 @@ export interface StoreOptions {
   poolSize?: number;
   /** Skip migrations (tests of the migrator itself). */
   migrate?: boolean;
+  /**
+   * Where PGlite runs: 'worker' in its own thread, so no statement holds the event loop (what `npm start`
+   * uses); 'main' (default) on the event loop. Values read in a worker are objects of the main realm
+   * (a Jest sandbox's `instanceof Date` is false for them), so library callers and tests keep 'main'.
+   */
+  pglite?: 'worker' | 'main';
 }
 
 // int8 (count(*), sums) as JS numbers: our ids are int4 and counts stay far below 2^53.
@@ -262,10 +269,11 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
     const dataDir = opts.dataDir ?? path.resolve('data', 'db');
     if (dataDir !== 'memory://') fs.mkdirSync(dataDir, { recursive: true });
     const unlock = dataDir === 'memory://' ? () => undefined : await lockDataDir(dataDir);
-    const { PGlite } = await import('@electric-sql/pglite');
-    let lite: PGliteType;
     try {
-      lite = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
+      if (opts.pglite !== 'worker') {
+        const { PGlite } = await import('@electric-sql/pglite');
+        db = new PgliteDb(await PGlite.create(dataDir === 'memory://' ? undefined : dataDir), dataDir, unlock);
+      } else db = await PgliteWorkerDb.open(dataDir, unlock);
     } catch (err) {
       unlock();
       throw new DialerError(
@@ -274,7 +282,6 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
         { cause: err },
       );
     }
-    db = new PgliteDb(lite, dataDir, unlock);
   }
   if (opts.migrate !== false) {
     try {

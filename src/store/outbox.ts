@@ -83,7 +83,8 @@ export interface CallWriteState {
   callId: number;
   campaignId: number | null;
   pending: number;
-  status: 'in_progress' | 'completed' | 'failed' | 'no_answer' | 'busy' | 'congestion' | 'cancelled' | 'answered';
+  status:
+    'in_progress' | 'completed' | 'failed' | 'no_answer' | 'busy' | 'congestion' | 'cancelled' | 'machine' | 'answered';
 }
 
 interface Item {
@@ -139,7 +140,9 @@ function statusOf(op: WriteOp): CallWriteState['status'] {
   if (op.kind !== 'outcome') return 'in_progress';
   const o = op.update.outcome;
   return (
-    ['completed', 'failed', 'no_answer', 'busy', 'congestion', 'cancelled', 'answered'].includes(o) ? o : 'failed'
+    ['completed', 'failed', 'no_answer', 'busy', 'congestion', 'cancelled', 'machine', 'answered'].includes(o)
+      ? o
+      : 'failed'
   ) as CallWriteState['status'];
 }
 

@@ -37,7 +37,8 @@ export interface MsgCall extends Partial<AgiCall> {
     fields?: Record<string, unknown>;
     [key: string]: unknown;
   };
-  outcome?: 'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | string;
+  outcome?:
+    'answered' | 'completed' | 'busy' | 'no_answer' | 'congestion' | 'failed' | 'cancelled' | 'machine' | string;
   hangupCause?: number;
   dialStatus?: string;
   hungUp?: boolean;

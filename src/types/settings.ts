@@ -30,6 +30,9 @@ export interface DialerSettings {
   simulated?: boolean;
   /** False: the embedded broker serves no MQTT over TCP (MQTT_TCP_DISABLED=1). */
   mqttTcp?: boolean;
+  /** The ports the runtime chose when MQTT_PORT / AGI_PORT is 0 (the banner and the simulator use the same ones). */
+  mqttPort?: number;
+  agiPort?: number;
   /** Starts the built-in simulator for an ai-dialer-asterisk node in simulator mode. */
   startSimulator?: StartSimulator;
   /** The HTTP API's settings (apiToken, followAdminAuth, ...): src/api/host.ts `AiDialerSettings`. */
@@ -54,6 +57,8 @@ export function settingsEnv(s: DialerSettings | undefined, env: NodeJS.ProcessEn
   }
   if (s.simulated) out.AI_DIALER_SIMULATED = '1';
   if (s.mqttTcp === false) out.MQTT_TCP_DISABLED = '1';
+  if (s.mqttPort) out.MQTT_PORT = String(s.mqttPort);
+  if (s.agiPort) out.AGI_PORT = String(s.agiPort);
   if (s.mediaMode) out.MEDIA_MODE = s.mediaMode;
   return out;
 }

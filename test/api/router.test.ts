@@ -305,6 +305,7 @@ describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
       failed: 0,
       no_answer: 0,
       busy: 0,
+      machine: 0,
       dnc_skipped: 0,
       percent: 0,
     });

@@ -65,14 +65,21 @@ describe('asterisk-config lint', () => {
     expect(agi[agiStep].args).toBe('agi://${AGI_AT}/ai-dialer?secret=${ENV(AGI_SECRET)}');
     // AGI_AT: the originating runtime's AGI_TARGET (channel variable) when set, else the environment's target
     const sets = agi.filter((s) => s.app === 'Set' && s.args.startsWith('AGI_AT=')).map((s) => s.args);
-    expect(sets.sort()).toEqual(['AGI_AT=${AGI_TARGET}', 'AGI_AT=${ENV(AGI_TARGET_HOST)}:${ENV(AGI_PORT)}']);
+    expect(sets.filter((x) => x.startsWith('AGI_AT=')).sort()).toEqual([
+      'AGI_AT=${AGI_TARGET}',
+      'AGI_AT=${ENV(AGI_TARGET_HOST)}:${ENV(AGI_PORT)}',
+    ]);
     expect(agi.some((s) => s.app === 'GotoIf' && s.args === '$["${AGI_TARGET}" = ""]?agienv')).toBe(true);
     expect(amdStep).toBeGreaterThan(0);
     expect(amdStep).toBeLessThan(agiStep);
     const skip = agi.findIndex((s) => s.app === 'GotoIf' && /AMD_ENABLED/.test(s.args));
     expect(skip).toBeGreaterThanOrEqual(0);
     expect(skip).toBeLessThan(amdStep);
-    const amdArgs = agi[amdStep].args.split(',').map(Number);
+    // AMD(${AMD_PARAMS}): the campaign's parameters, else the default set just before it
+    expect(agi[amdStep].args).toBe('${AMD_PARAMS}');
+    const dflt = agi.find((s) => s.app === 'Set' && s.args.startsWith('AMD_PARAMS='));
+    expect(dflt).toBeDefined();
+    const amdArgs = dflt!.args.slice('AMD_PARAMS='.length).split(',').map(Number);
     expect(amdArgs).toHaveLength(9);
     expect(amdArgs[6]).toBeGreaterThan(3); // maximumNumberOfWords
     expect(

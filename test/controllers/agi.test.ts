@@ -148,7 +148,13 @@ test('agi-record records a turn on the session (seq + 1); without a session it i
   await new AgiHangupController({}, recordingView(), keys).handle(msg);
   await ended;
 
-  const err = await rec.handle({ call: { sessionId: 'gone' } }).catch((e: unknown) => e);
+  // the session closed (the caller hung up, the call ended): an ending, not a failure (issue 15)
+  const gone = await rec.handle({ call: { sessionId: 'gone' } });
+  expect(gone.recording).toEqual({ path: '', hungUp: true, durationMs: 0 });
+  expect(gone.call).toMatchObject({ hungUp: true, hungUpBy: 'caller' });
+  expect(view.last()?.fill).toBe('yellow');
+  // no session id at all: a wiring mistake, a failure
+  const err = await rec.handle({ call: {} }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(StageError);
   expect(err).toMatchObject({ stage: 'record', kind: 'not_found' });
   rec.failed(err as Error);

@@ -93,7 +93,7 @@ describe('tts-speak', () => {
     expect(written.length).toBe(1);
   });
 
-  test('the node template wins over the msg; playing without a session is a playback not_found failure', async () => {
+  test('the node template wins over the msg; a session that ended is an ending, no session id a playback not_found failure', async () => {
     const ctl = new TtsSpeakController(
       { engine: 'sim', audioDir: dir, text: 'Hi {{contact.name}}' },
       recordingView(),
@@ -102,7 +102,11 @@ describe('tts-speak', () => {
       {},
     );
     expect(ctl.textOf({ payload: 'ignored', call: { contact: { name: 'Bo' } } })).toBe('Hi Bo');
-    const err = await ctl.handle({ payload: 'x', call: { sessionId: 'nope' } }, ac()).catch((e: unknown) => e);
+    // the caller hung up (the session is gone): an ending, not a failure (issue 15)
+    const gone = await ctl.handle({ payload: 'x', call: { sessionId: 'nope' } }, ac());
+    expect(gone.playback).toMatchObject({ hungUp: true, failed: false });
+    expect(gone.call).toMatchObject({ hungUp: true, hungUpBy: 'caller' });
+    const err = await ctl.handle({ payload: 'x', call: {} }, ac()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err).toMatchObject({ stage: 'playback', kind: 'not_found' });
     const bad = new TtsSpeakController({ engine: 'espeak', speed: 'fast' }, recordingView(), keys, undefined, {});

@@ -93,6 +93,8 @@ export interface StartOptions {
   testModules?: string[];
   /** Extra env for the entrypoint (trunk settings). */
   env?: Record<string, string>;
+  /** Extra env for Asterisk itself (what the container gives it at run time, e.g. RECORDINGS_DIR). */
+  asteriskEnv?: Record<string, string>;
 }
 
 /**
@@ -165,6 +167,7 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
     AGI_TARGET_HOST: '127.0.0.1',
     AGI_PORT: String(agiPort),
     AGI_SECRET: agiSecret,
+    ...o.asteriskEnv,
   };
   const run = (args: string[]) => spawnSync(RUN_ASTERISK, args, { env, encoding: 'utf8', timeout: 120_000 });
   const output = (): string => {

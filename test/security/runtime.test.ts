@@ -264,7 +264,8 @@ describe('npm start: binding beyond loopback', () => {
   }, 120000);
 
   test('with accounts configured, anonymous MQTT is refused and the read-only account reads the event tree', async () => {
-    const p = await ports();
+    // MQTT_PORT=0 / AGI_PORT=0: any free port, and the banner prints the port bound (before: 0)
+    const p = { ...(await ports()), MQTT_PORT: '0', AGI_PORT: '0' };
     const rt = spawnStart({
       ...p,
       DATA_DIR: tmp(),
@@ -276,6 +277,15 @@ describe('npm start: binding beyond loopback', () => {
     });
     try {
       await waitForBanner(rt, 90000);
+      const mqttPort = Number(/MQTT \(TCP\): +mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(rt.out())?.[1]);
+      const agiPort = Number(/FastAGI: +agi:\/\/127\.0\.0\.1:(\d+)/.exec(rt.out())?.[1]);
+      expect(mqttPort).toBeGreaterThan(0);
+      expect(agiPort).toBeGreaterThan(0);
+      await new Promise<void>((res, rej) => {
+        const s = net.connect(agiPort, '127.0.0.1', () => (s.destroy(), res()));
+        s.once('error', rej);
+      });
+      p.MQTT_PORT = String(mqttPort);
       expect(rt.out()).toContain('Editor login:       admin (password from EDITOR_PASSWORD)');
       expect(rt.out()).not.toContain('correct-horse-battery');
       expect((await login(`http://127.0.0.1:${p.PORT}`, 'admin', 'correct-horse-battery')).status).toBe(200);

@@ -3,6 +3,7 @@ import type { Router } from 'express';
 import { importContacts, importDnc, type ImportResult } from '../../campaign/import';
 import { isCountryCode } from '../../campaign/phone';
 import { ApiError } from '../errors';
+import { requestActor } from '../auth';
 import { h, parseId } from '../http';
 import type { ApiContext } from '../context';
 import { checkUpload, readUpload } from './body';
@@ -68,6 +69,7 @@ export function uploadRoutes(router: Router, ctx: ApiContext): void {
           campaignId,
           defaultCountry: cq ?? country(u.fields.country),
           source: 'api',
+          actor: requestActor(req, res),
         });
         const a = answer(r);
         res.status(a.status).json(a.body);
