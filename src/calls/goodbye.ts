@@ -9,8 +9,13 @@
  *   and the last turn number it spoke.
  * fastagi-in forgets a call when its session ends. Bounded: at most MAX_CALLS calls are remembered.
  */
+import fs from 'fs';
 import { sessionsByCallId } from '../agi/registry';
 import type { AgiSession } from '../agi/types';
+import { parseWav } from '../audio/wav';
+import { endMedia } from '../media/handoff';
+import { getMedia } from '../media/registry';
+import type { MediaSession } from '../media/session';
 
 /** Synthesise `text` for the call and store it as turn `seq` (before it is played). */
 export type GoodbyeVoice = (
@@ -78,11 +83,40 @@ export function endCallPolitely(callId: string | number, reason: string): number
 export function endSessionPolitely(s: AgiSession, reason: string): boolean {
   if (s.hungUp || s.ending || !s.endPolitely) return false;
   const id = s.callId;
-  void s.endPolitely(reason, async () => {
+  const say = async () => {
     const c = id === undefined ? undefined : calls.get(String(id));
     if (!c?.voice) return undefined;
     c.seq += 1;
     return c.voice(c.line ?? DEFAULT_GOODBYE, c.seq);
-  });
+  };
+  const media = getMedia(s.id);
+  // stream mode: AudioSocket holds the channel (the AGI session waits in EXEC AudioSocket), so the
+  // goodbye is said on the media; ending the media gives AGI control back for the HANGUP
+  void s.endPolitely(reason, media ? () => sayOnMedia(s, media, say).then(() => undefined) : say);
   return true;
+}
+
+/**
+ * The goodbye on a streaming call: what is being said now is said to its end (as record mode lets the
+ * playback in flight end), then the goodbye, not cut by barge-in; then the media ends. True when heard.
+ */
+async function sayOnMedia(s: AgiSession, media: MediaSession, say: () => ReturnType<GoodbyeVoice>): Promise<boolean> {
+  let heard = false;
+  try {
+    const [audio] = await Promise.all([say().catch(() => undefined), media.whenQuiet()]);
+    if (audio) {
+      try {
+        const wav = parseWav(await fs.promises.readFile(`${audio.path}.wav`));
+        await media.whenQuiet();
+        const r = await media.play(wav.samples, { bargeIn: false });
+        heard = r.playedMs > 0 && !r.hungUp;
+      } finally {
+        audio.release?.();
+      }
+    }
+  } catch {
+    /* the caller left, or the audio could not be read: hang up all the same */
+  }
+  await endMedia(s.id);
+  return heard;
 }

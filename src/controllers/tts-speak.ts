@@ -117,6 +117,7 @@ export class TtsSpeakController {
     const svc = this.service;
     if (this.configError || !svc) throw this.configError ?? new StageError('tts', 'not_configured', 'not configured');
     const media = this.cfg.play !== false ? getMedia(msg.call?.sessionId) : undefined;
+    if (media) this.noteStreamCall(msg);
     // stream mode, a reply still being written by the LLM: spoken as it comes (unless a template overrides it)
     const streamed = media && !this.cfg.text?.trim() ? media.takeReply(msg.reply?.streamId) : undefined;
     if (media && streamed) return this.speakStream(msg, media, streamed.text, signal, streamed);
@@ -166,6 +167,19 @@ export class TtsSpeakController {
       tts?.release();
       this.active--;
     }
+  }
+
+  /**
+   * Stream mode: the call's voice for a drain's goodbye (said on the media), and the dialer ending the
+   * call (it says its goodbye itself) refuses this line.
+   */
+  private noteStreamCall(msg: DialerMsg): void {
+    const callId = msg.call?.id;
+    if (callId === undefined || callId === null || callId === '') return;
+    const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
+    noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq);
+    if (msg.call?.sessionId && getSession(msg.call.sessionId)?.ending)
+      throw new StageError('playback', 'hangup', 'the call is being ended by the dialer');
   }
 
   /** Say a line on `call` for the session's own goodbye: synthesised, stored as turn `seq`, then played by the session. */

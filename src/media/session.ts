@@ -181,7 +181,7 @@ export class MediaSession extends EventEmitter {
     const p = this.playing;
     if (!p) return;
     this.speechStartDuringPlay = true;
-    if (!bargeAllowed(this.bargeIn, p.sentMs())) return;
+    if (!p.bargeIn || !bargeAllowed(this.bargeIn, p.sentMs())) return;
     p.interrupt(now);
   }
 
@@ -291,10 +291,10 @@ export class MediaSession extends EventEmitter {
    * Play `audio` (8 kHz samples, or chunks as they are produced) as paced 20 ms frames. Resolves when
    * it has all been sent, barge-in stopped it, `stop()` was called, or the media ended.
    */
-  play(audio: ReplyAudio, opts: { signal?: AbortSignal } = {}): Promise<PlayResult> {
+  play(audio: ReplyAudio, opts: { signal?: AbortSignal; bargeIn?: boolean } = {}): Promise<PlayResult> {
     if (this._closed) return Promise.resolve({ playedMs: 0, totalMs: 0, interrupted: false, hungUp: true });
     if (this.playing) this.playing.stop('replaced');
-    const p = new Playback(this, audio);
+    const p = new Playback(this, audio, opts.bargeIn !== false);
     this.playing = p;
     this.speechStartDuringPlay = false;
     const onAbort = () => p.stop('aborted');
@@ -303,6 +303,11 @@ export class MediaSession extends EventEmitter {
       opts.signal?.removeEventListener('abort', onAbort);
       if (this.playing === p) this.playing = undefined;
     });
+  }
+
+  /** Resolves when nothing is playing any more (at once when nothing is; a play started meanwhile is waited for too). */
+  async whenQuiet(): Promise<void> {
+    for (let p = this.playing; p && !this._closed; p = this.playing === p ? undefined : this.playing) await p.done;
   }
 
   /** Stop what is playing now. */
@@ -362,6 +367,8 @@ class Playback implements PacedSource {
   constructor(
     private readonly media: MediaSession,
     audio: ReplyAudio,
+    /** The caller's speech may stop it (the session's barge-in policy permitting). */
+    readonly bargeIn = true,
   ) {
     this.done = new Promise((r) => (this.resolve = r));
     if (audio instanceof Int16Array) {
