@@ -13,6 +13,7 @@ import helper from 'node-red-node-test-helper';
 import busNode from '../../nodes/ai-dialer-bus/ai-dialer-bus';
 import broadcastNode from '../../nodes/call-broadcast/call-broadcast';
 import { requireTool } from '../helpers/tools';
+import { disposeParked } from '../../src/util/handoff';
 
 helper.init(require.resolve('node-red'));
 
@@ -238,6 +239,9 @@ describe('event bus + broadcast nodes in Node-RED', () => {
     await end(sub);
     clients.length = 0;
     await helper.unload();
+    // a bus closed without its node being removed is kept 30 s for the next Deploy (src/util/handoff.ts);
+    // the flows stopping for good (the runtime's shutdown) release it: the broker closes with the last bus
+    await disposeParked();
     await expect(
       connect(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw', connectTimeout: 1000 }),
     ).rejects.toBeTruthy();

@@ -190,8 +190,9 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
     const runs = loudRuns(levels(path.join(dir, 'heard-s1.wav')));
     expect(runs.length).toBeGreaterThanOrEqual(2);
     const [g, r] = [runs[0], runs[runs.length - 1]];
-    expect(Math.abs(g[1] - g[0] - seen.greetingMs)).toBeLessThan(300);
-    expect(Math.abs(r[1] - r[0] - seen.replyMs)).toBeLessThan(300);
+    // loud runs leave out espeak-ng's quiet onset and tail (up to ~250 ms each), which the played length counts
+    expect(Math.abs(g[1] - g[0] - seen.greetingMs)).toBeLessThan(500);
+    expect(Math.abs(r[1] - r[0] - seen.replyMs)).toBeLessThan(500);
     expect(problems(ast.output()).filter((l) => /audiosocket/i.test(l))).toEqual([]);
     console.log(
       `real Asterisk stream turn: hand-off ${Math.round(seen.handOffMs)} ms, answer ${seen.u.ms} ms (WAV ${answerMs} ms), ` +
