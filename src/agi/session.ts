@@ -144,6 +144,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private multi: string[] | undefined;
   private inflight: Pending | undefined;
   private queue: Pending[] = [];
+  /** When a command was last sent or answered (the idle watchdog's clock). */
+  private lastActivityAt = Date.now();
   /** Replies still owed to commands that timed out; dropped when they arrive. */
   private owed = 0;
   private wantNext = false;
@@ -192,6 +194,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   /** True once endPolitely began: the session says its goodbye itself and hangs up. */
   get ending(): boolean {
     return this.endingReason !== undefined;
+  }
+
+  /** How long no command has been in flight or queued, ms (0 while one is): the flow's silence. */
+  get idleMs(): number {
+    return this.inflight || this.queue.length ? 0 : Date.now() - this.lastActivityAt;
   }
 
   /** Commands waiting (in flight + queued). */
@@ -422,6 +429,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   private dispatch(p: Pending): void {
     this.inflight = p;
+    this.lastActivityAt = Date.now();
     if (p.timeoutMs === this.o.commandTimeoutMs && p.timeoutMs > 0) {
       // The common case: one timer per session, re-armed per command (no allocation, no clear).
       p.shared = true;
@@ -438,6 +446,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   };
 
   private next(): void {
+    this.lastActivityAt = Date.now();
     const p = this.queue.shift();
     if (p) this.dispatch(p);
   }

@@ -51,6 +51,8 @@ export class FastAgiInController {
   private media?: MediaPath;
   private where = '';
   private active = 0;
+  /** AGI_IDLE_TIMEOUT (default 60 s; 0: off): see watchIdle. */
+  private idleTimeoutMs = 60_000;
   private readonly refresh = throttled(() => this.showStatus());
   private readonly onControl = (c: CallControl): void => this.control(c);
 
@@ -79,6 +81,8 @@ export class FastAgiInController {
       view.error(errorMessage(err));
       return;
     }
+    const idle = (env.AGI_IDLE_TIMEOUT ?? '').trim();
+    this.idleTimeoutMs = idle === '0' ? 0 : parseDurationMs(idle, 60_000);
     this.server = new AgiServer({
       ...opts,
       envTimeoutMs: parseDurationMs(cfg.envTimeout, 5000),
@@ -159,6 +163,28 @@ export class FastAgiInController {
     return this.media?.mode ?? 'record';
   }
 
+  /**
+   * The idle watchdog: a call whose flow sent no AGI command for AGI_IDLE_TIMEOUT (a msg lost between
+   * nodes, e.g. by Node-RED at the instant a Deploy stops the flows) is ended politely, goodbye + hangup,
+   * and recorded, instead of holding the channel and its contact forever.
+   */
+  private watchIdle(s: FastAgiSession): void {
+    const idleMs = this.idleTimeoutMs;
+    if (idleMs <= 0) return;
+    const timer = setInterval(
+      () => {
+        if (s.closed || s.ending) return clearInterval(timer);
+        if (s.idleMs < idleMs) return;
+        clearInterval(timer);
+        const why = `the flow sent no command for ${Math.round(idleMs / 1000)} s`;
+        if (endSessionPolitely(s, why)) this.view.warn(`call ${s.callId ?? s.id}: ${why}; ending it politely`);
+      },
+      Math.max(50, Math.min(5000, Math.floor(idleMs / 4))),
+    );
+    timer.unref();
+    s.once('close', () => clearInterval(timer));
+  }
+
   /** Record a refused / failed session on its call (in memory at least, when no store is set). */
   private refused(callId: number | undefined, reason: string): Promise<unknown> {
     return this.records ? this.records.refused(callId, reason) : recordRefusal(undefined, { callId, reason });
@@ -215,6 +241,7 @@ export class FastAgiInController {
       if (this.cfg.answer) await s.answer();
       // stream mode: the call's audio goes to AudioSocket now (record mode when that is not possible)
       (call as MsgCall).media = this.media ? await this.media.attach(s) : 'record';
+      this.watchIdle(s);
       const script = parseNetworkScript(s.env.network_script);
       this.hooks.send(0, {
         topic: 'agi_session',

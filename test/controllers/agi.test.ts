@@ -198,3 +198,57 @@ test('a supervisor hangup on the control bus ends that call; a bad server settin
   expect(view.errors.length).toBe(1);
   await bad.close();
 });
+
+test('idle watchdog: a call whose flow sends nothing for AGI_IDLE_TIMEOUT is ended (hung up), and the session ends', async () => {
+  const view = recordingView();
+  const out: { port: 0 | 1; msg: DialerMsg }[] = [];
+  let port = 0;
+  const ctl = new FastAgiInController(
+    { host: '127.0.0.1', port: '0' },
+    view,
+    keys,
+    { send: (p, msg) => out.push({ port: p, msg }), listening: (a) => (port = a.port) },
+    undefined,
+    { AGI_IDLE_TIMEOUT: '0.4' },
+  );
+  await ctl.listen();
+  try {
+    const t0 = Date.now();
+    const ended = call(port, {}); // the flow never answers the session msg (a msg lost between nodes)
+    await waitFor(() => out.find((o) => o.port === 0), 5000, 'the session msg');
+    const r = await ended;
+    expect(r.hungUpBy).toBe('agi'); // no voice noted for the call: hung up without a goodbye
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    const end = await waitFor(() => out.find((o) => o.port === 1), 5000, 'the ended msg');
+    expect(end.msg).toMatchObject({ topic: 'agi_ended' });
+    expect(view.warnings.join('\n')).toMatch(/the flow sent no command for 0 s; ending it politely/);
+  } finally {
+    await ctl.close();
+  }
+});
+
+test('idle watchdog: AGI_IDLE_TIMEOUT=0 turns it off; commands in flight are never idle', async () => {
+  const view = recordingView();
+  const out: { port: 0 | 1; msg: DialerMsg }[] = [];
+  let port = 0;
+  const ctl = new FastAgiInController(
+    { host: '127.0.0.1', port: '0' },
+    view,
+    keys,
+    { send: (p, msg) => out.push({ port: p, msg }), listening: (a) => (port = a.port) },
+    undefined,
+    { AGI_IDLE_TIMEOUT: '0' },
+  );
+  await ctl.listen();
+  try {
+    const ended = call(port, {});
+    const started = await waitFor(() => out.find((o) => o.port === 0), 5000, 'the session msg');
+    const hangup = new AgiHangupController({}, recordingView(), keys, undefined, {});
+    await new Promise((r) => setTimeout(r, 600)); // longer than the other test's timeout: nothing happens
+    expect(view.warnings).toEqual([]);
+    await hangup.handle(started.msg);
+    expect((await ended).hungUpBy).toBe('agi');
+  } finally {
+    await ctl.close();
+  }
+});
