@@ -94,7 +94,9 @@ test('a conversation on the stream: utterances, paced replies, control back to A
   // (a loaded machine may stall the loop past the callee's 300 ms prompt gap: count what came before it spoke)
   const before = as.heard.filter((h) => h.firstAt < as.said[0].startAt);
   expect(before.reduce((a, h) => a + h.frames, 0)).toBe(30);
-  expect(before[before.length - 1].lastAt - before[0].firstAt).toBeGreaterThan(540);
+  // paced, not dumped (all at once would take ~0 ms; ideal 580 ms): the pacer catches up after a stall of a
+  // loaded machine by sending the frames it owes together, so the span is bounded loosely
+  expect(before[before.length - 1].lastAt - before[0].firstAt).toBeGreaterThan(400);
   expect(log.greet).toMatchObject({ playedMs: 600, interrupted: false });
   expect(log.u1).toMatchObject({ text: 'Yes, this is me.', endpointMs: 600 });
   // our first reply frame goes out at once (no waiting for a pacer tick)
