@@ -35,7 +35,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function server(opts: { records?: CallRecords; answer?: boolean } = {}) {
+async function server(opts: { records?: CallRecords; answer?: boolean; env?: NodeJS.ProcessEnv } = {}) {
   const view = recordingView();
   const out: { port: 0 | 1; msg: DialerMsg }[] = [];
   let port = 0;
@@ -45,7 +45,7 @@ async function server(opts: { records?: CallRecords; answer?: boolean } = {}) {
     keys,
     { send: (p, msg) => out.push({ port: p, msg }), listening: (a) => (port = a.port) },
     opts.records,
-    {},
+    opts.env ?? {},
   );
   await ctl.listen();
   return { ctl, view, out, port: () => port };
@@ -200,18 +200,8 @@ test('a supervisor hangup on the control bus ends that call; a bad server settin
 });
 
 test('idle watchdog: a call whose flow sends nothing for AGI_IDLE_TIMEOUT is ended (hung up), and the session ends', async () => {
-  const view = recordingView();
-  const out: { port: 0 | 1; msg: DialerMsg }[] = [];
-  let port = 0;
-  const ctl = new FastAgiInController(
-    { host: '127.0.0.1', port: '0' },
-    view,
-    keys,
-    { send: (p, msg) => out.push({ port: p, msg }), listening: (a) => (port = a.port) },
-    undefined,
-    { AGI_IDLE_TIMEOUT: '0.4' },
-  );
-  await ctl.listen();
+  const { ctl, view, out, port: portOf } = await server({ env: { AGI_IDLE_TIMEOUT: '0.4' } });
+  const port = portOf();
   try {
     const t0 = Date.now();
     const ended = call(port, {}); // the flow never answers the session msg (a msg lost between nodes)
@@ -228,18 +218,8 @@ test('idle watchdog: a call whose flow sends nothing for AGI_IDLE_TIMEOUT is end
 });
 
 test('idle watchdog: AGI_IDLE_TIMEOUT=0 turns it off; commands in flight are never idle', async () => {
-  const view = recordingView();
-  const out: { port: 0 | 1; msg: DialerMsg }[] = [];
-  let port = 0;
-  const ctl = new FastAgiInController(
-    { host: '127.0.0.1', port: '0' },
-    view,
-    keys,
-    { send: (p, msg) => out.push({ port: p, msg }), listening: (a) => (port = a.port) },
-    undefined,
-    { AGI_IDLE_TIMEOUT: '0' },
-  );
-  await ctl.listen();
+  const { ctl, view, out, port: portOf } = await server({ env: { AGI_IDLE_TIMEOUT: '0' } });
+  const port = portOf();
   try {
     const ended = call(port, {});
     const started = await waitFor(() => out.find((o) => o.port === 0), 5000, 'the session msg');
