@@ -15,6 +15,7 @@ import * as mqtt from 'mqtt';
 import { errorMessage } from '../util/errors';
 import { DialerEvent, route } from './builders';
 import { Topics } from './topics';
+import { eventFeed } from './feed';
 
 export interface PublisherOptions {
   url: string;
@@ -53,6 +54,8 @@ interface Item {
   payload: string;
   qos: 0 | 1;
   retain: boolean;
+  /** The event (publish()): offered to the in-process feed (src/events/feed.ts) when enqueued. */
+  event?: DialerEvent;
 }
 
 /** Fixed-capacity FIFO; pushing into a full one drops the oldest. */
@@ -195,7 +198,7 @@ export class Publisher extends EventEmitter {
   /** Publish an event (topic, QoS and retain from the topic tree). Never throws for broker trouble. */
   publish(event: DialerEvent): void {
     const r = route(event, this.topics);
-    const item: Item = { topic: r.topic, payload: JSON.stringify(event), qos: r.qos, retain: r.retain };
+    const item: Item = { topic: r.topic, payload: JSON.stringify(event), qos: r.qos, retain: r.retain, event };
     if (event.type === 'campaign_progress') return this.publishProgress(String(event.campaignId), item);
     this.enqueue(item);
   }
@@ -240,6 +243,11 @@ export class Publisher extends EventEmitter {
     if (this.closed) {
       this.counters.dropped++;
       return;
+    }
+    // the plain WebSocket monitor gets the same JSON now, whether or not the broker is reachable
+    if (item.event) {
+      eventFeed().publish(item.event, item.payload);
+      item.event = undefined; // a buffered item keeps only its JSON
     }
     if (this.client.connected && this.buffer.length === 0) return this.send(item);
     if (this.buffer.push(item)) this.counters.dropped++;
