@@ -21,6 +21,7 @@ import type { Duplex } from 'stream';
 import { WebSocketServer, WebSocket } from 'ws';
 import { eventFeed, type EventFeed, type FeedItem } from '../events/feed';
 import { isTopicId } from '../events/topics';
+import { registerHealthProbe } from '../health/probes';
 import { originAllowList, originVerdict, requestToken, tokenRole, authMode, type AuthOptions } from './auth';
 
 /** The subprotocol a browser offers (and the server answers with). */
@@ -376,6 +377,11 @@ export function attachLive(server: http.Server, opts: LiveOptions = {}): LiveSer
     },
   };
   registry().add(attached);
+  // GET /api/v1/health: open live connections and feed listeners (neither may grow with Deploys)
+  registerHealthProbe('live', () => ({
+    clients: [...registry()].reduce((n, l) => n + l.clients(), 0),
+    feedListeners: eventFeed().listenerCount,
+  }));
   const remove = attached.close;
   attached.close = async () => {
     registry().delete(attached);
