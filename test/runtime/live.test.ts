@@ -70,7 +70,7 @@ test('a campaign run: the same JSON in the same order as MQTT; Deploy keeps the 
   await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
   const closedWith = new Promise<number>((r) => ws.once('close', (code) => r(code)));
 
-  const campaigns = await api<Array<{ id: number; name: string }>>('/campaigns');
+  const { campaigns } = await api<{ campaigns: Array<{ id: number; name: string }> }>('/campaigns');
   const demo = campaigns[0];
   await api('/calls/automated/start', { method: 'POST', body: JSON.stringify({ campaignId: demo.id }) });
   const calls = (xs: string[]) => xs.filter((x) => JSON.parse(x).type !== 'campaign_progress');
@@ -81,13 +81,17 @@ test('a campaign run: the same JSON in the same order as MQTT; Deploy keeps the 
     200,
   );
   await api('/calls/automated/stop', { method: 'POST', body: JSON.stringify({ campaignId: demo.id }) });
-  // quiet: the two feeds hold the same number of call events for a second
-  let last = -1;
+  // quiet: the two feeds hold the same call events and the same last progress, unchanged for a second
+  const progress = (xs: string[]) => xs.filter((x) => JSON.parse(x).type === 'campaign_progress');
+  let last = '';
   await waitFor(
     () => {
-      const n = calls(fromWs).length;
-      const same = n === calls(fromMqtt).length && n === last;
-      last = n;
+      const now = `${fromWs.length}/${fromMqtt.length}`;
+      const same =
+        calls(fromWs).length === calls(fromMqtt).length &&
+        progress(fromWs).at(-1) === progress(fromMqtt).at(-1) &&
+        now === last;
+      last = now;
       return same;
     },
     60000,
@@ -98,7 +102,6 @@ test('a campaign run: the same JSON in the same order as MQTT; Deploy keeps the 
   const types = new Set(calls(fromWs).map((x) => JSON.parse(x).type));
   for (const t of ['call_started', 'conversation_turn', 'call_ended']) expect(types).toContain(t);
   // progress: the last one is the same on both (MQTT keeps it retained; the socket had it first on connect)
-  const progress = (xs: string[]) => xs.filter((x) => JSON.parse(x).type === 'campaign_progress');
   expect(progress(fromWs).at(-1)).toEqual(progress(fromMqtt).at(-1));
 
   // a full Deploy of the same flows: the socket stays, no listener is added
