@@ -15,11 +15,7 @@ let port = 0;
 /** A database double: the routes under test only list calls. */
 const db = { query: async () => ({ rows: [] }) } as unknown as Db;
 
-function get(
-  p: string,
-  host: string | undefined,
-  o: { origin?: string } = {},
-): Promise<{ status: number; body: string }> {
+function get(p: string, host: string, o: { origin?: string } = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (o.origin) headers.Origin = o.origin;
