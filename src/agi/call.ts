@@ -115,7 +115,8 @@ export async function readCall(s: AgiSession): Promise<AgiCall> {
     phone,
     callerId,
     campaignId: intOrNull(vals.CAMPAIGN_ID),
-    contactId: intOrNull(vals.CONTACT_ID),
+    // nor an existing contact: llm-turn would load its name and fields into the conversation
+    contactId: direction === 'inbound' ? null : intOrNull(vals.CONTACT_ID),
     direction,
   };
   const amd = vals.AMDSTATUS?.toUpperCase();

@@ -12,6 +12,7 @@
  * and contact lists are personal data.
  */
 import { createHash, timingSafeEqual } from 'crypto';
+import net from 'net';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ApiError } from './errors';
 
@@ -202,6 +203,49 @@ export function originGuard(allowed: string[] = []): RequestHandler {
       new ApiError(
         403,
         `cross-origin request refused (Origin ${origin.slice(0, 100)}); list it in API_ALLOWED_ORIGINS to allow it`,
+      ),
+    );
+  };
+}
+
+/** The host name of a Host header value (`name:port`, `[::1]:port`), lower case, without brackets. */
+function hostName(host: string): string | undefined {
+  try {
+    return new URL(`http://${host}`).hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * DNS rebinding guard for an API with no credential configured (open). A page on `evil.example` whose
+ * name is then pointed at 127.0.0.1 is the same origin as the API to the browser: it sends no `Origin`
+ * on a GET, and its own `Origin` equals the `Host` on a POST, so the origin check lets it through.
+ * An open API therefore answers only requests addressed to an IP address or `localhost` (names nobody
+ * can re-point), or to the host of an origin in `allowed` (API_ALLOWED_ORIGINS); a DNS name needs a
+ * credential. A request without `Host` (not a browser) passes.
+ */
+export function openHostGuard(allowed: string[] = []): RequestHandler {
+  const names = new Set<string>();
+  for (const o of allowed) {
+    try {
+      names.add(new URL(o.trim()).hostname.toLowerCase().replace(/^\[|\]$/g, ''));
+    } catch {
+      /* not an origin: it never matches anything */
+    }
+  }
+  return (req, _res, next) => {
+    const host = req.headers.host;
+    if (host === undefined || host === '') return next();
+    const name = hostName(host);
+    if (name && (net.isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost') || names.has(name)))
+      return next();
+    next(
+      new ApiError(
+        403,
+        `the API has no credential configured, so it answers only requests addressed to an IP address or localhost, not ${JSON.stringify(
+          host.slice(0, 100),
+        )} (a web page could point that name at this machine): set API_TOKEN to reach it by name`,
       ),
     );
   };

@@ -154,6 +154,9 @@ export function validateCampaignInput(
     for (const k of ['greeting', 'prompt', 'voice']) {
       if (merged[k] !== undefined && typeof merged[k] !== 'string') throw bad(`settings.${k} must be text`);
     }
+    // toll fraud (src/campaign/phone.ts): only `true` allows premium-rate numbers; say so for "yes" or 1
+    if (merged.allowPremium !== undefined && typeof merged.allowPremium !== 'boolean')
+      throw bad('settings.allowPremium must be true or false');
     // the telephony settings (AMD parameters, voicemail, recording): src/campaign/call-settings.ts
     try {
       checkCallSettings(merged);

@@ -7,7 +7,8 @@
  *   app.use(router);
  *
  * Order of every request: same-origin check (no CORS `*`), health (open), credential (every other
- * route, reads included, when a token or the host's login is configured), the route (which checks
+ * route, reads included, when a token or the host's login is configured; with none, the Host must be
+ * an IP address or localhost: no DNS rebinding), the route (which checks
  * the campaign and the declared size before it reads a body), then JSON errors. The routes live in
  * routes/*.ts, their SQL in src/store/. Route reference: docs/reference/http-api.md.
  */
@@ -18,7 +19,7 @@ import { errorMessage } from '../util/errors';
 import { campaignControl } from '../campaign/control';
 import { ApiError } from './errors';
 import { DEFAULT_LIMITS, apiErrorHandler, type ApiLimits } from './http';
-import { authMode, createAuth, originGuard, type AuthOptions } from './auth';
+import { authMode, createAuth, openHostGuard, originGuard, type AuthOptions } from './auth';
 import type { ApiContext, CampaignControlApi } from './context';
 import { campaignRoutes } from './routes/campaigns';
 import { uploadRoutes } from './routes/uploads';
@@ -112,6 +113,8 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
     res.status(204).end(); // same-origin pages never preflight; other origins got a 403 above
   });
   healthRoutes(api, ctx);
+  // no credential: a DNS name could be rebound to this machine by a web page (auth.ts)
+  if (ctx.authMode === 'open') api.use(openHostGuard(opts.allowedOrigins));
   api.use(createAuth(auth));
   // the live monitor is a WebSocket (src/api/live.ts answers upgrades on the HTTP server); a plain GET
   // got past the origin and credential checks: 426 says so (the dashboard tells its user why it failed)

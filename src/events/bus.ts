@@ -182,7 +182,7 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
       progressIntervalMs: cfg.progressIntervalMs,
       log,
     });
-    describe = `embedded MQTT broker ${r.tcp ? `on ${r.host}:${broker.port}` : '(TCP off: WebSocket only)'}${broker.hasAccounts ? '' : ' (no accounts: anonymous read access from this machine only)'}`;
+    describe = `embedded MQTT broker ${r.tcp ? `on ${r.host}:${broker.port}` : '(TCP off: WebSocket only)'}${broker.hasAccounts ? '' : ' (no accounts: anonymous read access from this machine only, and only while HTTP and MQTT listen on loopback)'}`;
   } else {
     publisher = new Publisher({
       url: r.url!,

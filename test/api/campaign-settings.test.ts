@@ -45,6 +45,8 @@ test('valid settings are stored; a bad AMD, voicemail or recording value is a 40
     [{ voicemail: 'leave a message' }, /settings\.voicemail must be an object/],
     [{ recording: { enabled: 'yes' } }, /settings\.recording\.enabled must be true or false/],
     [{ recording: { retentionDays: -1 } }, /retentionDays must be an integer from 0/],
+    // before: accepted and silently read as "not allowed"
+    [{ allowPremium: 'yes' }, /settings\.allowPremium must be true or false/],
   ];
   for (const [settings, why] of cases) {
     const r = await request(srv.url, 'PATCH', `/api/v1/campaigns/${ok.body.id}`, { settings });

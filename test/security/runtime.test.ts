@@ -5,6 +5,7 @@
  * docs/operations/security.md lists what each probe answered before and after.
  */
 import fs from 'fs';
+import http from 'http';
 import net from 'net';
 import os from 'os';
 import path from 'path';
@@ -76,6 +77,26 @@ function wsUpgrade(url: string, origin?: string, host?: string): Promise<number>
       ws.terminate();
     });
     ws.once('error', reject);
+  });
+}
+
+/** One HTTP request with exactly these headers (fetch cannot set Host). */
+function rawHttp(
+  port: string,
+  method: string,
+  p: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = http.request({ host: '127.0.0.1', port: Number(port), method, path: p, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    r.on('error', reject);
+    r.end(body);
   });
 }
 
@@ -158,6 +179,33 @@ describe('npm start: editor login, CORS, MQTT WebSocket origin (loopback default
     // loopback-only runtime, no accounts: anonymous from this machine may read (the documented local default)
     const c = await connect(url, { wsOptions: { origin: `http://127.0.0.1:${p.PORT}` } } as never);
     await end(c);
+  });
+
+  test('DNS rebinding: with no API token the API answers a request addressed to a DNS name with 403 (before: 200 with call records)', async () => {
+    // A page on rebind.example:PORT whose name is re-pointed at 127.0.0.1 is same-origin to the browser:
+    // its GET carries no Origin, its POST carries Origin = Host. Only IP addresses and localhost are served.
+    const named = { Host: `rebind.example:${p.PORT}` };
+    const read = await rawHttp(p.PORT, 'GET', '/api/v1/calls', named);
+    expect(read.status).toBe(403);
+    expect(JSON.parse(read.body).error).toMatch(/set API_TOKEN/);
+    const write = await rawHttp(
+      p.PORT,
+      'POST',
+      '/api/v1/campaigns',
+      {
+        ...named,
+        Origin: `http://rebind.example:${p.PORT}`,
+        'Content-Type': 'application/json',
+      },
+      '{"name":"rebound"}',
+    );
+    expect(write.status).toBe(403);
+    expect(JSON.parse(write.body).error).toMatch(/set API_TOKEN/);
+    // addressed by IP or localhost it is the documented loopback default: open
+    expect((await rawHttp(p.PORT, 'GET', '/api/v1/calls', { Host: `127.0.0.1:${p.PORT}` })).status).toBe(200);
+    expect((await rawHttp(p.PORT, 'GET', '/api/v1/calls', { Host: `localhost:${p.PORT}` })).status).toBe(200);
+    const campaigns = (await (await fetch(`${base}/api/v1/campaigns`)).json()) as { campaigns: { name: string }[] };
+    expect(campaigns.campaigns.map((c) => c.name)).not.toContain('rebound');
   });
 
   test('caller IDs: a premium-rate number is refused; the campaign setting allowPremium allows it', async () => {
@@ -445,6 +493,28 @@ describe('FastAGI: a session can only drive the call it was given (in-process, r
     expect(m.call.id).not.toBe(id);
     expect(typeof m.call.id).toBe('number');
     expect(await snapshot(id)).toEqual(before);
+    getSession(m.call.sessionId)!.close();
+    await call;
+  });
+
+  test('an inbound call cannot name an existing contact either (its name and fields would reach the conversation)', async () => {
+    const camp = await db.query<{ id: number }>(`insert into campaigns (name) values ('inbound-contact') returning id`);
+    const contact = await db.query<{ id: number }>(
+      `insert into contacts (campaign_id, phone, name, fields) values ($1, '+12125550177', 'Katherine Johnson', '{"appointment":"Tuesday"}') returning id`,
+      [camp.rows[0].id],
+    );
+    const contactId = contact.rows[0].id;
+    const seen = sessions.length;
+    // before: greeted "Hello Katherine Johnson ... your appointment on Tuesday" (llm-turn loads msg.call.contactId)
+    const call = agi(
+      { CALL_DIRECTION: 'inbound', CONTACT_ID: String(contactId), CAMPAIGN_ID: String(camp.rows[0].id) },
+      12,
+    );
+    const m = await waitFor(() => sessions[seen], 10000, 'the inbound session');
+    expect(m.call).toMatchObject({ direction: 'inbound', contactId: null, campaignId: camp.rows[0].id });
+    expect(m.call.contact).toBeUndefined();
+    const row = (await db.query(`select contact_id from calls where id = $1`, [m.call.id])).rows[0];
+    expect(row.contact_id).toBeNull();
     getSession(m.call.sessionId)!.close();
     await call;
   });
