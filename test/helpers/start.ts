@@ -94,6 +94,14 @@ export interface BoundPorts {
   agi: number;
 }
 
+/** Every port of the runtime as 0 (any free one): read the ports bound back with waitForBanner. */
+export const ANY_PORTS = { PORT: '0', MQTT_PORT: '0', AGI_PORT: '0' };
+
+/** The bound ports under their environment names (for tests that keep them that way). */
+export function portEnv(b: BoundPorts): { PORT: string; MQTT_PORT: string; AGI_PORT: string } {
+  return { PORT: String(b.http), MQTT_PORT: String(b.mqtt ?? 0), AGI_PORT: String(b.agi) };
+}
+
 /** The bound ports in a banner's text. */
 export function bannerPorts(out: string): BoundPorts {
   const port = (re: RegExp, what: string): number => {
