@@ -209,27 +209,36 @@ export function renderDetailProgress() {
 
 $$('.controls button').forEach(function (b) {
   b.addEventListener('click', function () {
-    var id = state.selectedCampaign;
-    if (!id) return;
-    var action = b.dataset.action;
-    b.disabled = true;
-    api('POST', '/calls/automated/' + action, { campaignId: id }).then(function (r) {
-      b.disabled = false;
-      if (r.ok) {
-        toast(campaignName(id) + ': ' + action + ' ✓', 'ok');
-        // The engine's next progress message will confirm; until then show what the API answered.
-        var p = state.progress.get(id);
-        if (p && r.data.status) {
-          p.state = r.data.status;
-          renderProgress();
-        }
-      } else toast(action + ' refused: ' + (r.data.error || r.status), 'error');
-      loadCampaigns().then(function () {
-        if (state.selectedCampaign === id) selectCampaign(id);
-      });
-    });
+    if (state.selectedCampaign) controlCampaign(state.selectedCampaign, b.dataset.action, b);
   });
 });
+
+// the Start / Pause / Resume button on each campaign's card of the live monitor
+$('#progress-list').addEventListener('click', function (e) {
+  var b = e.target.closest('button[data-card-action]');
+  var card = b && b.closest('.progress-card');
+  if (card) controlCampaign(Number(card.dataset.campaignId), b.dataset.cardAction, b);
+});
+
+/** Start, pause, resume or stop campaign `id` through the API; `b` is disabled meanwhile. */
+function controlCampaign(id, action, b) {
+  b.disabled = true;
+  api('POST', '/calls/automated/' + action, { campaignId: id }).then(function (r) {
+    b.disabled = false;
+    if (r.ok) {
+      toast(campaignName(id) + ': ' + action + ' ✓', 'ok');
+      // The engine's next progress message will confirm; until then show what the API answered.
+      var p = state.progress.get(id);
+      if (p && r.data.status) {
+        p.state = r.data.status;
+        renderProgress();
+      }
+    } else toast(action + ' refused: ' + (r.data.error || r.status), 'error');
+    loadCampaigns().then(function () {
+      if (state.selectedCampaign === id) selectCampaign(id);
+    });
+  });
+}
 
 export function renderImportResult(el, r) {
   clear(el);

@@ -171,7 +171,7 @@ export function renderProgress() {
           h(
             'div',
             { style: 'min-width:0' },
-            h('div', { class: 'pc-name' }, campaignName(id)),
+            h('div', { class: 'pc-name', title: campaignName(id) }, campaignName(id)),
             h('span', { class: 'muted small' }, (p.total || 0) + ' contacts' + (p.live ? '' : ' · snapshot')),
           ),
           h(
@@ -181,12 +181,31 @@ export function renderProgress() {
             h('span', { class: 'pct' }, (p.percent || 0) + '%'),
           ),
         ),
+        cardControl(st),
         progressBar(p),
         progressCounters(p),
         retryNote(p, st),
       ),
     );
   });
+}
+
+/**
+ * The one control a first-time user looks for, on the campaign's card (the Campaigns tab has them all):
+ * Start, or Pause while running, or Resume while paused. campaigns.js handles the click.
+ */
+export function cardControl(st) {
+  var c =
+    st === 'running'
+      ? { action: 'pause', label: '❚❚ Pause', cls: 'small' }
+      : st === 'paused'
+        ? { action: 'resume', label: '↻ Resume', cls: 'small' }
+        : { action: 'start', label: '▶ Start', cls: 'primary small' };
+  return h(
+    'div',
+    { class: 'pc-control' },
+    h('button', { type: 'button', class: c.cls, dataset: { cardAction: c.action } }, c.label),
+  );
 }
 
 /** Retries waiting: said as such, with when the next one is due (not a percentage that looks stuck). */

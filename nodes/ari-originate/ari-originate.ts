@@ -22,8 +22,9 @@ export = function (RED: NodeAPI): void {
     const asterisk = asteriskNode(RED, config.asterisk);
     if (!asterisk) {
       this.status(status.error(t('status.noConfig')));
+      this.error(t('error.noConfig'));
       onInput(this, () => {
-        throw new Error(t('status.noConfig'));
+        throw new Error(t('error.noConfig'));
       });
       return;
     }

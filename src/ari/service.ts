@@ -23,27 +23,47 @@ export interface AsteriskSettings {
 
 export const DEFAULT_APP = 'ai-dialer';
 
+/**
+ * A setting the connection cannot do without: `setting` names it for a short status ("ARI_URL not
+ * set"), the message says how to set it (for the log).
+ */
+export class AriSettingMissing extends AriError {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super('not_configured', message);
+  }
+}
+
+/** How to give the "from environment" mode what it needs, appended to each missing-setting message. */
+const ENV_HOW =
+  "in Node-RED's environment (e.g. ARI_URL=http://127.0.0.1:8088/ari ARI_USERNAME=ai-dialer ARI_PASSWORD=...), " +
+  'or open the ai-dialer-asterisk config node and choose "manual" or the built-in simulator';
+
 /** Connection settings for a mode; throws a clear not_configured error when something is missing. */
 export function resolveAriOptions(
   s: AsteriskSettings,
   env: NodeJS.ProcessEnv = process.env,
 ): Omit<AriOptions, 'backoff'> {
   if (s.mode === 'manual') {
-    if (!s.url) throw new AriError('not_configured', 'asterisk: the ARI URL is empty');
-    if (!s.username) throw new AriError('not_configured', 'asterisk: the ARI username is empty');
-    if (!s.password) throw new AriError('not_configured', 'asterisk: the ARI password is empty');
+    const manual = (what: string) =>
+      new AriSettingMissing(
+        `ARI ${what}`,
+        `asterisk: the ARI ${what} is empty: open the ai-dialer-asterisk config node and fill it in (or choose "from environment" or the built-in simulator)`,
+      );
+    if (!s.url) throw manual('URL');
+    if (!s.username) throw manual('username');
+    if (!s.password) throw manual('password');
     return { url: s.url, username: s.username, password: s.password, app: s.app || DEFAULT_APP };
   }
+  const missing = (name: string) => new AriSettingMissing(name, `asterisk: ${name} is not set: set it ${ENV_HOW}`);
   const url = env.ARI_URL?.trim();
-  if (!url)
-    throw new AriError(
-      'not_configured',
-      'asterisk: ARI_URL is not set (set ARI_URL, ARI_USERNAME, ARI_PASSWORD, or choose the built-in simulator)',
-    );
+  if (!url) throw missing('ARI_URL');
   const username = env.ARI_USERNAME?.trim();
-  if (!username) throw new AriError('not_configured', 'asterisk: ARI_USERNAME is not set');
+  if (!username) throw missing('ARI_USERNAME');
   const password = env.ARI_PASSWORD;
-  if (!password) throw new AriError('not_configured', 'asterisk: ARI_PASSWORD is not set');
+  if (!password) throw missing('ARI_PASSWORD');
   return { url, username, password, app: s.app || env.ARI_APP || DEFAULT_APP };
 }
 
@@ -62,6 +82,7 @@ export class AriService extends EventEmitter {
   private sim?: SimulatorLike;
   private ready?: Promise<AriConnection>;
   private closed = false;
+  private failure?: AriError;
 
   constructor(
     settings: AsteriskSettings,
@@ -74,11 +95,12 @@ export class AriService extends EventEmitter {
     this.settings = settings;
   }
 
+  /** `error` when the connection can never be made (settings missing, no simulator), until closed. */
   get state(): ConnectionState {
-    return this.conn?.state ?? (this.closed ? 'closed' : 'connecting');
+    return this.conn?.state ?? (this.closed ? 'closed' : this.failure ? 'error' : 'connecting');
   }
   get lastError(): AriError | undefined {
-    return this.conn?.lastError;
+    return this.conn?.lastError ?? this.failure;
   }
   get connection(): AriConnection | undefined {
     return this.conn;
@@ -101,7 +123,8 @@ export class AriService extends EventEmitter {
     if (this.ready) return this.ready;
     this.ready = this.create();
     this.ready.catch((err: unknown) => {
-      this.emit('state', 'error', err instanceof AriError ? err : new AriError('internal', errorMessage(err)));
+      this.failure = err instanceof AriError ? err : new AriError('internal', errorMessage(err));
+      this.emit('state', 'error', this.failure);
     });
     return this.ready;
   }

@@ -30,7 +30,7 @@ export class AgiHangupController {
   }
 
   failed(err: Error): void {
-    this.view.status(status.error(errorMessage(err).slice(0, 60)));
+    this.view.status(status.error(errorMessage(err)));
   }
 
   async handle(msg: DialerMsg): Promise<DialerMsg> {
@@ -69,7 +69,7 @@ export class AgiHangupController {
     const where = `${target.extension}@${target.context}`;
     msg.call = { ...(msg.call ?? {}), transferredTo: where };
     await this.records?.finalise(msg.call);
-    this.view.status(status.busy(this.t('status.transferred', { where })));
+    this.view.status(status.busy(this.t('status.transferred', { to: target.extension })));
     return msg;
   }
 }

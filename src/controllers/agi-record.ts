@@ -49,7 +49,7 @@ export class AgiRecordController {
   failed(err: Error): void {
     if (err instanceof StageError && err.stage === 'record' && err.kind === 'not_found')
       this.view.status(status.error(this.t('status.noSession')));
-    else this.view.status(status.error(errorMessage(err).slice(0, 60)));
+    else this.view.status(status.error(errorMessage(err)));
   }
 
   async handle(msg: DialerMsg): Promise<DialerMsg> {

@@ -4,14 +4,14 @@
  * with its hangup cause). A msg with topic `cancel` hangs up one call (msg.call.id) or all.
  */
 import { CallTracker, type CallOutcome, type CallRequest } from '../ari/calls';
-import { dialEndpoint, type AriService } from '../ari/service';
+import { AriSettingMissing, dialEndpoint, type AriService } from '../ari/service';
 import type { ConnectionState } from '../ari/client';
 import { registerHealthProbe } from '../health/probes';
 import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall } from '../types/msg';
-import { status, throttled, type NodeView, type StatusLike } from './view';
+import { status, statusOf, throttled, type NodeView, type StatusLike } from './view';
 
 export interface AriOriginateConfig {
   endpoint?: string;
@@ -37,7 +37,7 @@ export function originateStatus(
   s: ConnectionState | 'error',
   live: number,
   t: Translate,
-  info: { retryInMs?: number; error?: string } = {},
+  info: { retryInMs?: number; error?: string; missing?: string } = {},
 ): StatusLike {
   const n = t('status.live', { n: live });
   switch (s) {
@@ -54,7 +54,9 @@ export function originateStatus(
     case 'closed':
       return {};
     default:
-      return { fill: 'red', shape: 'dot', text: info.error ?? 'error' };
+      // a setting the connection cannot do without: its name here, how to set it in the log
+      if (info.missing) return statusOf('red', 'dot', t('status.notSet', { name: info.missing }));
+      return statusOf('red', 'dot', info.error ?? 'error');
   }
 }
 
@@ -123,6 +125,11 @@ export function callRequest(call: MsgCall, cfg: AriOriginateConfig): CallRequest
   };
 }
 
+/** The setting named by a "cannot connect without it" error (ARI_URL, ARI username...), if it is one. */
+function missingSetting(err: Error | undefined): string | undefined {
+  return err instanceof AriSettingMissing ? err.setting : undefined;
+}
+
 const hasId = (id: unknown): boolean => id !== undefined && id !== null && id !== '';
 
 export class AriOriginateController {
@@ -184,6 +191,7 @@ export class AriOriginateController {
       originateStatus(this.service.state as ConnectionState | 'error', this.tracker?.live ?? 0, this.t, {
         retryInMs: this.service.retryInMs,
         error: this.service.lastError?.message ?? this.trackerError?.message,
+        missing: missingSetting(this.service.lastError ?? this.trackerError),
       }),
     );
   }

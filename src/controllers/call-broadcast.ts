@@ -42,7 +42,7 @@ export class CallBroadcastController {
         p.on('state', this.onState);
         this.showStatus(p.stats());
       },
-      (err) => view.status(status.error(errorMessage(err).slice(0, 60))),
+      (err) => view.status(status.error(errorMessage(err))),
     );
   }
 

@@ -16,7 +16,7 @@ import { parseNumber } from '../util/config';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall } from '../types/msg';
 import type { AsteriskView } from '../campaign/reconcile';
-import { status, type NodeView, type StatusLike } from './view';
+import { status, statusOf, type NodeView, type StatusLike } from './view';
 
 export interface CampaignQueueConfig {
   worker?: string;
@@ -73,7 +73,7 @@ export function queueStatus(
   const inFlight = runs.reduce((a, r) => a + (r.inFlight as { size: number }).size, 0);
   if (!runs.length) return status.idle(t('status.idle'));
   const err = runs.find((r) => r.lastError)?.lastError;
-  if (err) return { fill: 'red', shape: 'dot', text: String(err).slice(0, 60) };
+  if (err) return statusOf('red', 'dot', String(err));
   const text = progress
     ? t('status.progress', {
         state: progress.state ?? '',

@@ -17,7 +17,7 @@ import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
 import type { DialerMsg, MsgCall } from '../types/msg';
-import { status, throttled, type NodeView } from './view';
+import { status, statusOf, throttled, type NodeView } from './view';
 import { MediaPath, type MediaConfig } from '../media/path';
 import { endMedia } from '../media/handoff';
 import type { MediaEndpointer } from '../media/session';
@@ -191,11 +191,13 @@ export class FastAgiInController {
   }
 
   private showStatus(): void {
-    this.view.status({
-      fill: 'green',
-      shape: this.active > 0 ? 'dot' : 'ring',
-      text: this.t('status.listening', { where: this.where, active: this.active }),
-    });
+    this.view.status(
+      statusOf(
+        'green',
+        this.active > 0 ? 'dot' : 'ring',
+        this.t('status.listening', { where: this.where, active: this.active }),
+      ),
+    );
   }
 
   private async onSession(s: FastAgiSession): Promise<void> {

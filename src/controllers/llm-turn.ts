@@ -164,7 +164,7 @@ export class LlmTurnController {
     turn.engines = { ...(turn.engines ?? {}), llm: r.engine };
     // a do-not-call request is stored with its turn now, before the goodbye is spoken
     if (r.action?.type === 'add_to_dnc') await this.deps.records?.dncTurn(msg.call, turn);
-    this.view.status(status.ok(r.action ? r.action.type : `"${r.text.slice(0, 40)}"`));
+    this.view.status(status.ok(r.action ? r.action.type : `"${r.text}"`));
     return msg;
   }
 
@@ -221,7 +221,7 @@ export class LlmTurnController {
         // a do-not-call request is stored the moment it is understood
         if (r.action?.type === 'add_to_dnc')
           await this.deps.records?.dncTurn(msg.call, { ...turn, botText: r.text, action: r.action.type });
-        this.view.status(status.ok(r.action ? r.action.type : `"${r.text.slice(0, 40)}"`));
+        this.view.status(status.ok(r.action ? r.action.type : `"${r.text}"`));
         return {
           text: r.text,
           done: r.done,

@@ -101,7 +101,7 @@ export class SttTranscribeController {
     else delete turn.simulated;
     turn.timing = { ...(turn.timing ?? {}), sttMs: rounded.elapsedMs };
     turn.engines = { ...(turn.engines ?? {}), stt: tr.simulated ? 'sim (simulated)' : tr.engine };
-    const shown = tr.text ? `"${tr.text.slice(0, 40)}"` : this.t('status.silence');
+    const shown = tr.text ? `"${tr.text}"` : this.t('status.silence');
     this.view.status(status.ok(tr.simulated ? `${this.t('status.simulated')} ${shown}` : shown));
     return msg;
   }

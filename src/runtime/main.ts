@@ -29,6 +29,7 @@ import {
   type EditorAuth,
 } from './security';
 import type { Persona } from '../sim/persona';
+import { seedCredentials } from './credentials';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -292,6 +293,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     linkPackage(userDir);
     const flow = prepareFlowFile(env, dir);
 
+    const credentialSecret = env.NODE_RED_CREDENTIAL_SECRET || credentialSecretFile(dir);
+    seedCredentials(userDir, flow.file, credentialSecret); // no false "Encrypted credentials not found"
     const { default: express } = await import('express');
     RED = (await import('node-red')).default;
     const app = express();
@@ -306,7 +309,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
       httpAdminRoot: editor.enabled ? '/' : (false as const),
       ...(editor.adminAuth ? { adminAuth: editor.adminAuth } : {}),
       httpNodeRoot: '/',
-      credentialSecret: env.NODE_RED_CREDENTIAL_SECRET || credentialSecretFile(dir),
+      credentialSecret,
       logging: { console: { level: opts.logLevel ?? env.LOG_LEVEL ?? 'info', metrics: false, audit: false } },
       editorTheme: { projects: { enabled: false }, tours: false, header: { title: 'AI dialer' } },
       externalModules: { autoInstall: false, palette: { allowInstall: false } },

@@ -197,7 +197,7 @@ describe('ari-originate in the Node-RED runtime', () => {
   test('wrong credentials: red status naming the problem, the call fails with an unauthorized error', async () => {
     const { o, outcome, statuses } = await load({}, 'wrong-password');
     await waitFor(() => statuses.find((s) => s.fill === 'red'), 5000, 'red status');
-    expect(statuses.find((s) => s.fill === 'red')?.text).toMatch(/wrong ARI username\/password, retry in \d+ s/);
+    expect(statuses.find((s) => s.fill === 'red')?.text).toMatch(/ARI login refused, retry \d+ s/);
     o.receive({ call: { id: 'w1', phone: '+15551040' } } as any);
     await waitFor(() => outcome.length === 1 || undefined, 5000, 'failed outcome');
     expect(outcome[0].call.outcome).toBe('failed');

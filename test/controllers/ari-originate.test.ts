@@ -15,10 +15,11 @@ import { keys, recordingView } from './view';
 const source = { id: 'n1', type: 'ari-originate', name: 'dial' };
 
 test('status: one line per connection state, with the live count', () => {
-  expect(originateStatus('connected', 3, keys)).toEqual({
+  const short: typeof keys = (key, vars) => `${key.replace('status.', '')}${vars ? JSON.stringify(vars) : ''}`;
+  expect(originateStatus('connected', 3, short)).toEqual({
     fill: 'green',
     shape: 'dot',
-    text: 'status.connected · status.live {"n":3}',
+    text: 'connected · live{"n":3}',
   });
   expect(originateStatus('idle', 0, keys)).toMatchObject({
     fill: 'yellow',
@@ -161,6 +162,12 @@ describe('against the simulator', () => {
       {},
     );
     await expect(ctl.handle({ call: { id: 9, phone: '+1' } })).rejects.toThrow(/ARI_URL is not set/);
+    // not a yellow "connecting": red, naming what is missing; the log says how to set it
+    expect(view.last()).toEqual({ fill: 'red', shape: 'dot', text: 'status.notSet {"name":"ARI_URL"}' });
+    expect(view.statuses.some((s) => s.fill === 'yellow' && s !== view.statuses[0])).toBe(false);
+    expect(view.errors.map((e) => e.text).join('\n')).toMatch(
+      /ARI_URL is not set: set it in Node-RED's environment \(e\.g\. ARI_URL=http/,
+    );
     expect(out[0]).toMatchObject({
       topic: 'outcome',
       event: 'call_ended',

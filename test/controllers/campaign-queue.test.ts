@@ -15,6 +15,7 @@ import type { DialerMsg } from '../../src/types/msg';
 import { pgliteTarget, type DbTarget } from '../helpers/db';
 import { makeCampaign, makeContacts, waitFor } from '../campaign/fixtures';
 import { keys, recordingView } from './view';
+import { STATUS_MAX } from '../../src/controllers/view';
 
 let target: DbTarget;
 let db: Db;
@@ -38,13 +39,15 @@ test('dispatch helpers: reply action type, campaign id of a command, the status 
   expect(commandCampaignId({ payload: '6' })).toBe('6');
   expect(queueStatus([], undefined, keys)).toEqual({ fill: 'grey', shape: 'ring', text: 'status.idle' });
   const run = { state: 'running', inFlight: new Set([1, 2]), lastError: undefined };
-  expect(queueStatus([run] as never, undefined, keys)).toEqual({
+  const short: typeof keys = (key, vars) => `${key.replace('status.', '')}${vars ? JSON.stringify(vars) : ''}`;
+  expect(queueStatus([run] as never, undefined, short)).toEqual({
     fill: 'green',
     shape: 'dot',
-    text: 'status.running {"n":1,"active":2}',
+    text: 'running{"n":1,"active":2}',
   });
+  // fitted under the node (test/nodes/status-length.test.ts): the text in at most STATUS_MAX characters
   expect(queueStatus([{ ...run, state: 'paused', inFlight: new Set() }] as never, undefined, keys).fill).toBe('yellow');
-  expect(queueStatus([{ ...run, lastError: 'x'.repeat(80) }] as never, undefined, keys).text).toHaveLength(60);
+  expect(queueStatus([{ ...run, lastError: 'x'.repeat(80) }] as never, undefined, keys).text).toHaveLength(STATUS_MAX);
 });
 
 test('a campaign run: calls out, outcomes in, DNC and callback actions, bad input refused', async () => {

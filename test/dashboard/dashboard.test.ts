@@ -8,6 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable, launchChromium, screenshot, startDashboardHarness, type DashboardHarness } from './harness';
 import type { CampaignControlApi } from '../../src/api/router';
 import { describeWith } from '../helpers/tools';
+import { waitFor } from '../helpers/wait';
 
 const run = describeWith('Chromium', chromiumAvailable(), 'apt-get install chromium, or set CHROMIUM_PATH');
 
@@ -285,6 +286,35 @@ run('dashboard in headless Chromium', () => {
     await page.click('a[data-tab="monitor"]');
     await page.waitForSelector('#tab-monitor:not([hidden])');
     await screenshot(page, 'dashboard-narrow');
+    expect(pageErrors).toEqual([]);
+  });
+
+  test('a first-time user starts a campaign from its card on the live monitor; its name shows whole', async () => {
+    await page.setViewportSize({ width: 1400, height: 900 });
+    const c = await hx.db.query<{ id: number }>(
+      "insert into campaigns (name, timezone) values ('Demo campaign (simulated callees)', 'America/New_York') returning id",
+    );
+    const id = c.rows[0].id;
+    await page.goto(hx.pageUrl); // the campaign list as a fresh visit loads it
+    await page.click('a[data-tab="monitor"]');
+    const card = `.progress-card[data-campaign-id="${id}"]`;
+    await page.waitForSelector(`${card} .pc-name`);
+    const name = page.locator(`${card} .pc-name`);
+    expect(await name.textContent()).toBe('Demo campaign (simulated callees)');
+    // not cut: the text fits its box (no ellipsis, no hidden overflow)
+    expect(
+      await name.evaluate((el) => el.scrollWidth <= el.clientWidth && getComputedStyle(el).textOverflow !== 'ellipsis'),
+    ).toBe(true);
+    const before = controlCalls.length;
+    await page.click(`${card} button[data-card-action="start"]`);
+    await waitFor(() => controlCalls.length > before || undefined, 10000, 'start through the API');
+    expect(controlCalls.slice(before)).toEqual([`start ${id}`]);
+    // the engine's progress says running: the card offers Pause in its place (then Resume when paused)
+    await hx.publish('campaign_progress', { progress: { campaignId: id, state: 'running', total: 0, queued: 0 } });
+    await page.waitForSelector(`${card} button[data-card-action="pause"]`);
+    await hx.publish('campaign_progress', { progress: { campaignId: id, state: 'paused', total: 0, queued: 0 } });
+    await page.waitForSelector(`${card} button[data-card-action="resume"]`);
+    await screenshot(page, 'dashboard-card-start');
     expect(pageErrors).toEqual([]);
   });
 });

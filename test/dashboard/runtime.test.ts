@@ -17,7 +17,6 @@ import os from 'os';
 import path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable, launchChromium, screenshot } from './harness';
-import { freePort } from '../../src/runtime/ports';
 import { DEMO_CAMPAIGN_NAME } from '../../src/runtime/demo';
 import { waitFor } from '../helpers/wait';
 import { spawnStart, waitForBanner } from '../helpers/start';
@@ -34,18 +33,12 @@ interface Runtime {
 }
 
 async function startRuntime(dataDir: string): Promise<Runtime> {
-  const PORT = String(await freePort());
-  // the user's defaults: embedded database, broker and simulator; no API token, no broker accounts
-  const started = spawnStart({
-    PORT,
-    MQTT_PORT: String(await freePort()),
-    AGI_PORT: String(await freePort()),
-    DATA_DIR: dataDir,
-  });
-  const rt = { ...started, base: `http://127.0.0.1:${PORT}` };
+  // the user's defaults: embedded database, broker and simulator; no API token, no broker accounts; every
+  // port bound as 0 and read back from the banner
+  const started = spawnStart({ PORT: '0', MQTT_PORT: '0', AGI_PORT: '0', DATA_DIR: dataDir });
   // a build (when the sources changed) runs first: allow for it on a loaded machine
-  await waitForBanner(started, 150000);
-  return rt;
+  const ports = await waitForBanner(started, 150000);
+  return { ...started, base: `http://127.0.0.1:${ports.http}` };
 }
 
 /** The text of the element, or null. */

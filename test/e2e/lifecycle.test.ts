@@ -19,7 +19,7 @@ import os from 'os';
 import path from 'path';
 import mqtt from 'mqtt';
 import { Client } from 'pg';
-import { freePort } from '../../src/runtime/ports';
+import { ANY_PORTS } from '../helpers/start';
 import { openDb, type Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { startFakeLlm, type FakeLlm } from './fake-llm';
@@ -85,13 +85,8 @@ async function runScenario(t: Target): Promise<void> {
     JSON.stringify(Object.fromEntries(contacts.map((c) => [c.phone, personaFor(c.kind)]))),
   );
   const llm: FakeLlm = await startFakeLlm({ names: contacts.map((c) => c.name), failOnceFor: FLAKY_NAME });
-  const ports = {
-    PORT: String(await freePort()),
-    MQTT_PORT: String(await freePort()),
-    AGI_PORT: String(await freePort()),
-  };
   const env: Record<string, string> = {
-    ...ports,
+    ...ANY_PORTS, // bound as 0, read back from the banner (dialer.ports)
     DATA_DIR: path.join(dir, 'data'),
     SIM_PERSONAS: personasFile,
     SIM_SPEED: SPEED,
@@ -120,7 +115,7 @@ async function runScenario(t: Target): Promise<void> {
     }
     dialer = await startDialer(env);
     mark('started');
-    const brokerUrl = t.mqttUrl ?? `mqtt://127.0.0.1:${ports.MQTT_PORT}`;
+    const brokerUrl = t.mqttUrl ?? `mqtt://127.0.0.1:${dialer.ports.mqtt}`;
     const received: Received[] = [];
     client = mqtt.connect(brokerUrl, { clientId: `aid-e2e-${process.pid}-${Date.now()}`, reconnectPeriod: 0 });
     client.on('message', (topic, buf, packet) => {
@@ -424,14 +419,13 @@ async function runScenario(t: Target): Promise<void> {
     mark('stopped');
     expect({ code, out: code === 0 ? '' : dialer.out() }).toEqual({ code: 0, out: '' });
     expect(dialer.out()).toContain('stopped');
-    // No errors; the only warnings are Node-RED's start-up notes of a fresh DATA_DIR and the flaky caller's fallback.
+    // No errors; the only warnings are Node-RED's "Projects disabled" note and the flaky caller's fallback (a
+    // first start writes an empty encrypted credentials file: no false "Encrypted credentials not found").
     const logLines = dialer
       .out()
       .split('\n')
       .filter((l) => /\[(warn|error)\]/.test(l));
-    expect(
-      logLines.filter((l) => !/\[warn\] (Projects disabled|Encrypted credentials not found)|fallback 1\/2/.test(l)),
-    ).toEqual([]);
+    expect(logLines.filter((l) => !/\[warn\] Projects disabled|fallback 1\/2/.test(l))).toEqual([]);
     expect(logLines.filter((l) => /fallback 1\/2/.test(l))).toHaveLength(1);
 
     // --- the database, after the runtime released it ---
@@ -563,11 +557,7 @@ describe('the default flow end to end (npm start, simulator)', () => {
   test('bad simulator settings are one clear line and exit code 1', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-e2e-bad-'));
     try {
-      const ports = {
-        PORT: String(await freePort()),
-        MQTT_PORT: String(await freePort()),
-        AGI_PORT: String(await freePort()),
-      };
+      const ports = ANY_PORTS;
       const missing = path.join(dir, 'nope.json');
       const bad = path.join(dir, 'list.json');
       fs.writeFileSync(bad, '[1, 2]');

@@ -3,13 +3,15 @@
  * free ports, plus the small HTTP client the end-to-end tests talk to it with.
  */
 import type { ChildProcess } from 'child_process';
-import { spawnStart, waitForBanner, StartFailed } from '../helpers/start';
+import { spawnStart, waitForBanner, StartFailed, type BoundPorts } from '../helpers/start';
 
 export { StartFailed };
 
 export interface Dialer {
   child: ChildProcess;
   base: string;
+  /** The ports it bound (start it with PORT=0 etc.: read back from its banner). */
+  ports: BoundPorts;
   /** Everything the process printed so far (stdout and stderr). */
   out(): string;
   exited: Promise<number | null>;
@@ -20,8 +22,8 @@ export interface Dialer {
 export async function startDialer(env: Record<string, string>, startMs = 120000): Promise<Dialer> {
   const started = spawnStart(env);
   const { child, out, exited } = started;
-  const base = `http://127.0.0.1:${env.PORT}`;
-  await waitForBanner(started, startMs);
+  const ports = await waitForBanner(started, startMs);
+  const base = `http://127.0.0.1:${ports.http}`;
   const get = async (p: string) => {
     const res = await fetch(base + p, { headers: { Accept: 'application/json' } });
     const text = await res.text();
@@ -37,7 +39,7 @@ export async function startDialer(env: Record<string, string>, startMs = 120000)
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
-  return { child, base, out, exited, get, post };
+  return { child, base, ports, out, exited, get, post };
 }
 
 /** SIGTERM, then the exit code (null if it did not exit within `ms`; then it is killed). */

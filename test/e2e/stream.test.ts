@@ -12,7 +12,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import mqtt from 'mqtt';
-import { freePort } from '../../src/runtime/ports';
+import { ANY_PORTS } from '../helpers/start';
 import { waitFor } from '../helpers/wait';
 import { startFakeLlm, type FakeLlm } from './fake-llm';
 import { startDialer, stopDialer, type Dialer } from './runtime';
@@ -41,11 +41,7 @@ test('the default flow streams: barge-in, sentence-streamed replies, per-turn wa
   };
   fs.writeFileSync(path.join(dir, 'personas.json'), JSON.stringify(personas));
   const llm: FakeLlm = await startFakeLlm({ names: contacts.map((c) => c.name), failOnceFor: 'nobody' });
-  const ports = {
-    PORT: String(await freePort()),
-    MQTT_PORT: String(await freePort()),
-    AGI_PORT: String(await freePort()),
-  };
+  const ports = ANY_PORTS; // bound as 0, read back from the banner (dialer.ports)
   let dialer: Dialer | undefined;
   let client: mqtt.MqttClient | undefined;
   try {
@@ -62,7 +58,7 @@ test('the default flow streams: barge-in, sentence-streamed replies, per-turn wa
       240000,
     );
     const turns: N[] = [];
-    client = mqtt.connect(`mqtt://127.0.0.1:${ports.MQTT_PORT}`, { reconnectPeriod: 0 });
+    client = mqtt.connect(`mqtt://127.0.0.1:${dialer.ports.mqtt}`, { reconnectPeriod: 0 });
     client.on('message', (_t, buf) => {
       const e = JSON.parse(buf.toString()) as N;
       if (e.type === 'conversation_turn') turns.push(e);

@@ -40,6 +40,7 @@ const CORE: Record<string, unknown> = {
   'link out': core('common/60-link.js'),
   junction: core('common/05-junction.js'),
   switch: core('function/10-switch.js'),
+  function: core('function/10-function.js'),
   change: core('function/15-change.js'),
   delay: core('function/89-delay.js'),
 };
@@ -90,6 +91,31 @@ describe.each(EXAMPLES)('examples/%s.json', (name) => {
     // the number of outputs of our nodes matches their editor definition
     const outputs: Record<string, number> = { 'campaign-queue': 2, 'ari-originate': 2, 'fastagi-in': 2, 'tts-speak': 2, 'stt-transcribe': 2, 'llm-turn': 2, 'agi-record': 1, 'agi-hangup': 1, 'call-broadcast': 1 };
     for (const n of flow) if (n.type in outputs) expect({ id: n.id, outputs: n.wires.length }).toEqual({ id: n.id, outputs: outputs[n.type] });
+  });
+
+  test('no switch node in the per-turn loop (they handle one msg per event-loop turn: docs/guide/default-flow.md)', () => {
+    // the loop: speak -> record -> transcribe -> llm turn -> speak; a node in it is one reached from speak
+    // that reaches record again
+    const next = (id: string): string[] => (byId.get(id)?.wires ?? []).flat();
+    const reach = (from: string[]): Set<string> => {
+      const seen = new Set<string>();
+      const todo = [...from];
+      while (todo.length) {
+        const id = todo.pop()!;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        todo.push(...next(id));
+      }
+      return seen;
+    };
+    const speak = flow.filter((n) => n.type === 'tts-speak').map((n) => n.id);
+    expect(speak.length).toBeGreaterThan(0);
+    const inLoop = [...reach(speak.flatMap(next))].filter((id) => {
+      const back = reach(next(id));
+      return speak.some((s) => back.has(s)) || speak.includes(id);
+    });
+    expect(inLoop.length).toBeGreaterThan(2);
+    expect(inLoop.filter((id) => byId.get(id)?.type === 'switch')).toEqual([]);
   });
 
   test('holds no secret: no credentials, config nodes from the environment, no key or password literal', () => {

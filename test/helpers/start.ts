@@ -85,8 +85,44 @@ export function spawnStart(env: Record<string, string>, o: { npm?: boolean } = {
   return { child, out: () => out, exited };
 }
 
-/** Resolve once the banner is printed; reject with what it printed if it exits first. */
-export async function waitForBanner(s: Started, ms: number): Promise<void> {
+/** The ports the runtime bound, as its banner prints them (start it with PORT=0 etc. and read them here). */
+export interface BoundPorts {
+  /** HTTP: editor, API, dashboard. */
+  http: number;
+  /** The embedded broker's MQTT over TCP (none with an external broker or MQTT_TCP_DISABLED). */
+  mqtt?: number;
+  agi: number;
+}
+
+/** Every port of the runtime as 0 (any free one): read the ports bound back with waitForBanner. */
+export const ANY_PORTS = { PORT: '0', MQTT_PORT: '0', AGI_PORT: '0' };
+
+/** The bound ports under their environment names (for tests that keep them that way). */
+export function portEnv(b: BoundPorts): { PORT: string; MQTT_PORT: string; AGI_PORT: string } {
+  return { PORT: String(b.http), MQTT_PORT: String(b.mqtt ?? 0), AGI_PORT: String(b.agi) };
+}
+
+/** The bound ports in a banner's text. */
+export function bannerPorts(out: string): BoundPorts {
+  const port = (re: RegExp, what: string): number => {
+    const m = re.exec(out);
+    if (!m) throw new Error(`no ${what} in the banner:\n${out}`);
+    return Number(m[1]);
+  };
+  return {
+    http: port(/^ {2}Dashboard: +https?:\/\/[^:/\s]+:(\d+)\//m, 'dashboard URL'),
+    mqtt: /^ {2}MQTT \(TCP\):/m.test(out)
+      ? port(/^ {2}MQTT \(TCP\): +mqtt:\/\/[^:/\s]+:(\d+)/m, 'MQTT port')
+      : undefined,
+    agi: port(/^ {2}FastAGI: +agi:\/\/[^:/\s]+:(\d+)/m, 'FastAGI port'),
+  };
+}
+
+/**
+ * Resolve once the banner is printed, with the ports it names; reject with what it printed if it exits
+ * first.
+ */
+export async function waitForBanner(s: Started, ms: number): Promise<BoundPorts> {
   let exitCode: number | null | undefined;
   void s.exited.then((code) => (exitCode = code));
   await waitFor(
@@ -96,6 +132,7 @@ export async function waitForBanner(s: Started, ms: number): Promise<void> {
     100,
   );
   if (exitCode !== undefined) throw new StartFailed(exitCode, s.out());
+  return bannerPorts(s.out());
 }
 
 export class StartFailed extends Error {

@@ -252,3 +252,22 @@ describe('turn layer', () => {
     expect(store.size).toBe(1);
   });
 });
+
+test("the default flow's script answers the demo talker's lines each with a reply that fits, never the same twice", async () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const flow = require('../../flows/ai-dialer.json') as Array<Record<string, any>>;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { demoPersona } = require('../../src/sim/persona') as typeof import('../../src/sim/persona');
+  const node = flow.find((n) => n.type === 'llm-turn' && Array.isArray(n.intents))!;
+  const e = new ScriptedEngine({ greeting: node.greeting, goodbye: node.goodbye, intents: node.intents });
+  const store = new ConversationStore();
+  const lines = demoPersona('+12125550009').utterances!.map((u) => (typeof u === 'string' ? u : u.text));
+  expect(lines).toHaveLength(3);
+  const replies = [];
+  for (const userText of lines)
+    replies.push(await runTurn(e, { callId: 'talker', userText, greeting: false, context: ctx }, {}, store));
+  expect(new Set(replies.map((r) => r.text)).size).toBe(lines.length);
+  const reply = (name: string) => node.intents.find((i: { name: string }) => i.name === name).reply;
+  expect(replies.map((r) => r.text)).toEqual([reply('confirm'), reply('time'), reply('done')]);
+  expect(replies[2]).toMatchObject({ done: true, action: { type: 'end_call' } });
+});

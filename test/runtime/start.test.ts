@@ -7,9 +7,8 @@ import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
-import { freePort } from '../../src/runtime/ports';
 import { waitFor } from '../helpers/wait';
-import { spawnStart } from '../helpers/start';
+import { ANY_PORTS, bannerPorts, portEnv, spawnStart } from '../helpers/start';
 
 const root = path.resolve(__dirname, '..', '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -17,7 +16,14 @@ const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 const start = spawnStart;
 
 async function ports() {
-  return { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };
+  return { ...ANY_PORTS }; // bound as 0, read back from the banner
+}
+
+/** A port held by this process (bound as 0, read back): the runtime must find it taken. */
+async function taken(host: string): Promise<{ port: string; close(): void }> {
+  const s = net.createServer().listen(0, host);
+  await new Promise((r) => s.once('listening', r));
+  return { port: String((s.address() as net.AddressInfo).port), close: () => s.close() };
 }
 
 describe('npm start (embedded runtime)', () => {
@@ -41,6 +47,8 @@ describe('npm start (embedded runtime)', () => {
         'the banner',
       );
       const out = rt.out();
+      Object.assign(p, portEnv(bannerPorts(out)));
+      expect(Number(p.PORT) * Number(p.MQTT_PORT) * Number(p.AGI_PORT)).toBeGreaterThan(0); // 0: the port bound
       expect(out).toContain(`Editor (Node-RED):  http://127.0.0.1:${p.PORT}/`);
       expect(out).toContain(`Dashboard:          http://127.0.0.1:${p.PORT}/dialer`);
       expect(out).toContain(`MQTT (TCP):         mqtt://127.0.0.1:${p.MQTT_PORT}`);
@@ -78,9 +86,8 @@ describe('npm start (embedded runtime)', () => {
   }, 120_000); // under load the start alone can take most of a minute
 
   test('a taken HTTP port is one clear line and exit code 1', async () => {
-    const p = await ports();
-    const blocker = net.createServer().listen(Number(p.PORT), '127.0.0.1');
-    await new Promise((r) => blocker.once('listening', r));
+    const blocker = await taken('127.0.0.1');
+    const p = { ...(await ports()), PORT: blocker.port };
     try {
       const rt = start({ ...p, DATA_DIR: tmp() });
       expect(await rt.exited).toBe(1);
@@ -99,9 +106,8 @@ describe('npm start (embedded runtime)', () => {
   });
 
   test('a taken MQTT port is reported in one line with the way out, and the runtime still comes up', async () => {
-    const p = await ports();
-    const blocker = net.createServer().listen(Number(p.MQTT_PORT), '0.0.0.0');
-    await new Promise((r) => blocker.once('listening', r));
+    const blocker = await taken('0.0.0.0');
+    const p = { ...(await ports()), MQTT_PORT: blocker.port };
     const rt = start({ ...p, DATA_DIR: tmp() });
     try {
       await waitFor(

@@ -8,7 +8,6 @@ import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
-import { freePort } from '../../src/runtime/ports';
 import { spawnStart, waitForBanner, type Started } from '../helpers/start';
 import { waitFor } from '../helpers/wait';
 
@@ -92,16 +91,9 @@ const alive = async (): Promise<void> => {
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-sec-api-'));
-  port = await freePort();
-  rt = spawnStart({
-    PORT: String(port),
-    MQTT_PORT: String(await freePort()),
-    AGI_PORT: String(await freePort()),
-    DATA_DIR: dir,
-    API_TOKEN: TOKEN,
-    API_READ_TOKEN: READ,
-  });
-  await waitForBanner(rt, 90000);
+  // every port bound as 0 and read back from the banner
+  rt = spawnStart({ PORT: '0', MQTT_PORT: '0', AGI_PORT: '0', DATA_DIR: dir, API_TOKEN: TOKEN, API_READ_TOKEN: READ });
+  port = (await waitForBanner(rt, 90000)).http;
   base = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await call('GET', '/api/v1/campaigns', undefined, auth)).status === 200, 30000, 'the API');
   const c = await postJson('/api/v1/campaigns', JSON.stringify({ name: 'security' }));

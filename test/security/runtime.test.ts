@@ -11,7 +11,6 @@ import os from 'os';
 import path from 'path';
 import WebSocket from 'ws';
 import helper from 'node-red-node-test-helper';
-import { freePort } from '../../src/runtime/ports';
 import { runAgiCall } from '../../src/sim/agi-client';
 import { getSession } from '../../src/agi/registry';
 import { newCallToken, storeCallTokens } from '../../src/agi/call-token';
@@ -21,7 +20,7 @@ import { importContacts } from '../../src/campaign/import';
 import { normalizePhone, refusedNumberType } from '../../src/campaign/phone';
 import { checkBind, isLoopback } from '../../src/runtime/security';
 import type { Db } from '../../src/store/db';
-import { spawnStart, waitForBanner, type Started } from '../helpers/start';
+import { ANY_PORTS, portEnv, spawnStart, waitForBanner, type Started } from '../helpers/start';
 import { waitFor } from '../helpers/wait';
 import { givenCall } from '../helpers/call-token';
 import { pgliteTarget, type DbTarget } from '../helpers/db';
@@ -45,7 +44,7 @@ function tmp(): string {
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 async function ports() {
-  return { PORT: String(await freePort()), MQTT_PORT: String(await freePort()), AGI_PORT: String(await freePort()) };
+  return { ...ANY_PORTS }; // bound as 0, read back from the banner (portEnv)
 }
 
 async function stop(rt: Started): Promise<void> {
@@ -113,7 +112,7 @@ describe('npm start: editor login, CORS, MQTT WebSocket origin (loopback default
     p = await ports();
     dataDir = tmp();
     rt = spawnStart({ ...p, DATA_DIR: dataDir });
-    await waitForBanner(rt, 90000);
+    Object.assign(p, portEnv(await waitForBanner(rt, 90000)));
     base = `http://127.0.0.1:${p.PORT}`;
     const m = /Editor login: +admin \/ (\S+)/.exec(rt.out());
     password = m ? m[1] : '';
@@ -237,7 +236,7 @@ describe('npm start: editor login, CORS, MQTT WebSocket origin (loopback default
     await stop(rt);
     const p2 = await ports();
     rt = spawnStart({ ...p2, DATA_DIR: dataDir });
-    await waitForBanner(rt, 90000);
+    Object.assign(p2, portEnv(await waitForBanner(rt, 90000)));
     expect(rt.out()).not.toContain(password);
     expect(rt.out()).toContain('password shown at first start');
     expect((await login(`http://127.0.0.1:${p2.PORT}`, 'admin', password)).status).toBe(200);
@@ -290,7 +289,7 @@ describe('npm start: binding beyond loopback', () => {
     const p = await ports();
     const rt = spawnStart({ ...p, DATA_DIR: tmp(), HOST: '0.0.0.0', ALLOW_INSECURE: '1', EDITOR: 'off' });
     try {
-      await waitForBanner(rt, 90000);
+      Object.assign(p, portEnv(await waitForBanner(rt, 90000)));
       const out = rt.out();
       expect(out).toContain('!! INSECURE (ALLOW_INSECURE=1): listening on HOST=0.0.0.0 WITHOUT API_TOKEN');
       expect(out).toContain('Editor:             off');
@@ -313,7 +312,7 @@ describe('npm start: binding beyond loopback', () => {
 
   test('with accounts configured, anonymous MQTT is refused and the read-only account reads the event tree', async () => {
     // MQTT_PORT=0 / AGI_PORT=0: any free port, and the banner prints the port bound (before: 0)
-    const p = { ...(await ports()), MQTT_PORT: '0', AGI_PORT: '0' };
+    const p = await ports();
     const rt = spawnStart({
       ...p,
       DATA_DIR: tmp(),
@@ -324,7 +323,7 @@ describe('npm start: binding beyond loopback', () => {
       MQTT_READER_PASSWORD: 'reader-secret-1',
     });
     try {
-      await waitForBanner(rt, 90000);
+      Object.assign(p, portEnv(await waitForBanner(rt, 90000)));
       const mqttPort = Number(/MQTT \(TCP\): +mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(rt.out())?.[1]);
       const agiPort = Number(/FastAGI: +agi:\/\/127\.0\.0\.1:(\d+)/.exec(rt.out())?.[1]);
       expect(mqttPort).toBeGreaterThan(0);
