@@ -8,6 +8,7 @@ import { endMedia } from '../media/handoff';
 import {
   DEFAULT_TRANSFER_CONTEXT,
   attendedTransfer,
+  checkWhisperPath,
   parseTransferTarget,
   transferCall,
   type AttendedResult,
@@ -39,8 +40,10 @@ export interface AgiHangupConfig {
 
 export const DEFAULT_WHISPER =
   'Call from the AI dialer. {{contact.name|A caller}}, {{call.phone|number unknown}}. {{transfer.summary}}';
-export const DEFAULT_NO_AGENT_AI = 'I am sorry, nobody can take your call right now. Is there anything else I can help you with?';
-export const DEFAULT_NO_AGENT_MESSAGE = 'I am sorry, nobody can take your call right now. We will call you back. Goodbye.';
+export const DEFAULT_NO_AGENT_AI =
+  'I am sorry, nobody can take your call right now. Is there anything else I can help you with?';
+export const DEFAULT_NO_AGENT_MESSAGE =
+  'I am sorry, nobody can take your call right now. We will call you back. Goodbye.';
 
 /** The node's outputs: [done (hung up / transferred), agent not reached: back to the conversation]. */
 type Out = [DialerMsg | null, DialerMsg | null];
@@ -182,13 +185,24 @@ export class AgiHangupController {
     ).trim();
     if (!text) return undefined;
     if (!speaker) {
-      this.view.warn(`attended transfer of call ${msg.call?.id ?? '?'}: no voice for the whisper (no speak node spoke on this call); dialling without one`);
+      this.view.warn(
+        `attended transfer of call ${msg.call?.id ?? '?'}: no voice for the whisper (no speak node spoke on this call); dialling without one`,
+      );
       return undefined;
     }
     try {
-      return await speaker(text);
+      const a = await speaker(text);
+      try {
+        checkWhisperPath(a.path); // it goes into Playback() in the dialplan
+      } catch (err) {
+        a.release?.();
+        throw err;
+      }
+      return a;
     } catch (err) {
-      this.view.warn(`attended transfer: the whisper could not be synthesised (${errorMessage(err)}); dialling without one`);
+      this.view.warn(
+        `attended transfer: the whisper could not be synthesised (${errorMessage(err)}); dialling without one`,
+      );
       return undefined;
     }
   }
