@@ -17,6 +17,7 @@ import type { Persona } from '../../src/sim/persona';
 import { encodeWav } from '../../src/audio/wav';
 import type { Db } from '../../src/store/db';
 import type { DialerMsg } from '../../src/types/msg';
+import { buildEvent } from '../../src/events/builders';
 import { pgliteTarget, type DbTarget } from '../helpers/db';
 import { waitFor } from '../helpers/wait';
 import { keys, recordingView } from './view';
@@ -115,6 +116,11 @@ test('the agent answers: whisper (the model summary, in the call voice) to the a
   expect(done?.call).toMatchObject({ hungUp: true, hungUpBy: 'agi' });
   expect(done?.event).toBe('status');
   expect(done?.status).toMatchObject({ status: 'in_progress', transfer: { status: 'answered' } });
+  // ... which call-broadcast publishes as a schema-valid status event
+  expect(buildEvent(done!, 'status')).toMatchObject({
+    type: 'status',
+    transfer: { mode: 'attended', status: 'answered' },
+  });
   const whisper = spoken[spoken.length - 1];
   expect(whisper).toContain('Ann Smith');
   expect(whisper).toContain('Ann wants the premium plan.');
