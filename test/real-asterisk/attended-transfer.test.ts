@@ -106,6 +106,11 @@ d('attended transfer on a real Asterisk 22', () => {
         ' same => n,Playtones(1000)',
         ' same => n,Wait(3)',
         ' same => n,Hangup()',
+        '; a caller who hangs up 14 s after answering (while talking to the agent)',
+        'exten => +15551008,1,Answer()',
+        ' same => n,Playtones(1000)',
+        ' same => n,Wait(14)',
+        ' same => n,Hangup()',
         '[ra-agents]',
         '; an agent who answers after 1 s, sends a 600 Hz tone and records what they hear for 12 s',
         'exten => agent,1,Ringing()',
@@ -113,6 +118,11 @@ d('attended transfer on a real Asterisk 22', () => {
         ' same => n,Answer()',
         ' same => n,Playtones(600)',
         ` same => n,Record(${audio}/agent-heard.wav,0,12,qk)`,
+        ' same => n,Hangup()',
+        '; the same agent on a second line (its own recording)',
+        'exten => agent2,1,Answer()',
+        ' same => n,Playtones(600)',
+        ` same => n,Record(${audio}/agent2-heard.wav,0,30,qk)`,
         ' same => n,Hangup()',
         '; an agent who never answers',
         'exten => sleepy,1,Ringing()',
@@ -235,5 +245,19 @@ d('attended transfer on a real Asterisk 22', () => {
     expect(r.result).toMatchObject({ status: 'caller_hung_up', dialStatus: 'CANCEL', callerHungUp: true });
     expect(r.result!.elapsedMs).toBeLessThan(10_000);
     expect(r.outcome.outcome).toBe('completed');
+  }, 60_000);
+
+  test('the caller hangs up while talking to the agent: Dial answers -1, DIALSTATUS stays ANSWER', async () => {
+    const r = await call('6', '+15551008', (s) =>
+      attendedTransfer(s, parseTransferTarget('agent2@ra-agents'), {
+        timeoutSeconds: 15,
+        whisperPath: path.join(audio, 'whisper'),
+      }),
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.result).toMatchObject({ status: 'answered', dialStatus: 'ANSWER', callerHungUp: true });
+    // the agent heard the caller's tone after the whisper, until the caller left
+    const agent = frames(path.join(audio, 'agent2-heard.wav'), [1000]);
+    expect(agent.filter((f) => f.kind === 'tone' && f.hz === 1000).length * 20).toBeGreaterThan(1000);
   }, 60_000);
 });
