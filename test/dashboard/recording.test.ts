@@ -11,6 +11,7 @@ import type { Browser, Request } from 'playwright-core';
 import { chromiumAvailable, launchChromium, screenshot, startDashboardHarness, type DashboardHarness } from './harness';
 import { describeWith } from '../helpers/tools';
 import { encodeWav } from '../../src/audio/wav';
+import { recordingPathFor } from '../../src/calls/call-recordings';
 
 const run = describeWith('Chromium', chromiumAvailable(), 'apt-get install chromium, or set CHROMIUM_PATH');
 const TOKEN = 'tok-recording-7';
@@ -30,22 +31,24 @@ run('dashboard: the whole-call recording of a call', () => {
       "insert into campaigns (name, timezone) values ('Recorded', 'UTC') returning id",
     );
     campaignId = c.rows[0].id;
-    const ins = (phone: string, rec: boolean) =>
+    const ins = (phone: string) =>
       hx.db.query<{ id: number }>(
         `insert into calls (campaign_id, phone, status, outcome, answered_at, ended_at, recording_path)
          values ($1, $2, 'completed', 'completed', now(), now(), $3) returning id`,
-        [campaignId, phone, rec ? 'calls/call-rec.wav' : null],
+        [campaignId, phone, null],
       );
-    withRec = (await ins('+12125550001', true)).rows[0].id;
-    without = (await ins('+12125550002', false)).rows[0].id;
+    withRec = (await ins('+12125550001')).rows[0].id;
+    // where MixMonitor writes it (src/calls/call-recordings.ts): calls/call-<id>.wav under RECORDINGS_DIR
+    await hx.db.query('update calls set recording_path = $2 where id = $1', [withRec, recordingPathFor(withRec)]);
+    without = (await ins('+12125550002')).rows[0].id;
     // 2.5 s of a 440 Hz tone at 8 kHz: what MixMonitor writes
     const n = 8000 * 2.5;
     const samples = new Int16Array(n);
     for (let i = 0; i < n; i++) samples[i] = Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
     fs.mkdirSync(path.join(dir, 'calls'));
-    fs.writeFileSync(path.join(dir, 'calls', 'call-rec.wav'), encodeWav({ sampleRate: 8000, channels: 1, samples }));
+    fs.writeFileSync(path.join(dir, recordingPathFor(withRec)), encodeWav({ sampleRate: 8000, channels: 1, samples }));
     browser = await launchChromium();
-  });
+  }, 180_000); // a loaded shared machine: PGlite, the broker and Chromium take their time
   afterAll(async () => {
     await browser?.close();
     await hx?.close();
@@ -114,5 +117,5 @@ run('dashboard: the whole-call recording of a call', () => {
     expect(await page.locator('#convo button', { hasText: 'Play recording' }).count()).toBe(0);
     expect(recordingRequests).toHaveLength(1);
     expect(pageErrors).toEqual([]);
-  });
+  }, 120_000);
 });

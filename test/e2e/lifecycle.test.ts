@@ -479,7 +479,8 @@ async function runScenario(t: Target): Promise<void> {
       await clearRetained(t.mqttUrl, `ai-dialer/v1/campaigns/${campaignId}/status`).catch(() => undefined);
     if (dialer && dialer.child.exitCode === null) await stopDialer(dialer, 5000);
     await llm.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    // a runtime still writing its data directory must not hide the test's own failure
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
 }
 

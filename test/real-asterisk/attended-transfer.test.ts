@@ -9,34 +9,23 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { spawnSync } from 'child_process';
-import { AriConnection } from '../../src/ari/client';
-import { CallTracker, type CallOutcome } from '../../src/ari/calls';
-import { AgiServer } from '../../src/agi/server';
+import type { CallOutcome } from '../../src/ari/calls';
 import type { FastAgiSession } from '../../src/agi/session';
 import { attendedTransfer, parseTransferTarget, type AttendedResult } from '../../src/agi/transfer';
-import { encodeWav, parseWav, toAsteriskWav } from '../../src/audio/wav';
-import { waitFor } from '../helpers/wait';
-import { requireTool } from '../helpers/tools';
-import { realAsteriskMode, startShipped, EXTERNAL, type Instance } from './asterisk';
+import { parseWav } from '../../src/audio/wav';
+import {
+  describeReal,
+  startShipped,
+  startDialerSide,
+  stopAll,
+  frameLevels,
+  speech,
+  tone,
+  type DialerSide,
+  type Instance,
+} from './asterisk';
 
-const mode = realAsteriskMode();
-const espeak = spawnSync('espeak-ng', ['--version']).status === 0;
-const d =
-  mode.run && !EXTERNAL && requireTool('espeak-ng', espeak, 'apt-get install espeak-ng') ? describe : describe.skip;
-
-function speech(text: string): Buffer {
-  const r = spawnSync('espeak-ng', ['-v', 'en-us', '-s', '165', '--stdout', text]);
-  if (r.status !== 0) throw new Error(`espeak-ng: ${r.stderr}`);
-  return toAsteriskWav(r.stdout);
-}
-
-function tone(ms: number, hz: number, amp = 8000): Buffer {
-  const n = Math.round((8000 * ms) / 1000);
-  const samples = new Int16Array(n);
-  for (let i = 0; i < n; i++) samples[i] = Math.round(amp * Math.sin((2 * Math.PI * hz * i) / 8000));
-  return encodeWav({ sampleRate: 8000, channels: 1, samples });
-}
+const d = describeReal({ espeak: true });
 
 /** Power at `hz` (Goertzel) relative to the frame's whole power: near 1 for a pure tone. */
 function toneShare(frame: Int16Array, rate: number, hz: number): number {
@@ -60,31 +49,20 @@ type Kind = 'silence' | 'tone' | 'other';
 function frames(file: string, tones: number[]): Array<{ t: number; kind: Kind; hz?: number }> {
   const w = parseWav(fs.readFileSync(file));
   const n = Math.round(w.sampleRate / 50);
-  const out: Array<{ t: number; kind: Kind; hz?: number }> = [];
-  for (let i = 0; i + n <= w.samples.length; i += n) {
-    const f = w.samples.subarray(i, i + n);
-    let sum = 0;
-    for (const x of f) sum += x * x;
-    const t = Math.round((i * 1000) / w.sampleRate);
-    if (Math.sqrt(sum / n) < 200) {
-      out.push({ t, kind: 'silence' });
-      continue;
-    }
+  return frameLevels(w.samples, 'rms', w.sampleRate).map((level, k) => {
+    const t = k * 20;
+    if (level < 200) return { t, kind: 'silence' };
+    const f = w.samples.subarray(k * n, k * n + n);
     const hz = tones.find((h) => toneShare(f, w.sampleRate, h) > 0.6);
-    out.push(hz ? { t, kind: 'tone', hz } : { t, kind: 'other' });
-  }
-  return out;
+    return hz ? { t, kind: 'tone', hz } : { t, kind: 'other' };
+  });
 }
 
 d('attended transfer on a real Asterisk 22', () => {
   let ast: Instance;
-  let conn: AriConnection;
-  let tracker: CallTracker;
-  let agi: AgiServer;
+  let side: DialerSide;
   let audio: string;
   let whisperMs = 0;
-  const outcomes: CallOutcome[] = [];
-  let onSession: (s: FastAgiSession) => Promise<void> = async () => undefined;
 
   beforeAll(async () => {
     audio = fs.mkdtempSync(path.join(os.tmpdir(), 'ra-xfer-'));
@@ -135,24 +113,10 @@ d('attended transfer on a real Asterisk 22', () => {
         '',
       ].join('\n'),
     });
-    agi = new AgiServer({ host: '127.0.0.1', port: ast.agiPort, secret: ast.agiSecret, register: false });
-    await agi.listen();
-    agi.on('session', (s: FastAgiSession) => void onSession(s));
-    conn = new AriConnection({ url: ast.ariUrl, username: ast.ariUser, password: ast.ariPassword, app: 'ai-dialer' });
-    await conn.start();
-    tracker = new CallTracker(conn, { endpointTemplate: 'Local/{phone}@ra-callees', sweepMs: 0 });
-    tracker.on('outcome', (o: CallOutcome) => {
-      if (o.outcome !== 'answered') outcomes.push(o);
-    });
+    side = await startDialerSide(ast, 'Local/{phone}@ra-callees');
   }, 300_000); // the shared 2-core machine can take minutes to boot Asterisk
 
-  afterAll(async () => {
-    await tracker?.close();
-    await conn?.close();
-    await agi?.close();
-    ast?.stop();
-    if (audio && !process.env.KEEP_ASTERISK_STATE) fs.rmSync(audio, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopAll({ side, asterisks: [ast], dirs: [audio] }), 60_000);
 
   /** Originate a caller, run `transfer` on its AGI session, return what happened. */
   async function call(
@@ -162,7 +126,7 @@ d('attended transfer on a real Asterisk 22', () => {
     after?: (s: FastAgiSession, r: AttendedResult) => Promise<unknown>,
   ): Promise<{ result?: AttendedResult; after?: unknown; error?: unknown; outcome: CallOutcome }> {
     const seen: { result?: AttendedResult; after?: unknown; error?: unknown } = {};
-    onSession = async (s) => {
+    side.onSession = async (s) => {
       try {
         seen.result = await transfer(s);
         if (after) seen.after = await after(s, seen.result);
@@ -173,8 +137,8 @@ d('attended transfer on a real Asterisk 22', () => {
         s.close();
       }
     };
-    await tracker.originate({ id, phone });
-    const outcome = await waitFor(() => outcomes.find((x) => x.callId === id), 90_000, `call ${id}`);
+    await side.tracker.originate({ id, phone });
+    const outcome = await side.outcome(id, 90_000);
     return { ...seen, outcome };
   }
 
