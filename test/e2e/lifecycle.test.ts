@@ -1,8 +1,9 @@
 /**
  * The shipped default flow (flows/ai-dialer.json), end to end, in the runtime a user starts with
- * `npm start` and the built-in Asterisk simulator: a campaign of 21 contacts created through the HTTP
+ * `npm start` and the built-in Asterisk simulator: a campaign of 22 contacts created through the HTTP
  * API covers talkers (3 turns), busy, no answer, a hang-up in the middle of a turn, a caller asking not
- * to be called again, a number already on the do-not-call list, contacts outside calling hours, and an
+ * to be called again, a number already on the do-not-call list, contacts outside calling hours, an
+ * answering machine (the voicemail branch, outcome machine), and an
  * LLM that fails once (the failure group plays the fallback and the call goes on).
  *
  * Asserted: the MQTT event sequence of every call (real mqtt.js client, subscribed before the start),
@@ -619,7 +620,7 @@ describe('the default flow end to end (npm start, simulator)', () => {
     }
   });
 
-  test('PGlite + embedded MQTT broker: a 21-contact campaign covering every path', async () => {
+  test('PGlite + embedded MQTT broker: a 22-contact campaign covering every path', async () => {
     await runScenario({ label: 'pglite', prefix: '+121255501' });
   });
 
