@@ -21,7 +21,12 @@ export async function startDialer(env: Record<string, string>, startMs = 120000)
   const started = spawnStart(env);
   const { child, out, exited } = started;
   const base = `http://127.0.0.1:${env.PORT}`;
-  await waitForBanner(started, startMs);
+  try {
+    await waitForBanner(started, startMs);
+  } catch (err) {
+    child.kill('SIGKILL'); // not started in time: leave no runtime behind
+    throw err;
+  }
   const get = async (p: string) => {
     const res = await fetch(base + p, { headers: { Accept: 'application/json' } });
     const text = await res.text();
