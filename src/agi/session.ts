@@ -418,9 +418,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     timeoutMs: number,
     map?: (r: AgiReply) => T,
     own = false,
+    dead = false,
   ): Promise<T> {
     if (this.phase === 'closed') return Promise.reject(new StageError('agi', 'network', `${verb}: connection closed`));
-    if (this._hungUp) return Promise.reject(hangupError(verb));
+    if (this._hungUp && !dead) return Promise.reject(hangupError(verb));
     if (this.endingReason !== undefined && !own) return Promise.reject(this.endingError(verb));
     if (this.phase === 'env')
       return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
@@ -578,7 +579,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     }
   }
 
-  getVariable(name: string): Promise<string | undefined> {
+  /**
+   * GET VARIABLE. `evenIfHungUp`: also after the caller hung up, as Asterisk answers GET VARIABLE on a
+   * dead channel (e.g. DIALSTATUS after a Dial the caller ended) while the AGI connection is open.
+   */
+  getVariable(name: string, opts?: { evenIfHungUp?: boolean }): Promise<string | undefined> {
     // The quoted line is cached per name: a call reads the same few variables over and over.
     let line = getVarLines.get(name);
     if (line === undefined) {
@@ -589,7 +594,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       }
       if (getVarLines.size < 256) getVarLines.set(name, line);
     }
-    return this.send(line, 'GET VARIABLE', this.o.commandTimeoutMs, variableValue);
+    return this.send(line, 'GET VARIABLE', this.o.commandTimeoutMs, variableValue, false, !!opts?.evenIfHungUp);
   }
 
   getFullVariable(expr: string): Promise<string | undefined> {

@@ -64,7 +64,8 @@ export interface AgiSession extends EventEmitter {
   /** STREAM FILE of a full path WITHOUT extension; the timeout is derived from `durationMs` plus a margin. */
   streamFile(pathWithoutExt: string, opts?: { escapeDigits?: string; durationMs?: number }): Promise<PlaybackResult>;
   recordFile(opts: RecordOptions): Promise<RecordResult>;
-  getVariable(name: string): Promise<string | undefined>;
+  /** `evenIfHungUp`: also on a hung-up channel (Asterisk answers GET VARIABLE there while the AGI runs). */
+  getVariable(name: string, opts?: { evenIfHungUp?: boolean }): Promise<string | undefined>;
   getFullVariable(expr: string): Promise<string | undefined>;
   setVariable(name: string, value: string): Promise<AgiReply>;
   /** EXEC an application; `timeoutMs` for a long-running one (WaitForSilence, Dial). */

@@ -23,9 +23,13 @@ export type GoodbyeVoice = (
   seq: number,
 ) => Promise<{ path: string; durationMs: number; release?(): void } | undefined>;
 
+/** Synthesise `text` in the call's voice, not stored as a turn (an attended transfer's whisper to the agent). */
+export type CallSpeaker = (text: string) => Promise<{ path: string; durationMs: number; release?(): void }>;
+
 interface Noted {
   line?: string;
   voice?: GoodbyeVoice;
+  speaker?: CallSpeaker;
   seq: number;
 }
 
@@ -55,10 +59,16 @@ export function noteGoodbyeLine(callId: string | number, line: string): void {
 }
 
 /** tts-speak: how to say something on this call, and the turn it is about to speak. */
-export function noteVoice(callId: string | number, voice: GoodbyeVoice, seq?: number): void {
+export function noteVoice(callId: string | number, voice: GoodbyeVoice, seq?: number, speaker?: CallSpeaker): void {
   const n = noted(callId);
   n.voice = voice;
+  if (speaker) n.speaker = speaker;
   if (typeof seq === 'number' && Number.isInteger(seq) && seq > n.seq) n.seq = seq;
+}
+
+/** The call's voice (the TTS engine of its last tts-speak), when one spoke on it. */
+export function speakerFor(callId: string | number | undefined): CallSpeaker | undefined {
+  return callId === undefined ? undefined : calls.get(String(callId))?.speaker;
 }
 
 /** The call's AGI session ended. */

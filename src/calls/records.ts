@@ -9,7 +9,7 @@ import { storeUnderstoodDnc } from '../campaign/dnc';
 import type { TurnInput } from '../store/calls';
 import type { AgiCall } from '../agi/call';
 import { admitCall, type AdmitResult } from '../agi/admit';
-import type { MsgCall, MsgTurn } from '../types/msg';
+import type { MsgCall, MsgTransfer, MsgTurn } from '../types/msg';
 import { errorMessage } from '../util/errors';
 
 /** Where warnings go (a node's warn). */
@@ -88,6 +88,18 @@ export class CallRecords {
       await recordRefusal(await this.getDb(), { callId, reason });
     } catch (err) {
       this.warn(`could not record the refused AGI session of call ${callId}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** A transfer to a human (msg.call.transfer): kept on the call row (`transfer`); a failure is warned. */
+  async transferred(call: MsgCall | undefined, transfer: MsgTransfer): Promise<void> {
+    const id = Number(call?.id);
+    if (!call || !Number.isSafeInteger(id) || id <= 0) return;
+    try {
+      const db = await this.getDb();
+      await db.query('update calls set transfer = $2::jsonb where id = $1', [id, JSON.stringify(transfer)]);
+    } catch (err) {
+      this.warn(`could not record the transfer of call ${id}: ${errorMessage(err)}`);
     }
   }
 

@@ -8,7 +8,7 @@ import { getSession } from '../agi/registry';
 import { waitForBeepEnd } from '../agi/voicemail';
 import { parseVoicemailSettings, settingOr } from '../campaign/call-settings';
 import { rowOf, type CallRecords } from '../calls/records';
-import { noteVoice, type GoodbyeVoice } from '../calls/goodbye';
+import { noteVoice, type CallSpeaker, type GoodbyeVoice } from '../calls/goodbye';
 import { TtsService, createTtsEngine, normaliseTtsText, sharedCache, type TtsResult } from '../speech/tts';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs, parseNumber, parseOptionalNumber } from '../util/config';
@@ -146,7 +146,7 @@ export class TtsSpeakController {
       const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
       const callId = msg.call?.id;
       if (callId !== undefined && callId !== null && callId !== '') {
-        noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq); // a drain's goodbye, if one comes
+        noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq, this.speaker); // a drain's goodbye, if one comes
         const s = this.cfg.play !== false && msg.call?.sessionId ? getSession(msg.call.sessionId) : undefined;
         // the call is being ended by the dialer (it says its goodbye itself): this line is not heard
         if (s?.ending) throw new StageError('playback', 'hangup', 'the call is being ended by the dialer');
@@ -177,10 +177,18 @@ export class TtsSpeakController {
     const callId = msg.call?.id;
     if (callId === undefined || callId === null || callId === '') return;
     const turn = msg.turn && typeof msg.turn === 'object' ? msg.turn : undefined;
-    noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq);
+    noteVoice(callId, this.voiceFor(msg.call as MsgCall), turn?.seq, this.speaker);
     if (msg.call?.sessionId && getSession(msg.call.sessionId)?.ending)
       throw new StageError('playback', 'hangup', 'the call is being ended by the dialer');
   }
+
+  /** The call's voice for lines that are not turns (an attended transfer's whisper). */
+  private readonly speaker: CallSpeaker = async (text) => {
+    const svc = this.service;
+    if (!svc) throw new StageError('tts', 'not_configured', 'no TTS engine');
+    const tts = await svc.speak(text, {});
+    return { path: tts.playPath, durationMs: tts.durationMs, release: () => tts.release() };
+  };
 
   /** Say a line on `call` for the session's own goodbye: synthesised, stored as turn `seq`, then played by the session. */
   private voiceFor(call: MsgCall): GoodbyeVoice {

@@ -6,6 +6,7 @@
 import { DialerError } from '../util/errors';
 import { CALL_OUTCOMES, CALL_STATUSES, EventType, SCHEMA_VERSION, isEventType, validateEvent } from './schema';
 import { Topics, topics as defaultTopics } from './topics';
+import type { MsgTransfer } from '../types/msg';
 
 export type Id = string | number;
 
@@ -35,6 +36,8 @@ export interface StatusEvent extends Base, CallIds {
   type: 'status';
   status: (typeof CALL_STATUSES)[number];
   detail?: string | null;
+  /** A transfer to a human (agi-hangup). */
+  transfer?: MsgTransfer;
   /** Writes of this call wait for the database (true) or are all stored again (false). */
   writePending?: boolean;
 }
@@ -213,6 +216,7 @@ export function status(msg: Msg, now?: number): StatusEvent {
     ...callIds(call),
     status: st,
     detail,
+    transfer: typeof s === 'object' && s !== null && s.transfer ? s.transfer : undefined,
     writePending:
       typeof s === 'object' && s !== null && typeof s.writePending === 'boolean' ? s.writePending : undefined,
   } as StatusEvent);

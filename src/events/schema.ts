@@ -117,6 +117,34 @@ export const eventSchemas: Record<EventType, JsonSchema> = {
       ...callIds,
       status: { type: 'string', enum: CALL_STATUSES },
       detail: { type: ['string', 'null'], maxLength: 500 },
+      transfer: {
+        type: 'object',
+        description: 'a transfer to a human (agi-hangup): where, blind or attended, how it went',
+        additionalProperties: false,
+        properties: {
+          to: { type: 'string', maxLength: 100 },
+          mode: { type: 'string', enum: ['blind', 'attended'] },
+          status: {
+            type: 'string',
+            enum: [
+              'transferred',
+              'answered',
+              'no_answer',
+              'busy',
+              'congestion',
+              'unavailable',
+              'caller_hung_up',
+              'failed',
+            ],
+          },
+          dialStatus: { type: 'string', maxLength: 40 },
+          whisper: { type: 'boolean' },
+          fallback: { type: 'string', enum: ['ai', 'message'] },
+          at: { type: 'string', maxLength: 40 },
+          elapsedMs: { type: 'integer', minimum: 0 },
+        },
+        required: ['to', 'mode', 'status'],
+      },
       writePending: {
         type: 'boolean',
         description:

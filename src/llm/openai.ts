@@ -123,7 +123,13 @@ export class OpenAiChatEngine implements LlmEngine {
         fn(
           'transfer',
           'Transfer the call to a human.',
-          { destination: { type: 'string', enum: targets, description: 'Where to transfer' } },
+          {
+            destination: { type: 'string', enum: targets, description: 'Where to transfer' },
+            summary: {
+              type: 'string',
+              description: 'One or two sentences for the person taking the call: who is calling, why, what was said',
+            },
+          },
           ['destination'],
         ),
       );
@@ -152,7 +158,7 @@ export class OpenAiChatEngine implements LlmEngine {
         '\nAnswer ONLY with a JSON object: {"reply": "<what to say>", "action": null or one of ' +
         actions.map((a) => `"${a}"`).join(', ') +
         (transferAllowed(this.opts)
-          ? `, "destination": one of ${JSON.stringify(this.opts.transferTargets.length ? this.opts.transferTargets : [this.opts.defaultTransfer])} when transferring`
+          ? `, "destination": one of ${JSON.stringify(this.opts.transferTargets.length ? this.opts.transferTargets : [this.opts.defaultTransfer])}, "summary": "<who is calling, why, what was said>" when transferring`
           : '') +
         ', "time": "<when>" for schedule_callback}.';
     }

@@ -62,8 +62,17 @@ export function buildAction(name: unknown, args: unknown, policy: ActionPolicy, 
       const want = typeof a.destination === 'string' ? a.destination.trim() : '';
       const ok =
         want && DESTINATION.test(want) && (policy.transferTargets.includes(want) || want === policy.defaultTransfer);
-      if (ok) return { type, destination: want };
-      if (policy.defaultTransfer) return { type, destination: policy.defaultTransfer };
+      // the model's summary for the agent: one line, bounded (it is spoken to the agent, never run)
+      const summary =
+        typeof a.summary === 'string'
+          ? a.summary
+              .replace(/[\u0000-\u001f]+/g, ' ')
+              .trim()
+              .slice(0, 300)
+          : '';
+      const extra = summary ? { summary } : {};
+      if (ok) return { type, destination: want, ...extra };
+      if (policy.defaultTransfer) return { type, destination: policy.defaultTransfer, ...extra };
       throw new StageError(
         'llm',
         'bad_response',

@@ -5,7 +5,8 @@ export const ACTION_TYPES: readonly LlmActionType[] = ['end_call', 'transfer', '
 
 export type LlmAction =
   | { type: 'end_call'; reason?: string }
-  | { type: 'transfer'; destination: string }
+  /** `summary`: the model's short summary for the agent (an attended transfer's whisper). */
+  | { type: 'transfer'; destination: string; summary?: string }
   /** `time` as the model or caller said it; `at` when it parses as a date-time (ISO 8601). */
   | { type: 'schedule_callback'; time: string; at?: string }
   | { type: 'add_to_dnc' }

@@ -93,6 +93,21 @@ export interface AgiCallResult {
   durationMs: number;
   /** Each AudioSocket() the call ran (stream mode): what the callee heard and said, timings. */
   audioSocket: AudioSocketCalleeResult[];
+  /** Each Dial() run through EXEC (an attended transfer): whom, the whisper the agent heard, how it ended. */
+  dials: AgiDialResult[];
+}
+
+export interface AgiDialResult {
+  /** Dial's first argument, e.g. `Local/sales@ai-dialer-transfer`. */
+  target: string;
+  timeoutSeconds: number;
+  /** The whisper file the agent heard before the bridge (AI_WHISPER, path without extension) and its length. */
+  whisper?: { path: string; durationMs: number };
+  dialStatus: string;
+  /** Real ms from the answer to the bridge (the whisper's length), and how long the bridge lasted. */
+  whisperAtMs?: number;
+  bridgedAtMs?: number;
+  bridgedMs?: number;
 }
 
 export const REPLY_DEAD = '511 Command Not Permitted on a dead channel or intercept routine';
@@ -179,6 +194,7 @@ class SimAgiCall {
   private readonly recordings: string[] = [];
   private readonly recordTimings: AgiRecordTiming[] = [];
   private readonly audioSockets: AudioSocketCalleeResult[] = [];
+  private readonly dials: AgiDialResult[] = [];
   private up = true;
   private hangupSent = false;
   private hungUpBy?: 'caller' | 'agi';
@@ -379,6 +395,7 @@ class SimAgiCall {
       continueAt: this.continueAt,
       durationMs: Date.now() - this.t0,
       audioSocket: this.audioSockets,
+      dials: this.dials,
     });
   }
 
@@ -390,8 +407,10 @@ class SimAgiCall {
     if (!spec) return this.write(REPLY_UNKNOWN);
     const args = argv.slice(spec.words.length);
     if (args.length < spec.min || args.length > spec.max) return this.write(usageReply(spec));
-    if (!this.up) return this.write(REPLY_DEAD);
-    switch (spec.words.join(' ')) {
+    const verb = spec.words.join(' ');
+    // Asterisk still answers GET VARIABLE on a hung-up channel (seen: DIALSTATUS after the caller left a Dial)
+    if (!this.up && verb !== 'GET VARIABLE' && verb !== 'GET FULL VARIABLE') return this.write(REPLY_DEAD);
+    switch (verb) {
       case 'ANSWER':
       case 'NOOP':
         return this.write('200 result=0');
@@ -476,6 +495,8 @@ class SimAgiCall {
         return this.waitForSilence(data);
       case 'audiosocket':
         return this.audioSocket(data);
+      case 'dial':
+        return this.dial(data);
       default:
         // Application not found.
         return this.write('200 result=-2');
@@ -504,6 +525,55 @@ class SimAgiCall {
     if (!ran) return;
     this.vars.WAITSTATUS = timedOut ? 'TIMEOUT' : 'SILENCE';
     this.write('200 result=0');
+  }
+
+  /**
+   * `Dial(<target>,<timeout s>,<options>)` of an attended transfer, as Asterisk 22 does it (observed,
+   * test/real-asterisk/attended-transfer.test.ts): the agent (persona.agent) rings; answered, the `U()`
+   * subroutine plays AI_WHISPER to the agent (the caller hears ringing), then they are bridged until the
+   * agent hangs up: result 0, DIALSTATUS ANSWER (option g: the call goes on). Not answered within the
+   * timeout: NOANSWER; busy: BUSY; CONGESTION; CHANUNAVAIL; all with result 0. The caller hanging up:
+   * result -1 (then HANGUP), DIALSTATUS CANCEL while ringing, ANSWER once answered.
+   */
+  private async dial(data: string): Promise<void> {
+    const [target = '', timeoutArg = ''] = data.split(',');
+    const timeoutS = Number(timeoutArg) > 0 ? Number(timeoutArg) : 0;
+    const agent = this.o.persona.agent ?? { behaviour: 'answer' as const };
+    const d: AgiDialResult = { target: target.trim(), timeoutSeconds: timeoutS, dialStatus: '' };
+    this.dials.push(d);
+    const began = Date.now();
+    const done = (status: string, line = '200 result=0') => {
+      d.dialStatus = this.vars.DIALSTATUS = status;
+      if (d.bridgedAtMs !== undefined) d.bridgedMs = Date.now() - began - d.bridgedAtMs;
+      this.write(line);
+    };
+    const ringMs = agent.ringMs ?? (agent.behaviour === 'answer' ? 1000 : 0);
+    const limitMs = timeoutS > 0 ? timeoutS * 1000 : Infinity;
+    const hungUp = () => done('CANCEL', '200 result=-1');
+    if (agent.behaviour === 'no_answer' || (agent.behaviour === 'answer' && ringMs >= limitMs)) {
+      if (await this.wait(Number.isFinite(limitMs) ? limitMs : 3_600_000, hungUp)) done('NOANSWER');
+      return;
+    }
+    if (!(await this.wait(ringMs, hungUp))) return;
+    if (agent.behaviour !== 'answer') {
+      done({ busy: 'BUSY', congestion: 'CONGESTION', unavailable: 'CHANUNAVAIL' }[agent.behaviour]);
+      return;
+    }
+    const answered = () => done('ANSWER', '200 result=-1');
+    const file = this.vars._AI_WHISPER ?? this.vars.AI_WHISPER ?? '';
+    if (file) {
+      let durationMs = 0;
+      try {
+        durationMs = parseWav(fs.readFileSync(`${file}.wav`)).durationMs;
+      } catch {
+        /* Playback of a missing file: the agent hears nothing, the bridge comes at once */
+      }
+      d.whisper = { path: file, durationMs };
+      d.whisperAtMs = Date.now() - began;
+      if (!(await this.wait(durationMs, answered))) return;
+    }
+    d.bridgedAtMs = Date.now() - began;
+    if (await this.wait(agent.talkMs ?? 2000, answered)) done('ANSWER');
   }
 
   /**

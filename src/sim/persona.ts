@@ -44,6 +44,15 @@ export interface Persona {
   hangupDuringPlayback?: { index: number; afterMs?: number };
   /** Hang up after the call has been up this long, ms. */
   hangupAfterMs?: number;
+  /**
+   * The human an attended transfer dials (EXEC Dial from AGI): answers after `ringMs` (default 1000), hears
+   * the whisper, talks `talkMs` (default 2000) and hangs up; or is busy, never answers, or cannot be reached.
+   */
+  agent?: {
+    behaviour: 'answer' | 'no_answer' | 'busy' | 'congestion' | 'unavailable';
+    ringMs?: number;
+    talkMs?: number;
+  };
 }
 
 /** Normalise an utterance entry. */

@@ -45,9 +45,32 @@ export interface MsgCall extends Partial<AgiCall> {
   hungUpBy?: 'agi' | 'caller';
   transcript?: string;
   transferredTo?: string;
+  /** agi-hangup: a transfer to a human, how it went (also stored on the call row). */
+  transfer?: MsgTransfer;
   /** agi-hangup: the transcript is not stored yet (the database is unreachable; it is retried). */
   writePending?: boolean;
   [key: string]: unknown;
+}
+
+/** `msg.call.transfer`: a transfer to a human (agi-hangup). */
+export interface MsgTransfer {
+  /** `extension@context` the call went to (blind) or the agent dialled (attended). */
+  to: string;
+  mode: 'blind' | 'attended';
+  /**
+   * blind: `transferred`; attended: `answered` (the agent heard the whisper and was bridged),
+   * `no_answer`, `busy`, `congestion`, `unavailable`, `caller_hung_up` or `failed`.
+   */
+  status: string;
+  /** attended: Asterisk's DIALSTATUS. */
+  dialStatus?: string;
+  /** attended: whether the agent was played a whisper. */
+  whisper?: boolean;
+  /** attended, not answered: what happened next (`ai`: back to the conversation; `message`: told and hung up). */
+  fallback?: 'ai' | 'message';
+  at: string;
+  /** attended: ringing, plus the conversation with the agent when answered, ms. */
+  elapsedMs?: number;
 }
 
 /** `msg.turn`: the conversation turn being built; started by agi-record (seq 0 is the greeting). */
@@ -129,5 +152,9 @@ export interface DialerMsg {
   reply?: MsgReply;
   error?: MsgError;
   event?: MsgEventType | string;
+  /** For call-broadcast's `status` event: the status and a detail (agi-hangup sets it for a transfer). */
+  status?: string | { status: string; detail?: string; transfer?: MsgTransfer };
+  /** Set by the flow before agi-hangup: this call's transfer mode and whisper text (instead of the node's). */
+  transfer?: { mode?: 'blind' | 'attended'; whisper?: string };
   [key: string]: unknown;
 }

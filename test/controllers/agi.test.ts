@@ -87,8 +87,8 @@ test('an inbound session creates its call row; the session msg carries the call;
   );
   expect(row.rows[0]).toEqual({ status: 'in_progress', direction: 'inbound' });
 
-  const out = await hangup.handle(msg);
-  expect(out.call).toMatchObject({ hungUp: true, hungUpBy: 'agi', transcript: '' });
+  const [out] = await hangup.handle(msg);
+  expect(out?.call).toMatchObject({ hungUp: true, hungUpBy: 'agi', transcript: '' });
   expect(hangupView.last()).toMatchObject({ fill: 'green', text: 'status.done' });
   const closed = await db.query<{ status: string }>('select status from calls where id = $1', [msg.call!.id]);
   expect(closed.rows[0].status).toBe('completed');
@@ -97,8 +97,8 @@ test('an inbound session creates its call row; the session msg carries the call;
   const end = await waitFor(() => s.out.find((o) => o.port === 1), 5000, 'the ended msg');
   expect(end.msg).toMatchObject({ topic: 'agi_ended', payload: 'agi_hangup' });
   // a second hangup of the same call: already gone, not an error
-  const again = await hangup.handle({ call: { ...msg.call } });
-  expect(again.call?.hungUp).toBe(true);
+  const [again] = await hangup.handle({ call: { ...msg.call } });
+  expect(again?.call?.hungUp).toBe(true);
   expect(hangupView.last()).toMatchObject({ fill: 'grey', text: 'status.gone' });
   expect(warnings).toEqual([]);
   await s.ctl.close();
@@ -171,11 +171,11 @@ test('agi-hangup transfers to extension@context; a bad destination is refused', 
     .handle({ ...started.msg, reply: { text: '', done: true, action: { type: 'transfer', destination: '1;Dial' } } })
     .catch((e: unknown) => e);
   expect((bad as Error).message).toMatch(/transfer destination/);
-  const msg = await hangup.handle({
+  const [msg] = await hangup.handle({
     ...started.msg,
     reply: { text: '', done: true, action: { type: 'transfer', destination: '200' } },
   });
-  expect(msg.call?.transferredTo).toBe('200@humans');
+  expect(msg?.call?.transferredTo).toBe('200@humans');
   const r = await ended;
   expect(r.continueAt).toMatchObject({ context: 'humans', extension: '200' });
   await s.ctl.close();

@@ -47,6 +47,8 @@ export interface HarnessOptions {
   token?: string;
   accounts?: Account[];
   dashboard?: DashboardOptions;
+  /** Where call recordings are served from (GET /api/v1/calls/:id/recording). */
+  recordingsDir?: string;
 }
 
 export async function startDashboardHarness(opts: HarnessOptions = {}): Promise<DashboardHarness> {
@@ -54,7 +56,13 @@ export async function startDashboardHarness(opts: HarnessOptions = {}): Promise<
   const db = opts.db ?? (await openDb({ dataDir: 'memory://' }));
   const app = express();
   app.use(
-    createApiRouter({ getDb: async () => db, control: opts.control, token: opts.token ?? '', log: () => undefined }),
+    createApiRouter({
+      getDb: async () => db,
+      control: opts.control,
+      token: opts.token ?? '',
+      log: () => undefined,
+      recordingsDir: opts.recordingsDir,
+    }),
   );
   mountDashboard(app, { mqttAuth: !!opts.accounts?.length, apiTokenRequired: !!opts.token, ...(opts.dashboard ?? {}) });
   const server = http.createServer(app);

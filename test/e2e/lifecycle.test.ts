@@ -1,8 +1,9 @@
 /**
  * The shipped default flow (flows/ai-dialer.json), end to end, in the runtime a user starts with
- * `npm start` and the built-in Asterisk simulator: a campaign of 21 contacts created through the HTTP
+ * `npm start` and the built-in Asterisk simulator: a campaign of 22 contacts created through the HTTP
  * API covers talkers (3 turns), busy, no answer, a hang-up in the middle of a turn, a caller asking not
- * to be called again, a number already on the do-not-call list, contacts outside calling hours, and an
+ * to be called again, a number already on the do-not-call list, contacts outside calling hours, an
+ * answering machine (the voicemail branch, outcome machine), and an
  * LLM that fails once (the failure group plays the fallback and the call goes on).
  *
  * Asserted: the MQTT event sequence of every call (real mqtt.js client, subscribed before the start),
@@ -34,6 +35,7 @@ import {
   FLAKY_WORDS,
   HANGUP_WORDS,
   TALKER_WORDS,
+  VOICEMAIL_MESSAGE,
   type Contact,
   type Kind,
 } from './scenario';
@@ -44,7 +46,7 @@ jest.setTimeout(150000);
 type N = Record<string, any>;
 
 const OPEN = ['initiated', 'ringing', 'in_progress'];
-const DIALLED: Kind[] = ['talker', 'flaky', 'busy', 'no_answer', 'hangup_mid_turn', 'asks_dnc'];
+const DIALLED: Kind[] = ['talker', 'flaky', 'busy', 'no_answer', 'hangup_mid_turn', 'asks_dnc', 'machine'];
 const SPEED = '10';
 const PROGRESS_BUCKETS = [
   'queued',
@@ -55,6 +57,7 @@ const PROGRESS_BUCKETS = [
   'failed',
   'no_answer',
   'busy',
+  'machine',
   'dnc_skipped',
 ];
 
@@ -141,6 +144,9 @@ async function runScenario(t: Target): Promise<void> {
       calls_per_second: 20,
       max_attempts: 3,
       retry_policy: { busy: 3600, no_answer: 3600, failed: 3600 },
+      // answering machines: AMD on every call, the voicemail drop after the beep (outcome machine)
+      amd_enabled: true,
+      settings: { voicemail: { message: VOICEMAIL_MESSAGE } },
     });
     expect(created.status).toBe(201);
     campaignId = created.body.id as number;
@@ -240,7 +246,7 @@ async function runScenario(t: Target): Promise<void> {
     const details = new Map<string, N>();
     for (const c of calls) details.set(c.phone, await dialer.get<N>(`/api/v1/calls/${c.id}`));
     const kindOf = (phone: string) => byPhone.get(phone)!.kind;
-    const expectedStatus: Record<string, string> = { busy: 'busy', no_answer: 'no_answer' };
+    const expectedStatus: Record<string, string> = { busy: 'busy', no_answer: 'no_answer', machine: 'machine' };
     for (const [phone, d] of details) {
       const kind = kindOf(phone);
       const want = expectedStatus[kind] ?? 'completed';
@@ -251,6 +257,20 @@ async function runScenario(t: Target): Promise<void> {
         outcome: want,
       });
       expect(d.call.ended_at).toBeTruthy();
+      if (kind === 'machine') {
+        // the voicemail branch: AMD said MACHINE, the message was left (one turn, nothing heard), no conversation
+        const name = byPhone.get(phone)!.name;
+        expect(d.call.answered_at).toBeTruthy();
+        expect(d.call.amd_status).toBe('MACHINE');
+        expect(d.turns).toHaveLength(1);
+        expect(d.turns[0]).toMatchObject({
+          seq: 0,
+          bot_text: VOICEMAIL_MESSAGE.replace('{{contact.name}}', name),
+          user_text: null,
+        });
+        expect(d.turns[0].playback_ms).toEqual(expect.any(Number));
+        continue;
+      }
       if (want !== 'completed') {
         expect({ phone, turns: d.turns.length, answered: d.call.answered_at }).toEqual({
           phone,
@@ -326,7 +346,7 @@ async function runScenario(t: Target): Promise<void> {
         expect(ended.outcome).toBe(kind);
         continue;
       }
-      expect(ended.outcome).toBe('completed');
+      expect(ended.outcome).toBe(kind === 'machine' ? 'machine' : 'completed');
       // call_ended carries the whole transcript: every stored turn, in order
       expect({ where, transcript: ended.transcript }).toEqual({
         where,
@@ -366,7 +386,8 @@ async function runScenario(t: Target): Promise<void> {
     // Retained progress with the final counts.
     const busyN = contacts.filter((c) => c.kind === 'busy').length;
     const noAnswerN = contacts.filter((c) => c.kind === 'no_answer').length;
-    const completedN = dialled.length - busyN - noAnswerN;
+    const machineN = contacts.filter((c) => c.kind === 'machine').length;
+    const completedN = dialled.length - busyN - noAnswerN - machineN;
     const progressTopic = `ai-dialer/v1/campaigns/${campaignId}/status`;
     // Contacts, each in one bucket: done (talked), dnc (asked, or already listed), retrying (busy, no answer), queued (out of window).
     const count = (...kinds: Kind[]) => contacts.filter((c) => kinds.includes(c.kind)).length;
@@ -377,12 +398,14 @@ async function runScenario(t: Target): Promise<void> {
       dialing: 0,
       completed: count('talker', 'flaky', 'hangup_mid_turn'),
       dnc_skipped: count('asks_dnc', 'on_dnc_list'),
-      // busy and no answer wait for their retry (an hour): shown as such, not as queued
+      // busy and no answer wait for their retry (an hour), the machine for its own (4 hours): shown as
+      // such, not as queued; the machine bucket counts contacts closed as machine (none: attempts are left)
       queued: count('out_of_window'),
-      retrying: busyN + noAnswerN,
+      retrying: busyN + noAnswerN + machineN,
       failed: 0,
       busy: 0,
       no_answer: 0,
+      machine: 0,
       percent:
         Math.round((count('talker', 'flaky', 'hangup_mid_turn', 'asks_dnc', 'on_dnc_list') / contacts.length) * 1000) /
         10,
@@ -408,7 +431,12 @@ async function runScenario(t: Target): Promise<void> {
     // Campaign status through the API.
     const status = await dialer.get<N>(`/api/v1/campaigns/${campaignId}/status`);
     expect(status.calls.total).toBe(dialled.length);
-    expect(status.calls.byOutcome).toEqual({ completed: completedN, busy: busyN, no_answer: noAnswerN });
+    expect(status.calls.byOutcome).toEqual({
+      completed: completedN,
+      busy: busyN,
+      no_answer: noAnswerN,
+      machine: machineN,
+    });
     expect(status.activeCalls).toBe(0);
     expect(status.progress).toMatchObject({ ...wantProgress, nextRetryAt: retained.payload.nextRetryAt });
 
@@ -446,7 +474,12 @@ async function runScenario(t: Target): Promise<void> {
       await clearRetained(t.mqttUrl, `ai-dialer/v1/campaigns/${campaignId}/status`).catch(() => undefined);
     if (dialer && dialer.child.exitCode === null) await stopDialer(dialer, 5000);
     await llm.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    // a runtime still writing its data directory must not hide the test's own failure
+    try {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    } catch (err) {
+      console.warn(`e2e: could not remove ${dir}: ${(err as Error).message}`);
+    }
   }
 }
 
@@ -504,7 +537,8 @@ async function checkDatabase(db: Db, campaignId: number, contacts: Contact[]): P
     switch (c.kind) {
       case 'busy':
       case 'no_answer':
-        // A retry is scheduled (an hour later, the campaign's retry policy).
+      case 'machine':
+        // A retry is scheduled (an hour later, the campaign's retry policy; a machine: 4 hours, the default).
         expect({ ...got, later: r.later, last: r.last_outcome }).toEqual({
           ...got,
           status: 'pending',
@@ -580,7 +614,7 @@ describe('the default flow end to end (npm start, simulator)', () => {
     }
   });
 
-  test('PGlite + embedded MQTT broker: a 21-contact campaign covering every path', async () => {
+  test('PGlite + embedded MQTT broker: a 22-contact campaign covering every path', async () => {
     await runScenario({ label: 'pglite', prefix: '+121255501' });
   });
 

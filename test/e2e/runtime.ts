@@ -22,7 +22,13 @@ export interface Dialer {
 export async function startDialer(env: Record<string, string>, startMs = 120000): Promise<Dialer> {
   const started = spawnStart(env);
   const { child, out, exited } = started;
-  const ports = await waitForBanner(started, startMs);
+  let ports: Awaited<ReturnType<typeof waitForBanner>>;
+  try {
+    ports = await waitForBanner(started, startMs);
+  } catch (err) {
+    child.kill('SIGKILL'); // not started in time: leave no runtime behind
+    throw err;
+  }
   const base = `http://127.0.0.1:${ports.http}`;
   const get = async (p: string) => {
     const res = await fetch(base + p, { headers: { Accept: 'application/json' } });

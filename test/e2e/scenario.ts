@@ -5,7 +5,15 @@
 import type { Persona } from '../../src/sim/persona';
 
 export type Kind =
-  'talker' | 'flaky' | 'busy' | 'no_answer' | 'hangup_mid_turn' | 'asks_dnc' | 'on_dnc_list' | 'out_of_window';
+  | 'talker'
+  | 'flaky'
+  | 'busy'
+  | 'no_answer'
+  | 'hangup_mid_turn'
+  | 'asks_dnc'
+  | 'machine'
+  | 'on_dnc_list'
+  | 'out_of_window';
 
 export interface Contact {
   phone: string;
@@ -18,6 +26,8 @@ export const TALKER_WORDS = ['Yes, this is me.', 'Tuesday at ten works for me.',
 export const FLAKY_WORDS = ['Hello, the line is flaky.', 'Yes, Tuesday works.', 'No, that is all, thank you.'];
 export const HANGUP_WORDS = ['Who is this?', 'Hold on, I have to'];
 export const DNC_WORDS = ['Please do not call me again.'];
+/** The campaign's voicemail message (settings.voicemail.message), left after an answering machine's beep. */
+export const VOICEMAIL_MESSAGE = 'Hi {{contact.name}}, this is the e2e line. Please call us back.';
 /** The contact whose first LLM request fails (HTTP 500). */
 export const FLAKY_NAME = 'Flaky Fred';
 
@@ -41,6 +51,14 @@ export function personaFor(kind: Kind): Persona {
       };
     case 'asks_dnc':
       return { name: kind, dial: { behaviour: 'answer', ...ring }, utterances: DNC_WORDS };
+    case 'machine':
+      // an answering machine: AMD says MACHINE; its greeting and beep go on after AMD returned
+      return {
+        name: kind,
+        dial: { behaviour: 'answer', ...ring },
+        amd: 'MACHINE',
+        voicemail: { greetingMs: 1500, beepMs: 300 },
+      };
     default:
       // Never dialled; if they were, they would talk (and the test would see the call).
       return { name: kind, dial: { behaviour: 'answer', ...ring }, utterances: TALKER_WORDS };
@@ -111,7 +129,7 @@ export function callingWindow(now = new Date()): {
   throw new Error('no pair of time zones inside / outside a calling window (the zone list is too short)');
 }
 
-/** 21 contacts: 6 talkers, 1 with an engine failing once, 3 busy, 3 no answer, 2 hang up mid-turn, 2 ask for DNC, 2 already on the DNC list, 2 outside calling hours. */
+/** 22 contacts: 6 talkers, 1 with an engine failing once, 3 busy, 3 no answer, 2 hang up mid-turn, 2 ask for DNC, 1 answering machine, 2 already on the DNC list, 2 outside calling hours. */
 export function buildContacts(prefix: string, zones: { inside: string; outside: string }): Contact[] {
   const plan: Array<[Kind, number]> = [
     ['talker', 6],
@@ -120,6 +138,7 @@ export function buildContacts(prefix: string, zones: { inside: string; outside: 
     ['no_answer', 3],
     ['hangup_mid_turn', 2],
     ['asks_dnc', 2],
+    ['machine', 1],
     ['on_dnc_list', 2],
     ['out_of_window', 2],
   ];

@@ -16,7 +16,13 @@ import os from 'os';
 import path from 'path';
 import { spawn, spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
-import { isCi } from '../helpers/tools';
+import { isCi, requireTool } from '../helpers/tools';
+import { waitFor } from '../helpers/wait';
+import { AriConnection } from '../../src/ari/client';
+import { CallTracker, type CallOutcome } from '../../src/ari/calls';
+import { AgiServer } from '../../src/agi/server';
+import type { FastAgiSession } from '../../src/agi/session';
+import { encodeWav, toAsteriskWav } from '../../src/audio/wav';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const SHARED_DIR = path.resolve(ROOT, '..', 'shared', 'asterisk');
@@ -45,6 +51,18 @@ export function realAsteriskMode(): { run: boolean; why?: string } {
     return { run: false, why };
   }
   return { run: true };
+}
+
+/**
+ * `describe` for a suite on the packaged Asterisk (skipped, with the note realAsteriskMode prints, when it
+ * cannot run, and for REAL_ASTERISK=external); `espeak`: the suite also needs espeak-ng for its callees.
+ */
+export function describeReal(needs: { espeak?: boolean } = {}): jest.Describe {
+  const ok =
+    realAsteriskMode().run &&
+    !EXTERNAL &&
+    (!needs.espeak || requireTool('espeak-ng', hasEspeak(), 'apt-get install espeak-ng'));
+  return ok ? describe : describe.skip;
 }
 
 export function freePort(udp = false): Promise<number> {
@@ -268,4 +286,113 @@ export async function startPlain(files: Record<string, string>): Promise<Omit<In
 /** ERROR / WARNING lines of a console output. */
 export function problems(out: string): string[] {
   return out.split('\n').filter((l) => /\b(ERROR|WARNING)\[/.test(l));
+}
+
+/**
+ * The dialer's side of a suite: our FastAGI server on the instance's AGI port and secret, the ARI
+ * connection and a call tracker dialling `endpointTemplate`; every outcome but `answered` is collected.
+ * Each FastAGI session runs `side.onSession` (a test sets it before it originates).
+ */
+export interface DialerSide {
+  agi: AgiServer;
+  conn: AriConnection;
+  tracker: CallTracker;
+  outcomes: CallOutcome[];
+  onSession: (s: FastAgiSession) => void | Promise<void>;
+  /** The final outcome of call `id` (waits for it). */
+  outcome(id: string, ms?: number): Promise<CallOutcome>;
+  close(): Promise<void>;
+}
+
+export async function startDialerSide(
+  ast: Pick<Instance, 'agiPort' | 'agiSecret' | 'ariUrl' | 'ariUser' | 'ariPassword'>,
+  endpointTemplate: string,
+): Promise<DialerSide> {
+  const agi = new AgiServer({ host: '127.0.0.1', port: ast.agiPort, secret: ast.agiSecret, register: false });
+  await agi.listen();
+  const conn = new AriConnection({
+    url: ast.ariUrl,
+    username: ast.ariUser,
+    password: ast.ariPassword,
+    app: 'ai-dialer',
+  });
+  const tracker = new CallTracker(conn, { endpointTemplate, sweepMs: 0 });
+  const side: DialerSide = {
+    agi,
+    conn,
+    tracker,
+    outcomes: [],
+    onSession: (s) => void s.hangup().finally(() => s.close()),
+    outcome: (id, ms = 40_000) => waitFor(() => side.outcomes.find((x) => x.callId === id), ms, `outcome of ${id}`),
+    close: async () => {
+      await tracker.close();
+      await conn.close();
+      await agi.close();
+    },
+  };
+  agi.on('session', (s: FastAgiSession) => void side.onSession(s));
+  tracker.on('outcome', (o: CallOutcome) => {
+    if (o.outcome !== 'answered') side.outcomes.push(o);
+  });
+  await conn.start();
+  return side;
+}
+
+/**
+ * A suite's afterAll: the dialer side, then the Asterisks, then the suite's own temp folders (kept with
+ * KEEP_ASTERISK_STATE=1, like the instances' state).
+ */
+export async function stopAll(o: {
+  side?: DialerSide;
+  asterisks?: Array<{ stop(): void } | undefined>;
+  dirs?: Array<string | undefined>;
+}): Promise<void> {
+  await o.side?.close();
+  for (const a of o.asterisks ?? []) a?.stop();
+  if (process.env.KEEP_ASTERISK_STATE) return;
+  for (const d of o.dirs ?? []) if (d) fs.rmSync(d, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- audio for test callees
+
+/** espeak-ng is installed (the suites with spoken audio need it). */
+export const hasEspeak = (): boolean => spawnSync('espeak-ng', ['--version']).status === 0;
+
+/** `text` spoken by espeak-ng, as an 8 kHz mono WAV Asterisk plays by full path. */
+export function speech(text: string): Buffer {
+  const r = spawnSync('espeak-ng', ['-v', 'en-us', '-s', '165', '--stdout', text]);
+  if (r.status !== 0) throw new Error(`espeak-ng: ${r.stderr}`);
+  return toAsteriskWav(r.stdout);
+}
+
+/** 8 kHz mono 16-bit sine tone, `ms` long. */
+export function tone(ms: number, hz = 440, amp = 8000): Buffer {
+  const n = Math.round((8000 * ms) / 1000);
+  const samples = new Int16Array(n);
+  for (let i = 0; i < n; i++) samples[i] = Math.round(amp * Math.sin((2 * Math.PI * hz * i) / 8000));
+  return encodeWav({ sampleRate: 8000, channels: 1, samples });
+}
+
+/** Level of each 20 ms frame: RMS, or the mean absolute sample. */
+export function frameLevels(samples: Int16Array, measure: 'rms' | 'meanAbs' = 'rms', rate = 8000): number[] {
+  const n = Math.round(rate / 50);
+  const out: number[] = [];
+  for (let i = 0; i + n <= samples.length; i += n) {
+    let s = 0;
+    for (let j = i; j < i + n; j++) s += measure === 'rms' ? samples[j] * samples[j] : Math.abs(samples[j]);
+    out.push(measure === 'rms' ? Math.sqrt(s / n) : s / n);
+  }
+  return out;
+}
+
+/** Runs of 20 ms frames whose level is at least `threshold`, as [startMs, endMs]; gaps up to `joinMs` joined. */
+export function loudRuns(levels: number[], threshold = 300, joinMs = 200): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  for (let i = 0; i < levels.length; i++) {
+    if (levels[i] < threshold) continue;
+    const last = runs[runs.length - 1];
+    if (last && i * 20 - last[1] <= joinMs) last[1] = i * 20 + 20;
+    else runs.push([i * 20, i * 20 + 20]);
+  }
+  return runs;
 }

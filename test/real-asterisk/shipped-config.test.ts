@@ -9,34 +9,29 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { AriConnection, type AriChannel } from '../../src/ari/client';
-import { CallTracker, type CallOutcome } from '../../src/ari/calls';
-import { AgiServer } from '../../src/agi/server';
+import { CallTracker } from '../../src/ari/calls';
 import type { FastAgiSession } from '../../src/agi/session';
 import { recordTurn } from '../../src/agi/recording';
-import { encodeWav, parseWav } from '../../src/audio/wav';
+import { parseWav } from '../../src/audio/wav';
 import { startSimulator, type SimulatorHandle } from '../../src/sim';
 import { waitFor } from '../helpers/wait';
-import { realAsteriskMode, startShipped, problems, EXTERNAL, type Instance } from './asterisk';
+import {
+  describeReal,
+  startShipped,
+  startDialerSide,
+  stopAll,
+  problems,
+  tone,
+  type DialerSide,
+  type Instance,
+} from './asterisk';
 
-const mode = realAsteriskMode();
-const d = mode.run && !EXTERNAL ? describe : describe.skip;
-
-/** 8 kHz mono 16-bit tone, ms long. */
-function tone(ms: number, hz = 440, amp = 8000): Buffer {
-  const n = Math.round((8000 * ms) / 1000);
-  const samples = new Int16Array(n);
-  for (let i = 0; i < n; i++) samples[i] = Math.round(amp * Math.sin((2 * Math.PI * hz * i) / 8000));
-  return encodeWav({ sampleRate: 8000, channels: 1, samples });
-}
+const d = describeReal();
 
 d('the shipped asterisk-config on a real Asterisk 22', () => {
   let ast: Instance;
-  let conn: AriConnection;
-  let tracker: CallTracker;
-  let agi: AgiServer;
+  let side: DialerSide;
   let audio: string;
-  const outcomes: CallOutcome[] = [];
-  let onSession: (s: FastAgiSession) => Promise<void> = async () => undefined;
 
   beforeAll(async () => {
     const workAudio = fs.mkdtempSync(path.join(os.tmpdir(), 'ra-audio-'));
@@ -80,24 +75,10 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
         '',
       ].join('\n'),
     });
-    agi = new AgiServer({ host: '127.0.0.1', port: ast.agiPort, secret: ast.agiSecret, register: false });
-    await agi.listen();
-    agi.on('session', (s: FastAgiSession) => void onSession(s));
-    conn = new AriConnection({ url: ast.ariUrl, username: ast.ariUser, password: ast.ariPassword, app: 'ai-dialer' });
-    await conn.start();
-    tracker = new CallTracker(conn, { endpointTemplate: 'Local/{phone}@ra-callees', sweepMs: 0 });
-    tracker.on('outcome', (o: CallOutcome) => {
-      if (o.outcome !== 'answered') outcomes.push(o);
-    });
+    side = await startDialerSide(ast, 'Local/{phone}@ra-callees');
   }, 150_000);
 
-  afterAll(async () => {
-    await tracker?.close();
-    await conn?.close();
-    await agi?.close();
-    ast?.stop();
-    if (audio) fs.rmSync(audio, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopAll({ side, asterisks: [ast], dirs: [audio] }), 60_000);
 
   test('it starts with no ERROR and no WARNING, and without the sample AEL or unused modules', () => {
     const out = ast.output();
@@ -122,12 +103,12 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
   test('originate -> ai-dialer-agi -> our FastAGI: variables, STREAM FILE, RECORD FILE, GET /channels, outcome completed', async () => {
     const seen: Record<string, unknown> = {};
     let channels: AriChannel[] = [];
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       try {
         seen.script = s.env.network_script;
         for (const v of ['CALL_ID', 'CONTACT_PHONE', 'CAMPAIGN_ID', 'CONTACT_FIRST_NAME', 'CALL_TOKEN'])
           seen[v] = await s.getVariable(v);
-        channels = await conn.listChannels();
+        channels = await side.conn.listChannels();
         seen.play = await s.streamFile(`${audio}/prompt`);
         seen.rec = await s.recordFile({ path: `${audio}/rec-1`, maxMs: 8000, silenceSeconds: 1 });
         await s.hangup();
@@ -137,8 +118,8 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
         s.close(); // FastAGI: Asterisk keeps the AGI (and the channel) until we close the socket
       }
     };
-    await tracker.originate({ id: 'c1', phone: '+15550100', campaignId: 7, fields: { first_name: 'Ann' } });
-    const o = await waitFor(() => outcomes.find((x) => x.callId === 'c1'), 40_000, 'outcome of c1');
+    await side.tracker.originate({ id: 'c1', phone: '+15550100', campaignId: 7, fields: { first_name: 'Ann' } });
+    const o = await side.outcome('c1');
     expect(seen.error).toBeUndefined();
     expect(seen).toMatchObject({
       CALL_ID: 'c1',
@@ -175,7 +156,7 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
 
   test('a callee who hangs up during STREAM FILE or RECORD FILE ends the call (hungUp, not an error): outcome completed', async () => {
     const ends: Record<string, unknown> = {};
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       const id = await s.getVariable('CALL_ID');
       try {
         if (id === 'c2') {
@@ -189,10 +170,10 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
         s.close();
       }
     };
-    await tracker.originate({ id: 'c2', phone: '+15550200' });
-    await tracker.originate({ id: 'c3', phone: '+15550300' });
-    const o2 = await waitFor(() => outcomes.find((x) => x.callId === 'c2'), 40_000, 'outcome of c2');
-    const o3 = await waitFor(() => outcomes.find((x) => x.callId === 'c3'), 40_000, 'outcome of c3');
+    await side.tracker.originate({ id: 'c2', phone: '+15550200' });
+    await side.tracker.originate({ id: 'c3', phone: '+15550300' });
+    const o2 = await side.outcome('c2');
+    const o3 = await side.outcome('c3');
     await waitFor(
       () => ('c2' in ends || 'c2-error' in ends) && ('c3' in ends || 'c3-error' in ends),
       10_000,
@@ -211,7 +192,7 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
 
   test('AMD in ai-dialer-agi with the shipped parameters: a long greeting is MACHINE, a short hello is HUMAN', async () => {
     const amd: Record<string, Record<string, string | undefined>> = {};
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       try {
         const id = (await s.getVariable('CALL_ID')) as string;
         amd[id] = {
@@ -224,10 +205,10 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
         s.close();
       }
     };
-    await tracker.originate({ id: 'm1', phone: '+15550600', amd: true });
-    await tracker.originate({ id: 'h1', phone: '+15550700', amd: true });
+    await side.tracker.originate({ id: 'm1', phone: '+15550600', amd: true });
+    await side.tracker.originate({ id: 'h1', phone: '+15550700', amd: true });
     await waitFor(
-      () => outcomes.some((x) => x.callId === 'm1') && outcomes.some((x) => x.callId === 'h1'),
+      () => side.outcomes.some((x) => x.callId === 'm1') && side.outcomes.some((x) => x.callId === 'h1'),
       40_000,
       'AMD calls',
     );

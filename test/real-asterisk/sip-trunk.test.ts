@@ -6,24 +6,22 @@
  */
 import fs from 'fs';
 import path from 'path';
-import { AriConnection } from '../../src/ari/client';
-import { CallTracker, type CallOutcome } from '../../src/ari/calls';
-import { AgiServer } from '../../src/agi/server';
 import type { FastAgiSession } from '../../src/agi/session';
 import { waitFor } from '../helpers/wait';
 import {
   ROOT,
-  realAsteriskMode,
+  describeReal,
   startShipped,
   startPlain,
+  startDialerSide,
+  stopAll,
   freePort,
   problems,
-  EXTERNAL,
+  type DialerSide,
   type Instance,
 } from './asterisk';
 
-const mode = realAsteriskMode();
-const d = mode.run && !EXTERNAL ? describe : describe.skip;
+const d = describeReal();
 
 const TRUNK_USER = 'dialer-trunk';
 const TRUNK_PASSWORD = 'trunk-pw-' + Math.random().toString(36).slice(2, 10);
@@ -103,10 +101,7 @@ function providerFiles(providerPort: number, dialerPort: number, rtp: number): R
 d('a real PJSIP trunk between two Asterisks', () => {
   let ours: Instance;
   let provider: Awaited<ReturnType<typeof startPlain>>;
-  let conn: AriConnection;
-  let tracker: CallTracker;
-  let agi: AgiServer;
-  const outcomes: CallOutcome[] = [];
+  let side: DialerSide;
   const sessions: FastAgiSession[] = [];
 
   beforeAll(async () => {
@@ -125,42 +120,24 @@ d('a real PJSIP trunk between two Asterisks', () => {
       }),
       startPlain(providerFiles(providerPort, dialerPort, rtp)),
     ]);
-    agi = new AgiServer({ host: '127.0.0.1', port: ours.agiPort, secret: ours.agiSecret, register: false });
-    await agi.listen();
-    agi.on('session', (s: FastAgiSession) => {
+    side = await startDialerSide(ours, 'PJSIP/{phone}@trunk');
+    side.onSession = (s) => {
       sessions.push(s);
       // the conversation: hang up after a moment, then close (Asterisk waits for the close)
       setTimeout(() => void s.hangup().finally(() => s.close()), 300);
-    });
-    conn = new AriConnection({
-      url: ours.ariUrl,
-      username: ours.ariUser,
-      password: ours.ariPassword,
-      app: 'ai-dialer',
-    });
-    await conn.start();
-    tracker = new CallTracker(conn, { endpointTemplate: 'PJSIP/{phone}@trunk', sweepMs: 0 });
-    tracker.on('outcome', (o: CallOutcome) => {
-      if (o.outcome !== 'answered') outcomes.push(o);
-    });
+    };
   }, 170_000);
 
-  afterAll(async () => {
-    await tracker?.close();
-    await conn?.close();
-    await agi?.close();
-    ours?.stop();
-    provider?.stop();
-  }, 60_000);
+  afterAll(() => stopAll({ side, asterisks: [ours, provider] }), 60_000);
 
   test('486 -> busy (17), 503 -> congestion (34), no answer -> no_answer, answer -> completed', async () => {
     const cid = '+13125550001';
-    await tracker.originate({ id: 'busy', phone: '+15550486', callerId: cid });
-    await tracker.originate({ id: 'cong', phone: '+15550503', callerId: cid });
-    await tracker.originate({ id: 'noans', phone: '+15550408', callerId: cid, timeoutSec: 3 });
-    await tracker.originate({ id: 'talk', phone: '+15550200', callerId: cid });
-    await waitFor(() => outcomes.length >= 4, 40_000, 'four outcomes');
-    const by = Object.fromEntries(outcomes.map((o) => [o.callId, o]));
+    await side.tracker.originate({ id: 'busy', phone: '+15550486', callerId: cid });
+    await side.tracker.originate({ id: 'cong', phone: '+15550503', callerId: cid });
+    await side.tracker.originate({ id: 'noans', phone: '+15550408', callerId: cid, timeoutSec: 3 });
+    await side.tracker.originate({ id: 'talk', phone: '+15550200', callerId: cid });
+    await waitFor(() => side.outcomes.length >= 4, 40_000, 'four outcomes');
+    const by = Object.fromEntries(side.outcomes.map((o) => [o.callId, o]));
     expect(by.busy).toMatchObject({ outcome: 'busy', hangupCause: 17, dialStatus: 'BUSY' });
     expect(by.cong).toMatchObject({ outcome: 'congestion', hangupCause: 34, dialStatus: 'CONGESTION' });
     expect(by.noans).toMatchObject({ outcome: 'no_answer' });

@@ -14,72 +14,40 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { performance } from 'perf_hooks';
-import { execFileSync } from 'child_process';
-import { AriConnection } from '../../src/ari/client';
-import { CallTracker, type CallOutcome } from '../../src/ari/calls';
-import { AgiServer } from '../../src/agi/server';
 import type { FastAgiSession } from '../../src/agi/session';
 import { AudioSocketServer } from '../../src/media/audiosocket';
 import { Endpointer } from '../../src/media/endpointer';
 import { endMedia, handOffMedia } from '../../src/media/handoff';
 import { encodeWav, parseWav } from '../../src/audio/wav';
 import { utteranceAudio } from '../../src/sim/audio-utterance';
-import { waitFor } from '../helpers/wait';
-import { requireTool } from '../helpers/tools';
-import { realAsteriskMode, startShipped, problems, EXTERNAL, type Instance } from './asterisk';
+import {
+  describeReal,
+  startShipped,
+  startDialerSide,
+  stopAll,
+  frameLevels,
+  loudRuns,
+  problems,
+  type DialerSide,
+  type Instance,
+} from './asterisk';
 
-function has(bin: string): boolean {
-  try {
-    execFileSync('which', [bin], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const mode = realAsteriskMode();
-const d =
-  mode.run && !EXTERNAL && requireTool('espeak-ng', has('espeak-ng'), 'apt-get install espeak-ng')
-    ? describe
-    : describe.skip;
+const d = describeReal({ espeak: true });
 
 /** 20 ms frame levels (mean absolute sample) of a recording (a file, or samples). */
 function levels(src: string | Int16Array): number[] {
-  const samples = typeof src === 'string' ? parseWav(fs.readFileSync(src)).samples : src;
-  const out: number[] = [];
-  for (let i = 0; i + 160 <= samples.length; i += 160) {
-    let s = 0;
-    for (let j = i; j < i + 160; j++) s += Math.abs(samples[j]);
-    out.push(s / 160);
-  }
-  return out;
-}
-
-/** Runs of loud frames: [startMs, endMs] (gaps under 200 ms joined). */
-function loudRuns(lv: number[], threshold = 300): Array<[number, number]> {
-  const runs: Array<[number, number]> = [];
-  for (let i = 0; i < lv.length; i++) {
-    if (lv[i] < threshold) continue;
-    const last = runs[runs.length - 1];
-    if (last && i * 20 - last[1] <= 200) last[1] = i * 20 + 20;
-    else runs.push([i * 20, i * 20 + 20]);
-  }
-  return runs;
+  return frameLevels(typeof src === 'string' ? parseWav(fs.readFileSync(src)).samples : src, 'meanAbs');
 }
 
 d('stream mode (AudioSocket) on a real Asterisk 22', () => {
   let ast: Instance;
-  let conn: AriConnection;
-  let tracker: CallTracker;
-  let agi: AgiServer;
+  let side: DialerSide;
   let media: AudioSocketServer;
   let advertise: string;
   let dir: string;
   let answerMs = 0;
   let greeting: Int16Array;
   let reply: Int16Array;
-  const outcomes: CallOutcome[] = [];
-  let onSession: (s: FastAgiSession) => Promise<void> = async () => undefined;
   const speech = async (text: string) => utteranceAudio(text, 'espeak');
 
   beforeAll(async () => {
@@ -121,31 +89,19 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
         '',
       ].join('\n'),
     });
-    agi = new AgiServer({ host: '127.0.0.1', port: ast.agiPort, secret: ast.agiSecret, register: false });
-    await agi.listen();
-    agi.on('session', (s: FastAgiSession) => void onSession(s));
+    side = await startDialerSide(ast, 'Local/{phone}@ra-stream-callees');
     media = new AudioSocketServer({ host: '127.0.0.1', port: 0 });
     advertise = `127.0.0.1:${(await media.listen()).port}`;
-    conn = new AriConnection({ url: ast.ariUrl, username: ast.ariUser, password: ast.ariPassword, app: 'ai-dialer' });
-    await conn.start();
-    tracker = new CallTracker(conn, { endpointTemplate: 'Local/{phone}@ra-stream-callees', sweepMs: 0 });
-    tracker.on('outcome', (o: CallOutcome) => {
-      if (o.outcome !== 'answered') outcomes.push(o);
-    });
   }, 300_000);
 
   afterAll(async () => {
-    await tracker?.close();
-    await conn?.close();
-    await agi?.close();
     await media?.close();
-    ast?.stop();
-    if (dir && !process.env.KEEP_ASTERISK_STATE) fs.rmSync(dir, { recursive: true, force: true });
+    await stopAll({ side, asterisks: [ast], dirs: [dir] });
   }, 60_000);
 
   test('a streaming turn: Asterisk streams the callee, the VAD cuts the answer, our prompts reach the callee, AGI gets control back', async () => {
     const seen: Record<string, any> = {};
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       try {
         const t0 = performance.now();
         const m = await handOffMedia(s, { server: media, advertise, endpointer: () => Endpointer.create() });
@@ -169,8 +125,8 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
         s.close();
       }
     };
-    await tracker.originate({ id: 's1', phone: '+15550901' });
-    const o = await waitFor(() => outcomes.find((x) => x.callId === 's1'), 40_000, 'outcome of s1');
+    await side.tracker.originate({ id: 's1', phone: '+15550901' });
+    const o = await side.outcome('s1');
     expect(seen.error).toBeUndefined();
     expect(o.outcome).toBe('completed');
     // control came back to AGI after the media ended
@@ -202,7 +158,7 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
 
   test('barge-in on a real call: the callee talks over our prompt, it stops, and the speech is the next utterance', async () => {
     const seen: Record<string, any> = {};
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       try {
         const m = await handOffMedia(s, { server: media, advertise, endpointer: () => Endpointer.create() });
         const long = await speech(
@@ -223,8 +179,8 @@ d('stream mode (AudioSocket) on a real Asterisk 22', () => {
         s.close();
       }
     };
-    await tracker.originate({ id: 's2', phone: '+15550902' });
-    await waitFor(() => outcomes.find((x) => x.callId === 's2'), 40_000, 'outcome of s2');
+    await side.tracker.originate({ id: 's2', phone: '+15550902' });
+    await side.outcome('s2');
     expect(seen.error).toBeUndefined();
     expect(seen.played.interrupted).toBe(true);
     expect(seen.played.playedMs).toBeLessThan(seen.longMs - 1000);

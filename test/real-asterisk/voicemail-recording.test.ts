@@ -7,53 +7,31 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { spawnSync } from 'child_process';
-import { AriConnection } from '../../src/ari/client';
-import { CallTracker, type CallOutcome } from '../../src/ari/calls';
-import { AgiServer } from '../../src/agi/server';
 import type { FastAgiSession } from '../../src/agi/session';
 import { readCall, type AgiCall } from '../../src/agi/call';
 import { waitForBeepEnd, type BeepWaitResult } from '../../src/agi/voicemail';
 import { amdArgs, AMD_DEFAULTS } from '../../src/campaign/call-settings';
-import { encodeWav, parseWav, toAsteriskWav } from '../../src/audio/wav';
+import { parseWav } from '../../src/audio/wav';
 import { waitFor } from '../helpers/wait';
 import { recordingPathFor } from '../../src/calls/call-recordings';
-import { requireTool } from '../helpers/tools';
-import { realAsteriskMode, startShipped, EXTERNAL, type Instance } from './asterisk';
+import {
+  describeReal,
+  startShipped,
+  startDialerSide,
+  stopAll,
+  frameLevels,
+  loudRuns,
+  speech,
+  tone,
+  type DialerSide,
+  type Instance,
+} from './asterisk';
 
-const mode = realAsteriskMode();
-const espeak = spawnSync('espeak-ng', ['--version']).status === 0;
-const d =
-  mode.run && !EXTERNAL && requireTool('espeak-ng', espeak, 'apt-get install espeak-ng') ? describe : describe.skip;
-
-function speech(text: string): Buffer {
-  const r = spawnSync('espeak-ng', ['-v', 'en-us', '-s', '165', '--stdout', text]);
-  if (r.status !== 0) throw new Error(`espeak-ng: ${r.stderr}`);
-  return toAsteriskWav(r.stdout);
-}
-
-function tone(ms: number, hz: number, amp = 8000): Buffer {
-  const n = Math.round((8000 * ms) / 1000);
-  const samples = new Int16Array(n);
-  for (let i = 0; i < n; i++) samples[i] = Math.round(amp * Math.sin((2 * Math.PI * hz * i) / 8000));
-  return encodeWav({ sampleRate: 8000, channels: 1, samples });
-}
+const d = describeReal({ espeak: true });
 
 /** 20 ms frames whose RMS is above `threshold`, as [startMs, endMs] runs (gaps under 600 ms joined). */
-function voiced(samples: Int16Array, rate: number, threshold = 300): Array<[number, number]> {
-  const frame = Math.round(rate / 50);
-  const runs: Array<[number, number]> = [];
-  for (let i = 0; i + frame <= samples.length; i += frame) {
-    let sum = 0;
-    for (let j = i; j < i + frame; j++) sum += samples[j] * samples[j];
-    if (Math.sqrt(sum / frame) < threshold) continue;
-    const t = Math.round((i * 1000) / rate);
-    const last = runs[runs.length - 1];
-    if (last && t - last[1] <= 600) last[1] = t + 20;
-    else runs.push([t, t + 20]);
-  }
-  return runs;
-}
+const voiced = (samples: Int16Array, rate: number, threshold = 300): Array<[number, number]> =>
+  loudRuns(frameLevels(samples, 'rms', rate), threshold, 600);
 
 const durMs = (wav: Buffer): number => parseWav(wav).durationMs;
 
@@ -70,12 +48,8 @@ function findFile(dir: string, name: RegExp): string | undefined {
 
 d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
   let ast: Instance;
-  let conn: AriConnection;
-  let tracker: CallTracker;
-  let agi: AgiServer;
+  let side: DialerSide;
   let audio: string;
-  const outcomes: CallOutcome[] = [];
-  let onSession: (s: FastAgiSession) => Promise<void> = async () => undefined;
   let greetingMs = 0;
   let beepEndMs = 0;
   let dropMs = 0;
@@ -123,24 +97,10 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
         '',
       ].join('\n'),
     });
-    agi = new AgiServer({ host: '127.0.0.1', port: ast.agiPort, secret: ast.agiSecret, register: false });
-    await agi.listen();
-    agi.on('session', (s: FastAgiSession) => void onSession(s));
-    conn = new AriConnection({ url: ast.ariUrl, username: ast.ariUser, password: ast.ariPassword, app: 'ai-dialer' });
-    await conn.start();
-    tracker = new CallTracker(conn, { endpointTemplate: 'Local/{phone}@ra-callees', sweepMs: 0 });
-    tracker.on('outcome', (o: CallOutcome) => {
-      if (o.outcome !== 'answered') outcomes.push(o);
-    });
+    side = await startDialerSide(ast, 'Local/{phone}@ra-callees');
   }, 300_000); // the shared 2-core machine can take minutes to boot Asterisk
 
-  afterAll(async () => {
-    await tracker?.close();
-    await conn?.close();
-    await agi?.close();
-    ast?.stop();
-    if (audio && !process.env.KEEP_ASTERISK_STATE) fs.rmSync(audio, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => stopAll({ side, asterisks: [ast], dirs: [audio] }), 60_000);
 
   test('a machine (spoken greeting, then a beep) gets the drop after the beep; a person gets the conversation', async () => {
     const seen: Record<
@@ -148,7 +108,7 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
       { call?: AgiCall; wait?: BeepWaitResult; played?: unknown; error?: unknown; t?: number }
     > = {};
     const t0: Record<string, number> = {};
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       const id = (await s.getVariable('CALL_ID')) as string;
       const rec: (typeof seen)[string] = (seen[id] = {});
       try {
@@ -166,7 +126,7 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
       }
     };
     t0.m1 = Date.now();
-    await tracker.originate({
+    await side.tracker.originate({
       id: 'm1',
       phone: '+15550800',
       amd: true,
@@ -174,9 +134,9 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
       record: true,
     });
     t0.h1 = Date.now();
-    await tracker.originate({ id: 'h1', phone: '+15550900', amd: true });
+    await side.tracker.originate({ id: 'h1', phone: '+15550900', amd: true });
     await waitFor(
-      () => outcomes.some((x) => x.callId === 'm1') && outcomes.some((x) => x.callId === 'h1'),
+      () => side.outcomes.some((x) => x.callId === 'm1') && side.outcomes.some((x) => x.callId === 'h1'),
       60_000,
       'calls',
     );
@@ -206,7 +166,7 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
 
   test('MixMonitor: one file per call, the callee and our side in it', async () => {
     let t: { answered?: number; prompt?: number } = {};
-    onSession = async (s) => {
+    side.onSession = async (s: FastAgiSession) => {
       try {
         t.answered = Date.now();
         await s.exec('Wait', '2.5'); // the callee's "Hello?" plays meanwhile
@@ -217,8 +177,8 @@ d('voicemail drop and whole-call recording on a real Asterisk 22', () => {
         s.close();
       }
     };
-    await tracker.originate({ id: '4242', phone: '+15550901', record: true });
-    await waitFor(() => outcomes.some((x) => x.callId === '4242'), 40_000, 'call 4242');
+    await side.tracker.originate({ id: '4242', phone: '+15550901', record: true });
+    await side.outcome('4242');
     // <RECORDINGS_DIR>/calls/call-<id>.wav: where the call record says it is (src/calls/call-recordings.ts)
     const file = path.join(audio, 'recordings', recordingPathFor(4242));
     await waitFor(() => fs.existsSync(file) || undefined, 10_000, 'the recording');
