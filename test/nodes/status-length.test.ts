@@ -39,6 +39,7 @@ const LONGEST: Record<string, string> = {
   digit: '#',
   s: '300',
   name: 'ARI_PASSWORD',
+  status: 'CHANUNAVAIL', // an agent's DIALSTATUS when not reached
 };
 
 const render = (text: string): string =>
