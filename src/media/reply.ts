@@ -40,7 +40,7 @@ export async function speakOnStream(
   media: MediaSession,
   svc: TtsService,
   reply: string | AsyncIterable<string>,
-  opts: { signal?: AbortSignal; streamEngine?: boolean } = {},
+  opts: { signal?: AbortSignal; streamEngine?: boolean; escapeDigits?: string } = {},
 ): Promise<SpokenReply> {
   const t0 = performance.now();
   const engine = svc.engine;
@@ -97,12 +97,12 @@ export async function speakOnStream(
       failure = err;
     }
   })();
-  const play = await media.play(guarded, { signal: opts.signal });
+  const play = await media.play(guarded, { signal: opts.signal, escapeDigits: opts.escapeDigits });
   if (failure && said.length === 0) throw failure;
   const text = said.map((p) => p.text).join(' ');
   return {
     text,
-    playedText: play.interrupted ? heardText(said, Math.round(play.playedMs * 8)) : text,
+    playedText: play.interrupted || play.digit !== undefined ? heardText(said, Math.round(play.playedMs * 8)) : text,
     play,
     sentences: said.length,
     ttsFirstAudioMs: firstAudioAt === undefined ? undefined : Math.round(firstAudioAt - t0),

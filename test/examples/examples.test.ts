@@ -88,7 +88,7 @@ describe.each(EXAMPLES)('examples/%s.json', (name) => {
       if (n.type === 'switch') expect(n.wires).toHaveLength(n.rules.length);
     }
     // the number of outputs of our nodes matches their editor definition
-    const outputs: Record<string, number> = { 'campaign-queue': 2, 'ari-originate': 2, 'fastagi-in': 2, 'tts-speak': 2, 'stt-transcribe': 2, 'llm-turn': 2, 'agi-record': 1, 'agi-hangup': 1, 'call-broadcast': 1 };
+    const outputs: Record<string, number> = { 'campaign-queue': 2, 'ari-originate': 2, 'fastagi-in': 2, 'tts-speak': 2, 'stt-transcribe': 3, 'llm-turn': 2, 'agi-record': 1, 'agi-hangup': 1, 'call-broadcast': 1 };
     for (const n of flow) if (n.type in outputs) expect({ id: n.id, outputs: n.wires.length }).toEqual({ id: n.id, outputs: outputs[n.type] });
   });
 
