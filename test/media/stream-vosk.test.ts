@@ -52,7 +52,13 @@ const flow = (voskUrl: string) =>
   [
     { id: 'f1', type: 'tab' },
     { id: 'in', type: 'fastagi-in', host: '127.0.0.1', port: '0', media: 'stream', wires: [['llm'], []] },
-    { id: 'llm', type: 'llm-turn', engine: 'scripted', greeting: 'Hello. Can you still make Tuesday?', wires: [['tts']] },
+    {
+      id: 'llm',
+      type: 'llm-turn',
+      engine: 'scripted',
+      greeting: 'Hello. Can you still make Tuesday?',
+      wires: [['tts']],
+    },
     { id: 'tts', type: 'tts-speak', engine: 'sim', audioDir: path.join(root, 'audio'), wires: [['sw', 'turns']] },
     {
       id: 'sw',
@@ -104,9 +110,14 @@ describe('Vosk fed live in stream mode', () => {
   test('partials reach the flow while the caller speaks; the final transcript is ready at the end of the utterance', async () => {
     vosk = new FakeVoskServer(SAID, { msPerAudioSecond: RTF_MS });
     await helper.load(NODES, flow(await vosk.listen()));
-    const [turns, heard, partials, failed, done, errors] = ['turns', 'heard', 'partials', 'failed', 'done', 'errors'].map(
-      collect,
-    );
+    const [turns, heard, partials, failed, done, errors] = [
+      'turns',
+      'heard',
+      'partials',
+      'failed',
+      'done',
+      'errors',
+    ].map(collect);
     const result = await call({ utterances: SAID.map((text) => ({ text, pauseMs: 300 })) });
     await waitFor(() => done[0], 25000, 'the hangup');
     expect(errors).toEqual([]);
