@@ -61,7 +61,6 @@ export async function speakOnStream(
         if (!clean) continue;
         const s0 = performance.now();
         const part = { text: clean, samples: 0 };
-        said.push(part);
         for await (const c of (engine.synthesizeStream as NonNullable<typeof engine.synthesizeStream>)(clean, {
           timeoutMs: svc.timeoutMs,
           signal: opts.signal,
@@ -70,6 +69,7 @@ export async function speakOnStream(
           const pcm = resample({ sampleRate: c.rate, channels: c.channels, samples }, 8000).samples;
           if (!pcm.length) continue;
           if (firstAudioAt === undefined) firstAudioAt = performance.now();
+          if (part.samples === 0) said.push(part); // said once its first audio exists
           part.samples += pcm.length;
           yield pcm;
         }
@@ -98,7 +98,9 @@ export async function speakOnStream(
     }
   })();
   const play = await media.play(guarded, { signal: opts.signal, escapeDigits: opts.escapeDigits });
-  if (failure && said.length === 0) throw failure;
+  // a synthesis that failed (before or mid-audio) is the node's failure, after what could be said was said;
+  // a caller who hung up ended it anyway
+  if (failure && !play.hungUp) throw failure;
   const text = said.map((p) => p.text).join(' ');
   return {
     text,
