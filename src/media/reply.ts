@@ -18,6 +18,8 @@ export interface SpokenReply {
   playedText: string;
   play: PlayResult;
   sentences: number;
+  /** The first piece spoken (a sentence, or the reply's first clause). */
+  firstText?: string;
   /** Start to the first audio of the reply (synthesis of the first sentence, or a stream's first chunk), ms. */
   ttsFirstAudioMs?: number;
   /** Time spent synthesizing, all sentences, ms. */
@@ -27,6 +29,9 @@ export interface SpokenReply {
   engine: string;
   voice: string;
 }
+
+/** The reply's first piece may be a clause of at least this many characters (see SplitOptions). */
+export const FIRST_CLAUSE_CHARS = 8;
 
 async function* once(text: string): AsyncIterable<string> {
   yield text;
@@ -49,7 +54,10 @@ export async function speakOnStream(
   let synthMs = 0;
   let allCached = true;
   let failure: unknown;
-  const sentences = splitSentences(typeof reply === 'string' ? once(reply) : reply);
+  // the first clause is spoken as soon as it is there ("Thank you,"), the rest sentence by sentence
+  const sentences = splitSentences(typeof reply === 'string' ? once(reply) : reply, {
+    firstClauseChars: FIRST_CLAUSE_CHARS,
+  });
   const streaming = opts.streamEngine !== false && typeof engine.synthesizeStream === 'function';
 
   async function* audio(): AsyncGenerator<Int16Array> {
@@ -107,6 +115,7 @@ export async function speakOnStream(
     playedText: play.interrupted || play.digit !== undefined ? heardText(said, Math.round(play.playedMs * 8)) : text,
     play,
     sentences: said.length,
+    firstText: said[0]?.text,
     ttsFirstAudioMs: firstAudioAt === undefined ? undefined : Math.round(firstAudioAt - t0),
     ttsMs: Math.round(synthMs),
     cached: allCached && said.length > 0,
