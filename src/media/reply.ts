@@ -7,6 +7,7 @@
 import { performance } from 'perf_hooks';
 import { resample } from '../audio/wav';
 import { normaliseTtsText, type TtsService } from '../speech/tts';
+import { StageError } from '../util/errors';
 import { splitSentences } from './sentences';
 import { speakSentences } from './speak';
 import type { MediaSession, PlayResult } from './session';
@@ -69,6 +70,7 @@ export async function speakOnStream(
         if (!clean) continue;
         const s0 = performance.now();
         const part = { text: clean, samples: 0 };
+        said.push(part);
         for await (const c of (engine.synthesizeStream as NonNullable<typeof engine.synthesizeStream>)(clean, {
           timeoutMs: svc.timeoutMs,
           signal: opts.signal,
@@ -77,7 +79,6 @@ export async function speakOnStream(
           const pcm = resample({ sampleRate: c.rate, channels: c.channels, samples }, 8000).samples;
           if (!pcm.length) continue;
           if (firstAudioAt === undefined) firstAudioAt = performance.now();
-          if (part.samples === 0) said.push(part); // said once its first audio exists
           part.samples += pcm.length;
           yield pcm;
         }
@@ -107,8 +108,10 @@ export async function speakOnStream(
   })();
   const play = await media.play(guarded, { signal: opts.signal, escapeDigits: opts.escapeDigits });
   // a synthesis that failed (before or mid-audio) is the node's failure, after what could be said was said;
+  // the text ending early (the LLM's stream cut, e.g. at a Deploy) once the reply was under way is not;
   // a caller who hung up ended it anyway
-  if (failure && !play.hungUp) throw failure;
+  const ttsFailed = failure instanceof StageError && failure.stage === 'tts';
+  if (failure && !play.hungUp && (ttsFailed || said.length === 0)) throw failure;
   const text = said.map((p) => p.text).join(' ');
   return {
     text,

@@ -103,7 +103,7 @@ describe('DTMF in a streaming conversation', () => {
       variables: { CALL_ID: '79', CALL_TOKEN: givenCall(79), CONTACT_PHONE: '+12125550079', CAMPAIGN_ID: '3' },
       persona,
     });
-    await waitFor(() => recs.length >= 3, 30000, 'three answers');
+    await waitFor(() => recs.length >= 3 && heard.length >= 3, 30000, 'three answers transcribed');
     expect(errors).toEqual([]);
 
     // the greeting stopped at the key, not by barge-in

@@ -88,7 +88,7 @@ const flow = () =>
       id: 'llm',
       type: 'llm-turn',
       engine: 'scripted',
-      greeting: 'Hello there, this is a streaming test',
+      greeting: 'Hello there this is a streaming test',
       wires: [['tts']],
     },
     {
