@@ -72,10 +72,13 @@ class BenchLlm implements LlmEngine {
     private readonly firstMs: number,
     private readonly perWordMs: number,
   ) {}
-  /** A different reply each call and turn (so the TTS cache does not hide the synthesis). */
+  /**
+   * A different reply each call and turn, its first clause and first sentence included (so the TTS cache
+   * does not hide the synthesis).
+   */
   private reply(req: LlmRequest): string {
     const turn = req.history.length / 2;
-    return `Thank you, caller ${req.callId}, for answer ${turn}. Your appointment is on Tuesday at ten. Is there anything else?`;
+    return `Thanks, caller ${req.callId}.${turn}, for your answer. Your appointment is on Tuesday at ten. Is there anything else?`;
   }
   async decide(req: LlmRequest): Promise<LlmDecision> {
     const text = this.reply(req);
@@ -206,7 +209,8 @@ async function main(): Promise<void> {
       );
       const spoken = await speakOnStream(media, tts, q);
       await turnP.catch(() => undefined);
-      const firstSentence = spoken.text.match(/^.*?[.!?](\s|$)/)?.[0].trim() ?? spoken.text;
+      // the first piece spoken: the reply's first clause or sentence (its synthesis is the TTS time waited)
+      const firstSentence = spoken.firstText ?? spoken.text;
       const r: TurnReport = {
         uuid: conn.uuid,
         turn,

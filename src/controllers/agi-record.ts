@@ -114,21 +114,28 @@ export class AgiRecordController {
   ): Promise<DialerMsg> {
     const seq = (typeof msg.turn?.seq === 'number' && Number.isInteger(msg.turn.seq) ? msg.turn.seq : 0) + 1;
     const noInput = seconds(o.noInputSeconds, seconds(this.cfg.noInput, 5));
+    // the same keys end the turn as in record mode (RECORD FILE's escape digits)
+    const escapeDigits = typeof o.escapeDigits === 'string' ? o.escapeDigits : (this.cfg.escapeDigits ?? '#');
     this.active++;
     this.view.status(status.busy(this.t('status.recording', { active: this.active })));
     const t0 = Date.now();
     try {
-      const u = await media.nextUtterance({ timeoutMs: Math.max(1, Math.round(noInput * 1000)) });
+      if (msg.call) media.touch(msg.call);
+      const u = await media.nextUtterance({ timeoutMs: Math.max(1, Math.round(noInput * 1000)), escapeDigits });
       const hungUp = !u && media.closed;
-      msg.recording = u
-        ? {
-            utteranceId: u.id,
-            media: 'stream',
-            durationMs: u.endMs - u.startMs,
-            hungUp: false,
-            bargedIn: u.bargedIn,
-          }
-        : { media: 'stream', durationMs: 0, hungUp };
+      msg.recording =
+        u && u.audio.length
+          ? {
+              utteranceId: u.id,
+              media: 'stream',
+              durationMs: u.endMs - u.startMs,
+              hungUp: false,
+              bargedIn: u.bargedIn,
+            }
+          : { media: 'stream', durationMs: 0, hungUp };
+      if (u?.digit !== undefined) msg.recording.digit = u.digit;
+      const digits = media.takeDigits();
+      if (digits) msg.recording.digits = digits;
       msg.turn = {
         seq,
         media: 'stream',
@@ -138,7 +145,10 @@ export class AgiRecordController {
         hungUp
           ? status.warn(this.t('status.hungUp'))
           : status.ok(
-              this.t('status.done', { seconds: ((msg.recording.durationMs ?? 0) / 1000).toFixed(1), digit: '' }),
+              this.t('status.done', {
+                seconds: ((msg.recording.durationMs ?? 0) / 1000).toFixed(1),
+                digit: msg.recording.digit ?? '',
+              }),
             ),
       );
       return msg;

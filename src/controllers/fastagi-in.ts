@@ -20,6 +20,7 @@ import type { DialerMsg, MsgCall } from '../types/msg';
 import { status, statusOf, throttled, type NodeView } from './view';
 import { MediaPath, type MediaConfig } from '../media/path';
 import { endMedia } from '../media/handoff';
+import { getMedia } from '../media/registry';
 import type { MediaEndpointer } from '../media/session';
 
 export interface FastAgiInConfig extends MediaConfig {
@@ -166,7 +167,8 @@ export class FastAgiInController {
   /**
    * The idle watchdog: a call whose flow sent no AGI command for AGI_IDLE_TIMEOUT (a msg lost between
    * nodes, e.g. by Node-RED at the instant a Deploy stops the flows) is ended politely, goodbye + hangup,
-   * and recorded, instead of holding the channel and its contact forever.
+   * and recorded, instead of holding the channel and its contact forever. In stream mode the call sits
+   * in EXEC AudioSocket, so the clock is the media's: the flow's last listen, playback or read of it.
    */
   private watchIdle(s: FastAgiSession): void {
     const idleMs = this.idleTimeoutMs;
@@ -174,7 +176,9 @@ export class FastAgiInController {
     const timer = setInterval(
       () => {
         if (s.closed || s.ending) return clearInterval(timer);
-        if (s.idleMs < idleMs) return;
+        // stream mode: the EXEC AudioSocket is in flight the whole call; the media knows when the flow last asked
+        const media = getMedia(s.id);
+        if ((media ? media.idleMs : s.idleMs) < idleMs) return;
         clearInterval(timer);
         const why = `the flow sent no command for ${Math.round(idleMs / 1000)} s`;
         if (endSessionPolitely(s, why)) this.view.warn(`call ${s.callId ?? s.id}: ${why}; ending it politely`);

@@ -2,14 +2,17 @@
  * stt-transcribe: the recording (msg.recording.path, or WAV bytes/path in msg.payload) to text,
  * on msg.transcript, msg.payload and msg.turn. Failures are StageErrors (the node kit routes them).
  */
-import { createSttEngine, transcribe, type SttEngine } from '../speech/stt';
+import { performance } from 'perf_hooks';
+import { createSttEngine, transcribe, transcriptOf, type SttEngine, type Transcript } from '../speech/stt';
 import { encodeWav } from '../audio/wav';
 import { getMedia } from '../media/registry';
+import { bindLiveStt, offerLiveStt, type LiveSttContext, type LiveSttProvider } from '../media/live-stt';
+import type { CapturedUtterance } from '../media/session';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
-import type { DialerMsg } from '../types/msg';
-import { failureStatus, status, type NodeView } from './view';
+import type { DialerMsg, MsgCall } from '../types/msg';
+import { failureStatus, status, throttled, type NodeView } from './view';
 
 export interface SttTranscribeConfig {
   engine?: string;
@@ -29,12 +32,21 @@ export class SttTranscribeController {
   private engine?: SttEngine;
   private configError?: StageError;
   private readonly timeoutMs: number;
+  /** Stream mode: this node's offer to transcribe callers live (engines that stream: Vosk). */
+  private live?: LiveSttProvider;
+  private withdraw?: () => void;
+  private lastPartial = '';
+  private readonly partialStatus = throttled(() =>
+    this.view.status(status.busy(`… "${this.lastPartial.slice(0, 40)}"`)),
+  );
 
   constructor(
     cfg: SttTranscribeConfig,
     private readonly view: NodeView,
     private readonly t: Translate,
     env: NodeJS.ProcessEnv = process.env,
+    /** Stream mode: a partial result to send to the flow (the node's third output). */
+    private readonly sendPartial?: (msg: DialerMsg) => void,
   ) {
     this.timeoutMs = parseDurationMs(cfg.timeout, 15000);
     try {
@@ -59,11 +71,57 @@ export class SttTranscribeController {
         env,
       );
       view.status(status.idle(this.engine.name === 'sim' ? t('status.sim') : this.engine.name));
+      this.offerLive(this.engine);
     } catch (err) {
       this.configError = toStageError(err, 'stt');
       view.status(status.error(t('status.config')));
       view.error(this.configError.message);
     }
+  }
+
+  /** The node is closing: no more live transcription by it. */
+  close(): void {
+    this.withdraw?.();
+    this.withdraw = undefined;
+    this.partialStatus.cancel();
+  }
+
+  /**
+   * An engine that streams (Vosk) is offered for live transcription: the caller's speech is fed to it as
+   * it arrives, each partial hypothesis goes to the flow (`sendPartial`), the final one waits with the
+   * utterance.
+   */
+  private offerLive(eng: SttEngine): void {
+    const openStream = eng.openStream?.bind(eng);
+    if (!openStream) return;
+    this.live = {
+      engine: eng.name,
+      open: (ctx: LiveSttContext) => {
+        let index = 0;
+        return openStream({
+          sampleRate: 8000,
+          timeoutMs: this.timeoutMs,
+          onPartial: (text) => {
+            ctx.onPartial(text);
+            this.partial(ctx, text, ++index);
+          },
+        });
+      },
+    };
+    this.withdraw = offerLiveStt(this.live);
+  }
+
+  private partial(ctx: LiveSttContext, text: string, index: number): void {
+    this.lastPartial = text;
+    this.partialStatus();
+    if (!this.sendPartial) return;
+    const call = (ctx.call as MsgCall | undefined) ?? { sessionId: ctx.sessionId };
+    this.sendPartial({
+      topic: 'partial',
+      payload: text,
+      call: { ...call },
+      partial: { text, index, engine: this.engine?.name ?? '' },
+    });
   }
 
   /** The status after a failure (the kit routes the failure itself). */
@@ -74,6 +132,8 @@ export class SttTranscribeController {
   async handle(msg: DialerMsg, signal: AbortSignal): Promise<DialerMsg> {
     const eng = this.engine;
     if (this.configError || !eng) throw this.configError ?? new StageError('stt', 'not_configured', 'not configured');
+    const live = await this.liveResult(msg, eng, signal);
+    if (live) return this.done(msg, live);
     const input = recordingOf(msg) ?? streamedUtterance(msg);
     if (input === undefined)
       throw new StageError(
@@ -89,6 +149,46 @@ export class SttTranscribeController {
     } catch (err) {
       throw toStageError(err, 'stt', eng.name);
     }
+    return this.done(msg, tr);
+  }
+
+  /**
+   * Stream mode: the utterance's live transcript when this engine was fed while the caller spoke (its
+   * final result is there at the end of the utterance, or in the few ms the engine takes to answer the end
+   * of stream). undefined: transcribe it whole (not fed live, another engine, or the live stream failed).
+   */
+  private async liveResult(msg: DialerMsg, eng: SttEngine, signal: AbortSignal): Promise<Transcript | undefined> {
+    if (msg.recording?.media !== 'stream' || !msg.call?.sessionId) return undefined;
+    const media = getMedia(msg.call.sessionId);
+    if (!media) return undefined;
+    media.touch(msg.call);
+    if (this.live) bindLiveStt(msg.call.sessionId, this.live);
+    const u: CapturedUtterance | undefined = media.utterance(msg.recording.utteranceId);
+    if (!u?.live || u.live.engine !== eng.name) return undefined;
+    const t0 = performance.now();
+    let onAbort: (() => void) | undefined;
+    try {
+      const r = await Promise.race([
+        u.live.result,
+        new Promise<never>((_, reject) => {
+          onAbort = () => reject(new StageError('stt', 'network', 'aborted', { engine: eng.name }));
+          if (signal.aborted) onAbort();
+          else signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+      const tr = transcriptOf(r, eng.name, u.endMs - u.startMs, performance.now() - t0);
+      tr.live = true;
+      return tr;
+    } catch (err) {
+      if (signal.aborted) throw toStageError(err, 'stt', eng.name);
+      return undefined; // the live stream failed: the whole utterance is sent once more
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** msg with the transcript: msg.transcript, msg.payload, msg.turn. */
+  private done(msg: DialerMsg, tr: Transcript): DialerMsg {
     const rounded = { ...tr, elapsedMs: Math.round(tr.elapsedMs) };
     msg.transcript = rounded;
     msg.payload = tr.text;

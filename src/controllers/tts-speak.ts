@@ -117,7 +117,10 @@ export class TtsSpeakController {
     const svc = this.service;
     if (this.configError || !svc) throw this.configError ?? new StageError('tts', 'not_configured', 'not configured');
     const media = this.cfg.play !== false ? getMedia(msg.call?.sessionId) : undefined;
-    if (media) this.noteStreamCall(msg);
+    if (media) {
+      media.touch(msg.call);
+      this.noteStreamCall(msg);
+    }
     // stream mode, a reply still being written by the LLM: spoken as it comes (unless a template overrides it)
     const streamed = media && !this.cfg.text?.trim() ? media.takeReply(msg.reply?.streamId) : undefined;
     if (media && streamed) return this.speakStream(msg, media, streamed.text, signal, streamed);
@@ -238,7 +241,7 @@ export class TtsSpeakController {
               engines: { ...(turn.engines ?? {}), tts: engineLabel },
             })
           : undefined;
-      const spoke = speakOnStream(media, svc, text, { signal });
+      const spoke = speakOnStream(media, svc, text, { signal, escapeDigits: this.cfg.escapeDigits || undefined });
       if (streamed) {
         spoke.catch(() => undefined);
         // the whole decision: msg.reply and the turn as record mode has them after llm-turn
@@ -279,6 +282,7 @@ export class TtsSpeakController {
         interrupted: r.play.interrupted,
         hungUp: r.play.hungUp,
       };
+      if (r.play.digit !== undefined) (msg.playback as Record<string, unknown>).digit = r.play.digit;
       if (turn) {
         const timing = { ...(turn.timing ?? {}), ttsMs: r.ttsMs, playbackMs: r.play.playedMs };
         if (r.ttsFirstAudioMs !== undefined) timing.ttsFirstAudioMs = r.ttsFirstAudioMs;

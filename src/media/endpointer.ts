@@ -32,7 +32,7 @@ export const SAMPLE_RATE = 8000;
 
 export type EndpointEvent =
   | { kind: 'speech_start'; atMs: number }
-  | { kind: 'utterance'; startMs: number; endMs: number; audio: Int16Array; reason: 'silence' | 'max' };
+  | { kind: 'utterance'; startMs: number; endMs: number; audio: Int16Array; reason: 'silence' | 'max' | 'dtmf' };
 
 export interface EndpointerOptions {
   /** Silence after speech that ends the caller's turn, ms (default 600; 500-700 suits conversation). */
@@ -192,6 +192,25 @@ export class Endpointer {
     return out;
   }
 
+  /**
+   * The current speech so far (from `padMs` before its start to now), or an empty array when the caller
+   * is not speaking: what a live recogniser is fed first when speech starts.
+   */
+  speechAudio(): Int16Array {
+    if (!this.speaking) return new Int16Array(0);
+    const from = Math.max(this.bufStart, this.start - frames(this.options.padMs));
+    const to = this.n;
+    const audio = new Int16Array(Math.max(0, to - from) * FRAME_SAMPLES);
+    for (let f = from; f < to; f++) audio.set(this.buf[f - this.bufStart], (f - from) * FRAME_SAMPLES);
+    return audio;
+  }
+
+  /** End the current speech now (the caller pressed a key that ends the turn); undefined when not speaking. */
+  flush(): EndpointEvent | undefined {
+    if (!this.speaking || this.n === 0) return undefined;
+    return this.cut(this.n - 1, 'dtmf');
+  }
+
   /** Forget everything (a new call); the stream clock restarts at 0. */
   reset(): void {
     this.vad.reset();
@@ -238,9 +257,9 @@ export class Endpointer {
   }
 
   /** End the utterance at frame `i` (the current one) and go back to idle. */
-  private cut(i: number, reason: 'silence' | 'max'): EndpointEvent {
+  private cut(i: number, reason: 'silence' | 'max' | 'dtmf'): EndpointEvent {
     const o = this.options;
-    const endFrame = reason === 'max' ? i + 1 : this.lastVoiced + 1;
+    const endFrame = reason === 'silence' ? this.lastVoiced + 1 : i + 1;
     const from = Math.max(this.bufStart, this.start - frames(o.padMs));
     const to = Math.min(i + 1, endFrame + frames(o.padMs));
     const audio = new Int16Array((to - from) * FRAME_SAMPLES);

@@ -16,6 +16,7 @@ import type { AgiReply } from '../agi/types';
 import { StageError, errorMessage } from '../util/errors';
 import { AudioSocketServer, type AudioSocketServerOptions } from './audiosocket';
 import { getMedia, registerMedia } from './registry';
+import { forgetLiveStt, liveSttFor } from './live-stt';
 import { MediaSession, type BargeIn, type MediaEndpointer } from './session';
 import { simTextFor } from './sim-text';
 
@@ -89,7 +90,13 @@ export async function handOffMedia(session: FastAgiSession, o: MediaHandOffOptio
     conn.hangup();
     throw new StageError('agi', 'not_installed', `no endpointer: ${errorMessage(err)}`, { cause: err });
   }
-  const media = new MediaSession(conn, { endpointer, bargeIn: o.bargeIn, simText: simTextFor });
+  const media = new MediaSession(conn, {
+    endpointer,
+    bargeIn: o.bargeIn,
+    simText: simTextFor,
+    liveStt: () => liveSttFor(session.id),
+  });
+  media.once('close', () => forgetLiveStt(session.id));
   media.handOffMs = Math.round(performance.now() - t0);
   execs.set(
     media,

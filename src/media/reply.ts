@@ -7,6 +7,7 @@
 import { performance } from 'perf_hooks';
 import { resample } from '../audio/wav';
 import { normaliseTtsText, type TtsService } from '../speech/tts';
+import { StageError } from '../util/errors';
 import { splitSentences } from './sentences';
 import { speakSentences } from './speak';
 import type { MediaSession, PlayResult } from './session';
@@ -18,6 +19,8 @@ export interface SpokenReply {
   playedText: string;
   play: PlayResult;
   sentences: number;
+  /** The first piece spoken (a sentence, or the reply's first clause). */
+  firstText?: string;
   /** Start to the first audio of the reply (synthesis of the first sentence, or a stream's first chunk), ms. */
   ttsFirstAudioMs?: number;
   /** Time spent synthesizing, all sentences, ms. */
@@ -27,6 +30,9 @@ export interface SpokenReply {
   engine: string;
   voice: string;
 }
+
+/** The reply's first piece may be a clause of at least this many characters (see SplitOptions). */
+export const FIRST_CLAUSE_CHARS = 8;
 
 async function* once(text: string): AsyncIterable<string> {
   yield text;
@@ -40,7 +46,7 @@ export async function speakOnStream(
   media: MediaSession,
   svc: TtsService,
   reply: string | AsyncIterable<string>,
-  opts: { signal?: AbortSignal; streamEngine?: boolean } = {},
+  opts: { signal?: AbortSignal; streamEngine?: boolean; escapeDigits?: string } = {},
 ): Promise<SpokenReply> {
   const t0 = performance.now();
   const engine = svc.engine;
@@ -49,7 +55,10 @@ export async function speakOnStream(
   let synthMs = 0;
   let allCached = true;
   let failure: unknown;
-  const sentences = splitSentences(typeof reply === 'string' ? once(reply) : reply);
+  // the first clause is spoken as soon as it is there ("Thank you,"), the rest sentence by sentence
+  const sentences = splitSentences(typeof reply === 'string' ? once(reply) : reply, {
+    firstClauseChars: FIRST_CLAUSE_CHARS,
+  });
   const streaming = opts.streamEngine !== false && typeof engine.synthesizeStream === 'function';
 
   async function* audio(): AsyncGenerator<Int16Array> {
@@ -97,14 +106,19 @@ export async function speakOnStream(
       failure = err;
     }
   })();
-  const play = await media.play(guarded, { signal: opts.signal });
-  if (failure && said.length === 0) throw failure;
+  const play = await media.play(guarded, { signal: opts.signal, escapeDigits: opts.escapeDigits });
+  // a synthesis that failed (before or mid-audio) is the node's failure, after what could be said was said;
+  // the text ending early (the LLM's stream cut, e.g. at a Deploy) once the reply was under way is not;
+  // a caller who hung up ended it anyway
+  const ttsFailed = failure instanceof StageError && failure.stage === 'tts';
+  if (failure && !play.hungUp && (ttsFailed || said.length === 0)) throw failure;
   const text = said.map((p) => p.text).join(' ');
   return {
     text,
-    playedText: play.interrupted ? heardText(said, Math.round(play.playedMs * 8)) : text,
+    playedText: play.interrupted || play.digit !== undefined ? heardText(said, Math.round(play.playedMs * 8)) : text,
     play,
     sentences: said.length,
+    firstText: said[0]?.text,
     ttsFirstAudioMs: firstAudioAt === undefined ? undefined : Math.round(firstAudioAt - t0),
     ttsMs: Math.round(synthMs),
     cached: allCached && said.length > 0,

@@ -8,7 +8,8 @@
  *  - a dot after a known abbreviation (`Dr.`, `Mr.`, `e.g.`, `a.m.`, ...) or a single capital initial (`J.`);
  *  - a dot after a number that is all the sentence holds so far (`1. First...` list items).
  * A sentence longer than `maxChars` without a boundary is cut at its last `,;:` (else its last space) so a
- * run-on reply does not hold the caller in silence. The tail is flushed when the tokens end.
+ * run-on reply does not hold the caller in silence. The tail is flushed when the tokens end. With
+ * `firstClauseChars`, the first piece may be a clause (see SplitOptions).
  */
 
 const ABBREVIATIONS = new Set([
@@ -54,6 +55,22 @@ const CLOSERS = '"\'”’)]}»';
 export interface SplitOptions {
   /** Longest sentence before a forced cut, characters (default 250). */
   maxChars?: number;
+  /**
+   * The reply's first piece may end at a clause (`,` `;` `:` followed by white space) once it holds this
+   * many characters: the caller hears "Thank you," while the LLM is still writing the rest of the
+   * sentence (0: off, the default).
+   */
+  firstClauseChars?: number;
+}
+
+/** End of a first clause in `buf` (index past its `,;:`), or -1. */
+export function clauseEnd(buf: string, minChars: number): number {
+  for (let i = 0; i < buf.length - 1; i++) {
+    const c = buf[i];
+    if ((c === ',' || c === ';' || c === ':') && /\s/.test(buf[i + 1]) && buf.slice(0, i + 1).trim().length >= minChars)
+      return i + 1;
+  }
+  return -1;
 }
 
 /** True when the `.` at `dot` in `s` (sentence starting at 0) is not a sentence end. */
@@ -101,17 +118,26 @@ function forcedCut(buf: string, maxChars: number): number {
 /** Split a stream of text pieces into sentences (trimmed, never empty), each yielded as soon as it is certain. */
 export async function* splitSentences(tokens: AsyncIterable<string>, opts: SplitOptions = {}): AsyncIterable<string> {
   const maxChars = Math.max(20, opts.maxChars ?? 250);
+  const clause = Math.max(0, opts.firstClauseChars ?? 0);
+  let first = true;
   let buf = '';
   for await (const t of tokens) {
     if (typeof t !== 'string' || !t) continue;
     buf += t;
     for (;;) {
       let end = sentenceEnd(buf);
+      if (first && clause > 0) {
+        const c = clauseEnd(buf, clause);
+        if (c >= 0 && (end < 0 || c < end)) end = c;
+      }
       if (end < 0 && buf.length > maxChars) end = forcedCut(buf, maxChars);
       if (end < 0) break;
       const s = buf.slice(0, end).trim();
       buf = buf.slice(end);
-      if (s) yield s;
+      if (s) {
+        first = false;
+        yield s;
+      }
     }
   }
   for (;;) {

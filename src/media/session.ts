@@ -13,6 +13,8 @@ import type { AudioSocketConnection } from './audiosocket';
 import { FRAME_MS, FRAME_SAMPLES } from './audiosocket';
 import { pacer, type PacedSource } from './pacer';
 import type { EndpointEvent } from './endpointer';
+import type { LiveSttProvider, LiveTranscript } from './live-stt';
+import type { SttStream } from '../speech/stt-vosk';
 
 export type { EndpointEvent };
 
@@ -24,6 +26,10 @@ export interface MediaEndpointer {
   reset(): void;
   /** Free what it holds (the VAD's WASM memory). */
   close?(): void;
+  /** The current speech so far, pre-roll included (fed to a live recogniser at speech start). */
+  speechAudio?(): Int16Array;
+  /** End the current speech now (a key ended the turn). */
+  flush?(): EndpointEvent | undefined;
 }
 
 /** Barge-in policy: `on`, `off`, or only once this much of a prompt has played (ms). */
@@ -47,7 +53,12 @@ export interface CapturedUtterance {
   startMs: number;
   endMs: number;
   audio: Int16Array;
-  reason: 'silence' | 'max';
+  /** `dtmf`: a key that ends the turn was pressed (the audio is what was said until then, maybe none). */
+  reason: 'silence' | 'max' | 'dtmf';
+  /** The key that ended it (escape digits of the listener). */
+  digit?: string;
+  /** The live transcription of this utterance, when an engine was fed while the caller spoke. */
+  live?: LiveTranscript;
   /** Silence waited after the speech before the endpointer decided, ms. */
   endpointMs: number;
   /** Wall time (performance.now) the caller stopped speaking. */
@@ -70,6 +81,8 @@ export interface PlayResult {
   firstFrameAt?: number;
   /** Barge-in: detection to the last frame sent, ms. */
   bargeInStopMs?: number;
+  /** A key (of the escape digits) stopped it. */
+  digit?: string;
   hungUp: boolean;
 }
 
@@ -78,6 +91,8 @@ export interface MediaSessionOptions {
   bargeIn?: BargeIn;
   /** Look up what a simulated callee said between two stream times (simulator runs only). */
   simText?: (uuid: string, startMs: number, endMs: number) => string | undefined;
+  /** Who transcribes the caller's speech live (src/media/live-stt.ts), asked at each speech start. */
+  liveStt?: () => LiveSttProvider | undefined;
 }
 
 let uttCounter = 0;
@@ -114,8 +129,18 @@ export class MediaSession extends EventEmitter {
   bargeIn: BargeIn;
   /** Time the hand-off took (EXEC to connected), ms. */
   handOffMs?: number;
-  /** Digits the caller pressed, in order (consumed by whoever reads them). */
+  /** Digits the caller pressed since a listener last took them, in order. */
   readonly digits: string[] = [];
+  /** The live recognition of the speech in progress. */
+  private live?: { stream: SttStream; t: LiveTranscript };
+  /** Escape digits of the listener waiting now (a key among them ends its turn). */
+  private escape = '';
+  /** Wall time (Date.now) the flow last asked this media for something (the idle watchdog's clock). */
+  private lastFlowAt = Date.now();
+  /** Requests of the flow under way (a listen, a playback). */
+  private flowBusy = 0;
+  /** The msg.call the flow last passed (partial results sent to the flow carry it). */
+  flowCall?: object;
 
   constructor(
     readonly conn: AudioSocketConnection,
@@ -124,10 +149,7 @@ export class MediaSession extends EventEmitter {
     super();
     this.bargeIn = opts.bargeIn ?? 'on';
     conn.on('audio', (s: Int16Array) => this.onAudio(s));
-    conn.on('dtmf', (d: string) => {
-      this.digits.push(d);
-      this.emit('dtmf', d);
-    });
+    conn.on('dtmf', (d: string) => this.onDtmf(d));
     conn.on('close', () => this.onClose());
     conn.start();
   }
@@ -147,6 +169,26 @@ export class MediaSession extends EventEmitter {
 
   get isPlaying(): boolean {
     return this.playing !== undefined;
+  }
+
+  /** The flow asked for something (a node read or used this media): the idle watchdog's clock restarts. */
+  touch(call?: object): void {
+    this.lastFlowAt = Date.now();
+    if (call) this.flowCall = call;
+  }
+
+  /** How long the flow has asked nothing of this media, ms (0 while a listen or a playback it asked for runs). */
+  get idleMs(): number {
+    return this.flowBusy > 0 ? 0 : Date.now() - this.lastFlowAt;
+  }
+
+  private busy<T>(p: Promise<T>): Promise<T> {
+    this.flowBusy++;
+    this.touch();
+    return p.finally(() => {
+      this.flowBusy--;
+      this.touch();
+    });
   }
 
   // ------------------------------------------------------------------ capture
@@ -169,14 +211,71 @@ export class MediaSession extends EventEmitter {
     this.streamMs += FRAME_MS;
     // the frame we were sending meanwhile lets the endpointer tell our echo from the caller
     const events = this.opts.endpointer.push(frame, this.playing ? this.lastSent : null);
+    // speech under way: the live recogniser hears it as it comes
+    this.live?.stream.write(frame);
     for (const ev of events) {
       if (ev.kind === 'speech_start') this.onSpeechStart(ev.atMs);
       else this.onUtterance(ev);
     }
   }
 
+  private onDtmf(d: string): void {
+    this.digits.push(d);
+    if (this.digits.length > 64) this.digits.shift();
+    this.emit('dtmf', d);
+    if (this.playing?.escape.includes(d)) this.playing.stop('dtmf', d);
+    if (!this.waiter || !this.escape.includes(d)) return;
+    // a key that ends the turn: what was said until now (cut here), or an empty turn
+    const ev = this.opts.endpointer.isSpeaking() ? this.opts.endpointer.flush?.() : undefined;
+    if (ev?.kind === 'utterance') this.onUtterance(ev, d);
+    else
+      this.onUtterance(
+        { kind: 'utterance', startMs: this.streamMs, endMs: this.streamMs, audio: new Int16Array(0), reason: 'dtmf' },
+        d,
+      );
+  }
+
+  /** Open a live recognition of the speech that just started (the provider's engine streams). */
+  private openLive(): void {
+    this.live?.stream.abort();
+    this.live = undefined;
+    const p = this.opts.liveStt?.();
+    if (!p) return;
+    const t: LiveTranscript = { engine: p.engine, result: Promise.resolve({ text: '' }), partials: 0 };
+    let stream: SttStream | undefined;
+    try {
+      stream = p.open({
+        sessionId: this.conn.binding.sessionId ?? this.uuid,
+        call: this.flowCall,
+        onPartial: () => {
+          t.partials++;
+        },
+      });
+    } catch (err) {
+      this.emit('liveError', err);
+    }
+    if (!stream) return;
+    this.live = { stream, t };
+    const pre = this.opts.endpointer.speechAudio?.();
+    if (pre?.length) stream.write(pre);
+  }
+
+  /** The utterance ended: the live recogniser gets the end of stream; its final result goes with the utterance. */
+  private endLive(): LiveTranscript | undefined {
+    const l = this.live;
+    this.live = undefined;
+    if (!l) return undefined;
+    l.t.result = l.stream.end().then((r) => {
+      l.t.finalAt = performance.now();
+      return r;
+    });
+    l.t.result.catch(() => undefined); // observed by whoever reads the utterance
+    return l.t;
+  }
+
   private onSpeechStart(atMs: number): void {
     const now = performance.now();
+    this.openLive();
     this.emit('speech_start', { atMs, at: now });
     const p = this.playing;
     if (!p) return;
@@ -185,8 +284,9 @@ export class MediaSession extends EventEmitter {
     p.interrupt(now);
   }
 
-  private onUtterance(ev: Extract<EndpointEvent, { kind: 'utterance' }>): void {
+  private onUtterance(ev: Extract<EndpointEvent, { kind: 'utterance' }>, digit?: string): void {
     const decidedAt = performance.now();
+    const live = ev.audio.length ? this.endLive() : undefined;
     const endpointMs = Math.max(0, this.streamMs - ev.endMs);
     const u: CapturedUtterance = {
       id: `u${(++uttCounter).toString(36)}`,
@@ -199,6 +299,8 @@ export class MediaSession extends EventEmitter {
       decidedAt,
       bargedIn: this.speechStartDuringPlay,
     };
+    if (live) u.live = live;
+    if (digit !== undefined) u.digit = digit;
     this.speechStartDuringPlay = false;
     const sim = this.opts.simText?.(this.uuid, ev.startMs, ev.endMs);
     if (sim !== undefined) u.simText = sim;
@@ -217,8 +319,12 @@ export class MediaSession extends EventEmitter {
    * The caller's next utterance: one already captured (e.g. the speech that barged in), else the next
    * one. Resolves undefined when the media ends, or after `timeoutMs` with no utterance (no input).
    */
-  nextUtterance(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CapturedUtterance | undefined> {
-    return this.waitUtterance(opts).then((u) => {
+  nextUtterance(
+    opts: { timeoutMs?: number; signal?: AbortSignal; escapeDigits?: string } = {},
+  ): Promise<CapturedUtterance | undefined> {
+    this.escape = opts.escapeDigits ?? '';
+    return this.busy(this.waitUtterance(opts)).then((u) => {
+      this.escape = '';
       if (u) {
         // kept for the stages after it (stt-transcribe reads the audio by id; tts-speak the timing)
         this.kept.set(u.id, u);
@@ -232,6 +338,7 @@ export class MediaSession extends EventEmitter {
 
   /** Park a reply being generated; its id travels in msg (msg.reply.streamId). */
   offerReply(r: StreamedReply): string {
+    this.touch();
     const id = `r${(++replyCounter).toString(36)}`;
     this.replies.set(id, r);
     if (this.replies.size > 4) this.replies.delete(this.replies.keys().next().value as string);
@@ -241,6 +348,7 @@ export class MediaSession extends EventEmitter {
   /** Take a parked reply (once). */
   takeReply(id: unknown): StreamedReply | undefined {
     if (typeof id !== 'string') return undefined;
+    this.touch();
     const r = this.replies.get(id);
     this.replies.delete(id);
     return r;
@@ -248,6 +356,7 @@ export class MediaSession extends EventEmitter {
 
   /** An utterance handed out by nextUtterance (the last few are kept), by id. */
   utterance(id: unknown): CapturedUtterance | undefined {
+    this.touch();
     return typeof id === 'string' ? this.kept.get(id) : undefined;
   }
 
@@ -280,6 +389,13 @@ export class MediaSession extends EventEmitter {
     });
   }
 
+  /** The keys pressed since they were last taken, as a string (and forget them). */
+  takeDigits(): string {
+    const d = this.digits.join('');
+    this.digits.length = 0;
+    return d;
+  }
+
   /** Captured utterances waiting to be read. */
   get queued(): number {
     return this.utterances.length;
@@ -291,15 +407,18 @@ export class MediaSession extends EventEmitter {
    * Play `audio` (8 kHz samples, or chunks as they are produced) as paced 20 ms frames. Resolves when
    * it has all been sent, barge-in stopped it, `stop()` was called, or the media ended.
    */
-  play(audio: ReplyAudio, opts: { signal?: AbortSignal; bargeIn?: boolean } = {}): Promise<PlayResult> {
+  play(
+    audio: ReplyAudio,
+    opts: { signal?: AbortSignal; bargeIn?: boolean; escapeDigits?: string } = {},
+  ): Promise<PlayResult> {
     if (this._closed) return Promise.resolve({ playedMs: 0, totalMs: 0, interrupted: false, hungUp: true });
     if (this.playing) this.playing.stop('replaced');
-    const p = new Playback(this, audio, opts.bargeIn !== false);
+    const p = new Playback(this, audio, opts.bargeIn !== false, opts.escapeDigits ?? '');
     this.playing = p;
     this.speechStartDuringPlay = false;
     const onAbort = () => p.stop('aborted');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    return p.done.finally(() => {
+    return this.busy(p.done).finally(() => {
       opts.signal?.removeEventListener('abort', onAbort);
       if (this.playing === p) this.playing = undefined;
     });
@@ -333,6 +452,8 @@ export class MediaSession extends EventEmitter {
     if (this._closed) return;
     this._closed = true;
     this.playing?.stop('hangup');
+    this.live?.stream.abort();
+    this.live = undefined;
     this.opts.endpointer.close?.();
     const w = this.waiter;
     this.waiter = undefined;
@@ -369,6 +490,8 @@ class Playback implements PacedSource {
     audio: ReplyAudio,
     /** The caller's speech may stop it (the session's barge-in policy permitting). */
     readonly bargeIn = true,
+    /** Keys that stop it. */
+    readonly escape = '',
   ) {
     this.done = new Promise((r) => (this.resolve = r));
     if (audio instanceof Int16Array) {
@@ -457,11 +580,14 @@ class Playback implements PacedSource {
     this.stop('barge_in');
   }
 
-  stop(reason: string): void {
+  stop(reason: string, digit?: string): void {
     if (this.finished) return;
     this.stopReason = reason;
+    this.digit = digit;
     this.finish();
   }
+
+  private digit?: string;
 
   private finish(): void {
     if (this.finished) return;
@@ -475,6 +601,7 @@ class Playback implements PacedSource {
       hungUp: this.stopReason === 'hangup' || this.media.closed,
     };
     if (this.firstFrameAt !== undefined) r.firstFrameAt = this.firstFrameAt;
+    if (this.digit !== undefined) r.digit = this.digit;
     if (this.interruptedAt !== undefined)
       r.bargeInStopMs = Math.max(
         0,

@@ -11,7 +11,7 @@
  */
 import net from 'net';
 import { performance } from 'perf_hooks';
-import { AudioSocketDecoder, FRAME_SAMPLES, encodeAudio, encodeUuid } from '../media/audiosocket';
+import { AudioSocketDecoder, FRAME_SAMPLES, encodeAudio, encodeDtmf, encodeUuid } from '../media/audiosocket';
 import { Pacer, type PacedSource } from '../media/pacer';
 import { noteSimSpeech } from '../media/sim-text';
 import { utteranceAudio, type SimSpeech } from './audio-utterance';
@@ -72,6 +72,14 @@ export interface AudioSocketCalleeResult {
   bargeInStopMs: number[];
   /** For each utterance answered: ms from the end of the callee's speech to the first reply frame. */
   replyLatencyMs: number[];
+  /** DTMF keys the callee pressed (persona `dtmf`), with the wall time and stream time of each. */
+  keys: PressedKey[];
+}
+
+export interface PressedKey {
+  digit: string;
+  at: number;
+  streamMs: number;
 }
 
 const calleePacer = new Pacer();
@@ -94,13 +102,14 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
     const said: SaidUtterance[] = [];
     const bargeInStopMs: number[] = [];
     const replyLatencyMs: number[] = [];
+    const keys: PressedKey[] = [];
     const gap = o.promptGapMs ?? 300;
     const utts = o.utterances.map((u) => (typeof u === 'string' ? { text: u } : u));
     let next = 0;
     let framesSent = 0;
     let framesReceived = 0;
     let finished = false;
-    let current: { audio: Int16Array; off: number; said: SaidUtterance | undefined } | undefined;
+    let current: { audio: Int16Array; off: number; said: SaidUtterance | undefined; dtmf?: string } | undefined;
     let prompt: HeardPrompt | undefined;
     let waitingFrom = performance.now();
     let preparing = false;
@@ -139,6 +148,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
         framesReceived,
         bargeInStopMs,
         replyLatencyMs,
+        keys,
       });
     };
     const hangUp = () => {
@@ -169,7 +179,7 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
               overPrompt: prompt !== undefined && performance.now() - prompt.lastAt < gap,
             };
         if (s) noteSimSpeech(o.uuid, s.startMs, s.endMs, text);
-        current = { audio, off: 0, said: s };
+        current = { audio, off: 0, said: s, dtmf: u.dtmf };
       });
     };
 
@@ -196,7 +206,13 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
           ) {
             next++;
             if (u.silent) waitingFrom = Number.POSITIVE_INFINITY;
-            else startSaying(u, now);
+            else if (u.dtmf && !u.text) {
+              // a key and nothing said: pressed now (AudioSocket sends it as a DTMF message)
+              socket.write(encodeDtmf(u.dtmf));
+              keys.push({ digit: u.dtmf, at: now, streamMs: framesSent * 20 });
+              waitingFrom = now;
+              awaitingReply = true;
+            } else startSaying(u, now);
           } else if (!u && o.hangupAtEnd && !prompt && lastSaidEnd && now - waitingFrom >= 500) {
             hangUp();
             return false;
@@ -206,7 +222,11 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
           const u = pendingBarge.u;
           pendingBarge = undefined;
           next++;
-          startSaying(u, now);
+          if (u.dtmf && !u.text) {
+            // a key pressed during our prompt
+            socket.write(encodeDtmf(u.dtmf));
+            keys.push({ digit: u.dtmf, at: now, streamMs: framesSent * 20 });
+          } else startSaying(u, now);
         }
         let frame: Int16Array = floor > 0 ? noise(FRAME_SAMPLES, floor, framesSent + 17) : silence;
         if (current) {
@@ -232,6 +252,11 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
             }
             // hang up a second after saying it (as a caller does who says goodbye and puts the phone down)
             if (utts[next - 1]?.hangup) hangupAt = now + 1000;
+            // a key pressed right after speaking (as a caller who ends the answer with #)
+            if (c.dtmf) {
+              socket.write(encodeDtmf(c.dtmf));
+              keys.push({ digit: c.dtmf, at: now + 20, streamMs: framesSent * 20 + 20 });
+            }
           }
         }
         socket.write(encodeAudio(frame));

@@ -10,7 +10,7 @@ export interface Utterance {
   text?: string;
   /** A real WAV file to return instead of synthesising. */
   wav?: string;
-  /** DTMF digit pressed during the recording (ends it with `(dtmf)`). */
+  /** DTMF digit pressed during the recording (ends it with `(dtmf)`); in stream mode, sent right after the speech (or alone). */
   dtmf?: string;
   /** Silence before speaking, ms. */
   pauseMs?: number;

@@ -8,7 +8,7 @@ import fs from 'fs';
 import { performance } from 'perf_hooks';
 import { StageError, errorMessage } from '../util/errors';
 import { encodeWav, parseWav, toMono, type ParsedWav } from '../audio/wav';
-import { VoskEngine, type VoskOptions } from './stt-vosk';
+import { VoskEngine, type SttStream, type VoskOptions, type VoskStreamOptions } from './stt-vosk';
 import { OpenAiSttEngine, type OpenAiSttOptions } from './stt-openai';
 import { SimSttEngine } from './stt-sim';
 import { WyomingSttEngine, type WyomingSttOptions } from './wyoming';
@@ -24,6 +24,8 @@ export interface Transcript {
   elapsedMs: number;
   /** True when the text was read back from a simulated recording (demo only), not recognised. */
   simulated?: boolean;
+  /** Stream mode: recognised live while the caller spoke (elapsedMs is then the wait after the utterance ended). */
+  live?: boolean;
 }
 
 export interface SttRequest {
@@ -41,6 +43,8 @@ export interface SttRequest {
 export interface SttEngine {
   readonly name: string;
   recognize(req: SttRequest): Promise<{ text: string; confidence?: number; simulated?: boolean }>;
+  /** A live recognition stream (engines that stream: Vosk), fed while the caller speaks (stream mode). */
+  openStream?(o: VoskStreamOptions): SttStream;
 }
 
 /** Peak level (absolute 16-bit sample) at or below which a recording counts as digital silence (about -54 dBFS). */
@@ -105,14 +109,7 @@ export async function transcribe(
     signal: opts.signal,
     onPartial: opts.onPartial,
   });
-  const out: Transcript = {
-    text: normaliseTranscript(r.text),
-    engine: engine.name,
-    audioMs,
-    elapsedMs: performance.now() - t0,
-  };
-  if (r.confidence !== undefined && Number.isFinite(r.confidence))
-    out.confidence = Math.max(0, Math.min(1, r.confidence));
+  const out = transcriptOf(r, engine.name, audioMs, performance.now() - t0);
   if (r.simulated) out.simulated = true;
   return out;
 }
@@ -135,6 +132,19 @@ export function transcribeSamples(
 ): Promise<Transcript> {
   const wav = encodeWav({ sampleRate: opts.sampleRate ?? 8000, channels: 1, samples });
   return transcribe(engine, wav, opts);
+}
+
+/** A transcript from an engine's own result (a live stream's final one): normalised like `transcribe`'s. */
+export function transcriptOf(
+  r: { text: string; confidence?: number },
+  engine: string,
+  audioMs: number,
+  elapsedMs: number,
+): Transcript {
+  const out: Transcript = { text: normaliseTranscript(r.text), engine, audioMs, elapsedMs };
+  if (r.confidence !== undefined && Number.isFinite(r.confidence))
+    out.confidence = Math.max(0, Math.min(1, r.confidence));
+  return out;
 }
 
 /** One line, no control characters, capped (transcripts flow into prompts, logs and events). */

@@ -67,6 +67,8 @@ export interface CacheGetResult {
   durationMs?: number;
   /** Release the lease taken for playback (idempotent). */
   release(): void;
+  /** On a miss, the WAV bytes this call produced (also in `file`). */
+  bytes?: Buffer;
 }
 
 export class AudioCache {
@@ -160,10 +162,12 @@ export class AudioCache {
     }
     let p = this.inflight.get(key);
     let produced = false;
+    let made: Buffer | undefined;
     if (!p) {
       produced = true;
       p = (async () => {
         const bytes = await produce();
+        made = bytes;
         const tmp = path.join(this.dir, `.tmp-${randomBytes(6).toString('hex')}`);
         await fs.promises.writeFile(tmp, bytes);
         await fs.promises.rename(tmp, file);
@@ -177,6 +181,8 @@ export class AudioCache {
     }
     await p;
     const result = this.lease(key, file, !produced, this.entries.get(key)?.durationMs);
+    // the bytes just made: a stream-mode reader needs not read the file back
+    if (made) result.bytes = made;
     this.evict();
     return result;
   }

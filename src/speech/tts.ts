@@ -58,6 +58,8 @@ export interface TtsResult {
   voice: string;
   /** Let the cache evict the file again (call after playback). */
   release(): void;
+  /** The WAV bytes when this call synthesized them (a miss): no need to read `file` back. */
+  bytes?: Buffer;
 }
 
 /** Longest text synthesized in one request. */
@@ -135,6 +137,7 @@ export class TtsService {
       engine: engine.name,
       voice: engine.voice,
       release: got.release,
+      ...(got.bytes ? { bytes: got.bytes } : {}),
     };
   }
 }
@@ -163,7 +166,7 @@ export async function speakSamples(
   const t0 = performance.now();
   const r = await tts.speak(text, opts);
   try {
-    const wav = parseWav(await fs.promises.readFile(r.file));
+    const wav = parseWav(r.bytes ?? (await fs.promises.readFile(r.file)));
     return {
       text: normaliseTtsText(text),
       samples: wav.samples,

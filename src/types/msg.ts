@@ -105,6 +105,8 @@ export interface MsgRecording {
   bargedIn?: boolean;
   durationMs?: number;
   digit?: string;
+  /** Stream mode: every key pressed since the previous turn, in order (the one that ended it included). */
+  digits?: string;
   hungUp?: boolean;
 }
 
@@ -116,6 +118,16 @@ export interface MsgTranscript {
   audioMs?: number;
   elapsedMs?: number;
   simulated?: boolean;
+  /** Stream mode: recognised live while the caller spoke (elapsedMs: the wait after the utterance ended). */
+  live?: boolean;
+}
+
+/** `msg.partial`: stt-transcribe's third output in stream mode, a hypothesis while the caller speaks. */
+export interface MsgPartial {
+  text: string;
+  /** 1, 2, ... within the utterance. */
+  index: number;
+  engine: string;
 }
 
 /** `msg.reply`: set by llm-turn. */
@@ -149,6 +161,7 @@ export interface DialerMsg {
   turn?: MsgTurn;
   recording?: MsgRecording;
   transcript?: MsgTranscript;
+  partial?: MsgPartial;
   reply?: MsgReply;
   error?: MsgError;
   event?: MsgEventType | string;

@@ -89,7 +89,7 @@ describe.each(EXAMPLES)('examples/%s.json', (name) => {
       if (n.type === 'switch') expect(n.wires).toHaveLength(n.rules.length);
     }
     // the number of outputs of our nodes matches their editor definition
-    const outputs: Record<string, number> = { 'campaign-queue': 2, 'ari-originate': 2, 'fastagi-in': 2, 'tts-speak': 2, 'stt-transcribe': 2, 'llm-turn': 2, 'agi-record': 1, 'agi-hangup': 1, 'call-broadcast': 1 };
+    const outputs: Record<string, number> = { 'campaign-queue': 2, 'ari-originate': 2, 'fastagi-in': 2, 'tts-speak': 2, 'stt-transcribe': 3, 'llm-turn': 2, 'agi-record': 1, 'agi-hangup': 1, 'call-broadcast': 1 };
     for (const n of flow) if (n.type in outputs) expect({ id: n.id, outputs: n.wires.length }).toEqual({ id: n.id, outputs: outputs[n.type] });
   });
 
@@ -507,3 +507,95 @@ test('appointment reminder: "reschedule" says the callback line, hangs up and as
   expect(inHours).toBeLessThanOrEqual(24);
   expect(problems()).toEqual([]);
 }, 60000);
+
+/* ------------------------------------------------------------------ record and stream mode */
+
+/** What the callee says in each example, and what its conversation ends with. */
+const IN_BOTH_MODES: Record<string, { utterances: string[]; turns: number; action: string }> = {
+  'appointment-reminder': { utterances: ['Yes, this is me.'], turns: 2, action: 'end_call' },
+  'lead-qualification': { utterances: ['Yes, this is me.'], turns: 2, action: 'end_call' },
+  'inbound-answering': { utterances: ['When are you open on Saturday?', 'No, that is all, thank you.'], turns: 3, action: 'end_call' },
+};
+
+describe.each(['record', 'stream'])('every example completes a call in %s mode', (media) => {
+  test.each(EXAMPLES)('%s', async (name) => {
+    const want = IN_BOTH_MODES[name];
+    if (name === 'lead-qualification')
+      llmAnswer = (body) => ({
+        id: 'x',
+        object: 'chat.completion',
+        model: body.model,
+        choices: [
+          {
+            index: 0,
+            finish_reason: 'tool_calls',
+            message: { role: 'assistant', content: 'Thank you, goodbye.', tool_calls: [{ id: 't1', type: 'function', function: { name: 'end_call', arguments: '{}' } }] },
+          },
+        ],
+      });
+    try {
+      const { flow, agiPort } = await deployable(name);
+      for (const n of flow) if (n.type === 'fastagi-in') n.media = media;
+      const modules = [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => (n.type in CORE ? CORE[n.type] : OURS[n.type])))];
+      await helper.load(modules as never, flow as never);
+      const agi = flow.find((n) => n.type === 'fastagi-in')!;
+      await waitFor(() => (helper.getNode(agi.id) as unknown as { port?: number }).port, 10000, 'fastagi-in to listen');
+      const inbound = name === 'inbound-answering';
+      const phone = `+1212555${inbound ? '02' : '03'}${media === 'stream' ? 1 : 0}${EXAMPLES.indexOf(name)}`;
+      const variables: Record<string, string> = inbound ? { CALL_DIRECTION: 'inbound' } : {};
+      if (!inbound) {
+        const camp = (await db.query<{ id: number }>(`insert into campaigns (name, status) values ('Modes', 'draft') returning id`)).rows[0].id;
+        const contact = (
+          await db.query<{ id: number }>(`insert into contacts (campaign_id, phone, name, fields) values ($1, $2, 'Kim', '{"appointment": "Monday at 11", "interest": "solar"}') returning id`, [camp, phone])
+        ).rows[0].id;
+        const callId = (
+          await db.query<{ id: number }>(`insert into calls (direction, phone, status, campaign_id, contact_id) values ('outbound', $1, 'initiated', $2, $3) returning id`, [phone, camp, contact])
+        ).rows[0].id;
+        Object.assign(variables, { CALL_ID: String(callId), CALL_TOKEN: givenCall(callId), CONTACT_PHONE: phone, CAMPAIGN_ID: String(camp), CONTACT_ID: String(contact) });
+      }
+      const result = await runAgiCall({
+        host: '127.0.0.1',
+        port: agiPort,
+        script: 'ai-dialer',
+        channel: `PJSIP/trunk-000000${media === 'stream' ? 5 : 4}${EXAMPLES.indexOf(name)}`,
+        uniqueid: `1732492000.${Date.now() % 100000}`,
+        callerId: phone,
+        context: inbound ? 'ai-dialer-inbound' : 'ai-dialer',
+        variables,
+        persona: { utterances: want.utterances.map((text) => ({ text, pauseMs: 300 })) },
+        speed: 50,
+      });
+      expect(result).toMatchObject({ endedBy: 'server_closed', hungUp: true, hungUpBy: 'agi' });
+      if (media === 'stream') {
+        // the conversation went over AudioSocket: no RECORD FILE, no STREAM FILE
+        expect(result.audioSocket).toHaveLength(1);
+        expect(result.audioSocket[0].endedBy).toBe('server_hangup');
+        expect(result.transcript.filter((t) => t.dir === 'cmd' && /^(RECORD|STREAM) FILE/.test(t.line))).toEqual([]);
+      } else {
+        expect(result.audioSocket).toEqual([]);
+        expect(result.recordings).toHaveLength(want.utterances.length);
+      }
+      // an inbound call is completed by fastagi in; an outbound one by its originate (not in this test)
+      const call = await waitFor(
+        async () => (await db.query<N>(`select * from calls where phone = $1 and (status = 'completed' or direction = 'outbound')`, [phone])).rows[0],
+        10000,
+        'the call record',
+      );
+      const turns = await waitFor(
+        async () => {
+          const rows = (await db.query<N>('select seq, user_text, bot_text, action, media from call_turns where call_id = $1 order by seq', [call.id])).rows;
+          return rows.length >= want.turns ? rows : undefined;
+        },
+        10000,
+        'the turns stored',
+      );
+      expect(turns).toHaveLength(want.turns);
+      expect(turns.slice(1).map((t) => t.user_text)).toEqual(want.utterances);
+      expect(turns[turns.length - 1].action).toBe(want.action);
+      if (media === 'stream') for (const t of turns) expect({ seq: t.seq, media: t.media }).toEqual({ seq: t.seq, media: 'stream' });
+      expect(problems()).toEqual([]);
+    } finally {
+      llmAnswer = undefined;
+    }
+  }, 60000);
+});

@@ -65,6 +65,25 @@ export class TestEndpointer implements MediaEndpointer {
     return out;
   }
 
+  /** The speech so far (what a live recogniser is fed at speech start). */
+  speechAudio(): Int16Array {
+    return this.speaking ? this.joined() : new Int16Array(0);
+  }
+
+  /** End the speech now (a key ended the turn). */
+  flush(): EndpointEvent | undefined {
+    if (!this.speaking) return undefined;
+    this.speaking = false;
+    this.run = 0;
+    return { kind: 'utterance', startMs: this.startMs, endMs: this.ms, audio: this.joined(), reason: 'dtmf' };
+  }
+
+  private joined(): Int16Array {
+    const audio = new Int16Array(this.frames.length * 160);
+    this.frames.forEach((f, i) => audio.set(f, i * 160));
+    return audio;
+  }
+
   isSpeaking(): boolean {
     return this.speaking;
   }

@@ -85,3 +85,48 @@ describe('splitSentences', () => {
     for (const s of out) expect(s.length).toBeLessThanOrEqual(40);
   });
 });
+
+describe('splitSentences: the first clause early', () => {
+  const split = async (tokens: AsyncIterable<string>, firstClauseChars: number) => {
+    const out: string[] = [];
+    for await (const s of splitSentences(tokens, { firstClauseChars })) out.push(s);
+    return out;
+  };
+  test('the reply starts with its first clause once it is long enough; the rest goes by sentence', async () => {
+    const text = 'Thank you, caller 12, for answer 1. Your appointment is on Tuesday, at ten. Anything else?';
+    const want = [
+      'Thank you,',
+      'caller 12, for answer 1.',
+      'Your appointment is on Tuesday, at ten.',
+      'Anything else?',
+    ];
+    expect(await split(from(tokenize(text)), 8)).toEqual(want);
+    expect(await split(from([text]), 8)).toEqual(want);
+    // off: sentences only
+    expect(await split(from([text]), 0)).toEqual([
+      'Thank you, caller 12, for answer 1.',
+      'Your appointment is on Tuesday, at ten.',
+      'Anything else?',
+    ]);
+  });
+  test('too short a clause waits for the next one or the sentence; a comma inside a number is no clause', async () => {
+    expect(await split(from(['Yes, ', 'I can do that, ', 'thanks.']), 8)).toEqual(['Yes, I can do that,', 'thanks.']);
+    expect(await split(from(['It costs 1,000 dollars. ', 'Fine?']), 8)).toEqual(['It costs 1,000 dollars.', 'Fine?']);
+    expect(await split(from(['Sure. ', 'Then, ', 'we are done.']), 4)).toEqual(['Sure.', 'Then, we are done.']);
+  });
+  test('the clause is yielded the moment the white space after it arrives (the LLM is still writing)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* slow(): AsyncIterable<string> {
+      yield 'Thank ';
+      yield 'you, ';
+      await gate; // the rest of the reply is not written yet
+      yield 'for calling.';
+    }
+    const it = splitSentences(slow(), { firstClauseChars: 8 })[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ value: 'Thank you,', done: false });
+    release();
+    expect(await it.next()).toEqual({ value: 'for calling.', done: false });
+    expect((await it.next()).done).toBe(true);
+  });
+});
