@@ -592,11 +592,15 @@ async function spellZones(
   }
   if (!unknown.length) return spelled;
   await staging.clearNumberZones(unknown);
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     const rows = await staging.contactZoneRows(unknown, after, chunk);
     if (!rows.length) break;
     const fallback = rows.map((r) => zoneForNumber(r.phone, r.country ?? undefined));
-    const k = await zonesKnownToDb(db, db, fallback.filter((z): z is string => !!z));
+    const k = await zonesKnownToDb(
+      db,
+      db,
+      fallback.filter((z): z is string => !!z),
+    );
     const fixes = rows.map((r, i) => {
       const zs = fallback[i] ? (k.get(fallback[i]!.toLowerCase()) ?? null) : null;
       c.warn(

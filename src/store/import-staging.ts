@@ -207,7 +207,9 @@ export class ImportStaging {
   }
 
   /** Set the zone of staged rows by line. */
-  async setZones(rows: Array<{ line: number; timezone: string | null; tzSource: StagedRow['tzSource'] }>): Promise<void> {
+  async setZones(
+    rows: Array<{ line: number; timezone: string | null; tzSource: StagedRow['tzSource'] }>,
+  ): Promise<void> {
     if (this.id === undefined || !rows.length) return;
     await this.db.query(
       `update ${this.table} s set timezone = u.tz, tz_source = u.tzs
@@ -221,7 +223,10 @@ export class ImportStaging {
     if (this.id === undefined) return;
     const r = await q.query('select id from import_runs where id = $1 for update', [this.id]);
     if (!r.rows.length)
-      throw new DialerError('import_expired', 'the import was abandoned (its staging was removed); send the file again');
+      throw new DialerError(
+        'import_expired',
+        'the import was abandoned (its staging was removed); send the file again',
+      );
   }
 
   /**
@@ -305,7 +310,7 @@ export class ImportStaging {
   ): Promise<{ inserted: number; updated: number }> {
     const out = { inserted: 0, updated: 0 };
     if (this.id === undefined) return out;
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const r = (await step(after)).rows[0];
       if (!r || r.last === null || r.last === undefined) return out;
       out.inserted += Number(r.inserted);
