@@ -5,16 +5,21 @@
  *  - every bad row reported with its line number (CSV) or item number (JSON) and the reason; good rows kept;
  *  - duplicates merged: within the file (later non-empty values win) and with rows already stored
  *    (name / fields / time zone updated, status and attempts untouched);
- *  - atomic per file: every row of one file is written in one transaction, or none is;
+ *  - bounded memory whatever the file's size: rows are prepared in batches of `chunkSize` and each batch
+ *    is written to a staging table of this import (src/store/import-staging.ts), where duplicates of the
+ *    file are merged; no transaction is open while the input is read;
+ *  - atomic per file: the staged rows are applied to contacts / dnc in one transaction (set-based
+ *    statements of `chunkSize` rows), or none is; the staging table is dropped after, on failure too;
  *  - contacts.timezone: the row's own column when it is a valid IANA zone ('contact'), else derived
  *    from the number ('number'), else null (the campaign's zone applies at claim time);
- *  - efficient and gentle: the input is read in 64 KB batches, rows written in multi-row `unnest`
- *    upserts (1000 rows, 250 on PGlite, whose statements run in its own thread: src/store/pglite-worker.ts),
- *    and the work goes in slices of ~5 ms with the event loop running between them (live calls keep their timing);
+ *  - gentle: the input is read in 64 KB batches and the work goes in slices of ~5 ms with the event loop
+ *    running between them (live calls keep their timing); on PGlite every statement runs in its own thread
+ *    (src/store/pglite-worker.ts);
  *  - a row with a NUL byte is a bad row like any other (reported, skipped).
  */
 import type { Db, Queryable } from '../store/db';
 import { setDncActor } from '../store/dnc';
+import { ImportStaging, type StagedRow } from '../store/import-staging';
 import { DialerError } from '../util/errors';
 import { readCsvRecords, type CsvRecord } from './import-csv';
 import {
@@ -57,7 +62,10 @@ export interface ImportOptions {
   defaultCountry?: string;
   /** Errors/warnings listed in the result (default 1000); counts stay exact. */
   maxErrors?: number;
-  /** Rows per upsert statement (default 1000; 250 on PGlite, one connection that live calls' writes share). */
+  /**
+   * Rows per batch held in memory and per staging statement (default 1000; 250 on PGlite, one connection
+   * that live calls' writes share between those statements), and per applying statement (default 5000).
+   */
   chunkSize?: number;
   /** CSV delimiter (default: detected). */
   delimiter?: string;
@@ -65,6 +73,8 @@ export interface ImportOptions {
   source?: string;
   /** DNC only: who imports, for the audit trail (src/store/dnc.ts; default: the source). */
   actor?: string;
+  /** Called once the import ended (or failed) with its counters (tests and diagnostics). */
+  onDone?: (stats: ImportStats) => void;
 }
 
 /** One contact as JSON: `phone` required; `name`, `timezone`; `fields` and any other keys become custom fields. */
@@ -262,6 +272,9 @@ class CsvMapper {
   }
 }
 
+/** Staged rows applied per statement inside the import's transaction (each statement also runs the contacts triggers once). */
+const APPLY_CHUNK = 5000;
+
 /** Rows normalised between two looks at the clock (normalising a number costs ~50 µs, more on a busy machine). */
 const PREPARE_BATCH = 25;
 
@@ -381,164 +394,157 @@ function jsonRows(items: unknown[], kind: 'contacts' | 'dnc', c: Collector, offs
   return rows;
 }
 
-interface Prepared {
-  phone: string;
-  line: number;
-  name: string | null;
-  timezone: string | null;
-  tzSource: 'contact' | 'number' | null;
-  /** Zone given by the row but not recognised (replaced later). */
+type Prepared = StagedRow & {
+  /** Zone given by the row but not recognised (replaced by the number's, or none). */
   badZone?: string;
-  country?: string;
-  reason: string | null;
-  fields: Record<string, string>;
-}
+};
 
 /**
- * A prepared row packed into one flat string while the rest of the file is read: ~150 bytes a row
- * instead of ~800 for the objects (and no slice of the upload's text kept alive), so a 100 MB file
- * holds a few hundred MB at most, not gigabytes.
+ * Normalise, validate and merge duplicates within the current batch (first occurrence keeps its place;
+ * later non-empty values win). The batch is bounded (`take` empties it into the staging table, which
+ * merges it with the earlier batches by the same rules), so memory does not grow with the file.
  */
-function pack(p: Prepared): string {
-  return JSON.stringify([
-    p.line,
-    p.name,
-    p.timezone,
-    p.tzSource,
-    p.badZone ?? null,
-    p.country ?? null,
-    p.reason,
-    p.fields,
-  ]);
-}
-
-function unpack(phone: string, packed: string): Prepared {
-  const a = JSON.parse(packed) as [
-    number,
-    string | null,
-    string | null,
-    Prepared['tzSource'],
-    string | null,
-    string | null,
-    string | null,
-    Record<string, string>,
-  ];
-  return {
-    phone,
-    line: a[0],
-    name: a[1],
-    timezone: a[2],
-    tzSource: a[3],
-    badZone: a[4] ?? undefined,
-    country: a[5] ?? undefined,
-    reason: a[6],
-    fields: a[7],
-  };
-}
-
-/** The prepared rows in file order, `size` at a time (unpacked only for the statement that writes them). */
-function* chunksOf(byPhone: Map<string, string>, size: number): Generator<Prepared[]> {
-  let part: Prepared[] = [];
-  for (const [phone, packed] of byPhone) {
-    part.push(unpack(phone, packed));
-    if (part.length >= size) {
-      yield part;
-      part = [];
-    }
-  }
-  if (part.length) yield part;
-}
-
-/** Normalise, validate and merge duplicates (first occurrence keeps its place; later non-empty values win). */
 class Preparer {
-  /** E.164 number -> the packed row (`pack`). */
-  readonly byPhone = new Map<string, string>();
+  /** This batch: E.164 number -> row. */
+  private batch = new Map<string, Prepared>();
+  /** Lines (of this batch's first occurrences) with a zone warning, given once the staging says it is the file's first. */
+  private zoneWarnings = new Map<number, string>();
+  /** Lower-case names of the zones kept (names the runtime knows: a bounded set). */
+  readonly zones = new Set<string>();
   duplicates = 0;
   /** Rows handed to add() (mapped), and rows rejected before that (malformed records). */
   rows = 0;
   rejectedEarly = 0;
+  /** The most rows held at once (the current batch). */
+  peakHeld = 0;
   constructor(
     private readonly kind: 'contacts' | 'dnc',
     private readonly country: string,
     private readonly c: Collector,
     private readonly allowPremium = false,
   ) {}
+  get size(): number {
+    return this.batch.size;
+  }
   add(rows: Row[]): void {
     this.rows += rows.length;
-    const { kind, country, c, byPhone } = this;
-    for (const r of rows) this.addOne(r, kind, country, c, byPhone);
+    for (const r of rows) this.addOne(r);
+    this.peakHeld = Math.max(this.peakHeld, this.batch.size);
   }
-  private addOne(r: Row, kind: 'contacts' | 'dnc', country: string, c: Collector, byPhone: Map<string, string>): void {
-    {
-      const p = normalizePhone(r.phone, country);
-      if (!p.ok) {
-        c.error(r.line, p.reason);
-        return;
-      }
-      // Toll fraud: premium-rate and other non-dialable types are never contacts (a do-not-call entry may be anything).
-      const refused = kind === 'contacts' ? refusedNumberType(p, this.allowPremium) : undefined;
-      if (refused) {
-        c.error(r.line, refused);
-        return;
-      }
-      if (r.name && r.name.length > MAX_NAME) {
-        c.error(r.line, `name is longer than ${MAX_NAME} characters`);
-        return;
-      }
-      if (r.reason && r.reason.length > MAX_REASON) {
-        c.error(r.line, `reason is longer than ${MAX_REASON} characters`);
-        return;
-      }
-      let timezone: string | null = null;
-      let tzSource: Prepared['tzSource'] = null;
-      let badZone: string | undefined;
-      if (kind === 'contacts') {
-        if (r.timezone && isValidTimeZone(r.timezone)) {
-          timezone = r.timezone;
-          tzSource = 'contact';
-        } else {
-          if (r.timezone) badZone = r.timezone;
-          const z = zoneForNumber(p.e164, p.country);
-          if (z) {
-            timezone = z;
-            tzSource = 'number';
-          }
+  /** The batch in file order and its pending zone warnings; the next batch starts empty. */
+  take(): { rows: Prepared[]; warnings: Map<number, string> } {
+    const out = { rows: [...this.batch.values()], warnings: this.zoneWarnings };
+    this.batch = new Map();
+    this.zoneWarnings = new Map();
+    return out;
+  }
+  private addOne(r: Row): void {
+    const { kind, c } = this;
+    const p = normalizePhone(r.phone, this.country);
+    if (!p.ok) {
+      c.error(r.line, p.reason);
+      return;
+    }
+    // Toll fraud: premium-rate and other non-dialable types are never contacts (a do-not-call entry may be anything).
+    const refused = kind === 'contacts' ? refusedNumberType(p, this.allowPremium) : undefined;
+    if (refused) {
+      c.error(r.line, refused);
+      return;
+    }
+    if (r.name && r.name.length > MAX_NAME) {
+      c.error(r.line, `name is longer than ${MAX_NAME} characters`);
+      return;
+    }
+    if (r.reason && r.reason.length > MAX_REASON) {
+      c.error(r.line, `reason is longer than ${MAX_REASON} characters`);
+      return;
+    }
+    let timezone: string | null = null;
+    let tzSource: Prepared['tzSource'] = null;
+    let badZone: string | undefined;
+    if (kind === 'contacts') {
+      if (r.timezone && isValidTimeZone(r.timezone)) {
+        timezone = r.timezone;
+        tzSource = 'contact';
+      } else {
+        if (r.timezone) badZone = r.timezone;
+        const z = zoneForNumber(p.e164, p.country);
+        if (z) {
+          timezone = z;
+          tzSource = 'number';
         }
       }
-      const packed = byPhone.get(p.e164);
-      if (packed === undefined) {
-        byPhone.set(
-          p.e164,
-          pack({
-            phone: p.e164,
-            line: r.line,
-            name: r.name ?? null,
-            timezone,
-            tzSource,
-            badZone,
-            country: p.country,
-            reason: r.reason ?? null,
-            fields: r.fields,
-          }),
-        );
-        if (badZone)
-          c.warn(
-            r.line,
-            `unknown time zone "${badZone.slice(0, 64)}": ${timezone ? `using ${timezone} (from the number)` : "the campaign's zone applies"}`,
-          );
-        return;
-      }
-      this.duplicates++;
-      const prev = unpack(p.e164, packed);
-      if (r.name) prev.name = r.name;
-      if (r.reason) prev.reason = r.reason;
-      if (tzSource === 'contact' || (prev.tzSource !== 'contact' && timezone)) {
-        prev.timezone = timezone;
-        prev.tzSource = tzSource;
-      }
-      Object.assign(prev.fields, r.fields);
-      byPhone.set(p.e164, pack(prev));
+      if (timezone) this.zones.add(timezone.toLowerCase());
     }
+    const prev = this.batch.get(p.e164);
+    if (prev === undefined) {
+      this.batch.set(p.e164, {
+        phone: p.e164,
+        line: r.line,
+        name: r.name ?? null,
+        timezone,
+        tzSource,
+        badZone,
+        country: p.country ?? null,
+        reason: r.reason ?? null,
+        fields: r.fields,
+      });
+      if (badZone)
+        this.zoneWarnings.set(
+          r.line,
+          `unknown time zone "${badZone.slice(0, 64)}": ${timezone ? `using ${timezone} (from the number)` : "the campaign's zone applies"}`,
+        );
+      return;
+    }
+    this.duplicates++;
+    if (r.name) prev.name = r.name;
+    if (r.reason) prev.reason = r.reason;
+    if (tzSource === 'contact' || (prev.tzSource !== 'contact' && timezone)) {
+      prev.timezone = timezone;
+      prev.tzSource = tzSource;
+    }
+    Object.assign(prev.fields, r.fields);
+  }
+}
+
+/** Counters of one import, for tests and diagnostics (`ImportOptions.onDone`). */
+export interface ImportStats {
+  /** The most prepared rows held in memory at once (one batch: `chunkSize` at most). */
+  peakHeld: number;
+  /** Batches written to the staging table, and rows in them. */
+  stagedBatches: number;
+  stagedRows: number;
+}
+
+/** Staging writes one batch at a time, in file order, while the next batch is being read and prepared. */
+class Stager {
+  private inflight: Promise<void> | undefined;
+  private failed: { err: unknown } | undefined;
+  duplicates = 0;
+  constructor(
+    private readonly staging: ImportStaging,
+    private readonly c: Collector,
+  ) {}
+  /** Send the prepared batch (after the previous one is stored). */
+  async send(prep: Preparer): Promise<void> {
+    await this.drain();
+    const { rows, warnings } = prep.take();
+    if (!rows.length) return;
+    this.inflight = this.staging.add(rows, [...warnings.keys()]).then(
+      (r) => {
+        this.duplicates += r.merged;
+        for (const line of r.first) this.c.warn(line, warnings.get(line)!);
+      },
+      (err: unknown) => {
+        this.failed = { err };
+      },
+    );
+  }
+  /** Wait for the batch in flight; rethrow its failure. */
+  async drain(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    this.inflight = undefined;
+    if (this.failed) throw this.failed.err;
   }
 }
 
@@ -560,6 +566,55 @@ async function zonesKnownToDb(db: object, q: Queryable, wanted: string[]): Promi
     for (const row of r.rows) known.set(row.name.toLowerCase(), row.name);
   }
   return known;
+}
+
+/**
+ * Zones must also be known to the database (its tz data may be older than the JS runtime's). Returns the
+ * database's spelling of every zone kept (lower case -> spelling); staged rows with a zone the database
+ * does not know lose it: one derived from the number loses it silently, one from the row's own column
+ * falls back to the number's zone (or none) with a warning.
+ */
+async function spellZones(
+  db: Db,
+  staging: ImportStaging,
+  zones: Set<string>,
+  c: Collector,
+  chunk: number,
+): Promise<Map<string, string>> {
+  const spelled = new Map<string, string>();
+  if (!zones.size) return spelled;
+  const known = await zonesKnownToDb(db, db, [...zones]);
+  const unknown: string[] = [];
+  for (const z of zones) {
+    const s = known.get(z);
+    if (s) spelled.set(z, s);
+    else unknown.push(z);
+  }
+  if (!unknown.length) return spelled;
+  await staging.clearNumberZones(unknown);
+  for (let after = 0; ;) {
+    const rows = await staging.contactZoneRows(unknown, after, chunk);
+    if (!rows.length) break;
+    const fallback = rows.map((r) => zoneForNumber(r.phone, r.country ?? undefined));
+    const k = await zonesKnownToDb(
+      db,
+      db,
+      fallback.filter((z): z is string => !!z),
+    );
+    const fixes = rows.map((r, i) => {
+      const zs = fallback[i] ? (k.get(fallback[i]!.toLowerCase()) ?? null) : null;
+      c.warn(
+        r.line,
+        `time zone "${r.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`,
+      );
+      if (zs) spelled.set(zs.toLowerCase(), zs);
+      return { line: r.line, timezone: zs, tzSource: zs ? ('number' as const) : null };
+    });
+    await staging.setZones(fixes);
+    after = rows[rows.length - 1].line;
+    await yieldToLoop();
+  }
+  return spelled;
 }
 
 function emptyResult(kind: 'contacts' | 'dnc', campaignId: number | null): ImportResult {
@@ -584,52 +639,58 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<string | Buffer | Uint8
   return !!v && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
 
-/** Read the input in batches (yielding to the event loop between them) into prepared, merged rows. */
+/**
+ * Read the input in batches (yielding to the event loop between them), preparing rows and writing each
+ * batch of `chunk` distinct numbers to the staging table. No transaction is open while the input is read.
+ */
 async function collect(
   input: ImportInput,
+  prep: Preparer,
+  stager: Stager,
+  chunk: number,
+  c: Collector,
   kind: 'contacts' | 'dnc',
   country: string,
-  c: Collector,
   delimiter?: string,
-  allowPremium = false,
-): Promise<Preparer> {
-  const prep = new Preparer(kind, country, c, allowPremium);
+): Promise<void> {
   const slices = new Slices();
+  const step = async (rows: Row[], before: number): Promise<void> => {
+    prep.rejectedEarly += c.invalid - before;
+    prep.add(rows);
+    if (prep.size >= chunk) await stager.send(prep);
+    if (slices.due) await slices.next();
+  };
   if (Array.isArray(input)) {
     for (let i = 0; i < input.length; i += PREPARE_BATCH) {
       const before = c.invalid;
-      const rows = jsonRows(input.slice(i, i + PREPARE_BATCH), kind, c, i);
-      prep.rejectedEarly += c.invalid - before;
-      prep.add(rows);
-      if (slices.due) await slices.next();
+      await step(jsonRows(input.slice(i, i + PREPARE_BATCH), kind, c, i), before);
     }
-    return prep;
-  }
-  let source: AsyncIterable<string | Buffer | Uint8Array> | Iterable<string | Uint8Array>;
-  if (typeof input === 'string' || input instanceof Uint8Array) source = pieces(input);
-  else if (isAsyncIterable(input)) source = input;
-  else throw new ImportError('import_invalid', 'import input must be CSV text or a JSON array');
-  let mapper: CsvMapper | undefined;
-  for await (const records of readCsvRecords(source, { delimiter })) {
-    let from = 0;
-    if (!mapper) {
-      mapper = new CsvMapper(records[0], kind, country);
-      if (!mapper.firstIsData) from = 1;
-    }
-    for (let i = from; i < records.length; i += PREPARE_BATCH) {
-      const rows: Row[] = [];
-      const before = c.invalid;
-      for (let j = i; j < Math.min(records.length, i + PREPARE_BATCH); j++) {
-        const row = mapper.map(records[j], c);
-        if (row) rows.push(row);
+  } else {
+    let source: AsyncIterable<string | Buffer | Uint8Array> | Iterable<string | Uint8Array>;
+    if (typeof input === 'string' || input instanceof Uint8Array) source = pieces(input);
+    else if (isAsyncIterable(input)) source = input;
+    else throw new ImportError('import_invalid', 'import input must be CSV text or a JSON array');
+    let mapper: CsvMapper | undefined;
+    for await (const records of readCsvRecords(source, { delimiter })) {
+      let from = 0;
+      if (!mapper) {
+        mapper = new CsvMapper(records[0], kind, country);
+        if (!mapper.firstIsData) from = 1;
       }
-      prep.rejectedEarly += c.invalid - before;
-      prep.add(rows);
-      if (slices.due) await slices.next();
+      for (let i = from; i < records.length; i += PREPARE_BATCH) {
+        const rows: Row[] = [];
+        const before = c.invalid;
+        for (let j = i; j < Math.min(records.length, i + PREPARE_BATCH); j++) {
+          const row = mapper.map(records[j], c);
+          if (row) rows.push(row);
+        }
+        await step(rows, before);
+      }
+      await yieldToLoop(); // the parse of the next piece (64 KB) is a slice of its own
     }
-    await yieldToLoop(); // the parse of the next piece (64 KB) is a slice of its own
   }
-  return prep;
+  await stager.send(prep);
+  await stager.drain();
 }
 
 async function lockCampaign(q: Queryable, campaignId: number): Promise<{ id: number; default_country: string }> {
@@ -645,6 +706,10 @@ function checkId(id: unknown, what: string): number {
   if (typeof id !== 'number' || !Number.isInteger(id) || id <= 0 || id > 2147483647)
     throw new ImportError('import_invalid', `${what} must be a positive integer`);
   return id;
+}
+
+function statsOf(prep: Preparer, staging: ImportStaging): ImportStats {
+  return { peakHeld: prep.peakHeld, stagedBatches: staging.stats.batches, stagedRows: staging.stats.staged };
 }
 
 /** Import contacts into a campaign. Throws ImportError for input that cannot be imported at all. */
@@ -666,77 +731,27 @@ export async function importContacts(
   if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
   const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
-  const prep = await collect(input, 'contacts', country, c, opts.delimiter, allowsPremium(camp.rows[0].settings));
-  result.rows = prep.rows + prep.rejectedEarly;
-  result.duplicates = prep.duplicates;
-
-  await db.tx(async (q) => {
-    await lockCampaign(q, campaignId);
-    // Zones must also be known to the database (its tz data may be older than the JS runtime's):
-    // looked up once per zone name (lower case -> the database's spelling, or null: unknown to it).
-    const checked = new Map<string, string | null>();
-    const spelling = async (zones: string[]): Promise<void> => {
-      const wanted = [...new Set(zones.map((z) => z.toLowerCase()))].filter((z) => !checked.has(z));
-      if (!wanted.length) return;
-      const known = await zonesKnownToDb(db, q, wanted);
-      for (const z of wanted) checked.set(z, known.get(z) ?? null);
-    };
-    for (const part of chunksOf(prep.byPhone, chunk)) {
-      await spelling(part.map((p) => p.timezone).filter((z): z is string => !!z));
-      for (const p of part) {
-        if (!p.timezone) continue;
-        const spelled = checked.get(p.timezone.toLowerCase());
-        if (spelled) {
-          p.timezone = spelled;
-          continue;
-        }
-        if (p.tzSource === 'contact') {
-          const z = zoneForNumber(p.phone, p.country);
-          if (z) await spelling([z]);
-          const zs = z ? (checked.get(z.toLowerCase()) ?? undefined) : undefined;
-          c.warn(
-            p.line,
-            `time zone "${p.timezone}" is unknown to the database: ${zs ? `using ${zs} (from the number)` : "the campaign's zone applies"}`,
-          );
-          p.timezone = zs ?? null;
-          p.tzSource = zs ? 'number' : null;
-        } else {
-          p.timezone = null;
-          p.tzSource = null;
-        }
-      }
-      const r = await q.query<{ inserted: boolean }>(
-        `insert into contacts (campaign_id, phone, name, timezone, timezone_source, fields)
-         select $1, t.phone, t.name, t.tz, t.tzs, t.f::jsonb
-           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) as t(phone, name, tz, tzs, f)
-         on conflict (campaign_id, phone) do update set
-           name = coalesce(excluded.name, contacts.name),
-           timezone = case when excluded.timezone_source = 'contact' then excluded.timezone
-                           when contacts.timezone_source = 'contact' then contacts.timezone
-                           else coalesce(excluded.timezone, contacts.timezone) end,
-           timezone_source = case when excluded.timezone_source = 'contact' then excluded.timezone_source
-                           when contacts.timezone_source = 'contact' then contacts.timezone_source
-                           when excluded.timezone is not null then excluded.timezone_source
-                           else contacts.timezone_source end,
-           fields = contacts.fields || excluded.fields,
-           updated_at = now()
-         returning (xmax = 0) as inserted`,
-        [
-          campaignId,
-          part.map((p) => p.phone),
-          part.map((p) => p.name),
-          part.map((p) => p.timezone),
-          part.map((p) => p.tzSource),
-          part.map((p) => JSON.stringify(p.fields)),
-        ],
-      );
-      for (const row of r.rows) {
-        if (row.inserted) result.inserted++;
-        else result.updated++;
-      }
-      await yieldToLoop();
-    }
-  });
+  const prep = new Preparer('contacts', country, c, allowsPremium(camp.rows[0].settings));
+  const staging = new ImportStaging(db, 'contacts', campaignId);
+  const stager = new Stager(staging, c);
+  try {
+    await collect(input, prep, stager, chunk, c, 'contacts', country, opts.delimiter);
+    result.rows = prep.rows + prep.rejectedEarly;
+    result.duplicates = prep.duplicates + stager.duplicates;
+    const zones = await spellZones(db, staging, prep.zones, c, chunk);
+    await staging.touch(true);
+    const applied = await db.tx(async (q) => {
+      await lockCampaign(q, campaignId);
+      await staging.lock(q);
+      return staging.applyContacts(q, campaignId, zones, opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
+    });
+    result.inserted = applied.inserted;
+    result.updated = applied.updated;
+  } finally {
+    await stager.drain().catch(() => undefined); // a batch still in flight when reading failed
+    opts.onDone?.(statsOf(prep, staging));
+    await staging.remove();
+  }
   return finish(result, c);
 }
 
@@ -761,27 +776,27 @@ export async function importDnc(
   }
   country = (country ?? 'US').toUpperCase();
   if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
-  const prep = await collect(input, 'dnc', country, c, opts.delimiter);
-  result.rows = prep.rows + prep.rejectedEarly;
-  result.duplicates = prep.duplicates;
-  await db.tx(async (q) => {
-    if (opts.actor) await setDncActor(q, opts.actor);
-    if (campaignId !== null) await lockCampaign(q, campaignId);
-    for (const part of chunksOf(prep.byPhone, chunk)) {
-      const r = await q.query<{ inserted: boolean }>(
-        `insert into dnc (phone, campaign_id, reason, source)
-         select t.phone, $1::integer, t.reason, $2 from unnest($3::text[], $4::text[]) as t(phone, reason)
-         on conflict (phone, (coalesce(campaign_id, 0))) do update set reason = coalesce(excluded.reason, dnc.reason)
-         returning (xmax = 0) as inserted`,
-        [campaignId, opts.source ?? 'import', part.map((p) => p.phone), part.map((p) => p.reason)],
-      );
-      for (const row of r.rows) {
-        if (row.inserted) result.inserted++;
-        else result.updated++;
-      }
-      await yieldToLoop();
-    }
-  });
+  const prep = new Preparer('dnc', country, c);
+  const staging = new ImportStaging(db, 'dnc', campaignId);
+  const stager = new Stager(staging, c);
+  try {
+    await collect(input, prep, stager, chunk, c, 'dnc', country, opts.delimiter);
+    result.rows = prep.rows + prep.rejectedEarly;
+    result.duplicates = prep.duplicates + stager.duplicates;
+    await staging.touch(true);
+    const applied = await db.tx(async (q) => {
+      if (opts.actor) await setDncActor(q, opts.actor);
+      if (campaignId !== null) await lockCampaign(q, campaignId);
+      await staging.lock(q);
+      return staging.applyDnc(q, campaignId, opts.source ?? 'import', opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
+    });
+    result.inserted = applied.inserted;
+    result.updated = applied.updated;
+  } finally {
+    await stager.drain().catch(() => undefined); // a batch still in flight when reading failed
+    opts.onDone?.(statsOf(prep, staging));
+    await staging.remove();
+  }
   return finish(result, c);
 }
 

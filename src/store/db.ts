@@ -10,6 +10,7 @@ import type { PGlite as PGliteType } from '@electric-sql/pglite';
 import { DialerError } from '../util/errors';
 import { runMigrations } from './migrate';
 import { PgliteWorkerDb } from './pglite-worker';
+import { sweepImportStaging } from './import-staging';
 
 export interface QueryResult<T> {
   rows: T[];
@@ -290,6 +291,8 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
       await db.close().catch(() => undefined);
       throw err;
     }
+    // staging tables of imports whose process died (a crash or a stop mid-import): never applied, removed here
+    await sweepImportStaging(db).catch(() => undefined);
   }
   return db;
 }
