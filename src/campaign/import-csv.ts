@@ -21,6 +21,8 @@ export interface CsvRecord {
 export interface CsvOptions {
   /** Field delimiter; default: detected from the first line (',' ';' or '\t'). */
   delimiter?: string;
+  /** readCsvRecords: the longest record, in characters (default 1 MiB); past it the read stops. */
+  maxRecordChars?: number;
 }
 
 /** Pick the delimiter that occurs most often, outside quotes, on the first line. */
@@ -159,8 +161,20 @@ export function parseCsvSegment(
 /**
  * Whole records from a stream of text/bytes (UTF-8, BOM dropped), in batches, without holding the
  * whole input: text is cut at the last line end outside quotes and each cut is parsed on its own.
- * An unterminated quote keeps its record open until the end of the input (bounded by the upload limit).
+ * A record longer than `maxRecordChars` (an unterminated quote keeps its record open) stops the read
+ * with a CsvRecordTooLong, so memory stays bounded whatever follows.
  */
+/** A record ran past the longest allowed (an unterminated quote, or not a CSV file): the read stops. */
+export class CsvRecordTooLong extends Error {
+  constructor(
+    readonly line: number,
+    readonly maxChars: number,
+  ) {
+    super(`line ${line}: a record runs past ${Math.round(maxChars / 1024)} KB (an unterminated quote?)`);
+    this.name = 'CsvRecordTooLong';
+  }
+}
+
 export async function* readCsvRecords(
   source: AsyncIterable<string | Buffer | Uint8Array> | Iterable<string | Buffer | Uint8Array>,
   opts: CsvOptions = {},
@@ -168,6 +182,7 @@ export async function* readCsvRecords(
   const decoder = new StringDecoder('utf8');
   let buf = '';
   let delim = opts.delimiter;
+  const maxRecord = opts.maxRecordChars ?? 1024 * 1024;
   let line = 1;
   let first = true;
   let inQuotes = false;
@@ -206,6 +221,8 @@ export async function* readCsvRecords(
       const records = flush(lastCut);
       if (records.length) yield records;
     }
+    // what is left in buf is one open record (no line end outside quotes after the last cut)
+    if (buf.length > maxRecord) throw new CsvRecordTooLong(line, maxRecord);
   }
   buf += decoder.end();
   if (first && buf.charCodeAt(0) === 0xfeff) buf = buf.slice(1);

@@ -21,7 +21,7 @@ import type { Db, Queryable } from '../store/db';
 import { setDncActor } from '../store/dnc';
 import { ImportStaging, type StagedRow } from '../store/import-staging';
 import { DialerError } from '../util/errors';
-import { readCsvRecords, type CsvRecord } from './import-csv';
+import { CsvRecordTooLong, readCsvRecords, type CsvRecord } from './import-csv';
 import {
   allowsPremium,
   isCountryCode,
@@ -671,22 +671,29 @@ async function collect(
     else if (isAsyncIterable(input)) source = input;
     else throw new ImportError('import_invalid', 'import input must be CSV text or a JSON array');
     let mapper: CsvMapper | undefined;
-    for await (const records of readCsvRecords(source, { delimiter })) {
-      let from = 0;
-      if (!mapper) {
-        mapper = new CsvMapper(records[0], kind, country);
-        if (!mapper.firstIsData) from = 1;
-      }
-      for (let i = from; i < records.length; i += PREPARE_BATCH) {
-        const rows: Row[] = [];
-        const before = c.invalid;
-        for (let j = i; j < Math.min(records.length, i + PREPARE_BATCH); j++) {
-          const row = mapper.map(records[j], c);
-          if (row) rows.push(row);
+    try {
+      for await (const records of readCsvRecords(source, { delimiter })) {
+        let from = 0;
+        if (!mapper) {
+          mapper = new CsvMapper(records[0], kind, country);
+          if (!mapper.firstIsData) from = 1;
         }
-        await step(rows, before);
+        for (let i = from; i < records.length; i += PREPARE_BATCH) {
+          const rows: Row[] = [];
+          const before = c.invalid;
+          for (let j = i; j < Math.min(records.length, i + PREPARE_BATCH); j++) {
+            const row = mapper.map(records[j], c);
+            if (row) rows.push(row);
+          }
+          await step(rows, before);
+        }
+        await yieldToLoop(); // the parse of the next piece (64 KB) is a slice of its own
       }
-      await yieldToLoop(); // the parse of the next piece (64 KB) is a slice of its own
+    } catch (err) {
+      // the end of the open record cannot be found, so the file cannot be read on: nothing is applied
+      if (err instanceof CsvRecordTooLong)
+        throw new ImportError('import_invalid', `${err.message}; nothing was imported`);
+      throw err;
     }
   }
   await stager.send(prep);

@@ -204,4 +204,27 @@ describe.each(dbTargets())('import staging on %#', (mk) => {
     });
     expect(await leftovers()).toEqual({ tables: 0, runs: 0 });
   }, 120000);
+
+  test('an unterminated quote stops the read at 1 MB: a 400-style error naming its line, nothing applied, the rest never read', async () => {
+    const id = await newCampaign();
+    let pulled = 0;
+    async function* upload(): AsyncGenerator<string> {
+      yield 'phone,name\n+12125550100,Ann\n+12125550101,"Bob\n';
+      // the open quote never closes: without a bound the record would grow to the end of the upload
+      for (let i = 0; i < 2000; i++) {
+        pulled++;
+        yield 'x'.repeat(64 * 1024);
+      }
+    }
+    await expect(importContacts(db, id, upload())).rejects.toMatchObject({
+      code: 'import_invalid',
+      message: expect.stringMatching(
+        /^line 3: a record runs past 1024 KB \(an unterminated quote\?\); nothing was imported$/,
+      ),
+    });
+    expect(pulled).toBeLessThan(20); // 1 MiB of 64 KiB pieces, not the 125 MB that followed
+    const stored = await db.query('select 1 from contacts where campaign_id = $1', [id]);
+    expect(stored.rows).toHaveLength(0);
+    expect(await leftovers()).toEqual({ tables: 0, runs: 0 });
+  }, 60000);
 });
