@@ -672,6 +672,9 @@ export async function importContacts(
 
   await db.tx(async (q) => {
     await lockCampaign(q, campaignId);
+    // Do-not-call: the per-statement check of the inserted contacts is deferred to one settle at the end
+    // (migration 30), so this import holds the lock that orders it against list additions only then.
+    await q.query(`select set_config('ai_dialer.dnc_settle', 'deferred', true)`);
     // Zones must also be known to the database (its tz data may be older than the JS runtime's):
     // looked up once per zone name (lower case -> the database's spelling, or null: unknown to it).
     const checked = new Map<string, string | null>();
@@ -736,6 +739,10 @@ export async function importContacts(
       }
       await yieldToLoop();
     }
+    // every listed number among them becomes `dnc`, never `pending`
+    const phones = [...prep.byPhone.keys()];
+    for (let i = 0; i < phones.length; i += 5000)
+      await q.query('select contacts_dnc_settle($1::int, $2::text[])', [campaignId, phones.slice(i, i + 5000)]);
   });
   return finish(result, c);
 }
