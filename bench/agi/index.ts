@@ -1,225 +1,154 @@
 /**
- * FastAGI benchmark: GET VARIABLE round trips (100 per session) and short sessions per second, at
- * 1 / 100 / 1000 concurrent sessions, against
- *   (a) floor: a hand-written socket server with no library (reads the env block, writes the
+ * FastAGI benchmark (issue #17): GET VARIABLE round trips (100 per session) and short sessions
+ * (environment block, one GET VARIABLE, close) at 1 / 100 / 1,000 concurrent sessions, against
+ *   (a) floor: a hand-written socket server with no library (reads the environment block, writes the
  *       same command bytes, counts reply lines, closes);
  *   (b) ours: src/agi/server.ts + session (argument quoting, reply parsing, per-command timeout,
- *       HANGUP handling, registry);
- *   (c) ding-dong: the npm FastAGI library, same workload.
- * The fake-Asterisk load runs in a separate process (bench/agi/load.ts). Runs are interleaved (order
- * rotated each round) and repeated; each rate is the best of the rounds, and so is each CPU figure
- * (server process user+system µs per command / per session inside the window): on a shared machine
- * noise only lowers a rate or raises a cost, and the CPU cost is the steadier of the two.
- * Env: BENCH_AGI_ROUNDS (3), BENCH_AGI_MS (1500 per run), BENCH_AGI_LEVELS (1,100,1000),
- * BENCH_AGI_MODES (cmd,ses), BENCH_AGI_KINDS (floor,ours,ding-dong).
+ *       HANGUP handling, registry, hostile-input limits), driven by `await session.getVariable()`;
+ *   (c) optionally `ding-dong`, the npm FastAGI library (BENCH_AGI_KINDS=floor,ours,ding-dong).
+ * Each server runs in its own process, started fresh for every run (bench/agi/server.ts); the
+ * fake-Asterisk load runs in another (bench/agi/load.ts). Runs are interleaved (the order of the
+ * contenders alternates each round) and repeated; reported are min / median / max over the rounds of
+ * the rate and of the server process's CPU time (user + system) per command or per session inside the
+ * counting window, and the paired ratios ours / floor of each round (min / median / max).
+ * Env: BENCH_AGI_ROUNDS (5), BENCH_AGI_MS (1500 per run), BENCH_AGI_WARMUP_MS (1000 before each window), BENCH_AGI_LEVELS (1,100,1000),
+ * BENCH_AGI_MODES (cmd,ses), BENCH_AGI_KINDS (floor,ours), BENCH_AGI_PROF (a directory: `--cpu-prof` of
+ * every server process), BENCH_QUICK=1 (3 rounds of 1 s).
  */
-import { createRequire } from 'module';
-import net from 'net';
 import path from 'path';
 import { fork, type ChildProcess } from 'child_process';
-import { AgiServer } from '../../src/agi/server';
-import type { FastAgiSession } from '../../src/agi/session';
 import type { LoadJob, LoadResult } from './load';
+import type { Kind } from './server';
 
-type Kind = 'floor' | 'ours' | 'ding-dong';
-interface Running {
-  port: number;
-  close(): Promise<void>;
-}
+const ext = path.extname(__filename);
+/** load before the counting window: a fresh server process warms up (JIT) first, as a running one is */
+const WARMUP_MS = Number(process.env.BENCH_AGI_WARMUP_MS ?? 1000);
 
-/** (a) The physical floor: no library, minimal parsing, same bytes on the wire. */
-function floorServer(perSession: number): Promise<Running> {
-  const cmd = 'GET VARIABLE "CALL_ID"\n';
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.setNoDelay(true);
-    sock.setEncoding('utf8');
-    let inEnv = true;
-    let buf = '';
-    let left = perSession;
-    sock.on('data', (d: string) => {
-      buf += d;
-      if (inEnv) {
-        const end = buf.indexOf('\n\n');
-        if (end === -1) return;
-        inEnv = false;
-        buf = buf.slice(end + 2);
-        sock.write(cmd);
-        return;
-      }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        buf = buf.slice(nl + 1);
-        if (--left > 0) sock.write(cmd);
-        else sock.end();
-      }
+/** Messages from a child, in order, one at a time. */
+class Child {
+  readonly proc: ChildProcess;
+  private inbox: unknown[] = [];
+  private waiting: ((m: unknown) => void)[] = [];
+  private exited?: Error;
+  constructor(file: string, execArgv: string[] = []) {
+    this.proc = fork(path.join(__dirname, file + ext), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv,
     });
-    sock.on('error', () => undefined);
-    sock.on('close', () => sockets.delete(sock));
-  });
-  return listen(server, sockets);
-}
-
-/** (b) Our server and session. */
-async function ourServer(perSession: number): Promise<Running> {
-  const server = new AgiServer({ host: '127.0.0.1', port: 0, maxSessions: 100000 });
-  server.on('session', (s: FastAgiSession) => {
-    void (async () => {
-      try {
-        for (let i = 0; i < perSession; i++) await s.getVariable('CALL_ID');
-      } catch {
-        // the load generator drops its sockets at the end of a run
-      }
-      s.close();
-    })();
-  });
-  const { port } = await server.listen();
-  return { port, close: () => server.close() };
-}
-
-/** (c) ding-dong. */
-function dingDongServer(perSession: number): Promise<Running> {
-  // ding-dong ships no types
-  const agi = createRequire(__filename)('ding-dong') as (h: (ctx: DingDongContext) => void) => {
-    start(port: number, host?: string): net.Server;
-  };
-  const handler = (ctx: DingDongContext) => {
-    ctx.on('error', () => undefined);
-    ctx.onEvent('variables').then(async () => {
-      for (let i = 0; i < perSession; i++) await ctx.getVariable('CALL_ID');
-      await ctx.end();
+    this.proc.on('message', (m) => {
+      const w = this.waiting.shift();
+      if (w) w(m);
+      else this.inbox.push(m);
     });
-  };
-  const server = agi(handler).start(0, '127.0.0.1');
-  // Same accept backlog as the other two (ding-dong listens with Node's default of 511, which
-  // drops SYNs when 1000 clients connect at once): re-listen before any connection arrives.
-  server.close();
-  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 });
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.setNoDelay(true);
-    s.on('close', () => sockets.delete(s));
-  });
-  return new Promise((resolve) => {
-    const ready = () =>
-      resolve({ port: (server.address() as net.AddressInfo).port, close: () => closeAll(server, sockets) });
-    if (server.listening) ready();
-    else server.once('listening', ready);
-  });
-}
-interface DingDongContext {
-  on(ev: string, fn: (...a: unknown[]) => void): void;
-  onEvent(ev: string): Promise<unknown>;
-  getVariable(name: string): Promise<unknown>;
-  end(): Promise<void>;
-}
-
-function listen(server: net.Server, sockets: Set<net.Socket>): Promise<Running> {
-  return new Promise((resolve) => {
-    server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () =>
-      resolve({ port: (server.address() as net.AddressInfo).port, close: () => closeAll(server, sockets) }),
-    );
-  });
-}
-
-function closeAll(server: net.Server, sockets: Set<net.Socket>): Promise<void> {
-  for (const s of sockets) s.destroy();
-  return new Promise((r) => server.close(() => r()));
-}
-
-const makers: Record<Kind, (perSession: number) => Promise<Running>> = {
-  floor: floorServer,
-  ours: ourServer,
-  'ding-dong': dingDongServer,
-};
-
-class LoadProcess {
-  private child: ChildProcess;
-  constructor() {
-    this.child = fork(path.join(__dirname, 'load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  }
-  run(job: LoadJob): Promise<LoadResult> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`load generator exited (${code})`));
-      this.child.once('exit', onExit);
-      this.child.once('message', (m) => {
-        this.child.off('exit', onExit);
-        resolve(m as LoadResult);
-      });
-      this.child.send(job);
+    this.proc.on('exit', (code) => {
+      this.exited = new Error(`bench child ${file} exited (${code})`);
+      for (const w of this.waiting.splice(0)) w(this.exited);
     });
   }
-  stop(): void {
-    this.child.disconnect();
+  async next<T>(): Promise<T> {
+    const m = this.inbox.length
+      ? this.inbox.shift()
+      : (this.exited ?? (await new Promise<unknown>((r) => this.waiting.push(r))));
+    if (m instanceof Error) throw m;
+    if ((m as { error?: string }).error) throw new Error((m as { error: string }).error);
+    return m as T;
+  }
+  send(m: unknown): void {
+    this.proc.send(m as object);
+  }
+  stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => {
+      this.proc.once('exit', () => r());
+      this.proc.disconnect();
+    });
   }
 }
 
 interface Measured extends LoadResult {
-  /** CPU time the server process used inside the window, µs (user + system). */
+  /** CPU time of the server process inside the window, µs (user + system). */
   cpuUs: number;
 }
 
 async function measure(
-  load: LoadProcess,
+  load: Child,
   kind: Kind,
   perSession: number,
   concurrency: number,
   durationMs: number,
+  profDir?: string,
 ): Promise<Measured> {
-  const srv = await makers[kind](perSession);
-  const warmupMs = Math.min(500, durationMs / 3);
-  let c0: NodeJS.CpuUsage | undefined;
-  const t = setTimeout(() => (c0 = process.cpuUsage()), warmupMs);
+  const prof = profDir
+    ? [
+        '--cpu-prof',
+        '--cpu-prof-dir',
+        profDir,
+        '--cpu-prof-name',
+        `${kind}-${perSession}-${concurrency}-${Date.now()}.cpuprofile`,
+      ]
+    : [];
+  const srv = new Child('server', prof);
   try {
-    const r = await load.run({ port: srv.port, concurrency, warmupMs, durationMs });
-    const d = process.cpuUsage(c0);
-    return { ...r, cpuUs: c0 ? d.user + d.system : NaN };
+    srv.send({ kind, perSession });
+    const { port } = await srv.next<{ port: number }>();
+    load.send({ port, concurrency, warmupMs: WARMUP_MS, durationMs } as LoadJob);
+    await load.next<{ window: 'start' }>();
+    srv.send({ cpu: 'start' });
+    await load.next<{ window: 'end' }>();
+    srv.send({ cpu: 'stop' });
+    const [r, { cpuUs }] = await Promise.all([load.next<LoadResult>(), srv.next<{ cpuUs: number }>()]);
+    load.send({ release: true });
+    await load.next<{ released: true }>();
+    return { ...r, cpuUs };
   } finally {
-    clearTimeout(t);
-    await srv.close();
-    await new Promise((r) => setTimeout(r, 100));
+    await srv.stop();
   }
 }
+
+const median = (xs: number[]) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
+const mmm = (xs: number[], d = 2) => {
+  const f = xs.filter(Number.isFinite);
+  return f.length ? `${fmt(Math.min(...f), d)} / ${fmt(median(f), d)} / ${fmt(Math.max(...f), d)}` : 'n/a';
+};
 
 export async function run(
   opts: { rounds?: number; durationMs?: number } = {},
 ): Promise<Array<Record<string, string | number>>> {
-  const rounds = opts.rounds ?? Number(process.env.BENCH_AGI_ROUNDS ?? 3);
-  const durationMs = opts.durationMs ?? Number(process.env.BENCH_AGI_MS ?? 1500);
-  const kinds = (process.env.BENCH_AGI_KINDS ?? 'floor,ours,ding-dong').split(',') as Kind[];
+  const quick = process.env.BENCH_QUICK === '1';
+  const rounds = opts.rounds ?? Number(process.env.BENCH_AGI_ROUNDS ?? (quick ? 3 : 5));
+  const durationMs = opts.durationMs ?? Number(process.env.BENCH_AGI_MS ?? (quick ? 1000 : 1500));
+  const kinds = (process.env.BENCH_AGI_KINDS ?? 'floor,ours').split(',') as Kind[];
   const levels = process.env.BENCH_AGI_LEVELS ? process.env.BENCH_AGI_LEVELS.split(',').map(Number) : [1, 100, 1000];
   const modes = (process.env.BENCH_AGI_MODES ?? 'cmd,ses').split(',');
-  const load = new LoadProcess();
-  const best = new Map<string, Measured>();
-  const leanest = new Map<string, number>();
-  const keep = (key: string, r: Measured, by: 'commands' | 'sessions') => {
-    const prev = best.get(key);
-    if (!prev || r[by] / r.elapsedMs > prev[by] / prev.elapsedMs) best.set(key, r);
-    const cpu = r.cpuUs / Math.max(1, r[by]);
-    if (!((leanest.get(key) as number) <= cpu)) leanest.set(key, cpu);
-  };
+  const profDir = process.env.BENCH_AGI_PROF ? path.resolve(process.env.BENCH_AGI_PROF) : undefined;
+  const load = new Child('load');
+  /** per key `mode:kind:level`, one result per round */
+  const res = new Map<string, Measured[]>();
   try {
     for (let round = 0; round < rounds; round++) {
-      // Rotate the order each round so no server always runs right after another one.
-      kinds.push(kinds.shift() as Kind);
-      for (const c of levels) {
-        if (modes.includes('cmd'))
-          for (const k of kinds) keep(`cmd:${k}:${c}`, await measure(load, k, 100, c, durationMs), 'commands');
-        if (modes.includes('ses'))
-          for (const k of kinds) keep(`ses:${k}:${c}`, await measure(load, k, 1, c, durationMs), 'sessions');
-      }
+      const order = round % 2 === 0 ? kinds : [...kinds].reverse();
+      for (const c of levels)
+        for (const mode of modes)
+          for (const k of order) {
+            const r = await measure(load, k, mode === 'cmd' ? 100 : 1, c, durationMs, profDir);
+            const key = `${mode}:${k}:${c}`;
+            res.set(key, [...(res.get(key) ?? []), r]);
+            if (process.env.BENCH_AGI_VERBOSE) {
+              const n = mode === 'cmd' ? r.commands : r.sessions;
+              console.error(
+                `round ${round + 1} ${key}: ${Math.round((n * 1000) / r.elapsedMs)}/s, ${fmt(r.cpuUs / Math.max(1, n), 2)} µs cpu each, errors ${r.errors}`,
+              );
+            }
+          }
     }
   } finally {
-    load.stop();
+    await load.stop();
   }
-  const rate = (key: string, by: 'commands' | 'sessions') => {
-    const r = best.get(key);
-    return r ? (r[by] * 1000) / r.elapsedMs : NaN;
-  };
-  const cpu = (key: string) => leanest.get(key) ?? NaN;
-  const r2 = (v: number) => (Number.isFinite(v) ? Number(v.toFixed(2)) : 'n/a');
   const rows: Array<Record<string, string | number>> = [];
   for (const [mode, by, label] of [
     ['cmd', 'commands', 'GET VARIABLE round trips (100/session)'],
@@ -227,26 +156,23 @@ export async function run(
   ] as const) {
     if (!modes.includes(mode)) continue;
     for (const c of levels) {
-      const f = rate(`${mode}:floor:${c}`, by);
-      const o = rate(`${mode}:ours:${c}`, by);
-      const d = rate(`${mode}:ding-dong:${c}`, by);
-      const fc = cpu(`${mode}:floor:${c}`);
-      const oc = cpu(`${mode}:ours:${c}`);
-      const dc = cpu(`${mode}:ding-dong:${c}`);
-      rows.push({
-        workload: label,
-        concurrent: c,
-        'floor /s': Math.round(f),
-        'ours /s': Math.round(o),
-        'ding-dong /s': Math.round(d),
-        'ours/floor': r2(o / f),
-        'ding-dong/floor': r2(d / f),
-        'floor cpu µs': r2(fc),
-        'ours cpu µs': r2(oc),
-        'ding-dong cpu µs': r2(dc),
-        'ours/floor (cpu)': r2(fc / oc),
-        'ding-dong/floor (cpu)': r2(fc / dc),
-      });
+      const rate = (k: Kind) => (res.get(`${mode}:${k}:${c}`) ?? []).map((r) => (r[by] * 1000) / r.elapsedMs);
+      const cpu = (k: Kind) => (res.get(`${mode}:${k}:${c}`) ?? []).map((r) => r.cpuUs / Math.max(1, r[by]));
+      const paired = (a: number[], b: number[]) => a.map((v, i) => v / b[i]);
+      const row: Record<string, string | number> = { workload: label, concurrent: c, rounds: rate('floor').length };
+      for (const k of kinds) {
+        row[`${k} /s`] = mmm(rate(k), 0);
+        row[`${k} cpu µs`] = mmm(cpu(k));
+      }
+      for (const k of kinds.filter((x) => x !== 'floor')) {
+        row[`${k}/floor rate`] = mmm(paired(rate(k), rate('floor')));
+        row[`${k}/floor cpu`] = mmm(paired(cpu(k), cpu('floor')));
+      }
+      row.errors = kinds.reduce(
+        (a, k) => a + (res.get(`${mode}:${k}:${c}`) ?? []).reduce((x, r) => x + r.errors, 0),
+        0,
+      );
+      rows.push(row);
     }
   }
   return rows;

@@ -2,7 +2,9 @@
  * Fake-Asterisk load generator for bench/agi, run in its own process (forked by index.ts) so the
  * server under test has a core to itself. Each slot connects, sends an Asterisk-like environment
  * block, answers every command the server sends (GET VARIABLE -> `200 result=1 (42)`), and when the
- * server closes, reconnects, until the time is up. Commands are counted only inside the window.
+ * server closes, reconnects, until the time is up. Commands are counted only inside the window; the
+ * parent is told when the window starts and ends (`{ window }` messages) so that it can read the server
+ * process's CPU time at the same moments, and the sockets are closed only when it says `{ release }`.
  */
 import net from 'net';
 
@@ -11,6 +13,8 @@ export interface LoadJob {
   concurrency: number;
   warmupMs: number;
   durationMs: number;
+  /** told when the counting window starts and ends (the server's CPU is read at those moments) */
+  onWindow?: (mark: 'start' | 'end') => void;
 }
 
 export interface LoadResult {
@@ -18,6 +22,8 @@ export interface LoadResult {
   sessions: number;
   elapsedMs: number;
   errors: number;
+  /** closes the load's sockets (after the window) */
+  release?: () => void;
 }
 
 const ENV =
@@ -92,20 +98,40 @@ export function runLoad(job: LoadJob): Promise<LoadResult> {
     setTimeout(() => {
       counting = true;
       t0 = performance.now();
+      job.onWindow?.('start');
     }, job.warmupMs);
     setTimeout(() => {
       counting = false;
-      stop = true;
       const elapsedMs = performance.now() - t0;
-      for (const s of live) s.destroy();
-      resolve({ commands, sessions, elapsedMs, errors });
+      job.onWindow?.('end');
+      // the sockets stay up (and answering) until the server's CPU for the window has been read
+      resolve({
+        commands,
+        sessions,
+        elapsedMs,
+        errors,
+        release: () => {
+          stop = true;
+          for (const s of live) s.destroy();
+        },
+      });
     }, job.warmupMs + job.durationMs);
   });
 }
 
 if (require.main === module && process.send) {
-  process.on('message', (job: LoadJob) => {
-    void runLoad(job).then((r) => process.send?.(r));
+  let release: (() => void) | undefined;
+  process.on('message', (m: LoadJob | { release: true }) => {
+    if ('release' in m) {
+      release?.();
+      release = undefined;
+      process.send?.({ released: true });
+      return;
+    }
+    void runLoad({ ...m, onWindow: (mark) => process.send?.({ window: mark }) }).then(({ release: r, ...result }) => {
+      release = r;
+      process.send?.(result);
+    });
   });
   process.on('disconnect', () => process.exit(0));
 }

@@ -212,6 +212,8 @@ async function runCase(c: Case): Promise<Row> {
           TTS_ENGINE: 'sim',
           STT_ENGINE: 'sim',
           LLM_ENGINE: 'scripted',
+          // the turn timing below is RECORD FILE's; stream mode is bench/conversation's and bench/media's
+          MEDIA_MODE: process.env.BENCH_CALLS_MEDIA || 'record',
           LOG_LEVEL: 'warn',
           AI_DIALER_SIMULATED: '1',
           ARI_URL: String(simReady.url),

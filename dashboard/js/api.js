@@ -72,7 +72,7 @@ export function apiBlobUrl(path) {
  * browser, else, when the API accepts the Node-RED editor login, the editor's access token (same
  * origin, saved by the editor as "auth-tokens").
  */
-function apiToken() {
+export function apiToken() {
   var saved = localStorage.getItem('aiDialerToken');
   if (saved) return saved;
   if (state.config && state.config.hostLogin) {

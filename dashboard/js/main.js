@@ -1,8 +1,10 @@
-/** Entry point: load config.json, then connect MQTT and load campaigns and active calls. */
+/** Entry point: load config.json, then connect the live feed (API WebSocket or MQTT) and load campaigns and active calls. */
 import { $, toast } from './dom.js';
 import { state } from './state.js';
 import { showTab } from './tabs.js';
-import { connectMqtt, setConn } from './mqtt.js';
+import { connectMqtt } from './mqtt.js';
+import { connectLive } from './live.js';
+import { setConn } from './conn.js';
 import { tickDurations } from './calls.js';
 import { loadActiveCalls, loadCampaigns } from './campaigns.js';
 import { api } from './api.js';
@@ -30,7 +32,8 @@ fetch('config.json')
       $('#title').textContent = cfg.title;
       $('#token-btn').hidden = !cfg.apiTokenRequired;
       showTab();
-      connectMqtt();
+      if (cfg.live === 'mqtt') connectMqtt();
+      else connectLive();
       loadCampaigns().then(loadActiveCalls);
       setInterval(tickDurations, 1000);
       setInterval(function () {
@@ -39,11 +42,16 @@ fetch('config.json')
       // a token was entered (reads need it too): load what was refused
       window.addEventListener('aidialer-token', function () {
         loadCampaigns().then(loadActiveCalls);
+        if (cfg.live !== 'mqtt') connectLive(); // the live feed takes the same token
       });
       setInterval(checkStalled, 10000);
     },
     function (err) {
-      setConn('error', 'no config');
+      setConn(
+        'error',
+        'no config',
+        'The dashboard could not load its configuration (' + err.message + '): is the server running? Reload the page.',
+      );
       toast('Cannot load the dashboard configuration: ' + err.message, 'error');
     },
   );

@@ -1,13 +1,27 @@
-/** Live data: MQTT over WebSocket (mqtt.min.js, served by the runtime) and the topic routing. */
+/**
+ * Live data over MQTT over WebSocket (config.live 'mqtt': an external broker named by MQTT_WS_URL) with
+ * mqtt.min.js (served by the runtime, loaded only in this mode) and the topic routing.
+ */
 import { $ } from './dom.js';
 import { state } from './state.js';
+import { setConn } from './conn.js';
 import { onCallEvent } from './calls.js';
 import { onProgress, renderProgress } from './progress.js';
 
-export function setConn(s, text) {
-  var el = $('#conn');
-  el.dataset.state = s;
-  $('#conn-text').textContent = text;
+/** Load the MQTT browser client once. */
+function loadMqtt() {
+  if (typeof window.mqtt !== 'undefined') return Promise.resolve();
+  return new Promise(function (resolve, reject) {
+    var s = document.createElement('script');
+    s.src = 'vendor/mqtt.min.js';
+    s.onload = function () {
+      resolve();
+    };
+    s.onerror = function () {
+      reject(new Error('vendor/mqtt.min.js did not load'));
+    };
+    document.head.appendChild(s);
+  });
 }
 
 export function mqttCreds() {
@@ -35,55 +49,81 @@ export function mqttCreds() {
 }
 
 export function connectMqtt() {
-  var m = state.config.mqtt;
-  if (typeof window.mqtt === 'undefined') {
-    setConn('error', 'MQTT client missing');
-    return;
-  }
-  var url = m.url || (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + m.path;
+  // the login first (a dialog, in the order the page always asked), then the client script
   mqttCreds().then(function (creds) {
-    setConn('connecting', 'connecting…');
-    var opts = {
-      clientId: 'ai-dialer-dash-' + Math.random().toString(16).slice(2, 10),
-      reconnectPeriod: 2000,
-      connectTimeout: 8000,
-      clean: true,
-      resubscribe: true,
-    };
-    if (creds.username) {
-      opts.username = creds.username;
-      opts.password = creds.password;
+    loadMqtt().then(
+      function () {
+        startMqtt(creds);
+      },
+      function (err) {
+        setConn(
+          'error',
+          'MQTT client missing',
+          err.message + ': reload the page; if it persists, reinstall the package.',
+        );
+      },
+    );
+  });
+}
+
+function startMqtt(creds) {
+  var m = state.config.mqtt;
+  var url = m.url || (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + m.path;
+  var unreachable =
+    'Cannot reach the MQTT broker’s WebSocket at ' +
+    url +
+    ': is the broker running with a WebSocket listener there (MQTT_WS_URL), and does it allow this page’s origin (' +
+    location.origin +
+    ')? Retrying by itself.';
+  var everConnected = false;
+  setConn('connecting', 'connecting…');
+  var opts = {
+    clientId: 'ai-dialer-dash-' + Math.random().toString(16).slice(2, 10),
+    reconnectPeriod: 2000,
+    connectTimeout: 8000,
+    clean: true,
+    resubscribe: true,
+  };
+  if (creds.username) {
+    opts.username = creds.username;
+    opts.password = creds.password;
+  }
+  var client = window.mqtt.connect(url, opts);
+  state.client = client;
+  var root = m.topicRoot;
+  client.on('connect', function () {
+    everConnected = true;
+    setConn('connected', 'live');
+    client.subscribe([root + '/calls/+/events', root + '/campaigns/+/status'], { qos: 1 }, function (err) {
+      if (err) setConn('error', 'subscribe refused');
+    });
+  });
+  client.on('reconnect', function () {
+    if ($('#conn').dataset.state !== 'error')
+      setConn(
+        'reconnecting',
+        'reconnecting…',
+        everConnected ? 'The live connection was lost; reconnecting.' : unreachable,
+      );
+  });
+  client.on('offline', function () {
+    setConn('offline', everConnected ? 'offline – retrying' : 'broker unreachable', unreachable);
+  });
+  client.on('close', function () {
+    if ($('#conn').dataset.state === 'connected')
+      setConn('reconnecting', 'reconnecting…', 'The live connection was lost; reconnecting.');
+  });
+  client.on('error', function (err) {
+    var msg = String((err && err.message) || err);
+    if (/not authori[sz]ed|bad user ?name or password/i.test(msg)) {
+      setConn('error', 'login refused', 'The broker refused the read-only login: enter the MQTT_READER_USER account.');
+      sessionStorage.removeItem('aiDialerMqtt');
+      client.end(true);
+      setTimeout(connectMqtt, 500);
     }
-    var client = window.mqtt.connect(url, opts);
-    state.client = client;
-    var root = m.topicRoot;
-    client.on('connect', function () {
-      setConn('connected', 'live');
-      client.subscribe([root + '/calls/+/events', root + '/campaigns/+/status'], { qos: 1 }, function (err) {
-        if (err) setConn('error', 'subscribe refused');
-      });
-    });
-    client.on('reconnect', function () {
-      setConn('reconnecting', 'reconnecting…');
-    });
-    client.on('offline', function () {
-      setConn('offline', 'offline – retrying');
-    });
-    client.on('close', function () {
-      if ($('#conn').dataset.state === 'connected') setConn('reconnecting', 'reconnecting…');
-    });
-    client.on('error', function (err) {
-      var msg = String((err && err.message) || err);
-      if (/not authori[sz]ed|bad user ?name or password/i.test(msg)) {
-        setConn('error', 'login refused');
-        sessionStorage.removeItem('aiDialerMqtt');
-        client.end(true);
-        setTimeout(connectMqtt, 500);
-      }
-    });
-    client.on('message', function (topic, payload) {
-      onMessage(root, topic, payload);
-    });
+  });
+  client.on('message', function (topic, payload) {
+    onMessage(root, topic, payload);
   });
 }
 

@@ -150,6 +150,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private owed = 0;
   private wantNext = false;
   private cmdTimer?: NodeJS.Timeout;
+  /** The shared timer is set (it may fire before the command in flight is due: it then re-arms). */
+  private cmdTimerArmed = false;
+  /** When the command in flight is due, if it uses the shared timer (Date.now() ms). */
+  private sharedDeadline = 0;
   private readonly o: Resolved;
 
   constructor(
@@ -429,20 +433,32 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   private dispatch(p: Pending): void {
     this.inflight = p;
-    this.lastActivityAt = Date.now();
+    const now = Date.now();
+    this.lastActivityAt = now;
     if (p.timeoutMs === this.o.commandTimeoutMs && p.timeoutMs > 0) {
-      // The common case: one timer per session, re-armed per command (no allocation, no clear).
+      // The common case: one timer per session, not touched per command (no allocation, no clear, no
+      // re-insertion into the timer list). It fires at the earliest deadline it was set for, and then
+      // either times out the command in flight or sets itself again for what is left of that one's time.
       p.shared = true;
-      if (this.cmdTimer) this.cmdTimer.refresh();
-      else this.cmdTimer = setTimeout(this.onSharedTimer, p.timeoutMs);
+      this.sharedDeadline = now + p.timeoutMs;
+      if (!this.cmdTimerArmed) this.armSharedTimer(p.timeoutMs);
     } else if (p.timeoutMs > 0) p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
     this.socket.write(p.line);
   }
 
-  /** The shared timer fired: it was last armed by the command in flight if that one shares it. */
+  private armSharedTimer(ms: number): void {
+    this.cmdTimerArmed = true;
+    this.cmdTimer = setTimeout(this.onSharedTimer, ms);
+  }
+
+  /** The shared timer fired: time out the command in flight if it is due, else wait for what is left. */
   private readonly onSharedTimer = (): void => {
+    this.cmdTimerArmed = false;
     const p = this.inflight;
-    if (p && p.shared) this.onTimeout(p);
+    if (!p || !p.shared || this.phase === 'closed') return;
+    const left = this.sharedDeadline - Date.now();
+    if (left > 0) this.armSharedTimer(left);
+    else this.onTimeout(p);
   };
 
   private next(): void {

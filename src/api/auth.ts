@@ -66,6 +66,15 @@ function authModeOf(res: Response): AuthMode | undefined {
   return res.locals.aiDialerAuthMode as AuthMode | undefined;
 }
 
+/** Which configured token `given` is (constant-time compare), if any. */
+export function tokenRole(o: AuthOptions, given: string): 'full' | 'read' | undefined {
+  if (!given) return undefined;
+  const d = digest(given);
+  if (o.token && timingSafeEqual(d, digest(o.token))) return 'full';
+  if (o.readToken && timingSafeEqual(d, digest(o.readToken))) return 'read';
+  return undefined;
+}
+
 /** The middleware: next() when allowed, else an ApiError (401 no credential, 403 wrong or read-only). */
 export function createAuth(o: AuthOptions): RequestHandler {
   const full = o.token ? digest(o.token) : undefined;
@@ -135,30 +144,48 @@ export function jsonHostRefusal(mw: RequestHandler): RequestHandler {
   };
 }
 
+/**
+ * Where a browser request comes from, as the API judges it: no Origin header (not a browser, or
+ * same-origin navigation), the API's own origin (Host or X-Forwarded-Host), an origin listed in
+ * API_ALLOWED_ORIGINS, or refused. The HTTP routes (originGuard) and the live monitor (live.ts) share it.
+ */
+export function originVerdict(
+  headers: { origin?: string; host?: string; 'x-forwarded-host'?: string | string[] },
+  allow: Set<string>,
+): 'none' | 'same' | 'listed' | 'refused' {
+  const origin = headers.origin;
+  if (origin === undefined) return 'none';
+  if (allow.has(origin.toLowerCase())) return 'listed';
+  try {
+    const host = new URL(origin).host.toLowerCase();
+    // behind a reverse proxy the browser's host is the forwarded one
+    const fwd = String(headers['x-forwarded-host'] ?? '')
+      .split(',')[0]
+      .trim()
+      .toLowerCase();
+    if (host === String(headers.host ?? '').toLowerCase() || (!!fwd && host === fwd)) return 'same';
+  } catch {
+    // not a URL: refused
+  }
+  return 'refused';
+}
+
+/** The allow-list of originGuard / originVerdict (API_ALLOWED_ORIGINS), normalised. */
+export function originAllowList(allowed: string[] = []): Set<string> {
+  return new Set(allowed.map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean));
+}
+
 /** Same-origin only: refuse a request a browser sent from another origin (CSRF and reads alike). */
 export function originGuard(allowed: string[] = []): RequestHandler {
-  const allow = new Set(allowed.map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean));
+  const allow = originAllowList(allowed);
   return (req, res, next) => {
     // whatever the host set (Node-RED's admin app sets `*` on everything it sees): not ours
     res.removeHeader('Access-Control-Allow-Origin');
     res.removeHeader('Access-Control-Allow-Methods');
     res.removeHeader('Access-Control-Allow-Credentials');
-    const origin = req.headers.origin;
-    if (origin === undefined) return next();
-    let same = false;
-    try {
-      const host = new URL(origin).host.toLowerCase();
-      // behind a reverse proxy the browser's host is the forwarded one
-      const fwd = String(req.headers['x-forwarded-host'] ?? '')
-        .split(',')[0]
-        .trim()
-        .toLowerCase();
-      same = host === String(req.headers.host ?? '').toLowerCase() || (!!fwd && host === fwd);
-    } catch {
-      same = false;
-    }
-    const listed = allow.has(origin.toLowerCase());
-    if (listed) {
+    const verdict = originVerdict(req.headers, allow);
+    const origin = req.headers.origin ?? '';
+    if (verdict === 'listed') {
       res.set('Access-Control-Allow-Origin', origin);
       res.vary('Origin');
       if (req.method === 'OPTIONS') {
@@ -170,7 +197,7 @@ export function originGuard(allowed: string[] = []): RequestHandler {
       }
       return next();
     }
-    if (same) return next();
+    if (verdict === 'same' || verdict === 'none') return next();
     next(
       new ApiError(
         403,

@@ -1,7 +1,9 @@
 /**
  * Serve the dashboard (static files in the package's `dashboard/` folder) at `/dialer`, the MQTT
  * browser client from the installed `mqtt` package, and `/dialer/config.json` telling the page where
- * the live data is. The writer password is never sent; a read-only username may be.
+ * the live data is: the API's own WebSocket (/api/v1/live, same credential as the API) unless an
+ * external broker's WebSocket is named (MQTT_WS_URL), then MQTT over WebSocket. The writer password is
+ * never sent; a read-only username may be.
  */
 import fs from 'fs';
 import path from 'path';
@@ -15,6 +17,11 @@ export interface DashboardOptions {
   mqttPath?: string;
   /** Full ws:// or wss:// URL of an external broker's WebSocket listener (instead of mqttPath). */
   mqttUrl?: string;
+  /**
+   * Where the page takes live events from: 'api' (the live monitor WebSocket, default) or 'mqtt'
+   * (MQTT over WebSocket; the default when mqttUrl is set: several runtimes behind one broker).
+   */
+  live?: 'api' | 'mqtt';
   /** Topic root (default ai-dialer/v1). */
   topicRoot?: string;
   /** The broker asks for a login (the page then asks for the read-only account). */
@@ -49,6 +56,9 @@ export interface DashboardConfig {
   apiBase: string;
   apiTokenRequired: boolean;
   hostLogin: boolean;
+  /** 'api': the WebSocket at `livePath` (relative to the page); 'mqtt': the broker below. */
+  live: 'api' | 'mqtt';
+  livePath: string;
   mqtt: { path: string | null; url: string | null; topicRoot: string; auth: boolean; username: string | null };
 }
 
@@ -58,6 +68,8 @@ export function dashboardConfig(opts: DashboardOptions = {}): DashboardConfig {
     apiBase: opts.apiBase ?? '../api/v1',
     apiTokenRequired: opts.apiTokenRequired ?? !!(process.env.API_TOKEN || process.env.API_READ_TOKEN),
     hostLogin: !!opts.hostLogin,
+    live: opts.live ?? (opts.mqttUrl ? 'mqtt' : 'api'),
+    livePath: `${(opts.apiBase ?? '../api/v1').replace(/\/+$/, '')}/live`,
     mqtt: {
       path: opts.mqttUrl ? null : (opts.mqttPath ?? '/mqtt'),
       url: opts.mqttUrl ?? null,

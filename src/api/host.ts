@@ -8,13 +8,17 @@
  *  - a front door at the head of the host's outermost app keeps the editor app's
  *    `Access-Control-Allow-Origin: *` and 5 MB HTML-erroring body parser off the package's paths;
  *  - credentials: API_TOKEN / API_READ_TOKEN (or settings.aiDialer.apiToken / apiReadToken), and,
- *    when the runtime has `adminAuth`, a valid editor access token with its permission.
+ *    when the runtime has `adminAuth`, a valid editor access token with its permission;
+ *  - the live monitor WebSocket (<httpNodeRoot>/api/v1/live, src/api/live.ts) on RED.server with the
+ *    same credentials and origin rules.
  */
+import type http from 'http';
 import type { RequestHandler } from 'express';
 import type { Db } from '../store/db';
 import { frontDoor, mountWeb, unmountWeb, dashboardOptionsFromEnv } from './mount';
 import { jsonHostRefusal, authMode } from './auth';
 import { ApiError } from './errors';
+import { attachLive, upgradeAuthFrom, type LiveServer } from './live';
 
 interface NodeDefLike {
   id: string;
@@ -24,6 +28,8 @@ interface NodeDefLike {
 
 export interface HostApi {
   httpNode?: { use: (...a: never[]) => unknown };
+  /** The runtime's HTTP server (RED.server): the live monitor's WebSocket upgrades arrive there. */
+  server?: http.Server;
   settings: Record<string, unknown>;
   auth?: { needsPermission(permission: string): RequestHandler };
   nodes: { eachNode(cb: (n: NodeDefLike) => void): void; getNode(id: string): unknown };
@@ -65,7 +71,10 @@ export function findStore(nodes: HostApi['nodes']): { getDb(): Promise<Db> } | u
   return undefined;
 }
 
-export function serveOnHost(RED: HostApi, env: NodeJS.ProcessEnv = process.env): { stop(): void } | undefined {
+export function serveOnHost(
+  RED: HostApi,
+  env: NodeJS.ProcessEnv = process.env,
+): { stop(): Promise<void>; live?: LiveServer } | undefined {
   const s = (RED.settings.aiDialer ?? {}) as AiDialerSettings;
   if (s.serveApi === false || !RED.httpNode) return undefined;
   const token = s.apiToken ?? env.API_TOKEN ?? '';
@@ -114,17 +123,30 @@ export function serveOnHost(RED: HostApi, env: NodeJS.ProcessEnv = process.env):
   if (!top || !frontDoor(top, RED.httpNode, nodeRoot))
     RED.log.warn('ai-dialer: cannot put the API ahead of the editor app; its CORS and body limits may apply');
   const mode = authMode({ token, readToken, hostAuth });
+  let live: LiveServer | undefined;
+  if (RED.server && typeof RED.server.on === 'function')
+    live = attachLive(RED.server, {
+      token,
+      readToken,
+      hostAuth: hostAuth ? upgradeAuthFrom(RED.auth!.needsPermission('aidialer.read') as never) : undefined,
+      allowedOrigins,
+      root: nodeRoot,
+      log: (l) => RED.log.warn(`ai-dialer: ${l}`),
+    });
+  else RED.log.warn('ai-dialer: no HTTP server to serve the live monitor WebSocket (/api/v1/live) on');
   RED.log.info(
-    `ai-dialer: HTTP API at ${nodeRoot === '/' ? '' : nodeRoot}/api/v1 and dashboard at ${nodeRoot === '/' ? '' : nodeRoot}/dialer (${
+    `ai-dialer: HTTP API at ${nodeRoot === '/' ? '' : nodeRoot}/api/v1 (live monitor WebSocket ${live ? 'at /api/v1/live' : 'off'}) and dashboard at ${nodeRoot === '/' ? '' : nodeRoot}/dialer (${
       mode === 'open'
         ? 'OPEN: no API_TOKEN and no adminAuth, anyone who reaches this port reads call records'
         : `login: ${mode}`
     })`,
   );
   return {
-    stop: () => {
+    live,
+    stop: async () => {
       RED.events?.off?.('flows:started', refresh);
       unmountWeb(RED.httpNode!, OWNER);
+      await live?.close();
     },
   };
 }

@@ -113,6 +113,14 @@ export function createApiRouter(opts: ApiRouterOptions): Router {
   });
   healthRoutes(api, ctx);
   api.use(createAuth(auth));
+  // the live monitor is a WebSocket (src/api/live.ts answers upgrades on the HTTP server); a plain GET
+  // got past the origin and credential checks: 426 says so (the dashboard tells its user why it failed)
+  api.get('/api/v1/live', (_req, res) => {
+    res.status(426).set({ Upgrade: 'websocket', 'Cache-Control': 'no-store' }).json({
+      error: 'the live monitor is a WebSocket: connect with a WebSocket client (subprotocol ai-dialer.v1)',
+      credential: 'accepted',
+    });
+  });
   campaignRoutes(api, ctx);
   uploadRoutes(api, ctx);
   phoneNumberRoutes(api, ctx);

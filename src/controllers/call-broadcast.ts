@@ -2,7 +2,7 @@
  * call-broadcast: msg -> a schema-checked event published to MQTT (never waits for the broker);
  * the status shows the publisher's connection, sent, buffered and dropped counts.
  */
-import { buildEvent, route } from '../events/builders';
+import { buildEvent } from '../events/builders';
 import type { Publisher, PublisherStats } from '../events/publisher';
 import { isEventType } from '../events/schema';
 import { DialerError, errorMessage } from '../util/errors';
@@ -60,10 +60,10 @@ export class CallBroadcastController {
       );
     }
     const event = buildEvent(msg, type);
-    route(event); // the ids must make a valid topic
     const p = this.publisher ?? (await this.getPublisher());
-    p.publish(event); // queued or buffered: never waits for the broker
-    msg.broadcast = { type: event.type, topic: route(event, p.topics).topic };
+    // queued or buffered: never waits for the broker; throws (nothing queued) for an id that cannot be a topic level
+    const topic = p.publish(event);
+    msg.broadcast = { type: event.type, topic };
     this.scheduleStatus();
     return msg;
   }

@@ -116,17 +116,39 @@ function bad(message: string): DialerError {
   return new DialerError('event_invalid', message);
 }
 
+// Events of one millisecond share their timestamp string (one Date and one toISOString per ms, not per event).
+let isoAt = NaN;
+let iso = '';
 function nowIso(now?: number): string {
-  return new Date(now ?? Date.now()).toISOString();
+  const t = now ?? Date.now();
+  if (t !== isoAt) {
+    iso = new Date(t).toISOString();
+    isoAt = t;
+  }
+  return iso;
 }
 
+/**
+ * `o` without its undefined fields: `o` itself when it has none, else a copy. (Not `delete`: an object
+ * that lost a field is a slow dictionary to V8, for the schema check and JSON.stringify alike.)
+ */
 function strip<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
+  const r = o as Record<string, unknown>;
+  let holes = false;
+  for (const k in r) {
+    if (r[k] === undefined) {
+      holes = true;
+      break;
+    }
+  }
+  if (!holes) return o;
+  const out: Record<string, unknown> = {};
+  for (const k in r) if (r[k] !== undefined) out[k] = r[k];
+  return out as T;
 }
 
-function checked<T extends DialerEvent>(e: T): T {
-  strip(e);
+function checked<T extends DialerEvent>(event: T): T {
+  const e = strip(event);
   const errs = validateEvent(e);
   if (errs.length) throw bad(`${e.type} event is invalid: ${errs.slice(0, 5).join('; ')}`);
   return e;

@@ -15,6 +15,7 @@ import * as mqtt from 'mqtt';
 import { errorMessage } from '../util/errors';
 import { DialerEvent, route } from './builders';
 import { Topics } from './topics';
+import { eventFeed } from './feed';
 
 export interface PublisherOptions {
   url: string;
@@ -53,6 +54,8 @@ interface Item {
   payload: string;
   qos: 0 | 1;
   retain: boolean;
+  /** The event (publish()): offered to the in-process feed (src/events/feed.ts) when enqueued. */
+  event?: DialerEvent;
 }
 
 /** Fixed-capacity FIFO; pushing into a full one drops the oldest. */
@@ -90,6 +93,12 @@ class Ring<T> {
     return v;
   }
 }
+
+/** mqtt.js publish options by QoS and retain (mqtt.js copies what it keeps: shared, never changed). */
+const PUBLISH_OPTS: Readonly<Record<0 | 1, readonly [mqtt.IClientPublishOptions, mqtt.IClientPublishOptions]>> = {
+  0: [Object.freeze({ qos: 0, retain: false }), Object.freeze({ qos: 0, retain: true })],
+  1: [Object.freeze({ qos: 1, retain: false }), Object.freeze({ qos: 1, retain: true })],
+};
 
 /** A URL without its user:password part, for logs. */
 export function redact(url: string): string {
@@ -192,12 +201,16 @@ export class Publisher extends EventEmitter {
     };
   }
 
-  /** Publish an event (topic, QoS and retain from the topic tree). Never throws for broker trouble. */
-  publish(event: DialerEvent): void {
+  /**
+   * Publish an event (topic, QoS and retain from the topic tree); returns its topic. Never throws for
+   * broker trouble (an id that cannot be a topic level throws, before anything is queued).
+   */
+  publish(event: DialerEvent): string {
     const r = route(event, this.topics);
-    const item: Item = { topic: r.topic, payload: JSON.stringify(event), qos: r.qos, retain: r.retain };
-    if (event.type === 'campaign_progress') return this.publishProgress(String(event.campaignId), item);
-    this.enqueue(item);
+    const item: Item = { topic: r.topic, payload: JSON.stringify(event), qos: r.qos, retain: r.retain, event };
+    if (event.type === 'campaign_progress') this.publishProgress(String(event.campaignId), item);
+    else this.enqueue(item);
+    return r.topic;
   }
 
   /** Publish a raw payload on a topic (bench, tests, bridging). */
@@ -241,6 +254,11 @@ export class Publisher extends EventEmitter {
       this.counters.dropped++;
       return;
     }
+    // the plain WebSocket monitor gets the same JSON now, whether or not the broker is reachable
+    if (item.event) {
+      eventFeed().publish(item.event, item.payload);
+      item.event = undefined; // a buffered item keeps only its JSON
+    }
     if (this.client.connected && this.buffer.length === 0) return this.send(item);
     if (this.buffer.push(item)) this.counters.dropped++;
     if (this.client.connected) this.flush();
@@ -249,13 +267,16 @@ export class Publisher extends EventEmitter {
   private send(item: Item): void {
     this.counters.sent++;
     this.inflight++;
-    this.client.publish(item.topic, item.payload, { qos: item.qos, retain: item.retain }, (err) => {
-      this.inflight--;
-      if (err) this.counters.failed++;
-      else this.counters.acked++;
-      this.checkIdle();
-    });
+    this.client.publish(item.topic, item.payload, PUBLISH_OPTS[item.qos][item.retain ? 1 : 0], this.onPublished);
   }
+
+  /** mqtt.js calls this once per publish (PUBACK for QoS 1, written for QoS 0): one function, no closure per event. */
+  private readonly onPublished = (err?: Error): void => {
+    this.inflight--;
+    if (err) this.counters.failed++;
+    else this.counters.acked++;
+    if (this.idleWaiters.length) this.checkIdle();
+  };
 
   private flush(): void {
     while (this.client.connected && this.buffer.length > 0) this.send(this.buffer.shift()!);

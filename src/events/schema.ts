@@ -302,11 +302,90 @@ export function validate(schema: JsonSchema, value: unknown, path = '$'): string
   return errs;
 }
 
+type Check = (v: unknown) => boolean;
+
+/**
+ * A schema compiled once into a predicate: true only when `validate` would find no problem (it may say
+ * false for a value `validate` accepts, e.g. a key named like an Object.prototype member; the caller then
+ * asks `validate`). No array, string or closure is made per value on the way to `true`.
+ */
+function compile(schema: JsonSchema): Check {
+  const hasConst = 'const' in schema;
+  const constant = schema.const;
+  const types = schema.type === undefined ? undefined : Array.isArray(schema.type) ? schema.type : [schema.type];
+  const allows = (t: JsonType) => !types || types.some((w) => typeMatches(t, w));
+  const okNull = allows('null');
+  const okBool = allows('boolean');
+  const okString = allows('string');
+  const okNumber = allows('number');
+  const okInteger = allows('integer');
+  const okObject = allows('object');
+  const okArray = allows('array');
+  const en = schema.enum;
+  const { minimum, maximum, minLength, maxLength, maxItems } = schema;
+  const re = schema.pattern === undefined ? undefined : regex(schema.pattern);
+  const checkObject = !!(schema.properties || schema.required);
+  const required = schema.required ?? [];
+  const props = new Map<string, Check>();
+  for (const [k, ps] of Object.entries(schema.properties ?? {})) props.set(k, compile(ps));
+  const closed = schema.additionalProperties === false;
+  const items = schema.items ? compile(schema.items) : undefined;
+  return (v) => {
+    if (hasConst && v !== constant) return false;
+    if (en && !en.includes(v as never)) return false;
+    switch (typeof v) {
+      case 'number':
+        if (!Number.isFinite(v)) return false;
+        if (!(okNumber || (okInteger && Number.isInteger(v)))) return false;
+        if (minimum !== undefined && v < minimum) return false;
+        if (maximum !== undefined && v > maximum) return false;
+        return !re || re.test(String(v));
+      case 'string':
+        if (!okString) return false;
+        if (minLength !== undefined && v.length < minLength) return false;
+        if (maxLength !== undefined && v.length > maxLength) return false;
+        return !re || re.test(v);
+      case 'boolean':
+        return okBool;
+      case 'object': {
+        if (v === null) return okNull;
+        if (Array.isArray(v)) {
+          if (!okArray) return false;
+          if (maxItems !== undefined && v.length > maxItems) return false;
+          if (items) for (let i = 0; i < v.length; i++) if (!items(v[i])) return false;
+          return true;
+        }
+        if (!okObject) return false;
+        if (!checkObject) return true;
+        const obj = v as Record<string, unknown>;
+        for (let i = 0; i < required.length; i++) if (obj[required[i]] === undefined) return false;
+        for (const k in obj) {
+          if (!Object.prototype.hasOwnProperty.call(obj, k)) return false;
+          const x = obj[k];
+          if (x === undefined) continue;
+          const c = props.get(k);
+          if (c) {
+            if (!c(x)) return false;
+          } else if (closed) return false;
+        }
+        return true;
+      }
+      default:
+        return false;
+    }
+  };
+}
+
+const compiled = new Map<string, Check>(EVENT_TYPES.map((t) => [t, compile(eventSchemas[t])]));
+
 /** Validate an event payload against the schema of its `type`. */
 export function validateEvent(event: unknown): string[] {
   if (typeOf(event) !== 'object') return ['$: event must be an object'];
   const type = (event as { type?: unknown }).type;
   if (!EVENT_TYPES.includes(type as EventType)) return [`$.type: must be one of ${EVENT_TYPES.join(', ')}`];
+  // the compiled predicate answers the common case (valid) without building anything; the walker
+  // below names the problems when there are some
+  if (compiled.get(type as string)!(event)) return [];
   return validate(eventSchemas[type as EventType], event);
 }
 

@@ -46,8 +46,16 @@ export class Topics {
   constructor(root: string = DEFAULT_ROOT) {
     this.root = checkRoot(root);
   }
+  /** Recent calls' event topics: a call publishes several events, each would rebuild and recheck its topic. */
+  private readonly eventTopics = new Map<string | number, string>();
   callEvents(callId: string | number): string {
-    return `${this.root}/calls/${level('call id', callId)}/events`;
+    let t = this.eventTopics.get(callId);
+    if (t === undefined) {
+      t = `${this.root}/calls/${level('call id', callId)}/events`;
+      if (this.eventTopics.size >= 4096) this.eventTopics.clear();
+      this.eventTopics.set(callId, t);
+    }
+    return t;
   }
   callControl(callId: string | number): string {
     return `${this.root}/calls/${level('call id', callId)}/control`;

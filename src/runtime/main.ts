@@ -16,6 +16,7 @@ import { ensureDemoCampaign } from './demo';
 import { registerHealthProbe } from '../health/probes';
 import type { DialerSettings } from '../types/settings';
 import { outboxFor } from '../store/outbox';
+import { closeAllLive } from '../api/live';
 import { parseDurationMs } from '../util/config';
 import {
   bindRefusal,
@@ -253,6 +254,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   let RED: typeof import('node-red') | undefined;
   const cleanup = async () => {
     if (RED) await RED.stop().catch(() => undefined);
+    // the live monitor's WebSockets (1001 to each): an open one would keep server.close() waiting
+    await closeAllLive();
     // what the nodes kept for a redeploy (database, bus, ARI, FastAGI) is released now
     await disposeParked();
     if (server) await new Promise<void>((r) => server!.close(() => r()));

@@ -1,6 +1,8 @@
 /**
  * The dashboard in a real browser (Debian chromium through playwright-core): live calls, turns,
- * call end and campaign progress over MQTT/WebSocket; campaign management over the HTTP API.
+ * call end and campaign progress over the live monitor WebSocket (/api/v1/live; MQTT over WebSocket
+ * when configured); what the page says when the live feed cannot connect; campaign management over
+ * the HTTP API.
  */
 import type { Browser, Page } from 'playwright-core';
 import { chromiumAvailable, launchChromium, screenshot, startDashboardHarness, type DashboardHarness } from './harness';
@@ -180,14 +182,15 @@ run('dashboard in headless Chromium', () => {
     });
   });
 
-  test('reconnects by itself after the WebSocket drops', async () => {
-    // Kick every browser client off the broker; the page must come back on its own.
-    for (const c of Object.values((hx.broker.aedes as any).clients ?? {})) {
-      const client = c as { id: string; close: () => void };
-      if (client.id.startsWith('ai-dialer-dash-')) client.close();
-    }
-    await page.waitForSelector('#conn:not([data-state="connected"])');
+  test('reconnects by itself after the WebSocket drops, saying why meanwhile', async () => {
+    // the server's live monitor stops (1001 to every page) and comes back
+    const hint = page.waitForFunction(() =>
+      /stopping or restarting/.test(document.querySelector('#conn-hint')?.textContent ?? ''),
+    );
+    await hx.restartLive();
+    await hint;
     await page.waitForSelector('#conn[data-state="connected"]', { timeout: 20000 });
+    expect(await page.isHidden('#conn-hint')).toBe(true);
     await hx.publish('call_started', { call: { id: 9003, campaignId, phone: '+13125550003' } });
     await page.locator('tr[data-call-id="9003"]').waitFor();
   });
@@ -296,7 +299,7 @@ run('dashboard with broker accounts and an API token', () => {
         { username: 'viewer', password: 'view-pass', role: 'reader' },
         { username: 'ops', password: 'writer-secret', role: 'writer' },
       ],
-      dashboard: { mqttUsername: 'viewer' },
+      dashboard: { mqttUsername: 'viewer', live: 'mqtt' },
     });
     browser = await launchChromium();
   });
@@ -312,6 +315,8 @@ run('dashboard with broker accounts and an API token', () => {
       apiBase: '../api/v1',
       apiTokenRequired: true,
       hostLogin: false,
+      live: 'mqtt',
+      livePath: '../api/v1/live',
       mqtt: { path: '/mqtt', url: null, topicRoot: 'ai-dialer/v1', auth: true, username: 'viewer' },
     });
     expect(JSON.stringify(cfg)).not.toContain('pass');
@@ -340,6 +345,86 @@ run('dashboard with broker accounts and an API token', () => {
     await page.fill('#create-form input[name=name]', 'Needs token');
     await page.click('#create-form button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#cd-name')?.textContent === 'Needs token');
+    await page.close();
+  });
+});
+
+run('dashboard: why the live feed cannot connect, and what to do', () => {
+  let hx: DashboardHarness;
+  let browser: Browser;
+  beforeAll(async () => {
+    hx = await startDashboardHarness({ token: 'tok-live-1' });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await hx?.close();
+  });
+
+  const hintOf = (page: Page) => page.textContent('#conn-hint');
+
+  test('no token: "login needed" and the token dialog; with the token the feed is live over /api/v1/live', async () => {
+    const page = await browser.newPage();
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(hx.pageUrl);
+    await page.waitForSelector('#conn[data-state="error"]');
+    expect(await page.textContent('#conn-text')).toBe('login needed');
+    expect(await hintOf(page)).toMatch(/needs the API token .*API token button/);
+    await page.waitForSelector('#token-dialog[open]');
+    await page.fill('#token-form input[name=token]', 'tok-live-1');
+    await page.click('#token-form button');
+    await page.waitForSelector('#conn[data-state="connected"]');
+    expect(await page.isHidden('#conn-hint')).toBe(true);
+    expect(sockets.every((u) => u === hx.url.replace('http', 'ws') + '/api/v1/live')).toBe(true);
+    expect(sockets.length).toBeGreaterThan(0);
+    await hx.publish('call_started', { call: { id: 501, campaignId: null, phone: '+12125550501' } });
+    await page.locator('tr[data-call-id="501"]').waitFor();
+    await page.close();
+  });
+
+  test('a wrong saved token: "token refused"', async () => {
+    const page = await browser.newPage();
+    await page.goto(hx.pageUrl);
+    await page.evaluate(() => localStorage.setItem('aiDialerToken', 'not-the-token'));
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#conn-text')?.textContent === 'token refused');
+    expect(await hintOf(page)).toMatch(/refused the API token saved in this browser/);
+    await page.close();
+  });
+
+  test('a proxy that does not pass WebSocket upgrades: "live feed blocked" naming what to forward', async () => {
+    const cut = (_req: unknown, sock: import('net').Socket) => sock.destroy();
+    hx.server.prependListener('upgrade', cut);
+    const page = await browser.newPage();
+    try {
+      await page.goto(hx.pageUrl);
+      await page.evaluate(() => localStorage.setItem('aiDialerToken', 'tok-live-1'));
+      await page.reload();
+      await page.waitForFunction(() => document.querySelector('#conn-text')?.textContent === 'live feed blocked');
+      expect(await hintOf(page)).toMatch(/login is fine .*forward WebSocket upgrades/);
+      // the proxy is fixed: the page retries by itself
+      hx.server.off('upgrade', cut);
+      await page.waitForSelector('#conn[data-state="connected"]', { timeout: 30000 });
+    } finally {
+      hx.server.off('upgrade', cut);
+      await page.close();
+    }
+  });
+
+  test('the server goes away: "server unreachable", retrying', async () => {
+    const page = await browser.newPage();
+    await page.goto(hx.pageUrl);
+    await page.evaluate(() => localStorage.setItem('aiDialerToken', 'tok-live-1'));
+    await page.reload();
+    await page.waitForSelector('#conn[data-state="connected"]');
+    hx.server.close();
+    hx.server.closeAllConnections();
+    await hx.live.close();
+    await page.waitForFunction(() => document.querySelector('#conn-text')?.textContent === 'server unreachable', null, {
+      timeout: 20000,
+    });
+    expect(await hintOf(page)).toMatch(/Cannot reach the server .*running/);
     await page.close();
   });
 });

@@ -1,7 +1,8 @@
 /**
  * A small, reusable stand for dashboard tests: express serving the HTTP API and the dashboard, the
- * embedded broker (aedes) with MQTT over WebSocket at /mqtt on the same port, a writer client that
- * publishes real v1 events (built by src/events/builders), and headless Chromium.
+ * live monitor WebSocket at /api/v1/live and the embedded broker (aedes) with MQTT over WebSocket at
+ * /mqtt on the same port, the real Publisher that publishes v1 events (built by src/events/builders)
+ * to both, and headless Chromium.
  *
  *   const hx = await startDashboardHarness();           // PGlite in memory unless opts.db is given
  *   const browser = await launchChromium();
@@ -14,13 +15,14 @@ import fs from 'fs';
 import path from 'path';
 import type { AddressInfo } from 'net';
 import express from 'express';
-import mqtt, { type MqttClient } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { openDb, type Db } from '../../src/store/db';
 import { createApiRouter, type CampaignControlApi } from '../../src/api/router';
 import { mountDashboard, type DashboardOptions } from '../../src/api/dashboard';
 import { EmbeddedBroker, type Account } from '../../src/events/broker';
-import { buildEvent, route } from '../../src/events/builders';
+import { buildEvent } from '../../src/events/builders';
+import { Publisher } from '../../src/events/publisher';
+import { attachLive, type LiveServer } from '../../src/api/live';
 
 export interface DashboardHarness {
   /** http://127.0.0.1:<port> */
@@ -30,7 +32,10 @@ export interface DashboardHarness {
   server: http.Server;
   db: Db;
   broker: EmbeddedBroker;
-  publisher: MqttClient;
+  publisher: Publisher;
+  live: LiveServer;
+  /** Stop the live monitor (its clients get 1001) and serve a new one on the same port. */
+  restartLive(): Promise<void>;
   /** Publish one event built from a msg (the call-broadcast contract): msg.call, msg.turn, msg.progress... */
   publish(type: string, msg: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
@@ -57,15 +62,14 @@ export async function startDashboardHarness(opts: HarnessOptions = {}): Promise<
   const port = (server.address() as AddressInfo).port;
   const broker = await EmbeddedBroker.start({ port: 0, accounts: opts.accounts });
   const detach = broker.attachWebSocket(server, '/mqtt');
-  const publisher = mqtt.connect(broker.url, {
+  let live = attachLive(server, { token: opts.token ?? '' });
+  const publisher = new Publisher({
+    url: broker.url,
     username: broker.internal.username,
     password: broker.internal.password,
-    reconnectPeriod: 0,
+    progressIntervalMs: 0,
   });
-  await new Promise<void>((resolve, reject) => {
-    publisher.once('connect', () => resolve());
-    publisher.once('error', reject);
-  });
+  if (!(await publisher.whenConnected(10000))) throw new Error('the harness publisher did not connect');
   const url = `http://127.0.0.1:${port}`;
   return {
     url,
@@ -74,12 +78,20 @@ export async function startDashboardHarness(opts: HarnessOptions = {}): Promise<
     db,
     broker,
     publisher,
+    get live() {
+      return live;
+    },
+    restartLive: async () => {
+      await live.close();
+      live = attachLive(server, { token: opts.token ?? '' });
+    },
     publish: async (type, msg) => {
-      const r = route(buildEvent(msg, type));
-      await publisher.publishAsync(r.topic, JSON.stringify(r.event), { qos: r.qos, retain: r.retain });
+      publisher.publish(buildEvent(msg, type));
+      await publisher.whenIdle();
     },
     close: async () => {
-      await publisher.endAsync(true).catch(() => undefined);
+      await publisher.close(0).catch(() => undefined);
+      await live.close();
       detach();
       await broker.close();
       server.closeAllConnections();

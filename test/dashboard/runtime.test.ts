@@ -1,6 +1,6 @@
 /**
  * The dashboard against the whole product, as a user runs it: `node scripts/start.js` in a child process
- * (Node-RED with the shipped flow, PGlite, the embedded broker with MQTT over WebSocket at /mqtt, the
+ * (Node-RED with the shipped flow, PGlite, the embedded broker, the live monitor WebSocket at /api/v1/live, the
  * built-in Asterisk simulator and the demo campaign), driven from headless Chromium by clicks only.
  *
  *   - create a campaign and upload a contacts CSV with a bad row: the row's line number and reason show;
@@ -97,7 +97,7 @@ run('dashboard against the embedded runtime (npm start)', () => {
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   }, 40000);
 
-  test('the dashboard is served at /dialer and goes live over MQTT/WebSocket', async () => {
+  test('the dashboard is served at /dialer and goes live over the /api/v1/live WebSocket', async () => {
     await page.goto(rt.base + '/dialer');
     expect(page.url()).toBe(rt.base + '/dialer/');
     await page.waitForSelector('#conn[data-state="connected"]');

@@ -198,6 +198,73 @@ describe('event schemas', () => {
       expect.stringMatching(/transcript\[0\]\.userText/),
     ]);
   });
+
+  // validateEvent answers "valid" from a compiled predicate and asks the walker (validate) otherwise:
+  // the predicate must never accept what the walker refuses.
+  test.each(EVENT_TYPES.map((t) => [t]))(
+    '%s: the compiled check agrees with the walker on hundreds of mutants',
+    (type) => {
+      const good = buildEvent(valid[type], undefined, NOW) as any;
+      const odd: unknown[] = [
+        undefined,
+        null,
+        true,
+        false,
+        0,
+        -1,
+        1.5,
+        2 ** 40,
+        NaN,
+        Infinity,
+        -Infinity,
+        '',
+        'x',
+        'a/b',
+        '+',
+        'x'.repeat(129),
+        'x'.repeat(10001),
+        '2026-01-02T03:04:05.678Z',
+        'HUMAN',
+        'completed',
+        'stream',
+        [],
+        [1],
+        [{}],
+        {},
+        { seq: 1 },
+        Object.create({ inherited: 1 }),
+      ];
+      // (not `type`: it picks the schema; the test above covers a wrong one)
+      const keys = [
+        ...Object.keys(good).filter((k) => k !== 'type'),
+        'surprise',
+        'toString',
+        'constructor',
+        '__proto__',
+      ];
+      let n = 0;
+      const same = (e: unknown) => {
+        expect(validateEvent(e)).toEqual(validate(eventSchemas[type], e));
+        n++;
+      };
+      same(good);
+      for (const k of keys)
+        for (const v of odd) {
+          const e = { ...good };
+          Object.defineProperty(e, k, { value: v, enumerable: true, configurable: true, writable: true });
+          same(e);
+          const nested = Object.entries(good).find(([, x]) => x && typeof x === 'object');
+          if (nested) {
+            const [nk, nv] = nested;
+            const inner: any = Array.isArray(nv) ? nv.map((x: any) => ({ ...x })) : { ...(nv as object) };
+            const target = Array.isArray(inner) ? (inner[0] ?? (inner[0] = {})) : inner;
+            for (const ik of [...Object.keys(target), 'extra'])
+              same({ ...good, [nk]: Array.isArray(inner) ? [{ ...target, [ik]: v }] : { ...target, [ik]: v } });
+          }
+        }
+      expect(n).toBeGreaterThan(250);
+    },
+  );
 });
 
 describe('topic tree', () => {
