@@ -1,6 +1,8 @@
 /**
  * One claim contender in its own process (spawned by bench/campaign/index.ts): `workers` connections,
- * each claiming in a loop for `seconds`, one claim statement per round trip. Prints one JSON line:
+ * each claiming in a loop for `seconds`, one claim statement per round trip. Ours goes through the
+ * store as the campaign manager does (src/store/db.ts: a pool, the claim as a named prepared
+ * statement); the peer sends its statement as a plain parameterized query. Prints one JSON line:
  * contacts claimed, statements, elapsed seconds and the per-statement latencies' percentiles (never
  * divided by the batch size).
  *
@@ -8,6 +10,7 @@
  */
 import { Pool } from 'pg';
 import { claimContacts } from '../../src/store/claim';
+import { openDb, type Db } from '../../src/store/db';
 import { PEER_CLAIM_SQL } from './peer-claim';
 
 interface Args {
@@ -28,14 +31,16 @@ function pct(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2]) as Args;
   const pool = new Pool({ connectionString: a.url, max: a.workers });
+  const db: Db | undefined = a.contender === 'ours' ? await openDb({ url: a.url, poolSize: a.workers }) : undefined;
   const now = new Date(a.now);
-  // open every connection (and plan every statement once) before the clock starts
+  // open every connection before the clock starts
   await Promise.all(
     Array.from({ length: a.workers }, async () => {
       const c = await pool.connect();
       c.release();
     }),
   );
+  if (db) await Promise.all(Array.from({ length: a.workers }, () => db.query('select 1')));
   const lat: number[] = [];
   let contacts = 0;
   let empty = 0;
@@ -48,8 +53,8 @@ async function main(): Promise<void> {
         while (Date.now() < deadline) {
           const s = process.hrtime.bigint();
           let got: number;
-          if (a.contender === 'ours') {
-            const r = await claimContacts(client, {
+          if (db) {
+            const r = await claimContacts(db, {
               campaignId: a.campaignId,
               limit: a.batch,
               worker: `w${w}`,
@@ -72,6 +77,7 @@ async function main(): Promise<void> {
   );
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await pool.end();
+  await db?.close();
   lat.sort((x, y) => x - y);
   process.stdout.write(
     JSON.stringify({

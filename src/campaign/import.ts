@@ -750,7 +750,11 @@ export async function importContacts(
     const applied = await db.tx(async (q) => {
       await lockCampaign(q, campaignId);
       await staging.lock(q);
-      return staging.applyContacts(q, campaignId, zones, opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
+      // do-not-call: the check of each inserted contact is deferred to one settle at the end (migration 030)
+      await q.query(`select set_config('ai_dialer.dnc_settle', 'deferred', true)`);
+      const done = await staging.applyContacts(q, campaignId, zones, opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
+      await staging.settleDnc(q, campaignId, APPLY_CHUNK, yieldToLoop);
+      return done;
     });
     result.inserted = applied.inserted;
     result.updated = applied.updated;

@@ -283,16 +283,18 @@ export async function applyDnc(
   d: { phone: string; campaignId?: number | null; reason?: string | null; source?: string | null },
 ): Promise<number> {
   const cid = d.campaignId ?? null;
-  await q.query(
-    `insert into dnc (phone, campaign_id, reason, source) values ($1, $2, $3, $4) on conflict (phone, coalesce(campaign_id, 0)) do nothing`,
-    [d.phone, cid, d.reason ?? null, d.source ?? null],
-  );
+  // the contacts first (the count returned), then the list: its trigger (migration 30) sweeps any
+  // contact that became pending meanwhile
   const r = await q.query(
     // every contact with the number is closed as dnc, also one whose call completed an instant before
     // (the call's outcome and the caller's request race; the request wins)
     `update contacts set status = 'dnc', last_outcome = coalesce(last_outcome, 'dnc'), updated_at = now()
       where phone = $1 and ($2::int is null or campaign_id = $2) and status <> 'dnc'`,
     [d.phone, cid],
+  );
+  await q.query(
+    `insert into dnc (phone, campaign_id, reason, source) values ($1, $2, $3, $4) on conflict (phone, coalesce(campaign_id, 0)) do nothing`,
+    [d.phone, cid, d.reason ?? null, d.source ?? null],
   );
   return r.rowCount;
 }

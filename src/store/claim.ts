@@ -10,10 +10,14 @@
  *    the campaign's calling window [window_start, window_end) (a window may wrap midnight). The open
  *    zones are computed once per statement over the campaign's distinct zones (`campaign_zones`,
  *    kept by a trigger on contacts), not per row, with `now at time zone tz` (DST correct). Only the
- *    open zones' slices of the due index are read (`contacts_due_zone`), so contacts waiting in
- *    closed zones cost nothing;
- *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own),
- *    checked on the locked candidates (one index probe each). Candidates found on a list are marked `dnc` in the same statement and counted (dnc_skipped);
+ *    open zones' slices of the due index are read (`contacts_due_zone`), in random order, each from its
+ *    head (oldest due first within a zone) until the batch is full, so contacts waiting in closed zones
+ *    cost nothing and a claim reads the contacts it takes plus the ones other claimers hold;
+ *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own). Since
+ *    migration 30 this is an invariant of the table, not a probe: no contact is `pending` while its
+ *    number is listed in its scope (triggers sweep it to `dnc` on a list addition, on insert, and when
+ *    it would become `pending` again, whoever writes; the migration explains the races), so the claim
+ *    reads no do-not-call table and `dncSkipped` is always 0;
  *  - the contact has no open call (initiated / ringing / in_progress): a channel for it may still be up
  *    in Asterisk (migration 9: a trigger drops such a contact from the claim's update);
  *  - the campaign has at least one active caller-ID number;
@@ -28,7 +32,7 @@
  * attempt number, caller ID, worker) and marks the contact `in_call`. Up to `limit` contacts are
  * claimed in one round trip (a worker with N free slots asks for N).
  */
-import type { Queryable } from './db';
+import { namedStatement, type Queryable } from './db';
 
 export interface ClaimOptions {
   campaignId: number;
@@ -39,9 +43,8 @@ export interface ClaimOptions {
   /** The clock used for eligibility (tests); default the database's now(). */
   now?: Date;
   /**
-   * How many workers may claim this campaign at the same time (default 4). The statement reads
-   * limit x (concurrency + 1) due candidates so that rows other workers hold locked right now do not
-   * leave it short.
+   * How many workers may claim this campaign at the same time (default 4). Kept for the function's
+   * signature; since migration 31 the claim reads past rows other workers hold (SKIP LOCKED) instead.
    */
   concurrency?: number;
 }
@@ -64,19 +67,22 @@ export interface ClaimedContact {
 
 export interface ClaimResult {
   claimed: ClaimedContact[];
-  /** Candidates found on a do-not-call list (now marked `dnc`). */
+  /** Candidates found on a do-not-call list: always 0 since migration 30 (listed contacts are never pending). */
   dncSkipped: number;
 }
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/018-claim-open-call-slots.sql (replacing version 6's): plpgsql caches its plan per connection and the function runs
- * with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per connection instead
- * of on every claim. It returns one row (dnc_skipped, inserted, claimed json). To change the claim,
- * append a migration with `create or replace function claim_contacts`.
+ * src/store/migrations/031-claim-per-zone-lateral.sql (replacing version 18's): plpgsql caches its plans per connection and
+ * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
+ * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
+ * returns one row (dnc_skipped, inserted, claimed json). To change the claim, append a migration with
+ * `create or replace function claim_contacts`.
  */
-export const CLAIM_SQL =
-  'select o_dnc_skipped as dnc_skipped, o_inserted as inserted, o_claimed as claimed from claim_contacts($1::int, $2::int, $3::timestamptz, $4::text, $5::int)';
+export const CLAIM_SQL = namedStatement(
+  'claim_contacts',
+  'select o_dnc_skipped as dnc_skipped, o_inserted as inserted, o_claimed as claimed from claim_contacts($1::int, $2::int, $3::timestamptz, $4::text, $5::int)',
+);
 
 /** Claim up to `limit` eligible contacts of a campaign (see the module comment for the rules). */
 export async function claimContacts(q: Queryable, o: ClaimOptions): Promise<ClaimResult> {

@@ -63,6 +63,24 @@ export function redactUrl(url: string): string {
   }
 }
 
+/**
+ * Statements sent by name on PostgreSQL (parsed and planned once per connection instead of on every
+ * call): a hot statement registers its text here once (`namedStatement`), and every query with exactly
+ * that text goes out as a named prepared statement. PGlite ignores it.
+ */
+const NAMED = new Map<string, string>();
+
+/** Register `sql` to be sent as the prepared statement `name` (returns `sql`). */
+export function namedStatement(name: string, sql: string): string {
+  NAMED.set(sql, name);
+  return sql;
+}
+
+function pgQuery(sql: string, params?: unknown[]): string | { name: string; text: string; values?: unknown[] } {
+  const name = NAMED.get(sql);
+  return name ? { name, text: sql, values: params } : sql;
+}
+
 class PgDb implements Db {
   readonly kind = 'pg' as const;
   readonly description: string;
@@ -73,7 +91,8 @@ class PgDb implements Db {
     this.description = redactUrl(url);
   }
   async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
-    const r = await this.pool.query(sql, params as unknown[]);
+    const q = pgQuery(sql, params);
+    const r = typeof q === 'string' ? await this.pool.query(q, params as unknown[]) : await this.pool.query(q);
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   }
   async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
@@ -82,7 +101,8 @@ class PgDb implements Db {
       await client.query('BEGIN');
       const q: Queryable = {
         query: async <R>(sql: string, params?: unknown[]) => {
-          const r = await client.query(sql, params as unknown[]);
+          const pq = pgQuery(sql, params);
+          const r = typeof pq === 'string' ? await client.query(pq, params as unknown[]) : await client.query(pq);
           return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
         },
       };

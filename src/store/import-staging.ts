@@ -275,6 +275,25 @@ export class ImportStaging {
     );
   }
 
+  /**
+   * The applied contacts whose numbers are on a do-not-call list in the campaign's scope become `dnc`,
+   * never `pending` (migration 030: the importer defers that check to this one step, so it holds the
+   * lock that orders it against list additions only at the end), `chunk` numbers a statement.
+   */
+  async settleDnc(q: Queryable, campaignId: number, chunk: number, between: () => Promise<void>): Promise<void> {
+    for (let after = 0; ;) {
+      const r = await q.query<{ last: number | null }>(
+        `with part as (select line, phone from ${this.table} where line > $2 order by line limit $3)
+         select contacts_dnc_settle($1::int, array(select phone from part)) as n, (select max(line) from part) as last`,
+        [campaignId, after, chunk],
+      );
+      const last = r.rows[0]?.last;
+      if (last === null || last === undefined) return;
+      after = last;
+      await between();
+    }
+  }
+
   /** Apply the staged numbers to a do-not-call list (campaign null: the global list). */
   async applyDnc(
     q: Queryable,

@@ -107,6 +107,17 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
     // a few at exactly now (due) and one second after (not due)
     rows[0].next_attempt_at = now.toISOString();
     rows[1].next_attempt_at = new Date(now.getTime() + 1000).toISOString();
+    // half the do-not-call entries exist before the contacts are inserted, half are added after
+    // (migration 30: both ways a listed contact is never pending)
+    const dncRows = rows
+      .filter((r) => r.dnc)
+      .map((r) => ({ phone: r.phone, campaign_id: r.dnc === 'global' ? null : r.dnc === 'campaign' ? cid : other }));
+    const addDncRows = (list: typeof dncRows) =>
+      db.query(
+        `insert into dnc (phone, campaign_id) select x.phone, x.campaign_id from json_to_recordset($1::json) as x(phone text, campaign_id int)`,
+        [JSON.stringify(list)],
+      );
+    await addDncRows(dncRows.filter((_, i) => i % 2 === 0));
     const ins = await db.query<{ id: number; phone: string }>(
       `insert into contacts (campaign_id, phone, timezone, status, attempts, next_attempt_at)
        select $1, x.phone, x.timezone, x.status, x.attempts, x.next_attempt_at
@@ -115,13 +126,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
       [cid, JSON.stringify(rows)],
     );
     const idOf = new Map(ins.rows.map((r) => [r.phone, r.id]));
-    const dncRows = rows
-      .filter((r) => r.dnc)
-      .map((r) => ({ phone: r.phone, campaign_id: r.dnc === 'global' ? null : r.dnc === 'campaign' ? cid : other }));
-    await db.query(
-      `insert into dnc (phone, campaign_id) select x.phone, x.campaign_id from json_to_recordset($1::json) as x(phone text, campaign_id int)`,
-      [JSON.stringify(dncRows)],
-    );
+    await addDncRows(dncRows.filter((_, i) => i % 2 === 1));
 
     const inWindow = (tz: string) => {
       const t = localTime(now, tz);
@@ -130,25 +135,35 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
     const expected = new Set<number>();
     const expectedDnc = new Set<number>();
     for (const r of rows) {
+      const listed = r.dnc === 'global' || r.dnc === 'campaign';
+      // every pending contact on a list in its scope is closed as dnc, due or not, in its window or not
+      if (r.status === 'pending' && listed) {
+        expectedDnc.add(idOf.get(r.phone)!);
+        continue;
+      }
       const candidate =
         r.status === 'pending' &&
         r.attempts < maxAttempts &&
         Date.parse(r.next_attempt_at) <= now.getTime() &&
         inWindow(r.timezone ?? campTz);
-      if (!candidate) continue;
-      if (r.dnc === 'global' || r.dnc === 'campaign') expectedDnc.add(idOf.get(r.phone)!);
-      else expected.add(idOf.get(r.phone)!);
+      if (candidate) expected.add(idOf.get(r.phone)!);
     }
     const got = await claimAll(db, cid, now);
     const unexpected = [...got.ids].filter((id) => !expected.has(id));
     const missed = [...expected].filter((id) => !got.ids.has(id));
     expect({ unexpected, missed }).toEqual({ unexpected: [], missed: [] });
-    expect(got.dnc).toBe(expectedDnc.size);
+    expect(got.dnc).toBe(0);
     const marked = await db.query<{ id: number }>(
       `select id from contacts where campaign_id = $1 and status = 'dnc' and last_outcome = 'dnc'`,
       [cid],
     );
     expect(new Set(marked.rows.map((r) => r.id))).toEqual(expectedDnc);
+    // and none is pending while listed
+    const listedPending = await db.query<{ n: number }>(
+      `select count(*)::int as n from contacts c where c.status = 'pending'
+         and exists (select 1 from dnc d where d.phone = c.phone and (d.campaign_id is null or d.campaign_id = c.campaign_id))`,
+    );
+    expect(listedPending.rows[0].n).toBe(0);
     // sanity: the draw produced both kinds
     expect(expected.size).toBeGreaterThan(0);
     expect(rows.length - expected.size).toBeGreaterThan(0);

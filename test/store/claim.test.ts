@@ -83,22 +83,47 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('atomic claim on %
     expect((await claimContacts(db, { campaignId: cid, limit: 5 })).claimed).toHaveLength(0);
   });
 
-  test('DNC candidates are marked and counted, never claimed; no caller ID or a stopped campaign claims nothing', async () => {
+  test('listed numbers are never claimed: swept to dnc when listed, on insert, and when they would be pending again; no caller ID or a stopped campaign claims nothing', async () => {
     const cid = await makeCampaign(db);
     await makeContacts(db, cid, 10, { prefix: '+1666' });
     await addDnc(db, '+16660000001');
     await addDnc(db, '+16660000002', cid);
     const other = await makeCampaign(db);
     await addDnc(db, '+16660000003', other); // another campaign's list does not apply
-    const r = await claimContacts(db, { campaignId: cid, limit: 100 });
-    expect(r.dncSkipped).toBe(2);
-    expect(r.claimed.map((c) => c.phone).sort()).not.toContain('+16660000001');
-    expect(r.claimed).toHaveLength(8);
-    const st = await db.query<{ phone: string; status: string }>(
-      `select phone, status from contacts where campaign_id = $1 and status = 'dnc' order by phone`,
+    // listed before the contact exists: closed on insert
+    await db.query(`insert into dnc (phone) values ('+16660000099')`);
+    await db.query(`insert into contacts (campaign_id, phone) values ($1, '+16660000099')`, [cid]);
+    const st = await db.query<{ phone: string }>(
+      `select phone from contacts where campaign_id = $1 and status = 'dnc' and last_outcome = 'dnc' order by phone`,
       [cid],
     );
-    expect(st.rows.map((x) => x.phone)).toEqual(['+16660000001', '+16660000002']);
+    expect(st.rows.map((x) => x.phone)).toEqual(['+16660000001', '+16660000002', '+16660000099']);
+    const r = await claimContacts(db, { campaignId: cid, limit: 100 });
+    expect(r.dncSkipped).toBe(0);
+    expect(r.claimed).toHaveLength(8);
+    expect(r.claimed.map((c) => c.phone)).not.toContain('+16660000001');
+    // listed while in a call: its retry closes it instead of queueing it again
+    const inCall = r.claimed.find((c) => c.phone === '+16660000004')!;
+    await db.query(`insert into dnc (phone, campaign_id) values ('+16660000004', $1)`, [cid]);
+    await db.query(
+      `update contacts set status = 'pending', next_attempt_at = now() - interval '1 minute' where id = $1`,
+      [inCall.contactId],
+    );
+    const back = await db.query<{ status: string }>('select status from contacts where id = $1', [inCall.contactId]);
+    expect(back.rows[0].status).toBe('dnc');
+    // an entry changed to cover a queued contact: its new number, then its campaign
+    await makeContacts(db, cid, 1, { prefix: '+1666', start: 10 });
+    const status = async () =>
+      (
+        await db.query<{ status: string }>(
+          `select status from contacts where campaign_id = $1 and phone = '+16660000011'`,
+          [cid],
+        )
+      ).rows[0].status;
+    await db.query(`update dnc set phone = '+16660000011' where phone = '+16660000003'`);
+    expect(await status()).toBe('pending'); // still another campaign's list
+    await db.query(`update dnc set campaign_id = $1 where phone = '+16660000011'`, [cid]);
+    expect(await status()).toBe('dnc');
 
     const bare = await makeCampaign(db, { numbers: [], inactiveNumbers: ['+12125550999'] });
     await makeContacts(db, bare, 3, { prefix: '+1667' });
