@@ -281,6 +281,7 @@ export class ImportStaging {
    * lock that orders it against list additions only at the end), `chunk` numbers a statement.
    */
   async settleDnc(q: Queryable, campaignId: number, chunk: number, between: () => Promise<void>): Promise<void> {
+    if (this.id === undefined) return; // nothing staged, nothing applied
     for (let after = 0; ;) {
       const r = await q.query<{ last: number | null }>(
         `with part as (select line, phone from ${this.table} where line > $2 order by line limit $3)
@@ -289,7 +290,7 @@ export class ImportStaging {
       );
       const last = r.rows[0]?.last;
       if (last === null || last === undefined) return;
-      after = last;
+      after = Number(last);
       await between();
     }
   }

@@ -353,6 +353,7 @@ describe('deployment documentation', () => {
       'MQTT_TCP_DISABLED',
       'AI_DIALER_SIMULATED',
       'JEST_WORKER_ID',
+      'FLOW_LIBRARY_ONLINE', // the Flow Library check's switch (scripts/), in docs/contributing/testing.md
     ]);
     const missing = [...names].filter((n) => !internal.has(n) && !documented.has(n)).sort();
     expect(missing).toEqual([]);

@@ -19,7 +19,7 @@ test('translator: the runtime catalogue first, else the English file of the node
   const t = translator(fakeRED({ 'ari-originate.status.connected': 'verbunden' }), 'ari-originate');
   expect(t('status.connected')).toBe('verbunden');
   expect(t('status.live', { n: 3 })).toBe('3 live');
-  expect(t('status.unauthorized', { s: 5 })).toBe('wrong ARI username/password, retry in 5 s');
+  expect(t('status.unauthorized', { s: 5 })).toBe('ARI login refused, retry 5 s');
   expect(t('no.such.key')).toBe('no.such.key');
   expect(translator(fakeRED(), 'ai-dialer-store')('warn.turnFailed', { error: 'x' })).toBe(
     'could not record the turn: x',
