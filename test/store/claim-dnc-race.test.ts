@@ -10,11 +10,16 @@ import type { Db } from '../../src/store/db';
 import { claimContacts } from '../../src/store/claim';
 import { importContacts } from '../../src/campaign/import';
 import { dbTargets } from '../helpers/db';
+import { describeWith } from '../helpers/tools';
 import { makeCampaign, makeContacts, waitFor } from '../campaign/fixtures';
 
 const servers = dbTargets().slice(1);
 
-(servers.length ? describe : describe.skip)('do-not-call races on postgres', () => {
+describeWith(
+  'PostgreSQL',
+  servers.length > 0,
+  'set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
+)('do-not-call races on postgres', () => {
   const target = servers[0]?.();
   let db: Db;
   const clients: Client[] = [];
