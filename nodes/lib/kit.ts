@@ -20,6 +20,9 @@ import type { DialerMsg } from '../../src/types/msg';
 import { failureInfo } from '../../src/speech/failure';
 import { settingsEnv, type DialerSettings } from '../../src/types/settings';
 import { adopt, announce, disposeParked, handoffKey, park, retire, successor } from '../../src/util/handoff';
+import { carryAcrossDeploy, type CarryHost } from '../../src/calls/deploy-carry';
+import { getSession } from '../../src/agi/registry';
+import { endSessionPolitely } from '../../src/calls/goodbye';
 
 export type { DialerMsg } from '../../src/types/msg';
 export type { Translate } from '../../src/util/i18n';
@@ -279,6 +282,30 @@ function releaseParkedOnStop(RED: NodeAPI): void {
   });
 }
 
+const carrying = new WeakSet<object>();
+
+/**
+ * A live call's msg on its way between two nodes when a Deploy stops the flows goes on to the node's
+ * next instance (src/calls/deploy-carry.ts); one whose node the Deploy removed ends its call politely
+ * at once (goodbye + hangup, recorded) instead of leaving the caller in silence until the idle watchdog.
+ */
+function carryLiveCalls(RED: NodeAPI): void {
+  const r = RED as unknown as Partial<CarryHost> & { nodes: NodeAPI['nodes'] };
+  if (!r.hooks || !r.events || carrying.has(r.hooks)) return;
+  carrying.add(r.hooks);
+  carryAcrossDeploy(
+    { hooks: r.hooks, events: r.events, getNode: (id) => RED.nodes.getNode(id) },
+    {
+      onDropped: (msg, why) => {
+        const call = (msg as DialerMsg).call;
+        const s = call?.sessionId ? getSession(call.sessionId) : undefined;
+        const reason = `its message was lost at a Deploy (${why})`;
+        if (s && endSessionPolitely(s, reason)) RED.log.warn(`call ${call?.id ?? s.id}: ${reason}; ending it politely`);
+      },
+    },
+  );
+}
+
 /** Register a node constructor with Node-RED (one cast here instead of one per node). */
 export function registerNode<
   C extends NodeDef,
@@ -291,5 +318,6 @@ export function registerNode<
   opts?: Parameters<NodeAPI['nodes']['registerType']>[2],
 ): void {
   releaseParkedOnStop(RED);
+  carryLiveCalls(RED);
   RED.nodes.registerType(type, ctor as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], opts);
 }
