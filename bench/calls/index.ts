@@ -243,6 +243,8 @@ async function runCase(c: Case): Promise<Row> {
       const peak = results.reduce((a, r) => a + Number(r.peak), 0);
       const cpuMs = results.reduce((a, r) => a + Number(r.cpuMs), 0);
       const growth = results.reduce((a, r) => a + Number(r.rssGrowth), 0);
+      const sqlN = results.reduce((a, r) => a + Number(r.sqlN ?? NaN), 0);
+      const sqlMs = results.reduce((a, r) => a + Number(r.sqlMs ?? NaN), 0);
       return {
         db: c.db,
         calls: c.n,
@@ -260,6 +262,8 @@ async function runCase(c: Case): Promise<Row> {
         hop_p99_ms: pct(sorted('hops'), 99),
         greeting_p50_ms: pct(sorted('setup'), 50),
         greeting_p99_ms: pct(sorted('setup'), 99),
+        queries_per_call: Math.round((sqlN / c.n) * 10) / 10,
+        db_ms_per_call: Math.round((sqlMs / c.n) * 10) / 10,
         db_waiting_peak: Math.max(...results.map((r) => Number(r.dbWaitingPeak))),
         loop_lag_p99_ms: Math.round(Math.max(...results.map((r) => Number(r.lagP99Ms)))),
         cpu_ms_per_call: Math.round((cpuMs / c.n) * 10) / 10,

@@ -27,8 +27,14 @@ async function until(cond: () => boolean | Promise<boolean>, ms: number, what: s
   }
 }
 
-/** BENCH_CALLS_SQLSTAT=1: queries by count and mean time (printed to stderr at finish). */
+/**
+ * Queries sent to PostgreSQL (every `pg` Client query: pool queries are callback style, transactions
+ * promise style), counted from the 'start' message: count and time from send to reply (the server's
+ * time plus the wire, no pool wait). Always counted (a few µs a query); BENCH_CALLS_SQLSTAT=1 also prints
+ * them by statement to stderr at finish.
+ */
 const sqlStats = new Map<string, { n: number; ms: number }>();
+const sqlTotal = { n: 0, ms: 0 };
 function countQueries(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const proto = (require('pg') as typeof import('pg')).Client.prototype as unknown as {
@@ -37,23 +43,32 @@ function countQueries(): void {
   const q0 = proto.query;
   proto.query = function (this: unknown, ...a: unknown[]) {
     const text = typeof a[0] === 'string' ? a[0] : String((a[0] as { text?: string })?.text ?? '?');
-    const k = text.replace(/\s+/g, ' ').slice(0, 100);
     const t = performance.now();
     const add = () => {
+      const ms = performance.now() - t;
+      sqlTotal.n++;
+      sqlTotal.ms += ms;
+      if (!process.env.BENCH_CALLS_SQLSTAT) return;
+      const k = text.replace(/\s+/g, ' ').slice(0, 110);
       const e = sqlStats.get(k) ?? { n: 0, ms: 0 };
       e.n++;
-      e.ms += performance.now() - t;
+      e.ms += ms;
       sqlStats.set(k, e);
     };
+    const cb = a.length && typeof a[a.length - 1] === 'function' ? a.length - 1 : -1;
+    if (cb >= 0) {
+      const f = a[cb] as (...r: unknown[]) => unknown;
+      a[cb] = (...r: unknown[]) => (add(), f(...r));
+    }
     const r = q0.apply(this, a);
-    if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(add, add);
+    if (cb < 0 && r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(add, add);
     return r;
   };
 }
 
 async function main(): Promise<void> {
   const env = process.env;
-  if (env.BENCH_CALLS_SQLSTAT) countQueries();
+  countQueries();
   const { startRuntime } = await import('../../src/runtime/main');
   const { acquireDb, releaseDb } = await import('../../src/store/db');
   const { storeOptionsFromEnv } = await import('../../src/runtime/env');
@@ -115,6 +130,9 @@ async function main(): Promise<void> {
         peakHeap = mem0.heapUsed;
         cpu0 = process.cpuUsage();
         t0 = Date.now();
+        sqlStats.clear();
+        sqlTotal.n = 0;
+        sqlTotal.ms = 0;
         lag.enable();
         let ticks = 0;
         sampler = setInterval(() => {
@@ -168,10 +186,13 @@ async function main(): Promise<void> {
           poolMax: pool?.options.max ?? 0,
           lagP99Ms: lag.percentile(99) / 1e6,
           leftSessions: activeSessionCount(),
+          sqlN: sqlTotal.n,
+          sqlMs: sqlTotal.ms,
         };
         if (m.check) Object.assign(row, await check(db, m.cid as number));
-        for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 30))
-          console.error(String(e.n).padStart(7), (e.ms / e.n).toFixed(1).padStart(7), k);
+        if (sqlStats.size) console.error('  count  mean ms  total ms  statement (from the start of the campaign)');
+        for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 40))
+          console.error(String(e.n).padStart(7), (e.ms / e.n).toFixed(1).padStart(8), e.ms.toFixed(0).padStart(9), k);
         return send(row);
       }
       case 'exit':

@@ -13,7 +13,7 @@ import { Transform, pipeline, type Readable } from 'stream';
 import type { NextFunction, Request, Response } from 'express';
 import Busboy from 'busboy';
 import { errorMessage } from '../util/errors';
-import { isStoreUnavailable } from '../store/outbox';
+import { isStoreBusy, isStoreUnavailable } from '../store/outbox';
 import { ApiError } from './errors';
 
 export { ApiError };
@@ -334,6 +334,11 @@ export function apiErrorHandler(log: (line: string) => void) {
       const ie = err as { code?: string; message: string };
       status = ie.code === 'campaign_not_found' ? 404 : 400;
       body = { error: ie.message };
+    } else if (isStoreBusy(err)) {
+      // the server is up, every connection of the pool busy: say so, and when to try again
+      status = 503;
+      res.set('Retry-After', '1');
+      body = { error: 'the database is busy right now (no connection free); try again shortly', code: 'store_busy' };
     } else if (isStoreUnavailable(err)) {
       // the database is down for a moment: say so, and when to try again (writes wait in the outbox)
       status = 503;

@@ -4,7 +4,7 @@
  * so each method reports problems as a warning text instead of throwing.
  */
 import type { Db } from '../store/db';
-import { storeFinalisation, storeSpokenTurn, turnInputOf, type SpokenTurn } from '../store/turns';
+import { storeFinalisation, storeSpokenTurn, turnInputOf, type SpokenTurn, type WriteOutcome } from '../store/turns';
 import { storeUnderstoodDnc } from '../campaign/dnc';
 import type { TurnInput } from '../store/calls';
 import type { AgiCall } from '../agi/call';
@@ -63,6 +63,26 @@ export async function admitSession(
   });
 }
 
+/**
+ * Calls finalised by this process lately (the write, stored or pending in the outbox): the default flow
+ * reaches agi-hangup twice for a call (the conversation's end, then fastagi-in's "caller gone" when the
+ * session closes), and the second finalisation would read and write the same transcript again. A turn
+ * stored after it forgets it.
+ */
+const finalised = new Map<number, { w: Promise<WriteOutcome<string>>; at: number }>();
+const FINALISED_KEEP_MS = 120_000;
+
+function rememberFinalised(id: number, w: Promise<WriteOutcome<string>>): void {
+  const now = Date.now();
+  finalised.delete(id);
+  finalised.set(id, { w, at: now });
+  // oldest first (insertion order): drop what is too old, and never keep more than 20,000
+  for (const [k, v] of finalised) {
+    if (now - v.at < FINALISED_KEEP_MS && finalised.size <= 20_000) break;
+    finalised.delete(k);
+  }
+}
+
 /** msg.turn as a row to store. */
 export const rowOf = (turn: MsgTurn): TurnInput => turnInputOf(turn as Parameters<typeof turnInputOf>[0]);
 
@@ -111,6 +131,7 @@ export class CallRecords {
   async spokenTurn(call: MsgCall | undefined, turn: MsgTurn, row: MsgTurn = turn): Promise<SpokenTurn | undefined> {
     const id = Number(call?.id);
     if (!Number.isInteger(id) || id <= 0) return undefined;
+    finalised.delete(id);
     try {
       const db = await this.getDb();
       const w = await storeSpokenTurn(db, { id, campaignId: Number(call?.campaignId) || null }, rowOf(row));
@@ -126,6 +147,7 @@ export class CallRecords {
 
   /** A do-not-call request the LLM understood: stored with its turn now, before the goodbye is spoken. */
   async dncTurn(call: MsgCall | undefined, turn: MsgTurn): Promise<void> {
+    finalised.delete(Number(call?.id));
     try {
       const db = await this.getDb();
       const w = await storeUnderstoodDnc(db, call ?? { id: undefined }, rowOf(turn));
@@ -142,13 +164,22 @@ export class CallRecords {
   async finalise(call: MsgCall | undefined): Promise<void> {
     const id = call?.id;
     if (!call || typeof id !== 'number') return;
+    const done = finalised.get(id);
     try {
-      const db = await this.getDb();
-      const w = await storeFinalisation(db, {
-        id,
-        campaignId: Number(call.campaignId) || null,
-        inbound: call.direction === 'inbound',
-      });
+      let w: WriteOutcome<string>;
+      if (done && Date.now() - done.at < FINALISED_KEEP_MS)
+        w = await done.w; // nothing stored since
+      else {
+        const db = await this.getDb();
+        const p = storeFinalisation(db, {
+          id,
+          campaignId: Number(call.campaignId) || null,
+          inbound: call.direction === 'inbound',
+        });
+        rememberFinalised(id, p);
+        p.catch(() => finalised.delete(id));
+        w = await p;
+      }
       if (w.stored) call.transcript = w.result;
       else call.writePending = true; // the transcript is stored once the database is back
     } catch (err) {

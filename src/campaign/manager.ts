@@ -860,14 +860,14 @@ export class CampaignManager extends EventEmitter {
     }) as Promise<OutcomeResult>;
     const w = await Promise.race([written, waitMs(writeWaitMs()).then(() => undefined)]);
     if (!w) {
-      // the store is down: the outcome stays queued (and journalled), call_ended follows once it is stored
+      // the store is down or busy: the outcome stays queued, call_ended follows once it is stored
       written.then(
         (r) => this.announce(r),
         () => undefined,
       );
       throw new DialerError(
         'campaign_outcome_store',
-        `outcome ${outcome} of call ${callId} not stored yet (will retry until the database is back)`,
+        `outcome ${outcome} of call ${callId} not stored yet (${outboxFor(this.db).waitReason()})`,
       );
     }
     const res = w;

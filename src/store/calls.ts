@@ -169,6 +169,19 @@ export async function markAnswered(q: Queryable, callId: number, channelId?: str
   return r.rowCount > 0;
 }
 
+/** markAnswered, and the call's campaign (null when it has none or is unknown), in one statement. */
+export async function markAnsweredIn(q: Queryable, callId: number, channelId?: string | null): Promise<number | null> {
+  const r = await q.query<{ campaign_id: number | null }>(
+    `with u as (
+       update calls set answered_at = coalesce(answered_at, now()), channel_id = coalesce($2, channel_id),
+          status = case when status in ('initiated','ringing') then 'in_progress' else status end
+        where id = $1 and status not in (${finalList}))
+     select campaign_id from calls where id = $1`,
+    [callId, channelId ?? null],
+  );
+  return r.rows[0]?.campaign_id ?? null;
+}
+
 /** Append (or replace, by seq) one conversation turn with its per-stage timing. */
 export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Promise<TurnRow> {
   // Never written to a closed call (a late or forged session cannot rewrite a finished conversation).

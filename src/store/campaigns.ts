@@ -3,8 +3,8 @@
  * release of unsent claims, crash reconciliation and progress counters. The claim itself is in
  * `claim.ts`; pacing buckets in `pacing.ts`.
  */
-import type { Db, Queryable } from './db';
-import { closeCall, markAnswered, transcriptText, transcriptTurns, type CallStatus } from './calls';
+import { namedStatement, type Db, type Queryable } from './db';
+import { FINAL_STATUSES, markAnsweredIn, type CallStatus } from './calls';
 import { DialerError } from '../util/errors';
 
 export type CampaignStatus = 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
@@ -142,91 +142,129 @@ export function outcomeStatus(outcome: string): Exclude<CallStatus, 'initiated' 
 }
 
 /**
- * Apply one call outcome: close the call once (`closeCall`), then close or reschedule its contact:
+ * Apply one call outcome: close the call once (as `closeCall` does), then close or reschedule its contact:
  * completed -> done; busy / no_answer / failed / congestion / cancelled -> pending again at
  * now + retry_policy[outcome] seconds while attempts < max_attempts, else failed. A duplicate or late
  * outcome changes nothing. 'answered' only marks the call answered.
  */
 export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeResult> {
   if (o.outcome === 'answered') {
-    await markAnswered(db, o.callId);
-    // the campaign's progress moves this call from dialing to active: say which campaign
-    const r = await db.query<{ campaign_id: number | null }>('select campaign_id from calls where id = $1', [o.callId]);
-    return { closed: false, status: 'answered', campaignId: r.rows[0]?.campaign_id ?? null };
+    // marked answered and, for the campaign's progress (this call moves from dialing to active), its campaign:
+    // one round trip
+    const r = await markAnsweredIn(db, o.callId);
+    return { closed: false, status: 'answered', campaignId: r };
   }
   const status = outcomeStatus(o.outcome);
   const reason =
     o.reason ?? (FINAL_OUTCOMES.has(o.outcome) ? null : `unknown outcome ${JSON.stringify(o.outcome).slice(0, 60)}`);
-  return db.tx(async (q) => {
-    const closed = await closeCall(q, o.callId, {
-      status,
-      outcome: FINAL_OUTCOMES.has(o.outcome) ? o.outcome : 'failed',
-      reason,
-      hangupCause: o.hangupCause ?? null,
-      dialStatus: o.dialStatus ?? null,
-    });
-    // The call's transcript is every turn stored when it closes, whoever closes it (the outcome of the
-    // call, a reconcile after a crash, a drain): turns go through the outbox before the outcome of the
-    // same call (src/store/outbox.ts), and no turn is stored on a closed call after this.
-    const turns = closed ? await transcriptTurns(q, o.callId) : undefined;
-    if (turns?.length)
-      await q.query('update calls set transcript = $2 where id = $1', [o.callId, transcriptText(turns)]);
-    const cr = await q.query<{
-      id: number;
-      campaign_id: number | null;
-      contact_id: number | null;
-      phone: string | null;
-      caller_id: string | null;
-      attempt: number;
-      status: CallStatus;
-      duration_ms: number | null;
-      hangup_cause: number | null;
-    }>(
-      'select id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause from calls where id = $1',
-      [o.callId],
-    );
-    const row = cr.rows[0];
-    if (!row) return { closed, status };
-    // the call's final status decides (it may have been closed first by the conversation)
-    const final = row.status;
-    const call = {
-      id: row.id,
-      campaignId: row.campaign_id,
-      contactId: row.contact_id,
-      phone: row.phone,
-      callerId: row.caller_id,
-      attempt: row.attempt,
-      durationMs: row.duration_ms,
-      hangupCause: row.hangup_cause,
-      ...(turns ? { transcript: turns } : {}),
-    };
-    if (row.contact_id === null || !(FINAL_OUTCOMES as Set<string>).has(final)) return { closed, status: final, call };
-    // A callback the callee asked for (requestCallback) reschedules a completed call at that time and does
-    // not count as an attempt.
-    const u = await q.query<{ id: number; status: string; attempts: number; next_attempt_at: Date | null }>(
-      `update contacts c set
-         status = case when $2 = 'completed' and cb.at is not null then 'pending'
-                       when $2 = 'completed' then 'done' when c.attempts < k.max_attempts then 'pending' else 'failed' end,
-         attempts = case when $2 = 'completed' and cb.at is not null then greatest(0, c.attempts - 1) else c.attempts end,
-         next_attempt_at = case when $2 = 'completed' and cb.at is not null then cb.at
-           when $2 <> 'completed' and c.attempts < k.max_attempts
-           then coalesce($4::timestamptz, now()) + make_interval(secs => coalesce((k.retry_policy ->> $2)::double precision, $5::double precision))
-           else c.next_attempt_at end,
-         last_outcome = case when $2 = 'completed' and cb.at is not null then 'callback' else $2 end, updated_at = now()
-       from campaigns k, (select (metadata ->> 'callback_at')::timestamptz as at from calls where id = $3) cb
-       where c.id = $1 and k.id = c.campaign_id and c.status = 'in_call' and c.last_call_id = $3
-       returning c.id, c.status, c.attempts, c.next_attempt_at`,
-      [row.contact_id, final, o.callId, o.now ?? null, DEFAULT_RETRY_POLICY[final] ?? 1800],
-    );
-    const c = u.rows[0];
-    return {
-      closed,
-      status: final,
-      call,
-      contact: c ? { id: c.id, status: c.status, attempts: c.attempts, nextAttemptAt: c.next_attempt_at } : undefined,
-    };
-  });
+  // One statement (one round trip, the campaign's open-call slot row locked for that statement only): close
+  // the call once, with its transcript; then close or reschedule its contact by the call's final status.
+  // The call's transcript is every turn stored when it closes, whoever closes it (the outcome of the call, a
+  // reconcile after a crash, a drain): turns go through the outbox before the outcome of the same call
+  // (src/store/outbox.ts), and no turn is stored on a closed call after this.
+  // A callback the callee asked for (requestCallback) reschedules a completed call at that time and does
+  // not count as an attempt.
+  const r = await db.query<{
+    id: number;
+    campaign_id: number | null;
+    contact_id: number | null;
+    phone: string | null;
+    caller_id: string | null;
+    attempt: number;
+    status: CallStatus;
+    duration_ms: number | null;
+    hangup_cause: number | null;
+    closed: boolean;
+    turns: Array<{ seq: number; userText: string | null; botText: string | null }> | null;
+    k_id: number | null;
+    k_status: string | null;
+    k_attempts: number | null;
+    k_next: Date | null;
+  }>(OUTCOME_SQL, [
+    o.callId,
+    status,
+    FINAL_OUTCOMES.has(o.outcome) ? o.outcome : 'failed',
+    reason,
+    o.hangupCause ?? null,
+    o.dialStatus ?? null,
+    o.now ?? null,
+    JSON.stringify(DEFAULT_RETRY_POLICY),
+    [...FINAL_OUTCOMES],
+  ]);
+  const row = r.rows[0];
+  if (!row) return { closed: false, status };
+  const closed = row.closed === true;
+  const call = {
+    id: row.id,
+    campaignId: row.campaign_id,
+    contactId: row.contact_id,
+    phone: row.phone,
+    callerId: row.caller_id,
+    attempt: row.attempt,
+    durationMs: row.duration_ms,
+    hangupCause: row.hangup_cause,
+    ...(closed ? { transcript: (row.turns ?? []).map((t) => ({ ...t, seq: Number(t.seq) })) } : {}),
+  };
+  return {
+    closed,
+    status: row.status,
+    call,
+    contact:
+      row.k_id !== null
+        ? { id: row.k_id, status: String(row.k_status), attempts: Number(row.k_attempts), nextAttemptAt: row.k_next }
+        : undefined,
+  };
 }
+
+const FINAL_STATUS_LIST = FINAL_STATUSES.map((x) => `'${x}'`).join(',');
+
+/** recordOutcome's statement: $1 call, $2 status, $3 outcome, $4 reason, $5 hangup cause, $6 dial status,
+ * $7 clock of the retry schedule (null: now()), $8 default retry policy (json), $9 the final outcomes. */
+const OUTCOME_SQL = namedStatement(
+  'aid_record_outcome',
+  `with closed as (
+     update calls set status = $2, outcome = coalesce($3, $2), reason = coalesce($4, reason),
+         hangup_cause = coalesce($5::int, hangup_cause), dial_status = coalesce($6, dial_status), ended_at = now(),
+         duration_ms = (extract(epoch from (now() - created_at)) * 1000)::integer,
+         talk_ms = case when answered_at is not null then (extract(epoch from (now() - answered_at)) * 1000)::integer end,
+         transcript = case when exists (select 1 from call_turns t where t.call_id = $1)
+           then coalesce((select string_agg(v.line, E'\n' order by t.seq, v.ord) from call_turns t
+                   cross join lateral (values (1, 'Caller: ' || nullif(t.user_text, '')), (2, 'Agent: ' || nullif(t.bot_text, ''))) v(ord, line)
+                   where t.call_id = $1), '')
+           else transcript end
+      where id = $1 and status not in (${FINAL_STATUS_LIST})
+      returning id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause, metadata
+   ),
+   cur as (
+     select id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause, metadata, true as closed
+       from closed
+     union all
+     select id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause, metadata, false
+       from calls where id = $1 and not exists (select 1 from closed)
+   ),
+   k as (
+     update contacts c set
+        status = case when cur.status = 'completed' and cb.at is not null then 'pending'
+                      when cur.status = 'completed' then 'done' when c.attempts < k.max_attempts then 'pending' else 'failed' end,
+        attempts = case when cur.status = 'completed' and cb.at is not null then greatest(0, c.attempts - 1) else c.attempts end,
+        next_attempt_at = case when cur.status = 'completed' and cb.at is not null then cb.at
+          when cur.status <> 'completed' and c.attempts < k.max_attempts
+          then coalesce($7::timestamptz, now()) + make_interval(secs => coalesce((k.retry_policy ->> cur.status)::double precision,
+                 ($8::jsonb ->> cur.status)::double precision, 1800))
+          else c.next_attempt_at end,
+        last_outcome = case when cur.status = 'completed' and cb.at is not null then 'callback' else cur.status end, updated_at = now()
+      from campaigns k, cur, lateral (select (cur.metadata ->> 'callback_at')::timestamptz as at) cb
+      where c.id = cur.contact_id and k.id = c.campaign_id and c.status = 'in_call' and c.last_call_id = $1
+        and cur.status = any($9::text[])
+      returning c.id, c.status, c.attempts, c.next_attempt_at
+   )
+   select cur.id, cur.campaign_id, cur.contact_id, cur.phone, cur.caller_id, cur.attempt, cur.status, cur.duration_ms,
+          cur.hangup_cause, cur.closed,
+          case when cur.closed then (select json_agg(json_build_object('seq', t.seq, 'userText', t.user_text, 'botText', t.bot_text)
+                                            order by t.seq) from call_turns t where t.call_id = $1) end as turns,
+          k.id as k_id, k.status as k_status, k.attempts as k_attempts, k.next_attempt_at as k_next
+     from cur left join k on true`,
+);
 
 /**
  * The callee asked to be called back (llm-turn's schedule_callback): remember it on the call, so that

@@ -5,7 +5,7 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { Pool, types as pgTypes } from 'pg';
+import { Pool, types as pgTypes, type PoolClient } from 'pg';
 import type { PGlite as PGliteType } from '@electric-sql/pglite';
 import { DialerError } from '../util/errors';
 import { runMigrations } from './migrate';
@@ -28,6 +28,33 @@ export interface Db extends Queryable {
   /** Run `fn` inside one transaction on one connection; commits on success, rolls back on throw. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * PostgreSQL: a separate lane of `size` connections of its own for one hot path (the turn writes), so
+   * its statements never wait in the pool's queue behind everything else. Undefined on PGlite (one
+   * connection anyway): use the Db itself.
+   */
+  lane?(name: string, size: number): Queryable;
+  /** PostgreSQL: the pool's connections and the queries waiting for one (undefined on PGlite). */
+  poolLoad?(): { size: number; busy: number; waiting: number };
+}
+
+/** pg-pool's error when no connection of a full pool came free within `connectionTimeoutMillis`. */
+const POOL_ACQUIRE_TIMEOUT = 'timeout exceeded when trying to connect';
+
+/** How long a query waits for a free pool connection (and a new connection may take to open). */
+export const POOL_WAIT_MS = 5000;
+
+/**
+ * A pool acquire timeout says the pool is full and busy, not that the server is down: say so
+ * (`store_busy`). Other errors pass unchanged.
+ */
+export function poolError(err: unknown, pool: { totalCount: number; waitingCount: number }, waitMs: number): unknown {
+  if ((err as Error | undefined)?.message !== POOL_ACQUIRE_TIMEOUT) return err;
+  return new DialerError(
+    'store_busy',
+    `database busy: no connection free within ${waitMs} ms (${pool.totalCount} connections in use, ${pool.waitingCount} queries waiting)`,
+    { cause: err },
+  );
 }
 
 export interface StoreOptions {
@@ -37,6 +64,8 @@ export interface StoreOptions {
   dataDir?: string;
   /** Pool size for PostgreSQL (default 10). */
   poolSize?: number;
+  /** PostgreSQL: how long a query waits for a free connection, and a new connection may take (default 5000 ms). */
+  poolWaitMs?: number;
   /** Skip migrations (tests of the migrator itself). */
   migrate?: boolean;
   /**
@@ -81,22 +110,49 @@ function pgQuery(sql: string, params?: unknown[]): string | { name: string; text
   return name ? { name, text: sql, values: params } : sql;
 }
 
+async function poolQuery<T>(pool: Pool, sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+  const q = pgQuery(sql, params);
+  try {
+    const r = typeof q === 'string' ? await pool.query(q, params as unknown[]) : await pool.query(q);
+    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  } catch (err) {
+    throw poolError(err, pool, pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS);
+  }
+}
+
 class PgDb implements Db {
   readonly kind = 'pg' as const;
   readonly description: string;
+  private readonly lanes = new Map<string, Pool>();
   constructor(
     private readonly pool: Pool,
-    url: string,
+    private readonly url: string,
   ) {
     this.description = redactUrl(url);
   }
-  async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
-    const q = pgQuery(sql, params);
-    const r = typeof q === 'string' ? await this.pool.query(q, params as unknown[]) : await this.pool.query(q);
-    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+    return poolQuery<T>(this.pool, sql, params);
+  }
+  lane(name: string, size: number): Queryable {
+    let pool = this.lanes.get(name);
+    if (!pool) {
+      pool = newPool(this.url, size, this.pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS);
+      this.lanes.set(name, pool);
+    }
+    const p = pool;
+    return { query: <T>(sql: string, params?: unknown[]) => poolQuery<T>(p, sql, params) };
+  }
+  poolLoad(): { size: number; busy: number; waiting: number } {
+    const p = this.pool;
+    return { size: p.options.max, busy: p.totalCount - p.idleCount, waiting: p.waitingCount };
   }
   async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw poolError(err, this.pool, this.pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS);
+    }
     try {
       await client.query('BEGIN');
       const q: Queryable = {
@@ -117,8 +173,16 @@ class PgDb implements Db {
     }
   }
   async close(): Promise<void> {
-    await this.pool.end();
+    const lanes = [...this.lanes.values()];
+    this.lanes.clear();
+    await Promise.all([this.pool.end(), ...lanes.map((l) => l.end())]);
   }
+}
+
+function newPool(url: string, max: number, waitMs: number): Pool {
+  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs });
+  pool.on('error', () => undefined); // idle client errors surface on the next query
+  return pool;
 }
 
 /** How often the holder of a PGlite folder touches its lock file, and when an untouched one is stale. */
@@ -273,8 +337,7 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
         `DATABASE_URL must start with postgres:// or postgresql:// (got ${redactUrl(opts.url)})`,
       );
     }
-    const pool = new Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, connectionTimeoutMillis: 5000 });
-    pool.on('error', () => undefined); // idle client errors surface on the next query
+    const pool = newPool(opts.url, opts.poolSize ?? 10, opts.poolWaitMs ?? POOL_WAIT_MS);
     db = new PgDb(pool, opts.url);
     try {
       await db.query('select 1');

@@ -119,6 +119,7 @@ export function isStoreUnavailable(err: unknown): boolean {
       'ENETUNREACH',
       'EAI_AGAIN',
       'store_unreachable',
+      'store_busy',
     ].includes(code)
   )
     return true;
@@ -133,6 +134,13 @@ export function isStoreUnavailable(err: unknown): boolean {
   )
     return true;
   return e.cause !== undefined && e.cause !== err ? isStoreUnavailable(e.cause) : false;
+}
+
+/** A pool acquire timeout (src/store/db.ts `poolError`): the server is up, every connection is busy. */
+export function isStoreBusy(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++)
+    if (e.code === 'store_busy') return true;
+  return false;
 }
 
 /** The status a `status` event should carry while this op waits. */
@@ -159,6 +167,8 @@ type TurnOp = Extract<WriteOp, { kind: 'turn' }>;
  * database refuses for anything but being unreachable is retried turn by turn, so one bad turn fails alone.
  */
 export class TurnBatcher {
+  /** Where the statements go: a lane of `maxInFlight` connections of their own on PostgreSQL. */
+  private readonly q: Queryable;
   private waiting: Array<{ op: TurnOp; resolve: (r: TurnRow) => void; reject: (e: unknown) => void }> = [];
   private inFlight = 0;
   private scheduled = false;
@@ -169,7 +179,9 @@ export class TurnBatcher {
     private readonly db: Db,
     private readonly maxInFlight = 2,
     private readonly maxBatch = 500,
-  ) {}
+  ) {
+    this.q = db.lane?.('turns', maxInFlight) ?? db;
+  }
 
   write(op: TurnOp): Promise<TurnRow> {
     return new Promise((resolve, reject) => {
@@ -200,12 +212,12 @@ export class TurnBatcher {
     this.counts.turns += batch.length;
     if (batch.length === 1) {
       const [b] = batch;
-      return appendTurn(this.db, b.op.callId, b.op.turn).then(b.resolve, b.reject);
+      return appendTurn(this.q, b.op.callId, b.op.turn).then(b.resolve, b.reject);
     }
     let rows: Array<TurnRow | undefined>;
     try {
       rows = await appendTurns(
-        this.db,
+        this.q,
         batch.map((b) => ({ callId: b.op.callId, turn: b.op.turn })),
       );
     } catch (err) {
@@ -214,7 +226,7 @@ export class TurnBatcher {
         return;
       }
       // one bad turn (or a (call, seq) twice): each alone, so only it fails
-      await Promise.all(batch.map((b) => appendTurn(this.db, b.op.callId, b.op.turn).then(b.resolve, b.reject)));
+      await Promise.all(batch.map((b) => appendTurn(this.q, b.op.callId, b.op.turn).then(b.resolve, b.reject)));
       return;
     }
     batch.forEach((b, i) => {
@@ -467,6 +479,16 @@ export class Outbox extends EventEmitter {
           this.onStored();
           item.resolve(result);
         } catch (err) {
+          if (isStoreBusy(err)) {
+            // the server is up and every connection busy: this write waits its turn again (not an outage:
+            // no gate, no journal, no probe)
+            this.counters.retried++;
+            if (item.attempts === 1) this.retrying++;
+            this.notify(q, item);
+            this.noteBusy(err);
+            await new Promise((r) => setTimeout(r, this.baseDelay));
+            continue;
+          }
           if (isStoreUnavailable(err)) {
             this.counters.retried++;
             if (item.attempts === 1) this.retrying++;
@@ -519,6 +541,28 @@ export class Outbox extends EventEmitter {
     this.emit('call', st);
   }
 
+  private busyLoggedAt = 0;
+  private busySince = 0;
+
+  /** A write met a full, busy pool: logged at most every 10 s, as what it is. */
+  private noteBusy(err: unknown): void {
+    const now = Date.now();
+    if (!this.busySince) this.busySince = now;
+    if (now - this.busyLoggedAt < 10_000) return;
+    this.busyLoggedAt = now;
+    this.log(`ai-dialer: ${(err as Error).message}; writes wait their turn and are retried (the database is up)`);
+  }
+
+  /** Why a write is not stored yet, for messages: down, busy, or simply queued behind others. */
+  waitReason(): string {
+    if (this.down) return 'the database is unreachable: it is retried until the database is back';
+    const load = this.db.poolLoad?.();
+    const queued = `${this.pending} write(s) pending`;
+    if (this.busySince || (load && load.waiting > 0))
+      return `database busy (${load ? `${load.busy} of ${load.size} connections in use, ${load.waiting} queries waiting, ` : ''}${queued}): it is stored when its turn comes`;
+    return `${queued}: it is stored when its turn comes`;
+  }
+
   private markDown(err: unknown): void {
     if (this.down) return;
     this.down = true;
@@ -551,6 +595,7 @@ export class Outbox extends EventEmitter {
   /** The database answered: open the gate for every queue. */
   private onStored(): void {
     this.delay = this.baseDelay;
+    this.busySince = 0;
     if (!this.down) return;
     this.down = false;
     if (this.probeTimer) clearTimeout(this.probeTimer);
