@@ -11,11 +11,13 @@ import path from 'path';
 import type { AddressInfo } from 'net';
 import express from 'express';
 import type { Db } from '../../src/store/db';
-import { dbTargets, type DbTarget } from '../helpers/db';
+import { dbTargets, postgresTarget, type DbTarget } from '../helpers/db';
+import { describeWith } from '../helpers/tools';
 import { makeCampaign, makeContacts } from '../campaign/fixtures';
 import { waitFor } from '../helpers/wait';
 import {
   Outbox,
+  isStoreBusy,
   isStoreUnavailable,
   outboxFor,
   forgetOutbox,
@@ -400,5 +402,98 @@ test('a call whose writes wait is a valid v1 status event with writePending', ()
     status: 'completed',
     writePending: false,
     detail: 'writes stored',
+  });
+});
+
+describeWith('PostgreSQL (DATABASE_URL)', !!process.env.DATABASE_URL)('a full, busy pool (PostgreSQL)', () => {
+  let target: DbTarget;
+  let db: Db;
+  let release: () => void = () => undefined;
+  const held = () =>
+    new Promise<void>((ready) => {
+      // the pool's one connection, held in a transaction until release()
+      void db.tx(
+        () =>
+          new Promise<void>((r) => {
+            release = r;
+            ready();
+          }),
+      );
+    });
+
+  beforeAll(async () => {
+    target = postgresTarget(process.env.DATABASE_URL!);
+    db = await target.open({ poolSize: 1, poolWaitMs: 150 });
+  });
+  afterAll(async () => {
+    release();
+    await db?.close();
+    await target?.cleanup();
+  });
+
+  test('an acquire timeout says the database is busy (not unreachable), is retried, and no outage is declared', async () => {
+    const campaignId = await makeCampaign(db, { status: 'running' });
+    const c = await db.query<{ id: number }>(
+      `insert into calls (campaign_id, phone, status, direction) values ($1, '+13035550100', 'in_progress', 'outbound') returning id`,
+      [campaignId],
+    );
+    const callId = c.rows[0].id;
+    await held();
+    const err = await db.query('select 1').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).toMatch(
+      /^database busy: no connection free within 150 ms \(1 connections in use, \d+ queries waiting\)$/,
+    );
+    expect((err as { code?: string }).code).toBe('store_busy');
+    expect(isStoreBusy(err)).toBe(true);
+    expect(isStoreUnavailable(err)).toBe(true); // retried
+    expect(isStoreBusy(refused())).toBe(false);
+    expect(db.poolLoad?.()).toMatchObject({ size: 1, busy: 1 });
+
+    const lines: string[] = [];
+    const ob = new Outbox(db, { log: (l) => lines.push(l), baseDelayMs: 20, maxDelayMs: 100 });
+    // turns have their own connections: stored while the pool is full
+    await expect(ob.write({ kind: 'turn', callId, turn: { seq: 0, botText: 'Hello' } })).resolves.toMatchObject({
+      seq: 0,
+    });
+    // the transcript waits for the pool: busy, retried, no outage
+    const fin = ob.write({ kind: 'finalise', callId });
+    await waitFor(() => ob.stats().retried > 0, 5000, 'a busy retry');
+    expect(ob.stats()).toMatchObject({ down: 0, pending: 1 });
+    expect(ob.waitReason()).toMatch(
+      /^database busy \(1 of 1 connections in use, \d+ queries waiting, 1 write\(s\) pending\)/,
+    );
+    release();
+    await expect(fin).resolves.toBe('Agent: Hello');
+    expect(lines.some((l) => /database busy: no connection free within 150 ms/.test(l))).toBe(true);
+    expect(lines.filter((l) => /unreachable|is back/.test(l))).toEqual([]);
+    expect(ob.stats()).toMatchObject({ down: 0, pending: 0, failed: 0 });
+    ob.close();
+  });
+
+  test('a read while the pool is busy answers 503 store_busy', async () => {
+    const app = express();
+    app.use(createApiRouter({ getDb: async () => db, control: () => undefined, token: '', log: () => undefined }));
+    const server = http.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await held();
+      const r = await fetch(`${base}/api/v1/calls?limit=1`);
+      expect(r.status).toBe(503);
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect(await r.json()).toEqual({
+        error: 'the database is busy right now (no connection free); try again shortly',
+        code: 'store_busy',
+      });
+      release();
+      expect((await fetch(`${base}/api/v1/calls?limit=1`)).status).toBe(200);
+    } finally {
+      release();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
