@@ -2,7 +2,7 @@
  * Call records and their turns: the journal every part of the lifecycle writes to.
  * Status moves forward only: a final status is never overwritten by a late event.
  */
-import type { Queryable } from './db';
+import { namedStatement, type Queryable } from './db';
 import { DialerError } from '../util/errors';
 
 export type CallStatus =
@@ -286,16 +286,25 @@ export function transcriptText(turns: Array<{ userText: string | null; botText: 
   return lines.join('\n');
 }
 
-/** Store the aggregated transcript (idempotent; the conversation ended). */
+/** Store the aggregated transcript (idempotent; the conversation ended): one statement. */
 export async function finaliseTranscript(q: Queryable, callId: number): Promise<string> {
-  const transcript = await buildTranscript(q, callId);
-  // Once a closed call has its transcript, it is never rewritten.
-  await q.query(
-    `update calls set transcript = $2 where id = $1 and (status not in (${finalList}) or transcript is null)`,
-    [callId, transcript],
-  );
-  return transcript;
+  // Once a closed call has its transcript, it is never rewritten. The text is transcriptText's, built in SQL.
+  const r = await q.query<{ text: string }>(FINALISE_SQL, [callId]);
+  return r.rows[0]?.text ?? '';
 }
+
+/** The transcript as transcriptText builds it ("Caller: ..." / "Agent: ..." lines in seq order), in SQL. */
+export const TRANSCRIPT_SQL = `coalesce((select string_agg(v.line, E'\\n' order by t.seq, v.ord) from call_turns t
+   cross join lateral (values (1, 'Caller: ' || nullif(t.user_text, '')), (2, 'Agent: ' || nullif(t.bot_text, ''))) v(ord, line)
+   where t.call_id = $1), '')`;
+
+const FINALISE_SQL = namedStatement(
+  'aid_finalise_transcript',
+  `with t as (select ${TRANSCRIPT_SQL} as text),
+        u as (update calls set transcript = (select text from t)
+               where id = $1 and (status not in (${finalList}) or transcript is null))
+   select text from t`,
+);
 
 export interface OutcomeInput {
   status: Exclude<CallStatus, 'initiated' | 'ringing' | 'in_progress'>;

@@ -4,7 +4,7 @@
  * `claim.ts`; pacing buckets in `pacing.ts`.
  */
 import { namedStatement, type Db, type Queryable } from './db';
-import { FINAL_STATUSES, markAnsweredIn, type CallStatus } from './calls';
+import { FINAL_STATUSES, TRANSCRIPT_SQL, markAnsweredIn, type CallStatus } from './calls';
 import { DialerError } from '../util/errors';
 
 export type CampaignStatus = 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
@@ -228,9 +228,7 @@ const OUTCOME_SQL = namedStatement(
          duration_ms = (extract(epoch from (now() - created_at)) * 1000)::integer,
          talk_ms = case when answered_at is not null then (extract(epoch from (now() - answered_at)) * 1000)::integer end,
          transcript = case when exists (select 1 from call_turns t where t.call_id = $1)
-           then coalesce((select string_agg(v.line, E'\n' order by t.seq, v.ord) from call_turns t
-                   cross join lateral (values (1, 'Caller: ' || nullif(t.user_text, '')), (2, 'Agent: ' || nullif(t.bot_text, ''))) v(ord, line)
-                   where t.call_id = $1), '')
+           then ${TRANSCRIPT_SQL}
            else transcript end
       where id = $1 and status not in (${FINAL_STATUS_LIST})
       returning id, campaign_id, contact_id, phone, caller_id, attempt, status, duration_ms, hangup_cause, metadata
