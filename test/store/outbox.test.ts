@@ -26,6 +26,8 @@ import {
 } from '../../src/store/outbox';
 import { storeDncTurn, storeFinalisation, storeSpokenTurn, storeTurn } from '../../src/store/turns';
 import { createApiRouter } from '../../src/api/router';
+import { appendTurn, finaliseTranscript } from '../../src/store/calls';
+import { recordOutcome } from '../../src/store/campaigns';
 
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
 
@@ -357,6 +359,51 @@ describe.each(dbTargets())('outbox on db target %#', (mk) => {
     expect(mixed).toEqual(['ok', 'refused']);
     expect((await db.query('select 1 from call_turns where call_id = $1', [a.id])).rows).toHaveLength(1);
     ob.close();
+  });
+
+  test('a finalisation and a call outcome are one statement each (no transaction), with the same transcript', async () => {
+    let statements = 0;
+    const counted = {
+      ...db,
+      kind: db.kind,
+      description: db.description,
+      query: (sql: string, params?: unknown[]) => (statements++, db.query(sql, params)),
+      tx: () => Promise.reject(new Error('no transaction expected')),
+      close: async () => undefined,
+    } as unknown as Db;
+    const call = await newCall();
+    await appendTurn(db, call.id, { seq: 0, botText: 'Hello there' });
+    await appendTurn(db, call.id, { seq: 1, userText: '', botText: 'Are you there?' });
+    await appendTurn(db, call.id, { seq: 2, userText: 'Yes', botText: 'Great' });
+    const text = 'Agent: Hello there\nAgent: Are you there?\nCaller: Yes\nAgent: Great';
+    expect(await finaliseTranscript(counted, call.id)).toBe(text);
+    expect(statements).toBe(1);
+    statements = 0;
+    const r = await recordOutcome(counted, { callId: call.id, outcome: 'completed', hangupCause: 16 });
+    expect(statements).toBe(1);
+    expect(r).toMatchObject({
+      closed: true,
+      status: 'completed',
+      call: { id: call.id, campaignId, contactId: call.contactId, hangupCause: 16 },
+      contact: { id: call.contactId, status: 'done' },
+    });
+    expect(r.call?.transcript).toEqual([
+      { seq: 0, userText: null, botText: 'Hello there' },
+      { seq: 1, userText: '', botText: 'Are you there?' },
+      { seq: 2, userText: 'Yes', botText: 'Great' },
+    ]);
+    const row = await db.query<{ transcript: string; status: string }>(
+      'select transcript, status from calls where id = $1',
+      [call.id],
+    );
+    expect(row.rows[0]).toEqual({ transcript: text, status: 'completed' });
+    // a second outcome changes nothing and says so, still one statement
+    statements = 0;
+    const again = await recordOutcome(counted, { callId: call.id, outcome: 'failed' });
+    expect(statements).toBe(1);
+    expect(again).toMatchObject({ closed: false, status: 'completed' });
+    expect(again.call?.transcript).toBeUndefined();
+    expect(again.contact).toBeUndefined();
   });
 
   test('reads during an outage answer 503 JSON with Retry-After (not 500)', async () => {
