@@ -545,7 +545,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const idleEnded = (dialer.out().match(/the flow sent no command for/g) ?? []).length;
     // stop the runtime (SIGTERM) and read the books from the database itself
     dialer.child.kill('SIGTERM');
-    await Promise.race([dialer.exited, sleep(30000)]);
+    // the drain gives live calls DRAIN_TIMEOUT (30 s by default), then says the goodbyes: wait past both
+    await Promise.race([dialer.exited, sleep((Number(runtimeEnv.DRAIN_TIMEOUT ?? 30) + 20) * 1000)]);
     if (dialer.child.exitCode === null) {
       dialer.child.kill('SIGKILL');
       await dialer.exited;
