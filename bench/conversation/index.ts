@@ -39,6 +39,8 @@ type Row = Record<string, string | number>;
 const QUICK = process.env.BENCH_QUICK === '1';
 const SIZES = (process.env.BENCH_CONV_N || (QUICK ? '1,100' : '1,100,500')).split(',').map(Number);
 const FRAME = 160;
+/** BENCH_CONV_VERBOSE=1: every turn's breakdown on stderr. */
+const VERBOSE = process.env.BENCH_CONV_VERBOSE === '1';
 
 function pct(values: number[], p: number): number {
   if (!values.length) return NaN;
@@ -269,6 +271,7 @@ export async function scenario(
   const serverOverhead: number[] = [];
   const engineMs: number[] = [];
   const endpointMs: number[] = [];
+  const firstPiece: number[] = [];
   for (const c of callers) {
     const reps = (byUuid.get(c.uuid) ?? []).sort((a, b) => a.turn - b.turn);
     c.latencies.forEach((l, i) => {
@@ -282,6 +285,13 @@ export async function scenario(
       endpointMs.push(waited);
       overhead.push(l - waited - eng);
       serverOverhead.push(r.serverMs - eng);
+      if (r.firstPieceMs !== undefined) firstPiece.push(r.firstPieceMs);
+      if (VERBOSE)
+        console.error(
+          `${mode}/${engines}/${n} call ${c.uuid.slice(0, 8)} turn ${r.turn}: reply ${r1(l)} = endpoint ${r1(waited)}` +
+            ` + stt ${r1(r.sttMs)} + llm ${r1(r.llmMs)} + tts ${r1(r.ttsMs)} + overhead ${r1(l - waited - eng)}` +
+            ` (first token to first piece's synthesis ${r1(r.firstPieceMs ?? NaN)}; runtime share ${r1(r.serverMs - eng)}; trace ${r.trace?.join(' ') ?? '-'})`,
+        );
     });
   }
   const gaps = turns.flatMap((t) => t.gaps.map((g) => Math.abs(g - 20)));
@@ -303,6 +313,7 @@ export async function scenario(
     'overhead p99': r1(pct(overhead, 99)),
     'runtime share p50': r1(pct(serverOverhead, 50)),
     'runtime share p99': r1(pct(serverOverhead, 99)),
+    'first piece p50': mode === 'stream' && engines === 'standin' ? r1(pct(firstPiece, 50)) : 'n/a',
     'barge stop p99': mode === 'stream' ? r1(pct(stops, 99)) : 'n/a',
     'barge heard p99': mode === 'stream' ? r1(pct(heard, 99)) : 'n/a',
     'jitter p99': r1(pct(gaps, 99)),
