@@ -19,7 +19,8 @@
  *     frame sent (server), `heard` the caller's speech start to the last reply frame it received
  *     (includes the 120 ms of speech the VAD needs);
  *   - pacing jitter: |gap - 20 ms| between frames the server sent within a reply, p99;
- *   - CPU of the runtime process per concurrent call (% of one core) and the calls one core would carry.
+ *   - CPU of the runtime process per concurrent call (% of one core) and the calls one core would carry, and
+ *     per audio frame it received or sent (µs; counts work, so it holds on a loaded machine).
  *
  * Run alone: `node dist/bench/conversation/index.js`.
  */
@@ -206,7 +207,7 @@ export async function scenario(
   const { child, port } = await startServer(mode, engines);
   const turns: TurnReport[] = [];
   const errors: string[] = [];
-  let cpu: { userMs: number; systemMs: number; wallMs: number } | undefined;
+  let cpu: { userMs: number; systemMs: number; wallMs: number; frames: number } | undefined;
   child.on('message', (m: { turn?: TurnReport; error?: string; cpu?: typeof cpu }) => {
     if (m.turn) turns.push(m.turn);
     if (m.error) errors.push(m.error);
@@ -317,7 +318,9 @@ export async function scenario(
     'barge stop p99': mode === 'stream' ? r1(pct(stops, 99)) : 'n/a',
     'barge heard p99': mode === 'stream' ? r1(pct(heard, 99)) : 'n/a',
     'jitter p99': r1(pct(gaps, 99)),
-    'cpu %/call': r1(cpuPct),
+    'cpu %/call': Number.isFinite(cpuPct) ? Number(cpuPct.toFixed(3)) : '-',
+    // the runtime process's CPU per audio frame it received or sent (load-independent, unlike the wall times)
+    'cpu µs/frame': cpu && cpu.frames ? r1(((cpu.userMs + cpu.systemMs) * 1000) / cpu.frames) : '-',
     'calls/core': Number.isFinite(cpuPct) ? Math.round(100 / cpuPct) : '-',
     failed,
   };

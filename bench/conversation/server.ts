@@ -331,13 +331,21 @@ async function main(): Promise<void> {
   };
 
   let calls = 0;
+  let framesIn = 0;
+  let framesOut = 0;
   process.on('message', (m: { expect?: string[]; done?: boolean }) => {
     if (m.expect) {
       for (const uuid of m.expect) {
         const callNo = String(++calls);
         server
           .expect(uuid, { callId: callNo }, 60000)
-          .then((conn) => (cfg.mode === 'stream' ? streamCall(conn, callNo) : recordCall(conn, callNo)))
+          .then((conn) => {
+            conn.once('close', () => {
+              framesIn += conn.framesIn;
+              framesOut += conn.framesOut;
+            });
+            return cfg.mode === 'stream' ? streamCall(conn, callNo) : recordCall(conn, callNo);
+          })
           .catch((e) => send({ error: String(e && (e as Error).stack ? (e as Error).stack : e) }));
       }
       send({ expecting: m.expect.length });
@@ -345,7 +353,12 @@ async function main(): Promise<void> {
     if (m.done) {
       const cpu = process.cpuUsage(cpu0);
       send({
-        cpu: { userMs: cpu.user / 1000, systemMs: cpu.system / 1000, wallMs: performance.now() - wall0 },
+        cpu: {
+          userMs: cpu.user / 1000,
+          systemMs: cpu.system / 1000,
+          wallMs: performance.now() - wall0,
+          frames: framesIn + framesOut,
+        },
       });
       fs.rmSync(dir, { recursive: true, force: true });
       setTimeout(() => process.exit(0), 50);

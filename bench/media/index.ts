@@ -9,8 +9,8 @@
  * frame on the wire) p50/p99; the overhead beyond the endpoint silence (endpointer decision to first
  * frame: session, pacer, sockets; engines are instant here); the wait as the callee measures it (from
  * its last frame, which includes the fade the VAD does not count as speech); our pacer's tick lateness
- * p99 (frame pacing jitter); CPU ms per call-second of streaming (our side and the simulator's together,
- * one process); event-loop delay p99.
+ * p99 (frame pacing jitter); CPU ms per call-second of streaming and CPU µs per frame on the wire (our side
+ * and the simulator's together, one process); event-loop delay p99.
  * Sizes: BENCH_MEDIA_N=1,100,200 (BENCH_QUICK=1: 1,50).
  */
 import { randomUUID } from 'crypto';
@@ -91,6 +91,10 @@ async function once(n: number): Promise<Row> {
     callee_wait_p50_ms: pct(callee, 50),
     pacer_late_p99_ms: Number(pct(late, 99).toFixed(1)),
     cpu_ms_per_call_s: Number(((cpu.user + cpu.system) / 1000 / streamedSec).toFixed(2)),
+    // every frame on the wire once (the callee's sent and received): both ends' work per frame, in µs
+    cpu_us_per_frame: Number(
+      ((cpu.user + cpu.system) / results.reduce((a, r) => a + r.framesSent + r.framesReceived, 0)).toFixed(1),
+    ),
     cpu_util: Number(((cpu.user + cpu.system) / 1000 / wallMs).toFixed(2)),
     loop_p99_ms: Number((loop.percentile(99) / 1e6).toFixed(1)),
     load_1m: Number(os.loadavg()[0].toFixed(1)),

@@ -29,8 +29,8 @@ import { Vad, type VadMode } from './vad';
 export const FRAME_MS = 20;
 export const FRAME_SAMPLES = 160;
 export const SAMPLE_RATE = 8000;
-/** Frames the tape holds at first (2.56 s; it grows for a longer utterance). */
-const TAPE_FRAMES = 128;
+/** Frames the tape holds at first (640 ms: the pre-roll and a short answer; it grows for a longer one). */
+const TAPE_FRAMES = 32;
 
 export type EndpointEvent =
   | { kind: 'speech_start'; atMs: number }

@@ -190,7 +190,7 @@ describeWith(
   });
 
   test("an utterance's audio and the speech so far are exactly what came in (a long utterance, then a short one)", async () => {
-    // `a` lasts longer than the 2.56 s the endpointer holds at first: its store grows, then shrinks back
+    // `a` lasts far longer than the 640 ms the endpointer holds at first: its store grows, then shrinks back
     const t = timeline([700, a, 900, b, 800]);
     const ep = await Endpointer.create();
     const got: Array<Extract<EndpointEvent, { kind: 'utterance' }>> = [];
