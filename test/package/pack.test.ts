@@ -171,7 +171,7 @@ describe('packed tarball in a stock Node-RED', () => {
       headers: { Accept: 'application/json' },
     });
     expect(ex.status).toBe(200);
-  });
+  }, 240000); // npm install of the tarball, then Node-RED's start: minutes on a loaded machine
 
   test('the default flow, imported from the installed Import > Examples, deploys cleanly and serves the API and the dashboard', async () => {
     const example = path.join(userDir, 'node_modules', pkg.name, 'examples', 'default-flow.json');
