@@ -296,6 +296,12 @@ function carryLiveCalls(RED: NodeAPI): void {
   carryAcrossDeploy(
     { hooks: r.hooks, events: r.events, getNode: (id) => RED.nodes.getNode(id) },
     {
+      onCarried: (msg, nodeId) => {
+        const call = (msg as DialerMsg).call;
+        RED.log.info(
+          `call ${call?.id ?? call?.sessionId}: its message went on to node ${nodeId} in the new flows (Deploy)`,
+        );
+      },
       onDropped: (msg, why) => {
         const call = (msg as DialerMsg).call;
         const s = call?.sessionId ? getSession(call.sessionId) : undefined;

@@ -719,43 +719,37 @@ function statsOf(prep: Preparer, staging: ImportStaging): ImportStats {
   return { peakHeld: prep.peakHeld, stagedBatches: staging.stats.batches, stagedRows: staging.stats.staged };
 }
 
-/** Import contacts into a campaign. Throws ImportError for input that cannot be imported at all. */
-export async function importContacts(
+/**
+ * What every import shares: read the input in batches into its staging table (rows checked and merged
+ * there), then `afterRead` (e.g. spell the time zones), then `apply` in one short transaction; the
+ * staging table is removed whatever happens, and `opts.onDone` gets the figures.
+ */
+async function stagedImport<T>(
   db: Db,
-  campaignId: number,
+  kind: 'contacts' | 'dnc',
+  campaignId: number | null,
   input: ImportInput,
-  opts: ImportOptions = {},
+  opts: ImportOptions,
+  country: string,
+  makePreparer: (c: Collector) => Preparer,
+  steps: {
+    afterRead?(staging: ImportStaging, prep: Preparer, c: Collector, chunk: number): Promise<T>;
+    apply(q: Queryable, staging: ImportStaging, read: T | undefined): Promise<{ inserted: number; updated: number }>;
+  },
 ): Promise<ImportResult> {
-  checkId(campaignId, 'campaign id');
   const chunk = Math.max(1, opts.chunkSize ?? (db.kind === 'pglite' ? 250 : 1000));
   const c = new Collector(opts.maxErrors ?? 1000);
-  const result = emptyResult('contacts', campaignId);
-  // Read the campaign's default country first (outside the write transaction: parsing can take a while).
-  const camp = await db.query<{ default_country: string; settings: unknown }>(
-    'select default_country, settings from campaigns where id = $1',
-    [campaignId],
-  );
-  if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
-  const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
-  if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
-  const prep = new Preparer('contacts', country, c, allowsPremium(camp.rows[0].settings));
-  const staging = new ImportStaging(db, 'contacts', campaignId);
+  const result = emptyResult(kind, campaignId);
+  const prep = makePreparer(c);
+  const staging = new ImportStaging(db, kind, campaignId);
   const stager = new Stager(staging, c);
   try {
-    await collect(input, prep, stager, chunk, c, 'contacts', country, opts.delimiter);
+    await collect(input, prep, stager, chunk, c, kind, country, opts.delimiter);
     result.rows = prep.rows + prep.rejectedEarly;
     result.duplicates = prep.duplicates + stager.duplicates;
-    const zones = await spellZones(db, staging, prep.zones, c, chunk);
+    const read = await steps.afterRead?.(staging, prep, c, chunk);
     await staging.touch(true);
-    const applied = await db.tx(async (q) => {
-      await lockCampaign(q, campaignId);
-      await staging.lock(q);
-      // do-not-call: the check of each inserted contact is deferred to one settle at the end (migration 030)
-      await q.query(`select set_config('ai_dialer.dnc_settle', 'deferred', true)`);
-      const done = await staging.applyContacts(q, campaignId, zones, opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
-      await staging.settleDnc(q, campaignId, APPLY_CHUNK, yieldToLoop);
-      return done;
-    });
+    const applied = await db.tx((q) => steps.apply(q, staging, read));
     result.inserted = applied.inserted;
     result.updated = applied.updated;
   } finally {
@@ -766,6 +760,46 @@ export async function importContacts(
   return finish(result, c);
 }
 
+/** Import contacts into a campaign. Throws ImportError for input that cannot be imported at all. */
+export async function importContacts(
+  db: Db,
+  campaignId: number,
+  input: ImportInput,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
+  checkId(campaignId, 'campaign id');
+  // Read the campaign's default country first (outside the write transaction: parsing can take a while).
+  const camp = await db.query<{ default_country: string; settings: unknown }>(
+    'select default_country, settings from campaigns where id = $1',
+    [campaignId],
+  );
+  if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
+  const country = (opts.defaultCountry ?? camp.rows[0].default_country ?? 'US').toUpperCase();
+  if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
+  const premium = allowsPremium(camp.rows[0].settings);
+  return stagedImport(
+    db,
+    'contacts',
+    campaignId,
+    input,
+    opts,
+    country,
+    (c) => new Preparer('contacts', country, c, premium),
+    {
+      afterRead: (staging, prep, c, chunk) => spellZones(db, staging, prep.zones, c, chunk),
+      apply: async (q, staging, zones) => {
+        await lockCampaign(q, campaignId);
+        await staging.lock(q);
+        // do-not-call: the check of each inserted contact is deferred to one settle at the end (migration 030)
+        await q.query(`select set_config('ai_dialer.dnc_settle', 'deferred', true)`);
+        const done = await staging.applyContacts(q, campaignId, zones!, opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
+        await staging.settleDnc(q, campaignId, APPLY_CHUNK, yieldToLoop);
+        return done;
+      },
+    },
+  );
+}
+
 /** Import do-not-call numbers: the global list (campaignId null) or one campaign's list. */
 export async function importDnc(
   db: Db,
@@ -774,9 +808,6 @@ export async function importDnc(
 ): Promise<ImportResult> {
   const campaignId = opts.campaignId ?? null;
   if (campaignId !== null) checkId(campaignId, 'campaign id');
-  const chunk = Math.max(1, opts.chunkSize ?? (db.kind === 'pglite' ? 250 : 1000));
-  const c = new Collector(opts.maxErrors ?? 1000);
-  const result = emptyResult('dnc', campaignId);
   let country = opts.defaultCountry?.toUpperCase();
   if (!country && campaignId !== null) {
     const camp = await db.query<{ default_country: string }>('select default_country from campaigns where id = $1', [
@@ -785,30 +816,16 @@ export async function importDnc(
     if (!camp.rows.length) throw new ImportError('campaign_not_found', `campaign ${campaignId} does not exist`);
     country = camp.rows[0].default_country;
   }
-  country = (country ?? 'US').toUpperCase();
-  if (!isCountryCode(country)) throw new ImportError('import_invalid', `unknown default country "${country}"`);
-  const prep = new Preparer('dnc', country, c);
-  const staging = new ImportStaging(db, 'dnc', campaignId);
-  const stager = new Stager(staging, c);
-  try {
-    await collect(input, prep, stager, chunk, c, 'dnc', country, opts.delimiter);
-    result.rows = prep.rows + prep.rejectedEarly;
-    result.duplicates = prep.duplicates + stager.duplicates;
-    await staging.touch(true);
-    const applied = await db.tx(async (q) => {
+  const dncCountry = (country ?? 'US').toUpperCase();
+  if (!isCountryCode(dncCountry)) throw new ImportError('import_invalid', `unknown default country "${dncCountry}"`);
+  return stagedImport(db, 'dnc', campaignId, input, opts, dncCountry, (c) => new Preparer('dnc', dncCountry, c), {
+    apply: async (q, staging) => {
       if (opts.actor) await setDncActor(q, opts.actor);
       if (campaignId !== null) await lockCampaign(q, campaignId);
       await staging.lock(q);
       return staging.applyDnc(q, campaignId, opts.source ?? 'import', opts.chunkSize ?? APPLY_CHUNK, yieldToLoop);
-    });
-    result.inserted = applied.inserted;
-    result.updated = applied.updated;
-  } finally {
-    await stager.drain().catch(() => undefined); // a batch still in flight when reading failed
-    opts.onDone?.(statsOf(prep, staging));
-    await staging.remove();
-  }
-  return finish(result, c);
+    },
+  });
 }
 
 function finish(result: ImportResult, c: Collector): ImportResult {

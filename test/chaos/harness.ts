@@ -556,9 +556,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // calls the idle watchdog ended: their msg was dropped by Node-RED between two nodes as a Deploy
     // stopped the flows (the documented limit, docs/operations/resilience.md)
     const idleEnded = (dialer.out().match(/the flow sent no command for/g) ?? []).length;
+    // msgs of live calls that were on their way between two nodes at a Deploy, carried to the new flows
+    const carried = (dialer.out().match(/its message went on to node/g) ?? []).length;
     // stop the runtime (SIGTERM) and read the books from the database itself
     dialer.child.kill('SIGTERM');
-    await Promise.race([dialer.exited, sleep(30000)]);
+    // the drain gives live calls DRAIN_TIMEOUT (30 s by default), then says the goodbyes: wait past both
+    await Promise.race([dialer.exited, sleep((Number(runtimeEnv.DRAIN_TIMEOUT ?? 30) + 20) * 1000)]);
     if (dialer.child.exitCode === null) {
       dialer.child.kill('SIGKILL');
       await dialer.exited;
@@ -578,6 +581,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         journal: readJournal(sim.journal),
         simUp,
         idleEnded,
+        carried,
         faults,
         restarts,
         exitCodes,
@@ -630,6 +634,8 @@ async function books(x: {
   simUp: number;
   /** Calls ended by the idle watchdog (AGI_IDLE_TIMEOUT): a msg Node-RED dropped as the flows stopped. */
   idleEnded: number;
+  /** Msgs of live calls carried across a Deploy to the node's next instance (src/calls/deploy-carry.ts). */
+  carried: number;
   faults: number;
   restarts: number;
   exitCodes: Array<number | null>;
@@ -859,6 +865,7 @@ async function books(x: {
     checks,
     note:
       [
+        x.carried ? `msgs of live calls carried across a Deploy to the new flows: ${x.carried}` : '',
         dialedAgain ? `${dialedAgain} do-not-call persona(s) dialed again after asking` : '',
         ...detail.map((d) => `asked, not listed: ${d}`),
         ...(cutDetail.length ? [`ended before their end at a stop: ${cutDetail.slice(0, 5).join(' ')}`] : []),
