@@ -12,13 +12,16 @@
  * the rate and of the server process's CPU time (user + system) per command or per session inside the
  * counting window, and the paired ratios ours / floor of each round (min / median / max).
  * Env: BENCH_AGI_ROUNDS (5), BENCH_AGI_MS (1500 per run), BENCH_AGI_WARMUP_MS (1000 before each window), BENCH_AGI_LEVELS (1,100,1000),
- * BENCH_AGI_MODES (cmd,ses), BENCH_AGI_KINDS (floor,ours), BENCH_AGI_PROF (a directory: `--cpu-prof` of
- * every server process), BENCH_QUICK=1 (3 rounds of 1 s).
+ * BENCH_AGI_MODES (cmd,ses), BENCH_AGI_KINDS (floor,ours; `before` with BENCH_AGI_BEFORE=<another build's dist/>
+ * runs that build's server interleaved with this one's), BENCH_AGI_PROF (a directory: `--cpu-prof` of
+ * every server process), BENCH_AGI_SERVER_ARGS (node options of the server processes, e.g.
+ * `--min-semi-space-size=256 --max-semi-space-size=256`: no GC in the window, so BENCH_AGI_VERBOSE shows the
+ * bytes allocated per command or session), BENCH_QUICK=1 (3 rounds of 1 s).
  */
 import path from 'path';
 import { fork, type ChildProcess } from 'child_process';
 import type { LoadJob, LoadResult } from './load';
-import type { Kind } from './server';
+import type { Kind, WindowCost } from './server';
 
 const ext = path.extname(__filename);
 /** load before the counting window: a fresh server process warms up (JIT) first, as a running one is */
@@ -65,10 +68,8 @@ class Child {
   }
 }
 
-interface Measured extends LoadResult {
-  /** CPU time of the server process inside the window, µs (user + system). */
-  cpuUs: number;
-}
+/** The load's counts and what the server process spent inside the window (CPU µs user + system, ...). */
+type Measured = LoadResult & WindowCost;
 
 async function measure(
   load: Child,
@@ -87,7 +88,8 @@ async function measure(
         `${kind}-${perSession}-${concurrency}-${Date.now()}.cpuprofile`,
       ]
     : [];
-  const srv = new Child('server', prof);
+  const extra = process.env.BENCH_AGI_SERVER_ARGS ? process.env.BENCH_AGI_SERVER_ARGS.split(' ').filter(Boolean) : [];
+  const srv = new Child('server', [...extra, ...prof]);
   try {
     srv.send({ kind, perSession });
     const { port } = await srv.next<{ port: number }>();
@@ -96,10 +98,10 @@ async function measure(
     srv.send({ cpu: 'start' });
     await load.next<{ window: 'end' }>();
     srv.send({ cpu: 'stop' });
-    const [r, { cpuUs }] = await Promise.all([load.next<LoadResult>(), srv.next<{ cpuUs: number }>()]);
+    const [r, cost] = await Promise.all([load.next<LoadResult>(), srv.next<WindowCost>()]);
     load.send({ release: true });
     await load.next<{ released: true }>();
-    return { ...r, cpuUs };
+    return { ...r, ...cost };
   } finally {
     await srv.stop();
   }
@@ -141,7 +143,7 @@ export async function run(
             if (process.env.BENCH_AGI_VERBOSE) {
               const n = mode === 'cmd' ? r.commands : r.sessions;
               console.error(
-                `round ${round + 1} ${key}: ${Math.round((n * 1000) / r.elapsedMs)}/s, ${fmt(r.cpuUs / Math.max(1, n), 2)} µs cpu each, errors ${r.errors}`,
+                `round ${round + 1} ${key}: ${Math.round((n * 1000) / r.elapsedMs)}/s, ${fmt(r.cpuUs / Math.max(1, n), 2)} µs cpu each (user ${fmt(r.userUs / Math.max(1, n), 2)}), per 1000: ${fmt((r.gcs * 1000) / Math.max(1, n), 2)} GCs (${fmt((r.gcMs * 1000) / Math.max(1, n), 1)} ms), ${fmt((r.minorFaults * 1000) / Math.max(1, n), 1)} page faults, ${fmt((r.ctxSwitches * 1000) / Math.max(1, n), 0)} context switches${r.gcs === 0 ? `, ${fmt(r.heapBytes / Math.max(1, n), 0)} B allocated each` : ''}; errors ${r.errors}`,
               );
             }
           }
@@ -158,11 +160,13 @@ export async function run(
     for (const c of levels) {
       const rate = (k: Kind) => (res.get(`${mode}:${k}:${c}`) ?? []).map((r) => (r[by] * 1000) / r.elapsedMs);
       const cpu = (k: Kind) => (res.get(`${mode}:${k}:${c}`) ?? []).map((r) => r.cpuUs / Math.max(1, r[by]));
+      const user = (k: Kind) => (res.get(`${mode}:${k}:${c}`) ?? []).map((r) => r.userUs / Math.max(1, r[by]));
       const paired = (a: number[], b: number[]) => a.map((v, i) => v / b[i]);
       const row: Record<string, string | number> = { workload: label, concurrent: c, rounds: rate('floor').length };
       for (const k of kinds) {
         row[`${k} /s`] = mmm(rate(k), 0);
         row[`${k} cpu µs`] = mmm(cpu(k));
+        row[`${k} user µs`] = mmm(user(k));
       }
       for (const k of kinds.filter((x) => x !== 'floor')) {
         row[`${k}/floor rate`] = mmm(paired(rate(k), rate('floor')));

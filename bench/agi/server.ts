@@ -1,14 +1,18 @@
 /**
  * Server process of bench/agi (forked by index.ts): one FastAGI server per process, so that its CPU
- * time is its own. `{ kind, perSession }` -> `{ port }`; `{ cpu: 'start' | 'stop' }` -> `{ cpuUs }` (user +
- * system µs since the last start); exits when the parent disconnects.
+ * time is its own. `{ kind, perSession }` -> `{ port }`; `{ cpu: 'start' | 'stop' }` -> what the
+ * process spent since the last start (`WindowCost`: CPU µs, user CPU µs, minor page faults, context
+ * switches, garbage collections and their ms); exits when the parent disconnects.
  */
 import { createRequire } from 'module';
 import net from 'net';
+import path from 'path';
+import { PerformanceObserver } from 'perf_hooks';
 import { AgiServer } from '../../src/agi/server';
 import type { FastAgiSession } from '../../src/agi/session';
 
-export type Kind = 'floor' | 'ours' | 'ding-dong';
+/** `before`: our server from another build (BENCH_AGI_BEFORE=<that checkout's dist/>), e.g. the commit a change started from. */
+export type Kind = 'floor' | 'ours' | 'before' | 'ding-dong';
 interface Running {
   port: number;
   close(): Promise<void>;
@@ -48,9 +52,13 @@ function floorServer(perSession: number): Promise<Running> {
   return listen(server, sockets);
 }
 
-/** (b) Our server and session. */
-async function ourServer(perSession: number): Promise<Running> {
-  const server = new AgiServer({ host: '127.0.0.1', port: 0, maxSessions: 100000 });
+/** (b) Our server and session (of this build, or of the build at `dist`). */
+async function ourServer(perSession: number, dist?: string): Promise<Running> {
+  const Server = dist
+    ? (createRequire(__filename)(path.join(path.resolve(dist), 'src/agi/server.js')) as { AgiServer: typeof AgiServer })
+        .AgiServer
+    : AgiServer;
+  const server = new Server({ host: '127.0.0.1', port: 0, maxSessions: 100000 });
   server.on('session', (s: FastAgiSession) => {
     void (async () => {
       try {
@@ -118,19 +126,62 @@ function closeAll(server: net.Server, sockets: Set<net.Socket>): Promise<void> {
 
 const makers: Record<Kind, (perSession: number) => Promise<Running>> = {
   floor: floorServer,
-  ours: ourServer,
+  ours: (n) => ourServer(n),
+  before: (n) => {
+    if (!process.env.BENCH_AGI_BEFORE)
+      return Promise.reject(new Error('kind before needs BENCH_AGI_BEFORE=<dist dir>'));
+    return ourServer(n, process.env.BENCH_AGI_BEFORE);
+  },
   'ding-dong': dingDongServer,
 };
 
-let cpu0: NodeJS.CpuUsage | undefined;
+/** What the window cost the process: CPU (user + system, and user alone), page faults, context switches, GCs. */
+export interface WindowCost {
+  cpuUs: number;
+  userUs: number;
+  minorFaults: number;
+  ctxSwitches: number;
+  gcs: number;
+  gcMs: number;
+  /** heap growth, bytes: what was allocated, when no GC ran in the window (see BENCH_AGI_SERVER_ARGS) */
+  heapBytes: number;
+}
+
+let gcs = 0;
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcs++;
+    gcMs += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+let at0: { ru: NodeJS.ResourceUsage; gcs: number; gcMs: number; heap: number } | undefined;
 process.on('message', (m: { kind?: Kind; perSession?: number; cpu?: 'start' | 'stop' }) => {
   if (m.cpu === 'start') {
-    cpu0 = process.cpuUsage();
+    at0 = { ru: process.resourceUsage(), gcs, gcMs, heap: process.memoryUsage().heapUsed };
     return;
   }
   if (m.cpu === 'stop') {
-    const d = process.cpuUsage(cpu0);
-    process.send!({ cpuUs: cpu0 ? d.user + d.system : NaN });
+    const ru = process.resourceUsage();
+    const heap = process.memoryUsage().heapUsed;
+    const a = at0;
+    const cost: WindowCost = a
+      ? {
+          cpuUs: ru.userCPUTime + ru.systemCPUTime - a.ru.userCPUTime - a.ru.systemCPUTime,
+          userUs: ru.userCPUTime - a.ru.userCPUTime,
+          minorFaults: ru.minorPageFault - a.ru.minorPageFault,
+          ctxSwitches:
+            ru.voluntaryContextSwitches +
+            ru.involuntaryContextSwitches -
+            a.ru.voluntaryContextSwitches -
+            a.ru.involuntaryContextSwitches,
+          gcs: gcs - a.gcs,
+          gcMs: gcMs - a.gcMs,
+          heapBytes: heap - a.heap,
+        }
+      : { cpuUs: NaN, userUs: NaN, minorFaults: NaN, ctxSwitches: NaN, gcs: NaN, gcMs: NaN, heapBytes: NaN };
+    process.send!(cost);
     return;
   }
   if (m.kind)

@@ -156,6 +156,38 @@ async function audit(db: Db, cid: number): Promise<Record<string, number>> {
   return r.rows[0];
 }
 
+interface Counters {
+  blocks: number;
+  entries: number;
+}
+
+/**
+ * Work counters of one contender's database, which nothing else uses: shared buffers hit + read, and
+ * index entries read on contacts (the claim's scan, its update's lookup, the foreign key check). Read
+ * once the claimer's connections are gone (a backend flushes its statistics when it exits).
+ */
+async function counters(url: string): Promise<Counters> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (;;) {
+      const busy = await c.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`,
+      );
+      if (busy.rows[0].n === 0) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await c.query('select pg_stat_clear_snapshot()');
+    const r = await c.query<{ blocks: string; entries: string }>(
+      `select (select blks_hit + blks_read from pg_stat_database where datname = current_database()) as blocks,
+         (select coalesce(sum(idx_tup_read), 0) from pg_stat_user_indexes where relname = 'contacts') as entries`,
+    );
+    return { blocks: Number(r.rows[0].blocks), entries: Number(r.rows[0].entries) };
+  } finally {
+    await c.end();
+  }
+}
+
 function runClaimer(args: Record<string, unknown>): Promise<{
   contacts: number;
   statements: number;
@@ -210,11 +242,19 @@ async function claims(rows: Row[]): Promise<void> {
           }
         }
       }
+      // a checkpoint once both copies are ready: the peer's preparation rewrote most of its pages, so until
+      // the next checkpoint its claims would write no full-page images while ours write one for every page
+      // touched first (about 10 KB of WAL per claim against 1 KB); from here both pay alike
+      await withAdmin((c) => c.query('checkpoint'));
       for (const [workers, batch] of CONFIGS) {
-        const res: Record<string, Array<{ cps: number; p50: number; p99: number }>> = { ours: [], peer: [] };
+        const res: Record<string, Array<{ cps: number; p50: number; p99: number; blocks: number; entries: number }>> = {
+          ours: [],
+          peer: [],
+        };
         for (let round = 0; round < ROUNDS; round++) {
           const order = round % 2 === 0 ? contenders : [...contenders].reverse();
           for (const who of order) {
+            const before = await counters(urls[who]);
             const r = await runClaimer({
               url: urls[who],
               contender: who,
@@ -224,7 +264,15 @@ async function claims(rows: Row[]): Promise<void> {
               seconds: CLAIM_SECONDS,
               now: NOW.toISOString(),
             });
-            res[who].push({ cps: r.contacts / r.secs, p50: r.p50, p99: r.p99 });
+            const after = await counters(urls[who]);
+            const per = (k: keyof Counters): number => (r.contacts ? (after[k] - before[k]) / r.contacts : 0);
+            res[who].push({
+              cps: r.contacts / r.secs,
+              p50: r.p50,
+              p99: r.p99,
+              blocks: per('blocks'),
+              entries: per('entries'),
+            });
             process.stderr.write(`[${layout}] ${workers}x${batch} round ${round + 1} ${who}: ${JSON.stringify(r)}\n`);
           }
         }
@@ -242,6 +290,8 @@ async function claims(rows: Row[]): Promise<void> {
             'stmt p50 ms med': +p50.med.toFixed(2),
             'stmt p99 ms med': +p99.med.toFixed(2),
             'stmt p99 ms max': +p99.max.toFixed(2),
+            'buffers/contact med': +stats(res[who].map((x) => x.blocks)).med.toFixed(1),
+            'contacts index entries/contact med': +stats(res[who].map((x) => x.entries)).med.toFixed(1),
           });
         }
         const ratio = stats(res.ours.map((o, i) => o.cps / res.peer[i].cps));

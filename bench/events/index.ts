@@ -15,7 +15,8 @@
  *
  * Env: BENCH_EVENTS_ROUNDS (5), BENCH_EVENTS_SECONDS (6 per run), BENCH_EVENTS_RATE (1000),
  * BENCH_EVENTS_WARMUP_S (1), BENCH_EVENTS_BROKERS (mosquitto,aedes), BENCH_EVENTS_PROF (a directory:
- * `--cpu-prof` of every publisher process), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
+ * `--cpu-prof` of every publisher process), BENCH_EVENTS_BEFORE (another build's dist/: its publisher process
+ * runs our path as a third contender, `before`, in the same rounds), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
  * Run alone: `node dist/bench/events/index.js` (or `npm run bench events`).
  */
 import { fork, type ChildProcess } from 'child_process';
@@ -28,7 +29,9 @@ import { startMosquitto } from './mosquitto';
 
 type Row = Record<string, string | number>;
 type Broker = 'mosquitto' | 'aedes';
-type PathKind = 'bare' | 'ours';
+/** `before`: our path from another build (BENCH_EVENTS_BEFORE=<that checkout's dist/>), interleaved with this one's. */
+type PathKind = 'bare' | 'ours' | 'before';
+const BEFORE = process.env.BENCH_EVENTS_BEFORE ? path.resolve(process.env.BENCH_EVENTS_BEFORE) : undefined;
 
 const SUBSCRIBERS = 20;
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -50,8 +53,8 @@ interface RunResult {
   load: number;
 }
 
-function child(name: string, execArgv: string[] = []): ChildProcess {
-  return fork(path.join(__dirname, name + ext), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+function child(name: string, execArgv: string[] = [], dir = __dirname): ChildProcess {
+  return fork(path.join(dir, name + ext), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
 }
 
 /** The first message of a child (an `{ error }` message rejects). */
@@ -91,7 +94,7 @@ async function startBroker(
   }
   const c = child('aedes-broker');
   const ready = reply<{ url: string; pub: Creds; sub: Creds }>(c);
-  c.send({ kind, root });
+  c.send({ kind: kind === 'before' ? 'ours' : kind, root });
   const r = await ready;
   return { ...r, stop: () => stopChild(c) };
 }
@@ -110,7 +113,8 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
   const prof = profDir
     ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${broker}-${kind}-${Date.now()}.cpuprofile`]
     : [];
-  const pub = child('publisher', prof);
+  const pub =
+    kind === 'before' ? child('publisher', prof, path.join(BEFORE!, 'bench/events')) : child('publisher', prof);
   try {
     const subReady = reply<{ ready: true }>(subs);
     subs.send({
@@ -122,7 +126,7 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
     } as SubJob);
     await subReady;
     const pubDone = reply<PubResult>(pub);
-    pub.send({ url: b.url, root, path: kind, total, rate: RATE, creds: b.pub } as PubJob);
+    pub.send({ url: b.url, root, path: kind === 'before' ? 'ours' : kind, total, rate: RATE, creds: b.pub } as PubJob);
     const p = await pubDone;
     const subDone = reply<{ recv: number[][]; duplicates: number }>(subs);
     subs.send({ stop: true, graceMs: 30000 });
@@ -172,10 +176,8 @@ const mmm = (xs: number[], d = 2) =>
 export async function run(): Promise<Row[]> {
   const brokers = (process.env.BENCH_EVENTS_BROKERS || 'mosquitto,aedes').split(',') as Broker[];
   const profDir = process.env.BENCH_EVENTS_PROF ? path.resolve(process.env.BENCH_EVENTS_PROF) : undefined;
-  const cases: [Broker, PathKind][] = brokers.flatMap((b) => [
-    [b, 'bare'],
-    [b, 'ours'],
-  ]);
+  const kinds: PathKind[] = BEFORE ? ['bare', 'ours', 'before'] : ['bare', 'ours'];
+  const cases: [Broker, PathKind][] = brokers.flatMap((b) => kinds.map((k): [Broker, PathKind] => [b, k]));
   const results = new Map<string, RunResult[]>();
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? cases : [...cases].reverse();
@@ -192,12 +194,12 @@ export async function run(): Promise<Row[]> {
   const rows: Row[] = [];
   for (const b of brokers) {
     const bare = results.get(`${b}:bare`)!;
-    for (const k of ['bare', 'ours'] as const) {
+    for (const k of kinds) {
       const rs = results.get(`${b}:${k}`)!;
       const ratio = (w: 'full' | 'warm') => rs.map((r, i) => r[w].p99 / bare[i][w].p99);
       rows.push({
         broker: b === 'mosquitto' ? 'Mosquitto 2 (own process, own port)' : 'aedes (own process)',
-        path: k === 'bare' ? 'bare publish (floor)' : 'our broadcast path',
+        path: k === 'bare' ? 'bare publish (floor)' : k === 'ours' ? 'our broadcast path' : 'our path, before build',
         rounds: rs.length,
         'events/s': Math.round(median(rs.map((r) => r.rate))),
         'payload B': rs[0].bytes,
@@ -208,8 +210,8 @@ export async function run(): Promise<Row[]> {
           rs.map((r) => r.full.max),
           1,
         ),
-        'p99 / bare after warm-up': k === 'ours' ? mmm(ratio('warm')) : '',
-        'p99 / bare full window': k === 'ours' ? mmm(ratio('full')) : '',
+        'p99 / bare after warm-up': k !== 'bare' ? mmm(ratio('warm')) : '',
+        'p99 / bare full window': k !== 'bare' ? mmm(ratio('full')) : '',
         'publisher cpu µs/event': mmm(
           rs.map((r) => r.cpuUsPerEvent),
           1,

@@ -221,9 +221,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       if (end > start && buf.charCodeAt(end - 1) === 13) end--;
       if (end - start > this.o.maxLineLength)
         return this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
-      // Environment lines are parsed in place (no per-line string); everything else line by line.
+      // Environment lines are parsed in place (no per-line string); so is a GET VARIABLE's value reply
+      // (the common case: no line string either); everything else line by line.
       if (this.phase === 'env') this.onEnvRange(buf, start, end);
-      else this.onLine(buf.slice(start, end));
+      else if (!this.varReplyRange(buf, start, end)) this.onLine(buf.slice(start, end));
       if (this.phase === 'closed') return;
       start = nl + 1;
       nl = buf.indexOf('\n', start);
@@ -256,6 +257,29 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       return;
     }
     this.onReply(line);
+  }
+
+  /**
+   * GET (FULL) VARIABLE's `200 result=1 (<value>)` at buf[start, end), answered in place: exactly what
+   * onLine -> onReply's fast path gives, without the line's string. False: not that case (use onLine).
+   */
+  private varReplyRange(buf: string, start: number, end: number): boolean {
+    const p = this.inflight;
+    if (
+      p === undefined ||
+      p.map !== variableValue ||
+      this.owed > 0 ||
+      this.multi !== undefined ||
+      end - start <= 14 ||
+      buf.charCodeAt(end - 1) !== 41 ||
+      !buf.startsWith('200 result=1 (', start)
+    )
+      return false;
+    this.inflight = undefined;
+    if (p.timer) clearTimeout(p.timer);
+    p.resolve(buf.slice(start + 14, end - 1));
+    this.wantNext = true;
+    return true;
   }
 
   /** One environment line `agi_<key>: <value>` at buf[start, end). */
@@ -425,11 +449,11 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (this.endingReason !== undefined && !own) return Promise.reject(this.endingError(verb));
     if (this.phase === 'env')
       return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
-    return new Promise<T>((resolve, reject) => {
-      const p: Pending = { line, verb, timeoutMs, resolve, reject, map };
-      if (this.inflight) this.queue.push(p);
-      else this.dispatch(p);
-    });
+    const promise = new Promise<T>(capture);
+    const p: Pending = { line, verb, timeoutMs, resolve: captured.resolve, reject: captured.reject, map };
+    if (this.inflight) this.queue.push(p);
+    else this.dispatch(p);
+    return promise;
   }
 
   private dispatch(p: Pending): void {
@@ -700,6 +724,19 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 }
 
 const getVarLines = new Map<string, string>();
+
+/**
+ * The executor of every command's promise: one function for all (not a closure per command). It runs
+ * synchronously inside `new Promise`, so `captured` holds that promise's functions until send() reads them.
+ */
+const captured: { resolve: (v: unknown) => void; reject: (e: Error) => void } = {
+  resolve: () => undefined,
+  reject: () => undefined,
+};
+function capture(resolve: (v: never) => void, reject: (e: Error) => void): void {
+  captured.resolve = resolve as (v: unknown) => void;
+  captured.reject = reject;
+}
 
 /** GET (FULL) VARIABLE: `result=1 (value)` when set, `result=0` when not. */
 function variableValue(r: AgiReply): string | undefined {

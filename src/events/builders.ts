@@ -173,6 +173,14 @@ function callIds(call: Msg): CallIds {
   });
 }
 
+/** callIds(call) written into `e` (no intermediate object). */
+function putCallIds(e: Msg, call: Msg): void {
+  e.callId = call.id;
+  e.campaignId = call.campaignId ?? null;
+  put(e, 'contactId', call.contactId ?? call.contact?.id ?? undefined);
+  put(e, 'phone', call.phone ?? call.contact?.phone ?? undefined);
+}
+
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
@@ -243,40 +251,44 @@ export function writePendingEvent(
   } as StatusEvent);
 }
 
+/** `o[k] = v` unless v is undefined (builds an event without undefined fields: no copy by strip()). */
+function put(o: Msg, k: string, v: unknown): void {
+  if (v !== undefined) o[k] = v;
+}
+
+/** The most frequent event (one per turn of every call): built field by field, in the same order as the others. */
 export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent {
   const call = callOf(msg);
   const turn = msg.turn;
   if (!turn || typeof turn !== 'object') throw bad('conversation_turn needs msg.turn (seq, userText, botText, timing)');
   const t = turn.timing ?? {};
-  const timing: Timing = strip({
-    recordMs: num(t.recordMs),
-    sttMs: num(t.sttMs),
-    llmMs: num(t.llmMs),
-    ttsMs: num(t.ttsMs),
-    playbackMs: num(t.playbackMs),
-    totalMs: num(t.totalMs),
-    endpointMs: num(t.endpointMs),
-    llmFirstTokenMs: num(t.llmFirstTokenMs),
-    ttsFirstAudioMs: num(t.ttsFirstAudioMs),
-    replyLatencyMs: num(t.replyLatencyMs),
-  });
-  return checked({
-    v: SCHEMA_VERSION,
-    type: 'conversation_turn',
-    ts: nowIso(now),
-    ...callIds(call),
-    seq: turn.seq,
-    userText: turn.userText ?? msg.transcript?.text ?? undefined,
-    botText: turn.botText ?? msg.reply?.text ?? undefined,
-    confidence: turn.confidence ?? msg.transcript?.confidence ?? undefined,
-    action: turn.action ?? msg.reply?.action?.type ?? undefined,
-    simulated: turn.simulated || msg.transcript?.simulated ? true : undefined,
-    timing,
-    media: turn.media === 'stream' || turn.media === 'record' ? turn.media : undefined,
-    interrupted: turn.interrupted === true ? true : undefined,
-    playedText: turn.interrupted === true && typeof turn.playedText === 'string' ? turn.playedText : undefined,
-    writePending: turn.writePending === true ? true : undefined,
-  } as ConversationTurnEvent);
+  const timing: Msg = {};
+  put(timing, 'recordMs', num(t.recordMs));
+  put(timing, 'sttMs', num(t.sttMs));
+  put(timing, 'llmMs', num(t.llmMs));
+  put(timing, 'ttsMs', num(t.ttsMs));
+  put(timing, 'playbackMs', num(t.playbackMs));
+  put(timing, 'totalMs', num(t.totalMs));
+  put(timing, 'endpointMs', num(t.endpointMs));
+  put(timing, 'llmFirstTokenMs', num(t.llmFirstTokenMs));
+  put(timing, 'ttsFirstAudioMs', num(t.ttsFirstAudioMs));
+  put(timing, 'replyLatencyMs', num(t.replyLatencyMs));
+  const e: Msg = { v: SCHEMA_VERSION, type: 'conversation_turn', ts: nowIso(now) };
+  putCallIds(e, call);
+  put(e, 'seq', turn.seq);
+  put(e, 'userText', turn.userText ?? msg.transcript?.text ?? undefined);
+  put(e, 'botText', turn.botText ?? msg.reply?.text ?? undefined);
+  put(e, 'confidence', turn.confidence ?? msg.transcript?.confidence ?? undefined);
+  put(e, 'action', turn.action ?? msg.reply?.action?.type ?? undefined);
+  if (turn.simulated || msg.transcript?.simulated) e.simulated = true;
+  e.timing = timing;
+  if (turn.media === 'stream' || turn.media === 'record') e.media = turn.media;
+  if (turn.interrupted === true) {
+    e.interrupted = true;
+    if (typeof turn.playedText === 'string') e.playedText = turn.playedText;
+  }
+  if (turn.writePending === true) e.writePending = true;
+  return checked(e as ConversationTurnEvent);
 }
 
 /** Transcript from msg.call.transcript / msg.callTranscript / msg.history: [{seq,userText,botText}] or chat-style [{role,content}]. */

@@ -151,6 +151,10 @@ export class Publisher extends EventEmitter {
       // mqtt.js stops for good after a refused CONNACK (bad credentials, not authorised) unless told
       // otherwise; a broker that restarts before its accounts are loaded must not end event delivery
       reconnectOnConnackError: true,
+      // By default mqtt.js clears and re-creates its keepalive interval timer on every PUBACK (a timer, a
+      // closure and two timer-list operations per event). A PINGREQ every keepalive (60 s) on a busy
+      // connection costs nothing; the keepalive still detects a dead broker within 1.5 keepalives.
+      reschedulePings: false,
     });
     this.client.on('connect', () => {
       if (this.lastError)
@@ -206,11 +210,25 @@ export class Publisher extends EventEmitter {
    * broker trouble (an id that cannot be a topic level throws, before anything is queued).
    */
   publish(event: DialerEvent): string {
-    const r = route(event, this.topics);
-    const item: Item = { topic: r.topic, payload: JSON.stringify(event), qos: r.qos, retain: r.retain, event };
-    if (event.type === 'campaign_progress') this.publishProgress(String(event.campaignId), item);
-    else this.enqueue(item);
-    return r.topic;
+    if (event.type === 'campaign_progress') {
+      const r = route(event, this.topics);
+      const item: Item = { topic: r.topic, payload: JSON.stringify(event), qos: r.qos, retain: r.retain, event };
+      this.publishProgress(String(event.campaignId), item);
+      return r.topic;
+    }
+    // a call event (QoS 1, not retained; route()): straight to mqtt.js when nothing waits before it
+    const topic = this.topics.callEvents(event.callId);
+    const payload = JSON.stringify(event);
+    if (this.closed || !this.client.connected || this.buffer.length > 0)
+      this.enqueue({ topic, payload, qos: 1, retain: false, event });
+    else {
+      const feed = eventFeed();
+      if (feed.listenerCount > 0) feed.publish(event, payload);
+      this.counters.sent++;
+      this.inflight++;
+      this.client.publish(topic, payload, PUBLISH_OPTS[1][0], this.onPublished);
+    }
+    return topic;
   }
 
   /** Publish a raw payload on a topic (bench, tests, bridging). */
@@ -256,7 +274,9 @@ export class Publisher extends EventEmitter {
     }
     // the plain WebSocket monitor gets the same JSON now, whether or not the broker is reachable
     if (item.event) {
-      eventFeed().publish(item.event, item.payload);
+      const feed = eventFeed();
+      // with no listener only a campaign's progress is kept (the feed's retained value)
+      if (feed.listenerCount > 0 || item.event.type === 'campaign_progress') feed.publish(item.event, item.payload);
       item.event = undefined; // a buffered item keeps only its JSON
     }
     if (this.client.connected && this.buffer.length === 0) return this.send(item);

@@ -10,7 +10,8 @@
  *    the campaign's calling window [window_start, window_end) (a window may wrap midnight). The open
  *    zones are computed once per statement over the campaign's distinct zones (`campaign_zones`,
  *    kept by a trigger on contacts), not per row, with `now at time zone tz` (DST correct). Only the
- *    open zones' slices of the due index are read (`contacts_due_zone`), in random order, each from its
+ *    open zones' slices of the due index are read (`contacts_due_zone_attempts`, attempts among its keys
+ *    so a contact out of attempts is passed over on the index entry), in random order, each from its
  *    head (oldest due first within a zone) until the batch is full, so contacts waiting in closed zones
  *    cost nothing and a claim reads the contacts it takes plus the ones other claimers hold;
  *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own). Since
@@ -73,7 +74,7 @@ export interface ClaimResult {
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/031-claim-per-zone-lateral.sql (replacing version 18's): plpgsql caches its plans per connection and
+ * src/store/migrations/032-claim-due-index-attempts.sql (replacing version 31's): plpgsql caches its plans per connection and
  * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
  * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
  * returns one row (dnc_skipped, inserted, claimed json). To change the claim, append a migration with

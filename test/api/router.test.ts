@@ -1,30 +1,11 @@
 import http from 'http';
-import type { AddressInfo } from 'net';
 import express from 'express';
 import type { Db } from '../../src/store/db';
 import { dbTargets, type DbTarget } from '../helpers/db';
+import { request, serve, type Srv } from '../helpers/http';
 import { createApiRouter, type CampaignControlApi } from '../../src/api/router';
 import { DialerError } from '../../src/util/errors';
 import { appendTurn, closeCall } from '../../src/store/calls';
-
-interface Srv {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function serve(app: express.Express): Promise<Srv> {
-  const server = http.createServer(app);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** A control double that records calls (the real engine is tested by the campaign suite). */
 function fakeControl() {
@@ -53,26 +34,7 @@ function fakeControl() {
   return c;
 }
 
-async function req(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const init: RequestInit = { method, headers: { ...headers } };
-  if (body !== undefined) {
-    if (typeof body === 'string' || body instanceof FormData || body instanceof Uint8Array)
-      init.body = body as BodyInit;
-    else {
-      init.body = JSON.stringify(body);
-      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-    }
-  }
-  const r = await fetch(base + path, init);
-  const text = await r.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: r.status, body: json, headers: r.headers };
-}
+const req = request;
 
 describe.each(dbTargets())('HTTP API on db target %#', (mk) => {
   let target: DbTarget;

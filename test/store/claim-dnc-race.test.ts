@@ -160,8 +160,10 @@ describeWith(
     const claims: Array<{ phone: string; startedAt: number }> = [];
     let stop = false;
     const rand = (n: number) => Math.floor(Math.random() * n);
+    // claimers go on after the listings and inserts until they made more than N claims (a count, not a
+    // time: how many fit in the run depends on the machine's load)
     const claimer = async (w: number) => {
-      while (!stop) {
+      while (!stop || claims.length <= N) {
         const startedAt = Date.now();
         const r = await claimContacts(db, { campaignId: cid, limit: 1 + rand(3), worker: `w${w}` });
         for (const c of r.claimed) claims.push({ phone: c.phone, startedAt });
