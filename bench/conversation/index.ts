@@ -19,7 +19,8 @@
  *     frame sent (server), `heard` the caller's speech start to the last reply frame it received
  *     (includes the 120 ms of speech the VAD needs);
  *   - pacing jitter: |gap - 20 ms| between frames the server sent within a reply, p99;
- *   - CPU of the runtime process per concurrent call (% of one core) and the calls one core would carry.
+ *   - CPU of the runtime process per concurrent call (% of one core) and the calls one core would carry, and
+ *     per audio frame it received or sent (µs; counts work, so it holds on a loaded machine).
  *
  * Run alone: `node dist/bench/conversation/index.js`.
  */
@@ -39,6 +40,8 @@ type Row = Record<string, string | number>;
 const QUICK = process.env.BENCH_QUICK === '1';
 const SIZES = (process.env.BENCH_CONV_N || (QUICK ? '1,100' : '1,100,500')).split(',').map(Number);
 const FRAME = 160;
+/** BENCH_CONV_VERBOSE=1: every turn's breakdown on stderr. */
+const VERBOSE = process.env.BENCH_CONV_VERBOSE === '1';
 
 function pct(values: number[], p: number): number {
   if (!values.length) return NaN;
@@ -204,7 +207,7 @@ export async function scenario(
   const { child, port } = await startServer(mode, engines);
   const turns: TurnReport[] = [];
   const errors: string[] = [];
-  let cpu: { userMs: number; systemMs: number; wallMs: number } | undefined;
+  let cpu: { userMs: number; systemMs: number; wallMs: number; frames: number } | undefined;
   child.on('message', (m: { turn?: TurnReport; error?: string; cpu?: typeof cpu }) => {
     if (m.turn) turns.push(m.turn);
     if (m.error) errors.push(m.error);
@@ -269,6 +272,7 @@ export async function scenario(
   const serverOverhead: number[] = [];
   const engineMs: number[] = [];
   const endpointMs: number[] = [];
+  const firstPiece: number[] = [];
   for (const c of callers) {
     const reps = (byUuid.get(c.uuid) ?? []).sort((a, b) => a.turn - b.turn);
     c.latencies.forEach((l, i) => {
@@ -282,6 +286,13 @@ export async function scenario(
       endpointMs.push(waited);
       overhead.push(l - waited - eng);
       serverOverhead.push(r.serverMs - eng);
+      if (r.firstPieceMs !== undefined) firstPiece.push(r.firstPieceMs);
+      if (VERBOSE)
+        console.error(
+          `${mode}/${engines}/${n} call ${c.uuid.slice(0, 8)} turn ${r.turn}: reply ${r1(l)} = endpoint ${r1(waited)}` +
+            ` + stt ${r1(r.sttMs)} + llm ${r1(r.llmMs)} + tts ${r1(r.ttsMs)} + overhead ${r1(l - waited - eng)}` +
+            ` (first token to first piece's synthesis ${r1(r.firstPieceMs ?? NaN)}; runtime share ${r1(r.serverMs - eng)}; trace ${r.trace?.join(' ') ?? '-'})`,
+        );
     });
   }
   const gaps = turns.flatMap((t) => t.gaps.map((g) => Math.abs(g - 20)));
@@ -303,10 +314,13 @@ export async function scenario(
     'overhead p99': r1(pct(overhead, 99)),
     'runtime share p50': r1(pct(serverOverhead, 50)),
     'runtime share p99': r1(pct(serverOverhead, 99)),
+    'first piece p50': mode === 'stream' && engines === 'standin' ? r1(pct(firstPiece, 50)) : 'n/a',
     'barge stop p99': mode === 'stream' ? r1(pct(stops, 99)) : 'n/a',
     'barge heard p99': mode === 'stream' ? r1(pct(heard, 99)) : 'n/a',
     'jitter p99': r1(pct(gaps, 99)),
-    'cpu %/call': r1(cpuPct),
+    'cpu %/call': Number.isFinite(cpuPct) ? Number(cpuPct.toFixed(3)) : '-',
+    // the runtime process's CPU per audio frame it received or sent (load-independent, unlike the wall times)
+    'cpu µs/frame': cpu && cpu.frames ? r1(((cpu.userMs + cpu.systemMs) * 1000) / cpu.frames) : '-',
     'calls/core': Number.isFinite(cpuPct) ? Math.round(100 / cpuPct) : '-',
     failed,
   };

@@ -41,6 +41,16 @@ export interface TurnReport {
   llmMs: number;
   /** Stream: first sentence's synthesis; record: the whole reply's. */
   ttsMs: number;
+  /**
+   * Stream: the LLM's first token to the synthesis of the first piece starting, ms: the LLM writing the rest
+   * of the first clause (it is not speakable before) plus the runtime's hand-over.
+   */
+  firstPieceMs?: number;
+  /**
+   * Stream: from the decision, ms: STT start, STT done, LLM first token, first piece's synthesis start and
+   * end, first frame sent (BENCH_CONV_VERBOSE prints it).
+   */
+  trace?: number[];
   /** End of turn decided to our first reply frame sent, ms (this process's share of the wait). */
   serverMs: number;
   /** Stream time (ms of caller audio received) when the end of the turn was decided. */
@@ -105,6 +115,8 @@ class BenchTts implements TtsEngine {
   private readonly sim = new SimTtsEngine();
   /** Per text: synthesis time (ms). */
   readonly took = new Map<string, number>();
+  /** Per text: when its synthesis began (performance.now). */
+  readonly began = new Map<string, number>();
   constructor(private readonly delayMs: number) {}
   /** Synthesis time of `text` in this turn (0 when it came from the cache). */
   take(text: string): number {
@@ -112,8 +124,15 @@ class BenchTts implements TtsEngine {
     this.took.delete(text);
     return t;
   }
+  /** When the synthesis of `text` began (undefined when it came from the cache). */
+  takeBegan(text: string): number | undefined {
+    const t = this.began.get(text);
+    this.began.delete(text);
+    return t;
+  }
   async synthesize(text: string, o: SynthOptions): Promise<Buffer> {
     const t0 = performance.now();
+    this.began.set(text, t0);
     await sleep(this.delayMs);
     const wav = await this.sim.synthesize(text, o);
     this.took.set(text, performance.now() - t0);
@@ -222,6 +241,17 @@ async function main(): Promise<void> {
         ttsMs: ttsEngine.take(firstSentence),
         gaps: frames.take(),
       };
+      const began = ttsEngine.takeBegan(firstSentence);
+      if (began !== undefined && firstTok) r.firstPieceMs = began - (l0 + firstTok);
+      const at = (t: number) => Math.round((t - u.decidedAt) * 10) / 10;
+      r.trace = [
+        t0,
+        t0 + sttMs,
+        l0 + firstTok,
+        began ?? NaN,
+        (began ?? NaN) + r.ttsMs,
+        spoken.play.firstFrameAt ?? NaN,
+      ].map(at);
       if (spoken.play.bargeInStopMs !== undefined) r.bargeInStopMs = spoken.play.bargeInStopMs;
       send({ turn: r });
       if (media.closed) break;
@@ -301,13 +331,21 @@ async function main(): Promise<void> {
   };
 
   let calls = 0;
+  let framesIn = 0;
+  let framesOut = 0;
   process.on('message', (m: { expect?: string[]; done?: boolean }) => {
     if (m.expect) {
       for (const uuid of m.expect) {
         const callNo = String(++calls);
         server
           .expect(uuid, { callId: callNo }, 60000)
-          .then((conn) => (cfg.mode === 'stream' ? streamCall(conn, callNo) : recordCall(conn, callNo)))
+          .then((conn) => {
+            conn.once('close', () => {
+              framesIn += conn.framesIn;
+              framesOut += conn.framesOut;
+            });
+            return cfg.mode === 'stream' ? streamCall(conn, callNo) : recordCall(conn, callNo);
+          })
           .catch((e) => send({ error: String(e && (e as Error).stack ? (e as Error).stack : e) }));
       }
       send({ expecting: m.expect.length });
@@ -315,7 +353,12 @@ async function main(): Promise<void> {
     if (m.done) {
       const cpu = process.cpuUsage(cpu0);
       send({
-        cpu: { userMs: cpu.user / 1000, systemMs: cpu.system / 1000, wallMs: performance.now() - wall0 },
+        cpu: {
+          userMs: cpu.user / 1000,
+          systemMs: cpu.system / 1000,
+          wallMs: performance.now() - wall0,
+          frames: framesIn + framesOut,
+        },
       });
       fs.rmSync(dir, { recursive: true, force: true });
       setTimeout(() => process.exit(0), 50);

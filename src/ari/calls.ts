@@ -181,15 +181,21 @@ export function channelVariables(req: CallRequest, phone: string, maxFields = 50
   return vars;
 }
 
-/** AGI_ADVERTISE as a channel variable value: `host:port` (a name, IPv4 or [IPv6]); anything else is refused. */
-export function agiTargetValue(v: string | undefined): string | undefined {
-  const s = (v ?? '').trim();
+/**
+ * AGI_ADVERTISE as a channel variable value: `host:port` (a name, IPv4 or [IPv6]); a bare `host` takes
+ * `agiPort` (AGI_PORT: under `npm start` the FastAGI port bound, also when AGI_PORT=0); anything else is refused.
+ */
+export function agiTargetValue(v: string | undefined, agiPort?: string | number): string | undefined {
+  let s = (v ?? '').trim();
   if (!s) return undefined;
+  const port = Number(agiPort);
+  if (/^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$/.test(s) && Number.isInteger(port) && port > 0)
+    s = `${s}:${port}`;
   const m = /^([A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(s);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
     throw new AriError(
       'not_configured',
-      `AGI_ADVERTISE must be host:port (as Asterisk reaches this runtime's FastAGI): ${s}`,
+      `AGI_ADVERTISE must be host:port, or host with AGI_PORT set (as Asterisk reaches this runtime's FastAGI): ${s}`,
     );
   return s;
 }

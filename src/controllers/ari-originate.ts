@@ -3,7 +3,7 @@
  * call goes on in the AGI dialplan); output 2: the final outcome (busy, no answer, failed, ended
  * with its hangup cause). A msg with topic `cancel` hangs up one call (msg.call.id) or all.
  */
-import { CallTracker, type CallOutcome, type CallRequest } from '../ari/calls';
+import { CallTracker, agiTargetValue, type CallOutcome, type CallRequest } from '../ari/calls';
 import { AriSettingMissing, dialEndpoint, type AriService } from '../ari/service';
 import type { ConnectionState } from '../ari/client';
 import { registerHealthProbe } from '../health/probes';
@@ -159,7 +159,7 @@ export class AriOriginateController {
         agiContext: cfg.agiContext || 'ai-dialer-agi',
         defaultTimeoutSec: parseDurationMs(cfg.timeout, 30_000) / 1000,
         defaultCallerId: cfg.callerId || undefined,
-        agiTarget: env.AGI_ADVERTISE,
+        agiTarget: agiTargetValue(env.AGI_ADVERTISE, env.AGI_PORT), // a bare host takes the FastAGI port
       });
       this.tracker = tr;
       tr.on('count', this.statusSoon);

@@ -22,11 +22,15 @@ import type * as http from 'http';
 import { randomBytes, timingSafeEqual, createHash } from 'crypto';
 import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import { DialerError, errorMessage } from '../util/errors';
+import { requireOptional } from '../util/optional';
 import { DEFAULT_ROOT, checkRoot } from './topics';
 
 // aedes 1.x is an ES module. Node >= 20.19 can require() it; Node's own require (createRequire) is used so
-// that test runners with their own module registry (Jest) load it the same way the runtime does.
-const { Aedes } = nodeRequire()('aedes') as typeof import('aedes');
+// that test runners with their own module registry (Jest) load it the same way the runtime does. An optional
+// dependency (src/util/optional.ts): loaded when a broker starts, a clear error when it is not installed.
+function loadAedes(): typeof import('aedes').Aedes {
+  return requireOptional<typeof import('aedes')>('aedes', nodeRequire()).Aedes;
+}
 function nodeRequire(): NodeRequire {
   const getBuiltin = (process as unknown as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
   if (getBuiltin) return (getBuiltin('module') as typeof import('module')).createRequire(__filename);
@@ -125,7 +129,7 @@ export class EmbeddedBroker {
 
   /** Start a broker listening on TCP. Port taken -> DialerError 'mqtt_port_in_use' with one clear line. */
   static async start(opts: BrokerOptions = {}): Promise<EmbeddedBroker> {
-    const aedes = await Aedes.createBroker({ heartbeatInterval: 60000 });
+    const aedes = await loadAedes().createBroker({ heartbeatInterval: 60000 });
     const b = new EmbeddedBroker(aedes, opts);
     const port = opts.port ?? 1883;
     try {

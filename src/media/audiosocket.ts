@@ -19,6 +19,7 @@
  * dropped at once. Nothing a peer sends can make the server allocate more than `maxPayload` bytes.
  */
 import net from 'net';
+import os from 'os';
 import { EventEmitter } from 'events';
 
 export const KIND_HANGUP = 0x00;
@@ -79,11 +80,33 @@ export function uuidOf(payload: Buffer): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
+/** Int16Array memory is little-endian here (x86, ARM): samples are copied as bytes, not one by one. */
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/** Received audio is carved out of shared slabs: a typed array of its own per 20 ms frame costs more. */
+const SLAB_BYTES = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabAt = 0;
+
+/** An Int16Array of `n` samples: a view on the current slab (a new slab when it is full), or its own memory when large. */
+function sampleArray(n: number): Int16Array {
+  const bytes = n * 2;
+  if (bytes > SLAB_BYTES / 4) return new Int16Array(n);
+  if (slabAt + bytes > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabAt = 0;
+  }
+  const a = new Int16Array(slab, slabAt, n);
+  slabAt += bytes;
+  return a;
+}
+
 /** An audio message: the samples as 16-bit little-endian PCM. */
 export function encodeAudio(samples: Int16Array): Buffer {
   if (samples.length === 0) throw new RangeError('AudioSocket audio must not be empty (Asterisk refuses it)');
   const b = header(KIND_AUDIO, samples.length * 2);
-  for (let i = 0; i < samples.length; i++) b.writeInt16LE(samples[i], 3 + i * 2);
+  if (LITTLE_ENDIAN) b.set(new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength), 3);
+  else for (let i = 0; i < samples.length; i++) b.writeInt16LE(samples[i], 3 + i * 2);
   return b;
 }
 
@@ -105,12 +128,14 @@ export function encodeError(code?: number): Buffer {
   return b;
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 /**
  * Splits a byte stream into AudioSocket messages. Throws AudioSocketProtocolError on anything that
  * is not the protocol; after a throw the decoder is unusable (the connection is to be dropped).
  */
 export class AudioSocketDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = NO_BYTES;
 
   constructor(private readonly maxPayload = DEFAULT_MAX_PAYLOAD) {}
 
@@ -133,7 +158,7 @@ export class AudioSocketDecoder {
       out.push(decodeMessage(kind, payload));
       if (kind === KIND_HANGUP) break; // nothing after a hangup counts
     }
-    this.buf = off >= buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(off));
+    this.buf = off >= buf.length ? NO_BYTES : Buffer.from(buf.subarray(off));
     return out;
   }
 }
@@ -177,8 +202,9 @@ function decodeMessage(kind: number, payload: Buffer): AudioSocketMessage {
     }
     case KIND_AUDIO: {
       // a copy, aligned (the payload may sit at an odd offset of the socket's buffer)
-      const samples = new Int16Array(payload.length / 2);
-      for (let i = 0; i < samples.length; i++) samples[i] = payload.readInt16LE(i * 2);
+      const samples = sampleArray(payload.length / 2);
+      if (LITTLE_ENDIAN) new Uint8Array(samples.buffer, samples.byteOffset, payload.length).set(payload);
+      else for (let i = 0; i < samples.length; i++) samples[i] = payload.readInt16LE(i * 2);
       return { kind: 'audio', samples };
     }
     default:

@@ -29,6 +29,8 @@ import { Vad, type VadMode } from './vad';
 export const FRAME_MS = 20;
 export const FRAME_SAMPLES = 160;
 export const SAMPLE_RATE = 8000;
+/** Frames the tape holds at first (640 ms: the pre-roll and a short answer; it grows for a longer one). */
+const TAPE_FRAMES = 32;
 
 export type EndpointEvent =
   | { kind: 'speech_start'; atMs: number }
@@ -102,8 +104,13 @@ export class Endpointer {
   private readonly vad: Vad;
   /** Frames pushed since creation or reset. */
   private n = 0;
-  /** Recent frames (pre-roll while idle, the utterance while speaking), oldest first, with their index. */
-  private buf: Int16Array[] = [];
+  /**
+   * Recent frames (pre-roll while idle, the utterance while speaking), oldest first, contiguous in one
+   * growing array: frame `f` (bufStart <= f < n) at sample (tapeOff + f - bufStart) x 160. One copy into it per
+   * frame, no allocation per frame (a typed array per frame cost more than the VAD).
+   */
+  private tape = new Int16Array(TAPE_FRAMES * FRAME_SAMPLES);
+  private tapeOff = 0;
   private bufStart = 0;
   private speaking = false;
   /** First voiced frame of the current candidate or utterance, -1 when none. */
@@ -166,7 +173,7 @@ export class Endpointer {
       for (let k = 0; k < this.echo.length; k++) if (this.echo[k] > loudest) loudest = this.echo[k];
       if (loudest > -Infinity && frameDbfs(frame) <= loudest - o.echoMarginDb) voiced = false;
     }
-    this.buf.push(frame.slice());
+    this.keep(frame);
     if (!this.speaking) {
       if (voiced) {
         if (this.start < 0) this.start = i;
@@ -199,10 +206,7 @@ export class Endpointer {
   speechAudio(): Int16Array {
     if (!this.speaking) return new Int16Array(0);
     const from = Math.max(this.bufStart, this.start - frames(this.options.padMs));
-    const to = this.n;
-    const audio = new Int16Array(Math.max(0, to - from) * FRAME_SAMPLES);
-    for (let f = from; f < to; f++) audio.set(this.buf[f - this.bufStart], (f - from) * FRAME_SAMPLES);
-    return audio;
+    return this.held(from, this.n);
   }
 
   /** End the current speech now (the caller pressed a key that ends the turn); undefined when not speaking. */
@@ -215,7 +219,8 @@ export class Endpointer {
   reset(): void {
     this.vad.reset();
     this.n = 0;
-    this.buf = [];
+    this.tape = new Int16Array(TAPE_FRAMES * FRAME_SAMPLES);
+    this.tapeOff = 0;
     this.bufStart = 0;
     this.speaking = false;
     this.start = -1;
@@ -248,12 +253,38 @@ export class Endpointer {
     return s === 0 ? -96 : Math.max(-96, 10 * Math.log10(s / frame.length / (32768 * 32768)));
   }
 
-  private trim(fromFrame: number): void {
-    const drop = Math.max(0, fromFrame - this.bufStart);
-    if (drop > 0) {
-      this.buf.splice(0, Math.min(drop, this.buf.length));
-      this.bufStart += drop;
+  /** Append the frame pushed last (index n - 1) to the tape. */
+  private keep(frame: Int16Array): void {
+    const held = this.n - 1 - this.bufStart;
+    let at = this.tapeOff + held;
+    if ((at + 1) * FRAME_SAMPLES > this.tape.length) {
+      if (this.tapeOff > 0) {
+        // move what is held to the front
+        this.tape.copyWithin(0, this.tapeOff * FRAME_SAMPLES, at * FRAME_SAMPLES);
+        this.tapeOff = 0;
+        at = held;
+      }
+      if ((at + 1) * FRAME_SAMPLES > this.tape.length) {
+        const grown = new Int16Array(this.tape.length * 2);
+        grown.set(this.tape.subarray(0, at * FRAME_SAMPLES));
+        this.tape = grown;
+      }
     }
+    this.tape.set(frame, at * FRAME_SAMPLES);
+  }
+
+  /** A copy of the held frames [from, to). */
+  private held(from: number, to: number): Int16Array {
+    if (to <= from) return new Int16Array(0);
+    const at = this.tapeOff + from - this.bufStart;
+    return this.tape.slice(at * FRAME_SAMPLES, (at + to - from) * FRAME_SAMPLES);
+  }
+
+  private trim(fromFrame: number): void {
+    const drop = Math.min(Math.max(0, fromFrame - this.bufStart), this.n - this.bufStart);
+    if (drop <= 0) return;
+    this.bufStart += drop;
+    this.tapeOff = this.n === this.bufStart ? 0 : this.tapeOff + drop;
   }
 
   /** End the utterance at frame `i` (the current one) and go back to idle. */
@@ -262,8 +293,7 @@ export class Endpointer {
     const endFrame = reason === 'silence' ? this.lastVoiced + 1 : i + 1;
     const from = Math.max(this.bufStart, this.start - frames(o.padMs));
     const to = Math.min(i + 1, endFrame + frames(o.padMs));
-    const audio = new Int16Array((to - from) * FRAME_SAMPLES);
-    for (let f = from; f < to; f++) audio.set(this.buf[f - this.bufStart], (f - from) * FRAME_SAMPLES);
+    const audio = this.held(from, to);
     const ev: EndpointEvent = {
       kind: 'utterance',
       startMs: this.start * FRAME_MS,
@@ -276,6 +306,14 @@ export class Endpointer {
     this.lastVoiced = -1;
     this.voicedCount = 0;
     this.trim(i + 1 - frames(o.padMs));
+    if (this.tape.length > TAPE_FRAMES * FRAME_SAMPLES * 4) {
+      // a long utterance grew the tape: back to the idle size (what is held is the pre-roll)
+      const small = new Int16Array(TAPE_FRAMES * FRAME_SAMPLES);
+      const held = this.n - this.bufStart;
+      small.set(this.tape.subarray(this.tapeOff * FRAME_SAMPLES, (this.tapeOff + held) * FRAME_SAMPLES));
+      this.tape = small;
+      this.tapeOff = 0;
+    }
     return ev;
   }
 }

@@ -10,6 +10,7 @@ import type { AudioSocketServer } from './audiosocket';
 import { Endpointer, endpointerOptions, type EndpointerOptions } from './endpointer';
 import { checkAdvertise, handOffMedia, sharedAudioSocketServer } from './handoff';
 import { parseBargeIn, type BargeIn, type MediaEndpointer } from './session';
+import { vadWasmPath } from './vad';
 
 export type MediaMode = 'record' | 'stream' | 'auto';
 
@@ -88,6 +89,17 @@ export class MediaPath {
   /** Start the AudioSocket server (stream / auto). In auto mode a failure only turns streaming off. */
   async start(): Promise<{ host: string; port: number } | undefined> {
     if (this.mode === 'record') return undefined;
+    // the voice activity detector is an optional dependency: missing, stream mode says so (auto: record)
+    if (!this.makeEndpointer) {
+      try {
+        vadWasmPath();
+      } catch (err) {
+        this.unavailable = errorMessage(err);
+        if (this.mode === 'stream') throw err;
+        this.log.warn(`${this.unavailable} Calls use record mode.`);
+        return undefined;
+      }
+    }
     try {
       this.server = await sharedAudioSocketServer({ host: this.host, port: this.port, log: this.log });
       return this.server.address();

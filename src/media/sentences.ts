@@ -63,12 +63,18 @@ export interface SplitOptions {
   firstClauseChars?: number;
 }
 
-/** End of a first clause in `buf` (index past its `,;:`), or -1. */
+/**
+ * End of a first clause in `buf` (index past its `,;:`), or -1. A `,` or `;` right after a letter ends it even
+ * as the last character so far: an LLM's next token usually brings the space (" caller"), and waiting for it
+ * would hold the first clause one token longer (after a digit it waits: `1,` may be `1,000`; so does `:`,
+ * which may be `http:`).
+ */
 export function clauseEnd(buf: string, minChars: number): number {
-  for (let i = 0; i < buf.length - 1; i++) {
+  for (let i = 0; i < buf.length; i++) {
     const c = buf[i];
-    if ((c === ',' || c === ';' || c === ':') && /\s/.test(buf[i + 1]) && buf.slice(0, i + 1).trim().length >= minChars)
-      return i + 1;
+    if (c !== ',' && c !== ';' && c !== ':') continue;
+    const ended = i + 1 < buf.length ? /\s/.test(buf[i + 1]) : c !== ':' && /\p{L}/u.test(buf[i - 1] ?? '');
+    if (ended && buf.slice(0, i + 1).trim().length >= minChars) return i + 1;
   }
   return -1;
 }

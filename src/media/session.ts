@@ -95,6 +95,8 @@ export interface MediaSessionOptions {
   liveStt?: () => LiveSttProvider | undefined;
 }
 
+const NO_SAMPLES = new Int16Array(0);
+
 let uttCounter = 0;
 let replyCounter = 0;
 
@@ -122,7 +124,7 @@ export class MediaSession extends EventEmitter {
   private streamMs = 0;
   private readonly utterances: CapturedUtterance[] = [];
   private waiter?: (u: CapturedUtterance | undefined) => void;
-  private rest: Int16Array = new Int16Array(0);
+  private rest: Int16Array = NO_SAMPLES;
   private playing?: Playback;
   private _closed = false;
   private speechStartDuringPlay = false;
@@ -195,6 +197,10 @@ export class MediaSession extends EventEmitter {
 
   private onAudio(samples: Int16Array): void {
     // re-frame to exactly 160 samples (Asterisk may send other frame sizes)
+    if (samples.length === FRAME_SAMPLES && this.rest.length === 0) {
+      this.onFrame(samples);
+      return;
+    }
     let buf = samples;
     if (this.rest.length) {
       buf = new Int16Array(this.rest.length + samples.length);
@@ -204,7 +210,7 @@ export class MediaSession extends EventEmitter {
     let off = 0;
     for (; off + FRAME_SAMPLES <= buf.length; off += FRAME_SAMPLES)
       this.onFrame(buf.subarray(off, off + FRAME_SAMPLES));
-    this.rest = off === buf.length ? new Int16Array(0) : buf.slice(off);
+    this.rest = off === buf.length ? NO_SAMPLES : buf.slice(off);
   }
 
   private onFrame(frame: Int16Array): void {

@@ -13,6 +13,7 @@
  * heap); calls are synchronous, so sharing one sample buffer is safe.
  */
 import fs from 'fs';
+import { resolveOptional } from '../util/optional';
 
 /** libfvad aggressiveness: 0 (quality, most permissive) .. 3 (very aggressive, fewest false positives). */
 export type VadMode = 0 | 1 | 2 | 3;
@@ -52,12 +53,14 @@ interface Runtime {
 
 let loading: Promise<Runtime> | undefined;
 
-function wasmPath(): string {
-  return require.resolve('@echogarden/fvad-wasm/fvad.wasm');
+/** Where libfvad's WASM is; a MissingPackageError (naming the package to install) when it is not installed. */
+export function vadWasmPath(): string {
+  // an optional dependency (src/util/optional.ts): a clear error naming it when it is not installed
+  return resolveOptional('@echogarden/fvad-wasm', '@echogarden/fvad-wasm/fvad.wasm');
 }
 
 async function load(): Promise<Runtime> {
-  const bytes = await fs.promises.readFile(wasmPath());
+  const bytes = await fs.promises.readFile(vadWasmPath());
   const heap: { memory?: WebAssembly.Memory } = {};
   const imports = {
     a: {

@@ -6,6 +6,7 @@
 import fs from 'fs';
 import { randomBytes } from 'crypto';
 import http from 'http';
+import type { AddressInfo } from 'net';
 import path from 'path';
 import { acquireDb, releaseDb, redactUrl, type Db } from '../store/db';
 import { disposeParked } from '../util/handoff';
@@ -109,7 +110,12 @@ function startupCheck<T>(fn: () => T): T {
   }
 }
 
-/** `port`, or when it is 0 a free port on `host` (the listen error, e.g. a bad address, as a start-up error). */
+/**
+ * `port`, or when it is 0 a port on `host` free a moment ago (the listen error, e.g. a bad address, as a
+ * start-up error). Only for the MQTT and FastAGI ports: the nodes that bind them take the number from their
+ * settings (Node-RED config, handed over before they start) and the built-in simulator dials it, so it must
+ * be known before they bind; the window is inside this start-up, not across processes. HTTP binds 0 itself.
+ */
 async function anyFree(port: number, host: string): Promise<number> {
   if (port !== 0) return port;
   return freePort(host).catch((err: Error) => {
@@ -176,8 +182,9 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   // A non-loopback address without authentication: one line naming what is missing (docs/operations/security.md).
   const bind = checkBind(env);
   if (bind.missing.length && !bind.insecure) throw new StartupError(bindRefusal(bind));
-  // Port 0 means "any free one": chosen here, so the banner, the simulator and the nodes all use the port bound.
-  const port = await anyFree(ports.http, host);
+  // Port 0 means "any free one". HTTP is bound as 0 and read back (below, before Node-RED starts). The MQTT and
+  // FastAGI ports are chosen here, because the nodes that bind them are handed the number in their settings
+  // (settings.aiDialer) and the simulator dials it: a short window inside this process (see anyFree).
   const mqttPort = await anyFree(ports.mqtt, '0.0.0.0');
   const agiPort = await anyFree(ports.agi, agiHost);
 
@@ -197,15 +204,15 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     mediaMode: env.MEDIA_MODE || 'auto',
   };
 
-  await checkPortFree(port, host).catch((err: NodeJS.ErrnoException) => {
+  await checkPortFree(ports.http, host).catch((err: NodeJS.ErrnoException) => {
     throw new StartupError(
       err.code === 'EADDRINUSE'
         ? portTakenMessage(
             'HTTP',
-            port,
+            ports.http,
             'Is another Node-RED running? Set PORT to a free port, e.g. PORT=1881 npm start.',
           )
-        : `cannot listen on ${host}:${port}: ${err.message}`,
+        : `cannot listen on ${host}:${ports.http}: ${err.message}`,
     );
   });
   await checkPortFree(agiPort, agiHost).catch((err: NodeJS.ErrnoException) => {
@@ -222,7 +229,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     if (editor.generatedPassword && editor.file) fs.rmSync(editor.file, { force: true });
   };
 
-  const mqtt: RuntimeInfo['mqtt'] = { ws: `ws://${displayHost(host)}:${port}/mqtt` };
+  const mqtt: RuntimeInfo['mqtt'] = { ws: '' }; // the URL once HTTP is bound
   if (env.MQTT_URL) {
     mqtt.external = redactUrl(env.MQTT_URL);
   } else {
@@ -265,7 +272,26 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     await releaseDb(storeOpts).catch(() => undefined);
   };
 
+  let port = ports.http;
   try {
+    // HTTP bound first, as 0 when PORT=0, and the port read back: the banner and Node-RED's uiPort use it.
+    // Requests before Node-RED's routes are mounted get express's 404.
+    const { default: express } = await import('express');
+    const app = express();
+    server = http.createServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new StartupError(
+            err.code === 'EADDRINUSE' ? portTakenMessage('HTTP', port, 'Set PORT to a free port.') : err.message,
+          ),
+        ),
+      );
+      server!.listen(port, host, () => resolve());
+    });
+    port = (server.address() as AddressInfo).port;
+    mqtt.ws = `ws://${displayHost(host)}:${port}/mqtt`;
+
     // Telephony: the built-in Asterisk simulator unless ARI_URL points at a real Asterisk.
     if (!env.ARI_URL) {
       const { startSimulator } = await import('../sim/index');
@@ -295,10 +321,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
 
     const credentialSecret = env.NODE_RED_CREDENTIAL_SECRET || credentialSecretFile(dir);
     seedCredentials(userDir, flow.file, credentialSecret); // no false "Encrypted credentials not found"
-    const { default: express } = await import('express');
     RED = (await import('node-red')).default;
-    const app = express();
-    server = http.createServer(app);
     const settings = {
       userDir,
       flowFile: flow.file,
@@ -322,16 +345,6 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     app.use(dropWildcardCors);
     if (settings.httpAdminRoot !== false) app.use(settings.httpAdminRoot, RED.httpAdmin);
     app.use(settings.httpNodeRoot, RED.httpNode);
-    await new Promise<void>((resolve, reject) => {
-      server!.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new StartupError(
-            err.code === 'EADDRINUSE' ? portTakenMessage('HTTP', port, 'Set PORT to a free port.') : err.message,
-          ),
-        ),
-      );
-      server!.listen(port, host, () => resolve());
-    });
     // RED.start() resolves before the flows run (Node-RED loads and starts them afterwards): wait for
     // them, so the HTTP API and FastAGI are up when the banner says so. Flows that cannot start
     // (e.g. missing node types) never report started: go on after a while, Node-RED logs why.

@@ -9,7 +9,11 @@ export function checkPortFree(port: number, host = '0.0.0.0'): Promise<void> {
   });
 }
 
-/** A free TCP port on the loopback interface. */
+/**
+ * A TCP port free a moment ago. Only for the runtime's MQTT and FastAGI ports when set to 0 (main.ts
+ * anyFree says why they must be known before they are bound); anything that can bind 0 and read the port
+ * back does that instead.
+ */
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

@@ -67,7 +67,7 @@ export interface CacheGetResult {
   durationMs?: number;
   /** Release the lease taken for playback (idempotent). */
   release(): void;
-  /** On a miss, the WAV bytes this call produced (also in `file`). */
+  /** On a miss, the WAV bytes this call produced (also in `file`, or soon, with `inMemory`). */
   bytes?: Buffer;
 }
 
@@ -77,7 +77,8 @@ export class AudioCache {
   private entries = new Map<string, Entry>();
   private total = 0;
   private leases = new Map<string, number>();
-  private inflight = new Map<string, Promise<void>>();
+  /** Productions under way: the audio, then its file written. */
+  private inflight = new Map<string, { bytes: Promise<Buffer>; written: Promise<void> }>();
   private clock = 0;
 
   private readonly hitCheckMs: number;
@@ -139,8 +140,13 @@ export class AudioCache {
    * The file for `key`, producing it with `produce` (which returns the WAV bytes) on a miss. Concurrent
    * callers with the same key wait for one production. The returned lease keeps the file from eviction
    * until released.
+   *
+   * `inMemory`: the caller reads `bytes` and never plays the file (stream mode). A miss then resolves as
+   * soon as the audio exists, with its bytes, while the file is written in the background (a later
+   * request for the key waits for that write; a failed write leaves the key uncached, and is not this
+   * caller's failure); a request for a key being produced gets the same bytes.
    */
-  async get(key: string, produce: () => Promise<Buffer>): Promise<CacheGetResult> {
+  async get(key: string, produce: () => Promise<Buffer>, opts: { inMemory?: boolean } = {}): Promise<CacheGetResult> {
     const file = this.fileOf(key);
     const e = this.entries.get(key);
     if (e) {
@@ -160,30 +166,36 @@ export class AudioCache {
       }
       if (!there) this.forget(key); // removed behind our back
     }
-    let p = this.inflight.get(key);
-    let produced = false;
-    let made: Buffer | undefined;
-    if (!p) {
-      produced = true;
-      p = (async () => {
-        const bytes = await produce();
-        made = bytes;
+    let job = this.inflight.get(key);
+    const produced = !job;
+    if (!job) {
+      const bytes = produce();
+      const written = bytes.then(async (b) => {
         const tmp = path.join(this.dir, `.tmp-${randomBytes(6).toString('hex')}`);
-        await fs.promises.writeFile(tmp, bytes);
+        await fs.promises.writeFile(tmp, b);
         await fs.promises.rename(tmp, file);
-        this.index(key, bytes.length, wavDurationMs(bytes));
-      })();
-      this.inflight.set(key, p);
-      p.then(
-        () => this.inflight.delete(key),
-        () => this.inflight.delete(key),
+        this.index(key, b.length, wavDurationMs(b));
+        this.evict();
+      });
+      const j = { bytes, written };
+      job = j;
+      this.inflight.set(key, j);
+      written.then(
+        () => this.inflight.get(key) === j && this.inflight.delete(key),
+        () => this.inflight.get(key) === j && this.inflight.delete(key),
       );
     }
-    await p;
+    if (opts.inMemory) {
+      const made = await job.bytes;
+      job.written.catch(() => undefined); // the next request for the key produces it again
+      const result = this.lease(key, file, !produced, wavDurationMs(made));
+      result.bytes = made;
+      return result;
+    }
+    await job.written;
     const result = this.lease(key, file, !produced, this.entries.get(key)?.durationMs);
     // the bytes just made: a stream-mode reader needs not read the file back
-    if (made) result.bytes = made;
-    this.evict();
+    if (produced) result.bytes = await job.bytes;
     return result;
   }
 

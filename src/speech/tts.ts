@@ -84,7 +84,11 @@ export class TtsService {
     this.timeoutMs = timeoutMs;
   }
 
-  async speak(text: string, opts: { signal?: AbortSignal } = {}): Promise<TtsResult> {
+  /**
+   * `inMemory`: the caller uses `bytes` and never plays `file` (stream mode): a new synthesis is handed
+   * over as soon as it exists, its cache file written in the background (AudioCache.get).
+   */
+  async speak(text: string, opts: { signal?: AbortSignal; inMemory?: boolean } = {}): Promise<TtsResult> {
     const t0 = performance.now();
     const engine = this.engine;
     const clean = normaliseTtsText(text);
@@ -99,27 +103,31 @@ export class TtsService {
     }
     const key = cacheKey(engine.identity, clean);
     let durationMs = 0;
-    const got = await this.cache.get(key, async () => {
-      const raw = await engine.synthesize(clean, { timeoutMs: this.timeoutMs, signal: opts.signal });
-      let out: Buffer;
-      try {
-        out = toAsteriskWav(raw);
-      } catch (err) {
-        if (err instanceof WavError) {
-          throw new StageError('tts', 'bad_response', `engine audio is not a 16-bit PCM WAV: ${err.message}`, {
+    const got = await this.cache.get(
+      key,
+      async () => {
+        const raw = await engine.synthesize(clean, { timeoutMs: this.timeoutMs, signal: opts.signal });
+        let out: Buffer;
+        try {
+          out = toAsteriskWav(raw);
+        } catch (err) {
+          if (err instanceof WavError) {
+            throw new StageError('tts', 'bad_response', `engine audio is not a 16-bit PCM WAV: ${err.message}`, {
+              engine: engine.name,
+              cause: err,
+            });
+          }
+          throw new StageError('tts', 'bad_response', `cannot convert engine audio: ${errorMessage(err)}`, {
             engine: engine.name,
             cause: err,
           });
         }
-        throw new StageError('tts', 'bad_response', `cannot convert engine audio: ${errorMessage(err)}`, {
-          engine: engine.name,
-          cause: err,
-        });
-      }
-      if (out.length <= 44)
-        throw new StageError('tts', 'bad_response', 'engine returned no audio', { engine: engine.name });
-      return out;
-    });
+        if (out.length <= 44)
+          throw new StageError('tts', 'bad_response', 'engine returned no audio', { engine: engine.name });
+        return out;
+      },
+      { inMemory: opts.inMemory },
+    );
     // the cache knows the audio length from the WAV header (read when the file was made or first hit)
     if (got.durationMs === undefined) {
       got.release();
@@ -164,7 +172,8 @@ export async function speakSamples(
   opts: { signal?: AbortSignal } = {},
 ): Promise<TtsSamples> {
   const t0 = performance.now();
-  const r = await tts.speak(text, opts);
+  // the samples are sent from memory: a new synthesis does not wait for its cache file to be written
+  const r = await tts.speak(text, { ...opts, inMemory: true });
   try {
     const wav = parseWav(r.bytes ?? (await fs.promises.readFile(r.file)));
     return {

@@ -8,6 +8,7 @@ import path from 'path';
 import { Pool, types as pgTypes, type PoolClient } from 'pg';
 import type { PGlite as PGliteType } from '@electric-sql/pglite';
 import { DialerError } from '../util/errors';
+import { MissingPackageError, resolveOptional } from '../util/optional';
 import { runMigrations } from './migrate';
 import { PgliteWorkerDb } from './pglite-worker';
 import { sweepImportStaging } from './import-staging';
@@ -355,11 +356,13 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
     const unlock = dataDir === 'memory://' ? () => undefined : await lockDataDir(dataDir);
     try {
       if (opts.pglite !== 'worker') {
+        resolveOptional('@electric-sql/pglite'); // optional: a clear error when not installed
         const { PGlite } = await import('@electric-sql/pglite');
         db = new PgliteDb(await PGlite.create(dataDir === 'memory://' ? undefined : dataDir), dataDir, unlock);
       } else db = await PgliteWorkerDb.open(dataDir, unlock);
     } catch (err) {
       unlock();
+      if (err instanceof MissingPackageError) throw err; // says what to install
       throw new DialerError(
         'store_open_failed',
         `cannot open the embedded database in ${dataDir}: ${(err as Error).message}`,

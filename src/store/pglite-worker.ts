@@ -16,6 +16,7 @@ import fs from 'fs';
 import path from 'path';
 import { Worker } from 'worker_threads';
 import type { Db, Queryable, QueryResult } from './db';
+import { resolveOptional } from '../util/optional';
 
 /** The thread's code: plain CommonJS, evaluated (so it runs the same from src/ under ts-jest and from dist/). */
 const WORKER_SOURCE = `
@@ -148,7 +149,7 @@ export class PgliteWorkerDb implements Db {
 
   /** Start the thread and open the database in it (`memory://`: a throwaway in-memory one). */
   static async open(dataDir: string, unlock: () => void): Promise<PgliteWorkerDb> {
-    const entry = require.resolve('@electric-sql/pglite');
+    const entry = resolveOptional('@electric-sql/pglite'); // optional: a clear error when not installed
     const wasm = await compiled(path.dirname(entry));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,

@@ -3,7 +3,6 @@
  * answered call is continued into the AGI context and reaches fastagi-in with the originate's
  * channel variables and the AMD result; agi-hangup ends it; the originate node reports completed.
  */
-import net from 'net';
 import helper from 'node-red-node-test-helper';
 import { waitFor } from '../helpers/wait';
 
@@ -13,16 +12,6 @@ import fastagiNode from '../../nodes/fastagi-in/fastagi-in';
 import hangupNode from '../../nodes/agi-hangup/agi-hangup';
 
 helper.init(require.resolve('node-red'));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 describe('originate -> AGI -> hangup in the Node-RED runtime', () => {
   beforeAll((done) => {
@@ -34,7 +23,6 @@ describe('originate -> AGI -> hangup in the Node-RED runtime', () => {
   afterEach(() => helper.unload());
 
   test('answered calls reach fastagi-in with CALL_ID, campaign and AMD; the outcome is completed once', async () => {
-    const agiPort = await freePort();
     await helper.load(
       [asteriskNode, originateNode, fastagiNode, hangupNode],
       [
@@ -45,7 +33,6 @@ describe('originate -> AGI -> hangup in the Node-RED runtime', () => {
           app: 'e2e',
           simSpeed: '20',
           agiHost: '127.0.0.1',
-          agiPort: String(agiPort),
         },
         {
           id: 'o',
@@ -61,7 +48,7 @@ describe('originate -> AGI -> hangup in the Node-RED runtime', () => {
           id: 'in',
           type: 'fastagi-in',
           host: '127.0.0.1',
-          port: String(agiPort),
+          port: '0', // bound as 0; the simulator's dialplan is pointed at the port read back below
           answer: false,
           envTimeout: '5',
           commandTimeout: '5',
@@ -79,6 +66,10 @@ describe('originate -> AGI -> hangup in the Node-RED runtime', () => {
     helper.getNode('outcome').on('input', (m: any) => outcomes.push(m));
     const ast = helper.getNode('ast') as any;
     await waitFor(() => ast.service.simulator, 5000, 'simulator started');
+    const fastagi = helper.getNode('in') as any;
+    const agiPort = await waitFor(() => fastagi.port as number | undefined, 5000, 'fastagi-in listening');
+    // as extensions-agi.conf names fastagi-in's address: the simulator's AGI target is the port bound
+    ast.service.simulator.sim.agi.port = agiPort;
     ast.service.simulator.setPersona('+15552001', { dial: { behaviour: 'answer', ringMs: 200 }, amd: 'MACHINE' });
     ast.service.simulator.setPersona('+15552002', { dial: { behaviour: 'answer', ringMs: 300 } });
     const o = helper.getNode('o');

@@ -7,7 +7,7 @@ import net from 'net';
 import http from 'http';
 import { startSimulator, type SimulatorHandle } from '../../src/sim/index';
 import { AriConnection, AriError } from '../../src/ari/client';
-import { CallTracker, type CallOutcome } from '../../src/ari/calls';
+import { CallTracker, agiTargetValue, type CallOutcome } from '../../src/ari/calls';
 import { waitFor } from '../helpers/wait';
 
 const SPEED = 20;
@@ -430,5 +430,21 @@ describe('ARI connection errors', () => {
     await conn.hangup(ch.id);
     await conn.close();
     await sim.close();
+  });
+});
+
+describe('AGI_ADVERTISE as the channel variable AGI_TARGET', () => {
+  test('host:port as given; a bare host takes the FastAGI port (AGI_PORT, the port bound under npm start)', () => {
+    expect(agiTargetValue('node-red:4573', '5000')).toBe('node-red:4573');
+    expect(agiTargetValue('127.0.0.1', '40123')).toBe('127.0.0.1:40123');
+    expect(agiTargetValue('[::1]', 40124)).toBe('[::1]:40124');
+    expect(agiTargetValue('', '40123')).toBeUndefined();
+  });
+  test('a bare host without a port to take, or anything else, is refused with the setting named', () => {
+    expect(() => agiTargetValue('127.0.0.1', undefined)).toThrow(
+      /AGI_ADVERTISE must be host:port, or host with AGI_PORT/,
+    );
+    expect(() => agiTargetValue('127.0.0.1', '0')).toThrow(/AGI_ADVERTISE/);
+    expect(() => agiTargetValue('a b:1', '5')).toThrow(/AGI_ADVERTISE/);
   });
 });

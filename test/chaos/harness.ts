@@ -12,7 +12,7 @@ import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
-import { freePort } from '../../src/runtime/ports';
+import { ANY_PORTS, portEnv } from '../helpers/start';
 import { openDb, type Db } from '../../src/store/db';
 import type { Persona } from '../../src/sim/persona';
 import { postgresTarget, type DbTarget } from '../helpers/db';
@@ -111,10 +111,10 @@ export interface SimProcess {
 export async function startSimProcess(o: {
   dir: string;
   personas: string;
-  agiPort: number;
+  /** The dialplan's default FastAGI port; calls that carry AGI_TARGET (AGI_ADVERTISE) go there instead. */
+  agiPort?: number;
   speed: number;
 }): Promise<SimProcess> {
-  const port = await freePort();
   const journal = path.join(o.dir, 'sim-journal.jsonl');
   const username = 'chaos';
   const password = `pw-${process.pid}-${Date.now().toString(36)}`;
@@ -122,10 +122,10 @@ export async function startSimProcess(o: {
     process.execPath,
     [
       path.join(ROOT, 'dist', 'src', 'sim', 'cli.js'),
+      // port 0: it binds any free port and prints its URL (read back below)
       '--port',
-      String(port),
-      '--agi-port',
-      String(o.agiPort),
+      '0',
+      ...(o.agiPort ? ['--agi-port', String(o.agiPort)] : []),
       '--speed',
       String(o.speed),
     ],
@@ -146,7 +146,8 @@ export async function startSimProcess(o: {
   child.stderr!.on('data', (d) => (out += d));
   await waitFor(() => /listening on/.test(out) || child.exitCode !== null, 20000, 'the simulator', 50);
   if (child.exitCode !== null) throw new Error(`the simulator exited: ${out}`);
-  const url = `http://127.0.0.1:${port}`;
+  const url = /listening on (http:\/\/[^\s/]+)\/ari/.exec(out)?.[1];
+  if (!url) throw new Error(`no URL in the simulator's banner: ${out}`);
   const auth = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
   return {
     child,
@@ -179,7 +180,7 @@ export interface Proxy {
 }
 
 export async function startProxy(target: { host: string; port: number }): Promise<Proxy> {
-  const port = await freePort();
+  let port = 0; // the first listen binds 0 and reads it back; restore() listens on that port again
   const sockets = new Set<net.Socket>();
   let server: net.Server | undefined;
   const listen = () =>
@@ -200,7 +201,10 @@ export async function startProxy(target: { host: string; port: number }): Promis
         upstream.pipe(client);
       });
       s.once('error', reject);
-      s.listen(port, '127.0.0.1', () => resolve());
+      s.listen(port, '127.0.0.1', () => {
+        port = (s.address() as net.AddressInfo).port;
+        resolve();
+      });
       server = s;
     });
   await listen();
@@ -211,7 +215,14 @@ export async function startProxy(target: { host: string; port: number }): Promis
     sockets.clear();
     if (s) await new Promise<void>((r) => s.close(() => r()));
   };
-  return { port, cut: stop, restore: listen, close: stop };
+  return {
+    get port() {
+      return port;
+    },
+    cut: stop,
+    restore: listen,
+    close: stop,
+  };
 }
 
 // --- the far end's journal ---
@@ -363,6 +374,8 @@ function env(o: {
     ARI_URL: o.sim.url,
     ARI_USERNAME: o.sim.username,
     ARI_PASSWORD: o.sim.password,
+    // the host only: the runtime adds the FastAGI port it bound (AGI_PORT=0) to every originate's AGI_TARGET
+    AGI_ADVERTISE: '127.0.0.1',
     AI_DIALER_SIMULATED: '1',
     TTS_ENGINE: 'sim',
     STT_ENGINE: 'sim',
@@ -418,11 +431,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const byPhone = new Map(contacts.map((c) => [c.phone, c]));
   const personas = path.join(dir, 'personas.json');
   fs.writeFileSync(personas, JSON.stringify(Object.fromEntries(contacts.map((c) => [c.phone, personaFor(c.kind)]))));
-  const ports = {
-    PORT: String(await freePort()),
-    MQTT_PORT: String(await freePort()),
-    AGI_PORT: String(await freePort()),
-  };
+  // port 0 everywhere: the runtime prints the ports it bound; a restart reuses them (see restartAndResume)
+  const ports: { PORT: string; MQTT_PORT: string; AGI_PORT: string } = { ...ANY_PORTS };
   let pg: DbTarget | undefined;
   let proxy: Proxy | undefined;
   let runtimeDbUrl: string | undefined;
@@ -438,7 +448,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     runtimeDbUrl = u.toString();
   }
-  const sim = await startSimProcess({ dir, personas, agiPort: Number(ports.AGI_PORT), speed: 10 });
+  // every call carries AGI_TARGET (AGI_ADVERTISE below): the simulator needs no AGI port of its own
+  const sim = await startSimProcess({ dir, personas, speed: 10 });
   const runtimeEnv = env({ dir, ports, sim, databaseUrl: runtimeDbUrl });
   if (o.drainTimeout) runtimeEnv.DRAIN_TIMEOUT = String(o.drainTimeout);
   const exitCodes: Array<number | null> = [];
@@ -450,6 +461,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const stopsAt: number[] = [];
   try {
     dialer = await startDialer(runtimeEnv);
+    // a restart (SIGKILL, SIGTERM) comes back on the ports the first start bound, as a real one does
+    Object.assign(runtimeEnv, portEnv(dialer.ports));
     const created = await dialer.post('/api/v1/campaigns', {
       name: `Chaos ${o.label}`,
       timezone: 'UTC',

@@ -1,6 +1,6 @@
 /**
  * The config nodes' handles (event bus, store) and call-broadcast's controller driven directly:
- * an embedded broker on a free port with a real MQTT subscriber, PGlite in a temp directory.
+ * an embedded broker on port 0 (read back) with a real MQTT subscriber, PGlite in a temp directory.
  */
 import fs from 'fs';
 import os from 'os';
@@ -9,7 +9,7 @@ import type * as mqtt from 'mqtt';
 import { BusController, StoreController } from '../../src/controllers/config-nodes';
 import { CallBroadcastController } from '../../src/controllers/call-broadcast';
 import { readHealthProbes } from '../../src/health/probes';
-import { connect, end, freePort, runId, subscribe, waitFor } from '../events/mqtt-helpers';
+import { connect, end, runId, subscribe, waitFor } from '../events/mqtt-helpers';
 import { keys, recordingView } from './view';
 
 describe('event bus and call-broadcast', () => {
@@ -19,17 +19,16 @@ describe('event bus and call-broadcast', () => {
   const root = `ai-dialer-${runId}`;
 
   beforeAll(async () => {
-    const port = await freePort();
     bus = new BusController(
-      { mode: 'embedded', port: String(port), root, ws: false },
+      { mode: 'embedded', port: '0', root, ws: false },
       'events:ctl-test',
       recordingView(),
       keys,
       undefined,
       {},
     );
-    await bus.getBus();
-    sub = await connect(`mqtt://127.0.0.1:${port}`);
+    const handle = await bus.getBus();
+    sub = await connect(`mqtt://127.0.0.1:${handle.broker!.port}`); // port 0: bound and read back
     sub.on('message', (topic, payload) => got.push({ topic, body: JSON.parse(payload.toString()) }));
     await subscribe(sub, `${root}/#`);
   });

@@ -16,6 +16,7 @@ import path from 'path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parse as parseYaml } from 'yaml';
 import { describeWith } from '../helpers/tools';
+import { ANY_PORTS, bannerPorts } from '../helpers/start';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const COMPOSE_FILE = path.join(ROOT, 'docker-compose.yml');
@@ -240,6 +241,10 @@ function envExampleEntries(): { active: Map<string, string>; mentioned: Set<stri
 const SECRET_NAME = /(PASSWORD|SECRET|TOKEN|API_KEY)$/;
 const PLACEHOLDER = /^(change-me)?$/;
 
+/**
+ * A TCP port free a moment ago. Only for Mosquitto, which cannot bind port 0 and say which port it got
+ * (2.0 reads `listener 0` as a unix socket): its start retries with new ports when one was taken meanwhile.
+ */
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -673,25 +678,37 @@ withMosquitto('deploy/mosquitto: the real broker with the generated password fil
       encoding: 'utf8',
     });
     if (r.status !== 0) throw new Error(`entrypoint failed: ${r.stderr}`);
-    tcpPort = await freePort();
-    wsPort = await freePort();
-    // The shipped mosquitto.conf, with only its paths and ports moved into the temporary directory.
-    const conf = fs
-      .readFileSync(path.join(ROOT, 'deploy', 'mosquitto', 'mosquitto.conf'), 'utf8')
-      .replace(/\/mosquitto\/data\/auth\//g, auth + '/')
-      .replace(/\/mosquitto\/data\//g, path.join(dir, 'data') + '/')
-      .replace(/^listener 1883$/m, `listener ${tcpPort} 127.0.0.1`)
-      .replace(/^listener 9001$/m, `listener ${wsPort} 127.0.0.1`);
-    expect(conf).toContain(`listener ${tcpPort} 127.0.0.1`);
-    expect(conf).toContain(`listener ${wsPort} 127.0.0.1`);
-    fs.writeFileSync(path.join(dir, 'mosquitto.conf'), conf);
-    proc = spawn(MOSQUITTO_BIN as string, ['-c', path.join(dir, 'mosquitto.conf')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout!.on('data', (d) => (log += d));
-    proc.stderr!.on('data', (d) => (log += d));
-    const c = await until('mosquitto to accept the writer', () => connect(`mqtt://127.0.0.1:${tcpPort}`, W));
-    c.end(true);
+    // Mosquitto cannot bind port 0 and report it (see freePort): a port taken between the pick and its
+    // bind makes it exit with "Address already in use", and it is started again on new ports
+    for (let attempt = 1; ; attempt++) {
+      tcpPort = await freePort();
+      wsPort = await freePort();
+      // The shipped mosquitto.conf, with only its paths and ports moved into the temporary directory.
+      const conf = fs
+        .readFileSync(path.join(ROOT, 'deploy', 'mosquitto', 'mosquitto.conf'), 'utf8')
+        .replace(/\/mosquitto\/data\/auth\//g, auth + '/')
+        .replace(/\/mosquitto\/data\//g, path.join(dir, 'data') + '/')
+        .replace(/^listener 1883$/m, `listener ${tcpPort} 127.0.0.1`)
+        .replace(/^listener 9001$/m, `listener ${wsPort} 127.0.0.1`);
+      expect(conf).toContain(`listener ${tcpPort} 127.0.0.1`);
+      expect(conf).toContain(`listener ${wsPort} 127.0.0.1`);
+      fs.writeFileSync(path.join(dir, 'mosquitto.conf'), conf);
+      log = '';
+      const p = spawn(MOSQUITTO_BIN as string, ['-c', path.join(dir, 'mosquitto.conf')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      proc = p;
+      p.stdout!.on('data', (d) => (log += d));
+      p.stderr!.on('data', (d) => (log += d));
+      const c = await until<MqttClient | 'exited'>('mosquitto to accept the writer', () =>
+        p.exitCode !== null ? 'exited' : connect(`mqtt://127.0.0.1:${tcpPort}`, W),
+      );
+      if (c !== 'exited') {
+        c.end(true);
+        break;
+      }
+      if (attempt >= 5 || !/Address already in use/i.test(log)) throw new Error(`mosquitto exited: ${log}`);
+    }
   });
 
   afterAll(async () => {
@@ -885,21 +902,16 @@ withBuild(
 
     test('starts with AGI_HOST=0.0.0.0, answers the healthcheck, stops cleanly on SIGTERM', async () => {
       dataDir = tmpDir('ai-dialer-image-data-');
-      const port = await freePort();
-      const agiPort = await freePort();
-      const mqttPort = await freePort();
-      expect(healthcheck(port).status).toBe(1); // nothing listens yet
+      // every port 0: the runtime binds them and its banner says which (read back below)
       proc = spawn('bash', [path.join(ROOT, 'deploy', 'node-red', 'entrypoint.sh')], {
         env: {
           PATH: process.env.PATH as string,
           HOME: dataDir,
           AI_DIALER_HOME: ROOT,
-          PORT: String(port),
+          ...ANY_PORTS,
           HOST: '127.0.0.1',
           DATA_DIR: dataDir,
           AGI_HOST: '0.0.0.0',
-          AGI_PORT: String(agiPort),
-          MQTT_PORT: String(mqttPort),
           AUDIO_DIR: path.join(dataDir, 'audio'),
           RECORDINGS_DIR: path.join(dataDir, 'recordings'),
           API_TOKEN: 'token-for-the-test-1',
@@ -913,9 +925,15 @@ withBuild(
       proc.stderr!.on('data', (d) => (out += d));
       await until(
         'the runtime to print where it runs',
-        () => (out.includes(`:${port}/`) ? true : proc!.exitCode !== null ? Promise.reject(new Error(out)) : undefined),
+        () =>
+          out.includes('Press Ctrl-C to stop.')
+            ? true
+            : proc!.exitCode !== null
+              ? Promise.reject(new Error(out))
+              : undefined,
         90_000,
       );
+      const { http: port, agi: agiPort } = bannerPorts(out);
       const hc = healthcheck(port);
       expect([hc.status, hc.stderr]).toEqual([0, '']);
       // FastAGI listens on every interface (what Asterisk in another container needs)

@@ -11,7 +11,7 @@ import {
 } from '../../src/events/control-bus';
 import { parseControl } from '../../src/events/controls';
 import { Topics } from '../../src/events/topics';
-import { connect, end, freePort, runId, subscribe, waitFor } from './mqtt-helpers';
+import { connect, end, runId, subscribe, waitFor } from './mqtt-helpers';
 
 const writer = { username: 'sup', password: 'sup-secret', role: 'writer' as const };
 const reader = { username: 'dash', password: 'dash-secret', role: 'reader' as const };
@@ -97,9 +97,9 @@ describe('supervisor controls', () => {
   });
 
   test('writer controls over MQTT reach controlBus once (two bus users share one broker); reader and invalid ones do not', async () => {
-    const port = await freePort();
     const logs: string[] = [];
-    const cfg = { mode: 'embedded' as const, port, accounts: [writer, reader], log: (l: string) => logs.push(l) };
+    // port 0: both users resolve to the same bus (one broker on the port bound)
+    const cfg = { mode: 'embedded' as const, port: 0, accounts: [writer, reader], log: (l: string) => logs.push(l) };
     const [bus1, bus2] = await Promise.all([acquireBus(cfg, {}), acquireBus(cfg, {})]);
     expect(bus1.publisher).toBe(bus2.publisher);
     const campaigns: CampaignControl[] = [];
@@ -152,18 +152,32 @@ describe('supervisor controls', () => {
 
 describe('WebSocket-only embedded broker (MQTT_TCP_DISABLED=1, the MQTT port is taken)', () => {
   test('no public TCP listener on MQTT_PORT; events flow over WebSocket; the internal publisher still works', async () => {
-    const port = await freePort();
+    // MQTT_PORT is a port this test holds (bound as 0 and read back): the bus must not even try it, and a
+    // connection to it reaches the holder, not a broker
+    const holder = net.createServer((s) => s.end('held by the test\n'));
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as net.AddressInfo).port;
     const server = http.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const httpPort = (server.address() as net.AddressInfo).port;
+    const logs: string[] = [];
     const bus = await acquireBus(
-      { mode: 'env', httpServer: server, accounts: [reader] },
+      { mode: 'env', httpServer: server, accounts: [reader], log: (l: string) => logs.push(l) },
       { MQTT_PORT: String(port), MQTT_TCP_DISABLED: '1' },
     );
     try {
       expect(bus.describe).toMatch(/TCP off: WebSocket only/);
       expect(bus.broker!.port).not.toBe(port);
-      await expect(connect(`mqtt://127.0.0.1:${port}`, { ...reader, connectTimeout: 1000 })).rejects.toBeTruthy();
+      expect(logs.filter((l) => /already in use/.test(l))).toEqual([]); // never tried to bind it
+      // whoever answers on MQTT_PORT is the holder, not a broker
+      const answer = await new Promise<string>((resolve, reject) => {
+        const c = net.connect(port, '127.0.0.1');
+        let text = '';
+        c.on('data', (d) => (text += d));
+        c.on('end', () => resolve(text));
+        c.on('error', reject);
+      });
+      expect(answer).toBe('held by the test\n');
       const ws = await connect(`ws://127.0.0.1:${httpPort}/mqtt`, reader);
       const got: string[] = [];
       ws.on('message', (_t, p) => got.push(JSON.parse(p.toString()).type));
@@ -178,6 +192,7 @@ describe('WebSocket-only embedded broker (MQTT_TCP_DISABLED=1, the MQTT port is 
     } finally {
       await bus.release();
       await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => holder.close(() => r()));
     }
     expect(server.listeners('upgrade')).toHaveLength(0);
   });

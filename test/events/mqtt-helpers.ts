@@ -1,5 +1,4 @@
 /** Small helpers for the events tests: real mqtt.js clients, waiting on conditions with a deadline. */
-import * as net from 'net';
 import * as mqtt from 'mqtt';
 import { randomBytes } from 'crypto';
 import { waitFor as pollUntil } from '../helpers/wait';
@@ -31,18 +30,6 @@ export function subscribe(c: mqtt.MqttClient, filter: string, qos: 0 | 1 = 1): P
 
 export function end(c: mqtt.MqttClient | undefined): Promise<void> {
   return new Promise((r) => (c ? c.end(true, {}, () => r()) : r()));
-}
-
-/** A port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 /** True when Mosquitto (or any broker) accepts anonymous MQTT at 127.0.0.1:1883. */

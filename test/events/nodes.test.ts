@@ -7,7 +7,7 @@ import * as mqtt from 'mqtt';
 import { EmbeddedBroker } from '../../src/events/broker';
 import { CampaignControl, controlBus } from '../../src/events/control-bus';
 import { validateEvent } from '../../src/events/schema';
-import { connect, end, freePort, mosquittoUp, runId, subscribe, waitFor } from './mqtt-helpers';
+import { connect, end, mosquittoUp, runId, subscribe, waitFor } from './mqtt-helpers';
 
 import helper from 'node-red-node-test-helper';
 import busNode from '../../nodes/ai-dialer-bus/ai-dialer-bus';
@@ -79,19 +79,19 @@ describe('event bus + broadcast nodes in Node-RED', () => {
   };
 
   test('embedded broker: events published, read over TCP and WebSocket (/mqtt on the runtime port); bad msg -> done(err); writer controls reach controlBus', async () => {
-    const port = await freePort();
     await helper.load(
       [busNode, broadcastNode],
-      flow({ mode: 'embedded', port: String(port), writerUser: 'sup', readerUser: 'dash', ws: true }),
+      flow({ mode: 'embedded', port: '0', writerUser: 'sup', readerUser: 'dash', ws: true }),
       {
         bus: { writerPassword: 'sup-pw', readerPassword: 'dash-pw' },
       },
     );
     const b = watch('b');
     const bus = helper.getNode('bus') as any;
-    await (
-      await bus.getBus()
-    ).controlsReady;
+    const handle = await bus.getBus();
+    await handle.controlsReady;
+    const port: number = handle.broker.port; // port 0: bound and read back
+    expect(port).toBeGreaterThan(0);
     const dash = { username: 'dash', password: 'dash-pw' };
     const tcp = await open(`mqtt://127.0.0.1:${port}`, dash);
     const wsUrl = helper.url().replace(/^http/, 'ws') + '/mqtt';
@@ -179,7 +179,10 @@ describe('event bus + broadcast nodes in Node-RED', () => {
   });
 
   test('external broker down: the call carries on (done at once), status shows buffering, events arrive in order when it is back', async () => {
-    const port = await freePort();
+    // a broker that is down: bound as 0, read back and closed; it comes back on the same port below
+    const first = await EmbeddedBroker.start({ port: 0 });
+    const port = first.port;
+    await first.close();
     await helper.load([busNode, broadcastNode], flow({ mode: 'external', url: `mqtt://127.0.0.1:${port}` }, 'status'), {
       bus: { username: 'w', password: 'w-pw' },
     });
@@ -210,12 +213,12 @@ describe('event bus + broadcast nodes in Node-RED', () => {
   });
 
   test('two bus nodes on one port share one embedded broker; it closes with the last of them', async () => {
-    const port = await freePort();
+    // both on port 0: the same port setting, one broker on the port bound (read back below)
     await helper.load(
       [busNode, broadcastNode],
       [
-        { id: 'bus1', type: 'ai-dialer-bus', mode: 'embedded', port: String(port), readerUser: 'dash' },
-        { id: 'bus2', type: 'ai-dialer-bus', mode: 'embedded', port: String(port), writerUser: 'sup' },
+        { id: 'bus1', type: 'ai-dialer-bus', mode: 'embedded', port: '0', readerUser: 'dash' },
+        { id: 'bus2', type: 'ai-dialer-bus', mode: 'embedded', port: '0', writerUser: 'sup' },
         { id: 'b1', type: 'call-broadcast', bus: 'bus1', eventType: 'call_started', wires: [] },
         { id: 'b2', type: 'call-broadcast', bus: 'bus2', eventType: 'call_started', wires: [] },
       ],
@@ -226,6 +229,7 @@ describe('event bus + broadcast nodes in Node-RED', () => {
       (helper.getNode('bus2') as any).getBus(),
     ]);
     expect(h1.broker).toBe(h2.broker);
+    const port: number = h1.broker.port;
     const sub = await open(`mqtt://127.0.0.1:${port}`, { username: 'dash', password: 'dash-pw' });
     const got = collect(sub);
     await subscribe(sub, 'ai-dialer/v1/calls/+/events');

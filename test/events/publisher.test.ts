@@ -2,7 +2,7 @@ import * as mqtt from 'mqtt';
 import { EmbeddedBroker } from '../../src/events/broker';
 import { buildEvent } from '../../src/events/builders';
 import { Publisher, topicMatches } from '../../src/events/publisher';
-import { connect, end, freePort, runId, subscribe, waitFor } from './mqtt-helpers';
+import { connect, end, runId, subscribe, waitFor } from './mqtt-helpers';
 
 const writer = { username: 'writer', password: 'w-secret', role: 'writer' as const };
 const reader = { username: 'dash', password: 'r-secret', role: 'reader' as const };
@@ -37,9 +37,9 @@ function track<T extends { close(): Promise<unknown> } | mqtt.MqttClient>(x: T):
 
 describe('publisher: broker down, buffering and in-order flush', () => {
   test('events published while the broker is down wait in the buffer and are flushed in order on reconnect', async () => {
-    const port = await freePort();
     const callId = `${runId}-a`;
-    let broker = track(await EmbeddedBroker.start({ port, accounts: [writer, reader] }));
+    let broker = track(await EmbeddedBroker.start({ port: 0, accounts: [writer, reader] }));
+    const port = broker.port; // bound as 0 and read back; the restart below reuses it
     const logs: string[] = [];
     const pub = track(
       new Publisher({
@@ -91,9 +91,9 @@ describe('publisher: broker down, buffering and in-order flush', () => {
   });
 
   test('a broker that dies with events in flight loses none of them: they are re-sent first, then the buffer, in order', async () => {
-    const port = await freePort();
     const callId = `${runId}-d`;
-    let broker = track(await EmbeddedBroker.start({ port, accounts: [writer, reader] }));
+    let broker = track(await EmbeddedBroker.start({ port: 0, accounts: [writer, reader] }));
+    const port = broker.port; // bound as 0 and read back; the restart below reuses it
     const pub = track(
       new Publisher({ url: broker.url, username: writer.username, password: writer.password, reconnectPeriodMs: 50 }),
     );
@@ -123,7 +123,10 @@ describe('publisher: broker down, buffering and in-order flush', () => {
   });
 
   test('a full buffer drops the oldest events and counts them; the newest are flushed in order', async () => {
-    const port = await freePort();
+    // a broker that is down: bound as 0, read back and closed; it comes back on the same port below
+    const first = await EmbeddedBroker.start({ port: 0, accounts: [reader] });
+    const port = first.port;
+    await first.close();
     const callId = `${runId}-b`;
     const pub = track(
       new Publisher({

@@ -8,7 +8,6 @@
  */
 import fs from 'fs';
 import os from 'os';
-import net from 'net';
 import path from 'path';
 import http from 'http';
 import type { AddressInfo } from 'net';
@@ -192,17 +191,6 @@ describe('what each example demonstrates', () => {
 
 /* ------------------------------------------------------------------ the real runtime */
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-examples-'));
 const ENV_KEYS = ['DATABASE_URL', 'DATA_DIR', 'MQTT_URL', 'MQTT_PORT', 'MQTT_HOST', 'ARI_URL', 'AGI_PORT', 'AGI_HOST', 'LLM_BASE_URL', 'LLM_MODEL', 'LLM_API_KEY', 'TTS_ENGINE', 'STT_ENGINE'];
 const savedEnv: Record<string, string | undefined> = {};
@@ -220,7 +208,7 @@ beforeAll(async () => {
   for (const k of ENV_KEYS) savedEnv[k] = process.env[k];
   for (const k of ENV_KEYS) delete process.env[k];
   process.env.DATA_DIR = root; // the store from environment opens $DATA_DIR/db
-  process.env.MQTT_PORT = String(await freePort()); // the embedded broker
+  process.env.MQTT_PORT = '0'; // the embedded broker: any free port (the bus binds 0)
   process.env.MQTT_HOST = '127.0.0.1';
   // an OpenAI-compatible chat endpoint for the lead example
   fakeLlm = http.createServer((req, res) => {
@@ -261,28 +249,40 @@ afterAll(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-/** The example as shipped, with only what a test machine needs changed: free ports and the Asterisk simulator. */
-async function deployable(name: string): Promise<{ flow: N[]; agiPort: number }> {
+/**
+ * The example as shipped, with only what a test machine needs changed: port 0 (read back once deployed,
+ * see listening) and the Asterisk simulator.
+ */
+function deployable(name: string): N[] {
   const flow = load(name);
-  const agiPort = await freePort();
   for (const n of flow) {
-    if (n.type === 'fastagi-in') n.port = String(agiPort);
-    if (n.type === 'ai-dialer-asterisk') Object.assign(n, { mode: 'simulator', agiHost: '127.0.0.1', agiPort: String(agiPort), simSpeed: '50' });
+    if (n.type === 'fastagi-in') n.port = '0';
+    if (n.type === 'ai-dialer-asterisk') Object.assign(n, { mode: 'simulator', agiHost: '127.0.0.1', agiPort: '', simSpeed: '50' });
   }
-  return { flow, agiPort };
+  return flow;
+}
+
+/** The port fastagi-in bound (port 0, read back); a simulator already started is pointed at it, as a dialplan would be. */
+async function listening(flow: N[]): Promise<number> {
+  const agi = flow.find((n) => n.type === 'fastagi-in')!;
+  const agiPort = await waitFor(() => (helper.getNode(agi.id) as unknown as { port?: number }).port, 10000, 'fastagi-in to listen');
+  for (const a of flow.filter((n) => n.type === 'ai-dialer-asterisk')) {
+    const sim = (helper.getNode(a.id) as unknown as { service?: { simulator?: { sim: { agi: { port: number } } } } }).service?.simulator;
+    if (sim) sim.sim.agi.port = agiPort;
+  }
+  return agiPort;
 }
 
 async function deploy(name: string): Promise<{ flow: N[]; agiPort: number }> {
-  const { flow, agiPort } = await deployable(name);
+  const flow = deployable(name);
   const modules = [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => (n.type in CORE ? CORE[n.type] : OURS[n.type])))];
   await helper.load(modules as never, flow as never);
-  // deployed and settled: the AGI server listens, the database is open, an originate is connected
-  const agi = flow.find((n) => n.type === 'fastagi-in');
-  await waitFor(() => (helper.getNode(agi!.id) as unknown as { port?: number }).port, 10000, 'fastagi-in to listen');
+  // deployed and settled: the database is open, an originate is connected, the AGI server listens
   await db.query('select 1');
   for (const o of flow.filter((n) => n.type === 'ari-originate')) {
     await waitFor(() => statuses.get(o.id)?.fill === 'green' || undefined, 15000, `${o.id} to connect to the simulator`);
   }
+  const agiPort = await listening(flow); // after the originates: their simulator is started
   for (const n of flow) if (n.type !== 'tab' && !CONFIG_TYPES.has(n.type)) expect(helper.getNode(n.id)).toBeTruthy();
   return { flow, agiPort };
 }
@@ -534,12 +534,11 @@ describe.each(['record', 'stream'])('every example completes a call in %s mode',
         ],
       });
     try {
-      const { flow, agiPort } = await deployable(name);
+      const flow = deployable(name);
       for (const n of flow) if (n.type === 'fastagi-in') n.media = media;
       const modules = [...new Set(flow.filter((n) => n.type !== 'tab').map((n) => (n.type in CORE ? CORE[n.type] : OURS[n.type])))];
       await helper.load(modules as never, flow as never);
-      const agi = flow.find((n) => n.type === 'fastagi-in')!;
-      await waitFor(() => (helper.getNode(agi.id) as unknown as { port?: number }).port, 10000, 'fastagi-in to listen');
+      const agiPort = await listening(flow);
       const inbound = name === 'inbound-answering';
       const phone = `+1212555${inbound ? '02' : '03'}${media === 'stream' ? 1 : 0}${EXAMPLES.indexOf(name)}`;
       const variables: Record<string, string> = inbound ? { CALL_DIRECTION: 'inbound' } : {};

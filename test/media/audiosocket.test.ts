@@ -35,6 +35,28 @@ describe('AudioSocket wire format', () => {
     expect(() => encodeDtmf('x')).toThrow();
   });
 
+  it('encodes a view at any offset, and decodes frames that stay independent of each other', () => {
+    const all = Int16Array.from({ length: 1000 }, (_, k) => ((k * 7919) % 65536) - 32768);
+    // a view starting at an odd sample (its bytes are not at the start of their buffer)
+    const view = all.subarray(3, 163);
+    const b = encodeAudio(view);
+    expect(b.length).toBe(3 + 320);
+    for (let k = 0; k < 160; k++) expect(b.readInt16LE(3 + k * 2)).toBe(all[3 + k]);
+    // 600 frames (more than one 64 KB slab of received audio), fed in odd-sized chunks: payloads sit at odd offsets
+    const frames = Array.from({ length: 600 }, (_, f) =>
+      Int16Array.from({ length: 160 }, (_, k) => ((f * 160 + k) % 60000) - 30000),
+    );
+    const wire = Buffer.concat(frames.map((f) => encodeAudio(f)));
+    const d = new AudioSocketDecoder();
+    const out = [];
+    for (let at = 0; at < wire.length; at += 1001) out.push(...d.push(wire.subarray(at, at + 1001)));
+    expect(out).toHaveLength(600);
+    out.forEach((m, f) => {
+      expect(m.kind).toBe('audio');
+      expect((m as { samples: Int16Array }).samples).toEqual(frames[f]);
+    });
+  });
+
   it('decodes messages split at every byte boundary', () => {
     const uuid = randomUUID();
     const wire = Buffer.concat([

@@ -189,6 +189,29 @@ describeWith(
     ep.close();
   });
 
+  test("an utterance's audio and the speech so far are exactly what came in (a long utterance, then a short one)", async () => {
+    // `a` lasts far longer than the 640 ms the endpointer holds at first: its store grows, then shrinks back
+    const t = timeline([700, a, 900, b, 800]);
+    const ep = await Endpointer.create();
+    const got: Array<Extract<EndpointEvent, { kind: 'utterance' }>> = [];
+    let checkedSoFar = 0;
+    for (let i = 0; i + FRAME_SAMPLES <= t.audio.length; i += FRAME_SAMPLES) {
+      const ev = ep.push(t.audio.subarray(i, i + FRAME_SAMPLES));
+      for (const e of ev) {
+        if (e.kind === 'utterance') got.push(e);
+        else {
+          expect(ep.speechAudio()).toEqual(t.audio.slice((e.atMs - 100) * 8, i + FRAME_SAMPLES));
+          checkedSoFar++;
+        }
+      }
+    }
+    expect(got).toHaveLength(2);
+    expect(checkedSoFar).toBe(2);
+    expect(got[0].endMs - got[0].startMs).toBeGreaterThan(2600);
+    for (const u of got) expect(u.audio).toEqual(t.audio.slice((u.startMs - 100) * 8, (u.endMs + 100) * 8));
+    ep.close();
+  });
+
   test('the utterance event comes endSilenceMs after the end of speech; settings change it', async () => {
     const t = timeline([800, a, 2000]);
     for (const endSilenceMs of [500, 700]) {

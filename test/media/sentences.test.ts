@@ -129,4 +129,28 @@ describe('splitSentences: the first clause early', () => {
     expect(await it.next()).toEqual({ value: 'for calling.', done: false });
     expect((await it.next()).done).toBe(true);
   });
+  test("a comma after a word ends the clause before the next token's space comes; after a digit or a colon it waits", async () => {
+    // LLM tokens carry their leading space: the clause is known at "," already
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* tokens(): AsyncIterable<string> {
+      yield 'Thank';
+      yield ' you';
+      yield ',';
+      await gate; // " for" is not written yet
+      yield ' for';
+      yield ' calling.';
+    }
+    const it = splitSentences(tokens(), { firstClauseChars: 8 })[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ value: 'Thank you,', done: false });
+    release();
+    expect(await it.next()).toEqual({ value: 'for calling.', done: false });
+    expect(await split(from(['It costs 1', ',', '000 dollars', ', ', 'fine.']), 8)).toEqual([
+      'It costs 1,000 dollars,',
+      'fine.',
+    ]);
+    expect(await split(from(['Go to http', ':', '//example.com', ' now.']), 8)).toEqual([
+      'Go to http://example.com now.',
+    ]);
+  });
 });

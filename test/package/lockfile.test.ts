@@ -15,6 +15,7 @@ test("the lockfile's root package agrees with package.json", () => {
   expect(root.version).toBe(pkg.version);
   expect(root.engines).toEqual(pkg.engines);
   expect(root.dependencies).toEqual(pkg.dependencies);
+  expect(root.optionalDependencies).toEqual(pkg.optionalDependencies);
   expect(root.devDependencies).toEqual(pkg.devDependencies);
   expect(root.bin).toEqual(pkg.bin);
   expect(root.license).toBe(pkg.license);

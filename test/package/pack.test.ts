@@ -1,13 +1,17 @@
 /**
  * The package is real: `npm pack`, install the tarball into the userDir of a stock Node-RED 4.1,
  * start it, and the admin API lists every node of the module with no load error; icons are served;
- * the default flow, imported as a user would, places a simulated call end to end.
+ * the default flow, imported as a user would, places a simulated call end to end; restarted with
+ * `adminAuth` in its settings (as a stock install is secured), the live monitor /api/v1/live refuses a
+ * client without the editor login and pushes events to one with it.
  * Every port is bound as 0 and read back (Node-RED's from its log line, FastAGI's from the node's).
  */
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
+import { createRequire } from 'module';
 import path from 'path';
+import WebSocket from 'ws';
 import { startSimulator } from '../../src/sim/index';
 import { waitFor } from '../helpers/wait';
 
@@ -22,12 +26,37 @@ describe('packed tarball in a stock Node-RED', () => {
   let port = 0;
   let sim: Awaited<ReturnType<typeof startSimulator>> | undefined;
 
-  afterAll(async () => {
+  let redEnv: NodeJS.ProcessEnv = {};
+
+  /** Start the stock Node-RED (node-red/red.js) on userDir, HTTP on port 0: the port is read from its log. */
+  async function startRed(args: string[]): Promise<void> {
+    const start = output.length;
+    red = spawn(process.execPath, [require.resolve('node-red/red.js'), '-u', userDir, '-p', '0', ...args], {
+      cwd: userDir,
+      env: redEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    red.stdout!.on('data', (d) => (output += d));
+    red.stderr!.on('data', (d) => (output += d));
+    port = await waitFor(
+      () => Number(/Server now running at http:\/\/[^:]+:(\d+)\//.exec(output.slice(start))?.[1]) || undefined,
+      60000,
+      "Node-RED's port in its log",
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
+  }
+
+  async function stopRed(): Promise<void> {
     if (red && red.exitCode === null) {
       const exited = new Promise((r) => red!.once('exit', r));
       red.kill('SIGTERM');
       await exited;
     }
+  }
+
+  afterAll(async () => {
+    await stopRed();
     await sim?.close();
     fs.rmSync(work, { recursive: true, force: true });
   });
@@ -78,7 +107,6 @@ describe('packed tarball in a stock Node-RED', () => {
         env: { ...process.env, npm_config_loglevel: 'error' },
       },
     );
-    const redMain = require.resolve('node-red/red.js');
     // Asterisk: the simulator, reached through the same environment variables a real one would be
     // (its AGI target is fastagi-in's port, known once the flow is deployed)
     sim = await startSimulator({ port: 0, host: '127.0.0.1', agiHost: '127.0.0.1', agiPort: 0, speed: 5 } as Parameters<
@@ -99,20 +127,8 @@ describe('packed tarball in a stock Node-RED', () => {
       ARI_APP: sim.app,
       STT_ENGINE: 'sim',
     });
-    red = spawn(process.execPath, [redMain, '-u', userDir, '-p', '0', '--safe'], {
-      cwd: userDir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    red.stdout!.on('data', (d) => (output += d));
-    red.stderr!.on('data', (d) => (output += d));
-    port = await waitFor(
-      () => Number(/Server now running at http:\/\/[^:]+:(\d+)\//.exec(output)?.[1]) || undefined,
-      60000,
-      "Node-RED's port in its log",
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${output}`);
-    });
+    redEnv = env;
+    await startRed(['--safe']);
     const nodes = await waitFor(
       async () => {
         const r = await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: 'application/json' } });
@@ -155,7 +171,7 @@ describe('packed tarball in a stock Node-RED', () => {
       headers: { Accept: 'application/json' },
     });
     expect(ex.status).toBe(200);
-  });
+  }, 240000); // npm install of the tarball, then Node-RED's start: minutes on a loaded machine
 
   test('the default flow, imported from the installed Import > Examples, deploys cleanly and serves the API and the dashboard', async () => {
     const example = path.join(userDir, 'node_modules', pkg.name, 'examples', 'default-flow.json');
@@ -247,4 +263,113 @@ describe('packed tarball in a stock Node-RED', () => {
     expect(detail.body.turns.length).toBeGreaterThan(1);
     expect(detail.body.turns[0].bot_text).toContain('Ann');
   }, 90000);
+  test('restarted with adminAuth in its settings: /api/v1/live refuses a client without the editor login and pushes events to one with it', async () => {
+    await stopRed();
+    // the settings file Node-RED wrote on its first start, plus a login (bcrypt, as `node-red admin hash-pw` makes)
+    const bcrypt = createRequire(require.resolve('node-red/package.json'))('bcryptjs') as {
+      hashSync(p: string, rounds: number): string;
+    };
+    const login = { username: 'admin', password: `pw-${process.pid}-${Date.now().toString(36)}` };
+    const settings = path.join(work, 'settings-adminauth.js');
+    fs.writeFileSync(
+      settings,
+      `module.exports = Object.assign({}, require(${JSON.stringify(path.join(userDir, 'settings.js'))}), ` +
+        JSON.stringify({
+          adminAuth: {
+            type: 'credentials',
+            users: [{ username: login.username, password: bcrypt.hashSync(login.password, 8), permissions: '*' }],
+          },
+        }) +
+        ');\n',
+    );
+    const restartedAt = output.length;
+    await startRed(['-s', settings]);
+    const base = `http://127.0.0.1:${port}`;
+    const live = `ws://127.0.0.1:${port}/api/v1/live`;
+    /** The HTTP status of a refused upgrade, or 101 when the WebSocket opened (then closed). */
+    const upgrade = (headers: Record<string, string>, protocols: string[] = [], query = '') =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(live + query, protocols, { headers });
+        ws.once('unexpected-response', (_req, res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        ws.once('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.once('error', reject);
+      });
+    // the API is up (the flow deployed before the restart runs again) and, with adminAuth, closed
+    await waitFor(
+      async () => ((await fetch(`${base}/api/v1/campaigns`)).status === 401 ? true : undefined),
+      60000,
+      'the HTTP API to answer 401',
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${output}`);
+    });
+    expect(await upgrade({})).toBe(401);
+    expect(await upgrade({ Authorization: 'Bearer not-a-token' })).toBe(401);
+    // fastagi-in bound a new port 0: the simulator's dialplan follows it, so the call below can be answered
+    sim!.sim.agi.port = await waitFor(
+      () => Number(/FastAGI listening on [^:\s]+:(\d+)/.exec(output.slice(restartedAt))?.[1]) || undefined,
+      30000,
+      "fastagi-in's new port in the log",
+    );
+
+    // the editor login, as the editor gets it
+    const tok = await fetch(`${base}/auth/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ client_id: 'node-red-editor', grant_type: 'password', scope: '*', ...login }),
+    });
+    expect(tok.status).toBe(200);
+    const token = ((await tok.json()) as { access_token: string }).access_token;
+    const auth = { Authorization: `Bearer ${token}` };
+    // a token in the URL is refused (proxies log URLs); as a header, or a browser's subprotocol, it opens
+    expect(await upgrade({}, [], `?access_token=${encodeURIComponent(token)}`)).toBe(400);
+    expect(await upgrade(auth)).toBe(101);
+    const b64url = Buffer.from(token).toString('base64url');
+    expect(await upgrade({}, ['ai-dialer.v1', `bearer.${b64url}`])).toBe(101);
+
+    // and events arrive on it: a campaign started with the same login
+    const ws = new WebSocket(live, { headers: auth });
+    const events: Array<{ type: string; campaignId?: unknown }> = [];
+    ws.on('message', (m) => events.push(JSON.parse(String(m))));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    try {
+      const api = async (p: string, body: unknown, type = 'application/json') => {
+        const r = await fetch(`${base}${p}`, {
+          method: 'POST',
+          headers: { ...auth, 'Content-Type': type, Accept: 'application/json' },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        });
+        return { status: r.status, body: (await r.json()) as Record<string, any> };
+      };
+      const created = await api('/api/v1/campaigns', {
+        name: 'live with adminAuth',
+        timezone: 'UTC',
+        window_start: '00:00',
+        window_end: '23:59',
+        max_concurrent: 1,
+      });
+      expect(created.status).toBe(201);
+      const id = created.body.id as number;
+      expect((await api(`/api/v1/campaigns/${id}/phone-numbers`, { number: '+12125559000' })).status).toBe(201);
+      expect((await api(`/api/v1/campaigns/${id}/contacts`, 'phone,name\n+12125550146,Bo\n', 'text/csv')).status).toBe(
+        200,
+      );
+      expect((await api('/api/v1/calls/automated/start', { campaignId: id })).status).toBe(200);
+      await waitFor(
+        () => events.some((e) => e.type === 'campaign_progress' && String(e.campaignId) === String(id)) || undefined,
+        30000,
+        `campaign ${id}'s progress on the live monitor (got ${JSON.stringify(events.map((e) => e.type))})`,
+      );
+    } finally {
+      ws.close();
+    }
+  }, 120000);
 });

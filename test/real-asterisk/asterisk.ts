@@ -65,6 +65,12 @@ export function describeReal(needs: { espeak?: boolean } = {}): jest.Describe {
   return ok ? describe : describe.skip;
 }
 
+/**
+ * A port free a moment ago. Only for Asterisk itself: it binds the ports its configuration names (http.conf
+ * `bindport`, pjsip.conf transports, the dialplan's AGI port) and has no "bind 0 and say which" (the AGI
+ * port is our FastAGI's, passed to Asterisk in its environment before it starts). Every server this suite
+ * starts in-process binds 0 and reads the port back.
+ */
 export function freePort(udp = false): Promise<number> {
   if (udp) {
     // A UDP port that is free now; PJSIP binds UDP and TCP on the same number, so check both.

@@ -105,6 +105,7 @@ d('a real PJSIP trunk between two Asterisks', () => {
   const sessions: FastAgiSession[] = [];
 
   beforeAll(async () => {
+    // SIP ports of the two Asterisks: named in their configuration (see freePort)
     const [providerPort, dialerPort] = [await freePort(true), await freePort(true)];
     const rtp = 30000 + Math.floor(Math.random() * 300) * 100;
     [ours, provider] = await Promise.all([

@@ -9,8 +9,8 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { openDb } from '../../src/store/db';
-import { checkPortFree, freePort } from '../../src/runtime/ports';
-import { spawnStart, waitForBanner, type Started } from '../helpers/start';
+import { checkPortFree } from '../../src/runtime/ports';
+import { ANY_PORTS, portEnv, spawnStart, waitForBanner, type Started } from '../helpers/start';
 import { waitFor } from '../helpers/wait';
 
 jest.setTimeout(240000);
@@ -81,7 +81,10 @@ describe('runtime resilience (npm start, simulator, PGlite)', () => {
   };
   const start = async (): Promise<void> => {
     rt = spawnStart(env, { npm: true });
-    await waitForBanner(rt, 180000);
+    const bound = await waitForBanner(rt, 180000);
+    // the first start binds port 0 and prints the ports bound; a restart reuses them, as a real restart does
+    Object.assign(env, portEnv(bound));
+    base = `http://127.0.0.1:${bound.http}`;
   };
   const sigterm = async (): Promise<number | null> => {
     const s = rt!;
@@ -96,18 +99,14 @@ describe('runtime resilience (npm start, simulator, PGlite)', () => {
 
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-resilience-'));
-    const PORT = String(await freePort());
     env = {
-      PORT,
-      MQTT_PORT: String(await freePort()),
-      AGI_PORT: String(await freePort()),
+      ...ANY_PORTS,
       DATA_DIR: dataDir,
       SIM_SPEED: '2',
       DRAIN_TIMEOUT: '3',
       LEASE_TTL: '4',
       EDITOR_PASSWORD: 'resilience-test-pw', // the admin API (deploys) needs the editor login
     };
-    base = `http://127.0.0.1:${PORT}`;
     await start();
     // 40 more talkers (numbers ending in 5-9 talk in the demo) so the campaign outlasts the test
     const csv = [

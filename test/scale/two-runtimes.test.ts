@@ -8,7 +8,7 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { freePort } from '../../src/runtime/ports';
+import { ANY_PORTS } from '../helpers/start';
 import { postgresTarget, type DbTarget } from '../helpers/db';
 import { testWith } from '../helpers/tools';
 import { waitFor } from '../helpers/wait';
@@ -45,32 +45,23 @@ t(
     );
     const pg: DbTarget = postgresTarget(url!);
     const db = await pg.open();
-    const rts = await Promise.all(
-      ['a', 'b'].map(async (name) => ({
-        name: `scale-${name}`,
-        PORT: String(await freePort()),
-        MQTT_PORT: String(await freePort()),
-        AGI_PORT: String(await freePort()),
-      })),
-    );
+    const rts = ['a', 'b'].map((name) => ({ name: `scale-${name}` }));
     let sim: SimProcess | undefined;
     const dialers: Dialer[] = [];
     try {
-      // calls without AGI_TARGET would all go to runtime a's FastAGI
-      sim = await startSimProcess({ dir, personas, agiPort: Number(rts[0].AGI_PORT), speed: 5 });
+      // every call carries AGI_TARGET (AGI_ADVERTISE): the simulator's own AGI port is never used
+      sim = await startSimProcess({ dir, personas, speed: 5 });
       for (const r of rts) {
         dialers.push(
           await startDialer({
-            PORT: r.PORT,
-            MQTT_PORT: r.MQTT_PORT,
-            AGI_PORT: r.AGI_PORT,
+            ...ANY_PORTS, // bound as 0; the banner says which (dialer.ports)
             DATA_DIR: path.join(dir, r.name),
             DATABASE_URL: pg.options().url!,
             ARI_URL: sim.url,
             ARI_USERNAME: sim.username,
             ARI_PASSWORD: sim.password,
             ARI_APP: r.name,
-            AGI_ADVERTISE: `127.0.0.1:${r.AGI_PORT}`,
+            AGI_ADVERTISE: '127.0.0.1', // the host: the runtime adds the FastAGI port it bound
             WORKER_NAME: r.name,
             AI_DIALER_SIMULATED: '1',
             TTS_ENGINE: 'sim',
@@ -144,7 +135,7 @@ t(
       expect([...byWorker.keys()].sort()).toEqual(['scale-a', 'scale-b']);
       expect(calls.filter((c) => c.status !== 'completed' || c.turns < 3)).toEqual([]);
       // each AGI session went to the FastAGI of the runtime that placed the call
-      const agiOf = new Map(rts.map((r) => [r.name, `127.0.0.1:${r.AGI_PORT}`]));
+      const agiOf = new Map(rts.map((r, i) => [r.name, `127.0.0.1:${dialers[i].ports.agi}`]));
       const sessions = journal.filter((l) => l.ev === 'agi');
       expect(sessions).toHaveLength(n);
       const workerOf = new Map(calls.map((c) => [String(c.id), runtimeOf(c.worker)]));

@@ -160,6 +160,60 @@ describe('cache', () => {
     expect(again.count).toBe(3);
   });
 
+  test('stream mode (inMemory): a miss hands its bytes over before its file is written; a failed write is not its failure', async () => {
+    const cache = new AudioCache(path.join(tmp, 'in-memory'));
+    const one = tone(8000, 500);
+    let produced = 0;
+    const produce = async () => {
+      produced++;
+      return one;
+    };
+    let finishWrite!: () => void;
+    const write = jest.spyOn(fs.promises, 'writeFile').mockImplementationOnce(async (file, data) => {
+      await new Promise<void>((r) => (finishWrite = r));
+      return fs.writeFileSync(file as string, data as Buffer);
+    });
+    try {
+      const key = cacheKey('t', 'in-memory');
+      const got = await cache.get(key, produce, { inMemory: true });
+      expect(got.bytes).toBe(one);
+      expect(got.durationMs).toBe(500);
+      expect(got.hit).toBe(false);
+      // the file is still being written: a reader that needs it waits for it
+      let fileReady = false;
+      const fileReader = cache.get(key, produce).then((r) => {
+        fileReady = true;
+        return r;
+      });
+      await new Promise((r) => setImmediate(r));
+      expect(fileReady).toBe(false);
+      finishWrite();
+      const r = await fileReader;
+      expect(r.hit).toBe(true);
+      expect(fs.readFileSync(r.file)).toEqual(one);
+      expect(produced).toBe(1);
+      got.release();
+      r.release();
+
+      // a write that fails: the stream-mode caller has its audio; the key stays uncached
+      write.mockRejectedValueOnce(Object.assign(new Error('disk full'), { code: 'ENOSPC' }));
+      const key2 = cacheKey('t', 'in-memory-2');
+      const got2 = await cache.get(key2, produce, { inMemory: true });
+      expect(got2.bytes).toBe(one);
+      got2.release();
+      // the failed write settles (its promise, then the microtasks after it)
+      await (write.mock.results[1].value as Promise<void>).catch(() => undefined);
+      await new Promise((r) => setImmediate(r));
+      expect(cache.has(key2)).toBe(false);
+      const again = await cache.get(key2, produce);
+      expect(again.hit).toBe(false);
+      expect(produced).toBe(3);
+      again.release();
+    } finally {
+      write.mockRestore();
+    }
+  });
+
   test('a hit is served from memory: no open, read, stat or utimes within the check window; same length as the miss', async () => {
     const dir = path.join(tmp, 'hits');
     const service = new TtsService(createTtsEngine({ engine: 'sim' }, {}), new AudioCache(dir));
