@@ -64,15 +64,22 @@ export async function admitSession(
 }
 
 /**
- * Calls finalised by this process lately (the write, stored or pending in the outbox): the default flow
- * reaches agi-hangup twice for a call (the conversation's end, then fastagi-in's "caller gone" when the
- * session closes), and the second finalisation would read and write the same transcript again. A turn
- * stored after it forgets it.
+ * Calls finalised by this process lately (the write, stored or pending in the outbox), per database (a
+ * call id means one call only within its database): the default flow reaches agi-hangup twice for a
+ * call (the conversation's end, then fastagi-in's "caller gone" when the session closes), and the second
+ * finalisation would read and write the same transcript again. A turn stored after it forgets it.
  */
-const finalised = new Map<number, { w: Promise<WriteOutcome<string>>; at: number }>();
+type Finalised = Map<number, { w: Promise<WriteOutcome<string>>; at: number }>;
+const finalisedByDb = new WeakMap<object, Finalised>();
 const FINALISED_KEEP_MS = 120_000;
 
-function rememberFinalised(id: number, w: Promise<WriteOutcome<string>>): void {
+function finalisedIn(db: object): Finalised {
+  let m = finalisedByDb.get(db);
+  if (!m) finalisedByDb.set(db, (m = new Map()));
+  return m;
+}
+
+function rememberFinalised(finalised: Finalised, id: number, w: Promise<WriteOutcome<string>>): void {
   const now = Date.now();
   finalised.delete(id);
   finalised.set(id, { w, at: now });
@@ -131,9 +138,9 @@ export class CallRecords {
   async spokenTurn(call: MsgCall | undefined, turn: MsgTurn, row: MsgTurn = turn): Promise<SpokenTurn | undefined> {
     const id = Number(call?.id);
     if (!Number.isInteger(id) || id <= 0) return undefined;
-    finalised.delete(id);
     try {
       const db = await this.getDb();
+      finalisedIn(db).delete(id);
       const w = await storeSpokenTurn(db, { id, campaignId: Number(call?.campaignId) || null }, rowOf(row));
       // pending: stored once the database is back (and everything of this call before it, in order)
       if (w.stored) delete turn.writePending;
@@ -147,9 +154,9 @@ export class CallRecords {
 
   /** A do-not-call request the LLM understood: stored with its turn now, before the goodbye is spoken. */
   async dncTurn(call: MsgCall | undefined, turn: MsgTurn): Promise<void> {
-    finalised.delete(Number(call?.id));
     try {
       const db = await this.getDb();
+      finalisedIn(db).delete(Number(call?.id));
       const w = await storeUnderstoodDnc(db, call ?? { id: undefined }, rowOf(turn));
       if (!w.stored) turn.writePending = true;
     } catch (err) {
@@ -164,19 +171,20 @@ export class CallRecords {
   async finalise(call: MsgCall | undefined): Promise<void> {
     const id = call?.id;
     if (!call || typeof id !== 'number') return;
-    const done = finalised.get(id);
     try {
+      const db = await this.getDb();
+      const finalised = finalisedIn(db);
+      const done = finalised.get(id);
       let w: WriteOutcome<string>;
       if (done && Date.now() - done.at < FINALISED_KEEP_MS)
         w = await done.w; // nothing stored since
       else {
-        const db = await this.getDb();
         const p = storeFinalisation(db, {
           id,
           campaignId: Number(call.campaignId) || null,
           inbound: call.direction === 'inbound',
         });
-        rememberFinalised(id, p);
+        rememberFinalised(finalised, id, p);
         p.catch(() => finalised.delete(id));
         w = await p;
       }

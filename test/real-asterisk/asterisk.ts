@@ -65,11 +65,20 @@ export function describeReal(needs: { espeak?: boolean } = {}): jest.Describe {
   return ok ? describe : describe.skip;
 }
 
+/** A loopback TCP server on port 0: the port stays taken until it is closed. */
+function holdPort(): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer((c) => c.destroy());
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+}
+
 /**
- * A port free a moment ago. Only for Asterisk itself: it binds the ports its configuration names (http.conf
- * `bindport`, pjsip.conf transports, the dialplan's AGI port) and has no "bind 0 and say which" (the AGI
- * port is our FastAGI's, passed to Asterisk in its environment before it starts). Every server this suite
- * starts in-process binds 0 and reads the port back.
+ * A port free a moment ago. Only for Asterisk's own HTTP and SIP ports: it binds the ports its
+ * configuration names (http.conf `bindport`, pjsip.conf transports) and has no "bind 0 and say which".
+ * The dialplan's AGI port is held bound (holdPort) until our FastAGI server takes it. Every server this
+ * suite starts in-process binds 0 and reads the port back.
  */
 export function freePort(udp = false): Promise<number> {
   if (udp) {
@@ -102,6 +111,8 @@ export interface Instance {
   sipPort: number;
   agiPort: number;
   agiSecret: string;
+  /** Let go of the AGI port (held since the start) just before our FastAGI server binds it. */
+  releaseAgiPort(): Promise<void>;
   /** Extra files (callee dialplan, audio) live here. */
   workDir: string;
   cli(cmd: string): string;
@@ -132,10 +143,13 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
   const stateDir = path.join(workDir, 'st');
   const spool = path.join(workDir, 'spool');
   fs.mkdirSync(confDir);
+  // the AGI port is held (bound) from now until our FastAGI server takes it (startDialerSide): nothing
+  // else on the machine can take it while Asterisk starts
+  const agiHold = await holdPort();
   const [httpPort, sipPort, agiPort, rtpBase] = [
     await freePort(),
     o.env?.SIP_PORT ? Number(o.env.SIP_PORT) : await freePort(true),
-    await freePort(),
+    (agiHold.address() as net.AddressInfo).port,
     20000 + Math.floor(Math.random() * 400) * 100,
   ];
   const ariUser = 'dialer';
@@ -218,6 +232,7 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
     ariPassword,
     sipPort,
     agiPort,
+    releaseAgiPort: () => (agiHold.listening ? new Promise<void>((r) => agiHold.close(() => r())) : Promise.resolve()),
     agiSecret,
     cli: (cmd) => {
       const r = run(['cli', confDir, cmd]);
@@ -227,6 +242,7 @@ export async function startShipped(o: StartOptions = {}): Promise<Instance> {
     stop: () => {
       if (stopped) return;
       stopped = true;
+      if (agiHold.listening) agiHold.close();
       run(['stop', confDir]);
       if (!process.env.KEEP_ASTERISK_STATE) fs.rmSync(workDir, { recursive: true, force: true });
     },
@@ -264,6 +280,7 @@ export async function startPlain(files: Record<string, string>): Promise<Omit<In
     sipPort: 0,
     agiPort: 0,
     agiSecret: '',
+    releaseAgiPort: () => Promise.resolve(),
     cli: (cmd: string) => {
       const r = run(['cli', confDir, cmd]);
       return r.stdout + r.stderr;
@@ -311,10 +328,11 @@ export interface DialerSide {
 }
 
 export async function startDialerSide(
-  ast: Pick<Instance, 'agiPort' | 'agiSecret' | 'ariUrl' | 'ariUser' | 'ariPassword'>,
+  ast: Pick<Instance, 'agiPort' | 'agiSecret' | 'ariUrl' | 'ariUser' | 'ariPassword' | 'releaseAgiPort'>,
   endpointTemplate: string,
 ): Promise<DialerSide> {
   const agi = new AgiServer({ host: '127.0.0.1', port: ast.agiPort, secret: ast.agiSecret, register: false });
+  await ast.releaseAgiPort();
   await agi.listen();
   const conn = new AriConnection({
     url: ast.ariUrl,
