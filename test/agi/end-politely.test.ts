@@ -3,53 +3,13 @@
  * conversation is: the command in flight (here a RECORD) ends, the flow's next commands are refused as a
  * hangup, the session plays the goodbye itself and hangs up. Real sockets; the test plays Asterisk.
  */
-import net from 'net';
-import { FastAgiSession } from '../../src/agi/session';
 import { registerSession, unregisterSession } from '../../src/agi/registry';
 import { endCallPolitely, forgetCall, noteGoodbyeLine, noteVoice } from '../../src/calls/goodbye';
 import { StageError } from '../../src/util/errors';
 import { waitFor } from '../helpers/wait';
+import { connectFarAgi } from '../helpers/far-agi';
 
-interface Far {
-  session: FastAgiSession;
-  lines: string[];
-  reply(line: string): void;
-  close(): Promise<void>;
-}
-
-async function connect(): Promise<Far> {
-  let session: FastAgiSession | undefined;
-  const server = net.createServer((sock) => {
-    session = new FastAgiSession(sock);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  const client = net.connect(port, '127.0.0.1');
-  const lines: string[] = [];
-  let buf = '';
-  client.setEncoding('utf8');
-  client.on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  await new Promise<void>((r) => client.once('connect', () => r()));
-  client.write('agi_network: yes\nagi_channel: PJSIP/trunk-1\nagi_uniqueid: 1.1\n\n');
-  await waitFor(() => session?.ready ?? false, 5000, 'the environment block');
-  return {
-    session: session!,
-    lines,
-    reply: (l) => client.write(l + '\n'),
-    close: async () => {
-      client.destroy();
-      session?.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
+const connect = connectFarAgi;
 
 test('mid-RECORD: the recording ends, the flow is refused, the goodbye plays, then HANGUP', async () => {
   const far = await connect();

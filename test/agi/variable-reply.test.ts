@@ -4,52 +4,11 @@
  * reads, a late reply to a timed-out command never answering the next one, and a HANGUP right behind a
  * reply failing the queue. Real sockets; the test plays Asterisk and decides how the bytes are chunked.
  */
-import net from 'net';
-import { FastAgiSession, type SessionOptions } from '../../src/agi/session';
 import { StageError } from '../../src/util/errors';
 import { waitFor } from '../helpers/wait';
+import { connectFarAgi } from '../helpers/far-agi';
 
-interface Far {
-  session: FastAgiSession;
-  lines: string[];
-  /** raw bytes to the session, exactly as given (one write) */
-  send(raw: string): void;
-  close(): Promise<void>;
-}
-
-async function connect(opts: SessionOptions = {}): Promise<Far> {
-  let session: FastAgiSession | undefined;
-  const server = net.createServer((sock) => {
-    session = new FastAgiSession(sock, opts);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  client.setNoDelay(true);
-  const lines: string[] = [];
-  let buf = '';
-  client.setEncoding('utf8');
-  client.on('data', (d: string) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  await new Promise<void>((r) => client.once('connect', () => r()));
-  client.write('agi_network: yes\nagi_channel: PJSIP/trunk-1\nagi_uniqueid: 1.1\n\n');
-  await waitFor(() => session?.ready ?? false, 5000, 'the environment block');
-  return {
-    session: session!,
-    lines,
-    send: (raw) => client.write(raw),
-    close: async () => {
-      client.destroy();
-      session?.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
+const connect = connectFarAgi;
 
 test('values: up to the last parenthesis, empty, unset, CRLF', async () => {
   const far = await connect();
