@@ -177,7 +177,21 @@ test.each(stores)(
     expect(turns[1].transcript).toMatchObject({ text: 'Please do not call me again.', engine: 'sim', simulated: true });
     expect(turns[1].turn.simulated).toBe(true);
 
-    const t = await db.query<any>('select * from call_turns where call_id = $1 order by seq', [callId]);
+    // the playback timing is written after the line was heard, queued behind the call's earlier writes and not
+    // awaited by the flow: under load it may land just after the hang-up (in order; nothing is lost)
+    const t = await waitFor(
+      async () => {
+        const r = await db.query<any>('select * from call_turns where call_id = $1 order by seq', [callId]);
+        return r.rows.length === 2 &&
+          r.rows[0].playback_ms !== null &&
+          r.rows[1].playback_ms !== null &&
+          r.rows[1].total_ms !== null
+          ? r
+          : undefined;
+      },
+      15000,
+      'both turns stored with their playback timing',
+    );
     expect(t.rows).toHaveLength(2);
     // the greeting template was filled from the store (contact and campaign loaded by id)
     expect(t.rows[0]).toMatchObject({
