@@ -18,7 +18,8 @@
  * `--cpu-prof` of every publisher process), BENCH_EVENTS_BEFORE (another build's dist/: its publisher process
  * runs our path as a third contender, `before`, in the same rounds), BENCH_EVENTS_PUB_ARGS (node options of every
  * publisher process, e.g. `--min-semi-space-size=128 --max-semi-space-size=128`: no GC in the window, so the
- * bytes allocated per event are reported), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
+ * bytes allocated per event are reported), BENCH_EVENTS_SUBSCRIBERS (20; 0: the publisher's cost alone, e.g. with
+ * BENCH_EVENTS_RATE=20000 for bursts of 20 events per timer tick), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
  * Run alone: `node dist/bench/events/index.js` (or `npm run bench events`).
  */
 import { fork, type ChildProcess } from 'child_process';
@@ -35,7 +36,8 @@ type Broker = 'mosquitto' | 'aedes';
 type PathKind = 'bare' | 'ours' | 'before';
 const BEFORE = process.env.BENCH_EVENTS_BEFORE ? path.resolve(process.env.BENCH_EVENTS_BEFORE) : undefined;
 
-const SUBSCRIBERS = 20;
+/** BENCH_EVENTS_SUBSCRIBERS=0: no deliveries (no latency), the publisher's cost alone (CPU, heap per event). */
+const SUBSCRIBERS = Number(process.env.BENCH_EVENTS_SUBSCRIBERS ?? 20);
 const QUICK = process.env.BENCH_QUICK === '1';
 const RATE = Number(process.env.BENCH_EVENTS_RATE || 1000);
 const SECONDS = Number(process.env.BENCH_EVENTS_SECONDS || (QUICK ? 3 : 6));
