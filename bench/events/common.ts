@@ -50,7 +50,14 @@ export interface PubResult {
   elapsedMs: number;
   /** publisher process CPU (user + system) from the first to the last acknowledgement, µs */
   cpuUs: number;
+  /** the user and the system (kernel: socket writes and reads, timers) parts of cpuUs */
+  cpuUserUs?: number;
+  cpuSystemUs?: number;
   acked: number;
+  /** JS heap growth over the same window and the garbage collections in it: with no GC (the publisher run
+   * with a young generation large enough, BENCH_EVENTS_PUB_ARGS) heapBytes is what the window allocated */
+  heapBytes?: number;
+  gcs?: number;
 }
 
 /** orchestrator -> subscriber process */

@@ -16,7 +16,10 @@
  * Env: BENCH_EVENTS_ROUNDS (5), BENCH_EVENTS_SECONDS (6 per run), BENCH_EVENTS_RATE (1000),
  * BENCH_EVENTS_WARMUP_S (1), BENCH_EVENTS_BROKERS (mosquitto,aedes), BENCH_EVENTS_PROF (a directory:
  * `--cpu-prof` of every publisher process), BENCH_EVENTS_BEFORE (another build's dist/: its publisher process
- * runs our path as a third contender, `before`, in the same rounds), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
+ * runs our path as a third contender, `before`, in the same rounds), BENCH_EVENTS_PUB_ARGS (node options of every
+ * publisher process, e.g. `--min-semi-space-size=128 --max-semi-space-size=128`: no GC in the window, so the
+ * bytes allocated per event are reported), BENCH_EVENTS_SUBSCRIBERS (20; 0: the publisher's cost alone, e.g. with
+ * BENCH_EVENTS_RATE=20000 for bursts of 20 events per timer tick), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
  * Run alone: `node dist/bench/events/index.js` (or `npm run bench events`).
  */
 import { fork, type ChildProcess } from 'child_process';
@@ -33,12 +36,14 @@ type Broker = 'mosquitto' | 'aedes';
 type PathKind = 'bare' | 'ours' | 'before';
 const BEFORE = process.env.BENCH_EVENTS_BEFORE ? path.resolve(process.env.BENCH_EVENTS_BEFORE) : undefined;
 
-const SUBSCRIBERS = 20;
+/** BENCH_EVENTS_SUBSCRIBERS=0: no deliveries (no latency), the publisher's cost alone (CPU, heap per event). */
+const SUBSCRIBERS = Number(process.env.BENCH_EVENTS_SUBSCRIBERS ?? 20);
 const QUICK = process.env.BENCH_QUICK === '1';
 const RATE = Number(process.env.BENCH_EVENTS_RATE || 1000);
 const SECONDS = Number(process.env.BENCH_EVENTS_SECONDS || (QUICK ? 3 : 6));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_EVENTS_ROUNDS || (QUICK ? 3 : 5)));
 const WARMUP_S = Number(process.env.BENCH_EVENTS_WARMUP_S ?? 1);
+const PUB_ARGS = (process.env.BENCH_EVENTS_PUB_ARGS ?? '').split(/\s+/).filter(Boolean);
 const ext = path.extname(__filename);
 
 interface RunResult {
@@ -50,6 +55,11 @@ interface RunResult {
   bytes: number;
   rate: number;
   cpuUsPerEvent: number;
+  /** user and system parts of cpuUsPerEvent (NaN from a build that does not report them) */
+  userUsPerEvent: number;
+  sysUsPerEvent: number;
+  /** JS heap bytes allocated per event; NaN when a GC ran in the window (or not reported) */
+  heapBPerEvent: number;
   load: number;
 }
 
@@ -110,9 +120,12 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
   const root = `ai-dialer-bench/${randomBytes(4).toString('hex')}`;
   const b = await startBroker(broker, kind, root);
   const subs = child('subscribers');
-  const prof = profDir
-    ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${broker}-${kind}-${Date.now()}.cpuprofile`]
-    : [];
+  const prof = [
+    ...PUB_ARGS,
+    ...(profDir
+      ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${broker}-${kind}-${Date.now()}.cpuprofile`]
+      : []),
+  ];
   const pub =
     kind === 'before' ? child('publisher', prof, path.join(BEFORE!, 'bench/events')) : child('publisher', prof);
   try {
@@ -157,6 +170,9 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
       bytes: p.bytes,
       rate: (total / p.elapsedMs) * 1000,
       cpuUsPerEvent: p.cpuUs / total,
+      userUsPerEvent: (p.cpuUserUs ?? NaN) / total,
+      sysUsPerEvent: (p.cpuSystemUs ?? NaN) / total,
+      heapBPerEvent: p.gcs === 0 && p.heapBytes !== undefined ? p.heapBytes / total : NaN,
       load: os.loadavg()[0],
     };
   } finally {
@@ -187,7 +203,7 @@ export async function run(): Promise<Row[]> {
       results.set(key, [...(results.get(key) ?? []), r]);
       if (process.env.BENCH_EVENTS_VERBOSE)
         console.error(
-          `round ${round + 1} ${key}: p99 full ${fmt(r.full.p99)} warm ${fmt(r.warm.p99)} ms, ${r.delivered}/${r.expected}, cpu ${fmt(r.cpuUsPerEvent, 1)} µs/event, load ${fmt(r.load, 1)}`,
+          `round ${round + 1} ${key}: p99 full ${fmt(r.full.p99)} warm ${fmt(r.warm.p99)} ms, ${r.delivered}/${r.expected}, cpu ${fmt(r.cpuUsPerEvent, 1)} µs/event (user ${fmt(r.userUsPerEvent, 1)}, system ${fmt(r.sysUsPerEvent, 1)}), heap ${fmt(r.heapBPerEvent, 0)} B/event, load ${fmt(r.load, 1)}`,
         );
     }
   }
@@ -215,6 +231,14 @@ export async function run(): Promise<Row[]> {
         'publisher cpu µs/event': mmm(
           rs.map((r) => r.cpuUsPerEvent),
           1,
+        ),
+        'publisher user / system µs/event (medians)': `${fmt(median(rs.map((r) => r.userUsPerEvent)), 1)} / ${fmt(
+          median(rs.map((r) => r.sysUsPerEvent)),
+          1,
+        )}`,
+        'publisher heap B/event (rounds with no GC)': mmm(
+          rs.map((r) => r.heapBPerEvent).filter((v) => Number.isFinite(v)),
+          0,
         ),
         delivered: `${rs.reduce((a, r) => a + r.delivered, 0)}/${rs.reduce((a, r) => a + r.expected, 0)}`,
         lost: rs.reduce((a, r) => a + r.expected - r.delivered, 0),

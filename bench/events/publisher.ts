@@ -8,6 +8,8 @@
  * acknowledgement.
  */
 import * as mqtt from 'mqtt';
+import { PerformanceObserver } from 'perf_hooks';
+import { getHeapStatistics } from 'v8';
 import { CallBroadcastController } from '../../src/controllers/call-broadcast';
 import { buildEvent } from '../../src/events/builders';
 import { Publisher } from '../../src/events/publisher';
@@ -75,6 +77,10 @@ async function ours(job: PubJob): Promise<Contender> {
 async function main(job: PubJob): Promise<PubResult> {
   const c = job.path === 'bare' ? await bare(job) : await ours(job);
   const sent = new Array<number>(job.total).fill(-1);
+  let gcs = 0;
+  const gcObs = new PerformanceObserver((list) => (gcs += list.getEntries().length));
+  gcObs.observe({ entryTypes: ['gc'] });
+  const heap0 = getHeapStatistics().used_heap_size;
   const cpu0 = process.cpuUsage();
   const started = clockMs();
   let seq = 0;
@@ -93,9 +99,22 @@ async function main(job: PubJob): Promise<PubResult> {
   const elapsedMs = clockMs() - started;
   const acked = await c.drain();
   const cpu = process.cpuUsage(cpu0);
+  const heapBytes = getHeapStatistics().used_heap_size - heap0;
+  await new Promise((r) => setImmediate(r)); // GC entries are delivered asynchronously
+  gcObs.disconnect();
   await c.close();
   const bytes = JSON.stringify(buildEvent(msgFor(job.total - 1))).length;
-  return { sent, bytes, elapsedMs, cpuUs: cpu.user + cpu.system, acked };
+  return {
+    sent,
+    bytes,
+    elapsedMs,
+    cpuUs: cpu.user + cpu.system,
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    acked,
+    heapBytes,
+    gcs,
+  };
 }
 
 process.once('message', (job: PubJob) => {

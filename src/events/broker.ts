@@ -105,6 +105,9 @@ export class EmbeddedBroker {
     this.addAccounts(opts.accounts ?? []);
     this.addWsOrigins(opts.wsOrigins ?? []);
     this.server = net.createServer((socket) => {
+      // Nagle off: an event to a subscriber must not wait for the TCP ACK of the one before (aedes writes a
+      // packet as one corked write, so nothing is split)
+      socket.setNoDelay(true);
       this.sockets.add(socket);
       this.local.set(socket, isLoopbackAddress(socket.remoteAddress));
       socket.on('close', () => this.sockets.delete(socket));

@@ -173,12 +173,14 @@ function callIds(call: Msg): CallIds {
   });
 }
 
-/** callIds(call) written into `e` (no intermediate object). */
+/** callIds(call) written into `e` (no intermediate object; named stores, see conversationTurn). */
 function putCallIds(e: Msg, call: Msg): void {
   e.callId = call.id;
   e.campaignId = call.campaignId ?? null;
-  put(e, 'contactId', call.contactId ?? call.contact?.id ?? undefined);
-  put(e, 'phone', call.phone ?? call.contact?.phone ?? undefined);
+  const contactId = call.contactId ?? call.contact?.id ?? undefined;
+  if (contactId !== undefined) e.contactId = contactId;
+  const phone = call.phone ?? call.contact?.phone ?? undefined;
+  if (phone !== undefined) e.phone = phone;
 }
 
 function num(v: unknown): number | undefined {
@@ -251,35 +253,33 @@ export function writePendingEvent(
   } as StatusEvent);
 }
 
-/** `o[k] = v` unless v is undefined (builds an event without undefined fields: no copy by strip()). */
-function put(o: Msg, k: string, v: unknown): void {
-  if (v !== undefined) o[k] = v;
-}
-
 /** The most frequent event (one per turn of every call): built field by field, in the same order as the others. */
 export function conversationTurn(msg: Msg, now?: number): ConversationTurnEvent {
   const call = callOf(msg);
   const turn = msg.turn;
   if (!turn || typeof turn !== 'object') throw bad('conversation_turn needs msg.turn (seq, userText, botText, timing)');
   const t = turn.timing ?? {};
-  const timing: Msg = {};
-  put(timing, 'recordMs', num(t.recordMs));
-  put(timing, 'sttMs', num(t.sttMs));
-  put(timing, 'llmMs', num(t.llmMs));
-  put(timing, 'ttsMs', num(t.ttsMs));
-  put(timing, 'playbackMs', num(t.playbackMs));
-  put(timing, 'totalMs', num(t.totalMs));
-  put(timing, 'endpointMs', num(t.endpointMs));
-  put(timing, 'llmFirstTokenMs', num(t.llmFirstTokenMs));
-  put(timing, 'ttsFirstAudioMs', num(t.ttsFirstAudioMs));
-  put(timing, 'replyLatencyMs', num(t.replyLatencyMs));
+  // named stores, not put(o, k, v): a keyed store with ever-changing keys is megamorphic (slow) in V8
+  const timing: Timing = {};
+  let n: number | undefined;
+  if ((n = num(t.recordMs)) !== undefined) timing.recordMs = n;
+  if ((n = num(t.sttMs)) !== undefined) timing.sttMs = n;
+  if ((n = num(t.llmMs)) !== undefined) timing.llmMs = n;
+  if ((n = num(t.ttsMs)) !== undefined) timing.ttsMs = n;
+  if ((n = num(t.playbackMs)) !== undefined) timing.playbackMs = n;
+  if ((n = num(t.totalMs)) !== undefined) timing.totalMs = n;
+  if ((n = num(t.endpointMs)) !== undefined) timing.endpointMs = n;
+  if ((n = num(t.llmFirstTokenMs)) !== undefined) timing.llmFirstTokenMs = n;
+  if ((n = num(t.ttsFirstAudioMs)) !== undefined) timing.ttsFirstAudioMs = n;
+  if ((n = num(t.replyLatencyMs)) !== undefined) timing.replyLatencyMs = n;
   const e: Msg = { v: SCHEMA_VERSION, type: 'conversation_turn', ts: nowIso(now) };
   putCallIds(e, call);
-  put(e, 'seq', turn.seq);
-  put(e, 'userText', turn.userText ?? msg.transcript?.text ?? undefined);
-  put(e, 'botText', turn.botText ?? msg.reply?.text ?? undefined);
-  put(e, 'confidence', turn.confidence ?? msg.transcript?.confidence ?? undefined);
-  put(e, 'action', turn.action ?? msg.reply?.action?.type ?? undefined);
+  let x: unknown;
+  if (turn.seq !== undefined) e.seq = turn.seq;
+  if ((x = turn.userText ?? msg.transcript?.text ?? undefined) !== undefined) e.userText = x;
+  if ((x = turn.botText ?? msg.reply?.text ?? undefined) !== undefined) e.botText = x;
+  if ((x = turn.confidence ?? msg.transcript?.confidence ?? undefined) !== undefined) e.confidence = x;
+  if ((x = turn.action ?? msg.reply?.action?.type ?? undefined) !== undefined) e.action = x;
   if (turn.simulated || msg.transcript?.simulated) e.simulated = true;
   e.timing = timing;
   if (turn.media === 'stream' || turn.media === 'record') e.media = turn.media;

@@ -100,6 +100,13 @@ const PUBLISH_OPTS: Readonly<Record<0 | 1, readonly [mqtt.IClientPublishOptions,
   1: [Object.freeze({ qos: 1, retain: false }), Object.freeze({ qos: 1, retain: true })],
 };
 
+/**
+ * mqtt.js logs through `debug` ('mqttjs:client'): ~15 calls per published event, each a check of the
+ * enabled namespaces. Unless DEBUG names mqtt.js (or a wildcard), the publisher hands it a no-op instead.
+ */
+const MQTT_DEBUG = /mqtt|\*/.test(process.env.DEBUG ?? '');
+const noLog = (): void => undefined;
+
 /** A URL without its user:password part, for logs. */
 export function redact(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//');
@@ -155,8 +162,14 @@ export class Publisher extends EventEmitter {
       // closure and two timer-list operations per event). A PINGREQ every keepalive (60 s) on a busy
       // connection costs nothing; the keepalive still detects a dead broker within 1.5 keepalives.
       reschedulePings: false,
+      log: MQTT_DEBUG ? undefined : noLog,
     });
     this.client.on('connect', () => {
+      // Nagle off: mqtt.js leaves it on, so while a PUBLISH waits for its TCP ACK (a broker busy fanning out
+      // delays it until its PUBACK or the delayed-ACK timer) the next event's packet is held back; an event
+      // leaves as one write anyway (mqtt.js corks the socket until the next tick), so nothing is split.
+      const stream = this.client.stream as { setNoDelay?: (on: boolean) => unknown } | undefined;
+      if (typeof stream?.setNoDelay === 'function') stream.setNoDelay(true);
       if (this.lastError)
         this.log(`MQTT: connected to ${redact(this.url)}; sending ${this.buffer.length} buffered event(s)`);
       this.lastError = '';

@@ -11,6 +11,31 @@ const accounts = [
   { username: 'dash', password: 'r-secret', role: 'reader' as const },
 ];
 
+describe('embedded broker: sockets', () => {
+  test("Nagle's algorithm is off on every accepted TCP connection", async () => {
+    // an event to a subscriber must not wait for the TCP ACK of the one before; Node has no getter for the
+    // option, so the call on the broker's side of the connection is checked
+    const calls: [net.Socket, boolean | undefined][] = [];
+    const orig = net.Socket.prototype.setNoDelay;
+    net.Socket.prototype.setNoDelay = function (this: net.Socket, on?: boolean) {
+      calls.push([this, on]);
+      return orig.call(this, on);
+    };
+    const broker = await EmbeddedBroker.start({ port: 0, accounts });
+    const client = net.connect(broker.port, '127.0.0.1');
+    try {
+      await new Promise<void>((r, j) => client.once('connect', r).once('error', j));
+      const mine = () => calls.filter(([s, on]) => on === true && s.remotePort === client.localPort);
+      await waitFor(() => mine().length > 0, "the broker's side of the connection");
+      expect(mine()).toHaveLength(1);
+    } finally {
+      net.Socket.prototype.setNoDelay = orig;
+      client.destroy();
+      await broker.close();
+    }
+  });
+});
+
 describe('embedded broker: accounts and ACL', () => {
   let broker: EmbeddedBroker;
   const clients: mqtt.MqttClient[] = [];

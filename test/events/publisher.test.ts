@@ -1,4 +1,5 @@
 import * as mqtt from 'mqtt';
+import * as net from 'net';
 import { EmbeddedBroker } from '../../src/events/broker';
 import { buildEvent } from '../../src/events/builders';
 import { Publisher, topicMatches } from '../../src/events/publisher';
@@ -211,6 +212,37 @@ describe('publisher: broker down, buffering and in-order flush', () => {
     expect(got).toEqual([1, 2]);
     await end(s);
     await broker.close();
+  });
+
+  test("Nagle's algorithm is off on the publisher's socket, on every connection (also after a reconnect)", async () => {
+    // mqtt.js leaves it on: a small packet written while an earlier one is unacknowledged waits for the TCP ACK
+    // (delayed up to ~40 ms by a busy broker). Node has no getter for it, so the call on the live socket is checked.
+    const calls: [net.Socket, boolean | undefined][] = [];
+    const orig = net.Socket.prototype.setNoDelay;
+    net.Socket.prototype.setNoDelay = function (this: net.Socket, on?: boolean) {
+      calls.push([this, on]);
+      return orig.call(this, on);
+    };
+    cleanup.push(async () => {
+      net.Socket.prototype.setNoDelay = orig;
+    });
+    const broker = track(await EmbeddedBroker.start({ port: 0, accounts: [writer, reader] }));
+    const port = broker.port;
+    const pub = track(
+      new Publisher({ url: broker.url, username: writer.username, password: writer.password, reconnectPeriodMs: 50 }),
+    );
+    const socketOf = () => (pub as unknown as { client: mqtt.MqttClient }).client.stream as net.Socket;
+    expect(await pub.whenConnected()).toBe(true);
+    const first = socketOf();
+    expect(calls.filter(([s, on]) => s === first && on === true)).toHaveLength(1);
+    await broker.close();
+    await waitFor(() => !pub.connected, 'the publisher to notice the broker is gone');
+    track(await EmbeddedBroker.start({ port, accounts: [writer, reader] }));
+    expect(await pub.whenConnected()).toBe(true);
+    const second = socketOf();
+    expect(second).not.toBe(first);
+    expect(calls.filter(([s, on]) => s === second && on === true)).toHaveLength(1);
+    await pub.close();
   });
 
   test('topic filter matching', () => {
