@@ -45,6 +45,8 @@ interface SttRequestSeen {
   answered: boolean;
 }
 let seen: SttRequestSeen[] = [];
+/** The server's time per request, ms (STT_MS unless a test needs another). */
+let sttDelayMs = STT_MS;
 let server: http.Server;
 let baseUrl: string;
 
@@ -62,7 +64,7 @@ beforeAll(async () => {
         r.answered = true;
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ text: `audio of ${r.bytes} bytes` }));
-      }, STT_MS);
+      }, sttDelayMs);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -77,6 +79,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   seen = [];
+  sttDelayMs = STT_MS;
 });
 afterEach(() => helper.unload());
 
@@ -126,15 +129,16 @@ function collect(id: string): Array<Msg & { at: number }> {
   return out;
 }
 
-async function call(persona: Persona) {
+/** A call of the simulator (each test its own call id); the callee hangs up a second after its answer. */
+async function call(n: number, persona: Persona) {
   const port = await waitFor(() => (helper.getNode('in') as TestNode).port, 5000, 'fastagi-in to listen');
   return runAgiCall({
     host: '127.0.0.1',
     port,
     script: 'dialer',
-    channel: 'Local/+12125550079@callees-00000079;1',
-    uniqueid: '1732486000.79',
-    variables: { CALL_ID: '79', CALL_TOKEN: givenCall(79), CONTACT_PHONE: '+12125550079', CAMPAIGN_ID: '3' },
+    channel: `Local/+121255500${n}@callees-000000${n};1`,
+    uniqueid: `1732486000.${n}`,
+    variables: { CALL_ID: String(n), CALL_TOKEN: givenCall(n), CONTACT_PHONE: `+121255500${n}`, CAMPAIGN_ID: '3' },
     persona,
   });
 }
@@ -155,8 +159,9 @@ describe('early transcription (stream mode, an engine that does not stream)', ()
   test('the caller stays silent: the early request is the only one, and its result is used at once', async () => {
     await helper.load(NODES, flow());
     const [heard, failed, errors] = ['heard', 'failed', 'errors'].map(collect);
-    void call({ utterances: [{ text: 'Yes, Tuesday at ten works for me.', pauseMs: 300 }] });
+    const ended = call(71, { utterances: [{ text: 'Yes, Tuesday at ten works for me.', pauseMs: 300, hangup: true }] });
     await waitFor(() => heard[0], 20000, 'the transcript');
+    await ended;
     expect(errors).toEqual([]);
     expect(failed).toEqual([]);
     const t = heard[0].transcript;
@@ -171,13 +176,16 @@ describe('early transcription (stream mode, an engine that does not stream)', ()
     expect(heard[0].turn.timing.sttMs).toBe(t.elapsedMs);
     // the utterance's audio: about its 2.4 s of speech, with the 100 ms pads
     expect(seen[0].bytes).toBeGreaterThan(2.2 * 16000);
-  }, 30000);
+  }, 45000);
 
   test('the caller pauses mid-sentence and goes on: the early request is aborted, the transcript is of the whole', async () => {
+    // the caller speaks again 120 ms into the early request: a slow engine (400 ms) is surely still at work
+    sttDelayMs = 400;
     await helper.load(NODES, flow());
     const [heard, failed, errors] = ['heard', 'failed', 'errors'].map(collect);
-    void call({ utterances: [{ wav: pausedSpeech(420), pauseMs: 300 }] });
+    const ended = call(72, { utterances: [{ wav: pausedSpeech(420), pauseMs: 300, hangup: true }] });
     await waitFor(() => heard[0], 20000, 'the transcript');
+    await ended;
     expect(errors).toEqual([]);
     expect(failed).toEqual([]);
     // the pause: the first part posted, then aborted when the caller spoke again; the whole, posted early too
@@ -188,16 +196,17 @@ describe('early transcription (stream mode, an engine that does not stream)', ()
     // one utterance, transcribed as a whole
     expect(heard).toHaveLength(1);
     expect(heard[0].transcript).toMatchObject({ text: `audio of ${seen[1].bytes} bytes`, early: true });
-  }, 30000);
+  }, 45000);
 
   test('off: the request starts when the turn ends and the caller waits the engine time', async () => {
     await helper.load(NODES, flow(false));
     const [heard, errors] = ['heard', 'errors'].map(collect);
-    void call({ utterances: [{ text: 'Yes, Tuesday at ten works for me.', pauseMs: 300 }] });
+    const ended = call(73, { utterances: [{ text: 'Yes, Tuesday at ten works for me.', pauseMs: 300, hangup: true }] });
     await waitFor(() => heard[0], 20000, 'the transcript');
+    await ended;
     expect(errors).toEqual([]);
     expect(seen).toHaveLength(1);
     expect(heard[0].transcript.early).toBeUndefined();
     expect(heard[0].transcript.elapsedMs).toBeGreaterThanOrEqual(STT_MS);
-  }, 30000);
+  }, 45000);
 });
