@@ -323,8 +323,8 @@ export async function scenario(
     'runtime share p99': r1(pct(serverOverhead, 99)),
     'first piece p50': mode === 'stream' && engines === 'standin' ? r1(pct(firstPiece, 50)) : 'n/a',
     'early stt %': mode === 'stream' && reported ? Math.round((early / reported) * 100) : 'n/a',
-    // STT requests per turn (early ones included): the cost of early transcription (1 = none repeated)
-    'stt req/turn': cpu?.sttRequests !== undefined && reported ? r1(cpu.sttRequests / reported) : '-',
+    // STT requests per turn the runtime transcribed (early ones included): the cost of early transcription (1 = none repeated)
+    'stt req/turn': cpu?.sttRequests !== undefined && turns.length ? r1(cpu.sttRequests / turns.length) : '-',
     'barge stop p99': mode === 'stream' ? r1(pct(stops, 99)) : 'n/a',
     'barge heard p99': mode === 'stream' ? r1(pct(heard, 99)) : 'n/a',
     'jitter p99': r1(pct(gaps, 99)),
