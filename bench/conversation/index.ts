@@ -14,7 +14,10 @@
  *   - reply latency: the caller's end of speech (its last speech frame sent) to the first reply frame
  *     received, p50/p99 over every turn (stream: 3 turns a call, record: 2);
  *   - overhead: reply latency minus the endpoint silence (600 ms stream / 2,000 ms record) minus the engine
- *     times of that turn (STT, LLM to first token or whole, TTS of the first sentence or whole);
+ *     times of that turn (STT, LLM to first token or whole, TTS of the first sentence or whole); STT counts
+ *     what the caller waited for it after the end of the turn (an early transcription, asked when the caller
+ *     paused 300 ms, has done most or all of its work by then: `early stt` is the share of turns that used one;
+ *     BENCH_CONV_EARLY=0 turns it off; `stt req/turn` counts the STT requests, early ones included);
  *   - barge-in (stream): the caller talks 500 ms into the second reply; `stop` is detection to the last
  *     frame sent (server), `heard` the caller's speech start to the last reply frame it received
  *     (includes the 120 ms of speech the VAD needs);
@@ -207,7 +210,7 @@ export async function scenario(
   const { child, port } = await startServer(mode, engines);
   const turns: TurnReport[] = [];
   const errors: string[] = [];
-  let cpu: { userMs: number; systemMs: number; wallMs: number; frames: number } | undefined;
+  let cpu: { userMs: number; systemMs: number; wallMs: number; frames: number; sttRequests?: number } | undefined;
   child.on('message', (m: { turn?: TurnReport; error?: string; cpu?: typeof cpu }) => {
     if (m.turn) turns.push(m.turn);
     if (m.error) errors.push(m.error);
@@ -273,6 +276,8 @@ export async function scenario(
   const engineMs: number[] = [];
   const endpointMs: number[] = [];
   const firstPiece: number[] = [];
+  let early = 0;
+  let reported = 0;
   for (const c of callers) {
     const reps = (byUuid.get(c.uuid) ?? []).sort((a, b) => a.turn - b.turn);
     c.latencies.forEach((l, i) => {
@@ -283,6 +288,8 @@ export async function scenario(
       // the endpoint wait as it happened: decision minus the caller's true end of speech, both in stream time
       const waited = r.decidedAtMs - (c.endFrames[i] + 1) * 20;
       engineMs.push(eng);
+      reported++;
+      if (r.sttEarly) early++;
       endpointMs.push(waited);
       overhead.push(l - waited - eng);
       serverOverhead.push(r.serverMs - eng);
@@ -315,6 +322,9 @@ export async function scenario(
     'runtime share p50': r1(pct(serverOverhead, 50)),
     'runtime share p99': r1(pct(serverOverhead, 99)),
     'first piece p50': mode === 'stream' && engines === 'standin' ? r1(pct(firstPiece, 50)) : 'n/a',
+    'early stt %': mode === 'stream' && reported ? Math.round((early / reported) * 100) : 'n/a',
+    // STT requests per turn the runtime transcribed (early ones included): the cost of early transcription (1 = none repeated)
+    'stt req/turn': cpu?.sttRequests !== undefined && turns.length ? r1(cpu.sttRequests / turns.length) : '-',
     'barge stop p99': mode === 'stream' ? r1(pct(stops, 99)) : 'n/a',
     'barge heard p99': mode === 'stream' ? r1(pct(heard, 99)) : 'n/a',
     'jitter p99': r1(pct(gaps, 99)),

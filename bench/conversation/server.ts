@@ -5,7 +5,9 @@
  * every turn's server-side timings and, at the end, its CPU time.
  *
  * stream: MediaSession (real WebRTC VAD endpointer, 600 ms end silence) -> utterance in memory ->
- *   transcribeSamples -> runTurn streaming tokens -> speakOnStream (sentence by sentence, paced frames).
+ *   transcribeSamples (or, by default as in the product, the early transcription the session asked for when
+ *   the caller paused 300 ms, src/media/live-stt.ts; BENCH_CONV_EARLY=0: off) -> runTurn streaming tokens ->
+ *   speakOnStream (sentence by sentence, paced frames).
  * record: the shape of today's path: the caller's audio is recorded until 2 s of silence (Asterisk's
  *   RECORD FILE s=2 test: mean magnitude under 256), written to a WAV file, transcribed whole, the whole
  *   reply decided, the whole reply synthesised to the cache, then played as paced frames.
@@ -19,11 +21,12 @@ import { AudioSocketServer, type AudioSocketConnection } from '../../src/media/a
 import { Endpointer } from '../../src/media/endpointer';
 import { speakOnStream } from '../../src/media/reply';
 import { MediaSession, type MediaEndpointer } from '../../src/media/session';
+import { takeEarly, type LiveSttProvider } from '../../src/media/live-stt';
 import { TextQueue } from '../../src/llm/stream';
 import { runTurn } from '../../src/llm/turn';
 import { ConversationStore } from '../../src/llm/history';
 import type { LlmDecision, LlmEngine, LlmRequest } from '../../src/llm/types';
-import { transcribe, transcribeSamples, type SttEngine } from '../../src/speech/stt';
+import { transcribe, transcribeSamples, type SttEngine, type SttRequest } from '../../src/speech/stt';
 import { SimTtsEngine } from '../../src/speech/tts-sim';
 import { TtsService, type SynthOptions, type TtsEngine } from '../../src/speech/tts';
 import { AudioCache } from '../../src/speech/tts-cache';
@@ -36,7 +39,10 @@ export interface TurnReport {
   turn: number;
   /** Silence waited after the speech (endpointer, or the 2 s recording silence), ms. */
   endpointMs: number;
+  /** The caller's wait for the transcript after the end of the turn (early: the rest of the early request). */
   sttMs: number;
+  /** Stream: the transcript was the early one (asked when the caller paused, before the turn ended). */
+  sttEarly?: boolean;
   /** Stream: to the first token; record: the whole reply. */
   llmMs: number;
   /** Stream: first sentence's synthesis; record: the whole reply's. */
@@ -68,9 +74,19 @@ const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : 
 
 class BenchStt implements SttEngine {
   readonly name = 'bench-stt';
+  /** Requests made (early ones included, aborted or not): the cost side of early transcription. */
+  requests = 0;
   constructor(private readonly delayMs: number) {}
-  async recognize(): Promise<{ text: string }> {
-    await sleep(this.delayMs);
+  async recognize(req: SttRequest): Promise<{ text: string }> {
+    this.requests++;
+    // an engine stops when aborted (the caller spoke again after an early request)
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, this.delayMs);
+      req.signal?.addEventListener('abort', () => {
+        clearTimeout(t);
+        reject(new Error('aborted'));
+      });
+    });
     return { text: 'yes that works for me' };
   }
 }
@@ -187,17 +203,27 @@ async function main(): Promise<void> {
   server.on('rejected', (r: { reason: string; message: string }) =>
     send({ error: `rejected: ${r.reason} ${r.message}` }),
   );
+  // early transcription, as stt-transcribe offers it (on unless BENCH_CONV_EARLY=0)
+  const earlyStt: LiveSttProvider | undefined =
+    process.env.BENCH_CONV_EARLY === '0'
+      ? undefined
+      : { engine: stt.name, early: (audio, ctx) => transcribeSamples(stt, audio, { signal: ctx.signal }) };
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
 
   const streamCall = async (conn: AudioSocketConnection, callNo: string) => {
     const frames = timeFrames(conn);
-    const media = new MediaSession(conn, { endpointer: await Endpointer.create(), bargeIn: 'on' });
+    const media = new MediaSession(conn, {
+      endpointer: await Endpointer.create(),
+      bargeIn: 'on',
+      liveStt: (want) => (want === 'early' ? earlyStt : undefined),
+    });
     for (let turn = 0; ; turn++) {
       const u = await media.nextUtterance();
       if (!u) break;
       const t0 = performance.now();
-      const t = await transcribeSamples(stt, u.audio);
+      const early = await takeEarly(u, earlyStt);
+      const t = early ?? (await transcribeSamples(stt, u.audio));
       const sttMs = performance.now() - t0;
       const q = new TextQueue();
       const l0 = performance.now();
@@ -237,6 +263,7 @@ async function main(): Promise<void> {
         decidedAtMs: u.endMs + u.endpointMs,
         serverMs: spoken.play.firstFrameAt !== undefined ? spoken.play.firstFrameAt - u.decidedAt : NaN,
         sttMs,
+        sttEarly: early !== undefined,
         llmMs: firstTok,
         ttsMs: ttsEngine.take(firstSentence),
         gaps: frames.take(),
@@ -358,6 +385,7 @@ async function main(): Promise<void> {
           systemMs: cpu.system / 1000,
           wallMs: performance.now() - wall0,
           frames: framesIn + framesOut,
+          sttRequests: stt.requests,
         },
       });
       fs.rmSync(dir, { recursive: true, force: true });

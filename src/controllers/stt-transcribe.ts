@@ -3,10 +3,24 @@
  * on msg.transcript, msg.payload and msg.turn. Failures are StageErrors (the node kit routes them).
  */
 import { performance } from 'perf_hooks';
-import { createSttEngine, transcribe, transcriptOf, type SttEngine, type Transcript } from '../speech/stt';
+import {
+  createSttEngine,
+  transcribe,
+  transcribeSamples,
+  transcriptOf,
+  type SttEngine,
+  type Transcript,
+} from '../speech/stt';
 import { encodeWav } from '../audio/wav';
 import { getMedia } from '../media/registry';
-import { bindLiveStt, offerLiveStt, type LiveSttContext, type LiveSttProvider } from '../media/live-stt';
+import {
+  bindLiveStt,
+  offerLiveStt,
+  takeEarly,
+  type EarlySttContext,
+  type LiveSttContext,
+  type LiveSttProvider,
+} from '../media/live-stt';
 import type { CapturedUtterance } from '../media/session';
 import { StageError, toStageError } from '../util/errors';
 import { parseDurationMs } from '../util/config';
@@ -26,13 +40,18 @@ export interface SttTranscribeConfig {
   responseFormat?: string;
   timeout?: string | number;
   apiKey?: string;
+  /**
+   * Stream mode, engines that do not stream: transcribe the utterance when the caller pauses, before the
+   * turn ends (default on; false / 'false' / 'off': only once the turn has ended). See src/media/live-stt.ts.
+   */
+  early?: boolean | string;
 }
 
 export class SttTranscribeController {
   private engine?: SttEngine;
   private configError?: StageError;
   private readonly timeoutMs: number;
-  /** Stream mode: this node's offer to transcribe callers live (engines that stream: Vosk). */
+  /** Stream mode: this node's offer to transcribe callers live (engines that stream: Vosk) or early (the others). */
   private live?: LiveSttProvider;
   private withdraw?: () => void;
   private lastPartial = '';
@@ -71,7 +90,7 @@ export class SttTranscribeController {
         env,
       );
       view.status(status.idle(this.engine.name === 'sim' ? t('status.sim') : this.engine.name));
-      this.offerLive(this.engine);
+      this.offerLive(this.engine, earlyOn(cfg.early));
     } catch (err) {
       this.configError = toStageError(err, 'stt');
       view.status(status.error(t('status.config')));
@@ -89,11 +108,21 @@ export class SttTranscribeController {
   /**
    * An engine that streams (Vosk) is offered for live transcription: the caller's speech is fed to it as
    * it arrives, each partial hypothesis goes to the flow (`sendPartial`), the final one waits with the
-   * utterance.
+   * utterance. Another engine is offered for early transcription (unless `early` is off): the utterance so
+   * far is sent when the caller pauses.
    */
-  private offerLive(eng: SttEngine): void {
+  private offerLive(eng: SttEngine, early: boolean): void {
     const openStream = eng.openStream?.bind(eng);
-    if (!openStream) return;
+    if (!openStream) {
+      if (!early) return;
+      this.live = {
+        engine: eng.name,
+        early: (audio: Int16Array, ctx: EarlySttContext) =>
+          transcribeSamples(eng, audio, { timeoutMs: this.timeoutMs, signal: ctx.signal, simText: ctx.simText }),
+      };
+      this.withdraw = offerLiveStt(this.live);
+      return;
+    }
     this.live = {
       engine: eng.name,
       open: (ctx: LiveSttContext) => {
@@ -134,6 +163,8 @@ export class SttTranscribeController {
     if (this.configError || !eng) throw this.configError ?? new StageError('stt', 'not_configured', 'not configured');
     const live = await this.liveResult(msg, eng, signal);
     if (live) return this.done(msg, live);
+    const early = await this.earlyResult(msg, eng, signal);
+    if (early) return this.done(msg, early);
     const input = recordingOf(msg) ?? streamedUtterance(msg);
     if (input === undefined)
       throw new StageError(
@@ -187,6 +218,21 @@ export class SttTranscribeController {
     }
   }
 
+  /**
+   * Stream mode: the utterance's early transcript when this node made it (the caller paused, then stayed
+   * silent until the end of the turn): there, or awaited. undefined: transcribe it whole.
+   */
+  private async earlyResult(msg: DialerMsg, eng: SttEngine, signal: AbortSignal): Promise<Transcript | undefined> {
+    if (msg.recording?.media !== 'stream' || !this.live?.early) return undefined;
+    const u = getMedia(msg.call?.sessionId)?.utterance(msg.recording.utteranceId);
+    if (!u) return undefined;
+    try {
+      return await takeEarly(u, this.live, signal);
+    } catch (err) {
+      throw toStageError(err, 'stt', eng.name);
+    }
+  }
+
   /** msg with the transcript: msg.transcript, msg.payload, msg.turn. */
   private done(msg: DialerMsg, tr: Transcript): DialerMsg {
     const rounded = { ...tr, elapsedMs: Math.round(tr.elapsedMs) };
@@ -216,6 +262,11 @@ function streamedUtterance(msg: DialerMsg): Buffer | undefined {
   if (rec?.media !== 'stream') return undefined;
   const u = getMedia(msg.call?.sessionId)?.utterance(rec.utteranceId);
   return encodeWav({ sampleRate: 8000, channels: 1, samples: u ? u.audio : new Int16Array(0) }, u?.simText);
+}
+
+/** The early-transcription setting: on unless false / 'false' / 'off' / '0'. */
+function earlyOn(v: unknown): boolean {
+  return !(v === false || (typeof v === 'string' && /^(false|off|0|no)$/i.test(v.trim())));
 }
 
 /** What to transcribe: msg.recording.path, else WAV bytes or a .wav path in msg.payload. */

@@ -17,6 +17,12 @@
  *  - `audio` is the utterance from `padMs` before `startMs` to `padMs` after `endMs` (recognisers do better
  *    with a little context), as 8 kHz 16-bit samples.
  *
+ * Early transcription: once the speech has been followed by `earlyMs` of silence (less than `endSilenceMs`),
+ * a `pause` event carries the utterance so far, bounds and audio exactly as the `utterance` event will if the
+ * caller stays silent until the end of the turn (so its transcription can start now and be used then); a
+ * voiced frame after it gives `resume` (that early audio is no longer the utterance). At most one `pause`
+ * per silence; it is never earlier than `padMs` (the audio after the speech must be complete).
+ *
  * Echo (barge-in): while we play a prompt, the caller's line carries some of it back. Pass the frame we
  * are sending as `push(frame, playing)`: a voiced frame then counts as the caller's speech only when its
  * level is above the loudest played frame of the last `echoWindowMs` minus `echoMarginDb`. Our prompt
@@ -34,6 +40,8 @@ const TAPE_FRAMES = 32;
 
 export type EndpointEvent =
   | { kind: 'speech_start'; atMs: number }
+  | { kind: 'pause'; startMs: number; endMs: number; audio: Int16Array }
+  | { kind: 'resume'; atMs: number }
   | { kind: 'utterance'; startMs: number; endMs: number; audio: Int16Array; reason: 'silence' | 'max' | 'dtmf' };
 
 export interface EndpointerOptions {
@@ -41,6 +49,11 @@ export interface EndpointerOptions {
   endSilenceMs: number;
   /** Voiced audio needed before a sound counts as speech, ms (default 120). */
   minSpeechMs: number;
+  /**
+   * Silence after speech at which the utterance so far is offered for early transcription (`pause`), ms
+   * (default 300; 0: off; at least `padMs`, and only when under `endSilenceMs`).
+   */
+  earlyMs: number;
   /** Longest utterance before it is cut and handed on, ms (default 30000). */
   maxUtteranceMs: number;
   /** WebRTC VAD aggressiveness 0..3 (default 3: fewest false positives on line noise). */
@@ -59,6 +72,7 @@ export interface EndpointerOptions {
 
 export const ENDPOINTER_DEFAULTS: Readonly<EndpointerOptions> = Object.freeze({
   endSilenceMs: 600,
+  earlyMs: 300,
   minSpeechMs: 120,
   maxUtteranceMs: 30000,
   vadMode: 3,
@@ -71,10 +85,17 @@ export const ENDPOINTER_DEFAULTS: Readonly<EndpointerOptions> = Object.freeze({
 
 /**
  * Endpointer settings from node config values (strings or numbers, may be empty) over the environment
- * (STREAM_END_SILENCE_MS, STREAM_MIN_SPEECH_MS, STREAM_MAX_UTTERANCE_MS, STREAM_VAD_MODE) over the defaults.
+ * (STREAM_END_SILENCE_MS, STREAM_EARLY_STT_MS, STREAM_MIN_SPEECH_MS, STREAM_MAX_UTTERANCE_MS, STREAM_VAD_MODE)
+ * over the defaults.
  */
 export function endpointerOptions(
-  cfg: { endSilenceMs?: unknown; minSpeechMs?: unknown; maxUtteranceMs?: unknown; vadMode?: unknown } = {},
+  cfg: {
+    endSilenceMs?: unknown;
+    earlyMs?: unknown;
+    minSpeechMs?: unknown;
+    maxUtteranceMs?: unknown;
+    vadMode?: unknown;
+  } = {},
   env: NodeJS.ProcessEnv = process.env,
 ): EndpointerOptions {
   const pick = (v: unknown, e: string | undefined, fallback: number, min: number, max: number) =>
@@ -83,6 +104,7 @@ export function endpointerOptions(
   return {
     ...d,
     endSilenceMs: pick(cfg.endSilenceMs, env.STREAM_END_SILENCE_MS, d.endSilenceMs, 100, 5000),
+    earlyMs: pick(cfg.earlyMs, env.STREAM_EARLY_STT_MS, d.earlyMs, 0, 5000),
     minSpeechMs: pick(cfg.minSpeechMs, env.STREAM_MIN_SPEECH_MS, d.minSpeechMs, 20, 2000),
     maxUtteranceMs: pick(cfg.maxUtteranceMs, env.STREAM_MAX_UTTERANCE_MS, d.maxUtteranceMs, 1000, 120000),
     vadMode: pick(cfg.vadMode, env.STREAM_VAD_MODE, d.vadMode, 0, 3) as VadMode,
@@ -117,6 +139,10 @@ export class Endpointer {
   private start = -1;
   private lastVoiced = -1;
   private voicedCount = 0;
+  /** A `pause` was given for the silence under way (a voiced frame then gives `resume`). */
+  private paused = false;
+  /** Silent frames after the speech that give `pause` (Infinity: off). */
+  private readonly pauseFrames: number;
   /** Played levels (dBFS) of the last echoWindowMs, a ring. */
   private readonly echo: Float64Array;
   private echoAt = 0;
@@ -128,6 +154,8 @@ export class Endpointer {
     this.vad = vad;
     this.options = options;
     this.echo = new Float64Array(frames(options.echoWindowMs)).fill(-Infinity);
+    const early = Math.max(frames(options.earlyMs), frames(options.padMs));
+    this.pauseFrames = options.earlyMs > 0 && early < frames(options.endSilenceMs) ? early : Infinity;
   }
 
   /** An endpointer for one call's inbound audio (8 kHz, 20 ms frames). */
@@ -193,9 +221,27 @@ export class Endpointer {
       if (this.speaking && i + 1 - this.start >= frames(o.maxUtteranceMs)) out.push(this.cut(i, 'max'));
       return out;
     }
-    if (voiced) this.lastVoiced = i;
+    if (voiced) {
+      this.lastVoiced = i;
+      if (this.paused) {
+        this.paused = false;
+        out.push({ kind: 'resume', atMs: i * FRAME_MS });
+      }
+    }
     if (i - this.lastVoiced >= frames(o.endSilenceMs)) out.push(this.cut(i, 'silence'));
     else if (i + 1 - this.start >= frames(o.maxUtteranceMs)) out.push(this.cut(i, 'max'));
+    else if (!this.paused && i - this.lastVoiced === this.pauseFrames) {
+      // the audio the `utterance` will carry if the caller stays silent (cut() with reason 'silence')
+      this.paused = true;
+      const endFrame = this.lastVoiced + 1;
+      const from = Math.max(this.bufStart, this.start - frames(o.padMs));
+      out.push({
+        kind: 'pause',
+        startMs: this.start * FRAME_MS,
+        endMs: endFrame * FRAME_MS,
+        audio: this.held(from, endFrame + frames(o.padMs)),
+      });
+    }
     return out;
   }
 
@@ -226,6 +272,7 @@ export class Endpointer {
     this.start = -1;
     this.lastVoiced = -1;
     this.voicedCount = 0;
+    this.paused = false;
     this.echo.fill(-Infinity);
     this.echoAt = 0;
     this.floor = NaN;
@@ -302,6 +349,7 @@ export class Endpointer {
       reason,
     };
     this.speaking = false;
+    this.paused = false;
     this.start = -1;
     this.lastVoiced = -1;
     this.voicedCount = 0;

@@ -94,7 +94,7 @@ export async function handOffMedia(session: FastAgiSession, o: MediaHandOffOptio
     endpointer,
     bargeIn: o.bargeIn,
     simText: simTextFor,
-    liveStt: () => liveSttFor(session.id),
+    liveStt: (want) => liveSttFor(session.id, want),
   });
   media.once('close', () => forgetLiveStt(session.id));
   media.handOffMs = Math.round(performance.now() - t0);

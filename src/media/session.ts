@@ -13,8 +13,9 @@ import type { AudioSocketConnection } from './audiosocket';
 import { FRAME_MS, FRAME_SAMPLES } from './audiosocket';
 import { pacer, type PacedSource } from './pacer';
 import type { EndpointEvent } from './endpointer';
-import type { LiveSttProvider, LiveTranscript } from './live-stt';
+import type { EarlyTranscript, LiveSttProvider, LiveTranscript } from './live-stt';
 import type { SttStream } from '../speech/stt-vosk';
+import type { Transcript } from '../speech/stt';
 
 export type { EndpointEvent };
 
@@ -59,6 +60,11 @@ export interface CapturedUtterance {
   digit?: string;
   /** The live transcription of this utterance, when an engine was fed while the caller spoke. */
   live?: LiveTranscript;
+  /**
+   * Its early transcription: asked when the caller paused (the endpointer's `pause`), kept because the turn
+   * ended on that same speech (src/media/live-stt.ts).
+   */
+  early?: EarlyTranscript;
   /** Silence waited after the speech before the endpointer decided, ms. */
   endpointMs: number;
   /** Wall time (performance.now) the caller stopped speaking. */
@@ -91,8 +97,11 @@ export interface MediaSessionOptions {
   bargeIn?: BargeIn;
   /** Look up what a simulated callee said between two stream times (simulator runs only). */
   simText?: (uuid: string, startMs: number, endMs: number) => string | undefined;
-  /** Who transcribes the caller's speech live (src/media/live-stt.ts), asked at each speech start. */
-  liveStt?: () => LiveSttProvider | undefined;
+  /**
+   * Who transcribes the caller's speech (src/media/live-stt.ts): live (`open`), asked at each speech
+   * start, or early (`early`), asked when the caller pauses.
+   */
+  liveStt?: (want: 'open' | 'early') => LiveSttProvider | undefined;
 }
 
 const NO_SAMPLES = new Int16Array(0);
@@ -135,6 +144,8 @@ export class MediaSession extends EventEmitter {
   readonly digits: string[] = [];
   /** The live recognition of the speech in progress. */
   private live?: { stream: SttStream; t: LiveTranscript };
+  /** The early transcription of the speech in progress (the caller paused), with the bounds it covers. */
+  private early?: { t: EarlyTranscript; startMs: number; endMs: number; ctl: AbortController };
   /** Escape digits of the listener waiting now (a key among them ends its turn). */
   private escape = '';
   /** Wall time (Date.now) the flow last asked this media for something (the idle watchdog's clock). */
@@ -221,6 +232,8 @@ export class MediaSession extends EventEmitter {
     this.live?.stream.write(frame);
     for (const ev of events) {
       if (ev.kind === 'speech_start') this.onSpeechStart(ev.atMs);
+      else if (ev.kind === 'pause') this.startEarly(ev);
+      else if (ev.kind === 'resume') this.dropEarly();
       else this.onUtterance(ev);
     }
   }
@@ -245,8 +258,8 @@ export class MediaSession extends EventEmitter {
   private openLive(): void {
     this.live?.stream.abort();
     this.live = undefined;
-    const p = this.opts.liveStt?.();
-    if (!p) return;
+    const p = this.opts.liveStt?.('open');
+    if (!p?.open) return;
     const t: LiveTranscript = { engine: p.engine, result: Promise.resolve({ text: '' }), partials: 0 };
     let stream: SttStream | undefined;
     try {
@@ -264,6 +277,53 @@ export class MediaSession extends EventEmitter {
     this.live = { stream, t };
     const pre = this.opts.endpointer.speechAudio?.();
     if (pre?.length) stream.write(pre);
+  }
+
+  /**
+   * The caller paused: the speech so far goes to the early transcriber (unless it is fed live), its result
+   * is kept in case the turn ends on this same speech.
+   */
+  private startEarly(ev: Extract<EndpointEvent, { kind: 'pause' }>): void {
+    this.dropEarly();
+    if (this.live || !ev.audio.length) return;
+    const p = this.opts.liveStt?.('early');
+    if (!p?.early) return;
+    const ctl = new AbortController();
+    let result: Promise<Transcript>;
+    try {
+      result = p.early(ev.audio, {
+        sessionId: this.conn.binding.sessionId ?? this.uuid,
+        call: this.flowCall,
+        simText: this.opts.simText?.(this.uuid, ev.startMs, ev.endMs),
+        signal: ctl.signal,
+      });
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.catch(() => undefined); // observed by whoever takes the utterance, or dropped
+    this.early = { t: { by: p, result, startedAt: performance.now() }, startMs: ev.startMs, endMs: ev.endMs, ctl };
+    this.emit('early', { startMs: ev.startMs, endMs: ev.endMs });
+  }
+
+  /** The caller spoke again (or the utterance ended otherwise): the early transcription is not of it. */
+  private dropEarly(): void {
+    const e = this.early;
+    if (!e) return;
+    this.early = undefined;
+    e.ctl.abort(new Error('the caller spoke again'));
+    this.emit('earlyDropped', { startMs: e.startMs, endMs: e.endMs });
+  }
+
+  /** The utterance ended: the early transcription goes with it if it covers the same speech. */
+  private takeEarly(ev: Extract<EndpointEvent, { kind: 'utterance' }>): EarlyTranscript | undefined {
+    const e = this.early;
+    if (!e) return undefined;
+    if (ev.reason === 'silence' && ev.startMs === e.startMs && ev.endMs === e.endMs) {
+      this.early = undefined;
+      return e.t;
+    }
+    this.dropEarly();
+    return undefined;
   }
 
   /** The utterance ended: the live recogniser gets the end of stream; its final result goes with the utterance. */
@@ -293,6 +353,7 @@ export class MediaSession extends EventEmitter {
   private onUtterance(ev: Extract<EndpointEvent, { kind: 'utterance' }>, digit?: string): void {
     const decidedAt = performance.now();
     const live = ev.audio.length ? this.endLive() : undefined;
+    const early = this.takeEarly(ev);
     const endpointMs = Math.max(0, this.streamMs - ev.endMs);
     const u: CapturedUtterance = {
       id: `u${(++uttCounter).toString(36)}`,
@@ -306,6 +367,7 @@ export class MediaSession extends EventEmitter {
       bargedIn: this.speechStartDuringPlay,
     };
     if (live) u.live = live;
+    if (early) u.early = early;
     if (digit !== undefined) u.digit = digit;
     this.speechStartDuringPlay = false;
     const sim = this.opts.simText?.(this.uuid, ev.startMs, ev.endMs);
@@ -460,6 +522,7 @@ export class MediaSession extends EventEmitter {
     this.playing?.stop('hangup');
     this.live?.stream.abort();
     this.live = undefined;
+    this.dropEarly();
     this.opts.endpointer.close?.();
     const w = this.waiter;
     this.waiter = undefined;

@@ -9,11 +9,13 @@
  * finished (after its pause), or over the prompt (`bargeInAfterMs`: N ms after the prompt began),
  * or as noise (`noiseMs`), or not at all (`silent`).
  */
+import fs from 'fs';
 import net from 'net';
 import { performance } from 'perf_hooks';
 import { AudioSocketDecoder, FRAME_SAMPLES, encodeAudio, encodeDtmf, encodeUuid } from '../media/audiosocket';
 import { Pacer, type PacedSource } from '../media/pacer';
 import { noteSimSpeech } from '../media/sim-text';
+import { parseWav, resample } from '../audio/wav';
 import { utteranceAudio, type SimSpeech } from './audio-utterance';
 import type { Utterance } from './persona';
 
@@ -163,7 +165,9 @@ export function runAudioSocketCallee(o: AudioSocketCalleeOptions): Promise<Audio
       const text = u.text ?? '';
       const audioP: Promise<Int16Array> = u.noiseMs
         ? Promise.resolve(noise(Math.round(u.noiseMs * 8), 6000, next * 7919 + 1))
-        : utteranceAudio(text, o.speech ?? 'synthetic');
+        : u.wav
+          ? fs.promises.readFile(u.wav).then((b) => resample(parseWav(b), 8000).samples)
+          : utteranceAudio(text, o.speech ?? 'synthetic');
       void audioP.then((audio) => {
         preparing = false;
         if (finished) return;

@@ -8,7 +8,7 @@ export type DialBehaviour = 'answer' | 'busy' | 'no_answer' | 'congestion' | 'un
 export interface Utterance {
   /** What the callee says (written into the recording's WAV, with the text in a `simu` chunk). */
   text?: string;
-  /** A real WAV file to return instead of synthesising. */
+  /** A real WAV file to return instead of synthesising (stream mode: streamed as it is, pauses included). */
   wav?: string;
   /** DTMF digit pressed during the recording (ends it with `(dtmf)`); in stream mode, sent right after the speech (or alone). */
   dtmf?: string;

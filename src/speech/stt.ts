@@ -26,6 +26,11 @@ export interface Transcript {
   simulated?: boolean;
   /** Stream mode: recognised live while the caller spoke (elapsedMs is then the wait after the utterance ended). */
   live?: boolean;
+  /**
+   * Stream mode: transcribed early, when the caller paused, and the turn ended on that same audio (elapsedMs
+   * is then the wait after the utterance ended; see src/media/live-stt.ts).
+   */
+  early?: boolean;
 }
 
 export interface SttRequest {
@@ -128,9 +133,11 @@ export function transcribeSamples(
     language?: string;
     signal?: AbortSignal;
     onPartial?: (t: string) => void;
+    /** Simulator runs: what the simulated callee said (embedded for the sim engine, as in its recordings). */
+    simText?: string;
   } = {},
 ): Promise<Transcript> {
-  const wav = encodeWav({ sampleRate: opts.sampleRate ?? 8000, channels: 1, samples });
+  const wav = encodeWav({ sampleRate: opts.sampleRate ?? 8000, channels: 1, samples }, opts.simText);
   return transcribe(engine, wav, opts);
 }
 

@@ -121,6 +121,8 @@ const utterances = (ev: EndpointEvent[]) =>
   ev.filter((e): e is Extract<EndpointEvent, { kind: 'utterance' }> => e.kind === 'utterance');
 const starts = (ev: EndpointEvent[]) =>
   ev.filter((e): e is Extract<EndpointEvent, { kind: 'speech_start' }> => e.kind === 'speech_start');
+const pauses = (ev: EndpointEvent[]) =>
+  ev.filter((e): e is Extract<EndpointEvent, { kind: 'pause' }> => e.kind === 'pause');
 
 describe('WebRTC VAD (libfvad as WebAssembly)', () => {
   test('silence is not speech; a wrong frame length and a wrong rate are errors', async () => {
@@ -144,6 +146,9 @@ describe('endpointer settings', () => {
       maxUtteranceMs: 15000,
     });
     expect(endpointerOptions({ endSilenceMs: 1 }, {}).endSilenceMs).toBe(100);
+    expect(endpointerOptions({}, {}).earlyMs).toBe(300);
+    expect(endpointerOptions({}, { STREAM_EARLY_STT_MS: '0' }).earlyMs).toBe(0);
+    expect(endpointerOptions({ earlyMs: '250' }, { STREAM_EARLY_STT_MS: '0' }).earlyMs).toBe(250);
   });
 
   test('a frame that is not 160 samples is refused', async () => {
@@ -199,7 +204,7 @@ describeWith(
       const ev = ep.push(t.audio.subarray(i, i + FRAME_SAMPLES));
       for (const e of ev) {
         if (e.kind === 'utterance') got.push(e);
-        else {
+        else if (e.kind === 'speech_start') {
           expect(ep.speechAudio()).toEqual(t.audio.slice((e.atMs - 100) * 8, i + FRAME_SAMPLES));
           checkedSoFar++;
         }
@@ -227,6 +232,55 @@ describeWith(
       expect(at).toBeGreaterThan(0);
       ep.close();
     }
+  });
+
+  test('early transcription: `pause` comes earlyMs after the speech with exactly the audio the utterance then has', async () => {
+    // one breath, no pause inside (espeak-ng pauses over 300 ms at a full stop)
+    const t = timeline([700, speech('Tuesday at ten works for me'), 1500]);
+    const ep = await Endpointer.create();
+    const seen: Array<{ at: number; ev: EndpointEvent }> = [];
+    for (let i = 0; i + FRAME_SAMPLES <= t.audio.length; i += FRAME_SAMPLES)
+      for (const ev of ep.push(t.audio.subarray(i, i + FRAME_SAMPLES))) seen.push({ at: ep.nowMs, ev });
+    const p = seen.filter((s) => s.ev.kind === 'pause');
+    const u = seen.filter((s) => s.ev.kind === 'utterance');
+    expect(p).toHaveLength(1);
+    expect(u).toHaveLength(1);
+    const pe = p[0].ev as Extract<EndpointEvent, { kind: 'pause' }>;
+    const ue = u[0].ev as Extract<EndpointEvent, { kind: 'utterance' }>;
+    expect(p[0].at - pe.endMs).toBe(300);
+    expect(u[0].at - ue.endMs).toBe(600);
+    expect([pe.startMs, pe.endMs]).toEqual([ue.startMs, ue.endMs]);
+    expect(pe.audio).toEqual(ue.audio);
+    expect(seen.some((s) => s.ev.kind === 'resume')).toBe(false);
+    ep.close();
+    // off: no pause
+    const off = await Endpointer.create({ earlyMs: 0 });
+    expect(pauses(run(off, t.audio))).toEqual([]);
+    off.close();
+  });
+
+  test('early transcription: a pause mid-sentence (400 ms) gives `pause`, then `resume`, and one utterance of the whole', async () => {
+    const first = speech('I would like to book');
+    const rest = speech('an appointment for Tuesday.');
+    const f = trueBounds(first);
+    const r = trueBounds(rest);
+    // 400 ms between the true end of the first part and the true start of the rest
+    const gap = Math.round(400 - (first.length / 8 - f.endMs) - r.startMs);
+    expect(gap).toBeGreaterThan(0);
+    const t = timeline([700, first, gap, rest, 1200]);
+    const ep = await Endpointer.create();
+    const ev = run(ep, t.audio);
+    const kinds = ev.map((e) => e.kind).filter((k) => k !== 'speech_start');
+    // the last pause is the one after the whole utterance
+    expect(kinds.slice(0, 2)).toEqual(['pause', 'resume']);
+    expect(kinds[kinds.length - 1]).toBe('utterance');
+    const u = utterances(ev);
+    expect(u).toHaveLength(1);
+    const p = pauses(ev);
+    expect(p[0].endMs).toBeLessThan(u[0].endMs - 500);
+    expect(p[0].audio.length).toBeLessThan(u[0].audio.length);
+    expect(Math.abs(u[0].endMs - t.truth[1].endMs)).toBeLessThanOrEqual(60);
+    ep.close();
   });
 
   test('noise alone and a short click are not speech', async () => {
