@@ -71,6 +71,11 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('contact queue on 
     );
     expect(left.rows[0].n).toBe(0);
     expect((await drift(db)).extra).toBe(0);
+    // a campaign deleted: its contacts go by the cascade, one statement, and their queue rows with them
+    const other = await makeCampaign(db, { name: 'gone' });
+    await makeContacts(db, other, 30, { start: 9000 });
+    await db.query('delete from campaigns where id = $1', [other]);
+    expect((await drift(db)).extra).toBe(0);
     await db.query('truncate contacts cascade');
     expect(await drift(db)).toEqual({ extra: 0, missing: 0, pending: 0 });
   });

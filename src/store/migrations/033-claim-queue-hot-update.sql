@@ -73,16 +73,17 @@ create trigger contacts_queue_upd after update of status, campaign_id, timezone,
             is distinct from (new.status, new.campaign_id, new.timezone, new.next_attempt_at, new.attempts))
   execute function contacts_queue_upd();
 
+-- contacts deleted (one by one, or a campaign's all at once by its cascade): one statement for all of them
 create function contacts_queue_del() returns trigger language plpgsql as $$
 begin
-  delete from contact_queue q
-    where q.campaign_id = old.campaign_id and q.zone = coalesce(old.timezone, '')
-      and q.next_attempt_at = old.next_attempt_at and q.contact_id = old.id;
+  delete from contact_queue q using old_rows o
+    where o.status = 'pending' and q.campaign_id = o.campaign_id and q.zone = coalesce(o.timezone, '')
+      and q.next_attempt_at = o.next_attempt_at and q.contact_id = o.id;
   return null;
 end $$;
 
-create trigger contacts_queue_del after delete on contacts for each row when (old.status = 'pending')
-  execute function contacts_queue_del();
+create trigger contacts_queue_del after delete on contacts referencing old table as old_rows
+  for each statement execute function contacts_queue_del();
 
 create function contacts_queue_truncate() returns trigger language plpgsql as $$
 begin
