@@ -11,7 +11,7 @@
 export const PEER_PREPARE_SQL = [
   // our due contacts' queue (migration 33) and its triggers are ours, not the peer's: gone from its copy, so
   // the peer's updates pay no queue maintenance
-  `drop trigger if exists contacts_queue_ins on contacts`,
+  `drop trigger if exists contacts_a_queue_ins on contacts`,
   `drop trigger if exists contacts_queue_upd on contacts`,
   `drop trigger if exists contacts_queue_del on contacts`,
   `drop trigger if exists contacts_queue_truncate on contacts`,

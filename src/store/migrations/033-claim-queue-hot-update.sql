@@ -38,17 +38,17 @@ drop index if exists contacts_due_zone_attempts;
 
 alter table contacts set (fillfactor = 80);
 
--- contacts inserted: the ones still pending once the statement's other triggers ran (a listed number was
--- made `dnc` by contacts_dnc_inserted, which fires first by name) enter the queue
+-- contacts inserted pending enter the queue. Named to fire first among the insert triggers (PostgreSQL fires them
+-- in name order): contacts_dnc_inserted then turns a listed one to `dnc`, and that update takes it out again
 create function contacts_queue_ins() returns trigger language plpgsql as $$
 begin
   insert into contact_queue (campaign_id, zone, next_attempt_at, contact_id, attempts)
-    select c.campaign_id, coalesce(c.timezone, ''), c.next_attempt_at, c.id, c.attempts
-      from contacts c where c.id in (select n.id from new_rows n where n.status = 'pending') and c.status = 'pending';
+    select n.campaign_id, coalesce(n.timezone, ''), n.next_attempt_at, n.id, n.attempts
+      from new_rows n where n.status = 'pending';
   return null;
 end $$;
 
-create trigger contacts_queue_ins after insert on contacts referencing new table as new_rows
+create trigger contacts_a_queue_ins after insert on contacts referencing new table as new_rows
   for each statement execute function contacts_queue_ins();
 
 -- a contact leaving `pending`, entering it, or changing a key while pending: its old entry out, its new one in
