@@ -15,9 +15,16 @@
  *  2. Pacing: a CampaignManager at a configured calls/s, achieved rate over 60 s (BENCH_QUICK=1: 10 s);
  *     and two managers under a lower global cap (GLOBAL_CPS bucket).
  *
+ *     With BENCH_BEFORE=<another build's dist folder> (e.g. a worktree of main after `npm run build`), a third
+ *     contender, **before**: that build's claimer on a template seeded by that build (its migrations, its
+ *     seed), in the same interleaved rounds, with the ratios ours / before paired per round.
+ *     WAL per claimed contact (records, bytes, full-page image bytes) is read with pg_walinspect over each
+ *     run and kept to the records touching the contender's own database, so the other databases on the
+ *     server do not count.
+ *
  * Knobs: BENCH_QUICK=1 (200k contacts, one layout, 2 rounds), BENCH_ROUNDS, BENCH_CLAIM_SECONDS,
  * BENCH_LAYOUTS (comma list of uniform20, skewed20, single), BENCH_CONFIGS (e.g. "1x1,4x1,4x8":
- * workers x batch), BENCH_PACING=0.
+ * workers x batch), BENCH_PACING=0, BENCH_BEFORE.
  */
 import os from 'os';
 import path from 'path';
@@ -37,6 +44,8 @@ const CONTACTS = QUICK ? 200_000 : 1_000_000;
 const PACE_SECONDS = QUICK ? 10 : 60;
 const LAYOUTS = (process.env.BENCH_LAYOUTS || (QUICK ? 'uniform20' : 'uniform20,skewed20,single')).split(',');
 const CONFIGS = (process.env.BENCH_CONFIGS || '1x1,4x1,4x8').split(',').map((c) => c.split('x').map(Number));
+/** Another build's dist folder: its claimer and its schema run as the contender `before`. */
+const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : '';
 /** The bench's clock for eligibility: 2026-06-15 18:00Z (14:00 New York, 11:00 Los Angeles, 03:00 Tokyo: closed). */
 export const NOW = new Date('2026-06-15T18:00:00Z');
 /** 20 zones; at NOW with a 09:00-20:00 window, 11 are open and 9 closed. */
@@ -159,6 +168,36 @@ async function audit(db: Db, cid: number): Promise<Record<string, number>> {
 interface Counters {
   blocks: number;
   entries: number;
+  /** WAL position (server-wide), for the run's records of this database (walUse) */
+  lsn: string;
+}
+
+interface WalUse {
+  records: number;
+  bytes: number;
+  fpi: number;
+}
+
+/**
+ * WAL written between two positions by records touching database `name`'s relations (pg_walinspect, read
+ * from the admin database); undefined when the WAL is no longer there (a checkpoint recycled it) or
+ * pg_walinspect is missing.
+ */
+async function walUse(name: string, from: string, to: string): Promise<WalUse | undefined> {
+  try {
+    return await withAdmin(async (c) => {
+      await c.query('create extension if not exists pg_walinspect');
+      const r = await c.query<{ records: string; bytes: string; fpi: string }>(
+        `select count(*) as records, coalesce(sum(record_length), 0) as bytes, coalesce(sum(fpi_length), 0) as fpi
+           from pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
+          where block_ref ~ ('rel [0-9]+/' || (select oid from pg_database where datname = $3) || '/')`,
+        [from, to, name],
+      );
+      return { records: Number(r.rows[0].records), bytes: Number(r.rows[0].bytes), fpi: Number(r.rows[0].fpi) };
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -178,17 +217,22 @@ async function counters(url: string): Promise<Counters> {
       await new Promise((res) => setTimeout(res, 20));
     }
     await c.query('select pg_stat_clear_snapshot()');
-    const r = await c.query<{ blocks: string; entries: string }>(
+    const r = await c.query<{ blocks: string; entries: string; lsn: string }>(
       `select (select blks_hit + blks_read from pg_stat_database where datname = current_database()) as blocks,
-         (select coalesce(sum(idx_tup_read), 0) from pg_stat_user_indexes where relname = 'contacts') as entries`,
+         (select coalesce(sum(idx_tup_read), 0) from pg_stat_user_indexes
+           where relname in ('contacts', 'contact_queue')) as entries,
+         pg_current_wal_lsn()::text as lsn`,
     );
-    return { blocks: Number(r.rows[0].blocks), entries: Number(r.rows[0].entries) };
+    return { blocks: Number(r.rows[0].blocks), entries: Number(r.rows[0].entries), lsn: r.rows[0].lsn };
   } finally {
     await c.end();
   }
 }
 
-function runClaimer(args: Record<string, unknown>): Promise<{
+function runClaimer(
+  script: string,
+  args: Record<string, unknown>,
+): Promise<{
   contacts: number;
   statements: number;
   secs: number;
@@ -196,42 +240,79 @@ function runClaimer(args: Record<string, unknown>): Promise<{
   p99: number;
 }> {
   return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [path.join(__dirname, 'claimer.js'), JSON.stringify(args)],
-      { maxBuffer: 1 << 20 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`claimer failed: ${err.message} ${stderr}`));
-        else resolve(JSON.parse(stdout.trim().split('\n').pop() as string));
-      },
-    );
+    execFile(process.execPath, [script, JSON.stringify(args)], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`claimer failed: ${err.message} ${stderr}`));
+      else resolve(JSON.parse(stdout.trim().split('\n').pop() as string));
+    });
   });
+}
+
+type Contender = 'ours' | 'peer' | 'before';
+
+interface RoundResult {
+  cps: number;
+  p50: number;
+  p99: number;
+  blocks: number;
+  entries: number;
+  wal?: WalUse;
+}
+
+const LABEL: Record<Contender, string> = {
+  ours: 'ours (claim_contacts, scope campaign)',
+  peer: 'peer (per-zone design)',
+  before: 'before (BENCH_BEFORE build, scope campaign)',
+};
+
+/** Seeds `layout` into a new database `name` with the build whose store is `storeDir` (its migrations). */
+async function seedTemplate(name: string, layout: string, storeDir?: string): Promise<number> {
+  await withAdmin((c) => c.query(`create database ${name}`));
+  const t = Date.now();
+  // another build's modules, loaded by path at run time
+  const load = <T>(file: string): T => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(path.join(storeDir as string, file)) as T;
+  };
+  const other = storeDir ? load<{ openDb: typeof openDb }>('src/store/db.js') : undefined;
+  const seeder = storeDir ? load<{ seed: typeof seed }>('bench/campaign/index.js') : undefined;
+  const sdb = await (other?.openDb ?? openDb)({ url: dbUrl(name), poolSize: 2 });
+  try {
+    const cid = await (seeder?.seed ?? seed)(sdb, CONTACTS, layout);
+    process.stderr.write(
+      `[${layout}] ${storeDir ? 'before build: ' : ''}seeded ${CONTACTS} contacts + 120,000 DNC in ${((Date.now() - t) / 1000).toFixed(1)} s\n`,
+    );
+    return cid;
+  } finally {
+    await sdb.close();
+  }
 }
 
 async function claims(rows: Row[]): Promise<void> {
   const tag = `aid_bench_claim_${process.pid}`;
-  const contenders = ['ours', 'peer'] as const;
+  const contenders: Contender[] = BEFORE ? ['ours', 'peer', 'before'] : ['ours', 'peer'];
+  const script: Record<Contender, string> = {
+    ours: path.join(__dirname, 'claimer.js'),
+    peer: path.join(__dirname, 'claimer.js'),
+    before: path.join(BEFORE, 'bench/campaign/claimer.js'),
+  };
   for (const layout of LAYOUTS) {
     const tpl = `${tag}_${layout}_tpl`;
-    await withAdmin((c) => c.query(`create database ${tpl}`));
+    const btpl = `${tag}_${layout}_btpl`;
     const dbs: string[] = [tpl];
     try {
-      const t = Date.now();
-      const sdb = await openDb({ url: dbUrl(tpl), poolSize: 2 });
-      let cid: number;
-      try {
-        cid = await seed(sdb, CONTACTS, layout);
-      } finally {
-        await sdb.close();
+      const cid = await seedTemplate(tpl, layout);
+      if (BEFORE) {
+        dbs.push(btpl);
+        const bcid = await seedTemplate(btpl, layout, BEFORE);
+        if (bcid !== cid) throw new Error(`the before build seeded campaign ${bcid}, ours ${cid}`);
       }
-      process.stderr.write(
-        `[${layout}] seeded ${CONTACTS} contacts + 120,000 DNC in ${((Date.now() - t) / 1000).toFixed(1)} s\n`,
-      );
       const urls: Record<string, string> = {};
+      const names: Record<string, string> = {};
       for (const who of contenders) {
         const name = `${tag}_${layout}_${who}`;
-        await withAdmin((c) => c.query(`create database ${name} template ${tpl}`));
+        await withAdmin((c) => c.query(`create database ${name} template ${who === 'before' ? btpl : tpl}`));
         dbs.push(name);
+        names[who] = name;
         urls[who] = dbUrl(name);
         if (who === 'peer') {
           const pdb = await openDb({ url: urls[who], poolSize: 1 });
@@ -242,22 +323,20 @@ async function claims(rows: Row[]): Promise<void> {
           }
         }
       }
-      // a checkpoint once both copies are ready: the peer's preparation rewrote most of its pages, so until
+      // a checkpoint once every copy is ready: the peer's preparation rewrote most of its pages, so until
       // the next checkpoint its claims would write no full-page images while ours write one for every page
-      // touched first (about 10 KB of WAL per claim against 1 KB); from here both pay alike
+      // touched first (about 10 KB of WAL per claim against 1 KB); from here all pay alike
       await withAdmin((c) => c.query('checkpoint'));
       for (const [workers, batch] of CONFIGS) {
-        const res: Record<string, Array<{ cps: number; p50: number; p99: number; blocks: number; entries: number }>> = {
-          ours: [],
-          peer: [],
-        };
+        const res: Record<string, RoundResult[]> = { ours: [], peer: [], before: [] };
         for (let round = 0; round < ROUNDS; round++) {
-          const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+          // the order rotates round by round, so each contender runs first, middle and last alike
+          const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]);
           for (const who of order) {
             const before = await counters(urls[who]);
-            const r = await runClaimer({
+            const r = await runClaimer(script[who], {
               url: urls[who],
-              contender: who,
+              contender: who === 'peer' ? 'peer' : 'ours',
               campaignId: cid,
               workers,
               batch,
@@ -265,23 +344,34 @@ async function claims(rows: Row[]): Promise<void> {
               now: NOW.toISOString(),
             });
             const after = await counters(urls[who]);
-            const per = (k: keyof Counters): number => (r.contacts ? (after[k] - before[k]) / r.contacts : 0);
+            const per = (k: 'blocks' | 'entries'): number => (r.contacts ? (after[k] - before[k]) / r.contacts : 0);
+            const wal = await walUse(names[who], before.lsn, after.lsn);
             res[who].push({
               cps: r.contacts / r.secs,
               p50: r.p50,
               p99: r.p99,
               blocks: per('blocks'),
               entries: per('entries'),
+              wal:
+                wal && r.contacts
+                  ? { records: wal.records / r.contacts, bytes: wal.bytes / r.contacts, fpi: wal.fpi / r.contacts }
+                  : undefined,
             });
-            process.stderr.write(`[${layout}] ${workers}x${batch} round ${round + 1} ${who}: ${JSON.stringify(r)}\n`);
+            process.stderr.write(
+              `[${layout}] ${workers}x${batch} round ${round + 1} ${who}: ${JSON.stringify({ ...r, wal: res[who][res[who].length - 1].wal })}\n`,
+            );
           }
         }
+        const walMed = (who: string, k: keyof WalUse): number | string => {
+          const xs = res[who].filter((x) => x.wal).map((x) => (x.wal as WalUse)[k]);
+          return xs.length ? +stats(xs).med.toFixed(k === 'records' ? 1 : 0) : '-';
+        };
         for (const who of contenders) {
           const c = stats(res[who].map((x) => x.cps));
           const p50 = stats(res[who].map((x) => x.p50));
           const p99 = stats(res[who].map((x) => x.p99));
           rows.push({
-            test: `claim ${layout}: ${who === 'ours' ? 'ours (claim_contacts, scope campaign)' : 'peer (per-zone design)'}`,
+            test: `claim ${layout}: ${LABEL[who]}`,
             workers,
             batch,
             'contacts/s min': Math.round(c.min),
@@ -292,24 +382,31 @@ async function claims(rows: Row[]): Promise<void> {
             'stmt p99 ms max': +p99.max.toFixed(2),
             'buffers/contact med': +stats(res[who].map((x) => x.blocks)).med.toFixed(1),
             'contacts index entries/contact med': +stats(res[who].map((x) => x.entries)).med.toFixed(1),
+            'WAL records/contact med': walMed(who, 'records'),
+            'WAL bytes/contact med': walMed(who, 'bytes'),
+            'FPI bytes/contact med': walMed(who, 'fpi'),
           });
         }
-        const ratio = stats(res.ours.map((o, i) => o.cps / res.peer[i].cps));
-        const p99r = stats(res.ours.map((o, i) => o.p99 / res.peer[i].p99));
-        rows.push({
-          test: `claim ${layout}: ours / peer (paired per round)`,
-          workers,
-          batch,
-          'contacts/s min': +ratio.min.toFixed(2),
-          'contacts/s med': +ratio.med.toFixed(2),
-          'contacts/s max': +ratio.max.toFixed(2),
-          'stmt p99 ms med': +p99r.med.toFixed(2),
-          'stmt p99 ms max': +p99r.max.toFixed(2),
-        });
-        process.stderr.write(JSON.stringify(rows[rows.length - 1]) + '\n');
+        const pairs: Array<[Contender, Contender]> = [['ours', 'peer']];
+        if (BEFORE) pairs.push(['before', 'peer'], ['ours', 'before']);
+        for (const [a, b] of pairs) {
+          const ratio = stats(res[a].map((o, i) => o.cps / res[b][i].cps));
+          const p99r = stats(res[a].map((o, i) => o.p99 / res[b][i].p99));
+          rows.push({
+            test: `claim ${layout}: ${a} / ${b} (paired per round)`,
+            workers,
+            batch,
+            'contacts/s min': +ratio.min.toFixed(2),
+            'contacts/s med': +ratio.med.toFixed(2),
+            'contacts/s max': +ratio.max.toFixed(2),
+            'stmt p99 ms med': +p99r.med.toFixed(2),
+            'stmt p99 ms max': +p99r.max.toFixed(2),
+          });
+          process.stderr.write(JSON.stringify(rows[rows.length - 1]) + '\n');
+        }
       }
       for (const who of contenders) {
-        const adb = await openDb({ url: urls[who], poolSize: 1 });
+        const adb = await openDb({ url: urls[who], poolSize: 1, migrate: false });
         try {
           const a = await audit(adb, cid);
           rows.push({

@@ -5,9 +5,17 @@
  * (campaign, zone, next attempt) where pending. Per claim: the open zones in random order, LATERAL per
  * zone, `FOR UPDATE SKIP LOCKED`, then the contact marked `in_call` and a call record inserted (the same
  * write work as ours). It checks no do-not-call list at claim time (the sweep stands in for it), keeps
- * no concurrency cap and chooses no caller ID. Parameters: campaign, batch, now, worker.
+ * no concurrency cap and chooses no caller ID. Its copy has our queue table (migration 33) and its triggers
+ * dropped. Parameters: campaign, batch, now, worker.
  */
 export const PEER_PREPARE_SQL = [
+  // our due contacts' queue (migration 33) and its triggers are ours, not the peer's: gone from its copy, so
+  // the peer's updates pay no queue maintenance
+  `drop trigger if exists contacts_a_queue_ins on contacts`,
+  `drop trigger if exists contacts_queue_upd on contacts`,
+  `drop trigger if exists contacts_queue_del on contacts`,
+  `drop trigger if exists contacts_queue_truncate on contacts`,
+  `drop table if exists contact_queue`,
   `update contacts c set timezone = k.timezone from campaigns k where k.id = c.campaign_id and c.timezone is null`,
   `update contacts c set status = 'dnc' where c.status = 'pending'
      and exists (select 1 from dnc d where d.phone = c.phone and (d.campaign_id is null or d.campaign_id = c.campaign_id))`,

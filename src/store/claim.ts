@@ -10,10 +10,14 @@
  *    the campaign's calling window [window_start, window_end) (a window may wrap midnight). The open
  *    zones are computed once per statement over the campaign's distinct zones (`campaign_zones`,
  *    kept by a trigger on contacts), not per row, with `now at time zone tz` (DST correct). Only the
- *    open zones' slices of the due index are read (`contacts_due_zone_attempts`, attempts among its keys
- *    so a contact out of attempts is passed over on the index entry), in random order, each from its
- *    head (oldest due first within a zone) until the batch is full, so contacts waiting in closed zones
- *    cost nothing and a claim reads the contacts it takes plus the ones other claimers hold;
+ *    open zones' slices of the due contacts' queue are read (`contact_queue`, migration 33: one row per
+ *    pending contact, kept by triggers on contacts whoever writes; its index `contact_queue_due` has
+ *    attempts among its keys so a contact out of attempts is passed over on the index entry), in random
+ *    order, each from its head (oldest due first within a zone) until the batch is full, so contacts
+ *    waiting in closed zones cost nothing and a claim reads the contacts it takes plus the ones other
+ *    claimers hold. The queue is an index, not the truth: every rule is checked again on the contact row
+ *    the claim locks. No index on contacts names a column the claim changes, so its update of the
+ *    contact is HOT (no index entry written; contacts keeps 20 % of each page free for it);
  *  - the number is on no do-not-call list (global: dnc.campaign_id null, or the campaign's own). Since
  *    migration 30 this is an invariant of the table, not a probe: no contact is `pending` while its
  *    number is listed in its scope (triggers sweep it to `dnc` on a list addition, on insert, and when
@@ -28,8 +32,8 @@
  *    only the slot rows it takes room from, with SKIP LOCKED, so claimers do not queue behind each
  *    other's commit and the cost of a claim does not grow with open calls;
  *    `settings.concurrency_scope = 'worker'` leaves the cap to each worker).
- * The rows are taken with `FOR UPDATE SKIP LOCKED`, so concurrent workers (in one process or many)
- * never get the same contact; the same statement creates the call record (status `initiated`,
+ * The queue rows and then the contacts are taken with `FOR UPDATE SKIP LOCKED`, so concurrent workers (in
+ * one process or many) never get the same contact and a claim never waits for a lock; the same statement creates the call record (status `initiated`,
  * attempt number, caller ID, worker) and marks the contact `in_call`. Up to `limit` contacts are
  * claimed in one round trip (a worker with N free slots asks for N).
  */
@@ -74,7 +78,7 @@ export interface ClaimResult {
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/032-claim-due-index-attempts.sql (replacing version 31's): plpgsql caches its plans per connection and
+ * src/store/migrations/033-claim-queue-hot-update.sql (replacing version 32's): plpgsql caches its plans per connection and
  * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
  * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
  * returns one row (dnc_skipped, inserted, claimed json). To change the claim, append a migration with
