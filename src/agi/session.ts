@@ -100,18 +100,25 @@ const DEFAULTS = {
   maxEnvLines: 512,
 };
 
-interface Pending {
-  line: string;
-  verb: string;
-  timeoutMs: number;
-  /** The promise's resolve (a method signature, so each command's own result type fits). */
-  resolve(v: unknown): void;
-  reject: (e: Error) => void;
-  /** Turns the reply into the method's result (saves a promise per command). */
-  map?: (r: AgiReply) => unknown;
+/**
+ * A command waiting for its reply. One class with every field set in the constructor (one shape, no
+ * property added later); a session keeps the last finished one of its shared-timer commands and reuses
+ * it for the next command (no allocation per command in the usual one-at-a-time exchange).
+ */
+class Pending {
   /** Own timer (non-default timeouts); default-timeout commands share the session's timer. */
-  timer?: NodeJS.Timeout;
-  shared?: boolean;
+  timer: NodeJS.Timeout | undefined = undefined;
+  shared = false;
+  constructor(
+    public line: string,
+    public verb: string,
+    public timeoutMs: number,
+    /** The promise's resolve (a method signature, so each command's own result type fits). */
+    public resolve: (v: unknown) => void,
+    public reject: (e: Error) => void,
+    /** Turns the reply into the method's result (saves a promise per command). */
+    public map: ((r: AgiReply) => unknown) | undefined,
+  ) {}
 }
 
 export type SessionPhase = 'env' | 'ready' | 'closed';
@@ -125,9 +132,13 @@ export function hangupError(what: string): StageError {
 
 export class FastAgiSession extends EventEmitter implements AgiSession {
   readonly id: string;
-  // A dictionary from the start: adding ~25 keys one by one to a plain object walks V8's map
-  // transitions through a megamorphic store per key, which costs more than the rest of the handshake.
-  readonly env: AgiEnvironment = Object.create(null) as AgiEnvironment;
+  /** The environment, once built (see `env`). */
+  private _env: AgiEnvironment | undefined = undefined;
+  /**
+   * While the block follows Asterisk's own order (ASTERISK_ENV_KEYS), only the values are kept; the
+   * object is built once from them (one allocation of one shape, no key string per line).
+   */
+  private envVals: string[] | undefined = undefined;
   /** Call id once known (fastagi-in sets it; the registry indexes it). */
   callId?: string;
   /** True once our side asked for HANGUP (so a later `HANGUP` line is not the caller's doing). */
@@ -143,6 +154,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private envLines = 0;
   private multi: string[] | undefined;
   private inflight: Pending | undefined;
+  /** A finished shared-timer command, reused by the next one (nothing else holds it once it is done). */
+  private spare: Pending | undefined;
   private queue: Pending[] = [];
   /** When a command was last sent or answered (the idle watchdog's clock). */
   private lastActivityAt = Date.now();
@@ -278,8 +291,32 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     this.inflight = undefined;
     if (p.timer) clearTimeout(p.timer);
     p.resolve(buf.slice(start + 14, end - 1));
+    if (p.shared) this.spare = p;
     this.wantNext = true;
     return true;
+  }
+
+  /**
+   * The `agi_*` variables without their prefix. Asterisk sends the same keys in the same order on every
+   * connection: while the block follows that order only the values are kept, and the object is built
+   * from them in one go (a fixed shape, no map transition or dictionary insert per key, no key string
+   * per line); any other key or order makes it an ordinary null-prototype dictionary, as before.
+   */
+  get env(): AgiEnvironment {
+    return this._env ?? this.buildEnv();
+  }
+
+  private buildEnv(): AgiEnvironment {
+    const vals = this.envVals;
+    this.envVals = undefined;
+    let env: AgiEnvironment;
+    if (vals && vals.length === ASTERISK_ENV_KEYS.length) env = new AsteriskEnv(vals);
+    else {
+      env = Object.create(null) as AgiEnvironment;
+      if (vals) for (let i = 0; i < vals.length; i++) env[ASTERISK_ENV_KEYS[i]] = vals[i];
+    }
+    this._env = env;
+    return env;
   }
 
   /** One environment line `agi_<key>: <value>` at buf[start, end). */
@@ -291,13 +328,24 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (++this.envLines > this.o.maxEnvLines)
       return this.fail('bad_env', `more than ${this.o.maxEnvLines} environment lines`);
     const v = buf.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
-    this.env[buf.slice(start + 4, colon)] = v >= end ? '' : buf.slice(v, end);
+    const value = v >= end ? '' : buf.slice(v, end);
+    if (this._env === undefined) {
+      // still in Asterisk's order? (the key compared in place: no string for it)
+      const vals = (this.envVals ??= []);
+      const want = ASTERISK_ENV_KEYS[vals.length];
+      if (want !== undefined && colon - start - 4 === want.length && buf.startsWith(want, start + 4)) {
+        vals.push(value);
+        return;
+      }
+    }
+    this.env[buf.slice(start + 4, colon)] = value;
   }
 
   private onEnvLine(line: string): void {
     if (line === '') {
       if (this.envLines === 0) return this.fail('bad_env', 'empty environment block');
       this.phase = 'ready';
+      if (this._env === undefined) this.buildEnv();
       this.hooks?.onEnv(this);
       this.emit('env', this.env);
       return;
@@ -339,11 +387,13 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       // `200 result=1 (<value>)` (the value runs to the final ')') or `200 result=0`.
       if (raw.length > 14 && raw.startsWith('200 result=1 (') && raw.charCodeAt(raw.length - 1) === 41) {
         p.resolve(raw.slice(14, -1));
+        if (p.shared) this.spare = p;
         this.wantNext = true;
         return;
       }
       if (raw === '200 result=0') {
         p.resolve(undefined);
+        if (p.shared) this.spare = p;
         this.wantNext = true;
         return;
       }
@@ -450,7 +500,17 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (this.phase === 'env')
       return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
     const promise = new Promise<T>(capture);
-    const p: Pending = { line, verb, timeoutMs, resolve: captured.resolve, reject: captured.reject, map };
+    let p = this.spare;
+    if (p) {
+      this.spare = undefined;
+      p.line = line;
+      p.verb = verb;
+      p.timeoutMs = timeoutMs;
+      p.resolve = captured.resolve;
+      p.reject = captured.reject;
+      p.map = map;
+      p.shared = false;
+    } else p = new Pending(line, verb, timeoutMs, captured.resolve, captured.reject, map);
     if (this.inflight) this.queue.push(p);
     else this.dispatch(p);
     return promise;
@@ -488,6 +548,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   private next(): void {
     this.lastActivityAt = Date.now();
+    if (this.queue.length === 0) return;
     const p = this.queue.shift();
     if (p) this.dispatch(p);
   }
@@ -724,6 +785,63 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 }
 
 const getVarLines = new Map<string, string>();
+
+/** The keys of a FastAGI environment block, in the order Asterisk (res_agi `setup_env`) sends them. */
+const ASTERISK_ENV_KEYS = [
+  'network',
+  'network_script',
+  'request',
+  'channel',
+  'language',
+  'type',
+  'uniqueid',
+  'version',
+  'callerid',
+  'calleridname',
+  'callingpres',
+  'callingani2',
+  'callington',
+  'callingtns',
+  'dnid',
+  'rdnis',
+  'context',
+  'extension',
+  'priority',
+  'enhanced',
+  'accountcode',
+  'threadid',
+] as const;
+
+/**
+ * The environment object of a block in Asterisk's order: built by one constructor (one shape for
+ * every session, the values in the object itself). Its prototype has no properties and no prototype,
+ * so, like the dictionary it stands for, it answers only the keys the block had.
+ */
+const AsteriskEnv = function (this: Record<string, string>, v: string[]) {
+  this.network = v[0];
+  this.network_script = v[1];
+  this.request = v[2];
+  this.channel = v[3];
+  this.language = v[4];
+  this.type = v[5];
+  this.uniqueid = v[6];
+  this.version = v[7];
+  this.callerid = v[8];
+  this.calleridname = v[9];
+  this.callingpres = v[10];
+  this.callingani2 = v[11];
+  this.callington = v[12];
+  this.callingtns = v[13];
+  this.dnid = v[14];
+  this.rdnis = v[15];
+  this.context = v[16];
+  this.extension = v[17];
+  this.priority = v[18];
+  this.enhanced = v[19];
+  this.accountcode = v[20];
+  this.threadid = v[21];
+} as unknown as { new (v: string[]): AgiEnvironment; prototype: object };
+AsteriskEnv.prototype = Object.create(null) as object;
 
 /**
  * The executor of every command's promise: one function for all (not a closure per command). It runs

@@ -111,6 +111,53 @@ describe('FastAGI session over a real socket', () => {
     expect(sessionsByCallId('77')).toEqual([]);
   });
 
+  test("environment block: in Asterisk's own order or not, the same keys, order and values, nothing inherited", async () => {
+    const asteriskOrder: Array<[string, string]> = [
+      ['network', 'yes'],
+      ['network_script', 'dialer?call_id=5'],
+      ['request', 'agi://127.0.0.1:4573/dialer?call_id=5'],
+      ['channel', 'Local/+12125550101@callees-00000006;1'],
+      ['language', 'en'],
+      ['type', 'Local'],
+      ['uniqueid', '1732486000.6'],
+      ['version', '22.10.1'],
+      ['callerid', '+13105550000'],
+      ['calleridname', 'unknown'],
+      ['callingpres', '0'],
+      ['callingani2', '0'],
+      ['callington', '0'],
+      ['callingtns', '0'],
+      ['dnid', 'unknown'],
+      ['rdnis', 'unknown'],
+      ['context', 'ai-dialer'],
+      ['extension', 's'],
+      ['priority', '1'],
+      ['enhanced', '0.0'],
+      ['accountcode', ''],
+      ['threadid', '140000000000001'],
+    ];
+    const blocks: Array<Array<[string, string]>> = [
+      asteriskOrder,
+      [...asteriskOrder, ['arg_1', 'a: b'], ['constructor', 'x'], ['__proto__', 'y']],
+      // out of order, a key twice (the last wins), hostile names: an ordinary dictionary
+      [asteriskOrder[1], asteriskOrder[0], ['channel', 'one'], ['toString', 'z'], ['channel', 'two']],
+      // the order broken half-way
+      [...asteriskOrder.slice(0, 5), ['arg_1', '1'], ...asteriskOrder.slice(5)],
+    ];
+    for (const pairs of blocks) {
+      const a = await connected(ctx.port, formatEnv(pairs));
+      const s = await waitFor(() => ctx.sessions.find((x) => !x.closed), 5000, 'session');
+      const want = new Map(pairs);
+      expect(Object.keys(s.env)).toEqual([...want.keys()]);
+      expect({ ...s.env }).toEqual(Object.fromEntries(want));
+      for (const k of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf'])
+        expect(k in s.env ? s.env[k] : undefined).toBe(want.get(k));
+      expect(JSON.parse(JSON.stringify(s.env))).toEqual(Object.fromEntries(want));
+      s.destroy();
+      a.socket.destroy();
+    }
+  });
+
   test('injection attempts never reach the wire', async () => {
     const a = await connected(ctx.port);
     const s = await waitFor(() => ctx.sessions[0], 5000, 'session');
