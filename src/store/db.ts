@@ -137,8 +137,19 @@ class PgDb implements Db {
   lane(name: string, size: number): Queryable {
     let pool = this.lanes.get(name);
     if (!pool) {
-      pool = newPool(this.url, size, this.pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS);
+      // its connections open now and stay open (never closed for being idle): the first statements of a
+      // hot path do not pay for a connection, nor do those after a quiet minute
+      pool = newPool(this.url, size, this.pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS, {
+        min: size,
+        idleTimeoutMillis: 0,
+      });
       this.lanes.set(name, pool);
+      const p = pool;
+      for (let i = 0; i < size; i++)
+        p.connect().then(
+          (c) => c.release(),
+          () => undefined, // the database is down: the lane's first statements say so
+        );
     }
     const p = pool;
     return { query: <T>(sql: string, params?: unknown[]) => poolQuery<T>(p, sql, params) };
@@ -180,8 +191,13 @@ class PgDb implements Db {
   }
 }
 
-function newPool(url: string, max: number, waitMs: number): Pool {
-  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs });
+function newPool(
+  url: string,
+  max: number,
+  waitMs: number,
+  more: { min?: number; idleTimeoutMillis?: number } = {},
+): Pool {
+  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs, ...more });
   pool.on('error', () => undefined); // idle client errors surface on the next query
   return pool;
 }
