@@ -72,7 +72,7 @@ function countQueries(): void {
  * from the call to `stored`), `batched` = every plain turn write from TurnBatcher.write to its row (the
  * playback-timing rewrites included).
  */
-const turnTimes = { ahead: [] as number[], batched: [] as number[] };
+const turnTimes = { ahead: [] as number[], batched: [] as number[], pool: [] as number[] };
 async function timeTurnWrites(): Promise<{ counts: () => { statements: number; turns: number } }> {
   const { Outbox, TurnBatcher } = await import('../../src/store/outbox');
   const ww = Outbox.prototype.writeWithin;
@@ -126,6 +126,17 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${env.PORT}`;
   /** The PostgreSQL pool (pg-pool) behind the shared store: how many queries wait for a connection. */
   const pool = (db as unknown as { pool?: { waitingCount: number; options: { max: number } } }).pool;
+  // every query on the shared pool, from the call to its rows (its wait for a connection included)
+  const dbq = db.query.bind(db);
+  (db as { query: typeof db.query }).query = ((sql: string, params?: unknown[]) => {
+    const t = performance.now();
+    const p = dbq(sql, params);
+    void p.then(
+      () => turnTimes.pool.push(performance.now() - t),
+      () => undefined,
+    );
+    return p;
+  }) as typeof db.query;
   if (pool && env.BENCH_CALLS_POOL) pool.options.max = Number(env.BENCH_CALLS_POOL);
 
   let cpu0 = process.cpuUsage();
@@ -183,6 +194,7 @@ async function main(): Promise<void> {
         sqlTotal.ms = 0;
         turnTimes.ahead.length = 0;
         turnTimes.batched.length = 0;
+        turnTimes.pool.length = 0;
         batch0 = turnWrites.counts();
         lag.enable();
         let ticks = 0;
@@ -249,6 +261,7 @@ async function main(): Promise<void> {
         if (env.BENCH_CALLS_VERBOSE) {
           console.error(`  turn write-ahead ms (flow waits): ${pcts(turnTimes.ahead)}`);
           console.error(`  turn write, batcher ms (all):    ${pcts(turnTimes.batched)}`);
+          console.error(`  pool query ms (queue included):  ${pcts(turnTimes.pool)}`);
           console.error(
             `  turn statements ${row.turnStatements} for ${row.turnRows} turn writes; loop lag p50 ${(lag.percentile(50) / 1e6).toFixed(1)} p99 ${(lag.percentile(99) / 1e6).toFixed(1)} max ${(lag.max / 1e6).toFixed(1)} ms`,
           );

@@ -30,9 +30,10 @@ export interface Db extends Queryable {
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
   /**
-   * PostgreSQL: a separate lane of `size` connections of its own for one hot path (the turn writes), so
-   * its statements never wait in the pool's queue behind everything else. Undefined on PGlite (one
-   * connection anyway): use the Db itself.
+   * PostgreSQL: a separate lane of `size` connections of its own for one hot path (the turn writes, the
+   * call's context read at the greeting), so its statements never wait in the pool's queue behind
+   * everything else; opened at once and kept open. Undefined on PGlite (one connection anyway): use the
+   * Db itself.
    */
   lane?(name: string, size: number): Queryable;
   /** PostgreSQL: the pool's connections and the queries waiting for one (undefined on PGlite). */
