@@ -12,8 +12,9 @@
  *  - survives a crash during an outage: a write that could not be stored at once is appended to a
  *    journal file (fsync) and replayed by the next process that opens the same database;
  *  - few round trips: plain turns (most of a call's writes) that wait at the same moment, across calls,
- *    go to the database as one statement (TurnBatcher: at most two statements in flight, the rest
- *    gather behind them), so under load the pool sees a few large writes instead of hundreds of small ones;
+ *    go to the database as one statement (TurnBatcher: sent at once while one of its connections is
+ *    free, only what arrives while all are busy gathers behind them), so under load the database sees a
+ *    few large writes instead of hundreds of small ones;
  *  - observable: `stats()` feeds `/health` (`writes`), and `on('call', ...)` says when a call has
  *    writes pending and when they are stored (the bus turns it into `status` events with `writePending`).
  *
@@ -182,7 +183,7 @@ export const TURN_LANE_SIZE = 4;
  *    one WAL flush, for all of them);
  *  - urgent first: a spoken turn's write-ahead (the call waits for it before the reply plays) goes before
  *    the rewrites nobody waits for (a turn's playback timing); those ride along in urgent statements and
- *    go alone only while a connection stays free for an urgent one, so they never hold up a reply.
+ *    go alone only when the lane is otherwise idle, so they never hold up a reply nor add commits under load.
  * A statement the database refuses for anything but being unreachable is retried turn by turn, so one bad
  * turn fails alone.
  */
@@ -239,7 +240,7 @@ export class TurnBatcher {
       if (this.urgent.length) {
         batch = this.urgent.splice(0, this.maxBatch);
         if (batch.length < this.maxBatch) batch.push(...this.background.splice(0, this.maxBatch - batch.length));
-      } else if (this.background.length && this.inFlight < Math.max(1, this.maxInFlight - 1)) {
+      } else if (this.background.length && this.inFlight === 0) {
         batch = this.background.splice(0, this.maxBatch);
       } else return;
       this.inFlight++;

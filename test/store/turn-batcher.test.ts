@@ -2,13 +2,13 @@
  * The turn writes' latency rules (src/store/outbox.ts TurnBatcher, src/store/db.ts lanes): a lone turn on
  * an idle lane goes at once (no wait for the next event-loop turn); only what arrives while every
  * connection is busy waits and goes as one statement; a spoken turn's write-ahead (the call waits for it)
- * goes before the background rewrites (playback timing), which never take the last free connection; the
+ * goes before the background rewrites (playback timing), which go alone only when the lane is idle; the
  * lane's connections are open before the first turn. A fake database holds each statement open, so the
  * order is seen exactly; the lane test needs PostgreSQL (DATABASE_URL).
  */
 import type { Db, QueryResult } from '../../src/store/db';
 import { openDb } from '../../src/store/db';
-import { Outbox, TURN_LANE_SIZE, TurnBatcher } from '../../src/store/outbox';
+import { Outbox, TurnBatcher } from '../../src/store/outbox';
 import { describeWith } from '../helpers/tools';
 import { waitFor } from '../helpers/wait';
 
@@ -74,14 +74,14 @@ test('what arrives while every connection is busy goes as one statement when one
   expect(b.counts).toEqual({ statements: 3, turns: 5 });
 });
 
-test('write-aheads go before background rewrites, which never take the last free connection', async () => {
+test('write-aheads go before background rewrites, which go alone only when the lane is idle', async () => {
   const { db, sent } = heldDb();
   const b = new TurnBatcher(db, 2);
   const all = [b.write(turn(1, 1), false)];
   await Promise.resolve();
   all.push(b.write(turn(2, 1), false));
   await Promise.resolve();
-  // the second background rewrite waits: the last connection stays free for a write-ahead
+  // the second background rewrite waits (a statement is in flight): connections stay free for write-aheads
   expect(sent.map((s) => s.turns)).toEqual([['1:1']]);
   all.push(b.write(turn(3, 2)));
   await Promise.resolve();
@@ -94,14 +94,14 @@ test('write-aheads go before background rewrites, which never take the last free
 test("a call's write-ahead behind its own background rewrite makes that rewrite urgent", async () => {
   const { db, sent } = heldDb();
   const ob = new Outbox(db, { log: () => undefined });
-  // background rewrites of other calls on every connection but the last
-  const others = Array.from({ length: TURN_LANE_SIZE - 1 }, (_v, i) => 10 + i);
+  // a background rewrite of another call in flight
+  const others = [10];
   const all: Array<Promise<unknown>> = [];
   for (const id of others) {
     all.push(ob.write(turn(id, 1), { background: true }));
     await Promise.resolve();
   }
-  all.push(ob.write(turn(2, 1), { background: true })); // waits: the last connection is kept free
+  all.push(ob.write(turn(2, 1), { background: true })); // waits: the lane is not idle
   await Promise.resolve();
   expect(sent.map((s) => s.turns)).toEqual(others.map((id) => [`${id}:1`]));
   // call 2's next turn, which a caller waits for, queued behind call 2's rewrite: that one goes now
