@@ -220,7 +220,9 @@ test.each(stores)(
       await pg.cleanup();
     }
   },
-  60000,
+  // each step waits for itself (bounded, named); the whole includes PGlite's start and migrations, which took
+  // most of a minute at load 15
+  120000,
 );
 
 test('a talker: two answers through the loop, history kept between turns', async () => {
