@@ -355,10 +355,7 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
         `DATABASE_URL must start with postgres:// or postgresql:// (got ${redactUrl(opts.url)})`,
       );
     }
-    // a connection it opened stays open (never closed for being idle): a burst after a quiet spell does not
-    // wait for new connections, which take seconds on a loaded server (and failed as "unreachable" past 5 s)
-    const size = opts.poolSize ?? 10;
-    const pool = newPool(opts.url, size, opts.poolWaitMs ?? POOL_WAIT_MS, { min: size });
+    const pool = newPool(opts.url, opts.poolSize ?? 10, opts.poolWaitMs ?? POOL_WAIT_MS);
     db = new PgDb(pool, opts.url);
     try {
       await db.query('select 1');
