@@ -239,6 +239,8 @@ async function runCase(c: Case): Promise<Row> {
       const r0 = results[0];
       const sorted = (k: string) => (s[k] as number[]).slice().sort((a, b) => a - b);
       const turns = sorted('turns');
+      // the far end's own lateness: the RECORD FILE reply sent after the recording was due to end
+      const late = (s.turns as number[]).map((t, i) => t - (s.afterReply as number[])[i]).sort((a, b) => a - b);
       const eng = (r0.eng as number[]).sort((a, b) => a - b);
       const peak = results.reduce((a, r) => a + Number(r.peak), 0);
       const cpuMs = results.reduce((a, r) => a + Number(r.cpuMs), 0);
@@ -257,7 +259,17 @@ async function runCase(c: Case): Promise<Row> {
         turn_p99_ms: pct(turns, 99),
         turn_max_ms: turns.length ? turns[turns.length - 1] : 0,
         speech_end_p50_ms: pct(sorted('fromSpeech'), 50),
+        after_reply_p50_ms: pct(sorted('afterReply'), 50),
         after_reply_p99_ms: pct(sorted('afterReply'), 99),
+        sim_late_p50_ms: pct(late, 50),
+        sim_late_p99_ms: pct(late, 99),
+        turn_write_p50_ms: r0.turnWriteP50Ms === undefined ? '' : Math.round(Number(r0.turnWriteP50Ms) * 10) / 10,
+        turn_write_p99_ms: r0.turnWriteP99Ms === undefined ? '' : Math.round(Number(r0.turnWriteP99Ms) * 10) / 10,
+        turn_rows_per_statement:
+          r0.turnStatements === undefined
+            ? ''
+            : Math.round((Number(r0.turnRows) / Math.max(1, Number(r0.turnStatements))) * 10) / 10,
+        engines_p50_ms: pct(eng, 50),
         engines_p99_ms: pct(eng, 99),
         hop_p99_ms: pct(sorted('hops'), 99),
         greeting_p50_ms: pct(sorted('setup'), 50),

@@ -66,9 +66,56 @@ function countQueries(): void {
   };
 }
 
+/**
+ * The turn writes, timed in this process (BENCH_CALLS_VERBOSE=1 prints them at finish; `turnWrite*` always
+ * go to the result row): `ahead` = a spoken turn's write-ahead as the flow waits for it (Outbox.writeWithin,
+ * from the call to `stored`), `batched` = every plain turn write from TurnBatcher.write to its row (the
+ * playback-timing rewrites included).
+ */
+const turnTimes = { ahead: [] as number[], batched: [] as number[], pool: [] as number[] };
+async function timeTurnWrites(): Promise<{ counts: () => { statements: number; turns: number } }> {
+  const { Outbox, TurnBatcher } = await import('../../src/store/outbox');
+  const ww = Outbox.prototype.writeWithin;
+  Outbox.prototype.writeWithin = function (this: InstanceType<typeof Outbox>, ...a: Parameters<typeof ww>) {
+    const t = performance.now();
+    const p = ww.apply(this, a);
+    if (a[0].kind === 'turn') void p.then(() => turnTimes.ahead.push(performance.now() - t));
+    return p;
+  } as typeof ww;
+  const bw = TurnBatcher.prototype.write;
+  const batchers = new Set<InstanceType<typeof TurnBatcher>>();
+  TurnBatcher.prototype.write = function (this: InstanceType<typeof TurnBatcher>, ...a: Parameters<typeof bw>) {
+    batchers.add(this);
+    const t = performance.now();
+    const p = bw.apply(this, a);
+    void p.then(
+      () => turnTimes.batched.push(performance.now() - t),
+      () => undefined,
+    );
+    return p;
+  } as typeof bw;
+  return {
+    counts: () =>
+      [...batchers].reduce(
+        (a, b) => ({ statements: a.statements + b.counts.statements, turns: a.turns + b.counts.turns }),
+        {
+          statements: 0,
+          turns: 0,
+        },
+      ),
+  };
+}
+
+function pcts(v: number[]): string {
+  const s = v.slice().sort((a, b) => a - b);
+  const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(1) : '-');
+  return `n ${s.length} p50 ${at(0.5)} p90 ${at(0.9)} p99 ${at(0.99)} max ${s.length ? s[s.length - 1].toFixed(1) : '-'}`;
+}
+
 async function main(): Promise<void> {
   const env = process.env;
   countQueries();
+  const turnWrites = await timeTurnWrites();
   const { startRuntime } = await import('../../src/runtime/main');
   const { acquireDb, releaseDb } = await import('../../src/store/db');
   const { storeOptionsFromEnv } = await import('../../src/runtime/env');
@@ -79,6 +126,17 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${env.PORT}`;
   /** The PostgreSQL pool (pg-pool) behind the shared store: how many queries wait for a connection. */
   const pool = (db as unknown as { pool?: { waitingCount: number; options: { max: number } } }).pool;
+  // every query on the shared pool, from the call to its rows (its wait for a connection included)
+  const dbq = db.query.bind(db);
+  (db as { query: typeof db.query }).query = ((sql: string, params?: unknown[]) => {
+    const t = performance.now();
+    const p = dbq(sql, params);
+    void p.then(
+      () => turnTimes.pool.push(performance.now() - t),
+      () => undefined,
+    );
+    return p;
+  }) as typeof db.query;
   if (pool && env.BENCH_CALLS_POOL) pool.options.max = Number(env.BENCH_CALLS_POOL);
 
   let cpu0 = process.cpuUsage();
@@ -88,6 +146,7 @@ async function main(): Promise<void> {
   let peakRss = 0;
   let peakHeap = 0;
   let peakDbWaiting = 0;
+  let batch0 = { statements: 0, turns: 0 };
   let sampler: NodeJS.Timeout | undefined;
   const lag = monitorEventLoopDelay({ resolution: 10 });
 
@@ -133,6 +192,10 @@ async function main(): Promise<void> {
         sqlStats.clear();
         sqlTotal.n = 0;
         sqlTotal.ms = 0;
+        turnTimes.ahead.length = 0;
+        turnTimes.batched.length = 0;
+        turnTimes.pool.length = 0;
+        batch0 = turnWrites.counts();
         lag.enable();
         let ticks = 0;
         sampler = setInterval(() => {
@@ -189,6 +252,20 @@ async function main(): Promise<void> {
           sqlN: sqlTotal.n,
           sqlMs: sqlTotal.ms,
         };
+        const b = turnWrites.counts();
+        const ahead = turnTimes.ahead.slice().sort((x, y) => x - y);
+        row.turnWriteP50Ms = ahead.length ? ahead[Math.floor(ahead.length / 2)] : 0;
+        row.turnWriteP99Ms = ahead.length ? ahead[Math.min(ahead.length - 1, Math.floor(ahead.length * 0.99))] : 0;
+        row.turnStatements = b.statements - batch0.statements;
+        row.turnRows = b.turns - batch0.turns;
+        if (env.BENCH_CALLS_VERBOSE) {
+          console.error(`  turn write-ahead ms (flow waits): ${pcts(turnTimes.ahead)}`);
+          console.error(`  turn write, batcher ms (all):    ${pcts(turnTimes.batched)}`);
+          console.error(`  pool query ms (queue included):  ${pcts(turnTimes.pool)}`);
+          console.error(
+            `  turn statements ${row.turnStatements} for ${row.turnRows} turn writes; loop lag p50 ${(lag.percentile(50) / 1e6).toFixed(1)} p99 ${(lag.percentile(99) / 1e6).toFixed(1)} max ${(lag.max / 1e6).toFixed(1)} ms`,
+          );
+        }
         if (m.check) Object.assign(row, await check(db, m.cid as number));
         if (sqlStats.size) console.error('  count  mean ms  total ms  statement (from the start of the campaign)');
         for (const [k, e] of [...sqlStats].sort((a, b) => b[1].n - a[1].n).slice(0, 40))

@@ -255,7 +255,8 @@ export class LlmTurnController {
     let p = this.contexts.get(callKey);
     if (!p) {
       const ids = { contactId: call.contactId as number | null, campaignId: call.campaignId as number | null };
-      p = getDb().then((db) => loadCallContext(db, ids) as Promise<CallContext>);
+      // on the greeting's path: a read on connections of its own, not queued behind the pool's writes
+      p = getDb().then((db) => loadCallContext(db.lane?.('context', 2) ?? db, ids) as Promise<CallContext>);
       this.contexts.set(callKey, p);
       if (this.contexts.size > MAX_CONTEXTS) this.contexts.delete(this.contexts.keys().next().value as string);
       p.catch(() => this.contexts.delete(callKey));

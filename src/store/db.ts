@@ -30,9 +30,10 @@ export interface Db extends Queryable {
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
   /**
-   * PostgreSQL: a separate lane of `size` connections of its own for one hot path (the turn writes), so
-   * its statements never wait in the pool's queue behind everything else. Undefined on PGlite (one
-   * connection anyway): use the Db itself.
+   * PostgreSQL: a separate lane of `size` connections of its own for one hot path (the turn writes, the
+   * call's context read at the greeting), so its statements never wait in the pool's queue behind
+   * everything else; opened at once and kept open. Undefined on PGlite (one connection anyway): use the
+   * Db itself.
    */
   lane?(name: string, size: number): Queryable;
   /** PostgreSQL: the pool's connections and the queries waiting for one (undefined on PGlite). */
@@ -137,8 +138,19 @@ class PgDb implements Db {
   lane(name: string, size: number): Queryable {
     let pool = this.lanes.get(name);
     if (!pool) {
-      pool = newPool(this.url, size, this.pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS);
+      // its connections open now and stay open (never closed for being idle): the first statements of a
+      // hot path do not pay for a connection, nor do those after a quiet minute
+      pool = newPool(this.url, size, this.pool.options.connectionTimeoutMillis ?? POOL_WAIT_MS, {
+        min: size,
+        idleTimeoutMillis: 0,
+      });
       this.lanes.set(name, pool);
+      const p = pool;
+      for (let i = 0; i < size; i++)
+        p.connect().then(
+          (c) => c.release(),
+          () => undefined, // the database is down: the lane's first statements say so
+        );
     }
     const p = pool;
     return { query: <T>(sql: string, params?: unknown[]) => poolQuery<T>(p, sql, params) };
@@ -180,8 +192,13 @@ class PgDb implements Db {
   }
 }
 
-function newPool(url: string, max: number, waitMs: number): Pool {
-  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs });
+function newPool(
+  url: string,
+  max: number,
+  waitMs: number,
+  more: { min?: number; idleTimeoutMillis?: number } = {},
+): Pool {
+  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs, ...more });
   pool.on('error', () => undefined); // idle client errors surface on the next query
   return pool;
 }

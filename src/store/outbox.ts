@@ -12,8 +12,9 @@
  *  - survives a crash during an outage: a write that could not be stored at once is appended to a
  *    journal file (fsync) and replayed by the next process that opens the same database;
  *  - few round trips: plain turns (most of a call's writes) that wait at the same moment, across calls,
- *    go to the database as one statement (TurnBatcher: at most two statements in flight, the rest
- *    gather behind them), so under load the pool sees a few large writes instead of hundreds of small ones;
+ *    go to the database as one statement (TurnBatcher: sent at once while one of its connections is
+ *    free, only what arrives while all are busy gathers behind them), so under load the database sees a
+ *    few large writes instead of hundreds of small ones;
  *  - observable: `stats()` feeds `/health` (`writes`), and `on('call', ...)` says when a call has
  *    writes pending and when they are stored (the bus turns it into `status` events with `writePending`).
  *
@@ -93,6 +94,8 @@ interface Item {
   at: number;
   attempts: number;
   journalled: boolean;
+  /** Nobody waits for it (a turn's playback timing): stored after the writes someone waits for. */
+  background: boolean;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
@@ -161,44 +164,85 @@ function keyOf(op: WriteOp): string {
 
 type TurnOp = Extract<WriteOp, { kind: 'turn' }>;
 
+/** A turn write waiting in the TurnBatcher. */
+interface TurnWaiter {
+  op: TurnOp;
+  resolve: (r: TurnRow) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Connections of the turn-write lane on PostgreSQL (Db.lane): statements in flight at once. */
+export const TURN_LANE_SIZE = 4;
+
 /**
- * Plain turn writes (no do-not-call request) grouped into one appendTurns statement: what arrives while
- * `maxInFlight` statements are running waits and goes in the next one (group commit). A statement the
- * database refuses for anything but being unreachable is retried turn by turn, so one bad turn fails alone.
+ * Plain turn writes (no do-not-call request) grouped into one appendTurns statement (group commit), on a
+ * lane of connections of their own:
+ *  - no delay when a connection is free: what was asked in the same turn of the event loop goes at once,
+ *    as one statement (a lone turn waits for nothing but its own statement);
+ *  - only what arrives while every connection is busy waits, and goes in the next statement (one commit,
+ *    one WAL flush, for all of them);
+ *  - urgent first: a spoken turn's write-ahead (the call waits for it before the reply plays) goes before
+ *    the rewrites nobody waits for (a turn's playback timing); those ride along in urgent statements and
+ *    go alone only when the lane is otherwise idle, so they never hold up a reply nor add commits under load.
+ * A statement the database refuses for anything but being unreachable is retried turn by turn, so one bad
+ * turn fails alone.
  */
 export class TurnBatcher {
   /** Where the statements go: a lane of `maxInFlight` connections of their own on PostgreSQL. */
   private readonly q: Queryable;
-  private waiting: Array<{ op: TurnOp; resolve: (r: TurnRow) => void; reject: (e: unknown) => void }> = [];
+  private urgent: TurnWaiter[] = [];
+  private background: TurnWaiter[] = [];
   private inFlight = 0;
   private scheduled = false;
   /** Statements sent and turns written through them (for tests and the bench). */
   readonly counts = { statements: 0, turns: 0 };
 
   constructor(
-    private readonly db: Db,
-    private readonly maxInFlight = 2,
+    db: Db,
+    private readonly maxInFlight = db.lane ? TURN_LANE_SIZE : 2,
     private readonly maxBatch = 500,
   ) {
     this.q = db.lane?.('turns', maxInFlight) ?? db;
   }
 
-  write(op: TurnOp): Promise<TurnRow> {
+  /** Store one turn; `urgent` (default): someone waits for it (a write-ahead), else a background rewrite. */
+  write(op: TurnOp, urgent = true): Promise<TurnRow> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ op, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.pump();
-        });
-      }
+      (urgent ? this.urgent : this.background).push({ op, resolve, reject });
+      this.schedule();
     });
   }
 
+  /**
+   * A free connection: send at the end of this synchronous run (what it asks goes together); none free:
+   * what waits goes in the next statement when one finishes (pump).
+   */
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  /** A write of this call waits for the call's earlier turn rewrite: that one is urgent now. */
+  promote(callId: number): void {
+    if (!this.background.some((w) => w.op.callId === callId)) return;
+    this.urgent.push(...this.background.filter((w) => w.op.callId === callId));
+    this.background = this.background.filter((w) => w.op.callId !== callId);
+    this.schedule();
+  }
+
   private pump(): void {
-    while (this.waiting.length && this.inFlight < this.maxInFlight) {
-      const batch = this.waiting.splice(0, this.maxBatch);
+    while (this.inFlight < this.maxInFlight) {
+      let batch: TurnWaiter[];
+      if (this.urgent.length) {
+        batch = this.urgent.splice(0, this.maxBatch);
+        if (batch.length < this.maxBatch) batch.push(...this.background.splice(0, this.maxBatch - batch.length));
+      } else if (this.background.length && this.inFlight === 0) {
+        batch = this.background.splice(0, this.maxBatch);
+      } else return;
       this.inFlight++;
       void this.send(batch).finally(() => {
         this.inFlight--;
@@ -207,7 +251,7 @@ export class TurnBatcher {
     }
   }
 
-  private async send(batch: TurnBatcher['waiting']): Promise<void> {
+  private async send(batch: TurnWaiter[]): Promise<void> {
     this.counts.statements++;
     this.counts.turns += batch.length;
     if (batch.length === 1) {
@@ -305,9 +349,10 @@ export class Outbox extends EventEmitter {
   /**
    * Queue a write behind the call's earlier ones. Resolves with its result once stored (after an
    * outage: once the database is back); rejects only when the database refused it for good or it
-   * was dropped.
+   * was dropped. `background`: nobody waits for it (a turn rewritten with its playback timing): it goes
+   * after the turn writes a call waits for (in the same statement when there is room).
    */
-  write(op: WriteOp, o: { journal?: boolean } = {}): Promise<unknown> {
+  write(op: WriteOp, o: { journal?: boolean; background?: boolean } = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const item: Item = {
         id: `${process.pid}.${Date.now().toString(36)}.${++this.seq}`,
@@ -315,6 +360,7 @@ export class Outbox extends EventEmitter {
         at: Date.now(),
         attempts: 0,
         journalled: false,
+        background: o.background === true,
         resolve,
         reject,
       };
@@ -405,6 +451,7 @@ export class Outbox extends EventEmitter {
         at: Date.now(),
         attempts: 0,
         journalled: file === this.opts.journal,
+        background: false,
         resolve: () => undefined,
         reject: () => undefined,
       };
@@ -437,6 +484,11 @@ export class Outbox extends EventEmitter {
       this.queues.set(key, q);
     }
     if (this.pending >= this.maxPending) this.dropOne(item);
+    if (!item.background && q.items.length) {
+      // a write someone waits for, behind this call's background rewrites: those are urgent now
+      for (const x of q.items) x.background = false;
+      if (q.running && q.items[0].op.kind === 'turn') this.turns.promote(q.items[0].op.callId);
+    }
     q.items.push(item);
     this.pending++;
     // the database is known to be down: keep it on disk at once
@@ -472,7 +524,9 @@ export class Outbox extends EventEmitter {
         item.attempts++;
         try {
           const op = item.op;
-          const result = await (op.kind === 'turn' && !op.dnc ? this.turns.write(op) : executeWrite(this.db, op));
+          const result = await (op.kind === 'turn' && !op.dnc
+            ? this.turns.write(op, !item.background)
+            : executeWrite(this.db, op));
           q.items.shift();
           this.finish(item, q);
           this.counters.written++;

@@ -41,7 +41,10 @@ export function storeTurn(db: Db, call: CallRef, turn: TurnInput, waitMs = write
 }
 
 export interface SpokenTurn extends WriteOutcome {
-  /** The playback is over: store the turn again with its playback timing (queued in order, not awaited). */
+  /**
+   * The playback is over: store the turn again with its playback timing (queued in order, not awaited; in
+   * the background: after the write-aheads other calls wait for).
+   */
   played(turn: TurnInput): void;
 }
 
@@ -60,7 +63,7 @@ export async function storeSpokenTurn(
     ...w,
     played: (t) => {
       outboxFor(db)
-        .write({ kind: 'turn', callId: call.id, campaignId: call.campaignId ?? null, turn: t })
+        .write({ kind: 'turn', callId: call.id, campaignId: call.campaignId ?? null, turn: t }, { background: true })
         .catch(() => undefined); // counted and logged by the outbox
     },
   };
