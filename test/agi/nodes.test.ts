@@ -14,7 +14,7 @@ import type { Persona } from '../../src/sim/persona';
 import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { givenCall } from '../helpers/call-token';
-import { postgresTarget, type DbTarget } from '../helpers/db';
+import { hasPostgres, postgresTarget, type DbTarget } from '../helpers/db';
 
 import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
 import agiRecord from '../../nodes/agi-record/agi-record';
@@ -295,7 +295,7 @@ test('port in use: red status and one clear error line', async () => {
 });
 
 const storeTargets: Array<{ name: string; url?: string }> = [{ name: 'embedded PGlite' }];
-if (process.env.DATABASE_URL) storeTargets.push({ name: 'PostgreSQL', url: process.env.DATABASE_URL });
+if (hasPostgres()) storeTargets.push({ name: 'PostgreSQL', url: process.env.DATABASE_URL });
 
 describe.each(storeTargets)('with a store ($name)', ({ url }) => {
   let target: DbTarget | undefined;

@@ -6,7 +6,7 @@ import type { Db } from '../../src/store/db';
 import { controlBus } from '../../src/events/control-bus';
 import { campaignControl } from '../../src/campaign/control';
 import { makeCampaign, makeContacts, waitFor } from './fixtures';
-import { postgresTarget } from '../helpers/db';
+import { hasPostgres, postgresTarget } from '../helpers/db';
 
 import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
 import queueNode from '../../nodes/campaign-queue/campaign-queue';
@@ -28,7 +28,7 @@ const targets: Array<[string, () => Promise<{ store: AnyMsg; creds: AnyMsg; clea
     },
   ],
 ];
-if (process.env.DATABASE_URL) {
+if (hasPostgres()) {
   targets.push([
     'postgres',
     async () => {

@@ -4,12 +4,13 @@
  * test/chaos/harness.ts (books).
  */
 import { assertReport, runChaos } from './harness';
+import { hasPostgres } from '../helpers/db';
 
 jest.setTimeout(300000);
 
 test('SIGKILL three times mid-campaign: no do-not-call request and no heard turn is lost', async () => {
   const r = await runChaos({
-    label: `sigkill/${process.env.DATABASE_URL ? 'postgres' : 'pglite'}`,
+    label: `sigkill/${hasPostgres() ? 'postgres' : 'pglite'}`,
     fault: 'sigkill',
     faults: 3,
     contacts: 32,

@@ -4,10 +4,11 @@
  * run to their end (every utterance heard and answered), every call is recorded, SIGTERM exits 0.
  */
 import { assertReport, chaosSeed, runChaos, type ChaosOptions, type ChaosReport } from './harness';
+import { hasPostgres } from '../helpers/db';
 
 jest.setTimeout(600000);
 
-const db = process.env.DATABASE_URL ? 'postgres' : 'pglite';
+const db = hasPostgres() ? 'postgres' : 'pglite';
 
 /**
  * Run until a run exercised what the test is about (`enough`), at most 3 runs: the faults come at random

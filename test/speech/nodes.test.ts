@@ -17,7 +17,7 @@ import type { Persona } from '../../src/sim/persona';
 import type { Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { givenCall } from '../helpers/call-token';
-import { postgresTarget, type DbTarget } from '../helpers/db';
+import { hasPostgres, postgresTarget, type DbTarget } from '../helpers/db';
 
 import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
 import agiRecord from '../../nodes/agi-record/agi-record';
@@ -121,7 +121,7 @@ const conversation = (extra: object[] = [], storeMode: 'embedded' | 'postgres' =
 ];
 
 const stores: Array<[string, () => DbTarget | undefined]> = [['pglite', () => undefined]];
-if (process.env.DATABASE_URL) stores.push(['postgres', () => postgresTarget(process.env.DATABASE_URL as string)]);
+if (hasPostgres()) stores.push(['postgres', () => postgresTarget(process.env.DATABASE_URL as string)]);
 
 test.each(stores)(
   'a whole call on %s: greeting, "do not call me", goodbye and hang-up; turns with timing in the store',
