@@ -31,7 +31,7 @@
 --    the server's autovacuum, triggered from 2 % of the table changed instead of 20 %, so a real campaign's
 --    queue (a million rows, a few hundred thousand claims a day) does not bloat for days between vacuums.
 create table contact_queue_head (
-  campaign_id integer not null,
+  campaign_id integer not null references campaigns (id) on delete cascade,
   zone text not null,
   low timestamptz not null,
   primary key (campaign_id, zone)
