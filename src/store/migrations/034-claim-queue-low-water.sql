@@ -15,7 +15,8 @@
 --  * low goes DOWN with every row entering the queue below it (the insert triggers, whoever writes:
 --    import, re-queue after a call, a changed due time or attempts, a do-not-call removal), and to -infinity
 --    for the whole campaign when max_attempts is raised;
---  * low goes UP only at the end of a claim, for the zones it took contacts from, to the oldest row still
+--  * low goes UP only at the end of a claim, for the zones it took contacts from (once per about 8 contacts
+--    claimed in a zone: those whose call id is a multiple of 8; the raise costs a few buffers), to the oldest row still
 --    there (attempts < max_attempts), read with a snapshot taken after the claim holds the zone's advisory lock
 --    (one bigint key per campaign and zone, `hashtextextended(campaign || '/' || zone, 7421005)`, tried, never
 --    waited for: another claim raising, or a writer in flight, and this claim leaves low as it is). Every writer that
@@ -133,7 +134,7 @@ declare
   v_i int;
   v_ins int;
   v_json json;
-  v_kz text[];   -- the zone keys this claim took contacts from
+  v_kz text[];   -- the zone keys whose mark this claim raises
   v_k text;
   v_cur timestamptz;
   v_low timestamptz;
@@ -261,16 +262,18 @@ used as (
 )
 select
   (select count(*) from ins)::int,
-  (select array_agg(distinct coalesce(cl.timezone, '')) from claimed cl),
+  (select array_agg(distinct coalesce(cl.timezone, '')) from claimed cl where cl.call_id % 8 = 0),
   (select coalesce(json_agg(json_build_object(
       'callId', cl.call_id, 'contactId', cl.id, 'campaignId', cl.campaign_id, 'phone', cl.phone, 'name', cl.name,
       'timezone', cl.timezone, 'effectiveTimezone', coalesce(cl.timezone, v_tz), 'fields', cl.fields,
       'attempt', cl.attempts, 'callerId', cl.caller_id, 'callerIdNumberId', cl.number_id, 'amdEnabled', v_amd
     ) order by cl.rn), '[]'::json) from claimed cl)
 into v_ins, v_kz, v_json;
-  -- each zone taken from: low up to its oldest row left (attempts below the campaign's max_attempts, read again
-  -- here), if no other claim is raising it and no writer is putting a row in (the zone's lock, tried, never
-  -- waited for); the statements after the lock take their snapshots after it
+  -- the zones of the contacts claimed whose call id is a multiple of 8 (a zone's mark is raised once per about 8
+  -- contacts claimed in it: its cost shared by 8 claims, at most a few dozen entries left behind it between two
+  -- raises): low up to the zone's oldest row left (attempts below the campaign's max_attempts, read again here),
+  -- if no other claim is raising it and no writer is putting a row in (the zone's lock, tried, never waited
+  -- for); the statements after the lock take their snapshots after it
   if v_kz is not null then
     foreach v_k in array v_kz loop
       continue when not pg_try_advisory_xact_lock(hashtextextended($1 || '/' || v_k, 7421005));
