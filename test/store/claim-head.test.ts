@@ -70,7 +70,9 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim queue head 
     // attempts now lie at the zone's head (about 40 leaf pages; version 33 read them all in every claim)
     for (let i = 0; i < 600; i++) await claimContacts(db, { campaignId: cid, limit: 5, worker: 'w' });
     const late = await pages();
-    expect(late).toBeLessThanOrEqual(early + 4);
+    // a page or two either way: where the mark and the next live entry fall against leaf boundaries (measured 34-40
+    // early, 40 late); version 33's scan, without the mark: 42 early, 170 late
+    expect(late).toBeLessThanOrEqual(early + 12);
   });
 
   test('rows entering the queue below the mark are claimed first: a retry, an import, a raised max_attempts', async () => {
