@@ -141,6 +141,8 @@ class Child {
 
 function child(file: string, name: string, env: NodeJS.ProcessEnv, prof?: string, build = ''): Child {
   const execArgv = ['--expose-gc', '--max-old-space-size=4096'];
+  // BENCH_CALLS_NODE_ARGS: more Node.js flags for every child (e.g. `--trace-gc` to see the collector's pauses)
+  execArgv.push(...(process.env.BENCH_CALLS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean));
   if (prof) execArgv.push('--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
   return new Child(
     name,
@@ -287,9 +289,10 @@ async function runCase(c: Case): Promise<Row> {
       const sorted = (k: string) => (s[k] as number[]).slice().sort((a, b) => a - b);
       const turns = sorted('turns');
       // once every call has been greeted (no call is being set up any more): the turns due from then on
-      const greeted = s.greetedAt as number[];
+      // (a build's simulator from before these columns reports neither: empty columns)
+      const greeted = (s.greetedAt as number[] | undefined) ?? [];
       const allUp = greeted.length ? Math.max(...greeted) : Infinity;
-      const dueAt = s.turnsDueAt as number[];
+      const dueAt = (s.turnsDueAt as number[] | undefined) ?? [];
       const turnsUp = (s.turns as number[]).filter((_t, i) => dueAt[i] >= allUp).sort((a, b) => a - b);
       // the far end's own lateness: the RECORD FILE reply sent after the recording was due to end
       const late = (s.turns as number[]).map((t, i) => t - (s.afterReply as number[])[i]).sort((a, b) => a - b);
@@ -311,9 +314,9 @@ async function runCase(c: Case): Promise<Row> {
         turn_p99_ms: pct(turns, 99),
         turn_max_ms: turns.length ? turns[turns.length - 1] : 0,
         greeted_all_s: greeted.length ? Math.round((allUp - Math.min(...greeted)) / 100) / 10 : '',
-        turns_all_up: turnsUp.length,
-        turn_all_up_p50_ms: pct(turnsUp, 50),
-        turn_all_up_p99_ms: pct(turnsUp, 99),
+        turns_all_up: greeted.length ? turnsUp.length : '',
+        turn_all_up_p50_ms: greeted.length ? pct(turnsUp, 50) : '',
+        turn_all_up_p99_ms: greeted.length ? pct(turnsUp, 99) : '',
         speech_end_p50_ms: pct(sorted('fromSpeech'), 50),
         after_reply_p50_ms: pct(sorted('afterReply'), 50),
         after_reply_p99_ms: pct(sorted('afterReply'), 99),
