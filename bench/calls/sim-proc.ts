@@ -2,7 +2,8 @@
  * bench/calls: the far end in its own process (the Asterisk simulator), so its CPU is not counted as the
  * dialer's. Started by bench/calls/index.ts with fork(); talks over IPC:
  *   -> parent {type:'ready', url, username, password}
- *   <- {type:'report'}  -> {type:'report', turns, fromSpeech, afterReply, hops, setup, cpuMs, misrouted, agiCalls, channels}
+ *   <- {type:'report'}  -> {type:'report', turns, turnsDueAt, greetedAt, fromSpeech, afterReply, hops, setup, cpuMs,
+ *                            misrouted, agiCalls, channels}
  *   <- {type:'exit'}
  * Environment: SIMB_AGI (default `host:port` for calls without AGI_TARGET), SIMB_PAUSE_MS (silence before
  * each of the callee's answers), SIMB_APPS (runtime i's Stasis app = SIMB_APPS[i], its FastAGI = SIMB_AGIS[i],
@@ -16,6 +17,10 @@ import type { AgiCallResult } from '../../src/sim/agi-client';
 import { startSimulator } from '../../src/sim/index';
 
 const turns: number[] = [];
+/** When each turn's recording was due to end (epoch ms, same order as `turns`). */
+const turnsDueAt: number[] = [];
+/** When each call's greeting started playing (epoch ms). */
+const greetedAt: number[] = [];
 const fromSpeech: number[] = [];
 const afterReply: number[] = [];
 const hops: number[] = [];
@@ -32,10 +37,13 @@ const appOfCall = new Map<string, string>();
  *   - afterReply: from the RECORD FILE reply line (what this bench measured before; excludes the far end's lateness);
  * and every reply -> next command gap (hops), connect -> first STREAM FILE (setup).
  */
-function measure(r: AgiCallResult): void {
+function measure(r: AgiCallResult, t0: number): void {
   const t = r.transcript;
   const firstPlay = t.find((e) => e.dir === 'cmd' && /^STREAM FILE/i.test(e.line));
-  if (firstPlay) setup.push(firstPlay.atMs);
+  if (firstPlay) {
+    setup.push(firstPlay.atMs);
+    greetedAt.push(t0 + firstPlay.atMs);
+  }
   let rec = 0;
   let lastCmd = '';
   let replyAt = -1;
@@ -45,6 +53,7 @@ function measure(r: AgiCallResult): void {
       if (replyAt >= 0) hops.push(e.atMs - replyAt);
       if (pending && /^STREAM FILE/i.test(e.line)) {
         turns.push(e.atMs - pending.due);
+        turnsDueAt.push(t0 + pending.due);
         fromSpeech.push(e.atMs - pending.speech);
         afterReply.push(e.atMs - pending.reply);
         pending = undefined;
@@ -79,8 +88,9 @@ async function main(): Promise<void> {
     appOfCall.delete(String(o.variables.CALL_ID));
     const driver = agis.indexOf(`${o.host}:${o.port}`);
     if (origin >= 0 && driver !== origin) misrouted++;
+    const t0 = Date.now(); // the transcript counts from the call object made synchronously in runAgiCall
     return run(o).then((r) => {
-      measure(r);
+      measure(r, t0);
       return r;
     });
   };
@@ -112,6 +122,8 @@ async function main(): Promise<void> {
       process.send!({
         type: 'report',
         turns,
+        turnsDueAt,
+        greetedAt,
         fromSpeech,
         afterReply,
         hops,

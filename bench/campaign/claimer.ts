@@ -6,8 +6,15 @@
  * contacts claimed, statements, elapsed seconds and the per-statement latencies' percentiles (never
  * divided by the batch size).
  *
- * argv[2]: JSON {url, contender: 'ours' | 'peer', campaignId, workers, batch, seconds, now}
+ * With `rate` (contacts/s over all workers) the workers are paced instead of claiming back to back: each
+ * worker's statements are due at fixed intervals (workers x batch / rate seconds apart, the workers
+ * staggered), and a statement's latency runs from the moment it was due, so a slow statement that delays
+ * the next one counts against both (no coordinated omission).
+ *
+ * argv[2]: JSON {url, contender: 'ours' | 'peer', campaignId, workers, batch, seconds, now, rate?}
  */
+import { performance } from 'perf_hooks';
+import { setTimeout as sleep } from 'timers/promises';
 import { Pool } from 'pg';
 import { claimContacts } from '../../src/store/claim';
 import { openDb, type Db } from '../../src/store/db';
@@ -21,6 +28,8 @@ interface Args {
   batch: number;
   seconds: number;
   now: string;
+  /** Contacts/s over all workers: paced statements (see the header); absent = back to back. */
+  rate?: number;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -46,12 +55,20 @@ async function main(): Promise<void> {
   let empty = 0;
   const deadline = Date.now() + a.seconds * 1000;
   const t0 = process.hrtime.bigint();
+  /** ms between one worker's statements when paced. */
+  const interval = a.rate ? (a.workers * a.batch * 1000) / a.rate : 0;
+  const start = performance.now();
   await Promise.all(
     Array.from({ length: a.workers }, async (_, w) => {
       const client = await pool.connect();
       try {
-        while (Date.now() < deadline) {
-          const s = process.hrtime.bigint();
+        for (let k = 0; Date.now() < deadline; k++) {
+          let s = performance.now();
+          if (interval) {
+            const due = start + (w / a.workers + k) * interval;
+            if (due > s) await sleep(due - s);
+            s = due;
+          }
           let got: number;
           if (db) {
             const r = await claimContacts(db, {
@@ -66,7 +83,7 @@ async function main(): Promise<void> {
             const r = await client.query(PEER_CLAIM_SQL, [a.campaignId, a.batch, now, `w${w}`]);
             got = r.rowCount ?? 0;
           }
-          lat.push(Number(process.hrtime.bigint() - s) / 1e6);
+          lat.push(performance.now() - s);
           contacts += got;
           if (got === 0) empty++;
         }

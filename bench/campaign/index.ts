@@ -23,8 +23,10 @@
  *     server do not count.
  *
  * Knobs: BENCH_QUICK=1 (200k contacts, one layout, 2 rounds), BENCH_ROUNDS, BENCH_CLAIM_SECONDS,
- * BENCH_LAYOUTS (comma list of uniform20, skewed20, single), BENCH_CONFIGS (e.g. "1x1,4x1,4x8":
- * workers x batch), BENCH_PACING=0, BENCH_BEFORE.
+ * BENCH_LAYOUTS (comma list of uniform20, skewed20, single), BENCH_CONFIGS (default "1x1,4x1,4x8,4x8@5000":
+ * workers x batch, `@N` paced at N contacts/s over all workers, latency from each statement's due time; the
+ * unpaced runs claim back to back, so their p99 is the latency at the machine's limit), BENCH_PACING=0,
+ * BENCH_BEFORE (its claimer is paced only if that build's claimer knows `rate`).
  */
 import os from 'os';
 import path from 'path';
@@ -43,7 +45,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS || (QUICK ? 2 : 3));
 const CONTACTS = QUICK ? 200_000 : 1_000_000;
 const PACE_SECONDS = QUICK ? 10 : 60;
 const LAYOUTS = (process.env.BENCH_LAYOUTS || (QUICK ? 'uniform20' : 'uniform20,skewed20,single')).split(',');
-const CONFIGS = (process.env.BENCH_CONFIGS || '1x1,4x1,4x8').split(',').map((c) => c.split('x').map(Number));
+/** `workers x batch`, `@rate` = paced at that many contacts/s over all workers (bench/campaign/claimer.ts). */
+const CONFIGS = (process.env.BENCH_CONFIGS || '1x1,4x1,4x8,4x8@5000').split(',').map((c) => {
+  const [wb, rate] = c.split('@');
+  const [workers, batch] = wb.split('x').map(Number);
+  return { workers, batch, rate: rate ? Number(rate) : 0, label: c };
+});
 /** Another build's dist folder: its claimer and its schema run as the contender `before`. */
 const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : '';
 /** The bench's clock for eligibility: 2026-06-15 18:00Z (14:00 New York, 11:00 Los Angeles, 03:00 Tokyo: closed). */
@@ -327,7 +334,7 @@ async function claims(rows: Row[]): Promise<void> {
       // the next checkpoint its claims would write no full-page images while ours write one for every page
       // touched first (about 10 KB of WAL per claim against 1 KB); from here all pay alike
       await withAdmin((c) => c.query('checkpoint'));
-      for (const [workers, batch] of CONFIGS) {
+      for (const { workers, batch, rate, label } of CONFIGS) {
         const res: Record<string, RoundResult[]> = { ours: [], peer: [], before: [] };
         for (let round = 0; round < ROUNDS; round++) {
           // the order rotates round by round, so each contender runs first, middle and last alike
@@ -342,6 +349,7 @@ async function claims(rows: Row[]): Promise<void> {
               batch,
               seconds: CLAIM_SECONDS,
               now: NOW.toISOString(),
+              rate: rate || undefined,
             });
             const after = await counters(urls[who]);
             const per = (k: 'blocks' | 'entries'): number => (r.contacts ? (after[k] - before[k]) / r.contacts : 0);
@@ -358,7 +366,7 @@ async function claims(rows: Row[]): Promise<void> {
                   : undefined,
             });
             process.stderr.write(
-              `[${layout}] ${workers}x${batch} round ${round + 1} ${who}: ${JSON.stringify({ ...r, wal: res[who][res[who].length - 1].wal })}\n`,
+              `[${layout}] ${label} round ${round + 1} ${who}: ${JSON.stringify({ ...r, wal: res[who][res[who].length - 1].wal })}\n`,
             );
           }
         }
@@ -374,6 +382,7 @@ async function claims(rows: Row[]): Promise<void> {
             test: `claim ${layout}: ${LABEL[who]}`,
             workers,
             batch,
+            'paced /s': rate || '-',
             'contacts/s min': Math.round(c.min),
             'contacts/s med': Math.round(c.med),
             'contacts/s max': Math.round(c.max),
@@ -396,6 +405,7 @@ async function claims(rows: Row[]): Promise<void> {
             test: `claim ${layout}: ${a} / ${b} (paired per round)`,
             workers,
             batch,
+            'paced /s': rate || '-',
             'contacts/s min': +ratio.min.toFixed(2),
             'contacts/s med': +ratio.med.toFixed(2),
             'contacts/s max': +ratio.max.toFixed(2),

@@ -48,6 +48,7 @@ import { takeRefusal } from '../agi/refusals';
 import { amdArgs, parseAmdSettings, parseRecordingSettings, settingOr } from './call-settings';
 import { setRecordingPath, sweepRecordings } from '../calls/call-recordings';
 import { newCallToken, storeCallTokens } from '../agi/call-token';
+import { HOLD_MS, type LoadGate } from './load-gate';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
@@ -114,6 +115,11 @@ export interface ManagerOptions {
   recordingSweepMs?: number;
   /** How often to look for stalled campaigns (default half the lease TTL). */
   pickupMs?: number;
+  /**
+   * Live calls first (src/campaign/load-gate.ts): while it reads the runtime as busy, a dial pass places at
+   * most one call and the next comes a little later. Absent: dial at the campaign's pace whatever the load.
+   */
+  loadGate?: LoadGate;
 }
 
 export interface RunnerStatus {
@@ -130,6 +136,9 @@ export interface RunnerStatus {
   dncSkipped: number;
   progress?: CampaignProgress & { state?: string };
   lastError?: string;
+  /** Dial passes held back because the runtime was busy (live calls first), and why the last one was. */
+  heldBack?: number;
+  holdReason?: string;
 }
 
 /** The moment this process started: open calls of this worker older than that are orphans. */
@@ -149,6 +158,9 @@ export class CampaignRunner {
   readonly inFlight = new Set<number>();
   placed = 0;
   dncSkipped = 0;
+  /** Dial passes held back by the load gate, and why the last one was. */
+  heldBack = 0;
+  holdReason?: string;
   lastError?: string;
   progress?: CampaignProgress;
   private campaign: CampaignRow;
@@ -196,6 +208,7 @@ export class CampaignRunner {
       dncSkipped: this.dncSkipped,
       progress: this.progress,
       lastError: this.lastError,
+      ...(this.heldBack ? { heldBack: this.heldBack, holdReason: this.holdReason } : {}),
     };
   }
 
@@ -222,7 +235,13 @@ export class CampaignRunner {
       if (this.state !== 'running') return;
       const free = this.maxConcurrent - this.inFlight.size;
       if (free <= 0) return; // an outcome kicks us
-      const want = Math.min(free, this.m.maxBatch);
+      // live calls first: a busy runtime places one call this pass (never none) and looks again a little later
+      const load = this.m.opts.loadGate?.read();
+      if (load?.busy) {
+        this.heldBack++;
+        this.holdReason = load.reason;
+      }
+      const want = load?.busy ? 1 : Math.min(free, this.m.maxBatch);
       const keys = this.bucketKeys;
       const t = await takeTokens(db, keys, want);
       if (t.granted <= 0) {
@@ -261,7 +280,7 @@ export class CampaignRunner {
       if (r.claimed.length) {
         this.progressDirty = true;
         this.lastError = undefined;
-        next = 0; // more may be due right away
+        next = load?.busy ? HOLD_MS : 0; // more may be due right away
       } else if (r.dncSkipped) {
         next = 0;
       } else {
@@ -1024,6 +1043,7 @@ export class CampaignManager extends EventEmitter {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.pickupTimer) clearInterval(this.pickupTimer);
     if (this.recordingTimer) clearInterval(this.recordingTimer);
+    this.opts.loadGate?.close();
     await this.pickupBusy?.catch(() => undefined);
     await Promise.all([...this.runners.values()].map((r) => r.close()));
     if (!o.keepLeases)

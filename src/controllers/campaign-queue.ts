@@ -6,6 +6,7 @@
  */
 import os from 'os';
 import { recordingsDir } from '../agi/recording';
+import { loadGateFor } from '../campaign/load-gate';
 import { CampaignManager, type CampaignEvent, type PlaceCall, type RunnerStatus } from '../campaign/manager';
 import { registerCampaignManager, unregisterCampaignManager } from '../campaign/control';
 import { controlBus, type CampaignControl } from '../events/control-bus';
@@ -129,6 +130,8 @@ export class CampaignQueueController {
       autoPickup: true,
       // whole-call recordings past their campaign's retention are deleted (src/calls/call-recordings.ts)
       recordingsDir: recordingsDir(undefined, this.deps.env ?? process.env),
+      // live calls first: new calls wait while the runtime is busy (DIAL_HOLD_LAG_MS, 0: off)
+      loadGate: loadGateFor(db, this.deps.env ?? process.env),
     });
     m.on('pickup', (id: number) => this.view.log(this.t('log.pickup', { id })));
     m.on('reconciled', (r: { why: string; closed: unknown[]; hungUp: unknown[] }) =>

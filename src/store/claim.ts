@@ -13,7 +13,11 @@
  *    open zones' slices of the due contacts' queue are read (`contact_queue`, migration 33: one row per
  *    pending contact, kept by triggers on contacts whoever writes; its index `contact_queue_due` has
  *    attempts among its keys so a contact out of attempts is passed over on the index entry), in random
- *    order, each from its head (oldest due first within a zone) until the batch is full, so contacts
+ *    order, each from its head (oldest due first within a zone) until the batch is full. The head is the zone's
+ *    low-water mark (migration 34, `contact_queue_head`): no row of the zone with attempts left is due before
+ *    it, so the entries earlier claims left behind (deleted rows, contacts out of attempts) are never read
+ *    again and a claim costs the same after a million claims on one zone as after ten; rows entering the
+ *    queue below the mark lower it, a claim raises it (see the migration for why that is safe), so contacts
  *    waiting in closed zones cost nothing and a claim reads the contacts it takes plus the ones other
  *    claimers hold. The queue is an index, not the truth: every rule is checked again on the contact row
  *    the claim locks. No index on contacts names a column the claim changes, so its update of the
@@ -78,7 +82,7 @@ export interface ClaimResult {
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/033-claim-queue-hot-update.sql (replacing version 32's): plpgsql caches its plans per connection and
+ * src/store/migrations/034-claim-queue-low-water.sql (replacing version 33's): plpgsql caches its plans per connection and
  * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
  * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
  * returns one row (dnc_skipped, inserted, claimed json). To change the claim, append a migration with

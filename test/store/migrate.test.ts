@@ -20,11 +20,11 @@ describe('migration files', () => {
       'campaign queue: drop contacts_due (the claim reads contacts_due_zone; one index less to keep on import and retry)',
     ]);
     // the claim function: 006 defined it, 018 (maintained open-call slots), 031 (per-zone LATERAL,
-    // no do-not-call probe), 032 (attempts in the due index) and 033 (the due contacts in contact_queue) replace
-    // it; no other file
+    // no do-not-call probe), 032 (attempts in the due index), 033 (the due contacts in contact_queue) and 034 (the
+    // queue's per-zone low-water mark) replace it; no other file
     expect(
       migrations.filter((m) => /create or replace function claim_contacts/i.test(m.sql)).map((m) => m.version),
-    ).toEqual([6, 18, 31, 32, 33]);
+    ).toEqual([6, 18, 31, 32, 33, 34]);
   });
 
   test('a file without its name line or with a version used twice is refused', () => {

@@ -11,11 +11,12 @@ import { registeredCampaignManagers } from '../../campaign/control';
 import { h } from '../http';
 import type { ApiContext } from '../context';
 
-function engineCampaigns(): Array<{ campaignId: number; state: string; inFlight: number }> {
+function engineCampaigns(): Array<{ campaignId: number; state: string; inFlight: number; heldBack: number }> {
   return registeredCampaignManagers().flatMap((m) =>
     m.campaigns().map((id) => {
       const st = m.runnerOf(id)!.status();
-      return { campaignId: id, state: st.state, inFlight: st.inFlight };
+      // heldBack: dial passes that waited because this runtime was busy (live calls first)
+      return { campaignId: id, state: st.state, inFlight: st.inFlight, heldBack: st.heldBack ?? 0 };
     }),
   );
 }
