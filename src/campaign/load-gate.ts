@@ -9,6 +9,7 @@
  * No Node-RED import: the campaign-queue node builds one from its settings (DIAL_HOLD_LAG_MS).
  */
 import { performance } from 'perf_hooks';
+import { parseNumber } from '../util/config';
 
 export interface LoadGateOptions {
   /** Event-loop delay (ms, the window's largest) above which new calls wait; 0: never for the loop. */
@@ -37,10 +38,8 @@ export const HOLD_MS = 50;
 
 /** DIAL_HOLD_LAG_MS: the event-loop delay (ms) above which new calls wait; default 20, 0 turns the gate off. */
 export function holdLagMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.DIAL_HOLD_LAG_MS;
-  if (raw === undefined || raw.trim() === '') return 20;
-  const v = Number(raw);
-  return Number.isFinite(v) && v >= 0 ? v : 20;
+  const v = parseNumber(env.DIAL_HOLD_LAG_MS, { fallback: 20 });
+  return v >= 0 ? v : 20; // a negative limit is nonsense, not "off"
 }
 
 export class LoadGate {
