@@ -23,6 +23,7 @@ import ttsSpeak from '../../nodes/tts-speak/tts-speak';
 import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
+import { replyDoneSwitch } from '../helpers/flow-nodes';
 
 helper.init(require.resolve('node-red'));
 
@@ -54,15 +55,7 @@ const flow = (inNode: Record<string, unknown> | undefined) =>
         wires: [['tts']],
       },
       { id: 'tts', type: 'tts-speak', engine: 'sim', audioDir: path.join(root, 'audio'), wires: [['sw', 'turns']] },
-      {
-        id: 'sw',
-        type: 'switch',
-        property: 'reply.done',
-        rules: [{ t: 'true' }, { t: 'else' }],
-        checkall: 'false',
-        outputs: 2,
-        wires: [['hang'], ['rec']],
-      },
+      replyDoneSwitch(),
       { id: 'rec', type: 'agi-record', silence: '1', maxSeconds: '20', dir: path.join(root, 'rec'), wires: [['stt']] },
       { id: 'stt', type: 'stt-transcribe', engine: 'sim', wires: [['llm']] },
       { id: 'hang', type: 'agi-hangup', wires: [['done']] },

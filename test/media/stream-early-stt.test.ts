@@ -28,6 +28,7 @@ import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
+import { replyDoneSwitch } from '../helpers/flow-nodes';
 
 helper.init(require.resolve('node-red'));
 
@@ -95,15 +96,7 @@ const flow = (early?: boolean) =>
       wires: [['tts']],
     },
     { id: 'tts', type: 'tts-speak', engine: 'sim', audioDir: path.join(root, 'audio'), wires: [['sw']] },
-    {
-      id: 'sw',
-      type: 'switch',
-      property: 'reply.done',
-      rules: [{ t: 'true' }, { t: 'else' }],
-      checkall: 'false',
-      outputs: 2,
-      wires: [['hang'], ['rec']],
-    },
+    replyDoneSwitch(),
     { id: 'rec', type: 'agi-record', dir: path.join(root, 'rec'), wires: [['stt']] },
     {
       id: 'stt',

@@ -22,6 +22,7 @@ import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
+import { replyDoneSwitch } from '../helpers/flow-nodes';
 
 helper.init(require.resolve('node-red'));
 
@@ -52,15 +53,7 @@ const flow = (media: string) =>
       wires: [['tts', 'llmOut']],
     },
     { id: 'tts', type: 'tts-speak', engine: 'sim', audioDir: path.join(root, 'audio'), wires: [['sw', 'turns']] },
-    {
-      id: 'sw',
-      type: 'switch',
-      property: 'reply.done',
-      rules: [{ t: 'true' }, { t: 'else' }],
-      checkall: 'false',
-      outputs: 2,
-      wires: [['hang'], ['rec']],
-    },
+    replyDoneSwitch(),
     { id: 'rec', type: 'agi-record', silence: '1', maxSeconds: '20', dir: path.join(root, 'rec'), wires: [['stt']] },
     { id: 'stt', type: 'stt-transcribe', engine: 'sim', wires: [['llm']] },
     { id: 'hang', type: 'agi-hangup', wires: [['done']] },

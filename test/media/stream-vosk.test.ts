@@ -28,6 +28,7 @@ import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
+import { replyDoneSwitch } from '../helpers/flow-nodes';
 
 helper.init(require.resolve('node-red'));
 
@@ -60,15 +61,7 @@ const flow = (voskUrl: string) =>
       wires: [['tts']],
     },
     { id: 'tts', type: 'tts-speak', engine: 'sim', audioDir: path.join(root, 'audio'), wires: [['sw', 'turns']] },
-    {
-      id: 'sw',
-      type: 'switch',
-      property: 'reply.done',
-      rules: [{ t: 'true' }, { t: 'else' }],
-      checkall: 'false',
-      outputs: 2,
-      wires: [['hang'], ['rec']],
-    },
+    replyDoneSwitch(),
     { id: 'rec', type: 'agi-record', dir: path.join(root, 'rec'), wires: [['stt']] },
     { id: 'stt', type: 'stt-transcribe', engine: 'vosk', voskUrl, wires: [['llm', 'heard'], ['failed'], ['partials']] },
     { id: 'hang', type: 'agi-hangup', wires: [['done']] },

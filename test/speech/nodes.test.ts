@@ -29,6 +29,7 @@ import llmTurn from '../../nodes/llm-turn/llm-turn';
 import llmServer from '../../nodes/ai-dialer-llm/ai-dialer-llm';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
+import { replyDoneSwitch } from '../helpers/flow-nodes';
 
 helper.init(require.resolve('node-red'));
 
@@ -101,16 +102,7 @@ const conversation = (extra: object[] = [], storeMode: 'embedded' | 'postgres' =
     store: 'st',
     wires: [['sw', 'turns'], ['fail']],
   },
-  {
-    id: 'sw',
-    type: 'switch',
-    property: 'reply.done',
-    propertyType: 'msg',
-    rules: [{ t: 'true' }, { t: 'else' }],
-    checkall: 'false',
-    outputs: 2,
-    wires: [['hang'], ['rec']],
-  },
+  replyDoneSwitch(),
   { id: 'rec', type: 'agi-record', silence: '1', maxSeconds: '20', escapeDigits: '#', dir: recDir, wires: [['stt']] },
   { id: 'stt', type: 'stt-transcribe', engine: 'sim', wires: [['llm'], ['fail']] },
   { id: 'hang', type: 'agi-hangup', wires: [['end']] },
