@@ -32,6 +32,8 @@ export interface LoadReading {
 
 /** How often the event loop's lateness is sampled, ms. */
 const TICK_MS = 10;
+/** The sampling stops after this long without a reading, ms. */
+const IDLE_MS = 1000;
 
 /** Ms between two passes while the runtime is busy. */
 export const HOLD_MS = 50;
@@ -55,25 +57,36 @@ export class LoadGate {
     this.windowMs = o.windowMs ?? 100;
     if (o.lag) this.lag = o.lag;
     else {
-      // a timer due every TICK_MS: how late it fires is how long everything else waited (unref'd: it keeps
-      // no process alive)
+      // a timer due every TICK_MS: how late it fires is how long everything else waited. It runs only while
+      // someone reads (campaigns dialling): IDLE_MS without a reading and it stops; the next reading starts it
+      // (that window reads 0 late). Unref'd: it keeps no process alive.
       let worst = 0;
-      let due = performance.now() + TICK_MS;
+      let due = 0;
+      let readAt = 0;
       const tick = (): void => {
         const now = performance.now();
         worst = Math.max(worst, now - due);
+        if (now - readAt > IDLE_MS) return void (this.timer = undefined);
         due = now + TICK_MS;
         this.timer = setTimeout(tick, TICK_MS);
         this.timer.unref();
       };
-      this.timer = setTimeout(tick, TICK_MS);
-      this.timer.unref();
       this.lag = () => {
+        const now = performance.now();
+        readAt = now;
+        if (!this.timer) {
+          worst = 0;
+          due = now + TICK_MS;
+          this.timer = setTimeout(tick, TICK_MS);
+          this.timer.unref();
+          return 0;
+        }
         // a timer still waiting counts too: the loop may be blocked right now
-        const ms = Math.max(worst, performance.now() - due);
+        const ms = Math.max(worst, now - due);
         worst = 0;
         return ms;
       };
+      this.lag(); // sampling from the start
     }
   }
 
