@@ -1,0 +1,122 @@
+/**
+ * Migration 35: the claim warm-up every new PostgreSQL connection runs (claim_warm(): the claim path compiled
+ * and planned, everything rolled back), and the claim's trigger lookups planned on their indexes whatever the
+ * tables' statistics. Counted without clocks: rows and sequence values left behind, sequential scans of
+ * `calls` inside one claim's transaction (pg_stat_get_xact_numscans), the warm-up's calls per backend
+ * (pg_stat_user_functions).
+ */
+import { Client } from 'pg';
+import type { Db, Queryable } from '../../src/store/db';
+import { claimContacts } from '../../src/store/claim';
+import { dbTargets, postgresTarget } from '../helpers/db';
+import { makeCampaign } from '../campaign/fixtures';
+
+async function seedDue(q: Queryable, cid: number, n: number, from = 0): Promise<void> {
+  await q.query(
+    `insert into contacts (campaign_id, phone, next_attempt_at)
+     select $1, '+1555' || lpad((g + $3)::text, 7, '0'), now() - make_interval(secs => 10000 - g)
+       from generate_series(1, $2::int) g`,
+    [cid, n, from],
+  );
+}
+
+/** Row counts of every table the claim writes, and the sequences' positions. */
+async function footprint(q: Queryable): Promise<Record<string, unknown>> {
+  const r = await q.query<Record<string, unknown>>(
+    `select (select count(*) from campaigns)::int as campaigns, (select count(*) from contacts)::int as contacts,
+       (select count(*) from calls)::int as calls, (select count(*) from phone_numbers)::int as numbers,
+       (select count(*) from campaign_slots)::int as slots, (select count(*) from campaign_zones)::int as zones,
+       (select count(*) from contact_queue)::int as queue, (select count(*) from contact_queue_head)::int as heads,
+       (select sum(used) from campaign_slots)::int as used,
+       (select last_value::text || is_called::text from calls_id_seq) as calls_seq,
+       (select last_value::text || is_called::text from caller_id_rr) as rr_seq,
+       (select last_value::text || is_called::text from campaigns_id_seq) as campaigns_seq,
+       (select last_value::text || is_called::text from contacts_id_seq) as contacts_seq`,
+  );
+  return r.rows[0];
+}
+
+describe.each(dbTargets().map((t) => [t().name, t] as const))('claim warm-up on %s', (name, make) => {
+  const target = make();
+  let db: Db;
+  beforeAll(async () => {
+    db = await target.open({ poolSize: 1 });
+  });
+  afterAll(async () => {
+    await db?.close();
+    await target.cleanup();
+  });
+
+  test('with calls empty when the claim was first planned, a claim reads no call row by a sequential scan', async () => {
+    // first: calls empty and analyzed so (a new install; a server with autovacuum off keeps it so)
+    await db.query('analyze calls');
+    const cid = await makeCampaign(db);
+    await seedDue(db, cid, 3000);
+    await db.query('analyze contacts');
+    // this connection's first claims plan the trigger's lookup (5 custom plans, then the cached generic one)
+    for (let i = 0; i < 3; i++)
+      expect((await claimContacts(db, { campaignId: cid, limit: 8 })).claimed).toHaveLength(8);
+    // 2,000 calls more (closed), so a sequential scan has something to read
+    await db.query(
+      `insert into calls (campaign_id, contact_id, direction, phone, status)
+       select $1, c.id, 'outbound', c.phone, 'completed' from contacts c where c.campaign_id = $1 and c.status = 'pending'
+        order by c.id limit 2000`,
+      [cid],
+    );
+    const scans = await db.tx(async (q) => {
+      const read = async (): Promise<number> =>
+        (await q.query<{ n: number }>(`select pg_stat_get_xact_numscans('calls'::regclass)::int as n`)).rows[0].n;
+      const before = await read();
+      expect((await claimContacts(q, { campaignId: cid, limit: 8 })).claimed).toHaveLength(8);
+      return (await read()) - before;
+    });
+    // before migration 35: 8 (one scan of every call per contact claimed)
+    expect(scans).toBe(0);
+  });
+
+  test('claim_warm() runs to its end and leaves nothing: no row, no sequence value, the next claim as before', async () => {
+    const cid = await makeCampaign(db, { numbers: ['+12125550100', '+12125550101', '+12125550102'] });
+    await seedDue(db, cid, 20, 100_000);
+    const before = await footprint(db);
+    for (let i = 0; i < 3; i++) {
+      const r = await db.query<{ err: string | null }>('select claim_warm() as err');
+      expect(r.rows[0].err).toBeNull(); // null: every statement of the warm-up ran (an error comes back as its message)
+    }
+    expect(await footprint(db)).toEqual(before);
+    const r = await claimContacts(db, { campaignId: cid, limit: 2 });
+    expect(r.claimed.map((c) => c.phone)).toEqual(['+15550100001', '+15550100002']);
+  });
+
+  if (name === 'postgres') {
+    test('every new connection of the pool runs the warm-up once, before it serves a statement', async () => {
+      const other = postgresTarget(process.env.DATABASE_URL!);
+      const admin = new Client({ connectionString: other.options().url });
+      try {
+        const first = await other.open({ poolSize: 1 }); // creates and migrates the database
+        await first.close();
+        await admin.connect();
+        const dbName = (await admin.query<{ d: string }>('select current_database() as d')).rows[0].d;
+        await admin.query(`alter database ${dbName} set track_functions = 'pl'`);
+        const pooled = await other.open({ poolSize: 3 });
+        // 3 statements at once: 3 connections
+        await Promise.all([1, 2, 3].map(() => pooled.query('select pg_sleep(0.1)')));
+        await pooled.close(); // the backends exit and report their function calls
+        let calls = 0;
+        for (let i = 0; i < 50 && calls < 3; i++) {
+          await new Promise((res) => setTimeout(res, 100));
+          await admin.query('select pg_stat_clear_snapshot()');
+          const r = await admin.query<{ n: number }>(
+            `select coalesce(sum(calls), 0)::int as n from pg_stat_user_functions where funcname = 'claim_warm'`,
+          );
+          calls = r.rows[0].n;
+        }
+        expect(calls).toBe(3);
+      } finally {
+        await admin.end().catch(() => undefined);
+        await other.cleanup();
+      }
+    });
+  } else {
+    test.skip('every new connection of the pool runs the warm-up (PostgreSQL only)', () => undefined);
+  }
+});
