@@ -81,10 +81,13 @@ function child(name: string, execArgv: string[] = [], dir = __dirname): ChildPro
 function reply<T>(c: ChildProcess, timeoutMs = 120000): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('bench child did not answer in time')), timeoutMs);
-    const onExit = (code: number | null) => {
-      clearTimeout(t);
-      reject(new Error(`bench child exited (${code}) before answering`));
-    };
+    // a child that sends its answer and exits at once can be seen exiting before its last message is
+    // read: give the IPC channel a moment before calling it a failure
+    const onExit = (code: number | null) =>
+      setTimeout(() => {
+        clearTimeout(t);
+        reject(new Error(`bench child exited (${code}) before answering`));
+      }, 200);
     c.once('exit', onExit);
     c.once('message', (m: T & { error?: string }) => {
       clearTimeout(t);
