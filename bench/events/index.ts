@@ -1,7 +1,7 @@
 /**
  * Events bench (issue #17): publisher -> broker -> 20 subscribers, 1,000 events/s of ~310 B JSON, QoS 1.
  * Every party runs in its own process: the broker (a Mosquitto the bench starts itself on a port of its
- * own, or aedes in a child process), the subscribers (one process, 20 mqtt.js clients) and the publisher.
+ * own, or aedes in a child process), the subscribers (one process, 20 hand-written raw-socket MQTT clients) and the publisher.
  *
  * Contenders, per broker:
  *   - bare: mqtt.js publishing payloads serialised before the run (the floor); bare aedes has no hooks;
