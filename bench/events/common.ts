@@ -40,6 +40,8 @@ export interface PubJob {
   creds: Creds;
   /** write a V8 CPU profile of the sending window here (optional) */
   profileDir?: string;
+  /** `ours` from another build: its dist/src (the `before` contender runs in this build's harness) */
+  srcDir?: string;
 }
 
 /** publisher process -> orchestrator */
@@ -58,6 +60,11 @@ export interface PubResult {
    * with a young generation large enough, BENCH_EVENTS_PUB_ARGS) heapBytes is what the window allocated */
   heapBytes?: number;
   gcs?: number;
+  /** by second of the window: CPU µs of the process (the last second's until its last send), ms inside
+   * publish() (sum, longest call), garbage collections and their pause ms (absent from older builds) */
+  perSecond?: { cpuUs: number; publishMs: number; longestMs: number; gcs: number; gcMs: number }[];
+  /** BENCH_EVENTS_WIRE=1: send -> socket write ms by second (the publisher's own share of the latency) */
+  toWire?: { p50: number; p99: number; max: number }[];
 }
 
 /** orchestrator -> subscriber process */

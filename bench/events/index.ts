@@ -1,7 +1,7 @@
 /**
  * Events bench (issue #17): publisher -> broker -> 20 subscribers, 1,000 events/s of ~310 B JSON, QoS 1.
  * Every party runs in its own process: the broker (a Mosquitto the bench starts itself on a port of its
- * own, or aedes in a child process), the subscribers (one process, 20 mqtt.js clients) and the publisher.
+ * own, or aedes in a child process), the subscribers (one process, 20 hand-written raw-socket MQTT clients) and the publisher.
  *
  * Contenders, per broker:
  *   - bare: mqtt.js publishing payloads serialised before the run (the floor); bare aedes has no hooks;
@@ -15,11 +15,16 @@
  *
  * Env: BENCH_EVENTS_ROUNDS (5), BENCH_EVENTS_SECONDS (6 per run), BENCH_EVENTS_RATE (1000),
  * BENCH_EVENTS_WARMUP_S (1), BENCH_EVENTS_BROKERS (mosquitto,aedes), BENCH_EVENTS_PROF (a directory:
- * `--cpu-prof` of every publisher process), BENCH_EVENTS_BEFORE (another build's dist/: its publisher process
- * runs our path as a third contender, `before`, in the same rounds), BENCH_EVENTS_PUB_ARGS (node options of every
- * publisher process, e.g. `--min-semi-space-size=128 --max-semi-space-size=128`: no GC in the window, so the
+ * `--cpu-prof` of every publisher process), BENCH_EVENTS_BEFORE (another build's dist/: its src/ runs our path
+ * in this build's publisher process as a third contender, `before`, in the same rounds), BENCH_EVENTS_PUB_ARGS
+ * (node options of every publisher process, e.g. `--min-semi-space-size=128 --max-semi-space-size=128`: no GC in the window, so the
  * bytes allocated per event are reported), BENCH_EVENTS_SUBSCRIBERS (20; 0: the publisher's cost alone, e.g. with
- * BENCH_EVENTS_RATE=20000 for bursts of 20 events per timer tick), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN.
+ * BENCH_EVENTS_RATE=20000 for bursts of 20 events per timer tick), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN,
+ * BENCH_EVENTS_NO_SETTLE=1 (no full collection before the window, publisher.ts: as before session 16),
+ * BENCH_EVENTS_WIRE=1 (with VERBOSE: the time from send to the socket write, by second), BENCH_EVENTS_GC_TRACE=1
+ * (every collection of the publisher process, in ms of the window).
+ * With BENCH_EVENTS_VERBOSE every run prints its p99 by second of the window and the publisher's CPU, time inside
+ * publish() and collections by second.
  * Run alone: `node dist/bench/events/index.js` (or `npm run bench events`).
  */
 import { fork, type ChildProcess } from 'child_process';
@@ -48,6 +53,11 @@ const ext = path.extname(__filename);
 
 interface RunResult {
   full: { p50: number; p99: number; max: number };
+  /** p99 ms of the events sent in each second of the window (by send time, every subscriber) */
+  perSecond: number[];
+  /** the publisher process by second (PubResult.perSecond) */
+  pubPerSecond?: PubResult['perSecond'];
+  toWire?: PubResult['toWire'];
   warm: { p50: number; p99: number; max: number };
   delivered: number;
   expected: number;
@@ -71,10 +81,13 @@ function child(name: string, execArgv: string[] = [], dir = __dirname): ChildPro
 function reply<T>(c: ChildProcess, timeoutMs = 120000): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('bench child did not answer in time')), timeoutMs);
-    const onExit = (code: number | null) => {
-      clearTimeout(t);
-      reject(new Error(`bench child exited (${code}) before answering`));
-    };
+    // a child that sends its answer and exits at once can be seen exiting before its last message is
+    // read: give the IPC channel a moment before calling it a failure
+    const onExit = (code: number | null) =>
+      setTimeout(() => {
+        clearTimeout(t);
+        reject(new Error(`bench child exited (${code}) before answering`));
+      }, 200);
     c.once('exit', onExit);
     c.once('message', (m: T & { error?: string }) => {
       clearTimeout(t);
@@ -126,8 +139,8 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
       ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${broker}-${kind}-${Date.now()}.cpuprofile`]
       : []),
   ];
-  const pub =
-    kind === 'before' ? child('publisher', prof, path.join(BEFORE!, 'bench/events')) : child('publisher', prof);
+  // --expose-gc: the publisher collects the garbage of making its inputs before the window (publisher.ts)
+  const pub = child('publisher', [...(process.env.BENCH_EVENTS_NO_SETTLE ? [] : ['--expose-gc']), ...prof]);
   try {
     const subReady = reply<{ ready: true }>(subs);
     subs.send({
@@ -139,7 +152,15 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
     } as SubJob);
     await subReady;
     const pubDone = reply<PubResult>(pub);
-    pub.send({ url: b.url, root, path: kind === 'before' ? 'ours' : kind, total, rate: RATE, creds: b.pub } as PubJob);
+    pub.send({
+      url: b.url,
+      root,
+      path: kind === 'before' ? 'ours' : kind,
+      total,
+      rate: RATE,
+      creds: b.pub,
+      srcDir: kind === 'before' ? path.join(BEFORE!, 'src') : undefined,
+    } as PubJob);
     const p = await pubDone;
     const subDone = reply<{ recv: number[][]; duplicates: number }>(subs);
     subs.send({ stop: true, graceMs: 30000 });
@@ -149,6 +170,15 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
         [0, 1, 10, 100, 500, 1000, total - 1].map((i) => `${i}: ${fmt(s.recv[0][i] - p.sent[i])}`).join(' '),
       );
     const warmFrom = Math.min(total, Math.round(WARMUP_S * RATE));
+    const perSecond: number[] = [];
+    for (let from = 0; from < total; from += RATE) {
+      const to = Math.min(total, from + RATE);
+      const sec = new Float64Array((to - from) * SUBSCRIBERS);
+      let n = 0;
+      for (const r of s.recv)
+        for (let i = from; i < to; i++) if (r[i] >= 0 && p.sent[i] >= 0) sec[n++] = r[i] - p.sent[i];
+      perSecond.push(stats(sec.subarray(0, n)).p99);
+    }
     const full = new Float64Array(total * SUBSCRIBERS);
     const warm = new Float64Array((total - warmFrom) * SUBSCRIBERS);
     let nf = 0;
@@ -162,6 +192,9 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
       }
     }
     return {
+      perSecond,
+      pubPerSecond: p.perSecond,
+      toWire: p.toWire,
       full: stats(full.subarray(0, nf)),
       warm: stats(warm.subarray(0, nw)),
       delivered: nf,
@@ -203,7 +236,15 @@ export async function run(): Promise<Row[]> {
       results.set(key, [...(results.get(key) ?? []), r]);
       if (process.env.BENCH_EVENTS_VERBOSE)
         console.error(
-          `round ${round + 1} ${key}: p99 full ${fmt(r.full.p99)} warm ${fmt(r.warm.p99)} ms, ${r.delivered}/${r.expected}, cpu ${fmt(r.cpuUsPerEvent, 1)} µs/event (user ${fmt(r.userUsPerEvent, 1)}, system ${fmt(r.sysUsPerEvent, 1)}), heap ${fmt(r.heapBPerEvent, 0)} B/event, load ${fmt(r.load, 1)}`,
+          `round ${round + 1} ${key}: p99 full ${fmt(r.full.p99)} warm ${fmt(r.warm.p99)} ms, ${r.delivered}/${r.expected}, cpu ${fmt(r.cpuUsPerEvent, 1)} µs/event (user ${fmt(r.userUsPerEvent, 1)}, system ${fmt(r.sysUsPerEvent, 1)}), heap ${fmt(r.heapBPerEvent, 0)} B/event, load ${fmt(r.load, 1)}; p99 ms by second ${r.perSecond.map((v) => fmt(v, 1)).join(' ')}`,
+        );
+      if (process.env.BENCH_EVENTS_VERBOSE && r.pubPerSecond)
+        console.error(
+          `  publisher by second: cpu µs/event ${r.pubPerSecond.map((x) => fmt(x.cpuUs / RATE, 0)).join(' ')}; in publish() µs/event ${r.pubPerSecond.map((x) => fmt((x.publishMs * 1000) / RATE, 0)).join(' ')}; longest call ms ${r.pubPerSecond.map((x) => fmt(x.longestMs, 1)).join(' ')}; GCs ${r.pubPerSecond.map((x) => x.gcs).join(' ')} (pause ms ${r.pubPerSecond.map((x) => fmt(x.gcMs, 1)).join(' ')})`,
+        );
+      if (process.env.BENCH_EVENTS_VERBOSE && r.toWire)
+        console.error(
+          `  send -> socket write by second, p99 / max ms: ${r.toWire.map((x) => `${fmt(x.p99)}/${fmt(x.max, 1)}`).join(' ')}`,
         );
     }
   }
