@@ -120,3 +120,48 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim warm-up on 
     test.skip('every new connection of the pool runs the warm-up (PostgreSQL only)', () => undefined);
   }
 });
+
+describe.each(dbTargets().map((t) => [t().name, t] as const))('do-not-call sweep of inserts on %s', (_name, make) => {
+  const target = make();
+  let db: Db;
+  beforeAll(async () => {
+    db = await target.open({ poolSize: 1 }); // one connection: the plan the first insert leaves is the one reused
+  });
+  afterAll(async () => {
+    await db?.close();
+    await target.cleanup();
+  });
+
+  test("a connection's first insert of one contact does not make its later imports probe every pair", async () => {
+    const cid = await makeCampaign(db);
+    await db.query(`insert into dnc (phone) select '+1999' || lpad(g::text, 7, '0') from generate_series(1, 2000) g`);
+    await db.query('analyze dnc');
+    // the first insert on this connection: one row (contacts never analyzed, as in a new database)
+    await db.query(`insert into contacts (campaign_id, phone) values ($1, '+15559999999')`, [cid]);
+    const probes = await db.tx(async (q) => {
+      const read = async (): Promise<number> =>
+        (await q.query<{ n: number }>(`select pg_stat_get_xact_blocks_fetched('dnc_unique'::regclass)::int as n`))
+          .rows[0].n;
+      const before = await read();
+      // 300 contacts, every 10th listed
+      await q.query(
+        `insert into contacts (campaign_id, phone)
+         select $1, case when g % 10 = 0 then '+1999' || lpad(g::text, 7, '0') else '+1555' || lpad(g::text, 7, '0') end
+           from generate_series(1, 300) g`,
+        [cid],
+      );
+      return (await read()) - before;
+    });
+    const r = await db.query<{ status: string; n: number }>(
+      `select status, count(*)::int as n from contacts where campaign_id = $1 group by 1 order by 1`,
+      [cid],
+    );
+    expect(r.rows).toEqual([
+      { status: 'dnc', n: 30 },
+      { status: 'pending', n: 271 },
+    ]);
+    // a few index pages per new contact (its own probe); the plan kept from the one-row insert probed every
+    // (contact, new row) pair: 300 x 301 probes, some 180,000 pages
+    expect(probes).toBeLessThan(300 * 8);
+  }, 120_000);
+});

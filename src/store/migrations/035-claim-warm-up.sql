@@ -1,4 +1,4 @@
--- name: contact claim: a warm-up for new connections (the claim path compiled and planned before the first claim), and index plans for the claim's trigger lookups whatever the tables' statistics
+-- name: contact claim: a warm-up for new connections (the claim path compiled and planned before the first claim), index plans for the claim's trigger lookups whatever the statistics, and the do-not-call sweep of inserts planned per statement
 --
 -- Why (issue #17, measured in docs/contributing/benchmarks.md, session 16): the first claim on a new
 -- connection compiles claim_contacts and every trigger function it fires (on contacts, calls, the
@@ -63,4 +63,28 @@ begin
     when others then
       return sqlerrm;
   end;
+end $$;
+
+-- contacts_dnc_inserted (migration 30): its sweep reads the statement's new rows (a transition table), and
+-- PostgreSQL plans such a statement once per connection for the row count of its first run and keeps the
+-- plan. After a first insert of one contact on a connection whose planner saw contacts as small (a new
+-- database; statistics never taken), the plan kept was contacts outer, the new rows scanned again for every
+-- contact with the do-not-call probe on each pair: every later import on that connection cost new rows x
+-- contacts probes (measured on main at 8e7eef6: one contact, then 3,000 in one statement: 45 s; 1,000: 5.7 s).
+-- Now the probe runs once per new row whatever the plan (the listed rows first, a materialized CTE), and the
+-- sweep is dynamic SQL, planned for each statement's rows (one plan per insert statement, not per row).
+create or replace function contacts_dnc_inserted() returns trigger language plpgsql as $$
+begin
+  if current_setting('ai_dialer.dnc_settle', true) = 'deferred'
+     or not exists (select 1 from new_rows n where n.status = 'pending') then
+    return null;
+  end if;
+  perform pg_advisory_xact_lock(7421004);
+  execute $sql$
+    with listed as materialized (
+      select n.id from new_rows n where n.status = 'pending' and contacts_dnc_listed(n.phone, n.campaign_id)
+    )
+    update contacts c set status = 'dnc', last_outcome = 'dnc', updated_at = now()
+      where c.id in (select l.id from listed l) and c.status = 'pending'$sql$;
+  return null;
 end $$;
