@@ -23,6 +23,7 @@ import { adopt, announce, disposeParked, handoffKey, park, retire, successor } f
 import { carryAcrossDeploy, type CarryHost } from '../../src/calls/deploy-carry';
 import { getSession } from '../../src/agi/registry';
 import { endSessionPolitely } from '../../src/calls/goodbye';
+import { LazyAbort } from '../../src/util/lazy-abort';
 
 export type { DialerMsg } from '../../src/types/msg';
 export type { Translate } from '../../src/util/i18n';
@@ -101,7 +102,7 @@ export function onInput(
   handler: (msg: DialerMsg, ctx: InputContext) => Promise<Outputs> | Outputs,
   opts: InputOptions = {},
 ): void {
-  const inflight = new Set<AbortController>();
+  const inflight = new Set<LazyAbort>();
   const slot = `node:${node.id}`;
   let closed = false;
   let removedNode = false;
@@ -123,10 +124,12 @@ export function onInput(
       return done();
     }
     const send = sendVia(nodeSend);
-    const ac = new AbortController();
+    const ac = new LazyAbort();
     inflight.add(ac);
     const ctx: InputContext = {
-      signal: ac.signal,
+      get signal() {
+        return ac.signal; // made on first read: most handlers never read it
+      },
       send: (out) => {
         if (out !== undefined && out !== null) send(out as NodeMessage);
       },
@@ -138,7 +141,7 @@ export function onInput(
     };
     const fail = (err: unknown) => {
       inflight.delete(ac);
-      if (closed && ac.signal.aborted) done();
+      if (closed && ac.aborted) done();
       else routeFailure(node, opts, err, msg, send, done);
     };
     try {

@@ -3,7 +3,7 @@
  * call's token, that the call is open and not driven by another session, and binds the session to it
  * in one statement. Inbound sessions get a fresh record. No Node-RED import.
  */
-import type { Queryable } from '../store/db';
+import { namedStatement, type Queryable } from '../store/db';
 import { createInboundCall, FINAL_STATUSES } from '../store/calls';
 import { errorMessage } from '../util/errors';
 import { hashCallToken, localCallTokenHash, sameHash } from './call-token';
@@ -16,6 +16,17 @@ export type AdmitResult =
   | { ok: false; reason: AdmitRefusal; message: string };
 
 const finalList = FINAL_STATUSES.map((s) => `'${s}'`).join(',');
+
+/** Admit a session to its call: open, not driven, token matches (or this process already checked it). */
+const ADMIT_SQL = namedStatement(
+  'aid_admit_session',
+  `update calls set agi_session = $2, status = 'in_progress', answered_at = coalesce(answered_at, now()),
+          channel_id = coalesce($4, channel_id), agi_uniqueid = coalesce($5, agi_uniqueid),
+          amd_status = coalesce($6, amd_status), amd_cause = coalesce($7, amd_cause)
+        where id = $1 and status not in (${finalList}) and agi_session is null
+          and (agi_token_hash = $3 or $8::boolean)
+        returning id`,
+);
 
 export interface AdmitInput {
   /** The store, when the fastagi-in node has one. */
@@ -96,24 +107,16 @@ export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
   }
   try {
     // One statement: open, not driven, token matches (or this process already checked it).
-    const r = await a.db.query<{ id: number }>(
-      `update calls set agi_session = $2, status = 'in_progress', answered_at = coalesce(answered_at, now()),
-          channel_id = coalesce($4, channel_id), agi_uniqueid = coalesce($5, agi_uniqueid),
-          amd_status = coalesce($6, amd_status), amd_cause = coalesce($7, amd_cause)
-        where id = $1 and status not in (${finalList}) and agi_session is null
-          and (agi_token_hash = $3 or $8::boolean)
-        returning id`,
-      [
-        numeric,
-        a.sessionId,
-        presented,
-        a.channel ?? null,
-        a.uniqueid ?? null,
-        a.amdStatus ?? null,
-        a.amdCause ?? null,
-        !!mine,
-      ],
-    );
+    const r = await a.db.query<{ id: number }>(ADMIT_SQL, [
+      numeric,
+      a.sessionId,
+      presented,
+      a.channel ?? null,
+      a.uniqueid ?? null,
+      a.amdStatus ?? null,
+      a.amdCause ?? null,
+      !!mine,
+    ]);
     if (r.rows.length) return { ok: true, callId: numeric };
     const why = await a.db.query<{ status: string; agi_session: string | null; agi_token_hash: string | null }>(
       'select status, agi_session, agi_token_hash from calls where id = $1',

@@ -169,16 +169,18 @@ export async function markAnswered(q: Queryable, callId: number, channelId?: str
   return r.rowCount > 0;
 }
 
-/** markAnswered, and the call's campaign (null when it has none or is unknown), in one statement. */
-export async function markAnsweredIn(q: Queryable, callId: number, channelId?: string | null): Promise<number | null> {
-  const r = await q.query<{ campaign_id: number | null }>(
-    `with u as (
+const MARK_ANSWERED_IN_SQL = namedStatement(
+  'aid_mark_answered_in',
+  `with u as (
        update calls set answered_at = coalesce(answered_at, now()), channel_id = coalesce($2, channel_id),
           status = case when status in ('initiated','ringing') then 'in_progress' else status end
         where id = $1 and status not in (${finalList}))
      select campaign_id from calls where id = $1`,
-    [callId, channelId ?? null],
-  );
+);
+
+/** markAnswered, and the call's campaign (null when it has none or is unknown), in one statement. */
+export async function markAnsweredIn(q: Queryable, callId: number, channelId?: string | null): Promise<number | null> {
+  const r = await q.query<{ campaign_id: number | null }>(MARK_ANSWERED_IN_SQL, [callId, channelId ?? null]);
   return r.rows[0]?.campaign_id ?? null;
 }
 
@@ -189,6 +191,34 @@ export async function appendTurn(q: Queryable, callId: number, t: TurnInput): Pr
   if (!row) throw new DialerError('call_closed', `call ${callId} is closed or unknown: turn ${t.seq} not stored`);
   return row;
 }
+
+/**
+ * appendTurns' statement: $1 is a JSON array of turn rows. Prepared once per connection; each row's call is
+ * found by its primary key (a lateral probe), so the cost of a turn write never grows with the calls table.
+ */
+const APPEND_TURNS_SQL = namedStatement(
+  'aid_append_turns',
+  `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error,
+       media, interrupted, played_text, endpoint_ms, llm_first_token_ms, tts_first_audio_ms, reply_latency_ms)
+     select v.call_id, v.seq, v.user_text, v.bot_text, v.confidence, v.action, v.record_ms, v.stt_ms, v.llm_ms, v.tts_ms,
+            v.playback_ms, v.total_ms, coalesce(v.engines, '{}'::jsonb), v.error,
+            v.media, coalesce(v.interrupted, false), v.played_text, v.endpoint_ms, v.llm_first_token_ms, v.tts_first_audio_ms,
+            v.reply_latency_ms
+       from jsonb_to_recordset($1::jsonb) as v(call_id integer, seq integer, user_text text, bot_text text,
+            confidence double precision, action text, record_ms integer, stt_ms integer, llm_ms integer, tts_ms integer,
+            playback_ms integer, total_ms integer, engines jsonb, error text, media text, interrupted boolean,
+            played_text text, endpoint_ms integer, llm_first_token_ms integer, tts_first_audio_ms integer,
+            reply_latency_ms integer)
+       -- one primary-key probe a row, whatever the estimates (a semi join may hash the whole calls table)
+       cross join lateral (select 1 from calls c where c.id = v.call_id and c.status not in (${finalList}) limit 1) open_call
+     on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
+       confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
+       llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
+       engines = excluded.engines, error = excluded.error, media = excluded.media, interrupted = excluded.interrupted,
+       played_text = excluded.played_text, endpoint_ms = excluded.endpoint_ms, llm_first_token_ms = excluded.llm_first_token_ms,
+       tts_first_audio_ms = excluded.tts_first_audio_ms, reply_latency_ms = excluded.reply_latency_ms
+     returning *`,
+);
 
 /**
  * appendTurn for many calls in one statement (one round trip; the outbox groups the turns that wait at
@@ -228,28 +258,7 @@ export async function appendTurns(
       reply_latency_ms: round(timing.replyLatencyMs),
     };
   });
-  const r = await q.query<TurnRow>(
-    `insert into call_turns (call_id, seq, user_text, bot_text, confidence, action, record_ms, stt_ms, llm_ms, tts_ms, playback_ms, total_ms, engines, error,
-       media, interrupted, played_text, endpoint_ms, llm_first_token_ms, tts_first_audio_ms, reply_latency_ms)
-     select v.call_id, v.seq, v.user_text, v.bot_text, v.confidence, v.action, v.record_ms, v.stt_ms, v.llm_ms, v.tts_ms,
-            v.playback_ms, v.total_ms, coalesce(v.engines, '{}'::jsonb), v.error,
-            v.media, coalesce(v.interrupted, false), v.played_text, v.endpoint_ms, v.llm_first_token_ms, v.tts_first_audio_ms,
-            v.reply_latency_ms
-       from jsonb_to_recordset($1::jsonb) as v(call_id integer, seq integer, user_text text, bot_text text,
-            confidence double precision, action text, record_ms integer, stt_ms integer, llm_ms integer, tts_ms integer,
-            playback_ms integer, total_ms integer, engines jsonb, error text, media text, interrupted boolean,
-            played_text text, endpoint_ms integer, llm_first_token_ms integer, tts_first_audio_ms integer,
-            reply_latency_ms integer)
-      where exists (select 1 from calls c where c.id = v.call_id and c.status not in (${finalList}))
-     on conflict (call_id, seq) do update set user_text = excluded.user_text, bot_text = excluded.bot_text,
-       confidence = excluded.confidence, action = excluded.action, record_ms = excluded.record_ms, stt_ms = excluded.stt_ms,
-       llm_ms = excluded.llm_ms, tts_ms = excluded.tts_ms, playback_ms = excluded.playback_ms, total_ms = excluded.total_ms,
-       engines = excluded.engines, error = excluded.error, media = excluded.media, interrupted = excluded.interrupted,
-       played_text = excluded.played_text, endpoint_ms = excluded.endpoint_ms, llm_first_token_ms = excluded.llm_first_token_ms,
-       tts_first_audio_ms = excluded.tts_first_audio_ms, reply_latency_ms = excluded.reply_latency_ms
-     returning *`,
-    [JSON.stringify(rows)],
-  );
+  const r = await q.query<TurnRow>(APPEND_TURNS_SQL, [JSON.stringify(rows)]);
   const by = new Map<string, TurnRow>();
   for (const row of r.rows) by.set(`${row.call_id}:${row.seq}`, row);
   return items.map((i) => by.get(`${i.callId}:${i.turn.seq}`));
