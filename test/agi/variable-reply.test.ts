@@ -4,11 +4,18 @@
  * reads, a late reply to a timed-out command never answering the next one, and a HANGUP right behind a
  * reply failing the queue. Real sockets; the test plays Asterisk and decides how the bytes are chunked.
  */
+import net from 'net';
 import { StageError } from '../../src/util/errors';
+import { FastAgiSession } from '../../src/agi/session';
 import { waitFor } from '../helpers/wait';
 import { connectFarAgi } from '../helpers/far-agi';
 
 const connect = connectFarAgi;
+
+/** Bytes of an unfinished line the session holds (it reads bytes, and keeps a line's start until its end comes). */
+function unfinished(s: FastAgiSession): number {
+  return (s as unknown as { rest?: Buffer }).rest?.length ?? 0;
+}
 
 test('values: up to the last parenthesis, empty, unset, CRLF', async () => {
   const far = await connect();
@@ -20,6 +27,9 @@ test('values: up to the last parenthesis, empty, unset, CRLF', async () => {
       ['200 result=0\n', undefined],
       ['200 result=1 (x)\r\n', 'x'],
       ['200 result=1 (  spaced  )\n', '  spaced  '],
+      ['200 result=1 (né)\n', 'né'],
+      ['200 result=1 (12345678)\n', '12345678'],
+      ['200 result=1 (123456789)\n', '123456789'],
     ];
     for (const [i, [raw, want]] of cases.entries()) {
       const p = s.getVariable('V');
@@ -40,7 +50,7 @@ test('a reply split over two reads', async () => {
     await waitFor(() => far.lines.length === 1, 5000, 'GET VARIABLE written');
     far.send('200 result=1 (he');
     // the first half is read (and kept) before the rest arrives
-    await waitFor(() => (far.session as unknown as { buf: string }).buf.length > 0, 5000, 'first half read');
+    await waitFor(() => unfinished(far.session) > 0, 5000, 'first half read');
     far.send('llo)\n');
     await expect(p).resolves.toBe('hello');
   } finally {
@@ -82,5 +92,54 @@ test('a HANGUP right behind a reply: the reply answers, the queued command fails
     expect(far.lines).toEqual(['GET VARIABLE "A"']);
   } finally {
     await far.close();
+  }
+});
+
+test('UTF-8: a character split between two reads, in a GET VARIABLE value and in another reply', async () => {
+  const far = await connect();
+  try {
+    const s = far.session;
+    const p = s.getVariable('NAME');
+    await waitFor(() => far.lines.length === 1, 5000, 'GET VARIABLE written');
+    const reply = Buffer.from('200 result=1 (José Müller)\n', 'utf8');
+    const cut = reply.indexOf(0xa9); // the second byte of é
+    far.send(reply.subarray(0, cut));
+    await waitFor(() => unfinished(s) > 0, 5000, 'first part read');
+    far.send(reply.subarray(cut));
+    await expect(p).resolves.toBe('José Müller');
+
+    const q = s.run('VERBOSE', ['x', 1]);
+    await waitFor(() => far.lines.length === 2, 5000, 'VERBOSE written');
+    const other = Buffer.from('200 result=1 (日本)\n', 'utf8');
+    far.send(other.subarray(0, 15)); // inside 日 (bytes 14-16)
+    await waitFor(() => unfinished(s) > 0, 5000, 'first part read');
+    far.send(other.subarray(15));
+    await expect(q).resolves.toMatchObject({ code: 200, result: 1, data: '日本' });
+  } finally {
+    await far.close();
+  }
+});
+
+test('UTF-8: an environment value whose character is split between two reads', async () => {
+  let session: FastAgiSession | undefined;
+  const server = net.createServer((sock) => {
+    session = new FastAgiSession(sock);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  try {
+    await new Promise<void>((r) => client.once('connect', () => r()));
+    const env = Buffer.from('agi_network: yes\nagi_calleridname: José\nagi_uniqueid: 1.1\n\n', 'utf8');
+    const cut = env.indexOf(0xa9);
+    client.write(env.subarray(0, cut));
+    await waitFor(() => session !== undefined && unfinished(session) > 0, 5000, 'first part read');
+    client.write(env.subarray(cut));
+    await waitFor(() => session?.ready ?? false, 5000, 'the environment block');
+    expect(session!.env.calleridname).toBe('José');
+    expect(session!.env.uniqueid).toBe('1.1');
+  } finally {
+    client.destroy();
+    session?.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
   }
 });

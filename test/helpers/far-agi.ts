@@ -13,8 +13,8 @@ export interface FarAgi {
   lines: string[];
   /** One line to the session (a newline added). */
   reply(line: string): void;
-  /** Raw bytes to the session, exactly as given (one write). */
-  send(raw: string): void;
+  /** Raw bytes to the session, exactly as given (one write; a string is sent as UTF-8). */
+  send(raw: string | Buffer): void;
   close(): Promise<void>;
 }
 
