@@ -79,3 +79,30 @@ export function dbTargets(): Array<() => DbTarget> {
   if (hasPostgres()) list.push(() => postgresTarget(process.env.DATABASE_URL!));
   return list;
 }
+
+/**
+ * A store suite on every target of dbTargets(): one `describe` per target (`<title> on pglite`, `... on
+ * postgres`), its database opened with `opts` before the tests and closed and dropped after. `db()` is the open
+ * database (inside tests and hooks).
+ */
+export function describeOnDbs(
+  title: string,
+  opts: Partial<StoreOptions>,
+  body: (db: () => Db, target: string) => void,
+): void {
+  describe.each(dbTargets().map((t) => [t().name, t] as const))(`${title} on %s`, (name, make) => {
+    const target = make();
+    let open: Db | undefined;
+    beforeAll(async () => {
+      open = await target.open(opts);
+    });
+    afterAll(async () => {
+      await open?.close();
+      await target.cleanup();
+    });
+    body(() => {
+      if (!open) throw new Error(`${title}: the ${name} database is not open`);
+      return open;
+    }, name);
+  });
+}

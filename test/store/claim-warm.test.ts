@@ -6,9 +6,9 @@
  * (pg_stat_user_functions).
  */
 import { Client } from 'pg';
-import type { Db, Queryable } from '../../src/store/db';
+import type { Queryable } from '../../src/store/db';
 import { claimContacts } from '../../src/store/claim';
-import { dbTargets, postgresTarget } from '../helpers/db';
+import { describeOnDbs, postgresTarget } from '../helpers/db';
 import { makeCampaign } from '../campaign/fixtures';
 
 async function seedDue(q: Queryable, cid: number, n: number, from = 0): Promise<void> {
@@ -36,34 +36,24 @@ async function footprint(q: Queryable): Promise<Record<string, unknown>> {
   return r.rows[0];
 }
 
-describe.each(dbTargets().map((t) => [t().name, t] as const))('claim warm-up on %s', (name, make) => {
-  const target = make();
-  let db: Db;
-  beforeAll(async () => {
-    db = await target.open({ poolSize: 1 });
-  });
-  afterAll(async () => {
-    await db?.close();
-    await target.cleanup();
-  });
-
+describeOnDbs('claim warm-up', { poolSize: 1 }, (dbOf, name) => {
   test('with calls empty when the claim was first planned, a claim reads no call row by a sequential scan', async () => {
     // first: calls empty and analyzed so (a new install; a server with autovacuum off keeps it so)
-    await db.query('analyze calls');
-    const cid = await makeCampaign(db);
-    await seedDue(db, cid, 3000);
-    await db.query('analyze contacts');
+    await dbOf().query('analyze calls');
+    const cid = await makeCampaign(dbOf());
+    await seedDue(dbOf(), cid, 3000);
+    await dbOf().query('analyze contacts');
     // this connection's first claims plan the trigger's lookup (5 custom plans, then the cached generic one)
     for (let i = 0; i < 3; i++)
-      expect((await claimContacts(db, { campaignId: cid, limit: 8 })).claimed).toHaveLength(8);
+      expect((await claimContacts(dbOf(), { campaignId: cid, limit: 8 })).claimed).toHaveLength(8);
     // 2,000 calls more (closed), so a sequential scan has something to read
-    await db.query(
+    await dbOf().query(
       `insert into calls (campaign_id, contact_id, direction, phone, status)
        select $1, c.id, 'outbound', c.phone, 'completed' from contacts c where c.campaign_id = $1 and c.status = 'pending'
         order by c.id limit 2000`,
       [cid],
     );
-    const scans = await db.tx(async (q) => {
+    const scans = await dbOf().tx(async (q) => {
       const read = async (): Promise<number> =>
         (await q.query<{ n: number }>(`select pg_stat_get_xact_numscans('calls'::regclass)::int as n`)).rows[0].n;
       const before = await read();
@@ -75,15 +65,15 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim warm-up on 
   });
 
   test('claim_warm() runs to its end and leaves nothing: no row, no sequence value, the next claim as before', async () => {
-    const cid = await makeCampaign(db, { numbers: ['+12125550100', '+12125550101', '+12125550102'] });
-    await seedDue(db, cid, 20, 100_000);
-    const before = await footprint(db);
+    const cid = await makeCampaign(dbOf(), { numbers: ['+12125550100', '+12125550101', '+12125550102'] });
+    await seedDue(dbOf(), cid, 20, 100_000);
+    const before = await footprint(dbOf());
     for (let i = 0; i < 3; i++) {
-      const r = await db.query<{ err: string | null }>('select claim_warm() as err');
+      const r = await dbOf().query<{ err: string | null }>('select claim_warm() as err');
       expect(r.rows[0].err).toBeNull(); // null: every statement of the warm-up ran (an error comes back as its message)
     }
-    expect(await footprint(db)).toEqual(before);
-    const r = await claimContacts(db, { campaignId: cid, limit: 2 });
+    expect(await footprint(dbOf())).toEqual(before);
+    const r = await claimContacts(dbOf(), { campaignId: cid, limit: 2 });
     expect(r.claimed.map((c) => c.phone)).toEqual(['+15550100001', '+15550100002']);
   });
 
@@ -121,24 +111,17 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim warm-up on 
   }
 });
 
-describe.each(dbTargets().map((t) => [t().name, t] as const))('do-not-call sweep of inserts on %s', (_name, make) => {
-  const target = make();
-  let db: Db;
-  beforeAll(async () => {
-    db = await target.open({ poolSize: 1 }); // one connection: the plan the first insert leaves is the one reused
-  });
-  afterAll(async () => {
-    await db?.close();
-    await target.cleanup();
-  });
-
+describeOnDbs('do-not-call sweep of inserts', { poolSize: 1 }, (dbOf) => {
+  // one connection (poolSize 1): the plan the first insert leaves is the one reused
   test("a connection's first insert of one contact does not make its later imports probe every pair", async () => {
-    const cid = await makeCampaign(db);
-    await db.query(`insert into dnc (phone) select '+1999' || lpad(g::text, 7, '0') from generate_series(1, 2000) g`);
-    await db.query('analyze dnc');
+    const cid = await makeCampaign(dbOf());
+    await dbOf().query(
+      `insert into dnc (phone) select '+1999' || lpad(g::text, 7, '0') from generate_series(1, 2000) g`,
+    );
+    await dbOf().query('analyze dnc');
     // the first insert on this connection: one row (contacts never analyzed, as in a new database)
-    await db.query(`insert into contacts (campaign_id, phone) values ($1, '+15559999999')`, [cid]);
-    const probes = await db.tx(async (q) => {
+    await dbOf().query(`insert into contacts (campaign_id, phone) values ($1, '+15559999999')`, [cid]);
+    const probes = await dbOf().tx(async (q) => {
       const read = async (): Promise<number> =>
         (await q.query<{ n: number }>(`select pg_stat_get_xact_blocks_fetched('dnc_unique'::regclass)::int as n`))
           .rows[0].n;
@@ -152,7 +135,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('do-not-call sweep
       );
       return (await read()) - before;
     });
-    const r = await db.query<{ status: string; n: number }>(
+    const r = await dbOf().query<{ status: string; n: number }>(
       `select status, count(*)::int as n from contacts where campaign_id = $1 group by 1 order by 1`,
       [cid],
     );

@@ -7,7 +7,7 @@
  */
 import type { Db, Queryable } from '../../src/store/db';
 import { appendTurns } from '../../src/store/calls';
-import { dbTargets } from '../helpers/db';
+import { describeOnDbs } from '../helpers/db';
 
 async function addCalls(db: Db, n: number, status = 'in_progress'): Promise<number[]> {
   const r = await db.query<{ id: number }>(
@@ -17,20 +17,10 @@ async function addCalls(db: Db, n: number, status = 'in_progress'): Promise<numb
   return r.rows.map((x) => x.id);
 }
 
-describe.each(dbTargets().map((t) => [t().name, t] as const))('turn writes on %s', (_name, make) => {
-  const target = make();
-  let db: Db;
-  beforeAll(async () => {
-    db = await target.open({ poolSize: 2 });
-  });
-  afterAll(async () => {
-    await db?.close();
-    await target.cleanup();
-  });
-
+describeOnDbs('turn writes', { poolSize: 2 }, (dbOf) => {
   /** pages of `calls` one write of a turn to each of `ids` fetches, and the rows it stored */
   const write = (ids: number[], seq: number): Promise<{ pages: number; stored: number }> =>
-    db.tx(async (q: Queryable) => {
+    dbOf().tx(async (q: Queryable) => {
       const read = async (): Promise<number> =>
         (await q.query<{ n: number }>(`select pg_stat_get_xact_blocks_fetched('calls'::regclass)::int as n`)).rows[0].n;
       const before = await read();
@@ -42,33 +32,33 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('turn writes on %s
     });
 
   test('the calls pages a write reads stay flat from 100 to 20,000 calls in the table, statistics or not', async () => {
-    const first = await addCalls(db, 100);
+    const first = await addCalls(dbOf(), 100);
     const small = await write(first.slice(0, 4), 1);
     expect(small.stored).toBe(4);
     expect(small.pages).toBeGreaterThan(0); // it counts
-    await addCalls(db, 19_900, 'completed');
-    const late = await addCalls(db, 4);
+    await addCalls(dbOf(), 19_900, 'completed');
+    const late = await addCalls(dbOf(), 4);
     // no statistics: the planner's default guesses (what a table gets before autovacuum, or without it)
     const big = await write(late, 1);
     expect(big.stored).toBe(4);
     // one primary-key probe a row: an index path or two per call, not the ~250 pages of a scan of 20,000 calls
     expect(big.pages).toBeLessThanOrEqual(small.pages + 8);
-    await db.query('analyze calls');
+    await dbOf().query('analyze calls');
     const analysed = await write(late, 2);
     expect(analysed.stored).toBe(4);
     expect(analysed.pages).toBeLessThanOrEqual(small.pages + 8);
   });
 
   test('a turn for a closed call is not stored, next to one that is', async () => {
-    const [open] = await addCalls(db, 1);
-    const [closed] = await addCalls(db, 1, 'completed');
-    const rows = await appendTurns(db, [
+    const [open] = await addCalls(dbOf(), 1);
+    const [closed] = await addCalls(dbOf(), 1, 'completed');
+    const rows = await appendTurns(dbOf(), [
       { callId: open, turn: { seq: 1, userText: 'a' } },
       { callId: closed, turn: { seq: 1, userText: 'b' } },
       { callId: 999_999_999, turn: { seq: 1, userText: 'c' } },
     ]);
     expect(rows.map((r) => r?.call_id ?? null)).toEqual([open, null, null]);
-    const n = await db.query<{ n: number }>('select count(*)::int as n from call_turns where call_id = any($1)', [
+    const n = await dbOf().query<{ n: number }>('select count(*)::int as n from call_turns where call_id = any($1)', [
       [open, closed],
     ]);
     expect(n.rows[0].n).toBe(1);
