@@ -21,6 +21,7 @@ import agiRecord from '../../nodes/agi-record/agi-record';
 import agiHangup from '../../nodes/agi-hangup/agi-hangup';
 import storeNode from '../../nodes/ai-dialer-store/ai-dialer-store';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -36,7 +37,7 @@ beforeAll((done) => {
   helper.startServer(done);
 });
 afterAll((done) => {
-  fs.rmSync(root, { recursive: true, force: true });
+  removeScratch(root);
   helper.stopServer(done);
 });
 afterEach(() => helper.unload());

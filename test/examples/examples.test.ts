@@ -18,6 +18,7 @@ import { runAgiCall } from '../../src/sim/agi-client';
 import { acquireDb, releaseDb, type Db } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 import { givenCall } from '../helpers/call-token';
+import { removeScratch } from '../helpers/scratch';
 
 // Node-RED's own node modules, loaded by path at run time (as Node-RED does)
 const nodeLoad = createRequire(__filename);
@@ -246,7 +247,7 @@ afterAll(async () => {
     if (savedEnv[k] === undefined) delete process.env[k];
     else process.env[k] = savedEnv[k];
   }
-  fs.rmSync(root, { recursive: true, force: true });
+  removeScratch(root);
 });
 
 /**

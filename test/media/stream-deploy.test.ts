@@ -24,6 +24,7 @@ import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
 import { replyDoneSwitch } from '../helpers/flow-nodes';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -36,7 +37,7 @@ beforeAll((done) => {
   helper.startServer(done);
 });
 afterAll((done) => {
-  fs.rmSync(root, { recursive: true, force: true });
+  removeScratch(root);
   helper.stopServer(done);
 });
 afterEach(() => helper.unload());

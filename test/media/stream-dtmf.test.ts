@@ -30,6 +30,7 @@ import ttsSpeak from '../../nodes/tts-speak/tts-speak';
 import sttTranscribe from '../../nodes/stt-transcribe/stt-transcribe';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -43,7 +44,7 @@ describe('DTMF in a streaming conversation', () => {
     helper.startServer(done);
   });
   afterAll((done) => {
-    fs.rmSync(root, { recursive: true, force: true });
+    removeScratch(root);
     helper.stopServer(done);
   });
   afterEach(() => helper.unload());

@@ -29,6 +29,7 @@ import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
 import { replyDoneSwitch } from '../helpers/flow-nodes';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -73,7 +74,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => helper.startServer(r));
 });
 afterAll(async () => {
-  fs.rmSync(root, { recursive: true, force: true });
+  removeScratch(root);
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
   await new Promise<void>((r) => helper.stopServer(r));

@@ -23,6 +23,7 @@ import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
 import { replyDoneSwitch } from '../helpers/flow-nodes';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -35,7 +36,7 @@ beforeAll((done) => {
   helper.startServer(done);
 });
 afterAll((done) => {
-  fs.rmSync(root, { recursive: true, force: true });
+  removeScratch(root);
   helper.stopServer(done);
 });
 afterEach(() => helper.unload());

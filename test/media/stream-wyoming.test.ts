@@ -21,6 +21,7 @@ import fastagiIn from '../../nodes/fastagi-in/fastagi-in';
 import ttsSpeak from '../../nodes/tts-speak/tts-speak';
 import llmTurn from '../../nodes/llm-turn/llm-turn';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -75,7 +76,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await wy.stop();
-  fs.rmSync(root, { recursive: true, force: true });
+  removeScratch(root);
   await new Promise<void>((r) => helper.stopServer(r));
 });
 afterEach(() => helper.unload());

@@ -30,6 +30,7 @@ import llmServer from '../../nodes/ai-dialer-llm/ai-dialer-llm';
 import catchNode from '@node-red/nodes/core/common/25-catch.js';
 import switchNode from '@node-red/nodes/core/function/10-switch.js';
 import { replyDoneSwitch } from '../helpers/flow-nodes';
+import { removeScratch } from '../helpers/scratch';
 
 helper.init(require.resolve('node-red'));
 
@@ -45,7 +46,7 @@ beforeAll((done) => {
 });
 afterAll((done) => {
   helper.stopServer(() => {
-    fs.rmSync(root, { recursive: true, force: true });
+    removeScratch(root);
     done();
   });
 });
