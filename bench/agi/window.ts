@@ -7,7 +7,8 @@
  * two runs; what the compiler still does inside the window stays in (see `callgrind_annotate` of the output).
  * Run: `npm run build && nice -n 19 node dist/bench/agi/window.js <kind> [sessions=1000]`. Env:
  * BENCH_AGI_BEFORE (kind `before`), BENCH_AGI_VG_WARMUP_MS (20000), BENCH_AGI_VG_MS (30000),
- * BENCH_AGI_VG_KEEP=<dir> (keep the callgrind output there).
+ * BENCH_AGI_VG_KEEP=<dir> (keep the callgrind output there), BENCH_AGI_SERVER_ARGS (node options of the server, e.g.
+ * `--perf-basic-prof`: /tmp/perf-<pid>.map names the JIT-compiled functions of the callgrind output, see jitnames.ts).
  */
 import fs from 'fs';
 import os from 'os';
@@ -48,6 +49,7 @@ export async function countWindow(
       `--callgrind-out-file=${out}`,
       '--log-file=/dev/null',
       process.execPath,
+      ...(process.env.BENCH_AGI_SERVER_ARGS ?? '').split(' ').filter(Boolean),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -78,11 +78,18 @@ function nextSessionId(): string {
  * late; an idle time measured from it is never too long (idleMs reads 0 until the stamp).
  */
 const STAMP_MS = 20;
-const unstamped: FastAgiSession[] = [];
+/**
+ * The sessions waiting for a stamp: the first `unstampedCount` entries. The array keeps its length (an
+ * array cut to length 0 drops its backing store, and grows a new one step by step in the next period).
+ */
+const unstamped: Array<FastAgiSession | undefined> = [];
+let unstampedCount = 0;
 /** One timer for the process, created once and re-armed with refresh() (no allocation per stamp). */
 let stampTimer: NodeJS.Timeout | undefined;
 function stampLater(s: FastAgiSession): void {
-  if (unstamped.push(s) > 1) return; // the timer is set already
+  if (unstampedCount < unstamped.length) unstamped[unstampedCount] = s;
+  else unstamped.push(s);
+  if (++unstampedCount > 1) return; // the timer is set already
   if (stampTimer === undefined) {
     stampTimer = setTimeout(stampAll, STAMP_MS);
     stampTimer.unref();
@@ -90,8 +97,12 @@ function stampLater(s: FastAgiSession): void {
 }
 function stampAll(): void {
   const now = Date.now();
-  for (let i = 0; i < unstamped.length; i++) unstamped[i].stamp(now);
-  unstamped.length = 0;
+  const n = unstampedCount;
+  unstampedCount = 0;
+  for (let i = 0; i < n; i++) {
+    (unstamped[i] as FastAgiSession).stamp(now);
+    unstamped[i] = undefined; // holds no session past its stamp
+  }
 }
 
 // Sessions closed by us wait for Asterisk to close its side; one sweeper destroys the stragglers.
@@ -148,7 +159,14 @@ class Pending {
 
 function noop(): void {}
 
-export type SessionPhase = 'env' | 'ready' | 'closed';
+/**
+ * The session's phase as a small integer (compared on every command: an integer comparison, where the
+ * names would be string comparisons).
+ */
+const ENV = 0;
+const READY = 1;
+const CLOSED = 2;
+type Phase = typeof ENV | typeof READY | typeof CLOSED;
 
 /** Sample rate Asterisk reports endpos in for the formats we use. */
 const RATE = 8000;
@@ -176,7 +194,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private endingReason?: string;
   private _remote?: string;
   private _hungUp = false;
-  private phase: SessionPhase = 'env';
+  private phase: Phase = ENV;
   /** The bytes of a line not finished yet (its end comes in a later read). */
   private rest: Buffer | undefined = undefined;
   private envLines = 0;
@@ -208,7 +226,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     this.o = resolveSessionOptions(opts);
     this.id = opts.id ?? nextSessionId();
     if (this.o.setNoDelay) socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', this.onData);
     socket.on('error', (err) => this.onSocketGone(err));
     socket.on('close', () => this.onSocketGone());
   }
@@ -225,16 +243,16 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   }
 
   get hungUp(): boolean {
-    return this._hungUp || this.phase === 'closed';
+    return this._hungUp || this.phase === CLOSED;
   }
 
   get closed(): boolean {
-    return this.phase === 'closed';
+    return this.phase === CLOSED;
   }
 
   /** True once the environment block has been read. */
   get ready(): boolean {
-    return this.phase === 'ready';
+    return this.phase === READY;
   }
 
   /** True once endPolitely began: the session says its goodbye itself and hangs up. */
@@ -261,7 +279,31 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
    * complete lines (UTF-8 never has a newline byte inside a character, so a line's bytes are always
    * whole characters). An unfinished line waits in `rest` (bytes; at most `maxLineLength`).
    */
-  private onData(chunk: Buffer): void {
+  private readonly onData = (chunk: Buffer): void => {
+    // The usual read: the whole reply to the GET (FULL) VARIABLE in flight, and nothing else.
+    const p = this.inflight;
+    if (
+      p !== undefined &&
+      p.map === variableValue &&
+      this.rest === undefined &&
+      this.owed === 0 &&
+      this.multi === undefined
+    ) {
+      const v = varReplyChunk(chunk, this.o.maxLineLength);
+      if (v !== null) {
+        this.inflight = undefined;
+        if (p.timer !== undefined) clearTimeout(p.timer);
+        if (p.shared) this.spare = p;
+        p.resolve(v);
+        this.next();
+        return;
+      }
+    }
+    this.onBytes(chunk);
+  };
+
+  /** Any read (lines found by a byte scan; see onData for the usual one). */
+  private onBytes(chunk: Buffer): void {
     let b = chunk;
     if (this.rest !== undefined) {
       b = Buffer.concat([this.rest, chunk]);
@@ -270,7 +312,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     const len = b.length;
     const max = this.o.maxLineLength;
     let start = 0;
-    if (this.phase === 'env') {
+    if (this.phase === ENV) {
       // the environment's complete lines as one text, parsed in place (and the lines after the block)
       const last = b.lastIndexOf(10);
       if (last !== -1) {
@@ -312,16 +354,16 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       if (end - start > this.o.maxLineLength)
         return this.fail('protocol', `line longer than ${this.o.maxLineLength} bytes`);
       // Environment lines are parsed in place (no per-line string); everything else line by line.
-      if (this.phase === 'env') this.onEnvRange(buf, start, end);
+      if (this.phase === ENV) this.onEnvRange(buf, start, end);
       else this.onLine(buf.slice(start, end));
-      if (this.phase === 'closed') return;
+      if (this.phase === CLOSED) return;
       start = nl + 1;
       nl = buf.indexOf('\n', start);
     }
   }
 
   private onLine(line: string): void {
-    if (this.phase === 'env') return this.onEnvLine(line);
+    if (this.phase === ENV) return this.onEnvLine(line);
     if (this.multi) {
       this.multi.push(line);
       if (line.startsWith('520 ')) {
@@ -412,7 +454,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private onEnvLine(line: string): void {
     if (line === '') {
       if (this.envLines === 0) return this.fail('bad_env', 'empty environment block');
-      this.phase = 'ready';
+      this.phase = READY;
       if (this._env === undefined) this.buildEnv();
       this.hooks?.onEnv(this);
       this.emit('env', this.env);
@@ -429,7 +471,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private fail(reason: string, message: string): void {
     const err = new StageError('agi', 'bad_response', message);
     (err as StageError & { reason?: string }).reason = reason;
-    if (this.phase === 'env') {
+    if (this.phase === ENV) {
       this.hooks?.onEnvError(this, err, reason);
       this.emit('envError', err, reason);
     } else this.emit('protocolError', err);
@@ -519,9 +561,9 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   }
 
   private onSocketGone(err?: Error): void {
-    if (this.phase === 'closed') return;
-    const wasEnv = this.phase === 'env';
-    this.phase = 'closed';
+    if (this.phase === CLOSED) return;
+    const wasEnv = this.phase === ENV;
+    this.phase = CLOSED;
     lingering.delete(this);
     if (this.cmdTimer) clearTimeout(this.cmdTimer);
     // Build the error only when someone will see it: most sessions end with nothing pending.
@@ -562,11 +604,10 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     own = false,
     dead = false,
   ): Promise<T> {
-    if (this.phase === 'closed') return Promise.reject(new StageError('agi', 'network', `${verb}: connection closed`));
-    if (this._hungUp && !dead) return Promise.reject(hangupError(verb));
-    if (this.endingReason !== undefined && !own) return Promise.reject(this.endingError(verb));
-    if (this.phase === 'env')
-      return Promise.reject(new StageError('agi', 'internal', `${verb}: environment not read yet`));
+    if (this.phase !== READY || this._hungUp || this.endingReason !== undefined) {
+      const refused = this.refusal(verb, own, dead);
+      if (refused !== undefined) return Promise.reject(refused);
+    }
     let p = this.spare;
     if (p) {
       this.spare = undefined;
@@ -581,6 +622,15 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     if (this.inflight) this.queue.push(p);
     else this.dispatch(p);
     return promise;
+  }
+
+  /** Why a command may not be sent now (closed, hung up, ending, or before the environment), if it may not. */
+  private refusal(verb: string, own: boolean, dead: boolean): StageError | undefined {
+    if (this.phase === CLOSED) return new StageError('agi', 'network', `${verb}: connection closed`);
+    if (this._hungUp && !dead) return hangupError(verb);
+    if (this.endingReason !== undefined && !own) return this.endingError(verb);
+    if (this.phase === ENV) return new StageError('agi', 'internal', `${verb}: environment not read yet`);
+    return undefined;
   }
 
   private dispatch(p: Pending): void {
@@ -621,7 +671,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   private readonly onSharedTimer = (): void => {
     this.cmdTimerArmed = false;
     const p = this.inflight;
-    if (!p || !p.shared || this.phase === 'closed') return;
+    if (!p || !p.shared || this.phase === CLOSED) return;
     if (!this.stamped) return this.armSharedTimer(p.timeoutMs);
     const left = this.lastActivityAt + p.timeoutMs - Date.now();
     if (left > 0) this.armSharedTimer(left);
@@ -801,7 +851,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   /** HANGUP; resolves undefined instead of failing when the caller is already gone. */
   async hangup(): Promise<AgiReply | undefined> {
-    if (this._hungUp || this.phase !== 'ready') return undefined;
+    if (this._hungUp || this.phase !== READY) return undefined;
     this.hangupRequested = true;
     try {
       return await this.run('HANGUP');
@@ -825,7 +875,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     reason: string,
     goodbye: () => Promise<{ path: string; durationMs: number; release?(): void } | undefined>,
   ): Promise<boolean> {
-    if (this._hungUp || this.phase !== 'ready' || this.endingReason !== undefined) return false;
+    if (this._hungUp || this.phase !== READY || this.endingReason !== undefined) return false;
     this.endingReason = reason;
     // commands the flow queued behind the one in flight are not written
     const q = this.queue;
@@ -861,7 +911,7 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
 
   /** End the AGI: half-close, then destroy if Asterisk does not close within `graceMs`. */
   close(graceMs = 2000): void {
-    if (this.phase === 'closed') return;
+    if (this.phase === CLOSED) return;
     if (!this.socket.writableEnded) this.socket.end();
     linger(this, graceMs);
   }
@@ -885,6 +935,22 @@ function shortText(b: Buffer, s: number, e: number): string {
     v += String.fromCharCode(c);
   }
   return v;
+}
+
+/**
+ * The value of a chunk that is exactly one `200 result=1 (<value>)` line (GET (FULL) VARIABLE's reply when the
+ * variable is set), ending in \n or \r\n and at most `max` bytes long without it; else null (the general path
+ * reads it). The same value varReplyBytes gives for that line, found with one pass over the value's bytes.
+ */
+function varReplyChunk(b: Buffer, max: number): string | null {
+  const len = b.length;
+  if (len < 16 || b[len - 1] !== 10) return null;
+  let end = len - 1;
+  if (b[end - 1] === 13) end--;
+  if (end > max || end <= 14 || b[end - 1] !== 41 || !isVarReply(b, 0)) return null;
+  const e = end - 1;
+  for (let i = 14; i < e; i++) if (b[i] === 10) return null; // more than one line
+  return e <= 22 ? shortText(b, 14, e) : b.toString(undefined, 14, e);
 }
 
 /** The first \n in b[from, to), or -1 (a loop: `Buffer#indexOf` is a call into C++, and a reply line is short). */

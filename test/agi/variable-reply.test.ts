@@ -95,6 +95,49 @@ test('a HANGUP right behind a reply: the reply answers, the queued command fails
   }
 });
 
+test('a read that starts like a GET VARIABLE reply and ends in ")\\n" but holds two lines', async () => {
+  // the reply is the first line only; the second is a line of its own (here one nobody asked for)
+  const far = await connect();
+  try {
+    const s = far.session;
+    const unexpected: string[] = [];
+    s.on('unexpected', (raw: string) => unexpected.push(raw));
+    const a = s.getVariable('A');
+    await waitFor(() => far.lines.length === 1, 5000, 'GET VARIABLE written');
+    far.send('200 result=1 (a (x)\r\n200 result=1 (b)\n');
+    await expect(a).resolves.toBe('a (x');
+    await waitFor(() => unexpected.length === 1, 5000, 'the second line');
+    expect(unexpected).toEqual(['200 result=1 (b)']);
+    const b = s.getVariable('B'); // the session goes on
+    await waitFor(() => far.lines.length === 2, 5000, 'second GET VARIABLE written');
+    far.send('200 result=1 (b)\n');
+    await expect(b).resolves.toBe('b');
+  } finally {
+    await far.close();
+  }
+});
+
+test('a GET VARIABLE reply longer than maxLineLength in one read is a protocol error', async () => {
+  const far = await connect({ maxLineLength: 40 });
+  try {
+    const s = far.session;
+    const errors: Error[] = [];
+    s.on('protocolError', (e: Error) => errors.push(e));
+    const ok = s.getVariable('A');
+    await waitFor(() => far.lines.length === 1, 5000, 'GET VARIABLE written');
+    far.send(`200 result=1 (${'v'.repeat(25)})\r\n`); // 40 bytes without its CRLF: the longest line allowed
+    await expect(ok).resolves.toBe('v'.repeat(25));
+    const p = s.getVariable('B');
+    await waitFor(() => far.lines.length === 2, 5000, 'second GET VARIABLE written');
+    far.send(`200 result=1 (${'v'.repeat(26)})\n`); // 41 bytes
+    await expect(p).rejects.toMatchObject({ kind: 'bad_response' });
+    expect(errors.map((e) => e.message)).toEqual(['agi: line longer than 40 bytes']);
+    expect(s.closed).toBe(true);
+  } finally {
+    await far.close();
+  }
+});
+
 test('UTF-8: a character split between two reads, in a GET VARIABLE value and in another reply', async () => {
   const far = await connect();
   try {
