@@ -44,3 +44,27 @@ test('idle time: never longer than the silence since the last reply, and it grow
     await far.close();
   }
 });
+
+test('the stamp list is reused from one period to the next: a session is stamped for its own activity only', async () => {
+  // three sessions answered in one stamp period, then only the first one in a later period: the other two
+  // (still in the list's slots from the first period) must keep their first stamp
+  const fars = [await connectFarAgi(), await connectFarAgi(), await connectFarAgi()];
+  try {
+    const answer = async (i: number, n: number) => {
+      const p = fars[i].session.getVariable('A');
+      await waitFor(() => fars[i].lines.length === n, 5000, 'GET VARIABLE written');
+      fars[i].send('200 result=1 (a)\n');
+      await expect(p).resolves.toBe('a');
+    };
+    await Promise.all([answer(0, 1), answer(1, 1), answer(2, 1)]);
+    await new Promise((r) => setTimeout(r, 150));
+    await answer(0, 2);
+    await new Promise((r) => setTimeout(r, 150));
+    const [a, b, c] = fars.map((f) => f.session.idleMs);
+    expect(a).toBeGreaterThan(0); // stamped
+    expect(b).toBeGreaterThanOrEqual(a + 100);
+    expect(c).toBeGreaterThanOrEqual(a + 100);
+  } finally {
+    for (const f of fars) await f.close();
+  }
+});
