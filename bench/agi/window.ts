@@ -8,7 +8,8 @@
  * Run: `npm run build && nice -n 19 node dist/bench/agi/window.js <kind> [sessions=1000]`. Env:
  * BENCH_AGI_BEFORE (kind `before`), BENCH_AGI_VG_WARMUP_MS (20000), BENCH_AGI_VG_MS (30000),
  * BENCH_AGI_VG_KEEP=<dir> (keep the callgrind output there), BENCH_AGI_SERVER_ARGS (node options of the server, e.g.
- * `--perf-basic-prof`: /tmp/perf-<pid>.map names the JIT-compiled functions of the callgrind output, see jitnames.ts).
+ * `--perf-basic-prof`: /tmp/perf-<pid>.map names the JIT-compiled functions of the callgrind output, see jitnames.ts; the
+ * output names the server's pid and the kept file).
  */
 import fs from 'fs';
 import os from 'os';
@@ -37,7 +38,14 @@ export async function countWindow(
   warmupMs: number,
   windowMs: number,
   keep?: string,
-): Promise<{ instructions: number; commands: number; sessions: number; errors: number }> {
+): Promise<{
+  instructions: number;
+  commands: number;
+  sessions: number;
+  errors: number;
+  pid?: number;
+  kept?: string;
+}> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agi-cg-'));
   const out = path.join(dir, 'callgrind.out');
   const srv = fork(path.join(__dirname, 'server' + ext), [], {
@@ -76,8 +84,17 @@ export async function countWindow(
     const text = fs.readFileSync(out, 'utf8');
     const totals = /^totals:\s+(\d+)/m.exec(text);
     if (!totals) throw new Error(`no instruction count in ${out}`);
-    if (keep) fs.copyFileSync(out, path.join(keep, `callgrind-${kind}-${sessions}-${Date.now()}.out`));
-    return { instructions: Number(totals[1]), commands: r.commands, sessions: r.sessions, errors: r.errors };
+    const kept = keep ? path.join(keep, `callgrind-${kind}-${sessions}-${Date.now()}.out`) : undefined;
+    if (kept) fs.copyFileSync(out, kept);
+    // pid: the server's, so its /tmp/perf-<pid>.map when it ran with --perf-basic-prof
+    return {
+      instructions: Number(totals[1]),
+      commands: r.commands,
+      sessions: r.sessions,
+      errors: r.errors,
+      pid: srv.pid,
+      kept,
+    };
   } finally {
     if (load.connected) load.disconnect();
     if (srv.connected) srv.disconnect();
