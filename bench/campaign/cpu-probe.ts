@@ -10,6 +10,8 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> PROBE_LAYOUT=uniform20 PROBE_CONTACTS=200000 \
  *     PROBE_BLOCKS=8 PROBE_BLOCK=300 PROBE_BATCH=1 node dist/bench/campaign/cpu-probe.js
  *
+ * PROBE_SIDES=peer,ours,ours=<sql file>: the contenders (ratios to the first); `ours=<file>` is ours with that SQL
+ * run on its copy after the migrations (e.g. an older claim_contacts: before vs after on one template).
  * PROBE_TEMPLATE=<name>: reuse (or create and keep) that seeded template instead of seeding a throwaway one.
  * PROBE_PEER_PREPARED=1: the peer as a named prepared statement (the bench sends it unnamed, planned each time).
  * PROBE_OURS_DIST=<another build's dist>: that build's claimContacts / openDb for ours (before vs after on one
@@ -119,13 +121,6 @@ async function main(): Promise<void> {
       await admin((c) => c.query(`create database ${name} template ${tpl}`));
       dbs.push(name);
       const url = dbUrl(name);
-      if (sqlFile) {
-        // a variant of ours: that SQL applied to its copy (e.g. another claim_contacts)
-        const c = new Client({ connectionString: url });
-        await c.connect();
-        await c.query(fs.readFileSync(sqlFile, 'utf8'));
-        await c.end();
-      }
       if (who === 'peer') {
         const c = new Client({ connectionString: url });
         await c.connect();
@@ -135,6 +130,12 @@ async function main(): Promise<void> {
       if (who === 'ours') {
         // the store's pool of one: the claim as the campaign manager sends it (named, warmed connection)
         const db: Db = await openDb({ url, poolSize: 1 });
+        if (sqlFile) {
+          // a variant of ours: that SQL applied to its copy once migrated (e.g. an older claim_contacts), then the
+          // connection warmed again
+          await db.query(fs.readFileSync(sqlFile, 'utf8'));
+          await db.query('select claim_warm()');
+        }
         const pid = async () => (await db.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
         const args = [cid, BATCH, NOW.toISOString(), 'w0', 2];
         sides.push({
