@@ -120,7 +120,11 @@ class Child {
     if (i >= 0) return Promise.resolve(this.got.splice(i, 1)[0]);
     if (this.exited) return Promise.reject(this.exited);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${this.name}: no ${type} within ${timeoutMs} ms`)), timeoutMs);
+      // a guard only: it never keeps the bench alive once the cases are done
+      const t = setTimeout(
+        () => reject(new Error(`${this.name}: no ${type} within ${timeoutMs} ms`)),
+        timeoutMs,
+      ).unref();
       this.waiting.push({
         type,
         resolve: (m) => (clearTimeout(t), resolve(m)),
@@ -297,6 +301,7 @@ async function runCase(c: Case): Promise<Row> {
       // the far end's own lateness: the RECORD FILE reply sent after the recording was due to end
       const late = (s.turns as number[]).map((t, i) => t - (s.afterReply as number[])[i]).sort((a, b) => a - b);
       const eng = (r0.eng as number[]).sort((a, b) => a - b);
+      if (process.env.BENCH_CALLS_TIMELINE) printTimeline(c, s, greeted);
       const peak = results.reduce((a, r) => a + Number(r.peak), 0);
       const cpuMs = results.reduce((a, r) => a + Number(r.cpuMs), 0);
       const growth = results.reduce((a, r) => a + Number(r.rssGrowth), 0);
@@ -438,6 +443,39 @@ export async function run(): Promise<Row[]> {
     }
     return out;
   });
+}
+
+/**
+ * BENCH_CALLS_TIMELINE=1: per second of the case (from the first greeting), the calls greeted and the turns due
+ * in that second, with those turns' p50 / p99 / max and the far end's lateness p99 (stderr): where the tail comes from.
+ */
+function printTimeline(c: Case, s: Record<string, unknown>, greeted: number[]): void {
+  const t0 = greeted.length ? Math.min(...greeted) : 0;
+  const dueAt = (s.turnsDueAt as number[] | undefined) ?? [];
+  const turns = s.turns as number[];
+  const afterReply = s.afterReply as number[];
+  const secs = new Map<number, { g: number; t: number[]; late: number[] }>();
+  const at = (ms: number) => {
+    const k = Math.floor((ms - t0) / 1000);
+    let e = secs.get(k);
+    if (!e) secs.set(k, (e = { g: 0, t: [], late: [] }));
+    return e;
+  };
+  for (const g of greeted) at(g).g++;
+  turns.forEach((t, i) => {
+    const e = at(dueAt[i]);
+    e.t.push(t);
+    e.late.push(t - afterReply[i]);
+  });
+  const lines = [...secs.keys()]
+    .sort((a, b) => a - b)
+    .map((k) => {
+      const e = secs.get(k)!;
+      const t = e.t.sort((a, b) => a - b);
+      const l = e.late.sort((a, b) => a - b);
+      return `  ${String(k).padStart(3)}s greeted ${String(e.g).padStart(4)} turns ${String(t.length).padStart(4)} p50 ${pct(t, 50)} p99 ${pct(t, 99)} max ${t.length ? t[t.length - 1] : 0} sim_late_p99 ${pct(l, 99)}`;
+    });
+  console.error(`timeline ${c.db}:${c.n}:${c.runtimes}${c.build ? `:${c.build}` : ''}\n${lines.join('\n')}`);
 }
 
 if (require.main === module) {

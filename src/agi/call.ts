@@ -1,7 +1,7 @@
 /**
  * What a FastAGI session tells us about its call: msg.call per docs/reference/msg.md, from AGI arguments
  * (`key=value` or a bare first argument = call id) and channel variables (CALL_ID, CONTACT_PHONE,
- * CAMPAIGN_ID, CONTACT_ID, AMDSTATUS, AMDCAUSE) read with GET VARIABLE.
+ * CAMPAIGN_ID, CONTACT_ID, AMDSTATUS, AMDCAUSE, AMD_PATH) read in one GET FULL VARIABLE (one by one when that fails).
  */
 import { envArgs, parseNetworkScript } from './protocol';
 import type { AgiSession } from './types';
@@ -74,33 +74,73 @@ export function valuesFromArgs(env: Record<string, string>): Record<string, stri
   return out;
 }
 
+/** The channel variables that describe a call, read when the AGI arguments do not give them. */
+const CALL_VARIABLES = [
+  'CALL_DIRECTION',
+  'CALL_ID',
+  'CONTACT_PHONE',
+  'CAMPAIGN_ID',
+  'CONTACT_ID',
+  'AMDSTATUS',
+  'AMDCAUSE',
+  'AMD_PATH',
+] as const;
+
+/** Between the values of one GET FULL VARIABLE (a value holding it makes the reply unreadable: read one by one). */
+const JOIN = '|';
+
 /**
- * The call's FastAGI token (channel variable CALL_TOKEN, set at originate), read with GET VARIABLE only:
- * never from AGI arguments (they show in Asterisk's logs). Kept out of msg.call.
+ * Channel variables in one round trip: `GET FULL VARIABLE "${A}|${B}|..."` (an unset variable reads as empty,
+ * as GET VARIABLE's unset reads here). When the reply does not split into exactly one value per name (a value
+ * holding `|`, a refused command), each is read with its own GET VARIABLE. Empty values are left out.
  */
-export async function readCallToken(s: AgiSession): Promise<string | undefined> {
-  const v = await s.getVariable('CALL_TOKEN');
-  return v === undefined || v === '' ? undefined : v;
+export async function readVariables(s: AgiSession, names: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  if (!names.length) return out;
+  let parts: string[] | undefined;
+  if (names.length > 1) {
+    const joined = await s.getFullVariable(names.map((n) => `\${${n}}`).join(JOIN)).catch(() => undefined);
+    parts = joined?.split(JOIN);
+  }
+  if (parts?.length === names.length) {
+    names.forEach((n, i) => {
+      if (parts![i] !== '') out[n] = parts![i];
+    });
+    return out;
+  }
+  for (const n of names) {
+    const v = await s.getVariable(n);
+    if (v !== undefined && v !== '') out[n] = v;
+  }
+  return out;
 }
 
 /** Read the call's identity from the session: arguments first, then channel variables. */
 export async function readCall(s: AgiSession): Promise<AgiCall> {
+  return (await readCallAndToken(s, false)).call;
+}
+
+/**
+ * The call's identity and, for a call that names one (not inbound), its FastAGI token: every variable the
+ * arguments do not give, in one round trip. The token (channel variable CALL_TOKEN, set at originate) is read
+ * from the channel only, never from AGI arguments (they show in Asterisk's logs), and is kept out of msg.call.
+ */
+export async function readCallAndToken(
+  s: AgiSession,
+  withToken = true,
+): Promise<{ call: AgiCall; token: string | undefined }> {
   const vals = valuesFromArgs(s.env);
-  for (const name of [
-    'CALL_DIRECTION',
-    'CALL_ID',
-    'CONTACT_PHONE',
-    'CAMPAIGN_ID',
-    'CONTACT_ID',
-    'AMDSTATUS',
-    'AMDCAUSE',
-    'AMD_PATH',
-  ]) {
-    if (vals[name] === undefined) {
-      const v = await s.getVariable(name);
-      if (v !== undefined && v !== '') vals[name] = v;
-    }
-  }
+  const names: string[] = CALL_VARIABLES.filter((n) => vals[n] === undefined);
+  if (withToken) names.push('CALL_TOKEN');
+  const read = await readVariables(s, names);
+  const token = read.CALL_TOKEN;
+  delete read.CALL_TOKEN;
+  Object.assign(vals, read);
+  const call = callOf(s, vals);
+  return { call, token: call.id === undefined ? undefined : token };
+}
+
+function callOf(s: AgiSession, vals: Record<string, string>): AgiCall {
   // An inbound call (the dialplan's CALL_DIRECTION=inbound) gets a fresh record: it cannot name an existing one.
   const inbound = vals.CALL_DIRECTION?.trim().toLowerCase() === 'inbound';
   const id = inbound ? undefined : callIdValue(vals.CALL_ID);

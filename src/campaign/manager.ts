@@ -49,6 +49,7 @@ import { amdArgs, parseAmdSettings, parseRecordingSettings, settingOr } from './
 import { setRecordingPath, sweepRecordings } from '../calls/call-recordings';
 import { newCallToken, storeCallTokens } from '../agi/call-token';
 import { HOLD_MS, type LoadGate } from './load-gate';
+import { callCampaign, forgetCallContext, rememberCallContext } from '../llm/context';
 
 /** msg.call for a call to place (docs/reference/msg.md). */
 export interface PlaceCall {
@@ -317,6 +318,11 @@ export class CampaignRunner {
       attempt: c.attempt,
       amdEnabled: !!c.amdEnabled,
     };
+    // the greeting's context, without a read when the answered session comes back here (src/llm/context.ts)
+    rememberCallContext(c.callId, {
+      contact: { id: c.contactId, name: c.name, phone: c.phone, timezone: c.timezone, fields: c.fields ?? {} },
+      campaign: callCampaign(this.campaign),
+    });
     const settings = (this.campaign.settings ?? {}) as Record<string, unknown>;
     if (call.amdEnabled) call.amdParams = amdArgs(settingOr(parseAmdSettings, settings.amd));
     if (settingOr(parseRecordingSettings, settings.recording).enabled) {
@@ -362,6 +368,7 @@ export class CampaignRunner {
   /** An outcome for one of our calls arrived: free the slot. */
   release(callId: number): boolean {
     const had = this.inFlight.delete(callId);
+    forgetCallContext(callId);
     this.progressDirty = true;
     if (had) this.kick();
     this.scheduleProgress();

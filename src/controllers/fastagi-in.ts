@@ -6,7 +6,7 @@
 import { AgiServer, resolveServerOptions, type Refusal } from '../agi/server';
 import { callIdOfEnv } from '../agi/refusals';
 import { recordRefusal } from '../campaign/refusals';
-import { readCall, readCallToken, type AgiCall } from '../agi/call';
+import { readCallAndToken, type AgiCall } from '../agi/call';
 import { envArgs, parseNetworkScript } from '../agi/protocol';
 import { registerSession, sessionsByCallId } from '../agi/registry';
 import type { FastAgiSession } from '../agi/session';
@@ -207,9 +207,11 @@ export class FastAgiInController {
   private async onSession(s: FastAgiSession): Promise<void> {
     let call: AgiCall | undefined;
     try {
-      call = await readCall(s);
-      // A session drives only a call it was given (src/agi/call-token.ts): refused ones never reach the flow.
-      const token = call.id === undefined ? undefined : await readCallToken(s);
+      // The call's variables and its token in one round trip. A session drives only a call it was given
+      // (src/agi/call-token.ts): refused ones never reach the flow.
+      const read = await readCallAndToken(s);
+      call = read.call;
+      const token = read.token;
       const verdict = await admitSession(this.records, s.id, call, token);
       if (!verdict.ok) {
         this.server?.refuseSession(s, verdict.reason, verdict.message);

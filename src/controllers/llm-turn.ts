@@ -15,7 +15,7 @@ import {
   type ScriptIntent,
   type TurnSettings,
 } from '../llm';
-import { loadCallContext } from '../llm/context';
+import { loadCallContext, takeCallContext } from '../llm/context';
 import { TextQueue } from '../llm/stream';
 import { getMedia } from '../media/registry';
 import type { MediaSession } from '../media/session';
@@ -253,6 +253,13 @@ export class LlmTurnController {
     const needCampaign = !msg.campaign && call.campaignId;
     if (!needContact && !needCampaign) return;
     let p = this.contexts.get(callKey);
+    const known = p ? undefined : takeCallContext(call.id);
+    if (known && (!needContact || known.contact) && (!needCampaign || known.campaign)) {
+      // a call this process placed: its claim gave both (src/llm/context.ts)
+      p = Promise.resolve(known as CallContext);
+      this.contexts.set(callKey, p);
+      if (this.contexts.size > MAX_CONTEXTS) this.contexts.delete(this.contexts.keys().next().value as string);
+    }
     if (!p) {
       const ids = { contactId: call.contactId as number | null, campaignId: call.campaignId as number | null };
       // on the greeting's path: a read on connections of its own, not queued behind the pool's writes

@@ -24,6 +24,7 @@ import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 import { DialerError, errorMessage } from '../util/errors';
 import { requireOptional } from '../util/optional';
 import { DEFAULT_ROOT, checkRoot } from './topics';
+import { LocalClient, type LocalBroker } from './local-client';
 
 // aedes 1.x is an ES module. Node >= 20.19 can require() it; Node's own require (createRequire) is used so
 // that test runners with their own module registry (Jest) load it the same way the runtime does. An optional
@@ -128,6 +129,14 @@ export class EmbeddedBroker {
     };
     aedes.on('clientError', () => undefined);
     aedes.on('connectionError', () => undefined);
+  }
+
+  /**
+   * A connection for this process's own publisher (src/events/local-client.ts): events go into the broker by
+   * a function call, not through a loopback socket to itself.
+   */
+  localClient(): LocalClient {
+    return new LocalClient(this.aedes as unknown as LocalBroker);
   }
 
   /** Start a broker listening on TCP. Port taken -> DialerError 'mqtt_port_in_use' with one clear line. */

@@ -144,7 +144,8 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
   let publisher: Publisher;
   let describe: string;
   if (r.mode === 'embedded') {
-    // WebSocket only: the broker still listens on a private loopback port for this process's publisher.
+    // WebSocket only: the broker still listens on a private loopback port (this process's publisher connects
+    // in-process, src/events/local-client.ts).
     const wsOnly = () =>
       acquireBroker({
         port: 0,
@@ -175,8 +176,7 @@ async function open(r: ResolvedBus, cfg: BusConfig): Promise<Opened> {
     } else broker = await wsOnly();
     publisher = new Publisher({
       url: broker.url,
-      username: broker.internal.username,
-      password: broker.internal.password,
+      client: broker.localClient(),
       root: r.root,
       bufferSize: cfg.bufferSize,
       progressIntervalMs: cfg.progressIntervalMs,

@@ -16,6 +16,7 @@ import { errorMessage } from '../util/errors';
 import { DialerEvent, route } from './builders';
 import { Topics } from './topics';
 import { eventFeed } from './feed';
+import type { MqttLike } from './local-client';
 
 export interface PublisherOptions {
   url: string;
@@ -30,6 +31,11 @@ export interface PublisherOptions {
   reconnectPeriodMs?: number;
   connectTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * The connection to use instead of an mqtt.js one to `url`: the embedded broker's in-process client
+   * (src/events/local-client.ts; `url` then only names the broker in logs).
+   */
+  client?: MqttLike;
 }
 
 export interface PublisherStats {
@@ -127,7 +133,7 @@ export function topicMatches(filter: string, topic: string): boolean {
 export class Publisher extends EventEmitter {
   readonly topics: Topics;
   readonly url: string;
-  private readonly client: mqtt.MqttClient;
+  private readonly client: MqttLike;
   private readonly buffer: Ring<Item>;
   private readonly progressInterval: number;
   private readonly progress = new Map<string, { last: number; pending?: Item; timer?: NodeJS.Timeout }>();
@@ -146,24 +152,26 @@ export class Publisher extends EventEmitter {
     this.log = opts.log ?? (() => undefined);
     this.buffer = new Ring(opts.bufferSize ?? 10000);
     this.progressInterval = opts.progressIntervalMs ?? 250;
-    this.client = mqtt.connect(opts.url, {
-      username: opts.username || undefined,
-      password: opts.password || undefined,
-      clientId: opts.clientId ?? `ai-dialer-${randomBytes(6).toString('hex')}`,
-      clean: true,
-      reconnectPeriod: opts.reconnectPeriodMs ?? 1000,
-      connectTimeout: opts.connectTimeoutMs ?? 5000,
-      resubscribe: true,
-      queueQoSZero: false,
-      // mqtt.js stops for good after a refused CONNACK (bad credentials, not authorised) unless told
-      // otherwise; a broker that restarts before its accounts are loaded must not end event delivery
-      reconnectOnConnackError: true,
-      // By default mqtt.js clears and re-creates its keepalive interval timer on every PUBACK (a timer, a
-      // closure and two timer-list operations per event). A PINGREQ every keepalive (60 s) on a busy
-      // connection costs nothing; the keepalive still detects a dead broker within 1.5 keepalives.
-      reschedulePings: false,
-      log: MQTT_DEBUG ? undefined : noLog,
-    });
+    this.client =
+      opts.client ??
+      mqtt.connect(opts.url, {
+        username: opts.username || undefined,
+        password: opts.password || undefined,
+        clientId: opts.clientId ?? `ai-dialer-${randomBytes(6).toString('hex')}`,
+        clean: true,
+        reconnectPeriod: opts.reconnectPeriodMs ?? 1000,
+        connectTimeout: opts.connectTimeoutMs ?? 5000,
+        resubscribe: true,
+        queueQoSZero: false,
+        // mqtt.js stops for good after a refused CONNACK (bad credentials, not authorised) unless told
+        // otherwise; a broker that restarts before its accounts are loaded must not end event delivery
+        reconnectOnConnackError: true,
+        // By default mqtt.js clears and re-creates its keepalive interval timer on every PUBACK (a timer, a
+        // closure and two timer-list operations per event). A PINGREQ every keepalive (60 s) on a busy
+        // connection costs nothing; the keepalive still detects a dead broker within 1.5 keepalives.
+        reschedulePings: false,
+        log: MQTT_DEBUG ? undefined : noLog,
+      });
     this.client.on('connect', () => {
       // Nagle off: mqtt.js leaves it on, so while a PUBLISH waits for its TCP ACK (a broker busy fanning out
       // delays it until its PUBACK or the delayed-ACK timer) the next event's packet is held back; an event

@@ -2,7 +2,8 @@
  * The contact and campaign a call's templates need (`{{contact.name}}`, `{{contact.<field>}}`,
  * `{{campaign.name}}`, `{{campaign.<setting>}}`), loaded from the store when the msg only carries
  * their ids (fastagi-in gives `msg.call.contactId` / `campaignId`). Read once per call by llm-turn,
- * which then puts them on the msg (`msg.call.contact`, `msg.campaign`) for the nodes after it.
+ * which then puts them on the msg (`msg.call.contact`, `msg.campaign`) for the nodes after it; a call this
+ * process placed has them from its claim (`rememberCallContext`), without a read.
  */
 import type { Queryable } from '../store/db';
 import { namedStatement } from '../store/db';
@@ -41,13 +42,47 @@ export async function loadCallContext(
   ]);
   const row = r.rows[0];
   if (row?.contact) out.contact = { ...row.contact, fields: row.contact.fields ?? {} };
-  const c = row?.campaign;
-  if (c) {
-    const settings = c.settings && typeof c.settings === 'object' ? c.settings : {};
-    // settings first, so a setting cannot shadow the campaign's own id or name
-    out.campaign = { ...settings, id: c.id, name: c.name, timezone: c.timezone, settings };
-  }
+  if (row?.campaign) out.campaign = callCampaign(row.campaign);
   return out;
+}
+
+/** The campaign as the msg carries it: its settings spread flat, then its own id, name and zone. */
+export function callCampaign(c: CampaignPart): CallCampaign {
+  const settings = c.settings && typeof c.settings === 'object' ? c.settings : {};
+  // settings first, so a setting cannot shadow the campaign's own id or name
+  return { ...settings, id: c.id, name: c.name, timezone: c.timezone, settings };
+}
+
+/**
+ * The context of calls this process placed, from the claim that placed them (the contact row and the campaign
+ * it was claimed for): a call's answered session comes back to the process that placed it
+ * (docs/operations/scaling.md), so its greeting needs no database read. Taken once (llm-turn keeps it for the
+ * call), dropped when the call ends unanswered; bounded.
+ */
+const placed = new Map<string, { contact?: CallContact; campaign?: CallCampaign }>();
+const MAX_PLACED = 50_000;
+
+export function rememberCallContext(
+  callId: number | string,
+  ctx: { contact?: CallContact; campaign?: CallCampaign },
+): void {
+  const key = String(callId);
+  placed.delete(key);
+  placed.set(key, ctx);
+  if (placed.size > MAX_PLACED) placed.delete(placed.keys().next().value as string);
+}
+
+/** The context remembered for a call this process placed (then forgotten), or undefined. */
+export function takeCallContext(callId: unknown): { contact?: CallContact; campaign?: CallCampaign } | undefined {
+  if (callId === undefined || callId === null) return undefined;
+  const key = String(callId);
+  const ctx = placed.get(key);
+  if (ctx) placed.delete(key);
+  return ctx;
+}
+
+export function forgetCallContext(callId: number | string): void {
+  placed.delete(String(callId));
 }
 
 interface CampaignPart {

@@ -161,9 +161,10 @@ test('200 concurrent sessions through record and hangup, with no cross-talk', as
   expect(seen.size).toBe(N);
   results.forEach((r, i) => {
     expect(r).toMatchObject({ endedBy: 'server_closed', hungUpBy: 'agi' });
-    // the reply to GET VARIABLE CALL_ID is this session's own call id (no cross-talk)
-    const ids = r.transcript.filter((t) => t.dir === 'reply' && /^200 result=1 \(1\d{3}\)$/.test(t.line));
-    expect(ids.map((t) => t.line)).toEqual([`200 result=1 (${1000 + i})`]);
+    // the reply to the identity's GET FULL VARIABLE (CALL_DIRECTION|CALL_ID|...) carries this session's own
+    // call id (no cross-talk)
+    const ids = r.transcript.filter((t) => t.dir === 'reply' && /^200 result=1 \([^|)]*\|1\d{3}\|/.test(t.line));
+    expect(ids.map((t) => t.line.split('|')[1])).toEqual([`${1000 + i}`]);
     expect(r.recordings).toHaveLength(1);
     expect(r.recordings[0]).toContain(`/call-${1000 + i}-t1-`);
   });

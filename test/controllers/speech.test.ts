@@ -15,6 +15,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { keys, recordingView } from './view';
+import { callCampaign, rememberCallContext } from '../../src/llm/context';
 
 const ac = () => new AbortController().signal;
 const wav = (text: string) => encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: syntheticSpeech(text) }, text);
@@ -146,6 +147,34 @@ describe('llm-turn', () => {
     )) as DialerMsg;
     expect(m.reply?.text).toBe('Campaign says hi');
     expect(view.warnings).toEqual(['warn.context {"error":"db down"}']);
+    expect(loads).toBe(1);
+  });
+
+  test('a call this process placed: the greeting takes its contact and campaign from the claim, no store read', async () => {
+    let loads = 0;
+    const ctl = new LlmTurnController(
+      { engine: 'scripted', greeting: 'Hi {{contact.name}} from {{campaign.company}}' },
+      recordingView(),
+      keys,
+      {
+        getDb: () => {
+          loads++;
+          return Promise.reject(new Error('must not be read'));
+        },
+      },
+    );
+    rememberCallContext(77, {
+      contact: { id: 3, name: 'Ana', phone: '+15550003', timezone: null, fields: {} },
+      campaign: callCampaign({ id: 5, name: 'Spring', timezone: 'UTC', settings: { company: 'Acme' } }),
+    });
+    const m = (await ctl.handle({ call: { id: 77, contactId: 3, campaignId: 5 } }, ac())) as DialerMsg;
+    expect(m.reply?.text).toBe('Hi Ana from Acme');
+    expect(m.call).toMatchObject({ contact: { id: 3, name: 'Ana' } });
+    expect(m.campaign).toMatchObject({ id: 5, name: 'Spring', company: 'Acme' });
+    expect(loads).toBe(0);
+    // taken once: another call with the same ids but not placed here reads the store
+    const n = (await ctl.handle({ call: { id: 78, contactId: 3, campaignId: 5 } }, ac())) as DialerMsg;
+    expect(n.call?.contact).toBeUndefined();
     expect(loads).toBe(1);
   });
 

@@ -4,8 +4,9 @@
  */
 import type { Db, Queryable } from '../../src/store/db';
 import { dbTargets, type DbTarget } from '../helpers/db';
-import { makeCampaign, makeContacts } from '../campaign/fixtures';
-import { loadCallContext } from '../../src/llm/context';
+import { makeCampaign, makeContacts, waitFor } from '../campaign/fixtures';
+import { loadCallContext, takeCallContext } from '../../src/llm/context';
+import { CampaignManager, type PlaceCall } from '../../src/campaign/manager';
 
 describe.each(dbTargets())('call context on db target %#', (mk) => {
   let target: DbTarget;
@@ -56,5 +57,37 @@ describe.each(dbTargets())('call context on db target %#', (mk) => {
     statements = 0;
     expect(await loadCallContext(counted, { contactId: null, campaignId: 0 })).toEqual({});
     expect(statements).toBe(0);
+  });
+
+  test("a placed call's context, remembered from its claim, is what the store read gives; forgotten when the call ends", async () => {
+    const cid = await makeCampaign(db, {
+      status: 'draft',
+      name: 'Placed drive',
+      timezone: 'America/Chicago',
+      callsPerSecond: 1000,
+      settings: { company: 'Acme', name: 'shadow' },
+    });
+    await makeContacts(db, cid, 2, { prefix: '+1651', tz: null });
+    await db.query(`update contacts set timezone = 'America/Denver' where campaign_id = $1 and name = 'Contact 2'`, [
+      cid,
+    ]);
+    const m = new CampaignManager({ db, worker: 'ctx', tickMs: 5, idleMs: 20, progressIntervalMs: 50 });
+    const placed: PlaceCall[] = [];
+    m.on('call', (c: PlaceCall) => placed.push(c));
+    try {
+      await m.start(cid);
+      await waitFor(() => placed.length === 2, 15000, 'two calls placed');
+      // a: the contact without a zone of its own (its claim's effective zone is the campaign's: not its own)
+      const [a, b] = placed[0].contact.name === 'Contact 1' ? placed : [placed[1], placed[0]];
+      const known = takeCallContext(a.id);
+      expect(known).toEqual(await loadCallContext(db, { contactId: a.contactId, campaignId: cid }));
+      expect(known?.contact?.timezone).toBeNull();
+      expect(takeCallContext(a.id)).toBeUndefined(); // taken once
+      // a call that ends before its session comes: dropped with the call
+      await m.handleOutcome({ id: b.id, outcome: 'no_answer' });
+      expect(takeCallContext(b.id)).toBeUndefined();
+    } finally {
+      await m.close();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { AriConnection, type AriChannel } from '../../src/ari/client';
 import { CallTracker } from '../../src/ari/calls';
 import type { FastAgiSession } from '../../src/agi/session';
 import { recordTurn } from '../../src/agi/recording';
+import { readCallAndToken } from '../../src/agi/call';
 import { parseWav } from '../../src/audio/wav';
 import { startSimulator, type SimulatorHandle } from '../../src/sim';
 import { waitFor } from '../helpers/wait';
@@ -108,6 +109,9 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
         seen.script = s.env.network_script;
         for (const v of ['CALL_ID', 'CONTACT_PHONE', 'CAMPAIGN_ID', 'CONTACT_FIRST_NAME', 'CALL_TOKEN'])
           seen[v] = await s.getVariable(v);
+        // fastagi-in's one round trip (GET FULL VARIABLE "${A}|${B}|...", unset ones empty) reads the same
+        seen.identity = await readCallAndToken(s);
+        seen.joined = await s.getFullVariable('${CALL_ID}|${AMDSTATUS}|${CONTACT_PHONE}');
         channels = await side.conn.listChannels();
         seen.play = await s.streamFile(`${audio}/prompt`);
         seen.rec = await s.recordFile({ path: `${audio}/rec-1`, maxMs: 8000, silenceSeconds: 1 });
@@ -129,6 +133,12 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
       play: { failed: false, hungUp: false },
       rec: { endedBy: 'silence_or_max', hungUp: false },
     });
+    expect(seen.identity).toEqual({
+      call: expect.objectContaining({ id: 'c1', phone: '+15550100', campaignId: 7, direction: 'outbound' }),
+      token: seen.CALL_TOKEN,
+    });
+    expect((seen.identity as { call: object }).call).not.toHaveProperty('amd'); // AMDSTATUS unset: empty
+    expect(seen.joined).toBe('c1||+15550100'); // one reply, an unset variable empty between the others
     // the per-call token reaches the session, and never Asterisk's console or ARI's channelvars
     expect(String(seen.CALL_TOKEN)).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
     expect(ast.output()).not.toContain(String(seen.CALL_TOKEN));
