@@ -1,16 +1,33 @@
 /**
  * aedes broker process of the events bench (forked by index.ts), on a port of its own (port 0, read back):
  *   - `bare`: aedes with no hooks (the floor);
- *   - `ours`: the embedded broker of src/events/broker.ts (accounts, ACL), as `npm start` runs it.
- * Sends `{ url, pub, sub }` (the URL and the credentials of a writer and a reader) once listening.
+ *   - `ours`: the embedded broker of src/events/broker.ts (accounts, ACL), as `npm start` runs it; for the
+ *     `before` contender, that build's (`srcDir`).
+ * Sends `{ url, pub, sub }` (the URL and the credentials of a writer and a reader) once listening; afterwards
+ * answers `{ stats: { from, seconds } }` with its CPU and collections by second of the window.
  */
 import { createRequire } from 'module';
 import * as net from 'net';
+import * as path from 'path';
 import { EmbeddedBroker } from '../../src/events/broker';
+import { procSampler } from './common';
 
-async function main(kind: 'bare' | 'ours', root: string): Promise<void> {
+/** CPU and collections of this process by second: asked for after the run (`{ stats: { from, seconds } }`) */
+const sampler = procSampler();
+process.on('message', (m: { stats?: { from: number; seconds: number } }) => {
+  if (m.stats) process.send!({ proc: sampler.bySecond(m.stats.from, m.stats.seconds) });
+});
+// index.ts stops the broker with SIGTERM: exit normally so that a --cpu-prof (BENCH_EVENTS_BROKER_PROF) is written
+process.on('SIGTERM', () => process.exit(0));
+
+async function main(kind: 'bare' | 'ours', root: string, srcDir?: string): Promise<void> {
   if (kind === 'ours') {
-    const b = await EmbeddedBroker.start({
+    // the `before` contender: that build's broker (BENCH_EVENTS_BEFORE)
+    const Broker = srcDir
+      ? (createRequire(__filename)(path.join(srcDir, 'events/broker')) as typeof import('../../src/events/broker'))
+          .EmbeddedBroker
+      : EmbeddedBroker;
+    const b = await Broker.start({
       port: 0,
       root,
       accounts: [
@@ -33,8 +50,8 @@ async function main(kind: 'bare' | 'ours', root: string): Promise<void> {
   process.send!({ url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`, pub: {}, sub: {} });
 }
 
-process.once('message', (m: { kind: 'bare' | 'ours'; root: string }) => {
-  main(m.kind, m.root).catch((err) => {
+process.once('message', (m: { kind: 'bare' | 'ours'; root: string; srcDir?: string }) => {
+  main(m.kind, m.root, m.srcDir).catch((err) => {
     process.send!({ error: String(err && err.message ? err.message : err) }, () => process.exit(1));
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Shared by the events bench's processes: the msg every event is built from, the clock, the IPC shapes.
  */
+import { performance, PerformanceObserver } from 'perf_hooks';
 
 /** Calls the events are spread over (one topic each). */
 export const CALLS = 100;
@@ -74,4 +75,71 @@ export interface SubJob {
   subscribers: number;
   total: number;
   creds: Creds;
+}
+
+/** A process's CPU and garbage collections by second of the window (broker and subscriber processes). */
+export interface ProcSeconds {
+  /** CPU µs (user + system) by second, and its system (kernel) part */
+  cpuUs: number[];
+  sysUs: number[];
+  /** collections started in each second and their pause ms */
+  gcs: number[];
+  gcMs: number[];
+  /** of gcs: full (mark-compact) collections */
+  majors: number[];
+  /** CPU µs from the window's start until asked (after the last delivery): the whole run's work, however late */
+  totalUs: number;
+}
+
+/**
+ * Samples this process's CPU every 50 ms and records every garbage collection, both on clockMs, so the
+ * orchestrator can ask afterwards for the seconds of a window it learns only later (the publisher's first send).
+ */
+export function procSampler(): { bySecond(fromMs: number, seconds: number): ProcSeconds; stop(): void } {
+  const offset = clockMs() - performance.now(); // performance.now() -> clockMs
+  const samples: { t: number; us: number; sys: number }[] = [];
+  const sample = () => {
+    const c = process.cpuUsage();
+    samples.push({ t: clockMs(), us: c.user + c.system, sys: c.system });
+  };
+  sample();
+  const timer = setInterval(sample, 50);
+  const gcs: { t: number; ms: number; major: boolean }[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      gcs.push({ t: e.startTime + offset, ms: e.duration, major: (kind & 2) !== 0 }); // NODE_PERFORMANCE_GC_MAJOR
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  /** CPU µs used by time t (linear between the two samples around it) */
+  const cpuAt = (t: number, k: 'us' | 'sys' = 'us'): number => {
+    let i = samples.length - 1;
+    while (i > 0 && samples[i].t > t) i--;
+    const a = samples[i];
+    const b = samples[i + 1];
+    if (!b || t <= a.t) return a[k];
+    return a[k] + ((b[k] - a[k]) * (t - a.t)) / (b.t - a.t);
+  };
+  return {
+    bySecond(fromMs, seconds) {
+      sample();
+      const out: ProcSeconds = { cpuUs: [], sysUs: [], gcs: [], gcMs: [], majors: [], totalUs: 0 };
+      out.totalUs = Math.round(samples[samples.length - 1].us - cpuAt(fromMs));
+      for (let s = 0; s < seconds; s++) {
+        const a = fromMs + s * 1000;
+        out.cpuUs.push(Math.round(cpuAt(a + 1000) - cpuAt(a)));
+        out.sysUs.push(Math.round(cpuAt(a + 1000, 'sys') - cpuAt(a, 'sys')));
+        const inSec = gcs.filter((g) => g.t >= a && g.t < a + 1000);
+        out.gcs.push(inSec.length);
+        out.gcMs.push(inSec.reduce((x, g) => x + g.ms, 0));
+        out.majors.push(inSec.filter((g) => g.major).length);
+      }
+      return out;
+    },
+    stop() {
+      clearInterval(timer);
+      obs.disconnect();
+    },
+  };
 }

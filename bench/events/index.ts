@@ -21,10 +21,12 @@
  * bytes allocated per event are reported), BENCH_EVENTS_SUBSCRIBERS (20; 0: the publisher's cost alone, e.g. with
  * BENCH_EVENTS_RATE=20000 for bursts of 20 events per timer tick), BENCH_QUICK=1 (3 rounds of 3 s), MOSQUITTO_BIN,
  * BENCH_EVENTS_NO_SETTLE=1 (no full collection before the window, publisher.ts: as before session 16),
+ * BENCH_EVENTS_AEDES=bare|ours (every contender on aedes against that broker), BENCH_EVENTS_BROKER_PROF=<dir> (a
+ * `--cpu-prof` of every aedes broker process; the window's start on the profile's clock is printed),
  * BENCH_EVENTS_WIRE=1 (with VERBOSE: the time from send to the socket write, by second), BENCH_EVENTS_GC_TRACE=1
  * (every collection of the publisher process, in ms of the window).
  * With BENCH_EVENTS_VERBOSE every run prints its p99 by second of the window and the publisher's CPU, time inside
- * publish() and collections by second.
+ * publish() and collections by second, and the CPU and collections by second of the aedes broker and the subscribers.
  * Run alone: `node dist/bench/events/index.js` (or `npm run bench events`).
  */
 import { fork, type ChildProcess } from 'child_process';
@@ -32,7 +34,7 @@ import { randomBytes } from 'crypto';
 import * as os from 'os';
 import * as path from 'path';
 import { Topics } from '../../src/events/topics';
-import type { Creds, PubJob, PubResult, SubJob } from './common';
+import type { Creds, ProcSeconds, PubJob, PubResult, SubJob } from './common';
 import { startMosquitto } from './mosquitto';
 
 type Row = Record<string, string | number>;
@@ -50,6 +52,12 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_EVENTS_ROUNDS || (QUICK ? 3 
 const WARMUP_S = Number(process.env.BENCH_EVENTS_WARMUP_S ?? 1);
 const PUB_ARGS = (process.env.BENCH_EVENTS_PUB_ARGS ?? '').split(/\s+/).filter(Boolean);
 const ext = path.extname(__filename);
+/** BENCH_EVENTS_AEDES=bare|ours: every contender on aedes against that broker (which side a difference is on) */
+const AEDES_FOR_ALL = process.env.BENCH_EVENTS_AEDES as 'bare' | 'ours' | undefined;
+/** BENCH_EVENTS_BROKER_PROF=<dir>: a --cpu-prof of every aedes broker process */
+const BROKER_PROF = process.env.BENCH_EVENTS_BROKER_PROF
+  ? path.resolve(process.env.BENCH_EVENTS_BROKER_PROF)
+  : undefined;
 
 interface RunResult {
   full: { p50: number; p99: number; max: number };
@@ -58,6 +66,13 @@ interface RunResult {
   /** the publisher process by second (PubResult.perSecond) */
   pubPerSecond?: PubResult['perSecond'];
   toWire?: PubResult['toWire'];
+  /** the aedes broker process and the subscribers process by second (CPU, collections) */
+  brokerPerSecond?: ProcSeconds;
+  subsPerSecond?: ProcSeconds;
+  /** socket reads of the subscribers per delivery (1: every delivery arrived alone) */
+  subReadsPerDelivery: number;
+  /** clockMs of the first send (for slicing a broker profile) */
+  windowStart: number;
   warm: { p50: number; p99: number; max: number };
   delivered: number;
   expected: number;
@@ -110,16 +125,40 @@ async function startBroker(
   broker: Broker,
   kind: PathKind,
   root: string,
-): Promise<{ url: string; pub: Creds; sub: Creds; stop: () => Promise<void> }> {
+): Promise<{
+  url: string;
+  pub: Creds;
+  sub: Creds;
+  stop: () => Promise<void>;
+  stats?: (from: number, seconds: number) => Promise<ProcSeconds>;
+}> {
   if (broker === 'mosquitto') {
     const m = await startMosquitto();
     return { url: m.url, pub: {}, sub: {}, stop: m.stop };
   }
-  const c = child('aedes-broker');
+  const brokerKind = AEDES_FOR_ALL ?? (kind === 'before' ? 'ours' : kind);
+  const c = child('aedes-broker', [
+    ...(BROKER_PROF
+      ? ['--cpu-prof', '--cpu-prof-dir', BROKER_PROF, '--cpu-prof-name', `aedes-${kind}-${Date.now()}.cpuprofile`]
+      : []),
+  ]);
   const ready = reply<{ url: string; pub: Creds; sub: Creds }>(c);
-  c.send({ kind: kind === 'before' ? 'ours' : kind, root });
+  // `before` on aedes: that build's broker too (unless BENCH_EVENTS_AEDES puts every contender on one broker)
+  c.send({
+    kind: brokerKind,
+    root,
+    srcDir: kind === 'before' && !AEDES_FOR_ALL ? path.join(BEFORE!, 'src') : undefined,
+  });
   const r = await ready;
-  return { ...r, stop: () => stopChild(c) };
+  return {
+    ...r,
+    stop: () => stopChild(c),
+    stats: async (from, seconds) => {
+      const answer = reply<{ proc: ProcSeconds }>(c);
+      c.send({ stats: { from, seconds } });
+      return (await answer).proc;
+    },
+  };
 }
 
 function stats(lat: Float64Array): { p50: number; p99: number; max: number } {
@@ -162,9 +201,11 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
       srcDir: kind === 'before' ? path.join(BEFORE!, 'src') : undefined,
     } as PubJob);
     const p = await pubDone;
-    const subDone = reply<{ recv: number[][]; duplicates: number }>(subs);
-    subs.send({ stop: true, graceMs: 30000 });
+    const seconds = Math.ceil(total / RATE);
+    const subDone = reply<{ recv: number[][]; duplicates: number; proc?: ProcSeconds; reads?: number }>(subs);
+    subs.send({ stop: true, graceMs: 30000, from: p.sent[0], seconds });
     const s = await subDone;
+    const brokerPerSecond = b.stats ? await b.stats(p.sent[0], seconds) : undefined;
     if (process.env.BENCH_EVENTS_DEBUG)
       console.error(
         [0, 1, 10, 100, 500, 1000, total - 1].map((i) => `${i}: ${fmt(s.recv[0][i] - p.sent[i])}`).join(' '),
@@ -195,6 +236,10 @@ async function runOnce(broker: Broker, kind: PathKind, profDir?: string): Promis
       perSecond,
       pubPerSecond: p.perSecond,
       toWire: p.toWire,
+      brokerPerSecond,
+      subsPerSecond: s.proc,
+      subReadsPerDelivery: (s.reads ?? NaN) / Math.max(1, total * SUBSCRIBERS),
+      windowStart: p.sent[0],
       full: stats(full.subarray(0, nf)),
       warm: stats(warm.subarray(0, nw)),
       delivered: nf,
@@ -242,6 +287,14 @@ export async function run(): Promise<Row[]> {
         console.error(
           `  publisher by second: cpu µs/event ${r.pubPerSecond.map((x) => fmt(x.cpuUs / RATE, 0)).join(' ')}; in publish() µs/event ${r.pubPerSecond.map((x) => fmt((x.publishMs * 1000) / RATE, 0)).join(' ')}; longest call ms ${r.pubPerSecond.map((x) => fmt(x.longestMs, 1)).join(' ')}; GCs ${r.pubPerSecond.map((x) => x.gcs).join(' ')} (pause ms ${r.pubPerSecond.map((x) => fmt(x.gcMs, 1)).join(' ')})`,
         );
+      const procLine = (what: string, x: ProcSeconds) =>
+        `  ${what}: cpu µs/event over the run ${fmt(x.totalUs / (RATE * SECONDS), 1)}; by second: cpu µs/event ${x.cpuUs.map((us) => fmt(us / RATE, 0)).join(' ')} (system ${x.sysUs.map((us) => fmt(us / RATE, 0)).join(' ')}); GCs ${x.gcs.join(' ')} (full ${x.majors.join(' ')}; pause ms ${x.gcMs.map((v) => fmt(v, 1)).join(' ')})`;
+      if (process.env.BENCH_EVENTS_VERBOSE && r.brokerPerSecond) console.error(procLine('broker', r.brokerPerSecond));
+      if (process.env.BENCH_EVENTS_VERBOSE && r.subsPerSecond)
+        console.error(
+          `${procLine('subscribers', r.subsPerSecond)}; socket reads per delivery ${fmt(r.subReadsPerDelivery)}`,
+        );
+      if (BROKER_PROF) console.error(`  window starts at clock ${r.windowStart.toFixed(1)} ms`);
       if (process.env.BENCH_EVENTS_VERBOSE && r.toWire)
         console.error(
           `  send -> socket write by second, p99 / max ms: ${r.toWire.map((x) => `${fmt(x.p99)}/${fmt(x.max, 1)}`).join(' ')}`,
@@ -280,6 +333,14 @@ export async function run(): Promise<Row[]> {
         'publisher heap B/event (rounds with no GC)': mmm(
           rs.map((r) => r.heapBPerEvent).filter((v) => Number.isFinite(v)),
           0,
+        ),
+        'broker cpu µs/event (aedes, to the last delivery)': mmm(
+          rs.filter((r) => r.brokerPerSecond).map((r) => r.brokerPerSecond!.totalUs / (RATE * SECONDS)),
+          1,
+        ),
+        'subscribers cpu µs/event': mmm(
+          rs.filter((r) => r.subsPerSecond).map((r) => r.subsPerSecond!.totalUs / (RATE * SECONDS)),
+          1,
         ),
         delivered: `${rs.reduce((a, r) => a + r.delivered, 0)}/${rs.reduce((a, r) => a + r.expected, 0)}`,
         lost: rs.reduce((a, r) => a + r.expected - r.delivered, 0),

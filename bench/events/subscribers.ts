@@ -8,7 +8,7 @@
  * contender. The sequence number is read from the payload bytes (`"seq":N`), the same way for all.
  */
 import * as net from 'net';
-import { clockMs, type SubJob } from './common';
+import { clockMs, procSampler, type SubJob } from './common';
 
 const SEQ = Buffer.from('"seq":');
 
@@ -60,6 +60,9 @@ function subscribePacket(filter: string): Buffer {
 }
 
 /** One subscriber; resolves once its subscription is acknowledged. */
+/** socket reads ('data' events) of all subscribers, each answered by one write of its PUBACKs */
+let reads = 0;
+
 function subscriber(job: SubJob, n: number, onEvent: (seq: number, t: number) => void): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const u = new URL(job.url);
@@ -72,6 +75,7 @@ function subscriber(job: SubJob, n: number, onEvent: (seq: number, t: number) =>
     );
     sock.on('data', (chunk: Buffer) => {
       const t = clockMs();
+      reads++;
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       let off = 0;
       const acks: number[] = [];
@@ -119,6 +123,7 @@ function subscriber(job: SubJob, n: number, onEvent: (seq: number, t: number) =>
 }
 
 async function start(job: SubJob): Promise<void> {
+  const sampler = procSampler();
   const recv: Float64Array[] = [];
   const socks: net.Socket[] = [];
   let received = 0;
@@ -136,14 +141,17 @@ async function start(job: SubJob): Promise<void> {
       }),
     );
   }
+  reads = 0;
   process.send!({ ready: true });
-  process.on('message', async (m: { stop?: boolean; graceMs?: number }) => {
+  process.on('message', async (m: { stop?: boolean; graceMs?: number; from?: number; seconds?: number }) => {
     if (!m.stop) return;
     const deadline = Date.now() + (m.graceMs ?? 5000);
     while (received < job.total * job.subscribers && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of socks) s.destroy();
-    process.send!({ recv: recv.map((a) => Array.from(a, (v) => (Number.isNaN(v) ? -1 : v))), duplicates }, () =>
-      process.exit(0),
+    const proc = m.from !== undefined ? sampler.bySecond(m.from, m.seconds ?? 0) : undefined;
+    process.send!(
+      { recv: recv.map((a) => Array.from(a, (v) => (Number.isNaN(v) ? -1 : v))), duplicates, proc, reads },
+      () => process.exit(0),
     );
   });
 }

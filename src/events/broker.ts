@@ -109,6 +109,7 @@ export class EmbeddedBroker {
       // Nagle off: an event to a subscriber must not wait for the TCP ACK of the one before (aedes writes a
       // packet as one corked write, so nothing is split)
       socket.setNoDelay(true);
+      coalesceWrites(socket);
       this.sockets.add(socket);
       this.local.set(socket, isLoopbackAddress(socket.remoteAddress));
       socket.on('close', () => this.sockets.delete(socket));
@@ -360,6 +361,32 @@ export class EmbeddedBroker {
     await new Promise<void>((r) => this.wss.close(() => r()));
     await serverClosed;
   }
+}
+
+/**
+ * What is written to a client during one turn of the event loop leaves in one socket write, at the end of the
+ * turn. aedes writes every delivery from a callback of its own (setImmediate) and mqtt-packet corks the socket
+ * only until the next tick, so N deliveries waiting for one subscriber cost N `writev` calls and, with Nagle off,
+ * N TCP segments (the kernel's transmit and the loopback receive run inside each call: most of a busy broker's
+ * CPU). Held for the turn, they leave as one. A broker that keeps up has one delivery per subscriber per turn:
+ * nothing changes but a delay of the rest of the turn; one that has fallen behind (a burst, its first second
+ * while its code is still being compiled) catches up with one write per subscriber per turn.
+ */
+export function coalesceWrites(socket: net.Socket): void {
+  const cork = socket.cork;
+  let held = false;
+  const release = (): void => {
+    held = false;
+    socket.uncork();
+  };
+  socket.cork = function (this: net.Socket): void {
+    if (!held) {
+      held = true;
+      cork.call(this);
+      setImmediate(release);
+    }
+    cork.call(this);
+  };
 }
 
 function isLoopbackAddress(a: string | undefined): boolean {

@@ -82,7 +82,7 @@ export interface ClaimResult {
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/034-claim-queue-low-water.sql (replacing version 33's): plpgsql caches its plans per connection and
+ * src/store/migrations/036-claim-lean.sql (replacing version 34's): plpgsql caches its plans per connection and
  * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
  * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
  * returns one row (dnc_skipped, inserted, claimed json). To change the claim, append a migration with

@@ -36,6 +36,84 @@ describe('embedded broker: sockets', () => {
   });
 });
 
+/** An MQTT 3.1.1 packet: fixed header byte, remaining length (varint), body. */
+function packet(first: number, body: Buffer): Buffer {
+  const len: number[] = [];
+  let n = body.length;
+  do {
+    len.push((n % 128) | (n >= 128 ? 128 : 0));
+    n = Math.floor(n / 128);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([first, ...len]), body]);
+}
+const str = (s: string) => {
+  const b = Buffer.from(s, 'utf8');
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 255]), b]);
+};
+
+describe('embedded broker: writes to a subscriber', () => {
+  test('deliveries waiting for one subscriber in one turn leave in one socket write, and leave by themselves', async () => {
+    // 10 QoS 1 PUBLISHes arriving in one segment: old code wrote each delivery to the subscriber with a write of
+    // its own (10 writev calls, 10 TCP segments with Nagle off); now they leave together at the end of the turn
+    const broker = await EmbeddedBroker.start({ port: 0, accounts });
+    const sub = await connect(broker.url, { username: 'dash', password: 'r-secret' });
+    let raw: net.Socket | undefined;
+    const writes: number[] = []; // packets per socket write to the subscriber (PUBLISH fixed headers, QoS 1)
+    const proto = net.Socket.prototype as unknown as {
+      _writev: (chunks: { chunk: Buffer | string }[], cb: (err?: Error) => void) => void;
+      _write: (chunk: Buffer | string, enc: string, cb: (err?: Error) => void) => void;
+    };
+    const { _writev, _write } = proto;
+    const toSub = (s: unknown) => (s as net.Socket).remotePort === (sub.stream as net.Socket).localPort;
+    const isPublish = (c: Buffer | string) => typeof c !== 'string' && c.length === 1 && c[0] === 0x32;
+    try {
+      const got: string[] = [];
+      sub.on('message', (_t, payload) => got.push(payload.toString()));
+      await subscribe(sub, `${ROOT}/calls/+/events`);
+      raw = net.connect(broker.port, '127.0.0.1');
+      await new Promise<void>((r, j) => raw!.once('connect', r).once('error', j));
+      raw.write(
+        packet(
+          0x10,
+          Buffer.concat([
+            str('MQTT'),
+            Buffer.from([4, 0xc2, 0, 0]),
+            str(`raw-${runId}`),
+            str('writer'),
+            str('w-secret'),
+          ]),
+        ),
+      );
+      await new Promise<void>((r) => raw!.once('data', () => r())); // CONNACK
+      proto._writev = function (this: unknown, chunks, cb) {
+        if (toSub(this)) writes.push(chunks.filter((c) => isPublish(c.chunk)).length);
+        return _writev.call(this, chunks, cb);
+      };
+      proto._write = function (this: unknown, chunk, enc, cb) {
+        if (toSub(this)) writes.push(isPublish(chunk) ? 1 : 0);
+        return _write.call(this, chunk, enc, cb);
+      };
+      const burst = Array.from({ length: 10 }, (_, i) =>
+        packet(
+          0x32,
+          Buffer.concat([str(`${ROOT}/calls/c1/events`), Buffer.from([0, i + 1]), Buffer.from(`{"n":${i}}`)]),
+        ),
+      );
+      raw.write(Buffer.concat(burst));
+      await waitFor(() => got.length === 10, 'the 10 deliveries');
+      expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `{"n":${i}}`));
+      expect(writes.reduce((a, n) => a + n, 0)).toBe(10);
+      expect(writes.filter((n) => n > 0)).toEqual([10]);
+    } finally {
+      proto._writev = _writev;
+      proto._write = _write;
+      raw?.destroy();
+      await end(sub);
+      await broker.close();
+    }
+  });
+});
+
 describe('embedded broker: accounts and ACL', () => {
   let broker: EmbeddedBroker;
   const clients: mqtt.MqttClient[] = [];

@@ -148,3 +148,44 @@ describeOnDbs('do-not-call sweep of inserts', { poolSize: 1 }, (dbOf) => {
     expect(probes).toBeLessThan(300 * 8);
   }, 120_000);
 });
+
+describeOnDbs('do-not-call sweep of list additions', { poolSize: 1 }, (dbOf) => {
+  // one connection (poolSize 1): the plans its first list addition leaves are the ones reused
+  test("a connection's first list addition of one number does not make a later list of 3,000 read every pair", async () => {
+    const cid = await makeCampaign(dbOf());
+    // a new database's few contacts (never analyzed) when this connection first adds a number to the list
+    await seedDue(dbOf(), cid, 10, 900_000);
+    await dbOf().query(`insert into dnc (phone) values ('+17770000001')`);
+    // then an import: 5,000 contacts
+    await seedDue(dbOf(), cid, 5000);
+    const blocks = await dbOf().tx(async (q) => {
+      const read = async (): Promise<number> =>
+        (
+          await q.query<{ n: number }>(
+            `select sum(pg_stat_get_xact_blocks_fetched(c.oid))::int as n from pg_class c
+              where c.oid in ('contacts'::regclass, 'dnc'::regclass)
+                 or c.oid in (select i.indexrelid from pg_index i where i.indrelid in ('contacts'::regclass, 'dnc'::regclass))`,
+          )
+        ).rows[0].n;
+      const before = await read();
+      // 3,000 numbers in one statement: every 5th contact's (1,000), and 2,000 on no contact
+      await q.query(
+        `insert into dnc (phone)
+         select case when g <= 1000 then '+1555' || lpad((g * 5)::text, 7, '0') else '+1888' || lpad(g::text, 7, '0') end
+           from generate_series(1, 3000) g`,
+      );
+      return (await read()) - before;
+    });
+    const r = await dbOf().query<{ status: string; n: number }>(
+      `select status, count(*)::int as n from contacts where campaign_id = $1 group by 1 order by 1`,
+      [cid],
+    );
+    expect(r.rows).toEqual([
+      { status: 'dnc', n: 1000 },
+      { status: 'pending', n: 4010 },
+    ]);
+    // the sweep: a few index pages per number added and per contact swept (or a few scans of contacts); a plan
+    // kept from the one-number addition that paired every contact with every new number would read millions
+    expect(blocks).toBeLessThan(3000 * 12 + 1000 * 12);
+  }, 120_000);
+});

@@ -1,6 +1,6 @@
 import type { Db } from '../../src/store/db';
 import { claimContacts } from '../../src/store/claim';
-import { dbTargets } from '../helpers/db';
+import { dbTargets, describeOnDbs } from '../helpers/db';
 import { makeCampaign, makeContacts, addDnc } from '../campaign/fixtures';
 
 describe.each(dbTargets().map((t) => [t().name, t] as const))('atomic claim on %s', (_name, make) => {
@@ -144,5 +144,31 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('atomic claim on %
     await expect(
       db.query(`update contacts set timezone = 'Nowhere/Land' where campaign_id = $1`, [cid]),
     ).rejects.toThrow(/time zone/);
+  });
+});
+
+describeOnDbs("the caller IDs' use", { poolSize: 1 }, (dbOf) => {
+  // migration 36 moved this bookkeeping out of the claim's statement: every claimed contact still counts once on
+  // the number it was given, and stamps its last use
+  test('every claimed contact counts once on its caller ID, at batch 1 and batch 8', async () => {
+    const cid = await makeCampaign(dbOf(), { numbers: ['+12125550100', '+12125550101', '+12125550102'] });
+    await makeContacts(dbOf(), cid, 20);
+    const given = new Map<string, number>();
+    for (const limit of [1, 1, 1, 8, 8]) {
+      for (const c of (await claimContacts(dbOf(), { campaignId: cid, limit })).claimed)
+        given.set(c.callerId, (given.get(c.callerId) ?? 0) + 1);
+    }
+    const r = await dbOf().query<{ number: string; use_count: number; used: boolean }>(
+      `select number, use_count, last_used_at is not null as used from phone_numbers where campaign_id = $1 order by number`,
+      [cid],
+    );
+    expect(r.rows).toEqual(
+      ['+12125550100', '+12125550101', '+12125550102'].map((n) => ({
+        number: n,
+        use_count: given.get(n) ?? 0,
+        used: (given.get(n) ?? 0) > 0,
+      })),
+    );
+    expect([...given.values()].reduce((a, b) => a + b, 0)).toBe(19);
   });
 });
