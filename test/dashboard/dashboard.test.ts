@@ -309,11 +309,23 @@ run('dashboard in headless Chromium', () => {
     await page.click(`${card} button[data-card-action="start"]`);
     await waitFor(() => controlCalls.length > before || undefined, 10000, 'start through the API');
     expect(controlCalls.slice(before)).toEqual([`start ${id}`]);
-    // the engine's progress says running: the card offers Pause in its place (then Resume when paused)
-    await hx.publish('campaign_progress', { progress: { campaignId: id, state: 'running', total: 0, queued: 0 } });
-    await page.waitForSelector(`${card} button[data-card-action="pause"]`);
-    await hx.publish('campaign_progress', { progress: { campaignId: id, state: 'paused', total: 0, queued: 0 } });
-    await page.waitForSelector(`${card} button[data-card-action="resume"]`);
+    // the engine's progress says running: the card offers Pause in its place (then Resume when paused). A running
+    // engine repeats its progress; so does this test, until the card shows it: the page's own status snapshot of
+    // the campaign (no engine runs it here: "stalled") may land after the first one on a busy machine.
+    const progressUntil = async (state: string, action: string): Promise<void> => {
+      const button = page.locator(`${card} button[data-card-action="${action}"]`);
+      await waitFor(
+        async () => {
+          await hx.publish('campaign_progress', { progress: { campaignId: id, state, total: 0, queued: 0 } });
+          return (await button.isVisible()) || undefined;
+        },
+        20000,
+        `the card's ${action} button`,
+        300,
+      );
+    };
+    await progressUntil('running', 'pause');
+    await progressUntil('paused', 'resume');
     await screenshot(page, 'dashboard-card-start');
     expect(pageErrors).toEqual([]);
   });
