@@ -24,8 +24,8 @@ import { claimContacts as ourClaim } from '../../src/store/claim';
 import { openDb as ourOpen, type Db } from '../../src/store/db';
 import { seed, NOW } from './index';
 import { PEER_CLAIM_SQL, PEER_PREPARE_SQL } from './peer-claim';
+import { dbUrl, withAdmin } from './admin';
 
-const BASE = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const LAYOUT = process.env.PROBE_LAYOUT || 'uniform20';
 const CONTACTS = Number(process.env.PROBE_CONTACTS || 200_000);
 const BLOCKS = Number(process.env.PROBE_BLOCKS || 8);
@@ -45,22 +45,6 @@ const openDb: typeof ourOpen = OURS_DIST ? load<{ openDb: typeof ourOpen }>('src
 const claimContacts: typeof ourClaim = OURS_DIST
   ? load<{ claimContacts: typeof ourClaim }>('src/store/claim.js').claimContacts
   : ourClaim;
-
-function dbUrl(name: string): string {
-  const url = new URL(BASE);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function admin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: BASE });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 function cpuNs(pid: number): number {
   return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
@@ -94,11 +78,11 @@ async function main(): Promise<void> {
   const tpl = TEMPLATE || `${tag}_tpl`;
   const dbs: string[] = TEMPLATE ? [] : [tpl];
   let cid: number;
-  const exists = await admin(
+  const exists = await withAdmin(
     async (c) => (await c.query('select 1 from pg_database where datname = $1', [tpl])).rowCount,
   );
   if (!exists) {
-    await admin((c) => c.query(`create database ${tpl}`));
+    await withAdmin((c) => c.query(`create database ${tpl}`));
     const t = Date.now();
     const sdb = await openDb({ url: dbUrl(tpl), poolSize: 2 });
     try {
@@ -118,7 +102,7 @@ async function main(): Promise<void> {
     for (const [k, spec] of SIDES.entries()) {
       const [who, sqlFile] = spec.split('=');
       const name = `${tag}_${k}`;
-      await admin((c) => c.query(`create database ${name} template ${tpl}`));
+      await withAdmin((c) => c.query(`create database ${name} template ${tpl}`));
       dbs.push(name);
       const url = dbUrl(name);
       if (who === 'peer') {
@@ -182,7 +166,7 @@ async function main(): Promise<void> {
         });
       }
     }
-    await admin((c) => c.query('checkpoint'));
+    await withAdmin((c) => c.query('checkpoint'));
     process.stderr.write(
       `backends: ${(await Promise.all(sides.map(async (s) => `${s.name} ${await s.pid()}`))).join(', ')}\n`,
     );
@@ -251,7 +235,7 @@ async function main(): Promise<void> {
   } finally {
     for (const s of sides) await s.close().catch(() => undefined);
     for (const name of dbs.reverse())
-      await admin((c) => c.query(`drop database if exists ${name}`)).catch(() => undefined);
+      await withAdmin((c) => c.query(`drop database if exists ${name}`)).catch(() => undefined);
   }
 }
 

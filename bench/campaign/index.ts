@@ -34,11 +34,11 @@ import { execFile } from 'child_process';
 import { Client } from 'pg';
 import { openDb, type Db } from '../../src/store/db';
 import { PEER_PREPARE_SQL } from './peer-claim';
+import { dbUrl, withAdmin } from './admin';
 import { CampaignManager } from '../../src/campaign/manager';
 
 type Row = Record<string, string | number>;
 
-const BASE = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const QUICK = process.env.BENCH_QUICK === '1';
 const CLAIM_SECONDS = Number(process.env.BENCH_CLAIM_SECONDS || 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS || (QUICK ? 2 : 3));
@@ -90,22 +90,6 @@ const LAYOUT_SQL: Record<string, string> = {
 function stats(xs: number[]): { min: number; med: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
   return { min: s[0] ?? 0, med: s.length ? s[Math.floor((s.length - 1) / 2)] : 0, max: s[s.length - 1] ?? 0 };
-}
-
-async function withAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: BASE });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-function dbUrl(name: string): string {
-  const url = new URL(BASE);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 /** Seeds one layout (see the module comment); returns the campaign id. */
