@@ -546,7 +546,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       finishMs,
       'every contact to be closed',
       500,
-    ).catch((err: Error) => process.stdout.write(`chaos ${o.label}: ${err.message}\n`));
+    ).catch((err: Error) => {
+      // what the runtime said last (and whether it is still running): the report alone cannot tell a runtime that
+      // died or stopped answering from one that is slow
+      const d = dialer!;
+      const state =
+        d.child.exitCode !== null || d.child.signalCode !== null
+          ? `exited (${d.child.exitCode ?? d.child.signalCode})`
+          : 'running';
+      const tail = d.out().split('\n').slice(-40).join('\n');
+      process.stdout.write(`chaos ${o.label}: ${err.message}; the runtime is ${state}; its last output:\n${tail}\n`);
+    });
     // the far end settles: channels hung up (bounded)
     await waitFor(async () => (await sim.channels()).length === 0, 15000, 'no simulator channel up').catch(
       () => undefined,
