@@ -88,6 +88,18 @@ function builds(): Map<string, string> {
   return m;
 }
 
+/**
+ * BENCH_CALLS_SIM=`this` (or a BENCH_CALLS_BUILDS name): every case's simulator comes from that build, so
+ * builds compared in one run face the same far end and differ only in the dialer. Unset: each case's own.
+ */
+function simBuild(caseBuild: string): string {
+  const s = process.env.BENCH_CALLS_SIM?.trim();
+  if (!s) return caseBuild;
+  if (s === 'this') return '';
+  if (!builds().has(s)) throw new Error(`BENCH_CALLS_SIM: no build ${s} in BENCH_CALLS_BUILDS`);
+  return s;
+}
+
 function pct(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -247,7 +259,7 @@ async function runCase(c: Case): Promise<Row> {
           SIMB_PAUSE_MS: String(HOLD_PAUSE_MS),
         },
         undefined,
-        c.build,
+        simBuild(c.build),
       );
       kids.push(sim);
       const simReady = await sim.next('ready', 30_000);

@@ -9,7 +9,7 @@
  *   and the last turn number it spoke.
  * fastagi-in forgets a call when its session ends. Bounded: at most MAX_CALLS calls are remembered.
  */
-import fs from 'fs';
+import { localFiles } from '../util/local-file';
 import { sessionsByCallId } from '../agi/registry';
 import type { AgiSession } from '../agi/types';
 import { parseWav } from '../audio/wav';
@@ -116,7 +116,7 @@ async function sayOnMedia(s: AgiSession, media: MediaSession, say: () => ReturnT
     const [audio] = await Promise.all([say().catch(() => undefined), media.whenQuiet()]);
     if (audio) {
       try {
-        const wav = parseWav(await fs.promises.readFile(`${audio.path}.wav`));
+        const wav = parseWav(await localFiles.read(`${audio.path}.wav`));
         await media.whenQuiet();
         const r = await media.play(wav.samples, { bargeIn: false });
         heard = r.playedMs > 0 && !r.hungUp;

@@ -14,6 +14,7 @@ import { formatEnv, parseArgs } from '../agi/protocol';
 import { utteranceAt, type Persona, type Utterance } from './persona';
 import { runAudioSocketCallee, type AudioSocketCalleeResult } from './audiosocket-client';
 import { isUuid } from '../media/audiosocket';
+import { localFiles } from '../util/local-file';
 import { FRAME_MS, FRAME_SAMPLES, SIM_RATE, isSilentFrame, utteranceAudio, type SimSpeech } from './audio-utterance';
 
 export interface AgiCallOptions {
@@ -627,18 +628,19 @@ class SimAgiCall {
       ['.wav16', 16000],
       ['.sln', 8000],
     ] as const) {
-      // the header only (one open, one small read): what a playback needs is the length
-      let fh: fs.promises.FileHandle;
+      // the header only (one open, one small read): what a playback needs is the length. Blocking calls,
+      // as Asterisk's channel thread does them: no thread-pool steps delaying the reply.
+      let fd: number;
       try {
-        fh = await fs.promises.open(base + ext, 'r');
+        fd = fs.openSync(base + ext, 'r');
       } catch {
         continue;
       }
       try {
-        const size = (await fh.stat()).size;
+        const size = fs.fstatSync(fd).size;
         if (ext === '.sln') return { samples: Math.floor(size / 2) };
         const head = Buffer.alloc(Math.min(size, 4096));
-        const { bytesRead } = await fh.read(head, 0, head.length, 0);
+        const bytesRead = fs.readSync(fd, head, 0, head.length, 0);
         const w = wavHeaderInfo(head.subarray(0, bytesRead), size);
         // Asterisk's wav reader refuses other rates / stereo / encodings for this extension.
         if (
@@ -654,7 +656,7 @@ class SimAgiCall {
       } catch {
         return undefined;
       } finally {
-        await fh.close().catch(() => undefined);
+        fs.closeSync(fd);
       }
     }
     return undefined;
@@ -701,7 +703,7 @@ class SimAgiCall {
         : undefined;
     const fmt = format.toLowerCase();
     // Asterisk opens the file before recording: no directory (or an unknown format) -> writefile.
-    if (!base || (fmt !== 'wav' && fmt !== 'sln') || !(await isDir(path.dirname(base))))
+    if (!base || (fmt !== 'wav' && fmt !== 'sln') || !isDir(path.dirname(base)))
       return this.write('200 result=-1 (writefile)');
     if (!this.up) return this.write(REPLY_DEAD);
     const seq = this.records++;
@@ -781,7 +783,9 @@ class SimAgiCall {
         fmt === 'wav'
           ? encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: audio }, spokeAnything ? simText : '')
           : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
-      await fs.promises.writeFile(out, data);
+      // the file is created through the thread pool (the costly part in a directory of thousands), written
+      // with blocking calls: one step, not three, before the reply (Asterisk writes on the channel's thread)
+      await localFiles.write(out, data);
       this.recordings.push(out);
     };
     const durationSimMs = end ? end.frame * FRAME_MS : 24 * 3600 * 1000;
@@ -818,9 +822,9 @@ function oneLine(v: string): string {
   return v.replace(/[\r\n\0]/g, ' ');
 }
 
-async function isDir(p: string): Promise<boolean> {
+function isDir(p: string): boolean {
   try {
-    return (await fs.promises.stat(p)).isDirectory();
+    return fs.statSync(p).isDirectory();
   } catch {
     return false;
   }

@@ -4,7 +4,7 @@
  * asking the engine (so a silent caller is never an error and a Whisper model cannot hallucinate
  * words into silence), and times the engine.
  */
-import fs from 'fs';
+import { localFiles } from '../util/local-file';
 import { performance } from 'perf_hooks';
 import { StageError, errorMessage } from '../util/errors';
 import { encodeWav, parseWav, toMono, type ParsedWav } from '../audio/wav';
@@ -74,7 +74,7 @@ export async function transcribe(
   let wav: Buffer;
   if (typeof input === 'string') {
     try {
-      wav = await fs.promises.readFile(input);
+      wav = await localFiles.read(input);
     } catch (err) {
       throw new StageError(
         'stt',

@@ -19,6 +19,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { createHash, randomBytes } from 'crypto';
+import { localFiles } from '../util/local-file';
 
 /** Pick the first usable audio directory: configured, then AUDIO_DIR, then DATA_DIR/audio, then the OS temp dir. */
 export function resolveAudioDir(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -43,6 +44,10 @@ export function resolveAudioDir(configured?: string, env: NodeJS.ProcessEnv = pr
 export function cacheKey(engineIdentity: string, text: string): string {
   return createHash('sha256').update(engineIdentity).update('\u0000').update(text).digest('hex').slice(0, 40);
 }
+
+/** Temporary file names: unique to this process (random once, then a counter: no random bytes per write). */
+const TMP_TAG = randomBytes(6).toString('hex');
+let tmpSeq = 0;
 
 /** A hit checks that its file still exists at most this often (one stat), ms. */
 const HIT_CHECK_MS = 5_000;
@@ -171,9 +176,8 @@ export class AudioCache {
     if (!job) {
       const bytes = produce();
       const written = bytes.then(async (b) => {
-        const tmp = path.join(this.dir, `.tmp-${randomBytes(6).toString('hex')}`);
-        await fs.promises.writeFile(tmp, b);
-        await fs.promises.rename(tmp, file);
+        const tmp = path.join(this.dir, `.tmp-${TMP_TAG}-${++tmpSeq}`);
+        await localFiles.writeAtomic(tmp, file, b);
         this.index(key, b.length, wavDurationMs(b));
         this.evict();
       });

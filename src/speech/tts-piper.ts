@@ -80,7 +80,7 @@ export class PiperEngine implements TtsEngine {
       }
       return buf;
     } finally {
-      fs.rm(out, { force: true }, () => undefined);
+      await fs.promises.rm(out, { force: true }).catch(() => undefined);
     }
   }
 }

@@ -5,7 +5,7 @@
  * Asterisk plays (8 kHz, 16-bit, mono, band-limited resampling via `toAsteriskWav`), caches it by
  * engine + voice + text, and hands back the path to play (without `.wav`, as STREAM FILE wants).
  */
-import fs from 'fs';
+import { localFiles } from '../util/local-file';
 import path from 'path';
 import { performance } from 'perf_hooks';
 import { StageError, errorMessage } from '../util/errors';
@@ -175,7 +175,7 @@ export async function speakSamples(
   // the samples are sent from memory: a new synthesis does not wait for its cache file to be written
   const r = await tts.speak(text, { ...opts, inMemory: true });
   try {
-    const wav = parseWav(r.bytes ?? (await fs.promises.readFile(r.file)));
+    const wav = parseWav(r.bytes ?? (await localFiles.read(r.file)));
     return {
       text: normaliseTtsText(text),
       samples: wav.samples,

@@ -5,6 +5,7 @@ import http from 'http';
 import type { AddressInfo } from 'net';
 import { parseWav, encodeWav } from '../../src/audio/wav';
 import { StageError } from '../../src/util/errors';
+import { localFiles } from '../../src/util/local-file';
 import { AudioCache, cacheKey, resolveAudioDir } from '../../src/speech/tts-cache';
 import { TtsService, createTtsEngine, resolveTtsEngineName, type TtsEngine } from '../../src/speech/tts';
 import { EspeakEngine } from '../../src/speech/tts-espeak';
@@ -169,9 +170,9 @@ describe('cache', () => {
       return one;
     };
     let finishWrite!: () => void;
-    const write = jest.spyOn(fs.promises, 'writeFile').mockImplementationOnce(async (file, data) => {
+    const write = jest.spyOn(localFiles, 'writeAtomic').mockImplementationOnce(async (_tmp, file, data) => {
       await new Promise<void>((r) => (finishWrite = r));
-      return fs.writeFileSync(file as string, data as Buffer);
+      return fs.writeFileSync(file, data);
     });
     try {
       const key = cacheKey('t', 'in-memory');

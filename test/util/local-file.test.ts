@@ -1,0 +1,126 @@
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { LocalFiles } from '../../src/util/local-file';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-local-file-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Resolves when the event loop has turned once (a setImmediate callback ran). */
+function loopTurned(): { done: () => boolean } {
+  let turned = false;
+  setImmediate(() => (turned = true));
+  return { done: () => turned };
+}
+
+/** A clock that advances by the next of `steps` (ms) at each read after the first of a pair. */
+function steppingClock(steps: number[]): () => number {
+  let t = 0;
+  let reads = 0;
+  return () => {
+    if (reads++ % 2 === 1) t += steps.shift() ?? 0;
+    return t;
+  };
+}
+
+describe('LocalFiles', () => {
+  test('blocking mode reads a file without waiting for a turn of the event loop', async () => {
+    const file = path.join(dir, 'r.wav');
+    const bytes = Buffer.from('RIFF-some-bytes');
+    fs.writeFileSync(file, bytes);
+    const lf = new LocalFiles();
+    const loop = loopTurned();
+    const got = await lf.read(file);
+    expect(loop.done()).toBe(false); // fs.promises.readFile needs several thread-pool steps and loop turns
+    expect(got.equals(bytes)).toBe(true);
+    expect(lf.mode).toBe('blocking');
+  });
+
+  test('a missing file rejects with the code fs gives, in both modes', async () => {
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      await expect(lf.read(path.join(dir, 'none.wav'))).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+  });
+
+  test('writeAtomic puts the whole file in place and leaves no temporary file, in both modes', async () => {
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      const file = path.join(dir, `${mode}.wav`);
+      fs.writeFileSync(file, 'old');
+      const bytes = Buffer.alloc(70_000, 3);
+      await lf.writeAtomic(path.join(dir, `.tmp-${mode}`), file, bytes);
+      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    }
+  });
+
+  test('write puts the bytes in place (created or truncated), in both modes; a missing directory rejects', async () => {
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      const file = path.join(dir, `in-place-${mode}.wav`);
+      fs.writeFileSync(file, Buffer.alloc(90_000, 1));
+      const bytes = Buffer.alloc(50_000, 9);
+      await lf.write(file, bytes);
+      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+      await expect(lf.write(path.join(dir, 'none', 'x.wav'), bytes)).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+  });
+
+  test('a failed write removes its temporary file and rejects, the old file kept', async () => {
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      const file = path.join(dir, `${mode}.wav`);
+      fs.writeFileSync(file, 'old');
+      // the target is a directory that is not empty: rename fails after the temporary file was written
+      const target = path.join(dir, `${mode}-dir`);
+      fs.mkdirSync(target);
+      fs.writeFileSync(path.join(target, 'x'), 'x');
+      await expect(lf.writeAtomic(path.join(dir, `.tmp-${mode}`), target, Buffer.from('new'))).rejects.toMatchObject({
+        code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/),
+      });
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+      expect(fs.readFileSync(file, 'utf8')).toBe('old');
+    }
+  });
+
+  test('three slow blocking calls in a row switch to async for good, with one warning', async () => {
+    const file = path.join(dir, 'r.wav');
+    fs.writeFileSync(file, 'x');
+    const warnings: string[] = [];
+    const lf = new LocalFiles({
+      slowMs: 20,
+      now: steppingClock([25, 30, 5, 25, 25, 25, 100]),
+      onSlow: (m) => warnings.push(m),
+    });
+    await lf.read(file); // slow
+    await lf.read(file); // slow
+    await lf.read(file); // fast: the count starts again
+    await lf.read(file);
+    await lf.read(file);
+    expect(lf.mode).toBe('blocking');
+    expect(warnings).toEqual([]);
+    await lf.read(file); // the third slow one in a row
+    expect(lf.mode).toBe('async');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/disk is slow \(25 ms reading .*r\.wav\).*AUDIO_DIR and RECORDINGS_DIR/);
+    // async now: the read waits for the thread pool (a loop turn), and warns no more
+    const loop = loopTurned();
+    expect((await lf.read(file)).toString()).toBe('x');
+    expect(loop.done()).toBe(true);
+    expect(warnings).toHaveLength(1);
+  });
+
+  test('one stall longer than stallMs switches at once', async () => {
+    const file = path.join(dir, 'r.wav');
+    const warnings: string[] = [];
+    const lf = new LocalFiles({ now: steppingClock([250]), onSlow: (m) => warnings.push(m) });
+    await lf.writeAtomic(path.join(dir, '.tmp-1'), file, Buffer.from('abc'));
+    expect(lf.mode).toBe('async');
+    expect(warnings[0]).toMatch(/250 ms writing/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('abc');
+  });
+});
