@@ -9,6 +9,7 @@ import { errorMessage } from '../util/errors';
 import { hashCallToken, localCallTokenHash, sameHash } from './call-token';
 import { sessionsByCallId } from './registry';
 import { StatementBatcher } from '../store/batch';
+import { isStoreUnavailable } from '../store/outbox';
 
 export type AdmitRefusal = 'bad_token' | 'unknown_call' | 'call_closed' | 'already_driven' | 'store_unavailable';
 
@@ -32,17 +33,18 @@ const ADMIT_SQL = namedStatement(
 /**
  * ADMIT_SQL for many sessions in one statement (the sessions that arrive while one is in flight, at hundreds
  * of calls a second). A call named twice in one statement is updated once: the session it names in
- * `agi_session` afterwards is the one admitted. `c.id = any($1)` keeps the calls table reached by its key,
- * statistics or not.
+ * `agi_session` afterwards is the one admitted. The rows are locked in key order first (as the batched
+ * answered marks do: two statements locking several calls never deadlock), found by key, statistics or not.
  */
 const ADMIT_MANY_SQL = namedStatement(
   'aid_admit_sessions',
-  `update calls c set agi_session = t.session, status = 'in_progress', answered_at = coalesce(c.answered_at, now()),
+  `with l as (select id from calls where id = any($1::int[]) order by id for no key update)
+   update calls c set agi_session = t.session, status = 'in_progress', answered_at = coalesce(c.answered_at, now()),
           channel_id = coalesce(t.channel, c.channel_id), agi_uniqueid = coalesce(t.uniqueid, c.agi_uniqueid),
           amd_status = coalesce(t.amd_status, c.amd_status), amd_cause = coalesce(t.amd_cause, c.amd_cause)
-     from unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
+     from l, unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
           as t(id, session, hash, channel, uniqueid, amd_status, amd_cause, mine)
-    where c.id = any($1::int[]) and c.id = t.id and c.status not in (${finalList}) and c.agi_session is null
+    where c.id = l.id and c.id = t.id and c.status not in (${finalList}) and c.agi_session is null
       and (c.agi_token_hash = t.hash or t.mine)
     returning c.id, c.agi_session`,
 );
@@ -60,24 +62,47 @@ interface AdmitRow {
 
 const admitBatchers = new WeakMap<Queryable, StatementBatcher<AdmitRow, boolean>>();
 
-/** Bind a session to its call (ADMIT_SQL's rules), in one statement with the others arriving meanwhile. */
+/** ADMIT_SQL for one session: whether it was bound to its call. */
+async function admitOne(db: Queryable, x: AdmitRow): Promise<boolean> {
+  const r = await db.query<{ id: number }>(ADMIT_SQL, [
+    x.id,
+    x.session,
+    x.hash,
+    x.channel,
+    x.uniqueid,
+    x.amdStatus,
+    x.amdCause,
+    x.mine,
+  ]);
+  return r.rows.length > 0;
+}
+
+/**
+ * Bind a session to its call (ADMIT_SQL's rules), in one statement with the others arriving meanwhile; a
+ * statement refused for one session's values (not the database being down) is sent again session by
+ * session, so only that one fails.
+ */
 function admitSoon(db: Queryable, row: AdmitRow): Promise<boolean> {
+  if (!Number.isInteger(row.id) || row.id <= 0 || row.id > 2147483647) return admitOne(db, row);
   let b = admitBatchers.get(db);
   if (!b) {
-    b = new StatementBatcher(async (rows: AdmitRow[]) => {
-      const r = await db.query<{ id: number; agi_session: string }>(ADMIT_MANY_SQL, [
-        rows.map((x) => x.id),
-        rows.map((x) => x.session),
-        rows.map((x) => x.hash),
-        rows.map((x) => x.channel),
-        rows.map((x) => x.uniqueid),
-        rows.map((x) => x.amdStatus),
-        rows.map((x) => x.amdCause),
-        rows.map((x) => x.mine),
-      ]);
-      const admitted = new Set(r.rows.map((x) => `${x.id}\u0000${x.agi_session}`));
-      return rows.map((x) => admitted.has(`${x.id}\u0000${x.session}`));
-    }, 2);
+    b = new StatementBatcher(
+      async (rows: AdmitRow[]) => {
+        const r = await db.query<{ id: number; agi_session: string }>(ADMIT_MANY_SQL, [
+          rows.map((x) => x.id),
+          rows.map((x) => x.session),
+          rows.map((x) => x.hash),
+          rows.map((x) => x.channel),
+          rows.map((x) => x.uniqueid),
+          rows.map((x) => x.amdStatus),
+          rows.map((x) => x.amdCause),
+          rows.map((x) => x.mine),
+        ]);
+        const admitted = new Set(r.rows.map((x) => `${x.id}\u0000${x.agi_session}`));
+        return rows.map((x) => admitted.has(`${x.id}\u0000${x.session}`));
+      },
+      { maxInFlight: 2, alone: (x) => admitOne(db, x), failsAll: isStoreUnavailable },
+    );
     admitBatchers.set(db, b);
   }
   return b.submit(row);
@@ -168,30 +193,16 @@ export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
   try {
     // One statement (shared with the sessions arriving meanwhile): open, not driven, token matches (or this
     // process already checked it).
-    const admitted =
-      Number.isInteger(numeric) && numeric > 0 && numeric <= 2147483647
-        ? await admitSoon(a.db, {
-            id: numeric,
-            session: a.sessionId,
-            hash: presented,
-            channel: a.channel ?? null,
-            uniqueid: a.uniqueid ?? null,
-            amdStatus: a.amdStatus ?? null,
-            amdCause: a.amdCause ?? null,
-            mine: !!mine,
-          })
-        : (
-            await a.db.query<{ id: number }>(ADMIT_SQL, [
-              numeric,
-              a.sessionId,
-              presented,
-              a.channel ?? null,
-              a.uniqueid ?? null,
-              a.amdStatus ?? null,
-              a.amdCause ?? null,
-              !!mine,
-            ])
-          ).rows.length > 0;
+    const admitted = await admitSoon(a.db, {
+      id: numeric,
+      session: a.sessionId,
+      hash: presented,
+      channel: a.channel ?? null,
+      uniqueid: a.uniqueid ?? null,
+      amdStatus: a.amdStatus ?? null,
+      amdCause: a.amdCause ?? null,
+      mine: !!mine,
+    });
     if (admitted) return { ok: true, callId: numeric };
     const why = await a.db.query<{ status: string; agi_session: string | null; agi_token_hash: string | null }>(
       'select status, agi_session, agi_token_hash from calls where id = $1',

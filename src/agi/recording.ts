@@ -8,6 +8,7 @@ import path from 'path';
 import { randomBytes } from 'crypto';
 import type { AgiSession, RecordOptions, RecordResult } from './types';
 import { StageError } from '../util/errors';
+import { localFiles } from '../util/local-file';
 
 /** Recordings directory: the configured one, else DATA_DIR/recordings, else <tmp>/ai-dialer-recordings. */
 export function recordingsDir(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -37,6 +38,7 @@ export async function ensureDir(dir: string): Promise<void> {
   if (made.has(dir)) return;
   await fs.promises.mkdir(dir, { recursive: true });
   made.add(dir);
+  localFiles.checkDir(dir); // the recordings are read back from here: a network mount reads them in the pool
 }
 
 export interface TurnRecording {

@@ -95,6 +95,7 @@ export class AudioCache {
     this.hitCheckMs = opts.hitCheckMs ?? HIT_CHECK_MS;
     this.touchMs = opts.touchMs ?? TOUCH_MS;
     fs.mkdirSync(dir, { recursive: true });
+    localFiles.checkDir(dir); // prompts are written here: a network mount writes them in the pool
     // Index what an earlier run left (oldest first by mtime); drop stale temp files.
     const found: Array<{ key: string; size: number; mtime: number }> = [];
     for (const name of fs.readdirSync(dir)) {

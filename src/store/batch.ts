@@ -5,14 +5,25 @@
  * at the end of the current synchronous run (what that run asks goes with it), so a lone request waits for
  * nothing but its own statement.
  *
- * TurnBatcher (outbox.ts) is the same idea for turn writes, with urgent / background order and a retry of
- * a refused batch row by row; this is the plain form for statements that cannot fail for one row alone.
+ * A statement the database refuses for anything but being unreachable is sent again request by request
+ * (`alone`), so one bad request (a value the database will not take) fails alone, as it would have without
+ * the batching. TurnBatcher (outbox.ts) is the same idea for turn writes, with urgent / background order.
  * No Node-RED import.
  */
 interface Waiter<I, O> {
   item: I;
   resolve: (o: O) => void;
   reject: (e: unknown) => void;
+}
+
+export interface StatementBatcherOptions<I, O> {
+  /** Statements in flight at once (default 1): only what arrives while all are busy waits, and goes together. */
+  maxInFlight?: number;
+  maxBatch?: number;
+  /** One request alone: after a refused statement, each of its requests is sent this way. */
+  alone?: (item: I) => Promise<O>;
+  /** Errors that fail the whole statement's requests without a retry one by one (the database unreachable). */
+  failsAll?: (err: unknown) => boolean;
 }
 
 export class StatementBatcher<I, O> {
@@ -26,11 +37,16 @@ export class StatementBatcher<I, O> {
    * `run` sends one statement for `items` and answers each, in order (`results[i]` for `items[i]`); a
    * rejection fails every request of that statement.
    */
+  private readonly maxInFlight: number;
+  private readonly maxBatch: number;
+
   constructor(
     private readonly run: (items: I[]) => Promise<O[]>,
-    private readonly maxInFlight = 1,
-    private readonly maxBatch = 500,
-  ) {}
+    private readonly opts: StatementBatcherOptions<I, O> = {},
+  ) {
+    this.maxInFlight = opts.maxInFlight ?? 1;
+    this.maxBatch = opts.maxBatch ?? 500;
+  }
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
@@ -65,10 +81,21 @@ export class StatementBatcher<I, O> {
     let results: O[];
     try {
       results = await this.run(batch.map((w) => w.item));
+      if (!Array.isArray(results) || results.length !== batch.length)
+        throw new Error(`a statement for ${batch.length} requests answered ${describe(results)}`);
     } catch (err) {
-      for (const w of batch) w.reject(err);
+      const alone = this.opts.alone;
+      if (!alone || batch.length === 1 || this.opts.failsAll?.(err)) {
+        for (const w of batch) w.reject(err);
+        return;
+      }
+      await Promise.all(batch.map((w) => alone(w.item).then(w.resolve, w.reject)));
       return;
     }
     batch.forEach((w, i) => w.resolve(results[i]));
   }
+}
+
+function describe(results: unknown): string {
+  return Array.isArray(results) ? `${results.length} results` : typeof results;
 }

@@ -187,11 +187,12 @@ export async function markAnsweredIn(q: Queryable, callId: number, channelId?: s
 
 const MARK_ANSWERED_MANY_SQL = namedStatement(
   'aid_mark_answered_many',
-  `with u as (
-       update calls set answered_at = coalesce(answered_at, now()),
-          status = case when status in ('initiated','ringing') then 'in_progress' else status end
-        where id = any($1::int[]) and status not in (${finalList}))
-     select id, campaign_id from calls where id = any($1::int[])`,
+  `with l as (select id, campaign_id from calls where id = any($1::int[]) order by id for no key update),
+        u as (
+       update calls c set answered_at = coalesce(c.answered_at, now()),
+          status = case when c.status in ('initiated','ringing') then 'in_progress' else c.status end
+         from l where c.id = l.id and c.status not in (${finalList}))
+     select id, campaign_id from l`,
 );
 
 /** Each store's batcher of answered marks (one statement for the calls answered while one is in flight). */
@@ -207,11 +208,14 @@ export function markAnsweredSoon(q: Queryable, callId: number): Promise<number |
   if (!Number.isSafeInteger(callId) || callId <= 0 || callId > 2147483647) return markAnsweredIn(q, callId);
   let b = answeredBatchers.get(q);
   if (!b) {
-    b = new StatementBatcher(async (ids: number[]) => {
-      const r = await q.query<{ id: number; campaign_id: number | null }>(MARK_ANSWERED_MANY_SQL, [ids]);
-      const campaignOf = new Map(r.rows.map((row) => [Number(row.id), row.campaign_id ?? null]));
-      return ids.map((id) => campaignOf.get(id) ?? null);
-    });
+    b = new StatementBatcher(
+      async (ids: number[]) => {
+        const r = await q.query<{ id: number; campaign_id: number | null }>(MARK_ANSWERED_MANY_SQL, [ids]);
+        const campaignOf = new Map(r.rows.map((row) => [Number(row.id), row.campaign_id ?? null]));
+        return ids.map((id) => campaignOf.get(id) ?? null);
+      },
+      { alone: (id) => markAnsweredIn(q, id) },
+    );
     answeredBatchers.set(q, b);
   }
   return b.submit(callId);

@@ -10,10 +10,14 @@
  * CPU against 83-98 µs through the pool. Creating a file is not (about 250 µs in a directory of thousands):
  * a write creates its file through the pool (one step) and writes, closes and renames with blocking calls.
  *
- * Guard: a directory on a slow disk (a network mount) would stall every call while one blocking call
- * waits. Three blocking calls in a row slower than `slowMs` (default 20 ms; one slow call can be the
- * process being descheduled), or one slower than `stallMs` (default 200 ms), switch the process to the
- * thread pool for good, with one warning. `LOCAL_FILE_IO=async` starts there. No Node-RED import.
+ * Guards: a directory on a slow disk would stall every call while one blocking call waits.
+ *  - A directory on a network file system (NFS, SMB/CIFS, FUSE, 9p, Ceph, ...) switches the process to the
+ *    thread pool as soon as it is named (`checkDir`, by the audio cache and the record node).
+ *  - Three blocking calls in a row slower than `slowMs` (default 20 ms; one slow call can be the process
+ *    being descheduled), or one slower than `stallMs` (default 200 ms), switch it for good, with one warning.
+ *  - A read blocks only for a regular file of at most `maxBlockingBytes` (16 MB), opened without waiting (a
+ *    FIFO or a device goes through the thread pool, as does anything bigger).
+ * `LOCAL_FILE_IO=async` starts in the thread pool. No Node-RED import.
  */
 import fs from 'fs';
 
@@ -27,6 +31,8 @@ export interface LocalFilesOptions {
   stallMs?: number;
   /** Clock (ms), for tests. */
   now?: () => number;
+  /** A read blocks only for a regular file up to this size (bytes). */
+  maxBlockingBytes?: number;
   /** Told once, when a slow disk switches the mode. */
   onSlow?: (message: string) => void;
 }
@@ -36,6 +42,7 @@ export class LocalFiles {
   private readonly slowMs: number;
   private readonly stallMs: number;
   private slowInRow = 0;
+  private readonly maxBlockingBytes: number;
   private readonly now: () => number;
   private readonly onSlow: (message: string) => void;
 
@@ -43,6 +50,7 @@ export class LocalFiles {
     this.modeNow = opts.mode ?? 'blocking';
     this.slowMs = opts.slowMs ?? 20;
     this.stallMs = opts.stallMs ?? 200;
+    this.maxBlockingBytes = opts.maxBlockingBytes ?? 16 * 1024 * 1024;
     this.now = opts.now ?? (() => performance.now());
     this.onSlow = opts.onSlow ?? ((m) => process.emitWarning(m, { code: 'AID_SLOW_DISK' }));
   }
@@ -54,7 +62,57 @@ export class LocalFiles {
   /** A file's bytes (errors as `fs` gives them: `code` ENOENT, EACCES, ...). */
   async read(file: string): Promise<Buffer> {
     if (this.modeNow === 'async') return fs.promises.readFile(file);
-    return this.timedSync(`reading ${file}`, () => fs.readFileSync(file));
+    const bytes = this.timedSync(`reading ${file}`, () => this.readBlocking(file));
+    return bytes ?? fs.promises.readFile(file);
+  }
+
+  /** The bytes of a regular file up to maxBlockingBytes; undefined for anything else (read it in the pool). */
+  private readBlocking(file: string): Buffer | undefined {
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() || st.size > this.maxBlockingBytes) return undefined;
+      const chunks: Buffer[] = [];
+      let total = 0;
+      // the size the file has now, then whatever it grew by since, to its end
+      for (let want = Math.max(st.size, 1); ; want = 64 * 1024) {
+        const b = Buffer.allocUnsafe(want);
+        let n = 0;
+        while (n < want) {
+          const got = fs.readSync(fd, b, n, want - n, null);
+          if (got === 0) break;
+          n += got;
+        }
+        chunks.push(n === want ? b : b.subarray(0, n));
+        total += n;
+        if (n < want) break;
+        if (total > this.maxBlockingBytes) return undefined;
+      }
+      return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * A directory this process reads and writes call audio in: on a network file system, every step goes
+   * through the thread pool from now on (one message, naming it).
+   */
+  checkDir(dir: string): void {
+    if (this.modeNow === 'async') return;
+    let type: number;
+    try {
+      type = fs.statfsSync(dir).type;
+    } catch {
+      return; // not there yet, or no statfs: the timing guard still holds
+    }
+    const name = NETWORK_FS.get(type >>> 0);
+    if (!name) return;
+    this.modeNow = 'async';
+    this.onSlow(
+      `${dir} is on a network file system (${name}): audio and recordings are read and written in the ` +
+        `background. Keep AUDIO_DIR and RECORDINGS_DIR on a local disk for the fastest turns.`,
+    );
   }
 
   /**
@@ -67,7 +125,7 @@ export class LocalFiles {
    */
   async writeAtomic(tmp: string, file: string, bytes: Uint8Array): Promise<void> {
     try {
-      await this.write(tmp, bytes);
+      await this.write(tmp, bytes, 'wx');
       if (this.modeNow === 'async') await fs.promises.rename(tmp, file);
       else this.timedSync(`writing ${file}`, () => fs.renameSync(tmp, file));
     } catch (err) {
@@ -80,9 +138,9 @@ export class LocalFiles {
    * Write `bytes` to `file` (created or truncated) in place. Blocking mode creates the file through the
    * thread pool (one step; see writeAtomic), then writes and closes it with blocking calls.
    */
-  async write(file: string, bytes: Uint8Array): Promise<void> {
-    if (this.modeNow === 'async') return fs.promises.writeFile(file, bytes);
-    const fd = await openForWrite(file);
+  async write(file: string, bytes: Uint8Array, flag: 'w' | 'wx' = 'w'): Promise<void> {
+    if (this.modeNow === 'async') return fs.promises.writeFile(file, bytes, { flag });
+    const fd = await openForWrite(file, flag);
     this.timedSync(`writing ${file}`, () => {
       try {
         for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at);
@@ -116,10 +174,24 @@ export class LocalFiles {
   }
 }
 
-/** A new file for writing (truncated if there), its descriptor: one thread-pool step. */
-function openForWrite(file: string): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(file, 'w', (err, fd) => (err ? reject(err) : resolve(fd))));
+/** A file opened for writing (`w`: created or truncated; `wx`: created, never an existing name or link): one thread-pool step. */
+function openForWrite(file: string, flag: 'w' | 'wx'): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, flag, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
+
+/** statfs `f_type` of the network file systems (Linux magic numbers). */
+const NETWORK_FS = new Map<number, string>([
+  [0x6969, 'NFS'],
+  [0xff534d42, 'CIFS'],
+  [0xfe534d42, 'SMB2'],
+  [0x517b, 'SMB'],
+  [0x65735546, 'FUSE'],
+  [0x01021997, '9p'],
+  [0x00c36400, 'Ceph'],
+  [0x47504653, 'GPFS'],
+  [0x0bd00bd0, 'Lustre'],
+  [0x6b414653, 'AFS'],
+]);
 
 /** The process's instance: blocking unless `LOCAL_FILE_IO=async`. */
 export const localFiles = new LocalFiles({

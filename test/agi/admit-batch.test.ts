@@ -5,7 +5,7 @@
  */
 import type { Db, Queryable } from '../../src/store/db';
 import { admitBatchCounts, admitCall } from '../../src/agi/admit';
-import { hashCallToken, newCallToken } from '../../src/agi/call-token';
+import { forgetCallToken, hashCallToken, newCallToken, rememberCallToken } from '../../src/agi/call-token';
 import { describeOnDbs } from '../helpers/db';
 
 async function addCalls(q: Queryable, n: number, status = 'ringing'): Promise<Array<{ id: number; token: string }>> {
@@ -78,6 +78,52 @@ describeOnDbs('FastAGI admissions', { poolSize: 4 }, (dbOf) => {
       [wrong.id],
     );
     expect(wrongRow.rows[0]).toEqual({ agi_session: null, status: 'ringing' });
+  });
+
+  test('a session whose values the database refuses fails alone; the others of its statement are admitted', async () => {
+    const calls = await addCalls(dbOf(), 3);
+    const { db } = counting(dbOf());
+    const [bad, ...good] = await Promise.all(
+      calls.map((c, i) =>
+        admitCall({
+          db,
+          sessionId: `s-nul-${i}`,
+          callId: c.id,
+          token: c.token,
+          // a NUL byte: PostgreSQL refuses the whole statement's text array
+          channel: i === 0 ? 'PJSIP/x\u0000y' : `PJSIP/ok-${i}`,
+        }),
+      ),
+    );
+    expect(good).toEqual(calls.slice(1).map((c) => ({ ok: true, callId: c.id })));
+    expect(bad).toMatchObject({ ok: false, reason: 'store_unavailable' });
+    const rows = await dbOf().query<{ agi_session: string | null }>(
+      `select agi_session from calls where id = any($1::int[]) order by id`,
+      [calls.map((c) => c.id)],
+    );
+    expect(rows.rows.map((r) => r.agi_session)).toEqual([null, 's-nul-1', 's-nul-2']);
+  });
+
+  test('a call this process originated (token remembered) is admitted on its local check, in a statement with others', async () => {
+    const [local, other] = await addCalls(dbOf(), 2);
+    // the row's hash is not the token's: only the process's own check can admit it
+    await dbOf().query(`update calls set agi_token_hash = null where id = $1`, [local.id]);
+    rememberCallToken(local.id, local.token);
+    try {
+      const { db } = counting(dbOf());
+      const [a, b] = await Promise.all([
+        admitCall({ db, sessionId: 's-mine', callId: local.id, token: local.token }),
+        admitCall({ db, sessionId: 's-other', callId: other.id, token: other.token }),
+      ]);
+      expect(a).toEqual({ ok: true, callId: local.id });
+      expect(b).toEqual({ ok: true, callId: other.id });
+      const row = await dbOf().query<{ agi_session: string }>(`select agi_session from calls where id = $1`, [
+        local.id,
+      ]);
+      expect(row.rows[0].agi_session).toBe('s-mine');
+    } finally {
+      forgetCallToken(local.id);
+    }
   });
 
   test('the calls pages an admission reads stay flat from 100 to 20,000 calls, without statistics', async () => {

@@ -112,4 +112,43 @@ describe('StatementBatcher', () => {
     for (const p of failed) await expect(p).rejects.toThrow('database unreachable');
     expect(await b.submit(3)).toBe(3);
   });
+
+  test('a refused statement is sent again request by request (only the bad one fails); unreachable fails all', async () => {
+    const sent: number[][] = [];
+    const b = new StatementBatcher<number, number>(
+      async (items) => {
+        sent.push(items);
+        throw Object.assign(new Error(items.includes(99) ? 'bad value' : 'unreachable'), {
+          unreachable: !items.includes(99),
+        });
+      },
+      {
+        maxInFlight: 1,
+        alone: async (i) => {
+          if (i === 99) throw new Error('bad value 99');
+          return i * 10;
+        },
+        failsAll: (err) => (err as { unreachable?: boolean }).unreachable === true,
+      },
+    );
+    const r = await Promise.allSettled([b.submit(1), b.submit(99), b.submit(3)]);
+    expect(r.map((x) => (x.status === 'fulfilled' ? x.value : (x.reason as Error).message))).toEqual([
+      10,
+      'bad value 99',
+      30,
+    ]);
+    const down = await Promise.allSettled([b.submit(4), b.submit(5)]);
+    expect(down.map((x) => x.status)).toEqual(['rejected', 'rejected']);
+    expect(sent).toEqual([
+      [1, 99, 3],
+      [4, 5],
+    ]);
+  });
+
+  test('a statement answering the wrong number of results rejects each request (none left waiting)', async () => {
+    const b = new StatementBatcher<number, number>(async () => [1]);
+    const r = await Promise.allSettled([b.submit(1), b.submit(2)]);
+    expect(r.map((x) => x.status)).toEqual(['rejected', 'rejected']);
+    expect((r[0] as PromiseRejectedResult).reason.message).toMatch(/a statement for 2 requests answered 1 results/);
+  });
 });

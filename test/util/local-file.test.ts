@@ -1,6 +1,7 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import { execFileSync, spawn } from 'child_process';
 import { LocalFiles } from '../../src/util/local-file';
 
 let dir: string;
@@ -70,21 +71,78 @@ describe('LocalFiles', () => {
     }
   });
 
-  test('a failed write removes its temporary file and rejects, the old file kept', async () => {
+  test('a failed rename removes its temporary file and rejects; what is at the target is untouched', async () => {
     for (const mode of ['blocking', 'async'] as const) {
       const lf = new LocalFiles({ mode });
-      const file = path.join(dir, `${mode}.wav`);
-      fs.writeFileSync(file, 'old');
       // the target is a directory that is not empty: rename fails after the temporary file was written
       const target = path.join(dir, `${mode}-dir`);
       fs.mkdirSync(target);
-      fs.writeFileSync(path.join(target, 'x'), 'x');
+      fs.writeFileSync(path.join(target, 'x'), 'kept');
       await expect(lf.writeAtomic(path.join(dir, `.tmp-${mode}`), target, Buffer.from('new'))).rejects.toMatchObject({
         code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/),
       });
       expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
-      expect(fs.readFileSync(file, 'utf8')).toBe('old');
+      expect(fs.readFileSync(path.join(target, 'x'), 'utf8')).toBe('kept');
     }
+  });
+
+  test('a failed write closes its file (no descriptor left open), in both modes', async () => {
+    const open = () => fs.readdirSync('/proc/self/fd').length;
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      const before = open();
+      // /dev/full opens, and every write to it fails with ENOSPC
+      await expect(lf.write('/dev/full', Buffer.alloc(1000, 1))).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(open()).toBe(before);
+    }
+  });
+
+  test('a temporary name that is already there (a planted link) is refused, not followed, in both modes', async () => {
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      const victim = path.join(dir, `victim-${mode}`);
+      fs.writeFileSync(victim, 'precious');
+      const tmp = path.join(dir, `.tmp-link-${mode}`);
+      fs.symlinkSync(victim, tmp);
+      await expect(lf.writeAtomic(tmp, path.join(dir, `out-${mode}.wav`), Buffer.from('new'))).rejects.toMatchObject({
+        code: 'EEXIST',
+      });
+      expect(fs.readFileSync(victim, 'utf8')).toBe('precious');
+      expect(fs.existsSync(path.join(dir, `out-${mode}.wav`))).toBe(false);
+    }
+  });
+
+  test('a FIFO, and a file over maxBlockingBytes, are read through the thread pool, not blocking', async () => {
+    const lf = new LocalFiles({ maxBlockingBytes: 10 });
+    const big = path.join(dir, 'big.wav');
+    fs.writeFileSync(big, Buffer.alloc(100, 5));
+    let loop = loopTurned();
+    expect((await lf.read(big)).equals(Buffer.alloc(100, 5))).toBe(true);
+    expect(loop.done()).toBe(true);
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    loop = loopTurned();
+    const reading = lf.read(fifo); // no writer yet: a blocking open or read would hang the process here
+    const writer = spawn('sh', ['-c', `printf hello > '${fifo}'`]);
+    expect((await reading).toString()).toBe('hello');
+    expect(loop.done()).toBe(true);
+    await new Promise((r) => writer.once('exit', r));
+    expect(lf.mode).toBe('blocking');
+  });
+
+  test('a directory on a network file system switches to async at once, naming it; a local one does not', () => {
+    const warnings: string[] = [];
+    const lf = new LocalFiles({ onSlow: (m) => warnings.push(m) });
+    lf.checkDir(dir); // the test's own temporary directory: a local disk or tmpfs
+    expect(lf.mode).toBe('blocking');
+    const statfs = jest.spyOn(fs, 'statfsSync').mockReturnValueOnce({ type: 0x6969 } as fs.StatsFs);
+    try {
+      lf.checkDir('/mnt/recordings');
+    } finally {
+      statfs.mockRestore();
+    }
+    expect(lf.mode).toBe('async');
+    expect(warnings).toEqual([expect.stringMatching(/\/mnt\/recordings is on a network file system \(NFS\)/)]);
   });
 
   test('three slow blocking calls in a row switch to async for good, with one warning', async () => {
