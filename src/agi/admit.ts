@@ -8,8 +8,6 @@ import { createInboundCall, FINAL_STATUSES } from '../store/calls';
 import { errorMessage } from '../util/errors';
 import { hashCallToken, localCallTokenHash, sameHash } from './call-token';
 import { sessionsByCallId } from './registry';
-import { StatementBatcher } from '../store/batch';
-import { isStoreUnavailable } from '../store/outbox';
 
 export type AdmitRefusal = 'bad_token' | 'unknown_call' | 'call_closed' | 'already_driven' | 'store_unavailable';
 
@@ -29,89 +27,6 @@ const ADMIT_SQL = namedStatement(
           and (agi_token_hash = $3 or $8::boolean)
         returning id`,
 );
-
-/**
- * ADMIT_SQL for many sessions in one statement (the sessions that arrive while one is in flight, at hundreds
- * of calls a second). A call named twice in one statement is updated once: the session it names in
- * `agi_session` afterwards is the one admitted. The rows are locked in key order first (as the batched
- * answered marks do: two statements locking several calls never deadlock), found by key, statistics or not.
- */
-const ADMIT_MANY_SQL = namedStatement(
-  'aid_admit_sessions',
-  `with l as (select id from calls where id = any($1::int[]) order by id for no key update)
-   update calls c set agi_session = t.session, status = 'in_progress', answered_at = coalesce(c.answered_at, now()),
-          channel_id = coalesce(t.channel, c.channel_id), agi_uniqueid = coalesce(t.uniqueid, c.agi_uniqueid),
-          amd_status = coalesce(t.amd_status, c.amd_status), amd_cause = coalesce(t.amd_cause, c.amd_cause)
-     from l, unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
-          as t(id, session, hash, channel, uniqueid, amd_status, amd_cause, mine)
-    where c.id = l.id and c.id = t.id and c.status not in (${finalList}) and c.agi_session is null
-      and (c.agi_token_hash = t.hash or t.mine)
-    returning c.id, c.agi_session`,
-);
-
-interface AdmitRow {
-  id: number;
-  session: string;
-  hash: string;
-  channel: string | null;
-  uniqueid: string | null;
-  amdStatus: string | null;
-  amdCause: string | null;
-  mine: boolean;
-}
-
-const admitBatchers = new WeakMap<Queryable, StatementBatcher<AdmitRow, boolean>>();
-
-/** ADMIT_SQL for one session: whether it was bound to its call. */
-async function admitOne(db: Queryable, x: AdmitRow): Promise<boolean> {
-  const r = await db.query<{ id: number }>(ADMIT_SQL, [
-    x.id,
-    x.session,
-    x.hash,
-    x.channel,
-    x.uniqueid,
-    x.amdStatus,
-    x.amdCause,
-    x.mine,
-  ]);
-  return r.rows.length > 0;
-}
-
-/**
- * Bind a session to its call (ADMIT_SQL's rules), in one statement with the others arriving meanwhile; a
- * statement refused for one session's values (not the database being down) is sent again session by
- * session, so only that one fails.
- */
-function admitSoon(db: Queryable, row: AdmitRow): Promise<boolean> {
-  if (!Number.isInteger(row.id) || row.id <= 0 || row.id > 2147483647) return admitOne(db, row);
-  let b = admitBatchers.get(db);
-  if (!b) {
-    b = new StatementBatcher(
-      async (rows: AdmitRow[]) => {
-        const r = await db.query<{ id: number; agi_session: string }>(ADMIT_MANY_SQL, [
-          rows.map((x) => x.id),
-          rows.map((x) => x.session),
-          rows.map((x) => x.hash),
-          rows.map((x) => x.channel),
-          rows.map((x) => x.uniqueid),
-          rows.map((x) => x.amdStatus),
-          rows.map((x) => x.amdCause),
-          rows.map((x) => x.mine),
-        ]);
-        const admitted = new Set(r.rows.map((x) => `${x.id}\u0000${x.agi_session}`));
-        return rows.map((x) => admitted.has(`${x.id}\u0000${x.session}`));
-      },
-      { maxInFlight: 2, alone: (x) => admitOne(db, x), failsAll: isStoreUnavailable },
-    );
-    admitBatchers.set(db, b);
-  }
-  return b.submit(row);
-}
-
-/** Statements and sessions of a store's admission batcher so far (tests, the bench). */
-export function admitBatchCounts(db: Queryable): { statements: number; items: number } {
-  return { ...(admitBatchers.get(db)?.counts ?? { statements: 0, items: 0 }) };
-}
 
 export interface AdmitInput {
   /** The store, when the fastagi-in node has one. */
@@ -191,19 +106,18 @@ export async function admitCall(a: AdmitInput): Promise<AdmitResult> {
     };
   }
   try {
-    // One statement (shared with the sessions arriving meanwhile): open, not driven, token matches (or this
-    // process already checked it).
-    const admitted = await admitSoon(a.db, {
-      id: numeric,
-      session: a.sessionId,
-      hash: presented,
-      channel: a.channel ?? null,
-      uniqueid: a.uniqueid ?? null,
-      amdStatus: a.amdStatus ?? null,
-      amdCause: a.amdCause ?? null,
-      mine: !!mine,
-    });
-    if (admitted) return { ok: true, callId: numeric };
+    // One statement: open, not driven, token matches (or this process already checked it).
+    const r = await a.db.query<{ id: number }>(ADMIT_SQL, [
+      numeric,
+      a.sessionId,
+      presented,
+      a.channel ?? null,
+      a.uniqueid ?? null,
+      a.amdStatus ?? null,
+      a.amdCause ?? null,
+      !!mine,
+    ]);
+    if (r.rows.length) return { ok: true, callId: numeric };
     const why = await a.db.query<{ status: string; agi_session: string | null; agi_token_hash: string | null }>(
       'select status, agi_session, agi_token_hash from calls where id = $1',
       [numeric],

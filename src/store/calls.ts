@@ -4,7 +4,6 @@
  */
 import { namedStatement, type Queryable } from './db';
 import { DialerError } from '../util/errors';
-import { StatementBatcher } from './batch';
 
 export type CallStatus =
   | 'initiated'
@@ -183,47 +182,6 @@ const MARK_ANSWERED_IN_SQL = namedStatement(
 export async function markAnsweredIn(q: Queryable, callId: number, channelId?: string | null): Promise<number | null> {
   const r = await q.query<{ campaign_id: number | null }>(MARK_ANSWERED_IN_SQL, [callId, channelId ?? null]);
   return r.rows[0]?.campaign_id ?? null;
-}
-
-const MARK_ANSWERED_MANY_SQL = namedStatement(
-  'aid_mark_answered_many',
-  `with l as (select id, campaign_id from calls where id = any($1::int[]) order by id for no key update),
-        u as (
-       update calls c set answered_at = coalesce(c.answered_at, now()),
-          status = case when c.status in ('initiated','ringing') then 'in_progress' else c.status end
-         from l where c.id = l.id and c.status not in (${finalList}))
-     select id, campaign_id from l`,
-);
-
-/** Each store's batcher of answered marks (one statement for the calls answered while one is in flight). */
-const answeredBatchers = new WeakMap<Queryable, StatementBatcher<number, number | null>>();
-
-/**
- * markAnsweredIn without a channel, gathered across calls: the calls answered while a statement of these
- * is in flight are marked by the next one, together (at hundreds of answers a second: one statement, one
- * commit and one pool connection for several calls, not one each). Resolves with the call's campaign
- * (null when it has none or is unknown).
- */
-export function markAnsweredSoon(q: Queryable, callId: number): Promise<number | null> {
-  if (!Number.isSafeInteger(callId) || callId <= 0 || callId > 2147483647) return markAnsweredIn(q, callId);
-  let b = answeredBatchers.get(q);
-  if (!b) {
-    b = new StatementBatcher(
-      async (ids: number[]) => {
-        const r = await q.query<{ id: number; campaign_id: number | null }>(MARK_ANSWERED_MANY_SQL, [ids]);
-        const campaignOf = new Map(r.rows.map((row) => [Number(row.id), row.campaign_id ?? null]));
-        return ids.map((id) => campaignOf.get(id) ?? null);
-      },
-      { alone: (id) => markAnsweredIn(q, id) },
-    );
-    answeredBatchers.set(q, b);
-  }
-  return b.submit(callId);
-}
-
-/** Statements and marks of a store's answered batcher so far (tests, the bench). */
-export function answeredBatchCounts(q: Queryable): { statements: number; items: number } {
-  return { ...(answeredBatchers.get(q)?.counts ?? { statements: 0, items: 0 }) };
 }
 
 /** Append (or replace, by seq) one conversation turn with its per-stage timing. */

@@ -4,7 +4,7 @@
  * `claim.ts`; pacing buckets in `pacing.ts`.
  */
 import { namedStatement, type Db, type Queryable } from './db';
-import { FINAL_STATUSES, TRANSCRIPT_SQL, markAnsweredSoon, type CallStatus } from './calls';
+import { FINAL_STATUSES, TRANSCRIPT_SQL, markAnsweredIn, type CallStatus } from './calls';
 import { DialerError } from '../util/errors';
 
 export type CampaignStatus = 'draft' | 'running' | 'paused' | 'stopped' | 'completed';
@@ -150,8 +150,8 @@ export function outcomeStatus(outcome: string): Exclude<CallStatus, 'initiated' 
 export async function recordOutcome(db: Db, o: OutcomeUpdate): Promise<OutcomeResult> {
   if (o.outcome === 'answered') {
     // marked answered and, for the campaign's progress (this call moves from dialing to active), its campaign:
-    // one round trip, shared with the other calls answered meanwhile
-    const r = await markAnsweredSoon(db, o.callId);
+    // one round trip
+    const r = await markAnsweredIn(db, o.callId);
     return { closed: false, status: 'answered', campaignId: r };
   }
   const status = outcomeStatus(o.outcome);
