@@ -83,12 +83,12 @@ export class LocalFiles {
           if (got === 0) break;
           n += got;
         }
-        chunks.push(n === want ? b : b.subarray(0, n));
+        if (n > 0) chunks.push(n === want ? b : b.subarray(0, n));
         total += n;
         if (n < want) break;
         if (total > this.maxBlockingBytes) return undefined;
       }
-      return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+      return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total); // one chunk: no copy
     } finally {
       fs.closeSync(fd);
     }

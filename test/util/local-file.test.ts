@@ -37,6 +37,13 @@ describe('LocalFiles', () => {
     const got = await lf.read(file);
     expect(loop.done()).toBe(false); // fs.promises.readFile needs several thread-pool steps and loop turns
     expect(got.equals(bytes)).toBe(true);
+    expect(got.buffer.byteLength).toBeLessThanOrEqual(8192); // read once into its own size (or the pool's slab), not copied
+    // an empty file, and one bigger than a read
+    fs.writeFileSync(file, '');
+    expect((await lf.read(file)).length).toBe(0);
+    const big = Buffer.alloc(300_000, 7);
+    fs.writeFileSync(file, big);
+    expect((await lf.read(file)).equals(big)).toBe(true);
     expect(lf.mode).toBe('blocking');
   });
 
@@ -124,9 +131,10 @@ describe('LocalFiles', () => {
     loop = loopTurned();
     const reading = lf.read(fifo); // no writer yet: a blocking open or read would hang the process here
     const writer = spawn('sh', ['-c', `printf hello > '${fifo}'`]);
+    const exited = new Promise((r) => writer.once('exit', r));
     expect((await reading).toString()).toBe('hello');
     expect(loop.done()).toBe(true);
-    await new Promise((r) => writer.once('exit', r));
+    await exited;
     expect(lf.mode).toBe('blocking');
   });
 
