@@ -8,6 +8,7 @@
 import { EventEmitter } from 'events';
 import type { Socket } from 'net';
 import { FastAgiSession, type SessionOptions } from '../../src/agi/session';
+import { ASTERISK_ENV_SAMPLE } from '../helpers/agi-env';
 
 class FakeSocket extends EventEmitter {
   writableEnded = false;
@@ -30,30 +31,7 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-const ORDER: Array<[string, string]> = [
-  ['network', 'yes'],
-  ['network_script', 'dialer?call_id=5'],
-  ['request', 'agi://127.0.0.1:4573/dialer?call_id=5'],
-  ['channel', 'Local/+12125550101@callees-00000006;1'],
-  ['language', 'en'],
-  ['type', 'Local'],
-  ['uniqueid', '1732486000.6'],
-  ['version', '22.10.1'],
-  ['callerid', '+13105550000'],
-  ['calleridname', 'unknown'],
-  ['callingpres', '0'],
-  ['callingani2', '0'],
-  ['callington', '0'],
-  ['callingtns', '0'],
-  ['dnid', 'unknown'],
-  ['rdnis', 'unknown'],
-  ['context', 'ai-dialer'],
-  ['extension', 's'],
-  ['priority', '1'],
-  ['enhanced', '0.0'],
-  ['accountcode', ''],
-  ['threadid', '140000000000001'],
-];
+const ORDER = ASTERISK_ENV_SAMPLE;
 
 /** Asterisk-order lines `agi_<key><sep><value><eol>`, `sep` and `eol` per line (default ': ' and '\n'). */
 function block(

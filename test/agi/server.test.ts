@@ -9,6 +9,7 @@ import { getSession, activeSessionCount, sessionsByCallId } from '../../src/agi/
 import { formatEnv } from '../../src/agi/protocol';
 import { StageError } from '../../src/util/errors';
 import { waitFor } from '../helpers/wait';
+import { ASTERISK_ENV_SAMPLE } from '../helpers/agi-env';
 
 const ENV = formatEnv([
   ['network', 'yes'],
@@ -112,30 +113,7 @@ describe('FastAGI session over a real socket', () => {
   });
 
   test("environment block: in Asterisk's own order or not, the same keys, order and values, nothing inherited", async () => {
-    const asteriskOrder: Array<[string, string]> = [
-      ['network', 'yes'],
-      ['network_script', 'dialer?call_id=5'],
-      ['request', 'agi://127.0.0.1:4573/dialer?call_id=5'],
-      ['channel', 'Local/+12125550101@callees-00000006;1'],
-      ['language', 'en'],
-      ['type', 'Local'],
-      ['uniqueid', '1732486000.6'],
-      ['version', '22.10.1'],
-      ['callerid', '+13105550000'],
-      ['calleridname', 'unknown'],
-      ['callingpres', '0'],
-      ['callingani2', '0'],
-      ['callington', '0'],
-      ['callingtns', '0'],
-      ['dnid', 'unknown'],
-      ['rdnis', 'unknown'],
-      ['context', 'ai-dialer'],
-      ['extension', 's'],
-      ['priority', '1'],
-      ['enhanced', '0.0'],
-      ['accountcode', ''],
-      ['threadid', '140000000000001'],
-    ];
+    const asteriskOrder: Array<[string, string]> = [...ASTERISK_ENV_SAMPLE];
     const blocks: Array<Array<[string, string]>> = [
       asteriskOrder,
       [...asteriskOrder, ['arg_1', 'a: b'], ['constructor', 'x'], ['__proto__', 'y']],
