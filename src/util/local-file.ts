@@ -15,8 +15,8 @@
  *    thread pool as soon as it is named (`checkDir`, by the audio cache and the record node).
  *  - Three blocking calls in a row slower than `slowMs` (default 20 ms; one slow call can be the process
  *    being descheduled), or one slower than `stallMs` (default 200 ms), switch it for good, with one warning.
- *  - A read blocks only for a regular file of at most `maxBlockingBytes` (16 MB), opened without waiting (a
- *    FIFO or a device goes through the thread pool, as does anything bigger).
+ *  - A read blocks only for a non-empty regular file of at most `maxBlockingBytes` (16 MB), opened without
+ *    waiting (a FIFO, a device, an empty or a bigger file goes through the thread pool).
  * `LOCAL_FILE_IO=async` starts in the thread pool. No Node-RED import.
  */
 import fs from 'fs';
@@ -66,29 +66,16 @@ export class LocalFiles {
     return bytes ?? fs.promises.readFile(file);
   }
 
-  /** The bytes of a regular file up to maxBlockingBytes; undefined for anything else (read it in the pool). */
+  /** The bytes of a non-empty regular file up to maxBlockingBytes; undefined for anything else (read it in the pool). */
   private readBlocking(file: string): Buffer | undefined {
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
       const st = fs.fstatSync(fd);
-      if (!st.isFile() || st.size > this.maxBlockingBytes) return undefined;
-      const chunks: Buffer[] = [];
-      let total = 0;
-      // the size the file has now, then whatever it grew by since, to its end
-      for (let want = Math.max(st.size, 1); ; want = 64 * 1024) {
-        const b = Buffer.allocUnsafe(want);
-        let n = 0;
-        while (n < want) {
-          const got = fs.readSync(fd, b, n, want - n, null);
-          if (got === 0) break;
-          n += got;
-        }
-        if (n > 0) chunks.push(n === want ? b : b.subarray(0, n));
-        total += n;
-        if (n < want) break;
-        if (total > this.maxBlockingBytes) return undefined;
-      }
-      return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total); // one chunk: no copy
+      if (!st.isFile() || st.size === 0 || st.size > this.maxBlockingBytes) return undefined;
+      const b = Buffer.allocUnsafe(st.size);
+      let n = 0;
+      for (let got = 1; n < b.length && got > 0; n += got) got = fs.readSync(fd, b, n, b.length - n, null);
+      return n === b.length ? b : b.subarray(0, n);
     } finally {
       fs.closeSync(fd);
     }
@@ -107,12 +94,7 @@ export class LocalFiles {
       return; // not there yet, or no statfs: the timing guard still holds
     }
     const name = NETWORK_FS.get(type >>> 0);
-    if (!name) return;
-    this.modeNow = 'async';
-    this.onSlow(
-      `${dir} is on a network file system (${name}): audio and recordings are read and written in the ` +
-        `background. Keep AUDIO_DIR and RECORDINGS_DIR on a local disk for the fastest turns.`,
-    );
+    if (name) this.switchToAsync(`${dir} is on a network file system (${name})`);
   }
 
   /**
@@ -150,26 +132,25 @@ export class LocalFiles {
     });
   }
 
+  /** `fn`, timed: three in a row slower than slowMs, or one slower than stallMs, switch to async. */
   private timedSync<T>(what: string, fn: () => T): T {
     const t0 = this.now();
     try {
       return fn();
     } finally {
-      this.timed(t0, what);
+      const ms = this.now() - t0;
+      if (ms <= this.slowMs) this.slowInRow = 0;
+      else if (++this.slowInRow >= 3 || ms > this.stallMs)
+        this.switchToAsync(`the disk is slow (${Math.round(ms)} ms ${what})`);
     }
   }
 
-  private timed(t0: number, what: string): void {
-    const ms = this.now() - t0;
-    if (ms <= this.slowMs) {
-      this.slowInRow = 0;
-      return;
-    }
-    if (this.modeNow === 'async' || (++this.slowInRow < 3 && ms <= this.stallMs)) return;
+  private switchToAsync(why: string): void {
+    if (this.modeNow === 'async') return;
     this.modeNow = 'async';
     this.onSlow(
-      `the disk is slow (${Math.round(ms)} ms ${what}): audio and recordings are read and written in the ` +
-        `background from now on. Keep AUDIO_DIR and RECORDINGS_DIR on a local disk.`,
+      `${why}: audio and recordings are read and written in the background from now on. ` +
+        `Keep AUDIO_DIR and RECORDINGS_DIR on a local disk.`,
     );
   }
 }
