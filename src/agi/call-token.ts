@@ -13,12 +13,13 @@
  * An inbound session (no CALL_ID, or CALL_DIRECTION=inbound) always gets a fresh call record: it cannot
  * name an existing one. The admission itself is in admit.ts. No Node-RED import.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'crypto';
+import { createHash, timingSafeEqual } from 'crypto';
+import { randomBase64url } from '../util/random';
 import type { Queryable } from '../store/db';
 
 /** A new token: 144 random bits, URL-safe (a channel variable value needs no quoting). */
 export function newCallToken(): string {
-  return randomBytes(18).toString('base64url');
+  return randomBase64url(18);
 }
 
 export function hashCallToken(token: string): string {

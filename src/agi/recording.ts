@@ -5,7 +5,7 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { randomBytes } from 'crypto';
+import { randomHex } from '../util/random';
 import type { AgiSession, RecordOptions, RecordResult } from './types';
 import { StageError } from '../util/errors';
 import { localFiles } from '../util/local-file';
@@ -29,7 +29,7 @@ export function safeToken(v: unknown): string {
 /** `<dir>/call-<id>-t<seq>-<random>` (no extension: Asterisk appends it). */
 export function recordingBase(dir: string, callId: unknown, seq: number): string {
   const n = Number.isInteger(seq) && seq >= 0 ? seq : 0;
-  return path.join(dir, `call-${safeToken(callId)}-t${n}-${randomBytes(6).toString('hex')}`);
+  return path.join(dir, `call-${safeToken(callId)}-t${n}-${randomHex(6)}`);
 }
 
 const made = new Set<string>();

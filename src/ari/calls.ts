@@ -12,7 +12,7 @@
  *   originates and invalid numbers, so the campaign's concurrency slot is always released.
  */
 import { EventEmitter } from 'events';
-import { randomBytes } from 'crypto';
+import { randomHex } from '../util/random';
 import type { AriConnection, AriEvent } from './client';
 import { AriError } from './client';
 import { finalOutcome, causeText, type Outcome, type FinalOutcome } from './outcome';
@@ -274,7 +274,7 @@ export class CallTracker extends EventEmitter {
       throw new AriError('invalid_input', 'msg.call.id is required');
     if (this.byCall.has(key)) throw new AriError('invalid_input', `call ${key} is already in progress`);
     const safeId = key.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
-    const channelId = `aid-${safeId}-${randomBytes(4).toString('hex')}`;
+    const channelId = `aid-${safeId}-${randomHex(4)}`;
     const t: Tracked = {
       req,
       channelId,
