@@ -86,7 +86,8 @@ export function encodeWav(audio: PcmAudio, simText?: string): Buffer {
   const dataLen = audio.samples.length * 2;
   const simBuf = simText !== undefined ? Buffer.from(simText, 'utf8') : undefined;
   const simLen = simBuf ? 8 + simBuf.length + (simBuf.length % 2) : 0;
-  const buf = Buffer.alloc(44 + dataLen + simLen);
+  // every byte is written below (header, samples, the chunk and its pad byte): no zero fill first
+  const buf = Buffer.allocUnsafe(44 + dataLen + simLen);
   buf.write('RIFF', 0, 'ascii');
   buf.writeUInt32LE(36 + dataLen + simLen, 4);
   buf.write('WAVE', 8, 'ascii');
@@ -108,6 +109,7 @@ export function encodeWav(audio: PcmAudio, simText?: string): Buffer {
     buf.write('simu', o, 'ascii');
     buf.writeUInt32LE(simBuf.length, o + 4);
     simBuf.copy(buf, o + 8);
+    if (simBuf.length % 2) buf[o + 8 + simBuf.length] = 0;
   }
   return buf;
 }

@@ -13,6 +13,22 @@ function rms(s: Int16Array, from = 0, to = s.length): number {
 }
 
 describe('wav', () => {
+  test('encode writes every byte itself: the odd-length text chunk ends with a zero pad byte, the same input gives the same bytes', () => {
+    const samples = tone(8000, 300, 0.01);
+    const text = 'odd'; // 3 bytes: one pad byte
+    // memory that is not zeroed: every byte left unwritten would show as 0xab / 0xcd
+    const alloc = jest.spyOn(Buffer, 'allocUnsafe').mockImplementationOnce((n: number) => Buffer.alloc(n, 0xab));
+    const a = encodeWav({ sampleRate: 8000, channels: 1, samples }, text);
+    alloc.mockImplementationOnce((n: number) => Buffer.alloc(n, 0xcd));
+    const b = encodeWav({ sampleRate: 8000, channels: 1, samples }, text);
+    alloc.mockRestore();
+    expect(a.equals(b)).toBe(true);
+    expect(a.length).toBe(44 + samples.length * 2 + 8 + 4);
+    expect(a[a.length - 1]).toBe(0);
+    expect(a.subarray(a.length - 12, a.length - 8).toString('ascii')).toBe('simu');
+    expect(a.readUInt32LE(a.length - 8)).toBe(3);
+  });
+
   test('encode then parse keeps rate, channels, samples and the simulated text', () => {
     const samples = tone(8000, 440, 0.5);
     const buf = encodeWav({ sampleRate: 8000, channels: 1, samples }, 'héllo "there"');
