@@ -12,7 +12,8 @@
  *     rotated each round) and every figure is min / median / max over the rounds.
  *
  * A case: one campaign of N contacts, max_concurrent N, 400 calls/s, calling window all day; every callee
- * answers after 50 ms and talks for 3 turns (a miss, a yes, a no-thanks) after HOLD_PAUSE_MS of silence
+ * (BENCH_CALLS_CALLERS `lockstep`, the default; `varied`: ring 2-10 s, pauses 60-125 %) answers after 50 ms and
+ * talks for 3 turns (a miss, a yes, a no-thanks) after HOLD_PAUSE_MS of silence
  * each (every turn has words: `under_3_turns` counts calls with fewer than 3 non-empty caller turns), so all N calls are up together; started with POST /api/v1/calls/automated/start on every runtime;
  * run until every contact is done. With R > 1 runtimes they share the campaign (leases, one PostgreSQL
  * database, WORKER_NAME each) and one simulator; each runtime sets AGI_ADVERTISE, so every answered call's
@@ -39,6 +40,7 @@ interface Case {
   runtimes: number;
   /** Which build runs it (BENCH_CALLS_BUILDS name; '' = this one). */
   build: string;
+  callers: Callers;
 }
 type Reply = Record<string, unknown> & { type: string };
 
@@ -49,6 +51,19 @@ const ROUNDS = Number(process.env.BENCH_CALLS_ROUNDS || (QUICK ? 1 : 3));
  * default flow's endpoint silence (2 s), or the recording ends before the callee says anything.
  */
 const HOLD_PAUSE_MS = Number(process.env.BENCH_CALLS_PAUSE_MS || (QUICK ? 500 : 1500));
+/**
+ * How the simulated callees behave (BENCH_CALLS_CALLERS, a comma list: every case runs under each):
+ * `lockstep` (default: every callee answers 50 ms after the dial and pauses exactly HOLD_PAUSE_MS, so calls
+ * dialled together speak together for the whole call and turns arrive in bursts) and `varied` (each callee
+ * rings 2-10 s and pauses 60-125 % of HOLD_PAUSE_MS, from a fixed seed: the same callers every run).
+ */
+type Callers = 'lockstep' | 'varied';
+function callerModels(): Callers[] {
+  const list = (process.env.BENCH_CALLS_CALLERS || 'lockstep').split(',').map((x) => x.trim());
+  for (const m of list)
+    if (m !== 'lockstep' && m !== 'varied') throw new Error(`BENCH_CALLS_CALLERS: unknown caller model ${m}`);
+  return list as Callers[];
+}
 const CPS = Number(process.env.BENCH_CALLS_CPS || 400);
 const P99_LIMIT_MS = 20;
 
@@ -62,7 +77,8 @@ function cases(): Case[] {
       : QUICK
         ? 'pglite:50:1'
         : 'pglite:50:1,pglite:250:1');
-  return spec.split(',').map((s) => {
+  const models = callerModels();
+  return spec.split(',').flatMap((s) => {
     const [db, n, r, build = ''] = s.split(':');
     if (build && !builds().has(build)) throw new Error(`BENCH_CALLS_CASES: no build ${build} in BENCH_CALLS_BUILDS`);
     if (db !== 'postgres' && db !== 'pglite') throw new Error(`BENCH_CALLS_CASES: unknown database ${db}`);
@@ -70,7 +86,7 @@ function cases(): Case[] {
       throw new Error('BENCH_CALLS_CASES: postgres needs DATABASE_URL');
     const runtimes = Number(r || 1);
     if (db === 'pglite' && runtimes !== 1) throw new Error('BENCH_CALLS_CASES: PGlite is one process: 1 runtime');
-    return { db, n: Number(n), runtimes, build };
+    return models.map((callers) => ({ db, n: Number(n), runtimes, build, callers }));
   });
 }
 
@@ -257,6 +273,7 @@ async function runCase(c: Case): Promise<Row> {
           SIMB_APPS: apps.join(','),
           SIMB_AGIS: agis.join(','),
           SIMB_PAUSE_MS: String(HOLD_PAUSE_MS),
+          SIMB_CALLERS: c.callers,
         },
         undefined,
         simBuild(c.build),
@@ -421,6 +438,7 @@ export async function run(): Promise<Row[]> {
           db: c.db,
           calls: c.n,
           runtimes: c.runtimes,
+          callers: c.callers,
           error: (err as Error).message.split('\n')[0].slice(0, 160),
         };
       }
@@ -436,6 +454,7 @@ export async function run(): Promise<Row[]> {
       calls: c.n,
       runtimes: c.runtimes,
       build: c.build || 'this',
+      callers: c.callers,
       rounds: `${ok.length}/${rs.length}`,
     };
     if (!ok.length) return { ...out, error: String(rs[0]?.error ?? 'no run') };
@@ -487,7 +506,9 @@ function printTimeline(c: Case, s: Record<string, unknown>, greeted: number[]): 
       const l = e.late.sort((a, b) => a - b);
       return `  ${String(k).padStart(3)}s greeted ${String(e.g).padStart(4)} turns ${String(t.length).padStart(4)} p50 ${pct(t, 50)} p99 ${pct(t, 99)} max ${t.length ? t[t.length - 1] : 0} sim_late_p99 ${pct(l, 99)}`;
     });
-  console.error(`timeline ${c.db}:${c.n}:${c.runtimes}${c.build ? `:${c.build}` : ''}\n${lines.join('\n')}`);
+  console.error(
+    `timeline ${c.db}:${c.n}:${c.runtimes}${c.build ? `:${c.build}` : ''} ${c.callers}\n${lines.join('\n')}`,
+  );
 }
 
 if (require.main === module) {

@@ -6,7 +6,8 @@
  *                            misrouted, agiCalls, channels}
  *   <- {type:'exit'}
  * Environment: SIMB_AGI (default `host:port` for calls without AGI_TARGET), SIMB_PAUSE_MS (silence before
- * each of the callee's answers), SIMB_APPS (runtime i's Stasis app = SIMB_APPS[i], its FastAGI = SIMB_AGIS[i],
+ * each of the callee's answers), SIMB_CALLERS (`lockstep`: every callee answers after 50 ms and pauses exactly
+ * SIMB_PAUSE_MS; `varied`: each callee rings 2-10 s and pauses 60-125 % of it, from a fixed seed), SIMB_APPS (runtime i's Stasis app = SIMB_APPS[i], its FastAGI = SIMB_AGIS[i],
  * comma lists: a call driven by another runtime than the one whose app originated it is counted misrouted).
  */
 import fs from 'fs';
@@ -79,6 +80,17 @@ async function main(): Promise<void> {
   const apps = String(env.SIMB_APPS || '').split(',');
   const agis = String(env.SIMB_AGIS || '').split(',');
   const pause = Number(env.SIMB_PAUSE_MS || 2000);
+  const varied = env.SIMB_CALLERS === 'varied';
+  // mulberry32 from a fixed seed: every run (and every build) faces the same callers
+  let seed = 0x5eed;
+  const rand = (): number => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const pauseMs = () => (varied ? Math.round(pause * (0.6 + 0.65 * rand())) : pause);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-bench-sim-'));
   // the bench's own view of every AGI session (the simulator calls runAgiCall through the module's exports)
   const run = agiClient.runAgiCall;
@@ -103,11 +115,11 @@ async function main(): Promise<void> {
     recordingsRoot: path.join(dir, 'recordings'),
     defaultPersona: () => ({
       name: 'bench talker',
-      dial: { behaviour: 'answer', ringMs: 50 },
+      dial: { behaviour: 'answer', ringMs: varied ? Math.round(2000 + 8000 * rand()) : 50 },
       utterances: [
-        { text: 'Let me check my calendar first.', pauseMs: pause },
-        { text: 'Yes, that works for me.', pauseMs: pause },
-        { text: 'No, thank you.', pauseMs: pause },
+        { text: 'Let me check my calendar first.', pauseMs: pauseMs() },
+        { text: 'Yes, that works for me.', pauseMs: pauseMs() },
+        { text: 'No, thank you.', pauseMs: pauseMs() },
       ],
     }),
   });
