@@ -241,6 +241,11 @@ function newPool(
 ): Pool {
   const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs, ...more });
   pool.on('error', () => undefined); // idle client errors surface on the next query
+  // A connection reset while a connection is checked out (a transaction, the warm-up of a new connection)
+  // is emitted on its client, where an error with no listener would end the process. The query in flight
+  // is failed with it anyway, the next one on that client fails as "not queryable", and the pool drops the
+  // client when it comes back: this listener only keeps the event from being fatal.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
