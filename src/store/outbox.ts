@@ -169,10 +169,19 @@ interface TurnWaiter {
   op: TurnOp;
   resolve: (r: TurnRow) => void;
   reject: (e: unknown) => void;
+  /** When a background rewrite came (ms; 0 for a write-ahead). */
+  at: number;
 }
 
 /** Connections of the turn-write lane on PostgreSQL (Db.lane): statements in flight at once. */
 export const TURN_LANE_SIZE = 4;
+
+/**
+ * How long a background rewrite (a turn's playback timing) waits on an idle lane for a write-ahead to ride
+ * with before it goes alone, ms. A write-ahead comes every few ms while hundreds of calls talk, so most of
+ * them ride along; the rewrite is in memory this much longer than its own statement would take anyway.
+ */
+export const BACKGROUND_HOLD_MS = 25;
 
 /**
  * Plain turn writes (no do-not-call request) grouped into one appendTurns statement (group commit), on a
@@ -183,7 +192,8 @@ export const TURN_LANE_SIZE = 4;
  *    one WAL flush, for all of them);
  *  - urgent first: a spoken turn's write-ahead (the call waits for it before the reply plays) goes before
  *    the rewrites nobody waits for (a turn's playback timing); those ride along in urgent statements and
- *    go alone only when the lane is otherwise idle, so they never hold up a reply nor add commits under load.
+ *    go alone only when the lane is otherwise idle and none came for BACKGROUND_HOLD_MS, so they never hold
+ *    up a reply and most of them add no statement of their own (one commit less per turn).
  * A statement the database refuses for anything but being unreachable is retried turn by turn, so one bad
  * turn fails alone.
  */
@@ -194,6 +204,8 @@ export class TurnBatcher {
   private background: TurnWaiter[] = [];
   private inFlight = 0;
   private scheduled = false;
+  /** Sends the waiting background rewrites alone once the oldest has waited BACKGROUND_HOLD_MS. */
+  private holdTimer?: NodeJS.Timeout;
   /** Statements sent and turns written through them (for tests and the bench). */
   readonly counts = { statements: 0, turns: 0 };
 
@@ -208,7 +220,8 @@ export class TurnBatcher {
   /** Store one turn; `urgent` (default): someone waits for it (a write-ahead), else a background rewrite. */
   write(op: TurnOp, urgent = true): Promise<TurnRow> {
     return new Promise((resolve, reject) => {
-      (urgent ? this.urgent : this.background).push({ op, resolve, reject });
+      if (urgent) this.urgent.push({ op, resolve, reject, at: 0 });
+      else this.background.push({ op, resolve, reject, at: Date.now() });
       this.schedule();
     });
   }
@@ -231,6 +244,7 @@ export class TurnBatcher {
     if (!this.background.some((w) => w.op.callId === callId)) return;
     this.urgent.push(...this.background.filter((w) => w.op.callId === callId));
     this.background = this.background.filter((w) => w.op.callId !== callId);
+    if (!this.background.length) this.releaseHold();
     this.schedule();
   }
 
@@ -241,14 +255,32 @@ export class TurnBatcher {
         batch = this.urgent.splice(0, this.maxBatch);
         if (batch.length < this.maxBatch) batch.push(...this.background.splice(0, this.maxBatch - batch.length));
       } else if (this.background.length && this.inFlight === 0) {
+        const wait = this.background[0].at + BACKGROUND_HOLD_MS - Date.now();
+        if (wait > 0) return this.holdBackground(wait);
         batch = this.background.splice(0, this.maxBatch);
       } else return;
+      if (this.background.length === 0) this.releaseHold();
       this.inFlight++;
       void this.send(batch).finally(() => {
         this.inFlight--;
         this.pump();
       });
     }
+  }
+
+  /** Send the waiting rewrites alone in `ms` unless a write-ahead takes them along first. */
+  private holdBackground(ms: number): void {
+    if (this.holdTimer) return;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.pump();
+    }, ms);
+  }
+
+  private releaseHold(): void {
+    if (!this.holdTimer) return;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
   }
 
   private async send(batch: TurnWaiter[]): Promise<void> {

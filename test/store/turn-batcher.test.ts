@@ -2,13 +2,14 @@
  * The turn writes' latency rules (src/store/outbox.ts TurnBatcher, src/store/db.ts lanes): a lone turn on
  * an idle lane goes at once (no wait for the next event-loop turn); only what arrives while every
  * connection is busy waits and goes as one statement; a spoken turn's write-ahead (the call waits for it)
- * goes before the background rewrites (playback timing), which go alone only when the lane is idle; the
- * lane's connections are open before the first turn. A fake database holds each statement open, so the
+ * goes before the background rewrites (playback timing), which ride along with the next write-ahead and go
+ * alone only when the lane is idle and none came within BACKGROUND_HOLD_MS; the lane's connections are open
+ * before the first turn. A fake database holds each statement open, so the
  * order is seen exactly; the lane test needs PostgreSQL (DATABASE_URL).
  */
 import type { Db, QueryResult } from '../../src/store/db';
 import { openDb } from '../../src/store/db';
-import { Outbox, TurnBatcher } from '../../src/store/outbox';
+import { BACKGROUND_HOLD_MS, Outbox, TurnBatcher } from '../../src/store/outbox';
 import { describeWith } from '../helpers/tools';
 import { waitFor } from '../helpers/wait';
 
@@ -74,32 +75,59 @@ test('what arrives while every connection is busy goes as one statement when one
   expect(b.counts).toEqual({ statements: 3, turns: 5 });
 });
 
-test('write-aheads go before background rewrites, which go alone only when the lane is idle', async () => {
+test('background rewrites wait on an idle lane for a write-ahead, and ride along in its statement', async () => {
   const { db, sent } = heldDb();
   const b = new TurnBatcher(db, 2);
-  const all = [b.write(turn(1, 1), false)];
+  const all = [b.write(turn(1, 1), false), b.write(turn(2, 1), false)];
   await Promise.resolve();
-  all.push(b.write(turn(2, 1), false));
-  await Promise.resolve();
-  // the second background rewrite waits (a statement is in flight): connections stay free for write-aheads
-  expect(sent.map((s) => s.turns)).toEqual([['1:1']]);
+  expect(sent).toHaveLength(0); // held: a write-ahead may come to take them along
   all.push(b.write(turn(3, 2)));
   await Promise.resolve();
-  // the write-ahead goes at once, the waiting rewrite rides along in its statement
-  expect(sent.map((s) => s.turns)).toEqual([['1:1'], ['3:2', '2:1']]);
-  for (const s of sent) s.done();
+  // the write-ahead goes at once, first in its statement; the rewrites ride along: one commit for three
+  expect(sent.map((s) => s.turns)).toEqual([['3:2', '1:1', '2:1']]);
+  sent[0].done();
   await Promise.all(all);
+  expect(b.counts).toEqual({ statements: 1, turns: 3 });
+});
+
+describe('with no write-ahead coming', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  test('the rewrites go alone after BACKGROUND_HOLD_MS, and never while a statement is in flight', async () => {
+    const { db, sent } = heldDb();
+    const b = new TurnBatcher(db, 2);
+    const all = [b.write(turn(1, 1), false)];
+    await jest.advanceTimersByTimeAsync(BACKGROUND_HOLD_MS - 1);
+    expect(sent).toHaveLength(0);
+    all.push(b.write(turn(2, 1), false)); // the same wait: the oldest one's
+    await jest.advanceTimersByTimeAsync(1);
+    expect(sent.map((s) => s.turns)).toEqual([['1:1', '2:1']]);
+    // a write-ahead in flight, a rewrite held past its time: it waits for the lane to be idle
+    all.push(b.write(turn(5, 0)));
+    await jest.advanceTimersByTimeAsync(0);
+    all.push(b.write(turn(4, 1), false));
+    sent[0].done();
+    await jest.advanceTimersByTimeAsync(BACKGROUND_HOLD_MS * 4);
+    expect(sent.map((s) => s.turns)).toEqual([['1:1', '2:1'], ['5:0']]);
+    sent[1].done();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent.map((s) => s.turns)).toEqual([['1:1', '2:1'], ['5:0'], ['4:1']]);
+    sent[2].done();
+    await Promise.all(all);
+    expect(b.counts).toEqual({ statements: 3, turns: 4 });
+  });
 });
 
 test("a call's write-ahead behind its own background rewrite makes that rewrite urgent", async () => {
   const { db, sent } = heldDb();
   const ob = new Outbox(db, { log: () => undefined });
-  // a background rewrite of another call in flight
+  // a write-ahead of another call in flight: the lane is not idle
   const others = [10];
   const all: Array<Promise<unknown>> = [];
   for (const id of others) {
-    all.push(ob.write(turn(id, 1), { background: true }));
-    await Promise.resolve();
+    all.push(ob.write(turn(id, 1)));
+    await until(() => sent.length === 1, 2000);
   }
   all.push(ob.write(turn(2, 1), { background: true })); // waits: the lane is not idle
   await Promise.resolve();
