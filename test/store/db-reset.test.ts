@@ -40,6 +40,13 @@ async function resettingProxy(target: URL): Promise<{ port: number; reset: () =>
   };
 }
 
+/** 'committed', or the error's code (else its message). */
+const settled = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'committed',
+    (e: Error & { code?: string }) => e.code ?? e.message,
+  );
+
 describeWith('PostgreSQL (DATABASE_URL)', hasPostgres())('a connection reset while checked out (PostgreSQL)', () => {
   let proxy: Awaited<ReturnType<typeof resettingProxy>>;
   let db: Db;
@@ -68,10 +75,7 @@ describeWith('PostgreSQL (DATABASE_URL)', hasPostgres())('a connection reset whi
       started = true;
       await q.query('select pg_sleep(10)');
     });
-    const failed = tx.then(
-      () => 'committed',
-      (e: Error & { code?: string }) => e.code ?? e.message,
-    );
+    const failed = settled(tx);
     // polled from a timer: by then the sleep, sent in the same run as `started`, is on the wire
     await waitFor(() => started, 5000, 'the transaction under way', 5);
     expect(proxy.reset()).toBeGreaterThan(0);
@@ -91,10 +95,7 @@ describeWith('PostgreSQL (DATABASE_URL)', hasPostgres())('a connection reset whi
       await gate; // the connection is checked out and idle here
       await q.query('select 2');
     });
-    const failed = tx.then(
-      () => 'committed',
-      (e: Error & { code?: string }) => e.code ?? e.message,
-    );
+    const failed = settled(tx);
     await waitFor(() => between, 5000, 'the gap between two queries', 5);
     expect(proxy.reset()).toBeGreaterThan(0);
     // the RST is on the loopback at once; one poll phase of the event loop hands it to the client's socket
