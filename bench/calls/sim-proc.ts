@@ -16,6 +16,7 @@ import path from 'path';
 import * as agiClient from '../../src/sim/agi-client';
 import type { AgiCallResult } from '../../src/sim/agi-client';
 import { startSimulator } from '../../src/sim/index';
+import { seededRandom } from '../../src/util/random';
 
 const turns: number[] = [];
 /** When each turn's recording was due to end (epoch ms, same order as `turns`). */
@@ -81,15 +82,7 @@ async function main(): Promise<void> {
   const agis = String(env.SIMB_AGIS || '').split(',');
   const pause = Number(env.SIMB_PAUSE_MS || 2000);
   const varied = env.SIMB_CALLERS === 'varied';
-  // mulberry32 from a fixed seed: every run (and every build) faces the same callers
-  let seed = 0x5eed;
-  const rand = (): number => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = seededRandom(0x5eed); // a fixed seed: every run (and every build) faces the same callers
   const pauseMs = () => (varied ? Math.round(pause * (0.6 + 0.65 * rand())) : pause);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-bench-sim-'));
   // the bench's own view of every AGI session (the simulator calls runAgiCall through the module's exports)

@@ -18,6 +18,7 @@ import type { Persona } from '../../src/sim/persona';
 import { postgresTarget, type DbTarget } from '../helpers/db';
 import { waitFor } from '../helpers/wait';
 import { startDialer, type Dialer } from '../e2e/runtime';
+import { seededRandom } from '../../src/util/random';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -35,18 +36,6 @@ export const AREA = {
 } as const;
 
 export type Area = keyof typeof AREA;
-
-/** Seeded RNG (mulberry32): the same seed replays the same fault moments. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function chaosSeed(): number {
   const s = Number(process.env.CHAOS_SEED);
@@ -425,7 +414,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const seed = o.seed ?? chaosSeed();
   // printed first, so a failing run can be replayed with CHAOS_SEED
   process.stdout.write(`chaos ${o.label}: seed ${seed} (replay with CHAOS_SEED=${seed})\n`);
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-chaos-'));
   const contacts = buildContacts(o.contacts ?? 40, random);
   const byPhone = new Map(contacts.map((c) => [c.phone, c]));

@@ -11,6 +11,7 @@ import os from 'os';
 import path from 'path';
 import { spawnStart, waitForBanner, type Started } from '../helpers/start';
 import { waitFor } from '../helpers/wait';
+import { seededRandom } from '../../src/util/random';
 
 const TOKEN = 'full-token-for-tests';
 const READ = 'read-only-token-for-tests';
@@ -320,21 +321,10 @@ describe('HTTP API and dashboard: the probes of issue 11', () => {
   });
 });
 
-/** A small deterministic PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('fuzz: generated malformed bodies and CSVs', () => {
   test('a few thousand requests: never a 5xx, never HTML, the process serves, nothing half-stored', async () => {
     const seed = Number(process.env.FUZZ_SEED ?? 1234);
-    const rand = rng(seed);
+    const rand = seededRandom(seed);
     const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)];
     const junk = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
     const c = await postJson('/api/v1/campaigns', JSON.stringify({ name: 'fuzz' }));

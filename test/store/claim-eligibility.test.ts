@@ -6,6 +6,7 @@ import type { Db } from '../../src/store/db';
 import { claimContacts } from '../../src/store/claim';
 import { dbTargets } from '../helpers/db';
 import { makeCampaign } from '../campaign/fixtures';
+import { seededRandom } from '../../src/util/random';
 
 const ZONES = [
   null,
@@ -29,18 +30,6 @@ function localTime(at: Date, tz: string): string {
     second: '2-digit',
     hourCycle: 'h23',
   }).format(at);
-}
-
-/** Seeded PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function claimAll(db: Db, campaignId: number, now: Date): Promise<{ ids: Set<number>; dnc: number }> {
@@ -69,7 +58,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim eligibility
   });
 
   test.each([1, 2, 3])('randomized: exactly the eligible contacts are claimed (seed %i)', async (seed) => {
-    const rand = rng(seed * 7919);
+    const rand = seededRandom(seed * 7919);
     const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)];
     // a random instant in 2026 (whole seconds), and a campaign zone/window around it
     const now = new Date(Date.UTC(2026, 0, 1) + Math.floor(rand() * 365 * 86400) * 1000);

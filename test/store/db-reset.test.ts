@@ -7,7 +7,6 @@
  */
 import net from 'net';
 import { openDb, type Db } from '../../src/store/db';
-import { hasPostgres } from '../helpers/db';
 import { describeWith } from '../helpers/tools';
 import { waitFor } from '../helpers/wait';
 
@@ -47,7 +46,11 @@ const settled = (p: Promise<unknown>): Promise<string> =>
     (e: Error & { code?: string }) => e.code ?? e.message,
   );
 
-describeWith('PostgreSQL (DATABASE_URL)', hasPostgres())('a connection reset while checked out (PostgreSQL)', () => {
+describeWith(
+  'PostgreSQL (DATABASE_URL)',
+  !!process.env.DATABASE_URL,
+  'DATABASE_URL=postgres://postgres@127.0.0.1:5432/test',
+)('a connection reset while checked out (PostgreSQL)', () => {
   let proxy: Awaited<ReturnType<typeof resettingProxy>>;
   let db: Db;
   const uncaught: unknown[] = [];
