@@ -134,7 +134,8 @@ export class FastAgiInController {
 
   /**
    * Stop the server. Calls still in conversation (the node was removed or changed by a Deploy) are
-   * ended politely first, goodbye + hangup, for up to POLITE_CLOSE_MS.
+   * ended politely first, goodbye + hangup, and calls already ending so are let finish, for up to
+   * POLITE_CLOSE_MS.
    */
   async close(): Promise<void> {
     this.refresh.cancel();
@@ -146,7 +147,11 @@ export class FastAgiInController {
       return;
     }
     void s.stopAccepting(); // the port is free at once
-    const live = s.liveSessions().filter((x) => x.ready && endSessionPolitely(x, 'the FastAGI node was redeployed'));
+    // and calls already saying their goodbye (a shutdown drain ended them; the drain returned as their
+    // flows ended, before the goodbye was heard) are waited for too, not cut
+    const live = s
+      .liveSessions()
+      .filter((x) => x.ready && (x.ending || endSessionPolitely(x, 'the FastAGI node was redeployed')));
     if (live.length) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

@@ -448,6 +448,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let faults = 0;
   let campaignId = 0;
   const stopsAt: number[] = [];
+  // what each runtime printed, in order (kept with CHAOS_KEEP as runtime-N.log: the drain's own report)
+  const outputs: string[] = [];
   try {
     dialer = await startDialer(runtimeEnv);
     // a restart (SIGKILL, SIGTERM) comes back on the ports the first start bound, as a real one does
@@ -472,6 +474,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (started.status !== 200) throw new Error(`start: ${started.status} ${JSON.stringify(started.body)}`);
 
     const restartAndResume = async (): Promise<void> => {
+      outputs.push(dialer!.out());
       dialer = await startDialer(runtimeEnv);
       restarts++;
     };
@@ -565,6 +568,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       dialer.child.kill('SIGKILL');
       await dialer.exited;
     }
+    outputs.push(dialer.out());
     dialer = undefined;
     await sim.stop();
 
@@ -601,8 +605,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await sim.stop();
     await proxy?.close();
     await pg?.cleanup().catch(() => undefined);
+    if (dialer) outputs.push(dialer.out());
     if (!process.env.CHAOS_KEEP) fs.rmSync(dir, { recursive: true, force: true });
-    else process.stdout.write(`chaos ${o.label}: kept ${dir}\n`);
+    else {
+      outputs.forEach((out, i) => fs.writeFileSync(path.join(dir, `runtime-${i + 1}.log`), out));
+      process.stdout.write(`chaos ${o.label}: kept ${dir} (runtime-N.log: what each runtime printed)\n`);
+    }
   }
 }
 

@@ -19,6 +19,8 @@ import { pgliteTarget, type DbTarget } from '../helpers/db';
 import { waitFor } from '../helpers/wait';
 import { givenCall } from '../helpers/call-token';
 import { keys, recordingView } from './view';
+import { encodeWav } from '../../src/audio/wav';
+import { endCallPolitely, forgetCall, noteVoice } from '../../src/calls/goodbye';
 
 let target: DbTarget;
 let db: Db;
@@ -230,5 +232,34 @@ test('idle watchdog: AGI_IDLE_TIMEOUT=0 turns it off; commands in flight are nev
     expect((await ended).hungUpBy).toBe('agi');
   } finally {
     await ctl.close();
+  }
+});
+
+test('a stop while a call says its goodbye (a drain ended it) waits for the goodbye and the hangup, not cutting them', async () => {
+  const s = await server();
+  const bye = path.join(dir, 'bye-4244');
+  fs.writeFileSync(`${bye}.wav`, encodeWav({ sampleRate: 8000, samples: new Int16Array(8000) })); // 1 s of line
+  let voiced: () => void = () => undefined;
+  const voicing = new Promise<void>((r) => (voiced = r));
+  try {
+    const ended = call(s.port(), { CALL_ID: '4244', CALL_TOKEN: givenCall('4244') });
+    await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
+    // the goodbye is still being synthesised when the stop comes (the drain returned: the flow had ended)
+    noteVoice(4244, async () => {
+      await voicing;
+      return { path: bye, durationMs: 1000 };
+    });
+    expect(endCallPolitely(4244, 'the dialer is shutting down')).toBe(1);
+    const closed = s.ctl.close();
+    voiced();
+    await closed;
+    const r = await ended;
+    const cmds = r.transcript.filter((t) => t.dir === 'cmd' && !t.line.startsWith('GET FULL VARIABLE'));
+    expect(cmds.map((t) => t.line)).toEqual([`STREAM FILE "${bye}" ""`, 'HANGUP']);
+    expect(r.hungUpBy).toBe('agi');
+  } finally {
+    forgetCall(4244);
+    voiced();
+    await s.ctl.close();
   }
 });
