@@ -4,6 +4,7 @@
  * is set, and the built-in Asterisk simulator unless ARI_URL is set.
  */
 import fs from 'fs';
+import v8 from 'v8';
 import { randomBytes } from 'crypto';
 import http from 'http';
 import type { AddressInfo } from 'net';
@@ -31,6 +32,7 @@ import {
 } from './security';
 import type { Persona } from '../sim/persona';
 import { seedCredentials } from './credentials';
+import { heapGrowingFlag } from './heap';
 
 /** A start-up problem the user can fix: printed as one line, exit code 1. */
 export class StartupError extends Error {
@@ -175,6 +177,7 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
     mqtt: startupCheck(() => portFrom(env, 'MQTT_PORT', 1883)),
     agi: startupCheck(() => portFrom(env, 'AGI_PORT', 4573)),
   };
+  const heapFlag = startupCheck(() => heapGrowingFlag(env));
   checkUrl('DATABASE_URL', env.DATABASE_URL, ['postgres:', 'postgresql:']);
   checkUrl('MQTT_URL', env.MQTT_URL, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:']);
   checkUrl('ARI_URL', env.ARI_URL, ['http:', 'https:']);
@@ -188,6 +191,8 @@ export async function startRuntime(opts: RuntimeOptions = {}): Promise<Runtime> 
   const mqttPort = await anyFree(ports.mqtt, '0.0.0.0');
   const agiPort = await anyFree(ports.agi, agiHost);
 
+  // the heap's growth between full collections (src/runtime/heap.ts): set before the load comes
+  if (heapFlag) v8.setFlagsFromString(heapFlag);
   const dir = dataDirFrom(env);
   fs.mkdirSync(dir, { recursive: true });
   // What the nodes' "from environment" modes use: handed to Node-RED as settings.aiDialer (the

@@ -238,7 +238,7 @@ test('idle watchdog: AGI_IDLE_TIMEOUT=0 turns it off; commands in flight are nev
 test('a stop while a call says its goodbye (a drain ended it) waits for the goodbye and the hangup, not cutting them', async () => {
   const s = await server();
   const bye = path.join(dir, 'bye-4244');
-  fs.writeFileSync(`${bye}.wav`, encodeWav({ sampleRate: 8000, samples: new Int16Array(8000) })); // 1 s of line
+  fs.writeFileSync(`${bye}.wav`, encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(8000) })); // 1 s of line
   let voiced: () => void = () => undefined;
   const voicing = new Promise<void>((r) => (voiced = r));
   try {

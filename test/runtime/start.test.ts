@@ -145,6 +145,11 @@ describe('npm start (embedded runtime)', () => {
     ['MQTT_URL', 'not a url', 'ai-dialer: MQTT_URL is not a valid URL'],
     ['ARI_URL', 'ftp://asterisk', 'ai-dialer: ARI_URL must start with http:// or https:// (got ftp://)'],
     ['PORT', 'http', 'ai-dialer: PORT must be a port number between 0 and 65535 (got "http")'],
+    [
+      'HEAP_GROWING_PERCENT',
+      'lots',
+      'ai-dialer: HEAP_GROWING_PERCENT must be a whole number from 0 to 400 (got "lots")',
+    ],
   ])('%s=%s is one clear line and exit code 1', async (name, value, expected) => {
     const p = await ports();
     const rt = start({ ...p, DATA_DIR: tmp(), [name]: value });
