@@ -69,3 +69,10 @@ export function sessionsByCallId(callId: string): AgiSession[] {
 export function activeSessionCount(): number {
   return sessions.size;
 }
+
+/** Sessions ending on our side (endPolitely: the goodbye still to be heard), their caller still there. */
+export function endingSessions(): AgiSession[] {
+  const out: AgiSession[] = [];
+  for (const s of sessions.values()) if (s.ending && !s.hungUp) out.push(s);
+  return out;
+}

@@ -12,6 +12,7 @@ import type { CampaignManager, RunnerStatus } from './manager';
 import { DialerError } from '../util/errors';
 import { parseCampaignId } from '../store/campaigns';
 import { endCallPolitely } from '../calls/goodbye';
+import { endingSessions } from '../agi/registry';
 
 const managers: CampaignManager[] = [];
 
@@ -99,7 +100,7 @@ export const DRAIN_GRACE_MS = 25_000;
  * calls finish for up to `timeoutMs`, then end each remaining call politely wherever its conversation
  * is (its AGI session lets the command in flight end, plays the goodbye and hangs up:
  * src/calls/goodbye.ts), and after `graceMs` hang up through Asterisk and record whatever is still
- * open. Resolves when every call is recorded.
+ * open. Resolves when every call is recorded and every goodbye being said was heard (within the grace).
  */
 export async function drainAll(o: { timeoutMs: number; graceMs?: number }): Promise<DrainReport> {
   const graceMs = o.graceMs ?? DRAIN_GRACE_MS;
@@ -109,7 +110,12 @@ export async function drainAll(o: { timeoutMs: number; graceMs?: number }): Prom
   const endCall = (id: number): void => {
     endCallPolitely(id, 'the dialer is shutting down');
   };
+  const deadline = Date.now() + o.timeoutMs + graceMs;
   const rs = await Promise.all(list.map((m) => m.drain({ timeoutMs: o.timeoutMs, graceMs, endCall })));
+  // a queue counts a call ended once its flow ends, and the flow ends when the session refuses its next
+  // command: before the goodbye is heard. Stopping the flows next hangs up the calls they follow through
+  // ARI, so the goodbyes still being said are waited for first (within the same grace)
+  while (endingSessions().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return rs.reduce<DrainReport>(
     (a, r) => ({ live, finished: a.finished + r.finished, ended: a.ended + r.ended, forced: a.forced + r.forced }),
     { live, finished: 0, ended: 0, forced: 0 },

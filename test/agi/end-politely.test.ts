@@ -7,6 +7,7 @@ import { registerSession, unregisterSession } from '../../src/agi/registry';
 import { endCallPolitely, forgetCall, noteGoodbyeLine, noteVoice } from '../../src/calls/goodbye';
 import { StageError } from '../../src/util/errors';
 import { waitFor } from '../helpers/wait';
+import { drainAll } from '../../src/campaign/control';
 import { connectFarAgi } from '../helpers/far-agi';
 
 const connect = connectFarAgi;
@@ -93,6 +94,56 @@ test('endCallPolitely: the call gets the line llm-turn noted, in the voice tts-s
   } finally {
     unregisterSession(s.id);
     forgetCall(4711);
+    await far.close();
+  }
+});
+
+test('the shutdown drain waits for a goodbye still being said (its flow already ended), within the grace', async () => {
+  const far = await connect();
+  const s = far.session;
+  s.callId = '4712';
+  registerSession(s);
+  try {
+    noteVoice(4712, async () => ({ path: '/tmp/aid-bye-4712', durationMs: 400 }));
+    expect(endCallPolitely(4712, 'the dialer is shutting down')).toBe(1);
+    // no queue has the call any more (its flow ended as the session refused its next command)
+    let drained = false;
+    const report = drainAll({ timeoutMs: 0, graceMs: 10_000 }).then((r) => {
+      drained = true;
+      return r;
+    });
+    await waitFor(() => far.lines.length === 1, 5000, 'the goodbye written');
+    far.reply('200 result=0 endpos=3200');
+    await waitFor(() => far.lines.length === 2, 5000, 'HANGUP written');
+    expect(far.lines[1]).toBe('HANGUP');
+    expect(drained).toBe(false); // the goodbye was still being said: stopping the flows now would cut it
+    far.reply('200 result=1');
+    far.reply('HANGUP');
+    await expect(report).resolves.toMatchObject({ live: 0 });
+    expect(s.hungUp).toBe(true);
+  } finally {
+    unregisterSession(s.id);
+    forgetCall(4712);
+    await far.close();
+  }
+});
+
+test('the shutdown drain waits for a goodbye no longer than the grace', async () => {
+  const far = await connect();
+  const s = far.session;
+  s.callId = '4713';
+  registerSession(s);
+  try {
+    noteVoice(4713, async () => ({ path: '/tmp/aid-bye-4713', durationMs: 400 }));
+    expect(endCallPolitely(4713, 'the dialer is shutting down')).toBe(1);
+    await waitFor(() => far.lines.length === 1, 5000, 'the goodbye written');
+    // the far end never answers the goodbye's STREAM FILE: the drain ends at its grace all the same
+    await expect(drainAll({ timeoutMs: 0, graceMs: 200 })).resolves.toMatchObject({ live: 0 });
+    expect(s.ending).toBe(true);
+    expect(s.hungUp).toBe(false);
+  } finally {
+    unregisterSession(s.id);
+    forgetCall(4713);
     await far.close();
   }
 });

@@ -475,6 +475,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const restartAndResume = async (): Promise<void> => {
       outputs.push(dialer!.out());
+      dialer = undefined; // its output is kept: a start that fails below is not the old runtime's twice
       dialer = await startDialer(runtimeEnv);
       restarts++;
     };
