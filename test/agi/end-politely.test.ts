@@ -8,9 +8,23 @@ import { endCallPolitely, forgetCall, noteGoodbyeLine, noteVoice } from '../../s
 import { StageError } from '../../src/util/errors';
 import { waitFor } from '../helpers/wait';
 import { drainAll } from '../../src/campaign/control';
-import { connectFarAgi } from '../helpers/far-agi';
+import { connectFarAgi, type FarAgi } from '../helpers/far-agi';
 
 const connect = connectFarAgi;
+
+/** A far end whose session belongs to call `id` (registered as fastagi-in does); everything undone after `fn`. */
+async function withCall(id: number, fn: (far: FarAgi) => Promise<void>): Promise<void> {
+  const far = await connect();
+  far.session.callId = String(id);
+  registerSession(far.session);
+  try {
+    await fn(far);
+  } finally {
+    unregisterSession(far.session.id);
+    forgetCall(id);
+    await far.close();
+  }
+}
 
 test('mid-RECORD: the recording ends, the flow is refused, the goodbye plays, then HANGUP', async () => {
   const far = await connect();
@@ -65,12 +79,9 @@ test('the caller hangs up during the RECORD: no goodbye is written, no HANGUP ei
   }
 });
 
-test('endCallPolitely: the call gets the line llm-turn noted, in the voice tts-speak noted, as the next turn', async () => {
-  const far = await connect();
-  const s = far.session;
-  s.callId = '4711';
-  registerSession(s);
-  try {
+test('endCallPolitely: the call gets the line llm-turn noted, in the voice tts-speak noted, as the next turn', () =>
+  withCall(4711, async (far) => {
+    const s = far.session;
     const said: Array<[string, number]> = [];
     noteGoodbyeLine(4711, 'Thank you, Ada. Goodbye!');
     noteVoice(
@@ -91,19 +102,10 @@ test('endCallPolitely: the call gets the line llm-turn noted, in the voice tts-s
     far.reply('200 result=1');
     await waitFor(() => s.closed || s.hangupRequested, 5000, 'hung up');
     expect(endCallPolitely(999999, 'no such call')).toBe(0);
-  } finally {
-    unregisterSession(s.id);
-    forgetCall(4711);
-    await far.close();
-  }
-});
+  }));
 
-test('the shutdown drain waits for a goodbye still being said (its flow already ended), within the grace', async () => {
-  const far = await connect();
-  const s = far.session;
-  s.callId = '4712';
-  registerSession(s);
-  try {
+test('the shutdown drain waits for a goodbye still being said (its flow already ended), within the grace', () =>
+  withCall(4712, async (far) => {
     noteVoice(4712, async () => ({ path: '/tmp/aid-bye-4712', durationMs: 400 }));
     expect(endCallPolitely(4712, 'the dialer is shutting down')).toBe(1);
     // no queue has the call any more (its flow ended as the session refused its next command)
@@ -120,30 +122,16 @@ test('the shutdown drain waits for a goodbye still being said (its flow already 
     far.reply('200 result=1');
     far.reply('HANGUP');
     await expect(report).resolves.toMatchObject({ live: 0 });
-    expect(s.hungUp).toBe(true);
-  } finally {
-    unregisterSession(s.id);
-    forgetCall(4712);
-    await far.close();
-  }
-});
+    expect(far.session.hungUp).toBe(true);
+  }));
 
-test('the shutdown drain waits for a goodbye no longer than the grace', async () => {
-  const far = await connect();
-  const s = far.session;
-  s.callId = '4713';
-  registerSession(s);
-  try {
+test('the shutdown drain waits for a goodbye no longer than the grace', () =>
+  withCall(4713, async (far) => {
     noteVoice(4713, async () => ({ path: '/tmp/aid-bye-4713', durationMs: 400 }));
     expect(endCallPolitely(4713, 'the dialer is shutting down')).toBe(1);
     await waitFor(() => far.lines.length === 1, 5000, 'the goodbye written');
     // the far end never answers the goodbye's STREAM FILE: the drain ends at its grace all the same
     await expect(drainAll({ timeoutMs: 0, graceMs: 200 })).resolves.toMatchObject({ live: 0 });
-    expect(s.ending).toBe(true);
-    expect(s.hungUp).toBe(false);
-  } finally {
-    unregisterSession(s.id);
-    forgetCall(4713);
-    await far.close();
-  }
-});
+    expect(far.session.ending).toBe(true);
+    expect(far.session.hungUp).toBe(false);
+  }));
