@@ -100,6 +100,7 @@ test('a full Deploy of unchanged flows mid-conversation: the streaming call goes
   const f = flow(fastagi());
   await helper.load(nodes, f);
   const turns = collect('turns');
+  const listening = collect('rec');
   const port = await waitFor(() => (helper.getNode('in') as TestNode).port, 5000, 'fastagi-in to listen');
   const call = simCall(port, {
     utterances: [
@@ -107,8 +108,10 @@ test('a full Deploy of unchanged flows mid-conversation: the streaming call goes
       { text: 'Yes, Friday works for me.', pauseMs: 300 },
     ],
   });
-  // the greeting has been said: the record step (listening on the stream) is in flight
+  // the greeting has been said and the record step (listening on the stream) is in flight: a Deploy while the
+  // msg is still on its way from the switch (a core node) to agi-record would drop it (the documented limit)
   await waitFor(() => turns[0], 15000, 'the greeting');
+  await waitFor(() => listening[0], 5000, 'the record step');
   await helper.setFlows(f, 'full');
   expect((helper.getNode('in') as TestNode).port).toBe(port); // the same server, adopted
   const r = await call;
@@ -131,11 +134,12 @@ describe.each([
 ])('a Deploy where %s mid-conversation', (_what, next) => {
   test('ends the streaming call politely: the goodbye heard on the stream, then the media ends and AGI hangs up', async () => {
     await helper.load(nodes, flow(fastagi()));
-    const [turns, ended] = [collect('turns'), collect('ended')];
+    const [turns, ended, listening] = [collect('turns'), collect('ended'), collect('rec')];
     const port = await waitFor(() => (helper.getNode('in') as TestNode).port, 5000, 'fastagi-in to listen');
     // the callee is silent for a while after the greeting: the Deploy comes while it is being listened to
     const call = simCall(port, { utterances: [{ text: 'Yes, Friday works for me.', pauseMs: 8000 }] });
     await waitFor(() => turns[0], 15000, 'the greeting');
+    await waitFor(() => listening[0], 5000, 'the record step'); // not a msg on its way to it (see above)
     const deployed = helper.setFlows(next(), 'full');
     const r = await call;
     await deployed;

@@ -194,8 +194,10 @@ d('the shipped asterisk-config on a real Asterisk 22', () => {
       c2next: { recording: { hungUp: true, durationMs: 0 } },
       c3: { recording: { hungUp: true }, result: { endedBy: 'hangup' } },
     });
+    // where the playback was, or the file's whole length: res_agi reports the length when the hangup had already
+    // closed the channel's stream (handle_streamfile: `ast_channel_stream(chan) ? ast_tellstream(fs) : max_length`)
     expect((ends.c2 as { endpos: number }).endpos).toBeGreaterThan(0);
-    expect((ends.c2 as { endpos: number }).endpos).toBeLessThan(6 * 8000);
+    expect((ends.c2 as { endpos: number }).endpos).toBeLessThanOrEqual(6 * 8000);
     expect(o2).toMatchObject({ outcome: 'completed', hangupCause: 16 });
     expect(o3).toMatchObject({ outcome: 'completed', hangupCause: 16 });
   }, 60_000);
