@@ -70,9 +70,8 @@ export function activeSessionCount(): number {
   return sessions.size;
 }
 
-/** Sessions ending on our side (endPolitely: the goodbye still to be heard), their caller still there. */
-export function endingSessions(): AgiSession[] {
-  const out: AgiSession[] = [];
-  for (const s of sessions.values()) if (s.ending && !s.hungUp) out.push(s);
-  return out;
+/** Whether a session is ending on our side (endPolitely: its goodbye still to be heard), its caller still there. */
+export function anySessionEnding(): boolean {
+  for (const s of sessions.values()) if (s.ending && !s.hungUp) return true;
+  return false;
 }

@@ -12,7 +12,7 @@ import type { CampaignManager, RunnerStatus } from './manager';
 import { DialerError } from '../util/errors';
 import { parseCampaignId } from '../store/campaigns';
 import { endCallPolitely } from '../calls/goodbye';
-import { endingSessions } from '../agi/registry';
+import { anySessionEnding } from '../agi/registry';
 
 const managers: CampaignManager[] = [];
 
@@ -115,7 +115,7 @@ export async function drainAll(o: { timeoutMs: number; graceMs?: number }): Prom
   // a queue counts a call ended once its flow ends, and the flow ends when the session refuses its next
   // command: before the goodbye is heard. Stopping the flows next hangs up the calls they follow through
   // ARI, so the goodbyes still being said are waited for first (within the same grace)
-  while (endingSessions().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (anySessionEnding() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return rs.reduce<DrainReport>(
     (a, r) => ({ live, finished: a.finished + r.finished, ended: a.ended + r.ended, forced: a.forced + r.forced }),
     { live, finished: 0, ended: 0, forced: 0 },
