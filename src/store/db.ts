@@ -264,9 +264,17 @@ interface LockHolder {
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // killed but not yet reaped by its parent (a zombie, seen for ~1.5 s after a SIGKILL when the parent is
+  // an init that reaps late): it holds nothing any more. Without /proc (not Linux), alive as before.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true;
   }
 }
 

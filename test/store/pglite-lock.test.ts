@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { openDb } from '../../src/store/db';
+import { lockDataDir, openDb } from '../../src/store/db';
 import { waitFor } from '../helpers/wait';
 
 const DIST_DB = path.resolve(__dirname, '..', '..', 'dist', 'src', 'store', 'db.js');
@@ -67,3 +67,28 @@ test('a second process on one PGlite folder is refused with a clear line; a cras
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 180000); // three PGlite opens and a child process: slow on a loaded machine
+
+test('a holder killed but not yet reaped (a zombie) holds the folder no more: its lock is taken over', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-lock-zombie-'));
+  // `sleep 0` exits at once, and its parent (exec'd into `sleep 30`) never waits for it: a zombie
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const pid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (b: Buffer) => r(b.toString()))));
+    const state = () => {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat[stat.lastIndexOf(')') + 2];
+    };
+    await waitFor(() => state() === 'Z' || undefined, 5000, 'the child to be a zombie');
+    fs.writeFileSync(
+      path.join(dir, '.ai-dialer.lock'),
+      JSON.stringify({ pid, host: os.hostname(), since: new Date().toISOString() }) + '\n',
+    );
+    const release = await lockDataDir(dir);
+    const mine = JSON.parse(fs.readFileSync(path.join(dir, '.ai-dialer.lock'), 'utf8')) as { pid: number };
+    expect(mine.pid).toBe(process.pid);
+    release();
+  } finally {
+    parent.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
