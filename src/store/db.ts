@@ -410,7 +410,14 @@ export async function openDb(opts: StoreOptions): Promise<Db> {
       );
     }
     const warm: WarmState = { claims: false };
-    const pool = newPool(opts.url, opts.poolSize ?? 10, opts.poolWaitMs ?? POOL_WAIT_MS, { verify: warmVerify(warm) });
+    // A connection, once opened, stays open (pg-pool closes one idle for 10 s by default): a new backend
+    // costs PostgreSQL its start, the claim warm-up (40-65 ms of backend CPU) and the planning of every
+    // named statement again, and reconnections came in bursts, when calls ended together after a quiet
+    // stretch of turns (whose writes have their own lane): issue #17, docs/contributing/benchmarks.md.
+    const pool = newPool(opts.url, opts.poolSize ?? 10, opts.poolWaitMs ?? POOL_WAIT_MS, {
+      verify: warmVerify(warm),
+      idleTimeoutMillis: 0,
+    });
     db = new PgDb(pool, opts.url, warm);
     try {
       await db.query('select 1');
