@@ -176,14 +176,6 @@ export class CampaignRunner {
   private watchTimer?: NodeJS.Timeout;
   private watching = false;
   private closed = false;
-  /**
-   * The last dial pass had slots free and found no contact due (all claimed, retries later, window closed):
-   * a slot freed by an outcome changes nothing then, so it does not ask for a pass of its own (three
-   * statements, one of them a claim); the idle poll (`idleMs`) looks again, and the last call's outcome still
-   * asks at once (the campaign may be complete). At the end of a campaign every call's outcome used to run a
-   * claim that found nothing (issue #17: ~700 of them at 2,000 calls).
-   */
-  private nothingDue = false;
 
   constructor(
     private readonly m: CampaignManager,
@@ -286,7 +278,6 @@ export class CampaignRunner {
         this.m.emit('warn', new DialerError('campaign_call_tokens', `call tokens not stored: ${errorMessage(err)}`)),
       );
       r.claimed.forEach((c, i) => this.send(c, tokens[i].token));
-      this.nothingDue = !r.claimed.length && !r.dncSkipped;
       if (r.claimed.length) {
         this.progressDirty = true;
         this.lastError = undefined;
@@ -379,7 +370,7 @@ export class CampaignRunner {
     const had = this.inFlight.delete(callId);
     forgetCallContext(callId);
     this.progressDirty = true;
-    if (had && (!this.nothingDue || this.inFlight.size === 0)) this.kick();
+    if (had) this.kick();
     this.scheduleProgress();
     return had;
   }

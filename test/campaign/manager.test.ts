@@ -328,55 +328,6 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(calls.rows).toEqual([{ status: 'cancelled', reason: 'released before dialing' }]);
   });
 
-  test('with nothing left to claim, an outcome does not run a dial pass of its own; the last one still completes the campaign', async () => {
-    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 10, callsPerSecond: 1000 });
-    await makeContacts(db, cid, 4, { prefix: '+1719' });
-    let passes = 0; // dial passes that asked for tokens (a pass's first statement, sent as it starts)
-    const claimed: number[] = []; // contacts each claim returned
-    const counting: Db = {
-      kind: db.kind,
-      description: db.description,
-      query: async <T>(sql: string, params?: unknown[]) => {
-        if (/^with cur as \(\s*select key, rate/.test(sql.trim())) passes++;
-        const r = await db.query<T>(sql, params);
-        if (sql.includes('claim_contacts(')) {
-          const got = (r.rows[0] as { claimed?: unknown[] | string } | undefined)?.claimed ?? [];
-          claimed.push((typeof got === 'string' ? (JSON.parse(got) as unknown[]) : got).length);
-        }
-        return r;
-      },
-      tx: (fn) => db.tx(fn),
-      close: async () => undefined,
-    } as Db;
-    // the idle poll well after the outcomes below (it is the backstop of the completion), settings not re-read
-    const m = manager({ db: counting, idleMs: 3000, settingsRefreshMs: 600_000 });
-    const placed: PlaceCall[] = [];
-    m.on('call', (c: PlaceCall) => placed.push(c));
-    const events: CampaignEvent[] = [];
-    m.on('event', (e: CampaignEvent) => events.push(e));
-    let completed = false;
-    m.on('completed', () => (completed = true));
-    await m.start(cid);
-    await waitFor(
-      () => placed.length === 4 && claimed[claimed.length - 1] === 0,
-      5000,
-      'four calls, then a claim of none',
-    );
-    const before = passes;
-    for (const c of placed.slice(0, 3)) await m.handleOutcome({ id: c.id, outcome: 'completed' });
-    // a progress event counting the three: its timer was set after each outcome's request for a pass would have been
-    await waitFor(
-      () => events.some((e) => e.type === 'campaign_progress' && e.progress?.completed === 3),
-      5000,
-      'progress after three outcomes',
-    );
-    expect(passes).toBe(before); // three slots freed with nothing due: no pass, no claim
-    await m.handleOutcome({ id: placed[3].id, outcome: 'completed' });
-    await waitFor(() => completed, 5000, 'the campaign completed after its last outcome');
-    expect(passes).toBeGreaterThan(before);
-    expect(claimed.reduce((a, n) => a + n, 0)).toBe(4); // each contact once
-  });
-
   test('retry schedule: busy +10 min, no_answer +1 h, completed closes, max attempts closes as failed', async () => {
     const cid = await makeCampaign(db, { maxAttempts: 2, retryPolicy: { busy: 600, no_answer: 3600, failed: 1800 } });
     await makeContacts(db, cid, 3, { prefix: '+1704' });
