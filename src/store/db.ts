@@ -229,6 +229,9 @@ class PgDb implements Db {
   }
 }
 
+/** TCP keepalive of every PostgreSQL connection: the first probe after this much silence. */
+export const KEEPALIVE_MS = 30_000;
+
 function newPool(
   url: string,
   max: number,
@@ -239,7 +242,16 @@ function newPool(
     verify?: (client: PoolClient, done: (err?: Error) => void) => void;
   } = {},
 ): Pool {
-  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: waitMs, ...more });
+  // TCP keepalive from 30 s of silence: connections are kept open while idle (above, and the lanes), and a
+  // firewall, NAT or load balancer that forgets a silent connection would leave a dead one for the next query
+  const pool = new Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: waitMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_MS,
+    ...more,
+  });
   pool.on('error', () => undefined); // idle client errors surface on the next query
   // A connection reset while a connection is checked out (a transaction, the warm-up of a new connection)
   // is emitted on its client, where an error with no listener would end the process. The query in flight

@@ -3,9 +3,13 @@
  * by default, and each reopened one cost the server a backend start, the claim warm-up and the planning of
  * every named statement again, in bursts, when calls ended together after a quiet stretch.
  */
+import { spawnSync } from 'child_process';
 import { postgresTarget, type DbTarget } from '../helpers/db';
-import { describeWith } from '../helpers/tools';
-import type { Db } from '../../src/store/db';
+import { describeWith, testWith } from '../helpers/tools';
+import { KEEPALIVE_MS, type Db } from '../../src/store/db';
+
+/** iproute2's `ss`: it shows a socket's keepalive timer (Debian: apt-get install iproute2). */
+const hasSs = spawnSync('ss', ['-V']).status === 0;
 
 /** pg-pool's default idle timeout (node_modules/pg-pool): the wait below is what is tested. */
 const PG_POOL_DEFAULT_IDLE_MS = 10_000;
@@ -41,4 +45,30 @@ describeWith('PostgreSQL (DATABASE_URL)', !!process.env.DATABASE_URL)('the main 
     expect(alive.rows[0].n).toBe(3);
     expect(await threeBackends()).toEqual(before);
   }, 30_000);
+
+  testWith(
+    'ss (iproute2)',
+    hasSs,
+    'apt-get install iproute2',
+  )(
+    'every connection, of the pool and of a lane, has TCP keepalive on (a silent middlebox cannot leave a dead one)',
+    async () => {
+      const lane = db.lane!('keepalive-test', 1);
+      const ports = [
+        (await db.query<{ port: number }>('select inet_client_port() as port')).rows[0].port,
+        (await lane.query<{ port: number }>('select inet_client_port() as port')).rows[0].port,
+      ];
+      for (const port of ports) {
+        // this process's end of the connection, as the kernel has it: `timer:(keepalive,<left>,0)`
+        const out = spawnSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], {
+          encoding: 'utf8',
+        }).stdout;
+        expect(out).toContain(`:${port}`);
+        const m = /timer:\(keepalive,(?:(\d+)min)?(?:(\d+)(?:\.\d+)?sec)?/.exec(out);
+        expect(m).not.toBeNull();
+        const leftMs = (Number(m![1] ?? 0) * 60 + Number(m![2] ?? 0)) * 1000;
+        expect(leftMs).toBeLessThanOrEqual(KEEPALIVE_MS);
+      }
+    },
+  );
 });
