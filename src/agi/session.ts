@@ -35,6 +35,8 @@ export interface SessionOptions {
   maxLineLength?: number;
   /** Most environment lines accepted (default 512). */
   maxEnvLines?: number;
+  /** endPolitely: how long the goodbye's audio is waited for before hanging up without it, ms (default 20000). */
+  goodbyeWaitMs?: number;
   /** Session id (default: a process-unique id). */
   id?: string;
   /** Set TCP_NODELAY on the socket (default true; the server sets it at accept time instead). */
@@ -134,6 +136,7 @@ const DEFAULTS = {
   recordNoMaxTimeoutMs: 600000,
   maxLineLength: 16384,
   maxEnvLines: 512,
+  goodbyeWaitMs: 20_000,
 };
 
 /**
@@ -192,6 +195,8 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   callerHungUp = false;
   /** Why the session is ending on our side (endPolitely): the flow's commands are refused from then on. */
   private endingReason?: string;
+  /** endPolitely is under way (its goodbye, then its HANGUP): close() and hangup() wait for its own end. */
+  private politely = false;
   private _remote?: string;
   private _hungUp = false;
   private phase: Phase = ENV;
@@ -861,8 +866,16 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     return this.run('VERBOSE', [message, level]);
   }
 
-  /** HANGUP; resolves undefined instead of failing when the caller is already gone. */
+  /**
+   * HANGUP; resolves undefined instead of failing when the caller is already gone. While the session ends
+   * itself (endPolitely: the goodbye, then its own HANGUP), it waits for that end instead: the flow reaches
+   * its hangup node as soon as its next command is refused, before the goodbye is heard.
+   */
   async hangup(): Promise<AgiReply | undefined> {
+    if (this.politely && this.phase !== CLOSED) {
+      await new Promise((r) => this.once('close', r));
+      return undefined;
+    }
     if (this._hungUp || this.phase !== READY) return undefined;
     this.hangupRequested = true;
     try {
@@ -889,12 +902,21 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
   ): Promise<boolean> {
     if (this._hungUp || this.phase !== READY || this.endingReason !== undefined) return false;
     this.endingReason = reason;
+    this.politely = true;
     // commands the flow queued behind the one in flight are not written
     const q = this.queue;
     this.queue = [];
     for (const p of q) p.reject(this.endingError(p.verb));
     let played = false;
-    const audio = await goodbye().catch(() => undefined);
+    // a goodbye that cannot be had in time is not waited for (the session hangs up without it)
+    let timer: NodeJS.Timeout | undefined;
+    const making = goodbye().catch(() => undefined);
+    const audio = await Promise.race([
+      making,
+      new Promise<undefined>((r) => (timer = setTimeout(r, this.o.goodbyeWaitMs, undefined))),
+    ]);
+    clearTimeout(timer);
+    if (!audio) void making.then((late) => late?.release?.()); // came too late: not kept
     try {
       if (audio && !this.hungUp) {
         const ms = audio.durationMs;
@@ -917,13 +939,18 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
       this.hangupRequested = true;
       await this.send('HANGUP\n', 'HANGUP', this.o.commandTimeoutMs, undefined, true).catch(() => undefined);
     }
+    this.politely = false;
     this.close();
     return played;
   }
 
-  /** End the AGI: half-close, then destroy if Asterisk does not close within `graceMs`. */
+  /**
+   * End the AGI: half-close, then destroy if Asterisk does not close within `graceMs`. While the session
+   * ends itself (endPolitely) it does nothing: the session closes once its goodbye and HANGUP are done
+   * (`destroy` still drops it at once).
+   */
   close(graceMs = 2000): void {
-    if (this.phase === CLOSED) return;
+    if (this.phase === CLOSED || this.politely) return;
     if (!this.socket.writableEnded) this.socket.end();
     linger(this, graceMs);
   }

@@ -135,3 +135,33 @@ test('the shutdown drain waits for a goodbye no longer than the grace', () =>
     expect(far.session.ending).toBe(true);
     expect(far.session.hungUp).toBe(false);
   }));
+
+test("a goodbye that never comes is waited for goodbyeWaitMs, then HANGUP; the flow's hangup() and close() meanwhile wait for that end", async () => {
+  const far = await connectFarAgi({ goodbyeWaitMs: 300 });
+  try {
+    const s = far.session;
+    let releasedLate = 0;
+    let late: (v: { path: string; durationMs: number; release(): void }) => void = () => undefined;
+    const goodbye = () => new Promise<{ path: string; durationMs: number; release(): void }>((r) => (late = r)); // synthesis hangs
+    const t0 = Date.now();
+    const ended = s.endPolitely('the dialer is shutting down', goodbye);
+    // the flow's hangup node: its HANGUP is not refused, nor is the socket closed under the goodbye
+    s.close();
+    let flowHungUp = false;
+    const flowHangup = s.hangup().then(() => (flowHungUp = true));
+    await waitFor(() => far.lines.length === 1, 5000, 'HANGUP written');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(far.lines).toEqual(['HANGUP']); // no goodbye to play
+    expect(flowHungUp).toBe(false);
+    far.reply('200 result=1');
+    await expect(ended).resolves.toBe(false);
+    await flowHangup;
+    expect(s.closed || s.hungUp).toBe(true);
+    // the audio arriving after all is released, not kept
+    late({ path: '/tmp/aid-bye-late', durationMs: 500, release: () => releasedLate++ });
+    await waitFor(() => releasedLate === 1, 2000, 'the late goodbye released');
+    expect(far.lines).toEqual(['HANGUP']);
+  } finally {
+    await far.close();
+  }
+});
