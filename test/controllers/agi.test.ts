@@ -235,67 +235,66 @@ test('idle watchdog: AGI_IDLE_TIMEOUT=0 turns it off; commands in flight are nev
   }
 });
 
-test('the flow reaching its hangup node while the call says its goodbye (a drain ended it) does not cut the goodbye', async () => {
+/**
+ * A call `id` up on a fresh server whose goodbye is still being synthesised: `voiced()` lets the synthesis
+ * finish (1 s of audio at `bye`); `ended` is the far end's view; every call of the two tests below.
+ */
+async function callSayingGoodbye(id: number) {
   const s = await server();
-  const bye = path.join(dir, 'bye-4245');
+  const bye = path.join(dir, `bye-${id}`);
   fs.writeFileSync(`${bye}.wav`, encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(8000) })); // 1 s of line
   let voiced: () => void = () => undefined;
   const voicing = new Promise<void>((r) => (voiced = r));
+  const ended = call(s.port(), { CALL_ID: String(id), CALL_TOKEN: givenCall(String(id)) });
+  const started = await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
+  noteVoice(id, async () => {
+    await voicing;
+    return { path: bye, durationMs: 1000 };
+  });
+  const heardGoodbyeThenHangup = async () => {
+    const r = await ended;
+    const cmds = r.transcript.filter((t) => t.dir === 'cmd' && !t.line.startsWith('GET FULL VARIABLE'));
+    expect(cmds.map((t) => t.line)).toEqual([`STREAM FILE "${bye}" ""`, 'HANGUP']);
+    expect(r.hungUpBy).toBe('agi');
+  };
+  const done = async () => {
+    forgetCall(id);
+    voiced();
+    await s.ctl.close();
+  };
+  return { s, started, voiced: () => voiced(), heardGoodbyeThenHangup, done };
+}
+
+test('the flow reaching its hangup node while the call says its goodbye (a drain ended it) does not cut the goodbye', async () => {
+  const c = await callSayingGoodbye(4245);
   try {
-    const ended = call(s.port(), { CALL_ID: '4245', CALL_TOKEN: givenCall('4245') });
-    const started = await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
-    noteVoice(4245, async () => {
-      await voicing;
-      return { path: bye, durationMs: 1000 };
-    });
     expect(endCallPolitely(4245, 'the dialer is shutting down')).toBe(1);
     // the flow's next command was refused, so it went to its ending: the hangup node runs while the
     // goodbye is still being synthesised
-    const view = recordingView();
-    const hangingUp = new AgiHangupController({}, view, keys, undefined, {}).handle(started.msg);
+    const hangingUp = new AgiHangupController({}, recordingView(), keys, undefined, {}).handle(c.started.msg);
     let handled = false;
     void hangingUp.then(() => (handled = true));
     await new Promise((r) => setImmediate(r));
     expect(handled).toBe(false); // it waits for the session's own end
-    voiced();
+    c.voiced();
     const [out] = await hangingUp;
-    const r = await ended;
-    const cmds = r.transcript.filter((t) => t.dir === 'cmd' && !t.line.startsWith('GET FULL VARIABLE'));
-    expect(cmds.map((t) => t.line)).toEqual([`STREAM FILE "${bye}" ""`, 'HANGUP']);
-    expect(r.hungUpBy).toBe('agi');
+    await c.heardGoodbyeThenHangup();
     expect(out?.call).toMatchObject({ hungUp: true, hungUpBy: 'agi' });
   } finally {
-    forgetCall(4245);
-    voiced();
-    await s.ctl.close();
+    await c.done();
   }
 });
 
 test('a stop while a call says its goodbye (a drain ended it) waits for the goodbye and the hangup, not cutting them', async () => {
-  const s = await server();
-  const bye = path.join(dir, 'bye-4244');
-  fs.writeFileSync(`${bye}.wav`, encodeWav({ sampleRate: 8000, channels: 1, samples: new Int16Array(8000) })); // 1 s of line
-  let voiced: () => void = () => undefined;
-  const voicing = new Promise<void>((r) => (voiced = r));
+  const c = await callSayingGoodbye(4244);
   try {
-    const ended = call(s.port(), { CALL_ID: '4244', CALL_TOKEN: givenCall('4244') });
-    await waitFor(() => s.out.find((o) => o.port === 0), 5000, 'the session msg');
     // the goodbye is still being synthesised when the stop comes (the drain returned: the flow had ended)
-    noteVoice(4244, async () => {
-      await voicing;
-      return { path: bye, durationMs: 1000 };
-    });
     expect(endCallPolitely(4244, 'the dialer is shutting down')).toBe(1);
-    const closed = s.ctl.close();
-    voiced();
+    const closed = c.s.ctl.close();
+    c.voiced();
     await closed;
-    const r = await ended;
-    const cmds = r.transcript.filter((t) => t.dir === 'cmd' && !t.line.startsWith('GET FULL VARIABLE'));
-    expect(cmds.map((t) => t.line)).toEqual([`STREAM FILE "${bye}" ""`, 'HANGUP']);
-    expect(r.hungUpBy).toBe('agi');
+    await c.heardGoodbyeThenHangup();
   } finally {
-    forgetCall(4244);
-    voiced();
-    await s.ctl.close();
+    await c.done();
   }
 });
