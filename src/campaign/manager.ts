@@ -176,6 +176,15 @@ export class CampaignRunner {
   private watchTimer?: NodeJS.Timeout;
   private watching = false;
   private closed = false;
+  /**
+   * The last dial pass found room in the campaign's slots and no contact due (all claimed, retries later, window
+   * closed): a slot freed by an outcome changes nothing then, so it does not ask for a pass of its own (tokens, a
+   * claim of none, a refund); the idle poll (`idleMs`) looks again, and the last call's outcome still asks at once
+   * (the campaign may be complete). A claim that found every slot full (`room` 0: an outcome not written yet,
+   * another runtime's calls) leaves it false: the next outcome must look again at once. At the end of a campaign
+   * every call's outcome used to run a claim that found nothing (issue #17).
+   */
+  private nothingDue = false;
 
   constructor(
     private readonly m: CampaignManager,
@@ -278,6 +287,7 @@ export class CampaignRunner {
         this.m.emit('warn', new DialerError('campaign_call_tokens', `call tokens not stored: ${errorMessage(err)}`)),
       );
       r.claimed.forEach((c, i) => this.send(c, tokens[i].token));
+      this.nothingDue = r.claimed.length === 0 && r.room > 0 && !r.dncSkipped;
       if (r.claimed.length) {
         this.progressDirty = true;
         this.lastError = undefined;
@@ -370,7 +380,7 @@ export class CampaignRunner {
     const had = this.inFlight.delete(callId);
     forgetCallContext(callId);
     this.progressDirty = true;
-    if (had) this.kick();
+    if (had && (!this.nothingDue || this.inFlight.size === 0)) this.kick();
     this.scheduleProgress();
     return had;
   }

@@ -78,37 +78,46 @@ export interface ClaimResult {
   claimed: ClaimedContact[];
   /** Candidates found on a do-not-call list: always 0 since migration 30 (listed contacts are never pending). */
   dncSkipped: number;
+  /**
+   * How many contacts the campaign's free slots let this claim take (at most `limit`). 0: no free slot (every
+   * slot full in the database, counting other runtimes' calls and outcomes not written yet), or the campaign is
+   * not running or has no active caller ID. Fewer claimed than `room`: no more contact was due.
+   */
+  room: number;
 }
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/036-claim-lean.sql (replacing version 34's): plpgsql caches its plans per connection and
+ * src/store/migrations/036-claim-lean.sql (replacing version 34's; migration 66 adds `o_room`): plpgsql caches its plans per connection and
  * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
  * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
- * returns one row (dnc_skipped, inserted, claimed json). To change the claim, append a migration with
+ * returns one row (dnc_skipped, inserted, claimed json, room). To change the claim, append a migration with
  * `create or replace function claim_contacts`.
  */
 export const CLAIM_SQL = namedStatement(
   'claim_contacts',
-  'select o_dnc_skipped as dnc_skipped, o_inserted as inserted, o_claimed as claimed from claim_contacts($1::int, $2::int, $3::timestamptz, $4::text, $5::int)',
+  'select o_dnc_skipped as dnc_skipped, o_inserted as inserted, o_claimed as claimed, o_room as room from claim_contacts($1::int, $2::int, $3::timestamptz, $4::text, $5::int)',
 );
 
 /** Claim up to `limit` eligible contacts of a campaign (see the module comment for the rules). */
 export async function claimContacts(q: Queryable, o: ClaimOptions): Promise<ClaimResult> {
   const limit = Math.max(1, Math.min(1000, Math.floor(o.limit ?? 1)));
-  const r = await q.query<{ dnc_skipped: number; inserted: number; claimed: ClaimedContact[] | string }>(CLAIM_SQL, [
-    o.campaignId,
-    limit,
-    o.now ?? null,
-    o.worker ?? null,
-    Math.max(2, Math.min(64, Math.floor(o.concurrency ?? 4) + 1)),
-  ]);
+  const r = await q.query<{ dnc_skipped: number; inserted: number; claimed: ClaimedContact[] | string; room: number }>(
+    CLAIM_SQL,
+    [
+      o.campaignId,
+      limit,
+      o.now ?? null,
+      o.worker ?? null,
+      Math.max(2, Math.min(64, Math.floor(o.concurrency ?? 4) + 1)),
+    ],
+  );
   const row = r.rows[0];
-  if (!row) return { claimed: [], dncSkipped: 0 };
+  if (!row) return { claimed: [], dncSkipped: 0, room: 0 };
   const claimed = (typeof row.claimed === 'string' ? JSON.parse(row.claimed) : row.claimed) as ClaimedContact[];
   for (const c of claimed) {
     c.callId = Number(c.callId);
     c.fields = c.fields ?? {};
   }
-  return { claimed, dncSkipped: Number(row.dnc_skipped) };
+  return { claimed, dncSkipped: Number(row.dnc_skipped), room: Number(row.room) };
 }

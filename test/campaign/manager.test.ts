@@ -328,6 +328,96 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(calls.rows).toEqual([{ status: 'cancelled', reason: 'released before dialing' }]);
   });
 
+  /** `db`, counting the dial passes (a pass's first statement asks for tokens) and what each claim returned. */
+  const counting = () => {
+    const seen = { passes: 0, claims: [] as Array<{ claimed: number; room: number }> };
+    const wrapped = {
+      kind: db.kind,
+      description: db.description,
+      query: async <T>(sql: string, params?: unknown[]) => {
+        if (/^with cur as \(\s*select key, rate/.test(sql.trim())) seen.passes++;
+        const r = await db.query<T>(sql, params);
+        if (sql.includes('claim_contacts(')) {
+          const row = r.rows[0] as { claimed?: unknown[] | string; room?: number } | undefined;
+          const got = row?.claimed ?? [];
+          seen.claims.push({
+            claimed: (typeof got === 'string' ? (JSON.parse(got) as unknown[]) : got).length,
+            room: Number(row?.room),
+          });
+        }
+        return r;
+      },
+      tx: (fn) => db.tx(fn),
+      close: async () => undefined,
+    } as Db;
+    return { db: wrapped, seen };
+  };
+
+  test('with nothing left to claim, an outcome does not run a dial pass of its own; the last one still completes the campaign', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 10, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 4, { prefix: '+1719' });
+    const { db: counted, seen } = counting();
+    // the idle poll well after the outcomes below (it is the backstop of the completion), settings not re-read
+    const m = manager({ db: counted, idleMs: 3000, settingsRefreshMs: 600_000 });
+    const placed: PlaceCall[] = [];
+    m.on('call', (c: PlaceCall) => placed.push(c));
+    const events: CampaignEvent[] = [];
+    m.on('event', (e: CampaignEvent) => events.push(e));
+    let completed = false;
+    m.on('completed', () => (completed = true));
+    await m.start(cid);
+    await waitFor(
+      () => placed.length === 4 && seen.claims.at(-1)?.claimed === 0,
+      5000,
+      'four calls, then a claim of none',
+    );
+    expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 6 }); // room in the slots: nothing was due
+    const before = seen.passes;
+    for (const c of placed.slice(0, 3)) await m.handleOutcome({ id: c.id, outcome: 'completed' });
+    // a progress event counting the three: its timer was set after each outcome's request for a pass would have been
+    await waitFor(
+      () => events.some((e) => e.type === 'campaign_progress' && e.progress?.completed === 3),
+      5000,
+      'progress after three outcomes',
+    );
+    expect(seen.passes).toBe(before); // three slots freed with nothing due: no pass, no claim
+    await m.handleOutcome({ id: placed[3].id, outcome: 'completed' });
+    await waitFor(() => completed, 5000, 'the campaign completed after its last outcome');
+    expect(seen.passes).toBeGreaterThan(before);
+    expect(seen.claims.reduce((a, c) => a + c.claimed, 0)).toBe(4); // each contact once
+  });
+
+  test("a claim that found the slots full (another runtime's call) does not hold back the next outcome's dial pass", async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 3, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 6, { prefix: '+1720' });
+    // another runtime's open call holds one of the campaign's three slots
+    const other = await db.query<{ id: number }>(
+      `insert into calls (campaign_id, phone, status, worker) values ($1, '+17205550999', 'in_progress', 'other') returning id`,
+      [cid],
+    );
+    const { db: counted, seen } = counting();
+    // no idle poll within the test: only an outcome's own dial pass can place the next call in time
+    const m = manager({ db: counted, idleMs: 60_000, settingsRefreshMs: 600_000 });
+    const placed: PlaceCall[] = [];
+    m.on('call', (c: PlaceCall) => placed.push(c));
+    await m.start(cid);
+    await waitFor(
+      () => placed.length === 2 && seen.claims.at(-1)?.claimed === 0,
+      5000,
+      'two calls, then a claim of none',
+    );
+    expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 0 }); // contacts due, the slots full
+    // the other runtime's call ends, then one of ours: its outcome's pass finds the two free slots at once
+    await db.query(`update calls set status = 'completed', ended_at = now() where id = $1`, [other.rows[0].id]);
+    await m.handleOutcome({ id: placed[0].id, outcome: 'completed' });
+    await waitFor(
+      () => placed.length === 4,
+      5000,
+      'two more calls after the outcome, without waiting for the idle poll',
+    );
+    expect(new Set(placed.map((c) => c.contactId)).size).toBe(4);
+  });
+
   test('retry schedule: busy +10 min, no_answer +1 h, completed closes, max attempts closes as failed', async () => {
     const cid = await makeCampaign(db, { maxAttempts: 2, retryPolicy: { busy: 600, no_answer: 3600, failed: 1800 } });
     await makeContacts(db, cid, 3, { prefix: '+1704' });

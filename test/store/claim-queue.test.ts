@@ -120,7 +120,13 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('contact queue upg
       await db.query(`update contacts set next_attempt_at = now() + interval '1 day' where id % 5 = 0`);
       await db.query(`update contacts set attempts = 3 where id % 11 = 0`);
       await addDnc(db, '+15550000002');
-      await claimContacts(db, { campaignId: cid, limit: 3, worker: 'old' });
+      // the claim of that version (its own output columns: claimContacts reads the newest ones)
+      const before = await db.query<{ o_claimed: unknown[] | string }>(
+        `select o_claimed from claim_contacts($1::int, 3, null, 'old', 5)`,
+        [cid],
+      );
+      const old = before.rows[0].o_claimed;
+      expect((typeof old === 'string' ? (JSON.parse(old) as unknown[]) : old).length).toBe(3);
       const up = await runMigrations(db);
       expect(up.applied).toEqual(migrations.filter((m) => m.version > 32).map((m) => m.version));
       const d = await drift(db);

@@ -104,6 +104,28 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim slots on %s
     expect(await counted(db, cid)).toEqual({ used: 12, open: 12 });
   });
 
+  test('a claim says how much room the slots gave it: none when full, the limit in worker scope, none when not running', async () => {
+    const cid = await makeCampaign(db, { maxConcurrent: 3 });
+    await makeContacts(db, cid, 4);
+    const first = await claimContacts(db, { campaignId: cid, limit: 2 });
+    expect([first.claimed.length, first.room]).toEqual([2, 2]);
+    const second = await claimContacts(db, { campaignId: cid, limit: 5 });
+    expect([second.claimed.length, second.room]).toEqual([1, 1]); // one slot left of three
+    const full = await claimContacts(db, { campaignId: cid, limit: 5 });
+    expect([full.claimed.length, full.room]).toEqual([0, 0]); // a contact is due, every slot is taken
+    await db.query(`update calls set status = 'completed' where id = $1`, [first.claimed[0].callId]);
+    const last = await claimContacts(db, { campaignId: cid, limit: 5 });
+    expect([last.claimed.length, last.room]).toEqual([1, 1]);
+    await db.query(`update calls set status = 'completed' where id = $1`, [last.claimed[0].callId]);
+    const none = await claimContacts(db, { campaignId: cid, limit: 5 });
+    expect([none.claimed.length, none.room]).toEqual([0, 1]); // room, and nothing left due
+    const worker = await makeCampaign(db, { maxConcurrent: 1, settings: { concurrency_scope: 'worker' } });
+    const w = await claimContacts(db, { campaignId: worker, limit: 4 });
+    expect([w.claimed.length, w.room]).toEqual([0, 4]); // the worker's own cap is its limit
+    await db.query(`update campaigns set status = 'paused' where id = $1`, [cid]);
+    expect((await claimContacts(db, { campaignId: cid, limit: 5 })).room).toBe(0);
+  });
+
   test('contacts out of attempts at the head of the queue never block the ones behind them', async () => {
     const cid = await makeCampaign(db, { maxAttempts: 2 });
     await makeContacts(db, cid, 30);
