@@ -76,6 +76,9 @@ export class AgiHangupController {
     const session = id ? getSession(id) : undefined;
     const wasUp = !!session && !session.hungUp;
     const action = msg.reply?.action as { type?: string; destination?: unknown; summary?: unknown } | undefined;
+    // the dialer is ending the call itself (a drain): its session says the goodbye (stream mode: on the
+    // media, which it then ends) and hangs up; the flow's transfer is refused like its other commands
+    if (session?.ending) return [await this.hangUp(msg, session, wasUp), null];
     // stream mode: end the call's media first, so the AGI session has control again (EXEC AudioSocket returns)
     await endMedia(id);
     if (action?.type === 'transfer' && session && wasUp) {

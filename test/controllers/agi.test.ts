@@ -285,6 +285,26 @@ test('the flow reaching its hangup node while the call says its goodbye (a drain
   }
 });
 
+test('a transfer reaching the hangup node while the call says its goodbye (a drain ended it): no transfer, the goodbye, then the hangup', async () => {
+  const c = await callSayingGoodbye(4246);
+  try {
+    expect(endCallPolitely(4246, 'the dialer is shutting down')).toBe(1);
+    const reply = { text: 'Let me put you through.', done: true, action: { type: 'transfer', destination: '200' } };
+    const hangingUp = new AgiHangupController({}, recordingView(), keys, undefined, {}).handle({
+      ...c.started.msg,
+      reply,
+    });
+    c.voiced();
+    const [out, back] = await hangingUp;
+    await c.heardGoodbyeThenHangup(); // no SET CONTEXT / EXTENSION: the transfer was not tried
+    expect(back).toBeNull();
+    expect(out?.call).toMatchObject({ hungUp: true, hungUpBy: 'agi' });
+    expect(out?.call?.transferredTo).toBeUndefined();
+  } finally {
+    await c.done();
+  }
+});
+
 test('a stop while a call says its goodbye (a drain ended it) waits for the goodbye and the hangup, not cutting them', async () => {
   const c = await callSayingGoodbye(4244);
   try {
