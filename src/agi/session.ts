@@ -894,11 +894,12 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
    * End the call politely wherever the conversation is: from now on the flow's commands are refused
    * (as a hangup: the flow goes to its ending), the command in flight (a RECORD, a playback) runs to its
    * end, then the session plays `goodbye()`'s audio itself and hangs up. Resolves true when the goodbye
-   * was played, false when there was none to play or the caller was gone first.
+   * was played, false when there was none to play or the caller was gone first. `giveUp` aborts when the
+   * session stops waiting for the goodbye (its audio came, or `goodbyeWaitMs` passed).
    */
   async endPolitely(
     reason: string,
-    goodbye: () => Promise<{ path: string; durationMs: number; release?(): void } | undefined>,
+    goodbye: (giveUp: AbortSignal) => Promise<{ path: string; durationMs: number; release?(): void } | undefined>,
   ): Promise<boolean> {
     if (this._hungUp || this.phase !== READY || this.endingReason !== undefined) return false;
     this.endingReason = reason;
@@ -910,12 +911,14 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     let played = false;
     // a goodbye that cannot be had in time is not waited for (the session hangs up without it)
     let timer: NodeJS.Timeout | undefined;
-    const making = goodbye().catch(() => undefined);
+    const waited = new AbortController();
+    const making = goodbye(waited.signal).catch(() => undefined);
     const audio = await Promise.race([
       making,
       new Promise<undefined>((r) => (timer = setTimeout(r, this.o.goodbyeWaitMs, undefined))),
     ]);
     clearTimeout(timer);
+    waited.abort(); // no more waiting for it (a goodbye said on the media stops waiting for its audio)
     if (!audio) void making.then((late) => late?.release?.()); // came too late: not kept
     try {
       if (audio && !this.hungUp) {

@@ -82,6 +82,6 @@ export interface AgiSession extends EventEmitter {
   /** Goodbye + hangup by the session itself, wherever the conversation is (see FastAgiSession). */
   endPolitely?(
     reason: string,
-    goodbye: () => Promise<{ path: string; durationMs: number; release?(): void } | undefined>,
+    goodbye: (giveUp: AbortSignal) => Promise<{ path: string; durationMs: number; release?(): void } | undefined>,
   ): Promise<boolean>;
 }

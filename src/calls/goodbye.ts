@@ -102,19 +102,29 @@ export function endSessionPolitely(s: AgiSession, reason: string): boolean {
   const media = getMedia(s.id);
   // stream mode: AudioSocket holds the channel (the AGI session waits in EXEC AudioSocket), so the
   // goodbye is said on the media; ending the media gives AGI control back for the HANGUP
-  void s.endPolitely(reason, media ? () => sayOnMedia(s, media, say).then(() => undefined) : say);
+  void s.endPolitely(reason, media ? (giveUp) => sayOnMedia(s, media, say, giveUp).then(() => undefined) : say);
   return true;
 }
 
 /**
  * The goodbye on a streaming call: what is being said now is said to its end (as record mode lets the
- * playback in flight end), then the goodbye, not cut by barge-in; then the media ends. True when heard.
+ * playback in flight end), then the goodbye, not cut by barge-in; then the media ends. Its audio is
+ * waited for until the session gives up (`giveUp`: the media ends without it, so the session's HANGUP,
+ * behind the EXEC AudioSocket, goes out); once it plays, it plays to its end. True when heard.
  */
-async function sayOnMedia(s: AgiSession, media: MediaSession, say: () => ReturnType<GoodbyeVoice>): Promise<boolean> {
+async function sayOnMedia(
+  s: AgiSession,
+  media: MediaSession,
+  say: () => ReturnType<GoodbyeVoice>,
+  giveUp: AbortSignal,
+): Promise<boolean> {
   let heard = false;
+  const making = say().catch(() => undefined);
   try {
-    const [audio] = await Promise.all([say().catch(() => undefined), media.whenQuiet()]);
-    if (audio) {
+    const [audio] = await Promise.all([Promise.race([making, given(giveUp)]), media.whenQuiet()]);
+    if (!audio) {
+      void making.then((late) => late?.release?.()); // came too late: not kept
+    } else {
       try {
         const wav = parseWav(await localFiles.read(`${audio.path}.wav`));
         await media.whenQuiet();
@@ -129,4 +139,10 @@ async function sayOnMedia(s: AgiSession, media: MediaSession, say: () => ReturnT
   }
   await endMedia(s.id);
   return heard;
+}
+
+/** Resolves (undefined) once `signal` aborts. */
+function given(signal: AbortSignal): Promise<undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((r) => signal.addEventListener('abort', () => r(undefined), { once: true }));
 }

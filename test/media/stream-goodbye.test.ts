@@ -2,15 +2,21 @@
  * A drain's goodbye on a streaming call meets the flow's own ending: the session refuses the flow's next
  * step (as a hangup), so the flow reaches its agi-hangup node while the goodbye is still being
  * synthesised or played on the AudioSocket stream. The goodbye is heard in full all the same, then the
- * media ends and AGI hangs up; a transfer asked for meanwhile does not cut it either. Real sockets:
- * fastagi-in's controller with its AudioSocket server, the simulator's AGI and AudioSocket callee.
+ * media ends and AGI hangs up; a transfer asked for meanwhile does not cut it either (nor is it made).
+ * The session's own wait for the goodbye's audio (goodbyeWaitMs) holds on the stream too: given up, the
+ * media ends without it and AGI hangs up. Real sockets: fastagi-in's controller (or our AGI server) with
+ * its AudioSocket server, the simulator's AGI and AudioSocket callee.
  */
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { FastAgiInController } from '../../src/controllers/fastagi-in';
 import { AgiHangupController } from '../../src/controllers/agi-hangup';
-import { endCallPolitely, forgetCall, noteVoice } from '../../src/calls/goodbye';
+import { AgiServer } from '../../src/agi/server';
+import type { FastAgiSession } from '../../src/agi/session';
+import { endCallPolitely, endSessionPolitely, forgetCall, noteVoice, type GoodbyeVoice } from '../../src/calls/goodbye';
+import { AudioSocketServer } from '../../src/media/audiosocket';
+import { handOffMedia } from '../../src/media/handoff';
 import { getMedia } from '../../src/media/registry';
 import { encodeWav } from '../../src/audio/wav';
 import { runAgiCall, type AgiCallResult } from '../../src/sim/agi-client';
@@ -157,3 +163,81 @@ test.each(['blind', 'attended'])(
   },
   20000,
 );
+
+/**
+ * The session's own wait for the goodbye (`goodbyeWaitMs`, here 300 ms) on a streaming call, with no flow
+ * reaching its hangup node to end the media: our AGI server hands the call to our AudioSocket server
+ * (as fastagi-in does) and the call is ended politely.
+ */
+describe('the session gives up waiting for a streaming call’s goodbye', () => {
+  let agi: AgiServer;
+  let audio: AudioSocketServer;
+  let advertise: string;
+  let onSession: (s: FastAgiSession) => void = () => undefined;
+
+  beforeAll(async () => {
+    agi = new AgiServer({ port: 0, goodbyeWaitMs: 300 });
+    agi.on('session', (s: FastAgiSession) => onSession(s));
+    await agi.listen();
+    audio = new AudioSocketServer();
+    advertise = `127.0.0.1:${(await audio.listen()).port}`;
+  });
+  afterAll(async () => {
+    await agi.close();
+    await audio.close();
+  });
+
+  /** A silent callee whose session is handed to the media, then ended politely with `voice` as its goodbye. */
+  async function endedPolitely(id: number, voice: GoodbyeVoice): Promise<AgiCallResult> {
+    const handedOff = new Promise<FastAgiSession>((resolve, reject) => {
+      onSession = (s) => {
+        s.callId = String(id);
+        handOffMedia(s, { server: audio, advertise, endpointer: () => new TestEndpointer() }).then(
+          () => resolve(s),
+          reject,
+        );
+      };
+    });
+    const ended = runAgiCall({
+      host: '127.0.0.1',
+      port: agi.address().port,
+      channel: `PJSIP/trunk-0000${id}`,
+      uniqueid: `${Date.now() / 1000}`,
+      variables: { CALL_ID: String(id) },
+      persona: { utterances: [{ silent: true }] },
+      lingerMs: 2000,
+    });
+    const s = await handedOff;
+    noteVoice(id, voice);
+    try {
+      expect(endSessionPolitely(s, 'the dialer is shutting down')).toBe(true);
+      let result: AgiCallResult | undefined;
+      void ended.then((r) => (result = r));
+      return await waitFor(() => result, 5000, 'the call to end');
+    } finally {
+      forgetCall(id);
+    }
+  }
+
+  test('a goodbye whose audio never comes: the media ends without it and AGI hangs up', async () => {
+    const r = await endedPolitely(4305, () => new Promise(() => undefined));
+    expect(r.audioSocket).toHaveLength(1);
+    expect(r.audioSocket[0].framesReceived).toBe(0);
+    expect(r.audioSocket[0].endedBy).toBe('server_hangup');
+    const cmds = r.transcript.filter((t) => t.dir === 'cmd').map((t) => t.line.split(' ')[0]);
+    expect(cmds).toEqual(['EXEC', 'HANGUP']);
+    expect(r.hungUpBy).toBe('agi');
+  }, 20000);
+
+  test('a goodbye still playing when the wait runs out is played to its end, then AGI hangs up', async () => {
+    const bye = path.join(dir, 'bye-4306');
+    fs.writeFileSync(`${bye}.wav`, encodeWav({ sampleRate: 8000, channels: 1, samples: tone(GOODBYE_FRAMES) }));
+    const r = await endedPolitely(4306, async () => ({ path: bye, durationMs: GOODBYE_FRAMES * 20 }));
+    expect(r.audioSocket).toHaveLength(1);
+    expect(r.audioSocket[0].framesReceived).toBe(GOODBYE_FRAMES); // 1.5 s, well past the 300 ms wait
+    expect(r.audioSocket[0].endedBy).toBe('server_hangup');
+    const cmds = r.transcript.filter((t) => t.dir === 'cmd').map((t) => t.line.split(' ')[0]);
+    expect(cmds).toEqual(['EXEC', 'HANGUP']);
+    expect(r.hungUpBy).toBe('agi');
+  }, 20000);
+});
