@@ -11,7 +11,10 @@
  *     PROBE_BLOCKS=8 PROBE_BLOCK=300 PROBE_BATCH=1 node dist/bench/campaign/cpu-probe.js
  *
  * PROBE_SIDES=peer,ours,ours=<sql file>: the contenders (ratios to the first); `ours=<file>` is ours with that SQL
- * run on its copy after the migrations (e.g. an older claim_contacts: before vs after on one template).
+ * run on its copy after the migrations (e.g. an older claim_contacts: before vs after on one template). Since
+ * migration 66 the function returns four columns (o_room last): a variant drops it first
+ * (`drop function claim_contacts(int, int, timestamptz, text, int);`) and keeps the four, as claimContacts reads
+ * o_room.
  * PROBE_TEMPLATE=<name>: reuse (or create and keep) that seeded template instead of seeding a throwaway one.
  * PROBE_PEER_PREPARED=1: the peer as a named prepared statement (the bench sends it unnamed, planned each time).
  * PROBE_OURS_DIST=<another build's dist>: that build's claimContacts / openDb for ours (before vs after on one

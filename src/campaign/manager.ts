@@ -179,10 +179,10 @@ export class CampaignRunner {
   /**
    * The last dial pass found room in the campaign's slots and no contact due (all claimed, retries later, window
    * closed): a slot freed by an outcome changes nothing then, so it does not ask for a pass of its own (tokens, a
-   * claim of none, a refund); the idle poll (`idleMs`) looks again, and the last call's outcome still asks at once
-   * (the campaign may be complete). A claim that found every slot full (`room` 0: an outcome not written yet,
-   * another runtime's calls) leaves it false: the next outcome must look again at once. At the end of a campaign
-   * every call's outcome used to run a claim that found nothing (issue #17).
+   * claim of none, a refund) while the idle poll (`idleMs`) is set to look again; the last call's outcome still
+   * asks at once (the campaign may be complete). A claim that found every slot full (`room` 0: another runtime's
+   * calls, `max_concurrent` lowered) or a pass that did not claim leaves it false: the next outcome looks again at
+   * once. At the end of a campaign every call's outcome used to run a claim that found nothing (issue #17).
    */
   private nothingDue = false;
 
@@ -244,7 +244,10 @@ export class CampaignRunner {
       if (Date.now() - this.settingsAt > this.m.settingsRefreshMs) await this.refreshSettings();
       if (this.state !== 'running') return;
       const free = this.maxConcurrent - this.inFlight.size;
-      if (free <= 0) return; // an outcome kicks us
+      if (free <= 0) {
+        this.nothingDue = false; // no poll is set now: the next outcome must look
+        return; // an outcome kicks us
+      }
       // live calls first: a busy runtime places one call this pass (never none) and looks again a little later
       const load = this.m.opts.loadGate?.read();
       if (load?.busy) {
@@ -263,6 +266,7 @@ export class CampaignRunner {
       try {
         r = await claimContacts(db, { campaignId: this.id, limit: t.granted, worker: this.m.worker });
         for (const c of r.claimed) this.inFlight.add(c.callId); // followed from now (reconcile must not see orphans)
+        this.nothingDue = r.claimed.length === 0 && r.room > 0 && !r.dncSkipped;
       } finally {
         this.m.claiming--;
       }
@@ -287,7 +291,6 @@ export class CampaignRunner {
         this.m.emit('warn', new DialerError('campaign_call_tokens', `call tokens not stored: ${errorMessage(err)}`)),
       );
       r.claimed.forEach((c, i) => this.send(c, tokens[i].token));
-      this.nothingDue = r.claimed.length === 0 && r.room > 0 && !r.dncSkipped;
       if (r.claimed.length) {
         this.progressDirty = true;
         this.lastError = undefined;
@@ -375,14 +378,22 @@ export class CampaignRunner {
     this.m.emit('completed', this.id);
   }
 
-  /** An outcome for one of our calls arrived: free the slot. */
+  /** An outcome for one of our calls arrived: free the slot (the next pass comes once it is stored: `stored`). */
   release(callId: number): boolean {
     const had = this.inFlight.delete(callId);
     forgetCallContext(callId);
     this.progressDirty = true;
-    if (had && (!this.nothingDue || this.inFlight.size === 0)) this.kick();
     this.scheduleProgress();
     return had;
+  }
+
+  /**
+   * The outcome of a call this runner released is stored (or given up): the campaign's slot is free in the
+   * database too, so a dial pass now finds it (before, its claim would still count the call). Not while nothing
+   * is due and the idle poll is set (see `nothingDue`); the last call's always (the campaign may be complete).
+   */
+  stored(): void {
+    if (!this.nothingDue || this.inFlight.size === 0 || (!this.timer && !this.busy)) this.kick();
   }
 
   markDirty(): void {
@@ -885,7 +896,13 @@ export class CampaignManager extends EventEmitter {
       dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
     };
     // the slot is freed at once, even while the store is down: a stuck slot would stall the campaign
-    if (outcome !== 'answered') for (const r of this.runners.values()) if (r.release(callId)) break;
+    let freed: CampaignRunner | undefined;
+    if (outcome !== 'answered')
+      for (const r of this.runners.values())
+        if (r.release(callId)) {
+          freed = r;
+          break;
+        }
     // the one durable write path: ordered after the call's turns, retried until the database is back
     const cid = Number(call.campaignId);
     const written = outboxFor(this.db).write({
@@ -894,6 +911,14 @@ export class CampaignManager extends EventEmitter {
       campaignId: Number.isSafeInteger(cid) && cid > 0 ? cid : null,
       update,
     }) as Promise<OutcomeResult>;
+    // the next dial pass once the database has freed the slot too
+    if (freed) {
+      const runner = freed;
+      written.then(
+        () => runner.stored(),
+        () => runner.stored(),
+      );
+    }
     const w = await Promise.race([written, waitMs(writeWaitMs()).then(() => undefined)]);
     if (!w) {
       // the store is down or busy: the outcome stays queued, call_ended follows once it is stored

@@ -357,8 +357,8 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 10, callsPerSecond: 1000 });
     await makeContacts(db, cid, 4, { prefix: '+1719' });
     const { db: counted, seen } = counting();
-    // the idle poll well after the outcomes below (it is the backstop of the completion), settings not re-read
-    const m = manager({ db: counted, idleMs: 3000, settingsRefreshMs: 600_000 });
+    // no idle poll within the test: the completion comes from the last outcome's own pass; settings not re-read
+    const m = manager({ db: counted, idleMs: 60_000, settingsRefreshMs: 600_000 });
     const placed: PlaceCall[] = [];
     m.on('call', (c: PlaceCall) => placed.push(c));
     const events: CampaignEvent[] = [];
@@ -374,7 +374,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 6 }); // room in the slots: nothing was due
     const before = seen.passes;
     for (const c of placed.slice(0, 3)) await m.handleOutcome({ id: c.id, outcome: 'completed' });
-    // a progress event counting the three: its timer was set after each outcome's request for a pass would have been
+    // a progress event counting the three (each outcome stored, its request for a pass made before)
     await waitFor(
       () => events.some((e) => e.type === 'campaign_progress' && e.progress?.completed === 3),
       5000,
@@ -382,7 +382,7 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     );
     expect(seen.passes).toBe(before); // three slots freed with nothing due: no pass, no claim
     await m.handleOutcome({ id: placed[3].id, outcome: 'completed' });
-    await waitFor(() => completed, 5000, 'the campaign completed after its last outcome');
+    await waitFor(() => completed, 5000, 'the campaign completed after its last outcome, not at the idle poll');
     expect(seen.passes).toBeGreaterThan(before);
     expect(seen.claims.reduce((a, c) => a + c.claimed, 0)).toBe(4); // each contact once
   });
@@ -416,6 +416,55 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
       'two more calls after the outcome, without waiting for the idle poll',
     );
     expect(new Set(placed.map((c) => c.contactId)).size).toBe(4);
+  });
+
+  test("an outcome's dial pass comes once the outcome is stored: its claim finds the call's slot free", async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 3, { prefix: '+1724' });
+    // a slow store: each outcome takes 300 ms to be written (a claim meanwhile still counts the call)
+    const slow = {
+      kind: db.kind,
+      description: db.description,
+      query: async <T>(sql: string, params?: unknown[]) => {
+        if (sql.includes('with closed as (')) await new Promise((r) => setTimeout(r, 300));
+        return db.query<T>(sql, params);
+      },
+      tx: (fn) => db.tx(fn),
+      close: async () => undefined,
+    } as Db;
+    // no idle poll within the test: only the outcome's own pass can place the next call in time
+    const m = manager({ db: slow, idleMs: 60_000, settingsRefreshMs: 600_000 });
+    const placed: PlaceCall[] = [];
+    m.on('call', (c: PlaceCall) => placed.push(c));
+    await m.start(cid);
+    await waitFor(() => placed.length === 1, 5000, 'the first call');
+    await m.handleOutcome({ id: placed[0].id, outcome: 'completed' });
+    await waitFor(() => placed.length === 2, 5000, 'the next call, once the outcome freed the slot in the database');
+  });
+
+  test('max_concurrent lowered while nothing was due: the outcomes that bring the calls under it dial what is due again', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 4, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 3, { prefix: '+1721' });
+    const { db: counted, seen } = counting();
+    // the idle poll sees the lowered cap once (settings re-read on every pass); after it, only outcomes ask
+    const m = manager({ db: counted, idleMs: 200, settingsRefreshMs: 0 });
+    const placed: PlaceCall[] = [];
+    m.on('call', (c: PlaceCall) => placed.push(c));
+    await m.start(cid);
+    await waitFor(
+      () => placed.length === 3 && seen.claims.at(-1)?.claimed === 0,
+      5000,
+      'three calls, then a claim of none',
+    );
+    expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 1 }); // nothing due
+    await db.query(`update campaigns set max_concurrent = 2 where id = $1`, [cid]);
+    await waitFor(() => m.runnerOf(cid)!.maxConcurrent === 2, 5000, 'the lowered cap read by a pass');
+    const claims = seen.claims.length;
+    await makeContacts(db, cid, 1, { prefix: '+1721', start: 100 }); // a contact due now (an import)
+    await m.handleOutcome({ id: placed[0].id, outcome: 'completed' }); // 2 in flight: still at the cap
+    await m.handleOutcome({ id: placed[1].id, outcome: 'completed' }); // 1: room for the new contact
+    await waitFor(() => placed.length === 4, 5000, 'the new contact dialed after the outcomes');
+    expect(seen.claims.length).toBeGreaterThan(claims);
   });
 
   test('retry schedule: busy +10 min, no_answer +1 h, completed closes, max attempts closes as failed', async () => {

@@ -122,6 +122,13 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('claim slots on %s
     const worker = await makeCampaign(db, { maxConcurrent: 1, settings: { concurrency_scope: 'worker' } });
     const w = await claimContacts(db, { campaignId: worker, limit: 4 });
     expect([w.claimed.length, w.room]).toEqual([0, 4]); // the worker's own cap is its limit
+    // max_concurrent lowered below the open calls (counted beyond their slots' share): no room
+    const lowered = await makeCampaign(db, { maxConcurrent: 3 });
+    await makeContacts(db, lowered, 4, { prefix: '+1723' });
+    expect((await claimContacts(db, { campaignId: lowered, limit: 2 })).claimed).toHaveLength(2);
+    await db.query(`update campaigns set max_concurrent = 1 where id = $1`, [lowered]);
+    const over = await claimContacts(db, { campaignId: lowered, limit: 5 });
+    expect([over.claimed.length, over.room]).toEqual([0, 0]);
     await db.query(`update campaigns set status = 'paused' where id = $1`, [cid]);
     expect((await claimContacts(db, { campaignId: cid, limit: 5 })).room).toBe(0);
   });
