@@ -77,6 +77,8 @@ export interface AgiSession extends EventEmitter {
   command(line: string, timeoutMs?: number): Promise<AgiReply>;
   /** Close the socket (after HANGUP, or at node close). */
   close(): void;
+  /** True once the session closed (its socket is gone; it emitted 'close'). */
+  readonly closed?: boolean;
   /** True once the session is ending on our side (endPolitely): the flow's commands are refused. */
   readonly ending?: boolean;
   /** Goodbye + hangup by the session itself, wherever the conversation is (see FastAgiSession). */

@@ -87,6 +87,38 @@ export function endCallPolitely(callId: string | number, reason: string): number
 }
 
 /**
+ * How long calls get to hear their goodbye when a node closes under them (a Deploy removed or changed
+ * fastagi-in or ari-originate): within Node-RED's nodeCloseTimeout (15 s), with room for the rest.
+ */
+export const POLITE_CLOSE_MS = 10_000;
+
+/**
+ * A node closing under live calls: each of `sessions` still in conversation is ended politely
+ * (endSessionPolitely), and every one ending so, newly or already (a drain's goodbye under way), is
+ * waited for until it closed, for at most `ms`. Resolves at once when none is ending (a stop drained
+ * them before).
+ */
+export async function endPolitelyAndWait(
+  sessions: Iterable<AgiSession>,
+  reason: string,
+  ms = POLITE_CLOSE_MS,
+): Promise<void> {
+  const ending: AgiSession[] = [];
+  for (const s of sessions) {
+    if (s.closed) continue;
+    endSessionPolitely(s, reason);
+    if (s.ending) ending.push(s); // not ready yet (no conversation): not ended politely, not waited for
+  }
+  if (!ending.length) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(ending.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r))))),
+    new Promise((r) => (timer = setTimeout(r, ms))),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
  * End one AGI session politely: its call's goodbye line in its call's voice (no voice noted yet, e.g.
  * before the greeting: hung up without one). False when it is gone or already ending.
  */

@@ -11,7 +11,7 @@ import { envArgs, parseNetworkScript } from '../agi/protocol';
 import { registerSession, sessionsByCallId } from '../agi/registry';
 import type { FastAgiSession } from '../agi/session';
 import { admitSession, type CallRecords } from '../calls/records';
-import { endSessionPolitely, forgetCall } from '../calls/goodbye';
+import { endPolitelyAndWait, endSessionPolitely, forgetCall } from '../calls/goodbye';
 import { controlBus, type CallControl } from '../events/control-bus';
 import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
@@ -42,9 +42,6 @@ export interface FastAgiInHooks {
   /** Stream mode's endpointer (tests pass a double; default: the VAD endpointer). */
   endpointer?: () => MediaEndpointer | Promise<MediaEndpointer>;
 }
-
-/** How long calls in conversation get to hear their goodbye when the server closes under them. */
-const POLITE_CLOSE_MS = 10_000;
 
 export class FastAgiInController {
   private server?: AgiServer;
@@ -135,7 +132,7 @@ export class FastAgiInController {
   /**
    * Stop the server. Calls still in conversation (the node was removed or changed by a Deploy) are
    * ended politely first, goodbye + hangup, and calls already ending so are let finish, for up to
-   * POLITE_CLOSE_MS.
+   * POLITE_CLOSE_MS (endPolitelyAndWait).
    */
   async close(): Promise<void> {
     this.refresh.cancel();
@@ -149,17 +146,7 @@ export class FastAgiInController {
     void s.stopAccepting(); // the port is free at once
     // and calls already saying their goodbye (a shutdown drain ended them; the drain returned as their
     // flows ended, before the goodbye was heard) are waited for too, not cut
-    const live = s
-      .liveSessions()
-      .filter((x) => x.ready && (x.ending || endSessionPolitely(x, 'the FastAGI node was redeployed')));
-    if (live.length) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(live.map((x) => (x.closed ? undefined : new Promise((r) => x.once('close', r))))),
-        new Promise((r) => (timer = setTimeout(r, POLITE_CLOSE_MS))),
-      ]);
-      clearTimeout(timer);
-    }
+    await endPolitelyAndWait(s.liveSessions(), 'the FastAGI node was redeployed');
     await s.close();
     await this.media?.close();
   }
