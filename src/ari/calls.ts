@@ -262,6 +262,11 @@ export class CallTracker extends EventEmitter {
     return this.byCall.has(String(callId));
   }
 
+  /** The ids of the calls not yet finished (as strings). */
+  liveCallIds(): string[] {
+    return [...this.byCall.keys()];
+  }
+
   /**
    * Place a call. Resolves with the channel id once Asterisk accepted the originate; a refused
    * originate or an invalid number resolves too, after emitting the 'failed' outcome (the error is

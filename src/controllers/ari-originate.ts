@@ -7,6 +7,8 @@ import { CallTracker, agiTargetValue, type CallOutcome, type CallRequest } from 
 import { AriSettingMissing, dialEndpoint, type AriService } from '../ari/service';
 import type { ConnectionState } from '../ari/client';
 import { registerHealthProbe } from '../health/probes';
+import { sessionsByCallId } from '../agi/registry';
+import { endPolitelyAndWait } from '../calls/goodbye';
 import { errorMessage } from '../util/errors';
 import { parseDurationMs } from '../util/config';
 import type { Translate } from '../util/i18n';
@@ -30,6 +32,8 @@ export interface AriOriginateHooks {
   /** Who the node is, for msg.error.source. */
   source: { id: string; type: string; name?: string };
   debug?(text: string): void;
+  /** How long close() waits for the goodbyes of the calls it follows, ms (tests; default POLITE_CLOSE_MS). */
+  politeCloseMs?: number;
 }
 
 /** The status line for the ARI connection's state and the number of live calls. */
@@ -197,6 +201,9 @@ export class AriOriginateController {
   }
 
   private deliver(o: CallOutcome): void {
+    // closing: the calls' goodbyes are waited for, their outcomes no longer sent (the node is going;
+    // the campaign queue records them, as it did those hung up at once)
+    if (this.closing) return;
     const key = String(o.callId);
     const orig = this.pending.get(key);
     const final = o.outcome !== 'answered';
@@ -255,6 +262,12 @@ export class AriOriginateController {
     this.service.off('state', this.onState);
     this.pending.clear();
     this.view.status({});
-    await this.tracker?.close({ hangup: true }).catch(() => undefined);
+    const tr = this.tracker;
+    if (!tr) return;
+    // the calls it follows are hung up: their conversations hear their goodbye first (a goodbye already
+    // under way, e.g. fastagi-in's close or a drain ended them, is heard to its end), as fastagi-in does
+    const sessions = tr.liveCallIds().flatMap((id) => sessionsByCallId(id));
+    await endPolitelyAndWait(sessions, 'the ari-originate node was redeployed', this.hooks.politeCloseMs);
+    await tr.close({ hangup: true }).catch(() => undefined);
   }
 }
