@@ -353,6 +353,25 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
     return { db: wrapped, seen };
   };
 
+  /** A manager on `counting()`'s db, started on `cid`: once `n` calls are placed and a claim then found none. */
+  const placedThenNone = async (
+    cid: number,
+    n: number,
+    o: Partial<ConstructorParameters<typeof CampaignManager>[0]>,
+  ) => {
+    const { db: counted, seen } = counting();
+    const m = manager({ db: counted, ...o });
+    const placed: PlaceCall[] = [];
+    m.on('call', (c: PlaceCall) => placed.push(c));
+    await m.start(cid);
+    await waitFor(
+      () => placed.length === n && seen.claims.at(-1)?.claimed === 0,
+      5000,
+      `${n} calls, then a claim of none`,
+    );
+    return { m, placed, seen };
+  };
+
   test('with nothing left to claim, an outcome does not run a dial pass of its own; the last one still completes the campaign', async () => {
     const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 10, callsPerSecond: 1000 });
     await makeContacts(db, cid, 4, { prefix: '+1719' });
@@ -371,7 +390,8 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
       5000,
       'four calls, then a claim of none',
     );
-    expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 6 }); // room in the slots: nothing was due
+    // room in the slots (as many as the pass had rate tokens for, up to the 6 free): nothing was due
+    expect(seen.claims.at(-1)!.room).toBeGreaterThan(0);
     const before = seen.passes;
     for (const c of placed.slice(0, 3)) await m.handleOutcome({ id: c.id, outcome: 'completed' });
     // a progress event counting the three (each outcome stored, its request for a pass made before)
@@ -395,17 +415,8 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
       `insert into calls (campaign_id, phone, status, worker) values ($1, '+17205550999', 'in_progress', 'other') returning id`,
       [cid],
     );
-    const { db: counted, seen } = counting();
     // no idle poll within the test: only an outcome's own dial pass can place the next call in time
-    const m = manager({ db: counted, idleMs: 60_000, settingsRefreshMs: 600_000 });
-    const placed: PlaceCall[] = [];
-    m.on('call', (c: PlaceCall) => placed.push(c));
-    await m.start(cid);
-    await waitFor(
-      () => placed.length === 2 && seen.claims.at(-1)?.claimed === 0,
-      5000,
-      'two calls, then a claim of none',
-    );
+    const { m, placed, seen } = await placedThenNone(cid, 2, { idleMs: 60_000, settingsRefreshMs: 600_000 });
     expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 0 }); // contacts due, the slots full
     // the other runtime's call ends, then one of ours: its outcome's pass finds the two free slots at once
     await db.query(`update calls set status = 'completed', ended_at = now() where id = $1`, [other.rows[0].id]);
@@ -445,17 +456,8 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign manager 
   test('max_concurrent lowered while nothing was due: the outcomes that bring the calls under it dial what is due again', async () => {
     const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 4, callsPerSecond: 1000 });
     await makeContacts(db, cid, 3, { prefix: '+1721' });
-    const { db: counted, seen } = counting();
     // the idle poll sees the lowered cap once (settings re-read on every pass); after it, only outcomes ask
-    const m = manager({ db: counted, idleMs: 200, settingsRefreshMs: 0 });
-    const placed: PlaceCall[] = [];
-    m.on('call', (c: PlaceCall) => placed.push(c));
-    await m.start(cid);
-    await waitFor(
-      () => placed.length === 3 && seen.claims.at(-1)?.claimed === 0,
-      5000,
-      'three calls, then a claim of none',
-    );
+    const { m, placed, seen } = await placedThenNone(cid, 3, { idleMs: 200, settingsRefreshMs: 0 });
     expect(seen.claims.at(-1)).toEqual({ claimed: 0, room: 1 }); // nothing due
     await db.query(`update campaigns set max_concurrent = 2 where id = $1`, [cid]);
     await waitFor(() => m.runnerOf(cid)!.maxConcurrent === 2, 5000, 'the lowered cap read by a pass');
