@@ -221,8 +221,10 @@ export class AriOriginateController {
     let tr: CallTracker;
     try {
       tr = await this.ready;
+      // closed while the connection was being made (a Deploy, a stop): nothing is dialed from a node that is gone
+      if (this.closing) throw new Error(this.t('error.closed', { id: String(call.id) }));
     } catch (err) {
-      // The connection can never be made (not configured): the call still ends, as failed.
+      // The connection can never be made (not configured), or the node closed: the call still ends, as failed.
       const m = this.hooks.clone(msg);
       m.call = { ...call, outcome: 'failed', reason: errorMessage(err), ringMs: 0, talkMs: 0 };
       m.topic = 'outcome';
@@ -263,7 +265,14 @@ export class AriOriginateController {
     this.pending.clear();
     this.view.status({});
     const tr = this.tracker;
-    if (!tr) return;
+    if (!tr) {
+      // closed before the connection was ready: the tracker made then is closed at once (no call was placed)
+      void this.ready.then(
+        (late) => late.close({ hangup: true }),
+        () => undefined,
+      );
+      return;
+    }
     // the calls it follows are hung up: their conversations hear their goodbye first (a goodbye already
     // under way, e.g. fastagi-in's close or a drain ended them, is heard to its end), as fastagi-in does
     const sessions = tr.liveCallIds().flatMap((id) => sessionsByCallId(id));

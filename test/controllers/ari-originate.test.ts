@@ -149,6 +149,42 @@ describe('against the simulator', () => {
     expect(view.last()).toEqual({});
   });
 
+  test('closed while the connection is being made: nothing is dialed, the call ends as failed, the tracker is let go', async () => {
+    const fresh = new AriService({
+      mode: 'manual',
+      url: sim.url,
+      username: sim.username,
+      password: sim.password,
+      app: 'ctl-early-close',
+    });
+    const requests: string[] = [];
+    const onRequest = (method: string, pathname: string) => requests.push(`${method} ${pathname}`);
+    sim.sim.on('request', onRequest);
+    const out: DialerMsg[] = [];
+    const ctl = new AriOriginateController(
+      {},
+      fresh,
+      recordingView(),
+      keys,
+      { send: (_p, m) => out.push(m), clone: (m) => ({ ...m }), source },
+      { DIAL_ENDPOINT: 'PJSIP/{phone}@trunk' },
+    );
+    try {
+      const dialing = ctl.handle({ call: { id: 'e1', phone: '+15553010' } });
+      await ctl.close(); // a Deploy, before the connection was ready
+      await expect(dialing).rejects.toThrow('error.closed {"id":"e1"}');
+      expect(out).toHaveLength(1);
+      expect(out[0]).toMatchObject({ topic: 'outcome', call: { id: 'e1', outcome: 'failed' } });
+      expect(requests.filter((r) => r.startsWith('POST') && r.includes('/channels'))).toEqual([]);
+      // the tracker made once the connection was ready follows nothing: closed, off the connection's events
+      const conn = await fresh.connect();
+      await waitFor(() => conn.listenerCount('event') === 0 || undefined, 5000, 'the late tracker closed');
+    } finally {
+      sim.sim.off('request', onRequest);
+      await fresh.close();
+    }
+  });
+
   test('a connection that can never be made: the call still ends, as failed, and the input fails', async () => {
     const unconfigured = new AriService({ mode: 'env' }, {});
     const out: DialerMsg[] = [];
