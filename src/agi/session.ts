@@ -909,15 +909,24 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     this.queue = [];
     for (const p of q) p.reject(this.endingError(p.verb));
     let played = false;
-    // a goodbye that cannot be had in time is not waited for (the session hangs up without it)
+    // a goodbye that cannot be had in time is not waited for (the session hangs up without it), nor one
+    // the caller is no longer there to hear (hung up or the connection gone: the session ends at once)
     let timer: NodeJS.Timeout | undefined;
+    let gone: () => void = noop;
     const waited = new AbortController();
     const making = goodbye(waited.signal).catch(() => undefined);
     const audio = await Promise.race([
       making,
       new Promise<undefined>((r) => (timer = setTimeout(r, this.o.goodbyeWaitMs, undefined))),
+      new Promise<undefined>((r) => {
+        gone = () => r(undefined);
+        this.once('hangup', gone);
+        this.once('close', gone);
+      }),
     ]);
     clearTimeout(timer);
+    this.off('hangup', gone);
+    this.off('close', gone);
     waited.abort(); // no more waiting for it (a goodbye said on the media stops waiting for its audio)
     if (!audio) void making.then((late) => late?.release?.()); // came too late: not kept
     try {

@@ -136,6 +136,30 @@ test('the shutdown drain waits for a goodbye no longer than the grace', () =>
     expect(far.session.hungUp).toBe(false);
   }));
 
+test('the caller hangs up while the goodbye is being made: the session ends at once, not after goodbyeWaitMs', async () => {
+  const far = await connectFarAgi({ goodbyeWaitMs: 60_000 });
+  try {
+    const s = far.session;
+    const listening = () => s.listenerCount('hangup') + s.listenerCount('close');
+    const listeners = listening();
+    let released = 0;
+    let late: (v: { path: string; durationMs: number; release(): void }) => void = () => undefined;
+    const ended = s.endPolitely(
+      'the dialer is shutting down',
+      () => new Promise<{ path: string; durationMs: number; release(): void }>((r) => (late = r)), // synthesis under way
+    );
+    far.reply('HANGUP'); // the caller hangs up (Asterisk's asynchronous HANGUP line)
+    await expect(ended).resolves.toBe(false);
+    expect(far.lines).toEqual([]); // no goodbye, no HANGUP of ours: the caller is gone
+    await waitFor(() => s.closed || undefined, 5000, 'the session closed');
+    late({ path: '/tmp/aid-bye-late', durationMs: 500, release: () => released++ });
+    await waitFor(() => released === 1, 2000, 'the goodbye made too late released');
+    expect(listening()).toBe(listeners); // none of endPolitely's left
+  } finally {
+    await far.close();
+  }
+});
+
 test("a goodbye that never comes is waited for goodbyeWaitMs, then HANGUP; the flow's hangup() and close() meanwhile wait for that end", async () => {
   const far = await connectFarAgi({ goodbyeWaitMs: 300 });
   try {
