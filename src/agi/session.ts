@@ -19,6 +19,7 @@ import { StageError } from '../util/errors';
 import { wavHeaderInfo } from '../audio/wav';
 import { AgiParseError, assertSafe, invalidInput, parseEnvLine, parseReply, quoteArg } from './protocol';
 import type { AgiEnvironment, AgiReply, AgiSession, PlaybackResult, RecordOptions, RecordResult } from './types';
+import { within } from '../util/within';
 
 export interface SessionOptions {
   /** Timeout of ordinary commands, ms (default 5000). */
@@ -911,20 +912,15 @@ export class FastAgiSession extends EventEmitter implements AgiSession {
     let played = false;
     // a goodbye that cannot be had in time is not waited for (the session hangs up without it), nor one
     // the caller is no longer there to hear (hung up or the connection gone: the session ends at once)
-    let timer: NodeJS.Timeout | undefined;
     let gone: () => void = noop;
     const waited = new AbortController();
     const making = goodbye(waited.signal).catch(() => undefined);
-    const audio = await Promise.race([
-      making,
-      new Promise<undefined>((r) => (timer = setTimeout(r, this.o.goodbyeWaitMs, undefined))),
-      new Promise<undefined>((r) => {
-        gone = () => r(undefined);
-        this.once('hangup', gone);
-        this.once('close', gone);
-      }),
-    ]);
-    clearTimeout(timer);
+    const callerGone = new Promise<undefined>((r) => {
+      gone = () => r(undefined);
+      this.once('hangup', gone);
+      this.once('close', gone);
+    });
+    const audio = await within(Promise.race([making, callerGone]), this.o.goodbyeWaitMs);
     this.off('hangup', gone);
     this.off('close', gone);
     waited.abort(); // no more waiting for it (a goodbye said on the media stops waiting for its audio)

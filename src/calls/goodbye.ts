@@ -16,6 +16,7 @@ import { parseWav } from '../audio/wav';
 import { endMedia } from '../media/handoff';
 import { getMedia } from '../media/registry';
 import type { MediaSession } from '../media/session';
+import { within } from '../util/within';
 
 /** Synthesise `text` for the call and store it as turn `seq` (before it is played). */
 export type GoodbyeVoice = (
@@ -110,12 +111,7 @@ export async function endPolitelyAndWait(
     if (s.ending) ending.push(s); // not ready yet (no conversation): not ended politely, not waited for
   }
   if (!ending.length) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.all(ending.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r))))),
-    new Promise((r) => (timer = setTimeout(r, ms))),
-  ]);
-  clearTimeout(timer);
+  await within(Promise.all(ending.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r))))), ms);
 }
 
 /**

@@ -896,13 +896,7 @@ export class CampaignManager extends EventEmitter {
       dialStatus: typeof call.dialStatus === 'string' ? call.dialStatus : null,
     };
     // the slot is freed at once, even while the store is down: a stuck slot would stall the campaign
-    let freed: CampaignRunner | undefined;
-    if (outcome !== 'answered')
-      for (const r of this.runners.values())
-        if (r.release(callId)) {
-          freed = r;
-          break;
-        }
+    const freed = outcome === 'answered' ? undefined : [...this.runners.values()].find((r) => r.release(callId));
     // the one durable write path: ordered after the call's turns, retried until the database is back
     const cid = Number(call.campaignId);
     const written = outboxFor(this.db).write({
@@ -912,13 +906,11 @@ export class CampaignManager extends EventEmitter {
       update,
     }) as Promise<OutcomeResult>;
     // the next dial pass once the database has freed the slot too
-    if (freed) {
-      const runner = freed;
+    if (freed)
       written.then(
-        () => runner.stored(),
-        () => runner.stored(),
+        () => freed.stored(),
+        () => freed.stored(),
       );
-    }
     const w = await Promise.race([written, waitMs(writeWaitMs()).then(() => undefined)]);
     if (!w) {
       // the store is down or busy: the outcome stays queued, call_ended follows once it is stored

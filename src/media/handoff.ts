@@ -19,6 +19,7 @@ import { getMedia, registerMedia } from './registry';
 import { forgetLiveStt, liveSttFor } from './live-stt';
 import { MediaSession, type BargeIn, type MediaEndpointer } from './session';
 import { simTextFor } from './sim-text';
+import { within } from '../util/within';
 
 export interface MediaHandOffOptions {
   server: AudioSocketServer;
@@ -119,9 +120,7 @@ export async function endMedia(sessionId: string | undefined, timeoutMs = 3000):
   m.end();
   const exec = execs.get(m);
   if (!exec) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([exec, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-  if (timer) clearTimeout(timer);
+  await within(exec, timeoutMs);
 }
 
 /** Shared AudioSocket servers of the process, one per listen address. */
