@@ -70,8 +70,13 @@ test('a second process on one PGlite folder is refused with a clear line; a cras
 
 test('a holder killed but not yet reaped (a zombie) holds the folder no more: its lock is taken over', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aid-lock-zombie-'));
-  // `sleep 0` exits at once, and its parent (exec'd into `sleep 30`) never waits for it: a zombie
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // a child that exits only once its parent shell has become `sleep 30` (exec), which never waits for it: a
+  // zombie. (A child that exited before the exec could be reaped by the shell itself: seen once in CI.)
+  const parent = spawn(
+    'sh',
+    ['-c', '(while [ "$(cat /proc/$$/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 30'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   try {
     const pid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (b: Buffer) => r(b.toString()))));
     const state = () => {
