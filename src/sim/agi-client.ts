@@ -775,17 +775,21 @@ class SimAgiCall {
       out.set(speech.subarray(0, Math.max(0, Math.min(speech.length, samples - start))), Math.min(samples, start));
       return out;
     };
+    const out = `${base}.${fmt}`;
+    // Asterisk creates the file as the recording starts and writes the frames as they come: the file is
+    // created now (through the thread pool, while the callee talks), and written whole and closed with
+    // blocking calls when the recording ends, so the reply does not wait for a thread-pool step. Every way
+    // out of the recording writes it (the end, or the hangup / dropped link below, which interrupts).
+    const created = localFiles.create(out);
+    created.catch(() => undefined); // a failure is the reply's, when the file is written
     const writeFile = async (samples: number) => {
       const audio = audioUpTo(samples);
-      const out = `${base}.${fmt}`;
       const spokeAnything = samples > pauseFrames * FRAME_SAMPLES && speech.length > 0;
       const data =
         fmt === 'wav'
           ? encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: audio }, spokeAnything ? simText : '')
           : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
-      // the file is created through the thread pool (the costly part in a directory of thousands), written
-      // with blocking calls: one step, not three, before the reply (Asterisk writes on the channel's thread)
-      await localFiles.write(out, data);
+      await (await created).finish(data);
       this.recordings.push(out);
     };
     const durationSimMs = end ? end.frame * FRAME_MS : 24 * 3600 * 1000;

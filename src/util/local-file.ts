@@ -122,13 +122,37 @@ export class LocalFiles {
    */
   async write(file: string, bytes: Uint8Array, flag: 'w' | 'wx' = 'w'): Promise<void> {
     if (this.modeNow === 'async') return fs.promises.writeFile(file, bytes, { flag });
+    const f = await this.create(file, flag);
+    return f.finish(bytes);
+  }
+
+  /**
+   * Create `file` now (created or truncated; `wx`: never an existing name) and write its bytes later with
+   * `finish`, as a recorder does that opens its file when it starts and has its bytes when it stops: the
+   * costly creation (through the thread pool in blocking mode) is done before the bytes are waited for, and
+   * `finish` writes and closes with blocking calls. `finish` runs once (a second call rejects); a file never
+   * finished keeps its descriptor open, so every path must finish it.
+   */
+  async create(file: string, flag: 'w' | 'wx' = 'w'): Promise<CreatedFile> {
+    if (this.modeNow === 'async') {
+      const fh = await fs.promises.open(file, flag);
+      return onceFinished(file, async (bytes) => {
+        try {
+          await fh.writeFile(bytes);
+        } finally {
+          await fh.close();
+        }
+      });
+    }
     const fd = await openForWrite(file, flag);
-    this.timedSync(`writing ${file}`, () => {
-      try {
-        for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at);
-      } finally {
-        fs.closeSync(fd);
-      }
+    return onceFinished(file, (bytes) => {
+      this.timedSync(`writing ${file}`, () => {
+        try {
+          for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at);
+        } finally {
+          fs.closeSync(fd);
+        }
+      });
     });
   }
 
@@ -153,6 +177,23 @@ export class LocalFiles {
         `Keep AUDIO_DIR and RECORDINGS_DIR on a local disk.`,
     );
   }
+}
+
+/** A file created by `LocalFiles.create`, waiting for its bytes. */
+export interface CreatedFile {
+  /** Write the whole file and close it (once). */
+  finish(bytes: Uint8Array): Promise<void>;
+}
+
+function onceFinished(file: string, write: (bytes: Uint8Array) => void | Promise<void>): CreatedFile {
+  let done = false;
+  return {
+    finish: async (bytes) => {
+      if (done) throw new Error(`${file}: already written`);
+      done = true;
+      await write(bytes);
+    },
+  };
 }
 
 /** A file opened for writing (`w`: created or truncated; `wx`: created, never an existing name or link): one thread-pool step. */

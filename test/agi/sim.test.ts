@@ -179,6 +179,28 @@ test('caller hangs up mid recording: (hangup), then HANGUP, then 511 for everyth
   expect(parseWav(fs.readFileSync(path.join(dir, 'h1.wav'))).samples.length).toBeGreaterThan(0);
 });
 
+test('the recording file is there while the callee talks (created as the recording starts, as Asterisk does), whole at the reply', async () => {
+  const rec = path.join(dir, 'early');
+  const out: Record<string, unknown> = {};
+  script = async (s) => {
+    let replied = false;
+    const recording = s.recordFile({ path: rec, maxMs: 20000, silenceSeconds: 2 });
+    void recording.then(() => (replied = true));
+    // before the reply: the file exists (empty: the frames come at the end in the simulator)
+    await waitFor(() => fs.existsSync(rec + '.wav'), 5000, 'the recording file to be created');
+    out.sizeDuring = fs.statSync(rec + '.wav').size;
+    out.replied = replied;
+    out.rec = await recording;
+    s.close();
+  };
+  // 1.5 s of pause, then speech: the recording runs for seconds (at speed 40, ~100 ms of real time)
+  await call({ utterances: [{ text: 'yes that works for me', pauseMs: 1500 }] }, { speed: 4 });
+  expect(out.replied).toBe(false);
+  expect(out.sizeDuring).toBe(0);
+  expect(out.rec).toMatchObject({ endedBy: 'silence_or_max' });
+  expect(parseWav(fs.readFileSync(rec + '.wav')).samples.length).toBeGreaterThan(0);
+});
+
 test('511 after hangup and usage/unknown replies, on the wire', async () => {
   script = async (s) => {
     await s.command('FROBNICATE now').catch(() => undefined);

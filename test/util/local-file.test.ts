@@ -78,6 +78,31 @@ describe('LocalFiles', () => {
     }
   });
 
+  test('create makes the file at once and finish writes it whole and closes it, once, in both modes', async () => {
+    const open = () => fs.readdirSync('/proc/self/fd').length;
+    for (const mode of ['blocking', 'async'] as const) {
+      const lf = new LocalFiles({ mode });
+      const file = path.join(dir, `created-${mode}.wav`);
+      fs.writeFileSync(file, Buffer.alloc(5000, 1)); // truncated by create
+      const before = open();
+      const f = await lf.create(file);
+      expect(fs.statSync(file).size).toBe(0);
+      expect(open()).toBe(before + 1);
+      const bytes = Buffer.alloc(40_000, 4);
+      await f.finish(bytes);
+      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+      expect(open()).toBe(before);
+      await expect(f.finish(Buffer.from('again'))).rejects.toThrow(/already written/);
+      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+      // wx: never an existing name
+      await expect(lf.create(file, 'wx')).rejects.toMatchObject({ code: 'EEXIST' });
+      // a failed write still closes the file
+      const full = await lf.create('/dev/full');
+      await expect(full.finish(Buffer.alloc(1000, 1))).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(open()).toBe(before);
+    }
+  });
+
   test('a failed rename removes its temporary file and rejects; what is at the target is untouched', async () => {
     for (const mode of ['blocking', 'async'] as const) {
       const lf = new LocalFiles({ mode });
