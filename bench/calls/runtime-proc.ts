@@ -73,13 +73,22 @@ function countQueries(): void {
  * playback-timing rewrites included).
  */
 const turnTimes = { ahead: [] as number[], batched: [] as number[], pool: [] as number[] };
+/** The last write-ahead of each call: when it was asked for and when it was stored (performance.now()). */
+const lastAhead = new Map<string, { at: number; stored: number }>();
 async function timeTurnWrites(): Promise<{ counts: () => { statements: number; turns: number } }> {
   const { Outbox, TurnBatcher } = await import('../../src/store/outbox');
   const ww = Outbox.prototype.writeWithin;
   Outbox.prototype.writeWithin = function (this: InstanceType<typeof Outbox>, ...a: Parameters<typeof ww>) {
     const t = performance.now();
     const p = ww.apply(this, a);
-    if (a[0].kind === 'turn') void p.then(() => turnTimes.ahead.push(performance.now() - t));
+    if (a[0].kind === 'turn') {
+      const key = String(a[0].callId);
+      void p.then(() => {
+        const now = performance.now();
+        turnTimes.ahead.push(now - t);
+        lastAhead.set(key, { at: t, stored: now });
+      });
+    }
     return p;
   } as typeof ww;
   const bw = TurnBatcher.prototype.write;
@@ -106,6 +115,57 @@ async function timeTurnWrites(): Promise<{ counts: () => { statements: number; t
   };
 }
 
+/**
+ * Where a turn's time goes inside this runtime (BENCH_CALLS_VERBOSE=1): from the RECORD FILE reply (its promise
+ * settled) to the answer's STREAM FILE, split at the turn's write-ahead: before it (the flow's hops, STT, LLM,
+ * TTS), the write-ahead itself, and after it (the hops to the playback). One entry per turn with a write-ahead.
+ */
+const stages: Array<{ before: number; ahead: number; after: number; total: number }> = [];
+async function timeTurnStages(): Promise<void> {
+  const { FastAgiSession } = await import('../../src/agi/session');
+  const P = FastAgiSession.prototype;
+  const replied = new WeakMap<object, number>();
+  const rf = P.recordFile;
+  P.recordFile = function (this: InstanceType<typeof FastAgiSession>, ...a: Parameters<typeof rf>) {
+    const p = rf.apply(this, a);
+    void p.then(
+      () => replied.set(this, performance.now()),
+      () => undefined,
+    );
+    return p;
+  } as typeof rf;
+  const sf = P.streamFile;
+  P.streamFile = function (this: InstanceType<typeof FastAgiSession>, ...a: Parameters<typeof sf>) {
+    const t = replied.get(this);
+    const w = this.callId !== undefined ? lastAhead.get(String(this.callId)) : undefined;
+    if (t !== undefined && w !== undefined && w.at >= t) {
+      const now = performance.now();
+      stages.push({ before: w.at - t, ahead: w.stored - w.at, after: now - w.stored, total: now - t });
+    }
+    replied.delete(this);
+    return sf.apply(this, a);
+  } as typeof sf;
+}
+
+function stageReport(): string[] {
+  const out = [
+    `  turn inside the runtime ms, reply -> STREAM FILE: ${pcts(stages.map((x) => x.total))}`,
+    `    reply -> write-ahead asked:  ${pcts(stages.map((x) => x.before))}`,
+    `    write-ahead:                 ${pcts(stages.map((x) => x.ahead))}`,
+    `    stored -> STREAM FILE:       ${pcts(stages.map((x) => x.after))}`,
+  ];
+  const slow = stages
+    .slice()
+    .sort((x, y) => y.total - x.total)
+    .slice(0, Math.max(1, Math.ceil(stages.length / 100)));
+  const mean = (f: (x: (typeof stages)[number]) => number) =>
+    (slow.reduce((a, x) => a + f(x), 0) / slow.length).toFixed(1);
+  out.push(
+    `    the slowest 1% (${slow.length}), mean: total ${mean((x) => x.total)} = before ${mean((x) => x.before)} + write-ahead ${mean((x) => x.ahead)} + after ${mean((x) => x.after)}`,
+  );
+  return out;
+}
+
 function pcts(v: number[]): string {
   const s = v.slice().sort((a, b) => a - b);
   const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(1) : '-');
@@ -116,6 +176,7 @@ async function main(): Promise<void> {
   const env = process.env;
   countQueries();
   const turnWrites = await timeTurnWrites();
+  if (process.env.BENCH_CALLS_VERBOSE) await timeTurnStages();
   const { startRuntime } = await import('../../src/runtime/main');
   const { acquireDb, releaseDb } = await import('../../src/store/db');
   const { storeOptionsFromEnv } = await import('../../src/runtime/env');
@@ -195,6 +256,7 @@ async function main(): Promise<void> {
         turnTimes.ahead.length = 0;
         turnTimes.batched.length = 0;
         turnTimes.pool.length = 0;
+        stages.length = 0;
         batch0 = turnWrites.counts();
         lag.enable();
         let ticks = 0;
@@ -262,6 +324,7 @@ async function main(): Promise<void> {
           console.error(`  turn write-ahead ms (flow waits): ${pcts(turnTimes.ahead)}`);
           console.error(`  turn write, batcher ms (all):    ${pcts(turnTimes.batched)}`);
           console.error(`  pool query ms (queue included):  ${pcts(turnTimes.pool)}`);
+          for (const l of stageReport()) console.error(l);
           console.error(
             `  turn statements ${row.turnStatements} for ${row.turnRows} turn writes; loop lag p50 ${(lag.percentile(50) / 1e6).toFixed(1)} p99 ${(lag.percentile(99) / 1e6).toFixed(1)} max ${(lag.max / 1e6).toFixed(1)} ms`,
           );
