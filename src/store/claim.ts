@@ -88,7 +88,8 @@ export interface ClaimResult {
 
 /**
  * The statement itself is the function `claim_contacts(campaign, limit, now, worker, slack)`, created by
- * src/store/migrations/066-claim-says-no-room.sql (version 36's with `o_room` added): plpgsql caches its plans per connection and
+ * src/store/migrations/067-claim-call-seq-once.sql (version 36's with `o_room` added by 066, and the calls' id
+ * sequence looked up once per claim): plpgsql caches its plans per connection and
  * the function runs with `plan_cache_mode = force_generic_plan`, so the big CTE is planned once per
  * connection instead of on every claim; on PostgreSQL the call itself is a named prepared statement. It
  * returns one row (dnc_skipped, inserted, claimed json, room). To change the claim, append a migration with

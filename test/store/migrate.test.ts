@@ -21,11 +21,11 @@ describe('migration files', () => {
     ]);
     // the claim function: 006 defined it, 018 (maintained open-call slots), 031 (per-zone LATERAL,
     // no do-not-call probe), 032 (attempts in the due index), 033 (the due contacts in contact_queue) and 034 (the
-    // queue's per-zone low-water mark), 036 (less executor work per call) and 066 (its room as a fourth column)
-    // replace it; no other file
+    // queue's per-zone low-water mark), 036 (less executor work per call), 066 (its room as a fourth column) and
+    // 067 (the calls' id sequence looked up once per claim) replace it; no other file
     expect(
       migrations.filter((m) => /create (or replace )?function claim_contacts/i.test(m.sql)).map((m) => m.version),
-    ).toEqual([6, 18, 31, 32, 33, 34, 36, 66]);
+    ).toEqual([6, 18, 31, 32, 33, 34, 36, 66, 67]);
   });
 
   test('a file without its name line or with a version used twice is refused', () => {
