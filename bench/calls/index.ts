@@ -171,10 +171,34 @@ class Child {
   }
 }
 
-function child(file: string, name: string, env: NodeJS.ProcessEnv, prof?: string, build = ''): Child {
+/**
+ * BENCH_CALLS_RUNTIME_ARGS=`build=flags;build2=flags`: more Node.js flags for the runtimes of one build (`this` =
+ * this one; the simulator does not get them). With a second name for this build in BENCH_CALLS_BUILDS
+ * (`semi4=./dist`), the same code with and without a flag is measured interleaved.
+ */
+function runtimeArgs(build: string): string[] {
+  for (const kv of (process.env.BENCH_CALLS_RUNTIME_ARGS || '').split(';').filter((x) => x.trim())) {
+    const i = kv.indexOf('=');
+    if ((kv.slice(0, i).trim() || 'this') === (build || 'this'))
+      return kv
+        .slice(i + 1)
+        .split(/\s+/)
+        .filter(Boolean);
+  }
+  return [];
+}
+
+function child(
+  file: string,
+  name: string,
+  env: NodeJS.ProcessEnv,
+  prof?: string,
+  build = '',
+  more: string[] = [],
+): Child {
   const execArgv = ['--expose-gc', '--max-old-space-size=4096'];
   // BENCH_CALLS_NODE_ARGS: more Node.js flags for every child (e.g. `--trace-gc` to see the collector's pauses)
-  execArgv.push(...(process.env.BENCH_CALLS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean));
+  execArgv.push(...(process.env.BENCH_CALLS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...more);
   if (prof) execArgv.push('--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
   return new Child(
     name,
@@ -305,7 +329,14 @@ async function runCase(c: Case): Promise<Row> {
           delete env[k];
         if (dbUrl) env.DATABASE_URL = dbUrl;
         if (c.runtimes > 1) Object.assign(env, { AGI_ADVERTISE: agis[i], WORKER_NAME: apps[i] });
-        const k = child('runtime-proc.js', `runtime-${i}`, env, process.env.BENCH_CALLS_PROF, c.build);
+        const k = child(
+          'runtime-proc.js',
+          `runtime-${i}`,
+          env,
+          process.env.BENCH_CALLS_PROF,
+          c.build,
+          runtimeArgs(c.build),
+        );
         kids.push(k);
         return k;
       });
