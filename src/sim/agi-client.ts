@@ -14,7 +14,7 @@ import { formatEnv, parseArgs } from '../agi/protocol';
 import { utteranceAt, type Persona, type Utterance } from './persona';
 import { runAudioSocketCallee, type AudioSocketCalleeResult } from './audiosocket-client';
 import { isUuid } from '../media/audiosocket';
-import { localFiles } from '../util/local-file';
+import { localFiles, type CreatedFile } from '../util/local-file';
 import { FRAME_MS, FRAME_SAMPLES, SIM_RATE, isSilentFrame, utteranceAudio, type SimSpeech } from './audio-utterance';
 
 export interface AgiCallOptions {
@@ -730,7 +730,7 @@ class SimAgiCall {
     const dtmfFrame = dtmf ? pauseFrames + speechFrames : Number.POSITIVE_INFINITY;
     const hangupFrame = u.hangup ? pauseFrames + Math.floor(speechFrames / 2) : Number.POSITIVE_INFINITY;
     // Walk the frames as Asterisk's loop does, counting consecutive silent frames.
-    let end: { frame: number; reply: (endpos: number) => string; keepFrames: number; hangup?: boolean } | undefined;
+    let end: RecordEnd | undefined;
     let silentRun = 0;
     const limit = Math.min(
       maxFrames,
@@ -768,6 +768,33 @@ class SimAgiCall {
         break;
       }
     }
+    if (this.finished) return; // the connection went while the callee's audio was being prepared
+    const out = `${base}.${fmt}`;
+    // Asterisk creates the file as the recording starts and writes the frames as they come: the file is
+    // created now (through the thread pool, while the callee talks), and written whole and closed with
+    // blocking calls when the recording ends, so the reply does not wait for a thread-pool step. Every way
+    // out of the recording writes it (the end, or the hangup / dropped link, which interrupts), and one that
+    // throws closes it as it is.
+    const created = localFiles.create(out);
+    created.catch(() => undefined); // a failure is the reply's, when the file is written
+    try {
+      await this.recordInto(created, out, pauseFrames, speechFrames, speech, simText, fmt, end);
+    } finally {
+      // a way out that did not write it (a throw): closed as it is (nothing when it was written)
+      void created.then((f) => f.abandon()).catch(() => undefined);
+    }
+  }
+
+  private async recordInto(
+    created: Promise<CreatedFile>,
+    out: string,
+    pauseFrames: number,
+    speechFrames: number,
+    speech: Int16Array,
+    simText: string,
+    fmt: string,
+    end: RecordEnd | undefined,
+  ): Promise<void> {
     const keepAt = (frames: number) => Math.max(0, frames) * FRAME_SAMPLES;
     const audioUpTo = (samples: number) => {
       const out = new Int16Array(samples);
@@ -775,13 +802,6 @@ class SimAgiCall {
       out.set(speech.subarray(0, Math.max(0, Math.min(speech.length, samples - start))), Math.min(samples, start));
       return out;
     };
-    const out = `${base}.${fmt}`;
-    // Asterisk creates the file as the recording starts and writes the frames as they come: the file is
-    // created now (through the thread pool, while the callee talks), and written whole and closed with
-    // blocking calls when the recording ends, so the reply does not wait for a thread-pool step. Every way
-    // out of the recording writes it (the end, or the hangup / dropped link below, which interrupts).
-    const created = localFiles.create(out);
-    created.catch(() => undefined); // a failure is the reply's, when the file is written
     const writeFile = async (samples: number) => {
       const audio = audioUpTo(samples);
       const spokeAnything = samples > pauseFrames * FRAME_SAMPLES && speech.length > 0;
@@ -809,16 +829,29 @@ class SimAgiCall {
       this.write(`200 result=-1 (hangup) endpos=${samples}`);
     });
     if (!ran) return;
-    const e = end as NonNullable<typeof end>;
-    const samples = keepAt(e.keepFrames);
+    if (!end) {
+      // recorded to the simulator's 24 h cap: what the callee said, and the reply of a maximum reached
+      const said = keepAt(pauseFrames + speechFrames);
+      await writeFile(said);
+      return this.write(`200 result=0 (timeout) endpos=${said}`);
+    }
+    const samples = keepAt(end.keepFrames);
     await writeFile(samples);
-    this.write(e.reply(samples));
-    if (e.hangup) {
+    this.write(end.reply(samples));
+    if (end.hangup) {
       this.up = false;
       this.hungUpBy = 'caller';
       this.sendHangupLine();
     }
   }
+}
+
+/** How a RECORD FILE ends, worked out when it starts: the frame, the reply, the frames kept in the file. */
+interface RecordEnd {
+  frame: number;
+  reply: (endpos: number) => string;
+  keepFrames: number;
+  hangup?: boolean;
 }
 
 /** Values on an AGI line cannot hold line breaks (Asterisk's own values never do). */

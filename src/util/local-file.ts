@@ -136,24 +136,32 @@ export class LocalFiles {
   async create(file: string, flag: 'w' | 'wx' = 'w'): Promise<CreatedFile> {
     if (this.modeNow === 'async') {
       const fh = await fs.promises.open(file, flag);
-      return onceFinished(file, async (bytes) => {
-        try {
-          await fh.writeFile(bytes);
-        } finally {
-          await fh.close();
-        }
-      });
+      return onceFinished(
+        file,
+        async (bytes) => {
+          try {
+            await fh.writeFile(bytes);
+          } finally {
+            await fh.close();
+          }
+        },
+        () => fh.close(),
+      );
     }
     const fd = await openForWrite(file, flag);
-    return onceFinished(file, (bytes) => {
-      this.timedSync(`writing ${file}`, () => {
-        try {
-          for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at);
-        } finally {
-          fs.closeSync(fd);
-        }
-      });
-    });
+    return onceFinished(
+      file,
+      (bytes) => {
+        this.timedSync(`writing ${file}`, () => {
+          try {
+            for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at);
+          } finally {
+            fs.closeSync(fd);
+          }
+        });
+      },
+      () => fs.closeSync(fd),
+    );
   }
 
   /** `fn`, timed: three in a row slower than slowMs, or one slower than stallMs, switch to async. */
@@ -183,15 +191,26 @@ export class LocalFiles {
 export interface CreatedFile {
   /** Write the whole file and close it (once). */
   finish(bytes: Uint8Array): Promise<void>;
+  /** Close it as it is, unless finish ran (then nothing): for a way out that does not write it. */
+  abandon(): Promise<void>;
 }
 
-function onceFinished(file: string, write: (bytes: Uint8Array) => void | Promise<void>): CreatedFile {
+function onceFinished(
+  file: string,
+  write: (bytes: Uint8Array) => void | Promise<void>,
+  close: () => void | Promise<void>,
+): CreatedFile {
   let done = false;
   return {
     finish: async (bytes) => {
-      if (done) throw new Error(`${file}: already written`);
+      if (done) throw new Error(`${file}: already written or closed`);
       done = true;
       await write(bytes);
+    },
+    abandon: async () => {
+      if (done) return;
+      done = true;
+      await close();
     },
   };
 }

@@ -193,12 +193,30 @@ test('the recording file is there while the callee talks (created as the recordi
     out.rec = await recording;
     s.close();
   };
-  // 1.5 s of pause, then speech: the recording runs for seconds (at speed 40, ~100 ms of real time)
+  // 1.5 s of pause, then speech and 2 s of silence: at speed 4, about a second of real time
   await call({ utterances: [{ text: 'yes that works for me', pauseMs: 1500 }] }, { speed: 4 });
   expect(out.replied).toBe(false);
   expect(out.sizeDuring).toBe(0);
   expect(out.rec).toMatchObject({ endedBy: 'silence_or_max' });
   expect(parseWav(fs.readFileSync(rec + '.wav')).samples.length).toBeGreaterThan(0);
+});
+
+test("a recording with no end (no maximum, no silence detection) stops at the simulator's 24 h cap with a reply, and leaves no file open", async () => {
+  const rec = path.join(dir, 'endless');
+  const open = () => fs.readdirSync('/proc/self/fd').length;
+  const before = open();
+  let reply: unknown;
+  script = async (s) => {
+    reply = await s.command(`RECORD FILE "${rec}" "wav" "#" "-1"`);
+    s.close();
+  };
+  // 24 h of the callee's time in well under a second
+  const r = await call({ utterances: [{ text: 'hello there' }] }, { speed: 200_000 });
+  expect(r.endedBy).toBe('server_closed');
+  expect(reply).toMatchObject({ result: 0 });
+  expect(replies(r)[0]).toMatch(/^200 result=0 \(timeout\) endpos=\d+$/);
+  expect(parseWav(fs.readFileSync(rec + '.wav')).samples.length).toBeGreaterThan(0);
+  expect(open()).toBe(before);
 });
 
 test('511 after hangup and usage/unknown replies, on the wire', async () => {

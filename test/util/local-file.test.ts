@@ -100,6 +100,16 @@ describe('LocalFiles', () => {
       const full = await lf.create('/dev/full');
       await expect(full.finish(Buffer.alloc(1000, 1))).rejects.toMatchObject({ code: 'ENOSPC' });
       expect(open()).toBe(before);
+      // abandon closes a file never written (and does nothing after finish, or twice)
+      const left = await lf.create(path.join(dir, `left-${mode}.wav`));
+      expect(open()).toBe(before + 1);
+      await left.abandon();
+      await left.abandon();
+      expect(open()).toBe(before);
+      await expect(left.finish(bytes)).rejects.toThrow(/already written/);
+      await f.abandon();
+      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+      expect(open()).toBe(before);
     }
   });
 
