@@ -14,7 +14,7 @@ import { formatEnv, parseArgs } from '../agi/protocol';
 import { utteranceAt, type Persona, type Utterance } from './persona';
 import { runAudioSocketCallee, type AudioSocketCalleeResult } from './audiosocket-client';
 import { isUuid } from '../media/audiosocket';
-import { localFiles, type CreatedFile } from '../util/local-file';
+import { localFiles } from '../util/local-file';
 import { FRAME_MS, FRAME_SAMPLES, SIM_RATE, isSilentFrame, utteranceAudio, type SimSpeech } from './audio-utterance';
 
 export interface AgiCallOptions {
@@ -778,70 +778,57 @@ class SimAgiCall {
     const created = localFiles.create(out);
     created.catch(() => undefined); // a failure is the reply's, when the file is written
     try {
-      await this.recordInto(created, out, pauseFrames, speechFrames, speech, simText, fmt, end);
+      const keepAt = (frames: number) => Math.max(0, frames) * FRAME_SAMPLES;
+      const audioUpTo = (samples: number) => {
+        const pcm = new Int16Array(samples);
+        const start = pauseFrames * FRAME_SAMPLES;
+        pcm.set(speech.subarray(0, Math.max(0, Math.min(speech.length, samples - start))), Math.min(samples, start));
+        return pcm;
+      };
+      const writeFile = async (samples: number) => {
+        const audio = audioUpTo(samples);
+        const spokeAnything = samples > pauseFrames * FRAME_SAMPLES && speech.length > 0;
+        const data =
+          fmt === 'wav'
+            ? encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: audio }, spokeAnything ? simText : '')
+            : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
+        await (await created).finish(data);
+        this.recordings.push(out);
+      };
+      const durationSimMs = end ? end.frame * FRAME_MS : 24 * 3600 * 1000;
+      if (end) {
+        const at = Date.now() - this.t0;
+        this.recordTimings.push({
+          cmdAtMs: at,
+          speechEndAtMs: at + this.real(Math.min(end.frame, pauseFrames + speechFrames) * FRAME_MS),
+          dueAtMs: at + this.real(durationSimMs),
+        });
+      }
+      const ran = await this.wait(durationSimMs, async (el) => {
+        // The caller hung up (or the link dropped) mid-recording: keep what was heard so far.
+        const frames = Math.floor((el * this.speed) / FRAME_MS);
+        const samples = keepAt(end ? Math.min(frames, end.frame) : frames);
+        await writeFile(samples).catch(() => undefined);
+        this.write(`200 result=-1 (hangup) endpos=${samples}`);
+      });
+      if (!ran) return;
+      if (!end) {
+        // recorded to the simulator's 24 h cap: what the callee said, and the reply of a maximum reached
+        const said = keepAt(pauseFrames + speechFrames);
+        await writeFile(said);
+        return this.write(`200 result=0 (timeout) endpos=${said}`);
+      }
+      const samples = keepAt(end.keepFrames);
+      await writeFile(samples);
+      this.write(end.reply(samples));
+      if (end.hangup) {
+        this.up = false;
+        this.hungUpBy = 'caller';
+        this.sendHangupLine();
+      }
     } finally {
       // a way out that did not write it (a throw): closed as it is (nothing when it was written)
       void created.then((f) => f.abandon()).catch(() => undefined);
-    }
-  }
-
-  private async recordInto(
-    created: Promise<CreatedFile>,
-    out: string,
-    pauseFrames: number,
-    speechFrames: number,
-    speech: Int16Array,
-    simText: string,
-    fmt: string,
-    end: RecordEnd | undefined,
-  ): Promise<void> {
-    const keepAt = (frames: number) => Math.max(0, frames) * FRAME_SAMPLES;
-    const audioUpTo = (samples: number) => {
-      const out = new Int16Array(samples);
-      const start = pauseFrames * FRAME_SAMPLES;
-      out.set(speech.subarray(0, Math.max(0, Math.min(speech.length, samples - start))), Math.min(samples, start));
-      return out;
-    };
-    const writeFile = async (samples: number) => {
-      const audio = audioUpTo(samples);
-      const spokeAnything = samples > pauseFrames * FRAME_SAMPLES && speech.length > 0;
-      const data =
-        fmt === 'wav'
-          ? encodeWav({ sampleRate: SIM_RATE, channels: 1, samples: audio }, spokeAnything ? simText : '')
-          : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
-      await (await created).finish(data);
-      this.recordings.push(out);
-    };
-    const durationSimMs = end ? end.frame * FRAME_MS : 24 * 3600 * 1000;
-    if (end) {
-      const at = Date.now() - this.t0;
-      this.recordTimings.push({
-        cmdAtMs: at,
-        speechEndAtMs: at + this.real(Math.min(end.frame, pauseFrames + speechFrames) * FRAME_MS),
-        dueAtMs: at + this.real(durationSimMs),
-      });
-    }
-    const ran = await this.wait(durationSimMs, async (el) => {
-      // The caller hung up (or the link dropped) mid-recording: keep what was heard so far.
-      const frames = Math.floor((el * this.speed) / FRAME_MS);
-      const samples = keepAt(end ? Math.min(frames, end.frame) : frames);
-      await writeFile(samples).catch(() => undefined);
-      this.write(`200 result=-1 (hangup) endpos=${samples}`);
-    });
-    if (!ran) return;
-    if (!end) {
-      // recorded to the simulator's 24 h cap: what the callee said, and the reply of a maximum reached
-      const said = keepAt(pauseFrames + speechFrames);
-      await writeFile(said);
-      return this.write(`200 result=0 (timeout) endpos=${said}`);
-    }
-    const samples = keepAt(end.keepFrames);
-    await writeFile(samples);
-    this.write(end.reply(samples));
-    if (end.hangup) {
-      this.up = false;
-      this.hungUpBy = 'caller';
-      this.sendHangupLine();
     }
   }
 }

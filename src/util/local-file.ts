@@ -131,7 +131,7 @@ export class LocalFiles {
    * `finish`, as a recorder does that opens its file when it starts and has its bytes when it stops: the
    * costly creation (through the thread pool in blocking mode) is done before the bytes are waited for, and
    * `finish` writes and closes with blocking calls. `finish` runs once (a second call rejects); a file never
-   * finished keeps its descriptor open, so every path must finish it.
+   * finished nor abandoned keeps its descriptor open, so every path must do one of the two.
    */
   async create(file: string, flag: 'w' | 'wx' = 'w'): Promise<CreatedFile> {
     if (this.modeNow === 'async') {
