@@ -199,6 +199,17 @@ export class CampaignRunner {
   get maxConcurrent(): number {
     return this.m.opts.maxConcurrent ?? this.campaign.max_concurrent;
   }
+  /**
+   * The slots this runtime fills: all of them alone; with other runtimes holding the campaign, its share
+   * (`max_concurrent` / runtimes, rounded up), so that the one that started first does not refill every slot it
+   * frees before the others' idle poll sees it free (they would never get one).
+   */
+  get ourSlots(): number {
+    const owners = this.m.liveOwners(this.id);
+    // `concurrency_scope: worker`: the cap is each runtime's own, nothing to share
+    const shared = (this.campaign.settings as Record<string, unknown> | null)?.concurrency_scope !== 'worker';
+    return owners > 1 && shared ? Math.ceil(this.maxConcurrent / owners) : this.maxConcurrent;
+  }
   get bucketKeys(): string[] {
     return this.m.globalCps ? [campaignBucket(this.id), GLOBAL_BUCKET] : [campaignBucket(this.id)];
   }
@@ -243,7 +254,7 @@ export class CampaignRunner {
     try {
       if (Date.now() - this.settingsAt > this.m.settingsRefreshMs) await this.refreshSettings();
       if (this.state !== 'running') return;
-      const free = this.maxConcurrent - this.inFlight.size;
+      const free = this.ourSlots - this.inFlight.size;
       if (free <= 0) {
         this.nothingDue = false; // no poll is set now: the next outcome must look
         return; // an outcome kicks us
@@ -313,7 +324,7 @@ export class CampaignRunner {
       next = Math.max(1000, this.m.tickMs);
     } finally {
       this.scheduleProgress();
-      if (!this.closed && !this.m.draining && this.state === 'running' && this.inFlight.size < this.maxConcurrent)
+      if (!this.closed && !this.m.draining && this.state === 'running' && this.inFlight.size < this.ourSlots)
         this.kick(next);
     }
   }
@@ -555,6 +566,7 @@ export class CampaignManager extends EventEmitter {
       mode,
     });
     if (!r.acquired) return false;
+    this.owners.set(id, 1 + r.liveOthers.length);
     this.startHeartbeat();
     if (r.deadOwners.length) this.emit('takeover', { campaignId: id, from: r.deadOwners });
     return true;
@@ -572,12 +584,19 @@ export class CampaignManager extends EventEmitter {
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.round(this.leaseTtlMs / 3)));
   }
 
+  /** Runtimes holding a live lease on each campaign, this one included (from the lease and every heartbeat). */
+  private readonly owners = new Map<number, number>();
+  liveOwners(campaignId: number): number {
+    return this.owners.get(campaignId) ?? 1;
+  }
+
   private heartbeatBusy = false;
   private async heartbeat(): Promise<void> {
     if (this.heartbeatBusy || this.closed) return;
     this.heartbeatBusy = true;
     try {
-      const held = new Set(await heartbeatLeases(this.db, this.worker, this.instance));
+      const held = await heartbeatLeases(this.db, this.worker, this.instance, this.leaseTtlMs);
+      for (const [id, n] of held) this.owners.set(id, n);
       for (const r of this.runners.values()) {
         if (r.state !== 'running' || held.has(r.id) || this.closed) continue;
         // our lease expired and was removed (this runtime stalled): take it back only if nobody else did

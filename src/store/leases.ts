@@ -107,13 +107,25 @@ export async function acquireLease(
   });
 }
 
-/** Renew this instance's leases; returns the campaign ids it still holds (a lost lease is not renewed). */
-export async function heartbeatLeases(q: Queryable, owner: string, instance: string): Promise<number[]> {
-  const r = await q.query<{ campaign_id: number }>(
-    `update campaign_leases set heartbeat_at = now() where owner = $1 and instance = $2 returning campaign_id`,
-    [owner, instance],
+/**
+ * Renew this instance's leases; returns the campaigns it still holds (a lost lease is not renewed), each with how
+ * many owners hold a live lease on it now, this one included (the share of its slots each may keep: see
+ * CampaignRunner.stored).
+ */
+export async function heartbeatLeases(
+  q: Queryable,
+  owner: string,
+  instance: string,
+  ttlMs: number,
+): Promise<Map<number, number>> {
+  const r = await q.query<{ campaign_id: number; owners: number }>(
+    `update campaign_leases l set heartbeat_at = now() where l.owner = $1 and l.instance = $2
+     returning l.campaign_id,
+       (select count(*)::int from campaign_leases o where o.campaign_id = l.campaign_id
+          and (o.owner = $1 or o.heartbeat_at > now() - $3::int * interval '1 millisecond')) as owners`,
+    [owner, instance, Math.round(ttlMs)],
   );
-  return r.rows.map((x) => Number(x.campaign_id));
+  return new Map(r.rows.map((x) => [Number(x.campaign_id), Math.max(1, Number(x.owners))]));
 }
 
 export async function releaseLease(q: Queryable, campaignId: number, owner: string, instance: string): Promise<void> {

@@ -194,6 +194,44 @@ describe.each(dbTargets().map((t) => [t().name, t] as const))('campaign leases o
     );
   });
 
+  test('two runtimes on one campaign: the one that started first leaves freed slots to the other once it holds its share', async () => {
+    const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 4, callsPerSecond: 1000 });
+    await makeContacts(db, cid, 60, { prefix: '+1806' });
+    // a slow idle poll: a runtime whose claim finds every slot taken looks again only after 400 ms, while the one
+    // holding the slots gets its outcomes (each call lasts 150 ms) and used to refill each freed slot at once
+    const slow = { idleMs: 400 };
+    const placed = new Map<string, number>();
+    const runtime = (name: string, d: Db) => {
+      const m = manager({ worker: name, db: d, ...slow });
+      m.on('call', (c: PlaceCall) => {
+        if (c.campaignId !== cid) return;
+        placed.set(name, (placed.get(name) ?? 0) + 1);
+        setTimeout(() => void m.handleOutcome({ id: c.id, outcome: 'completed' }), 150);
+      });
+      return m;
+    };
+    const a = runtime('runtime-a', db);
+    const b = runtime('runtime-b', db2);
+    await a.start(cid);
+    await waitFor(() => (placed.get('runtime-a') ?? 0) >= 4, 5000, 'runtime a holding every slot');
+    await b.start(cid);
+    await waitFor(
+      async () =>
+        (
+          await db.query<{ n: number }>(
+            `select count(*)::int as n from contacts where campaign_id = $1 and status in ('pending','in_call')`,
+            [cid],
+          )
+        ).rows[0].n === 0,
+      30000,
+      'every contact called',
+    );
+    // b learns nothing from the claims (they find no room); a hears of b at its next heartbeat (TTL / 3) and from
+    // then keeps its share (2 of 4 slots) refilled at once, the rest at its idle poll, where b takes them too
+    expect(placed.get('runtime-a')! + (placed.get('runtime-b') ?? 0)).toBe(60);
+    expect(placed.get('runtime-b') ?? 0).toBeGreaterThanOrEqual(10);
+  });
+
   test('after an ARI reconnect, a channel of a call the database already closed is hung up', async () => {
     const cid = await makeCampaign(db, { status: 'draft', maxConcurrent: 1, callsPerSecond: 1000 });
     await makeContacts(db, cid, 1, { prefix: '+1804' });
