@@ -101,9 +101,15 @@ run('the Node-RED editor of npm start', () => {
       return id;
     }, type);
     // an existing one ("Edit ... node"), else a new one ("Add new ... config node")
-    await page.evaluate(([t, id]) => (window as any).RED.editor.editConfig('', t, id ?? '_ADD_'), [type, existing]);
+    const open = () =>
+      page.evaluate(([t, id]) => (window as any).RED.editor.editConfig('', t, id ?? '_ADD_'), [type, existing]);
+    await open();
     const title = page.locator('.red-ui-tray-titlebar').last();
-    await title.waitFor();
+    // on a loaded machine the editor's first dialog has been seen not to open (a CI run timed out here): ask once more
+    await title.waitFor({ timeout: 20000 }).catch(async () => {
+      await open();
+      await title.waitFor({ timeout: 30000 });
+    });
     const text = ((await title.textContent()) ?? '').trim();
     await page.click('#node-config-dialog-cancel');
     await page.waitForSelector('.red-ui-tray', { state: 'detached' });
